@@ -1,0 +1,65 @@
+package io.kvslab.bench.footprint;
+
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.StoreConfig;
+
+/**
+ * The footprint the store's allocation scheme implies, computed without allocating: every (layer, KV head) holds
+ * {@code ceil(rows / tokensPerBlock)} K blocks and as many V blocks; blocks live in slabs of
+ * {@code floor(slabBytes / blockBytes)} blocks; after {@code compact()} the ideal is the fewest slabs that hold the
+ * live blocks.
+ */
+public final class FootprintModel {
+    private FootprintModel() {}
+
+    /**
+     * @param keptRows        rows summed over all (layer, KV head) pairs
+     * @param theoreticalBytes {@code keptRows x 2 x headDim x dtype bytes}: the bytes of the kept rows, no slack
+     * @param liveBytes       bytes of the blocks holding them
+     * @param reservedBytes   bytes of the fewest whole slabs holding those blocks
+     */
+    public record Estimate(long keptRows, long theoreticalBytes, long liveBytes, long reservedBytes) {}
+
+    /** Blocks per slab, as the allocator computes it. */
+    public static long blocksPerSlab(KvLayout layout, StoreConfig config) {
+        return Math.max(1, config.slabBytes() / layout.blockBytes());
+    }
+
+    /** Estimate for the given rows per (layer, KV head). */
+    public static Estimate estimate(KvLayout layout, StoreConfig config, int[][] rowsPerHead) {
+        long rows = 0;
+        long blocks = 0;
+        int tpb = layout.tokensPerBlock();
+        for (int[] layer : rowsPerHead) {
+            for (int n : layer) {
+                rows += n;
+                blocks += 2L * ((n + tpb - 1) / tpb);
+            }
+        }
+        return new Estimate(rows, 2 * rows * layout.rowBytes(), blocks * layout.blockBytes(),
+                reservedFor(layout, config, blocks));
+    }
+
+    /** Rows per head a policy keeps at a context length. */
+    public static int[][] keptRows(KvLayout layout, FootprintPolicy policy, int contextTokens) {
+        int[][] rows = new int[layout.layers()][layout.kvHeads()];
+        for (int l = 0; l < rows.length; l++) {
+            for (int h = 0; h < rows[l].length; h++) {
+                rows[l][h] = policy.keptRows(layout, l, h, contextTokens);
+            }
+        }
+        return rows;
+    }
+
+    /** The dense cache of {@code contextTokens} tokens in every head (what filling needs before compression). */
+    public static Estimate dense(KvLayout layout, StoreConfig config, int contextTokens) {
+        return estimate(layout, config, keptRows(layout, FootprintPolicy.full(), contextTokens));
+    }
+
+    /** Whole slabs needed for {@code blocks} blocks. */
+    public static long reservedFor(KvLayout layout, StoreConfig config, long blocks) {
+        long perSlab = blocksPerSlab(layout, config);
+        long slabs = (blocks + perSlab - 1) / perSlab;
+        return slabs * perSlab * layout.blockBytes();
+    }
+}

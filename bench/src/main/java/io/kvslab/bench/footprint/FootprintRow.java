@@ -1,0 +1,37 @@
+package io.kvslab.bench.footprint;
+
+import io.kvslab.cache.DType;
+
+/**
+ * One line of the footprint table.
+ *
+ * @param model             geometry name
+ * @param contextTokens     tokens filled
+ * @param dtype             stored element type
+ * @param policy            compression policy name
+ * @param keptTokensPerHead mean rows kept per (layer, KV head)
+ * @param theoreticalBytes  K+V bytes of the kept rows: 2 x layers x kvHeads x headDim x dtype x kept tokens
+ * @param liveBytes         bytes of the blocks holding them
+ * @param heldReservedBytes slab bytes the store holds right after compression, before {@code compact()}
+ * @param reservedBytes     slab bytes after {@code compact()}
+ * @param measured          true: a real store was filled and measured; false: computed by {@link FootprintModel}
+ *                          because the dense fill would exceed the memory limit
+ * @param seconds           wall time of fill + compress + compact (0 for analytic rows)
+ */
+public record FootprintRow(String model, int contextTokens, DType dtype, String policy, double keptTokensPerHead,
+                           long theoreticalBytes, long liveBytes, long heldReservedBytes, long reservedBytes,
+                           boolean measured, double seconds) {
+    /** Reserved over live bytes after compaction (1.0 = no slab slack). */
+    public double overhead() {
+        return liveBytes == 0 ? Double.NaN : (double) reservedBytes / liveBytes;
+    }
+
+    /** Reserved bytes over the theoretical bytes (block and slab slack together). */
+    public double overTheoretical() {
+        return theoreticalBytes == 0 ? Double.NaN : (double) reservedBytes / theoreticalBytes;
+    }
+
+    public String mode() {
+        return measured ? "measured" : "analytic";
+    }
+}

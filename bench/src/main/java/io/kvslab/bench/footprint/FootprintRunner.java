@@ -1,0 +1,154 @@
+package io.kvslab.bench.footprint;
+
+import io.kvslab.bench.stress.SyntheticKv;
+import io.kvslab.cache.DType;
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.KvStore;
+import io.kvslab.cache.Sequence;
+import io.kvslab.cache.StoreConfig;
+import io.kvslab.cache.StoreStats;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Runs the footprint matrix: for each model x context x dtype x policy, either fills a real store with synthetic
+ * K/V, compresses, compacts and reads its accounting, or, when the dense fill would not fit under the memory limit,
+ * computes the row with {@link FootprintModel}.
+ */
+public final class FootprintRunner {
+    /** Floats per fill chunk array (K or V): large chunks keep per-call overhead negligible. */
+    private static final int CHUNK_FLOATS = 1 << 22;
+
+    /**
+     * @param models         geometries
+     * @param contexts       context lengths in tokens
+     * @param dtypes         stored element types
+     * @param policies       compression policies
+     * @param limitBytes     memory limit of the measured stores; rows whose dense fill exceeds it are analytic
+     * @param slabBytes      slab size
+     * @param tokensPerBlock rows per block
+     * @param seed           synthetic data seed
+     */
+    public record Config(List<ModelGeometry> models, List<Integer> contexts, List<DType> dtypes,
+                         List<FootprintPolicy> policies, long limitBytes, long slabBytes, int tokensPerBlock,
+                         long seed) {
+        public Config {
+            if (models.isEmpty() || contexts.isEmpty() || dtypes.isEmpty() || policies.isEmpty()) {
+                throw new IllegalArgumentException("models, contexts, dtypes and policies must each name at least one");
+            }
+            for (int c : contexts) {
+                if (c < 1) {
+                    throw new IllegalArgumentException("context lengths must be >= 1 token, got " + c);
+                }
+            }
+        }
+
+        StoreConfig storeConfig() {
+            return new StoreConfig(limitBytes, slabBytes);
+        }
+    }
+
+    private final Config config;
+    private final Map<KvLayout, SyntheticKv> synthetic = new HashMap<>();
+
+    public FootprintRunner(Config config) {
+        this.config = config;
+    }
+
+    /** Runs every row, reporting each to {@code onRow} as it completes. */
+    public List<FootprintRow> run(Consumer<FootprintRow> onRow) {
+        List<FootprintRow> rows = new ArrayList<>();
+        for (ModelGeometry m : config.models()) {
+            for (int ctx : config.contexts()) {
+                for (DType dt : config.dtypes()) {
+                    for (FootprintPolicy p : config.policies()) {
+                        FootprintRow r = fits(m, ctx, dt) ? measure(m, ctx, dt, p) : analytic(m, ctx, dt, p);
+                        rows.add(r);
+                        onRow.accept(r);
+                    }
+                }
+            }
+        }
+        return rows;
+    }
+
+    /** Whether the dense fill of this context fits under the limit (compression comes after filling). */
+    public boolean fits(ModelGeometry m, int ctx, DType dt) {
+        KvLayout layout = m.layout(dt, config.tokensPerBlock());
+        return FootprintModel.dense(layout, config.storeConfig(), ctx).reservedBytes() <= config.limitBytes();
+    }
+
+    /** The row computed without allocating. */
+    public FootprintRow analytic(ModelGeometry m, int ctx, DType dt, FootprintPolicy p) {
+        KvLayout layout = m.layout(dt, config.tokensPerBlock());
+        FootprintModel.Estimate e = FootprintModel.estimate(layout, config.storeConfig(),
+                FootprintModel.keptRows(layout, p, ctx));
+        double perHead = (double) e.keptRows() / ((long) layout.layers() * layout.kvHeads());
+        return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, e.theoreticalBytes(), e.liveBytes(),
+                e.reservedBytes(), e.reservedBytes(), false, 0);
+    }
+
+    /**
+     * Fills a real store with {@code ctx} synthetic tokens in every layer, compresses, compacts, and reads the
+     * accounting. Closes the store and fails if it reports a leak.
+     */
+    public FootprintRow measure(ModelGeometry m, int ctx, DType dt, FootprintPolicy p) {
+        KvLayout layout = m.layout(dt, config.tokensPerBlock());
+        SyntheticKv gen = synthetic.computeIfAbsent(layout, l -> new SyntheticKv(l, config.seed(),
+                SyntheticKv.Shape.realistic()));
+        long start = System.nanoTime();
+        long rows = 0;
+        long live;
+        long held;
+        long reserved;
+        try (KvStore store = KvStore.open(layout, config.storeConfig())) {
+            try (Sequence s = store.newSequence()) {
+                fill(s, gen, ctx);
+                p.compress(s);
+                held = store.stats().reservedBytes();
+                store.compact();
+                StoreStats st = store.stats();
+                live = st.liveBytes();
+                reserved = st.reservedBytes();
+                for (int l = 0; l < layout.layers(); l++) {
+                    for (int h = 0; h < layout.kvHeads(); h++) {
+                        rows += s.length(l, h);
+                    }
+                }
+            }
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        double perHead = (double) rows / ((long) layout.layers() * layout.kvHeads());
+        return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, 2 * rows * layout.rowBytes(), live, held,
+                reserved, true, seconds);
+    }
+
+    /** Appends {@code ctx} tokens (positions 0..ctx-1) to every layer in large chunks. */
+    static void fill(Sequence s, SyntheticKv gen, int ctx) {
+        KvLayout layout = s.layout();
+        int width = layout.kvHeads() * layout.headDim();
+        int chunk = Math.max(1, Math.min(ctx, CHUNK_FLOATS / width));
+        float[] k = new float[chunk * width];
+        float[] v = new float[chunk * width];
+        for (int l = 0; l < layout.layers(); l++) {
+            for (int from = 0; from < ctx; from += chunk) {
+                int n = Math.min(chunk, ctx - from);
+                long[] pos = new long[n];
+                for (int i = 0; i < n; i++) {
+                    pos[i] = from + i;
+                }
+                if (n != chunk) {
+                    k = new float[n * width];
+                    v = new float[n * width];
+                }
+                gen.keys(0, l, pos, k);
+                gen.values(0, l, pos, v);
+                s.appendChunk(l, k, v, pos);
+            }
+        }
+    }
+}

@@ -1,0 +1,404 @@
+package io.kvslab.bench.stress;
+
+import io.kvslab.KvSlabException;
+import io.kvslab.bench.footprint.Bytes;
+import io.kvslab.bench.footprint.FootprintModel;
+import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.cache.DType;
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.KvStore;
+import io.kvslab.cache.Sequence;
+import io.kvslab.cache.StoreConfig;
+import io.kvslab.cache.StoreStats;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * Streams a long context through one sequence with decoding-time compression to a fixed budget.
+ *
+ * <p>Tokens arrive in chunks of {@code chunk} (1 = token-by-token decoding) and go through every layer. Whenever a
+ * head holds {@code budget + interval} rows or more, the sequence is compressed back to {@code budget} rows per
+ * (layer, KV head) with {@link SinkWindowRetention} (a StreamingLLM stand-in, see there). Every
+ * {@code attentionEvery} tokens a decode step runs attention over every layer.
+ *
+ * <p><b>Memory bound.</b> A head never holds more than {@code budget + interval + chunk - 1} rows, so live bytes
+ * stay under {@code 2 x layers x kvHeads x ceil(maxRows / tokensPerBlock) x blockBytes}; the allocator only takes
+ * a new slab when every slab is full, so reserved bytes stay under that many blocks rounded up to whole slabs. The
+ * store's hard limit is set to exactly that bound: crossing it fails the run.
+ *
+ * <p><b>Invariants checked</b> (each failure is a violation; the command exits non-zero):
+ * after every compression, every head's positions are exactly the sinks plus the most recent rows, the store's
+ * live bytes equal the block count those lengths imply, and live/reserved bytes are within the bound; a sampled
+ * head's stored K and V rows equal the regenerated synthetic rows (after dtype rounding) bit for bit; every
+ * {@code checkEvery}-th attention step one layer's output is compared against {@link ReferenceAttention}; at the
+ * end, closing the sequence frees every block and closing the store reports no leak.
+ */
+public final class LongContextStress {
+    /**
+     * @param model           geometry (use {@link ModelGeometry#withLayers} for a layer subset)
+     * @param dtype           stored element type
+     * @param tokensPerBlock  rows per block
+     * @param slabBytes       slab size
+     * @param tokens          tokens to stream
+     * @param budget          rows per (layer, KV head) after each compression
+     * @param interval        rows accumulated beyond the budget before compressing
+     * @param sinks           leading rows always kept
+     * @param chunk           tokens appended per call (1 = decoding one token at a time)
+     * @param attentionEvery  run a decode-attention step every this many tokens (0 = never)
+     * @param checkEvery      compare one layer's attention with the reference every this many attention steps
+     * @param seed            synthetic data seed
+     */
+    public record Config(ModelGeometry model, DType dtype, int tokensPerBlock, long slabBytes, long tokens, int budget,
+                         int interval, int sinks, int chunk, int attentionEvery, int checkEvery, long seed) {
+        public Config {
+            if (tokens < 1 || budget < 1 || interval < 1 || sinks < 0 || sinks > budget || chunk < 1
+                    || attentionEvery < 0 || checkEvery < 1 || tokensPerBlock < 1 || slabBytes < 1) {
+                throw new IllegalArgumentException("long-context stress needs tokens, budget, interval, chunk, "
+                        + "checkEvery, tokensPerBlock, slabBytes >= 1, 0 <= sinks <= budget, attentionEvery >= 0");
+            }
+            if ((long) budget + interval + chunk > Integer.MAX_VALUE / 2) {
+                throw new IllegalArgumentException("budget + interval + chunk must stay below 2^30 rows");
+            }
+        }
+
+        public KvLayout layout() {
+            return model.layout(dtype, tokensPerBlock);
+        }
+
+        /** Most rows one head can hold (just before a compression). */
+        public int maxRowsPerHead() {
+            return budget + interval + chunk - 1;
+        }
+
+        /** Live-byte bound: every head at {@link #maxRowsPerHead()} rows, whole blocks. */
+        public long liveBoundBytes() {
+            return boundBlocks() * layout().blockBytes();
+        }
+
+        /** Reserved-byte bound: the live bound rounded up to whole slabs. */
+        public long reservedBoundBytes() {
+            return FootprintModel.reservedFor(layout(), storeConfig(Long.MAX_VALUE), boundBlocks());
+        }
+
+        private long boundBlocks() {
+            KvLayout l = layout();
+            long perHead = (maxRowsPerHead() + l.tokensPerBlock() - 1) / l.tokensPerBlock();
+            return 2L * l.layers() * l.kvHeads() * perHead;
+        }
+
+        StoreConfig storeConfig(long limit) {
+            return new StoreConfig(limit, slabBytes);
+        }
+    }
+
+    /** What a run did and found. */
+    public record Result(Config config, String attention, long tokens, long compressions, long attentionSteps,
+                         long attentionChecks, double maxAttentionError, long contentChecks, long peakLiveBytes,
+                         long peakReservedBytes, long liveBoundBytes, long reservedBoundBytes, long finalReservedBytes,
+                         long slabsAcquired, long slabsReleased, double seconds, double appendSeconds, double compressSeconds, double attentionSeconds,
+                         long violationCount, java.util.List<String> violations) {
+        public boolean ok() {
+            return violationCount == 0;
+        }
+
+        public double tokensPerSecond() {
+            return tokens / seconds;
+        }
+
+        public Json json() {
+            Config c = config;
+            return Json.object()
+                    .put("test", "long-context")
+                    .put("model", c.model().name())
+                    .put("layers", c.model().layers())
+                    .put("kvHeads", c.model().kvHeads())
+                    .put("headDim", c.model().headDim())
+                    .put("dtype", c.dtype().name())
+                    .put("tokensPerBlock", c.tokensPerBlock())
+                    .put("slabBytes", c.slabBytes())
+                    .put("budget", c.budget())
+                    .put("interval", c.interval())
+                    .put("sinks", c.sinks())
+                    .put("chunk", c.chunk())
+                    .put("attentionEvery", c.attentionEvery())
+                    .put("attentionBackend", attention)
+                    .put("retention", "sink-window (StreamingLLM stand-in)")
+                    .put("tokens", tokens)
+                    .put("compressions", compressions)
+                    .put("attentionSteps", attentionSteps)
+                    .put("attentionChecks", attentionChecks)
+                    .put("maxAttentionError", maxAttentionError)
+                    .put("contentChecks", contentChecks)
+                    .put("peakLiveBytes", peakLiveBytes)
+                    .put("peakReservedBytes", peakReservedBytes)
+                    .put("liveBoundBytes", liveBoundBytes)
+                    .put("reservedBoundBytes", reservedBoundBytes)
+                    .put("finalReservedBytes", finalReservedBytes)
+                    .put("slabsAcquired", slabsAcquired)
+                    .put("slabsReleased", slabsReleased)
+                    .put("seconds", seconds)
+                    .put("tokensPerSecond", tokensPerSecond())
+                    .put("appendSeconds", appendSeconds)
+                    .put("compressSeconds", compressSeconds)
+                    .put("attentionSeconds", attentionSeconds)
+                    .put("violations", violationCount)
+                    .put("violationMessages", violations)
+                    .put("ok", ok());
+        }
+
+        public String summary() {
+            Config c = config;
+            return String.format(java.util.Locale.ROOT, """
+                    long-context stress: %s, %s, %d tokens/block, budget %d rows/head (+%d interval, chunk %d), %d sinks
+                      streamed %,d tokens in %.1f s (%,.0f tokens/s): append %.1f s, compress %.1f s, attention %.1f s
+                      compressions %,d; attention steps %,d (%s), reference checks %,d (max |err| %.3g); content checks %,d
+                      peak live %s (bound %s), peak reserved %s (bound %s), reserved after close %s
+                      slabs acquired %,d, released %,d (before close)
+                      violations: %d%s
+                    """, c.model().name(), c.dtype(), c.tokensPerBlock(), c.budget(), c.interval(), c.chunk(),
+                    c.sinks(), tokens, seconds, tokensPerSecond(), appendSeconds, compressSeconds, attentionSeconds,
+                    compressions, attentionSteps, attention, attentionChecks, maxAttentionError, contentChecks,
+                    Bytes.human(peakLiveBytes), Bytes.human(liveBoundBytes), Bytes.human(peakReservedBytes),
+                    Bytes.human(reservedBoundBytes), Bytes.human(finalReservedBytes), slabsAcquired, slabsReleased,
+                    violationCount,
+                    violations.isEmpty() ? "" : "\n    " + String.join("\n    ", violations));
+        }
+    }
+
+    /** Absolute tolerance of the attention check: fp32 kernels vs a double reference on O(1) values. */
+    static final double ATTENTION_TOLERANCE = 2e-4;
+
+    private final Config config;
+    private final AttentionBackend attention;
+    private final PrintStream progressOut;
+
+    /** @param progressOut where the progress bar goes (stderr), or null for none */
+    public LongContextStress(Config config, AttentionBackend attention, PrintStream progressOut) {
+        this.config = config;
+        this.attention = attention;
+        this.progressOut = progressOut;
+    }
+
+    public Result run() {
+        Config c = config;
+        KvLayout layout = c.layout();
+        Violations violations = new Violations();
+        SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
+        SinkWindowRetention retention = new SinkWindowRetention(c.sinks(), c.budget());
+        SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
+        int width = layout.kvHeads() * layout.headDim();
+        long liveBound = c.liveBoundBytes();
+        long reservedBound = c.reservedBoundBytes();
+        float[] q = new float[layout.queryHeads() * layout.headDim()];
+        float[] out = new float[q.length];
+        float[] ref = new float[q.length];
+
+        long compressions = 0;
+        long attentionSteps = 0;
+        long attentionChecks = 0;
+        long contentChecks = 0;
+        double maxErr = 0;
+        long appendNs = 0;
+        long compressNs = 0;
+        long attentionNs = 0;
+        long peakLive = 0;
+        long peakReserved = 0;
+        long finalReserved = -1;
+        long slabsAcquired = 0;
+        long slabsReleased = 0;
+        long streamed = 0;
+        long start = System.nanoTime();
+        ProgressBar bar = new ProgressBar(progressOut, "tokens", c.tokens());
+
+        KvStore store = KvStore.open(layout, c.storeConfig(reservedBound));
+        try {
+            Sequence s = store.newSequence();
+            int rows = 0;   // rows per head (all heads move together under this retention)
+            float[] k = new float[c.chunk() * width];
+            float[] v = new float[c.chunk() * width];
+            long nextAttention = c.attentionEvery() == 0 ? Long.MAX_VALUE : c.attentionEvery() - 1;
+            try {
+                while (streamed < c.tokens()) {
+                    int n = (int) Math.min(c.chunk(), c.tokens() - streamed);
+                    if (n != c.chunk()) {
+                        k = new float[n * width];
+                        v = new float[n * width];
+                    }
+                    long[] pos = new long[n];
+                    for (int i = 0; i < n; i++) {
+                        pos[i] = streamed + i;
+                    }
+                    boolean attend = nextAttention < streamed + n;
+                    for (int l = 0; l < layout.layers(); l++) {
+                        gen.keys(0, l, pos, k);
+                        gen.values(0, l, pos, v);
+                        long t0 = System.nanoTime();
+                        if (n == 1) {
+                            s.append(l, k, v, pos[0]);
+                        } else {
+                            s.appendChunk(l, k, v, pos);
+                        }
+                        appendNs += System.nanoTime() - t0;
+                        if (attend) {
+                            gen.query(0, l, pos[n - 1], q);
+                            long t1 = System.nanoTime();
+                            attention.decode(s, l, q, out);
+                            attentionNs += System.nanoTime() - t1;
+                        }
+                    }
+                    streamed += n;
+                    rows += n;
+                    if (attend) {
+                        attentionSteps++;
+                        nextAttention = (streamed / c.attentionEvery() + 1) * c.attentionEvery() - 1;
+                        if (attentionSteps % c.checkEvery() == 0) {
+                            int l = rnd.nextInt(layout.layers());
+                            gen.query(0, l, streamed - 1, q);
+                            attention.decode(s, l, q, out);
+                            ReferenceAttention.decode(s, l, q, ref);
+                            double err = maxAbsDiff(out, ref);
+                            maxErr = Math.max(maxErr, err);
+                            attentionChecks++;
+                            violations.check(err <= ATTENTION_TOLERANCE, "attention of layer " + l + " at token "
+                                    + streamed + " differs from the reference by " + err + " (> "
+                                    + ATTENTION_TOLERANCE + ")");
+                        }
+                    }
+                    if (rows >= c.budget() + c.interval()) {
+                        long t2 = System.nanoTime();
+                        retention.apply(s);
+                        compressNs += System.nanoTime() - t2;
+                        rows = c.budget();
+                        compressions++;
+                        checkAfterCompression(s, store, streamed, violations);
+                        if (contentCheck(s, gen, rnd, violations)) {
+                            contentChecks++;
+                        }
+                    }
+                    bar.update(streamed, () -> {
+                        StoreStats st = store.stats();
+                        return "live " + Bytes.human(st.liveBytes()) + ", reserved " + Bytes.human(st.reservedBytes());
+                    });
+                }
+            } catch (KvSlabException e) {
+                violations.add("store operation failed at token " + streamed + ": " + e);
+            } finally {
+                bar.finish();
+                StoreStats st = store.stats();
+                peakLive = Math.max(peakLive, st.memory().peakLiveBytes());
+                peakReserved = Math.max(peakReserved, st.peakReservedBytes());
+                slabsAcquired = st.memory().slabsAcquired();
+                slabsReleased = st.memory().slabsReleased();
+                s.close();
+                StoreStats after = store.stats();
+                violations.check(after.liveBytes() == 0 && after.liveBlocks() == 0, "closing the sequence left "
+                        + after.liveBlocks() + " live blocks");
+                violations.check(after.openSequences() == 0, after.openSequences() + " sequences still open");
+            }
+        } finally {
+            try {
+                store.close();
+            } catch (KvSlabException e) {
+                violations.add("store close reported a leak: " + e.getMessage());
+            }
+            finalReserved = store.stats().reservedBytes();
+            violations.check(finalReserved == 0, "reserved bytes after close: " + finalReserved);
+        }
+        violations.check(peakLive <= liveBound, "peak live bytes " + peakLive + " exceed the bound " + liveBound);
+        violations.check(peakReserved <= reservedBound, "peak reserved bytes " + peakReserved + " exceed the bound "
+                + reservedBound);
+        double secs = (System.nanoTime() - start) / 1e9;
+        return new Result(c, attention.name(), streamed, compressions, attentionSteps, attentionChecks, maxErr,
+                contentChecks, peakLive, peakReserved, liveBound, reservedBound, finalReserved, slabsAcquired,
+                slabsReleased, secs, appendNs / 1e9,
+                compressNs / 1e9, attentionNs / 1e9, violations.count(), violations.messages());
+    }
+
+    /** Positions are the sinks plus the newest rows in every head; live bytes match those lengths exactly. */
+    private void checkAfterCompression(Sequence s, KvStore store, long streamed, Violations violations) {
+        Config c = config;
+        KvLayout layout = c.layout();
+        long[] expected = new long[c.budget()];
+        for (int i = 0; i < c.sinks(); i++) {
+            expected[i] = i;
+        }
+        int recent = c.budget() - c.sinks();
+        for (int i = 0; i < recent; i++) {
+            expected[c.sinks() + i] = streamed - recent + i;
+        }
+        for (int l = 0; l < layout.layers(); l++) {
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                long[] p = s.positions(l, h);
+                if (!Arrays.equals(p, expected)) {
+                    violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
+                            + " holds " + p.length + " rows with positions " + describe(p) + ", expected "
+                            + describe(expected));
+                    return;
+                }
+            }
+        }
+        long blocksPerHead = (c.budget() + layout.tokensPerBlock() - 1) / layout.tokensPerBlock();
+        long expectLive = 2L * layout.layers() * layout.kvHeads() * blocksPerHead * layout.blockBytes();
+        StoreStats st = store.stats();
+        violations.check(st.liveBytes() == expectLive, "after compression at token " + streamed + " live bytes are "
+                + st.liveBytes() + ", the retained rows need exactly " + expectLive);
+        violations.check(st.liveBytes() == st.liveBlocks() * layout.blockBytes(), "live bytes " + st.liveBytes()
+                + " != live blocks x block bytes");
+        violations.check(st.reservedBytes() >= st.liveBytes(), "reserved " + st.reservedBytes() + " < live "
+                + st.liveBytes());
+    }
+
+    /** Compares one random head's stored K and V rows with the regenerated synthetic rows, bit for bit. */
+    private boolean contentCheck(Sequence s, SyntheticKv gen, SplittableRandom rnd, Violations violations) {
+        KvLayout layout = config.layout();
+        int l = rnd.nextInt(layout.layers());
+        int h = rnd.nextInt(layout.kvHeads());
+        int n = s.length(l, h);
+        int dim = layout.headDim();
+        long[] pos = s.positions(l, h);
+        float[] keys = new float[n * dim];
+        float[] values = new float[n * dim];
+        s.readKeys(l, h, keys);
+        s.readValues(l, h, values);
+        float[] row = new float[dim];
+        for (int r = 0; r < n; r++) {
+            gen.keyRow(0, l, h, pos[r], row, 0);
+            StoredValues.round(row, 0, dim, layout.dtype());
+            if (!Arrays.equals(row, 0, dim, keys, r * dim, r * dim + dim)) {
+                violations.add("layer " + l + " head " + h + " row " + r + " (position " + pos[r]
+                        + "): stored key differs from the key appended at that position");
+                return true;
+            }
+            gen.valueRow(0, l, h, pos[r], row, 0);
+            StoredValues.round(row, 0, dim, layout.dtype());
+            if (!Arrays.equals(row, 0, dim, values, r * dim, r * dim + dim)) {
+                violations.add("layer " + l + " head " + h + " row " + r + " (position " + pos[r]
+                        + "): stored value differs from the value appended at that position");
+                return true;
+            }
+        }
+        return true;
+    }
+
+    static double maxAbsDiff(float[] a, float[] b) {
+        double m = 0;
+        for (int i = 0; i < a.length; i++) {
+            double d = Math.abs((double) a[i] - b[i]);
+            if (!(d <= m)) {
+                m = Double.isNaN(d) ? Double.POSITIVE_INFINITY : d;
+            }
+        }
+        return m;
+    }
+
+    private static String describe(long[] p) {
+        if (p.length <= 8) {
+            return Arrays.toString(p);
+        }
+        return "[" + p[0] + ", " + p[1] + ", ..., " + p[p.length - 2] + ", " + p[p.length - 1] + "] (" + p.length
+                + " rows)";
+    }
+}

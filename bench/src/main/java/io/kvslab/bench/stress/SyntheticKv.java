@@ -1,0 +1,232 @@
+package io.kvslab.bench.stress;
+
+import io.kvslab.cache.KvLayout;
+
+import java.util.SplittableRandom;
+
+/**
+ * Deterministic synthetic keys, values and queries with the structure real decoder attention has, cheap enough to
+ * stream a million tokens through a Llama-3-8B geometry.
+ *
+ * <p>Every row is a pure function of {@code (seed, salt, layer, kvHead, position)}, so a checker can regenerate
+ * any stored row from its position alone (the {@code salt} tells apart sequences that append different tokens at
+ * the same positions, e.g. forks).
+ *
+ * <p>Structure, as logits {@code q.k / sqrt(headDim)} of a query against the keys it attends to:
+ * <ul>
+ *   <li><b>sinks</b>: the first {@code sinks} positions carry a large component along a per-(layer, KV head)
+ *       direction {@code u} that every query also contains, giving them a logit of about {@code sinkLogit};</li>
+ *   <li><b>heavy hitters</b>: about one position in {@code heavyEvery} (a hash of layer, head, position) carries
+ *       the same component, logit about {@code heavyLogit};</li>
+ *   <li><b>local windows</b>: keys are consecutive slices of a low-pass filtered noise table, and a query at
+ *       position t reads the slice at t, so {@code q.k} falls off smoothly with the distance t - p over roughly
+ *       {@code localWidth} positions (peak logit about {@code localLogit}).</li>
+ * </ul>
+ * Values are white Gaussian noise. Building a row is one array copy plus, for the rare sink or heavy hitter,
+ * one scaled add; no per-element random numbers are drawn on the hot path.
+ */
+public final class SyntheticKv {
+    /** Structure parameters (logits are in units of the softmax temperature, i.e. after the 1/sqrt(d) scale). */
+    public record Shape(int sinks, double sinkLogit, int heavyEvery, double heavyLogit, double localLogit,
+                        int localWidth) {
+        public Shape {
+            if (sinks < 0 || heavyEvery < 1 || localWidth < 1 || localWidth > 4096) {
+                throw new IllegalArgumentException("shape needs sinks >= 0, heavyEvery >= 1 and localWidth in "
+                        + "[1, 4096]; got " + sinks + ", " + heavyEvery + ", " + localWidth);
+            }
+        }
+
+        /** 4 sinks (logit 6), one heavy hitter per 1024 positions (logit 4), local windows of ~32 positions. */
+        public static Shape realistic() {
+            return new Shape(4, 6.0, 1024, 4.0, 4.0, 32);
+        }
+    }
+
+    /** Noise table length (a power of two); key slices wrap around it. */
+    static final int TABLE = 1 << 20;
+    private static final int MASK = TABLE - 1;
+    private static final float QUERY_SINK_COMPONENT = 1f;
+
+    private final int layers;
+    private final int queryHeads;
+    private final int kvHeads;
+    private final int dim;
+    private final int group;
+    private final long seed;
+    private final Shape shape;
+    /** Low-pass noise with unit variance, TABLE + dim long (the tail repeats the head so slices never wrap). */
+    private final float[] smooth;
+    /** White N(0,1) noise, same length. */
+    private final float[] white;
+    /** Unit vector u per (layer, KV head), flattened [layer][kvHead][dim]. */
+    private final float[] direction;
+    private final float sinkScale;
+    private final float heavyScale;
+    private final float localScale;
+
+    public SyntheticKv(KvLayout layout, long seed, Shape shape) {
+        this.layers = layout.layers();
+        this.queryHeads = layout.queryHeads();
+        this.kvHeads = layout.kvHeads();
+        this.dim = layout.headDim();
+        this.group = layout.groupSize();
+        this.seed = seed;
+        this.shape = shape;
+        SplittableRandom rnd = new SplittableRandom(seed);
+        this.white = new float[TABLE + dim];
+        for (int i = 0; i < TABLE; i++) {
+            white[i] = (float) rnd.nextGaussian();
+        }
+        System.arraycopy(white, 0, white, TABLE, dim);
+        this.smooth = lowPass(rnd, Math.max(1, shape.localWidth() / 4));
+        this.direction = new float[layers * kvHeads * dim];
+        for (int d = 0; d < layers * kvHeads; d++) {
+            double norm = 0;
+            for (int i = 0; i < dim; i++) {
+                float x = (float) rnd.nextGaussian();
+                direction[d * dim + i] = x;
+                norm += (double) x * x;
+            }
+            float inv = (float) (1 / Math.sqrt(norm));
+            for (int i = 0; i < dim; i++) {
+                direction[d * dim + i] *= inv;
+            }
+        }
+        double sqrtDim = Math.sqrt(dim);
+        // q carries QUERY_SINK_COMPONENT * u; a sink key carries sinkScale * u: logit = product / sqrt(dim).
+        this.sinkScale = (float) (shape.sinkLogit() * sqrtDim / QUERY_SINK_COMPONENT);
+        this.heavyScale = (float) (shape.heavyLogit() * sqrtDim / QUERY_SINK_COMPONENT);
+        // Keys are unit-variance slices; q's slice is scaled so that a perfect overlap gives localLogit.
+        this.localScale = (float) (shape.localLogit() / sqrtDim);
+    }
+
+    /** White noise box-filtered three times (close to a Gaussian kernel), circular, rescaled to unit variance. */
+    private float[] lowPass(SplittableRandom rnd, int radius) {
+        float[] a = new float[TABLE];
+        for (int i = 0; i < TABLE; i++) {
+            a[i] = (float) rnd.nextGaussian();
+        }
+        float[] b = new float[TABLE];
+        for (int pass = 0; pass < 3; pass++) {
+            double sum = 0;
+            for (int i = -radius; i <= radius; i++) {
+                sum += a[i & MASK];
+            }
+            for (int i = 0; i < TABLE; i++) {
+                b[i] = (float) sum;
+                sum += a[(i + radius + 1) & MASK] - a[(i - radius) & MASK];
+            }
+            float[] t = a;
+            a = b;
+            b = t;
+        }
+        double mean = 0;
+        for (float x : a) {
+            mean += x;
+        }
+        mean /= TABLE;
+        double var = 0;
+        for (float x : a) {
+            var += (x - mean) * (x - mean);
+        }
+        float inv = (float) (1 / Math.sqrt(var / TABLE));
+        float[] out = new float[TABLE + dim];
+        for (int i = 0; i < TABLE; i++) {
+            out[i] = (float) ((a[i] - mean) * inv);
+        }
+        System.arraycopy(out, 0, out, TABLE, dim);
+        return out;
+    }
+
+    public Shape shape() {
+        return shape;
+    }
+
+    /** Whether the key at this position carries the attention-sink or heavy-hitter component. */
+    public boolean isSink(long position) {
+        return position < shape.sinks();
+    }
+
+    /** Whether the key of (layer, kvHead) at this position is a heavy hitter (never true for a sink). */
+    public boolean isHeavyHitter(int layer, int kvHead, long position) {
+        if (position < shape.sinks()) {
+            return false;
+        }
+        return Long.remainderUnsigned(mix(seed ^ 0x5EEDL, layer, kvHead, position), shape.heavyEvery()) == 0;
+    }
+
+    /**
+     * Keys of {@code positions.length} tokens for every KV head of a layer, laid out [token][kvHead][dim] (the
+     * layout {@code Sequence.appendChunk} takes).
+     */
+    public void keys(long salt, int layer, long[] positions, float[] k) {
+        int width = kvHeads * dim;
+        for (int t = 0; t < positions.length; t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                keyRow(salt, layer, h, positions[t], k, t * width + h * dim);
+            }
+        }
+    }
+
+    /** Values, same layout as {@link #keys}. */
+    public void values(long salt, int layer, long[] positions, float[] v) {
+        int width = kvHeads * dim;
+        for (int t = 0; t < positions.length; t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                valueRow(salt, layer, h, positions[t], v, t * width + h * dim);
+            }
+        }
+    }
+
+    /** One key row into {@code dst[off .. off + headDim)}. */
+    public void keyRow(long salt, int layer, int kvHead, long position, float[] dst, int off) {
+        int start = (int) ((keyBase(salt, layer, kvHead) + position) & MASK);
+        System.arraycopy(smooth, start, dst, off, dim);
+        float boost = isSink(position) ? sinkScale : isHeavyHitter(layer, kvHead, position) ? heavyScale : 0f;
+        if (boost != 0f) {
+            int u = (layer * kvHeads + kvHead) * dim;
+            for (int i = 0; i < dim; i++) {
+                dst[off + i] += boost * direction[u + i];
+            }
+        }
+    }
+
+    /** One value row into {@code dst[off .. off + headDim)}. */
+    public void valueRow(long salt, int layer, int kvHead, long position, float[] dst, int off) {
+        int start = (int) (mix(seed ^ salt ^ 0x7A1DEL, layer, kvHead, position) & MASK);
+        System.arraycopy(white, start, dst, off, dim);
+    }
+
+    /**
+     * The query of the token at {@code position} for every query head of a layer, {@code float[queryHeads * dim]}.
+     * Query head j of a GQA group reads its slice a little further back (2j positions), so heads of one group peak
+     * at slightly different distances, and weighs the sink direction a little differently.
+     */
+    public void query(long salt, int layer, long position, float[] q) {
+        for (int qh = 0; qh < queryHeads; qh++) {
+            int h = qh / group;
+            int j = qh % group;
+            int start = (int) ((keyBase(salt, layer, h) + position - 2L * j) & MASK);
+            int u = (layer * kvHeads + h) * dim;
+            float sink = QUERY_SINK_COMPONENT * (1f + 0.25f * j);
+            int noise = (int) (mix(seed ^ salt ^ 0x9E7L, layer, qh, position) & MASK);
+            for (int i = 0; i < dim; i++) {
+                q[qh * dim + i] = localScale * smooth[start + i] + sink * direction[u + i]
+                        + 0.1f * white[noise + i];
+            }
+        }
+    }
+
+    private long keyBase(long salt, int layer, int kvHead) {
+        return mix(seed ^ salt, layer, kvHead, -1L);
+    }
+
+    /** splitmix64-style mixing of four values into 64 well-spread bits. */
+    static long mix(long a, long b, long c, long d) {
+        long z = a * 0x9E3779B97F4A7C15L + b;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L + c;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL + d;
+        z = (z ^ (z >>> 31)) * 0x9E3779B97F4A7C15L;
+        return z ^ (z >>> 29);
+    }
+}
