@@ -56,6 +56,26 @@ public final class FootprintModel {
         return estimate(layout, config, keptRows(layout, FootprintPolicy.full(), contextTokens));
     }
 
+    /**
+     * Whether {@code blocks} blocks can be allocated under the config's limit. Like the allocator, the last slab
+     * is cut down to the room left under the limit, so a limit smaller than one slab still holds a few blocks.
+     */
+    public static boolean fitsUnderLimit(KvLayout layout, StoreConfig config, long blocks) {
+        long perSlab = blocksPerSlab(layout, config);
+        long reserved = 0;
+        long remaining = blocks;
+        while (remaining > 0) {
+            long room = (config.limitBytes() - reserved) / layout.blockBytes();
+            long capacity = Math.min(perSlab, room);
+            if (capacity <= 0) {
+                return false;
+            }
+            reserved += capacity * layout.blockBytes();
+            remaining -= capacity;
+        }
+        return true;
+    }
+
     /** Whole slabs needed for {@code blocks} blocks. */
     public static long reservedFor(KvLayout layout, StoreConfig config, long blocks) {
         long perSlab = blocksPerSlab(layout, config);

@@ -79,7 +79,8 @@ public final class FootprintRunner {
     /** Whether the dense fill of this context fits under the limit (compression comes after filling). */
     public boolean fits(ModelGeometry m, int ctx, DType dt) {
         KvLayout layout = m.layout(dt, config.tokensPerBlock());
-        return FootprintModel.dense(layout, config.storeConfig(), ctx).reservedBytes() <= config.limitBytes();
+        long blocks = FootprintModel.dense(layout, config.storeConfig(), ctx).liveBytes() / layout.blockBytes();
+        return FootprintModel.fitsUnderLimit(layout, config.storeConfig(), blocks);
     }
 
     /** The row computed without allocating. */

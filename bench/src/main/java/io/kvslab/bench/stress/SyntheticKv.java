@@ -18,9 +18,10 @@ import java.util.SplittableRandom;
  *       direction {@code u} that every query also contains, giving them a logit of about {@code sinkLogit};</li>
  *   <li><b>heavy hitters</b>: about one position in {@code heavyEvery} (a hash of layer, head, position) carries
  *       the same component, logit about {@code heavyLogit};</li>
- *   <li><b>local windows</b>: keys are consecutive slices of a low-pass filtered noise table, and a query at
- *       position t reads the slice at t, so {@code q.k} falls off smoothly with the distance t - p over roughly
- *       {@code localWidth} positions (peak logit about {@code localLogit}).</li>
+ *   <li><b>local windows</b>: the key at position p is row p of a table whose columns are independent low-pass
+ *       noise along the position axis, and a query at position t contains row t, so {@code q.k} falls off
+ *       smoothly with the distance t - p over roughly {@code localWidth} positions (peak logit about
+ *       {@code localLogit}); the table repeats every {@value #PERIOD} positions.</li>
  * </ul>
  * Values are white Gaussian noise. Building a row is one array copy plus, for the rare sink or heavy hitter,
  * one scaled add; no per-element random numbers are drawn on the hot path.
@@ -36,15 +37,18 @@ public final class SyntheticKv {
             }
         }
 
-        /** 4 sinks (logit 6), one heavy hitter per 1024 positions (logit 4), local windows of ~32 positions. */
+        /** 4 sinks (logit 8), one heavy hitter per 1024 positions (logit 5), local windows of ~32 positions. */
         public static Shape realistic() {
-            return new Shape(4, 6.0, 1024, 4.0, 4.0, 32);
+            return new Shape(4, 8.0, 1024, 5.0, 4.0, 32);
         }
     }
 
-    /** Noise table length (a power of two); key slices wrap around it. */
+    /** White-noise table length (a power of two); value rows start at hashed offsets in it. */
     static final int TABLE = 1 << 20;
     private static final int MASK = TABLE - 1;
+    /** Positions before the smooth key table repeats (a power of two). */
+    static final int PERIOD = 1 << 16;
+    private static final int PERIOD_MASK = PERIOD - 1;
     private static final float QUERY_SINK_COMPONENT = 1f;
 
     private final int layers;
@@ -54,7 +58,7 @@ public final class SyntheticKv {
     private final int group;
     private final long seed;
     private final Shape shape;
-    /** Low-pass noise with unit variance, TABLE + dim long (the tail repeats the head so slices never wrap). */
+    /** Key rows: PERIOD rows of dim floats, each column low-pass noise along the position axis, unit variance. */
     private final float[] smooth;
     /** White N(0,1) noise, same length. */
     private final float[] white;
@@ -96,45 +100,50 @@ public final class SyntheticKv {
         // q carries QUERY_SINK_COMPONENT * u; a sink key carries sinkScale * u: logit = product / sqrt(dim).
         this.sinkScale = (float) (shape.sinkLogit() * sqrtDim / QUERY_SINK_COMPONENT);
         this.heavyScale = (float) (shape.heavyLogit() * sqrtDim / QUERY_SINK_COMPONENT);
-        // Keys are unit-variance slices; q's slice is scaled so that a perfect overlap gives localLogit.
+        // Key rows have unit-variance elements; q's copy of row t is scaled so that p = t gives localLogit.
         this.localScale = (float) (shape.localLogit() / sqrtDim);
     }
 
-    /** White noise box-filtered three times (close to a Gaussian kernel), circular, rescaled to unit variance. */
+    /**
+     * {@code PERIOD x dim} table whose every column is white noise box-filtered three times along the position axis
+     * (close to a Gaussian kernel), circular, rescaled to unit variance. Columns are independent, so rows at
+     * distant positions are nearly orthogonal while nearby rows are strongly correlated.
+     */
     private float[] lowPass(SplittableRandom rnd, int radius) {
-        float[] a = new float[TABLE];
-        for (int i = 0; i < TABLE; i++) {
-            a[i] = (float) rnd.nextGaussian();
-        }
-        float[] b = new float[TABLE];
-        for (int pass = 0; pass < 3; pass++) {
-            double sum = 0;
-            for (int i = -radius; i <= radius; i++) {
-                sum += a[i & MASK];
+        float[] out = new float[PERIOD * dim];
+        double[] a = new double[PERIOD];
+        double[] b = new double[PERIOD];
+        for (int col = 0; col < dim; col++) {
+            for (int p = 0; p < PERIOD; p++) {
+                a[p] = rnd.nextGaussian();
             }
-            for (int i = 0; i < TABLE; i++) {
-                b[i] = (float) sum;
-                sum += a[(i + radius + 1) & MASK] - a[(i - radius) & MASK];
+            for (int pass = 0; pass < 3; pass++) {
+                double sum = 0;
+                for (int i = -radius; i <= radius; i++) {
+                    sum += a[i & PERIOD_MASK];
+                }
+                for (int p = 0; p < PERIOD; p++) {
+                    b[p] = sum;
+                    sum += a[(p + radius + 1) & PERIOD_MASK] - a[(p - radius) & PERIOD_MASK];
+                }
+                double[] t = a;
+                a = b;
+                b = t;
             }
-            float[] t = a;
-            a = b;
-            b = t;
+            double mean = 0;
+            for (double x : a) {
+                mean += x;
+            }
+            mean /= PERIOD;
+            double var = 0;
+            for (double x : a) {
+                var += (x - mean) * (x - mean);
+            }
+            double inv = 1 / Math.sqrt(var / PERIOD);
+            for (int p = 0; p < PERIOD; p++) {
+                out[p * dim + col] = (float) ((a[p] - mean) * inv);
+            }
         }
-        double mean = 0;
-        for (float x : a) {
-            mean += x;
-        }
-        mean /= TABLE;
-        double var = 0;
-        for (float x : a) {
-            var += (x - mean) * (x - mean);
-        }
-        float inv = (float) (1 / Math.sqrt(var / TABLE));
-        float[] out = new float[TABLE + dim];
-        for (int i = 0; i < TABLE; i++) {
-            out[i] = (float) ((a[i] - mean) * inv);
-        }
-        System.arraycopy(out, 0, out, TABLE, dim);
         return out;
     }
 
@@ -180,7 +189,7 @@ public final class SyntheticKv {
 
     /** One key row into {@code dst[off .. off + headDim)}. */
     public void keyRow(long salt, int layer, int kvHead, long position, float[] dst, int off) {
-        int start = (int) ((keyBase(salt, layer, kvHead) + position) & MASK);
+        int start = (int) ((keyBase(salt, layer, kvHead) + position) & PERIOD_MASK) * dim;
         System.arraycopy(smooth, start, dst, off, dim);
         float boost = isSink(position) ? sinkScale : isHeavyHitter(layer, kvHead, position) ? heavyScale : 0f;
         if (boost != 0f) {
@@ -206,7 +215,7 @@ public final class SyntheticKv {
         for (int qh = 0; qh < queryHeads; qh++) {
             int h = qh / group;
             int j = qh % group;
-            int start = (int) ((keyBase(salt, layer, h) + position - 2L * j) & MASK);
+            int start = (int) ((keyBase(salt, layer, h) + position - 2L * j) & PERIOD_MASK) * dim;
             int u = (layer * kvHeads + h) * dim;
             float sink = QUERY_SINK_COMPONENT * (1f + 0.25f * j);
             int noise = (int) (mix(seed ^ salt ^ 0x9E7L, layer, qh, position) & MASK);

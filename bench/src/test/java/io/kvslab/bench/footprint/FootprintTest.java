@@ -1,0 +1,144 @@
+package io.kvslab.bench.footprint;
+
+import io.kvslab.cache.DType;
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.StoreConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class FootprintTest {
+    private static final ModelGeometry SMALL = new ModelGeometry("small", 3, 4, 2, 16);
+
+    @Test
+    void theoreticalBytesOfLlama8bMatchTheTextbookFormula() {
+        ModelGeometry llama = ModelGeometry.parse("llama-3.1-8b");
+        KvLayout layout = llama.layout(DType.F16, 32);
+        // 2 (K and V) x 32 layers x 8 KV heads x 128 dims x 2 bytes = 128 KiB per token; 4096 tokens = 512 MiB.
+        assertEquals(131_072L, llama.bytesPerToken(DType.F16));
+        FootprintModel.Estimate e = FootprintModel.dense(layout, StoreConfig.defaults(), 4096);
+        assertEquals(512L << 20, e.theoreticalBytes());
+        assertEquals(512L << 20, e.liveBytes());         // 4096 is a multiple of 32 tokens per block
+        assertEquals(512L << 20, e.reservedBytes());     // and of the 16 MiB slabs (2048 blocks of 8 KiB)
+        // A ragged length: 4097 tokens need one more block per (layer, KV head) and K/V: 512 more blocks.
+        FootprintModel.Estimate r = FootprintModel.dense(layout, StoreConfig.defaults(), 4097);
+        assertEquals((512L << 20) + 131_072L, r.theoreticalBytes());
+        assertEquals((512L << 20) + 512L * 8192, r.liveBytes());
+        assertEquals((512L << 20) + (16L << 20), r.reservedBytes());
+    }
+
+    @Test
+    void presetsAndCustomGeometriesParse() {
+        assertEquals(80, ModelGeometry.parse("LLAMA-3.1-70B").layers());
+        assertEquals(4, ModelGeometry.parse("qwen2.5-7b").kvHeads());
+        assertEquals(8, ModelGeometry.parse("stories260K").headDim());
+        ModelGeometry c = ModelGeometry.parse("2:6:3:64");
+        assertEquals(List.of(2, 6, 3, 64), List.of(c.layers(), c.queryHeads(), c.kvHeads(), c.headDim()));
+        assertThrows(IllegalArgumentException.class, () -> ModelGeometry.parse("gpt-9"));
+        assertThrows(IllegalArgumentException.class, () -> ModelGeometry.parse("2:6:4:64"));   // 6 % 4 != 0
+        assertThrows(IllegalArgumentException.class, () -> ModelGeometry.parse("2:6:x:64"));
+    }
+
+    /**
+     * The real store, filled and compressed, holds exactly the blocks the analytic model predicts, and after
+     * compaction it reserves exactly the fewest whole slabs that hold them.
+     */
+    @Test
+    void measuredRowsAgreeWithTheAnalyticModel() {
+        long slab = 64 * 1024;
+        List<ModelGeometry> models = List.of(SMALL);
+        List<Integer> contexts = List.of(1, 100, 1000, 5003);
+        List<DType> dtypes = List.of(DType.F32, DType.F16, DType.BF16);
+        List<FootprintPolicy> policies = List.of(FootprintPolicy.full(), FootprintPolicy.window(0.3, 4));
+        FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(models, contexts, dtypes, policies,
+                1L << 30, slab, 8, 7));
+        List<FootprintRow> rows = runner.run(r -> { });
+        assertEquals(contexts.size() * dtypes.size() * policies.size(), rows.size());
+        for (FootprintRow m : rows) {
+            assertTrue(m.measured(), m.toString());
+            DType dt = m.dtype();
+            FootprintPolicy p = m.policy().equals("full") ? policies.get(0) : policies.get(1);
+            FootprintRow a = runner.analytic(SMALL, m.contextTokens(), dt, p);
+            assertFalse(a.measured());
+            assertEquals(a.keptTokensPerHead(), m.keptTokensPerHead(), 0.0, m.toString());
+            assertEquals(a.theoreticalBytes(), m.theoreticalBytes(), m.toString());
+            assertEquals(a.liveBytes(), m.liveBytes(), m.toString());
+            assertEquals(a.reservedBytes(), m.reservedBytes(), m + " vs " + a);
+            assertTrue(m.heldReservedBytes() >= m.reservedBytes(), m.toString());
+            // Block slack: at most one partial block per (layer, KV head) and K/V.
+            KvLayout layout = SMALL.layout(dt, 8);
+            long slack = 2L * SMALL.layers() * SMALL.kvHeads() * (layout.tokensPerBlock() - 1) * layout.rowBytes();
+            assertTrue(m.liveBytes() - m.theoreticalBytes() >= 0 && m.liveBytes() - m.theoreticalBytes() <= slack,
+                    m.toString());
+        }
+        // Hand check of one row: full, 1000 tokens, f16: 2 x 3 x 2 x 16 x 2 x 1000 = 384,000 bytes.
+        FootprintRow f16 = rows.stream().filter(r -> r.contextTokens() == 1000 && r.dtype() == DType.F16
+                && r.policy().equals("full")).findFirst().orElseThrow();
+        assertEquals(384_000, f16.theoreticalBytes());
+        assertEquals(2L * 3 * 2 * 125 * (8 * 16 * 2), f16.liveBytes());   // 125 blocks of 8 rows per head
+        // The window keeps floor(0.3 x 5003) = 1500 rows per head.
+        FootprintRow w = rows.stream().filter(r -> r.contextTokens() == 5003 && r.policy().startsWith("window"))
+                .findFirst().orElseThrow();
+        assertEquals(1500.0, w.keptTokensPerHead());
+    }
+
+    @Test
+    void rowsWhoseDenseFillExceedsTheLimitAreAnalytic() {
+        long slab = 64 * 1024;
+        // 3 x 2 x 2 x 16 x 4 bytes = 768 bytes per token (f32); a 1 MiB limit holds 1365 tokens at most.
+        FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
+                List.of(1024, 4096), List.of(DType.F32), List.of(FootprintPolicy.full(), FootprintPolicy.window(0.1, 4)),
+                1L << 20, slab, 8, 1));
+        List<FootprintRow> rows = runner.run(r -> { });
+        assertTrue(rows.get(0).measured() && rows.get(1).measured());
+        assertFalse(rows.get(2).measured() || rows.get(3).measured());
+        assertEquals(4096L * 768, rows.get(2).theoreticalBytes());
+        assertEquals(409L * 768, rows.get(3).theoreticalBytes());
+    }
+
+    @Test
+    void aLimitBelowOneSlabStillHoldsTheBlocksThatFit() {
+        KvLayout layout = SMALL.layout(DType.F32, 8);   // 512-byte blocks
+        StoreConfig cfg = new StoreConfig(10_000, 64 * 1024);
+        assertTrue(FootprintModel.fitsUnderLimit(layout, cfg, 19));   // 19 x 512 = 9728 <= 10000
+        assertFalse(FootprintModel.fitsUnderLimit(layout, cfg, 20));
+        assertTrue(FootprintModel.fitsUnderLimit(layout, new StoreConfig(3L << 20, 1 << 20), 6144));
+        assertFalse(FootprintModel.fitsUnderLimit(layout, new StoreConfig(3L << 20, 1 << 20), 6145));
+    }
+
+    @Test
+    void plotIsAPngOfTheRequestedSize(@TempDir Path dir) throws Exception {
+        List<FootprintRow> rows = new ArrayList<>();
+        FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
+                List.of(64, 4096, 1 << 20), List.of(DType.F16), List.of(FootprintPolicy.full()), 1L << 30,
+                1 << 20, 32, 1));
+        rows.add(runner.measure(SMALL, 64, DType.F16, FootprintPolicy.full()));
+        rows.add(runner.analytic(SMALL, 4096, DType.F16, FootprintPolicy.full()));
+        rows.add(runner.analytic(SMALL, 1 << 20, DType.F16, FootprintPolicy.full()));
+        Path png = dir.resolve("sub/footprint.png");
+        FootprintPlot.write(rows, 1L << 30, png);
+        BufferedImage img = ImageIO.read(png.toFile());
+        assertNotNull(img, "not a readable image");
+        assertEquals(1100, img.getWidth());
+        assertEquals(700, img.getHeight());
+    }
+
+    @Test
+    void jsonEscapesAndOrdersFields() {
+        String s = Json.object().put("a", "x\"y\\z\n").put("b", List.of(1, 2.5, true)).put("c", Double.NaN)
+                .put("d", Json.object()).toString();
+        assertEquals("{\n  \"a\": \"x\\\"y\\\\z\\n\",\n  \"b\": [\n    1,\n    2.50000,\n    true\n  ],\n"
+                + "  \"c\": null,\n  \"d\": {}\n}", s);
+    }
+}

@@ -1,0 +1,111 @@
+package io.kvslab.bench.stress;
+
+import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.cache.DType;
+import io.kvslab.cache.Sequence;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LongContextStressTest {
+    private static final ModelGeometry SMALL = new ModelGeometry("small", 2, 4, 2, 32);
+
+    private static LongContextStress.Config config(DType dtype, int chunk, int attentionEvery) {
+        return new LongContextStress.Config(SMALL, dtype, 8, 16 * 1024, 3000, 256, 100, 4, chunk, attentionEvery, 2,
+                11);
+    }
+
+    @Test
+    void tokenByTokenStreamingHoldsEveryInvariantAndReachesTheStatedBound() {
+        LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 50), AttentionBackend.reference(),
+                null).run();
+        assertTrue(r.ok(), r.summary());
+        assertEquals(3000, r.tokens());
+        // Compress when a head reaches 256 + 100 rows (token 356), then every 100 tokens: 356, 456, ..., 2956.
+        assertEquals(27, r.compressions());
+        assertEquals(27, r.contentChecks());
+        assertEquals(60, r.attentionSteps());           // tokens 50, 100, ..., 3000
+        assertEquals(30, r.attentionChecks());          // every 2nd step
+        // The bound is tight: 356 rows per head = 45 blocks of 8 rows, x 2 layers x 2 heads x K/V, 512-byte blocks.
+        long bound = 45L * 2 * 2 * 2 * 8 * 32 * 2;
+        assertEquals(bound, r.liveBoundBytes());
+        assertEquals(bound, r.peakLiveBytes());
+        assertTrue(r.peakReservedBytes() <= r.reservedBoundBytes());
+        assertEquals(0, r.finalReservedBytes());
+    }
+
+    @Test
+    void chunkedStreamingInOtherDtypesHoldsTheInvariants() {
+        for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+            LongContextStress.Result r = new LongContextStress(config(dt, 7, 0), AttentionBackend.reference(), null)
+                    .run();
+            assertTrue(r.ok(), r.summary());
+            assertEquals(0, r.attentionSteps());
+            assertTrue(r.peakLiveBytes() <= r.liveBoundBytes());
+            // A chunk may overshoot the trigger by up to chunk - 1 rows: 362 rows = 46 blocks per head.
+            assertEquals(46L * 8 * 8 * 32 * dt.bytes(), r.liveBoundBytes());
+        }
+    }
+
+    /** The attention check is live: a backend whose output is off by a factor of two is caught every time. */
+    @Test
+    void aWrongAttentionBackendIsReportedAsAViolation() {
+        AttentionBackend halved = new AttentionBackend() {
+            @Override
+            public String name() {
+                return "halved";
+            }
+
+            @Override
+            public void decode(Sequence s, int layer, float[] q, float[] out) {
+                ReferenceAttention.decode(s, layer, q, out);
+                for (int i = 0; i < out.length; i++) {
+                    out[i] *= 0.5f;
+                }
+            }
+        };
+        LongContextStress.Result r = new LongContextStress(config(DType.F32, 1, 100), halved, null).run();
+        assertFalse(r.ok());
+        assertEquals(15, r.attentionChecks());
+        assertEquals(r.attentionChecks(), r.violationCount(), r.summary());
+        assertTrue(r.violations().getFirst().contains("differs from the reference"), r.violations().getFirst());
+    }
+
+    @Test
+    void referenceAttentionMatchesAHandComputedCase() {
+        // Two rows, dim 2: q = (1, 0) * sqrt(2) so logits are k_x: 0 and ln 3 -> weights 1/4, 3/4.
+        float[] keys = {0f, 5f, (float) Math.log(3), -2f};
+        float[] values = {4f, 8f, 0f, 4f};
+        float s2 = (float) Math.sqrt(2);
+        float[] q = {s2, 0f};
+        float[] out = new float[2];
+        ReferenceAttention.head(keys, values, 2, 2, q, 0, out, 0);
+        assertEquals(1.0, out[0], 1e-6);
+        assertEquals(5.0, out[1], 1e-6);
+        ReferenceAttention.head(keys, values, 0, 2, q, 0, out, 0);
+        assertEquals(0f, out[0]);
+    }
+
+    @Test
+    void sinkWindowKeepsSinksAndTheNewestRows() {
+        SinkWindowRetention r = new SinkWindowRetention(2, 5);
+        assertEquals("[0, 1, 7, 8, 9]", Arrays.toString(r.rowsToKeep(10)));
+        assertEquals("[0, 1, 2]", Arrays.toString(r.rowsToKeep(3)));
+        assertEquals("[0, 1, 2, 3, 4]", Arrays.toString(r.rowsToKeep(5)));
+        assertEquals("[3, 4, 5]", Arrays.toString(new SinkWindowRetention(0, 3).rowsToKeep(6)));
+    }
+
+    @Test
+    void storedValueRoundingMatchesIeeeHalfAndBfloat() {
+        assertEquals(1.0f, StoredValues.rounded(1.0f + 0x1p-12f, DType.F16));       // below half an f16 ulp
+        assertEquals(1.0f + 0x1p-10f, StoredValues.rounded(1.0f + 0x1p-10f, DType.F16));
+        assertEquals(1.0f, StoredValues.rounded(1.0f + 0x1p-8f, DType.BF16));        // tie -> even (1.0)
+        assertEquals(1.0f + 0x1p-6f, StoredValues.rounded(1.0f + 0x1.8p-7f, DType.BF16));   // tie -> even (odd up)
+        assertEquals(1.0f + 0x1p-7f, StoredValues.rounded(1.0f + 0x1.1p-7f, DType.BF16));
+        assertEquals(0.1f, StoredValues.rounded(0.1f, DType.F32));
+    }
+}
