@@ -14,7 +14,7 @@
 #include "attn_internal.h"
 
 #define KT 128          /* keys per tile */
-#define MAX_ROWS 256    /* query rows (tokens x group) per work item */
+#define MAX_ROWS 256    /* query rows (tokens x group) per work item, unless one token's group is larger */
 #define MIN_FLOPS_PER_THREAD (4.0e6)
 
 typedef struct {
@@ -25,6 +25,7 @@ typedef struct {
     float scale;
     float* out;
     int qc;             /* query tokens per item */
+    int rows_cap;       /* qc * G: query rows of the largest item (buffer size) */
     int chunks;         /* items per kv head */
     int n_items;
     _Atomic int next;
@@ -84,13 +85,14 @@ static void run_item(prefill_job* j, int item, float* buf) {
     int i0 = chunk * j->qc;
     int i1 = i0 + j->qc < j->n_q ? i0 + j->qc : j->n_q;
     int M = (i1 - i0) * G;
+    const size_t cap = (size_t)j->rows_cap;
     float* Q = buf;
-    float* acc = Q + (size_t)MAX_ROWS * D;
-    float* S = acc + (size_t)MAX_ROWS * D;
-    float* Kt = S + (size_t)MAX_ROWS * KT;
+    float* acc = Q + cap * D;
+    float* S = acc + cap * D;
+    float* Kt = S + cap * KT;
     float* Vt = Kt + (size_t)KT * D;
     float* m = Vt + (size_t)KT * D;
-    float* l = m + MAX_ROWS;
+    float* l = m + cap;
     for (int i = i0; i < i1; i++) {
         for (int g = 0; g < G; g++) {
             const float* src = j->q + (((int64_t)i * j->n_kv + h) * G + g) * D;
@@ -139,15 +141,15 @@ static void run_item(prefill_job* j, int item, float* buf) {
     }
 }
 
-static size_t item_floats(int D) {
-    return (size_t)MAX_ROWS * D * 2 + (size_t)MAX_ROWS * KT + (size_t)KT * D * 2 + (size_t)MAX_ROWS * 2;
+static size_t item_floats(int D, int rows) {
+    return (size_t)rows * D * 2 + (size_t)rows * KT + (size_t)KT * D * 2 + (size_t)rows * 2;
 }
 
 static void prefill_task(void* ctx, int w, int n) {
     (void)w;
     (void)n;
     prefill_job* j = (prefill_job*)ctx;
-    float* buf = (float*)kvs_scratch(KVS_SCRATCH_WORK2, item_floats(j->D) * sizeof(float));
+    float* buf = (float*)kvs_scratch(KVS_SCRATCH_WORK2, item_floats(j->D, j->rows_cap) * sizeof(float));
     if (buf == NULL) {
         atomic_store(&j->error, KVS_ERR_NO_MEMORY);
         return;
@@ -169,7 +171,7 @@ static void blas_single_threaded(void) {
 int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads) {
-    if (n_kv <= 0 || group <= 0 || group > MAX_ROWS || head_dim <= 0 || block_rows <= 0 || n_q <= 0 || dtype < 0
+    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || n_q <= 0 || dtype < 0
         || dtype > 2 || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL
         || k_blocks == NULL || v_blocks == NULL || off == NULL || len == NULL) {
         return KVS_ERR_ARGUMENT;
@@ -194,8 +196,9 @@ int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t 
     j.len = len;
     j.scale = scale;
     j.out = out;
-    j.qc = MAX_ROWS / group;
+    j.qc = group < MAX_ROWS ? MAX_ROWS / group : 1;
     if (j.qc > n_q) j.qc = n_q;
+    j.rows_cap = j.qc * group;
     j.chunks = (n_q + j.qc - 1) / j.qc;
     j.n_items = j.chunks * n_kv;
     double flops = 0;
