@@ -76,7 +76,7 @@ final class GgufFile {
         long kvCount = f.i64("the metadata count");
         if (tensorCount < 0 || kvCount < 0 || tensorCount > f.size() || kvCount > f.size()) {
             throw new ModelFormatException(f.path(), "header claims " + tensorCount + " tensors and " + kvCount
-                    + " metadata entries, impossible in a file of " + f.size() + " bytes; the file is corrupt");
+                    + " metadata entries, impossible in a file of " + f.size() + " bytes; the file is truncated or corrupt");
         }
         Map<String, Object> meta = new LinkedHashMap<>();
         for (long i = 0; i < kvCount; i++) {

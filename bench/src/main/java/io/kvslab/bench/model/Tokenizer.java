@@ -173,6 +173,20 @@ public final class Tokenizer {
     }
 
     /**
+     * Lossless decoding: every token's {@link #decode(int, int) piece} (raw bytes included, nothing filtered) read as
+     * UTF-8, the first token decoded as if it followed {@code previous}.
+     */
+    public String decode(int previous, int[] tokens) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        int prev = previous;
+        for (int t : tokens) {
+            out.writeBytes(decode(prev, t));
+            prev = t;
+        }
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    /**
      * The text llama2.c prints for a token sequence: each token decoded after its predecessor ({@code previous} for the
      * first), pieces that are a single unprintable byte skipped (its {@code safe_printf}), the bytes read as UTF-8.
      */
