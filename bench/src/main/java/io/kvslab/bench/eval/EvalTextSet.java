@@ -30,7 +30,10 @@ import java.util.Map;
  * @param stories     the texts
  */
 public record EvalTextSet(String model, float temperature, float topp, int steps, String command, List<Story> stories) {
-    /** The set sampled from stories260K: 16 stories, seeds 1..16, temperature 1, top-p 0.9, up to 512 positions. */
+    /**
+     * The set sampled from stories260K: 16 stories, seeds 1..16, temperature 1, top-p 0.9, at most 511 positions so
+     * that BOS + ids fits the 512-token context.
+     */
     public static final String RESOURCE = "/eval/stories260K-t1-p0.9.json";
 
     /**
@@ -137,7 +140,7 @@ public record EvalTextSet(String model, float temperature, float topp, int steps
             cmd.append(' ').append(a);
         }
         EvalTextSet set = sample(m, seeds, Float.parseFloat(o.getOrDefault("temperature", "1.0")),
-                Float.parseFloat(o.getOrDefault("topp", "0.9")), Integer.parseInt(o.getOrDefault("steps", "512")),
+                Float.parseFloat(o.getOrDefault("topp", "0.9")), Integer.parseInt(o.getOrDefault("steps", "511")),
                 cmd.toString());
         Files.writeString(Path.of(o.get("out")), set.toJson());
     }
