@@ -27,6 +27,12 @@ final class BlasOps {
 
     private BlasOps() {}
 
+    /** Loads libkvslab (extracting it on first use) and binds the wrapper. */
+    static void load() {
+        MethodHandle h = Holder.MATMUL_NT;
+        assert h != null;
+    }
+
     /** out[t][i] = sum_j w[i][j] * x[t][j] for t < n; validates sizes in Java before the native call. */
     static void matmul(float[] out, float[] x, float[] w, int n, int cols, int rows) {
         if (n <= 0 || cols <= 0 || rows <= 0

@@ -25,7 +25,16 @@ public enum MatMul {
         void multiply(float[] out, float[] x, float[] w, int n, int cols, int rows) {
             BlasOps.matmul(out, x, w, n, cols, rows);
         }
+
+        @Override
+        void prepare() {
+            BlasOps.load();
+        }
     };
+
+    /** Loads whatever the products need (the native library), so that timing starts after it. */
+    void prepare() {
+    }
 
     abstract void multiply(float[] out, float[] x, float[] w, int n, int cols, int rows);
 }

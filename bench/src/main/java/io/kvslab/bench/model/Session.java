@@ -27,6 +27,7 @@ public final class Session implements AutoCloseable {
         this.model = model;
         this.cache = cache;
         this.forward = new ForwardPass(model, matMul, chunk);
+        matMul.prepare();
         this.lastLogits = new float[model.config().vocabSize()];
     }
 
