@@ -13,6 +13,8 @@ public final class Main {
 
     static {
         // one line per command, in the order --help lists them
+        COMMANDS.put("demo", new DemoCommand());
+        COMMANDS.put("generate", new GenerateCommand());
         COMMANDS.put("footprint", new FootprintCommand());
         COMMANDS.put("stress", new StressCommand());
     }
