@@ -4,6 +4,7 @@ import io.kvslab.bench.footprint.Json;
 import io.kvslab.bench.footprint.ModelGeometry;
 import io.kvslab.bench.stress.AttentionBackend;
 import io.kvslab.bench.stress.ChurnStress;
+import io.kvslab.bench.stress.KernelAttention;
 import io.kvslab.bench.stress.LongContextStress;
 import io.kvslab.cache.DType;
 import io.kvslab.cache.KvLayout;
@@ -26,6 +27,9 @@ final class StressCommand implements Command {
                 common:
                   --dtype f16|bf16|f32     stored element type, default f16
                   --seed N                 default 1
+                  --attention kernel|java  decode attention backend checked against the plain-Java reference:
+                                           the native kernel (default) or the reference itself (slow; churn then
+                                           skips attention checks)
                   --json                   print a JSON summary instead of text
                   --no-progress            no progress bar on stderr
                 long (one sequence, decoding-time compression to a fixed budget):
@@ -38,6 +42,7 @@ final class StressCommand implements Command {
                   --chunk N                tokens appended per call (1 = decode token by token), default 1
                   --attention-every N      decode attention over all layers every N tokens (0 = never), default 4096
                   --check-every N          compare with the Java reference every N attention steps, default 8
+                  --kernel-threads N       threads per attention call, default: available processors
                   --tokens-per-block N     default 32
                   --slab BYTES             default 16m
                 churn (many sequences on all cores):
@@ -70,9 +75,14 @@ final class StressCommand implements Command {
         long seed = a.longValue("seed", 1, Long.MIN_VALUE, Long.MAX_VALUE);
         boolean json = a.flag("json");
         boolean progress = !a.flag("no-progress");
-        AttentionBackend attention = AttentionBackend.reference();
+        String backend = a.string("attention", "kernel");
+        if (!backend.equals("kernel") && !backend.equals("java")) {
+            throw new UsageException("--attention must be kernel or java, got '" + backend + "'");
+        }
+        int cores = Math.min(64, Runtime.getRuntime().availableProcessors());
 
         LongContextStress.Config longCfg = null;
+        int kernelThreads = cores;
         if (doLong) {
             ModelGeometry model = model(a.string("model", "llama-3.1-8b"));
             int layers = a.intValue("layers", model.layers(), 1, model.layers());
@@ -85,6 +95,7 @@ final class StressCommand implements Command {
                         a.intValue("sinks", 4, 0, 1 << 20), a.intValue("chunk", 1, 1, 1 << 20),
                         a.intValue("attention-every", 4096, 0, Integer.MAX_VALUE),
                         a.intValue("check-every", 8, 1, Integer.MAX_VALUE), seed);
+                kernelThreads = a.intValue("kernel-threads", cores, 1, 64);
             } catch (IllegalArgumentException e) {
                 throw new UsageException(e.getMessage());
             }
@@ -115,7 +126,11 @@ final class StressCommand implements Command {
                         longCfg.tokens(), io.kvslab.bench.footprint.Bytes.human(longCfg.liveBoundBytes()),
                         io.kvslab.bench.footprint.Bytes.human(longCfg.reservedBoundBytes()), longCfg.maxRowsPerHead());
             }
-            LongContextStress.Result r = new LongContextStress(longCfg, attention, progress ? System.err : null).run();
+            LongContextStress.Result r;
+            try (KernelAttention kernel = backend.equals("kernel") ? new KernelAttention(kernelThreads) : null) {
+                AttentionBackend attention = kernel != null ? kernel : AttentionBackend.reference();
+                r = new LongContextStress(longCfg, attention, progress ? System.err : null).run();
+            }
             ok &= r.ok();
             if (json) {
                 out.put("long", r.json());
@@ -129,8 +144,9 @@ final class StressCommand implements Command {
                         churnCfg.durationSeconds());
             }
             ChurnStress.Result r;
-            try {
-                r = new ChurnStress(churnCfg, attention).run();
+            // Workers already use every core: one kernel thread per call.
+            try (KernelAttention kernel = backend.equals("kernel") ? new KernelAttention(1) : null) {
+                r = new ChurnStress(churnCfg, kernel).run();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 System.err.println("kvslab stress: interrupted");

@@ -32,6 +32,17 @@ class ChurnStressTest {
         assertEquals(0, r.finalReservedBytes());
     }
 
+    @Test
+    void theNativeKernelAgreesWithTheReferenceUnderChurn() throws Exception {
+        try (KernelAttention kernel = new KernelAttention(1)) {
+            ChurnStress.Result r = new ChurnStress(config(1.5), kernel).run();
+            assertTrue(r.ok(), r.summary());
+            assertTrue(r.attentionChecks() > 0, r.summary());
+            assertEquals(r.attentionChecks(), r.ops().get(ChurnStress.Op.ATTEND));
+            assertTrue(r.maxAttentionError() < LongContextStress.ATTENTION_TOLERANCE, r.summary());
+        }
+    }
+
     /** With an attention backend the sampled check runs, and a wrong backend is caught. */
     @Test
     void attentionSamplesAreComparedWithTheReference() throws Exception {

@@ -39,6 +39,18 @@ class LongContextStressTest {
     }
 
     @Test
+    void theNativeKernelAgreesWithTheReferenceThroughoutTheStream() {
+        try (KernelAttention kernel = new KernelAttention(2)) {
+            LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 25), kernel, null).run();
+            assertTrue(r.ok(), r.summary());
+            assertEquals(120, r.attentionSteps());
+            assertEquals(60, r.attentionChecks());
+            assertTrue(r.maxAttentionError() < LongContextStress.ATTENTION_TOLERANCE, r.summary());
+            assertTrue(r.attention().startsWith("native kernel"));
+        }
+    }
+
+    @Test
     void chunkedStreamingInOtherDtypesHoldsTheInvariants() {
         for (DType dt : new DType[] {DType.F32, DType.BF16}) {
             LongContextStress.Result r = new LongContextStress(config(dt, 7, 0), AttentionBackend.reference(), null)
