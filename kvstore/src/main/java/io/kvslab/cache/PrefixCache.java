@@ -230,7 +230,7 @@ public final class PrefixCache implements AutoCloseable {
                 checkOpen();
                 long blockBytes = store.layout().blockBytes();
                 long before = freedBlocks;
-                evictLru((bytes + blockBytes - 1) / blockBytes, Set.of());
+                evictLru(blocksFor(bytes, blockBytes), Set.of());
                 return (freedBlocks - before) * blockBytes;
             }
         } finally {
@@ -464,9 +464,14 @@ public final class PrefixCache implements AutoCloseable {
             }
             long blockBytes = store.layout().blockBytes();
             long before = freedBlocks;
-            evictLru((pressure.requestedBytes() + blockBytes - 1) / blockBytes, Set.of());
+            evictLru(blocksFor(pressure.requestedBytes(), blockBytes), Set.of());
             return freedBlocks > before;
         }
+    }
+
+    /** Whole blocks covering {@code bytes}, without overflow for {@code Long.MAX_VALUE}. */
+    private static long blocksFor(long bytes, long blockBytes) {
+        return bytes / blockBytes + (bytes % blockBytes == 0 ? 0 : 1);
     }
 
     private void checkOpen() {
