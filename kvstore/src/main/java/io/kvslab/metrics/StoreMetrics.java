@@ -1,5 +1,6 @@
 package io.kvslab.metrics;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -67,6 +68,22 @@ public record StoreMetrics(long limitBytes, long reservedBytes, long liveBytes, 
     public double prefixHitRate() {
         long n = prefixHitBlocks + prefixMissBlocks;
         return n == 0 ? Double.NaN : (double) prefixHitBlocks / n;
+    }
+
+    /** One line per field group; arrays printed element by element (the record default prints identities). */
+    @Override
+    public String toString() {
+        return "StoreMetrics[reserved=" + reservedBytes + " live=" + liveBytes + " peakReserved=" + peakReservedBytes
+                + " peakLive=" + peakLiveBytes + " limit=" + (limitBytes == Long.MAX_VALUE ? "none" : limitBytes)
+                + " blockBytes=" + blockBytes + " liveBlocks=" + liveBlocks + " slabs=" + slabs
+                + " slabsByOccupancy=" + Arrays.toString(slabsByOccupancy)
+                + " blocksByOccupancy=" + Arrays.toString(blocksByOccupancy)
+                + " slabsAcquired=" + slabsAcquired + " slabsReleased=" + slabsReleased
+                + " rowsEvicted=" + rowsEvicted + " rowsRemoved=" + rowsRemoved + " compactions=" + compactions
+                + " blocksMoved=" + blocksMoved + " prefixHitBlocks=" + prefixHitBlocks + " prefixMissBlocks="
+                + prefixMissBlocks + " prefixCachedBlocks=" + prefixCachedBlocks + " prefixEvictedBlocks="
+                + prefixEvictedBlocks + " pressureEvents=" + pressureEvents + " pressureRelieved="
+                + pressureRelieved + " openSequences=" + openSequences + " sequences=" + sequences + "]";
     }
 
     /** The view of one sequence, or {@code null} when it is not open in this store. */
