@@ -255,8 +255,13 @@ public final class KvStore implements AutoCloseable {
         pressureEvents.increment();
         MemoryPressureEvent event = new MemoryPressureEvent();
         event.begin();
-        MemoryPressure pressure = new MemoryPressure(this, requester, refused.requestedBytes(), refused.limitBytes(),
-                refused.liveBytes(), refused.reservedBytes(), attempt);
+        // Free slots in held slabs plus whole blocks that still fit under the limit (slabs hold whole blocks).
+        long blockBytes = layout.blockBytes();
+        long available = (refused.reservedBytes() - refused.liveBytes())
+                + (refused.limitBytes() - refused.reservedBytes()) / blockBytes * blockBytes;
+        long shortfall = Math.max(blockBytes, refused.requestedBytes() - available);
+        MemoryPressure pressure = new MemoryPressure(this, requester, refused.requestedBytes(), shortfall,
+                refused.limitBytes(), refused.liveBytes(), refused.reservedBytes(), attempt);
         int modCount = requester == null ? 0 : requester.modCount;
         boolean relieved = false;
         inHandler[0] = true;
@@ -274,6 +279,7 @@ public final class KvStore implements AutoCloseable {
             inHandler[0] = false;
             if (event.shouldCommit()) {
                 event.requestedBytes = refused.requestedBytes();
+                event.shortfallBytes = pressure.shortfallBytes();
                 event.liveBytesBefore = refused.liveBytes();
                 event.liveBytesAfter = allocator.liveBlocks() * layout.blockBytes();
                 event.attempt = attempt;

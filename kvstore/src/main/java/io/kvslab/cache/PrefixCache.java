@@ -456,7 +456,7 @@ public final class PrefixCache implements AutoCloseable {
         entries.clear();
     }
 
-    /** The pressure handler: evict enough unreferenced blocks for the refused request. */
+    /** The pressure handler: evict unreferenced entries until the refused request's shortfall is covered. */
     private boolean relieve(MemoryPressure pressure) {
         synchronized (this) {
             if (closed) {
@@ -464,7 +464,7 @@ public final class PrefixCache implements AutoCloseable {
             }
             long blockBytes = store.layout().blockBytes();
             long before = freedBlocks;
-            evictLru(blocksFor(pressure.requestedBytes(), blockBytes), Set.of());
+            evictLru(blocksFor(pressure.shortfallBytes(), blockBytes), Set.of());
             return freedBlocks > before;
         }
     }

@@ -20,6 +20,11 @@ public final class MemoryPressureEvent extends Event {
     @DataAmount
     public long requestedBytes;
 
+    @Label("Shortfall Bytes")
+    @Description("Bytes that had to be freed for the request to fit")
+    @DataAmount
+    public long shortfallBytes;
+
     @Label("Live Bytes Before")
     @DataAmount
     public long liveBytesBefore;

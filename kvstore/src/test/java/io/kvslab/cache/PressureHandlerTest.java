@@ -43,6 +43,7 @@ class PressureHandlerTest {
             assertSame(store, p.store());
             assertSame(s, p.requester());
             assertEquals(6 * BLOCK, p.requestedBytes());
+            assertEquals(6 * BLOCK, p.shortfallBytes(), "nothing was free");
             assertEquals(24 * BLOCK, p.limitBytes());
             assertEquals(24 * BLOCK, p.liveBytes());
             assertEquals(1, p.attempt());

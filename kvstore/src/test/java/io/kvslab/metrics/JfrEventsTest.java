@@ -94,6 +94,7 @@ class JfrEventsTest {
         assertEquals(1, pressure.size());
         assertTrue(pressure.get(0).getBoolean("relieved"));
         assertEquals(4 * BLOCK, pressure.get(0).getLong("requestedBytes"));
+        assertEquals(4 * BLOCK, pressure.get(0).getLong("shortfallBytes"));
         assertEquals(40 * BLOCK, pressure.get(0).getLong("liveBytesBefore"));
         assertEquals(32 * BLOCK, pressure.get(0).getLong("liveBytesAfter"));
 
