@@ -300,7 +300,7 @@ public final class Sequence implements AutoCloseable {
         }
     }
 
-    boolean anyShared(long[] blocks, int count) {
+    private boolean anyShared(long[] blocks, int count) {
         for (int b = 0; b < count; b++) {
             if (allocator.refCount(blocks[b]) > 1) {
                 return true;
@@ -461,7 +461,7 @@ public final class Sequence implements AutoCloseable {
         return MetricsCollector.sequence(this);
     }
 
-        /** Bytes of all blocks this sequence references (blocks shared with a fork count in both). */
+    /** Bytes of all blocks this sequence references (blocks shared with a fork count in both). */
     public long referencedBytes() {
         return referencedBlocks * layout.blockBytes();
     }
@@ -545,7 +545,7 @@ public final class Sequence implements AutoCloseable {
         store.checkOpen();
     }
 
-    void checkLayer(int layer) {
+    private void checkLayer(int layer) {
         if (layer < 0 || layer >= layout.layers()) {
             throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
         }
