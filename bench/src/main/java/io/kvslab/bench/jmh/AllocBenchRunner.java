@@ -1,0 +1,106 @@
+package io.kvslab.bench.jmh;
+
+import io.kvslab.bench.footprint.Json;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.format.OutputFormatFactory;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+import org.openjdk.jmh.runner.options.VerboseMode;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * Runs {@link AllocBench} through the JMH Runner API and relates every allocator to KVSlab's slab allocator under
+ * the same pattern (single alloc+free, or a batch of 256 held then freed): ratio = ns per block / slab's ns per
+ * block.
+ */
+public final class AllocBenchRunner {
+    private AllocBenchRunner() {}
+
+    /** Benchmark method -> (pattern, allocator label, the slab method it is compared with). */
+    private static final Map<String, String[]> METHODS = Map.of(
+            "slab", new String[] {"single", "KVSlab SlabAllocator", "slab"},
+            "netty", new String[] {"single", "Netty pooled (default: no thread cache)", "slab"},
+            "nettyThreadCache", new String[] {"single", "Netty pooled + thread cache", "slab"},
+            "arenaConfined", new String[] {"single", "Arena.ofConfined per block", "slab"},
+            "arenaShared", new String[] {"single", "Arena.ofShared per block", "slab"},
+            "slabBatch", new String[] {"batch256", "KVSlab SlabAllocator (bulk)", "slabBatch"},
+            "slabBatchOneByOne", new String[] {"batch256", "KVSlab SlabAllocator (one by one)", "slabBatch"},
+            "nettyBatch", new String[] {"batch256", "Netty pooled (default: no thread cache)", "slabBatch"},
+            "nettyThreadCacheBatch", new String[] {"batch256", "Netty pooled + thread cache", "slabBatch"},
+            "arenaConfinedBatch", new String[] {"batch256", "Arena.ofConfined per block", "slabBatch"});
+
+    private static final List<String> ORDER = List.of("slab", "netty", "nettyThreadCache", "arenaConfined",
+            "arenaShared", "slabBatch", "slabBatchOneByOne", "nettyBatch", "nettyThreadCacheBatch",
+            "arenaConfinedBatch");
+
+    /** One allocator under one pattern. */
+    public record Row(String method, String pattern, String allocator, double nsPerBlock, double error, double ratio) {}
+
+    public record Report(boolean quick, int blockBytes, List<Row> rows) {
+        public String table() {
+            StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
+                    "Block alloc + free, %d-byte blocks, ns per block (ratio = / KVSlab slab allocator, same pattern)%s%n",
+                    blockBytes, quick ? " [quick run]" : ""));
+            sb.append(String.format(Locale.ROOT, "%-9s %-42s %12s %10s %9s%n", "pattern", "allocator", "ns/block",
+                    "+-", "ratio"));
+            for (Row r : rows) {
+                sb.append(String.format(Locale.ROOT, "%-9s %-42s %12.1f %10.1f %9.2f%n", r.pattern(), r.allocator(),
+                        r.nsPerBlock(), r.error(), r.ratio()));
+            }
+            return sb.toString();
+        }
+
+        public String json() {
+            List<Object> list = new ArrayList<>();
+            for (Row r : rows) {
+                list.add(Json.object().put("method", r.method()).put("pattern", r.pattern())
+                        .put("allocator", r.allocator()).put("nsPerBlock", r.nsPerBlock()).put("error", r.error())
+                        .put("ratioToSlab", r.ratio()));
+            }
+            return Json.object().put("benchmark", "alloc").put("quick", quick).put("blockBytes", blockBytes)
+                    .put("rows", list).toString();
+        }
+    }
+
+    /** quick: 1 x 0.5 s warmup, 2 x 0.5 s measurement; otherwise the benchmark's defaults (3 x 1 s, 5 x 1 s). */
+    public static Report run(boolean quick, PrintStream progress) throws RunnerException {
+        ChainedOptionsBuilder options = new OptionsBuilder()
+                .include(Pattern.quote(AllocBench.class.getName()) + "\\.")
+                .shouldFailOnError(true);
+        if (quick) {
+            options.warmupIterations(1).warmupTime(TimeValue.milliseconds(500))
+                    .measurementIterations(2).measurementTime(TimeValue.milliseconds(500));
+        }
+        Collection<RunResult> results = new Runner(options.build(),
+                OutputFormatFactory.createFormatInstance(progress, VerboseMode.NORMAL)).run();
+        java.util.HashMap<String, double[]> score = new java.util.HashMap<>();
+        int blockBytes = 0;
+        for (RunResult r : results) {
+            String name = r.getParams().getBenchmark();
+            String method = name.substring(name.lastIndexOf('.') + 1);
+            score.put(method, new double[] {r.getPrimaryResult().getScore(), r.getPrimaryResult().getScoreError()});
+            blockBytes = Integer.parseInt(r.getParams().getParam("blockBytes"));
+        }
+        List<Row> rows = new ArrayList<>();
+        for (String m : ORDER) {
+            double[] s = score.get(m);
+            if (s == null) {
+                continue;
+            }
+            String[] meta = METHODS.get(m);
+            double[] base = score.get(meta[2]);
+            rows.add(new Row(m, meta[0], meta[1], s[0], s[1], base == null ? Double.NaN : s[0] / base[0]));
+        }
+        return new Report(quick, blockBytes, rows);
+    }
+}
