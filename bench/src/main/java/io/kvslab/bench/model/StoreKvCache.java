@@ -78,6 +78,16 @@ public final class StoreKvCache implements KvCache {
         return KvLayout.of(c.layers(), c.heads(), c.kvHeads(), c.headDim(), dtype);
     }
 
+    /** Fails unless the store's layout has the model's layers, heads, kv heads and head size. */
+    void requireMatches(ModelConfig c) {
+        KvLayout l = sequence.layout();
+        if (l.layers() != c.layers() || l.queryHeads() != c.heads() || l.kvHeads() != c.kvHeads()
+                || l.headDim() != c.headDim()) {
+            throw new IllegalArgumentException("the store's layout " + l + " does not fit the model (layers "
+                    + c.layers() + ", heads " + c.heads() + ", kv heads " + c.kvHeads() + ", head size " + c.headDim() + ")");
+        }
+    }
+
     /** The sequence holding this cache's rows (for compression between session calls). */
     public Sequence sequence() {
         return sequence;
