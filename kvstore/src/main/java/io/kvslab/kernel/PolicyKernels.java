@@ -132,11 +132,12 @@ public final class PolicyKernels implements AutoCloseable {
         MemorySegment.copy(keyPositions, 0, ws, JAVA_LONG, kpOff, rows);
         MemorySegment.copy(queryPositions, 0, ws, JAVA_LONG, qpOff, window);
         float scale = (float) (1.0 / Math.sqrt(headDim));
+        MemorySegment lastSeg = lastOut != null ? ws.asSlice(lastOff) : MemorySegment.NULL;
         int rc;
         try {
             rc = (int) windowAttention.invokeExact(ws.asSlice(qOff), window, queryHeads, headDim, firstHead,
                     groupHeads, ws.asSlice(kOff), rows, ws.asSlice(kpOff), ws.asSlice(qpOff), scale,
-                    ws.asSlice(meanOff), lastOut != null ? ws.asSlice(lastOff) : MemorySegment.NULL,
+                    ws.asSlice(meanOff), lastSeg,
                     ws.asSlice(scratchOff));
         } catch (Throwable t) {
             throw new KvSlabException("kvs_policy_window_attention failed: " + t, t);

@@ -51,7 +51,7 @@ public record CriticalSelector(double alpha, double eps) implements Selector {
         OutputProjectionWeights weights = null;
         try {
             for (int h = 0; h < kept.length; h++) {
-                HeadRows head = layer.head(h);
+                HeadSnapshot head = layer.head(h);
                 if (budgets[h] >= head.length()) {
                     kept[h] = RowOrder.indices(TopKSelector.filled(head.length()));
                     continue;
@@ -72,7 +72,7 @@ public record CriticalSelector(double alpha, double eps) implements Selector {
     }
 
     /** Mean over the group's query heads of {@code ||v W_o^h||_1} for every row of KV head {@code kvHead}. */
-    static float[] groupValueNorms(HeadRows head, OutputProjectionWeights weights, int kvHead, int group,
+    static float[] groupValueNorms(HeadSnapshot head, OutputProjectionWeights weights, int kvHead, int group,
                                    PolicyKernels kernels) {
         int n = head.length();
         float[] perHead = new float[group * n];

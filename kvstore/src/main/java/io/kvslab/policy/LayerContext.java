@@ -12,7 +12,7 @@ import java.util.List;
  * @param window           the observation-window queries, or null when the policy does not need them
  * @param outputProjection the layer's W_o, or null when the policy does not need it
  */
-public record LayerContext(int layer, int queryHeads, int headDim, List<HeadRows> heads, WindowQueries window,
+public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnapshot> heads, WindowQueries window,
                            OutputProjection outputProjection) {
     public LayerContext {
         if (layer < 0) {
@@ -53,7 +53,7 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadRows
     }
 
     /** The rows of KV head {@code kvHead}. */
-    public HeadRows head(int kvHead) {
+    public HeadSnapshot head(int kvHead) {
         return heads.get(kvHead);
     }
 

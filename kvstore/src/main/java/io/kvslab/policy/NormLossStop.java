@@ -72,7 +72,7 @@ public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline
         double[] protectedSq = new double[layer.queryHeads()];
         int[] protectedCount = new int[kvHeads];
         for (int h = 0; h < kvHeads; h++) {
-            HeadRows head = layer.head(h);
+            HeadSnapshot head = layer.head(h);
             int n = head.length();
             boolean[] prot = protectedRows[h];
             protectedCount[h] = RowOrder.count(prot);
@@ -167,7 +167,7 @@ public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline
      * {@code lastRows} queries, each column divided by the number of those queries that can see it (Eq. 2).
      */
     private static float[] lastRowsAttention(LayerContext layer, WindowQueries w, int h, PolicyKernels kernels) {
-        HeadRows head = layer.head(h);
+        HeadSnapshot head = layer.head(h);
         int n = head.length();
         int g = layer.groupSize();
         float[] mean = new float[g * n];

@@ -45,7 +45,7 @@ public record Protection(int sinks, int recent, boolean observationWindow) {
             windowStart = (windowSize > 0 ? w.last(windowSize) : w).start();
         }
         for (int h = 0; h < layer.kvHeads(); h++) {
-            HeadRows head = layer.head(h);
+            HeadSnapshot head = layer.head(h);
             int n = head.length();
             boolean[] m = new boolean[n];
             for (int r = 0; r < Math.min(sinks, n); r++) {

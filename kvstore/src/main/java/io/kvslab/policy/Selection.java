@@ -1,8 +1,10 @@
 package io.kvslab.policy;
 
+import io.kvslab.cache.Sequence;
+
 /**
  * What a policy decided for one sequence: for every (layer, KV head) the strictly ascending row indices to keep.
- * {@link Compressor} applies it to a sequence with {@code Sequence.retain}, which frees the other rows.
+ * {@link #applyTo} applies it to a sequence with {@code Sequence.retain}, which frees the other rows.
  *
  * @param kept          {@code [layer][kvHead][]} kept row indices, ascending
  * @param lengthsBefore {@code [layer][kvHead]} row counts the selection was made from
@@ -66,6 +68,43 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
     public double keptFraction() {
         long before = rowsBefore();
         return before == 0 ? 1.0 : (double) keptRows() / before;
+    }
+
+    /**
+     * Keeps the selected rows of {@code sequence} and frees the others ({@code Sequence.retain} per (layer, KV
+     * head)). Checks first that the sequence still has the shape and row counts the selection was made from, so a
+     * stale selection changes nothing. Each head's retain is atomic; a store that runs out of memory while
+     * rebuilding a table shared with a fork fails that head and leaves the later heads uncompressed.
+     */
+    public void applyTo(Sequence sequence) {
+        if (sequence == null) {
+            throw new PolicyException("applyTo needs a sequence (got null)");
+        }
+        int layers = sequence.layout().layers();
+        int kvHeads = sequence.layout().kvHeads();
+        if (layers != kept.length) {
+            throw new PolicyException("the selection has " + kept.length + " layers but the sequence has " + layers);
+        }
+        for (int l = 0; l < layers; l++) {
+            if (kept[l].length != kvHeads) {
+                throw new PolicyException("the selection has " + kept[l].length + " KV heads in layer " + l
+                        + " but the sequence has " + kvHeads);
+            }
+            for (int h = 0; h < kvHeads; h++) {
+                int len = sequence.length(l, h);
+                if (len != lengthsBefore[l][h]) {
+                    throw new PolicyException("layer " + l + " head " + h + " has " + len + " rows but the "
+                            + "selection was made from " + lengthsBefore[l][h] + "; select again");
+                }
+            }
+        }
+        for (int l = 0; l < layers; l++) {
+            for (int h = 0; h < kvHeads; h++) {
+                if (!keepsAll(l, h)) {
+                    sequence.retain(l, h, kept[l][h]);
+                }
+            }
+        }
     }
 
     /** Whether (layer, kvHead) keeps every row (nothing to evict). */

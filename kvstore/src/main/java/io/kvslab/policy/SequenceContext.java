@@ -1,5 +1,9 @@
 package io.kvslab.policy;
 
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.Sequence;
+
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -25,6 +29,37 @@ public record SequenceContext(List<LayerContext> layers) {
                         + first.queryHeads() + ", " + first.kvHeads() + ", " + first.headDim() + ")");
             }
         }
+    }
+
+    /**
+     * Reads every (layer, KV head) of a sequence into a context.
+     *
+     * @param windows           per layer, the observation-window queries (null, or null entries, when the policy
+     *                          needs none)
+     * @param outputProjections per layer, W_o (null, or null entries, when the policy needs none)
+     */
+    public static SequenceContext read(Sequence sequence, List<WindowQueries> windows,
+                                       List<OutputProjection> outputProjections) {
+        KvLayout layout = sequence.layout();
+        if (windows != null && windows.size() != layout.layers()) {
+            throw new PolicyException("need one window entry per layer (" + layout.layers() + "), got "
+                    + windows.size());
+        }
+        if (outputProjections != null && outputProjections.size() != layout.layers()) {
+            throw new PolicyException("need one W_o entry per layer (" + layout.layers() + "), got "
+                    + outputProjections.size());
+        }
+        List<LayerContext> layers = new ArrayList<>(layout.layers());
+        for (int l = 0; l < layout.layers(); l++) {
+            List<HeadSnapshot> heads = new ArrayList<>(layout.kvHeads());
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                heads.add(HeadSnapshot.read(sequence, l, h));
+            }
+            layers.add(new LayerContext(l, layout.queryHeads(), layout.headDim(), heads,
+                    windows == null ? null : windows.get(l),
+                    outputProjections == null ? null : outputProjections.get(l)));
+        }
+        return new SequenceContext(layers);
     }
 
     /** Number of layers. */

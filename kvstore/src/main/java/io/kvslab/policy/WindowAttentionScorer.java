@@ -75,7 +75,7 @@ public record WindowAttentionScorer(int window, Pooling pooling, int kernel, Poo
         int g = layer.groupSize();
         float[][] scores = new float[layer.kvHeads()][];
         for (int h = 0; h < layer.kvHeads(); h++) {
-            HeadRows head = layer.head(h);
+            HeadSnapshot head = layer.head(h);
             int n = head.length();
             float[] mean = new float[g * n];
             kernels.windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g,
@@ -86,7 +86,7 @@ public record WindowAttentionScorer(int window, Pooling pooling, int kernel, Poo
     }
 
     /** Rows before the window: a prefix because positions ascend. */
-    static int candidates(HeadRows head, long windowStart) {
+    static int candidates(HeadSnapshot head, long windowStart) {
         long[] pos = head.positions();
         int c = 0;
         while (c < pos.length && pos[c] < windowStart) {

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.cache.Sequence;
+
 /**
  * The cached rows of one (layer, KV head) of one sequence, as fp32: what {@code Sequence.readKeys},
  * {@code readValues} and {@code positions} return. Row {@code r} is {@code keys[r*headDim .. (r+1)*headDim)}; rows
@@ -7,8 +9,8 @@ package io.kvslab.policy;
  *
  * <p>The arrays are not copied (they can be large); do not change them while a policy reads them.
  */
-public record HeadRows(float[] keys, float[] values, long[] positions, int headDim) {
-    public HeadRows {
+public record HeadSnapshot(float[] keys, float[] values, long[] positions, int headDim) {
+    public HeadSnapshot {
         if (keys == null || values == null || positions == null) {
             throw new PolicyException("keys, values and positions are required (got null)");
         }
@@ -30,6 +32,17 @@ public record HeadRows(float[] keys, float[] values, long[] positions, int headD
         if (positions.length > 0 && positions[0] < 0) {
             throw new PolicyException("positions must be >= 0, got " + positions[0]);
         }
+    }
+
+    /** Reads one (layer, KV head) of a sequence: dequantized keys and values and the rows' positions. */
+    public static HeadSnapshot read(Sequence sequence, int layer, int kvHead) {
+        int d = sequence.layout().headDim();
+        long[] positions = sequence.positions(layer, kvHead);
+        float[] keys = new float[Math.multiplyExact(positions.length, d)];
+        float[] values = new float[keys.length];
+        sequence.readKeys(layer, kvHead, keys);
+        sequence.readValues(layer, kvHead, values);
+        return new HeadSnapshot(keys, values, positions, d);
     }
 
     /** Number of rows. */
