@@ -133,6 +133,7 @@ class CriticalBoundTest {
     @Test
     void stageTwoMinimisesTheSurrogateBoundOverEveryAlternative() {
         Random rnd = new Random(77);
+        int checked = 0;
         for (int trial = 0; trial < 300; trial++) {
             int n = 6 + rnd.nextInt(7);
             double[] a = softmax(rnd, n, 2.5);
@@ -155,6 +156,7 @@ class CriticalBoundTest {
             if (sigma1 <= 0.5) {
                 continue; // Assumption 3.4 does not hold for this head; the theorem says nothing
             }
+            checked++;
             boolean[] chosen = new boolean[n];
             for (int r : CriticalSelector.selectHead(s, norms, new boolean[n], budget, 0.5, 0.0)) {
                 chosen[r] = true;
@@ -180,6 +182,7 @@ class CriticalBoundTest {
                 }
             }
         }
+        assertTrue(checked > 100, "only " + checked + " heads satisfied sigma' > 0.5");
     }
 
     /** theta-hat = C - (2 - 1/sigma') sum_kept A_i ||V'_i||_1 with sigma' the stage-1 mass. */
