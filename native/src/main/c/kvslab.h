@@ -1,9 +1,55 @@
-/* KVSlab native kernels. Every entry point trusts its arguments: the Java side validates them first. */
+/* KVSlab native kernels. Every entry point trusts its arguments: the Java side validates them first.
+ * The few cheap checks the kernels repeat return an error code instead of touching memory; they never abort. */
 #ifndef KVSLAB_H
 #define KVSLAB_H
 #include <stdint.h>
 
 /* Version of the ABI below; Java checks it at load time. */
 int32_t kvs_abi_version(void);
+
+/* Element types of stored K/V rows (the "dtype" argument). */
+#define KVS_DTYPE_F32 0
+#define KVS_DTYPE_F16 1  /* IEEE 754 binary16, converted with F16C */
+#define KVS_DTYPE_BF16 2 /* bfloat16: the top 16 bits of a binary32 */
+
+/* Return codes of the kernels. */
+#define KVS_OK 0
+#define KVS_ERR_ARGUMENT 1 /* a shape/dtype/thread argument out of range (Java validates first, so a bug) */
+#define KVS_ERR_NO_MEMORY 2 /* scratch allocation failed */
+
+/* Largest thread count a kernel accepts; the worker pool never grows beyond KVS_MAX_THREADS - 1 threads. */
+#define KVS_MAX_THREADS 64
+
+/* Decode attention (one query token per query head) over paged K/V.
+ * Rows of head_dim elements of dtype, block_rows rows per block. For kv head h in [0, n_kv) its rows 0..len[h]-1
+ * live in blocks k_blocks[off[h] .. off[h+1]-1] (same for v_blocks); block addresses are raw pointers.
+ * Query head qh = h*group + g uses kv head h. q and out are [n_kv*group*head_dim] floats. lse (nullable) gets
+ * [n_kv*group] log-sum-exp values of the scaled scores; a head with len 0 gives out zeros and lse -inf.
+ * Each kv head's rows are read once from memory for its whole group; long contexts are split across
+ * n_threads threads (the caller plus a persistent worker pool) and merged by log-sum-exp. */
+int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
+                        const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
+                        const int64_t* len, float scale, float* out, float* lse, int32_t n_threads);
+
+/* Causal prefill of the last n_q rows of each kv head: q and out are [n_q][n_kv*group][head_dim]; query i of kv
+ * head h sees rows 0 .. len[h]-n_q+i (len[h] >= n_q). Uses OpenBLAS sgemm on tiles of queries x keys.
+ * KVSlab does its own threading here: on first use the library's private OpenBLAS is set to one thread, so
+ * the n_threads workers never oversubscribe the cores with nested BLAS threads. */
+int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
+                         int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
+                         const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads);
+
+/* Reads bytes of buf once with n_threads threads (vectorised loads, the buffer split into contiguous parts)
+ * and returns a checksum of the data, so the reads cannot be optimised away. Timing it gives the machine's
+ * read bandwidth for the same pool and thread count the kernels use. bytes is rounded down to 64. */
+double kvs_read_bandwidth_probe(const void* buf, int64_t bytes, int32_t n_threads);
+
+/* Chooses the decode kernels' instruction set: 1 = AVX2 only, anything else = the best the CPU supports
+ * (AVX-512 when cpuid and the OS allow it). Returns the level now in use (1 = AVX2, 2 = AVX-512). For tests
+ * and diagnostics; not thread-safe against concurrent kernel calls' choice (each call reads it once). */
+int32_t kvs_attn_set_isa(int32_t level);
+
+/* Number of worker threads the pool has started so far (for tests and diagnostics). */
+int32_t kvs_pool_threads(void);
 
 #endif

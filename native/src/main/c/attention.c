@@ -1,0 +1,220 @@
+/* Decode attention over paged K/V: one query token, GQA-aware, online softmax in fp32.
+ *
+ * Work unit: a (kv head, row range) segment. For each tile of rows (at most one block, at most KVS_TILE rows)
+ * the kernel computes the scores of ALL the group's query heads against the tile's K rows, updates the running
+ * max/sum (online softmax) and accumulates the tile's V rows into all the group's outputs. A tile of K or V is
+ * at most 64 rows (32 KiB in f32), so while the group's query heads are processed in chunks of up to 8 the tile
+ * stays in L1/L2 and each row comes from memory once per call. The next tile's K and V lines are prefetched
+ * while the current tile's scores are computed, so several blocks' misses are in flight at once.
+ * The segment kernels themselves live in attn_decode_impl.h, instantiated for AVX2 and (chosen at run time by
+ * cpuid) AVX-512.
+ *
+ * Threads: the rows of all kv heads, laid end to end, are cut into n equal ranges at block boundaries; a head
+ * cut between threads yields partial (max, sum, unnormalised output) triples that the caller merges by
+ * log-sum-exp. Short contexts run on the calling thread alone (waking a worker would cost more than it saves). */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+#include "attn_decode.h"
+
+#define MIN_BYTES_PER_THREAD (256 * 1024) /* K+V bytes below which another thread does not pay */
+
+/* ---- instruction-set choice: 2 = AVX-512 kernels, 1 = AVX2 kernels; 0 = not decided yet ---- */
+static _Atomic int isa_level;
+
+static int detect_isa(void) {
+    __builtin_cpu_init();
+    /* __builtin_cpu_supports also checks that the OS saves the zmm state (XCR0) */
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                   && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+               ? 2
+               : 1;
+}
+
+int32_t kvs_attn_set_isa(int32_t level) {
+    int best = detect_isa();
+    int want = level == 1 ? 1 : best;
+    atomic_store(&isa_level, want);
+    return want;
+}
+
+static int current_isa(void) {
+    int l = atomic_load_explicit(&isa_level, memory_order_relaxed);
+    if (l == 0) {
+        l = detect_isa();
+        atomic_store(&isa_level, l);
+    }
+    return l;
+}
+
+static kvs_segment_fn pick_segment(int dtype, int head_dim) {
+    /* the 512-bit kernels want whole zmm rows; other head dims take the AVX2 ones (which handle any tail) */
+    if (current_isa() == 2 && head_dim % 16 == 0) {
+        return dtype == KVS_DTYPE_F32 ? kvs_segment_f32_avx512
+             : dtype == KVS_DTYPE_F16 ? kvs_segment_f16_avx512 : kvs_segment_bf16_avx512;
+    }
+    return dtype == KVS_DTYPE_F32 ? kvs_segment_f32_avx2
+         : dtype == KVS_DTYPE_F16 ? kvs_segment_f16_avx2 : kvs_segment_bf16_avx2;
+}
+
+typedef kvs_decode_job decode_job;
+typedef kvs_segment_state segment_state;
+#define TILE KVS_TILE
+
+/* The kv head whose rows contain flattened position p (0 <= p < total): the last h with head_start[h] <= p. */
+static int head_of(const decode_job* j, int64_t p) {
+    int lo = 0, hi = j->n_kv - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (j->head_start[mid] <= p) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Start of worker w's range: w/n of all rows, moved down to a block boundary of the head it falls in. */
+static int64_t boundary(const decode_job* j, int w, int n) {
+    if (w <= 0) return 0;
+    if (w >= n) return j->total;
+    int64_t p = (int64_t)((__int128)j->total * w / n);
+    int h = head_of(j, p);
+    int64_t r = p - j->head_start[h];
+    return j->head_start[h] + r / j->br * j->br;
+}
+
+static void decode_task(void* ctx, int w, int n) {
+    decode_job* j = (decode_job*)ctx;
+    int64_t p0 = boundary(j, w, n), p1 = boundary(j, w + 1, n);
+    if (p0 >= p1) return;
+    const int G = j->G, Dp = j->Dp;
+    size_t floats = (size_t)G * Dp * 2 + (size_t)G * TILE + (size_t)G * 3;
+    float* buf = (float*)kvs_scratch(KVS_SCRATCH_WORK, floats * sizeof(float));
+    if (buf == NULL) {
+        atomic_store(&j->error, KVS_ERR_NO_MEMORY);
+        return;
+    }
+    segment_state st = {buf, buf + (size_t)G * Dp, buf + (size_t)G * Dp * 2, NULL, NULL, NULL};
+    st.m = st.s + (size_t)G * TILE;
+    st.l = st.m + G;
+    st.corr = st.l + G;
+    for (int h = head_of(j, p0); h < j->n_kv && j->head_start[h] < p1; h++) {
+        int64_t hs = j->head_start[h], len = j->len[h];
+        int64_t r0 = p0 > hs ? p0 - hs : 0;
+        int64_t r1 = p1 - hs < len ? p1 - hs : len;
+        if (r0 >= r1) continue;
+        j->segment(j, h, r0, r1, &st);
+        if (r0 == 0 && r1 == len) { /* the whole head: normalise straight into out */
+            for (int g = 0; g < G; g++) {
+                int64_t qh = (int64_t)h * G + g;
+                float inv = 1.0f / st.l[g];
+                for (int d = 0; d < j->D; d++) j->out[qh * j->D + d] = st.acc[(size_t)g * Dp + d] * inv;
+                if (j->lse != NULL) j->lse[qh] = st.m[g] + logf(st.l[g]);
+            }
+        } else {
+            size_t slot = (size_t)w * j->n_kv + h;
+            memcpy(j->part_acc + slot * G * Dp, st.acc, sizeof(float) * (size_t)G * Dp);
+            for (int g = 0; g < G; g++) {
+                j->part_ml[(slot * G + g) * 2] = st.m[g];
+                j->part_ml[(slot * G + g) * 2 + 1] = st.l[g];
+            }
+            j->part_valid[slot] = 1;
+        }
+    }
+}
+
+/* Combines the partial results of heads split between threads: weights exp(m_w - M) for M the largest max. */
+static void merge_partials(decode_job* j, int n) {
+    const int G = j->G, D = j->D, Dp = j->Dp;
+    for (int h = 0; h < j->n_kv; h++) {
+        int any = 0;
+        for (int w = 0; w < n; w++) any |= j->part_valid[(size_t)w * j->n_kv + h];
+        if (!any) continue;
+        for (int g = 0; g < G; g++) {
+            float M = -INFINITY;
+            for (int w = 0; w < n; w++) {
+                size_t slot = (size_t)w * j->n_kv + h;
+                if (j->part_valid[slot] && j->part_ml[(slot * G + g) * 2] > M) M = j->part_ml[(slot * G + g) * 2];
+            }
+            int64_t qh = (int64_t)h * G + g;
+            float* o = j->out + qh * D;
+            for (int d = 0; d < D; d++) o[d] = 0.0f;
+            float lsum = 0.0f;
+            for (int w = 0; w < n; w++) {
+                size_t slot = (size_t)w * j->n_kv + h;
+                if (!j->part_valid[slot]) continue;
+                float f = expf(j->part_ml[(slot * G + g) * 2] - M);
+                lsum += j->part_ml[(slot * G + g) * 2 + 1] * f;
+                const float* a = j->part_acc + (slot * G + g) * Dp;
+                for (int d = 0; d < D; d++) o[d] += a[d] * f;
+            }
+            float inv = 1.0f / lsum;
+            for (int d = 0; d < D; d++) o[d] *= inv;
+            if (j->lse != NULL) j->lse[qh] = M + logf(lsum);
+        }
+    }
+}
+
+int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
+                        const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
+                        const int64_t* len, float scale, float* out, float* lse, int32_t n_threads) {
+    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || dtype < 0 || dtype > 2 || n_threads <= 0
+        || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL || k_blocks == NULL || v_blocks == NULL
+        || off == NULL || len == NULL) {
+        return KVS_ERR_ARGUMENT;
+    }
+    decode_job j;
+    memset(&j, 0, sizeof j);
+    j.n_kv = n_kv;
+    j.G = group;
+    j.D = head_dim;
+    j.Dp = (head_dim + 15) & ~15;
+    j.dtype = dtype;
+    j.br = block_rows;
+    j.rb = (int64_t)head_dim * kvs_dtype_bytes(dtype);
+    j.q = q;
+    j.kb = k_blocks;
+    j.vb = v_blocks;
+    j.off = off;
+    j.len = len;
+    j.scale = scale;
+    j.out = out;
+    j.lse = lse;
+    j.segment = pick_segment(dtype, head_dim);
+
+    int64_t total = 0;
+    for (int h = 0; h < n_kv; h++) total += len[h];
+    int n = n_threads;
+    int64_t by_size = total * j.rb * 2 / MIN_BYTES_PER_THREAD;
+    if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;
+
+    size_t nh = (size_t)n_kv + 1;
+    size_t part_floats = (size_t)n * n_kv * group * j.Dp;
+    size_t ml_floats = (size_t)n * n_kv * group * 2;
+    size_t bytes = nh * sizeof(int64_t) + (part_floats + ml_floats) * sizeof(float) + (size_t)n * n_kv + 64;
+    char* buf = (char*)kvs_scratch(KVS_SCRATCH_DISPATCH, n > 1 ? bytes : nh * sizeof(int64_t));
+    if (buf == NULL) return KVS_ERR_NO_MEMORY;
+    int64_t* hs = (int64_t*)buf;
+    hs[0] = 0;
+    for (int h = 0; h < n_kv; h++) hs[h + 1] = hs[h] + len[h];
+    j.head_start = hs;
+    j.total = total;
+    if (n > 1) {
+        j.part_acc = (float*)(buf + nh * sizeof(int64_t));
+        j.part_ml = j.part_acc + part_floats;
+        j.part_valid = (uint8_t*)(j.part_ml + ml_floats);
+        memset(j.part_valid, 0, (size_t)n * n_kv);
+    }
+    for (int h = 0; h < n_kv; h++) { /* empty heads: nothing to attend to */
+        if (len[h] != 0) continue;
+        memset(out + (int64_t)h * group * head_dim, 0, sizeof(float) * (size_t)group * head_dim);
+        if (lse != NULL) for (int g = 0; g < group; g++) lse[(int64_t)h * group + g] = -INFINITY;
+    }
+    if (total == 0) return KVS_OK;
+    if (n > 1) {
+        kvs_pool_run(decode_task, &j, n);
+        /* the pool may have run fewer workers; their partials are flagged, the rest stay unflagged */
+        merge_partials(&j, n);
+    } else {
+        decode_task(&j, 0, 1);
+    }
+    return atomic_load(&j.error);
+}

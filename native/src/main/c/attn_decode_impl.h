@@ -1,0 +1,266 @@
+/* Decode segment kernel, written once for any vector width. The including file defines:
+ *   KV_NAME(x)          function-name suffixing (x##_avx2, ...)
+ *   KV_VEC, KV_W        vector type and its float lanes
+ *   KV_MAXACC           accumulators a microkernel may keep in registers (8 with 16 ymm, 16 with 32 zmm)
+ *   KV_ZERO() KV_LOADA(p) KV_STOREA(p, v) KV_SET1(x) KV_BCAST(p) KV_FMA(a, b, c) KV_MUL(a, b)
+ *   KV_LOADROW(row, col, dtype)   KV_W elements of a stored row from column col, converted to f32
+ *   KV_HSUM(v)                    sum of the lanes
+ *   KV_REDUCE_FULL(acc, res)      res[i] = sum of the lanes of acc[i], i < KV_MAXACC
+ *   KV_LOADU(p) KV_STOREU(p, v) KV_SUB(a, b) KV_ADD(a, b) KV_MAX(a, b) KV_HMAX(v)
+ *   KV_EXP(x)                     e^x for x <= 0 (see kvs_exp_neg)
+ *   KV_KEEP(v, n)                 v with lanes >= n zeroed
+ * and includes this file once. dtype is a compile-time constant in every instantiation below.
+ *
+ * Shapes. Scores: NG query heads x NR rows per microkernel (NG*NR = KV_MAXACC): each K chunk load feeds NG FMAs
+ * and each q chunk NR, and KV_MAXACC dot products are reduced together. Values: NG heads x NC chunks, so each V
+ * chunk feeds NG FMAs and each broadcast probability NC. Query heads beyond what fits are processed in further
+ * passes over the same tile, which is then in L1. */
+
+KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const char* krow, int64_t rb,
+                                      const float* q, int Dp, float* s) {
+    KV_VEC acc[KV_MAXACC];
+#pragma GCC unroll 16
+    for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
+    int c = 0;
+    for (; c + KV_W <= D; c += KV_W) {
+        KV_VEC kv[KV_MAXACC];
+#pragma GCC unroll 16
+        for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype);
+#pragma GCC unroll 16
+        for (int g = 0; g < NG; g++) {
+            KV_VEC qv = KV_LOADA(q + g * Dp + c);
+#pragma GCC unroll 16
+            for (int r = 0; r < NR; r++) acc[g * NR + r] = KV_FMA(qv, kv[r], acc[g * NR + r]);
+        }
+    }
+    float res[KV_MAXACC];
+    if (NG * NR == KV_MAXACC) {
+        KV_REDUCE_FULL(acc, res);
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < NG * NR; i++) res[i] = KV_HSUM(acc[i]);
+    }
+    for (; c < D; c++) { /* head_dim not a multiple of the vector width */
+        for (int r = 0; r < NR; r++) {
+            float k = kvs_load1(krow + r * rb, c, dtype);
+            for (int g = 0; g < NG; g++) res[g * NR + r] += q[g * Dp + c] * k;
+        }
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < NG; g++) {
+#pragma GCC unroll 16
+        for (int r = 0; r < NR; r++) s[g * KVS_TILE + r] = res[g * NR + r];
+    }
+}
+
+/* Prefetches the lines of rows [r, r + nr) of a tile further ahead (base == NULL: none). Spread over the rows
+ * of the current tile so the misses stay in flight continuously instead of in bursts. */
+KVS_INLINE void KV_NAME(prefetch_rows)(const char* base, int r, int nr, int64_t rb) {
+    if (base == NULL) return;
+    for (int64_t o = r * rb; o < (r + nr) * rb; o += 64) KVS_PREFETCH(base + o);
+}
+
+/* Rows [r, t) of one pass of NG heads, NR rows at a time, then the remainder with smaller NR. */
+#define KV_SCORE_ROWS(NG, NR)                                                                         \
+    for (; r + (NR) <= t; r += (NR)) {                                                                \
+        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r);                      \
+        KV_NAME(prefetch_rows)(pk, r, NR, rb);                                                    \
+    }
+
+KVS_INLINE void KV_NAME(score_pass)(int dtype, int NG, int D, int Dp, const char* kp, int64_t rb, int t,
+                                    const float* q, float* sg, const char* pk) {
+    int r = 0;
+    if (KV_MAXACC / NG >= 16) KV_SCORE_ROWS(NG, 16)
+    if (KV_MAXACC / NG >= 8) KV_SCORE_ROWS(NG, 8)
+    if (KV_MAXACC / NG >= 4) KV_SCORE_ROWS(NG, 4)
+    if (KV_MAXACC / NG >= 2) KV_SCORE_ROWS(NG, 2)
+    KV_SCORE_ROWS(NG, 1)
+}
+#undef KV_SCORE_ROWS
+
+/* s[g][r] = <q_g, k_r> for the tile's t rows and all G query heads (q already scaled). */
+KVS_INLINE void KV_NAME(score_tile)(int dtype, int G, int D, int Dp, const char* kp, int64_t rb, int t,
+                                    const float* qs, float* s, const char* nk) {
+    int g0 = 0;
+    while (g0 < G) {
+        int rem = G - g0;
+        const float* q = qs + (int64_t)g0 * Dp;
+        float* sg = s + g0 * KVS_TILE;
+        const char* pk = g0 == 0 ? nk : NULL; /* prefetch during the first pass over the tile only */
+        if (rem >= 8) {
+            KV_NAME(score_pass)(dtype, 8, D, Dp, kp, rb, t, q, sg, pk);
+            g0 += 8;
+        } else if (rem >= 4) {
+            KV_NAME(score_pass)(dtype, 4, D, Dp, kp, rb, t, q, sg, pk);
+            g0 += 4;
+        } else if (rem >= 2) {
+            KV_NAME(score_pass)(dtype, 2, D, Dp, kp, rb, t, q, sg, pk);
+            g0 += 2;
+        } else {
+            KV_NAME(score_pass)(dtype, 1, D, Dp, kp, rb, t, q, sg, pk);
+            g0 += 1;
+        }
+    }
+}
+
+/* acc[g][c .. c + NC*W) = acc * corr[g] + sum_r p[g][r] v[r][c ..] for NG heads. */
+KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp, int64_t rb, int t, int c,
+                                      const float* p, float* acc, int Dp, const float* corr, const char* pv) {
+    KV_VEC a[KV_MAXACC];
+#pragma GCC unroll 16
+    for (int g = 0; g < NG; g++) {
+        KV_VEC cg = KV_SET1(corr[g]);
+#pragma GCC unroll 16
+        for (int k = 0; k < NC; k++) a[g * NC + k] = KV_MUL(KV_LOADA(acc + (int64_t)g * Dp + c + KV_W * k), cg);
+    }
+    for (int r = 0; r < t; r++) {
+        const char* row = vp + r * rb;
+        KV_NAME(prefetch_rows)(pv, r, 1, rb);
+        KV_VEC v[KV_MAXACC];
+#pragma GCC unroll 16
+        for (int k = 0; k < NC; k++) v[k] = KV_LOADROW(row, c + KV_W * k, dtype);
+#pragma GCC unroll 16
+        for (int g = 0; g < NG; g++) {
+            KV_VEC pb = KV_BCAST(p + g * KVS_TILE + r);
+#pragma GCC unroll 16
+            for (int k = 0; k < NC; k++) a[g * NC + k] = KV_FMA(pb, v[k], a[g * NC + k]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < NG; g++) {
+#pragma GCC unroll 16
+        for (int k = 0; k < NC; k++) KV_STOREA(acc + (int64_t)g * Dp + c + KV_W * k, a[g * NC + k]);
+    }
+}
+
+#define KV_VALUE_COLS(NG, NC)                                                                         \
+    for (; c + (NC) * KV_W <= Dv; c += (NC) * KV_W) {                                                \
+        KV_NAME(value_kernel)(dtype, NG, NC, vp, rb, t, c, p, acc, Dp, corr, c == 0 ? pv : NULL);     \
+    }
+
+KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, int64_t rb, int t, const float* p,
+                                    float* acc, int Dp, const float* corr, const char* pv) {
+    const int Dv = D - D % KV_W;
+    int c = 0;
+    if (KV_MAXACC / NG >= 16) KV_VALUE_COLS(NG, 16)
+    if (KV_MAXACC / NG >= 8) KV_VALUE_COLS(NG, 8)
+    if (KV_MAXACC / NG >= 4) KV_VALUE_COLS(NG, 4)
+    if (KV_MAXACC / NG >= 2) KV_VALUE_COLS(NG, 2)
+    KV_VALUE_COLS(NG, 1)
+    for (int d = Dv; d < D; d++) { /* head_dim not a multiple of the vector width */
+        for (int g = 0; g < NG; g++) {
+            float a = acc[(int64_t)g * Dp + d] * corr[g];
+            for (int r = 0; r < t; r++) a += p[g * KVS_TILE + r] * kvs_load1(vp + r * rb, d, dtype);
+            acc[(int64_t)g * Dp + d] = a;
+        }
+    }
+}
+#undef KV_VALUE_COLS
+
+KVS_INLINE void KV_NAME(value_tile)(int dtype, int G, int D, int Dp, const char* vp, int64_t rb, int t,
+                                    const float* p, float* acc, const float* corr, const char* nv) {
+    int g0 = 0;
+    while (g0 < G) {
+        int rem = G - g0;
+        float* a = acc + (int64_t)g0 * Dp;
+        const float* pg = p + g0 * KVS_TILE;
+        const float* cg = corr + g0;
+        const char* pv = g0 == 0 ? nv : NULL; /* prefetch during the first pass over the tile only */
+        if (rem >= 8) {
+            KV_NAME(value_pass)(dtype, 8, D, vp, rb, t, pg, a, Dp, cg, pv);
+            g0 += 8;
+        } else if (rem >= 4) {
+            KV_NAME(value_pass)(dtype, 4, D, vp, rb, t, pg, a, Dp, cg, pv);
+            g0 += 4;
+        } else if (rem >= 2) {
+            KV_NAME(value_pass)(dtype, 2, D, vp, rb, t, pg, a, Dp, cg, pv);
+            g0 += 2;
+        } else {
+            KV_NAME(value_pass)(dtype, 1, D, vp, rb, t, pg, a, Dp, cg, pv);
+            g0 += 1;
+        }
+    }
+}
+
+/* Online softmax step over a tile of t scores per query head (rows KVS_TILE apart): p = exp(s - m_new) in
+ * place (lanes past t zeroed up to the next vector boundary), m and l updated, corr = exp(m_old - m_new), the
+ * factor the running output is multiplied by. */
+KVS_INLINE void KV_NAME(softmax_tile)(int G, int t, float* s, float* m, float* l, float* corr) {
+    for (int g = 0; g < G; g++) {
+        float* sg = s + g * KVS_TILE;
+        KV_VEC mx = KV_SET1(-INFINITY);
+        int i = 0;
+        for (; i + KV_W <= t; i += KV_W) mx = KV_MAX(mx, KV_LOADU(sg + i));
+        float mt = KV_HMAX(mx);
+        for (; i < t; i++) mt = sg[i] > mt ? sg[i] : mt;
+        float mn = m[g] > mt ? m[g] : mt;
+        corr[g] = m[g] == -INFINITY ? 0.0f : expf(m[g] - mn);
+        m[g] = mn;
+        KV_VEC mv = KV_SET1(mn);
+        KV_VEC sum = KV_ZERO();
+        for (i = 0; i < t; i += KV_W) { /* KVS_TILE is a multiple of KV_W: the row has room */
+            KV_VEC p = KV_EXP(KV_SUB(KV_LOADU(sg + i), mv));
+            if (i + KV_W > t) p = KV_KEEP(p, t - i);
+            KV_STOREU(sg + i, p);
+            sum = KV_ADD(sum, p);
+        }
+        l[g] = l[g] * corr[g] + KV_HSUM(sum);
+    }
+}
+
+KVS_INLINE void KV_NAME(run_segment)(int dtype, const kvs_decode_job* j, int h, int64_t r0, int64_t r1,
+                                     kvs_segment_state* st) {
+    const int G = j->G, D = j->D, Dp = j->Dp, br = j->br;
+    const int64_t rb = j->rb;
+    for (int g = 0; g < G; g++) {
+        const float* qg = j->q + ((int64_t)h * G + g) * D;
+        float* dst = st->qs + (int64_t)g * Dp;
+        for (int d = 0; d < D; d++) dst[d] = qg[d] * j->scale;
+        for (int d = D; d < Dp; d++) dst[d] = 0.0f;
+        st->m[g] = -INFINITY;
+        st->l[g] = 0.0f;
+    }
+    memset(st->acc, 0, sizeof(float) * (size_t)G * Dp);
+    const int64_t* kbl = j->kb + j->off[h];
+    const int64_t* vbl = j->vb + j->off[h];
+    int64_t r = r0;
+    while (r < r1) {
+        int64_t b = r / br;
+        int64_t rin = r - b * br;
+        int64_t t = br - rin;
+        if (t > r1 - r) t = r1 - r;
+        if (t > KVS_TILE) t = KVS_TILE;
+        const char* kp = (const char*)(intptr_t)kbl[b] + rin * rb;
+        const char* vp = (const char*)(intptr_t)vbl[b] + rin * rb;
+        /* prefetch target: the tile KVS_PF_TILES tiles ahead (may run past its block: prefetches never fault) */
+        const char *nk = NULL, *nv = NULL;
+        int64_t tr = r + KVS_PF_TILES * t;
+        if (tr < r1) {
+            int64_t tb = tr / br;
+            nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * rb;
+            nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * rb;
+        }
+#ifndef SKIP_SCORE
+        KV_NAME(score_tile)(dtype, G, D, Dp, kp, rb, (int)t, st->qs, st->s, nk);
+#endif
+#ifndef SKIP_SOFTMAX
+        KV_NAME(softmax_tile)(G, (int)t, st->s, st->m, st->l, st->corr);
+#endif
+#ifndef SKIP_VALUE
+        KV_NAME(value_tile)(dtype, G, D, Dp, vp, rb, (int)t, st->s, st->acc, st->corr, nv);
+#endif
+        r += t;
+    }
+}
+
+void KV_NAME(kvs_segment_f32)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
+    KV_NAME(run_segment)(KVS_DTYPE_F32, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+}
+
+void KV_NAME(kvs_segment_f16)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
+    KV_NAME(run_segment)(KVS_DTYPE_F16, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+}
+
+void KV_NAME(kvs_segment_bf16)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
+    KV_NAME(run_segment)(KVS_DTYPE_BF16, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+}
