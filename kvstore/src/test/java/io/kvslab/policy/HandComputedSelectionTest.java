@@ -122,6 +122,29 @@ class HandComputedSelectionTest {
                 avgGroupFirst.fromGroupAttention(mean, 2, 5, 4), 1e-7f);
     }
 
+    @Test
+    void snapKvTopKFromAHandMadeAttentionRow() {
+        // headDim 1, one query head, q = 1: the window query (position 4) gives key j the weight exp(k_j), so keys
+        // ln(1, 4, 2, 8, 1) give attention (1, 4, 2, 8, 1) / 16. Row 4 is the window (protected).
+        float[] keys = {0f, (float) Math.log(4), (float) Math.log(2), (float) Math.log(8), 0f};
+        LayerContext layer = Fixtures.layer(1, 1, new float[][]{keys}, new float[][]{new float[5]},
+                Fixtures.range(5), new WindowQueries(new float[]{1f}, new long[]{4}), null);
+        SequenceContext ctx = new SequenceContext(List.of(layer));
+        var mean = WindowAttentionScorer.GroupReduce.MEAN;
+        var order = WindowAttentionScorer.PoolOrder.GROUP_THEN_POOL;
+        // no pooling: scores (1, 4, 2, 8)/16 -> rows 3, 1 plus the window
+        CompressionPolicy plain = Policies.snapKv(new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.MAX, 1,
+                order, mean));
+        float[][] s = plain.scorer().score(layer, kernels);
+        assertArrayEquals(new float[]{1 / 16f, 4 / 16f, 2 / 16f, 8 / 16f, 1 / 16f}, s[0], 1e-6f);
+        assertArrayEquals(new int[]{1, 3, 4}, plain.select(ctx, Budget.tokens(3), kernels).kept(0, 0));
+        // max-pool 3 over the candidates: (4, 4, 8, 8)/16 -> rows 2 and 3 (the tie goes to the lower position)
+        CompressionPolicy pooled = Policies.snapKv(new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.MAX, 3,
+                order, mean));
+        assertArrayEquals(new int[]{2, 3, 4}, pooled.select(ctx, Budget.tokens(3), kernels).kept(0, 0));
+        assertArrayEquals(new int[]{2, 4}, pooled.select(ctx, Budget.tokens(2), kernels).kept(0, 0));
+    }
+
     // ------------------------------------------------------------------ Ada-KV
 
     @Test
