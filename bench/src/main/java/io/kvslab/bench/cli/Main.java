@@ -13,6 +13,7 @@ public final class Main {
 
     static {
         // one line per command, in the order --help lists them
+        COMMANDS.put("demo", new DemoCommand());
     }
 
     private Main() {}
