@@ -5,6 +5,7 @@ import io.kvslab.cache.KvStore;
 import io.kvslab.cache.Sequence;
 import io.kvslab.cache.StoreConfig;
 import io.kvslab.cache.StoreStats;
+import io.kvslab.kernel.Attention;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -19,8 +20,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Every policy really frees memory in the store: after compression the live bytes are exactly the kept rows rounded
  * up to whole blocks (at most one partial block per (layer, KV head) for K and one for V), the kept rows are the
- * original rows bit for bit with their positions, attention over what the store holds equals reference attention
- * over the kept subset, and a compaction returns the emptied slabs.
+ * original rows bit for bit with their positions, attention over what the store holds (the native kernel,
+ * {@code Attention.decode}, and plain Java over the rows read back) equals reference attention over the kept subset of
+ * the original rows, and a compaction returns the emptied slabs.
  */
 class MemoryReclaimTest {
     private static final Fixtures.Shape SHAPE = new Fixtures.Shape(4, 4, 2, 8, 16);
@@ -77,6 +79,7 @@ class MemoryReclaimTest {
             assertTrue(sel.keptFraction() < 0.9, name + " kept " + sel.keptFraction() + " of the rows");
 
             checkRowsAndAttention(seq, data, sel);
+            checkKernelAttention(seq, data, sel);
 
             long releasedBefore = after.memory().slabsReleased();
             store.compact();
@@ -90,8 +93,40 @@ class MemoryReclaimTest {
             assertTrue(compacted.memory().slabsReleased() > releasedBefore);
             assertEquals(after.liveBytes(), compacted.liveBytes());
             checkRowsAndAttention(seq, data, sel); // compaction moved blocks, not data
+            checkKernelAttention(seq, data, sel);
             seq.close();
             assertEquals(0, store.stats().liveBytes());
+        }
+    }
+
+    /** The native decode kernel over the compressed (ragged) sequence equals the reference on the kept subset. */
+    private static void checkKernelAttention(Sequence seq, Fixtures.Data data, Selection sel) {
+        int d = SHAPE.headDim();
+        int qh = SHAPE.queryHeads();
+        Random rnd = new Random(2);
+        try (Attention attention = Attention.create(1)) {
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                float[] q = new float[qh * d];
+                for (int i = 0; i < q.length; i++) {
+                    q[i] = (float) rnd.nextGaussian();
+                }
+                float[] out = new float[qh * d];
+                attention.decode(seq, l, q, out);
+                for (int h = 0; h < qh; h++) {
+                    int kv = h / SHAPE.group();
+                    int[] rows = sel.kept(l, kv);
+                    float[] ek = new float[rows.length * d];
+                    float[] ev = new float[rows.length * d];
+                    for (int i = 0; i < rows.length; i++) {
+                        System.arraycopy(data.keys()[l][kv], rows[i] * d, ek, i * d, d);
+                        System.arraycopy(data.values()[l][kv], rows[i] * d, ev, i * d, d);
+                    }
+                    double[] ref = Reference.attend(Arrays.copyOfRange(q, h * d, (h + 1) * d), ek, ev, rows.length, d);
+                    for (int e = 0; e < d; e++) {
+                        assertEquals(ref[e], out[h * d + e], 1e-5, "layer " + l + " head " + h);
+                    }
+                }
+            }
         }
     }
 
