@@ -14,6 +14,7 @@ public final class Main {
     static {
         // one line per command, in the order --help lists them
         COMMANDS.put("demo", new DemoCommand());
+        COMMANDS.put("generate", new GenerateCommand());
     }
 
     private Main() {}
