@@ -124,19 +124,18 @@ final class PngChart {
         g.drawString(title, left, top - 15);
         g.setFont(font);
 
-        // grid and ticks
+        // grid and ticks at round values
         g.setStroke(new BasicStroke(1f));
-        for (int i = 0; i <= 5; i++) {
-            double xv = xMin + (xMax - xMin) * i / 5;
-            int px = left + (int) Math.round(pw * (double) i / 5);
+        for (double xv : linearTicks(xMin, xMax)) {
+            int px = left + (int) Math.round(pw * (xv - xMin) / (xMax - xMin));
             g.setColor(new Color(0xe6e6e6));
             g.drawLine(px, top, px, top + ph);
             g.setColor(Color.DARK_GRAY);
             String label = format(xv);
             g.drawString(label, px - fm.stringWidth(label) / 2, top + ph + 16);
-
-            double yv = yMin + (yMax - yMin) * i / 5;
-            int py = top + ph - (int) Math.round(ph * (double) i / 5);
+        }
+        for (double yv : logY ? logTicks(yMin, yMax) : linearTicks(yMin, yMax)) {
+            int py = top + ph - (int) Math.round(ph * (yv - yMin) / (yMax - yMin));
             g.setColor(new Color(0xe6e6e6));
             g.drawLine(left, py, left + pw, py);
             g.setColor(Color.DARK_GRAY);
@@ -184,6 +183,33 @@ final class PngChart {
         }
     }
 
+    /** Multiples of 1, 2 or 5 x 10^k inside [lo, hi], about five of them. */
+    static List<Double> linearTicks(double lo, double hi) {
+        double raw = (hi - lo) / 5;
+        double mag = Math.pow(10, Math.floor(Math.log10(raw)));
+        double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+        List<Double> ticks = new ArrayList<>();
+        for (long k = (long) Math.ceil(lo / step); k * step <= hi + 1e-9 * step; k++) {
+            ticks.add(k * step);
+        }
+        return ticks;
+    }
+
+    /** log10 of 1, 2, 5 x 10^k inside [lo, hi] (log10 units); decades only when the range is wide. */
+    static List<Double> logTicks(double lo, double hi) {
+        List<Double> ticks = new ArrayList<>();
+        double[] mantissas = hi - lo > 4 ? new double[]{1} : new double[]{1, 2, 5};
+        for (int k = (int) Math.floor(lo) - 1; k <= (int) Math.ceil(hi); k++) {
+            for (double m : mantissas) {
+                double v = k + Math.log10(m);
+                if (v >= lo && v <= hi) {
+                    ticks.add(v);
+                }
+            }
+        }
+        return ticks;
+    }
+
     private boolean usable(double y) {
         return Double.isFinite(y) && (!logY || y > 0);
     }
@@ -193,9 +219,9 @@ final class PngChart {
         if (a != 0 && (a < 1e-3 || a >= 1e5)) {
             return String.format(Locale.ROOT, "%.1e", v);
         }
-        if (a < 1) {
-            return String.format(Locale.ROOT, "%.3f", v);
+        if (a == Math.rint(a)) {
+            return String.format(Locale.ROOT, "%.0f", v);
         }
-        return String.format(Locale.ROOT, "%.1f", v);
+        return String.format(Locale.ROOT, a < 1 ? "%.3g" : "%.1f", v);
     }
 }
