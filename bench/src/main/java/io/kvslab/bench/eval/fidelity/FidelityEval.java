@@ -3,6 +3,7 @@ package io.kvslab.bench.eval.fidelity;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.RunComparison;
 import io.kvslab.bench.eval.TeacherForcing;
+import io.kvslab.bench.model.KernelAttention;
 import io.kvslab.bench.model.JavaSequenceAttention;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
@@ -71,8 +72,8 @@ public final class FidelityEval {
         int used = 0;
         long contextTokens = 0;
         try (PolicyKernels kernels = PolicyKernels.create();
-             NativeSequenceAttention nativeAttention = cfg.attention().equals("native")
-                     ? new NativeSequenceAttention(1) : null) {
+             KernelAttention nativeAttention = cfg.attention().equals("native")
+                     ? KernelAttention.create(1) : null) {
             for (EvalTextSet.Story story : texts.stories()) {
                 if (used == cfg.stories()) {
                     break;
@@ -174,7 +175,7 @@ public final class FidelityEval {
                 : String.format(Locale.ROOT, "%.1f", pct)) + "%";
     }
 
-    private static SequenceAttention attention(FidelityConfig cfg, NativeSequenceAttention nativeAttention) {
+    private static SequenceAttention attention(FidelityConfig cfg, KernelAttention nativeAttention) {
         return cfg.attention().equals("java") ? new JavaSequenceAttention() : nativeAttention;
     }
 
