@@ -37,6 +37,9 @@ final class GenerateCommand implements Command {
                   --kv-dtype T        element type of stored K/V rows: f32 (default), f16, bf16
                   --matmul NAME       openblas (default) or java (llama2.c's loop order)
                   --chunk N           prefill chunk in tokens (default 64)
+                  --threads N         attention kernel threads (default 1: a small model's attention is not worth splitting)
+                  --warmup N          run the same generation N times first, unprinted and untimed, so the JIT has
+                                      compiled the hot paths before the measured run (default 0)
                   --ids               print the token ids after the text""";
     }
 
@@ -58,6 +61,8 @@ final class GenerateCommand implements Command {
         DType dtype = parse(a.string("kv-dtype", "f32"), "kv-dtype", s -> DType.valueOf(s.toUpperCase(Locale.ROOT)));
         MatMul matMul = parse(a.string("matmul", "openblas"), "matmul", s -> MatMul.valueOf(s.toUpperCase(Locale.ROOT)));
         int chunk = a.intValue("chunk", Session.DEFAULT_CHUNK, 1, 4096);
+        int threads = a.intValue("threads", 1, 1, 64);
+        int warmup = a.intValue("warmup", 0, 0, 1000);
         boolean printIds = a.flag("ids");
         a.finish();
         if (seed == 0) {
@@ -69,9 +74,15 @@ final class GenerateCommand implements Command {
         PrintStream out = System.out;
         try {
             LoadedModel m = LoadedModel.load(model, tok == null ? null : Path.of(tok));
-            Sampler sampler = new Sampler(m.model().config().vocabSize(), temperature, topp, seed);
+            int vocab = m.model().config().vocabSize();
+            for (int i = 0; i < warmup; i++) {
+                try (Session s = new Session(m.model(), kv.open(m.model().config(), dtype, threads), matMul, chunk)) {
+                    Generator.generate(s, m.tokenizer(), prompt, steps, new Sampler(vocab, temperature, topp, seed), null);
+                }
+            }
+            Sampler sampler = new Sampler(vocab, temperature, topp, seed);
             Generation g;
-            try (Session s = new Session(m.model(), kv.open(m.model().config(), dtype), matMul, chunk)) {
+            try (Session s = new Session(m.model(), kv.open(m.model().config(), dtype, threads), matMul, chunk)) {
                 g = Generator.generate(s, m.tokenizer(), prompt, steps, sampler, p -> {
                     out.write(p, 0, p.length);
                     out.flush();
@@ -86,10 +97,11 @@ final class GenerateCommand implements Command {
                 out.println(sb);
             }
             System.err.printf(Locale.ROOT, "achieved tok/s: %.1f (%d positions in %.1f ms: prompt %d tokens in %.1f ms,"
-                            + " then %.1f tok/s; kv=%s %s, matmul=%s)%n",
+                            + " then %.1f tok/s; kv=%s %s, matmul=%s%s)%n",
                     g.tokensPerSecond(), g.positions(), (g.prefillNanos() + g.decodeNanos()) / 1e6,
                     Math.min(g.promptTokens().length, g.positions()), g.prefillNanos() / 1e6, g.decodeTokensPerSecond(),
-                    kv.label(), dtype.name().toLowerCase(Locale.ROOT), matMul.name().toLowerCase(Locale.ROOT));
+                    kv.label(), dtype.name().toLowerCase(Locale.ROOT), matMul.name().toLowerCase(Locale.ROOT),
+                    warmup > 0 ? ", after " + warmup + " warm-up runs" : "");
             return 0;
         } catch (KvSlabException | IllegalArgumentException e) {
             System.err.println("kvslab generate: " + e.getMessage());

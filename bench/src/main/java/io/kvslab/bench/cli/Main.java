@@ -15,6 +15,7 @@ public final class Main {
         // one line per command, in the order --help lists them
         COMMANDS.put("demo", new DemoCommand());
         COMMANDS.put("generate", new GenerateCommand());
+        COMMANDS.put("eval", new EvalCommand());
     }
 
     private Main() {}

@@ -8,10 +8,15 @@ import io.kvslab.cache.Sequence;
  * {@code h} reading kv head {@code h / groupSize}; in a prefill, query {@code i} of the last {@code n} appended rows
  * sees rows {@code 0 .. length - n + i} of its kv head.
  */
-public interface SequenceAttention {
+public interface SequenceAttention extends AutoCloseable {
     /** One query token over every row of each kv head. */
     void decode(Sequence s, int layer, float[] q, float[] out);
 
     /** Causal attention for the last {@code n} rows just appended. */
     void prefill(Sequence s, int layer, float[] q, int n, float[] out);
+
+    /** Releases what the attention holds (native scratch); the {@link StoreKvCache} using it calls this. */
+    @Override
+    default void close() {
+    }
 }

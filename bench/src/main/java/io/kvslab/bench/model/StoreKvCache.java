@@ -32,7 +32,7 @@ public final class StoreKvCache implements KvCache {
     private long[] posn;
 
     /**
-     * A cache on a sequence the caller owns (and closes with its store).
+     * A cache on a sequence of a store the caller owns; closing the cache closes the sequence and the attention.
      */
     public StoreKvCache(Sequence sequence, SequenceAttention attention) {
         this(null, sequence, attention);
@@ -51,13 +51,17 @@ public final class StoreKvCache implements KvCache {
         this.v1 = new float[kvDim];
     }
 
-    /** Opens a store of the model's geometry with rows of {@code dtype} and one sequence; closing the cache closes both. */
+    /**
+     * Opens a store of the model's geometry with rows of {@code dtype} and one sequence; closing the cache closes
+     * them and the attention.
+     */
     public static StoreKvCache open(ModelConfig c, DType dtype, SequenceAttention attention) {
         KvStore store = KvStore.open(layout(c, dtype));
         try {
             return new StoreKvCache(store, store.newSequence(), attention);
         } catch (RuntimeException e) {
             store.close();
+            attention.close();
             throw e;
         }
     }
@@ -107,9 +111,13 @@ public final class StoreKvCache implements KvCache {
 
     @Override
     public void close() {
-        sequence.close();
-        if (ownedStore != null) {
-            ownedStore.close();
+        try {
+            sequence.close();
+            attention.close();
+        } finally {
+            if (ownedStore != null) {
+                ownedStore.close();
+            }
         }
     }
 }

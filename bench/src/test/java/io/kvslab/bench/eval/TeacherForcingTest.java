@@ -11,6 +11,8 @@ import io.kvslab.bench.model.StoreKvCache;
 import io.kvslab.cache.DType;
 import io.kvslab.cache.Sequence;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.Arrays;
 
@@ -63,19 +65,20 @@ class TeacherForcingTest {
      * The compression hook: after the prefill the caller evicts rows from the store sequence; the continuation then
      * diverges from the full-cache run, the prefill logits do not, and the store holds fewer bytes.
      */
-    @Test
-    void evictingAfterPrefillChangesOnlyTheContinuation() {
+    @ParameterizedTest
+    @EnumSource(value = KvBackend.class, names = {"STORE", "STORE_JAVA"})
+    void evictingAfterPrefillChangesOnlyTheContinuation(KvBackend backend) {
         LlamaModel m = SharedModels.bin().model();
         ModelConfig c = m.config();
         int[] tokens = Arrays.copyOf(goldenStory(), 200);
         int prefill = 150;
         float[][] full;
-        try (Session s = new Session(m, KvBackend.STORE_JAVA.open(c, DType.F32), MatMul.JAVA, 32)) {
+        try (Session s = new Session(m, backend.open(c, DType.F32), MatMul.JAVA, 32)) {
             full = TeacherForcing.run(s, tokens, prefill, null);
         }
         long[] live = new long[2];
         float[][] evicted;
-        try (Session s = new Session(m, KvBackend.STORE_JAVA.open(c, DType.F32), MatMul.JAVA, 32)) {
+        try (Session s = new Session(m, backend.open(c, DType.F32), MatMul.JAVA, 32)) {
             evicted = TeacherForcing.run(s, tokens, prefill, session -> {
                 StoreKvCache cache = (StoreKvCache) session.cache();
                 Sequence seq = cache.sequence();
@@ -106,8 +109,9 @@ class TeacherForcingTest {
     }
 
     /** The observer sees each head's output o_h = softmax(q_h K^T / sqrt(d)) V over the rows the store holds. */
-    @Test
-    void observedAttentionOutputsMatchARecomputationFromTheStoredRows() {
+    @ParameterizedTest
+    @EnumSource(value = KvBackend.class, names = {"STORE", "STORE_JAVA"})
+    void observedAttentionOutputsMatchARecomputationFromTheStoredRows(KvBackend backend) {
         LlamaModel m = SharedModels.bin().model();
         ModelConfig c = m.config();
         int[] tokens = Arrays.copyOf(goldenStory(), 60);
@@ -122,7 +126,7 @@ class TeacherForcingTest {
             lastOut[layer] = Arrays.copyOfRange(out, t * c.dim(), (t + 1) * c.dim());
             assertEquals(positions[0] + n - 1, positions[n - 1]);
         };
-        try (Session s = new Session(m, KvBackend.STORE_JAVA.open(c, DType.F32), MatMul.JAVA, 16)) {
+        try (Session s = new Session(m, backend.open(c, DType.F32), MatMul.JAVA, 16)) {
             s.observer(obs);
             TeacherForcing.run(s, tokens, 40, null);
             assertEquals(c.layers() * (3 + 20), calls[0], "one call per layer per chunk (3 chunks) and per decoded token");
