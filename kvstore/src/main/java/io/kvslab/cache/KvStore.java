@@ -7,6 +7,7 @@ import io.kvslab.memory.MemoryLimitExceededException;
 import io.kvslab.memory.SlabAllocator;
 import io.kvslab.metrics.CompactionEvent;
 import io.kvslab.metrics.CompressionEvent;
+import io.kvslab.metrics.Jfr;
 import io.kvslab.metrics.MemoryPressureEvent;
 import io.kvslab.metrics.StoreMetrics;
 
@@ -152,13 +153,15 @@ public final class KvStore implements AutoCloseable {
         lock.writeLock().lock();
         try {
             checkOpen();
-            CompactionEvent event = new CompactionEvent();
-            event.begin();
+            CompactionEvent event = Jfr.recording() ? new CompactionEvent() : null;
+            if (event != null) {
+                event.begin();
+            }
             CompactionResult r = allocator.compact();
             relocationEpoch = allocator.relocationEpoch();
             compactions.increment();
             blocksMoved.add(r.blocksMoved());
-            if (event.shouldCommit()) {
+            if (event != null && event.shouldCommit()) {
                 event.blocksMoved = r.blocksMoved();
                 event.bytesMoved = r.bytesMoved();
                 event.slabsReleased = r.slabsReleased();
@@ -253,8 +256,10 @@ public final class KvStore implements AutoCloseable {
             return false;
         }
         pressureEvents.increment();
-        MemoryPressureEvent event = new MemoryPressureEvent();
-        event.begin();
+        MemoryPressureEvent event = Jfr.recording() ? new MemoryPressureEvent() : null;
+        if (event != null) {
+            event.begin();
+        }
         // Free slots in held slabs plus whole blocks that still fit under the limit (slabs hold whole blocks).
         long blockBytes = layout.blockBytes();
         long available = (refused.reservedBytes() - refused.liveBytes())
@@ -277,7 +282,7 @@ public final class KvStore implements AutoCloseable {
             throw refused;
         } finally {
             inHandler[0] = false;
-            if (event.shouldCommit()) {
+            if (event != null && event.shouldCommit()) {
                 event.requestedBytes = refused.requestedBytes();
                 event.shortfallBytes = pressure.shortfallBytes();
                 event.liveBytesBefore = refused.liveBytes();
@@ -300,6 +305,9 @@ public final class KvStore implements AutoCloseable {
     void recordCompression(Sequence s, int layer, int kvHead, int rowsBefore, int rowsAfter, int blocksBefore,
                            int blocksAfter) {
         rowsEvicted.add(rowsBefore - rowsAfter);
+        if (!Jfr.recording()) {
+            return;
+        }
         CompressionEvent event = new CompressionEvent();
         if (event.shouldCommit()) {
             event.sequenceId = s.id();

@@ -2,6 +2,7 @@ package io.kvslab.memory;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
+import io.kvslab.metrics.Jfr;
 import io.kvslab.metrics.SlabAcquireEvent;
 import io.kvslab.metrics.SlabReleaseEvent;
 
@@ -414,15 +415,17 @@ public final class SlabAllocator implements AutoCloseable {
             index = slabs.size();
             slabs.add(null);
         }
-        SlabAcquireEvent event = new SlabAcquireEvent();
-        event.begin();
+        SlabAcquireEvent event = Jfr.recording() ? new SlabAcquireEvent() : null;
+        if (event != null) {
+            event.begin();
+        }
         Slab s = new Slab(index, capacity, blockBytes);
         slabs.set(index, s);
         reservedBytes += s.bytes();
         peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
         slabsAcquired++;
         rebin(s);
-        if (event.shouldCommit()) {
+        if (event != null && event.shouldCommit()) {
             event.slabIndex = index;
             event.slabBytes = s.bytes();
             event.blockCapacity = capacity;
@@ -442,6 +445,9 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     private void emitRelease(Slab s, String reason) {
+        if (!Jfr.recording()) {
+            return;
+        }
         SlabReleaseEvent event = new SlabReleaseEvent();
         if (event.shouldCommit()) {
             event.reason = reason;

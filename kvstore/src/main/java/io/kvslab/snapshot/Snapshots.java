@@ -3,9 +3,11 @@ package io.kvslab.snapshot;
 import io.kvslab.KvArgumentException;
 import io.kvslab.cache.KvStore;
 import io.kvslab.cache.Sequence;
+import io.kvslab.metrics.Jfr;
 import io.kvslab.metrics.SnapshotEvent;
 
 import java.nio.file.Path;
+import java.util.function.Supplier;
 import java.util.List;
 
 /**
@@ -36,7 +38,7 @@ public final class Snapshots {
     public static SnapshotInfo save(List<Sequence> sequences, Path file) {
         SnapshotEvent event = begin();
         SnapshotInfo info = SnapshotWriter.write(sequences, file, SnapshotWriter.Progress.NONE);
-        commit(event, "save", file, info);
+        commit(event, "save", file, () -> info);
         return info;
     }
 
@@ -49,7 +51,7 @@ public final class Snapshots {
         SnapshotWriter.checkSequences(sequences);
         SnapshotEvent event = begin();
         SnapshotInfo info = SnapshotWriter.write(store.layout(), sequences, file, SnapshotWriter.Progress.NONE);
-        commit(event, "save", file, info);
+        commit(event, "save", file, () -> info);
         return info;
     }
 
@@ -73,7 +75,7 @@ public final class Snapshots {
                         + "restore() needs exactly one (use restoreAll)");
             }
             List<RestoredSequence> restored = reader.restoreAll(store);
-            commit(event, "restore", file, reader.verify());
+            commit(event, "restore", file, reader::verify);
             return restored.get(0).sequence();
         }
     }
@@ -86,7 +88,7 @@ public final class Snapshots {
         SnapshotEvent event = begin();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             List<RestoredSequence> restored = reader.restoreAll(store);
-            commit(event, "restore", file, reader.verify());
+            commit(event, "restore", file, reader::verify);
             return restored;
         }
     }
@@ -102,23 +104,29 @@ public final class Snapshots {
         SnapshotEvent event = begin();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             reader.restoreInto(target);
-            commit(event, "restore", file, reader.verify());
+            commit(event, "restore", file, reader::verify);
         }
     }
 
+    /** A started event, or null while Flight Recorder is off (see {@link Jfr}). */
     private static SnapshotEvent begin() {
+        if (!Jfr.recording()) {
+            return null;
+        }
         SnapshotEvent event = new SnapshotEvent();
         event.begin();
         return event;
     }
 
-    private static void commit(SnapshotEvent event, String operation, Path file, SnapshotInfo info) {
-        if (event.shouldCommit()) {
+    /** {@code info} is only evaluated when the event is recorded (for restores it re-reads the file). */
+    private static void commit(SnapshotEvent event, String operation, Path file, Supplier<SnapshotInfo> info) {
+        if (event != null && event.shouldCommit()) {
+            SnapshotInfo i = info.get();
             event.operation = operation;
             event.path = file.toString();
-            event.sequences = info.sequenceIds().size();
-            event.blocks = info.blocks();
-            event.fileBytes = info.fileBytes();
+            event.sequences = i.sequenceIds().size();
+            event.blocks = i.blocks();
+            event.fileBytes = i.fileBytes();
             event.commit();
         }
     }

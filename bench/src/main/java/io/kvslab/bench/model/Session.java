@@ -24,6 +24,9 @@ public final class Session implements AutoCloseable {
      * @param chunk largest number of tokens run through the model at once by {@link #prefill}
      */
     public Session(LlamaModel model, KvCache cache, MatMul matMul, int chunk) {
+        if (cache instanceof StoreKvCache store) {
+            store.requireMatches(model.config());
+        }
         this.model = model;
         this.cache = cache;
         this.forward = new ForwardPass(model, matMul, chunk);

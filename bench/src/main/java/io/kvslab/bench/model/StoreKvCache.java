@@ -4,6 +4,7 @@ import io.kvslab.cache.DType;
 import io.kvslab.cache.KvLayout;
 import io.kvslab.cache.KvStore;
 import io.kvslab.cache.Sequence;
+import io.kvslab.cache.StoreConfig;
 
 /**
  * A {@link KvCache} on the KVSlab store: every layer's keys and values go into a store {@link Sequence}
@@ -56,7 +57,13 @@ public final class StoreKvCache implements KvCache {
      * them and the attention.
      */
     public static StoreKvCache open(ModelConfig c, DType dtype, SequenceAttention attention) {
-        KvStore store = KvStore.open(layout(c, dtype));
+        KvLayout layout = layout(c, dtype);
+        // one slab sized for the whole context (at most the default): a small model's session then neither
+        // reserves nor zeroes 16 MB it will never use
+        long blocksPerContext = (long) c.layers() * c.kvHeads() * 2
+                * ((c.contextLength() + layout.tokensPerBlock() - 1) / layout.tokensPerBlock());
+        long slab = Math.min(StoreConfig.DEFAULT_SLAB_BYTES, blocksPerContext * layout.blockBytes());
+        KvStore store = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(Math.max(slab, layout.blockBytes())));
         try {
             return new StoreKvCache(store, store.newSequence(), attention);
         } catch (RuntimeException e) {
@@ -69,6 +76,16 @@ public final class StoreKvCache implements KvCache {
     /** The store layout matching a model: its layers, heads and head size. */
     public static KvLayout layout(ModelConfig c, DType dtype) {
         return KvLayout.of(c.layers(), c.heads(), c.kvHeads(), c.headDim(), dtype);
+    }
+
+    /** Fails unless the store's layout has the model's layers, heads, kv heads and head size. */
+    void requireMatches(ModelConfig c) {
+        KvLayout l = sequence.layout();
+        if (l.layers() != c.layers() || l.queryHeads() != c.heads() || l.kvHeads() != c.kvHeads()
+                || l.headDim() != c.headDim()) {
+            throw new IllegalArgumentException("the store's layout " + l + " does not fit the model (layers "
+                    + c.layers() + ", heads " + c.heads() + ", kv heads " + c.kvHeads() + ", head size " + c.headDim() + ")");
+        }
     }
 
     /** The sequence holding this cache's rows (for compression between session calls). */
