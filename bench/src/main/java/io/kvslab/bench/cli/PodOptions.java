@@ -15,8 +15,8 @@ final class PodOptions {
               --pod-only            only the PoD rows (skips the policy table)
               --pod-sinks N         n_s (default 4)
               --pod-recent LIST     n_r values (default 16,32,64)
-              --pod-deltas LIST     similarity thresholds of the v2 rows (default 0,0.3,0.4,0.5)
-              --pod-delta X         threshold of the v1, PoD + SnapKV and equal-memory rows (default 0.5)
+              --pod-deltas LIST     similarity thresholds of the v1 and v2 rows (default 0,0.3,0.4,0.5)
+              --pod-delta X         threshold of the PoD + SnapKV and equal-memory rows (default 0.5)
               --pod-snapkv LIST     SnapKV budgets combined with PoD (default 0.25,0.5)
               --pod-grouping FILE   use this grouping file (kvslab pod calibrate) at --pod-delta instead of
                                     calibrating; rejected if made for other weights

@@ -9,8 +9,8 @@ import java.util.List;
  *
  * @param sinks              n_s
  * @param recents            n_r values; every PoD setting runs at each
- * @param deltas             similarity thresholds of the v2 rows (each calibrated grouping)
- * @param headlineDelta      the threshold of the v1 rows, PoD + SnapKV and the equal-memory comparisons
+ * @param deltas             similarity thresholds of the v1 and v2 rows (each calibrated grouping)
+ * @param headlineDelta      the threshold of PoD + SnapKV and the equal-memory comparisons (also run as v1/v2 rows)
  * @param snapBudgets        SnapKV budgets (fractions) combined with PoD (v2, headline delta, smallest n_r)
  * @param equalMemory        also run SnapKV and StreamingLLM at the KV bytes of each headline PoD row
  * @param calibrationTexts   calibration stories (seeds 1001..)

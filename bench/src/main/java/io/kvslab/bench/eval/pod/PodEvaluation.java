@@ -180,26 +180,25 @@ public final class PodEvaluation {
 
     private static List<Setting> settings(PodEvalConfig pod, Map<Double, LayerGrouping> groupings, KvLayout layout) {
         List<Setting> out = new ArrayList<>();
-        List<Double> v2Deltas = new ArrayList<>(pod.deltas());
-        if (!v2Deltas.contains(pod.headlineDelta())) {
-            v2Deltas.add(pod.headlineDelta());   // the equal-memory rows refer to the headline v2 rows
+        List<Double> rowDeltas = new ArrayList<>(pod.deltas());
+        if (!rowDeltas.contains(pod.headlineDelta())) {
+            rowDeltas.add(pod.headlineDelta());   // the equal-memory rows refer to the headline v2 rows
         }
-        for (double d : v2Deltas) {
+        for (double d : rowDeltas) {
             LayerGrouping g = groupings.get(d);
             for (int nr : pod.recents()) {
                 out.add(podSetting("pod-v2", d, nr, g, PodVariant.V2_SHARED_KEYS, pod, layout));
+                out.add(podSetting("pod-v1", d, nr, g, PodVariant.V1_SHARED_SCORES, pod, layout));
             }
         }
         LayerGrouping head = groupings.get(pod.headlineDelta());
-        for (int nr : pod.recents()) {
-            out.add(podSetting("pod-v1", pod.headlineDelta(), nr, head, PodVariant.V1_SHARED_SCORES, pod, layout));
-        }
         if (pod.equalMemory()) {
             for (int nr : pod.recents()) {
                 Setting p = podSetting("pod-v2", pod.headlineDelta(), nr, head, PodVariant.V2_SHARED_KEYS, pod,
                         layout);
                 for (String m : List.of("snapkv", "streamingllm")) {
-                    out.add(new Setting(m, "= mem(" + p.key() + ")", null, 0, Double.NaN, p.key()));
+                    // v1 and v2 hold the same bytes: one comparison serves both
+                    out.add(new Setting(m, "= mem(pod " + p.setting() + ")", null, 0, Double.NaN, p.key()));
                 }
             }
         }

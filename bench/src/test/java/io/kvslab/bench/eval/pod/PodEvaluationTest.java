@@ -54,7 +54,7 @@ class PodEvaluationTest {
             assertTrue(p.meanKl() > 0 && p.top1() < 1, p.method() + ": without post-training sharing changes the model");
             assertTrue(p.top1() > 0);
         }
-        PodResult snapEq = r.row("snapkv", "= mem(pod-v2 " + setting + ")");
+        PodResult snapEq = r.row("snapkv", "= mem(pod " + setting + ")");
         assertNotNull(snapEq);
         assertTrue(Math.abs(snapEq.kvBytesFraction() - v2.kvBytesFraction()) <= 1.0 / 16,
                 "equal memory within one block per table: " + snapEq.kvBytesFraction());
@@ -87,6 +87,7 @@ class PodEvaluationTest {
         LayerGrouping.ofGroupSizes(actual, 0.5, new int[][] {{5}, {5}, {5}, {5}}).save(file);
         PodReport r = PodEvaluation.run(m, EvalTextSet.load(), TINY, pod, null);
         assertEquals(16, r.row("pod-v2", "delta 0.5, n_s 4, n_r 16").sharedLayerHeads());
+        assertEquals(16, r.row("pod-v1", "delta 0.5, n_s 4, n_r 16").sharedLayerHeads());
         assertEquals(null, r.similarity(), "no calibration ran");
     }
 }
