@@ -1,6 +1,10 @@
 package io.kvslab.cache;
 
+import io.kvslab.snapshot.Snapshots;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
 
 import java.util.HashSet;
 import java.util.List;
@@ -330,6 +334,31 @@ class KeySharingTest {
                 }
             }
             assertLiveMatchesTables(store, List.of(s));
+        }
+    }
+
+    @Test
+    void demotedSequenceSurvivesASnapshotWithItsSavings(@TempDir Path dir) {
+        Path file = dir.resolve("pod.kvs");
+        try (KvStore store = KvStore.open(LAYOUT); Sequence s = store.newSequence()) {
+            fill(s, 0, 30);
+            int aliased = s.shareDistantKeys(3, 0, 1, 4, 8, 29) + s.shareDistantKeys(2, 1, 0, 4, 8, 29);
+            assertEquals(2 * 4, aliased, "blocks 1..4 (rows 4..19, positions <= 21) of two tables");
+            Snapshots.save(s, file);
+            try (KvStore other = KvStore.open(LAYOUT); Sequence r = Snapshots.restore(other, file)) {
+                assertEquals(store.stats().liveBytes(), other.stats().liveBytes(), "aliases restored, not copied");
+                for (int l = 0; l < LAYERS; l++) {
+                    for (int h = 0; h < KV_HEADS; h++) {
+                        assertArrayEquals(keys(s, l, h), keys(r, l, h));
+                        assertArrayEquals(values(s, l, h), values(r, l, h));
+                        for (int b = 0; b < s.blockCount(l, h); b++) {
+                            assertEquals(s.keyBlockBaseLayer(l, h, b), r.keyBlockBaseLayer(l, h, b));
+                        }
+                    }
+                }
+                assertEquals(1, r.keyBlockBaseLayer(3, 0, 2));
+                assertEquals(0, r.shareDistantKeys(3, 0, 1, 4, 8, 29), "already demoted");
+            }
         }
     }
 }
