@@ -144,7 +144,7 @@ final class EvalCommand implements Command {
                 }
             }
             return 0;
-        } catch (KvSlabException | IllegalArgumentException | IOException e) {
+        } catch (KvSlabException | IllegalArgumentException | IOException | java.io.UncheckedIOException e) {
             System.err.println("kvslab eval fidelity: " + e.getMessage());
             return 1;
         }

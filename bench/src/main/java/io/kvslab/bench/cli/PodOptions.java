@@ -12,7 +12,8 @@ final class PodOptions {
     static final String USAGE = """
               --pod                 also run the PoD rows (docs/pod.md): key sharing across layer groups, v1/v2,
                                     PoD + SnapKV, SnapKV and StreamingLLM at PoD's memory
-              --pod-only            only the PoD rows (skips the policy table)
+              --pod-only            only the PoD rows (skips the policy table; with --pod and --json the PoD
+                                    report is a second JSON document after the policies')
               --pod-sinks N         n_s (default 4)
               --pod-recent LIST     n_r values (default 16,32,64)
               --pod-deltas LIST     similarity thresholds of the v1 and v2 rows (default 0,0.3,0.4,0.5)
