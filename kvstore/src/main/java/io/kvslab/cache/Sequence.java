@@ -557,4 +557,48 @@ public final class Sequence implements AutoCloseable {
             throw new KvArgumentException("kvHead must be in [0, " + layout.kvHeads() + "), got " + kvHead);
         }
     }
+
+    // ---------------------------------------------------------------- cross-layer key sharing (PoD)
+
+    /**
+     * Replaces K block {@code block} of (layer, kvHead) by an alias of the K block at the same index of
+     * {@code baseLayer}'s table for the same KV head (one more reference to it); this table's own copy is released,
+     * so its bytes are freed unless a fork still references it. Values are untouched. See {@link KeySharing}.
+     *
+     * @param baseLayer a layer below {@code layer}; its block must be full and hold the same positions
+     * @return whether the table changed (false if the block already was that alias)
+     * @throws KeySharingException if the base layer is not below, a block is not full, or positions differ
+     */
+    public boolean aliasKeyBlock(int layer, int kvHead, int block, int baseLayer) {
+        return KeySharing.alias(this, layer, kvHead, block, baseLayer);
+    }
+
+    /**
+     * PoD demotion for one (layer, KV head): aliases, to {@code baseLayer}'s keys, every full K block all of whose
+     * rows are distant for a query at {@code queryPosition}, i.e. have positions in
+     * {@code [sinks, queryPosition - recent]}; blocks holding any proximal row (a sink, or one of the {@code recent}
+     * positions up to the query's) keep their own keys. Idempotent; call it as the query position advances. All
+     * candidate blocks are checked before any is aliased.
+     *
+     * @param sinks  leading positions that always keep their own keys, {@code >= 0}
+     * @param recent positions up to and including the query's that keep their own keys, {@code >= 1}
+     * @return K blocks newly aliased (each one an own copy released)
+     * @throws KeySharingException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
+     */
+    public int shareDistantKeys(int layer, int kvHead, int baseLayer, int sinks, int recent, long queryPosition) {
+        return KeySharing.demote(this, layer, kvHead, baseLayer, sinks, recent, queryPosition);
+    }
+
+    /**
+     * The layer whose own K block block {@code block} of (layer, kvHead) is: the lowest layer whose table names the
+     * same block at that index, or {@code layer} itself when the block is not an alias.
+     */
+    public int keyBlockBaseLayer(int layer, int kvHead, int block) {
+        return KeySharing.baseLayer(this, layer, kvHead, block);
+    }
+
+    /** Whether K block {@code block} of (layer, kvHead) is an alias of a lower layer's block. */
+    public boolean isKeyBlockAliased(int layer, int kvHead, int block) {
+        return keyBlockBaseLayer(layer, kvHead, block) != layer;
+    }
 }

@@ -5,6 +5,8 @@ import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 import io.kvslab.bench.eval.fidelity.FidelityEval;
 import io.kvslab.bench.eval.fidelity.FidelityReport;
+import io.kvslab.bench.eval.pod.PodEvaluation;
+import io.kvslab.bench.eval.pod.PodReport;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.WindowAttentionScorer;
@@ -46,13 +48,14 @@ final class EvalCommand implements Command {
                   --tokens-per-block N  store block size (default 8)
                   --attention NAME      native (the library kernel, default) or java (plain Java over the rows)
                   --json                print the report as JSON instead of tables
-                  --out DIR             also write DIR/fidelity.json, DIR/fidelity-table.md and the PNG plots"""
-                .formatted(String.join(", ", Policies.NAMES));
+                  --out DIR             also write DIR/fidelity.json, DIR/fidelity-table.md and the PNG plots
+                                        (and DIR/pod.json, DIR/pod-table.md with --pod)
+                %s""".formatted(String.join(", ", Policies.NAMES), PodOptions.USAGE);
     }
 
     @Override
     public int run(String[] argv) throws UsageException {
-        Args a = new Args(argv, Set.of("json", "help"));
+        Args a = new Args(argv, Set.of("json", "help", "pod", "pod-only"));
         if (a.flag("help")) {
             System.out.println(usage());
             return 0;
@@ -80,6 +83,7 @@ final class EvalCommand implements Command {
         int kernel = a.intValue("kernel", 7, 1, 1 << 16);
         boolean json = a.flag("json");
         String out = a.string("out", null);
+        PodOptions.Request pod = PodOptions.read(a);
         a.finish();
 
         List<Double> fractions = new ArrayList<>();
@@ -114,20 +118,33 @@ final class EvalCommand implements Command {
         }
         try {
             LoadedModel m = LoadedModel.load(model, tokenizer);
-            FidelityReport report = FidelityEval.run(m, EvalTextSet.load(), cfg,
-                    line -> System.err.println("kvslab eval fidelity: " + line));
-            System.out.print(json ? report.toJson() : report.table());
-            if (out != null) {
-                Path dir = Path.of(out);
-                Files.createDirectories(dir);
-                Files.writeString(dir.resolve("fidelity.json"), report.toJson());
-                Files.writeString(dir.resolve("fidelity-table.md"), report.table());
-                for (Path p : report.writePlots(dir)) {
-                    System.err.println("kvslab eval fidelity: wrote " + p);
+            if (pod == null || !pod.only()) {
+                FidelityReport report = FidelityEval.run(m, EvalTextSet.load(), cfg,
+                        line -> System.err.println("kvslab eval fidelity: " + line));
+                System.out.print(json ? report.toJson() : report.table());
+                if (out != null) {
+                    Path dir = Path.of(out);
+                    Files.createDirectories(dir);
+                    Files.writeString(dir.resolve("fidelity.json"), report.toJson());
+                    Files.writeString(dir.resolve("fidelity-table.md"), report.table());
+                    for (Path p : report.writePlots(dir)) {
+                        System.err.println("kvslab eval fidelity: wrote " + p);
+                    }
+                }
+            }
+            if (pod != null) {
+                PodReport podReport = PodEvaluation.run(m, EvalTextSet.load(), cfg, pod.config(),
+                        line -> System.err.println("kvslab eval fidelity: " + line));
+                System.out.print(json ? podReport.toJson() : "\n" + podReport.table());
+                if (out != null) {
+                    Path dir = Path.of(out);
+                    Files.createDirectories(dir);
+                    Files.writeString(dir.resolve("pod.json"), podReport.toJson());
+                    Files.writeString(dir.resolve("pod-table.md"), podReport.table());
                 }
             }
             return 0;
-        } catch (KvSlabException | IllegalArgumentException | IOException e) {
+        } catch (KvSlabException | IllegalArgumentException | IOException | java.io.UncheckedIOException e) {
             System.err.println("kvslab eval fidelity: " + e.getMessage());
             return 1;
         }

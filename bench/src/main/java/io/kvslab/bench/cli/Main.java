@@ -16,6 +16,7 @@ public final class Main {
         COMMANDS.put("demo", new DemoCommand());
         COMMANDS.put("generate", new GenerateCommand());
         COMMANDS.put("eval", new EvalCommand());
+        COMMANDS.put("pod", new PodCommand());
         COMMANDS.put("footprint", new FootprintCommand());
         COMMANDS.put("stress", new StressCommand());
     }

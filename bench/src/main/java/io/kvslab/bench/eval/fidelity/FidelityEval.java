@@ -71,9 +71,7 @@ public final class FidelityEval {
         Map<String, List<double[][]>> windowPerturbations = new LinkedHashMap<>();
         int used = 0;
         long contextTokens = 0;
-        try (PolicyKernels kernels = PolicyKernels.create();
-             KernelAttention nativeAttention = cfg.attention().equals("native")
-                     ? KernelAttention.create(1) : null) {
+        try (PolicyKernels kernels = PolicyKernels.create()) {
             for (EvalTextSet.Story story : texts.stories()) {
                 if (used == cfg.stories()) {
                     break;
@@ -89,7 +87,7 @@ public final class FidelityEval {
                 }
                 used++;
                 contextTokens += context;
-                FullRun full = FullRun.run(model, cfg.tokensPerBlock(), attention(cfg, nativeAttention), tokens, context,
+                FullRun full = FullRun.run(model, cfg.tokensPerBlock(), attention(cfg), tokens, context,
                         cfg.window());
                 Perturbation perturbation = new Perturbation(full, wo, c.heads(), c.headDim());
                 double dynamicFraction = Double.NaN;
@@ -110,7 +108,7 @@ public final class FidelityEval {
                         Selection sel = p.select(full.atContext, budget, kernels);
                         long[] live = new long[1];
                         float[][] logits;
-                        try (StoreSession run = new StoreSession(model, cfg.tokensPerBlock(), attention(cfg, nativeAttention))) {
+                        try (StoreSession run = new StoreSession(model, cfg.tokensPerBlock(), attention(cfg))) {
                             logits = TeacherForcing.run(run.session(), tokens, context, s -> {
                                 sel.applyTo(run.sequence());
                                 live[0] = run.store().stats().liveBytes();
@@ -175,8 +173,9 @@ public final class FidelityEval {
                 : String.format(Locale.ROOT, "%.1f", pct)) + "%";
     }
 
-    private static SequenceAttention attention(FidelityConfig cfg, KernelAttention nativeAttention) {
-        return cfg.attention().equals("java") ? new JavaSequenceAttention() : nativeAttention;
+    /** A fresh attention per session: the session's cache closes it (and its native scratch) when it closes. */
+    private static SequenceAttention attention(FidelityConfig cfg) {
+        return cfg.attention().equals("java") ? new JavaSequenceAttention() : KernelAttention.create(1);
     }
 
     /** Per (layer, head) means over texts, and per instance. */
