@@ -33,10 +33,11 @@ final class FootprintCommand implements Command {
                                       default: all presets
                   --contexts LIST     context lengths in tokens (k, m suffixes are binary), default 4k,32k,128k,1m
                   --dtypes LIST       f32, f16, bf16; default f16,f32
-                  --policies LIST     full (dense) and/or window (sinks + recent rows, a StreamingLLM stand-in);
-                                      default full,window
-                  --kept F            fraction of the context the window policy keeps, default 0.25
-                  --sinks N           sink rows the window policy keeps, default 4
+                  --policies LIST     full (dense), window (sinks + recent rows, the original stand-in), and the
+                                      policies of io.kvslab.policy: streamingllm, knorm, snapkv, adakv, pyramidkv,
+                                      criticalkv, criticaladakv, dbudgetkv; default full,streamingllm,snapkv,adakv
+                  --kept F            fraction of each head the policies keep, default 0.25 (not dbudgetkv)
+                  --sinks N           sink rows of streamingllm and window, default 4
                   --limit BYTES       memory limit of the measured stores; rows whose dense fill would exceed it
                                       are computed analytically; default 8g
                   --slab BYTES        slab size, default 16m
@@ -91,7 +92,7 @@ final class FootprintCommand implements Command {
         double kept = a.doubleValue("kept", 0.25, 1e-6, 1.0);
         int sinks = a.intValue("sinks", 4, 0, 1 << 20);
         List<FootprintPolicy> policies = new ArrayList<>();
-        for (String p : split(a.string("policies", "full,window"))) {
+        for (String p : split(a.string("policies", "full,streamingllm,snapkv,adakv"))) {
             try {
                 policies.add(FootprintPolicy.parse(p, kept, sinks));
             } catch (IllegalArgumentException e) {

@@ -38,7 +38,10 @@ final class StressCommand implements Command {
                   --tokens N               tokens to stream, default 1000000
                   --budget N               rows per (layer, KV head) kept by each compression, default 16384
                   --interval N             rows accumulated beyond the budget before compressing, default 8192
-                  --sinks N                sink rows always kept, default 4
+                  --policy NAME            compression: streamingllm (default), knorm, snapkv, adakv, pyramidkv,
+                                           criticalkv, criticaladakv (io.kvslab.policy, applied layer by layer), or
+                                           window (the original sinks + recent stand-in); not dbudgetkv (no bound)
+                  --sinks N                sink rows always kept (streamingllm, window), default 4
                   --chunk N                tokens appended per call (1 = decode token by token), default 1
                   --attention-every N      decode attention over all layers every N tokens (0 = never), default 4096
                   --check-every N          compare with the Java reference every N attention steps, default 8
@@ -94,7 +97,8 @@ final class StressCommand implements Command {
                         a.intValue("budget", 16384, 1, 1 << 28), a.intValue("interval", 8192, 1, 1 << 28),
                         a.intValue("sinks", 4, 0, 1 << 20), a.intValue("chunk", 1, 1, 1 << 20),
                         a.intValue("attention-every", 4096, 0, Integer.MAX_VALUE),
-                        a.intValue("check-every", 8, 1, Integer.MAX_VALUE), seed);
+                        a.intValue("check-every", 8, 1, Integer.MAX_VALUE), seed,
+                        a.string("policy", "streamingllm").toLowerCase(Locale.ROOT));
                 kernelThreads = a.intValue("kernel-threads", cores, 1, 64);
             } catch (IllegalArgumentException e) {
                 throw new UsageException(e.getMessage());

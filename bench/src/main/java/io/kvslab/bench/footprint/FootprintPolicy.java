@@ -1,8 +1,17 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.stress.LayerwiseCompressor;
 import io.kvslab.bench.stress.SinkWindowRetention;
+import io.kvslab.bench.stress.SyntheticKv;
+import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.cache.KvLayout;
 import io.kvslab.cache.Sequence;
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.CompressionPolicy;
+import io.kvslab.policy.Policies;
+import io.kvslab.policy.PolicyException;
+import io.kvslab.policy.UniformHeads;
+import io.kvslab.policy.UniformLayers;
 
 import java.util.Locale;
 
@@ -17,8 +26,17 @@ public interface FootprintPolicy {
     /** Rows kept by one (layer, KV head) out of a context of {@code contextTokens} rows. */
     int keptRows(KvLayout layout, int layer, int kvHead, int contextTokens);
 
-    /** Compresses a filled sequence in place (really freeing rows). */
-    void compress(Sequence s);
+    /**
+     * What {@link #keptRows} is for rows that are not measured: {@code analytic} when it is exactly what the policy
+     * keeps, {@code estimate} when the policy moves budget between heads or layers (the total is right, the per-head
+     * split and so the block slack are approximated), {@code dense bound} when the policy picks its own budget.
+     */
+    default String analyticKind() {
+        return "analytic";
+    }
+
+    /** Compresses a filled sequence in place (really freeing rows); {@code gen} produced its rows. */
+    void compress(Sequence s, SyntheticKv gen);
 
     /** No compression: the dense cache. */
     static FootprintPolicy full() {
@@ -33,13 +51,35 @@ public interface FootprintPolicy {
         return new Window(keptFraction, sinks);
     }
 
-    /** {@code full}, or {@code window} (kept fraction and sinks from the arguments). */
+    /** A policy of {@code io.kvslab.policy} keeping {@code keptFraction} of each head (ignored by DBudgetKV). */
+    static FootprintPolicy library(CompressionPolicy policy, double keptFraction) {
+        return new Library(policy, keptFraction);
+    }
+
+    /**
+     * {@code full}, {@code window} (kept fraction and sinks from the arguments), or a name of
+     * {@link Policies#NAMES} (kept fraction from the arguments; StreamingLLM with the given sinks).
+     */
     static FootprintPolicy parse(String name, double keptFraction, int sinks) {
-        return switch (name.trim().toLowerCase(Locale.ROOT)) {
-            case "full", "none" -> full();
-            case "window", "sinkwindow" -> window(keptFraction, sinks);
-            default -> throw new IllegalArgumentException("unknown policy '" + name + "': use full or window");
-        };
+        String n = name.trim().toLowerCase(Locale.ROOT);
+        switch (n) {
+            case "full", "none" -> {
+                return full();
+            }
+            case "window", "sinkwindow" -> {
+                return window(keptFraction, sinks);
+            }
+            default -> {
+                CompressionPolicy p;
+                try {
+                    p = Policies.byName(n);
+                } catch (PolicyException e) {
+                    throw new IllegalArgumentException("unknown policy '" + name + "': use full, window or one of "
+                            + Policies.NAMES);
+                }
+                return library(p.name().equals("streamingllm") ? Policies.streamingLlm(sinks) : p, keptFraction);
+            }
+        }
     }
 
     /** Keeps everything. */
@@ -55,7 +95,7 @@ public interface FootprintPolicy {
         }
 
         @Override
-        public void compress(Sequence s) {
+        public void compress(Sequence s, SyntheticKv gen) {
             // nothing to evict
         }
     }
@@ -80,7 +120,7 @@ public interface FootprintPolicy {
         }
 
         @Override
-        public void compress(Sequence s) {
+        public void compress(Sequence s, SyntheticKv gen) {
             int n = s.length(0, 0);
             retention(n).apply(s);
         }
@@ -88,6 +128,59 @@ public interface FootprintPolicy {
         private SinkWindowRetention retention(int contextTokens) {
             int budget = (int) Math.max(Math.max(1, sinks), Math.floor(keptFraction * contextTokens));
             return new SinkWindowRetention(sinks, budget);
+        }
+    }
+
+    /**
+     * A policy of the policy package, run on the filled sequence one layer at a time ({@link LayerwiseCompressor})
+     * with the synthetic queries of the last tokens as its observation window and a synthetic W_o.
+     */
+    record Library(CompressionPolicy policy, double keptFraction) implements FootprintPolicy {
+        public Library {
+            if (!(keptFraction > 0 && keptFraction <= 1)) {
+                throw new IllegalArgumentException("kept fraction must be in (0, 1], got " + keptFraction);
+            }
+        }
+
+        @Override
+        public String name() {
+            return policy.dynamicBudget() ? policy.name()
+                    : String.format(Locale.ROOT, "%s%.0f%%", policy.name(), keptFraction * 100);
+        }
+
+        private Budget budget() {
+            return policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(keptFraction);
+        }
+
+        /** The uniform per-head budget, raised to the protected rows (sinks or the observation window). */
+        @Override
+        public int keptRows(KvLayout layout, int layer, int kvHead, int contextTokens) {
+            if (policy.dynamicBudget() || policy.fullLayers().contains(layer)) {
+                return contextTokens;
+            }
+            int prot = policy.protection().observationWindow() ? policy.windowQueries() : 0;
+            prot += policy.protection().sinks() + policy.protection().recent();
+            return Math.min(contextTokens, Math.max(budget().rowsFor(contextTokens), prot));
+        }
+
+        @Override
+        public String analyticKind() {
+            if (policy.dynamicBudget()) {
+                return "dense bound";
+            }
+            boolean uniform = policy.layerRule() instanceof UniformLayers
+                    && policy.headAllocation() instanceof UniformHeads;
+            return uniform ? "analytic" : "estimate";
+        }
+
+        @Override
+        public void compress(Sequence s, SyntheticKv gen) {
+            int n = s.length(0, 0);
+            SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(s.layout(), gen, 0, 1);
+            int w = Math.max(1, policy.windowQueries());
+            try (LayerwiseCompressor c = new LayerwiseCompressor(policy)) {
+                c.compress(s, budget(), l -> inputs.window(l, n, w), l -> inputs.outputProjection());
+            }
         }
     }
 }

@@ -9,17 +9,17 @@ public final class FootprintReport {
     private FootprintReport() {}
 
     public static String header() {
-        return String.format(Locale.ROOT, "%-16s %8s %-5s %-11s %10s %12s %12s %12s %12s %8s %8s  %s",
+        return String.format(Locale.ROOT, "%-16s %8s %-5s %-16s %10s %12s %12s %12s %12s %8s %8s  %s",
                 "model", "context", "dtype", "policy", "kept/head", "theoretical", "live", "held", "reserved",
                 "res/live", "res/theo", "mode");
     }
 
     public static String line(FootprintRow r) {
-        return String.format(Locale.ROOT, "%-16s %8d %-5s %-11s %10.1f %12s %12s %12s %12s %8.4f %8.4f  %s",
+        return String.format(Locale.ROOT, "%-16s %8d %-5s %-16s %10.1f %12s %12s %12s %12s %8.4f %8.4f  %s",
                 r.model(), r.contextTokens(), r.dtype(), r.policy(), r.keptTokensPerHead(),
                 Bytes.human(r.theoreticalBytes()), Bytes.human(r.liveBytes()), Bytes.human(r.heldReservedBytes()),
                 Bytes.human(r.reservedBytes()), r.overhead(), r.overTheoretical(),
-                r.measured() ? String.format(Locale.ROOT, "measured %.1fs", r.seconds()) : "analytic");
+                r.measured() ? String.format(Locale.ROOT, "measured %.1fs", r.seconds()) : r.mode());
     }
 
     public static String table(List<FootprintRow> rows) {

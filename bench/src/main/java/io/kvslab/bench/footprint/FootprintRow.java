@@ -16,11 +16,13 @@ import io.kvslab.cache.DType;
  * @param reservedBytes     slab bytes after {@code compact()}
  * @param measured          true: a real store was filled and measured; false: computed by {@link FootprintModel}
  *                          because the dense fill would exceed the memory limit
+ * @param analyticKind      for rows not measured, what the policy's analytic row count is
+ *                          ({@link FootprintPolicy#analyticKind()})
  * @param seconds           wall time of fill + compress + compact (0 for analytic rows)
  */
 public record FootprintRow(String model, int contextTokens, DType dtype, String policy, double keptTokensPerHead,
                            long theoreticalBytes, long liveBytes, long heldReservedBytes, long reservedBytes,
-                           boolean measured, double seconds) {
+                           boolean measured, String analyticKind, double seconds) {
     /** Reserved over live bytes after compaction (1.0 = no slab slack). */
     public double overhead() {
         return liveBytes == 0 ? Double.NaN : (double) reservedBytes / liveBytes;
@@ -32,6 +34,6 @@ public record FootprintRow(String model, int contextTokens, DType dtype, String 
     }
 
     public String mode() {
-        return measured ? "measured" : "analytic";
+        return measured ? "measured" : analyticKind;
     }
 }

@@ -90,7 +90,7 @@ public final class FootprintRunner {
                 FootprintModel.keptRows(layout, p, ctx));
         double perHead = (double) e.keptRows() / ((long) layout.layers() * layout.kvHeads());
         return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, e.theoreticalBytes(), e.liveBytes(),
-                e.reservedBytes(), e.reservedBytes(), false, 0);
+                e.reservedBytes(), e.reservedBytes(), false, p.analyticKind(), 0);
     }
 
     /**
@@ -109,7 +109,7 @@ public final class FootprintRunner {
         try (KvStore store = KvStore.open(layout, config.storeConfig())) {
             try (Sequence s = store.newSequence()) {
                 fill(s, gen, ctx);
-                p.compress(s);
+                p.compress(s, gen);
                 held = store.stats().reservedBytes();
                 store.compact();
                 StoreStats st = store.stats();
@@ -125,7 +125,7 @@ public final class FootprintRunner {
         double seconds = (System.nanoTime() - start) / 1e9;
         double perHead = (double) rows / ((long) layout.layers() * layout.kvHeads());
         return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, 2 * rows * layout.rowBytes(), live, held,
-                reserved, true, seconds);
+                reserved, true, "measured", seconds);
     }
 
     /** Appends {@code ctx} tokens (positions 0..ctx-1) to every layer in large chunks. */

@@ -9,6 +9,14 @@ import io.kvslab.cache.Sequence;
 import io.kvslab.cache.StoreConfig;
 import io.kvslab.cache.StoreStats;
 import io.kvslab.memory.MemoryLimitExceededException;
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.CompressionPolicy;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.OutputProjection;
+import io.kvslab.policy.Policies;
+import io.kvslab.policy.Selection;
+import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.WindowQueries;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -27,7 +35,8 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Many sequences on all cores: each worker thread owns a few sequences and, for a set duration, randomly creates
- * (with a prefill), appends, forks, evicts (ragged, per head), verifies, attends, compacts and closes them, keeping
+ * (with a prefill), appends, forks, evicts (ragged, per head), compresses (with every policy of
+ * {@code io.kvslab.policy} in turn), verifies, attends, compacts and closes them, keeping
  * an independent model of every row (its position and which sequence wrote it) to check the store against.
  *
  * <p>Invariants, each failure counted as a violation:
@@ -48,7 +57,7 @@ import java.util.concurrent.atomic.LongAdder;
  */
 public final class ChurnStress {
     /** Operation kinds, for the counters. */
-    public enum Op { CREATE, APPEND, FORK, EVICT, VERIFY, ATTEND, COMPACT, CLOSE }
+    public enum Op { CREATE, APPEND, FORK, EVICT, COMPRESS, VERIFY, ATTEND, COMPACT, CLOSE }
 
     /**
      * @param layout            store geometry
@@ -160,6 +169,7 @@ public final class ChurnStress {
     private final KvLayout layout;
     private final SyntheticKv gen;
     private final Violations violations = new Violations();
+    private volatile OutputProjection outputProjection;
     private final Map<Op, LongAdder> counts = new EnumMap<>(Op.class);
     private final LongAdder limitHits = new LongAdder();
     private final LongAdder attentionChecks = new LongAdder();
@@ -389,6 +399,8 @@ public final class ChurnStress {
         final SplittableRandom rnd;
         final List<Tracked> sequences = new ArrayList<>();
         long nextSalt;
+        private Compressor compressor;
+        private int nextPolicy;
 
         Worker(int id, KvStore store, CyclicBarrier barrier) {
             this.id = id;
@@ -400,6 +412,16 @@ public final class ChurnStress {
 
         @Override
         public void run() {
+            try {
+                loop();
+            } finally {
+                if (compressor != null) {
+                    compressor.close();
+                }
+            }
+        }
+
+        private void loop() {
             while (!stop) {
                 if (pause) {
                     try {
@@ -424,8 +446,10 @@ public final class ChurnStress {
                 op = t.maxRows() + 16 > config.maxRowsPerHead() ? Op.EVICT : Op.APPEND;
             } else if (dice < 58) {
                 op = sequences.size() < config.sequencesPerThread() ? Op.FORK : Op.CLOSE;
-            } else if (dice < 75) {
+            } else if (dice < 67) {
                 op = Op.EVICT;
+            } else if (dice < 75) {
+                op = Op.COMPRESS;
             } else if (dice < 86) {
                 op = Op.VERIFY;
             } else if (dice < 91) {
@@ -441,6 +465,7 @@ public final class ChurnStress {
                     case APPEND -> append(t);
                     case FORK -> fork(t);
                     case EVICT -> evict(t);
+                    case COMPRESS -> compress(t);
                     case VERIFY -> verify(t, "verify");
                     case ATTEND -> attend(t);
                     case COMPACT -> store.compact();
@@ -542,6 +567,40 @@ public final class ChurnStress {
             }
         }
 
+        /**
+         * Compresses with the next policy of {@link Policies#NAMES} to half of each head's rows (DBudgetKV: its own
+         * budget), applying the selection head by head and updating the model after each head, so that a head
+         * refused by the memory limit (a table shared with a fork needs fresh blocks) leaves the model exact.
+         */
+        void compress(Tracked t) {
+            if (compressor == null) {
+                compressor = new Compressor();
+            }
+            CompressionPolicy policy = Policies.byName(Policies.NAMES.get(nextPolicy++ % Policies.NAMES.size()));
+            long end = t.nextPosition();
+            if (end == 0) {
+                return;
+            }
+            SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, t.salt, config.seed());
+            List<WindowQueries> windows = new ArrayList<>();
+            List<OutputProjection> wo = new ArrayList<>();
+            for (int l = 0; l < layout.layers(); l++) {
+                windows.add(policy.windowQueries() > 0 ? inputs.window(l, end, policy.windowQueries()) : null);
+                wo.add(policy.needsOutputProjection() ? sharedOutputProjection(inputs) : null);
+            }
+            Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.5);
+            Selection sel = policy.select(SequenceContext.read(t.seq, windows, wo), budget, compressor.kernels());
+            for (int l = 0; l < layout.layers(); l++) {
+                for (int h = 0; h < layout.kvHeads(); h++) {
+                    if (!sel.keepsAll(l, h)) {
+                        int[] keep = sel.kept(l, h);
+                        t.seq.retain(l, h, keep);
+                        t.rows(l, h).keep(keep);
+                    }
+                }
+            }
+        }
+
         void verify(Tracked t, String when) {
             long expectBlocks = 0;
             int tpb = layout.tokensPerBlock();
@@ -620,6 +679,19 @@ public final class ChurnStress {
                 close(t);
             }
         }
+    }
+
+    private OutputProjection sharedOutputProjection(SyntheticPolicyInputs inputs) {
+        OutputProjection wo = outputProjection;
+        if (wo == null) {
+            synchronized (this) {
+                if (outputProjection == null) {
+                    outputProjection = inputs.outputProjection();
+                }
+                wo = outputProjection;
+            }
+        }
+        return wo;
     }
 
     private static String brief(long[] p, int n) {

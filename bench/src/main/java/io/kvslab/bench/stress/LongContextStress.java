@@ -11,6 +11,12 @@ import io.kvslab.cache.KvStore;
 import io.kvslab.cache.Sequence;
 import io.kvslab.cache.StoreConfig;
 import io.kvslab.cache.StoreStats;
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.CompressionPolicy;
+import io.kvslab.policy.Policies;
+import io.kvslab.policy.PolicyException;
+import io.kvslab.policy.UniformHeads;
+import io.kvslab.policy.UniformLayers;
 
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -19,19 +25,27 @@ import java.util.SplittableRandom;
 /**
  * Streams a long context through one sequence with decoding-time compression to a fixed budget.
  *
- * <p>Tokens arrive in chunks of {@code chunk} (1 = token-by-token decoding) and go through every layer. Whenever a
- * head holds {@code budget + interval} rows or more, the sequence is compressed back to {@code budget} rows per
- * (layer, KV head) with {@link SinkWindowRetention} (a StreamingLLM stand-in, see there). Every
- * {@code attentionEvery} tokens a decode step runs attention over every layer.
+ * <p>Tokens arrive in chunks of {@code chunk} (1 = token-by-token decoding) and go through every layer. When the
+ * sequence has taken {@code budget + interval} tokens since the start, and then every {@code interval} tokens, it is
+ * compressed to a budget of {@code budget} rows per (layer, KV head) by a policy of {@code io.kvslab.policy}
+ * (default StreamingLLM; window policies get the synthetic queries of the last tokens, CriticalKV a synthetic W_o),
+ * applied one layer at a time ({@link LayerwiseCompressor}), or by {@link SinkWindowRetention} ({@code window}, the
+ * original stand-in). Every {@code attentionEvery} tokens a decode step runs attention over every layer.
  *
- * <p><b>Memory bound.</b> A head never holds more than {@code budget + interval + chunk - 1} rows, so live bytes
- * stay under {@code 2 x layers x kvHeads x ceil(maxRows / tokensPerBlock) x blockBytes}; the allocator only takes
- * a new slab when every slab is full, so reserved bytes stay under that many blocks rounded up to whole slabs. The
- * store's hard limit is set to exactly that bound: crossing it fails the run.
+ * <p><b>Memory bound.</b> With a uniform policy (same budget in every head and layer) a head never holds more than
+ * {@code maxRows = budget + interval + chunk - 1} rows, so live bytes stay under
+ * {@code 2 x layers x kvHeads x ceil(maxRows / tokensPerBlock) x blockBytes}. Head-wise and pyramid policies move
+ * budget between heads and layers but keep the total, so the rows of all heads stay under
+ * {@code layers x kvHeads x maxRows} and the blocks under that over tokensPerBlock plus one partial block per head.
+ * The allocator only takes a new slab when every slab is full, so reserved bytes stay under the block bound
+ * rounded up to whole slabs. The store's hard limit is set to exactly that bound: crossing it fails the run.
+ * Dynamic-budget policies (DBudgetKV) have no such bound and are refused.
  *
  * <p><b>Invariants checked</b> (each failure is a violation; the command exits non-zero):
- * after every compression, every head's positions are exactly the sinks plus the most recent rows, the store's
- * live bytes equal the block count those lengths imply, and live/reserved bytes are within the bound; a sampled
+ * after every compression, for sinks + recent policies (StreamingLLM, {@code window}) every head's positions are
+ * exactly the sinks plus the newest rows; for the others every head keeps a strictly increasing subsequence of its
+ * rows, every observation-window row it must protect, exactly the budget when budgets are uniform, and at most the
+ * total budget over all heads; the store's live bytes equal the block count the lengths imply; a sampled
  * head's stored K and V rows equal the regenerated synthetic rows (after dtype rounding) bit for bit; every
  * {@code checkEvery}-th attention step one layer's output is compared against {@link ReferenceAttention}; at the
  * end, closing the sequence frees every block and closing the store reports no leak.
@@ -50,10 +64,30 @@ public final class LongContextStress {
      * @param attentionEvery  run a decode-attention step every this many tokens (0 = never)
      * @param checkEvery      compare one layer's attention with the reference every this many attention steps
      * @param seed            synthetic data seed
+     * @param policy          {@code window} (the sinks + recent stand-in) or a name of {@link Policies#NAMES}
+     *                        except dynamic-budget ones
      */
     public record Config(ModelGeometry model, DType dtype, int tokensPerBlock, long slabBytes, long tokens, int budget,
-                         int interval, int sinks, int chunk, int attentionEvery, int checkEvery, long seed) {
+                         int interval, int sinks, int chunk, int attentionEvery, int checkEvery, long seed,
+                         String policy) {
         public Config {
+            if (policy == null) {
+                throw new IllegalArgumentException("policy must be 'window' or one of " + Policies.NAMES);
+            }
+            if (!policy.equals(WINDOW)) {
+                CompressionPolicy p;
+                try {
+                    p = Policies.byName(policy);
+                } catch (PolicyException e) {
+                    throw new IllegalArgumentException("policy must be 'window' or one of " + Policies.NAMES
+                            + ", got '" + policy + "'");
+                }
+                if (p.dynamicBudget()) {
+                    throw new IllegalArgumentException(policy + " chooses its own budget, so no memory bound can be "
+                            + "stated for it; use a fixed-budget policy (" + Policies.NAMES + " except dbudgetkv) "
+                            + "or 'window'");
+                }
+            }
             if (tokens < 1 || budget < 1 || interval < 1 || sinks < 0 || sinks > budget || chunk < 1
                     || attentionEvery < 0 || checkEvery < 1 || tokensPerBlock < 1 || slabBytes < 1) {
                 throw new IllegalArgumentException("long-context stress needs tokens, budget, interval, chunk, "
@@ -68,9 +102,52 @@ public final class LongContextStress {
             return model.layout(dtype, tokensPerBlock);
         }
 
-        /** Most rows one head can hold (just before a compression). */
+        /** The policy package's policy, or null for the {@code window} stand-in. */
+        public CompressionPolicy libraryPolicy() {
+            if (policy.equals(WINDOW)) {
+                return null;
+            }
+            CompressionPolicy p = Policies.byName(policy);
+            return p.name().equals("streamingllm") ? Policies.streamingLlm(sinks) : p;
+        }
+
+        /** Whether every head of every layer gets the same budget (so each head is bounded by itself). */
+        public boolean uniformBudgets() {
+            return uniformLayers() && uniformHeads();
+        }
+
+        /** Whether every layer gets the same per-head budget (false for PyramidKV). */
+        public boolean uniformLayers() {
+            CompressionPolicy p = libraryPolicy();
+            return p == null || p.layerRule() instanceof UniformLayers;
+        }
+
+        /** Whether every head of a layer gets the same budget (false for Ada-KV allocations). */
+        public boolean uniformHeads() {
+            CompressionPolicy p = libraryPolicy();
+            return p == null || p.headAllocation() instanceof UniformHeads;
+        }
+
+        /**
+         * Most rows one head keeps after a compression: the budget, or for PyramidKV twice the budget (its bottom
+         * layer keeps {@code w + 2(B - w) - min}; with decoding-time compression the layers' lengths differ and the
+         * pyramid no longer sums to the uniform total, so only this per-head cap holds).
+         */
+        public int keptRowsCap() {
+            return uniformLayers() ? budget : 2 * budget;
+        }
+
+        /** Whether compression keeps exactly the sinks and the newest rows. */
+        public boolean sinksAndRecent() {
+            return policy.equals(WINDOW) || policy.equalsIgnoreCase("streamingllm");
+        }
+
+        /**
+         * Most rows one head can hold (just before a compression); with head-wise budgets this bounds the mean over
+         * the heads of a layer instead.
+         */
         public int maxRowsPerHead() {
-            return budget + interval + chunk - 1;
+            return keptRowsCap() + interval + chunk - 1;
         }
 
         /** Live-byte bound: every head at {@link #maxRowsPerHead()} rows, whole blocks. */
@@ -85,8 +162,13 @@ public final class LongContextStress {
 
         private long boundBlocks() {
             KvLayout l = layout();
-            long perHead = (maxRowsPerHead() + l.tokensPerBlock() - 1) / l.tokensPerBlock();
-            return 2L * l.layers() * l.kvHeads() * perHead;
+            if (uniformHeads()) {
+                long perHead = (maxRowsPerHead() + l.tokensPerBlock() - 1) / l.tokensPerBlock();
+                return 2L * l.layers() * l.kvHeads() * perHead;
+            }
+            // Ada-KV moves budget between the heads of a layer but keeps the layer's total (it only clamps down).
+            long layerRows = (long) l.kvHeads() * maxRowsPerHead();
+            return 2L * l.layers() * ((layerRows + l.tokensPerBlock() - 1) / l.tokensPerBlock() + l.kvHeads());
         }
 
         StoreConfig storeConfig(long limit) {
@@ -125,7 +207,7 @@ public final class LongContextStress {
                     .put("chunk", c.chunk())
                     .put("attentionEvery", c.attentionEvery())
                     .put("attentionBackend", attention)
-                    .put("retention", "sink-window (StreamingLLM stand-in)")
+                    .put("policy", c.policy().equals(WINDOW) ? "window (sinks + recent stand-in)" : c.policy())
                     .put("tokens", tokens)
                     .put("compressions", compressions)
                     .put("attentionSteps", attentionSteps)
@@ -152,13 +234,13 @@ public final class LongContextStress {
         public String summary() {
             Config c = config;
             return String.format(java.util.Locale.ROOT, """
-                    long-context stress: %s, %s, %d tokens/block, budget %d rows/head (+%d interval, chunk %d), %d sinks
+                    long-context stress: %s, %s, %d tokens/block, policy %s, budget %d rows/head (+%d interval, chunk %d), %d sinks
                       streamed %,d tokens in %.1f s (%,.0f tokens/s): append %.1f s, compress %.1f s, attention %.1f s
                       compressions %,d; attention steps %,d (%s), reference checks %,d (max |err| %.3g); content checks %,d
                       peak live %s (bound %s), peak reserved %s (bound %s), reserved after close %s
                       slabs acquired %,d, released %,d (before close)
                       violations: %d%s
-                    """, c.model().name(), c.dtype(), c.tokensPerBlock(), c.budget(), c.interval(), c.chunk(),
+                    """, c.model().name(), c.dtype(), c.tokensPerBlock(), c.policy(), c.budget(), c.interval(), c.chunk(),
                     c.sinks(), tokens, seconds, tokensPerSecond(), appendSeconds, compressSeconds, attentionSeconds,
                     compressions, attentionSteps, attention, attentionChecks, maxAttentionError, contentChecks,
                     Bytes.human(peakLiveBytes), Bytes.human(liveBoundBytes), Bytes.human(peakReservedBytes),
@@ -167,6 +249,9 @@ public final class LongContextStress {
                     violations.isEmpty() ? "" : "\n    " + String.join("\n    ", violations));
         }
     }
+
+    /** The name of the sinks + recent stand-in. */
+    public static final String WINDOW = "window";
 
     /** Absolute tolerance of the attention check: fp32 kernels vs a double reference on O(1) values. */
     static final double ATTENTION_TOLERANCE = 2e-4;
@@ -187,7 +272,11 @@ public final class LongContextStress {
         KvLayout layout = c.layout();
         Violations violations = new Violations();
         SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
-        SinkWindowRetention retention = new SinkWindowRetention(c.sinks(), c.budget());
+        SinkWindowRetention window = new SinkWindowRetention(c.sinks(), c.budget());
+        CompressionPolicy policy = c.libraryPolicy();
+        LayerwiseCompressor compressor = policy == null ? null : new LayerwiseCompressor(policy);
+        SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
+        int windowSize = policy == null ? 0 : policy.windowQueries();
         SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
         int width = layout.kvHeads() * layout.headDim();
         long liveBound = c.liveBoundBytes();
@@ -216,7 +305,7 @@ public final class LongContextStress {
         KvStore store = KvStore.open(layout, c.storeConfig(reservedBound));
         try {
             Sequence s = store.newSequence();
-            int rows = 0;   // rows per head (all heads move together under this retention)
+            int rows = 0;   // nominal rows per head: tokens since the start, back to the budget after a compression
             float[] k = new float[c.chunk() * width];
             float[] v = new float[c.chunk() * width];
             long nextAttention = c.attentionEvery() == 0 ? Long.MAX_VALUE : c.attentionEvery() - 1;
@@ -268,12 +357,24 @@ public final class LongContextStress {
                         }
                     }
                     if (rows >= c.budget() + c.interval()) {
+                        long[][] before = c.sinksAndRecent() ? null : positions(s);
+                        long end = streamed;
                         long t2 = System.nanoTime();
-                        retention.apply(s);
+                        if (compressor == null) {
+                            window.apply(s);
+                        } else {
+                            compressor.compress(s, Budget.tokens(c.budget()), l -> inputs.window(l, end, windowSize),
+                                    l -> inputs.outputProjection());
+                        }
                         compressNs += System.nanoTime() - t2;
                         rows = c.budget();
                         compressions++;
-                        checkAfterCompression(s, store, streamed, violations);
+                        if (c.sinksAndRecent()) {
+                            checkSinksAndRecent(s, streamed, violations);
+                        } else {
+                            checkSubsetWithinBudget(s, before, streamed, windowSize, policy, violations);
+                        }
+                        checkAccounting(s, store, streamed, violations);
                         if (contentCheck(s, gen, rnd, violations)) {
                             contentChecks++;
                         }
@@ -284,7 +385,7 @@ public final class LongContextStress {
                     });
                 }
             } catch (KvSlabException e) {
-                violations.add("store operation failed at token " + streamed + ": " + e);
+                violations.add("store or policy operation failed at token " + streamed + ": " + e);
             } finally {
                 bar.finish();
                 StoreStats st = store.stats();
@@ -299,6 +400,9 @@ public final class LongContextStress {
                 violations.check(after.openSequences() == 0, after.openSequences() + " sequences still open");
             }
         } finally {
+            if (compressor != null) {
+                compressor.close();
+            }
             try {
                 store.close();
             } catch (KvSlabException e) {
@@ -317,8 +421,8 @@ public final class LongContextStress {
                 compressNs / 1e9, attentionNs / 1e9, violations.count(), violations.messages());
     }
 
-    /** Positions are the sinks plus the newest rows in every head; live bytes match those lengths exactly. */
-    private void checkAfterCompression(Sequence s, KvStore store, long streamed, Violations violations) {
+    /** Every head holds exactly the sinks and the newest {@code budget - sinks} rows. */
+    private void checkSinksAndRecent(Sequence s, long streamed, Violations violations) {
         Config c = config;
         KvLayout layout = c.layout();
         long[] expected = new long[c.budget()];
@@ -340,8 +444,76 @@ public final class LongContextStress {
                 }
             }
         }
-        long blocksPerHead = (c.budget() + layout.tokensPerBlock() - 1) / layout.tokensPerBlock();
-        long expectLive = 2L * layout.layers() * layout.kvHeads() * blocksPerHead * layout.blockBytes();
+    }
+
+    /**
+     * Every head keeps a strictly increasing subsequence of its rows including every protected window row; with
+     * uniform budgets exactly {@code budget} rows per head (or its protected rows if more), with Ada-KV at most the
+     * layer's total budget, with PyramidKV at most {@link Config#keptRowsCap()} rows per head.
+     */
+    private void checkSubsetWithinBudget(Sequence s, long[][] before, long streamed, int windowSize,
+                                         CompressionPolicy policy, Violations violations) {
+        KvLayout layout = config.layout();
+        boolean protectsWindow = policy.protection().observationWindow();
+        long windowStart = streamed - Math.min(windowSize, streamed);
+        for (int l = 0; l < layout.layers(); l++) {
+            long layerRows = 0;
+            long layerBudget = 0;
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                long[] was = before[l * layout.kvHeads() + h];
+                long[] p = s.positions(l, h);
+                layerRows += p.length;
+                int j = 0;
+                for (int i = 0; i < p.length; i++) {
+                    while (j < was.length && was[j] < p[i]) {
+                        if (protectsWindow && was[j] >= windowStart) {
+                            violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
+                                    + " dropped position " + was[j] + " of the observation window");
+                            return;
+                        }
+                        j++;
+                    }
+                    if (j == was.length || was[j] != p[i] || (i > 0 && p[i] <= p[i - 1])) {
+                        violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
+                                + " holds position " + p[i] + ", which it did not hold before or out of order");
+                        return;
+                    }
+                    j++;
+                }
+                int prot = 0;
+                for (long x : was) {
+                    prot += (protectsWindow && x >= windowStart) || x < policy.protection().sinks() ? 1 : 0;
+                }
+                int nominal = Math.min(was.length, Math.max(config.budget(), prot));
+                layerBudget += nominal;
+                if (config.uniformBudgets() && p.length != nominal) {
+                    violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
+                            + " holds " + p.length + " rows; the uniform budget gives " + nominal);
+                    return;
+                }
+                if (!config.uniformLayers() && p.length > Math.max(config.keptRowsCap(), prot)) {
+                    violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
+                            + " holds " + p.length + " rows, more than " + config.keptRowsCap());
+                    return;
+                }
+            }
+            if (config.uniformLayers()) {
+                violations.check(layerRows <= layerBudget, "after compression at token " + streamed + " layer " + l
+                        + " holds " + layerRows + " rows, more than its total budget " + layerBudget);
+            }
+        }
+    }
+
+    /** Live bytes equal the blocks the heads' lengths need, exactly. */
+    private void checkAccounting(Sequence s, KvStore store, long streamed, Violations violations) {
+        KvLayout layout = config.layout();
+        long blocks = 0;
+        for (int l = 0; l < layout.layers(); l++) {
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                blocks += 2L * ((s.length(l, h) + layout.tokensPerBlock() - 1) / layout.tokensPerBlock());
+            }
+        }
+        long expectLive = blocks * layout.blockBytes();
         StoreStats st = store.stats();
         violations.check(st.liveBytes() == expectLive, "after compression at token " + streamed + " live bytes are "
                 + st.liveBytes() + ", the retained rows need exactly " + expectLive);
@@ -349,6 +521,17 @@ public final class LongContextStress {
                 + " != live blocks x block bytes");
         violations.check(st.reservedBytes() >= st.liveBytes(), "reserved " + st.reservedBytes() + " < live "
                 + st.liveBytes());
+    }
+
+    private static long[][] positions(Sequence s) {
+        KvLayout layout = s.layout();
+        long[][] p = new long[layout.layers() * layout.kvHeads()][];
+        for (int l = 0; l < layout.layers(); l++) {
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                p[l * layout.kvHeads() + h] = s.positions(l, h);
+            }
+        }
+        return p;
     }
 
     /** Compares one random head's stored K and V rows with the regenerated synthetic rows, bit for bit. */

@@ -93,6 +93,57 @@ class FootprintTest {
         assertEquals(1500.0, w.keptTokensPerHead());
     }
 
+    /**
+     * Policies of the policy package on real fills: uniform ones keep exactly the analytic rows and blocks; Ada-KV
+     * keeps the same total (blocks within one per head); PyramidKV at most the uniform total and at most
+     * layers - 1 rows per head less; DBudgetKV at most the dense cache.
+     */
+    @Test
+    void libraryPoliciesAgreeWithTheirAnalyticRows() {
+        long slab = 64 * 1024;
+        List<String> names = List.of("streamingllm", "knorm", "snapkv", "criticalkv", "adakv", "pyramidkv",
+                "dbudgetkv");
+        List<FootprintPolicy> policies = new ArrayList<>();
+        for (String n : names) {
+            policies.add(FootprintPolicy.parse(n, 0.3, 4));
+        }
+        FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
+                List.of(100, 1000, 3001), List.of(DType.F16), policies, 1L << 30, slab, 8, 3));
+        KvLayout layout = SMALL.layout(DType.F16, 8);
+        long heads = (long) SMALL.layers() * SMALL.kvHeads();
+        for (FootprintRow m : runner.run(r -> { })) {
+            assertTrue(m.measured(), m.toString());
+            FootprintPolicy p = policies.get(names.indexOf(m.policy().replaceAll("[0-9]+%$", "")));
+            FootprintRow a = runner.analytic(SMALL, m.contextTokens(), DType.F16, p);
+            long rowsMeasured = m.theoreticalBytes() / (2 * layout.rowBytes());
+            long rowsAnalytic = a.theoreticalBytes() / (2 * layout.rowBytes());
+            switch (a.mode()) {
+                case "analytic" -> {
+                    assertEquals(a.theoreticalBytes(), m.theoreticalBytes(), m.toString());
+                    assertEquals(a.liveBytes(), m.liveBytes(), m.toString());
+                }
+                case "estimate" -> {
+                    if (m.policy().startsWith("adakv")) {
+                        assertEquals(rowsAnalytic, rowsMeasured, m.toString());
+                    } else {
+                        assertTrue(rowsMeasured <= rowsAnalytic
+                                && rowsMeasured >= rowsAnalytic - (SMALL.layers() - 1) * heads, m + " vs " + a);
+                    }
+                    assertTrue(Math.abs(m.liveBytes() - a.liveBytes()) <= 2 * heads * layout.blockBytes(),
+                            m + " vs " + a);
+                }
+                case "dense bound" -> assertTrue(rowsMeasured <= rowsAnalytic && rowsMeasured >= 1, m.toString());
+                default -> throw new AssertionError(a.mode());
+            }
+            if (m.contextTokens() == 3001 && !m.policy().equals("dbudgetkv")) {
+                assertTrue(rowsMeasured < 3001L * heads / 2, m + " did not compress");
+            }
+        }
+        // SnapKV's budget never drops below its 32-row observation window: 100 tokens keep 32 rows, not 30.
+        assertEquals(32, policies.get(2).keptRows(layout, 0, 0, 100));
+        assertEquals(900, policies.get(2).keptRows(layout, 0, 0, 3001));
+    }
+
     @Test
     void rowsWhoseDenseFillExceedsTheLimitAreAnalytic() {
         long slab = 64 * 1024;

@@ -21,7 +21,7 @@ class ChurnStressTest {
         ChurnStress.Result r = new ChurnStress(config(2.0), null).run();
         assertTrue(r.ok(), r.summary());
         for (ChurnStress.Op op : new ChurnStress.Op[] {ChurnStress.Op.CREATE, ChurnStress.Op.APPEND,
-                ChurnStress.Op.FORK, ChurnStress.Op.EVICT, ChurnStress.Op.VERIFY, ChurnStress.Op.COMPACT,
+                ChurnStress.Op.FORK, ChurnStress.Op.EVICT, ChurnStress.Op.COMPRESS, ChurnStress.Op.VERIFY, ChurnStress.Op.COMPACT,
                 ChurnStress.Op.CLOSE}) {
             assertTrue(r.ops().get(op) > 0, op + " never ran: " + r.summary());
         }

@@ -9,14 +9,19 @@ import java.util.Arrays;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class LongContextStressTest {
     private static final ModelGeometry SMALL = new ModelGeometry("small", 2, 4, 2, 32);
 
     private static LongContextStress.Config config(DType dtype, int chunk, int attentionEvery) {
+        return config(dtype, chunk, attentionEvery, "streamingllm");
+    }
+
+    private static LongContextStress.Config config(DType dtype, int chunk, int attentionEvery, String policy) {
         return new LongContextStress.Config(SMALL, dtype, 8, 16 * 1024, 3000, 256, 100, 4, chunk, attentionEvery, 2,
-                11);
+                11, policy);
     }
 
     @Test
@@ -48,6 +53,42 @@ class LongContextStressTest {
             assertTrue(r.maxAttentionError() < LongContextStress.ATTENTION_TOLERANCE, r.summary());
             assertTrue(r.attention().startsWith("native kernel"));
         }
+    }
+
+    @Test
+    void theStandInWindowKeepsTheSameRowsAsStreamingLlm() {
+        LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 0, "window"),
+                AttentionBackend.reference(), null).run();
+        assertTrue(r.ok(), r.summary());
+        assertEquals(27, r.compressions());
+        assertEquals(r.liveBoundBytes(), r.peakLiveBytes());
+    }
+
+    /**
+     * Scoring policies (window-protected, head-wise Ada-KV, pyramid layer budgets, CriticalKV with a synthetic W_o)
+     * under decoding-time compression: subsets, protected windows, budgets and the (looser) bound all hold.
+     */
+    @Test
+    void scoringPoliciesHoldTheirInvariantsAndTheBound() {
+        for (String p : new String[] {"snapkv", "adakv", "pyramidkv", "criticaladakv", "knorm"}) {
+            LongContextStress.Config c = new LongContextStress.Config(SMALL, DType.F32, 8, 16 * 1024, 1200, 200, 100,
+                    4, 3, 300, 1, 5, p);
+            LongContextStress.Result r = new LongContextStress(c, AttentionBackend.reference(), null).run();
+            assertTrue(r.ok(), r.summary());
+            assertEquals(9, r.compressions(), p);   // tokens 300, 402, 504, ..., 1116 (chunks of 3 overshoot)
+            assertTrue(r.peakLiveBytes() <= r.liveBoundBytes(), p);
+            // Uniform budgets: every head <= 302 rows = 38 blocks. Ada-KV: each layer's 2 heads <= 604 rows = 76
+            // blocks + 2 partial ones. PyramidKV: every head <= 2 x 200 + 102 = 502 rows = 63 blocks.
+            long blockBytes = 8 * 32 * 4;
+            long expected = switch (p) {
+                case "adakv", "criticaladakv" -> 2L * 2 * (76 + 2) * blockBytes;
+                case "pyramidkv" -> 2L * 2 * 2 * 63 * blockBytes;
+                default -> 2L * 2 * 2 * 38 * blockBytes;
+            };
+            assertEquals(expected, r.liveBoundBytes(), p);
+        }
+        assertThrows(IllegalArgumentException.class, () -> config(DType.F32, 1, 0, "dbudgetkv"));
+        assertThrows(IllegalArgumentException.class, () -> config(DType.F32, 1, 0, "h2o"));
     }
 
     @Test

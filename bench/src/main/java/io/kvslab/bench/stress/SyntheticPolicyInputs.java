@@ -1,0 +1,57 @@
+package io.kvslab.bench.stress;
+
+import io.kvslab.cache.KvLayout;
+import io.kvslab.policy.OutputProjection;
+import io.kvslab.policy.WindowQueries;
+
+import java.util.SplittableRandom;
+
+/**
+ * What a policy needs besides the cached rows, for synthetic runs: observation-window queries from
+ * {@link SyntheticKv} (the queries the tokens at those positions would have had) and one random output projection
+ * W_o ({@code [queryHeads * headDim][queryHeads * headDim]}, entries N(0, 1/width)) shared by all layers.
+ */
+public final class SyntheticPolicyInputs {
+    private final KvLayout layout;
+    private final SyntheticKv gen;
+    private final long salt;
+    private OutputProjection wo;
+    private final long seed;
+
+    public SyntheticPolicyInputs(KvLayout layout, SyntheticKv gen, long salt, long seed) {
+        this.layout = layout;
+        this.gen = gen;
+        this.salt = salt;
+        this.seed = seed;
+    }
+
+    /** The queries of the {@code w} tokens at positions {@code end - w .. end - 1} (fewer if end < w). */
+    public WindowQueries window(int layer, long end, int w) {
+        int n = (int) Math.min(w, end);
+        int width = layout.queryHeads() * layout.headDim();
+        float[] q = new float[n * width];
+        long[] pos = new long[n];
+        float[] one = new float[width];
+        for (int i = 0; i < n; i++) {
+            pos[i] = end - n + i;
+            gen.query(salt, layer, pos[i], one);
+            System.arraycopy(one, 0, q, i * width, width);
+        }
+        return new WindowQueries(q, pos);
+    }
+
+    /** The shared synthetic W_o (built on first use). */
+    public OutputProjection outputProjection() {
+        if (wo == null) {
+            int width = layout.queryHeads() * layout.headDim();
+            float[] w = new float[Math.multiplyExact(width, width)];
+            SplittableRandom rnd = new SplittableRandom(seed ^ 0x0B0E);
+            float scale = (float) (1 / Math.sqrt(width));
+            for (int i = 0; i < w.length; i++) {
+                w[i] = (float) rnd.nextGaussian() * scale;
+            }
+            wo = new OutputProjection(w, width);
+        }
+        return wo;
+    }
+}
