@@ -59,6 +59,8 @@ class FootprintAndStressCommandTest {
         assertEquals(2, run("stress", "long", "--budget", "0").code());
         assertEquals(2, run("stress", "long", "--sinks", "10", "--budget", "5").code());
         assertEquals(2, run("stress", "long", "--duration", "3").code());   // a churn option for the long test
+        assertEquals(2, run("stress", "long", "--policy", "dbudgetkv").code());   // no memory bound to state
+        assertEquals(2, run("stress", "long", "--policy", "h2o").code());
         assertEquals(0, run("stress", "--help").code());
     }
 

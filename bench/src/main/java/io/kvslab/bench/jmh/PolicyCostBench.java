@@ -1,0 +1,148 @@
+package io.kvslab.bench.jmh;
+
+import io.kvslab.bench.stress.SyntheticKv;
+import io.kvslab.bench.stress.SyntheticPolicyInputs;
+import io.kvslab.cache.DType;
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.KvStore;
+import io.kvslab.cache.Sequence;
+import io.kvslab.kernel.Attention;
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.CompressionPolicy;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.Policies;
+import io.kvslab.policy.Selection;
+import io.kvslab.policy.SequenceContext;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * What a compression policy costs next to the attention work it follows: one Llama-3-8B layer (32 query heads,
+ * 8 KV heads, head dim 128, f16, 32 tokens per block) holding {@code context} synthetic tokens.
+ *
+ * <ul>
+ *   <li>{@code compress}: CriticalAdaKV (window 32, max-pool 7, Ada-KV alpha 0.2, two stages alpha 0.5) keeping
+ *       {@code kept} of the rows: read the layer into a {@link SequenceContext}, select (window attention,
+ *       value-projection L1 norms with a synthetic 4096 x 4096 W_o, Ada-KV allocation, two-stage selection), and
+ *       apply ({@code retain}) on a fresh fork of the filled sequence;</li>
+ *   <li>{@code select}: the same without reading the context and without applying;</li>
+ *   <li>{@code prefill}: causal prefill attention of the same layer over all {@code context} tokens with the
+ *       native kernel ({@link Attention#prefill}), the work the compression follows after a prompt.</li>
+ * </ul>
+ * Single-shot times (each call is long); the ratio compress / prefill is what {@code kvslab bench policy} reports.
+ * At 32k tokens prefill is ~8.8 TFLOP: minutes per call on two cores, so the default also runs 4k and 8k.
+ */
+@BenchmarkMode(Mode.SingleShotTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 1)
+@Measurement(iterations = 3)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+        "-Xmx8g"})
+@State(Scope.Benchmark)
+public class PolicyCostBench {
+    static final KvLayout LAYOUT = new KvLayout(1, 32, 8, 128, DType.F16, 32);
+
+    @Param({"4096", "8192", "32768"})
+    public int context;
+
+    @Param({"0.25"})
+    public double kept;
+
+    private KvStore store;
+    private Sequence filled;
+    private Sequence fork;
+    private CompressionPolicy policy;
+    private Compressor compressor;
+    private Attention attention;
+    private SyntheticPolicyInputs inputs;
+    private SequenceContext context0;
+    private float[] q;
+    private float[] out;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        SyntheticKv gen = new SyntheticKv(LAYOUT, 1, SyntheticKv.Shape.realistic());
+        store = KvStore.open(LAYOUT);
+        filled = store.newSequence();
+        int width = LAYOUT.kvHeads() * LAYOUT.headDim();
+        int chunk = 4096;
+        for (int from = 0; from < context; from += chunk) {
+            int n = Math.min(chunk, context - from);
+            long[] pos = new long[n];
+            for (int i = 0; i < n; i++) {
+                pos[i] = from + i;
+            }
+            float[] k = new float[n * width];
+            float[] v = new float[n * width];
+            gen.keys(0, 0, pos, k);
+            gen.values(0, 0, pos, v);
+            filled.appendChunk(0, k, v, pos);
+        }
+        policy = Policies.criticalAdaKv();
+        compressor = new Compressor();
+        inputs = new SyntheticPolicyInputs(LAYOUT, gen, 0, 1);
+        context0 = contextOf(filled);
+        int qw = LAYOUT.queryHeads() * LAYOUT.headDim();
+        q = new float[Math.multiplyExact(context, qw)];
+        float[] one = new float[qw];
+        for (int t = 0; t < context; t++) {
+            gen.query(0, 0, t, one);
+            System.arraycopy(one, 0, q, t * qw, qw);
+        }
+        out = new float[q.length];
+        attention = Attention.create(Math.min(64, Runtime.getRuntime().availableProcessors()));
+    }
+
+    private SequenceContext contextOf(Sequence s) {
+        return SequenceContext.read(s, List.of(inputs.window(0, context, policy.windowQueries())),
+                List.of(inputs.outputProjection()));
+    }
+
+    @Setup(Level.Invocation)
+    public void forkFilled() {
+        fork = filled.fork();
+    }
+
+    @TearDown(Level.Invocation)
+    public void closeFork() {
+        fork.close();
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        attention.close();
+        compressor.close();
+        filled.close();
+        store.close();
+    }
+
+    @Benchmark
+    public Selection compress() {
+        return compressor.compress(fork, policy, contextOf(fork), Budget.fraction(kept));
+    }
+
+    @Benchmark
+    public Selection select() {
+        return policy.select(context0, Budget.fraction(kept), compressor.kernels());
+    }
+
+    @Benchmark
+    public float[] prefill() {
+        attention.prefill(filled, 0, q, context, out);
+        return out;
+    }
+}
