@@ -13,6 +13,7 @@ public final class Main {
 
     static {
         // one line per command, in the order --help lists them
+        COMMANDS.put("bench", new BenchCommand());
     }
 
     private Main() {}
