@@ -17,7 +17,8 @@
  * passes over the same tile, which is then in L1. */
 
 KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const char* krow, int64_t rb,
-                                      const float* q, int Dp, float* s) {
+                                      const float* q, int Dp, float* s, const char* pkrow) {
+    const int esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
     KV_VEC acc[KV_MAXACC];
 #pragma GCC unroll 16
     for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
@@ -26,6 +27,10 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
         KV_VEC kv[KV_MAXACC];
 #pragma GCC unroll 16
         for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype);
+        if (pkrow != NULL && ((c * esz) & 63) == 0) { /* mirror the loads on the tile ahead, line by line */
+#pragma GCC unroll 16
+            for (int r = 0; r < NR; r++) KVS_PREFETCH(pkrow + r * rb + (int64_t)c * esz);
+        }
 #pragma GCC unroll 16
         for (int g = 0; g < NG; g++) {
             KV_VEC qv = KV_LOADA(q + g * Dp + c);
@@ -53,18 +58,10 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
     }
 }
 
-/* Prefetches the lines of rows [r, r + nr) of a tile further ahead (base == NULL: none). Spread over the rows
- * of the current tile so the misses stay in flight continuously instead of in bursts. */
-KVS_INLINE void KV_NAME(prefetch_rows)(const char* base, int r, int nr, int64_t rb) {
-    if (base == NULL) return;
-    for (int64_t o = r * rb; o < (r + nr) * rb; o += 64) KVS_PREFETCH(base + o);
-}
-
 /* Rows [r, t) of one pass of NG heads, NR rows at a time, then the remainder with smaller NR. */
 #define KV_SCORE_ROWS(NG, NR)                                                                         \
     for (; r + (NR) <= t; r += (NR)) {                                                                \
-        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r);                      \
-        KV_NAME(prefetch_rows)(pk, r, NR, rb);                                                    \
+        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r, pk ? pk + r * rb : NULL); \
     }
 
 KVS_INLINE void KV_NAME(score_pass)(int dtype, int NG, int D, int Dp, const char* kp, int64_t rb, int t,
@@ -113,9 +110,14 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
 #pragma GCC unroll 16
         for (int k = 0; k < NC; k++) a[g * NC + k] = KV_MUL(KV_LOADA(acc + (int64_t)g * Dp + c + KV_W * k), cg);
     }
+    /* prefetch the same columns of the next tile's rows: spread over all column passes, as fast as consumed */
+    const int64_t esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
+    const int64_t pspan = (int64_t)NC * KV_W * esz;
     for (int r = 0; r < t; r++) {
         const char* row = vp + r * rb;
-        KV_NAME(prefetch_rows)(pv, r, 1, rb);
+        if (pv != NULL) {
+            for (int64_t o = 0; o < pspan; o += 64) KVS_PREFETCH(pv + r * rb + c * esz + o);
+        }
         KV_VEC v[KV_MAXACC];
 #pragma GCC unroll 16
         for (int k = 0; k < NC; k++) v[k] = KV_LOADROW(row, c + KV_W * k, dtype);
@@ -135,7 +137,7 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
 
 #define KV_VALUE_COLS(NG, NC)                                                                         \
     for (; c + (NC) * KV_W <= Dv; c += (NC) * KV_W) {                                                \
-        KV_NAME(value_kernel)(dtype, NG, NC, vp, rb, t, c, p, acc, Dp, corr, c == 0 ? pv : NULL);     \
+        KV_NAME(value_kernel)(dtype, NG, NC, vp, rb, t, c, p, acc, Dp, corr, pv);                     \
     }
 
 KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, int64_t rb, int t, const float* p,
@@ -240,15 +242,9 @@ KVS_INLINE void KV_NAME(run_segment)(int dtype, const kvs_decode_job* j, int h, 
             nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * rb;
             nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * rb;
         }
-#ifndef SKIP_SCORE
         KV_NAME(score_tile)(dtype, G, D, Dp, kp, rb, (int)t, st->qs, st->s, nk);
-#endif
-#ifndef SKIP_SOFTMAX
         KV_NAME(softmax_tile)(G, (int)t, st->s, st->m, st->l, st->corr);
-#endif
-#ifndef SKIP_VALUE
         KV_NAME(value_tile)(dtype, G, D, Dp, vp, rb, (int)t, st->s, st->acc, st->corr, nv);
-#endif
         r += t;
     }
 }

@@ -13,8 +13,12 @@
 #include <string.h>
 #include "attn_internal.h"
 
+#ifndef KT
 #define KT 128          /* keys per tile */
+#endif
+#ifndef MAX_ROWS
 #define MAX_ROWS 256    /* query rows (tokens x group) per work item, unless one token's group is larger */
+#endif
 #define MIN_FLOPS_PER_THREAD (4.0e6)
 
 typedef struct {
