@@ -17,8 +17,9 @@
  * passes over the same tile, which is then in L1. */
 
 KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const char* krow, int64_t rb,
-                                      const float* q, int Dp, float* s, const char* pkrow) {
+                                      const float* q, int Dp, float* s, const char** pk) {
     const int esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
+    const char* cur = pk != NULL ? *pk : NULL;
     KV_VEC acc[KV_MAXACC];
 #pragma GCC unroll 16
     for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
@@ -27,9 +28,12 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
         KV_VEC kv[KV_MAXACC];
 #pragma GCC unroll 16
         for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype);
-        if (pkrow != NULL && ((c * esz) & 63) == 0) { /* mirror the loads on the tile ahead, line by line */
+        if (cur != NULL) { /* prefetch the tile ahead in address order, as many bytes as consumed here */
+            if (((c * esz) & 63) == 0) {
 #pragma GCC unroll 16
-            for (int r = 0; r < NR; r++) KVS_PREFETCH(pkrow + r * rb + (int64_t)c * esz);
+                for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+            }
+            cur += NR * KV_W * esz;
         }
 #pragma GCC unroll 16
         for (int g = 0; g < NG; g++) {
@@ -38,6 +42,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
             for (int r = 0; r < NR; r++) acc[g * NR + r] = KV_FMA(qv, kv[r], acc[g * NR + r]);
         }
     }
+    if (pk != NULL) *pk = cur;
     float res[KV_MAXACC];
     if (NG * NR == KV_MAXACC) {
         KV_REDUCE_FULL(acc, res);
@@ -61,11 +66,13 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
 /* Rows [r, t) of one pass of NG heads, NR rows at a time, then the remainder with smaller NR. */
 #define KV_SCORE_ROWS(NG, NR)                                                                         \
     for (; r + (NR) <= t; r += (NR)) {                                                                \
-        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r, pk ? pk + r * rb : NULL); \
+        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r, pk);                 \
     }
 
 KVS_INLINE void KV_NAME(score_pass)(int dtype, int NG, int D, int Dp, const char* kp, int64_t rb, int t,
-                                    const float* q, float* sg, const char* pk) {
+                                    const float* q, float* sg, const char* nk) {
+    const char* cursor = nk;
+    const char** pk = nk != NULL ? &cursor : NULL;
     int r = 0;
     if (KV_MAXACC / NG >= 16) KV_SCORE_ROWS(NG, 16)
     if (KV_MAXACC / NG >= 8) KV_SCORE_ROWS(NG, 8)
@@ -102,7 +109,7 @@ KVS_INLINE void KV_NAME(score_tile)(int dtype, int G, int D, int Dp, const char*
 
 /* acc[g][c .. c + NC*W) = acc * corr[g] + sum_r p[g][r] v[r][c ..] for NG heads. */
 KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp, int64_t rb, int t, int c,
-                                      const float* p, float* acc, int Dp, const float* corr, const char* pv) {
+                                      const float* p, float* acc, int Dp, const float* corr, const char** pv) {
     KV_VEC a[KV_MAXACC];
 #pragma GCC unroll 16
     for (int g = 0; g < NG; g++) {
@@ -110,13 +117,16 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
 #pragma GCC unroll 16
         for (int k = 0; k < NC; k++) a[g * NC + k] = KV_MUL(KV_LOADA(acc + (int64_t)g * Dp + c + KV_W * k), cg);
     }
-    /* prefetch the same columns of the next tile's rows: spread over all column passes, as fast as consumed */
+    /* prefetch the tile ahead in address order, as many bytes per row as this pass consumes: spread evenly
+     * over all column passes, and a sequential stream the hardware prefetchers can follow */
     const int64_t esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
     const int64_t pspan = (int64_t)NC * KV_W * esz;
+    const char* cur = pv != NULL ? *pv : NULL;
     for (int r = 0; r < t; r++) {
         const char* row = vp + r * rb;
-        if (pv != NULL) {
-            for (int64_t o = 0; o < pspan; o += 64) KVS_PREFETCH(pv + r * rb + c * esz + o);
+        if (cur != NULL) {
+            for (int64_t o = 0; o < pspan; o += 64) KVS_PREFETCH(cur + o);
+            cur += pspan;
         }
         KV_VEC v[KV_MAXACC];
 #pragma GCC unroll 16
@@ -128,6 +138,7 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
             for (int k = 0; k < NC; k++) a[g * NC + k] = KV_FMA(pb, v[k], a[g * NC + k]);
         }
     }
+    if (pv != NULL) *pv = cur;
 #pragma GCC unroll 16
     for (int g = 0; g < NG; g++) {
 #pragma GCC unroll 16
@@ -141,7 +152,7 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
     }
 
 KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, int64_t rb, int t, const float* p,
-                                    float* acc, int Dp, const float* corr, const char* pv) {
+                                    float* acc, int Dp, const float* corr, const char** pv) {
     const int Dv = D - D % KV_W;
     int c = 0;
     if (KV_MAXACC / NG >= 16) KV_VALUE_COLS(NG, 16)
@@ -167,7 +178,8 @@ KVS_INLINE void KV_NAME(value_tile)(int dtype, int G, int D, int Dp, const char*
         float* a = acc + (int64_t)g0 * Dp;
         const float* pg = p + g0 * KVS_TILE;
         const float* cg = corr + g0;
-        const char* pv = g0 == 0 ? nv : NULL; /* prefetch during the first pass over the tile only */
+        const char* cursor = nv;
+        const char** pv = g0 == 0 && nv != NULL ? &cursor : NULL; /* prefetch during the first pass only */
         if (rem >= 8) {
             KV_NAME(value_pass)(dtype, 8, D, vp, rb, t, pg, a, Dp, cg, pv);
             g0 += 8;
