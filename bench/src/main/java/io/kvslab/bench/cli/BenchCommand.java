@@ -74,6 +74,10 @@ final class BenchCommand implements Command {
 
         @Override
         public int run(String[] args) throws UsageException {
+            if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
+                System.out.println(usage());
+                return 0;
+            }
             Args a = new Args(args, Set.of("json", "quick"));
             boolean json = a.flag("json");
             boolean quick = a.flag("quick");
