@@ -30,29 +30,49 @@ final class RowCodec {
         switch (dtype) {
             case F32 -> MemorySegment.copy(src, from, dst, JAVA_FLOAT, offset, count);
             case F16 -> {
+                short[] h = scratch(count);
                 for (int i = 0; i < count; i++) {
-                    dst.set(JAVA_SHORT, offset + 2L * i, Float.floatToFloat16(src[from + i]));
+                    h[i] = Float.floatToFloat16(src[from + i]);
                 }
+                MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
             }
             case BF16 -> {
+                short[] h = scratch(count);
                 for (int i = 0; i < count; i++) {
-                    dst.set(JAVA_SHORT, offset + 2L * i, toBf16(src[from + i]));
+                    h[i] = toBf16(src[from + i]);
                 }
+                MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
             }
         }
+    }
+
+    /** Per-thread conversion buffer: one bulk copy per row instead of one bounds-checked store per element. */
+    private static final ThreadLocal<short[]> SCRATCH = ThreadLocal.withInitial(() -> new short[256]);
+
+    private static short[] scratch(int count) {
+        short[] h = SCRATCH.get();
+        if (h.length < count) {
+            h = new short[Math.max(count, h.length * 2)];
+            SCRATCH.set(h);
+        }
+        return h;
     }
 
     static void read(MemorySegment src, long offset, float[] dst, int to, int count, DType dtype) {
         switch (dtype) {
             case F32 -> MemorySegment.copy(src, JAVA_FLOAT, offset, dst, to, count);
             case F16 -> {
+                short[] h = scratch(count);
+                MemorySegment.copy(src, JAVA_SHORT, offset, h, 0, count);
                 for (int i = 0; i < count; i++) {
-                    dst[to + i] = Float.float16ToFloat(src.get(JAVA_SHORT, offset + 2L * i));
+                    dst[to + i] = Float.float16ToFloat(h[i]);
                 }
             }
             case BF16 -> {
+                short[] h = scratch(count);
+                MemorySegment.copy(src, JAVA_SHORT, offset, h, 0, count);
                 for (int i = 0; i < count; i++) {
-                    dst[to + i] = fromBf16(src.get(JAVA_SHORT, offset + 2L * i));
+                    dst[to + i] = fromBf16(h[i]);
                 }
             }
         }

@@ -2,6 +2,7 @@ package io.kvslab.cache;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.memory.SlabAllocator;
+import io.kvslab.metrics.SequenceMetrics;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -19,14 +20,20 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * <p>One writer at a time (see {@link KvStore} for the full concurrency contract).
  */
 public final class Sequence implements AutoCloseable {
-    private final KvStore store;
-    private final SlabAllocator allocator;
+    // Package-private: SequenceOps, PrefixCache and BlockStaging work on the block tables directly.
+    final KvStore store;
+    final SlabAllocator allocator;
     private final long id;
-    private final KvLayout layout;
-    private final int tokensPerBlock;
-    private final long rowBytes;
-    private final HeadRows[][] heads;
-    private long referencedBlocks;
+    final KvLayout layout;
+    final int tokensPerBlock;
+    final long rowBytes;
+    final HeadRows[][] heads;
+    long referencedBlocks;
+    long peakReferencedBlocks;
+    /** Rows dropped by retain (compression) over this sequence's life. */
+    long rowsEvicted;
+    /** Bumped by every mutation; lets the store detect a pressure handler that mutated the allocating sequence. */
+    int modCount;
     private volatile boolean closed;
 
     Sequence(KvStore store, long id) {
@@ -58,6 +65,7 @@ public final class Sequence implements AutoCloseable {
             }
         }
         this.referencedBlocks = parent.referencedBlocks;
+        this.peakReferencedBlocks = parent.referencedBlocks;
     }
 
     public long id() {
@@ -138,17 +146,24 @@ public final class Sequence implements AutoCloseable {
             RowCodec.checkValues("v", v, 0, v.length, layout.dtype());
 
             // Reserve every block first: new tail blocks, and private copies of shared partial tails.
-            int newBlocks = 0;
-            int copies = 0;
-            for (HeadRows hr : rows) {
-                newBlocks += 2 * (blocksFor(hr.length + n) - hr.blockCount);
-                if (hr.length % tokensPerBlock != 0) {
-                    copies += allocator.refCount(hr.keyBlocks[hr.blockCount - 1]) > 1 ? 1 : 0;
-                    copies += allocator.refCount(hr.valueBlocks[hr.blockCount - 1]) > 1 ? 1 : 0;
+            // Counted again after a memory-pressure handler ran: it may have changed what is shared.
+            int newBlocks;
+            long[] fresh;
+            for (int attempt = 1; ; attempt++) {
+                newBlocks = 0;
+                int copies = 0;
+                for (HeadRows hr : rows) {
+                    newBlocks += 2 * (blocksFor(hr.length + n) - hr.blockCount);
+                    if (hr.length % tokensPerBlock != 0) {
+                        copies += allocator.refCount(hr.keyBlocks[hr.blockCount - 1]) > 1 ? 1 : 0;
+                        copies += allocator.refCount(hr.valueBlocks[hr.blockCount - 1]) > 1 ? 1 : 0;
+                    }
+                }
+                fresh = new long[newBlocks + copies];
+                if (store.tryAllocate(this, fresh, attempt)) {
+                    break;
                 }
             }
-            long[] fresh = new long[newBlocks + copies];
-            allocator.allocate(fresh, fresh.length);
 
             int f = 0;
             for (int h = 0; h < rows.length; h++) {
@@ -183,6 +198,8 @@ public final class Sequence implements AutoCloseable {
                 allocator.releaseAll(fresh, f, fresh.length);
             }
             referencedBlocks += newBlocks;
+            peakReferencedBlocks = Math.max(peakReferencedBlocks, referencedBlocks);
+            modCount++;
         } finally {
             lock.unlock();
         }
@@ -240,10 +257,19 @@ public final class Sequence implements AutoCloseable {
                 return;   // strictly increasing and in range: every row, nothing to do
             }
             int keep = blocksFor(m);
-            boolean keyShared = anyShared(hr.keyBlocks, hr.blockCount);
-            boolean valueShared = anyShared(hr.valueBlocks, hr.blockCount);
-            long[] fresh = new long[(keyShared ? keep : 0) + (valueShared ? keep : 0)];
-            allocator.allocate(fresh, fresh.length);
+            boolean keyShared;
+            boolean valueShared;
+            long[] fresh;
+            for (int attempt = 1; ; attempt++) {   // sharing is counted again after a pressure handler ran
+                keyShared = anyShared(hr.keyBlocks, hr.blockCount);
+                valueShared = anyShared(hr.valueBlocks, hr.blockCount);
+                fresh = new long[(keyShared ? keep : 0) + (valueShared ? keep : 0)];
+                if (store.tryAllocate(this, fresh, attempt)) {
+                    break;
+                }
+            }
+            int rowsBefore = hr.length;
+            int blocksBefore = hr.blockCount;
 
             int f = 0;
             if (keyShared) {
@@ -266,6 +292,9 @@ public final class Sequence implements AutoCloseable {
             hr.ensureBlockCapacity(keep);
             hr.addressEpoch = -1;
             hr.trim();
+            rowsEvicted += rowsBefore - m;
+            modCount++;
+            store.recordCompression(this, layer, kvHead, rowsBefore, m, blocksBefore, keep);
         } finally {
             lock.unlock();
         }
@@ -307,7 +336,7 @@ public final class Sequence implements AutoCloseable {
         allocator.releaseAll(blocks, keep, count);
     }
 
-    private MemorySegment[] segments(long[] blocks, int count) {
+    MemorySegment[] segments(long[] blocks, int count) {
         MemorySegment[] s = new MemorySegment[count];
         for (int b = 0; b < count; b++) {
             s[b] = allocator.segment(blocks[b]);
@@ -365,6 +394,7 @@ public final class Sequence implements AutoCloseable {
             }
             referencedBlocks = 0;
             closed = true;
+            modCount++;
             store.unregister(this);
         } finally {
             lock.unlock();
@@ -423,6 +453,12 @@ public final class Sequence implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Memory view of this sequence (referenced, exclusive, shared and peak bytes; rows; rows evicted). */
+    public SequenceMetrics metrics() {
+        checkOpen();
+        return MetricsCollector.sequence(this);
     }
 
     /** Bytes of all blocks this sequence references (blocks shared with a fork count in both). */
@@ -498,11 +534,11 @@ public final class Sequence implements AutoCloseable {
 
     // ---------------------------------------------------------------- checks
 
-    private int blocksFor(int rows) {
+    int blocksFor(int rows) {
         return (rows + tokensPerBlock - 1) / tokensPerBlock;
     }
 
-    private void checkOpen() {
+    void checkOpen() {
         if (closed) {
             throw new ClosedException("sequence " + id);
         }
@@ -515,10 +551,54 @@ public final class Sequence implements AutoCloseable {
         }
     }
 
-    private void checkHead(int layer, int kvHead) {
+    void checkHead(int layer, int kvHead) {
         checkLayer(layer);
         if (kvHead < 0 || kvHead >= layout.kvHeads()) {
             throw new KvArgumentException("kvHead must be in [0, " + layout.kvHeads() + "), got " + kvHead);
         }
+    }
+
+    // ---------------------------------------------------------------- cross-layer key sharing (PoD)
+
+    /**
+     * Replaces K block {@code block} of (layer, kvHead) by an alias of the K block at the same index of
+     * {@code baseLayer}'s table for the same KV head (one more reference to it); this table's own copy is released,
+     * so its bytes are freed unless a fork still references it. Values are untouched. See {@link KeySharing}.
+     *
+     * @param baseLayer a layer below {@code layer}; its block must be full and hold the same positions
+     * @return whether the table changed (false if the block already was that alias)
+     * @throws KeySharingException if the base layer is not below, a block is not full, or positions differ
+     */
+    public boolean aliasKeyBlock(int layer, int kvHead, int block, int baseLayer) {
+        return KeySharing.alias(this, layer, kvHead, block, baseLayer);
+    }
+
+    /**
+     * PoD demotion for one (layer, KV head): aliases, to {@code baseLayer}'s keys, every full K block all of whose
+     * rows are distant for a query at {@code queryPosition}, i.e. have positions in
+     * {@code [sinks, queryPosition - recent]}; blocks holding any proximal row (a sink, or one of the {@code recent}
+     * positions up to the query's) keep their own keys. Idempotent; call it as the query position advances. All
+     * candidate blocks are checked before any is aliased.
+     *
+     * @param sinks  leading positions that always keep their own keys, {@code >= 0}
+     * @param recent positions up to and including the query's that keep their own keys, {@code >= 1}
+     * @return K blocks newly aliased (each one an own copy released)
+     * @throws KeySharingException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
+     */
+    public int shareDistantKeys(int layer, int kvHead, int baseLayer, int sinks, int recent, long queryPosition) {
+        return KeySharing.demote(this, layer, kvHead, baseLayer, sinks, recent, queryPosition);
+    }
+
+    /**
+     * The layer whose own K block block {@code block} of (layer, kvHead) is: the lowest layer whose table names the
+     * same block at that index, or {@code layer} itself when the block is not an alias.
+     */
+    public int keyBlockBaseLayer(int layer, int kvHead, int block) {
+        return KeySharing.baseLayer(this, layer, kvHead, block);
+    }
+
+    /** Whether K block {@code block} of (layer, kvHead) is an alias of a lower layer's block. */
+    public boolean isKeyBlockAliased(int layer, int kvHead, int block) {
+        return keyBlockBaseLayer(layer, kvHead, block) != layer;
     }
 }

@@ -2,6 +2,9 @@ package io.kvslab.memory;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
+import io.kvslab.metrics.Jfr;
+import io.kvslab.metrics.SlabAcquireEvent;
+import io.kvslab.metrics.SlabReleaseEvent;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -173,6 +176,11 @@ public final class SlabAllocator implements AutoCloseable {
         return refCount[checkLive(handle)];
     }
 
+    /** The block's reference count, or 0 when the handle is stale or foreign (never throws; for metrics). */
+    public synchronized int refCountIfLive(long handle) {
+        return isLive(handle) ? refCount[(int) handle] : 0;
+    }
+
     public synchronized boolean isLive(long handle) {
         int id = (int) handle;
         return !closed && id >= 0 && id < idsIssued && generation[id] == (int) (handle >>> 32) && refCount[id] > 0;
@@ -221,7 +229,7 @@ public final class SlabAllocator implements AutoCloseable {
             Slab s = slabs.get(i);
             if (s != null && s.isEmpty()) {
                 bytesReleased += s.bytes();
-                releaseSlab(s);
+                releaseSlab(s, "compaction");
                 released++;
             }
         }
@@ -242,6 +250,17 @@ public final class SlabAllocator implements AutoCloseable {
         }
         return new AllocatorStats(blockBytes, reservedBytes, liveBlocks * blockBytes, peakReservedBytes,
                 peakLiveBytes, liveBlocks, count, limitBytes, occupancy, slabsAcquired, slabsReleased);
+    }
+
+    /** Live blocks per occupancy bin of the slab holding them (same bins as {@link AllocatorStats#slabsByOccupancy()}). */
+    public synchronized long[] blocksByOccupancy() {
+        long[] blocks = new long[BINS];
+        for (Slab s : slabs) {
+            if (s != null) {
+                blocks[binFor(s)] += s.used();
+            }
+        }
+        return blocks;
     }
 
     public synchronized long liveBlocks() {
@@ -269,6 +288,8 @@ public final class SlabAllocator implements AutoCloseable {
             if (s != null) {
                 s.release();
                 slabsReleased++;
+                reservedBytes -= s.bytes();
+                emitRelease(s, "close");
             }
         }
         slabs.clear();
@@ -362,7 +383,7 @@ public final class SlabAllocator implements AutoCloseable {
         liveBlocks--;
         rebin(slab);
         if (slab.isEmpty() && bins[BIN_EMPTY].size() > 1) {
-            releaseSlab(slab);   // keep one empty spare, return the rest to the OS
+            releaseSlab(slab, "empty");   // keep one empty spare, return the rest to the OS
         }
     }
 
@@ -394,21 +415,47 @@ public final class SlabAllocator implements AutoCloseable {
             index = slabs.size();
             slabs.add(null);
         }
+        SlabAcquireEvent event = Jfr.recording() ? new SlabAcquireEvent() : null;
+        if (event != null) {
+            event.begin();
+        }
         Slab s = new Slab(index, capacity, blockBytes);
         slabs.set(index, s);
         reservedBytes += s.bytes();
         peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
         slabsAcquired++;
         rebin(s);
+        if (event != null && event.shouldCommit()) {
+            event.slabIndex = index;
+            event.slabBytes = s.bytes();
+            event.blockCapacity = capacity;
+            event.reservedBytesAfter = reservedBytes;
+            event.commit();
+        }
         return s;
     }
 
-    private void releaseSlab(Slab s) {
+    private void releaseSlab(Slab s, String reason) {
         unbin(s);
         slabs.set(s.index, null);
         reservedBytes -= s.bytes();
         slabsReleased++;
         s.release();
+        emitRelease(s, reason);
+    }
+
+    private void emitRelease(Slab s, String reason) {
+        if (!Jfr.recording()) {
+            return;
+        }
+        SlabReleaseEvent event = new SlabReleaseEvent();
+        if (event.shouldCommit()) {
+            event.reason = reason;
+            event.slabIndex = s.index;
+            event.slabBytes = s.bytes();
+            event.reservedBytesAfter = reservedBytes;
+            event.commit();
+        }
     }
 
     private Slab sparsestPartialSlab() {

@@ -13,6 +13,10 @@ public final class Main {
 
     static {
         // one line per command, in the order --help lists them
+        COMMANDS.put("demo", new DemoCommand());
+        COMMANDS.put("generate", new GenerateCommand());
+        COMMANDS.put("eval", new EvalCommand());
+        COMMANDS.put("pod", new PodCommand());
         COMMANDS.put("bench", new BenchCommand());
     }
 

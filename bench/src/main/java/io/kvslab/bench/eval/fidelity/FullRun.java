@@ -1,0 +1,103 @@
+package io.kvslab.bench.eval.fidelity;
+
+import io.kvslab.bench.eval.TeacherForcing;
+import io.kvslab.bench.model.AttentionObserver;
+import io.kvslab.bench.model.LlamaModel;
+import io.kvslab.bench.model.ModelConfig;
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.cache.Sequence;
+import io.kvslab.policy.HeadSnapshot;
+import io.kvslab.policy.OutputProjection;
+import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.WindowQueries;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The full-cache run of one text: teacher-forced logits over every token, the policy inputs right after the context
+ * (every row, the last {@code window} context queries of each layer, W_o), and what the per-head perturbation needs
+ * (the continuation tokens' queries and every row at the end).
+ */
+final class FullRun {
+    final int[] tokens;
+    final int context;
+    final float[][] logits;
+    final SequenceContext atContext;
+    final long contextLiveBytes;
+    /** [layer][kvHead]: every row after the whole text (context then continuation). */
+    final HeadSnapshot[][] rows;
+    /** [layer][token t of the continuation][queryHeads * headDim]. */
+    final float[][][] continuationQueries;
+
+    private FullRun(int[] tokens, int context, float[][] logits, SequenceContext atContext, long contextLiveBytes,
+                    HeadSnapshot[][] rows, float[][][] continuationQueries) {
+        this.tokens = tokens;
+        this.context = context;
+        this.logits = logits;
+        this.atContext = atContext;
+        this.contextLiveBytes = contextLiveBytes;
+        this.rows = rows;
+        this.continuationQueries = continuationQueries;
+    }
+
+    static FullRun run(LlamaModel model, int tokensPerBlock, SequenceAttention attention, int[] tokens, int context,
+                       int window) {
+        ModelConfig c = model.config();
+        int dim = c.dim();
+        int w = Math.min(window, context);
+        int cont = tokens.length - context;
+        float[][] windowQ = new float[c.layers()][w * dim];
+        float[][][] contQ = new float[c.layers()][cont][dim];
+        AttentionObserver observer = (layer, positions, n, q, out) -> {
+            for (int t = 0; t < n; t++) {
+                long p = positions[t];
+                if (p >= context - w && p < context) {
+                    System.arraycopy(q, t * dim, windowQ[layer], (int) (p - (context - w)) * dim, dim);
+                } else if (p >= context) {
+                    System.arraycopy(q, t * dim, contQ[layer][(int) (p - context)], 0, dim);
+                }
+            }
+        };
+        List<OutputProjection> wo = new ArrayList<>();
+        for (int l = 0; l < c.layers(); l++) {
+            wo.add(new OutputProjection(model.weights().wo(l), dim));
+        }
+        long[] windowPositions = new long[w];
+        for (int i = 0; i < w; i++) {
+            windowPositions[i] = context - w + i;
+        }
+        SequenceContext[] snapshot = new SequenceContext[1];
+        long[] live = new long[1];
+        try (StoreSession run = new StoreSession(model, tokensPerBlock, attention)) {
+            Sequence seq = run.sequence();
+            run.session().observer(observer);
+            float[][] logits = TeacherForcing.run(run.session(), tokens, context, session -> {
+                List<WindowQueries> windows = new ArrayList<>();
+                for (int l = 0; l < c.layers(); l++) {
+                    windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
+                }
+                snapshot[0] = SequenceContext.read(seq, windows, wo);
+                live[0] = run.store().stats().liveBytes();
+            });
+            HeadSnapshot[][] rows = new HeadSnapshot[c.layers()][c.kvHeads()];
+            for (int l = 0; l < c.layers(); l++) {
+                for (int h = 0; h < c.kvHeads(); h++) {
+                    rows[l][h] = HeadSnapshot.read(seq, l, h);
+                }
+            }
+            return new FullRun(tokens, context, logits, snapshot[0], live[0], rows, contQ);
+        }
+    }
+
+    int continuation() {
+        return tokens.length - context;
+    }
+
+    @Override
+    public String toString() {
+        return "FullRun[" + context + " context + " + continuation() + " tokens, " + Arrays.toString(
+                new int[]{rows.length, rows[0].length}) + "]";
+    }
+}

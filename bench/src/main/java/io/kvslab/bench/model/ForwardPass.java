@@ -1,0 +1,109 @@
+package io.kvslab.bench.model;
+
+/**
+ * llama2.c's {@code forward} for a chunk of consecutive tokens: embedding, then per layer RMSNorm, Q/K/V projections,
+ * RoPE, attention (delegated to a {@link KvCache}), output projection and residual, RMSNorm, SwiGLU feed-forward and
+ * residual; then the final RMSNorm and the classifier. Per token the arithmetic is exactly llama2.c's; a chunk only
+ * batches the matrix products. Holds scratch buffers for up to {@code maxChunk} tokens; not thread-safe.
+ */
+final class ForwardPass {
+    private final ModelConfig c;
+    private final ModelWeights w;
+    private final MatMul mm;
+    private final int maxChunk;
+    private final float[] x;
+    private final float[] xb;
+    private final float[] xb2;
+    private final float[] q;
+    private final float[] k;
+    private final float[] v;
+    private final float[] att;
+    private final float[] hb;
+    private final float[] hb2;
+    private final long[] positions;
+
+    ForwardPass(LlamaModel model, MatMul mm, int maxChunk) {
+        if (maxChunk <= 0) {
+            throw new IllegalArgumentException("chunk size must be positive, got " + maxChunk);
+        }
+        this.c = model.config();
+        this.w = model.weights();
+        this.mm = mm;
+        this.maxChunk = maxChunk;
+        int dim = c.dim();
+        this.x = new float[maxChunk * dim];
+        this.xb = new float[maxChunk * dim];
+        this.xb2 = new float[maxChunk * dim];
+        this.q = new float[maxChunk * dim];
+        this.k = new float[maxChunk * c.kvDim()];
+        this.v = new float[maxChunk * c.kvDim()];
+        this.att = new float[maxChunk * dim];
+        this.hb = new float[maxChunk * c.hiddenDim()];
+        this.hb2 = new float[maxChunk * c.hiddenDim()];
+        this.positions = new long[maxChunk];
+    }
+
+    int maxChunk() {
+        return maxChunk;
+    }
+
+    /**
+     * Runs tokens[off .. off+n) at positions pos0, pos0+1, ... through the model, appending their keys and values to
+     * {@code cache}. Writes logits: for every token ({@code [n][vocab]}) when {@code allLogits}, else only for the last.
+     * {@code logits} may be null to skip the classifier altogether.
+     */
+    void run(int[] tokens, int off, int n, long pos0, KvCache cache, float[] logits, boolean allLogits,
+             AttentionObserver observer) {
+        int dim = c.dim();
+        int kvDim = c.kvDim();
+        int hidden = c.hiddenDim();
+        int hs = c.headDim();
+        for (int t = 0; t < n; t++) {
+            System.arraycopy(w.tokenEmbedding, tokens[off + t] * dim, x, t * dim, dim);
+            positions[t] = pos0 + t;
+        }
+        for (int l = 0; l < c.layers(); l++) {
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt[l], dim, c.normEps());
+            }
+            mm.multiply(q, xb, w.wq[l], n, dim, dim);
+            mm.multiply(k, xb, w.wk[l], n, dim, kvDim);
+            mm.multiply(v, xb, w.wv[l], n, dim, kvDim);
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, c.ropeTheta(), positions[t]);
+            }
+            cache.attend(l, q, k, v, positions, n, att);
+            if (observer != null) {
+                observer.onAttention(l, positions, n, q, att);
+            }
+            mm.multiply(xb2, att, w.wo[l], n, dim, dim);
+            for (int i = 0; i < n * dim; i++) {
+                x[i] += xb2[i];
+            }
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsFfn[l], dim, c.normEps());
+            }
+            mm.multiply(hb, xb, w.w1[l], n, dim, hidden);
+            mm.multiply(hb2, xb, w.w3[l], n, dim, hidden);
+            LlamaMath.swiglu(hb, hb2, n * hidden);
+            mm.multiply(xb, hb, w.w2[l], n, hidden, dim);
+            for (int i = 0; i < n * dim; i++) {
+                x[i] += xb[i];
+            }
+        }
+        if (logits == null) {
+            return;
+        }
+        if (allLogits) {
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rmsnorm(x, t * dim, x, t * dim, w.rmsFinal, dim, c.normEps());
+            }
+            mm.multiply(logits, x, w.classifier, n, dim, c.vocabSize());
+        } else {
+            int last = (n - 1) * dim;
+            LlamaMath.rmsnorm(x, last, x, last, w.rmsFinal, dim, c.normEps());
+            System.arraycopy(x, last, xb, 0, dim);
+            mm.multiply(logits, xb, w.classifier, 1, dim, c.vocabSize());
+        }
+    }
+}

@@ -1,0 +1,90 @@
+package io.kvslab.bench.model;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.function.Consumer;
+
+/**
+ * llama2.c's {@code generate} loop over a {@link Session}: the prompt (BOS first) is fed in chunks, then tokens are
+ * sampled one at a time until {@code steps} positions have been produced or the model emits BOS.
+ */
+public final class Generator {
+    private Generator() {}
+
+    /**
+     * @param steps  positions to run, prompt included; 0 or more than the context means the whole context (llama2.c's rule)
+     * @param pieces receives each printable piece as it is produced (may be null)
+     * @throws ContextOverflowException if the prompt alone does not fit in the context
+     */
+    public static Generation generate(Session session, Tokenizer tokenizer, String prompt, int steps, Sampler sampler,
+                                      Consumer<byte[]> pieces) {
+        int context = session.model().config().contextLength();
+        if (steps <= 0 || steps > context) {
+            steps = context;
+        }
+        if (session.position() != 0) {
+            throw new IllegalStateException("generate needs a fresh session; this one is at position " + session.position());
+        }
+        int[] prompt0 = tokenizer.encode(prompt, true, false);
+        if (prompt0.length > context) {
+            throw new ContextOverflowException("the prompt encodes to " + prompt0.length + " tokens (BOS included) but "
+                    + session.model().name() + "'s context length is " + context + " tokens");
+        }
+        int bos = tokenizer.bos();
+        int[] ids = new int[steps];
+        int count = 0;
+        ByteArrayOutputStream text = new ByteArrayOutputStream();
+        // run.c: at position pos the model reads token prompt[pos]; while pos < prompt length - 1 the "next" token is
+        // the prompt's, afterwards it is sampled. Feed the prompt positions in one prefill.
+        int fed = Math.min(prompt0.length, steps);
+        long t0 = System.nanoTime();
+        float[] logits = session.prefill(Arrays.copyOf(prompt0, fed));
+        long t1 = System.nanoTime();
+        int token = prompt0[0];
+        boolean stopped = false;
+        // forced tokens: prompt[1 .. fed-1], plus prompt[fed] when the prompt is longer than the steps
+        int forced = fed < prompt0.length ? fed : fed - 1;
+        for (int pos = 0; pos < forced; pos++) {
+            int next = prompt0[pos + 1];
+            if (next == bos) {
+                stopped = true;
+                break;
+            }
+            count = emit(tokenizer, token, next, ids, count, text, pieces);
+            token = next;
+        }
+        int pos = fed - 1;
+        if (!stopped && fed == prompt0.length) {
+            while (true) {
+                int next = sampler.sample(logits);
+                pos++;
+                if (next == bos) {
+                    break;
+                }
+                count = emit(tokenizer, token, next, ids, count, text, pieces);
+                token = next;
+                if (pos >= steps) {
+                    break;
+                }
+                logits = session.step(token);
+            }
+        }
+        long t2 = System.nanoTime();
+        return new Generation(prompt0, Arrays.copyOf(ids, count), text.toString(StandardCharsets.UTF_8),
+                (int) session.position(), t1 - t0, t2 - t1);
+    }
+
+    private static int emit(Tokenizer tokenizer, int token, int next, int[] ids, int count, ByteArrayOutputStream text,
+                            Consumer<byte[]> pieces) {
+        ids[count] = next;
+        byte[] p = tokenizer.decode(token, next);
+        if (Tokenizer.printable(p)) {
+            text.writeBytes(p);
+            if (pieces != null) {
+                pieces.accept(p);
+            }
+        }
+        return count + 1;
+    }
+}

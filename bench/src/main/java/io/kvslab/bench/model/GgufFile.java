@@ -1,0 +1,277 @@
+package io.kvslab.bench.model;
+
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The header of a GGUF v2/v3 file (llama.cpp's format): metadata key/values, the tensor directory and the start of the
+ * aligned data section. Tensor data is read on demand through {@link #readTensor}, which converts F32, F16, BF16 and
+ * Q8_0 to float32 and rejects every other tensor type by name.
+ *
+ * <p>Metadata values map to Java as: integers of up to 32 bits to {@code Long} (unsigned ones keep their value),
+ * 64-bit integers to {@code Long}, FLOAT32 to {@code Float}, FLOAT64 to {@code Double}, BOOL to {@code Boolean},
+ * STRING to {@code String}, ARRAY to an unmodifiable {@code List}.
+ */
+final class GgufFile {
+    static final int MAGIC = 0x46554747; // "GGUF" little-endian
+    static final int DEFAULT_ALIGNMENT = 32;
+    private static final int MAX_DIMS = 4;
+
+    /** A tensor directory entry: {@code dims[0]} is the fastest-varying (row length). */
+    record TensorInfo(String name, long[] dims, int typeId, long offset) {
+        GgmlType type() {
+            return GgmlType.of(typeId);
+        }
+
+        long elements() {
+            long n = 1;
+            for (long d : dims) {
+                n = Math.multiplyExact(n, d);
+            }
+            return n;
+        }
+
+        String shape() {
+            StringBuilder sb = new StringBuilder("[");
+            for (int i = 0; i < dims.length; i++) {
+                sb.append(i == 0 ? "" : ", ").append(dims[i]);
+            }
+            return sb.append(']').toString();
+        }
+    }
+
+    private final ModelFile file;
+    private final int version;
+    private final Map<String, Object> metadata;
+    private final Map<String, TensorInfo> tensors;
+    private final long dataStart;
+
+    private GgufFile(ModelFile file, int version, Map<String, Object> metadata, Map<String, TensorInfo> tensors, long dataStart) {
+        this.file = file;
+        this.version = version;
+        this.metadata = metadata;
+        this.tensors = tensors;
+        this.dataStart = dataStart;
+    }
+
+    /** Parses the header of an open file; the caller keeps ownership of {@code f}. */
+    static GgufFile parse(ModelFile f) {
+        f.seek(0);
+        int magic = f.i32("the GGUF magic");
+        if (magic != MAGIC) {
+            throw new ModelFormatException(f.path(), String.format("starts with 0x%08x, not the GGUF magic \"GGUF\"", magic));
+        }
+        int version = f.i32("the GGUF version");
+        if (version != 2 && version != 3) {
+            throw new ModelFormatException(f.path(), "GGUF version " + version + " is not supported; expected 2 or 3");
+        }
+        long tensorCount = f.i64("the tensor count");
+        long kvCount = f.i64("the metadata count");
+        if (tensorCount < 0 || kvCount < 0 || tensorCount > f.size() || kvCount > f.size()) {
+            throw new ModelFormatException(f.path(), "header claims " + tensorCount + " tensors and " + kvCount
+                    + " metadata entries, impossible in a file of " + f.size() + " bytes; the file is truncated or corrupt");
+        }
+        Map<String, Object> meta = new LinkedHashMap<>();
+        for (long i = 0; i < kvCount; i++) {
+            String key = string(f, "metadata key #" + i);
+            int type = f.i32("type of metadata " + key);
+            meta.put(key, value(f, type, key));
+        }
+        Map<String, TensorInfo> tensors = new LinkedHashMap<>();
+        for (long i = 0; i < tensorCount; i++) {
+            String name = string(f, "name of tensor #" + i);
+            int nDims = f.i32("dimension count of tensor " + name);
+            if (nDims < 1 || nDims > MAX_DIMS) {
+                throw new ModelFormatException(f.path(), "tensor " + name + " has " + nDims + " dimensions, expected 1.." + MAX_DIMS);
+            }
+            long[] dims = new long[nDims];
+            for (int d = 0; d < nDims; d++) {
+                dims[d] = f.i64("dimension " + d + " of tensor " + name);
+                if (dims[d] <= 0 || dims[d] > f.size()) {
+                    throw new ModelFormatException(f.path(), "tensor " + name + " has dimension " + d + " = " + dims[d]
+                            + ", expected a positive size no larger than the file");
+                }
+            }
+            int typeId = f.i32("type of tensor " + name);
+            long offset = f.i64("data offset of tensor " + name);
+            if (tensors.put(name, new TensorInfo(name, dims, typeId, offset)) != null) {
+                throw new ModelFormatException(f.path(), "tensor " + name + " appears twice in the tensor directory");
+            }
+        }
+        long alignment = DEFAULT_ALIGNMENT;
+        Object a = meta.get("general.alignment");
+        if (a != null) {
+            if (!(a instanceof Long l) || l <= 0 || Long.bitCount(l) != 1) {
+                throw new ModelFormatException(f.path(), "general.alignment is " + a + ", expected a positive power of two");
+            }
+            alignment = l;
+        }
+        long dataStart = (f.position() + alignment - 1) / alignment * alignment;
+        for (TensorInfo t : tensors.values()) {
+            if (t.offset() < 0 || t.offset() % alignment != 0) {
+                throw new ModelFormatException(f.path(), "tensor " + t.name() + " starts at data offset " + t.offset()
+                        + ", expected a non-negative multiple of the alignment " + alignment);
+            }
+        }
+        return new GgufFile(f, version, Collections.unmodifiableMap(meta), Collections.unmodifiableMap(tensors), dataStart);
+    }
+
+    private static String string(ModelFile f, String what) {
+        long n = f.i64("length of " + what);
+        if (n < 0 || n > f.size()) {
+            throw new ModelFormatException(f.path(), what + " claims a length of " + n + " bytes; the file is corrupt");
+        }
+        byte[] b = f.bytes(n, what);
+        try {
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(b)).toString();
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(f.path(), what + " is not valid UTF-8; the file is corrupt");
+        }
+    }
+
+    private static Object value(ModelFile f, int type, String key) {
+        return switch (type) {
+            case 0 -> (long) (f.i8(key) & 0xFF);
+            case 1 -> (long) f.i8(key);
+            case 2 -> (long) (f.i16(key) & 0xFFFF);
+            case 3 -> (long) f.i16(key);
+            case 4 -> f.i32(key) & 0xFFFFFFFFL;
+            case 5 -> (long) f.i32(key);
+            case 6 -> f.f32(key);
+            case 7 -> {
+                byte b = f.i8(key);
+                if (b != 0 && b != 1) {
+                    throw new ModelFormatException(f.path(), "boolean metadata " + key + " holds " + b + ", expected 0 or 1");
+                }
+                yield b == 1;
+            }
+            case 8 -> string(f, "value of " + key);
+            case 9 -> {
+                int elemType = f.i32("element type of " + key);
+                long n = f.i64("length of " + key);
+                if (n < 0 || n > f.size()) {
+                    throw new ModelFormatException(f.path(), "array " + key + " claims " + n + " elements; the file is corrupt");
+                }
+                if (elemType == 9) {
+                    throw new ModelFormatException(f.path(), "array " + key + " nests arrays, which this reader does not support");
+                }
+                List<Object> list = new ArrayList<>();
+                for (long i = 0; i < n; i++) {
+                    list.add(value(f, elemType, key + "[" + i + "]"));
+                }
+                yield Collections.unmodifiableList(list);
+            }
+            case 10, 11 -> f.i64(key);
+            case 12 -> f.f64(key);
+            default -> throw new ModelFormatException(f.path(), "metadata " + key + " has value type " + type
+                    + ", expected one of the GGUF types 0..12");
+        };
+    }
+
+    java.nio.file.Path path() {
+        return file.path();
+    }
+
+    int version() {
+        return version;
+    }
+
+    Map<String, Object> metadata() {
+        return metadata;
+    }
+
+    Map<String, TensorInfo> tensors() {
+        return tensors;
+    }
+
+    /** A required metadata entry of the given Java type. */
+    <T> T require(String key, Class<T> type) {
+        Object v = metadata.get(key);
+        if (v == null) {
+            throw new ModelFormatException(path(), "metadata " + key + " is missing");
+        }
+        if (!type.isInstance(v)) {
+            throw new ModelFormatException(path(), "metadata " + key + " is " + v.getClass().getSimpleName() + " " + v
+                    + ", expected " + type.getSimpleName());
+        }
+        return type.cast(v);
+    }
+
+    /** A required integer metadata entry in [min, max]. */
+    int requireInt(String key, int min, int max) {
+        return checkInt(key, require(key, Long.class), min, max);
+    }
+
+    int optionalInt(String key, int def, int min, int max) {
+        return metadata.containsKey(key) ? requireInt(key, min, max) : def;
+    }
+
+    private int checkInt(String key, long v, int min, int max) {
+        if (v < min || v > max) {
+            throw new ModelFormatException(path(), "metadata " + key + " is " + v + ", expected " + min + ".." + max);
+        }
+        return (int) v;
+    }
+
+    /** A float metadata entry (FLOAT32 or FLOAT64), or {@code def} if absent. */
+    float optionalFloat(String key, float def) {
+        Object v = metadata.get(key);
+        if (v == null) {
+            return def;
+        }
+        if (v instanceof Float x) {
+            return x;
+        }
+        if (v instanceof Double x) {
+            return x.floatValue();
+        }
+        throw new ModelFormatException(path(), "metadata " + key + " is " + v + ", expected a float");
+    }
+
+    /**
+     * The named tensor as float32, after checking its shape is {@code expectedDims} and its type is supported.
+     *
+     * @param expectedDims GGUF order: {@code [row length, rows]} for a matrix
+     */
+    float[] readTensor(String name, long... expectedDims) {
+        TensorInfo t = tensors.get(name);
+        if (t == null) {
+            throw new ModelFormatException(path(), "tensor " + name + " is missing");
+        }
+        if (!java.util.Arrays.equals(t.dims(), expectedDims)) {
+            throw new ModelFormatException(path(), "tensor " + name + " has shape " + t.shape() + ", expected "
+                    + new TensorInfo(name, expectedDims, t.typeId(), 0).shape() + " for the model's metadata");
+        }
+        if (!t.type().supported()) {
+            throw new ModelFormatException(path(), "tensor " + name + " has type " + GgmlType.label(t.typeId())
+                    + ", which this runner does not support; supported tensor types: F32, F16, BF16, Q8_0");
+        }
+        long n = t.elements();
+        if (t.type() == GgmlType.Q8_0 && t.dims()[0] % 32 != 0) {
+            throw new ModelFormatException(path(), "Q8_0 tensor " + name + " has rows of " + t.dims()[0]
+                    + " elements, expected a multiple of 32");
+        }
+        long start = dataStart + t.offset();
+        if (start < dataStart || start > file.size()) {
+            throw new ModelFormatException(path(), "tensor " + name + " starts at byte " + start + ", past the end of the file ("
+                    + file.size() + " bytes); the file is truncated or corrupt");
+        }
+        file.seek(start);
+        String what = "tensor " + name;
+        return switch (t.type()) {
+            case F32 -> file.floats(n, what);
+            case F16 -> file.halfs(n, what);
+            case BF16 -> file.bfloats(n, what);
+            case Q8_0 -> file.q8_0(n, what);
+            default -> throw new AssertionError(t.type());
+        };
+    }
+}

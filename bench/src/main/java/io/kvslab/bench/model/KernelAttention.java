@@ -1,0 +1,33 @@
+package io.kvslab.bench.model;
+
+import io.kvslab.cache.Sequence;
+import io.kvslab.kernel.Attention;
+
+/** The library's native attention kernel ({@link Attention}) as a {@link SequenceAttention}; owns its native scratch. */
+public final class KernelAttention implements SequenceAttention {
+    private final Attention attention;
+
+    private KernelAttention(Attention attention) {
+        this.attention = attention;
+    }
+
+    /** @param threads kernel threads (1 suits small models: a decode over a few hundred rows is not worth splitting) */
+    public static KernelAttention create(int threads) {
+        return new KernelAttention(Attention.create(threads));
+    }
+
+    @Override
+    public void decode(Sequence s, int layer, float[] q, float[] out) {
+        attention.decode(s, layer, q, out);
+    }
+
+    @Override
+    public void prefill(Sequence s, int layer, float[] q, int n, float[] out) {
+        attention.prefill(s, layer, q, n, out);
+    }
+
+    @Override
+    public void close() {
+        attention.close();
+    }
+}

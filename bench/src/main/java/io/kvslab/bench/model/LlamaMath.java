@@ -1,0 +1,127 @@
+package io.kvslab.bench.model;
+
+/**
+ * The element-wise numerics of the forward pass, written to round exactly like llama2.c's {@code run.c} compiled
+ * without fast-math: float accumulators summed in index order, {@code expf}/{@code sqrtf}/{@code powf}/{@code cosf}/
+ * {@code sinf} as the correctly rounded float of the double-precision result. Java never contracts a*b+c into an FMA,
+ * nor does gcc for baseline x86-64, so the sums match operation for operation.
+ */
+final class LlamaMath {
+    private LlamaMath() {}
+
+    static float expf(float x) {
+        return (float) Math.exp(x);
+    }
+
+    /** o = weight * (x / rms(x)), llama2.c's rmsnorm; o may alias x. */
+    static void rmsnorm(float[] o, int oOff, float[] x, int xOff, float[] weight, int size, float eps) {
+        float ss = 0.0f;
+        for (int j = 0; j < size; j++) {
+            float v = x[xOff + j];
+            ss += v * v;
+        }
+        ss /= size;
+        ss += eps;
+        ss = 1.0f / (float) Math.sqrt(ss);
+        for (int j = 0; j < size; j++) {
+            o[oOff + j] = weight[j] * (ss * x[xOff + j]);
+        }
+    }
+
+    /** In-place softmax of x[off .. off+size), llama2.c's order: max, exp and sum, divide. */
+    static void softmax(float[] x, int off, int size) {
+        float max = x[off];
+        for (int i = 1; i < size; i++) {
+            if (x[off + i] > max) {
+                max = x[off + i];
+            }
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < size; i++) {
+            float e = expf(x[off + i] - max);
+            x[off + i] = e;
+            sum += e;
+        }
+        for (int i = 0; i < size; i++) {
+            x[off + i] /= sum;
+        }
+    }
+
+    /**
+     * Rotates adjacent pairs (2i, 2i+1) of every head of q (width dim) and k (width kvDim) for one token at
+     * {@code pos}: frequency 1/theta^(2i/headSize), angle pos * frequency, all in float as llama2.c computes them.
+     */
+    static void rope(float[] q, int qOff, float[] k, int kOff, int dim, int kvDim, int headSize, float theta, long pos) {
+        float p = (float) pos;
+        for (int i = 0; i < dim; i += 2) {
+            int headDim = i % headSize;
+            float freq = 1.0f / (float) Math.pow(theta, headDim / (float) headSize);
+            float val = p * freq;
+            float fcr = (float) Math.cos(val);
+            float fci = (float) Math.sin(val);
+            rotate(q, qOff + i, fcr, fci);
+            if (i < kvDim) {
+                rotate(k, kOff + i, fcr, fci);
+            }
+        }
+    }
+
+    private static void rotate(float[] v, int i, float fcr, float fci) {
+        float v0 = v[i];
+        float v1 = v[i + 1];
+        v[i] = v0 * fcr - v1 * fci;
+        v[i + 1] = v0 * fci + v1 * fcr;
+    }
+
+    /** SwiGLU: h1[i] = silu(h1[i]) * h3[i] for i < n. */
+    static void swiglu(float[] h1, float[] h3, int n) {
+        for (int i = 0; i < n; i++) {
+            float val = h1[i];
+            val *= (1.0f / (1.0f + expf(-val)));
+            val *= h3[i];
+            h1[i] = val;
+        }
+    }
+
+    /**
+     * out[t][i] = sum_j w[i][j] * x[t][j] (W row-major [rows][cols]) for t < n, each sum accumulated in float in
+     * index order like llama2.c's matmul. Four rows run side by side only to give the CPU independent chains; each row
+     * still adds its terms in the same order, so the result is bit for bit that of the plain loop.
+     */
+    static void matmul(float[] out, float[] x, float[] w, int n, int cols, int rows) {
+        for (int t = 0; t < n; t++) {
+            int xo = t * cols;
+            int oo = t * rows;
+            int i = 0;
+            for (; i + 3 < rows; i += 4) {
+                int b0 = i * cols;
+                int b1 = b0 + cols;
+                int b2 = b1 + cols;
+                int b3 = b2 + cols;
+                float s0 = 0.0f;
+                float s1 = 0.0f;
+                float s2 = 0.0f;
+                float s3 = 0.0f;
+                for (int j = 0; j < cols; j++) {
+                    float xj = x[xo + j];
+                    s0 += w[b0 + j] * xj;
+                    s1 += w[b1 + j] * xj;
+                    s2 += w[b2 + j] * xj;
+                    s3 += w[b3 + j] * xj;
+                }
+                out[oo + i] = s0;
+                out[oo + i + 1] = s1;
+                out[oo + i + 2] = s2;
+                out[oo + i + 3] = s3;
+            }
+            for (; i < rows; i++) {
+                int b = i * cols;
+                float s = 0.0f;
+                for (int j = 0; j < cols; j++) {
+                    s += w[b + j] * x[xo + j];
+                }
+                out[oo + i] = s;
+            }
+        }
+    }
+}

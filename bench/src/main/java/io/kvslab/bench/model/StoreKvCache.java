@@ -1,0 +1,140 @@
+package io.kvslab.bench.model;
+
+import io.kvslab.cache.DType;
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.KvStore;
+import io.kvslab.cache.Sequence;
+import io.kvslab.cache.StoreConfig;
+
+/**
+ * A {@link KvCache} on the KVSlab store: every layer's keys and values go into a store {@link Sequence}
+ * ({@code append} for one token, {@code appendChunk} for a prefill chunk) and attention runs over the sequence's
+ * blocks through a {@link SequenceAttention} (the native kernel in the real runner).
+ *
+ * <p>Between two session calls the caller may compress the sequence ({@link Sequence#retain}) or compact the store:
+ * the next token attends over whatever rows remain.
+ */
+public final class StoreKvCache implements KvCache {
+    private final KvStore ownedStore;
+    private final Sequence sequence;
+    private final SequenceAttention attention;
+    private final int dim;
+    private final int kvDim;
+    // the store takes exact-length arrays: reusable ones for one token, and for the chunk size last seen
+    private final float[] q1;
+    private final float[] k1;
+    private final float[] v1;
+    private final float[] out1;
+    private int chunkN;
+    private float[] qn;
+    private float[] kn;
+    private float[] vn;
+    private float[] outn;
+    private long[] posn;
+
+    /**
+     * A cache on a sequence of a store the caller owns; closing the cache closes the sequence and the attention.
+     */
+    public StoreKvCache(Sequence sequence, SequenceAttention attention) {
+        this(null, sequence, attention);
+    }
+
+    private StoreKvCache(KvStore ownedStore, Sequence sequence, SequenceAttention attention) {
+        this.ownedStore = ownedStore;
+        this.sequence = sequence;
+        this.attention = attention;
+        KvLayout l = sequence.layout();
+        this.dim = l.queryHeads() * l.headDim();
+        this.kvDim = l.kvHeads() * l.headDim();
+        this.q1 = new float[dim];
+        this.out1 = new float[dim];
+        this.k1 = new float[kvDim];
+        this.v1 = new float[kvDim];
+    }
+
+    /**
+     * Opens a store of the model's geometry with rows of {@code dtype} and one sequence; closing the cache closes
+     * them and the attention.
+     */
+    public static StoreKvCache open(ModelConfig c, DType dtype, SequenceAttention attention) {
+        KvLayout layout = layout(c, dtype);
+        // one slab sized for the whole context (at most the default): a small model's session then neither
+        // reserves nor zeroes 16 MB it will never use
+        long blocksPerContext = (long) c.layers() * c.kvHeads() * 2
+                * ((c.contextLength() + layout.tokensPerBlock() - 1) / layout.tokensPerBlock());
+        long slab = Math.min(StoreConfig.DEFAULT_SLAB_BYTES, blocksPerContext * layout.blockBytes());
+        KvStore store = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(Math.max(slab, layout.blockBytes())));
+        try {
+            return new StoreKvCache(store, store.newSequence(), attention);
+        } catch (RuntimeException e) {
+            store.close();
+            attention.close();
+            throw e;
+        }
+    }
+
+    /** The store layout matching a model: its layers, heads and head size. */
+    public static KvLayout layout(ModelConfig c, DType dtype) {
+        return KvLayout.of(c.layers(), c.heads(), c.kvHeads(), c.headDim(), dtype);
+    }
+
+    /** Fails unless the store's layout has the model's layers, heads, kv heads and head size. */
+    void requireMatches(ModelConfig c) {
+        KvLayout l = sequence.layout();
+        if (l.layers() != c.layers() || l.queryHeads() != c.heads() || l.kvHeads() != c.kvHeads()
+                || l.headDim() != c.headDim()) {
+            throw new IllegalArgumentException("the store's layout " + l + " does not fit the model (layers "
+                    + c.layers() + ", heads " + c.heads() + ", kv heads " + c.kvHeads() + ", head size " + c.headDim() + ")");
+        }
+    }
+
+    /** The sequence holding this cache's rows (for compression between session calls). */
+    public Sequence sequence() {
+        return sequence;
+    }
+
+    /** The store the sequence lives in. */
+    public KvStore store() {
+        return sequence.store();
+    }
+
+    @Override
+    public void attend(int layer, float[] q, float[] k, float[] v, long[] positions, int n, float[] out) {
+        if (n == 1) {
+            System.arraycopy(k, 0, k1, 0, kvDim);
+            System.arraycopy(v, 0, v1, 0, kvDim);
+            System.arraycopy(q, 0, q1, 0, dim);
+            sequence.append(layer, k1, v1, positions[0]);
+            attention.decode(sequence, layer, q1, out1);
+            System.arraycopy(out1, 0, out, 0, dim);
+            return;
+        }
+        if (chunkN != n) {
+            chunkN = n;
+            qn = new float[n * dim];
+            outn = new float[n * dim];
+            kn = new float[n * kvDim];
+            vn = new float[n * kvDim];
+            posn = new long[n];
+        }
+        System.arraycopy(k, 0, kn, 0, n * kvDim);
+        System.arraycopy(v, 0, vn, 0, n * kvDim);
+        System.arraycopy(q, 0, qn, 0, n * dim);
+        System.arraycopy(positions, 0, posn, 0, n);
+        sequence.appendChunk(layer, kn, vn, posn);
+        attention.prefill(sequence, layer, qn, n, outn);
+        System.arraycopy(outn, 0, out, 0, n * dim);
+    }
+
+    @Override
+    public void close() {
+        try {
+            sequence.close();
+            attention.close();
+        } finally {
+            if (ownedStore != null) {
+                ownedStore.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+package io.kvslab.bench.synth;
+
+/**
+ * Cheap deterministic synthetic K/V/Q data (xorshift), for filling stores in demos and benchmarks where the
+ * values only need to be finite, varied and reproducible. Values lie in [-1, 1).
+ */
+public final class SyntheticKv {
+    private long state;
+
+    public SyntheticKv(long seed) {
+        this.state = seed == 0 ? 0x9E3779B97F4A7C15L : seed;
+    }
+
+    /** Fills {@code dst} with values in [-1, 1). */
+    public void fill(float[] dst) {
+        long s = state;
+        for (int i = 0; i < dst.length; i++) {
+            s ^= s << 13;
+            s ^= s >>> 7;
+            s ^= s << 17;
+            dst[i] = ((s >>> 40) * 0x1.0p-23f) - 1f;
+        }
+        state = s;
+    }
+}

@@ -1,0 +1,18 @@
+package io.kvslab.metrics;
+
+import jdk.jfr.FlightRecorder;
+
+/**
+ * Gate for KVSlab's JFR events. The first use of any {@code jdk.jfr.Event} subclass initialises Flight Recorder,
+ * which costs about half a second even when nothing records. Emission sites therefore touch event classes only
+ * while Flight Recorder is initialised (started with {@code -XX:StartFlightRecording}, {@code jcmd JFR.start}
+ * or the {@code jdk.jfr} API); the check itself is a static flag read.
+ */
+public final class Jfr {
+    private Jfr() {}
+
+    /** True when Flight Recorder is running in this JVM, so events may be recorded. */
+    public static boolean recording() {
+        return FlightRecorder.isInitialized();
+    }
+}

@@ -1,0 +1,262 @@
+package io.kvslab.policy;
+
+import io.kvslab.kernel.PolicyKernels;
+
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * A KV-cache compression policy composed like kvpress's presses: {@link Protection} (rows never evicted, as masks)
+ * then {@link Scorer} (fp32 score per row) then {@link LayerBudgetRule} (rows per head of each layer) then
+ * {@link HeadAllocation} (uniform or head-wise) then {@link Selector} (which rows). Unlike kvpress the result is
+ * applied by {@link Compressor} with {@code Sequence.retain}, which really frees the evicted rows, head-wise budgets
+ * included.
+ *
+ * <p>Layers listed in {@code fullLayers} are never compressed (DBudgetKV keeps layers 0 and 1). A head whose budget
+ * covers all its rows, or whose rows are all protected (a prompt no longer than the window), is kept whole. Every
+ * choice is deterministic: fp32 scores, ties to the lower position.
+ *
+ * <p>Instances are immutable; {@code with...} methods return modified copies. See {@link Policies} for the
+ * configured methods.
+ */
+public final class CompressionPolicy {
+    private final String name;
+    private final Protection protection;
+    private final Scorer scorer;
+    private final LayerBudgetRule layerRule;
+    private final HeadAllocation headAllocation;
+    private final Selector selector;
+    private final Set<Integer> fullLayers;
+
+    /**
+     * @param name           a short name for reports
+     * @param protection     rows never evicted
+     * @param scorer         per-row importance
+     * @param layerRule      rows per head of each layer
+     * @param headAllocation final per-head budgets
+     * @param selector       which rows each head keeps
+     * @param fullLayers     layers kept whole
+     */
+    public CompressionPolicy(String name, Protection protection, Scorer scorer, LayerBudgetRule layerRule,
+                             HeadAllocation headAllocation, Selector selector, Set<Integer> fullLayers) {
+        if (name == null || name.isBlank() || protection == null || scorer == null || layerRule == null
+                || headAllocation == null || selector == null || fullLayers == null) {
+            throw new PolicyException("a policy needs a name, protection, scorer, layer rule, head allocation, "
+                    + "selector and a (possibly empty) set of full layers; got a null or blank one");
+        }
+        for (Integer l : fullLayers) {
+            if (l == null || l < 0) {
+                throw new PolicyException("full layers must be layer indices >= 0, got " + l);
+            }
+        }
+        this.name = name;
+        this.protection = protection;
+        this.scorer = scorer;
+        this.layerRule = layerRule;
+        this.headAllocation = headAllocation;
+        this.selector = selector;
+        this.fullLayers = Set.copyOf(fullLayers);
+    }
+
+    /** The policy's short name. */
+    public String name() {
+        return name;
+    }
+
+    public Protection protection() {
+        return protection;
+    }
+
+    public Scorer scorer() {
+        return scorer;
+    }
+
+    public LayerBudgetRule layerRule() {
+        return layerRule;
+    }
+
+    public HeadAllocation headAllocation() {
+        return headAllocation;
+    }
+
+    public Selector selector() {
+        return selector;
+    }
+
+    /** Layers never compressed, ascending. */
+    public Set<Integer> fullLayers() {
+        return new TreeSet<>(fullLayers);
+    }
+
+    /** How many observation-window queries per layer the caller must provide (0: none). */
+    public int windowQueries() {
+        return Math.max(scorer.windowQueries(), layerRule.windowQueries());
+    }
+
+    /** Whether the caller must provide each layer's W_o. */
+    public boolean needsOutputProjection() {
+        return selector.needsOutputProjection();
+    }
+
+    /** Whether the policy sets its own budget (it then takes only {@link Budget#dynamic()}). */
+    public boolean dynamicBudget() {
+        return layerRule.dynamic();
+    }
+
+    public CompressionPolicy withName(String newName) {
+        return new CompressionPolicy(newName, protection, scorer, layerRule, headAllocation, selector, fullLayers);
+    }
+
+    public CompressionPolicy withProtection(Protection p) {
+        return new CompressionPolicy(name, p, scorer, layerRule, headAllocation, selector, fullLayers);
+    }
+
+    public CompressionPolicy withScorer(Scorer s) {
+        return new CompressionPolicy(name, protection, s, layerRule, headAllocation, selector, fullLayers);
+    }
+
+    public CompressionPolicy withLayerRule(LayerBudgetRule r) {
+        return new CompressionPolicy(name, protection, scorer, r, headAllocation, selector, fullLayers);
+    }
+
+    public CompressionPolicy withHeadAllocation(HeadAllocation a) {
+        return new CompressionPolicy(name, protection, scorer, layerRule, a, selector, fullLayers);
+    }
+
+    public CompressionPolicy withSelector(Selector s) {
+        return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, s, fullLayers);
+    }
+
+    public CompressionPolicy withFullLayers(Set<Integer> layers) {
+        return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, selector, layers);
+    }
+
+    /**
+     * Decides which rows of every (layer, KV head) to keep. Reads only {@code context}; changes nothing.
+     *
+     * @param budget the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
+     *               count otherwise
+     */
+    public Selection select(SequenceContext context, Budget budget, PolicyKernels kernels) {
+        if (context == null || budget == null || kernels == null) {
+            throw new PolicyException("select needs a context, a budget and kernels (got null)");
+        }
+        if (dynamicBudget() != (budget instanceof Budget.Dynamic)) {
+            throw new PolicyException(dynamicBudget()
+                    ? name + " sets its own budget; pass Budget.dynamic(), not " + budget
+                    : name + " needs a fixed budget (Budget.fraction or Budget.tokens); Budget.dynamic() is for "
+                    + "policies with a dynamic layer rule such as DBudgetKV");
+        }
+        int layers = context.layerCount();
+        int[][][] kept = new int[layers][][];
+        int[][] before = new int[layers][];
+        for (int l = 0; l < layers; l++) {
+            LayerContext layer = context.layer(l);
+            before[l] = new int[layer.kvHeads()];
+            for (int h = 0; h < layer.kvHeads(); h++) {
+                before[l][h] = layer.head(h).length();
+            }
+            kept[l] = selectLayer(layer, layers, budget, kernels);
+        }
+        return new Selection(kept, before);
+    }
+
+    private int[][] selectLayer(LayerContext layer, int layerCount, Budget budget, PolicyKernels kernels) {
+        int heads = layer.kvHeads();
+        if (fullLayers.contains(layer.layer()) || nothingToEvict(layer, budget)) {
+            return keepAll(layer);
+        }
+        boolean[][] prot = protection.masks(layer, scorer.windowQueries());
+        boolean allProtected = true;
+        for (boolean[] m : prot) {
+            allProtected &= RowOrder.count(m) == m.length;
+        }
+        if (allProtected) {
+            return keepAll(layer); // e.g. a prompt no longer than the observation window
+        }
+        float[][] scores = scorer.score(layer, kernels);
+        checkShape("scorer", scores, layer);
+        int[] nominal = layerRule.rowsPerHead(layer, layerCount, budget, scores, prot, kernels);
+        checkLength("layer rule", nominal, heads);
+        int[] budgets = headAllocation.allocate(layer, nominal, scores, prot);
+        checkLength("head allocation", budgets, heads);
+        int[][] kept = selector.select(layer, scores, prot, budgets, kernels);
+        checkKept(kept, prot, budgets, layer);
+        return kept;
+    }
+
+    /** Uniform layer rule and a budget covering every head: skip scoring entirely. */
+    private boolean nothingToEvict(LayerContext layer, Budget budget) {
+        if (!(layerRule instanceof UniformLayers)) {
+            return false;
+        }
+        for (int h = 0; h < layer.kvHeads(); h++) {
+            int n = layer.head(h).length();
+            if (budget.rowsFor(n) < n) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static int[][] keepAll(LayerContext layer) {
+        int[][] kept = new int[layer.kvHeads()][];
+        for (int h = 0; h < kept.length; h++) {
+            kept[h] = RowOrder.indices(TopKSelector.filled(layer.head(h).length()));
+        }
+        return kept;
+    }
+
+    private void checkShape(String who, float[][] scores, LayerContext layer) {
+        if (scores == null || scores.length != layer.kvHeads()) {
+            throw new PolicyException(name + ": the " + who + " returned " + (scores == null ? "null" : scores.length)
+                    + " score arrays for " + layer.kvHeads() + " KV heads");
+        }
+        for (int h = 0; h < scores.length; h++) {
+            if (scores[h] == null || scores[h].length != layer.head(h).length()) {
+                throw new PolicyException(name + ": the " + who + " returned a wrong-sized score array for layer "
+                        + layer.layer() + " head " + h);
+            }
+        }
+    }
+
+    private void checkLength(String who, int[] a, int heads) {
+        if (a == null || a.length != heads) {
+            throw new PolicyException(name + ": the " + who + " returned " + (a == null ? "null" : a.length)
+                    + " budgets for " + heads + " KV heads");
+        }
+    }
+
+    /** A custom selector must keep every protected row and stay within its budget (or the protected count). */
+    private void checkKept(int[][] kept, boolean[][] prot, int[] budgets, LayerContext layer) {
+        if (kept == null || kept.length != prot.length) {
+            throw new PolicyException(name + ": the selector returned the wrong number of heads");
+        }
+        for (int h = 0; h < kept.length; h++) {
+            boolean[] in = new boolean[prot[h].length];
+            for (int r : kept[h]) {
+                if (r < 0 || r >= in.length) {
+                    throw new PolicyException(name + ": the selector kept row " + r + " of layer " + layer.layer()
+                            + " head " + h + ", which has " + in.length + " rows");
+                }
+                in[r] = true;
+            }
+            for (int r = 0; r < in.length; r++) {
+                if (prot[h][r] && !in[r]) {
+                    throw new PolicyException(name + ": the selector dropped protected row " + r + " of layer "
+                            + layer.layer() + " head " + h);
+                }
+            }
+            int p = RowOrder.count(prot[h]);
+            if (kept[h].length > Math.max(budgets[h], p)) {
+                throw new PolicyException(name + ": the selector kept " + kept[h].length + " rows of layer "
+                        + layer.layer() + " head " + h + " over its budget " + Math.max(budgets[h], p));
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}

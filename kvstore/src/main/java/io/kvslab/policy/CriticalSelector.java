@@ -1,0 +1,126 @@
+package io.kvslab.policy;
+
+import io.kvslab.kernel.OutputProjectionWeights;
+import io.kvslab.kernel.PolicyKernels;
+
+/**
+ * CriticalKV's two-stage selection (arXiv 2502.03805, spec 2.2-2.4), replacing a per-head top-k.
+ *
+ * <p>Per KV head with budget B (protected included), p protected rows and free budget {@code f = B - p}:
+ * <ol>
+ *   <li>stage 1 keeps the {@code b1 = floor(alpha * f)} best unprotected rows by the base score S (window attention),
+ *       which makes the retained attention mass exceed 1/2 so that the perturbation bound decreases in the stage-2
+ *       score (Assumption 3.4);</li>
+ *   <li>stage 2 keeps the {@code f - b1} best remaining unprotected rows by {@code (S + eps) * ||v W_o^h||_1},
+ *       the L1 norm of the row's value projected through each query head's slice of W_o, averaged over the GQA group
+ *       (the mean of per-head norms, not the norm of a mean; spec 2.9 trap 5).</li>
+ * </ol>
+ * Protected rows (the window) are kept by mask, outside both stages (spec 2.9 traps 1-2). Short prompts: when
+ * {@code f >= 1} and {@code alpha > 0} stage 1 keeps at least one row (kvpress #277: {@code int(n_kept * 0.5)}
+ * floors to 0 and silently skips stage 1). The value norms come from the native sgemm kernel and are computed only
+ * for heads that lose rows. With Ada-KV the budgets arrive per head, allocated on the base scores (spec 2.9 trap 6).
+ *
+ * @param alpha first-stage fraction in [0, 1] (0.5)
+ * @param eps   added to S before the product (1e-4)
+ */
+public record CriticalSelector(double alpha, double eps) implements Selector {
+    public CriticalSelector {
+        if (!(alpha >= 0.0 && alpha <= 1.0)) {
+            throw new PolicyException("CriticalKV's first-stage fraction must be in [0, 1], got " + alpha);
+        }
+        if (!(eps >= 0.0) || Double.isInfinite(eps)) {
+            throw new PolicyException("CriticalKV's eps must be finite and >= 0, got " + eps);
+        }
+    }
+
+    /** The paper's and kvpress's defaults: alpha 0.5, eps 1e-4. */
+    public static CriticalSelector defaults() {
+        return new CriticalSelector(0.5, 1e-4);
+    }
+
+    @Override
+    public boolean needsOutputProjection() {
+        return true;
+    }
+
+    @Override
+    public int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
+                          PolicyKernels kernels) {
+        OutputProjection wo = layer.requireOutputProjection("CriticalKV");
+        int[][] kept = new int[layer.kvHeads()][];
+        OutputProjectionWeights weights = null;
+        try {
+            for (int h = 0; h < kept.length; h++) {
+                HeadSnapshot head = layer.head(h);
+                if (budgets[h] >= head.length()) {
+                    kept[h] = RowOrder.indices(TopKSelector.filled(head.length()));
+                    continue;
+                }
+                if (weights == null) {
+                    weights = kernels.uploadOutputProjection(wo.weights(), wo.modelDim(), layer.queryHeads(),
+                            layer.headDim());
+                }
+                float[] norms = groupValueNorms(head, weights, h, layer.groupSize(), kernels);
+                kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);
+            }
+        } finally {
+            if (weights != null) {
+                weights.close();
+            }
+        }
+        return kept;
+    }
+
+    /** Mean over the group's query heads of {@code ||v W_o^h||_1} for every row of KV head {@code kvHead}. */
+    static float[] groupValueNorms(HeadSnapshot head, OutputProjectionWeights weights, int kvHead, int group,
+                                   PolicyKernels kernels) {
+        int n = head.length();
+        float[] perHead = new float[group * n];
+        kernels.valueNorms(head.values(), n, weights, kvHead * group, group, perHead);
+        float[] mean = new float[n];
+        for (int r = 0; r < n; r++) {
+            double s = 0;
+            for (int q = 0; q < group; q++) {
+                s += perHead[q * n + r];
+            }
+            mean[r] = (float) (s / group);
+        }
+        return mean;
+    }
+
+    /** One head's two stages; returns the kept rows, ascending. */
+    static int[] selectHead(float[] scores, float[] norms, boolean[] prot, int budget, double alpha, double eps) {
+        int n = prot.length;
+        if (budget >= n) {
+            return RowOrder.indices(TopKSelector.filled(n));
+        }
+        int p = RowOrder.count(prot);
+        int free = Math.max(0, budget - p);
+        int b1 = firstStage(free, alpha);
+        boolean[] candidates = new boolean[n];
+        for (int r = 0; r < n; r++) {
+            candidates[r] = !prot[r];
+        }
+        boolean[] stage1 = RowOrder.topMask(scores, candidates, b1);
+        float[] s2 = new float[n];
+        for (int r = 0; r < n; r++) {
+            candidates[r] = !prot[r] && !stage1[r];
+            s2[r] = (float) ((scores[r] + eps) * norms[r]);
+        }
+        boolean[] stage2 = RowOrder.topMask(s2, candidates, free - b1);
+        boolean[] keep = new boolean[n];
+        for (int r = 0; r < n; r++) {
+            keep[r] = prot[r] || stage1[r] || stage2[r];
+        }
+        return RowOrder.indices(keep);
+    }
+
+    /** Stage-1 size for a free budget: floor(alpha * free), at least 1 when free >= 1 and alpha > 0. */
+    static int firstStage(int free, double alpha) {
+        int b1 = (int) Math.floor(alpha * free);
+        if (free >= 1 && alpha > 0 && b1 == 0) {
+            b1 = 1;
+        }
+        return b1;
+    }
+}

@@ -1,0 +1,71 @@
+package io.kvslab.policy;
+
+import io.kvslab.cache.Sequence;
+
+import java.util.function.Function;
+
+/**
+ * Decoding-time compression of one sequence (kvpress's DecodingPress): every {@code interval} decoded tokens, if a
+ * (layer, KV head) holds more than the target, the policy compresses the sequence down to {@code Budget.tokens(
+ * target)} (a dynamic policy runs with {@link Budget#dynamic()} instead). Keeps the step count, so use one instance
+ * per sequence.
+ */
+public final class DecodingCompression {
+    private final CompressionPolicy policy;
+    private final int interval;
+    private final int targetRows;
+    private long steps;
+
+    /**
+     * @param policy     the policy to run
+     * @param interval   decoded tokens between two compressions (>= 1)
+     * @param targetRows rows per (layer, KV head) after a compression (>= 1; ignored by a dynamic policy)
+     */
+    public DecodingCompression(CompressionPolicy policy, int interval, int targetRows) {
+        if (policy == null) {
+            throw new PolicyException("decoding compression needs a policy (got null)");
+        }
+        if (interval < 1 || targetRows < 1) {
+            throw new PolicyException("interval and targetRows must be >= 1, got " + interval + " and " + targetRows);
+        }
+        this.policy = policy;
+        this.interval = interval;
+        this.targetRows = targetRows;
+    }
+
+    /** Decoded tokens seen so far. */
+    public long steps() {
+        return steps;
+    }
+
+    /**
+     * Call once per decoded token, after it was appended to every layer. On every {@code interval}-th call compresses
+     * when needed and returns the applied selection; otherwise returns null.
+     *
+     * @param context builds the policy's inputs from the sequence (window queries from a {@link RecentQueries},
+     *                W_o from the model); called only when a compression runs
+     */
+    public Selection afterToken(Sequence sequence, Compressor compressor,
+                                Function<Sequence, SequenceContext> context) {
+        steps++;
+        if (steps % interval != 0) {
+            return null;
+        }
+        Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.tokens(targetRows);
+        if (!policy.dynamicBudget() && !overTarget(sequence)) {
+            return null;
+        }
+        return compressor.compress(sequence, policy, context.apply(sequence), budget);
+    }
+
+    private boolean overTarget(Sequence sequence) {
+        for (int l = 0; l < sequence.layout().layers(); l++) {
+            for (int h = 0; h < sequence.layout().kvHeads(); h++) {
+                if (sequence.length(l, h) > targetRows) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,52 @@
+package io.kvslab.policy;
+
+import io.kvslab.cache.Sequence;
+
+/**
+ * The cached rows of one (layer, KV head) of one sequence, as fp32: what {@code Sequence.readKeys},
+ * {@code readValues} and {@code positions} return. Row {@code r} is {@code keys[r*headDim .. (r+1)*headDim)}; rows
+ * are in ascending absolute position. Keys are RoPE-rotated at their absolute positions.
+ *
+ * <p>The arrays are not copied (they can be large); do not change them while a policy reads them.
+ */
+public record HeadSnapshot(float[] keys, float[] values, long[] positions, int headDim) {
+    public HeadSnapshot {
+        if (keys == null || values == null || positions == null) {
+            throw new PolicyException("keys, values and positions are required (got null)");
+        }
+        if (headDim < 1) {
+            throw new PolicyException("headDim must be >= 1, got " + headDim);
+        }
+        long need = (long) positions.length * headDim;
+        if (keys.length != need || values.length != need) {
+            throw new PolicyException("a head with " + positions.length + " rows of " + headDim
+                    + " elements needs keys and values of " + need + " floats; got " + keys.length + " and "
+                    + values.length);
+        }
+        for (int i = 1; i < positions.length; i++) {
+            if (positions[i] <= positions[i - 1]) {
+                throw new PolicyException("row positions must be strictly ascending; row " + i + " has position "
+                        + positions[i] + " after " + positions[i - 1]);
+            }
+        }
+        if (positions.length > 0 && positions[0] < 0) {
+            throw new PolicyException("positions must be >= 0, got " + positions[0]);
+        }
+    }
+
+    /** Reads one (layer, KV head) of a sequence: dequantized keys and values and the rows' positions. */
+    public static HeadSnapshot read(Sequence sequence, int layer, int kvHead) {
+        int d = sequence.layout().headDim();
+        long[] positions = sequence.positions(layer, kvHead);
+        float[] keys = new float[Math.multiplyExact(positions.length, d)];
+        float[] values = new float[keys.length];
+        sequence.readKeys(layer, kvHead, keys);
+        sequence.readValues(layer, kvHead, values);
+        return new HeadSnapshot(keys, values, positions, d);
+    }
+
+    /** Number of rows. */
+    public int length() {
+        return positions.length;
+    }
+}

@@ -1,0 +1,76 @@
+package io.kvslab.policy;
+
+import java.util.List;
+
+/**
+ * Everything a policy may read about one layer of one sequence at compression time.
+ *
+ * @param layer            the layer index (0-based)
+ * @param queryHeads       query heads of the model; query head {@code h} reads KV head {@code h / groupSize()}
+ * @param headDim          elements per head
+ * @param heads            the rows of each KV head ({@code heads.size()} = KV heads); lengths may differ per head
+ * @param window           the observation-window queries, or null when the policy does not need them
+ * @param outputProjection the layer's W_o, or null when the policy does not need it
+ */
+public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnapshot> heads, WindowQueries window,
+                           OutputProjection outputProjection) {
+    public LayerContext {
+        if (layer < 0) {
+            throw new PolicyException("layer must be >= 0, got " + layer);
+        }
+        if (heads == null || heads.isEmpty()) {
+            throw new PolicyException("a layer needs at least one KV head");
+        }
+        heads = List.copyOf(heads);
+        if (queryHeads < 1 || queryHeads % heads.size() != 0) {
+            throw new PolicyException(queryHeads + " query heads cannot be shared evenly by " + heads.size()
+                    + " KV heads (GQA needs queryHeads to be a positive multiple of kvHeads)");
+        }
+        for (int h = 0; h < heads.size(); h++) {
+            if (heads.get(h).headDim() != headDim) {
+                throw new PolicyException("KV head " + h + " has headDim " + heads.get(h).headDim()
+                        + " but the layer has " + headDim);
+            }
+        }
+        if (window != null && window.queries().length / window.size() != (long) queryHeads * headDim) {
+            throw new PolicyException("each window query token must hold queryHeads * headDim = "
+                    + (long) queryHeads * headDim + " floats, got " + window.queries().length / window.size());
+        }
+        if (outputProjection != null && outputProjection.inputDim() != (long) queryHeads * headDim) {
+            throw new PolicyException("W_o must have queryHeads * headDim = " + (long) queryHeads * headDim
+                    + " columns, got " + outputProjection.inputDim());
+        }
+    }
+
+    /** Number of KV heads. */
+    public int kvHeads() {
+        return heads.size();
+    }
+
+    /** Query heads per KV head. */
+    public int groupSize() {
+        return queryHeads / heads.size();
+    }
+
+    /** The rows of KV head {@code kvHead}. */
+    public HeadSnapshot head(int kvHead) {
+        return heads.get(kvHead);
+    }
+
+    /** The observation window, or a PolicyException naming {@code who} needs it. */
+    WindowQueries requireWindow(String who) {
+        if (window == null) {
+            throw new PolicyException(who + " needs the observation-window queries of layer " + layer
+                    + " (LayerContext.window is null)");
+        }
+        return window;
+    }
+
+    /** W_o, or a PolicyException naming {@code who} needs it. */
+    OutputProjection requireOutputProjection(String who) {
+        if (outputProjection == null) {
+            throw new PolicyException(who + " needs W_o of layer " + layer + " (LayerContext.outputProjection is null)");
+        }
+        return outputProjection;
+    }
+}

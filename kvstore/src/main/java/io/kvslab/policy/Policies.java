@@ -1,0 +1,140 @@
+package io.kvslab.policy;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * The configured compression methods, with the defaults of {@code research/algorithms.md}. Every parameter can be
+ * changed through the overloads or the policy's {@code with...} methods.
+ *
+ * <table>
+ *   <caption>Methods</caption>
+ *   <tr><th>name</th><th>protection</th><th>score</th><th>layers</th><th>heads</th><th>selection</th></tr>
+ *   <tr><td>streamingllm</td><td>4 sinks</td><td>recency</td><td>uniform</td><td>uniform</td><td>top-k</td></tr>
+ *   <tr><td>knorm</td><td>none</td><td>-||k||</td><td>uniform</td><td>uniform</td><td>top-k</td></tr>
+ *   <tr><td>snapkv</td><td>window</td><td>window attention (32, max-pool 7)</td><td>uniform</td><td>uniform</td>
+ *       <td>top-k</td></tr>
+ *   <tr><td>adakv</td><td>window</td><td>window attention</td><td>uniform</td><td>Ada-KV, alpha 0.2</td>
+ *       <td>top-k</td></tr>
+ *   <tr><td>pyramidkv</td><td>window</td><td>window attention</td><td>pyramid, beta 20</td><td>uniform</td>
+ *       <td>top-k</td></tr>
+ *   <tr><td>criticalkv</td><td>window</td><td>window attention</td><td>uniform</td><td>uniform</td>
+ *       <td>two-stage, alpha 0.5, eps 1e-4</td></tr>
+ *   <tr><td>criticaladakv</td><td>window</td><td>window attention</td><td>uniform</td><td>Ada-KV, alpha 0.2</td>
+ *       <td>two-stage</td></tr>
+ *   <tr><td>dbudgetkv</td><td>4 sinks</td><td>recency</td><td>norm-loss stop, T 1%</td><td>uniform</td>
+ *       <td>top-k; layers 0, 1 whole</td></tr>
+ * </table>
+ */
+public final class Policies {
+    /** Names accepted by {@link #byName}. */
+    public static final List<String> NAMES = List.of("streamingllm", "knorm", "snapkv", "adakv", "pyramidkv",
+            "criticalkv", "criticaladakv", "dbudgetkv");
+
+    /** StreamingLLM's and DBudgetKV's attention sinks. */
+    public static final int DEFAULT_SINKS = 4;
+    /** Ada-KV safeguard (kvpress, and the authors' advice with GQA). */
+    public static final double DEFAULT_ADA_ALPHA = 0.2;
+    /** PyramidKV steepness. */
+    public static final int DEFAULT_PYRAMID_BETA = 20;
+
+    private Policies() {
+    }
+
+    /** A policy by its name in {@link #NAMES} (case-insensitive), with default parameters. */
+    public static CompressionPolicy byName(String name) {
+        String n = name == null ? "" : name.toLowerCase(Locale.ROOT).replace("-", "").replace("_", "");
+        return switch (n) {
+            case "streamingllm" -> streamingLlm();
+            case "knorm" -> knorm();
+            case "snapkv" -> snapKv();
+            case "adakv" -> adaKv();
+            case "pyramidkv" -> pyramidKv();
+            case "criticalkv" -> criticalKv();
+            case "criticaladakv" -> criticalAdaKv();
+            case "dbudgetkv", "refreekv" -> dbudgetKv();
+            default -> throw new PolicyException("unknown policy '" + name + "'; known: " + String.join(", ", NAMES));
+        };
+    }
+
+    /** StreamingLLM with 4 sinks: keeps the sinks and the newest rows (absolute positions kept, no re-rotation). */
+    public static CompressionPolicy streamingLlm() {
+        return streamingLlm(DEFAULT_SINKS);
+    }
+
+    /** StreamingLLM with {@code sinks} sinks. */
+    public static CompressionPolicy streamingLlm(int sinks) {
+        return new CompressionPolicy("streamingllm", Protection.sinks(sinks), new RecencyScorer(),
+                new UniformLayers(), new UniformHeads(), new TopKSelector(), Set.of());
+    }
+
+    /** Knorm (kvpress KnormPress): keeps the keys with the smallest L2 norm; nothing protected. */
+    public static CompressionPolicy knorm() {
+        return new CompressionPolicy("knorm", Protection.none(), new KeyNormScorer(), new UniformLayers(),
+                new UniformHeads(), new TopKSelector(), Set.of());
+    }
+
+    /** SnapKV with the authors' scoring (window 32, max-pool 7, GQA mean). */
+    public static CompressionPolicy snapKv() {
+        return snapKv(WindowAttentionScorer.authors());
+    }
+
+    /** SnapKV with the given window scoring (e.g. {@link WindowAttentionScorer#kvpress()}). */
+    public static CompressionPolicy snapKv(WindowAttentionScorer scoring) {
+        return new CompressionPolicy("snapkv", Protection.window(), scoring, new UniformLayers(), new UniformHeads(),
+                new TopKSelector(), Set.of());
+    }
+
+    /** Ada-KV over SnapKV scores, safeguard 0.2. */
+    public static CompressionPolicy adaKv() {
+        return adaKv(WindowAttentionScorer.authors(), DEFAULT_ADA_ALPHA);
+    }
+
+    /** Ada-KV over the given window scoring with safeguard {@code alpha}. */
+    public static CompressionPolicy adaKv(WindowAttentionScorer scoring, double alpha) {
+        return snapKv(scoring).withName("adakv").withHeadAllocation(new AdaKvHeads(alpha));
+    }
+
+    /** PyramidKV: SnapKV scores with pyramid layer budgets, beta 20. */
+    public static CompressionPolicy pyramidKv() {
+        return pyramidKv(WindowAttentionScorer.authors(), DEFAULT_PYRAMID_BETA);
+    }
+
+    /** PyramidKV with the given scoring and steepness. */
+    public static CompressionPolicy pyramidKv(WindowAttentionScorer scoring, int beta) {
+        return snapKv(scoring).withName("pyramidkv").withLayerRule(new PyramidLayers(beta));
+    }
+
+    /** CriticalKV on SnapKV: two-stage selection, alpha 0.5, eps 1e-4. */
+    public static CompressionPolicy criticalKv() {
+        return criticalKv(WindowAttentionScorer.authors(), CriticalSelector.defaults());
+    }
+
+    /** CriticalKV on SnapKV with the given scoring and stages. */
+    public static CompressionPolicy criticalKv(WindowAttentionScorer scoring, CriticalSelector stages) {
+        return snapKv(scoring).withName("criticalkv").withSelector(stages);
+    }
+
+    /** CriticalAdaKV: Ada-KV budgets (alpha 0.2) then the two stages per head. */
+    public static CompressionPolicy criticalAdaKv() {
+        return criticalAdaKv(WindowAttentionScorer.authors(), DEFAULT_ADA_ALPHA, CriticalSelector.defaults());
+    }
+
+    /** CriticalAdaKV with the given scoring, Ada-KV safeguard and stages. */
+    public static CompressionPolicy criticalAdaKv(WindowAttentionScorer scoring, double adaAlpha,
+                                                  CriticalSelector stages) {
+        return adaKv(scoring, adaAlpha).withName("criticaladakv").withSelector(stages);
+    }
+
+    /** DBudgetKV with the paper's settings: 4 sinks then newest to oldest, T = 1%, last row, layers 0 and 1 whole. */
+    public static CompressionPolicy dbudgetKv() {
+        return dbudgetKv(NormLossStop.paper(), DEFAULT_SINKS, Set.of(0, 1));
+    }
+
+    /** DBudgetKV with the given stop rule, sinks and full layers. */
+    public static CompressionPolicy dbudgetKv(NormLossStop stop, int sinks, Set<Integer> fullLayers) {
+        return new CompressionPolicy("dbudgetkv", Protection.sinks(sinks), new RecencyScorer(), stop,
+                new UniformHeads(), new TopKSelector(), fullLayers);
+    }
+}

@@ -1,0 +1,67 @@
+package io.kvslab.policy;
+
+/**
+ * Rows a policy must never evict, as explicit masks (never as sentinel scores: kvpress's {@code finfo.max} markers
+ * can be multiplied away by a zero value norm, spec 2.9 trap 1).
+ *
+ * @param sinks             the first {@code sinks} rows of each head (attention sinks; positions 0..sinks-1 after
+ *                          prefill)
+ * @param recent            the last {@code recent} rows of each head
+ * @param observationWindow the rows at or after the first observation-window query's position (SnapKV's window,
+ *                          which the authors' code keeps outside the competition, spec 2.9 trap 2)
+ */
+public record Protection(int sinks, int recent, boolean observationWindow) {
+    public Protection {
+        if (sinks < 0 || recent < 0) {
+            throw new PolicyException("protected sink and recent counts must be >= 0, got " + sinks + " and "
+                    + recent);
+        }
+    }
+
+    /** Nothing protected. */
+    public static Protection none() {
+        return new Protection(0, 0, false);
+    }
+
+    /** The first {@code sinks} rows. */
+    public static Protection sinks(int sinks) {
+        return new Protection(sinks, 0, false);
+    }
+
+    /** The observation window. */
+    public static Protection window() {
+        return new Protection(0, 0, true);
+    }
+
+    /**
+     * The protected rows of every KV head of {@code layer}, one mask per head. {@code windowSize} is how many of the
+     * layer's window queries form the observation window (0 = all of them).
+     */
+    boolean[][] masks(LayerContext layer, int windowSize) {
+        boolean[][] masks = new boolean[layer.kvHeads()][];
+        long windowStart = Long.MAX_VALUE;
+        if (observationWindow) {
+            WindowQueries w = layer.requireWindow("an observation-window protection");
+            windowStart = (windowSize > 0 ? w.last(windowSize) : w).start();
+        }
+        for (int h = 0; h < layer.kvHeads(); h++) {
+            HeadSnapshot head = layer.head(h);
+            int n = head.length();
+            boolean[] m = new boolean[n];
+            for (int r = 0; r < Math.min(sinks, n); r++) {
+                m[r] = true;
+            }
+            for (int r = Math.max(0, n - recent); r < n; r++) {
+                m[r] = true;
+            }
+            if (observationWindow) {
+                long[] pos = head.positions();
+                for (int r = n - 1; r >= 0 && pos[r] >= windowStart; r--) {
+                    m[r] = true;
+                }
+            }
+            masks[h] = m;
+        }
+        return masks;
+    }
+}

@@ -1,0 +1,87 @@
+package io.kvslab.policy;
+
+/**
+ * The last {@code capacity} queries of every layer of one sequence, kept so that a policy that needs an observation
+ * window can run during decoding (kvpress's DecodingPress keeps a hidden-state buffer for the same reason). The
+ * runner pushes each token's RoPE-rotated query, [queryHeads][headDim], per layer.
+ */
+public final class RecentQueries {
+    private final int layers;
+    private final int width;
+    private final int capacity;
+    private final float[][] ring;
+    private final long[][] positions;
+    private final int[] count;
+    private final int[] next;
+
+    /**
+     * @param layers     layers of the model
+     * @param queryHeads query heads per token
+     * @param headDim    elements per head
+     * @param capacity   queries kept per layer (the policy's {@link CompressionPolicy#windowQueries()})
+     */
+    public RecentQueries(int layers, int queryHeads, int headDim, int capacity) {
+        if (layers < 1 || queryHeads < 1 || headDim < 1 || capacity < 1) {
+            throw new PolicyException("layers, queryHeads, headDim and capacity must be >= 1; got " + layers + ", "
+                    + queryHeads + ", " + headDim + ", " + capacity);
+        }
+        this.layers = layers;
+        this.width = Math.multiplyExact(queryHeads, headDim);
+        this.capacity = capacity;
+        this.ring = new float[layers][Math.multiplyExact(capacity, width)];
+        this.positions = new long[layers][capacity];
+        this.count = new int[layers];
+        this.next = new int[layers];
+    }
+
+    /** Records the query of the token at {@code position} in {@code layer}; positions must increase. */
+    public void push(int layer, float[] query, long position) {
+        if (layer < 0 || layer >= layers) {
+            throw new PolicyException("layer must be in [0, " + layers + "), got " + layer);
+        }
+        if (query == null || query.length != width) {
+            throw new PolicyException("a query must hold queryHeads * headDim = " + width + " floats, got "
+                    + (query == null ? "null" : query.length));
+        }
+        if (count[layer] > 0) {
+            long last = positions[layer][(next[layer] + capacity - 1) % capacity];
+            if (position <= last) {
+                throw new PolicyException("query positions must increase; got " + position + " after " + last);
+            }
+        }
+        int slot = next[layer];
+        System.arraycopy(query, 0, ring[layer], slot * width, width);
+        positions[layer][slot] = position;
+        next[layer] = (slot + 1) % capacity;
+        count[layer] = Math.min(capacity, count[layer] + 1);
+    }
+
+    /** Queries held for {@code layer}, oldest first; null if none was pushed. */
+    public WindowQueries window(int layer) {
+        if (layer < 0 || layer >= layers) {
+            throw new PolicyException("layer must be in [0, " + layers + "), got " + layer);
+        }
+        int n = count[layer];
+        if (n == 0) {
+            return null;
+        }
+        float[] q = new float[n * width];
+        long[] p = new long[n];
+        int first = (next[layer] - n + capacity) % capacity;
+        for (int i = 0; i < n; i++) {
+            int slot = (first + i) % capacity;
+            System.arraycopy(ring[layer], slot * width, q, i * width, width);
+            p[i] = positions[layer][slot];
+        }
+        return new WindowQueries(q, p);
+    }
+
+    /** Windows of every layer, in layer order (for {@link SequenceContext#read}). */
+    public java.util.List<WindowQueries> windows() {
+        java.util.List<WindowQueries> out = new java.util.ArrayList<>(layers);
+        for (int l = 0; l < layers; l++) {
+            out.add(window(l));
+        }
+        return out;
+    }
+}

@@ -1,0 +1,114 @@
+package io.kvslab.policy;
+
+import io.kvslab.cache.Sequence;
+
+/**
+ * What a policy decided for one sequence: for every (layer, KV head) the strictly ascending row indices to keep.
+ * {@link #applyTo} applies it to a sequence with {@code Sequence.retain}, which frees the other rows.
+ *
+ * @param kept          {@code [layer][kvHead][]} kept row indices, ascending
+ * @param lengthsBefore {@code [layer][kvHead]} row counts the selection was made from
+ */
+public record Selection(int[][][] kept, int[][] lengthsBefore) {
+    public Selection {
+        if (kept == null || lengthsBefore == null || kept.length != lengthsBefore.length) {
+            throw new PolicyException("a selection needs one kept list and one length per (layer, KV head)");
+        }
+        for (int l = 0; l < kept.length; l++) {
+            if (kept[l].length != lengthsBefore[l].length) {
+                throw new PolicyException("layer " + l + " has " + kept[l].length + " kept lists for "
+                        + lengthsBefore[l].length + " KV heads");
+            }
+            for (int h = 0; h < kept[l].length; h++) {
+                int[] rows = kept[l][h];
+                for (int i = 0; i < rows.length; i++) {
+                    if (rows[i] < 0 || rows[i] >= lengthsBefore[l][h] || (i > 0 && rows[i] <= rows[i - 1])) {
+                        throw new PolicyException("layer " + l + " head " + h + ": kept rows must be strictly "
+                                + "ascending indices in [0, " + lengthsBefore[l][h] + "); index " + i + " is "
+                                + rows[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Number of layers. */
+    public int layers() {
+        return kept.length;
+    }
+
+    /** Kept row indices of (layer, kvHead), ascending. */
+    public int[] kept(int layer, int kvHead) {
+        return kept[layer][kvHead];
+    }
+
+    /** Rows kept over all layers and heads. */
+    public long keptRows() {
+        long n = 0;
+        for (int[][] layer : kept) {
+            for (int[] head : layer) {
+                n += head.length;
+            }
+        }
+        return n;
+    }
+
+    /** Rows before the selection over all layers and heads. */
+    public long rowsBefore() {
+        long n = 0;
+        for (int[] layer : lengthsBefore) {
+            for (int len : layer) {
+                n += len;
+            }
+        }
+        return n;
+    }
+
+    /** Fraction of rows kept (1 for an empty sequence). */
+    public double keptFraction() {
+        long before = rowsBefore();
+        return before == 0 ? 1.0 : (double) keptRows() / before;
+    }
+
+    /**
+     * Keeps the selected rows of {@code sequence} and frees the others ({@code Sequence.retain} per (layer, KV
+     * head)). Checks first that the sequence still has the shape and row counts the selection was made from, so a
+     * stale selection changes nothing. Each head's retain is atomic; a store that runs out of memory while
+     * rebuilding a table shared with a fork fails that head and leaves the later heads uncompressed.
+     */
+    public void applyTo(Sequence sequence) {
+        if (sequence == null) {
+            throw new PolicyException("applyTo needs a sequence (got null)");
+        }
+        int layers = sequence.layout().layers();
+        int kvHeads = sequence.layout().kvHeads();
+        if (layers != kept.length) {
+            throw new PolicyException("the selection has " + kept.length + " layers but the sequence has " + layers);
+        }
+        for (int l = 0; l < layers; l++) {
+            if (kept[l].length != kvHeads) {
+                throw new PolicyException("the selection has " + kept[l].length + " KV heads in layer " + l
+                        + " but the sequence has " + kvHeads);
+            }
+            for (int h = 0; h < kvHeads; h++) {
+                int len = sequence.length(l, h);
+                if (len != lengthsBefore[l][h]) {
+                    throw new PolicyException("layer " + l + " head " + h + " has " + len + " rows but the "
+                            + "selection was made from " + lengthsBefore[l][h] + "; select again");
+                }
+            }
+        }
+        for (int l = 0; l < layers; l++) {
+            for (int h = 0; h < kvHeads; h++) {
+                if (!keepsAll(l, h)) {
+                    sequence.retain(l, h, kept[l][h]);
+                }
+            }
+        }
+    }
+
+    /** Whether (layer, kvHead) keeps every row (nothing to evict). */
+    public boolean keepsAll(int layer, int kvHead) {
+        return kept[layer][kvHead].length == lengthsBefore[layer][kvHead];
+    }
+}

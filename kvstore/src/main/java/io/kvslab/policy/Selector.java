@@ -1,0 +1,22 @@
+package io.kvslab.policy;
+
+import io.kvslab.kernel.PolicyKernels;
+
+/**
+ * Last step of a policy (kvpress's {@code compress}): which rows each KV head keeps, given its final budget. Always
+ * keeps every protected row; returns strictly ascending row indices ready for {@code Sequence.retain}.
+ */
+public interface Selector {
+    /**
+     * Kept rows {@code [kvHead][]}, ascending.
+     *
+     * @param budgets final rows per head (protected included), from the head allocation
+     */
+    int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
+                   PolicyKernels kernels);
+
+    /** Whether this selector reads the layer's W_o. */
+    default boolean needsOutputProjection() {
+        return false;
+    }
+}

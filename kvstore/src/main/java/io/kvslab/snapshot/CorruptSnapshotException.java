@@ -1,0 +1,11 @@
+package io.kvslab.snapshot;
+
+/**
+ * A file is not a complete, intact KVSlab snapshot: wrong magic, truncated, trailing bytes, a checksum mismatch,
+ * or an inconsistent structure. The message names the file, the field or block and what was expected.
+ */
+public final class CorruptSnapshotException extends SnapshotException {
+    public CorruptSnapshotException(String message) {
+        super(message);
+    }
+}

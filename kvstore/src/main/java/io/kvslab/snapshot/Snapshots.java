@@ -1,0 +1,133 @@
+package io.kvslab.snapshot;
+
+import io.kvslab.KvArgumentException;
+import io.kvslab.cache.KvStore;
+import io.kvslab.cache.Sequence;
+import io.kvslab.metrics.Jfr;
+import io.kvslab.metrics.SnapshotEvent;
+
+import java.nio.file.Path;
+import java.util.function.Supplier;
+import java.util.List;
+
+/**
+ * Saves sequences to snapshot files and restores them, bitwise (rows are stored in the store's dtype, byte for
+ * byte, with their positions; compressed ragged sequences stay compressed, blocks shared between the saved
+ * sequences stay shared after a restore).
+ *
+ * <p><b>Crash safety.</b> A save writes a temp file in the target's directory, syncs it, and renames it over the
+ * target atomically; the header is written last. A crash or failure during a save leaves the target as it was
+ * (absent, or the previous snapshot).
+ *
+ * <p><b>Verification.</b> A restore checks the magic, format version, layout, size, every section checksum,
+ * the structure and every block checksum (CRC32C) before it allocates anything, and commits all sequences in one
+ * step. A bad file throws {@link CorruptSnapshotException}, {@link UnsupportedSnapshotVersionException} or
+ * {@link SnapshotLayoutMismatchException} and restores nothing.
+ *
+ * <p>Sequences being saved must not be mutated meanwhile (the one-writer rule); other sequences may be.
+ */
+public final class Snapshots {
+    private Snapshots() {}
+
+    /** Saves one sequence. */
+    public static SnapshotInfo save(Sequence sequence, Path file) {
+        return save(List.of(sequence), file);
+    }
+
+    /** Saves several sequences of one store into one file; blocks they share are stored once. */
+    public static SnapshotInfo save(List<Sequence> sequences, Path file) {
+        SnapshotEvent event = begin();
+        SnapshotInfo info = SnapshotWriter.write(sequences, file, SnapshotWriter.Progress.NONE);
+        commit(event, "save", file, () -> info);
+        return info;
+    }
+
+    /** Saves every open sequence of a store (in id order; none is fine). Prefix-cache entries are not saved. */
+    public static SnapshotInfo saveStore(KvStore store, Path file) {
+        if (store == null) {
+            throw new KvArgumentException("store must not be null");
+        }
+        List<Sequence> sequences = store.sequences();
+        SnapshotWriter.checkSequences(sequences);
+        SnapshotEvent event = begin();
+        SnapshotInfo info = SnapshotWriter.write(store.layout(), sequences, file, SnapshotWriter.Progress.NONE);
+        commit(event, "save", file, () -> info);
+        return info;
+    }
+
+    /** Reads and verifies a whole snapshot (checksums included) without restoring it. */
+    public static SnapshotInfo inspect(Path file) {
+        try (SnapshotReader reader = SnapshotReader.open(file)) {
+            return reader.verify();
+        }
+    }
+
+    /** Restores a snapshot of exactly one sequence as a new sequence of {@code store} (with a new id). */
+    public static Sequence restore(KvStore store, Path file) {
+        if (store == null) {
+            throw new KvArgumentException("store must not be null");
+        }
+        SnapshotEvent event = begin();
+        try (SnapshotReader reader = SnapshotReader.open(file)) {
+            if (reader.sequenceCount() != 1) {
+                reader.checkLayout(store);
+                throw new SnapshotException("snapshot " + file + " holds " + reader.sequenceCount() + " sequences; "
+                        + "restore() needs exactly one (use restoreAll)");
+            }
+            List<RestoredSequence> restored = reader.restoreAll(store);
+            commit(event, "restore", file, reader::verify);
+            return restored.get(0).sequence();
+        }
+    }
+
+    /** Restores every sequence of a snapshot as new sequences of {@code store}: all of them or none. */
+    public static List<RestoredSequence> restoreAll(KvStore store, Path file) {
+        if (store == null) {
+            throw new KvArgumentException("store must not be null");
+        }
+        SnapshotEvent event = begin();
+        try (SnapshotReader reader = SnapshotReader.open(file)) {
+            List<RestoredSequence> restored = reader.restoreAll(store);
+            commit(event, "restore", file, reader::verify);
+            return restored;
+        }
+    }
+
+    /**
+     * Replaces the contents of an open sequence with a snapshot of exactly one sequence (like llama.cpp's
+     * {@code llama_state_seq_set_data} into another sequence id). On failure the target is unchanged.
+     */
+    public static void restoreInto(Sequence target, Path file) {
+        if (target == null) {
+            throw new KvArgumentException("target must not be null");
+        }
+        SnapshotEvent event = begin();
+        try (SnapshotReader reader = SnapshotReader.open(file)) {
+            reader.restoreInto(target);
+            commit(event, "restore", file, reader::verify);
+        }
+    }
+
+    /** A started event, or null while Flight Recorder is off (see {@link Jfr}). */
+    private static SnapshotEvent begin() {
+        if (!Jfr.recording()) {
+            return null;
+        }
+        SnapshotEvent event = new SnapshotEvent();
+        event.begin();
+        return event;
+    }
+
+    /** {@code info} is only evaluated when the event is recorded (for restores it re-reads the file). */
+    private static void commit(SnapshotEvent event, String operation, Path file, Supplier<SnapshotInfo> info) {
+        if (event != null && event.shouldCommit()) {
+            SnapshotInfo i = info.get();
+            event.operation = operation;
+            event.path = file.toString();
+            event.sequences = i.sequenceIds().size();
+            event.blocks = i.blocks();
+            event.fileBytes = i.fileBytes();
+            event.commit();
+        }
+    }
+}

@@ -1,0 +1,105 @@
+package io.kvslab.snapshot;
+
+import io.kvslab.cache.DType;
+import io.kvslab.cache.KvLayout;
+import io.kvslab.cache.KvStore;
+import io.kvslab.cache.Sequence;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A save that dies halfway never leaves a target file that restores wrongly. */
+class SnapshotCrashSafetyTest {
+    private static final KvLayout LAYOUT = new KvLayout(2, 4, 2, 8, DType.F16, 4);
+
+    @TempDir
+    Path dir;
+
+    private static final class SimulatedCrash extends RuntimeException {
+        SimulatedCrash() {
+            super("simulated crash in the middle of a save");
+        }
+    }
+
+    private List<Path> files() throws IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.sorted().toList();
+        }
+    }
+
+    @Test
+    void aFailedSaveLeavesThePreviousSnapshotUntouched() throws IOException {
+        Path target = dir.resolve("seq.kvs");
+        try (KvStore store = KvStore.open(LAYOUT); Sequence old = store.newSequence();
+             Sequence fresh = store.newSequence()) {
+            Rows.fill(old, 0, 6);
+            Snapshots.save(old, target);
+            byte[] before = Files.readAllBytes(target);
+
+            Rows.fill(fresh, 100, 130);
+            AtomicReference<Path> seenTemp = new AtomicReference<>();
+            assertThrows(SimulatedCrash.class, () -> SnapshotWriter.write(List.of(fresh), target, block -> {
+                if (block == 5) {
+                    // Mid-save: the data so far sits in a temp file whose header is still zero.
+                    try (Stream<Path> s = Files.list(dir)) {
+                        Path tmp = s.filter(p -> p.getFileName().toString().contains(".tmp-")).findFirst()
+                                .orElseThrow();
+                        seenTemp.set(tmp);
+                        CorruptSnapshotException e = assertThrows(CorruptSnapshotException.class,
+                                () -> Snapshots.inspect(tmp));
+                        assertTrue(e.getMessage().contains("not a KVSlab snapshot"), e.getMessage());
+                    } catch (IOException e) {
+                        throw new AssertionError(e);
+                    }
+                    throw new SimulatedCrash();
+                }
+            }));
+            assertNotNull(seenTemp.get(), "the save wrote through a temp file");
+            assertArrayEquals(before, Files.readAllBytes(target), "target untouched");
+            assertEquals(List.of(target), files(), "temp file removed");
+            try (Sequence r = Snapshots.restore(store, target)) {
+                SnapshotRoundTripTest.assertSameContents(old, r);
+            }
+        }
+    }
+
+    @Test
+    void aFailedFirstSaveLeavesNoTargetFile() throws IOException {
+        Path target = dir.resolve("new.kvs");
+        try (KvStore store = KvStore.open(LAYOUT); Sequence s = store.newSequence()) {
+            Rows.fill(s, 0, 9);
+            assertThrows(SimulatedCrash.class, () -> SnapshotWriter.write(List.of(s), target, block -> {
+                throw new SimulatedCrash();
+            }));
+            assertTrue(Files.notExists(target));
+            assertEquals(List.of(), files());
+            // The same save without the crash produces a snapshot that restores.
+            Snapshots.save(s, target);
+            try (Sequence r = Snapshots.restore(store, target)) {
+                SnapshotRoundTripTest.assertSameContents(s, r);
+            }
+        }
+    }
+
+    @Test
+    void aSaveIntoAMissingDirectoryFailsCleanly() {
+        try (KvStore store = KvStore.open(LAYOUT); Sequence s = store.newSequence()) {
+            Rows.fill(s, 0, 3);
+            SnapshotException e = assertThrows(SnapshotException.class,
+                    () -> Snapshots.save(s, dir.resolve("no/such/dir/x.kvs")));
+            assertTrue(e.getMessage().contains("does not exist"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/* Kernels of the compression-policy layer. The Java side (io.kvslab.kernel.PolicyKernels) validates every argument. */
+#ifndef KVSLAB_POLICY_KERNELS_H
+#define KVSLAB_POLICY_KERNELS_H
+#include <stdint.h>
+
+/*
+ * Observation-window attention of the query heads h0 .. h0+g-1 (one GQA group) over one KV head's keys.
+ *   q        [w][qHeads][headDim]  window queries (RoPE applied), query i at absolute position queryPos[i]
+ *   keys     [n][headDim]          the KV head's keys, key j at absolute position keyPos[j] (strictly ascending)
+ * Query i attends causally: to the keys with keyPos[j] <= queryPos[i] (softmax in fp32, max subtracted, scaled by
+ * `scale`); the other keys get probability 0, and a query that sees no key has an all-zero row.
+ *   meanOut  [g][n]  mean over the w queries of the probability each key receives
+ *   lastOut  [g][n]  the probabilities of the last query (i = w-1); may be NULL
+ *   scratch  [w][n]
+ * Returns 0.
+ */
+int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, int32_t headDim, int32_t h0,
+                                    int32_t g, const float *keys, int32_t n, const int64_t *keyPos,
+                                    const int64_t *queryPos, float scale, float *meanOut, float *lastOut,
+                                    float *scratch);
+
+/*
+ * L1 norms of the values projected through each query head's slice of the output projection:
+ *   out[gi][t] = sum_k | sum_j values[t][j] * wo[k][(h0+gi)*headDim + j] |      for gi in 0..g-1, t in 0..n-1
+ *   values   [n][headDim]
+ *   wo       [modelDim][qHeads*headDim]  row-major, as llama2.c's wo (out = W_o x)
+ *   scratch  [tile][modelDim]            rows are processed `tile` at a time
+ * Returns 0.
+ */
+int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,
+                               int32_t qHeads, int32_t h0, int32_t g, float *out, float *scratch, int32_t tile);
+
+#endif
