@@ -68,8 +68,8 @@ final class BenchCommand implements Command {
 
         @Override
         public String usage() {
-            return "kvslab bench attention [--json] [--quick]   (--quick: shorter iterations, contexts 4k and 32k "
-                    + "only; JMH progress goes to stderr, the table or JSON to stdout)";
+            return "kvslab bench attention [--json] [--quick] [--tokens-per-block 32[,128...]]   (--quick: shorter "
+                    + "iterations, contexts 4k and 32k only; JMH progress goes to stderr, the table or JSON to stdout)";
         }
 
         @Override
@@ -81,13 +81,20 @@ final class BenchCommand implements Command {
             Args a = new Args(args, Set.of("json", "quick"));
             boolean json = a.flag("json");
             boolean quick = a.flag("quick");
+            String[] tokensPerBlock = a.string("tokens-per-block", "32").split(",");
+            for (String t : tokensPerBlock) {
+                if (!t.matches("[1-9][0-9]{0,4}")) {
+                    throw new UsageException("--tokens-per-block takes comma-separated block sizes in [1, 65536], got '"
+                            + t + "'");
+                }
+            }
             a.finish();
             if (!a.positional().isEmpty()) {
                 throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
             }
             AttentionBenchRunner.Report report;
             try {
-                report = AttentionBenchRunner.run(quick, System.err);
+                report = AttentionBenchRunner.run(quick, tokensPerBlock, System.err);
             } catch (RunnerException e) {
                 System.err.println("kvslab bench attention: JMH run failed: " + e.getMessage());
                 return 1;

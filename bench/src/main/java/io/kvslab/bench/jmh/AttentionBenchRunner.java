@@ -26,7 +26,7 @@ public final class AttentionBenchRunner {
     private AttentionBenchRunner() {}
 
     /** One decode configuration. */
-    public record Row(int context, String dtype, int threads, double msPerOp, double msError, double kernelGBps,
+    public record Row(int context, String dtype, int threads, int tokensPerBlock, double msPerOp, double msError, double kernelGBps,
                       double probeGBps) {
         /** Kernel bandwidth as a fraction of the probe's (NaN without a probe result for this thread count). */
         public double ratio() {
@@ -43,13 +43,14 @@ public final class AttentionBenchRunner {
         /** The human-readable table. */
         public String table() {
             StringBuilder sb = new StringBuilder();
-            sb.append("Decode attention, one Llama-3-8B layer (32 q heads, 8 kv heads, head dim 128, 32 tokens/block)")
+            sb.append("Decode attention, one Llama-3-8B layer (32 q heads, 8 kv heads, head dim 128)")
                     .append(quick ? " [quick run]" : "").append('\n');
-            sb.append(String.format(Locale.ROOT, "%9s %5s %7s %10s %12s %11s %7s%n", "context", "dtype", "threads",
-                    "ms/step", "kernel GB/s", "probe GB/s", "ratio"));
+            sb.append(String.format(Locale.ROOT, "%9s %5s %7s %6s %10s %12s %11s %7s%n", "context", "dtype", "threads",
+                    "tokens/block", "ms/step", "kernel GB/s", "probe GB/s", "ratio"));
             for (Row r : rows) {
-                sb.append(String.format(Locale.ROOT, "%9d %5s %7d %10.3f %12.2f %11.2f %7.3f%n", r.context(),
-                        r.dtype(), r.threads(), r.msPerOp(), r.kernelGBps(), r.probeGBps(), r.ratio()));
+                sb.append(String.format(Locale.ROOT, "%9d %5s %7d %12d %10.3f %12.2f %11.2f %7.3f%n", r.context(),
+                        r.dtype(), r.threads(), r.tokensPerBlock(), r.msPerOp(), r.kernelGBps(), r.probeGBps(),
+                        r.ratio()));
             }
             for (Probe p : probes) {
                 sb.append(String.format(Locale.ROOT, "probe: %d thread(s), %d MiB buffer: %.2f GB/s (%.3f ms/pass)%n",
@@ -65,7 +66,7 @@ public final class AttentionBenchRunner {
                     .append(",\"model\":{\"queryHeads\":").append(DecodeAttentionBench.QUERY_HEADS)
                     .append(",\"kvHeads\":").append(DecodeAttentionBench.KV_HEADS)
                     .append(",\"headDim\":").append(DecodeAttentionBench.HEAD_DIM)
-                    .append(",\"tokensPerBlock\":32},\"probe\":[");
+                    .append("},\"probe\":[");
             for (int i = 0; i < probes.size(); i++) {
                 Probe p = probes.get(i);
                 sb.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
@@ -76,9 +77,9 @@ public final class AttentionBenchRunner {
             for (int i = 0; i < rows.size(); i++) {
                 Row r = rows.get(i);
                 sb.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
-                        "{\"context\":%d,\"dtype\":\"%s\",\"threads\":%d,\"msPerOp\":%s,\"msError\":%s,"
-                                + "\"kernelGBps\":%s,\"probeGBps\":%s,\"ratio\":%s}",
-                        r.context(), r.dtype(), r.threads(), num(r.msPerOp()), num(r.msError()),
+                        "{\"context\":%d,\"dtype\":\"%s\",\"threads\":%d,\"tokensPerBlock\":%d,\"msPerOp\":%s,"
+                                + "\"msError\":%s,\"kernelGBps\":%s,\"probeGBps\":%s,\"ratio\":%s}",
+                        r.context(), r.dtype(), r.threads(), r.tokensPerBlock(), num(r.msPerOp()), num(r.msError()),
                         num(r.kernelGBps()), num(r.probeGBps()), num(r.ratio())));
             }
             return sb.append("]}").toString();
@@ -94,11 +95,12 @@ public final class AttentionBenchRunner {
      * otherwise the benchmarks' defaults (2 x 1 s warmup, 3 x 1 s measurement, 4k / 32k / 128k).
      * JMH's progress goes to {@code progress}.
      */
-    public static Report run(boolean quick, PrintStream progress) throws RunnerException {
+    public static Report run(boolean quick, String[] tokensPerBlock, PrintStream progress) throws RunnerException {
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .include(Pattern.quote(DecodeAttentionBench.class.getName() + ".decode") + "$")
                 .include(Pattern.quote(BandwidthProbeBench.class.getName() + ".probe") + "$")
-                .shouldFailOnError(true);
+                .shouldFailOnError(true)
+                .param("tokensPerBlock", tokensPerBlock);
         if (quick) {
             options.warmupIterations(1).warmupTime(TimeValue.milliseconds(500))
                     .measurementIterations(2).measurementTime(TimeValue.milliseconds(500))
@@ -124,14 +126,15 @@ public final class AttentionBenchRunner {
             int context = Integer.parseInt(r.getParams().getParam("context"));
             String dtype = r.getParams().getParam("dtype");
             int threads = Integer.parseInt(r.getParams().getParam("threads"));
+            int tpb = Integer.parseInt(r.getParams().getParam("tokensPerBlock"));
             double ms = r.getPrimaryResult().getScore();
             double probe = probes.stream().filter(p -> p.threads() == threads).mapToDouble(Probe::gbps)
                     .findFirst().orElse(Double.NaN);
-            rows.add(new Row(context, dtype, threads, ms, r.getPrimaryResult().getScoreError(),
+            rows.add(new Row(context, dtype, threads, tpb, ms, r.getPrimaryResult().getScoreError(),
                     gbps(DecodeAttentionBench.kvBytes(context, DType.valueOf(dtype)), ms), probe));
         }
         rows.sort(Comparator.comparingInt(Row::context).thenComparing(Row::dtype, Comparator.reverseOrder())
-                .thenComparingInt(Row::threads));
+                .thenComparingInt(Row::threads).thenComparingInt(Row::tokensPerBlock));
         probes.sort(Comparator.comparingInt(Probe::threads));
         return new Report(quick, probes, rows);
     }

@@ -55,6 +55,10 @@ public class DecodeAttentionBench {
     @Param({"1", "2"})
     public int threads;
 
+    /** Rows per block: larger blocks stream closer to the read bandwidth (fewer, longer runs of memory). */
+    @Param({"32"})
+    public int tokensPerBlock;
+
     private KvStore store;
     private Sequence sequence;
     private KvStore.ReadAccess access;
@@ -75,7 +79,7 @@ public class DecodeAttentionBench {
 
     @Setup(Level.Trial)
     public void setUp() {
-        KvLayout layout = KvLayout.of(1, QUERY_HEADS, KV_HEADS, HEAD_DIM, DType.valueOf(dtype));
+        KvLayout layout = new KvLayout(1, QUERY_HEADS, KV_HEADS, HEAD_DIM, DType.valueOf(dtype), tokensPerBlock);
         store = KvStore.open(layout);
         sequence = store.newSequence();
         // one random chunk appended over and over: the contents do not change the work, and generating 2 x 1 GiB
