@@ -9,15 +9,17 @@
  * The segment kernels themselves live in attn_decode_impl.h, instantiated for AVX2 and (chosen at run time by
  * cpuid) AVX-512.
  *
- * Threads: the rows of all kv heads, laid end to end, are cut into n equal ranges at block boundaries; a head
- * cut between threads yields partial (max, sum, unnormalised output) triples that the caller merges by
- * log-sum-exp. Short contexts run on the calling thread alone (waking a worker would cost more than it saves). */
+ * Threads: the rows of all kv heads, laid end to end, are cut into CHUNKS_PER_THREAD x n equal ranges at block
+ * boundaries, which the caller and up to n - 1 pool workers take dynamically; a head cut between chunks yields
+ * partial (max, sum, unnormalised output) triples that the caller merges by log-sum-exp. Short contexts run on
+ * the calling thread alone (waking a worker would cost more than it saves). */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 #include "attn_decode.h"
 
 #define MIN_BYTES_PER_THREAD (256 * 1024) /* K+V bytes below which another thread does not pay */
+#define CHUNKS_PER_THREAD 4                /* work is split this much finer than the thread count */
 
 /* ---- instruction-set choice: 2 = AVX-512 kernels, 1 = AVX2 kernels; 0 = not decided yet ---- */
 static _Atomic int isa_level;
@@ -71,7 +73,7 @@ static int head_of(const decode_job* j, int64_t p) {
     return lo;
 }
 
-/* Start of worker w's range: w/n of all rows, moved down to a block boundary of the head it falls in. */
+/* Start of chunk w of n: w/n of all rows, moved down to a block boundary of the head it falls in. */
 static int64_t boundary(const decode_job* j, int w, int n) {
     if (w <= 0) return 0;
     if (w >= n) return j->total;
@@ -81,10 +83,42 @@ static int64_t boundary(const decode_job* j, int w, int n) {
     return j->head_start[h] + r / j->br * j->br;
 }
 
+/* Attends rows [p0, p1) of the flattened heads; heads wholly inside are finished straight into out, heads cut at
+ * a boundary leave a partial result in slot `chunk`. */
+static void run_range(decode_job* j, int64_t p0, int64_t p1, int chunk, segment_state* st) {
+    const int G = j->G, Dp = j->Dp;
+    for (int h = head_of(j, p0); h < j->n_kv && j->head_start[h] < p1; h++) {
+        int64_t hs = j->head_start[h], len = j->len[h];
+        int64_t r0 = p0 > hs ? p0 - hs : 0;
+        int64_t r1 = p1 - hs < len ? p1 - hs : len;
+        if (r0 >= r1) continue;
+        j->segment(j, h, r0, r1, st);
+        if (r0 == 0 && r1 == len) { /* the whole head: normalise straight into out */
+            for (int g = 0; g < G; g++) {
+                int64_t qh = (int64_t)h * G + g;
+                float inv = 1.0f / st->l[g];
+                for (int d = 0; d < j->D; d++) j->out[qh * j->D + d] = st->acc[(size_t)g * Dp + d] * inv;
+                if (j->lse != NULL) j->lse[qh] = st->m[g] + logf(st->l[g]);
+            }
+        } else {
+            size_t slot = (size_t)chunk * j->n_kv + h;
+            memcpy(j->part_acc + slot * G * Dp, st->acc, sizeof(float) * (size_t)G * Dp);
+            for (int g = 0; g < G; g++) {
+                j->part_ml[(slot * G + g) * 2] = st->m[g];
+                j->part_ml[(slot * G + g) * 2 + 1] = st->l[g];
+            }
+            j->part_valid[slot] = 1;
+        }
+    }
+}
+
+/* A worker takes chunks until none are left. Chunks are handed out dynamically rather than one fixed range per
+ * thread, so a worker the OS has descheduled (a busy machine, other threads of the JVM) delays the call by at
+ * most one chunk: the others take its share. */
 static void decode_task(void* ctx, int w, int n) {
+    (void)w;
+    (void)n;
     decode_job* j = (decode_job*)ctx;
-    int64_t p0 = boundary(j, w, n), p1 = boundary(j, w + 1, n);
-    if (p0 >= p1) return;
     const int G = j->G, Dp = j->Dp;
     size_t floats = (size_t)G * Dp * 2 + (size_t)G * TILE + (size_t)G * 3;
     float* buf = (float*)kvs_scratch(KVS_SCRATCH_WORK, floats * sizeof(float));
@@ -96,32 +130,15 @@ static void decode_task(void* ctx, int w, int n) {
     st.m = st.s + (size_t)G * TILE;
     st.l = st.m + G;
     st.corr = st.l + G;
-    for (int h = head_of(j, p0); h < j->n_kv && j->head_start[h] < p1; h++) {
-        int64_t hs = j->head_start[h], len = j->len[h];
-        int64_t r0 = p0 > hs ? p0 - hs : 0;
-        int64_t r1 = p1 - hs < len ? p1 - hs : len;
-        if (r0 >= r1) continue;
-        j->segment(j, h, r0, r1, &st);
-        if (r0 == 0 && r1 == len) { /* the whole head: normalise straight into out */
-            for (int g = 0; g < G; g++) {
-                int64_t qh = (int64_t)h * G + g;
-                float inv = 1.0f / st.l[g];
-                for (int d = 0; d < j->D; d++) j->out[qh * j->D + d] = st.acc[(size_t)g * Dp + d] * inv;
-                if (j->lse != NULL) j->lse[qh] = st.m[g] + logf(st.l[g]);
-            }
-        } else {
-            size_t slot = (size_t)w * j->n_kv + h;
-            memcpy(j->part_acc + slot * G * Dp, st.acc, sizeof(float) * (size_t)G * Dp);
-            for (int g = 0; g < G; g++) {
-                j->part_ml[(slot * G + g) * 2] = st.m[g];
-                j->part_ml[(slot * G + g) * 2 + 1] = st.l[g];
-            }
-            j->part_valid[slot] = 1;
-        }
+    for (;;) {
+        int c = atomic_fetch_add(&j->next_chunk, 1);
+        if (c >= j->chunks) return;
+        int64_t p0 = boundary(j, c, j->chunks), p1 = boundary(j, c + 1, j->chunks);
+        if (p0 < p1) run_range(j, p0, p1, c, &st);
     }
 }
 
-/* Combines the partial results of heads split between threads: weights exp(m_w - M) for M the largest max. */
+/* Combines the partial results of heads cut between chunks: weights exp(m_c - M) for M the largest max. */
 static void merge_partials(decode_job* j, int n) {
     const int G = j->G, D = j->D, Dp = j->Dp;
     for (int h = 0; h < j->n_kv; h++) {
@@ -185,11 +202,14 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t d
     int n = n_threads;
     int64_t by_size = total * j.rb * 2 / MIN_BYTES_PER_THREAD;
     if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;
+    /* CHUNKS_PER_THREAD chunks per thread, each at least half of MIN_BYTES_PER_THREAD */
+    int chunks = n == 1 ? 1 : (int)(2 * by_size < (int64_t)n * CHUNKS_PER_THREAD ? 2 * by_size : n * CHUNKS_PER_THREAD);
+    j.chunks = chunks;
 
     size_t nh = (size_t)n_kv + 1;
-    size_t part_floats = (size_t)n * n_kv * group * j.Dp;
-    size_t ml_floats = (size_t)n * n_kv * group * 2;
-    size_t bytes = nh * sizeof(int64_t) + (part_floats + ml_floats) * sizeof(float) + (size_t)n * n_kv + 64;
+    size_t part_floats = (size_t)chunks * n_kv * group * j.Dp;
+    size_t ml_floats = (size_t)chunks * n_kv * group * 2;
+    size_t bytes = nh * sizeof(int64_t) + (part_floats + ml_floats) * sizeof(float) + (size_t)chunks * n_kv + 64;
     char* buf = (char*)kvs_scratch(KVS_SCRATCH_DISPATCH, n > 1 ? bytes : nh * sizeof(int64_t));
     if (buf == NULL) return KVS_ERR_NO_MEMORY;
     int64_t* hs = (int64_t*)buf;
@@ -201,7 +221,7 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t d
         j.part_acc = (float*)(buf + nh * sizeof(int64_t));
         j.part_ml = j.part_acc + part_floats;
         j.part_valid = (uint8_t*)(j.part_ml + ml_floats);
-        memset(j.part_valid, 0, (size_t)n * n_kv);
+        memset(j.part_valid, 0, (size_t)chunks * n_kv);
     }
     for (int h = 0; h < n_kv; h++) { /* empty heads: nothing to attend to */
         if (len[h] != 0) continue;
@@ -210,9 +230,8 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t d
     }
     if (total == 0) return KVS_OK;
     if (n > 1) {
-        kvs_pool_run(decode_task, &j, n);
-        /* the pool may have run fewer workers; their partials are flagged, the rest stay unflagged */
-        merge_partials(&j, n);
+        kvs_pool_run(decode_task, &j, n); /* however many workers it gets, they take all chunks */
+        merge_partials(&j, chunks);
     } else {
         decode_task(&j, 0, 1);
     }

@@ -18,9 +18,11 @@ typedef struct {
     float* lse;
     const int64_t* head_start; /* [n_kv + 1]: offsets of each head's rows when all heads are laid end to end */
     int64_t total;
-    float* part_acc;     /* [n][n_kv][G][Dp] unnormalised partial outputs of heads split between threads */
-    float* part_ml;      /* [n][n_kv][G][2]  their (max, sum) */
-    uint8_t* part_valid; /* [n][n_kv] */
+    int chunks;          /* the rows are cut into this many ranges, taken by the workers dynamically */
+    _Atomic int next_chunk;
+    float* part_acc;     /* [chunks][n_kv][G][Dp] unnormalised partial outputs of heads cut between chunks */
+    float* part_ml;      /* [chunks][n_kv][G][2]  their (max, sum) */
+    uint8_t* part_valid; /* [chunks][n_kv] */
     void (*segment)(const void* job, int h, int64_t r0, int64_t r1, void* state);
     _Atomic int error;
 } kvs_decode_job;

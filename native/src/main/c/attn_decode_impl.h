@@ -17,7 +17,9 @@
  * passes over the same tile, which is then in L1. */
 
 KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const char* krow, int64_t rb,
-                                      const float* q, int Dp, float* s) {
+                                      const float* q, int Dp, float* s, const char** pk) {
+    const int esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
+    const char* cur = pk != NULL ? *pk : NULL;
     KV_VEC acc[KV_MAXACC];
 #pragma GCC unroll 16
     for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
@@ -26,6 +28,13 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
         KV_VEC kv[KV_MAXACC];
 #pragma GCC unroll 16
         for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype);
+        if (cur != NULL) { /* prefetch the tile ahead in address order, as many bytes as consumed here */
+            if (((c * esz) & 63) == 0) {
+#pragma GCC unroll 16
+                for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+            }
+            cur += NR * KV_W * esz;
+        }
 #pragma GCC unroll 16
         for (int g = 0; g < NG; g++) {
             KV_VEC qv = KV_LOADA(q + g * Dp + c);
@@ -33,6 +42,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
             for (int r = 0; r < NR; r++) acc[g * NR + r] = KV_FMA(qv, kv[r], acc[g * NR + r]);
         }
     }
+    if (pk != NULL) *pk = cur;
     float res[KV_MAXACC];
     if (NG * NR == KV_MAXACC) {
         KV_REDUCE_FULL(acc, res);
@@ -53,22 +63,16 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
     }
 }
 
-/* Prefetches the lines of rows [r, r + nr) of a tile further ahead (base == NULL: none). Spread over the rows
- * of the current tile so the misses stay in flight continuously instead of in bursts. */
-KVS_INLINE void KV_NAME(prefetch_rows)(const char* base, int r, int nr, int64_t rb) {
-    if (base == NULL) return;
-    for (int64_t o = r * rb; o < (r + nr) * rb; o += 64) KVS_PREFETCH(base + o);
-}
-
 /* Rows [r, t) of one pass of NG heads, NR rows at a time, then the remainder with smaller NR. */
 #define KV_SCORE_ROWS(NG, NR)                                                                         \
     for (; r + (NR) <= t; r += (NR)) {                                                                \
-        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r);                      \
-        KV_NAME(prefetch_rows)(pk, r, NR, rb);                                                    \
+        KV_NAME(score_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, sg + r, pk);                 \
     }
 
 KVS_INLINE void KV_NAME(score_pass)(int dtype, int NG, int D, int Dp, const char* kp, int64_t rb, int t,
-                                    const float* q, float* sg, const char* pk) {
+                                    const float* q, float* sg, const char* nk) {
+    const char* cursor = nk;
+    const char** pk = nk != NULL ? &cursor : NULL;
     int r = 0;
     if (KV_MAXACC / NG >= 16) KV_SCORE_ROWS(NG, 16)
     if (KV_MAXACC / NG >= 8) KV_SCORE_ROWS(NG, 8)
@@ -105,7 +109,7 @@ KVS_INLINE void KV_NAME(score_tile)(int dtype, int G, int D, int Dp, const char*
 
 /* acc[g][c .. c + NC*W) = acc * corr[g] + sum_r p[g][r] v[r][c ..] for NG heads. */
 KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp, int64_t rb, int t, int c,
-                                      const float* p, float* acc, int Dp, const float* corr, const char* pv) {
+                                      const float* p, float* acc, int Dp, const float* corr, const char** pv) {
     KV_VEC a[KV_MAXACC];
 #pragma GCC unroll 16
     for (int g = 0; g < NG; g++) {
@@ -113,9 +117,17 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
 #pragma GCC unroll 16
         for (int k = 0; k < NC; k++) a[g * NC + k] = KV_MUL(KV_LOADA(acc + (int64_t)g * Dp + c + KV_W * k), cg);
     }
+    /* prefetch the tile ahead in address order, as many bytes per row as this pass consumes: spread evenly
+     * over all column passes, and a sequential stream the hardware prefetchers can follow */
+    const int64_t esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
+    const int64_t pspan = (int64_t)NC * KV_W * esz;
+    const char* cur = pv != NULL ? *pv : NULL;
     for (int r = 0; r < t; r++) {
         const char* row = vp + r * rb;
-        KV_NAME(prefetch_rows)(pv, r, 1, rb);
+        if (cur != NULL) {
+            for (int64_t o = 0; o < pspan; o += 64) KVS_PREFETCH(cur + o);
+            cur += pspan;
+        }
         KV_VEC v[KV_MAXACC];
 #pragma GCC unroll 16
         for (int k = 0; k < NC; k++) v[k] = KV_LOADROW(row, c + KV_W * k, dtype);
@@ -126,6 +138,7 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
             for (int k = 0; k < NC; k++) a[g * NC + k] = KV_FMA(pb, v[k], a[g * NC + k]);
         }
     }
+    if (pv != NULL) *pv = cur;
 #pragma GCC unroll 16
     for (int g = 0; g < NG; g++) {
 #pragma GCC unroll 16
@@ -135,11 +148,11 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
 
 #define KV_VALUE_COLS(NG, NC)                                                                         \
     for (; c + (NC) * KV_W <= Dv; c += (NC) * KV_W) {                                                \
-        KV_NAME(value_kernel)(dtype, NG, NC, vp, rb, t, c, p, acc, Dp, corr, c == 0 ? pv : NULL);     \
+        KV_NAME(value_kernel)(dtype, NG, NC, vp, rb, t, c, p, acc, Dp, corr, pv);                     \
     }
 
 KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, int64_t rb, int t, const float* p,
-                                    float* acc, int Dp, const float* corr, const char* pv) {
+                                    float* acc, int Dp, const float* corr, const char** pv) {
     const int Dv = D - D % KV_W;
     int c = 0;
     if (KV_MAXACC / NG >= 16) KV_VALUE_COLS(NG, 16)
@@ -165,7 +178,8 @@ KVS_INLINE void KV_NAME(value_tile)(int dtype, int G, int D, int Dp, const char*
         float* a = acc + (int64_t)g0 * Dp;
         const float* pg = p + g0 * KVS_TILE;
         const float* cg = corr + g0;
-        const char* pv = g0 == 0 ? nv : NULL; /* prefetch during the first pass over the tile only */
+        const char* cursor = nv;
+        const char** pv = g0 == 0 && nv != NULL ? &cursor : NULL; /* prefetch during the first pass only */
         if (rem >= 8) {
             KV_NAME(value_pass)(dtype, 8, D, vp, rb, t, pg, a, Dp, cg, pv);
             g0 += 8;
@@ -240,15 +254,9 @@ KVS_INLINE void KV_NAME(run_segment)(int dtype, const kvs_decode_job* j, int h, 
             nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * rb;
             nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * rb;
         }
-#ifndef SKIP_SCORE
         KV_NAME(score_tile)(dtype, G, D, Dp, kp, rb, (int)t, st->qs, st->s, nk);
-#endif
-#ifndef SKIP_SOFTMAX
         KV_NAME(softmax_tile)(G, (int)t, st->s, st->m, st->l, st->corr);
-#endif
-#ifndef SKIP_VALUE
         KV_NAME(value_tile)(dtype, G, D, Dp, vp, rb, (int)t, st->s, st->acc, st->corr, nv);
-#endif
         r += t;
     }
 }

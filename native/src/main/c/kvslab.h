@@ -33,8 +33,9 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t d
 
 /* Causal prefill of the last n_q rows of each kv head: q and out are [n_q][n_kv*group][head_dim]; query i of kv
  * head h sees rows 0 .. len[h]-n_q+i (len[h] >= n_q). Uses OpenBLAS sgemm on tiles of queries x keys.
- * KVSlab does its own threading here: on first use the library's private OpenBLAS is set to one thread, so
- * the n_threads workers never oversubscribe the cores with nested BLAS threads. */
+ * KVSlab does its own threading here (n_threads workers): while a prefill runs, the library's OpenBLAS is set to
+ * one thread (restored afterwards), so there are no nested BLAS threads; OpenBLAS calls made concurrently by
+ * other threads during that window run single-threaded too. */
 int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads);

@@ -87,6 +87,24 @@ class NativeAttentionPrefillTest {
         }
     }
 
+    @Test
+    void openBlasThreadCountIsRestoredAfterPrefill() throws Throwable {
+        // the prefill runs OpenBLAS single-threaded under its own workers; other BLAS users must get their
+        // thread count back (the runner's matmuls share this OpenBLAS)
+        java.lang.invoke.MethodHandle get = NativeLibrary.get().handle("openblas_get_num_threads",
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT));
+        java.lang.invoke.MethodHandle set = NativeLibrary.get().handle("openblas_set_num_threads",
+                java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT));
+        int before = (int) get.invokeExact();
+        try {
+            set.invokeExact(2);
+            check(new AttentionShape(2, 4, 64, 1, 32), 40, new long[] {300, 1000}, 2, new Random(4));
+            assertEquals(2, (int) get.invokeExact(), "OpenBLAS thread count after a prefill");
+        } finally {
+            set.invokeExact(before);
+        }
+    }
+
     static float[] randomQueries(int count, Random rnd) {
         float[] q = new float[count];
         for (int i = 0; i < count; i++) {

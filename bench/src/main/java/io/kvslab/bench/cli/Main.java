@@ -17,6 +17,7 @@ public final class Main {
         COMMANDS.put("generate", new GenerateCommand());
         COMMANDS.put("eval", new EvalCommand());
         COMMANDS.put("pod", new PodCommand());
+        COMMANDS.put("bench", new BenchCommand());
         COMMANDS.put("footprint", new FootprintCommand());
         COMMANDS.put("stress", new StressCommand());
     }
