@@ -27,6 +27,9 @@ final class BenchCommand implements Command {
 
     static {
         SUITES.put("attention", new AttentionSuite());
+        SUITES.put("alloc", PerfSuites.alloc());
+        SUITES.put("compaction", PerfSuites.compaction());
+        SUITES.put("policy", PerfSuites.policy());
     }
 
     @Override

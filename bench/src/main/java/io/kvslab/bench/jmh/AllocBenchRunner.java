@@ -54,8 +54,9 @@ public final class AllocBenchRunner {
             sb.append(String.format(Locale.ROOT, "%-9s %-42s %12s %10s %9s%n", "pattern", "allocator", "ns/block",
                     "+-", "ratio"));
             for (Row r : rows) {
-                sb.append(String.format(Locale.ROOT, "%-9s %-42s %12.1f %10.1f %9.2f%n", r.pattern(), r.allocator(),
-                        r.nsPerBlock(), r.error(), r.ratio()));
+                sb.append(String.format(Locale.ROOT, "%-9s %-42s %12.1f %10s %9.2f%n", r.pattern(), r.allocator(),
+                        r.nsPerBlock(), Double.isFinite(r.error()) ? String.format(Locale.ROOT, "%.1f", r.error())
+                                : "-", r.ratio()));
             }
             return sb.toString();
         }
