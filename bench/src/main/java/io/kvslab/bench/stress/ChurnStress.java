@@ -630,25 +630,9 @@ public final class ChurnStress {
             int l = rnd.nextInt(layout.layers());
             int h = rnd.nextInt(layout.kvHeads());
             Rows r = t.rows(l, h);
-            int dim = layout.headDim();
-            float[] keys = new float[r.n * dim];
-            float[] values = new float[r.n * dim];
-            t.seq.readKeys(l, h, keys);
-            t.seq.readValues(l, h, values);
-            float[] row = new float[dim];
-            for (int i = 0; i < r.n; i++) {
-                gen.keyRow(r.salt[i], l, h, r.pos[i], row, 0);
-                StoredValues.round(row, 0, dim, layout.dtype());
-                boolean keyOk = Arrays.equals(row, 0, dim, keys, i * dim, i * dim + dim);
-                gen.valueRow(r.salt[i], l, h, r.pos[i], row, 0);
-                StoredValues.round(row, 0, dim, layout.dtype());
-                boolean valueOk = Arrays.equals(row, 0, dim, values, i * dim, i * dim + dim);
-                if (!keyOk || !valueOk) {
-                    violations.add("thread " + id + " " + when + ": sequence " + t.seq.id() + " layer " + l
-                            + " head " + h + " row " + i + " (position " + r.pos[i] + "): stored "
-                            + (keyOk ? "value" : "key") + " differs from what was appended");
-                    return;
-                }
+            String bad = StoredRows.mismatch(t.seq, l, h, gen, r.pos, r.salt, r.n);
+            if (bad != null) {
+                violations.add("thread " + id + " " + when + ": sequence " + t.seq.id() + " " + bad);
             }
         }
 

@@ -20,6 +20,7 @@ import io.kvslab.policy.UniformLayers;
 
 import java.io.PrintStream;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /**
@@ -181,7 +182,7 @@ public final class LongContextStress {
                          long attentionChecks, double maxAttentionError, long contentChecks, long peakLiveBytes,
                          long peakReservedBytes, long liveBoundBytes, long reservedBoundBytes, long finalReservedBytes,
                          long slabsAcquired, long slabsReleased, double seconds, double appendSeconds, double compressSeconds, double attentionSeconds,
-                         long violationCount, java.util.List<String> violations) {
+                         long violationCount, List<String> violations) {
         public boolean ok() {
             return violationCount == 0;
         }
@@ -375,9 +376,8 @@ public final class LongContextStress {
                             checkSubsetWithinBudget(s, before, streamed, windowSize, policy, violations);
                         }
                         checkAccounting(s, store, streamed, violations);
-                        if (contentCheck(s, gen, rnd, violations)) {
-                            contentChecks++;
-                        }
+                        contentCheck(s, gen, rnd, violations);
+                        contentChecks++;
                     }
                     bar.update(streamed, () -> {
                         StoreStats st = store.stats();
@@ -535,35 +535,15 @@ public final class LongContextStress {
     }
 
     /** Compares one random head's stored K and V rows with the regenerated synthetic rows, bit for bit. */
-    private boolean contentCheck(Sequence s, SyntheticKv gen, SplittableRandom rnd, Violations violations) {
+    private void contentCheck(Sequence s, SyntheticKv gen, SplittableRandom rnd, Violations violations) {
         KvLayout layout = config.layout();
         int l = rnd.nextInt(layout.layers());
         int h = rnd.nextInt(layout.kvHeads());
-        int n = s.length(l, h);
-        int dim = layout.headDim();
         long[] pos = s.positions(l, h);
-        float[] keys = new float[n * dim];
-        float[] values = new float[n * dim];
-        s.readKeys(l, h, keys);
-        s.readValues(l, h, values);
-        float[] row = new float[dim];
-        for (int r = 0; r < n; r++) {
-            gen.keyRow(0, l, h, pos[r], row, 0);
-            StoredValues.round(row, 0, dim, layout.dtype());
-            if (!Arrays.equals(row, 0, dim, keys, r * dim, r * dim + dim)) {
-                violations.add("layer " + l + " head " + h + " row " + r + " (position " + pos[r]
-                        + "): stored key differs from the key appended at that position");
-                return true;
-            }
-            gen.valueRow(0, l, h, pos[r], row, 0);
-            StoredValues.round(row, 0, dim, layout.dtype());
-            if (!Arrays.equals(row, 0, dim, values, r * dim, r * dim + dim)) {
-                violations.add("layer " + l + " head " + h + " row " + r + " (position " + pos[r]
-                        + "): stored value differs from the value appended at that position");
-                return true;
-            }
+        String bad = StoredRows.mismatch(s, l, h, gen, pos, new long[pos.length], pos.length);
+        if (bad != null) {
+            violations.add(bad);
         }
-        return true;
     }
 
     static double maxAbsDiff(float[] a, float[] b) {
