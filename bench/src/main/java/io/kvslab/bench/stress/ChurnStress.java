@@ -446,10 +446,10 @@ public final class ChurnStress {
                 op = t.maxRows() + 16 > config.maxRowsPerHead() ? Op.EVICT : Op.APPEND;
             } else if (dice < 58) {
                 op = sequences.size() < config.sequencesPerThread() ? Op.FORK : Op.CLOSE;
-            } else if (dice < 67) {
+            } else if (dice < 72) {
                 op = Op.EVICT;
             } else if (dice < 75) {
-                op = Op.COMPRESS;
+                op = Op.COMPRESS;   // a few ms each (context read, scoring kernels): rarer than a plain eviction
             } else if (dice < 86) {
                 op = Op.VERIFY;
             } else if (dice < 91) {
