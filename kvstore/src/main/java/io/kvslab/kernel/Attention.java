@@ -5,7 +5,6 @@ import io.kvslab.cache.KvLayout;
 import io.kvslab.cache.KvStore;
 import io.kvslab.cache.Sequence;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -23,9 +22,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class Attention implements AutoCloseable {
     private final int threads;
-    private Arena arena;
-    private MemorySegment floats = MemorySegment.NULL;   // q then out
-    private MemorySegment longs = MemorySegment.NULL;    // key addrs, value addrs, offsets, lengths, lse
+    /** floats: q then out; longs: key addresses, value addresses, offsets, lengths, lse. */
+    private final NativeScratch scratch = new NativeScratch();
     private boolean closed;
 
     private Attention(int threads) {
@@ -67,8 +65,9 @@ public final class Attention implements AutoCloseable {
         }
         try (KvStore.ReadAccess ignored = seq.store().readAccess()) {
             Tables t = tables(seq, layer, layout, q.length * 2L);
-            MemorySegment qSeg = floats.asSlice(0, (long) q.length * Float.BYTES);
-            MemorySegment outSeg = floats.asSlice((long) q.length * Float.BYTES, (long) q.length * Float.BYTES);
+            long bytes = (long) q.length * Float.BYTES;
+            MemorySegment qSeg = scratch.floats().asSlice(0, bytes);
+            MemorySegment outSeg = scratch.floats().asSlice(bytes, bytes);
             MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, q.length);
             MemorySegment lseSeg = lse == null ? null : t.lse;
             NativeAttention.decode(AttentionShape.of(layout), qSeg, t.keys, t.values, t.offsets, t.lengths,
@@ -91,8 +90,9 @@ public final class Attention implements AutoCloseable {
         KvLayout layout = checkCall(seq, layer, q, out, n);
         try (KvStore.ReadAccess ignored = seq.store().readAccess()) {
             Tables t = tables(seq, layer, layout, q.length * 2L);
-            MemorySegment qSeg = floats.asSlice(0, (long) q.length * Float.BYTES);
-            MemorySegment outSeg = floats.asSlice((long) q.length * Float.BYTES, (long) q.length * Float.BYTES);
+            long bytes = (long) q.length * Float.BYTES;
+            MemorySegment qSeg = scratch.floats().asSlice(0, bytes);
+            MemorySegment outSeg = scratch.floats().asSlice(bytes, bytes);
             MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, q.length);
             NativeAttention.prefill(AttentionShape.of(layout), n, qSeg, t.keys, t.values, t.offsets, t.lengths,
                     scale(layout), outSeg, threads);
@@ -104,9 +104,7 @@ public final class Attention implements AutoCloseable {
     public void close() {
         if (!closed) {
             closed = true;
-            if (arena != null) {
-                arena.close();
-            }
+            scratch.close();
         }
     }
 
@@ -154,7 +152,8 @@ public final class Attention implements AutoCloseable {
             blocks += seq.blockCount(layer, h);
         }
         long longsNeeded = 2 * blocks + (heads + 1) + heads + (layout.queryHeads() + 1) / 2;
-        ensureScratch(floatsNeeded, longsNeeded);
+        scratch.ensure(floatsNeeded, longsNeeded);
+        MemorySegment longs = scratch.longs();
         MemorySegment keys = longs.asSlice(0, blocks * Long.BYTES);
         MemorySegment values = longs.asSlice(blocks * Long.BYTES, blocks * Long.BYTES);
         MemorySegment offsets = longs.asSlice(2 * blocks * Long.BYTES, (heads + 1L) * Long.BYTES);
@@ -169,23 +168,5 @@ public final class Attention implements AutoCloseable {
         }
         offsets.setAtIndex(JAVA_LONG, heads, index);
         return new Tables(keys, values, offsets, lengths, lse);
-    }
-
-    private void ensureScratch(long floatsNeeded, long longsNeeded) {
-        if (floats.byteSize() >= floatsNeeded * Float.BYTES && longs.byteSize() >= longsNeeded * Long.BYTES) {
-            return;
-        }
-        // Grow geometrically into a fresh arena; the old one is closed (rare: only when a call is larger).
-        long f = Math.max(floatsNeeded, floats.byteSize() / Float.BYTES * 2);
-        long l = Math.max(longsNeeded, longs.byteSize() / Long.BYTES * 2);
-        Arena next = Arena.ofShared();
-        MemorySegment nf = next.allocate(f * Float.BYTES, 64);
-        MemorySegment nl = next.allocate(l * Long.BYTES, 64);
-        if (arena != null) {
-            arena.close();
-        }
-        arena = next;
-        floats = nf;
-        longs = nl;
     }
 }

@@ -5,7 +5,6 @@ import io.kvslab.cache.KvLayout;
 import io.kvslab.cache.KvStore;
 import io.kvslab.cache.Sequence;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -29,9 +28,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class PodAttention implements AutoCloseable {
     private final int threads;
-    private Arena arena;
-    private MemorySegment floats = MemorySegment.NULL;   // q, qD, outP, outD, lseP, lseD
-    private MemorySegment longs = MemorySegment.NULL;    // P: keys, values, offsets, lengths; D: the same
+    /** floats: q, qD, outP, outD, lseP, lseD; longs: P keys, values, offsets, lengths; D the same. */
+    private final NativeScratch scratch = new NativeScratch();
     private boolean closed;
     private float[] outP = new float[0];
     private float[] outD = new float[0];
@@ -79,35 +77,35 @@ public final class PodAttention implements AutoCloseable {
             for (int h = 0; h < heads; h++) {
                 blocks += seq.blockCount(layer, h);
             }
-            ensureScratch(4L * width + 2L * qh, 4 * blocks + 2 * (2L * heads + 1));
+            scratch.ensure(4L * width + 2L * qh, 4 * blocks + 2 * (2L * heads + 1));
             long fo = 0;
-            MemorySegment qSeg = floats.asSlice(fo, width * 4L);
+            MemorySegment qSeg = scratch.floats().asSlice(fo, width * 4L);
             fo += width * 4L;
-            MemorySegment qdSeg = floats.asSlice(fo, width * 4L);
+            MemorySegment qdSeg = scratch.floats().asSlice(fo, width * 4L);
             fo += width * 4L;
-            MemorySegment outPSeg = floats.asSlice(fo, width * 4L);
+            MemorySegment outPSeg = scratch.floats().asSlice(fo, width * 4L);
             fo += width * 4L;
-            MemorySegment outDSeg = floats.asSlice(fo, width * 4L);
+            MemorySegment outDSeg = scratch.floats().asSlice(fo, width * 4L);
             fo += width * 4L;
-            MemorySegment lsePSeg = floats.asSlice(fo, qh * 4L);
+            MemorySegment lsePSeg = scratch.floats().asSlice(fo, qh * 4L);
             fo += qh * 4L;
-            MemorySegment lseDSeg = floats.asSlice(fo, qh * 4L);
+            MemorySegment lseDSeg = scratch.floats().asSlice(fo, qh * 4L);
             long lo = 0;
-            MemorySegment keysP = longs.asSlice(lo, blocks * 8);
+            MemorySegment keysP = scratch.longs().asSlice(lo, blocks * 8);
             lo += blocks * 8;
-            MemorySegment valuesP = longs.asSlice(lo, blocks * 8);
+            MemorySegment valuesP = scratch.longs().asSlice(lo, blocks * 8);
             lo += blocks * 8;
-            MemorySegment keysD = longs.asSlice(lo, blocks * 8);
+            MemorySegment keysD = scratch.longs().asSlice(lo, blocks * 8);
             lo += blocks * 8;
-            MemorySegment valuesD = longs.asSlice(lo, blocks * 8);
+            MemorySegment valuesD = scratch.longs().asSlice(lo, blocks * 8);
             lo += blocks * 8;
-            MemorySegment offsetsP = longs.asSlice(lo, (heads + 1L) * 8);
+            MemorySegment offsetsP = scratch.longs().asSlice(lo, (heads + 1L) * 8);
             lo += (heads + 1L) * 8;
-            MemorySegment lengthsP = longs.asSlice(lo, heads * 8L);
+            MemorySegment lengthsP = scratch.longs().asSlice(lo, heads * 8L);
             lo += heads * 8L;
-            MemorySegment offsetsD = longs.asSlice(lo, (heads + 1L) * 8);
+            MemorySegment offsetsD = scratch.longs().asSlice(lo, (heads + 1L) * 8);
             lo += (heads + 1L) * 8;
-            MemorySegment lengthsD = longs.asSlice(lo, heads * 8L);
+            MemorySegment lengthsD = scratch.longs().asSlice(lo, heads * 8L);
 
             int tpb = layout.tokensPerBlock();
             long p = 0;
@@ -159,9 +157,7 @@ public final class PodAttention implements AutoCloseable {
     public void close() {
         if (!closed) {
             closed = true;
-            if (arena != null) {
-                arena.close();
-            }
+            scratch.close();
         }
     }
 
@@ -193,22 +189,5 @@ public final class PodAttention implements AutoCloseable {
                 throw new KvArgumentException(name + "[" + i + "] = " + x[i] + ": queries must be finite");
             }
         }
-    }
-
-    private void ensureScratch(long floatsNeeded, long longsNeeded) {
-        if (floats.byteSize() >= floatsNeeded * Float.BYTES && longs.byteSize() >= longsNeeded * Long.BYTES) {
-            return;
-        }
-        long f = Math.max(floatsNeeded, floats.byteSize() / Float.BYTES * 2);
-        long l = Math.max(longsNeeded, longs.byteSize() / Long.BYTES * 2);
-        Arena next = Arena.ofShared();
-        MemorySegment nf = next.allocate(f * Float.BYTES, 64);
-        MemorySegment nl = next.allocate(l * Long.BYTES, 64);
-        if (arena != null) {
-            arena.close();
-        }
-        arena = next;
-        floats = nf;
-        longs = nl;
     }
 }
