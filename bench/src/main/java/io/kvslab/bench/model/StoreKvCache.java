@@ -20,17 +20,12 @@ public final class StoreKvCache implements KvCache {
     private final SequenceAttention attention;
     private final int dim;
     private final int kvDim;
-    // the store takes exact-length arrays: reusable ones for one token, and for the chunk size last seen
+    // the store takes exact-length arrays: reusable ones for one token, ChunkBuffers for prefill chunks
     private final float[] q1;
     private final float[] k1;
     private final float[] v1;
     private final float[] out1;
-    private int chunkN;
-    private float[] qn;
-    private float[] kn;
-    private float[] vn;
-    private float[] outn;
-    private long[] posn;
+    private final ChunkBuffers chunk;
 
     /**
      * A cache on a sequence of a store the caller owns; closing the cache closes the sequence and the attention.
@@ -46,6 +41,7 @@ public final class StoreKvCache implements KvCache {
         KvLayout l = sequence.layout();
         this.dim = l.queryHeads() * l.headDim();
         this.kvDim = l.kvHeads() * l.headDim();
+        this.chunk = new ChunkBuffers(dim, kvDim);
         this.q1 = new float[dim];
         this.out1 = new float[dim];
         this.k1 = new float[kvDim];
@@ -109,21 +105,10 @@ public final class StoreKvCache implements KvCache {
             System.arraycopy(out1, 0, out, 0, dim);
             return;
         }
-        if (chunkN != n) {
-            chunkN = n;
-            qn = new float[n * dim];
-            outn = new float[n * dim];
-            kn = new float[n * kvDim];
-            vn = new float[n * kvDim];
-            posn = new long[n];
-        }
-        System.arraycopy(k, 0, kn, 0, n * kvDim);
-        System.arraycopy(v, 0, vn, 0, n * kvDim);
-        System.arraycopy(q, 0, qn, 0, n * dim);
-        System.arraycopy(positions, 0, posn, 0, n);
-        sequence.appendChunk(layer, kn, vn, posn);
-        attention.prefill(sequence, layer, qn, n, outn);
-        System.arraycopy(outn, 0, out, 0, n * dim);
+        chunk.load(q, k, v, positions, n);
+        sequence.appendChunk(layer, chunk.k(), chunk.v(), chunk.positions());
+        attention.prefill(sequence, layer, chunk.q(), n, chunk.out());
+        chunk.copyOut(out);
     }
 
     @Override

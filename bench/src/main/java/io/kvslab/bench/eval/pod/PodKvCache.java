@@ -1,5 +1,6 @@
 package io.kvslab.bench.eval.pod;
 
+import io.kvslab.bench.model.ChunkBuffers;
 import io.kvslab.bench.model.KvCache;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.cache.KvLayout;
@@ -39,12 +40,7 @@ public final class PodKvCache implements KvCache {
     private final float[][] layerQueries;
     private boolean sharingOn;
     private long freedBlocks;
-    private int chunkN;
-    private float[] qn;
-    private float[] kn;
-    private float[] vn;
-    private float[] outn;
-    private long[] posn;
+    private final ChunkBuffers chunk;
 
     /**
      * @param attention    dense attention (the kernel, or plain Java as a reference), closed with this cache
@@ -65,6 +61,7 @@ public final class PodKvCache implements KvCache {
         this.sharing = sharing;
         this.dim = l.queryHeads() * l.headDim();
         this.kvDim = l.kvHeads() * l.headDim();
+        this.chunk = new ChunkBuffers(dim, kvDim);
         this.q1 = new float[dim];
         this.out1 = new float[dim];
         this.k1 = new float[kvDim];
@@ -127,24 +124,13 @@ public final class PodKvCache implements KvCache {
             throw new IllegalStateException("PoD v1 runs token by token; feed the tokens after startSharing one at "
                     + "a time");
         }
-        if (chunkN != n) {
-            chunkN = n;
-            qn = new float[n * dim];
-            outn = new float[n * dim];
-            kn = new float[n * kvDim];
-            vn = new float[n * kvDim];
-            posn = new long[n];
-        }
-        System.arraycopy(k, 0, kn, 0, n * kvDim);
-        System.arraycopy(v, 0, vn, 0, n * kvDim);
-        System.arraycopy(q, 0, qn, 0, n * dim);
-        System.arraycopy(positions, 0, posn, 0, n);
-        sequence.appendChunk(layer, kn, vn, posn);
+        chunk.load(q, k, v, positions, n);
+        sequence.appendChunk(layer, chunk.k(), chunk.v(), chunk.positions());
         if (sharingOn) {
             freedBlocks += sharing.demote(sequence, layer, positions[0]);
         }
-        attention.prefill(sequence, layer, qn, n, outn);
-        System.arraycopy(outn, 0, out, 0, n * dim);
+        attention.prefill(sequence, layer, chunk.q(), n, chunk.out());
+        chunk.copyOut(out);
     }
 
     @Override
