@@ -1,6 +1,6 @@
 package io.kvslab.pod;
 
-import io.kvslab.cache.KvLayout;
+import io.kvslab.KvLayout;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

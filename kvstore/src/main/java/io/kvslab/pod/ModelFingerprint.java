@@ -1,6 +1,6 @@
 package io.kvslab.pod;
 
-import io.kvslab.cache.KvLayout;
+import io.kvslab.KvLayout;
 
 /**
  * What a layer grouping was calibrated on: an identifier of the model's weights (for example the file name and a

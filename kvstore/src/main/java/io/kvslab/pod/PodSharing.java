@@ -1,7 +1,7 @@
 package io.kvslab.pod;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvLayout;
+import io.kvslab.Sequence;
 
 /**
  * Applies a {@link LayerGrouping} to a sequence as decoding moves on (PoD demotion), and builds the v1 queries.

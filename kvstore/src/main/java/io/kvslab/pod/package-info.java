@@ -3,7 +3,7 @@
  * layers. {@link io.kvslab.pod.LayerGrouping} is the offline per-KV-head grouping (calibrated by
  * {@link io.kvslab.pod.LayerSimilarity}, saved next to the model with a {@link io.kvslab.pod.ModelFingerprint});
  * {@link io.kvslab.pod.PodSharing} demotes distant key blocks to aliases of the base layer's blocks as decoding
- * moves on (real bytes freed) and builds the v1 queries; attention runs in {@link io.kvslab.kernel.Attention} (v2)
- * or {@link io.kvslab.kernel.PodAttention} (v1, or v2 in two parts).
+ * moves on (real bytes freed) and builds the v1 queries; attention runs in {@link io.kvslab.Attention} (v2)
+ * or {@link io.kvslab.pod.PodAttention} (v1, or v2 in two parts).
  */
 package io.kvslab.pod;

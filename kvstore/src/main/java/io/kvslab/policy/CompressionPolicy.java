@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 import java.util.Set;
 import java.util.TreeSet;

@@ -1,7 +1,7 @@
 package io.kvslab.policy;
 
-import io.kvslab.cache.Sequence;
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.Sequence;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 import java.util.ArrayList;
 import java.util.List;

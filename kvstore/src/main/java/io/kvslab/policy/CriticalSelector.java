@@ -1,7 +1,7 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.OutputProjectionWeights;
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.OutputProjectionWeights;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * CriticalKV's two-stage selection (arXiv 2502.03805, spec 2.2-2.4), replacing a per-head top-k.

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 import java.util.function.Function;
 

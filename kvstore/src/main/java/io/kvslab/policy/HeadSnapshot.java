@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /**
  * The cached rows of one (layer, KV head) of one sequence, as fp32: what {@code Sequence.readKeys},

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * Knorm baseline (kvpress {@code KnormPress}): score = -||k||_2, so keys with a small norm are kept. It reads only

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * Second step of a policy: the nominal number of rows each KV head of a layer keeps (protected rows included),

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * DBudgetKV's dynamic layer budget (ReFreeKV, arXiv 2502.16886, spec 4.3): keep the shortest prefix of the ranking

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * PyramidKV's layer budgets: lower layers keep more, upper layers less, linearly, with the same total as the

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * Scores each row by its recency (its row index, newer = higher), so a top-k keeps the newest rows: StreamingLLM's

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * First step of a policy (kvpress's {@code score}): one fp32 importance score per row of every KV head of a layer;

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /**
  * What a policy decided for one sequence: for every (layer, KV head) the strictly ascending row indices to keep.

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * Last step of a policy (kvpress's {@code compress}): which rows each KV head keeps, given its final budget. Always

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * Plain per-head top-k: the protected rows plus the {@code budget - protected} best-scored unprotected rows (ties to

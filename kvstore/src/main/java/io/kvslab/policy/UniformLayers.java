@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /** Every layer keeps the sequence's budget: {@code budget.rowsFor(n)} rows of each KV head with n rows. */
 public record UniformLayers() implements LayerBudgetRule {

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 
 /**
  * SnapKV's observation-window score (spec 1.2), the base signal of SnapKV, Ada-KV, PyramidKV and CriticalKV.

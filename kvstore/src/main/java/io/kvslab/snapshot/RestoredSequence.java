@@ -1,6 +1,6 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /**
  * One sequence restored from a snapshot.

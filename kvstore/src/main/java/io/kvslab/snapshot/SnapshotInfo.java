@@ -1,6 +1,6 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.cache.KvLayout;
+import io.kvslab.KvLayout;
 
 import java.util.List;
 

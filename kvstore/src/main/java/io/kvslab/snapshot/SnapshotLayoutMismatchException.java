@@ -1,6 +1,6 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.cache.KvLayout;
+import io.kvslab.KvLayout;
 
 /** A snapshot was taken with a KV layout other than the target store's: its blocks would not fit. */
 public final class SnapshotLayoutMismatchException extends SnapshotException {

@@ -1,13 +1,13 @@
 package io.kvslab.snapshot;
 
 import io.kvslab.KvSlabException;
-import io.kvslab.cache.BlockStaging;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.RawBlocks;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.TableImage;
+import io.kvslab.BlockStaging;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.RawBlocks;
+import io.kvslab.Sequence;
+import io.kvslab.TableImage;
 import net.openhft.chronicle.bytes.MappedBytes;
 
 import java.io.IOException;

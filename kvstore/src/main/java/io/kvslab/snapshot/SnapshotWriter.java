@@ -2,10 +2,10 @@ package io.kvslab.snapshot;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.RawBlocks;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.RawBlocks;
+import io.kvslab.Sequence;
 import net.openhft.chronicle.bytes.MappedBytes;
 
 import java.io.IOException;

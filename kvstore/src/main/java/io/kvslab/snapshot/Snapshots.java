@@ -1,8 +1,8 @@
 package io.kvslab.snapshot;
 
 import io.kvslab.KvArgumentException;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
 import io.kvslab.metrics.Jfr;
 import io.kvslab.metrics.SnapshotEvent;
 

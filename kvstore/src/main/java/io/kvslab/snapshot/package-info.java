@@ -4,7 +4,7 @@
  * through Chronicle Bytes memory-mapped {@code MappedBytes}; the format (version 1) is specified in
  * docs/snapshots.md and in {@link io.kvslab.snapshot.SnapshotFormat}.
  *
- * <p>Depends on {@code io.kvslab.cache} (its raw block access, {@link io.kvslab.cache.RawBlocks}); the cache does
+ * <p>Depends on {@code io.kvslab} (its raw block access, {@link io.kvslab.RawBlocks}); the cache does
  * not depend on this package. Needs the JVM flags of the build ({@code --add-opens=java.base/java.lang.reflect},
  * {@code --add-exports=java.base/sun.nio.ch}, {@code --add-exports=java.base/jdk.internal.ref}).
  */

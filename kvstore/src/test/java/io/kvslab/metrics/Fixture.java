@@ -1,7 +1,7 @@
 package io.kvslab.metrics;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvLayout;
+import io.kvslab.Sequence;
 
 /** Appends deterministic tokens to every layer of a sequence. */
 final class Fixture {

@@ -1,12 +1,12 @@
 package io.kvslab.metrics;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.SequenceOps;
-import io.kvslab.cache.StoreConfig;
-import io.kvslab.memory.CompactionResult;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
+import io.kvslab.SequenceOps;
+import io.kvslab.StoreConfig;
+import io.kvslab.CompactionResult;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;

@@ -1,7 +1,7 @@
 package io.kvslab.pod;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

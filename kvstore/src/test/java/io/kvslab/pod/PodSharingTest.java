@@ -1,10 +1,10 @@
 package io.kvslab.pod;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KeySharingException;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
+import io.kvslab.DType;
+import io.kvslab.KeySharingException;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;

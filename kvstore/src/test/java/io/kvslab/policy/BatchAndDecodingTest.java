@@ -1,7 +1,7 @@
 package io.kvslab.policy;
 
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;

@@ -1,11 +1,11 @@
 package io.kvslab.policy;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.StoreConfig;
-import io.kvslab.cache.StoreStats;
-import io.kvslab.kernel.Attention;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
+import io.kvslab.StoreConfig;
+import io.kvslab.StoreStats;
+import io.kvslab.Attention;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 

@@ -1,8 +1,8 @@
 package io.kvslab.policy;
 
-import io.kvslab.kernel.OutputProjectionWeights;
-import io.kvslab.kernel.PolicyKernelException;
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.OutputProjectionWeights;
+import io.kvslab.internal.ffm.PolicyKernelException;
+import io.kvslab.internal.ffm.PolicyKernels;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

@@ -1,7 +1,7 @@
 package io.kvslab.policy;
 
 import io.kvslab.KvArgumentException;
-import io.kvslab.kernel.PolicyKernels;
+import io.kvslab.internal.ffm.PolicyKernels;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

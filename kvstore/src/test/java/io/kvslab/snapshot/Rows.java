@@ -1,8 +1,8 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.RawBlocks;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvLayout;
+import io.kvslab.RawBlocks;
+import io.kvslab.Sequence;
 
 import java.io.ByteArrayOutputStream;
 

@@ -1,10 +1,10 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.RawBlocks;
-import io.kvslab.cache.Sequence;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.RawBlocks;
+import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,14 +1,14 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.cache.BlockStaging;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.PrefixCache;
-import io.kvslab.cache.RawBlocks;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.StoreConfig;
-import io.kvslab.cache.TableImage;
+import io.kvslab.BlockStaging;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.PrefixCache;
+import io.kvslab.RawBlocks;
+import io.kvslab.Sequence;
+import io.kvslab.StoreConfig;
+import io.kvslab.TableImage;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

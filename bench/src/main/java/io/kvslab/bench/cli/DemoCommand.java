@@ -1,12 +1,12 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.bench.synth.SyntheticKv;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.StoreStats;
-import io.kvslab.kernel.Attention;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
+import io.kvslab.StoreStats;
+import io.kvslab.Attention;
 
 import java.util.Locale;
 import java.util.Set;

@@ -9,7 +9,7 @@ import io.kvslab.bench.footprint.FootprintRow;
 import io.kvslab.bench.footprint.FootprintRunner;
 import io.kvslab.bench.footprint.Json;
 import io.kvslab.bench.footprint.ModelGeometry;
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 
 import java.io.IOException;
 import java.nio.file.Path;

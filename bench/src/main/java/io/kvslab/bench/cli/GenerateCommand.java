@@ -8,7 +8,7 @@ import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.MatMul;
 import io.kvslab.bench.model.Sampler;
 import io.kvslab.bench.model.Session;
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 
 import java.io.PrintStream;
 import java.nio.file.Path;

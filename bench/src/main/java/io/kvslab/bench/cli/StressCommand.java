@@ -6,8 +6,8 @@ import io.kvslab.bench.stress.AttentionBackend;
 import io.kvslab.bench.stress.ChurnStress;
 import io.kvslab.bench.stress.KernelAttention;
 import io.kvslab.bench.stress.LongContextStress;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
 
 import java.util.Locale;
 import java.util.Set;

@@ -1,7 +1,7 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.StoreConfig;
+import io.kvslab.KvLayout;
+import io.kvslab.StoreConfig;
 
 /**
  * The footprint the store's allocation scheme implies, computed without allocating: every (layer, KV head) holds

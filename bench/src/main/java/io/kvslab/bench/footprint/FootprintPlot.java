@@ -8,7 +8,7 @@ import org.knowm.xchart.style.Styler;
 import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 
 import java.awt.BasicStroke;
 import java.awt.Color;

@@ -1,6 +1,6 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 
 /**
  * One line of the footprint table.

@@ -1,12 +1,12 @@
 package io.kvslab.bench.footprint;
 
 import io.kvslab.bench.stress.SyntheticKv;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.StoreConfig;
-import io.kvslab.cache.StoreStats;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
+import io.kvslab.StoreConfig;
+import io.kvslab.StoreStats;
 
 import java.util.ArrayList;
 import java.util.HashMap;

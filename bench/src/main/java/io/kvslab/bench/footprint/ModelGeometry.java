@@ -1,7 +1,7 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
 
 import java.util.List;
 import java.util.Locale;

@@ -1,6 +1,6 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.memory.SlabAllocator;
+import io.kvslab.internal.table.SlabAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import org.openjdk.jmh.annotations.Benchmark;

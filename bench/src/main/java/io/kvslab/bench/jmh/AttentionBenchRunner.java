@@ -1,6 +1,6 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;

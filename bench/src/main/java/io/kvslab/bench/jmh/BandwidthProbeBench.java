@@ -1,6 +1,6 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.kernel.NativeAttention;
+import io.kvslab.internal.table.NativeAttention;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;

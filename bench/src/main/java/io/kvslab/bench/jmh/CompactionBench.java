@@ -1,7 +1,7 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.memory.CompactionResult;
-import io.kvslab.memory.SlabAllocator;
+import io.kvslab.CompactionResult;
+import io.kvslab.internal.table.SlabAllocator;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;

@@ -2,11 +2,11 @@ package io.kvslab.bench.jmh;
 
 import io.kvslab.bench.stress.SyntheticKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
-import io.kvslab.kernel.Attention;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
+import io.kvslab.Attention;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;

@@ -1,6 +1,6 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.kernel.NativeLibrary;
+import io.kvslab.internal.ffm.NativeLibrary;
 
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;

@@ -1,6 +1,6 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /**
  * A plain-Java {@link SequenceAttention} that reads the rows back from the store ({@link Sequence#readKeys}) and

@@ -1,7 +1,7 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.Sequence;
-import io.kvslab.kernel.Attention;
+import io.kvslab.Sequence;
+import io.kvslab.Attention;
 
 /** The library's native attention kernel ({@link Attention}) as a {@link SequenceAttention}; owns its native scratch. */
 public final class KernelAttention implements SequenceAttention {

@@ -1,6 +1,6 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 
 /** Where a session's keys and values live and what computes attention over them. */
 public enum KvBackend {

@@ -1,6 +1,6 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /**
  * Attention over the rows a store {@link Sequence} holds for one layer, with the contract of the library's kernel

@@ -1,10 +1,10 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
-import io.kvslab.cache.StoreConfig;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
+import io.kvslab.StoreConfig;
 
 /**
  * A {@link KvCache} on the KVSlab store: every layer's keys and values go into a store {@link Sequence}

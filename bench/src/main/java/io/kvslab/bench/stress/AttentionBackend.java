@@ -1,6 +1,6 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /** Decode attention over one layer of a sequence ({@code q, out: float[queryHeads * headDim]}). */
 public interface AttentionBackend {

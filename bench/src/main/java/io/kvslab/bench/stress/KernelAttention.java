@@ -1,7 +1,7 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.Sequence;
-import io.kvslab.kernel.Attention;
+import io.kvslab.Sequence;
+import io.kvslab.Attention;
 
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;

@@ -1,7 +1,7 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvLayout;
+import io.kvslab.Sequence;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;

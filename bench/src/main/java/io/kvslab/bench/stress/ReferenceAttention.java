@@ -1,7 +1,7 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.Sequence;
+import io.kvslab.KvLayout;
+import io.kvslab.Sequence;
 
 /**
  * Plain-Java decode attention in double precision over the rows a sequence returns from {@code readKeys} and

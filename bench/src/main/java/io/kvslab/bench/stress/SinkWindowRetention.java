@@ -1,6 +1,6 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 
 /**
  * A minimal StreamingLLM-style retention (attention sinks + most recent rows), applied with

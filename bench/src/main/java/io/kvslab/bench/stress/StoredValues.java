@@ -1,6 +1,6 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 
 /**
  * What a value reads back as after being stored in a dtype, computed independently of the store's codec: fp16 via

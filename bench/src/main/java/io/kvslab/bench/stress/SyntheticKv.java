@@ -1,6 +1,6 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.KvLayout;
+import io.kvslab.KvLayout;
 
 import java.util.SplittableRandom;
 

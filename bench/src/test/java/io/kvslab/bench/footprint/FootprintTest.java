@@ -1,8 +1,8 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.StoreConfig;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.StoreConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,8 +1,8 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;

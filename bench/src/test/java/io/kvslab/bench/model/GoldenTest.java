@@ -1,6 +1,6 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.cache.DType;
+import io.kvslab.DType;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -2,10 +2,10 @@ package io.kvslab.bench.model;
 
 import io.kvslab.bench.eval.LogitMetrics;
 import io.kvslab.bench.eval.TeacherForcing;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.StoreConfig;
-import io.kvslab.memory.CompactionResult;
+import io.kvslab.DType;
+import io.kvslab.KvStore;
+import io.kvslab.StoreConfig;
+import io.kvslab.CompactionResult;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;

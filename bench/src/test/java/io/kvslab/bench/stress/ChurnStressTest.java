@@ -1,8 +1,8 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.Sequence;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;

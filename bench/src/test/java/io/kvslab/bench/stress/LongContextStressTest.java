@@ -1,8 +1,8 @@
 package io.kvslab.bench.stress;
 
 import io.kvslab.bench.footprint.ModelGeometry;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.Sequence;
+import io.kvslab.DType;
+import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;

@@ -1,7 +1,7 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;

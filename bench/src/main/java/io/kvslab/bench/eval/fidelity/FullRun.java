@@ -5,7 +5,7 @@ import io.kvslab.bench.model.AttentionObserver;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
-import io.kvslab.cache.Sequence;
+import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
 import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.SequenceContext;

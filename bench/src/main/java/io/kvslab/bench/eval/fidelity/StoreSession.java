@@ -6,10 +6,10 @@ import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.Session;
 import io.kvslab.bench.model.StoreKvCache;
-import io.kvslab.cache.DType;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.KvStore;
-import io.kvslab.cache.Sequence;
+import io.kvslab.DType;
+import io.kvslab.KvLayout;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
 
 /**
  * A session whose KV rows live in a fresh KVSlab store of its own (fp32 rows, the eval's block size), so the store's

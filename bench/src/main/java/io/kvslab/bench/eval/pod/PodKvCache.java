@@ -3,9 +3,9 @@ package io.kvslab.bench.eval.pod;
 import io.kvslab.bench.model.ChunkBuffers;
 import io.kvslab.bench.model.KvCache;
 import io.kvslab.bench.model.SequenceAttention;
-import io.kvslab.cache.KvLayout;
-import io.kvslab.cache.Sequence;
-import io.kvslab.kernel.PodAttention;
+import io.kvslab.KvLayout;
+import io.kvslab.Sequence;
+import io.kvslab.pod.PodAttention;
 import io.kvslab.pod.PodSharing;
 import io.kvslab.pod.PodVariant;
 

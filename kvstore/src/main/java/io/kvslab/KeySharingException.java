@@ -1,0 +1,15 @@
+package io.kvslab;
+
+import io.kvslab.KvArgumentException;
+
+/**
+ * A cross-layer key alias was refused: the base layer is not below the layer, the block is not full in both
+ * tables (a partial tail still receives appends, so it is never shared), or the two tables do not hold the same
+ * positions in that block (for example after per-layer eviction). The message names the layer, KV head and block
+ * and what is allowed; nothing was changed.
+ */
+public final class KeySharingException extends KvArgumentException {
+    KeySharingException(String message) {
+        super(message);
+    }
+}

@@ -1,0 +1,350 @@
+package io.kvslab;
+
+import io.kvslab.KvArgumentException;
+import io.kvslab.KvSlabException;
+
+import io.kvslab.internal.table.SlabAllocator;
+import io.kvslab.metrics.CompactionEvent;
+import io.kvslab.metrics.CompressionEvent;
+import io.kvslab.metrics.Jfr;
+import io.kvslab.metrics.MemoryPressureEvent;
+import io.kvslab.metrics.StoreMetrics;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * An off-heap KV cache: one slab allocator, one layout, many sequences.
+ *
+ * <h2>Concurrency contract</h2>
+ * <ul>
+ *   <li>The store is thread-safe: sequences may be created, used and closed from any thread, and different
+ *       sequences may be mutated concurrently (the allocator is guarded by its own monitor).</li>
+ *   <li>A {@link Sequence} has one writer at a time. Concurrent reads of one sequence (attention, read views) are
+ *       fine; a read concurrent with a write to the <em>same</em> sequence is not. Forked sequences share blocks
+ *       safely: shared blocks are never written (copy-on-write).</li>
+ *   <li>{@link #compact()} and {@link #close()} are exclusive: they wait until no sequence operation or
+ *       {@link #readAccess()} region is in progress, and block new ones meanwhile.</li>
+ * </ul>
+ */
+public final class KvStore implements AutoCloseable {
+    /** Handler rounds per allocation before the store gives up with {@link MemoryLimitExceededException}. */
+    public static final int MAX_PRESSURE_ROUNDS = 4;
+    /** Set while this thread runs pressure handlers: their own allocations must not call the handlers again. */
+    private static final ThreadLocal<boolean[]> IN_PRESSURE_HANDLER = ThreadLocal.withInitial(() -> new boolean[1]);
+
+    private final KvLayout layout;
+    private final StoreConfig config;
+    final SlabAllocator allocator;
+    /** Sequence operations hold the read lock; compaction and close hold the write lock. */
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final Set<Sequence> open = ConcurrentHashMap.newKeySet();
+    private final AtomicLong nextSequenceId = new AtomicLong();
+    private final List<MemoryPressureHandler> pressureHandlers = new CopyOnWriteArrayList<>();
+    // Event counters for metrics(); LongAdder because writers on many threads bump them.
+    final LongAdder rowsEvicted = new LongAdder();
+    final LongAdder rowsRemoved = new LongAdder();
+    final LongAdder compactions = new LongAdder();
+    final LongAdder blocksMoved = new LongAdder();
+    final LongAdder prefixHitBlocks = new LongAdder();
+    final LongAdder prefixMissBlocks = new LongAdder();
+    final LongAdder prefixEvictedBlocks = new LongAdder();
+    final AtomicLong prefixCachedBlocks = new AtomicLong();
+    final LongAdder pressureEvents = new LongAdder();
+    final LongAdder pressureRelieved = new LongAdder();
+    /** Mirrors the allocator's relocation epoch; read without locking by address caches. */
+    volatile long relocationEpoch;
+    private volatile boolean closed;
+
+    private KvStore(KvLayout layout, StoreConfig config) {
+        this.layout = layout;
+        this.config = config;
+        this.allocator = new SlabAllocator(layout.blockBytes(), config.slabBytes(), config.limitBytes());
+    }
+
+    /** A store without a memory limit. */
+    public static KvStore open(KvLayout layout) {
+        return open(layout, StoreConfig.defaults());
+    }
+
+    public static KvStore open(KvLayout layout, StoreConfig config) {
+        if (layout == null || config == null) {
+            throw new KvArgumentException("layout and config must not be null");
+        }
+        if (config.limitBytes() < layout.blockBytes()) {
+            throw new KvArgumentException("limitBytes (" + config.limitBytes() + ") must hold at least one block ("
+                    + layout.blockBytes() + " bytes)");
+        }
+        return new KvStore(layout, config);
+    }
+
+    public KvLayout layout() {
+        return layout;
+    }
+
+    public StoreConfig config() {
+        return config;
+    }
+
+    /** A new, empty sequence. */
+    public Sequence newSequence() {
+        ReentrantReadWriteLock.ReadLock r = enter();
+        try {
+            Sequence s = new Sequence(this, nextSequenceId.getAndIncrement());
+            open.add(s);
+            return s;
+        } finally {
+            r.unlock();
+        }
+    }
+
+    public StoreStats stats() {
+        return new StoreStats(allocator.stats(), open.size());
+    }
+
+    /**
+     * Memory, slab occupancy, event counters and a view of every open sequence. Sequence-level values are read
+     * without stopping the sequences' writers: take the snapshot between decode steps for exact numbers.
+     */
+    public StoreMetrics metrics() {
+        return MetricsCollector.store(this);
+    }
+
+    /** The open sequences (restored, forked and new ones), in id order. */
+    public List<Sequence> sequences() {
+        List<Sequence> list = new ArrayList<>(open);
+        list.sort(Comparator.comparingLong(Sequence::id));
+        return list;
+    }
+
+    /**
+     * Registers a handler that may free memory when an allocation would exceed the limit; handlers run in
+     * registration order until one reports that it freed memory, then the allocation is retried.
+     */
+    public void addPressureHandler(MemoryPressureHandler handler) {
+        if (handler == null) {
+            throw new KvArgumentException("handler must not be null");
+        }
+        pressureHandlers.add(handler);
+    }
+
+    /** Unregisters a handler; returns whether it was registered. */
+    public boolean removePressureHandler(MemoryPressureHandler handler) {
+        return pressureHandlers.remove(handler);
+    }
+
+    /**
+     * Moves blocks out of sparse slabs and returns emptied slabs to the OS. Block handles stay valid; cached block
+     * addresses are refreshed lazily. Waits for in-flight sequence operations.
+     */
+    public CompactionResult compact() {
+        if (lock.getReadHoldCount() > 0) {
+            throw new KvSlabException("compact() called inside a readAccess() region or sequence operation; "
+                    + "it needs exclusive access");
+        }
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            CompactionEvent event = Jfr.recording() ? new CompactionEvent() : null;
+            if (event != null) {
+                event.begin();
+            }
+            CompactionResult r = allocator.compact();
+            relocationEpoch = allocator.relocationEpoch();
+            compactions.increment();
+            blocksMoved.add(r.blocksMoved());
+            if (event != null && event.shouldCommit()) {
+                event.blocksMoved = r.blocksMoved();
+                event.bytesMoved = r.bytesMoved();
+                event.slabsReleased = r.slabsReleased();
+                event.bytesReleased = r.bytesReleased();
+                event.reservedBytesAfter = allocator.reservedBytes();
+                event.commit();
+            }
+            return r;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /**
+     * Pins block addresses for a native read (for example an attention kernel call): compaction and close wait
+     * until the returned access is closed. Use in try-with-resources; keep it short.
+     */
+    public ReadAccess readAccess() {
+        return new ReadAccess(enter());
+    }
+
+    /** Holds the store's shared lock; closing releases it. */
+    public static final class ReadAccess implements AutoCloseable {
+        private final ReentrantReadWriteLock.ReadLock lock;
+        private boolean released;
+
+        private ReadAccess(ReentrantReadWriteLock.ReadLock lock) {
+            this.lock = lock;
+        }
+
+        @Override
+        public void close() {
+            if (!released) {
+                released = true;
+                lock.unlock();
+            }
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /**
+     * Returns all native memory to the OS. If sequences still held blocks, throws {@link LeakedBlocksException}
+     * after freeing them (their sequences become unusable). Closing twice is a no-op.
+     */
+    @Override
+    public void close() {
+        lock.writeLock().lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            int openSequences = open.size();
+            for (Sequence s : open) {
+                s.markClosedByStore();
+            }
+            open.clear();
+            long live = allocator.closeAndCountLive();
+            if (live > 0) {
+                throw new LeakedBlocksException(live, live * layout.blockBytes(), openSequences);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    // ---- used by Sequence ----
+
+    /**
+     * Allocates {@code out.length} blocks into {@code out}, all or nothing. When the limit refuses them, asks the
+     * pressure handlers to free memory: returns {@code false} if one did (the caller counts its needs again and
+     * calls back with {@code attempt + 1}), throws the {@link MemoryLimitExceededException} if none could.
+     */
+    boolean tryAllocate(Sequence requester, long[] out, int attempt) {
+        try {
+            allocator.allocate(out, out.length);
+            return true;
+        } catch (MemoryLimitExceededException e) {
+            if (!relievePressure(requester, e, attempt)) {
+                throw e;
+            }
+            return false;
+        }
+    }
+
+    private boolean relievePressure(Sequence requester, MemoryLimitExceededException refused, int attempt) {
+        boolean[] inHandler = IN_PRESSURE_HANDLER.get();
+        if (attempt > MAX_PRESSURE_ROUNDS || pressureHandlers.isEmpty() || inHandler[0]) {
+            return false;
+        }
+        pressureEvents.increment();
+        MemoryPressureEvent event = Jfr.recording() ? new MemoryPressureEvent() : null;
+        if (event != null) {
+            event.begin();
+        }
+        // Free slots in held slabs plus whole blocks that still fit under the limit (slabs hold whole blocks).
+        long blockBytes = layout.blockBytes();
+        long available = (refused.reservedBytes() - refused.liveBytes())
+                + (refused.limitBytes() - refused.reservedBytes()) / blockBytes * blockBytes;
+        long shortfall = Math.max(blockBytes, refused.requestedBytes() - available);
+        MemoryPressure pressure = new MemoryPressure(this, requester, refused.requestedBytes(), shortfall,
+                refused.limitBytes(), refused.liveBytes(), refused.reservedBytes(), attempt);
+        int modCount = requester == null ? 0 : requester.modCount;
+        boolean relieved = false;
+        inHandler[0] = true;
+        try {
+            for (MemoryPressureHandler handler : pressureHandlers) {
+                if (handler.relieve(pressure)) {
+                    relieved = true;
+                    break;
+                }
+            }
+        } catch (RuntimeException e) {
+            refused.addSuppressed(e);
+            throw refused;
+        } finally {
+            inHandler[0] = false;
+            if (event != null && event.shouldCommit()) {
+                event.requestedBytes = refused.requestedBytes();
+                event.shortfallBytes = pressure.shortfallBytes();
+                event.liveBytesBefore = refused.liveBytes();
+                event.liveBytesAfter = allocator.liveBlocks() * layout.blockBytes();
+                event.attempt = attempt;
+                event.relieved = relieved;
+                event.commit();
+            }
+        }
+        if (requester != null && requester.modCount != modCount) {
+            throw new KvSlabException("a memory-pressure handler mutated or closed sequence " + requester.id()
+                    + ", whose own allocation it was called for; handlers must skip MemoryPressure.requester()");
+        }
+        if (relieved) {
+            pressureRelieved.increment();
+        }
+        return relieved;
+    }
+
+    void recordCompression(Sequence s, int layer, int kvHead, int rowsBefore, int rowsAfter, int blocksBefore,
+                           int blocksAfter) {
+        rowsEvicted.add(rowsBefore - rowsAfter);
+        if (!Jfr.recording()) {
+            return;
+        }
+        CompressionEvent event = new CompressionEvent();
+        if (event.shouldCommit()) {
+            event.sequenceId = s.id();
+            event.layer = layer;
+            event.kvHead = kvHead;
+            event.rowsBefore = rowsBefore;
+            event.rowsAfter = rowsAfter;
+            event.bytesFreed = 2L * (blocksBefore - blocksAfter) * layout.blockBytes();
+            event.commit();
+        }
+    }
+
+    ReentrantReadWriteLock.ReadLock enter() {
+        ReentrantReadWriteLock.ReadLock r = lock.readLock();
+        r.lock();
+        if (closed) {
+            r.unlock();
+            throw new ClosedException("store");
+        }
+        return r;
+    }
+
+    void checkOpen() {
+        if (closed) {
+            throw new ClosedException("store");
+        }
+    }
+
+    void unregister(Sequence s) {
+        open.remove(s);
+    }
+
+    Sequence registerFork(Sequence s) {
+        open.add(s);
+        return s;
+    }
+
+    long nextSequenceId() {
+        return nextSequenceId.getAndIncrement();
+    }
+}

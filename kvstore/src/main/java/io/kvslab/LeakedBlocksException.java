@@ -1,0 +1,27 @@
+package io.kvslab;
+
+import io.kvslab.KvSlabException;
+
+/**
+ * A store was closed while sequences still held blocks. The memory has been returned to the OS anyway; this
+ * reports the leak so that callers (and tests) notice a missing {@code Sequence.close()}.
+ */
+public final class LeakedBlocksException extends KvSlabException {
+    private final long liveBlocks;
+    private final int openSequences;
+
+    LeakedBlocksException(long liveBlocks, long liveBytes, int openSequences) {
+        super("store closed with " + liveBlocks + " live blocks (" + liveBytes + " bytes) in " + openSequences
+                + " open sequences; the memory was freed, but close each Sequence before closing its store");
+        this.liveBlocks = liveBlocks;
+        this.openSequences = openSequences;
+    }
+
+    public long liveBlocks() {
+        return liveBlocks;
+    }
+
+    public int openSequences() {
+        return openSequences;
+    }
+}

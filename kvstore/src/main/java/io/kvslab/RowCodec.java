@@ -1,0 +1,91 @@
+package io.kvslab;
+
+import io.kvslab.KvArgumentException;
+
+import java.lang.foreign.MemorySegment;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+/** Converts fp32 rows to and from the stored element type. Stateless. */
+final class RowCodec {
+    /** Largest finite magnitude of IEEE half precision. */
+    static final float F16_MAX = 65504f;
+
+    private RowCodec() {}
+
+    /** Throws unless every value is finite and representable in {@code dtype} without overflowing to infinity. */
+    static void checkValues(String what, float[] src, int from, int count, DType dtype) {
+        float max = dtype == DType.F16 ? F16_MAX : Float.MAX_VALUE;
+        for (int i = from; i < from + count; i++) {
+            float x = src[i];
+            if (!(Math.abs(x) <= max)) {
+                throw new KvArgumentException(what + "[" + i + "] = " + x + " is not allowed: values must be finite"
+                        + (dtype == DType.F16 ? " and within +-65504 for F16" : ""));
+            }
+        }
+    }
+
+    static void write(float[] src, int from, MemorySegment dst, long offset, int count, DType dtype) {
+        switch (dtype) {
+            case F32 -> MemorySegment.copy(src, from, dst, JAVA_FLOAT, offset, count);
+            case F16 -> {
+                short[] h = scratch(count);
+                for (int i = 0; i < count; i++) {
+                    h[i] = Float.floatToFloat16(src[from + i]);
+                }
+                MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
+            }
+            case BF16 -> {
+                short[] h = scratch(count);
+                for (int i = 0; i < count; i++) {
+                    h[i] = toBf16(src[from + i]);
+                }
+                MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
+            }
+        }
+    }
+
+    /** Per-thread conversion buffer: one bulk copy per row instead of one bounds-checked store per element. */
+    private static final ThreadLocal<short[]> SCRATCH = ThreadLocal.withInitial(() -> new short[256]);
+
+    private static short[] scratch(int count) {
+        short[] h = SCRATCH.get();
+        if (h.length < count) {
+            h = new short[Math.max(count, h.length * 2)];
+            SCRATCH.set(h);
+        }
+        return h;
+    }
+
+    static void read(MemorySegment src, long offset, float[] dst, int to, int count, DType dtype) {
+        switch (dtype) {
+            case F32 -> MemorySegment.copy(src, JAVA_FLOAT, offset, dst, to, count);
+            case F16 -> {
+                short[] h = scratch(count);
+                MemorySegment.copy(src, JAVA_SHORT, offset, h, 0, count);
+                for (int i = 0; i < count; i++) {
+                    dst[to + i] = Float.float16ToFloat(h[i]);
+                }
+            }
+            case BF16 -> {
+                short[] h = scratch(count);
+                MemorySegment.copy(src, JAVA_SHORT, offset, h, 0, count);
+                for (int i = 0; i < count; i++) {
+                    dst[to + i] = fromBf16(h[i]);
+                }
+            }
+        }
+    }
+
+    /** bf16 with round-to-nearest-even on the dropped 16 bits (finite inputs only). */
+    static short toBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        int rounded = bits + 0x7FFF + ((bits >>> 16) & 1);
+        return (short) (rounded >>> 16);
+    }
+
+    static float fromBf16(short h) {
+        return Float.intBitsToFloat((h & 0xFFFF) << 16);
+    }
+}

@@ -1,0 +1,305 @@
+package io.kvslab.internal.ffm;
+
+import io.kvslab.KvSlabException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * Java binding of the policy kernels in {@code policy_kernels.c}: observation-window attention and the L1 norms of
+ * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction.
+ *
+ * <p>Inputs are plain fp32 arrays (what {@code Sequence.readKeys/readValues} return). They are copied into one
+ * off-heap workspace that grows geometrically and is reused across calls, so a compression pass allocates native
+ * memory only a handful of times. Every argument is validated before the native call; bad input throws
+ * {@link PolicyKernelException} and leaves every output array untouched.
+ *
+ * <p>An instance is confined to the thread that created it (its workspace is a confined arena). Close it to free
+ * the workspace.
+ */
+public final class PolicyKernels implements AutoCloseable {
+    /** Rows of V processed per sgemm in the value-norm kernel; bounds its scratch to TILE x modelDim floats. */
+    static final int NORM_TILE = 256;
+    private static final long MAX_ELEMENTS = Integer.MAX_VALUE;
+
+    private static volatile MethodHandle windowAttention;
+    private static volatile MethodHandle valueNorms;
+
+    private Arena arena;
+    private MemorySegment workspace;
+    private boolean closed;
+
+    private PolicyKernels() {
+        bind();
+    }
+
+    /** A kernel context with an empty workspace; loads {@code libkvslab.so} on first use. */
+    public static PolicyKernels create() {
+        return new PolicyKernels();
+    }
+
+    private static void bind() {
+        if (windowAttention == null) {
+            synchronized (PolicyKernels.class) {
+                if (windowAttention == null) {
+                    NativeLibrary lib = NativeLibrary.get();
+                    valueNorms = lib.handle("kvs_policy_value_norms", FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                            ADDRESS, ADDRESS, JAVA_INT));
+                    windowAttention = lib.handle("kvs_policy_window_attention", FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
+                            ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS));
+                }
+            }
+        }
+    }
+
+    /**
+     * Causal attention of the window queries of one GQA group over one KV head's keys.
+     *
+     * @param queries        {@code [window][queryHeads][headDim]} (RoPE applied)
+     * @param window         number of window queries, at least 1
+     * @param queryHeads     query heads per token in {@code queries}
+     * @param headDim        elements per head
+     * @param firstHead      first query head of the group
+     * @param groupHeads     query heads in the group ({@code firstHead + groupHeads <= queryHeads})
+     * @param keys           {@code [rows][headDim]}, the KV head's keys
+     * @param rows           number of keys (0 returns at once with the outputs untouched)
+     * @param keyPositions   absolute positions of the keys, strictly ascending
+     * @param queryPositions absolute positions of the window queries; query i sees the keys at positions at most
+     *                       {@code queryPositions[i]}
+     * @param meanOut        receives {@code [groupHeads][rows]}: the mean over the queries of each key's probability
+     * @param lastOut        receives {@code [groupHeads][rows]}: the last query's probabilities; may be null
+     */
+    public void windowAttention(float[] queries, int window, int queryHeads, int headDim, int firstHead,
+                                int groupHeads, float[] keys, int rows, long[] keyPositions, long[] queryPositions,
+                                float[] meanOut, float[] lastOut) {
+        checkOpen();
+        positive("window", window);
+        positive("queryHeads", queryHeads);
+        positive("headDim", headDim);
+        positive("groupHeads", groupHeads);
+        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
+            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
+                    + " are outside 0.." + (queryHeads - 1));
+        }
+        if (rows < 0) {
+            throw new PolicyKernelException("rows must be >= 0, got " + rows);
+        }
+        long qLen = elements("window queries", (long) window * queryHeads * headDim);
+        atLeast("queries", queries, qLen);
+        atLeast("queryPositions", queryPositions, window);
+        if (rows == 0) {
+            return;
+        }
+        long kLen = elements("keys", (long) rows * headDim);
+        long outLen = elements("outputs", (long) groupHeads * rows);
+        long scratch = elements("window x rows scratch", (long) window * rows);
+        atLeast("keys", keys, kLen);
+        atLeast("keyPositions", keyPositions, rows);
+        atLeast("meanOut", meanOut, outLen);
+        if (lastOut != null) {
+            atLeast("lastOut", lastOut, outLen);
+        }
+        ascending("keyPositions", keyPositions, rows);
+
+        long bytes = 0;
+        long qOff = bytes;
+        bytes = align(bytes + qLen * Float.BYTES);
+        long kOff = bytes;
+        bytes = align(bytes + kLen * Float.BYTES);
+        long kpOff = bytes;
+        bytes = align(bytes + (long) rows * Long.BYTES);
+        long qpOff = bytes;
+        bytes = align(bytes + (long) window * Long.BYTES);
+        long meanOff = bytes;
+        bytes = align(bytes + outLen * Float.BYTES);
+        long lastOff = bytes;
+        bytes = align(bytes + (lastOut != null ? outLen * Float.BYTES : 0));
+        long scratchOff = bytes;
+        bytes = align(bytes + scratch * Float.BYTES);
+        MemorySegment ws = workspace(bytes);
+
+        MemorySegment.copy(queries, 0, ws, JAVA_FLOAT, qOff, (int) qLen);
+        MemorySegment.copy(keys, 0, ws, JAVA_FLOAT, kOff, (int) kLen);
+        MemorySegment.copy(keyPositions, 0, ws, JAVA_LONG, kpOff, rows);
+        MemorySegment.copy(queryPositions, 0, ws, JAVA_LONG, qpOff, window);
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        MemorySegment lastSeg = lastOut != null ? ws.asSlice(lastOff) : MemorySegment.NULL;
+        int rc;
+        try {
+            rc = (int) windowAttention.invokeExact(ws.asSlice(qOff), window, queryHeads, headDim, firstHead,
+                    groupHeads, ws.asSlice(kOff), rows, ws.asSlice(kpOff), ws.asSlice(qpOff), scale,
+                    ws.asSlice(meanOff), lastSeg,
+                    ws.asSlice(scratchOff));
+        } catch (Throwable t) {
+            throw new KvSlabException("kvs_policy_window_attention failed: " + t, t);
+        }
+        if (rc != 0) {
+            throw new KvSlabException("kvs_policy_window_attention returned " + rc);
+        }
+        MemorySegment.copy(ws, JAVA_FLOAT, meanOff, meanOut, 0, (int) outLen);
+        if (lastOut != null) {
+            MemorySegment.copy(ws, JAVA_FLOAT, lastOff, lastOut, 0, (int) outLen);
+        }
+    }
+
+    /**
+     * Copies a layer's output projection off-heap for {@link #valueNorms}.
+     *
+     * @param weights {@code [modelDim][queryHeads * headDim]} row-major ({@code out = W_o x})
+     */
+    public OutputProjectionWeights uploadOutputProjection(float[] weights, int modelDim, int queryHeads,
+                                                          int headDim) {
+        checkOpen();
+        positive("modelDim", modelDim);
+        positive("queryHeads", queryHeads);
+        positive("headDim", headDim);
+        long len = elements("W_o", (long) modelDim * queryHeads * headDim);
+        if (weights == null || weights.length != len) {
+            throw new PolicyKernelException("W_o must hold modelDim * queryHeads * headDim = " + len
+                    + " floats, got " + (weights == null ? "null" : weights.length));
+        }
+        return new OutputProjectionWeights(weights, modelDim, queryHeads, headDim);
+    }
+
+    /**
+     * For each query head {@code h} of the group and each row {@code t}: {@code out[h - firstHead][t] =
+     * || values[t] . (W_o^h)^T ||_1}, the L1 norm of the row's value projected to the model's output space through
+     * head h's slice of W_o.
+     *
+     * @param values     {@code [rows][headDim]}
+     * @param rows       number of rows (0 returns at once)
+     * @param wo         the layer's uploaded output projection; its headDim must equal this call's
+     * @param firstHead  first query head of the group
+     * @param groupHeads query heads in the group
+     * @param out        receives {@code [groupHeads][rows]}
+     */
+    public void valueNorms(float[] values, int rows, OutputProjectionWeights wo, int firstHead, int groupHeads,
+                           float[] out) {
+        checkOpen();
+        if (wo == null) {
+            throw new PolicyKernelException("output-projection weights are required");
+        }
+        MemorySegment woSeg = wo.segment();
+        int headDim = wo.headDim();
+        int queryHeads = wo.queryHeads();
+        int modelDim = wo.modelDim();
+        positive("groupHeads", groupHeads);
+        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
+            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
+                    + " are outside 0.." + (queryHeads - 1));
+        }
+        if (rows < 0) {
+            throw new PolicyKernelException("rows must be >= 0, got " + rows);
+        }
+        if (rows == 0) {
+            return;
+        }
+        long vLen = elements("values", (long) rows * headDim);
+        long outLen = elements("outputs", (long) groupHeads * rows);
+        atLeast("values", values, vLen);
+        atLeast("out", out, outLen);
+        int tile = Math.min(rows, NORM_TILE);
+        long vOff = 0;
+        long bytes = align(vLen * Float.BYTES);
+        long outOff = bytes;
+        bytes = align(bytes + outLen * Float.BYTES);
+        long scratchOff = bytes;
+        bytes = align(bytes + (long) tile * modelDim * Float.BYTES);
+        MemorySegment ws = workspace(bytes);
+        MemorySegment.copy(values, 0, ws, JAVA_FLOAT, vOff, (int) vLen);
+        int rc;
+        try {
+            rc = (int) valueNorms.invokeExact(ws.asSlice(vOff), rows, headDim, woSeg, modelDim, queryHeads,
+                    firstHead, groupHeads, ws.asSlice(outOff), ws.asSlice(scratchOff), tile);
+        } catch (Throwable t) {
+            throw new KvSlabException("kvs_policy_value_norms failed: " + t, t);
+        }
+        if (rc != 0) {
+            throw new KvSlabException("kvs_policy_value_norms returned " + rc);
+        }
+        MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
+    }
+
+    /** Frees the workspace. Idempotent. */
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            if (arena != null) {
+                arena.close();
+                arena = null;
+                workspace = null;
+            }
+        }
+    }
+
+    private MemorySegment workspace(long bytes) {
+        if (workspace == null || workspace.byteSize() < bytes) {
+            long size = Math.max(bytes, workspace == null ? 1L << 16 : workspace.byteSize() * 2);
+            Arena fresh = Arena.ofConfined();
+            MemorySegment seg = fresh.allocate(size, 64);
+            if (arena != null) {
+                arena.close();
+            }
+            arena = fresh;
+            workspace = seg;
+        }
+        return workspace;
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new PolicyKernelException("this PolicyKernels was closed; create a new one");
+        }
+    }
+
+    private static long align(long bytes) {
+        return (bytes + 63) & ~63L;
+    }
+
+    private static void positive(String name, int v) {
+        if (v < 1) {
+            throw new PolicyKernelException(name + " must be >= 1, got " + v);
+        }
+    }
+
+    private static long elements(String what, long n) {
+        if (n > MAX_ELEMENTS) {
+            throw new PolicyKernelException(what + " would need " + n + " elements; at most " + MAX_ELEMENTS
+                    + " are allowed per call (split the call)");
+        }
+        return n;
+    }
+
+    private static void atLeast(String name, float[] a, long n) {
+        if (a == null || a.length < n) {
+            throw new PolicyKernelException(name + " must hold at least " + n + " floats, got "
+                    + (a == null ? "null" : a.length));
+        }
+    }
+
+    private static void atLeast(String name, long[] a, long n) {
+        if (a == null || a.length < n) {
+            throw new PolicyKernelException(name + " must hold at least " + n + " longs, got "
+                    + (a == null ? "null" : a.length));
+        }
+    }
+
+    private static void ascending(String name, long[] a, int n) {
+        for (int i = 1; i < n; i++) {
+            if (a[i] <= a[i - 1]) {
+                throw new PolicyKernelException(name + " must be strictly ascending; index " + i + " holds " + a[i]
+                        + " after " + a[i - 1]);
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.KernelArgumentException;
+
+import io.kvslab.KvLayout;
+
+/**
+ * Geometry of one attention kernel call: {@code kvHeads} KV heads, each read by {@code group} query heads
+ * (query head {@code qh} uses KV head {@code qh / group}), rows of {@code headDim} elements of the dtype with code
+ * {@code dtype} (0 = f32, 1 = f16, 2 = bf16), {@code blockRows} rows per block.
+ */
+public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int blockRows) {
+    /** Upper bound of every dimension; keeps all native index arithmetic far from overflow. */
+    public static final int MAX_DIMENSION = 65536;
+
+    public AttentionShape {
+        dimension("kvHeads", kvHeads);
+        dimension("group", group);
+        dimension("headDim", headDim);
+        dimension("blockRows", blockRows);
+        if (dtype < 0 || dtype > 2) {
+            throw new KernelArgumentException("dtype code must be 0 (f32), 1 (f16) or 2 (bf16), got " + dtype);
+        }
+    }
+
+    /** The shape of one layer of a store with this layout. */
+    public static AttentionShape of(KvLayout layout) {
+        return new AttentionShape(layout.kvHeads(), layout.groupSize(), layout.headDim(), layout.dtype().code(),
+                layout.tokensPerBlock());
+    }
+
+    /** Query heads: {@code kvHeads * group}. */
+    public int queryHeads() {
+        return kvHeads * group;
+    }
+
+    /** Bytes of one stored row. */
+    public long rowBytes() {
+        return (long) headDim * (dtype == 0 ? 4 : 2);
+    }
+
+    /** Floats of one token's queries (or outputs) across all query heads. */
+    public long tokenFloats() {
+        return (long) kvHeads * group * headDim;
+    }
+
+    private static void dimension(String name, int v) {
+        if (v <= 0 || v > MAX_DIMENSION) {
+            throw new KernelArgumentException(name + " must be in [1, " + MAX_DIMENSION + "], got " + v);
+        }
+    }
+}

@@ -1,0 +1,325 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.KernelArgumentException;
+import io.kvslab.KernelFailedException;
+import io.kvslab.internal.ffm.NativeLibrary;
+
+import io.kvslab.KvSlabException;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+
+/**
+ * Validated downcalls of the native attention kernels ({@code kvs_attn_decode}, {@code kvs_attn_prefill}) and
+ * of the read-bandwidth probe.
+ *
+ * <p><b>Paged K/V.</b> For KV head {@code h}, its rows {@code 0 .. lengths[h]-1} live in the blocks whose raw
+ * addresses are {@code keyBlocks[offsets[h] .. offsets[h+1]-1]} (and {@code valueBlocks[...]} for V), row
+ * {@code r} in block {@code r / blockRows} at row {@code r % blockRows}. {@code offsets} ({@code kvHeads + 1}
+ * int64), {@code lengths} ({@code kvHeads} int64) and the two address arrays are native segments of int64.
+ *
+ * <p><b>Validation.</b> Every argument is checked here before the downcall, and a rejected call throws
+ * {@link KernelArgumentException} without touching anything: shapes, native-ness, liveness and thread access of
+ * every segment, their sizes against the shape, offsets monotone and giving every head at least
+ * {@code ceil(length / blockRows)} blocks, every used block address non-zero, outputs writable and overlapping
+ * no input, the scale finite and positive, threads in [1, {@value #MAX_THREADS}]. What Java cannot check is the
+ * block addresses themselves: they must be addresses of live blocks of that size (as {@code Sequence} hands
+ * out, under a {@code KvStore.readAccess()}), and no segment may be modified while a call runs.
+ *
+ * <p><b>Threads.</b> {@code threads} is an upper bound: the kernels use the calling thread plus up to
+ * {@code threads - 1} threads of a persistent native pool, and run short calls on the calling thread alone.
+ * Calls that read little memory use a critical downcall (no thread-state transition); longer ones use a
+ * normal downcall, so they never hold up a garbage-collection safepoint.
+ */
+public final class NativeAttention {
+    /** Largest thread count a call accepts. */
+    public static final int MAX_THREADS = 64;
+
+    /** K+V bytes up to which a decode call is short enough (a few microseconds) for a critical downcall. */
+    static final long CRITICAL_MAX_BYTES = 256 * 1024;
+
+    private static volatile Handles handles;
+
+    private NativeAttention() {}
+
+    private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle prefill,
+                           MethodHandle probe, MethodHandle setIsa, MethodHandle poolThreads) {
+        static Handles load() {
+            NativeLibrary lib = NativeLibrary.get();
+            FunctionDescriptor decode = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                    JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
+            FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                    JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
+            return new Handles(
+                    lib.handle("kvs_attn_decode", decode),
+                    lib.handle("kvs_attn_decode", decode, Linker.Option.critical(false)),
+                    lib.handle("kvs_attn_prefill", prefill),
+                    lib.handle("kvs_read_bandwidth_probe",
+                            FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT)),
+                    lib.handle("kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
+                            Linker.Option.critical(false)),
+                    lib.handle("kvs_pool_threads", FunctionDescriptor.of(JAVA_INT)));
+        }
+    }
+
+    private static Handles handles() {
+        Handles h = handles;
+        if (h == null) {
+            synchronized (NativeAttention.class) {
+                h = handles;
+                if (h == null) {
+                    h = Handles.load();
+                    handles = h;
+                }
+            }
+        }
+        return h;
+    }
+
+    /**
+     * Decode attention: one query token per query head over all rows of its KV head.
+     *
+     * @param shape       geometry
+     * @param q           {@code queryHeads * headDim} floats, query head major; not yet scaled
+     * @param keyBlocks   int64 K block addresses
+     * @param valueBlocks int64 V block addresses (same indexing as {@code keyBlocks})
+     * @param offsets     {@code kvHeads + 1} int64: head {@code h} owns blocks {@code [offsets[h], offsets[h+1])}
+     * @param lengths     {@code kvHeads} int64 row counts (0 allowed: that head's outputs are zeros)
+     * @param scale       score scale, finite and {@code > 0} (usually {@code 1 / sqrt(headDim)})
+     * @param out         {@code queryHeads * headDim} floats, written
+     * @param lse         {@code queryHeads} floats receiving the log-sum-exp of each head's scaled scores
+     *                    ({@code -Infinity} for an empty head), or {@code null} / {@link MemorySegment#NULL}
+     * @param threads     at most this many threads, in [1, {@value #MAX_THREADS}]
+     * @throws KernelArgumentException if any argument is rejected (see the class comment)
+     * @throws KernelFailedException   if the kernel reports an error (out of memory for scratch)
+     */
+    public static void decode(AttentionShape shape, MemorySegment q, MemorySegment keyBlocks,
+                              MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
+                              MemorySegment out, MemorySegment lse, int threads) {
+        requireShape(shape);
+        long tokenBytes = shape.tokenFloats() * Float.BYTES;
+        segment("q", q, tokenBytes, false);
+        segment("out", out, tokenBytes, true);
+        boolean withLse = lse != null && !lse.equals(MemorySegment.NULL);
+        if (withLse) {
+            segment("lse", lse, (long) shape.queryHeads() * Float.BYTES, true);
+        }
+        requireScale(scale);
+        requireThreads(threads);
+        long rows = validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, 0);
+        noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
+        if (withLse) {
+            noOverlap("lse", lse, q, keyBlocks, valueBlocks, offsets, lengths, out);
+        }
+        Handles h = handles();
+        MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
+        MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
+        int rc;
+        try {
+            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.dtype(),
+                    shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
+                    lseArg, threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_decode", t);
+        }
+        if (rc != 0) {
+            throw new KernelFailedException("kvs_attn_decode", rc);
+        }
+    }
+
+    /**
+     * Causal prefill attention for the last {@code queries} rows of every KV head: query token {@code i} of KV
+     * head {@code h} sees rows {@code 0 .. lengths[h] - queries + i}.
+     *
+     * @param queries number of query tokens {@code n >= 1}; every {@code lengths[h]} must be {@code >= n}
+     * @param q       {@code n * queryHeads * headDim} floats laid out [token][query head][dim]; not yet scaled
+     * @param out     same layout as {@code q}, written
+     * @see #decode for the other parameters
+     */
+    public static void prefill(AttentionShape shape, int queries, MemorySegment q, MemorySegment keyBlocks,
+                               MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
+                               MemorySegment out, int threads) {
+        requireShape(shape);
+        if (queries <= 0) {
+            throw new KernelArgumentException("queries must be >= 1, got " + queries);
+        }
+        long tokenBytes = shape.tokenFloats() * Float.BYTES;
+        if (queries > Long.MAX_VALUE / tokenBytes) {
+            throw new KernelArgumentException("queries (" + queries + ") x " + tokenBytes + " bytes per token overflows");
+        }
+        long bytes = queries * tokenBytes;
+        segment("q", q, bytes, false);
+        segment("out", out, bytes, true);
+        requireScale(scale);
+        requireThreads(threads);
+        validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, queries);
+        noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
+        int rc;
+        try {
+            rc = (int) handles().prefill().invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),
+                    shape.dtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
+                    out, threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_prefill", t);
+        }
+        if (rc != 0) {
+            throw new KernelFailedException("kvs_attn_prefill", rc);
+        }
+    }
+
+    /**
+     * Reads all of {@code buffer} (rounded down to 64 bytes) once with {@code threads} threads of the kernels'
+     * pool and returns a checksum (the sum of its 64-bit little-endian words, modulo 2^64, as an unsigned
+     * value), so the reads cannot be elided. Timing it gives the read bandwidth the kernels can hope for.
+     */
+    public static double readBandwidthProbe(MemorySegment buffer, int threads) {
+        segment("buffer", buffer, 64, false);
+        requireThreads(threads);
+        try {
+            return (double) handles().probe().invokeExact(buffer, buffer.byteSize(), threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_read_bandwidth_probe", t);
+        }
+    }
+
+    /** Forces the AVX2 kernels ({@code level} 1) or the best the CPU has (0); returns 1 (AVX2) or 2 (AVX-512). */
+    static int setInstructionSet(int level) {
+        try {
+            return (int) handles().setIsa().invokeExact(level);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_set_isa", t);
+        }
+    }
+
+    /** Worker threads the native pool has started so far. */
+    static int poolThreads() {
+        try {
+            return (int) handles().poolThreads().invokeExact();
+        } catch (Throwable t) {
+            throw rethrow("kvs_pool_threads", t);
+        }
+    }
+
+    // ---------------------------------------------------------------- validation
+
+    private static void requireShape(AttentionShape shape) {
+        if (shape == null) {
+            throw new KernelArgumentException("shape must not be null");
+        }
+    }
+
+    private static void requireScale(float scale) {
+        if (!(scale > 0) || Float.isInfinite(scale)) {
+            throw new KernelArgumentException("scale must be finite and > 0 (usually 1/sqrt(headDim)), got " + scale);
+        }
+    }
+
+    private static void requireThreads(int threads) {
+        if (threads < 1 || threads > MAX_THREADS) {
+            throw new KernelArgumentException("threads must be in [1, " + MAX_THREADS + "], got " + threads);
+        }
+    }
+
+    /** A native, live segment accessible from this thread, of at least minBytes, writable if written. */
+    private static void segment(String name, MemorySegment s, long minBytes, boolean written) {
+        if (s == null) {
+            throw new KernelArgumentException(name + " must not be null");
+        }
+        if (!s.isNative()) {
+            throw new KernelArgumentException(name + " must be a native (off-heap) segment, got a heap segment");
+        }
+        if (!s.scope().isAlive()) {
+            throw new KernelArgumentException(name + " belongs to a closed arena");
+        }
+        if (!s.isAccessibleBy(Thread.currentThread())) {
+            throw new KernelArgumentException(name + " is confined to another thread");
+        }
+        if (written && s.isReadOnly()) {
+            throw new KernelArgumentException(name + " is written by the kernel but is read-only");
+        }
+        if (s.byteSize() < minBytes) {
+            throw new KernelArgumentException(name + " must hold at least " + minBytes + " bytes for this shape, got "
+                    + s.byteSize());
+        }
+    }
+
+    private static void noOverlap(String name, MemorySegment written, MemorySegment... others) {
+        for (MemorySegment o : others) {
+            if (written.asOverlappingSlice(o).isPresent()) {
+                throw new KernelArgumentException(name + " overlaps another argument of the call; outputs must "
+                        + "not share memory with inputs or with each other");
+            }
+        }
+    }
+
+    /**
+     * Checks the block table of every head and returns the total number of rows. minLength is the least
+     * length a head may have (prefill needs lengths >= queries).
+     */
+    private static long validateTable(AttentionShape shape, MemorySegment keyBlocks, MemorySegment valueBlocks,
+                                      MemorySegment offsets, MemorySegment lengths, int minLength) {
+        int heads = shape.kvHeads();
+        segment("offsets", offsets, (heads + 1L) * Long.BYTES, false);
+        segment("lengths", lengths, (long) heads * Long.BYTES, false);
+        segment("keyBlocks", keyBlocks, 0, false);
+        segment("valueBlocks", valueBlocks, 0, false);
+        long keyCount = keyBlocks.byteSize() / Long.BYTES;
+        long valueCount = valueBlocks.byteSize() / Long.BYTES;
+        long blockRows = shape.blockRows();
+        long total = 0;
+        long prev = offsets.get(JAVA_LONG_UNALIGNED, 0);
+        if (prev < 0) {
+            throw new KernelArgumentException("offsets[0] must be >= 0, got " + prev);
+        }
+        for (int h = 0; h < heads; h++) {
+            long next = offsets.get(JAVA_LONG_UNALIGNED, (h + 1L) * Long.BYTES);
+            long len = lengths.get(JAVA_LONG_UNALIGNED, (long) h * Long.BYTES);
+            if (len < minLength) {
+                throw new KernelArgumentException("lengths[" + h + "] must be >= " + minLength
+                        + (minLength > 0 ? " (the number of queries: prefill attends the last rows)" : "")
+                        + ", got " + len);
+            }
+            if (next < prev) {
+                throw new KernelArgumentException("offsets must be non-decreasing, but offsets[" + (h + 1) + "] = "
+                        + next + " < offsets[" + h + "] = " + prev);
+            }
+            if (next > keyCount || next > valueCount) {
+                throw new KernelArgumentException("offsets[" + (h + 1) + "] = " + next + " exceeds the block arrays ("
+                        + keyCount + " K and " + valueCount + " V addresses)");
+            }
+            long needed = len / blockRows + (len % blockRows != 0 ? 1 : 0);
+            if (next - prev < needed) {
+                throw new KernelArgumentException("head " + h + " has " + len + " rows, which need " + needed
+                        + " blocks of " + blockRows + " rows, but offsets give it " + (next - prev));
+            }
+            for (long b = prev; b < prev + needed; b++) {
+                if (keyBlocks.get(JAVA_LONG_UNALIGNED, b * Long.BYTES) == 0
+                        || valueBlocks.get(JAVA_LONG_UNALIGNED, b * Long.BYTES) == 0) {
+                    throw new KernelArgumentException("block address " + b + " (head " + h + ") is null");
+                }
+            }
+            total += len; // cannot overflow: len <= blocks x blockRows, and the blocks' addresses fit in memory
+            prev = next;
+        }
+        return total;
+    }
+
+    private static RuntimeException rethrow(String kernel, Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new KvSlabException("call of " + kernel + " failed: " + t, t);
+    }
+}

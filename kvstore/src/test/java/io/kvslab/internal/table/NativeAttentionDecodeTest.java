@@ -1,0 +1,135 @@
+package io.kvslab.internal.table;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Decode attention against a double-precision reference over the same stored (dequantized) values: dtypes,
+ * GQA groups, head dims, ragged lengths crossing block boundaries (with an empty head), odd and large block
+ * sizes, 1 and 2 threads, AVX2 and the CPU's best instruction set.
+ */
+class NativeAttentionDecodeTest {
+    private static final String[] DTYPES = {"f32", "f16", "bf16"};
+
+    @AfterAll
+    static void restoreInstructionSet() {
+        NativeAttention.setInstructionSet(0);
+    }
+
+    static Stream<Arguments> cases() {
+        List<Arguments> cases = new ArrayList<>();
+        long[][] lengthSets = {
+                {0, 1, 33, 5000},          // an empty head, one row, just past a block, many blocks
+                {31, 32, 64, 2000},        // just below / at block boundaries
+                {65, 1000, 4999, 7},
+        };
+        int[] blockRows = {32, 16, 7, 100}; // 100 > the kernel's 64-row tile: tiles inside a block
+        int i = 0;
+        for (int dtype = 0; dtype < 3; dtype++) {
+            for (int group : new int[] {1, 2, 4}) {
+                for (int headDim : new int[] {8, 64, 128}) {
+                    for (int isa : new int[] {1, 0}) {
+                        int threads = 1 + (i % 2);
+                        cases.add(Arguments.of(dtype, group, headDim, blockRows[i % blockRows.length],
+                                lengthSets[i % lengthSets.length], threads, isa));
+                        i++;
+                    }
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    @ParameterizedTest(name = "{index}: dtype={0} group={1} headDim={2} blockRows={3} threads={5} isa={6}")
+    @MethodSource("cases")
+    void matchesReference(int dtype, int group, int headDim, int blockRows, long[] lengths, int threads, int isa) {
+        NativeAttention.setInstructionSet(isa);
+        AttentionShape shape = new AttentionShape(lengths.length, group, headDim, dtype, blockRows);
+        check(shape, lengths, threads, 1.0f, 1, new Random(31L * dtype + 7L * group + headDim + blockRows));
+    }
+
+    @Test
+    void headsSplitBetweenThreadsAreMergedExactly() {
+        // enough bytes that two threads are used; the cut falls inside heads, whose partial results are merged
+        for (int isa : new int[] {1, 0}) {
+            NativeAttention.setInstructionSet(isa);
+            check(new AttentionShape(3, 4, 8, 1, 32), new long[] {40000, 3, 70000}, 2, 1.0f, 0, new Random(1));
+            check(new AttentionShape(2, 2, 64, 0, 32), new long[] {9000, 500}, 2, 1.0f, 1, new Random(2));
+            check(new AttentionShape(5, 1, 128, 2, 16), new long[] {100, 0, 3000, 2500, 77}, 2, 1.0f, 0,
+                    new Random(3));
+            check(new AttentionShape(2, 4, 128, 0, 32), new long[] {6000, 6000}, 3, 1.0f, 0, new Random(4));
+        }
+        assertTrue(NativeAttention.poolThreads() >= 1, "two-thread calls started a pool worker");
+    }
+
+    @Test
+    void largeScoresStayFinite() {
+        // keys scaled by 30: scores of several hundred, far beyond exp's range without max subtraction
+        check(new AttentionShape(2, 4, 64, 0, 32), new long[] {3000, 100}, 2, 30.0f, 0, new Random(5));
+        check(new AttentionShape(2, 4, 64, 1, 32), new long[] {3000, 100}, 1, 30.0f, 0, new Random(6));
+    }
+
+    @Test
+    void allHeadsEmptyGivesZerosAndNegativeInfinity() {
+        check(new AttentionShape(3, 2, 16, 0, 32), new long[] {0, 0, 0}, 2, 1.0f, 0, new Random(7));
+    }
+
+    @Test
+    void largeGroupAndOddHeadDim() {
+        // group 32 (query heads beyond one pass of the microkernels), head dims that are not multiples of 8 or 16
+        check(new AttentionShape(1, 32, 40, 0, 32), new long[] {700}, 1, 1.0f, 0, new Random(8));
+        check(new AttentionShape(2, 3, 20, 1, 7), new long[] {50, 401}, 2, 1.0f, 0, new Random(9));
+        check(new AttentionShape(2, 5, 1, 2, 5), new long[] {13, 1}, 1, 1.0f, 0, new Random(10));
+    }
+
+    /** Builds the cache, runs the kernel, compares out and lse with the reference. */
+    static void check(AttentionShape shape, long[] lengths, int threads, float keyScale, int spare, Random rnd) {
+        try (Arena arena = Arena.ofConfined()) {
+            PagedKv kv = new PagedKv(arena, shape, lengths, rnd, spare, keyScale);
+            int qf = (int) shape.tokenFloats();
+            float[] q = new float[qf];
+            for (int i = 0; i < qf; i++) {
+                q[i] = PagedKv.unit(rnd);
+            }
+            float scale = (float) (1.0 / Math.sqrt(shape.headDim()));
+            MemorySegment qs = arena.allocateFrom(JAVA_FLOAT, q);
+            MemorySegment out = arena.allocate(JAVA_FLOAT, qf);
+            MemorySegment lse = arena.allocate(JAVA_FLOAT, shape.queryHeads());
+            out.fill((byte) 0x7F); // garbage: every element must be written
+            NativeAttention.decode(shape, qs, kv.keyBlocks, kv.valueBlocks, kv.offsets, kv.lengthSegment, scale, out,
+                    lse, threads);
+            double[] ref = new double[qf];
+            double[] refLse = new double[shape.queryHeads()];
+            kv.reference(q, 0, scale, lengths, ref, refLse);
+            double tol = shape.dtype() == 0 ? 1e-5 : 2e-3;
+            double maxErr = 0;
+            for (int i = 0; i < qf; i++) {
+                maxErr = Math.max(maxErr, Math.abs(ref[i] - out.getAtIndex(JAVA_FLOAT, i)));
+            }
+            String what = shape + " lengths " + java.util.Arrays.toString(lengths) + " threads " + threads;
+            assertTrue(maxErr <= tol, "max abs error " + maxErr + " > " + tol + " for " + what);
+            for (int qh = 0; qh < shape.queryHeads(); qh++) {
+                float got = lse.getAtIndex(JAVA_FLOAT, qh);
+                if (Double.isInfinite(refLse[qh])) {
+                    assertEquals(Float.NEGATIVE_INFINITY, got, "lse of an empty head, " + what);
+                } else {
+                    assertEquals(refLse[qh], got, 1e-4 * Math.max(1, Math.abs(refLse[qh])), "lse[" + qh + "] " + what);
+                }
+            }
+        }
+    }
+}
