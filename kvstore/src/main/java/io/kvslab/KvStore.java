@@ -3,7 +3,9 @@ package io.kvslab;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 
+import io.kvslab.internal.table.SequenceTables;
 import io.kvslab.internal.table.SlabAllocator;
+import io.kvslab.internal.table.TableHost;
 import io.kvslab.metrics.CompactionEvent;
 import io.kvslab.metrics.CompressionEvent;
 import io.kvslab.metrics.Jfr;
@@ -13,7 +15,7 @@ import io.kvslab.metrics.StoreMetrics;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
@@ -27,11 +29,16 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <ul>
  *   <li>The store is thread-safe: sequences may be created, used and closed from any thread, and different
  *       sequences may be mutated concurrently (the allocator is guarded by its own monitor).</li>
- *   <li>A {@link Sequence} has one writer at a time. Concurrent reads of one sequence (attention, read views) are
- *       fine; a read concurrent with a write to the <em>same</em> sequence is not. Forked sequences share blocks
- *       safely: shared blocks are never written (copy-on-write).</li>
+ *   <li>Each {@link Sequence} has a read-write lock: reads of its block memory (attention, row reads, snapshot
+ *       reads) share it for the whole native call or copy; mutations (append, keep, remove, alias, close) take
+ *       it exclusively, so a close or eviction racing a decode waits until the decode returned. Forked sequences
+ *       share blocks safely: shared blocks are never written (copy-on-write).</li>
  *   <li>{@link #compact()} and {@link #close()} are exclusive: they wait until no sequence operation or
- *       {@link #readAccess()} region is in progress, and block new ones meanwhile.</li>
+ *       {@link #readAccess()} region is in progress, and block new ones meanwhile. Called on a thread that holds
+ *       a {@link #readAccess()} or runs a pressure handler, they fail at once instead of deadlocking.</li>
+ *   <li>Lock order: store lock, then one sequence lock, then a prefix cache's monitor, then the allocator's
+ *       monitor. Pressure handlers run on the allocating thread, which holds its own sequence's write lock;
+ *       they may touch other sequences only without waiting (see {@link MemoryPressure#tryKeep}).</li>
  * </ul>
  */
 public final class KvStore implements AutoCloseable {
@@ -45,7 +52,9 @@ public final class KvStore implements AutoCloseable {
     final SlabAllocator allocator;
     /** Sequence operations hold the read lock; compaction and close hold the write lock. */
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-    private final Set<Sequence> open = ConcurrentHashMap.newKeySet();
+    private final Map<Long, Sequence> open = new ConcurrentHashMap<>();
+    /** The block tables' view of this store: its shared lock, pressure relief and counters. */
+    private final TableHost host = new Host();
     private final AtomicLong nextSequenceId = new AtomicLong();
     private final List<MemoryPressureHandler> pressureHandlers = new CopyOnWriteArrayList<>();
     // Event counters for metrics(); LongAdder because writers on many threads bump them.
@@ -59,8 +68,6 @@ public final class KvStore implements AutoCloseable {
     final AtomicLong prefixCachedBlocks = new AtomicLong();
     final LongAdder pressureEvents = new LongAdder();
     final LongAdder pressureRelieved = new LongAdder();
-    /** Mirrors the allocator's relocation epoch; read without locking by address caches. */
-    volatile long relocationEpoch;
     private volatile boolean closed;
 
     private KvStore(KvLayout layout, StoreConfig config) {
@@ -97,9 +104,23 @@ public final class KvStore implements AutoCloseable {
     public Sequence newSequence() {
         ReentrantReadWriteLock.ReadLock r = enter();
         try {
-            Sequence s = new Sequence(this, nextSequenceId.getAndIncrement());
-            open.add(s);
+            long id = nextSequenceId.getAndIncrement();
+            Sequence s = new Sequence(this, new SequenceTables(host, allocator, layout, id));
+            open.put(id, s);
             return s;
+        } finally {
+            r.unlock();
+        }
+    }
+
+    /** A new sequence sharing every block of {@code parent} (see {@link Sequence#fork()}). */
+    Sequence fork(Sequence parent) {
+        ReentrantReadWriteLock.ReadLock r = enter();
+        try {
+            long id = nextSequenceId.getAndIncrement();
+            Sequence child = new Sequence(this, parent.tables.fork(id));
+            open.put(id, child);
+            return child;
         } finally {
             r.unlock();
         }
@@ -119,7 +140,7 @@ public final class KvStore implements AutoCloseable {
 
     /** The open sequences (restored, forked and new ones), in id order. */
     public List<Sequence> sequences() {
-        List<Sequence> list = new ArrayList<>(open);
+        List<Sequence> list = new ArrayList<>(open.values());
         list.sort(Comparator.comparingLong(Sequence::id));
         return list;
     }
@@ -145,10 +166,7 @@ public final class KvStore implements AutoCloseable {
      * addresses are refreshed lazily. Waits for in-flight sequence operations.
      */
     public CompactionResult compact() {
-        if (lock.getReadHoldCount() > 0) {
-            throw new KvSlabException("compact() called inside a readAccess() region or sequence operation; "
-                    + "it needs exclusive access");
-        }
+        refuseReentry("compact()");
         lock.writeLock().lock();
         try {
             checkOpen();
@@ -157,7 +175,6 @@ public final class KvStore implements AutoCloseable {
                 event.begin();
             }
             CompactionResult r = allocator.compact();
-            relocationEpoch = allocator.relocationEpoch();
             compactions.increment();
             blocksMoved.add(r.blocksMoved());
             if (event != null && event.shouldCommit()) {
@@ -210,6 +227,10 @@ public final class KvStore implements AutoCloseable {
      */
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        refuseReentry("close()");
         lock.writeLock().lock();
         try {
             if (closed) {
@@ -217,8 +238,8 @@ public final class KvStore implements AutoCloseable {
             }
             closed = true;
             int openSequences = open.size();
-            for (Sequence s : open) {
-                s.markClosedByStore();
+            for (Sequence s : open.values()) {
+                s.tables.markClosedByStore();
             }
             open.clear();
             long live = allocator.closeAndCountLive();
@@ -230,23 +251,61 @@ public final class KvStore implements AutoCloseable {
         }
     }
 
-    // ---- used by Sequence ----
-
-    /**
-     * Allocates {@code out.length} blocks into {@code out}, all or nothing. When the limit refuses them, asks the
-     * pressure handlers to free memory: returns {@code false} if one did (the caller counts its needs again and
-     * calls back with {@code attempt + 1}), throws the {@link MemoryLimitExceededException} if none could.
-     */
-    boolean tryAllocate(Sequence requester, long[] out, int attempt) {
-        try {
-            allocator.allocate(out, out.length);
-            return true;
-        } catch (MemoryLimitExceededException e) {
-            if (!relievePressure(requester, e, attempt)) {
-                throw e;
-            }
-            return false;
+    /** Exclusive operations wait for every shared holder: on a thread that is one, they would wait for ever. */
+    private void refuseReentry(String what) {
+        if (IN_PRESSURE_HANDLER.get()[0]) {
+            throw new KvSlabException(what + " called inside a memory-pressure handler; the allocating thread holds "
+                    + "the store's shared lock, so it cannot take exclusive access");
         }
+        if (lock.getReadHoldCount() > 0) {
+            throw new KvSlabException(what + " called inside a readAccess() region or sequence operation; "
+                    + "it needs exclusive access (close the read access first)");
+        }
+    }
+
+    // ---- used by the block tables ----
+
+    /** The store side of {@link SequenceTables}: shared lock, pressure relief, counters. */
+    private final class Host implements TableHost {
+        @Override
+        public void enterShared() {
+            enter();
+        }
+
+        @Override
+        public void exitShared() {
+            lock.readLock().unlock();
+        }
+
+        @Override
+        public boolean inPressureHandler() {
+            return IN_PRESSURE_HANDLER.get()[0];
+        }
+
+        @Override
+        public boolean relieve(long requesterId, MemoryLimitExceededException refused, int attempt) {
+            return relievePressure(requesterId < 0 ? null : open.get(requesterId), refused, attempt);
+        }
+
+        @Override
+        public void compressed(long sequenceId, int layer, int kvHead, int rowsBefore, int rowsAfter,
+                               int blocksBefore, int blocksAfter) {
+            recordCompression(sequenceId, layer, kvHead, rowsBefore, rowsAfter, blocksBefore, blocksAfter);
+        }
+
+        @Override
+        public void removed(long rows) {
+            rowsRemoved.add(rows);
+        }
+
+        @Override
+        public void closed(long sequenceId) {
+            open.remove(sequenceId);
+        }
+    }
+
+    TableHost host() {
+        return host;
     }
 
     private boolean relievePressure(Sequence requester, MemoryLimitExceededException refused, int attempt) {
@@ -266,7 +325,7 @@ public final class KvStore implements AutoCloseable {
         long shortfall = Math.max(blockBytes, refused.requestedBytes() - available);
         MemoryPressure pressure = new MemoryPressure(this, requester, refused.requestedBytes(), shortfall,
                 refused.limitBytes(), refused.liveBytes(), refused.reservedBytes(), attempt);
-        int modCount = requester == null ? 0 : requester.modCount;
+        int modCount = requester == null ? 0 : requester.tables.modCount();
         boolean relieved = false;
         inHandler[0] = true;
         try {
@@ -291,7 +350,7 @@ public final class KvStore implements AutoCloseable {
                 event.commit();
             }
         }
-        if (requester != null && requester.modCount != modCount) {
+        if (requester != null && requester.tables.modCount() != modCount) {
             throw new KvSlabException("a memory-pressure handler mutated or closed sequence " + requester.id()
                     + ", whose own allocation it was called for; handlers must skip MemoryPressure.requester()");
         }
@@ -301,7 +360,7 @@ public final class KvStore implements AutoCloseable {
         return relieved;
     }
 
-    void recordCompression(Sequence s, int layer, int kvHead, int rowsBefore, int rowsAfter, int blocksBefore,
+    void recordCompression(long sequenceId, int layer, int kvHead, int rowsBefore, int rowsAfter, int blocksBefore,
                            int blocksAfter) {
         rowsEvicted.add(rowsBefore - rowsAfter);
         if (!Jfr.recording()) {
@@ -309,7 +368,7 @@ public final class KvStore implements AutoCloseable {
         }
         CompressionEvent event = new CompressionEvent();
         if (event.shouldCommit()) {
-            event.sequenceId = s.id();
+            event.sequenceId = sequenceId;
             event.layer = layer;
             event.kvHead = kvHead;
             event.rowsBefore = rowsBefore;
@@ -335,16 +394,4 @@ public final class KvStore implements AutoCloseable {
         }
     }
 
-    void unregister(Sequence s) {
-        open.remove(s);
-    }
-
-    Sequence registerFork(Sequence s) {
-        open.add(s);
-        return s;
-    }
-
-    long nextSequenceId() {
-        return nextSequenceId.getAndIncrement();
-    }
 }

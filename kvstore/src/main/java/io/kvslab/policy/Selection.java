@@ -101,7 +101,7 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
         for (int l = 0; l < layers; l++) {
             for (int h = 0; h < kvHeads; h++) {
                 if (!keepsAll(l, h)) {
-                    sequence.retain(l, h, kept[l][h]);
+                    sequence.keep(l, h, kept[l][h]);
                 }
             }
         }

@@ -17,7 +17,10 @@ import java.nio.file.StandardCopyOption;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
- * Loads {@code libkvslab.so} (and the OpenBLAS objects beside it) once per JVM and hands out downcall handles.
+ * Loads {@code libkvslab.so} (and the OpenBLAS objects beside it) once per JVM. Downcall handles are bound only
+ * inside this package ({@link #handle} is package-private): no public method hands out a {@code MethodHandle} or
+ * {@code SymbolLookup}, which would launder the restricted {@code Linker.downcallHandle} to any caller. Other
+ * internal packages open their own lookup of {@link #libraryFile()}.
  *
  * <p>The shared objects ship as jar resources under {@code /native/linux-x86_64}. They are copied to a fresh temp
  * directory because the dynamic linker needs real files; {@code libkvslab.so} finds OpenBLAS there through its
@@ -32,14 +35,24 @@ public final class NativeLibrary {
     private static volatile NativeLibrary instance;
 
     private final SymbolLookup lookup;
+    private final Path file;
     private final Linker linker = Linker.nativeLinker();
 
-    private NativeLibrary(SymbolLookup lookup) {
+    private NativeLibrary(SymbolLookup lookup, Path file) {
         this.lookup = lookup;
+        this.file = file;
+    }
+
+    /**
+     * The loaded and ABI-checked {@code libkvslab.so} (the first call extracts and loads it). Its OpenBLAS
+     * objects sit beside it.
+     */
+    public static Path libraryFile() {
+        return get().file;
     }
 
     /** The loaded library; the first call extracts and loads it. */
-    public static NativeLibrary get() {
+    static NativeLibrary get() {
         NativeLibrary lib = instance;
         if (lib == null) {
             synchronized (NativeLibrary.class) {
@@ -66,8 +79,9 @@ public final class NativeLibrary {
         } catch (IOException e) {
             throw new KvSlabException("cannot extract KVSlab native libraries to a temp directory: " + e.getMessage(), e);
         }
-        SymbolLookup lookup = SymbolLookup.libraryLookup(dir.resolve("libkvslab.so"), Arena.global());
-        NativeLibrary lib = new NativeLibrary(lookup);
+        Path file = dir.resolve("libkvslab.so");
+        SymbolLookup lookup = SymbolLookup.libraryLookup(file, Arena.global());
+        NativeLibrary lib = new NativeLibrary(lookup, file);
         try {
             int abi = (int) lib.handle("kvs_abi_version", FunctionDescriptor.of(JAVA_INT)).invokeExact();
             if (abi != ABI_VERSION) {
@@ -101,7 +115,7 @@ public final class NativeLibrary {
     }
 
     /** A downcall handle for {@code name}; fails with a clear message if the symbol is missing. */
-    public MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+    MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         MemorySegment symbol = lookup.find(name).orElseThrow(() ->
                 new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
         return linker.downcallHandle(symbol, descriptor, options);

@@ -6,9 +6,11 @@ import io.kvslab.internal.ffm.NativeLibrary;
 
 import io.kvslab.KvSlabException;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -32,17 +34,19 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
  * every segment, their sizes against the shape, offsets monotone and giving every head at least
  * {@code ceil(length / blockRows)} blocks, every used block address non-zero, outputs writable and overlapping
  * no input, the scale finite and positive, threads in [1, {@value #MAX_THREADS}]. What Java cannot check is the
- * block addresses themselves: they must be addresses of live blocks of that size (as {@code Sequence} hands
- * out, under a {@code KvStore.readAccess()}), and no segment may be modified while a call runs.
+ * block addresses themselves: they must be addresses of live blocks of that size. That is why this class is
+ * package-private: only {@link TableAttention} calls it, with address arrays it builds itself from a sequence's
+ * {@link BlockTable}s while holding that sequence's read lock (so no block is freed, moved or unmapped during the
+ * call). No public method anywhere takes a block address.
  *
  * <p><b>Threads.</b> {@code threads} is an upper bound: the kernels use the calling thread plus up to
  * {@code threads - 1} threads of a persistent native pool, and run short calls on the calling thread alone.
  * Calls that read little memory use a critical downcall (no thread-state transition); longer ones use a
  * normal downcall, so they never hold up a garbage-collection safepoint.
  */
-public final class NativeAttention {
+final class NativeAttention {
     /** Largest thread count a call accepts. */
-    public static final int MAX_THREADS = 64;
+    static final int MAX_THREADS = 64;
 
     /** K+V bytes up to which a decode call is short enough (a few microseconds) for a critical downcall. */
     static final long CRITICAL_MAX_BYTES = 256 * 1024;
@@ -54,20 +58,27 @@ public final class NativeAttention {
     private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle prefill,
                            MethodHandle probe, MethodHandle setIsa, MethodHandle poolThreads) {
         static Handles load() {
-            NativeLibrary lib = NativeLibrary.get();
+            // A private lookup of the library file: NativeLibrary hands out no handles or lookups.
+            SymbolLookup lib = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
             FunctionDescriptor decode = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                     JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
             FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                     JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
             return new Handles(
-                    lib.handle("kvs_attn_decode", decode),
-                    lib.handle("kvs_attn_decode", decode, Linker.Option.critical(false)),
-                    lib.handle("kvs_attn_prefill", prefill),
-                    lib.handle("kvs_read_bandwidth_probe",
+                    bind(lib, "kvs_attn_decode", decode),
+                    bind(lib, "kvs_attn_decode", decode, Linker.Option.critical(false)),
+                    bind(lib, "kvs_attn_prefill", prefill),
+                    bind(lib, "kvs_read_bandwidth_probe",
                             FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT)),
-                    lib.handle("kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
+                    bind(lib, "kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
                             Linker.Option.critical(false)),
-                    lib.handle("kvs_pool_threads", FunctionDescriptor.of(JAVA_INT)));
+                    bind(lib, "kvs_pool_threads", FunctionDescriptor.of(JAVA_INT)));
+        }
+
+        private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor d, Linker.Option... o) {
+            MemorySegment symbol = lib.find(name).orElseThrow(() ->
+                    new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
+            return Linker.nativeLinker().downcallHandle(symbol, d, o);
         }
     }
 
@@ -102,7 +113,7 @@ public final class NativeAttention {
      * @throws KernelArgumentException if any argument is rejected (see the class comment)
      * @throws KernelFailedException   if the kernel reports an error (out of memory for scratch)
      */
-    public static void decode(AttentionShape shape, MemorySegment q, MemorySegment keyBlocks,
+    static void decode(AttentionShape shape, MemorySegment q, MemorySegment keyBlocks,
                               MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
                               MemorySegment out, MemorySegment lse, int threads) {
         requireShape(shape);
@@ -145,7 +156,7 @@ public final class NativeAttention {
      * @param out     same layout as {@code q}, written
      * @see #decode for the other parameters
      */
-    public static void prefill(AttentionShape shape, int queries, MemorySegment q, MemorySegment keyBlocks,
+    static void prefill(AttentionShape shape, int queries, MemorySegment q, MemorySegment keyBlocks,
                                MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
                                MemorySegment out, int threads) {
         requireShape(shape);
@@ -181,7 +192,7 @@ public final class NativeAttention {
      * pool and returns a checksum (the sum of its 64-bit little-endian words, modulo 2^64, as an unsigned
      * value), so the reads cannot be elided. Timing it gives the read bandwidth the kernels can hope for.
      */
-    public static double readBandwidthProbe(MemorySegment buffer, int threads) {
+    static double readBandwidthProbe(MemorySegment buffer, int threads) {
         segment("buffer", buffer, 64, false);
         requireThreads(threads);
         try {
