@@ -3,6 +3,7 @@ package io.kvslab;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 
+import io.kvslab.internal.table.RequesterMutationException;
 import io.kvslab.internal.table.SequenceTables;
 import io.kvslab.internal.table.SlabAllocator;
 import io.kvslab.internal.table.TableHost;
@@ -335,6 +336,8 @@ public final class KvStore implements AutoCloseable {
                     break;
                 }
             }
+        } catch (RequesterMutationException e) {
+            throw e;   // a broken handler, not a memory shortage: say so
         } catch (RuntimeException e) {
             refused.addSuppressed(e);
             throw refused;

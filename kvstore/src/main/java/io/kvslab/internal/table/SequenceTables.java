@@ -132,8 +132,7 @@ public final class SequenceTables {
             }
             if (host.inPressureHandler()) {
                 if (lock.isWriteLockedByCurrentThread()) {
-                    throw new KvSlabException("a memory-pressure handler mutated or closed sequence " + id
-                            + ", whose own allocation it was called for; handlers must skip MemoryPressure.requester()");
+                    throw new RequesterMutationException(id);
                 }
                 if (!lock.writeLock().tryLock()) {
                     throw busy("modify");

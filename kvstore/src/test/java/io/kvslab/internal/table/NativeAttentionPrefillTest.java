@@ -93,9 +93,13 @@ class NativeAttentionPrefillTest {
     void openBlasThreadCountIsRestoredAfterPrefill() throws Throwable {
         // the prefill runs OpenBLAS single-threaded under its own workers; other BLAS users must get their
         // thread count back (the runner's matmuls share this OpenBLAS)
-        java.lang.invoke.MethodHandle get = NativeLibrary.get().handle("openblas_get_num_threads",
+        // The test opens its own lookup of the library file (NativeLibrary hands out no handles).
+        java.lang.foreign.SymbolLookup lib = java.lang.foreign.SymbolLookup.libraryLookup(
+                NativeLibrary.libraryFile(), java.lang.foreign.Arena.global());
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        java.lang.invoke.MethodHandle get = linker.downcallHandle(lib.find("openblas_get_num_threads").orElseThrow(),
                 java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT));
-        java.lang.invoke.MethodHandle set = NativeLibrary.get().handle("openblas_set_num_threads",
+        java.lang.invoke.MethodHandle set = linker.downcallHandle(lib.find("openblas_set_num_threads").orElseThrow(),
                 java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT));
         int before = (int) get.invokeExact();
         try {
