@@ -20,7 +20,10 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  */
 final class BlasOps {
     private static final class Holder {
-        static final MethodHandle MATMUL_NT = NativeLibrary.get().handle("kvs_blas_matmul_nt",
+        // The bench binds its own lookup of the library file: NativeLibrary hands out no handles.
+        static final MethodHandle MATMUL_NT = Linker.nativeLinker().downcallHandle(
+                java.lang.foreign.SymbolLookup.libraryLookup(NativeLibrary.libraryFile(),
+                        java.lang.foreign.Arena.global()).find("kvs_blas_matmul_nt").orElseThrow(),
                 FunctionDescriptor.ofVoid(ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT),
                 Linker.Option.critical(true));
     }

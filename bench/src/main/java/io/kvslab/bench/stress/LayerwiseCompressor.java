@@ -76,7 +76,7 @@ public final class LayerwiseCompressor implements AutoCloseable {
             Selection sel = policy.select(new SequenceContext(layers), budget, compressor.kernels());
             for (int h = 0; h < layout.kvHeads(); h++) {
                 if (!sel.keepsAll(l, h)) {
-                    s.retain(l, h, sel.kept(l, h));
+                    s.keep(l, h, sel.kept(l, h));
                 }
                 kept += s.length(l, h);
             }
