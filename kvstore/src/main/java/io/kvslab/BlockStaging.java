@@ -7,7 +7,6 @@ import io.kvslab.internal.table.StagedBlocks;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Blocks allocated for a restore ({@link RawBlocks#stage}), filled raw, then handed to sequences in one step.
@@ -53,7 +52,7 @@ public final class BlockStaging implements AutoCloseable {
         if (images == null) {
             throw new KvArgumentException("images must not be null");
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             for (int i = 0; i < images.size(); i++) {
                 validate(images.get(i), "sequence image " + i);
@@ -74,7 +73,7 @@ public final class BlockStaging implements AutoCloseable {
             committed = true;
             return created;
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -90,14 +89,14 @@ public final class BlockStaging implements AutoCloseable {
         if (target.store != store) {
             throw new KvArgumentException("sequence " + target.id() + " belongs to another store than the staging");
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             target.checkOpen();
             validate(image, "sequence image");
             staged.install(target.tables, image);
             committed = true;
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -108,16 +107,15 @@ public final class BlockStaging implements AutoCloseable {
             return;
         }
         closed = true;
-        ReentrantReadWriteLock.ReadLock lock;
         try {
-            lock = store.enter();
+            store.enter();
         } catch (ClosedException e) {
             return;   // the store freed everything already
         }
         try {
             staged.release();
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 

@@ -5,8 +5,8 @@ import io.kvslab.KvSlabException;
 
 import io.kvslab.internal.table.RequesterMutationException;
 import io.kvslab.internal.table.SequenceTables;
-import io.kvslab.internal.table.SlabAllocator;
 import io.kvslab.internal.table.TableHost;
+import io.kvslab.internal.table.TableStore;
 import io.kvslab.metrics.CompactionEvent;
 import io.kvslab.metrics.CompressionEvent;
 import io.kvslab.metrics.Jfr;
@@ -21,7 +21,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * An off-heap KV cache: one slab allocator, one layout, many sequences.
@@ -50,12 +49,13 @@ public final class KvStore implements AutoCloseable {
 
     private final KvLayout layout;
     private final StoreConfig config;
-    final SlabAllocator allocator;
-    /** Sequence operations hold the read lock; compaction and close hold the write lock. */
-    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    /** The allocator and the store-wide lock: sequence operations hold its shared side, compaction and close its
+     * exclusive side. */
+    final TableStore tables;
     private final Map<Long, Sequence> open = new ConcurrentHashMap<>();
     /** The block tables' view of this store: its shared lock, pressure relief and counters. */
     private final TableHost host = new Host();
+
     private final AtomicLong nextSequenceId = new AtomicLong();
     private final List<MemoryPressureHandler> pressureHandlers = new CopyOnWriteArrayList<>();
     // Event counters for metrics(); LongAdder because writers on many threads bump them.
@@ -69,12 +69,11 @@ public final class KvStore implements AutoCloseable {
     final AtomicLong prefixCachedBlocks = new AtomicLong();
     final LongAdder pressureEvents = new LongAdder();
     final LongAdder pressureRelieved = new LongAdder();
-    private volatile boolean closed;
 
     private KvStore(KvLayout layout, StoreConfig config) {
         this.layout = layout;
         this.config = config;
-        this.allocator = new SlabAllocator(layout.blockBytes(), config.slabBytes(), config.limitBytes());
+        this.tables = new TableStore(layout, config.slabBytes(), config.limitBytes(), host);
     }
 
     /** A store without a memory limit. */
@@ -103,32 +102,32 @@ public final class KvStore implements AutoCloseable {
 
     /** A new, empty sequence. */
     public Sequence newSequence() {
-        ReentrantReadWriteLock.ReadLock r = enter();
+        enter();
         try {
             long id = nextSequenceId.getAndIncrement();
-            Sequence s = new Sequence(this, new SequenceTables(host, allocator, layout, id));
+            Sequence s = new Sequence(this, new SequenceTables(tables, layout, id));
             open.put(id, s);
             return s;
         } finally {
-            r.unlock();
+            exit();
         }
     }
 
     /** A new sequence sharing every block of {@code parent} (see {@link Sequence#fork()}). */
     Sequence fork(Sequence parent) {
-        ReentrantReadWriteLock.ReadLock r = enter();
+        enter();
         try {
             long id = nextSequenceId.getAndIncrement();
             Sequence child = new Sequence(this, parent.tables.fork(id));
             open.put(id, child);
             return child;
         } finally {
-            r.unlock();
+            exit();
         }
     }
 
     public StoreStats stats() {
-        return new StoreStats(allocator.stats(), open.size());
+        return new StoreStats(tables.stats(), open.size());
     }
 
     /**
@@ -168,14 +167,13 @@ public final class KvStore implements AutoCloseable {
      */
     public CompactionResult compact() {
         refuseReentry("compact()");
-        lock.writeLock().lock();
-        try {
-            checkOpen();
+        checkOpen();
+        {
             CompactionEvent event = Jfr.recording() ? new CompactionEvent() : null;
             if (event != null) {
                 event.begin();
             }
-            CompactionResult r = allocator.compact();
+            CompactionResult r = tables.compact();
             compactions.increment();
             blocksMoved.add(r.blocksMoved());
             if (event != null && event.shouldCommit()) {
@@ -183,12 +181,10 @@ public final class KvStore implements AutoCloseable {
                 event.bytesMoved = r.bytesMoved();
                 event.slabsReleased = r.slabsReleased();
                 event.bytesReleased = r.bytesReleased();
-                event.reservedBytesAfter = allocator.reservedBytes();
+                event.reservedBytesAfter = tables.reservedBytes();
                 event.commit();
             }
             return r;
-        } finally {
-            lock.writeLock().unlock();
         }
     }
 
@@ -197,29 +193,34 @@ public final class KvStore implements AutoCloseable {
      * until the returned access is closed. Use in try-with-resources; keep it short.
      */
     public ReadAccess readAccess() {
-        return new ReadAccess(enter());
+        enter();
+        return new ReadAccess(this);
     }
 
-    /** Holds the store's shared lock; closing releases it. */
+    /** Holds the store's shared lock; closing releases it (on the thread that took it). */
     public static final class ReadAccess implements AutoCloseable {
-        private final ReentrantReadWriteLock.ReadLock lock;
+        private final KvStore store;
+        private final Thread owner = Thread.currentThread();
         private boolean released;
 
-        private ReadAccess(ReentrantReadWriteLock.ReadLock lock) {
-            this.lock = lock;
+        private ReadAccess(KvStore store) {
+            this.store = store;
         }
 
         @Override
         public void close() {
+            if (Thread.currentThread() != owner) {
+                throw new ConcurrentUseException("a ReadAccess must be closed by the thread that opened it");
+            }
             if (!released) {
                 released = true;
-                lock.unlock();
+                store.exit();
             }
         }
     }
 
     public boolean isClosed() {
-        return closed;
+        return tables.isClosed();
     }
 
     /**
@@ -228,27 +229,20 @@ public final class KvStore implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (closed) {
+        if (tables.isClosed()) {
             return;
         }
         refuseReentry("close()");
-        lock.writeLock().lock();
-        try {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            int openSequences = open.size();
+        int[] openSequences = new int[1];
+        long live = tables.close(() -> {
+            openSequences[0] = open.size();
             for (Sequence s : open.values()) {
                 s.tables.markClosedByStore();
             }
             open.clear();
-            long live = allocator.closeAndCountLive();
-            if (live > 0) {
-                throw new LeakedBlocksException(live, live * layout.blockBytes(), openSequences);
-            }
-        } finally {
-            lock.writeLock().unlock();
+        });
+        if (live > 0) {
+            throw new LeakedBlocksException(live, live * layout.blockBytes(), openSequences[0]);
         }
     }
 
@@ -258,7 +252,7 @@ public final class KvStore implements AutoCloseable {
             throw new KvSlabException(what + " called inside a memory-pressure handler; the allocating thread holds "
                     + "the store's shared lock, so it cannot take exclusive access");
         }
-        if (lock.getReadHoldCount() > 0) {
+        if (tables.sharedHoldCount() > 0) {
             throw new KvSlabException(what + " called inside a readAccess() region or sequence operation; "
                     + "it needs exclusive access (close the read access first)");
         }
@@ -268,16 +262,6 @@ public final class KvStore implements AutoCloseable {
 
     /** The store side of {@link SequenceTables}: shared lock, pressure relief, counters. */
     private final class Host implements TableHost {
-        @Override
-        public void enterShared() {
-            enter();
-        }
-
-        @Override
-        public void exitShared() {
-            lock.readLock().unlock();
-        }
-
         @Override
         public boolean inPressureHandler() {
             return IN_PRESSURE_HANDLER.get()[0];
@@ -303,10 +287,6 @@ public final class KvStore implements AutoCloseable {
         public void closed(long sequenceId) {
             open.remove(sequenceId);
         }
-    }
-
-    TableHost host() {
-        return host;
     }
 
     private boolean relievePressure(Sequence requester, MemoryLimitExceededException refused, int attempt) {
@@ -347,7 +327,7 @@ public final class KvStore implements AutoCloseable {
                 event.requestedBytes = refused.requestedBytes();
                 event.shortfallBytes = pressure.shortfallBytes();
                 event.liveBytesBefore = refused.liveBytes();
-                event.liveBytesAfter = allocator.liveBlocks() * layout.blockBytes();
+                event.liveBytesAfter = tables.liveBlocks() * layout.blockBytes();
                 event.attempt = attempt;
                 event.relieved = relieved;
                 event.commit();
@@ -381,18 +361,17 @@ public final class KvStore implements AutoCloseable {
         }
     }
 
-    ReentrantReadWriteLock.ReadLock enter() {
-        ReentrantReadWriteLock.ReadLock r = lock.readLock();
-        r.lock();
-        if (closed) {
-            r.unlock();
-            throw new ClosedException("store");
-        }
-        return r;
+    /** Takes the store's shared lock; throws {@link ClosedException} if the store is closed. */
+    void enter() {
+        tables.enterShared();
+    }
+
+    void exit() {
+        tables.exitShared();
     }
 
     void checkOpen() {
-        if (closed) {
+        if (tables.isClosed()) {
             throw new ClosedException("store");
         }
     }

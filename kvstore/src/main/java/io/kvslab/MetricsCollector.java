@@ -12,8 +12,8 @@ final class MetricsCollector {
     private MetricsCollector() {}
 
     static StoreMetrics store(KvStore store) {
-        AllocatorStats a = store.allocator.stats();
-        long[] blocksByBin = store.allocator.blocksByOccupancy();
+        AllocatorStats a = store.tables.stats();
+        long[] blocksByBin = store.tables.blocksByOccupancy();
         List<SequenceMetrics> sequences = new ArrayList<>();
         for (Sequence s : store.sequences()) {
             if (!s.isClosed()) {

@@ -10,7 +10,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Reuses the KV blocks of identical token prefixes across sequences (automatic prefix caching, as in vLLM).
@@ -75,7 +74,7 @@ public final class PrefixCache implements AutoCloseable {
 
     private PrefixCache(KvStore store, long maxBlocks) {
         this.store = store;
-        this.blocks = new PrefixBlocks(store.allocator);
+        this.blocks = new PrefixBlocks(store.tables);
         this.tokensPerBlock = store.layout().tokensPerBlock();
         this.tables = store.layout().layers() * store.layout().kvHeads();
         this.maxBlocks = maxBlocks;
@@ -222,7 +221,7 @@ public final class PrefixCache implements AutoCloseable {
         if (bytes < 0) {
             throw new KvArgumentException("bytes must be >= 0, got " + bytes);
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             synchronized (this) {
                 checkOpen();
@@ -232,20 +231,20 @@ public final class PrefixCache implements AutoCloseable {
                 return (freedBlocks - before) * blockBytes;
             }
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
     /** Drops every entry (referenced or not); blocks still used by sequences stay alive with them. */
     public void clear() {
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             synchronized (this) {
                 checkOpen();
                 dropAll();
             }
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -257,9 +256,8 @@ public final class PrefixCache implements AutoCloseable {
     @Override
     public void close() {
         store.removePressureHandler(pressureHandler);
-        ReentrantReadWriteLock.ReadLock lock;
         try {
-            lock = store.enter();
+            store.enter();
         } catch (ClosedException e) {
             synchronized (this) {
                 closed = true;
@@ -274,7 +272,7 @@ public final class PrefixCache implements AutoCloseable {
                 }
             }
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 

@@ -41,7 +41,7 @@ public final class RawBlocks {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
         }
-        StagedBlocks staged = StagedBlocks.allocate(store.host(), store.allocator, store.layout(),
+        StagedBlocks staged = StagedBlocks.allocate(store.tables, store.layout(),
                 store.config().limitBytes(), blocks);
         return new BlockStaging(store, staged);
     }

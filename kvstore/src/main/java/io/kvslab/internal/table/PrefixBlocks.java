@@ -19,17 +19,28 @@ public final class PrefixBlocks {
 
     /** One cached token block's K and V blocks, indexed layer * kvHeads + head. No public state. */
     public static final class Column {
+        final PrefixBlocks owner;
         final long[] keys;
         final long[] values;
+        boolean dropped;
 
-        private Column(long[] keys, long[] values) {
+        private Column(PrefixBlocks owner, long[] keys, long[] values) {
+            this.owner = owner;
             this.keys = keys;
             this.values = values;
         }
     }
 
-    public PrefixBlocks(SlabAllocator allocator) {
-        this.allocator = allocator;
+    public PrefixBlocks(TableStore store) {
+        this.allocator = store.allocator;
+    }
+
+    /** A live column of this cache: a dropped or foreign one would release references it does not hold. */
+    private Column own(Column c) {
+        if (c == null || c.owner != this || c.dropped) {
+            throw new IllegalArgumentException("not a live column of this prefix cache");
+        }
+        return c;
     }
 
     /**
@@ -37,6 +48,9 @@ public final class PrefixBlocks {
      * {@code s}'s read lock ({@link SequenceTables#underReadLock}) and has checked that every table has that block.
      */
     public Column pin(SequenceTables s, int block) {
+        if (s.allocator != allocator) {
+            throw new IllegalArgumentException("the sequence belongs to another store than this cache");
+        }
         int tables = s.layout.layers() * s.layout.kvHeads();
         long[] keys = new long[tables];
         long[] values = new long[tables];
@@ -45,11 +59,12 @@ public final class PrefixBlocks {
             cacheRefs.merge(keys[t], 1, Integer::sum);
             cacheRefs.merge(values[t], 1, Integer::sum);
         }
-        return new Column(keys, values);
+        return new Column(this, keys, values);
     }
 
     /** Whether no sequence references any block of the column (only this cache does). */
     public boolean unreferenced(Column c) {
+        own(c);
         for (int t = 0; t < c.keys.length; t++) {
             if (allocator.refCount(c.keys[t]) != cacheRefs.get(c.keys[t])
                     || allocator.refCount(c.values[t]) != cacheRefs.get(c.values[t])) {
@@ -61,6 +76,7 @@ public final class PrefixBlocks {
 
     /** Drops the column's references; returns the number of blocks that were freed (no reference left). */
     public long drop(Column c) {
+        own(c).dropped = true;
         long freed = 0;
         for (int t = 0; t < c.keys.length; t++) {
             freed += release(c.keys[t]);
@@ -80,7 +96,11 @@ public final class PrefixBlocks {
      */
     public void adopt(SequenceTables s, List<Column> chain) {
         List<long[][]> columns = new java.util.ArrayList<>(chain.size());
+        if (s.allocator != allocator) {
+            throw new IllegalArgumentException("the sequence belongs to another store than this cache");
+        }
         for (Column c : chain) {
+            own(c);
             columns.add(new long[][] {c.keys, c.values});
         }
         s.adoptColumns(columns);

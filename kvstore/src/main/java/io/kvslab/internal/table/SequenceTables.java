@@ -34,6 +34,7 @@ import java.util.function.Supplier;
  * <p>No public method takes or returns a block handle, address or block segment.
  */
 public final class SequenceTables {
+    private final TableStore store;
     private final TableHost host;
     final SlabAllocator allocator;
     final KvLayout layout;
@@ -48,9 +49,13 @@ public final class SequenceTables {
     private volatile int modCount;
     private volatile boolean closed;
 
-    public SequenceTables(TableHost host, SlabAllocator allocator, KvLayout layout, long id) {
-        this.host = host;
-        this.allocator = allocator;
+    public SequenceTables(TableStore store, KvLayout layout, long id) {
+        if (store == null || layout == null || layout.blockBytes() != store.allocator.blockBytes()) {
+            throw new KvArgumentException("tables need their store and a layout of its block size");
+        }
+        this.store = store;
+        this.host = store.host;
+        this.allocator = store.allocator;
         this.layout = layout;
         this.tokensPerBlock = layout.tokensPerBlock();
         this.rowBytes = layout.rowBytes();
@@ -64,6 +69,7 @@ public final class SequenceTables {
     }
 
     private SequenceTables(SequenceTables parent, long id) {
+        this.store = parent.store;
         this.host = parent.host;
         this.allocator = parent.allocator;
         this.layout = parent.layout;
@@ -97,7 +103,7 @@ public final class SequenceTables {
 
     /** Store shared lock, then this sequence's read lock; throws ClosedException if either is closed. */
     void beginRead() {
-        host.enterShared();
+        store.enterShared();
         try {
             ReentrantReadWriteLock.ReadLock r = lock.readLock();
             if (host.inPressureHandler() && !lock.isWriteLockedByCurrentThread() && lock.getReadHoldCount() == 0) {
@@ -108,7 +114,7 @@ public final class SequenceTables {
                 r.lock();
             }
         } catch (RuntimeException e) {
-            host.exitShared();
+            store.exitShared();
             throw e;
         }
         if (closed) {
@@ -119,12 +125,12 @@ public final class SequenceTables {
 
     void endRead() {
         lock.readLock().unlock();
-        host.exitShared();
+        store.exitShared();
     }
 
     /** Store shared lock, then this sequence's write lock; see the class comment for the failure cases. */
     void beginWrite() {
-        host.enterShared();
+        store.enterShared();
         try {
             if (lock.getReadHoldCount() > 0 && !lock.isWriteLockedByCurrentThread()) {
                 throw new KvSlabException("sequence " + id + " cannot be modified or closed by a thread that is "
@@ -141,7 +147,7 @@ public final class SequenceTables {
                 lock.writeLock().lock();
             }
         } catch (RuntimeException e) {
-            host.exitShared();
+            store.exitShared();
             throw e;
         }
         if (closed) {
@@ -152,7 +158,7 @@ public final class SequenceTables {
 
     void endWrite() {
         lock.writeLock().unlock();
-        host.exitShared();
+        store.exitShared();
     }
 
     private ConcurrentUseException busy(String what) {
@@ -1107,6 +1113,13 @@ public final class SequenceTables {
     void pinColumn(int block, long[] keys, long[] values) {
         requireRead();
         int kvHeads = layout.kvHeads();
+        for (BlockTable[] layer : tables) {
+            for (BlockTable t : layer) {
+                if (block < 0 || (long) (block + 1) * tokensPerBlock > t.length) {
+                    throw new KvArgumentException("block " + block + " is not a full block of every table");
+                }
+            }
+        }
         for (int l = 0; l < tables.length; l++) {
             for (int h = 0; h < kvHeads; h++) {
                 keys[l * kvHeads + h] = tables[l][h].keyBlocks[block];

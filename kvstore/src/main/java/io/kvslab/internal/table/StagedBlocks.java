@@ -13,15 +13,15 @@ import java.lang.foreign.MemorySegment;
  * own. Handles never leave this package: callers name staged blocks by index.
  */
 public final class StagedBlocks {
-    private final TableHost host;
+    private final TableStore store;
     private final SlabAllocator allocator;
     private final KvLayout layout;
     private final long[] handles;
     private final int[] rowsWritten;
 
-    private StagedBlocks(TableHost host, SlabAllocator allocator, KvLayout layout, long[] handles) {
-        this.host = host;
-        this.allocator = allocator;
+    private StagedBlocks(TableStore store, KvLayout layout, long[] handles) {
+        this.store = store;
+        this.allocator = store.allocator;
         this.layout = layout;
         this.handles = handles;
         this.rowsWritten = new int[handles.length];
@@ -31,8 +31,11 @@ public final class StagedBlocks {
      * Allocates {@code blocks} blocks, all or nothing (memory-pressure handlers may run). A count whose bytes
      * exceed the store's limit (computed in long) is refused before any array is sized.
      */
-    public static StagedBlocks allocate(TableHost host, SlabAllocator allocator, KvLayout layout, long limitBytes,
-                                        int blocks) {
+    public static StagedBlocks allocate(TableStore store, KvLayout layout, long limitBytes, int blocks) {
+        SlabAllocator allocator = store.allocator;
+        if (layout.blockBytes() != allocator.blockBytes()) {
+            throw new KvArgumentException("the layout's block size differs from the store's");
+        }
         if (blocks < 0) {
             throw new KvArgumentException("blocks must be >= 0, got " + blocks);
         }
@@ -42,7 +45,7 @@ public final class StagedBlocks {
         } catch (ArithmeticException e) {
             bytes = Long.MAX_VALUE;
         }
-        host.enterShared();
+        store.enterShared();
         try {
             if (bytes > limitBytes) {
                 throw new MemoryLimitExceededException(bytes, limitBytes, allocator.liveBlocks() * layout.blockBytes(),
@@ -54,14 +57,14 @@ public final class StagedBlocks {
                     allocator.allocate(handles, blocks);
                     break;
                 } catch (MemoryLimitExceededException e) {
-                    if (!host.relieve(-1, e, attempt)) {
+                    if (!store.host.relieve(-1, e, attempt)) {
                         throw e;
                     }
                 }
             }
-            return new StagedBlocks(host, allocator, layout, handles);
+            return new StagedBlocks(store, layout, handles);
         } finally {
-            host.exitShared();
+            store.exitShared();
         }
     }
 
@@ -87,14 +90,14 @@ public final class StagedBlocks {
             throw new KvArgumentException("src must hold " + bytes + " bytes from offset " + off + ", got "
                     + (src == null ? "null" : src.length + " bytes"));
         }
-        host.enterShared();
+        store.enterShared();
         try {
             MemorySegment seg = allocator.segment(handles[index]);
             MemorySegment.copy(MemorySegment.ofArray(src), off, seg, 0, bytes);
             seg.asSlice(bytes).fill((byte) 0);
             rowsWritten[index] = rows;
         } finally {
-            host.exitShared();
+            store.exitShared();
         }
     }
 
@@ -103,6 +106,10 @@ public final class StagedBlocks {
      * target's previous blocks are released. Takes the target's write lock.
      */
     public void install(SequenceTables target, TableImage[][] image) {
+        if (released) {
+            throw new io.kvslab.ClosedException("block staging");
+        }
+        validate(target, image);
         target.underWriteLock(() -> {
             BlockTable[][] built = new BlockTable[image.length][];
             for (int l = 0; l < image.length; l++) {
@@ -136,13 +143,59 @@ public final class StagedBlocks {
         });
     }
 
-    /** Drops the staging's own references; blocks no table took are freed. */
+    private boolean released;
+
+    /** Drops the staging's own references (once); blocks no table took are freed. */
     public void release() {
-        host.enterShared();
+        if (released) {
+            return;
+        }
+        released = true;
+        store.enterShared();
         try {
             allocator.releaseAll(handles, 0, handles.length);
         } finally {
-            host.exitShared();
+            store.exitShared();
+        }
+    }
+
+    /** The image must fit the target's layout and name staged blocks holding enough rows (no trust in callers). */
+    private void validate(SequenceTables target, TableImage[][] image) {
+        if (target.allocator != allocator) {
+            throw new KvArgumentException("the target sequence belongs to another store than the staging");
+        }
+        int tpb = layout.tokensPerBlock();
+        if (image == null || image.length != layout.layers()) {
+            throw new KvArgumentException("an image needs " + layout.layers() + " layers of tables");
+        }
+        for (TableImage[] layer : image) {
+            if (layer == null || layer.length != layout.kvHeads()) {
+                throw new KvArgumentException("an image layer needs " + layout.kvHeads() + " tables");
+            }
+            for (TableImage t : layer) {
+                if (t == null || t.positions() == null || t.keyBlocks() == null || t.valueBlocks() == null) {
+                    throw new KvArgumentException("tables, positions and block indices must not be null");
+                }
+                long[] p = t.positions();
+                for (int r = 0; r < p.length; r++) {
+                    if (p[r] < 0 || (r > 0 && p[r] <= p[r - 1])) {
+                        throw new KvArgumentException("positions must be >= 0 and strictly increasing");
+                    }
+                }
+                int blocks = (int) (((long) p.length + tpb - 1) / tpb);
+                if (t.keyBlocks().length != blocks || t.valueBlocks().length != blocks) {
+                    throw new KvArgumentException(p.length + " rows need " + blocks + " K and V blocks");
+                }
+                for (int b = 0; b < blocks; b++) {
+                    int need = Math.min(tpb, p.length - b * tpb);
+                    for (int index : new int[] {t.keyBlocks()[b], t.valueBlocks()[b]}) {
+                        if (index < 0 || index >= handles.length || rowsWritten[index] < need) {
+                            throw new KvArgumentException("block " + b + " names staged block " + index
+                                    + ", which does not exist or holds fewer than " + need + " rows");
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -3,17 +3,10 @@ package io.kvslab.internal.table;
 import io.kvslab.MemoryLimitExceededException;
 
 /**
- * What the block tables of a sequence need from their store: its shared lock (held around every table operation,
- * so compaction and store close wait for them), memory-pressure relief, and event counters. Implemented by the
- * store; takes and returns no block handles.
+ * What the block tables of a sequence need from their store besides its lock ({@link TableStore}): memory-pressure
+ * relief and event counters. Implemented by the store; takes and returns no block handles.
  */
 public interface TableHost {
-    /** Takes the store's shared lock; throws {@link io.kvslab.ClosedException} (lock released) if it is closed. */
-    void enterShared();
-
-    /** Releases the shared lock taken by {@link #enterShared()}. */
-    void exitShared();
-
     /** Whether the calling thread is running a memory-pressure handler right now. */
     boolean inPressureHandler();
 
