@@ -808,8 +808,11 @@ public final class SequenceTables {
         }
     }
 
-    /** The store freed every block (store close): no lock needed, the store holds its exclusive lock. */
+    /** The store freed every block (store close, which holds the exclusive lock). Refused while the store is open. */
     public void markClosedByStore() {
+        if (!store.isClosed()) {
+            throw new KvSlabException("only a closed store marks its sequences closed; close the sequence instead");
+        }
         closed = true;
     }
 

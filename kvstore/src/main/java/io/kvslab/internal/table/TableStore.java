@@ -4,6 +4,7 @@ import io.kvslab.AllocatorStats;
 import io.kvslab.ClosedException;
 import io.kvslab.CompactionResult;
 import io.kvslab.KvLayout;
+import io.kvslab.KvSlabException;
 
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -50,6 +51,7 @@ public final class TableStore {
 
     /** Compacts the allocator under the exclusive lock (waits for every shared holder). */
     public CompactionResult compact() {
+        refuseReentry("compact()");
         lock.writeLock().lock();
         try {
             if (closed) {
@@ -66,6 +68,7 @@ public final class TableStore {
      * that were still live, or -1 if the store was closed already.
      */
     public long close(Runnable whileExclusive) {
+        refuseReentry("close()");
         lock.writeLock().lock();
         try {
             if (closed) {
@@ -76,6 +79,14 @@ public final class TableStore {
             return allocator.closeAndCountLive();
         } finally {
             lock.writeLock().unlock();
+        }
+    }
+
+    /** An exclusive operation on a thread holding the shared side would wait for itself for ever. */
+    private void refuseReentry(String what) {
+        if (lock.getReadHoldCount() > 0) {
+            throw new KvSlabException(what + " needs exclusive access but this thread holds the store's shared "
+                    + "lock (inside readAccess(), a sequence operation or a pressure handler)");
         }
     }
 
