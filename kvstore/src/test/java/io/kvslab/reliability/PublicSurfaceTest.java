@@ -46,7 +46,11 @@ class PublicSurfaceTest {
      * block of the store.
      */
     private static final Set<String> CALLER_SEGMENTS = Set.of(
-            "io.kvslab.internal.table.TableAttention.readBandwidthProbe(MemorySegment,int)");
+            "io.kvslab.internal.table.TableAttention.readBandwidthProbe(MemorySegment,int)",
+            // a caller's own K/V tensor (heap or native), shape and strides checked against its size
+            "io.kvslab.KvTensor.<init>(MemorySegment,DType,int,int,int,long,long,long)",
+            "io.kvslab.KvTensor.data()",
+            "io.kvslab.KvTensor.of(MemorySegment,DType,int,int,int)");
     /** SlabAllocator's public surface: statistics and lifecycle only. */
     private static final Set<String> ALLOCATOR_PUBLIC = Set.of("blockBytes", "blocksPerSlab", "relocationEpoch",
             "compact", "stats", "blocksByOccupancy", "liveBlocks", "reservedBytes", "isClosed", "closeAndCountLive",

@@ -63,7 +63,7 @@ public final class TensorCodec {
      * Writes head vector {@code h} of token {@code tok} into {@code dst} at byte {@code offset} as {@code store}
      * elements. Values must have passed {@link #check}.
      */
-    public static void writeRow(KvTensor t, int tok, int h, MemorySegment dst, long offset, DType store) {
+    static void writeRow(KvTensor t, int tok, int h, MemorySegment dst, long offset, DType store) {
         long base = t.elementOffset(tok, h, 0);
         int n = t.headDim();
         MemorySegment src = t.data();
