@@ -31,7 +31,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>Modes: {@code close} (decode vs close of A), {@code keep} (decode vs keep on A), {@code handler} (decode vs a
  * memory-pressure handler on another thread evicting A with {@code MemoryPressure.tryKeep}), {@code mixed}
  * (4 threads: decoder; mutator doing keep / close-and-refill / fork-keep-close / compact on A; two churners
- * appending to and closing other sequences whose rows differ from A's).
+ * appending to and closing other sequences whose rows differ from A's; a memory limit tight enough that refills
+ * and churn call a pressure handler, which evicts A's rows with {@code MemoryPressure.tryKeep}).
  */
 public final class RaceHarness {
     static final KvLayout LAYOUT = new KvLayout(1, 8, 4, 64, DType.F32, 16);
@@ -50,6 +51,7 @@ public final class RaceHarness {
     final AtomicLong keptSeen = new AtomicLong();
     final AtomicLong mixedSeen = new AtomicLong();
     final AtomicLong typed = new AtomicLong();
+    final AtomicLong handlerEvictions = new AtomicLong();
     final AtomicLong violations = new AtomicLong();
     final AtomicReference<String> firstViolation = new AtomicReference<>();
 
@@ -68,10 +70,15 @@ public final class RaceHarness {
 
     Sequence filledA(KvStore store) {
         Sequence s = store.newSequence();
-        for (int t = 0; t < ROWS; t++) {
-            s.append(0, rows[t], rows[t], t);
+        try {
+            for (int t = 0; t < ROWS; t++) {
+                s.append(0, rows[t], rows[t], t);
+            }
+            return s;
+        } catch (RuntimeException e) {
+            s.close();
+            throw e;
         }
-        return s;
     }
 
     void references() {
@@ -122,6 +129,11 @@ public final class RaceHarness {
 
     /** Decodes {@code a} until it is closed or {@code stop} is set; typed exceptions are legal. */
     Thread decoder(AtomicReference<Sequence> a, AtomicBoolean stop, boolean stopOnClose) {
+        return decoder(a, stop, stopOnClose, 0);
+    }
+
+    /** As above, pausing {@code pauseNanos} between decodes (so try-locking handlers sometimes find A idle). */
+    Thread decoder(AtomicReference<Sequence> a, AtomicBoolean stop, boolean stopOnClose, long pauseNanos) {
         Thread t = new Thread(() -> {
             float[] out = new float[WIDTH];
             try (Attention att = Attention.create(1)) {
@@ -138,6 +150,9 @@ public final class RaceHarness {
                         }
                     } catch (KvSlabException e) {
                         typed.incrementAndGet();
+                    }
+                    if (pauseNanos > 0) {
+                        java.util.concurrent.locks.LockSupport.parkNanos(pauseNanos);
                     }
                 }
             } catch (Throwable e) {
@@ -213,15 +228,30 @@ public final class RaceHarness {
     }
 
     void runMixed(long deadline) throws InterruptedException {
-        try (KvStore store = KvStore.open(LAYOUT, StoreConfig.defaults().withSlabBytes(64 * LAYOUT.blockBytes()))) {
+        long blockBytes = LAYOUT.blockBytes();
+        // A and a refill of it (2 x 200 blocks) plus churn (2 x 32) do not fit: handlers run often
+        try (KvStore store = KvStore.open(LAYOUT, new StoreConfig(420 * blockBytes, 64 * blockBytes))) {
             AtomicReference<Sequence> a = new AtomicReference<>(filledA(store));
+            AtomicLong evictions = handlerEvictions;
+            store.addPressureHandler(p -> {
+                boolean freed = false;
+                Sequence victim = a.get();
+                for (int h = 0; h < LAYOUT.kvHeads(); h++) {
+                    if (!victim.isClosed() && victim.length(0, h) > KEPT && p.tryKeep(victim, 0, h, KEEP_ROWS)) {
+                        freed = true;
+                        evictions.incrementAndGet();
+                    }
+                }
+                return freed;
+            });
             AtomicBoolean stop = new AtomicBoolean();
-            Thread d = decoder(a, stop, false);
+            Thread d = decoder(a, stop, false, 50_000);
             Thread mutator = new Thread(() -> {
                 ThreadLocalRandom rnd = ThreadLocalRandom.current();
                 try {
                     while (!stop.get()) {
                         Sequence s = a.get();
+                        try {
                         switch (rnd.nextInt(4)) {
                             case 0 -> {
                                 for (int h = 0; h < LAYOUT.kvHeads(); h++) {
@@ -229,7 +259,7 @@ public final class RaceHarness {
                                 }
                             }
                             case 1 -> {
-                                a.set(filledA(store));
+                                a.set(filledA(store));   // a refused refill closes itself and throws
                                 s.close();
                             }
                             case 2 -> {
@@ -240,6 +270,9 @@ public final class RaceHarness {
                                 }
                             }
                             default -> store.compact();
+                        }
+                        } catch (io.kvslab.MemoryLimitExceededException e) {
+                            typed.incrementAndGet();   // the limit refused this step; nothing changed
                         }
                         Thread.sleep(0, rnd.nextInt(200_000));
                     }
@@ -256,6 +289,8 @@ public final class RaceHarness {
                             for (int i = 0; i < 64; i++) {
                                 b.append(0, other, other, i);
                             }
+                        } catch (io.kvslab.MemoryLimitExceededException e) {
+                            typed.incrementAndGet();
                         }
                     }
                 } catch (Throwable e) {
@@ -276,6 +311,9 @@ public final class RaceHarness {
             c1.join();
             c2.join();
             a.get().close();
+            if (store.stats().liveBlocks() != 0) {
+                violation("blocks leaked: " + store.stats().liveBlocks() + " live after every sequence closed");
+            }
         }
     }
 
@@ -294,7 +332,8 @@ public final class RaceHarness {
             default -> throw new IllegalArgumentException("mode must be close, keep, handler or mixed: " + mode);
         }
         System.out.println("mode=" + mode + " decodes=" + h.decodes + " full=" + h.fullSeen + " kept=" + h.keptSeen
-                + " partlyKept=" + h.mixedSeen + " typedExceptions=" + h.typed + " violations=" + h.violations);
+                + " partlyKept=" + h.mixedSeen + " typedExceptions=" + h.typed + " handlerEvictions=" + h.handlerEvictions
+                + " violations=" + h.violations);
         if (h.violations.get() > 0) {
             System.out.println("VIOLATION: " + h.firstViolation.get());
             System.exit(1);
