@@ -162,8 +162,8 @@ public final class KvStore implements AutoCloseable {
     }
 
     /**
-     * Moves blocks out of sparse slabs and returns emptied slabs to the OS. Block handles stay valid; cached block
-     * addresses are refreshed lazily. Waits for in-flight sequence operations.
+     * Moves blocks out of sparse slabs and returns emptied slabs to the OS. Waits for in-flight sequence operations
+     * and reads (kernels build their address arrays per call, so nothing holds a stale address).
      */
     public CompactionResult compact() {
         refuseReentry("compact()");
@@ -189,8 +189,10 @@ public final class KvStore implements AutoCloseable {
     }
 
     /**
-     * Pins block addresses for a native read (for example an attention kernel call): compaction and close wait
-     * until the returned access is closed. Use in try-with-resources; keep it short.
+     * Holds the store's shared lock: compaction and close wait until the returned access is closed (calling them
+     * on this thread meanwhile throws). Attention and row reads need no read access of their own (they hold the
+     * sequence's read lock themselves); use it to keep the store's layout stable across several calls, in
+     * try-with-resources, on one thread, briefly.
      */
     public ReadAccess readAccess() {
         enter();
