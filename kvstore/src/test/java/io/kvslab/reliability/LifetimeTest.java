@@ -152,6 +152,42 @@ class LifetimeTest {
     }
 
     @Test
+    void aThreadHoldingOneSequenceLockNeverWaitsForAnother() throws Exception {
+        try (KvStore store = KvStore.open(LAYOUT); Sequence s1 = store.newSequence();
+             Sequence s2 = store.newSequence()) {
+            fill(s1, 0, 40, 1f);
+            fill(s2, 0, 40, 2f);
+            CountDownLatch reading = new CountDownLatch(1);
+            CountDownLatch done = new CountDownLatch(1);
+            Thread other = new Thread(() -> TableAccess.of(s2).underReadLock(() -> {   // another thread reads s2
+                reading.countDown();
+                try {
+                    done.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return null;
+            }));
+            other.start();
+            reading.await();
+            // the mirror image (the other thread waiting for s1 while reading s2) would deadlock: fail instead
+            assertTimeoutPreemptively(HANG_GUARD, () -> TableAccess.of(s1).underReadLock(() -> {
+                assertThrows(io.kvslab.ConcurrentUseException.class, s2::close);
+                assertThrows(io.kvslab.ConcurrentUseException.class, () -> s2.keep(0, 0, new int[0]));
+                return null;
+            }));
+            done.countDown();
+            other.join();
+            assertEquals(40, s2.length(0, 0), "nothing changed");
+            TableAccess.of(s1).underReadLock(() -> {   // with s2 idle, the try-lock succeeds
+                s2.keep(0, 0, new int[] {0});
+                return null;
+            });
+            assertEquals(1, s2.length(0, 0));
+        }
+    }
+
+    @Test
     void closeAndCompactFromAnotherThreadWaitForARunningDecodeThenProceed() throws Exception {
         KvStore store = KvStore.open(LAYOUT);
         Sequence s = store.newSequence();

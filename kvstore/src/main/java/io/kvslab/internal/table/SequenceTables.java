@@ -26,9 +26,9 @@ import java.util.function.Supplier;
  * every operation that can free, move or rewrite its blocks holds the write lock. Both are taken inside the
  * store's shared lock (compaction and store close hold its exclusive side). Lock order, everywhere:
  * <em>store lock, then one sequence lock, then the prefix cache's monitor, then the allocator's monitor</em>. A
- * thread never waits for a second sequence lock while holding one: inside a memory-pressure handler (where the
- * allocating thread holds its own sequence's write lock) other sequences are only try-locked and a busy one fails
- * with {@link ConcurrentUseException}. A mutation while the same thread holds this sequence's read lock fails
+ * thread never waits for a second sequence lock while holding one (a per-thread count enforces it): inside a
+ * memory-pressure handler (where the allocating thread holds its own sequence's write lock), or inside any other
+ * sequence's lock, other sequences are only try-locked and a busy one fails with {@link ConcurrentUseException}. A mutation while the same thread holds this sequence's read lock fails
  * with {@link KvSlabException} instead of deadlocking.
  *
  * <p>No public method takes or returns a block handle, address or block segment.
@@ -101,12 +101,28 @@ public final class SequenceTables {
 
     // ================================================================ lifetime guard
 
+    /**
+     * Sequence locks (read or write holds, over all sequences) the calling thread holds. A thread holding one never
+     * waits for another: it only try-locks (the lock order allows one sequence lock at a time).
+     */
+    private static final ThreadLocal<int[]> HELD = ThreadLocal.withInitial(() -> new int[1]);
+
+    /** Whether the calling thread holds this sequence's lock (either side). */
+    private boolean heldHere() {
+        return lock.isWriteLockedByCurrentThread() || lock.getReadHoldCount() > 0;
+    }
+
+    /** Whether the calling thread must not wait for this sequence's lock (it holds another, or runs a handler). */
+    private boolean mustNotWait() {
+        return !heldHere() && (HELD.get()[0] > 0 || host.inPressureHandler());
+    }
+
     /** Store shared lock, then this sequence's read lock; throws ClosedException if either is closed. */
     void beginRead() {
         store.enterShared();
         try {
             ReentrantReadWriteLock.ReadLock r = lock.readLock();
-            if (host.inPressureHandler() && !lock.isWriteLockedByCurrentThread() && lock.getReadHoldCount() == 0) {
+            if (mustNotWait()) {
                 if (!r.tryLock()) {
                     throw busy("read");
                 }
@@ -117,6 +133,7 @@ public final class SequenceTables {
             store.exitShared();
             throw e;
         }
+        HELD.get()[0]++;
         if (closed) {
             endRead();
             throw new ClosedException("sequence " + id);
@@ -124,6 +141,7 @@ public final class SequenceTables {
     }
 
     void endRead() {
+        HELD.get()[0]--;
         lock.readLock().unlock();
         store.exitShared();
     }
@@ -136,10 +154,10 @@ public final class SequenceTables {
                 throw new KvSlabException("sequence " + id + " cannot be modified or closed by a thread that is "
                         + "reading it (it holds the sequence's read access); finish the read first");
             }
-            if (host.inPressureHandler()) {
-                if (lock.isWriteLockedByCurrentThread()) {
-                    throw new RequesterMutationException(id);
-                }
+            if (host.inPressureHandler() && lock.isWriteLockedByCurrentThread()) {
+                throw new RequesterMutationException(id);
+            }
+            if (mustNotWait()) {
                 if (!lock.writeLock().tryLock()) {
                     throw busy("modify");
                 }
@@ -150,6 +168,7 @@ public final class SequenceTables {
             store.exitShared();
             throw e;
         }
+        HELD.get()[0]++;
         if (closed) {
             endWrite();
             throw new ClosedException("sequence " + id);
@@ -157,14 +176,16 @@ public final class SequenceTables {
     }
 
     void endWrite() {
+        HELD.get()[0]--;
         lock.writeLock().unlock();
         store.exitShared();
     }
 
     private ConcurrentUseException busy(String what) {
-        return new ConcurrentUseException("sequence " + id + " is in use by another thread; a memory-pressure handler "
-                + "cannot " + what + " it without risking a deadlock (use MemoryPressure.tryKeep / tryClose, which "
-                + "skip busy sequences)");
+        return new ConcurrentUseException("sequence " + id + " is in use by another thread, and this thread holds "
+                + "another sequence's lock or runs a memory-pressure handler, so it cannot wait to " + what + " it "
+                + "without risking a deadlock (in handlers use MemoryPressure.tryKeep / tryClose, which skip busy "
+                + "sequences)");
     }
 
     /** Runs {@code body} holding this sequence's write lock (inside the store's shared lock). */
