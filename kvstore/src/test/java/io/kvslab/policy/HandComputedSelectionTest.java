@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -14,11 +14,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Each selection on a case small enough to work out by hand; the expected sets are written out literally. */
 class HandComputedSelectionTest {
-    private PolicyKernels kernels;
+    private PolicyWorkspace kernels;
 
     @BeforeEach
     void open() {
-        kernels = PolicyKernels.create();
+        kernels = PolicyWorkspace.create();
     }
 
     @AfterEach
