@@ -11,6 +11,8 @@ import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
@@ -30,7 +32,7 @@ import java.util.SplittableRandom;
  * sequence has taken {@code budget + interval} tokens since the start, and then every {@code interval} tokens, it is
  * compressed to a budget of {@code budget} rows per (layer, KV head) by a policy of {@code io.kvslab.policy}
  * (default StreamingLLM; window policies get the synthetic queries of the last tokens, CriticalKV a synthetic W_o),
- * applied one layer at a time ({@link LayerwiseCompressor}), or by {@link SinkWindowRetention} ({@code window}, the
+ * applied one layer at a time (the library's {@link Compressor}), or by {@link SinkWindowRetention} ({@code window}, the
  * original stand-in). Every {@code attentionEvery} tokens a decode step runs attention over every layer.
  *
  * <p><b>Memory bound.</b> With a uniform policy (same budget in every head and layer) a head never holds more than
@@ -275,7 +277,7 @@ public final class LongContextStress {
         SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
         SinkWindowRetention window = new SinkWindowRetention(c.sinks(), c.budget());
         CompressionPolicy policy = c.libraryPolicy();
-        LayerwiseCompressor compressor = policy == null ? null : new LayerwiseCompressor(policy);
+        Compressor compressor = policy == null ? null : new Compressor();
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
         int windowSize = policy == null ? 0 : policy.windowQueries();
         SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
@@ -364,8 +366,8 @@ public final class LongContextStress {
                         if (compressor == null) {
                             window.apply(s);
                         } else {
-                            compressor.compress(s, Budget.tokens(c.budget()), l -> inputs.window(l, end, windowSize),
-                                    l -> inputs.outputProjection());
+                            compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
+                                    l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
                         }
                         compressNs += System.nanoTime() - t2;
                         rows = c.budget();
