@@ -47,8 +47,8 @@ import java.util.SplittableRandom;
  * <p><b>Invariants checked</b> (each failure is a violation; the command exits non-zero):
  * after every compression, for sinks + recent policies (StreamingLLM, {@code window}) every head's positions are
  * exactly the sinks plus the newest rows; for the others every head keeps a strictly increasing subsequence of its
- * rows, every observation-window row it must protect, exactly the budget when budgets are uniform, and at most the
- * total budget over all heads; the store's live bytes equal the block count the lengths imply; a sampled
+ * rows, every observation-window row it must protect, exactly the budget when budgets are uniform, and
+ * exactly the pooled total budget over a layer's heads (Ada-KV) or a head's layers (PyramidKV); the store's live bytes equal the block count the lengths imply; a sampled
  * head's stored K and V rows equal the regenerated synthetic rows (after dtype rounding) bit for bit; every
  * {@code checkEvery}-th attention step one layer's output is compared against {@link ReferenceAttention}; at the
  * end, closing the sequence frees every block and closing the store reports no leak.
@@ -458,8 +458,12 @@ public final class LongContextStress {
         KvLayout layout = config.layout();
         boolean protectsWindow = policy.protection().observationWindow();
         long windowStart = streamed - Math.min(windowSize, streamed);
+        long[] headRows = new long[layout.kvHeads()];
+        long[] headRowsBefore = new long[layout.kvHeads()];
+        long[] headBudget = new long[layout.kvHeads()];
         for (int l = 0; l < layout.layers(); l++) {
             long layerRows = 0;
+            long layerRowsBefore = 0;
             long layerBudget = 0;
             for (int h = 0; h < layout.kvHeads(); h++) {
                 long[] was = before[l * layout.kvHeads() + h];
@@ -487,7 +491,13 @@ public final class LongContextStress {
                     prot += (protectsWindow && x >= windowStart) || x < policy.protection().sinks() ? 1 : 0;
                 }
                 int nominal = Math.min(was.length, Math.max(config.budget(), prot));
-                layerBudget += nominal;
+                // pooled budgets (Ada-KV over a layer's heads, PyramidKV over a head's layers): max(budget, prot)
+                // per table, the total capped by the rows there are
+                layerBudget += Math.max(config.budget(), prot);
+                layerRowsBefore += was.length;
+                headRows[h] += p.length;
+                headRowsBefore[h] += was.length;
+                headBudget[h] += Math.max(config.budget(), prot);
                 if (config.uniformBudgets() && p.length != nominal) {
                     violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
                             + " holds " + p.length + " rows; the uniform budget gives " + nominal);
@@ -500,8 +510,16 @@ public final class LongContextStress {
                 }
             }
             if (config.uniformLayers()) {
-                violations.check(layerRows <= layerBudget, "after compression at token " + streamed + " layer " + l
-                        + " holds " + layerRows + " rows, more than its total budget " + layerBudget);
+                long total = Math.min(layerRowsBefore, layerBudget);
+                violations.check(layerRows == total, "after compression at token " + streamed + " layer " + l
+                        + " holds " + layerRows + " rows, not its total budget " + total);
+            }
+        }
+        if (!config.uniformLayers()) {
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                long total = Math.min(headRowsBefore[h], headBudget[h]);
+                violations.check(headRows[h] == total, "after compression at token " + streamed + " KV head " + h
+                        + " holds " + headRows[h] + " rows over all layers, not its total budget " + total);
             }
         }
     }

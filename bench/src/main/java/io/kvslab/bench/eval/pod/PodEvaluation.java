@@ -19,7 +19,6 @@ import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.pod.PodAttention;
 import io.kvslab.policy.PolicyWorkspace;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.LayerSimilarity;
@@ -285,9 +284,7 @@ public final class PodEvaluation {
                 KvCache cache;
                 PodKvCache podCache = null;
                 if (sharing != null) {
-                    PodAttention two = sharing.config().variant() == PodVariant.V1_SHARED_SCORES
-                            ? PodAttention.create(1) : null;
-                    podCache = new PodKvCache(seq, attention(cfg), two, sharing);
+                    podCache = new PodKvCache(seq, attention(cfg), sharing);
                     cache = podCache;
                 } else {
                     cache = new StoreKvCache(seq, attention(cfg));
