@@ -182,6 +182,29 @@ class LayerAtATimeTest {
         }
     }
 
+    @Test
+    void aLayerWideKeepWithABadHeadChangesNoHead() {
+        KvLayout layout = SHAPE.layout(TOKENS_PER_BLOCK);
+        Fixtures.Data data = Fixtures.Data.random(SHAPE, N, W, 44);
+        try (KvStore store = KvStore.open(layout)) {
+            Sequence seq = data.fill(store);
+            long live = store.stats().liveBytes();
+            float[][][] keys = snapshot(seq, true);
+            float[][][] values = snapshot(seq, false);
+            int[] good = {0, 5, 9};
+            for (int[][] bad : new int[][][] {{good, {3, 2}}, {good, {0, N}}, {good, null}, {good}, null}) {
+                assertThrows(io.kvslab.KvArgumentException.class, () -> seq.keep(1, bad));
+                assertUnchanged(seq, keys, values, live, store);
+            }
+            assertThrows(io.kvslab.KvArgumentException.class, () -> seq.keep(SHAPE.layers(), new int[][] {good, good}));
+            seq.keep(1, new int[][] {good, java.util.stream.IntStream.range(0, N).toArray()});
+            assertArrayEquals(new long[] {0, 5, 9}, seq.positions(1, 0));
+            assertEquals(N, seq.length(1, 1));
+            seq.close();
+            assertEquals(0, store.stats().liveBytes());
+        }
+    }
+
     private static void assertUnchanged(Sequence seq, float[][][] keys, float[][][] values, long live, KvStore store) {
         assertEquals(live, store.stats().liveBytes(), "live bytes");
         for (int l = 0; l < SHAPE.layers(); l++) {
