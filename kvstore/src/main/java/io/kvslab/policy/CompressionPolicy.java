@@ -191,20 +191,27 @@ public final class CompressionPolicy {
         return new RowCounts(rows, prot);
     }
 
+    /** First position of layer {@code layer}'s protected observation window (or Long.MAX_VALUE: none). */
+    long windowStart(int layer, WindowQueries window) {
+        return fullLayers.contains(layer) ? Long.MAX_VALUE
+                : protection.windowStart(window, layer, scorer.windowQueries());
+    }
+
     /**
      * The same counts read from a sequence without its keys and values: lengths, plus one (layer, KV head)'s
      * positions at a time when the observation window is protected. This is the cheap first pass of a
      * layer-at-a-time compression.
+     *
+     * @param windowStarts per layer, {@link #windowStart}
      */
-    RowCounts countRows(io.kvslab.Sequence sequence, LayerInputs inputs) {
+    RowCounts countRows(io.kvslab.Sequence sequence, long[] windowStarts) {
         int layers = sequence.layout().layers();
         int heads = sequence.layout().kvHeads();
         int[][] rows = new int[layers][heads];
         int[][] prot = new int[layers][heads];
         for (int l = 0; l < layers; l++) {
             boolean full = fullLayers.contains(l);
-            long windowStart = full || !protection.observationWindow() ? Long.MAX_VALUE
-                    : protection.windowStart(inputs.window(l), l, scorer.windowQueries());
+            long windowStart = windowStarts[l];
             for (int h = 0; h < heads; h++) {
                 int n = sequence.length(l, h);
                 rows[l][h] = n;

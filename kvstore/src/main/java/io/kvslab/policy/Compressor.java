@@ -105,19 +105,23 @@ public final class Compressor implements AutoCloseable {
         }
         policy.checkBudget(budget);
         KvLayout layout = sequence.layout();
+        long[] windowStarts = new long[layout.layers()];
         for (int l = 0; l < layout.layers(); l++) {
+            windowStarts[l] = Long.MAX_VALUE;
             if (policy.fullLayers().contains(l)) {
                 continue;
             }
-            if (policy.windowQueries() > 0 && inputs.window(l) == null) {
+            WindowQueries window = policy.windowQueries() > 0 ? inputs.window(l) : null;
+            if (policy.windowQueries() > 0 && window == null) {
                 throw new PolicyException(policy.name() + " needs the observation-window queries of layer " + l
                         + " (LayerInputs gave none)");
             }
             if (policy.needsOutputProjection() && inputs.outputProjection(l) == null) {
                 throw new PolicyException(policy.name() + " needs W_o of layer " + l + " (LayerInputs gave none)");
             }
+            windowStarts[l] = policy.windowStart(l, window);
         }
-        return policy.countRows(sequence, inputs);
+        return policy.countRows(sequence, windowStarts);
     }
 
     @Override

@@ -5,9 +5,9 @@ import java.util.function.IntFunction;
 
 /**
  * What a policy needs per layer besides the cached rows: the observation-window queries (SnapKV family, DBudgetKV)
- * and W_o (CriticalKV). {@link Compressor} asks for layer {@code l}'s inputs only while it compresses layer
- * {@code l} (and, for the window, once more in its first pass counting protected rows), so a caller can produce them
- * lazily. A function returning null means "not available"; a policy that needs it then fails with a
+ * and W_o (CriticalKV). {@link Compressor} asks for layer {@code l}'s inputs twice: in its first pass (that they
+ * are there, and where the window starts) and when it compresses layer {@code l}; so a caller can produce them
+ * lazily, and should cache them if that is expensive. A function returning null means "not available"; a policy that needs it then fails with a
  * {@link PolicyException} before any layer changes.
  *
  * @param windows           layer to window queries, or null when none are available
@@ -28,8 +28,9 @@ public record LayerInputs(IntFunction<WindowQueries> windows, IntFunction<Output
 
     /** Per-layer lists (null lists or null entries: not available). */
     public static LayerInputs of(List<WindowQueries> windows, List<OutputProjection> outputProjections) {
-        return new LayerInputs(windows == null ? null : windows::get,
-                outputProjections == null ? null : outputProjections::get);
+        return new LayerInputs(windows == null ? null : l -> l < windows.size() ? windows.get(l) : null,
+                outputProjections == null ? null
+                        : l -> l < outputProjections.size() ? outputProjections.get(l) : null);
     }
 
     /** Layer {@code layer}'s window, or null. */

@@ -92,6 +92,7 @@ public final class RecentQueries {
 
     /** These windows with per-layer W_o (null entries or a null list: none). */
     public LayerInputs inputs(java.util.List<OutputProjection> outputProjections) {
-        return new LayerInputs(this::window, outputProjections == null ? null : outputProjections::get);
+        return new LayerInputs(this::window, outputProjections == null ? null
+                : l -> l < outputProjections.size() ? outputProjections.get(l) : null);
     }
 }

@@ -205,6 +205,35 @@ class LayerAtATimeTest {
         }
     }
 
+    @Test
+    void missingInputsFailBeforeAnyLayerChanges() {
+        Fixtures.Data data = Fixtures.Data.random(SHAPE, N, W, 45);
+        try (KvStore store = KvStore.open(SHAPE.layout(TOKENS_PER_BLOCK)); Compressor c = new Compressor()) {
+            Sequence seq = data.fill(store);
+            long live = store.stats().liveBytes();
+            float[][][] keys = snapshot(seq, true);
+            float[][][] values = snapshot(seq, false);
+            LayerInputs all = data.inputs();
+            // the last layer's window is missing: SnapKV fails before compressing layer 0
+            List<WindowQueries> windows = new ArrayList<>();
+            for (int l = 0; l < SHAPE.layers() - 1; l++) {
+                windows.add(all.window(l));
+            }
+            PolicyException e = assertThrows(PolicyException.class,
+                    () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5), LayerInputs.of(windows, null)));
+            assertTrue(e.getMessage().contains("layer " + (SHAPE.layers() - 1)), e.getMessage());
+            assertUnchanged(seq, keys, values, live, store);
+            // CriticalKV without W_o, a dynamic budget for a fixed policy, no inputs at all
+            assertThrows(PolicyException.class, () -> c.compress(seq, policy("criticalkv"), Budget.fraction(0.5),
+                    LayerInputs.windows(all::window)));
+            assertThrows(PolicyException.class, () -> c.compress(seq, policy("snapkv"), Budget.dynamic(), all));
+            assertThrows(PolicyException.class, () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5)));
+            assertThrows(PolicyException.class, () -> c.compress(seq, null, Budget.fraction(0.5)));
+            assertUnchanged(seq, keys, values, live, store);
+            seq.close();
+        }
+    }
+
     private static void assertUnchanged(Sequence seq, float[][][] keys, float[][][] values, long live, KvStore store) {
         assertEquals(live, store.stats().liveBytes(), "live bytes");
         for (int l = 0; l < SHAPE.layers(); l++) {
