@@ -12,10 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -300,10 +297,11 @@ public final class NativeLibrary {
             }
             try {
                 Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
-            } catch (FileAlreadyExistsException | DirectoryNotEmptyException | AtomicMoveNotSupportedException raced) {
-                // another JVM renamed its copy first (rename(2) onto a non-empty directory fails): use it
+            } catch (IOException raced) {
+                // another JVM renamed its copy first: rename(2) onto a non-empty directory fails (ENOTEMPTY, which
+                // the JDK reports as a plain FileSystemException); its copy is as good as ours
                 if (!complete(target, manifest)) {
-                    throw new IOException(target + " exists but is incomplete; delete it", raced);
+                    throw raced;
                 }
             }
         } finally {
