@@ -33,8 +33,11 @@ done < <("$JAVA_HOME/bin/jar" tf "$jar" | sed -n 's|^native/linux-x86_64/\([^/]\
 
 install=org.apache.maven.plugins:maven-install-plugin:3.1.4:install-file
 mvn_private "$install" -Dfile="$root/pom.xml" -DpomFile="$root/pom.xml" -Dpackaging=pom
-mvn_private "$install" -Dfile="$jar" -DpomFile="$root/kvstore/pom.xml" \
-  -Dsources="$target/kvslab-core-$version-sources.jar" -Djavadoc="$target/kvslab-core-$version-javadoc.jar"
+extra=()
+for c in sources javadoc; do
+  [[ -f "$target/kvslab-core-$version-$c.jar" ]] && extra+=("-D$c=$target/kvslab-core-$version-$c.jar")
+done
+mvn_private "$install" -Dfile="$jar" -DpomFile="$root/kvstore/pom.xml" "${extra[@]}"
 
 out="$(mvn_private -Dkvslab.version="$version" process-classes 2>&1)" || { echo "$out" >&2; exit 1; }
 echo "$out"
