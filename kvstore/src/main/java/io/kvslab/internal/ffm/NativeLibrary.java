@@ -102,7 +102,7 @@ public final class NativeLibrary {
             if (reason != null) {
                 boolean disabled = Boolean.getBoolean(DISABLE_PROPERTY);
                 LOG.log(disabled ? System.Logger.Level.INFO : System.Logger.Level.WARNING,
-                        "KVSlab native kernels unavailable, using the Java path: " + reason);
+                        "KVSlab native kernels unavailable: " + reason);
             }
         }
     }
