@@ -97,6 +97,25 @@ class NativeLibraryTest {
     }
 
     @Test
+    void concurrentJvmsOnAnEmptyCacheAllLoadOneCopy(@TempDir Path root) throws Exception {
+        String prop = "-D" + NativeLibrary.CACHE_DIR_PROPERTY + "=" + root;
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(FLAGS);
+        cmd.addAll(List.of(prop, "-cp", System.getProperty("java.class.path"), NativeLibraryProbe.class.getName()));
+        List<Process> jvms = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            jvms.add(new ProcessBuilder(cmd).redirectErrorStream(true).start());
+        }
+        Path dir = root.resolve(NativeLibrary.versionKey(NativeLibrary.readManifest()));
+        for (Process p : jvms) {
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(2, TimeUnit.MINUTES));
+            assertTrue(out.contains("available=true") && out.contains("dir=" + dir), out);
+        }
+        assertEquals(List.of(dir.getFileName().toString()), entries(root));
+    }
+
+    @Test
     void staleTempDirectoriesAreRemovedFreshOnesKept(@TempDir Path root) throws Exception {
         Path stale = Files.createDirectory(root.resolve(".tmp-stale"));
         Files.writeString(stale.resolve("libkvslab.so"), "partial");
