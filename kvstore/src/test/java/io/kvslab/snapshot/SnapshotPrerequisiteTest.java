@@ -5,7 +5,6 @@ import org.junit.jupiter.api.Test;
 
 import java.util.List;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,17 +16,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SnapshotPrerequisiteTest {
     private static final String OPENS = "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED";
     private static final String EXPORTS = "--add-exports=java.base/sun.nio.ch=ALL-UNNAMED";
-    private static final List<String> BASE = List.of("--enable-native-access=ALL-UNNAMED",
-            "--sun-misc-unsafe-memory-access=allow");
     private static final String EXCEPTION = SnapshotPrerequisiteException.class.getName();
 
     private static String run(List<String> extraFlags, boolean withChronicle) throws Exception {
-        List<String> flags = new java.util.ArrayList<>(BASE);
-        flags.addAll(extraFlags);
-        String cp = ForkedJvm.classPath(e -> !withChronicle && e.contains("openhft"));
-        ForkedJvm.Result r = ForkedJvm.run(flags, cp, SnapshotPrerequisiteProbe.class);
-        assertEquals(0, r.exitCode(), r.output());
-        return r.output();
+        // ForkedJvm adds native access and the Unsafe flag only: no Chronicle flag unless given here
+        String cp = ForkedJvm.classPathWithout(e -> !withChronicle && e.contains("openhft"));
+        ForkedJvm.Result r = ForkedJvm.runWithClassPath(SnapshotPrerequisiteProbe.class, 120, extraFlags, cp);
+        assertTrue(r.clean(), r.describe());
+        return r.stdout();
     }
 
     @Test

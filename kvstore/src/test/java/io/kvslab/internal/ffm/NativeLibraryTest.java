@@ -44,12 +44,11 @@ class NativeLibraryTest {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
     }
 
-    private static ForkedJvm.Result probe(String... props) throws Exception {
-        List<String> flags = new ArrayList<>(FLAGS);
-        flags.addAll(List.of(props));
-        ForkedJvm.Result r = ForkedJvm.run(flags, ForkedJvm.classPath(e -> false), NativeLibraryProbe.class);
-        assertEquals(0, r.exitCode(), r.output());
-        return r;
+    /** Runs the probe in a fresh JVM; returns its stdout and stderr (where the log line goes) together. */
+    private static String probe(String... props) throws Exception {
+        ForkedJvm.Result r = ForkedJvm.run(NativeLibraryProbe.class, 120, List.of(props));
+        assertTrue(r.clean(), r.describe());
+        return r.stdout() + r.stderr();
     }
 
     private static long count(String text, String what) {
@@ -149,10 +148,10 @@ class NativeLibraryTest {
     @Test
     void aNewJvmLoadsFromTheCacheAndAKilledOneLeavesNothingBehind(@TempDir Path root) throws Exception {
         String prop = "-D" + NativeLibrary.CACHE_DIR_PROPERTY + "=" + root;
-        ForkedJvm.Result first = probe(prop);
-        assertTrue(first.output().contains("available=true again=true"), first.output());
+        String first = probe(prop);
+        assertTrue(first.contains("available=true again=true"), first);
         Path dir = root.resolve(NativeLibrary.versionKey(NativeLibrary.readManifest()));
-        assertTrue(first.output().contains("dir=" + dir), first.output());
+        assertTrue(first.contains("dir=" + dir), first);
         FileTime written = Files.getLastModifiedTime(dir.resolve("libkvslab.so"));
 
         // a second JVM, killed with SIGKILL after loading: the cache is as it was, nothing per JVM remains
@@ -180,30 +179,30 @@ class NativeLibraryTest {
             Files.copy(dir.resolve(f), shipped.resolve(f));
         }
         Path unused = root.resolve("unused-cache");
-        ForkedJvm.Result r = probe("-D" + NativeLibrary.PATH_PROPERTY + "=" + shipped.resolve("libkvslab.so"),
+        String r = probe("-D" + NativeLibrary.PATH_PROPERTY + "=" + shipped.resolve("libkvslab.so"),
                 "-D" + NativeLibrary.CACHE_DIR_PROPERTY + "=" + unused);
-        assertTrue(r.output().contains("available=true"), r.output());
-        assertTrue(r.output().contains("dir=" + shipped), r.output());
+        assertTrue(r.contains("available=true"), r);
+        assertTrue(r.contains("dir=" + shipped), r);
         assertFalse(Files.exists(unused), "nothing extracted when the path is given");
 
         r = probe("-D" + NativeLibrary.PATH_PROPERTY + "=" + root.resolve("missing"));
-        assertTrue(r.output().contains("available=false"), r.output());
-        assertTrue(r.output().contains("names no libkvslab.so"), r.output());
-        assertEquals(1, count(r.output(), LOG_LINE), r.output());
+        assertTrue(r.contains("available=false"), r);
+        assertTrue(r.contains("names no libkvslab.so"), r);
+        assertEquals(1, count(r, LOG_LINE), r);
     }
 
     @Test
     void disabledOrUnwritableCacheMeansUnavailableWithOneLogLine(@TempDir Path root) throws Exception {
-        ForkedJvm.Result r = probe("-D" + NativeLibrary.DISABLE_PROPERTY + "=true");
-        assertTrue(r.output().contains("available=false again=false"), r.output());
-        assertTrue(r.output().contains("reason=disabled by -Dkvslab.native.disable=true"), r.output());
-        assertEquals(1, count(r.output(), LOG_LINE), r.output());
+        String r = probe("-D" + NativeLibrary.DISABLE_PROPERTY + "=true");
+        assertTrue(r.contains("available=false again=false"), r);
+        assertTrue(r.contains("reason=disabled by -Dkvslab.native.disable=true"), r);
+        assertEquals(1, count(r, LOG_LINE), r);
 
         Path notADirectory = Files.writeString(root.resolve("file"), "x");
         r = probe("-D" + NativeLibrary.CACHE_DIR_PROPERTY + "=" + notADirectory.resolve("native"));
-        assertTrue(r.output().contains("available=false"), r.output());
-        assertTrue(r.output().contains("-Dkvslab.native.cacheDir=DIR"), r.output());
-        assertEquals(1, count(r.output(), LOG_LINE), r.output());
+        assertTrue(r.contains("available=false"), r);
+        assertTrue(r.contains("-Dkvslab.native.cacheDir=DIR"), r);
+        assertEquals(1, count(r, LOG_LINE), r);
     }
 
     @Test
