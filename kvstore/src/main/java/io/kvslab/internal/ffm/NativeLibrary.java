@@ -13,11 +13,15 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -39,7 +43,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * {@code /native/linux-x86_64}, with a {@code SHA256SUMS} manifest written by the native build. The dynamic linker
  * needs real files, so they are extracted once per library version into a content-addressed cache directory,
  * {@code ${user.home}/.cache/kvslab/native/<sha256 of the manifest>/} (override the root with
- * {@value #CACHE_DIR_PROPERTY}). Extraction writes a temp directory beside it and renames it into place atomically, so
+ * {@value #CACHE_DIR_PROPERTY}; if the home directory is not writable, {@code ${java.io.tmpdir}/kvslab-${user.name}/native},
+ * a directory that must be private to the user). Extraction writes a temp directory beside it and renames it into place atomically, so
  * concurrent JVMs never see a half-written library and later starts reuse it without copying; nothing is per JVM, so a
  * killed JVM leaves nothing behind (an extraction cut short leaves a {@code .tmp-*} directory that the next start
  * removes). {@value #PATH_PROPERTY} loads a {@code libkvslab.so} the embedder ships instead (a file, or a directory
@@ -96,6 +101,9 @@ public final class NativeLibrary {
                 reason = null;
             } catch (Unavailable e) {
                 reason = e.getMessage();
+            } catch (RuntimeException e) {
+                // never let a surprise turn into an ExceptionInInitializerError for every later caller
+                reason = "unexpected failure while loading: " + e;
             }
             LIBRARY = lib;
             REASON = reason;
@@ -220,14 +228,50 @@ public final class NativeLibrary {
         }
         Map<String, String> manifest = readManifest();
         String cacheRoot = System.getProperty(CACHE_DIR_PROPERTY);
-        Path root = cacheRoot != null && !cacheRoot.isBlank()
-                ? Path.of(cacheRoot)
-                : Path.of(System.getProperty("user.home"), ".cache", "kvslab", "native");
+        if (cacheRoot != null && !cacheRoot.isBlank()) {
+            Path root = Path.of(cacheRoot).toAbsolutePath();
+            try {
+                return extract(manifest, root).resolve(LIBRARY);
+            } catch (IOException e) {
+                throw new Unavailable("cannot extract the native library into -D" + CACHE_DIR_PROPERTY + "="
+                        + root + " (" + e + ")");
+            }
+        }
+        Path home = Path.of(System.getProperty("user.home"), ".cache", "kvslab", "native").toAbsolutePath();
         try {
-            return extract(manifest, root.toAbsolutePath()).resolve(LIBRARY);
-        } catch (IOException e) {
-            throw new Unavailable("cannot extract the native library into " + root + " (" + e
-                    + "); set -D" + CACHE_DIR_PROPERTY + "=DIR to a writable directory");
+            return extract(manifest, home).resolve(LIBRARY);
+        } catch (IOException homeFailed) {
+            // e.g. a read-only home in a container: a private directory under the temp directory instead
+            Path tmp = Path.of(System.getProperty("java.io.tmpdir"), "kvslab-" + System.getProperty("user.name"))
+                    .toAbsolutePath();
+            try {
+                privateDirectory(tmp);
+                return extract(manifest, tmp.resolve("native")).resolve(LIBRARY);
+            } catch (IOException tmpFailed) {
+                throw new Unavailable("cannot extract the native library into " + home + " (" + homeFailed
+                        + ") nor " + tmp + " (" + tmpFailed + "); set -D" + CACHE_DIR_PROPERTY
+                        + "=DIR to a writable directory");
+            }
+        }
+    }
+
+    /**
+     * Creates {@code dir} (mode 700) or checks an existing one: in a shared temp directory another user could
+     * otherwise plant a library for us to load, so it must be ours and writable by nobody else.
+     */
+    static void privateDirectory(Path dir) throws IOException {
+        try {
+            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        } catch (FileAlreadyExistsException exists) {
+            // checked below
+        }
+        String me = System.getProperty("user.name");
+        String owner = Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS).getName();
+        Set<PosixFilePermission> perms = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
+        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS) || !owner.equals(me)
+                || perms.contains(PosixFilePermission.GROUP_WRITE) || perms.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException(dir + " is not a private directory of " + me + " (owner " + owner + ", " 
+                    + PosixFilePermissions.toString(perms) + ")");
         }
     }
 

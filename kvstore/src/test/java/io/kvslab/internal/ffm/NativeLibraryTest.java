@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -192,6 +193,24 @@ class NativeLibraryTest {
     }
 
     @Test
+    void anUnwritableHomeFallsBackToAPrivateTempDirectory(@TempDir Path root) throws Exception {
+        Path homeIsAFile = Files.writeString(root.resolve("home"), "not a directory");
+        Path tmp = Files.createDirectory(root.resolve("tmp"));
+        String r = probe("-Duser.home=" + homeIsAFile, "-Djava.io.tmpdir=" + tmp);
+        Path dir = tmp.resolve("kvslab-" + System.getProperty("user.name")).resolve("native")
+                .resolve(NativeLibrary.versionKey(NativeLibrary.readManifest()));
+        assertTrue(r.contains("available=true") && r.contains("dir=" + dir), r);
+        assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(dir.getParent().getParent())));
+
+        // a fallback directory others may write to is refused, not used
+        Path shared = Files.createDirectory(root.resolve("shared"));
+        Files.setPosixFilePermissions(shared, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+        IOException e = assertThrows(IOException.class, () -> NativeLibrary.privateDirectory(shared));
+        assertTrue(e.getMessage().contains("not a private directory"), e.getMessage());
+    }
+
+    @Test
     void disabledOrUnwritableCacheMeansUnavailableWithOneLogLine(@TempDir Path root) throws Exception {
         String r = probe("-D" + NativeLibrary.DISABLE_PROPERTY + "=true");
         assertTrue(r.contains("available=false again=false"), r);
@@ -201,7 +220,7 @@ class NativeLibraryTest {
         Path notADirectory = Files.writeString(root.resolve("file"), "x");
         r = probe("-D" + NativeLibrary.CACHE_DIR_PROPERTY + "=" + notADirectory.resolve("native"));
         assertTrue(r.contains("available=false"), r);
-        assertTrue(r.contains("-Dkvslab.native.cacheDir=DIR"), r);
+        assertTrue(r.contains("cannot extract the native library into -Dkvslab.native.cacheDir="), r);
         assertEquals(1, count(r, LOG_LINE), r);
     }
 
