@@ -55,8 +55,8 @@ public record CriticalSelector(double alpha, double eps) implements Selector {
                     continue;
                 }
                 if (weights == null) {
-                    weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(), layer.queryHeads(),
-                            layer.headDim());
+                    weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(),
+                            layer.queryHeads(), layer.headDim());
                 }
                 float[] norms = groupValueNorms(head, weights, h, layer.groupSize(), workspace);
                 kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);

@@ -169,8 +169,8 @@ public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline
         int n = head.length();
         int g = layer.groupSize();
         float[] mean = new float[g * n];
-        workspace.kernels().windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g, head.keys(),
-                n, head.positions(), w.positions(), mean, null);
+        workspace.kernels().windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g,
+                head.keys(), n, head.positions(), w.positions(), mean, null);
         if (w.size() > 1) {
             long[] pos = head.positions();
             for (int r = 0; r < n; r++) {
