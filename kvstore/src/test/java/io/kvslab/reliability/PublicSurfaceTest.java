@@ -50,7 +50,9 @@ class PublicSurfaceTest {
             // a caller's own K/V tensor (heap or native), shape and strides checked against its size
             "io.kvslab.KvTensor.<init>(MemorySegment,DType,int,int,int,long,long,long)",
             "io.kvslab.KvTensor.data()",
-            "io.kvslab.KvTensor.of(MemorySegment,DType,int,int,int)");
+            "io.kvslab.KvTensor.of(MemorySegment,DType,int,int,int)",
+            // the runner's BLAS product over the caller's arrays, every size checked against n, cols and rows
+            "io.kvslab.internal.ffm.KernelDowncalls.blasMatmulNt(MemorySegment,MemorySegment,MemorySegment,int,int,int)");
     /** SlabAllocator's public surface: statistics and lifecycle only. */
     private static final Set<String> ALLOCATOR_PUBLIC = Set.of("blockBytes", "blocksPerSlab", "relocationEpoch",
             "compact", "stats", "blocksByOccupancy", "liveBlocks", "reservedBytes", "isClosed", "closeAndCountLive",
