@@ -24,6 +24,10 @@ final class Mutator {
     private static final long[] OVERFLOW_FACTORS = {46341, 65535, 65536, 32768, 1 << 20, 1 << 30, Integer.MAX_VALUE,
             3037000500L, 1L << 32, (1L << 16) + 1, 8192, 16384};
 
+    /** NaN, infinities and the largest finite values of F16 / BF16 (2 bytes) and F32 (4 bytes): for VALUE fields. */
+    private static final long[] FLOAT16_SPECIALS = {0x7E00, 0x7C00, 0xFC00, 0x7BFF, 0x7FC0, 0x7F80, 0xFF80, 0x7F7F};
+    private static final long[] FLOAT32_SPECIALS = {0x7FC00000L, 0x7F800000L, 0xFF800000L, 0x7F7FFFFFL, 0x7FFFFFFFL};
+
     private Mutator() {}
 
     static Mutant mutate(Structure s, Random r) {
@@ -65,6 +69,10 @@ final class Mutator {
     private static long boundaryValue(Structure s, Field f, byte[] b, Random r) {
         long old = f.read(s.bytes());
         long len = s.bytes().length;
+        if (f.kind() == FieldKind.VALUE && (f.width() == 2 || f.width() == 4) && r.nextBoolean()) {
+            long[] specials = f.width() == 2 ? FLOAT16_SPECIALS : FLOAT32_SPECIALS;
+            return specials[r.nextInt(specials.length)];
+        }
         return switch (r.nextInt(8)) {
             case 0, 1, 2 -> BOUNDARY[r.nextInt(BOUNDARY.length)];
             case 3 -> len + r.nextInt(129) - 64;

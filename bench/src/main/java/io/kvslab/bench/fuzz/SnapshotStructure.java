@@ -82,8 +82,15 @@ final class SnapshotStructure {
         add(fields, "tables.crc", pos, 4, FieldKind.CHECKSUM);
         int dir = (int) f.getLong(80);
         List<Field> blockOffsets = new ArrayList<>();
+        int elementBytes = f.getInt(32) == 0 ? 4 : 2;
+        long rowBytes = (long) f.getInt(28) * elementBytes;
         for (int i = 0; i < f.getInt(44); i++) {
             int e = dir + 24 * i;
+            // payload: the first element of the block's first and last row (values the mutator sets to NaN / Inf)
+            int payload = (int) f.getLong(e);
+            int lastRow = (int) (payload + (f.getInt(e + 8) - 1) * rowBytes);
+            add(fields, "block[" + i + "].row[0][0]", payload, elementBytes, FieldKind.VALUE);
+            add(fields, "block[" + i + "].row[last][0]", lastRow, elementBytes, FieldKind.VALUE);
             blockOffsets.add(add(fields, "block[" + i + "].offset", e, 8, FieldKind.OFFSET));
             Field rows = add(fields, "block[" + i + "].rows", e + 8, 4, FieldKind.COUNT);
             add(fields, "block[" + i + "].kind", e + 12, 1, FieldKind.ENUM);
