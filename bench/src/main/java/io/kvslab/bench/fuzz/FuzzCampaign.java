@@ -58,7 +58,57 @@ public final class FuzzCampaign {
             throw new UncheckedIOException("cannot create a temporary directory for fuzz cases", e);
         }
         try {
-            return campaign(target, cases, seed, perCaseTimeout, progressOrNull, dir);
+            return campaign(target, 0, cases, seed, perCaseTimeout, progressOrNull, dir, id -> { });
+        } finally {
+            deleteTree(dir);
+        }
+    }
+
+    /**
+     * Like {@link #run}, but every batch of {@code batchCases} cases runs in a child JVM (same java, JVM flags and
+     * class path), so a case that crashes the JVM (SIGSEGV) is counted as a crash, reported with its id, and the
+     * campaign goes on with the next case in a new child. Counts are identical to {@link #run}'s for a crash-free
+     * campaign (cases are deterministic).
+     */
+    public static FuzzReport runIsolated(FuzzTarget target, long cases, long seed, Duration perCaseTimeout,
+                                         long batchCases, PrintStream progressOrNull) {
+        if (batchCases <= 0) {
+            throw new KvArgumentException("batchCases must be > 0, got " + batchCases);
+        }
+        if (target == null || cases < 0 || perCaseTimeout == null || perCaseTimeout.isNegative()
+                || perCaseTimeout.isZero()) {
+            throw new KvArgumentException("fuzz needs a target, cases >= 0 and a positive per-case timeout; got "
+                    + target + ", " + cases + ", " + perCaseTimeout);
+        }
+        return IsolatedCampaign.run(target, cases, seed, perCaseTimeout, batchCases, progressOrNull);
+    }
+
+    /** Runs cases [from, to) in this JVM; {@code beforeCase} hears each case id before it runs. */
+    static FuzzReport runRange(FuzzTarget target, long from, long to, long seed, Duration perCaseTimeout,
+                               java.util.function.LongConsumer beforeCase) {
+        Path dir;
+        try {
+            dir = Files.createTempDirectory("kvslab-fuzz-");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create a temporary directory for fuzz cases", e);
+        }
+        try {
+            return campaign(target, from, to, seed, perCaseTimeout, null, dir, beforeCase);
+        } finally {
+            deleteTree(dir);
+        }
+    }
+
+    /** The case generator of a target, its seeds not re-run (for describing a case a crashed child ran). */
+    static CaseGenerator generatorWithoutSeedCheck(FuzzTarget target, long seed) {
+        Path dir;
+        try {
+            dir = Files.createTempDirectory("kvslab-fuzz-");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create a temporary directory for fuzz cases", e);
+        }
+        try {
+            return generator(target, seed, dir, false);
         } finally {
             deleteTree(dir);
         }
@@ -66,6 +116,10 @@ public final class FuzzCampaign {
 
     /** The case generator of a target: its seeds parsed; throws if an unmutated seed is not accepted. */
     static CaseGenerator generator(FuzzTarget target, long seed, Path dir) {
+        return generator(target, seed, dir, true);
+    }
+
+    private static CaseGenerator generator(FuzzTarget target, long seed, Path dir, boolean checkSeeds) {
         List<Structure> seeds = new ArrayList<>();
         List<Structure> tokenizers = new ArrayList<>();
         switch (target) {
@@ -84,7 +138,7 @@ public final class FuzzCampaign {
                 tokenizers.add(tok);
             }
         }
-        for (int i = 0; i < seeds.size(); i++) {
+        for (int i = 0; checkSeeds && i < seeds.size(); i++) {
             Structure s = seeds.get(i);
             FuzzCase unmutated = new FuzzCase(-1, target, s.name(), s.bytes(),
                     tokenizers.isEmpty() ? null : tokenizers.get(i).bytes(), "seed", -1);
@@ -97,16 +151,18 @@ public final class FuzzCampaign {
         return new CaseGenerator(target, seeds, tokenizers, seed);
     }
 
-    private static FuzzReport campaign(FuzzTarget target, long cases, long seed, Duration timeout,
-                                       PrintStream progress, Path dir) {
+    private static FuzzReport campaign(FuzzTarget target, long from, long to, long seed, Duration timeout,
+                                       PrintStream progress, Path dir, java.util.function.LongConsumer beforeCase) {
         long start = System.nanoTime();
         CaseGenerator gen = generator(target, seed, dir);
         long[] counts = new long[Outcome.values().length];
         List<FuzzReport.Finding> findings = new ArrayList<>();
         ExecutorService worker = newWorker();
+        long cases = to - from;
         long step = Math.max(1, cases / 20);
         try {
-            for (long id = 0; id < cases; id++) {
+            for (long id = from; id < to; id++) {
+                beforeCase.accept(id);
                 FuzzCase c = gen.next(id);
                 Future<CaseResult> f = worker.submit(() -> runCase(c, dir));
                 CaseResult r;
@@ -128,9 +184,9 @@ public final class FuzzCampaign {
                         && findings.size() < MAX_FINDINGS) {
                     findings.add(finding(c, r));
                 }
-                if (progress != null && ((id + 1) % step == 0 || id + 1 == cases)) {
+                if (progress != null && ((id + 1 - from) % step == 0 || id + 1 == to)) {
                     progress.printf("fuzz %s: %d/%d cases, %d typed, %d accepted, %d unexpected, %d oracle, %d hangs%n",
-                            target.name().toLowerCase(), id + 1, cases, counts[Outcome.TYPED_REJECTION.ordinal()],
+                            target.name().toLowerCase(), id + 1 - from, cases, counts[Outcome.TYPED_REJECTION.ordinal()],
                             counts[Outcome.ACCEPTED.ordinal()], counts[Outcome.UNEXPECTED_EXCEPTION.ordinal()],
                             counts[Outcome.ORACLE_VIOLATION.ordinal()], counts[Outcome.HANG.ordinal()]);
                 }
@@ -199,7 +255,7 @@ public final class FuzzCampaign {
         }
     }
 
-    private static FuzzReport.Finding finding(FuzzCase c, CaseResult r) {
+    static FuzzReport.Finding finding(FuzzCase c, CaseResult r) {
         String error = r.detail() != null ? r.detail()
                 : r.error() != null ? r.error().getClass().getName() + ": " + r.error().getMessage() : "";
         String stack = "";
@@ -212,7 +268,7 @@ public final class FuzzCampaign {
         return new FuzzReport.Finding(c.id(), r.outcome().name(), c.seed(), c.mutation(), error, stack);
     }
 
-    private static void deleteTree(Path dir) {
+    static void deleteTree(Path dir) {
         try (Stream<Path> s = Files.walk(dir)) {
             s.sorted(Comparator.reverseOrder()).forEach(p -> {
                 try {
