@@ -276,4 +276,42 @@ class SnapshotHostileFileTest {
             }
         }
     }
+
+    @Test
+    void aRacingTruncationEndsInARestoreOrATypedErrorAndNeverLeaks() throws Exception {
+        // The audit's L_TruncateDuringRestore, ported: another thread cuts the file to 4 KiB after a growing delay
+        // while restoreAll reads it (on 54af544: java.lang.InternalError from the mapped read, and leaked blocks).
+        KvLayout layout = new KvLayout(2, 4, 4, 64, DType.F16, 32);
+        Path file = dir.resolve("trunc.kvs");
+        try (KvStore st = KvStore.open(layout); Sequence s = st.newSequence()) {
+            Rows.fill(s, 0, 2048);
+            Snapshots.save(s, file);
+        }
+        byte[] orig = Files.readAllBytes(file);
+        int restored = 0;
+        int typed = 0;
+        for (int trial = 0; trial < 12; trial++) {
+            Files.write(file, orig);
+            long delayMicros = 200L * trial;
+            Thread cutter = new Thread(() -> {
+                java.util.concurrent.locks.LockSupport.parkNanos(delayMicros * 1000);
+                truncate(file, 4096);
+            });
+            try (KvStore st = KvStore.open(layout)) {
+                cutter.start();
+                try {
+                    for (RestoredSequence r : Snapshots.restoreAll(st, file)) {
+                        r.sequence().close();
+                    }
+                    restored++;
+                } catch (SnapshotException e) {
+                    assertMessage(e, "trunc.kvs");
+                    typed++;
+                }
+                cutter.join();
+                assertEquals(0, st.stats().liveBytes(), "trial " + trial + ": nothing left allocated");
+            }
+        }
+        assertEquals(12, restored + typed);
+    }
 }
