@@ -150,6 +150,10 @@ final class ModelFile implements AutoCloseable {
         }
         need(n, what);
         byte[] b = new byte[(int) n];
+        if (n <= WINDOW) {
+            at((int) n, what).get(b);   // short strings: served from the window, not one read each
+            return b;
+        }
         fill(ByteBuffer.wrap(b), pos, what);
         pos += n;
         return b;
