@@ -190,4 +190,15 @@ class HostileModelFileTest {
                 () -> Llama2cTokenizer.load(write("short.tok", tok), Integer.MAX_VALUE));
         assertMessage(e, "short.tok", "vocabulary of 2147483647 tokens needs at least 17179869176 bytes", "has 80");
     }
+
+    @Test
+    void aNonFiniteTokenScoreInAGgufIsRejectedAsInTheLlama2cTokenizer() throws IOException {
+        TinyModel t = new TinyModel(8);
+        byte[] b = t.gguf(TinyModel.Kind.F32, false);
+        // the scores array: after "tokenizer.ggml.scores", its type (9), element type (6) and length (8 bytes)
+        int at = indexOf(b, "tokenizer.ggml.scores".getBytes()) + "tokenizer.ggml.scores".length() + 16 + 4 * 5;
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putFloat(at, Float.NaN);
+        assertMessage(loadFails(write("nanscore.gguf", b)), "nanscore.gguf", "tokenizer.ggml.scores[5] is NaN",
+                "expected a finite number");
+    }
 }
