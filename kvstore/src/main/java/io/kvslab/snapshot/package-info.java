@@ -6,7 +6,8 @@
  * specified in docs/snapshots.md and in {@link io.kvslab.snapshot.SnapshotFormat}.
  *
  * <p>Depends on {@code io.kvslab} (its raw block access, {@link io.kvslab.RawBlocks}); the cache does
- * not depend on this package. Saving needs the JVM flags of the build ({@code --add-opens=java.base/java.lang.reflect},
- * {@code --add-exports=java.base/sun.nio.ch}, {@code --add-exports=java.base/jdk.internal.ref}).
+ * not depend on this package. Chronicle Bytes and the JVM flags it needs ({@code --add-opens=java.base/java.lang.reflect},
+ * {@code --add-exports=java.base/sun.nio.ch}) are checked by every {@code Snapshots} method
+ * ({@link io.kvslab.snapshot.SnapshotPrerequisiteException}).
  */
 package io.kvslab.snapshot;
