@@ -100,6 +100,15 @@ public final class Sequence implements AutoCloseable {
     }
 
     /**
+     * A scoped read view of {@code layer}'s block memory for an engine that runs its own attention: use it in
+     * try-with-resources on one thread; see {@link LayerView}. While it is open, operations that would free or move
+     * this sequence's blocks wait (from another thread) or fail with a typed exception (from this one).
+     */
+    public LayerView readLayer(int layer) {
+        return io.kvslab.internal.table.TableView.open(tables, layer);
+    }
+
+    /**
      * Keeps only the given rows of one (layer, KV head), in order, and frees the rest: kept rows are moved to the
      * front (bitwise unchanged, with their positions), emptied blocks are freed. Shared blocks are never
      * modified: a region of a table that shares blocks with another sequence is rebuilt into fresh blocks.

@@ -50,7 +50,18 @@ class PublicSurfaceTest {
             // a caller's own K/V tensor (heap or native), shape and strides checked against its size
             "io.kvslab.KvTensor.<init>(MemorySegment,DType,int,int,int,long,long,long)",
             "io.kvslab.KvTensor.data()",
-            "io.kvslab.KvTensor.of(MemorySegment,DType,int,int,int)");
+            "io.kvslab.KvTensor.of(MemorySegment,DType,int,int,int)",
+            // a caller's own query and output tensors, size-checked, never a block
+            "io.kvslab.Attention.decode(Sequence,int,MemorySegment,MemorySegment)",
+            "io.kvslab.Attention.prefill(Sequence,int,MemorySegment,int,MemorySegment)",
+            "io.kvslab.internal.table.TableAttention.decode(SequenceTables,int,MemorySegment,MemorySegment)",
+            "io.kvslab.internal.table.TableAttention.prefill(SequenceTables,int,MemorySegment,int,MemorySegment)",
+            // the scoped read view: read-only block segments re-scoped to the view's own arena, so any use after
+            // the view closes throws IllegalStateException (LayerViewTest); the sequence's read lock is held meanwhile
+            "io.kvslab.LayerView.keyBlock(int,int)",
+            "io.kvslab.LayerView.valueBlock(int,int)",
+            "io.kvslab.internal.table.TableView.keyBlock(int,int)",
+            "io.kvslab.internal.table.TableView.valueBlock(int,int)");
     /** SlabAllocator's public surface: statistics and lifecycle only. */
     private static final Set<String> ALLOCATOR_PUBLIC = Set.of("blockBytes", "blocksPerSlab", "relocationEpoch",
             "compact", "stats", "blocksByOccupancy", "liveBlocks", "reservedBytes", "isClosed", "closeAndCountLive",
