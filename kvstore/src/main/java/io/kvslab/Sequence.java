@@ -120,6 +120,18 @@ public final class Sequence implements AutoCloseable {
     }
 
     /**
+     * Keeps the given rows of every KV head of one layer, all or nothing: the fresh blocks every head needs (heads
+     * whose table shares a block with a fork are rebuilt into fresh blocks) are reserved together before any head
+     * changes, so a memory limit hit leaves the whole layer exactly as it was.
+     *
+     * @param rows {@code [kvHead][]}: strictly increasing row indices of each head (a head's full range keeps it
+     *             unchanged)
+     */
+    public void keep(int layer, int[][] rows) {
+        tables.keepLayer(layer, rows);
+    }
+
+    /**
      * A new sequence sharing every block of this one (reference counted; no data is copied). Either sequence may
      * append afterwards: a shared partial tail block is copied on first write.
      */

@@ -61,7 +61,9 @@ class PublicSurfaceTest {
             "io.kvslab.LayerView.keyBlock(int,int)",
             "io.kvslab.LayerView.valueBlock(int,int)",
             "io.kvslab.internal.table.TableView.keyBlock(int,int)",
-            "io.kvslab.internal.table.TableView.valueBlock(int,int)");
+            "io.kvslab.internal.table.TableView.valueBlock(int,int)",
+            // the runner's BLAS product over the caller's arrays, every size checked against n, cols and rows
+            "io.kvslab.internal.ffm.KernelDowncalls.blasMatmulNt(MemorySegment,MemorySegment,MemorySegment,int,int,int)");
     /** SlabAllocator's public surface: statistics and lifecycle only. */
     private static final Set<String> ALLOCATOR_PUBLIC = Set.of("blockBytes", "blocksPerSlab", "relocationEpoch",
             "compact", "stats", "blocksByOccupancy", "liveBlocks", "reservedBytes", "isClosed", "closeAndCountLive",

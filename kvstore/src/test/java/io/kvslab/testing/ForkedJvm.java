@@ -1,11 +1,15 @@
 package io.kvslab.testing;
 
+import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
@@ -41,6 +45,12 @@ public final class ForkedJvm {
      */
     public static Result run(Class<?> main, long timeoutSeconds, List<String> extraJvmArgs, String... args)
             throws IOException, InterruptedException {
+        return runWithClassPath(main, timeoutSeconds, extraJvmArgs, classPath(), args);
+    }
+
+    /** Like {@link #run}, with a class path of the caller's choosing (e.g. {@link #classPathWithout} a jar). */
+    public static Result runWithClassPath(Class<?> main, long timeoutSeconds, List<String> extraJvmArgs,
+                                          String classPath, String... args) throws IOException, InterruptedException {
         Path work = Files.createTempDirectory("kvslab-forked-");
         Path out = work.resolve("stdout.txt");
         Path err = work.resolve("stderr.txt");
@@ -52,7 +62,7 @@ public final class ForkedJvm {
         cmd.add("-Xmx1g");
         cmd.addAll(extraJvmArgs);
         cmd.add("-cp");
-        cmd.add(classPath());
+        cmd.add(classPath);
         cmd.add(main.getName());
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
@@ -70,6 +80,12 @@ public final class ForkedJvm {
         }
         return new Result(finished ? p.exitValue() : -1, !finished, Files.readString(out), Files.readString(err),
                 hsErr);
+    }
+
+    /** The test class path minus the entries {@code drop} matches (e.g. an optional dependency's jars). */
+    public static String classPathWithout(Predicate<String> drop) {
+        return Arrays.stream(classPath().split(File.pathSeparator)).filter(drop.negate())
+                .collect(Collectors.joining(File.pathSeparator));
     }
 
     /** The test class path: surefire puts it in {@code surefire.test.class.path} (the JVM's own is a booter jar). */

@@ -446,6 +446,53 @@ public final class SequenceTables {
     }
 
     /**
+     * Keeps {@code rows[h]} of every KV head h of {@code layer}, all heads or none (one reservation for all).
+     * Every list is validated before anything changes; a head's full range leaves it unchanged.
+     */
+    public void keepLayer(int layer, int[][] rows) {
+        checkLayer(layer);
+        int kvHeads = layout.kvHeads();
+        if (rows == null || rows.length != kvHeads) {
+            throw new KvArgumentException("need one row list per KV head (" + kvHeads + ") of layer " + layer
+                    + ", got " + (rows == null ? "null" : rows.length));
+        }
+        beginWrite();
+        try {
+            int[][][] keep = new int[tables.length][kvHeads][];
+            for (int h = 0; h < kvHeads; h++) {
+                BlockTable t = tables[layer][h];
+                int[] r = rows[h];
+                if (r == null) {
+                    throw new KvArgumentException("rows of layer " + layer + ", KV head " + h + " must not be null");
+                }
+                for (int j = 0; j < r.length; j++) {
+                    if (r[j] < 0 || r[j] >= t.length || (j > 0 && r[j] <= r[j - 1])) {
+                        throw new KvArgumentException("rows must be strictly increasing indices in [0, " + t.length
+                                + ") for layer " + layer + ", KV head " + h + "; rows[" + j + "] = " + r[j]);
+                    }
+                }
+                keep[layer][h] = r.length == t.length ? null : r;
+            }
+            int[] before = new int[kvHeads];
+            int[] blocksBefore = new int[kvHeads];
+            for (int h = 0; h < kvHeads; h++) {
+                before[h] = tables[layer][h].length;
+                blocksBefore[h] = tables[layer][h].blockCount;
+            }
+            keepTables(keep);
+            for (int h = 0; h < kvHeads; h++) {
+                if (keep[layer][h] != null) {
+                    BlockTable t = tables[layer][h];
+                    rowsEvicted += before[h] - t.length;
+                    host.compressed(id, layer, h, before[h], t.length, blocksBefore[h], t.blockCount);
+                }
+            }
+        } finally {
+            endWrite();
+        }
+    }
+
+    /**
      * Removes the rows whose positions lie in {@code [from, to)} from every (layer, KV head), freeing blocks that
      * empty out (like {@code llama_memory_seq_rm}). Returns the rows removed over all tables.
      */
