@@ -2,6 +2,8 @@ package io.kvslab;
 
 import io.kvslab.internal.table.TableAttention;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * Attention over a {@link Sequence}'s block tables with the native kernel: decode (one new token) and causal
  * prefill (a chunk just appended). Scale is {@code 1 / sqrt(headDim)}; query head {@code qh} reads KV head
@@ -59,6 +61,20 @@ public final class Attention implements AutoCloseable {
      * @param out same shape, written
      */
     public void prefill(Sequence seq, int layer, float[] q, int n, float[] out) {
+        kernel.prefill(tables(seq), layer, q, n, out);
+    }
+
+    /**
+     * Decode with the caller's own tensors, for an engine whose activations live in native memory:
+     * {@code q} and {@code out} hold {@code queryHeads * headDim} f32 values ([query head][dim]). Native segments
+     * are read and written in place by the kernel (no copy); heap segments are copied once each way.
+     */
+    public void decode(Sequence seq, int layer, MemorySegment q, MemorySegment out) {
+        kernel.decode(tables(seq), layer, q, out);
+    }
+
+    /** Causal prefill with the caller's own tensors: {@code n * queryHeads * headDim} f32 values each. */
+    public void prefill(Sequence seq, int layer, MemorySegment q, int n, MemorySegment out) {
         kernel.prefill(tables(seq), layer, q, n, out);
     }
 

@@ -75,6 +75,40 @@ public final class Sequence implements AutoCloseable {
     }
 
     /**
+     * Appends one token's K and V rows to every KV head of {@code layer}, read in place from the caller's tensors
+     * ({@code [1, kvHeads, headDim]}, any element type and strides, heap or native): values are checked once and
+     * each row is copied once into block memory, without conversion when the tensor's type is the store's.
+     */
+    public void append(int layer, KvTensor k, KvTensor v, long position) {
+        if (k != null && k.tokens() != 1) {
+            throw new KvArgumentException("append takes one token; use appendChunk for " + k.tokens());
+        }
+        tables.append(layer, k, v, null, position);
+    }
+
+    /**
+     * Appends a chunk of tokens from the caller's tensors ({@code [tokens, kvHeads, headDim]}, for example a
+     * forward pass's post-RoPE K and V in the Hugging Face layout) to every KV head of {@code layer}.
+     *
+     * @param positions one strictly increasing absolute position per token, above every position in this layer
+     */
+    public void appendChunk(int layer, KvTensor k, KvTensor v, long[] positions) {
+        if (positions == null) {
+            throw new KvArgumentException("positions must not be null");
+        }
+        tables.append(layer, k, v, positions, 0);
+    }
+
+    /**
+     * A scoped read view of {@code layer}'s block memory for an engine that runs its own attention: use it in
+     * try-with-resources on one thread; see {@link LayerView}. While it is open, operations that would free or move
+     * this sequence's blocks wait (from another thread) or fail with a typed exception (from this one).
+     */
+    public LayerView readLayer(int layer) {
+        return io.kvslab.internal.table.TableView.open(tables, layer);
+    }
+
+    /**
      * Keeps only the given rows of one (layer, KV head), in order, and frees the rest: kept rows are moved to the
      * front (bitwise unchanged, with their positions), emptied blocks are freed. Shared blocks are never
      * modified: a region of a table that shares blocks with another sequence is rebuilt into fresh blocks.

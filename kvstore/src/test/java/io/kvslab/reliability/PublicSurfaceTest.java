@@ -51,6 +51,17 @@ class PublicSurfaceTest {
             "io.kvslab.KvTensor.<init>(MemorySegment,DType,int,int,int,long,long,long)",
             "io.kvslab.KvTensor.data()",
             "io.kvslab.KvTensor.of(MemorySegment,DType,int,int,int)",
+            // a caller's own query and output tensors, size-checked, never a block
+            "io.kvslab.Attention.decode(Sequence,int,MemorySegment,MemorySegment)",
+            "io.kvslab.Attention.prefill(Sequence,int,MemorySegment,int,MemorySegment)",
+            "io.kvslab.internal.table.TableAttention.decode(SequenceTables,int,MemorySegment,MemorySegment)",
+            "io.kvslab.internal.table.TableAttention.prefill(SequenceTables,int,MemorySegment,int,MemorySegment)",
+            // the scoped read view: read-only block segments re-scoped to the view's own arena, so any use after
+            // the view closes throws IllegalStateException (LayerViewTest); the sequence's read lock is held meanwhile
+            "io.kvslab.LayerView.keyBlock(int,int)",
+            "io.kvslab.LayerView.valueBlock(int,int)",
+            "io.kvslab.internal.table.TableView.keyBlock(int,int)",
+            "io.kvslab.internal.table.TableView.valueBlock(int,int)",
             // the runner's BLAS product over the caller's arrays, every size checked against n, cols and rows
             "io.kvslab.internal.ffm.KernelDowncalls.blasMatmulNt(MemorySegment,MemorySegment,MemorySegment,int,int,int)");
     /** SlabAllocator's public surface: statistics and lifecycle only. */

@@ -131,6 +131,10 @@ final class NativeAttention {
         if (withLse) {
             noOverlap("lse", lse, q, keyBlocks, valueBlocks, offsets, lengths, out);
         }
+        if (!NativeLibrary.isAvailable()) {
+            JavaAttention.decode(shape, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, withLse ? lse : null);
+            return;
+        }
         Handles h = handles();
         MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
         MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
@@ -174,6 +178,10 @@ final class NativeAttention {
         requireThreads(threads);
         validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, queries);
         noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
+        if (!NativeLibrary.isAvailable()) {
+            JavaAttention.prefill(shape, queries, q, keyBlocks, valueBlocks, offsets, lengths, scale, out);
+            return;
+        }
         int rc;
         try {
             rc = (int) handles().prefill().invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),

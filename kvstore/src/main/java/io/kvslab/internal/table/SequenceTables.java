@@ -5,6 +5,7 @@ import io.kvslab.ConcurrentUseException;
 import io.kvslab.KeySharingException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
+import io.kvslab.KvTensor;
 import io.kvslab.KvSlabException;
 import io.kvslab.MemoryLimitExceededException;
 import io.kvslab.RopeRotation;
@@ -251,24 +252,48 @@ public final class SequenceTables {
      * {@code single} when {@code positions} is null (n == 1).
      */
     public void append(int layer, float[] k, float[] v, int n, long[] positions, long single) {
+        if (k == null || v == null) {
+            throw new KvArgumentException("k and v must not be null");
+        }
+        int width = layout.kvHeads() * layout.headDim();
+        long expected = (long) Math.max(n, 0) * width;
+        if (n > 0 && (k.length != expected || v.length != expected)) {
+            throw new KvArgumentException("k and v must have " + n + " tokens x " + layout.kvHeads()
+                    + " KV heads x " + layout.headDim() + " = " + expected + " floats, got " + k.length
+                    + " and " + v.length);
+        }
+        appendRows(layer, new RowSource.Floats(k, layout.kvHeads(), layout.headDim()),
+                new RowSource.Floats(v, layout.kvHeads(), layout.headDim()), n, positions, single);
+    }
+
+    /**
+     * Appends the rows of caller tensors {@code k} and {@code v} ({@code [tokens, kvHeads, headDim]}, any element
+     * type and strides) to every KV head of {@code layer}: one check of every value, then one copy per row into
+     * block memory (no conversion when the tensor's type is the store's).
+     */
+    public void append(int layer, KvTensor k, KvTensor v, long[] positions, long single) {
+        TensorCodec.checkShape("k", k, layout.kvHeads(), layout.headDim());
+        TensorCodec.checkShape("v", v, layout.kvHeads(), layout.headDim());
+        if (k.tokens() != v.tokens()) {
+            throw new KvArgumentException("k and v must hold the same number of tokens, got " + k.tokens() + " and "
+                    + v.tokens());
+        }
+        if (positions != null && positions.length != k.tokens()) {
+            throw new KvArgumentException("positions must have one entry per token (" + k.tokens() + "), got "
+                    + positions.length);
+        }
+        appendRows(layer, new RowSource.Tensor(k), new RowSource.Tensor(v), k.tokens(), positions, single);
+    }
+
+    private void appendRows(int layer, RowSource k, RowSource v, int n, long[] positions, long single) {
         beginWrite();
         try {
             checkLayer(layer);
-            if (k == null || v == null) {
-                throw new KvArgumentException("k and v must not be null");
-            }
             if (n <= 0) {
                 throw new KvArgumentException("a chunk needs at least one token, got " + n);
             }
             if (positions == null && n != 1) {
                 throw new KvArgumentException("positions must not be null for a chunk of " + n + " tokens");
-            }
-            int width = layout.kvHeads() * layout.headDim();
-            long expected = (long) n * width;
-            if (k.length != expected || v.length != expected) {
-                throw new KvArgumentException("k and v must have " + n + " tokens x " + layout.kvHeads()
-                        + " KV heads x " + layout.headDim() + " = " + expected + " floats, got " + k.length
-                        + " and " + v.length);
             }
             BlockTable[] rows = tables[layer];
             long last = -1;
@@ -289,8 +314,8 @@ public final class SequenceTables {
                             + " rows");
                 }
             }
-            RowCodec.checkValues("k", k, 0, k.length, layout.dtype());
-            RowCodec.checkValues("v", v, 0, v.length, layout.dtype());
+            k.check("k", layout.dtype());
+            v.check("v", layout.dtype());
 
             // Reserve every block first: new tail blocks, and private copies of shared partial tails.
             // Counted again after a memory-pressure handler ran: it may have changed what is shared.
@@ -333,7 +358,7 @@ public final class SequenceTables {
                     t.blockCount++;
                 }
                 t.ensureRowCapacity(t.length + n);
-                writeRows(t, h, k, v, n, width);
+                writeRows(t, h, k, v, n);
                 for (int i = 0; i < n; i++) {
                     t.positions[t.length + i] = positions == null ? single : positions[i];
                 }
@@ -358,8 +383,7 @@ public final class SequenceTables {
         return (int) blocks;
     }
 
-    private void writeRows(BlockTable t, int h, float[] k, float[] v, int n, int width) {
-        int dim = layout.headDim();
+    private void writeRows(BlockTable t, int h, RowSource k, RowSource v, int n) {
         int i = 0;
         while (i < n) {
             int row = t.length + i;
@@ -369,9 +393,8 @@ public final class SequenceTables {
             MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
             for (int j = 0; j < inBlock; j++) {
                 long off = (long) ((row + j) % tokensPerBlock) * rowBytes;
-                int src = (i + j) * width + h * dim;
-                RowCodec.write(k, src, kSeg, off, dim, layout.dtype());
-                RowCodec.write(v, src, vSeg, off, dim, layout.dtype());
+                k.write(i + j, h, kSeg, off, layout.dtype());
+                v.write(i + j, h, vSeg, off, layout.dtype());
             }
             i += inBlock;
         }

@@ -6,6 +6,7 @@ import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -96,6 +97,105 @@ public final class TableAttention implements AutoCloseable {
         } finally {
             inUse.set(false);
         }
+    }
+
+    /**
+     * Decode with the caller's own f32 tensors: {@code q} and {@code out} hold {@code queryHeads * headDim} floats
+     * (heap or native). Native, 4-byte aligned segments are handed to the kernel as they are (no copy); heap ones
+     * go through the scratch once each way.
+     */
+    public void decode(SequenceTables t, int layer, MemorySegment q, MemorySegment out) {
+        enter();
+        try {
+            KvLayout layout = checkSegments(t, layer, q, out, 1);
+            t.beginRead();
+            try {
+                long bytes = tokenBytes(layout);
+                Tables tb = tables(t, layer, 2 * bytes / Float.BYTES);
+                MemorySegment qSeg = direct(q) ? q : copyIn(q, scratch.floats().asSlice(0, bytes));
+                MemorySegment outSeg = direct(out) ? out : scratch.floats().asSlice(bytes, bytes);
+                NativeAttention.decode(AttentionShape.of(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
+                        scale(layout), outSeg, null, threads);
+                if (outSeg != out) {
+                    MemorySegment.copy(outSeg, 0, out, 0, bytes);
+                }
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    /** Causal prefill with the caller's own f32 tensors ({@code n * queryHeads * headDim} floats each). */
+    public void prefill(SequenceTables t, int layer, MemorySegment q, int n, MemorySegment out) {
+        enter();
+        try {
+            KvLayout layout = checkSegments(t, layer, q, out, n);
+            t.beginRead();
+            try {
+                long bytes = Math.multiplyExact(tokenBytes(layout), (long) n);
+                Tables tb = tables(t, layer, 2 * bytes / Float.BYTES);
+                MemorySegment qSeg = direct(q) ? q : copyIn(q, scratch.floats().asSlice(0, bytes));
+                MemorySegment outSeg = direct(out) ? out : scratch.floats().asSlice(bytes, bytes);
+                NativeAttention.prefill(AttentionShape.of(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
+                        tb.lengths, scale(layout), outSeg, threads);
+                if (outSeg != out) {
+                    MemorySegment.copy(outSeg, 0, out, 0, bytes);
+                }
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    private static long tokenBytes(KvLayout layout) {
+        return Math.multiplyExact((long) layout.queryHeads() * layout.headDim(), (long) Float.BYTES);
+    }
+
+    /** A segment the kernel may read or write in place: native, float aligned, not read-only. */
+    private static boolean direct(MemorySegment s) {
+        return s.isNative() && s.address() % Float.BYTES == 0 && !s.isReadOnly();
+    }
+
+    private static MemorySegment copyIn(MemorySegment src, MemorySegment dst) {
+        MemorySegment.copy(src, 0, dst, 0, dst.byteSize());
+        return dst;
+    }
+
+    private static KvLayout checkSegments(SequenceTables t, int layer, MemorySegment q, MemorySegment out, int n) {
+        if (t == null || q == null || out == null) {
+            throw new KvArgumentException("sequence, q and out must not be null");
+        }
+        KvLayout layout = t.layout;
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
+        }
+        if (n < 1) {
+            throw new KvArgumentException("a prefill chunk needs n >= 1 query tokens, got " + n);
+        }
+        long floats = Math.multiplyExact(Math.multiplyExact((long) n, layout.queryHeads()), layout.headDim());
+        long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
+        if (q.byteSize() != bytes || out.byteSize() != bytes) {
+            throw new KvArgumentException("q and out must be " + n + " x queryHeads " + layout.queryHeads()
+                    + " x headDim " + layout.headDim() + " f32 values = " + bytes + " bytes, got " + q.byteSize()
+                    + " and " + out.byteSize());
+        }
+        if (out.isReadOnly()) {
+            throw new KvArgumentException("out must be writable");
+        }
+        if (q.asOverlappingSlice(out).isPresent()) {
+            throw new KvArgumentException("q and out must not overlap");
+        }
+        for (long i = 0; i < floats; i++) {
+            float x = q.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+            if (!Float.isFinite(x)) {
+                throw new KvArgumentException("q[" + i + "] = " + x + ": queries must be finite");
+            }
+        }
+        return layout;
     }
 
     /**

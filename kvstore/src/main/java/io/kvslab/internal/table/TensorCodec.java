@@ -72,6 +72,13 @@ public final class TensorCodec {
             MemorySegment.copy(src, base * store.bytes(), dst, offset, bytes);
             return;
         }
+        if (t.type() == DType.F32 && t.rowsContiguous()) {
+            // One bulk read of the row, then the array conversion loop C2 vectorises (F16C on x86).
+            float[] row = rowScratch(n);
+            MemorySegment.copy(src, F32, base * Float.BYTES, row, 0, n);
+            RowCodec.write(row, 0, dst, offset, n, store);
+            return;
+        }
         long step = t.dimStride();
         switch (store) {
             case F32 -> {
@@ -90,6 +97,17 @@ public final class TensorCodec {
                 }
             }
         }
+    }
+
+    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[256]);
+
+    private static float[] rowScratch(int n) {
+        float[] r = ROW.get();
+        if (r.length < n) {
+            r = new float[Math.max(n, 2 * r.length)];
+            ROW.set(r);
+        }
+        return r;
     }
 
     /** Element {@code index} of {@code data} read as {@code type}, widened to float. */
