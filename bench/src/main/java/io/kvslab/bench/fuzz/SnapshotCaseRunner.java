@@ -39,7 +39,7 @@ final class SnapshotCaseRunner {
             fill(a, 0, 20, 42);
             Sequence b = a.fork();
             fill(b, 20, 25, 43);
-            a.retain(1, 0, new int[] {0, 1, 2, 5, 9, 17});
+            a.keep(1, 0, new int[] {0, 1, 2, 5, 9, 17});
             b.aliasKeyBlock(1, 1, 0, 0);
             return List.of(a, b);
         }));
