@@ -1,5 +1,7 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.report.Bytes;
+
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;

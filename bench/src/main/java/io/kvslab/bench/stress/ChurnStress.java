@@ -1,8 +1,8 @@
 package io.kvslab.bench.stress;
 
 import io.kvslab.KvSlabException;
-import io.kvslab.bench.footprint.Bytes;
-import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.report.Bytes;
+import io.kvslab.bench.report.Json;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;

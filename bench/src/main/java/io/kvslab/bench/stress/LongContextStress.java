@@ -1,9 +1,10 @@
 package io.kvslab.bench.stress;
 
 import io.kvslab.KvSlabException;
-import io.kvslab.bench.footprint.Bytes;
+import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.footprint.FootprintModel;
-import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.report.Json;
+import io.kvslab.bench.report.Progress;
 import io.kvslab.bench.footprint.ModelGeometry;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
@@ -301,7 +302,8 @@ public final class LongContextStress {
         long slabsReleased = 0;
         long streamed = 0;
         long start = System.nanoTime();
-        ProgressBar bar = new ProgressBar(progressOut, "tokens", c.tokens());
+        Progress bar = Progress.start(progressOut, "long-context", c.tokens(), "tokens");
+        long statusAt = 0;
 
         KvStore store = KvStore.open(layout, c.storeConfig(reservedBound));
         try {
@@ -379,15 +381,18 @@ public final class LongContextStress {
                         contentCheck(s, gen, rnd, violations);
                         contentChecks++;
                     }
-                    bar.update(streamed, () -> {
+                    bar.stepTo(streamed);
+                    if (bar != Progress.NONE && streamed >= statusAt) {
+                        statusAt = streamed + 4096;
                         StoreStats st = store.stats();
-                        return "live " + Bytes.human(st.liveBytes()) + ", reserved " + Bytes.human(st.reservedBytes());
-                    });
+                        bar.status("live " + Bytes.human(st.liveBytes()) + ", reserved "
+                                + Bytes.human(st.reservedBytes()));
+                    }
                 }
             } catch (KvSlabException e) {
                 violations.add("store or policy operation failed at token " + streamed + ": " + e);
             } finally {
-                bar.finish();
+                bar.close();
                 StoreStats st = store.stats();
                 peakLive = Math.max(peakLive, st.memory().peakLiveBytes());
                 peakReserved = Math.max(peakReserved, st.peakReservedBytes());

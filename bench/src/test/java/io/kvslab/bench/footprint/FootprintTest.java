@@ -1,5 +1,7 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.report.Json;
+
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.StoreConfig;

@@ -1,6 +1,6 @@
 package io.kvslab.bench.eval.fidelity;
 
-import io.kvslab.bench.eval.Json;
+import io.kvslab.bench.report.Json;
 
 import java.io.IOException;
 import java.nio.file.Path;
