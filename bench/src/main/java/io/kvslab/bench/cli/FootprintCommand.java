@@ -6,7 +6,7 @@ import io.kvslab.bench.footprint.FootprintPolicy;
 import io.kvslab.bench.footprint.FootprintReport;
 import io.kvslab.bench.footprint.FootprintRow;
 import io.kvslab.bench.footprint.FootprintRunner;
-import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;
@@ -31,6 +31,7 @@ import java.util.concurrent.Callable;
 final class FootprintCommand implements Callable<Integer> {
     private static final String FULL_DTYPES = "f16,f32";
     private static final long FULL_LIMIT = 8L << 30;
+    private static final long DEFAULT_LIMIT = 128L << 20;
 
     @Spec
     private CommandSpec spec;
@@ -63,7 +64,7 @@ final class FootprintCommand implements Callable<Integer> {
 
     @Option(names = "--limit", paramLabel = "BYTES", converter = SizeConverter.class,
             description = "memory limit of the measured stores; rows whose dense fill would exceed it are analytic "
-                    + "(default 1g; 8g with --full)")
+                    + "(default 128m; 8g with --full)")
     private Long limit;
 
     @Option(names = "--slab", paramLabel = "BYTES", converter = SizeConverter.class, defaultValue = "16m",
@@ -144,7 +145,7 @@ final class FootprintCommand implements Callable<Integer> {
         }
         Check.range(spec, "--kept", kept, 1e-6, 1.0);
         Check.range(spec, "--sinks", sinks, 0, 1 << 20);
-        long lim = Check.range(spec, "--limit", limit != null ? limit : full ? FULL_LIMIT : 1L << 30, 1L << 20,
+        long lim = Check.range(spec, "--limit", limit != null ? limit : full ? FULL_LIMIT : DEFAULT_LIMIT, 1L << 20,
                 Long.MAX_VALUE);
         Check.range(spec, "--slab", slab, 4096, 1L << 34);
         Check.range(spec, "--tokens-per-block", tokensPerBlock, 1, 65536);

@@ -1,6 +1,6 @@
 package io.kvslab.bench.cli;
 
-import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.bench.geometry.ModelGeometry;
 import picocli.CommandLine.Option;
 
 /** Options of {@code kvslab stress long}. Unset values take the quick defaults, or the big ones with --full. */

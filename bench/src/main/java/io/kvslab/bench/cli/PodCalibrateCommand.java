@@ -1,6 +1,7 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.bench.eval.pod.PodCalibration;
+import io.kvslab.bench.eval.pod.SimilarityPlot;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.LayerSimilarity;
@@ -48,13 +49,20 @@ final class PodCalibrateCommand implements Callable<Integer> {
             + "<model file name>.pod-groups in the current directory)")
     private Path out;
 
+    @Option(names = "--plot", paramLabel = "FILE.png", description = "also write heat maps of the similarities "
+            + "(one panel per KV head, layers labelled)")
+    private Path plot;
+
     @Override
-    public Integer call() {
+    public Integer call() throws java.io.IOException {
         Check.range(spec, "--delta", delta, 0, 1);
         Check.range(spec, "--texts", texts, 1, 10_000);
         Check.range(spec, "--queries", queries, 1, 1 << 20);
         Path target = out != null ? out : Path.of(modelFiles.model().getFileName() + ".pod-groups");
         Check.outputFile(spec, "--out", target);
+        if (plot != null) {
+            Check.outputFile(spec, "--plot", plot);
+        }
         LoadedModel m = modelFiles.load();
         LayerSimilarity sim = PodCalibration.measure(m.model(), PodCalibration.texts(m, texts), queries);
         LayerGrouping g = PodCalibration.group(sim, m.model(), delta);
@@ -73,6 +81,10 @@ final class PodCalibrateCommand implements Callable<Integer> {
         o.println("groups at delta " + delta + ": " + g.describeGroups());
         g.save(target);
         o.println("wrote " + target);
+        if (plot != null) {
+            SimilarityPlot.write(sim, modelFiles.model().getFileName().toString(), plot);
+            o.println("wrote " + plot);
+        }
         return 0;
     }
 }

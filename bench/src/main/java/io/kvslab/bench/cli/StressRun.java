@@ -1,7 +1,7 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.KvLayout;
-import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;

@@ -1,11 +1,12 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.geometry.SlabMath;
+
 import io.kvslab.KvSlabException;
 import io.kvslab.bench.report.Bytes;
-import io.kvslab.bench.footprint.FootprintModel;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;
-import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
@@ -31,8 +32,7 @@ import java.util.SplittableRandom;
  * sequence has taken {@code budget + interval} tokens since the start, and then every {@code interval} tokens, it is
  * compressed to a budget of {@code budget} rows per (layer, KV head) by a policy of {@code io.kvslab.policy}
  * (default StreamingLLM; window policies get the synthetic queries of the last tokens, CriticalKV a synthetic W_o),
- * applied one layer at a time ({@link LayerwiseCompressor}), or by {@link SinkWindowRetention} ({@code window}, the
- * original stand-in). Every {@code attentionEvery} tokens a decode step runs attention over every layer.
+ * applied one layer at a time ({@link LayerwiseCompressor}). Every {@code attentionEvery} tokens a decode step runs attention over every layer.
  *
  * <p><b>Memory bound.</b> With a uniform policy (same budget in every head and layer) a head never holds more than
  * {@code maxRows = budget + interval + chunk - 1} rows, so live bytes stay under
@@ -74,21 +74,18 @@ public final class LongContextStress {
                          String policy) {
         public Config {
             if (policy == null) {
-                throw new IllegalArgumentException("policy must be 'window' or one of " + Policies.NAMES);
+                throw new IllegalArgumentException("policy must be one of " + Policies.NAMES);
             }
-            if (!policy.equals(WINDOW)) {
-                CompressionPolicy p;
-                try {
-                    p = Policies.byName(policy);
-                } catch (PolicyException e) {
-                    throw new IllegalArgumentException("policy must be 'window' or one of " + Policies.NAMES
-                            + ", got '" + policy + "'");
-                }
-                if (p.dynamicBudget()) {
-                    throw new IllegalArgumentException(policy + " chooses its own budget, so no memory bound can be "
-                            + "stated for it; use a fixed-budget policy (" + Policies.NAMES + " except dbudgetkv) "
-                            + "or 'window'");
-                }
+            CompressionPolicy p;
+            try {
+                p = Policies.byName(policy);
+            } catch (PolicyException e) {
+                throw new IllegalArgumentException("policy must be one of " + Policies.NAMES + ", got '" + policy
+                        + "'");
+            }
+            if (p.dynamicBudget()) {
+                throw new IllegalArgumentException(policy + " chooses its own budget, so no memory bound can be "
+                        + "stated for it; use a fixed-budget policy (" + Policies.NAMES + " except dbudgetkv)");
             }
             if (tokens < 1 || budget < 1 || interval < 1 || sinks < 0 || sinks > budget || chunk < 1
                     || attentionEvery < 0 || checkEvery < 1 || tokensPerBlock < 1 || slabBytes < 1) {
@@ -104,11 +101,8 @@ public final class LongContextStress {
             return model.layout(dtype, tokensPerBlock);
         }
 
-        /** The policy package's policy, or null for the {@code window} stand-in. */
+        /** The policy package's policy (StreamingLLM with {@code sinks}). */
         public CompressionPolicy libraryPolicy() {
-            if (policy.equals(WINDOW)) {
-                return null;
-            }
             CompressionPolicy p = Policies.byName(policy);
             return p.name().equals("streamingllm") ? Policies.streamingLlm(sinks) : p;
         }
@@ -141,7 +135,7 @@ public final class LongContextStress {
 
         /** Whether compression keeps exactly the sinks and the newest rows. */
         public boolean sinksAndRecent() {
-            return policy.equals(WINDOW) || policy.equalsIgnoreCase("streamingllm");
+            return policy.equalsIgnoreCase("streamingllm");
         }
 
         /**
@@ -159,7 +153,7 @@ public final class LongContextStress {
 
         /** Reserved-byte bound: the live bound rounded up to whole slabs. */
         public long reservedBoundBytes() {
-            return FootprintModel.reservedFor(layout(), storeConfig(Long.MAX_VALUE), boundBlocks());
+            return SlabMath.reservedFor(layout(), storeConfig(Long.MAX_VALUE), boundBlocks());
         }
 
         private long boundBlocks() {
@@ -209,7 +203,7 @@ public final class LongContextStress {
                     .put("chunk", c.chunk())
                     .put("attentionEvery", c.attentionEvery())
                     .put("attentionBackend", attention)
-                    .put("policy", c.policy().equals(WINDOW) ? "window (sinks + recent stand-in)" : c.policy())
+                    .put("policy", c.policy())
                     .put("tokens", tokens)
                     .put("compressions", compressions)
                     .put("attentionSteps", attentionSteps)
@@ -252,9 +246,6 @@ public final class LongContextStress {
         }
     }
 
-    /** The name of the sinks + recent stand-in. */
-    public static final String WINDOW = "window";
-
     /** Absolute tolerance of the attention check: fp32 kernels vs a double reference on O(1) values. */
     static final double ATTENTION_TOLERANCE = 2e-4;
 
@@ -274,11 +265,10 @@ public final class LongContextStress {
         KvLayout layout = c.layout();
         Violations violations = new Violations();
         SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
-        SinkWindowRetention window = new SinkWindowRetention(c.sinks(), c.budget());
         CompressionPolicy policy = c.libraryPolicy();
-        LayerwiseCompressor compressor = policy == null ? null : new LayerwiseCompressor(policy);
+        LayerwiseCompressor compressor = new LayerwiseCompressor(policy);
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
-        int windowSize = policy == null ? 0 : policy.windowQueries();
+        int windowSize = policy.windowQueries();
         SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
         int width = layout.kvHeads() * layout.headDim();
         long liveBound = c.liveBoundBytes();
@@ -363,12 +353,8 @@ public final class LongContextStress {
                         long[][] before = c.sinksAndRecent() ? null : positions(s);
                         long end = streamed;
                         long t2 = System.nanoTime();
-                        if (compressor == null) {
-                            window.apply(s);
-                        } else {
-                            compressor.compress(s, Budget.tokens(c.budget()), l -> inputs.window(l, end, windowSize),
-                                    l -> inputs.outputProjection());
-                        }
+                        compressor.compress(s, Budget.tokens(c.budget()), l -> inputs.window(l, end, windowSize),
+                                l -> inputs.outputProjection());
                         compressNs += System.nanoTime() - t2;
                         rows = c.budget();
                         compressions++;
@@ -405,9 +391,7 @@ public final class LongContextStress {
                 violations.check(after.openSequences() == 0, after.openSequences() + " sequences still open");
             }
         } finally {
-            if (compressor != null) {
-                compressor.close();
-            }
+            compressor.close();
             try {
                 store.close();
             } catch (KvSlabException e) {

@@ -69,7 +69,7 @@ class FidelityEvalTest {
         for (Path p : r.writePlots(dir)) {
             BufferedImage img = ImageIO.read(p.toFile());
             assertNotNull(img, p + " is a readable PNG");
-            assertEquals(900, img.getWidth());
+            assertEquals(1000, img.getWidth());
         }
     }
 
