@@ -22,7 +22,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "demo", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Fill a Llama-3-8B-shaped store with a long synthetic context and time decode attention "
-                + "(about 5 s with the defaults).")
+                + "(about 10 s with the defaults).")
 final class DemoCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;

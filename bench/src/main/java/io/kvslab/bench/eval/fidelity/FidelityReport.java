@@ -183,6 +183,20 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
             }
             series.put(e.getKey(), new Charts.Points(xs, ys));
         }
+        if (logY) {
+            // under two decades there would be one labelled tick or none: label 2..9 of each decade too
+            double lo = Double.POSITIVE_INFINITY;
+            double hi = 0;
+            for (Charts.Points p : series.values()) {
+                for (double v : p.y()) {
+                    if (v > 0) {
+                        lo = Math.min(lo, v);
+                        hi = Math.max(hi, v);
+                    }
+                }
+            }
+            chart.getStyler().setYAxisLogarithmicDecadeOnly(!(hi > 0 && hi / lo < 100));
+        }
         int i = 0;
         for (Map.Entry<String, Charts.Points> e : Charts.mergeIdentical(series).entrySet()) {
             XYSeries s = chart.addSeries(e.getKey(), e.getValue().x(), e.getValue().y());
