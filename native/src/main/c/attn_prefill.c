@@ -9,6 +9,8 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+
+#include "blas_threads.h"
 #include <stdatomic.h>
 #include <string.h>
 #include "attn_internal.h"
@@ -166,27 +168,8 @@ static void prefill_task(void* ctx, int w, int n) {
 }
 
 /* OpenBLAS threading during a prefill: KVSlab runs the work items on its own workers, so nested OpenBLAS threads
- * would only oversubscribe the cores (and a caller asking for 1 thread would get OpenBLAS's default). The
- * library's OpenBLAS is set to one thread while any prefill runs and restored when the last one ends; other
- * OpenBLAS users in the process (the runner's matmuls) are not changed outside that window. */
-static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
-static int blas_users;
-static int blas_saved_threads;
-
-static void blas_enter(void) {
-    pthread_mutex_lock(&blas_lock);
-    if (blas_users++ == 0) {
-        blas_saved_threads = openblas_get_num_threads();
-        if (blas_saved_threads != 1) openblas_set_num_threads(1);
-    }
-    pthread_mutex_unlock(&blas_lock);
-}
-
-static void blas_leave(void) {
-    pthread_mutex_lock(&blas_lock);
-    if (--blas_users == 0 && blas_saved_threads != 1) openblas_set_num_threads(blas_saved_threads);
-    pthread_mutex_unlock(&blas_lock);
-}
+ * would only oversubscribe the cores (and a caller asking for 1 thread would get OpenBLAS's default): the whole
+ * prefill runs inside kvs_blas_single_enter/leave (blas_threads.h). */
 
 int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
@@ -224,8 +207,8 @@ int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t 
     for (int h = 0; h < n_kv; h++) flops += 4.0 * group * head_dim * (double)n_q * (double)(len[h] - n_q / 2);
     int n = n_threads < j.n_items ? n_threads : j.n_items;
     if (flops / MIN_FLOPS_PER_THREAD < n) n = flops < MIN_FLOPS_PER_THREAD ? 1 : (int)(flops / MIN_FLOPS_PER_THREAD);
-    blas_enter();
+    kvs_blas_single_enter();
     kvs_pool_run(prefill_task, &j, n);
-    blas_leave();
+    kvs_blas_single_leave();
     return atomic_load(&j.error);
 }

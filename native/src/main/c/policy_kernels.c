@@ -9,6 +9,7 @@
  * and buffer sizes before each call.
  */
 #include "policy_kernels.h"
+#include "blas_threads.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -29,6 +30,7 @@ int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, i
                                     const int64_t *queryPos, float scale, float *meanOut, float *lastOut,
                                     float *scratch) {
     const int32_t qStride = qHeads * headDim;
+    const int single = kvs_blas_enter_if_small(w, n, headDim);
     for (int32_t gi = 0; gi < g; gi++) {
         const int32_t h = h0 + gi;
         /* scratch[i][j] = scale * q_i . k_j for every window query i and key j (w x n), one sgemm. */
@@ -64,12 +66,14 @@ int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, i
             memcpy(lastOut + (size_t) gi * n, scratch + (size_t) (w - 1) * n, sizeof(float) * (size_t) n);
         }
     }
+    kvs_blas_leave_if(single);
     return 0;
 }
 
 int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,
                                int32_t qHeads, int32_t h0, int32_t g, float *out, float *scratch, int32_t tile) {
     const int32_t woStride = qHeads * headDim; /* W_o is [modelDim][qHeads*headDim], row-major (out = W_o x) */
+    const int single = kvs_blas_enter_if_small(tile < n ? tile : n, modelDim, headDim);
     for (int32_t gi = 0; gi < g; gi++) {
         const int32_t h = h0 + gi;
         float *dst = out + (size_t) gi * n;
@@ -87,5 +91,6 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
             }
         }
     }
+    kvs_blas_leave_if(single);
     return 0;
 }

@@ -25,6 +25,10 @@ import java.util.List;
  * {@link SnapshotLayoutMismatchException} and restores nothing.
  *
  * <p>Sequences being saved must not be mutated meanwhile (the one-writer rule); other sequences may be.
+ *
+ * <p><b>Prerequisites.</b> Snapshots use Chronicle Bytes, an optional dependency of kvslab-core, and the JVM flags
+ * {@code --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-exports=java.base/sun.nio.ch=ALL-UNNAMED}. Every
+ * method first checks both and throws {@link SnapshotPrerequisiteException} naming the missing jar or flags.
  */
 public final class Snapshots {
     private Snapshots() {}
@@ -36,6 +40,7 @@ public final class Snapshots {
 
     /** Saves several sequences of one store into one file; blocks they share are stored once. */
     public static SnapshotInfo save(List<Sequence> sequences, Path file) {
+        ChronicleSupport.require();
         SnapshotEvent event = begin();
         SnapshotInfo info = SnapshotWriter.write(sequences, file, SnapshotWriter.Progress.NONE);
         commit(event, "save", file, () -> info);
@@ -47,6 +52,7 @@ public final class Snapshots {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
         }
+        ChronicleSupport.require();
         List<Sequence> sequences = store.sequences();
         SnapshotWriter.checkSequences(sequences);
         SnapshotEvent event = begin();
@@ -57,6 +63,7 @@ public final class Snapshots {
 
     /** Reads and verifies a whole snapshot (checksums included) without restoring it. */
     public static SnapshotInfo inspect(Path file) {
+        ChronicleSupport.require();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             return reader.verify();
         }
@@ -67,6 +74,7 @@ public final class Snapshots {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
         }
+        ChronicleSupport.require();
         SnapshotEvent event = begin();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             if (reader.sequenceCount() != 1) {
@@ -85,6 +93,7 @@ public final class Snapshots {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
         }
+        ChronicleSupport.require();
         SnapshotEvent event = begin();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             List<RestoredSequence> restored = reader.restoreAll(store);
@@ -101,6 +110,7 @@ public final class Snapshots {
         if (target == null) {
             throw new KvArgumentException("target must not be null");
         }
+        ChronicleSupport.require();
         SnapshotEvent event = begin();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             reader.restoreInto(target);

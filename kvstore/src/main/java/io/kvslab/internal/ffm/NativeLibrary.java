@@ -4,106 +4,420 @@ import io.kvslab.KvSlabException;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.DigestOutputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
- * Loads {@code libkvslab.so} (and the OpenBLAS objects beside it) once per JVM and hands out downcall handles.
+ * Finds, extracts and loads {@code libkvslab.so} (and the OpenBLAS objects beside it) once per JVM.
  *
- * <p>The shared objects ship as jar resources under {@code /native/linux-x86_64}. They are copied to a fresh temp
- * directory because the dynamic linker needs real files; {@code libkvslab.so} finds OpenBLAS there through its
- * {@code RUNPATH $ORIGIN}. {@code -Dkvslab.native.dir=DIR} loads from a directory instead (for native development).
+ * <p><b>Where the library comes from.</b> The shared objects ship as jar resources under
+ * {@code /native/linux-x86_64}, with a {@code SHA256SUMS} manifest written by the native build. The dynamic linker
+ * needs real files, so they are extracted once per library version into a content-addressed cache directory,
+ * {@code ${user.home}/.cache/kvslab/native/<sha256 of the manifest>/} (override the root with
+ * {@value #CACHE_DIR_PROPERTY}; if the home directory is not writable, {@code ${java.io.tmpdir}/kvslab-${user.name}/native},
+ * a directory that must be private to the user). Extraction writes a temp directory beside it and renames it into place atomically, so
+ * concurrent JVMs never see a half-written library and later starts reuse it without copying; nothing is per JVM, so a
+ * killed JVM leaves nothing behind (an extraction cut short leaves a {@code .tmp-*} directory that the next start
+ * removes). {@value #PATH_PROPERTY} loads a {@code libkvslab.so} the embedder ships instead (a file, or a directory
+ * holding it; OpenBLAS is found beside it through its {@code RUNPATH $ORIGIN}).
+ *
+ * <p><b>When it cannot load.</b> The kernels are built for x86-64-v3, so the CPU is checked first (AVX2, FMA and F16C
+ * in {@code /proc/cpuinfo}): running them elsewhere would die with SIGILL. If the OS, architecture or CPU does not fit,
+ * the files cannot be extracted, the JVM denies native access, or {@value #DISABLE_PROPERTY}{@code =true} is set,
+ * {@link #isAvailable()} is false, {@link #unavailableReason()} says why, and one line is logged (logger
+ * {@code io.kvslab.native}); callers are expected to take a Java path instead.
+ *
+ * <p>No method hands out a symbol or a downcall handle outside this package: the bindings live here and expose typed,
+ * fixed-signature calls only (see {@link KernelDowncalls}).
  */
 public final class NativeLibrary {
+    /** System property: root of the extraction cache (default {@code ${user.home}/.cache/kvslab/native}). */
+    public static final String CACHE_DIR_PROPERTY = "kvslab.native.cacheDir";
+    /** System property: a {@code libkvslab.so} (or a directory holding it) to load instead of the bundled one. */
+    public static final String PATH_PROPERTY = "kvslab.native.path";
+    /** System property: {@code true} makes the library unavailable (to test the Java paths). */
+    public static final String DISABLE_PROPERTY = "kvslab.native.disable";
+
     /** ABI version the Java bindings expect; {@code kvs_abi_version()} must return it. */
     static final int ABI_VERSION = 1;
-    private static final String RESOURCE_DIR = "/native/linux-x86_64/";
-    private static final String[] FILES = {"libkvslab.so", "libopenblas.so.0", "libgfortran.so.5", "libquadmath.so.0"};
+    static final String RESOURCE_DIR = "/native/linux-x86_64/";
+    static final String MANIFEST = "SHA256SUMS";
+    static final String LIBRARY = "libkvslab.so";
+    /** CPU flags (as /proc/cpuinfo spells them) that x86-64-v3 code needs beyond the x86-64 baseline. */
+    static final List<String> REQUIRED_CPU_FLAGS = List.of("avx2", "fma", "f16c");
+    /** A {@code .tmp-*} extraction directory older than this belongs to a JVM that died while extracting. */
+    private static final Duration STALE_TEMP = Duration.ofMinutes(10);
 
-    private static volatile NativeLibrary instance;
+    private static final System.Logger LOG = System.getLogger("io.kvslab.native");
 
     private final SymbolLookup lookup;
     private final Linker linker = Linker.nativeLinker();
+    private final Path directory;
 
-    private NativeLibrary(SymbolLookup lookup) {
+    private NativeLibrary(SymbolLookup lookup, Path directory) {
         this.lookup = lookup;
+        this.directory = directory;
     }
 
-    /** The loaded library; the first call extracts and loads it. */
-    public static NativeLibrary get() {
-        NativeLibrary lib = instance;
+    /** The outcome of the one load attempt of this JVM (holder idiom: computed on first use, thread-safe). */
+    private static final class Outcome {
+        static final NativeLibrary LIBRARY;
+        static final String REASON;
+
+        static {
+            NativeLibrary lib = null;
+            String reason;
+            try {
+                lib = load();
+                reason = null;
+            } catch (Unavailable e) {
+                reason = e.getMessage();
+            } catch (RuntimeException e) {
+                // never let a surprise turn into an ExceptionInInitializerError for every later caller
+                reason = "unexpected failure while loading: " + e;
+            }
+            LIBRARY = lib;
+            REASON = reason;
+            if (reason != null) {
+                boolean disabled = Boolean.getBoolean(DISABLE_PROPERTY);
+                LOG.log(disabled ? System.Logger.Level.INFO : System.Logger.Level.WARNING,
+                        "KVSlab native kernels unavailable: " + reason);
+            }
+        }
+    }
+
+    /** Why loading failed: turned into {@link #unavailableReason()}. */
+    static final class Unavailable extends Exception {
+        Unavailable(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    /** Whether the native kernels are loaded (the first call tries to load them). */
+    public static boolean isAvailable() {
+        return Outcome.LIBRARY != null;
+    }
+
+    /** Why the native kernels are not available, or {@code null} if they are. */
+    public static String unavailableReason() {
+        return Outcome.REASON;
+    }
+
+    /** The loaded library; fails with the reason when it is unavailable. */
+    static NativeLibrary get() {
+        NativeLibrary lib = Outcome.LIBRARY;
         if (lib == null) {
-            synchronized (NativeLibrary.class) {
-                lib = instance;
-                if (lib == null) {
-                    lib = load();
-                    instance = lib;
-                }
-            }
+            throw new KvSlabException("KVSlab's native library is unavailable: " + Outcome.REASON);
         }
         return lib;
     }
 
-    private static NativeLibrary load() {
-        if (!System.getProperty("os.name", "").toLowerCase().contains("linux")
-                || !System.getProperty("os.arch", "").matches("amd64|x86_64")) {
-            throw new KvSlabException("KVSlab's native kernels are built for linux-x86_64 only; this JVM runs on "
-                    + System.getProperty("os.name") + "/" + System.getProperty("os.arch"));
-        }
-        Path dir;
-        String override = System.getProperty("kvslab.native.dir");
-        try {
-            dir = override != null ? Path.of(override) : extract();
-        } catch (IOException e) {
-            throw new KvSlabException("cannot extract KVSlab native libraries to a temp directory: " + e.getMessage(), e);
-        }
-        SymbolLookup lookup = SymbolLookup.libraryLookup(dir.resolve("libkvslab.so"), Arena.global());
-        NativeLibrary lib = new NativeLibrary(lookup);
-        try {
-            int abi = (int) lib.handle("kvs_abi_version", FunctionDescriptor.of(JAVA_INT)).invokeExact();
-            if (abi != ABI_VERSION) {
-                throw new KvSlabException("libkvslab.so has ABI version " + abi + " but these bindings expect "
-                        + ABI_VERSION + "; rebuild the native module");
-            }
-        } catch (KvSlabException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new KvSlabException("cannot call kvs_abi_version in libkvslab.so: " + t, t);
-        }
-        return lib;
+    /** The directory the library was loaded from (the cache entry, or the {@value #PATH_PROPERTY} directory). */
+    static Path directory() {
+        return get().directory;
     }
 
-    private static Path extract() throws IOException {
-        Path dir = Files.createTempDirectory("kvslab-native-");
-        // deleteOnExit runs in reverse registration order: register the directory first so it is deleted last.
-        dir.toFile().deleteOnExit();
-        for (String f : FILES) {
-            try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + f)) {
-                if (in == null) {
-                    throw new IOException("resource " + RESOURCE_DIR + f + " is missing from the classpath "
-                            + "(is the kvslab-native jar on it?)");
-                }
-                Path target = dir.resolve(f);
-                Files.copy(in, target, StandardCopyOption.REPLACE_EXISTING);
-                target.toFile().deleteOnExit();
-            }
-        }
-        return dir;
-    }
-
-    /** A downcall handle for {@code name}; fails with a clear message if the symbol is missing. */
-    public MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+    /** A downcall handle for {@code name}; package-private: only the typed bindings of this package use it. */
+    MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         MemorySegment symbol = lookup.find(name).orElseThrow(() ->
                 new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
         return linker.downcallHandle(symbol, descriptor, options);
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    private static NativeLibrary load() throws Unavailable {
+        if (Boolean.getBoolean(DISABLE_PROPERTY)) {
+            throw new Unavailable("disabled by -D" + DISABLE_PROPERTY + "=true");
+        }
+        String os = System.getProperty("os.name", "");
+        String arch = System.getProperty("os.arch", "");
+        if (!os.toLowerCase().contains("linux") || !arch.matches("amd64|x86_64")) {
+            throw new Unavailable("the native kernels are built for linux-x86_64 only; this JVM runs on "
+                    + os + "/" + arch);
+        }
+        checkCpu(readCpuFlags());
+        Path file = locate();
+        SymbolLookup lookup;
+        try {
+            lookup = SymbolLookup.libraryLookup(file, Arena.global());
+        } catch (IllegalCallerException e) {
+            throw new Unavailable("the JVM denies native access; start it with --enable-native-access=ALL-UNNAMED "
+                    + "(class path) or --enable-native-access=io.kvslab (module path): " + e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw new Unavailable("cannot load " + file + ": " + e.getMessage());
+        }
+        NativeLibrary lib = new NativeLibrary(lookup, file.getParent());
+        int abi;
+        try {
+            abi = (int) lib.handle("kvs_abi_version", FunctionDescriptor.of(JAVA_INT)).invokeExact();
+        } catch (Throwable t) {
+            throw new Unavailable("cannot call kvs_abi_version in " + file + ": " + t);
+        }
+        if (abi != ABI_VERSION) {
+            throw new Unavailable(file + " has ABI version " + abi + " but these bindings expect " + ABI_VERSION
+                    + "; rebuild the native module");
+        }
+        return lib;
+    }
+
+    /** The {@code flags} of the first processor in /proc/cpuinfo. */
+    static Set<String> readCpuFlags() throws Unavailable {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"), StandardCharsets.US_ASCII)) {
+                if (line.startsWith("flags")) {
+                    int colon = line.indexOf(':');
+                    return Set.of(line.substring(colon + 1).trim().split("\\s+"));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            throw new Unavailable("cannot read the CPU flags from /proc/cpuinfo (" + e + "); "
+                    + "not loading x86-64-v3 code on an unknown CPU");
+        }
+        throw new Unavailable("/proc/cpuinfo has no flags line; not loading x86-64-v3 code on an unknown CPU");
+    }
+
+    /** Fails unless the CPU has every flag of {@link #REQUIRED_CPU_FLAGS}. */
+    static void checkCpu(Set<String> flags) throws Unavailable {
+        List<String> missing = REQUIRED_CPU_FLAGS.stream().filter(f -> !flags.contains(f)).toList();
+        if (!missing.isEmpty()) {
+            throw new Unavailable("the CPU lacks " + String.join(", ", missing)
+                    + " (the native kernels are built for x86-64-v3: AVX2, FMA, F16C)");
+        }
+    }
+
+    /** The libkvslab.so to load: {@value #PATH_PROPERTY}, or the cached extraction of the bundled one. */
+    private static Path locate() throws Unavailable {
+        String override = System.getProperty(PATH_PROPERTY);
+        if (override != null && !override.isBlank()) {
+            Path p = Path.of(override);
+            Path file = Files.isDirectory(p) ? p.resolve(LIBRARY) : p;
+            if (!Files.isRegularFile(file)) {
+                throw new Unavailable("-D" + PATH_PROPERTY + "=" + override + " names no libkvslab.so");
+            }
+            return file.toAbsolutePath();
+        }
+        Map<String, String> manifest = readManifest();
+        String cacheRoot = System.getProperty(CACHE_DIR_PROPERTY);
+        if (cacheRoot != null && !cacheRoot.isBlank()) {
+            Path root = Path.of(cacheRoot).toAbsolutePath();
+            try {
+                return extract(manifest, root).resolve(LIBRARY);
+            } catch (IOException e) {
+                throw new Unavailable("cannot extract the native library into -D" + CACHE_DIR_PROPERTY + "="
+                        + root + " (" + e + ")");
+            }
+        }
+        Path home = Path.of(System.getProperty("user.home"), ".cache", "kvslab", "native").toAbsolutePath();
+        try {
+            return extract(manifest, home).resolve(LIBRARY);
+        } catch (IOException homeFailed) {
+            // e.g. a read-only home in a container: a private directory under the temp directory instead
+            Path tmp = Path.of(System.getProperty("java.io.tmpdir"), "kvslab-" + System.getProperty("user.name"))
+                    .toAbsolutePath();
+            try {
+                privateDirectory(tmp);
+                return extract(manifest, tmp.resolve("native")).resolve(LIBRARY);
+            } catch (IOException tmpFailed) {
+                throw new Unavailable("cannot extract the native library into " + home + " (" + homeFailed
+                        + ") nor " + tmp + " (" + tmpFailed + "); set -D" + CACHE_DIR_PROPERTY
+                        + "=DIR to a writable directory");
+            }
+        }
+    }
+
+    /**
+     * Creates {@code dir} (mode 700) or checks an existing one: in a shared temp directory another user could
+     * otherwise plant a library for us to load, so it must be ours and writable by nobody else.
+     */
+    static void privateDirectory(Path dir) throws IOException {
+        try {
+            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        } catch (FileAlreadyExistsException exists) {
+            // checked below
+        }
+        String me = System.getProperty("user.name");
+        String owner = Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS).getName();
+        Set<PosixFilePermission> perms = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
+        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS) || !owner.equals(me)
+                || perms.contains(PosixFilePermission.GROUP_WRITE) || perms.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException(dir + " is not a private directory of " + me + " (owner " + owner + ", " 
+                    + PosixFilePermissions.toString(perms) + ")");
+        }
+    }
+
+    /** The bundled files and their SHA-256 (hex) from the {@code SHA256SUMS} resource, in manifest order. */
+    static Map<String, String> readManifest() throws Unavailable {
+        String text;
+        try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + MANIFEST)) {
+            if (in == null) {
+                throw new Unavailable("resource " + RESOURCE_DIR + MANIFEST + " is missing: the kvslab-core jar "
+                        + "on the class path has no native library in it");
+            }
+            text = new String(in.readAllBytes(), StandardCharsets.US_ASCII);
+        } catch (IOException e) {
+            throw new Unavailable("cannot read " + RESOURCE_DIR + MANIFEST + ": " + e);
+        }
+        return parseManifest(text);
+    }
+
+    static Map<String, String> parseManifest(String text) throws Unavailable {
+        Map<String, String> files = new LinkedHashMap<>();
+        for (String line : text.split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            // sha256sum format: 64 hex digits, two spaces (or " *"), file name
+            String[] parts = line.trim().split("\\s+\\*?", 2);
+            if (parts.length != 2 || !parts[0].matches("[0-9a-f]{64}") || !parts[1].matches("[A-Za-z0-9._+-]+")) {
+                throw new Unavailable("malformed line in " + RESOURCE_DIR + MANIFEST + ": " + line);
+            }
+            files.put(parts[1], parts[0]);
+        }
+        if (!files.containsKey(LIBRARY)) {
+            throw new Unavailable(RESOURCE_DIR + MANIFEST + " does not list " + LIBRARY);
+        }
+        return files;
+    }
+
+    /** The cache entry name: SHA-256 of the manifest, i.e. of every file's name and content hash. */
+    static String versionKey(Map<String, String> manifest) {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            manifest.forEach((name, hash) -> md.update((hash + "  " + name + "\n").getBytes(StandardCharsets.US_ASCII)));
+            return HexFormat.of().formatHex(md.digest());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
+        }
+    }
+
+    /**
+     * The cache directory holding every manifest file, extracting it if it is not there yet. Safe for concurrent
+     * JVMs: each writes its own temp directory and renames it into place; a loser of the race uses the winner's.
+     */
+    static Path extract(Map<String, String> manifest, Path root) throws IOException, Unavailable {
+        Path target = root.resolve(versionKey(manifest));
+        if (Files.isDirectory(root)) {
+            removeStaleTemps(root);
+        }
+        if (complete(target, manifest)) {
+            return target;
+        }
+        Files.createDirectories(root);
+        Path temp = root.resolve(".tmp-" + UUID.randomUUID());
+        Files.createDirectory(temp);
+        try {
+            for (Map.Entry<String, String> e : manifest.entrySet()) {
+                copyVerified(e.getKey(), e.getValue(), temp.resolve(e.getKey()));
+            }
+            try {
+                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException raced) {
+                // another JVM renamed its copy first: rename(2) onto a non-empty directory fails (ENOTEMPTY, which
+                // the JDK reports as a plain FileSystemException); its copy is as good as ours
+                if (!complete(target, manifest)) {
+                    throw raced;
+                }
+            }
+        } finally {
+            deleteTree(temp);
+        }
+        return target;
+    }
+
+    /** Whether {@code dir} holds every manifest file (sizes of a finished extraction; contents were verified then). */
+    private static boolean complete(Path dir, Map<String, String> manifest) {
+        if (!Files.isDirectory(dir)) {
+            return false;
+        }
+        for (String name : manifest.keySet()) {
+            if (!Files.isRegularFile(dir.resolve(name))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Copies one resource to {@code target}, failing unless its SHA-256 is the manifest's. */
+    private static void copyVerified(String name, String expectedSha256, Path target) throws IOException, Unavailable {
+        MessageDigest md;
+        try {
+            md = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
+        }
+        try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + name)) {
+            if (in == null) {
+                throw new Unavailable("resource " + RESOURCE_DIR + name + " listed in " + MANIFEST + " is missing");
+            }
+            try (OutputStream out = new DigestOutputStream(Files.newOutputStream(target,
+                    StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), md)) {
+                in.transferTo(out);
+            }
+        }
+        String actual = HexFormat.of().formatHex(md.digest());
+        if (!actual.equals(expectedSha256)) {
+            throw new Unavailable("resource " + RESOURCE_DIR + name + " has SHA-256 " + actual + " but " + MANIFEST
+                    + " says " + expectedSha256 + " (a corrupt or mixed-up jar)");
+        }
+    }
+
+    /** Deletes {@code .tmp-*} directories left by JVMs killed while extracting (older than a few minutes). */
+    private static void removeStaleTemps(Path root) {
+        FileTime cutoff = FileTime.fromMillis(System.currentTimeMillis() - STALE_TEMP.toMillis());
+        List<Path> stale = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(root, ".tmp-*")) {
+            for (Path p : entries) {
+                if (Files.getLastModifiedTime(p).compareTo(cutoff) < 0) {
+                    stale.add(p);
+                }
+            }
+        } catch (IOException e) {
+            return; // best effort: a leftover costs disk space, not correctness
+        }
+        stale.forEach(NativeLibrary::deleteTree);
+    }
+
+    private static void deleteTree(Path dir) {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+            for (Path p : entries) {
+                Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            // best effort, see removeStaleTemps
+        }
     }
 }

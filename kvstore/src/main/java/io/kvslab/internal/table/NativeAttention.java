@@ -2,20 +2,10 @@ package io.kvslab.internal.table;
 
 import io.kvslab.KernelArgumentException;
 import io.kvslab.KernelFailedException;
-import io.kvslab.internal.ffm.NativeLibrary;
+import io.kvslab.internal.ffm.KernelDowncalls;
 
-import io.kvslab.KvSlabException;
-
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
 /**
@@ -47,43 +37,7 @@ public final class NativeAttention {
     /** K+V bytes up to which a decode call is short enough (a few microseconds) for a critical downcall. */
     static final long CRITICAL_MAX_BYTES = 256 * 1024;
 
-    private static volatile Handles handles;
-
     private NativeAttention() {}
-
-    private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle prefill,
-                           MethodHandle probe, MethodHandle setIsa, MethodHandle poolThreads) {
-        static Handles load() {
-            NativeLibrary lib = NativeLibrary.get();
-            FunctionDescriptor decode = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                    JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
-            FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                    JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
-            return new Handles(
-                    lib.handle("kvs_attn_decode", decode),
-                    lib.handle("kvs_attn_decode", decode, Linker.Option.critical(false)),
-                    lib.handle("kvs_attn_prefill", prefill),
-                    lib.handle("kvs_read_bandwidth_probe",
-                            FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT)),
-                    lib.handle("kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
-                            Linker.Option.critical(false)),
-                    lib.handle("kvs_pool_threads", FunctionDescriptor.of(JAVA_INT)));
-        }
-    }
-
-    private static Handles handles() {
-        Handles h = handles;
-        if (h == null) {
-            synchronized (NativeAttention.class) {
-                h = handles;
-                if (h == null) {
-                    h = Handles.load();
-                    handles = h;
-                }
-            }
-        }
-        return h;
-    }
 
     /**
      * Decode attention: one query token per query head over all rows of its KV head.
@@ -120,17 +74,11 @@ public final class NativeAttention {
         if (withLse) {
             noOverlap("lse", lse, q, keyBlocks, valueBlocks, offsets, lengths, out);
         }
-        Handles h = handles();
-        MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
+        boolean critical = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES;
         MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
-        int rc;
-        try {
-            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.dtype(),
-                    shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
-                    lseArg, threads);
-        } catch (Throwable t) {
-            throw rethrow("kvs_attn_decode", t);
-        }
+        int rc = KernelDowncalls.attnDecode(critical, shape.kvHeads(), shape.group(), shape.headDim(),
+                shape.dtype(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
+                lseArg, threads);
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_decode", rc);
         }
@@ -163,14 +111,8 @@ public final class NativeAttention {
         requireThreads(threads);
         validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, queries);
         noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
-        int rc;
-        try {
-            rc = (int) handles().prefill().invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),
-                    shape.dtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
-                    out, threads);
-        } catch (Throwable t) {
-            throw rethrow("kvs_attn_prefill", t);
-        }
+        int rc = KernelDowncalls.attnPrefill(shape.kvHeads(), shape.group(), shape.headDim(), shape.dtype(),
+                shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, threads);
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_prefill", rc);
         }
@@ -184,29 +126,17 @@ public final class NativeAttention {
     public static double readBandwidthProbe(MemorySegment buffer, int threads) {
         segment("buffer", buffer, 64, false);
         requireThreads(threads);
-        try {
-            return (double) handles().probe().invokeExact(buffer, buffer.byteSize(), threads);
-        } catch (Throwable t) {
-            throw rethrow("kvs_read_bandwidth_probe", t);
-        }
+        return KernelDowncalls.readBandwidthProbe(buffer, buffer.byteSize(), threads);
     }
 
     /** Forces the AVX2 kernels ({@code level} 1) or the best the CPU has (0); returns 1 (AVX2) or 2 (AVX-512). */
     static int setInstructionSet(int level) {
-        try {
-            return (int) handles().setIsa().invokeExact(level);
-        } catch (Throwable t) {
-            throw rethrow("kvs_attn_set_isa", t);
-        }
+        return KernelDowncalls.attnSetIsa(level);
     }
 
     /** Worker threads the native pool has started so far. */
     static int poolThreads() {
-        try {
-            return (int) handles().poolThreads().invokeExact();
-        } catch (Throwable t) {
-            throw rethrow("kvs_pool_threads", t);
-        }
+        return KernelDowncalls.poolThreads();
     }
 
     // ---------------------------------------------------------------- validation
@@ -311,15 +241,5 @@ public final class NativeAttention {
             prev = next;
         }
         return total;
-    }
-
-    private static RuntimeException rethrow(String kernel, Throwable t) {
-        if (t instanceof RuntimeException r) {
-            return r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        return new KvSlabException("call of " + kernel + " failed: " + t, t);
     }
 }

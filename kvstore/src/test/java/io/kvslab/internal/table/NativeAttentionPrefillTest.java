@@ -1,6 +1,6 @@
 package io.kvslab.internal.table;
 
-import io.kvslab.internal.ffm.NativeLibrary;
+import io.kvslab.internal.ffm.KernelDowncalls;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -93,17 +93,13 @@ class NativeAttentionPrefillTest {
     void openBlasThreadCountIsRestoredAfterPrefill() throws Throwable {
         // the prefill runs OpenBLAS single-threaded under its own workers; other BLAS users must get their
         // thread count back (the runner's matmuls share this OpenBLAS)
-        java.lang.invoke.MethodHandle get = NativeLibrary.get().handle("openblas_get_num_threads",
-                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT));
-        java.lang.invoke.MethodHandle set = NativeLibrary.get().handle("openblas_set_num_threads",
-                java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT));
-        int before = (int) get.invokeExact();
+        int before = KernelDowncalls.openBlasThreads();
         try {
-            set.invokeExact(2);
+            KernelDowncalls.setOpenBlasThreads(2);
             check(new AttentionShape(2, 4, 64, 1, 32), 40, new long[] {300, 1000}, 2, new Random(4));
-            assertEquals(2, (int) get.invokeExact(), "OpenBLAS thread count after a prefill");
+            assertEquals(2, KernelDowncalls.openBlasThreads(), "OpenBLAS thread count after a prefill");
         } finally {
-            set.invokeExact(before);
+            KernelDowncalls.setOpenBlasThreads(before);
         }
     }
 

@@ -1,0 +1,159 @@
+package io.kvslab.internal.table;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The plain-Java attention path: the same contract as the native kernel ({@code kvs_attn_decode} /
+ * {@code kvs_attn_prefill}), used where the native library cannot load (another OS or architecture, a CPU without
+ * AVX2/FMA/F16C, or {@code -Dkvslab.native.disable=true}). Arguments arrive already validated by the binding and
+ * the block tables are read under the same lifetime guard as for the native call.
+ *
+ * <p>Exact softmax per query head (max-subtracted, sums in double); one thread. Slower than the kernel, never
+ * different in meaning.
+ */
+final class JavaAttention {
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    private JavaAttention() {}
+
+    /** Decode: every query head attends over every row of its KV head. */
+    static void decode(AttentionShape shape, MemorySegment q, MemorySegment keyBlocks, MemorySegment valueBlocks,
+                       MemorySegment offsets, MemorySegment lengths, float scale, MemorySegment out,
+                       MemorySegment lse) {
+        Blocks blocks = new Blocks(shape, keyBlocks, valueBlocks);
+        int dim = shape.headDim();
+        float[] qv = new float[dim];
+        double[] acc = new double[dim];
+        for (int h = 0; h < shape.kvHeads(); h++) {
+            long first = offsets.getAtIndex(JAVA_LONG, h);
+            long rows = lengths.getAtIndex(JAVA_LONG, h);
+            for (int g = 0; g < shape.group(); g++) {
+                int qh = h * shape.group() + g;
+                MemorySegment.copy(q, JAVA_FLOAT, (long) qh * dim * Float.BYTES, qv, 0, dim);
+                double l = attend(blocks, first, rows, qv, scale, acc);
+                for (int d = 0; d < dim; d++) {
+                    out.setAtIndex(JAVA_FLOAT, (long) qh * dim + d, (float) acc[d]);
+                }
+                if (lse != null && !lse.equals(MemorySegment.NULL)) {
+                    lse.setAtIndex(JAVA_FLOAT, qh, (float) l);
+                }
+            }
+        }
+    }
+
+    /** Causal prefill: query token {@code i} of KV head {@code h} sees rows {@code 0 .. lengths[h] - n + i}. */
+    static void prefill(AttentionShape shape, int n, MemorySegment q, MemorySegment keyBlocks,
+                        MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
+                        MemorySegment out) {
+        Blocks blocks = new Blocks(shape, keyBlocks, valueBlocks);
+        int dim = shape.headDim();
+        long tokenFloats = (long) shape.queryHeads() * dim;
+        float[] qv = new float[dim];
+        double[] acc = new double[dim];
+        for (int h = 0; h < shape.kvHeads(); h++) {
+            long first = offsets.getAtIndex(JAVA_LONG, h);
+            long rows = lengths.getAtIndex(JAVA_LONG, h);
+            for (int i = 0; i < n; i++) {
+                long visible = rows - n + i + 1;
+                for (int g = 0; g < shape.group(); g++) {
+                    int qh = h * shape.group() + g;
+                    long base = i * tokenFloats + (long) qh * dim;
+                    MemorySegment.copy(q, JAVA_FLOAT, base * Float.BYTES, qv, 0, dim);
+                    attend(blocks, first, visible, qv, scale, acc);
+                    for (int d = 0; d < dim; d++) {
+                        out.setAtIndex(JAVA_FLOAT, base + d, (float) acc[d]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Softmax attention of one query vector over the first {@code rows} rows of a head whose blocks start at
+     * table index {@code first}; writes the output into {@code acc} and returns the log-sum-exp of the scaled
+     * scores ({@code -Infinity} and zeros for no rows).
+     */
+    private static double attend(Blocks b, long first, long rows, float[] q, float scale, double[] acc) {
+        java.util.Arrays.fill(acc, 0);
+        if (rows == 0) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        int dim = q.length;
+        double[] scores = new double[Math.toIntExact(rows)];
+        double max = Double.NEGATIVE_INFINITY;
+        for (long r = 0; r < rows; r++) {
+            MemorySegment k = b.key(first, r);
+            long off = b.rowOffset(r);
+            double s = 0;
+            for (int d = 0; d < dim; d++) {
+                s += (double) q[d] * b.element(k, off, d);
+            }
+            s *= scale;
+            scores[(int) r] = s;
+            max = Math.max(max, s);
+        }
+        double sum = 0;
+        for (long r = 0; r < rows; r++) {
+            double p = Math.exp(scores[(int) r] - max);
+            sum += p;
+            MemorySegment v = b.value(first, r);
+            long off = b.rowOffset(r);
+            for (int d = 0; d < dim; d++) {
+                acc[d] += p * b.element(v, off, d);
+            }
+        }
+        for (int d = 0; d < dim; d++) {
+            acc[d] /= sum;
+        }
+        return max + Math.log(sum);
+    }
+
+    /** Block memory named by the address tables, read with the store's element type. */
+    private static final class Blocks {
+        private final MemorySegment keyBlocks;
+        private final MemorySegment valueBlocks;
+        private final int dtype;
+        private final int blockRows;
+        private final long rowBytes;
+        private final long blockBytes;
+
+        Blocks(AttentionShape shape, MemorySegment keyBlocks, MemorySegment valueBlocks) {
+            this.keyBlocks = keyBlocks;
+            this.valueBlocks = valueBlocks;
+            this.dtype = shape.dtype();
+            this.blockRows = shape.blockRows();
+            this.rowBytes = shape.rowBytes();
+            this.blockBytes = rowBytes * blockRows;
+        }
+
+        MemorySegment key(long first, long row) {
+            return block(keyBlocks, first + row / blockRows);
+        }
+
+        MemorySegment value(long first, long row) {
+            return block(valueBlocks, first + row / blockRows);
+        }
+
+        long rowOffset(long row) {
+            return (row % blockRows) * rowBytes;
+        }
+
+        private MemorySegment block(MemorySegment table, long index) {
+            // The address comes from the store's own block table, read under its lifetime guard.
+            return MemorySegment.ofAddress(table.getAtIndex(JAVA_LONG, index)).reinterpret(blockBytes);
+        }
+
+        float element(MemorySegment block, long rowOffset, int d) {
+            return switch (dtype) {
+                case 0 -> block.get(ValueLayout.JAVA_FLOAT_UNALIGNED, rowOffset + 4L * d);
+                case 1 -> Float.float16ToFloat(block.get(U16, rowOffset + 2L * d));
+                case 2 -> Float.intBitsToFloat((block.get(U16, rowOffset + 2L * d) & 0xFFFF) << 16);
+                default -> throw new IllegalStateException("dtype code " + dtype);
+            };
+        }
+    }
+}

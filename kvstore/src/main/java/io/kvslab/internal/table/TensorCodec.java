@@ -1,0 +1,121 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.DType;
+import io.kvslab.KvArgumentException;
+import io.kvslab.KvTensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Reads rows of a caller's {@link KvTensor} into block memory, converting the element type when the tensor's
+ * differs from the store's. Validation and writing are split so that a call checks every value once, before it
+ * changes anything (a rejected tensor leaves the store unchanged).
+ */
+public final class TensorCodec {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    /** Largest finite IEEE half. */
+    static final float F16_MAX = 65504f;
+    /** Smallest float bit pattern (magnitude) that rounds to bf16 infinity under round-to-nearest-even. */
+    private static final int BF16_OVERFLOW_BITS = 0x7F7F8000;
+
+    private TensorCodec() {}
+
+    /**
+     * Throws {@link KvArgumentException} naming the first offending element unless every value is finite and
+     * representable in {@code store} without overflowing to infinity.
+     */
+    public static void check(String what, KvTensor t, DType store) {
+        MemorySegment data = t.data();
+        for (int tok = 0; tok < t.tokens(); tok++) {
+            for (int h = 0; h < t.heads(); h++) {
+                long base = t.elementOffset(tok, h, 0);
+                for (int d = 0; d < t.headDim(); d++) {
+                    float x = element(data, t.type(), base + d * t.dimStride());
+                    if (!allowed(x, store)) {
+                        throw new KvArgumentException(what + "[token " + tok + ", head " + h + ", dim " + d + "] = " + x
+                                + " is not allowed: values must be finite" + rangeNote(store));
+                    }
+                }
+            }
+        }
+    }
+
+    /** Whether {@code x} is finite and stays finite when stored as {@code store}. */
+    static boolean allowed(float x, DType store) {
+        return switch (store) {
+            case F32 -> Float.isFinite(x);
+            case F16 -> Math.abs(x) <= F16_MAX;
+            case BF16 -> Float.isFinite(x) && (Float.floatToRawIntBits(x) & 0x7FFFFFFF) < BF16_OVERFLOW_BITS;
+        };
+    }
+
+    private static String rangeNote(DType store) {
+        return switch (store) {
+            case F32 -> "";
+            case F16 -> " and within +-65504 for F16";
+            case BF16 -> " and below 3.3895e38 in magnitude for BF16";
+        };
+    }
+
+    /**
+     * Writes head vector {@code h} of token {@code tok} into {@code dst} at byte {@code offset} as {@code store}
+     * elements. Values must have passed {@link #check}.
+     */
+    public static void writeRow(KvTensor t, int tok, int h, MemorySegment dst, long offset, DType store) {
+        long base = t.elementOffset(tok, h, 0);
+        int n = t.headDim();
+        MemorySegment src = t.data();
+        if (t.type() == store && t.rowsContiguous()) {
+            long bytes = (long) n * store.bytes();
+            MemorySegment.copy(src, base * store.bytes(), dst, offset, bytes);
+            return;
+        }
+        long step = t.dimStride();
+        switch (store) {
+            case F32 -> {
+                for (int d = 0; d < n; d++) {
+                    dst.set(F32, offset + 4L * d, element(src, t.type(), base + d * step));
+                }
+            }
+            case F16 -> {
+                for (int d = 0; d < n; d++) {
+                    dst.set(U16, offset + 2L * d, Float.floatToFloat16(element(src, t.type(), base + d * step)));
+                }
+            }
+            case BF16 -> {
+                for (int d = 0; d < n; d++) {
+                    dst.set(U16, offset + 2L * d, toBf16(element(src, t.type(), base + d * step)));
+                }
+            }
+        }
+    }
+
+    /** Element {@code index} of {@code data} read as {@code type}, widened to float. */
+    static float element(MemorySegment data, DType type, long index) {
+        return switch (type) {
+            case F32 -> data.get(F32, index * 4);
+            case F16 -> Float.float16ToFloat(data.get(U16, index * 2));
+            case BF16 -> Float.intBitsToFloat((data.get(U16, index * 2) & 0xFFFF) << 16);
+        };
+    }
+
+    /** bf16 with round-to-nearest-even on the dropped 16 bits (finite inputs only). */
+    static short toBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        int rounded = bits + 0x7FFF + ((bits >>> 16) & 1);
+        return (short) (rounded >>> 16);
+    }
+
+    /** Fails with a message naming {@code what} unless the tensor has the store's head count and head size. */
+    public static void checkShape(String what, KvTensor t, int heads, int headDim) {
+        if (t == null) {
+            throw new KvArgumentException(what + " must not be null");
+        }
+        if (t.heads() != heads || t.headDim() != headDim) {
+            throw new KvArgumentException(what + " must have " + heads + " KV heads x headDim " + headDim
+                    + ", got " + t.heads() + " x " + t.headDim());
+        }
+    }
+}

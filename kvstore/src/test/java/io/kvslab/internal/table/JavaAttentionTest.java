@@ -1,0 +1,96 @@
+package io.kvslab.internal.table;
+
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The plain-Java fallback against the same double-precision reference the native kernel is tested with. */
+class JavaAttentionTest {
+
+    @Test
+    void decodeMatchesReferenceForEveryDtypeAndRaggedHeads() {
+        int seed = 0;
+        for (int dtype = 0; dtype <= 2; dtype++) {
+            decode(new AttentionShape(3, 2, 16, dtype, 8), new long[] {0, 1, 37}, 1.0f, new Random(seed++));
+            decode(new AttentionShape(2, 4, 64, dtype, 32), new long[] {500, 33}, 30.0f, new Random(seed++));
+            decode(new AttentionShape(1, 1, 7, dtype, 5), new long[] {11}, 1.0f, new Random(seed++));
+        }
+    }
+
+    @Test
+    void prefillMatchesReferenceRowByRow() {
+        int seed = 100;
+        for (int dtype = 0; dtype <= 2; dtype++) {
+            prefill(new AttentionShape(2, 2, 16, dtype, 8), new long[] {20, 9}, 5, new Random(seed++));
+            prefill(new AttentionShape(1, 3, 32, dtype, 4), new long[] {7}, 7, new Random(seed++));
+        }
+    }
+
+    private static double tolerance(AttentionShape shape) {
+        return shape.dtype() == 0 ? 1e-5 : 2e-3;
+    }
+
+    private static void decode(AttentionShape shape, long[] lengths, float keyScale, Random rnd) {
+        try (Arena arena = Arena.ofConfined()) {
+            PagedKv kv = new PagedKv(arena, shape, lengths, rnd, 1, keyScale);
+            int qf = (int) shape.tokenFloats();
+            float[] q = new float[qf];
+            for (int i = 0; i < qf; i++) {
+                q[i] = PagedKv.unit(rnd);
+            }
+            float scale = (float) (1.0 / Math.sqrt(shape.headDim()));
+            MemorySegment out = arena.allocate(JAVA_FLOAT, qf);
+            MemorySegment lse = arena.allocate(JAVA_FLOAT, shape.queryHeads());
+            JavaAttention.decode(shape, arena.allocateFrom(JAVA_FLOAT, q), kv.keyBlocks, kv.valueBlocks, kv.offsets,
+                    kv.lengthSegment, scale, out, lse);
+            double[] ref = new double[qf];
+            double[] refLse = new double[shape.queryHeads()];
+            kv.reference(q, 0, scale, lengths, ref, refLse);
+            for (int i = 0; i < qf; i++) {
+                assertEquals(ref[i], out.getAtIndex(JAVA_FLOAT, i), tolerance(shape), shape + " out[" + i + "]");
+            }
+            for (int qh = 0; qh < shape.queryHeads(); qh++) {
+                float got = lse.getAtIndex(JAVA_FLOAT, qh);
+                if (Double.isInfinite(refLse[qh])) {
+                    assertEquals(Float.NEGATIVE_INFINITY, got);
+                } else {
+                    assertEquals(refLse[qh], got, 1e-4 * Math.max(1, Math.abs(refLse[qh])), shape + " lse[" + qh + "]");
+                }
+            }
+        }
+    }
+
+    private static void prefill(AttentionShape shape, long[] lengths, int n, Random rnd) {
+        try (Arena arena = Arena.ofConfined()) {
+            PagedKv kv = new PagedKv(arena, shape, lengths, rnd, 0, 1.0f);
+            int tokenFloats = (int) shape.tokenFloats();
+            float[] q = new float[n * tokenFloats];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = PagedKv.unit(rnd);
+            }
+            float scale = (float) (1.0 / Math.sqrt(shape.headDim()));
+            MemorySegment out = arena.allocate(JAVA_FLOAT, q.length);
+            JavaAttention.prefill(shape, n, arena.allocateFrom(JAVA_FLOAT, q), kv.keyBlocks, kv.valueBlocks,
+                    kv.offsets, kv.lengthSegment, scale, out);
+            for (int i = 0; i < n; i++) {
+                long[] visible = new long[lengths.length];
+                for (int h = 0; h < lengths.length; h++) {
+                    visible[h] = lengths[h] - n + i + 1;
+                    assertTrue(visible[h] >= 1);
+                }
+                double[] ref = new double[tokenFloats];
+                kv.reference(q, i * tokenFloats, scale, visible, ref, new double[shape.queryHeads()]);
+                for (int j = 0; j < tokenFloats; j++) {
+                    assertEquals(ref[j], out.getAtIndex(JAVA_FLOAT, (long) i * tokenFloats + j), tolerance(shape),
+                            shape + " token " + i + " element " + j);
+                }
+            }
+        }
+    }
+}
