@@ -13,9 +13,11 @@ import java.util.concurrent.Callable;
         description = "KVSlab: an off-heap KV cache for LLM inference, its model runner, evaluations and benchmarks.",
         subcommands = {DemoCommand.class, GenerateCommand.class, EvalCommand.class, PodCommand.class,
                 BenchCommand.class, FootprintCommand.class, StressCommand.class, SnapshotCommand.class,
-                LauncherCommands.Test.class, LauncherCommands.Build.class, picocli.CommandLine.HelpCommand.class},
+                LauncherCommands.Test.class, LauncherCommands.Build.class, picocli.CommandLine.HelpCommand.class,
+                picocli.AutoComplete.GenerateCompletion.class},
         footer = {"", "Exit codes: 0 ok, 1 the operation failed (or a stress invariant was violated), 2 usage error.",
-                "Run 'kvslab COMMAND --help' for a command's options. KVSLAB_DEBUG=1 or -v prints stack traces."})
+                "Run 'kvslab COMMAND --help' for a command's options. KVSLAB_DEBUG=1 or -v prints stack traces.",
+                "Bash completion: source <(./kvslab generate-completion)"})
 final class KvslabCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;

@@ -72,6 +72,14 @@ class CliTest {
     }
 
     @Test
+    void bashCompletionKnowsTheCommandsAndOptions() {
+        Run r = run("generate-completion");
+        assertEquals(0, r.code(), r.all());
+        assertTrue(r.out().contains("complete -F") && r.out().contains("snapshot")
+                && r.out().contains("--tokens-per-block"), r.all());
+    }
+
+    @Test
     void noCommandPrintsUsageAndExitsTwo() {
         Run r = run();
         assertEquals(2, r.code());
