@@ -268,36 +268,115 @@ public final class Sequence implements AutoCloseable {
                     break;
                 }
             }
-            int rowsBefore = hr.length;
-            int blocksBefore = hr.blockCount;
-
-            int f = 0;
-            if (keyShared) {
-                hr.keyBlocks = gather(hr.keyBlocks, hr.blockCount, rows, Arrays.copyOfRange(fresh, f, f + keep));
-                f += keep;
-            } else {
-                compactInPlace(hr.keyBlocks, hr.blockCount, rows);
-            }
-            if (valueShared) {
-                hr.valueBlocks = gather(hr.valueBlocks, hr.blockCount, rows, Arrays.copyOfRange(fresh, f, f + keep));
-            } else {
-                compactInPlace(hr.valueBlocks, hr.blockCount, rows);
-            }
-            for (int j = 0; j < m; j++) {
-                hr.positions[j] = hr.positions[rows[j]];
-            }
-            referencedBlocks -= 2L * (hr.blockCount - keep);
-            hr.length = m;
-            hr.blockCount = keep;
-            hr.ensureBlockCapacity(keep);
-            hr.addressEpoch = -1;
-            hr.trim();
-            rowsEvicted += rowsBefore - m;
-            modCount++;
-            store.recordCompression(this, layer, kvHead, rowsBefore, m, blocksBefore, keep);
+            applyKeep(layer, kvHead, rows, keyShared, valueShared, fresh, 0);
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Keeps the given rows of every KV head of one layer, all or nothing: the fresh blocks every head needs (heads
+     * whose table shares a block with a fork are rebuilt into fresh blocks) are reserved together before any head
+     * changes, so a memory limit hit leaves the whole layer exactly as it was.
+     *
+     * @param rows {@code [kvHead][]}: strictly increasing row indices of each head (a head's full range keeps it
+     *             unchanged)
+     */
+    public void keep(int layer, int[][] rows) {
+        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        try {
+            checkOpen();
+            checkHead(layer, 0);
+            int kvHeads = layout.kvHeads();
+            if (rows == null || rows.length != kvHeads) {
+                throw new KvArgumentException("need one row list per KV head (" + kvHeads + ") of layer " + layer
+                        + ", got " + (rows == null ? "null" : rows.length));
+            }
+            int[] lengths = new int[kvHeads];
+            for (int h = 0; h < kvHeads; h++) {
+                HeadRows hr = heads[layer][h];
+                lengths[h] = hr.length;
+                int[] r = rows[h];
+                if (r == null) {
+                    throw new KvArgumentException("rows of layer " + layer + ", KV head " + h + " must not be null");
+                }
+                for (int j = 0; j < r.length; j++) {
+                    if (r[j] < 0 || r[j] >= hr.length || (j > 0 && r[j] <= r[j - 1])) {
+                        throw new KvArgumentException("rows must be strictly increasing indices in [0, " + hr.length
+                                + ") for layer " + layer + ", KV head " + h + "; rows[" + j + "] = " + r[j]);
+                    }
+                }
+            }
+            boolean[] keyShared = new boolean[kvHeads];
+            boolean[] valueShared = new boolean[kvHeads];
+            long[] fresh;
+            for (int attempt = 1; ; attempt++) {   // sharing is counted again after a pressure handler ran
+                for (int h = 0; h < kvHeads; h++) {
+                    if (heads[layer][h].length != lengths[h]) {
+                        throw new KvArgumentException("layer " + layer + ", KV head " + h + " changed while memory "
+                                + "was being relieved; select the rows again");
+                    }
+                }
+                int need = 0;
+                for (int h = 0; h < kvHeads; h++) {
+                    HeadRows hr = heads[layer][h];
+                    boolean changes = rows[h].length != hr.length;
+                    keyShared[h] = changes && anyShared(hr.keyBlocks, hr.blockCount);
+                    valueShared[h] = changes && anyShared(hr.valueBlocks, hr.blockCount);
+                    int keep = blocksFor(rows[h].length);
+                    need = Math.addExact(need, (keyShared[h] ? keep : 0) + (valueShared[h] ? keep : 0));
+                }
+                fresh = new long[need];
+                if (store.tryAllocate(this, fresh, attempt)) {
+                    break;
+                }
+            }
+            int f = 0;
+            for (int h = 0; h < kvHeads; h++) {
+                if (rows[h].length == heads[layer][h].length) {
+                    continue;
+                }
+                applyKeep(layer, h, rows[h], keyShared[h], valueShared[h], fresh, f);
+                int keep = blocksFor(rows[h].length);
+                f += (keyShared[h] ? keep : 0) + (valueShared[h] ? keep : 0);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Applies a validated keep to one table with its fresh blocks (already reserved) at {@code fresh[from..]}. */
+    private void applyKeep(int layer, int kvHead, int[] rows, boolean keyShared, boolean valueShared, long[] fresh,
+                           int from) {
+        HeadRows hr = heads[layer][kvHead];
+        int m = rows.length;
+        int keep = blocksFor(m);
+        int rowsBefore = hr.length;
+        int blocksBefore = hr.blockCount;
+        int f = from;
+        if (keyShared) {
+            hr.keyBlocks = gather(hr.keyBlocks, hr.blockCount, rows, Arrays.copyOfRange(fresh, f, f + keep));
+            f += keep;
+        } else {
+            compactInPlace(hr.keyBlocks, hr.blockCount, rows);
+        }
+        if (valueShared) {
+            hr.valueBlocks = gather(hr.valueBlocks, hr.blockCount, rows, Arrays.copyOfRange(fresh, f, f + keep));
+        } else {
+            compactInPlace(hr.valueBlocks, hr.blockCount, rows);
+        }
+        for (int j = 0; j < m; j++) {
+            hr.positions[j] = hr.positions[rows[j]];
+        }
+        referencedBlocks -= 2L * (hr.blockCount - keep);
+        hr.length = m;
+        hr.blockCount = keep;
+        hr.ensureBlockCapacity(keep);
+        hr.addressEpoch = -1;
+        hr.trim();
+        rowsEvicted += rowsBefore - m;
+        modCount++;
+        store.recordCompression(this, layer, kvHead, rowsBefore, m, blocksBefore, keep);
     }
 
     private boolean anyShared(long[] blocks, int count) {

@@ -8,7 +8,7 @@ import io.kvslab.KvArgumentException;
  * {@code out = g * outP + (1 - g) * outD}, which equals one softmax over the concatenated scores [aP ; aD]. The
  * weights are formed against the larger of the two LSEs, so nothing overflows (no separate sums of exponentials).
  */
-public final class LseMerge {
+final class LseMerge {
     private LseMerge() {}
 
     /**
@@ -19,7 +19,7 @@ public final class LseMerge {
      * @param out   {@code heads * headDim}, written (may be {@code outP} or {@code outD}); a head with no row in
      *              either part gets zeros
      */
-    public static void merge(float[] outP, float[] lseP, float[] outD, float[] lseD, int headDim, float[] out) {
+    static void merge(float[] outP, float[] lseP, float[] outD, float[] lseD, int headDim, float[] out) {
         if (outP == null || lseP == null || outD == null || lseD == null || out == null) {
             throw new KvArgumentException("merge needs both parts' outputs and LSEs and an output array (got null)");
         }

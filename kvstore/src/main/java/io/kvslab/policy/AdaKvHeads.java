@@ -9,7 +9,10 @@ package io.kvslab.policy;
  * n_h - p_h)}; floor {@code s_h = floor(alpha * f_h)} of its best unprotected rows; the rest of the layer's free
  * budget, {@code R = sum f_h - sum s_h}, goes to the R best remaining unprotected rows across all heads (ties: lower
  * position, then lower head index). Final {@code B_h = p_h + s_h + c_h} with c_h the head's share of the R. The
- * budgets sum to {@code sum (p_h + f_h)}, the uniform total, exactly (unlike the original's rounding of
+ * budgets sum to {@code sum (p_h + f_h)}, the uniform total, exactly. The free budget is pooled: a head shorter than
+ * its nominal budget (a token budget after earlier head-wise compressions) leaves its unused share to the others, so
+ * the layer keeps {@code min(rows, sum (p_h + nominal free))} (for f_h and s_h the nominal free budget is clamped to
+ * the head's unprotected rows) (unlike the original's rounding of
  * {@code alpha*Bc + (1-alpha)*c_h}); the floor counts free rows as in FFY0/AdaKV ({@code int(Bc * alpha)} with the
  * window excluded). Scores of different heads are compared directly, which is meaningful for window attention
  * (probabilities on a common scale).
@@ -33,11 +36,13 @@ public record AdaKvHeads(double alpha) implements HeadAllocation {
         int[][] ranked = new int[heads][];
         int[] cursor = new int[heads];
         long remaining = 0;
+        long candidates = 0;
         for (int h = 0; h < heads; h++) {
             boolean[] prot = protectedRows[h];
             int n = prot.length;
             int p = RowOrder.count(prot);
-            int free = Math.max(0, Math.min(nominal[h] - p, n - p));
+            long nominalFree = Math.max(0L, (long) nominal[h] - p);
+            int free = (int) Math.min(nominalFree, n - p);
             int floor = (int) Math.floor(alpha * free);
             boolean[] unprotected = new boolean[n];
             for (int r = 0; r < n; r++) {
@@ -46,8 +51,10 @@ public record AdaKvHeads(double alpha) implements HeadAllocation {
             ranked[h] = RowOrder.ranked(scores[h], unprotected); // floor = the first `floor` of these
             cursor[h] = floor;
             budget[h] = p + floor;
-            remaining += free - floor;
+            remaining += nominalFree - floor;
+            candidates += n - p - floor;
         }
+        remaining = Math.min(remaining, candidates); // a pooled token budget cannot keep more rows than exist
         long[][] positions = new long[heads][];
         for (int h = 0; h < heads; h++) {
             positions[h] = layer.head(h).positions();
@@ -65,7 +72,7 @@ public record AdaKvHeads(double alpha) implements HeadAllocation {
                 }
             }
             if (best < 0) {
-                break; // cannot happen: each head's free budget is at most its unprotected rows
+                break; // cannot happen: remaining is at most the unprotected rows left
             }
             cursor[best]++;
             budget[best]++;

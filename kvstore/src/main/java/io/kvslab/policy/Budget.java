@@ -25,6 +25,16 @@ public sealed interface Budget {
     /** Rows to keep from a head with {@code n} rows; not defined for {@link Dynamic}. */
     int rowsFor(int n);
 
+    /**
+     * The head's share of a pooled budget: {@link #rowsFor} for a fraction, the token count itself (even above
+     * {@code n}) for a token budget. Rules that move budget between heads or layers (Ada-KV, PyramidKV) pool these
+     * shares, so a short head's unused share goes to the others and the total stays {@code min(rows, sum of
+     * shares)}; not defined for {@link Dynamic}.
+     */
+    default int nominalRows(int n) {
+        return rowsFor(n);
+    }
+
     /** Keep a fraction of the rows (the complement of kvpress's compression_ratio). */
     record Fraction(double fraction) implements Budget {
         public Fraction {
@@ -59,6 +69,11 @@ public sealed interface Budget {
         @Override
         public int rowsFor(int n) {
             return Math.max(0, Math.min(n, tokens));
+        }
+
+        @Override
+        public int nominalRows(int n) {
+            return tokens;
         }
 
         @Override

@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -9,8 +7,8 @@ import java.util.TreeSet;
  * A KV-cache compression policy composed like kvpress's presses: {@link Protection} (rows never evicted, as masks)
  * then {@link Scorer} (fp32 score per row) then {@link LayerBudgetRule} (rows per head of each layer) then
  * {@link HeadAllocation} (uniform or head-wise) then {@link Selector} (which rows). Unlike kvpress the result is
- * applied by {@link Compressor} with {@code Sequence.retain}, which really frees the evicted rows, head-wise budgets
- * included.
+ * applied by {@link Compressor}, one layer at a time and all or nothing per layer, which really frees the evicted
+ * rows, head-wise budgets included.
  *
  * <p>Layers listed in {@code fullLayers} are never compressed (DBudgetKV keeps layers 0 and 1). A head whose budget
  * covers all its rows, or whose rows are all protected (a prompt no longer than the window), is kept whole. Every
@@ -134,19 +132,16 @@ public final class CompressionPolicy {
     /**
      * Decides which rows of every (layer, KV head) to keep. Reads only {@code context}; changes nothing.
      *
-     * @param budget the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
-     *               count otherwise
+     * @param budget    the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
+     *                  count otherwise
+     * @param workspace the native kernels the steps use
      */
-    public Selection select(SequenceContext context, Budget budget, PolicyKernels kernels) {
-        if (context == null || budget == null || kernels == null) {
-            throw new PolicyException("select needs a context, a budget and kernels (got null)");
+    public Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
+        if (context == null || budget == null || workspace == null) {
+            throw new PolicyException("select needs a context, a budget and a workspace (got null)");
         }
-        if (dynamicBudget() != (budget instanceof Budget.Dynamic)) {
-            throw new PolicyException(dynamicBudget()
-                    ? name + " sets its own budget; pass Budget.dynamic(), not " + budget
-                    : name + " needs a fixed budget (Budget.fraction or Budget.tokens); Budget.dynamic() is for "
-                    + "policies with a dynamic layer rule such as DBudgetKV");
-        }
+        checkBudget(budget);
+        RowCounts counts = countRows(context);
         int layers = context.layerCount();
         int[][][] kept = new int[layers][][];
         int[][] before = new int[layers][];
@@ -156,12 +151,90 @@ public final class CompressionPolicy {
             for (int h = 0; h < layer.kvHeads(); h++) {
                 before[l][h] = layer.head(h).length();
             }
-            kept[l] = selectLayer(layer, layers, budget, kernels);
+            kept[l] = selectLayer(layer, counts, budget, workspace);
         }
         return new Selection(kept, before);
     }
 
-    private int[][] selectLayer(LayerContext layer, int layerCount, Budget budget, PolicyKernels kernels) {
+    /** A dynamic policy takes only {@link Budget#dynamic()}, a fixed one only a fraction or token count. */
+    void checkBudget(Budget budget) {
+        if (budget == null) {
+            throw new PolicyException(name + " needs a budget (got null)");
+        }
+        if (dynamicBudget() != (budget instanceof Budget.Dynamic)) {
+            throw new PolicyException(dynamicBudget()
+                    ? name + " sets its own budget; pass Budget.dynamic(), not " + budget
+                    : name + " needs a fixed budget (Budget.fraction or Budget.tokens); Budget.dynamic() is for "
+                    + "policies with a dynamic layer rule such as DBudgetKV");
+        }
+    }
+
+    /** Rows and protected rows of every (layer, KV head) of an in-memory context. */
+    RowCounts countRows(SequenceContext context) {
+        int layers = context.layerCount();
+        int[][] rows = new int[layers][];
+        int[][] prot = new int[layers][];
+        for (int l = 0; l < layers; l++) {
+            LayerContext layer = context.layer(l);
+            int heads = layer.kvHeads();
+            rows[l] = new int[heads];
+            prot[l] = new int[heads];
+            long windowStart = fullLayers.contains(l) ? Long.MAX_VALUE
+                    : protection.windowStart(layer.window(), l, scorer.windowQueries());
+            for (int h = 0; h < heads; h++) {
+                HeadSnapshot head = layer.head(h);
+                rows[l][h] = head.length();
+                prot[l][h] = fullLayers.contains(l) ? head.length()
+                        : RowOrder.count(protection.mask(head.length(), head.positions(), windowStart));
+            }
+        }
+        return new RowCounts(rows, prot);
+    }
+
+    /** First position of layer {@code layer}'s protected observation window (or Long.MAX_VALUE: none). */
+    long windowStart(int layer, WindowQueries window) {
+        return fullLayers.contains(layer) ? Long.MAX_VALUE
+                : protection.windowStart(window, layer, scorer.windowQueries());
+    }
+
+    /**
+     * The same counts read from a sequence without its keys and values: lengths, plus one (layer, KV head)'s
+     * positions at a time when the observation window is protected. This is the cheap first pass of a
+     * layer-at-a-time compression.
+     *
+     * @param windowStarts per layer, {@link #windowStart}
+     */
+    RowCounts countRows(io.kvslab.Sequence sequence, long[] windowStarts) {
+        int layers = sequence.layout().layers();
+        int heads = sequence.layout().kvHeads();
+        int[][] rows = new int[layers][heads];
+        int[][] prot = new int[layers][heads];
+        for (int l = 0; l < layers; l++) {
+            boolean full = fullLayers.contains(l);
+            long windowStart = windowStarts[l];
+            for (int h = 0; h < heads; h++) {
+                int n = sequence.length(l, h);
+                rows[l][h] = n;
+                if (full) {
+                    prot[l][h] = n;
+                } else {
+                    long[] positions = protection.observationWindow() ? sequence.positions(l, h) : null;
+                    if (positions != null && positions.length != n) {
+                        throw new PolicyException("layer " + l + " head " + h + " changed while it was being read");
+                    }
+                    prot[l][h] = RowOrder.count(protection.mask(n, positions, windowStart));
+                }
+            }
+        }
+        return new RowCounts(rows, prot);
+    }
+
+    /**
+     * Kept rows {@code [kvHead][]} of one layer. Exactly what {@link #select} decides for this layer when
+     * {@code counts} describes the whole sequence: every step reads only this layer, except the layer rule, which
+     * may also read {@code counts}.
+     */
+    int[][] selectLayer(LayerContext layer, RowCounts counts, Budget budget, PolicyWorkspace workspace) {
         int heads = layer.kvHeads();
         if (fullLayers.contains(layer.layer()) || nothingToEvict(layer, budget)) {
             return keepAll(layer);
@@ -174,13 +247,13 @@ public final class CompressionPolicy {
         if (allProtected) {
             return keepAll(layer); // e.g. a prompt no longer than the observation window
         }
-        float[][] scores = scorer.score(layer, kernels);
+        float[][] scores = scorer.score(layer, workspace);
         checkShape("scorer", scores, layer);
-        int[] nominal = layerRule.rowsPerHead(layer, layerCount, budget, scores, prot, kernels);
+        int[] nominal = layerRule.rowsPerHead(layer, counts, budget, scores, prot, workspace);
         checkLength("layer rule", nominal, heads);
         int[] budgets = headAllocation.allocate(layer, nominal, scores, prot);
         checkLength("head allocation", budgets, heads);
-        int[][] kept = selector.select(layer, scores, prot, budgets, kernels);
+        int[][] kept = selector.select(layer, scores, prot, budgets, workspace);
         checkKept(kept, prot, budgets, layer);
         return kept;
     }

@@ -1,67 +1,131 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
-import io.kvslab.internal.ffm.PolicyKernels;
 
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Runs a policy on sequences and really frees what it evicts: {@link CompressionPolicy#select} then
- * {@link Selection#applyTo}. Owns a {@link PolicyKernels} workspace, so it is confined to the creating thread; close
- * it when done.
+ * Runs a policy on sequences and really frees what it evicts, one layer at a time.
+ *
+ * <p>{@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} first counts every (layer, KV head)'s rows
+ * and protected rows ({@link RowCounts}: lengths, plus positions when the observation window is protected; no keys or
+ * values), which is the only cross-layer information any rule needs (PyramidKV's). Then, for each layer in turn, it
+ * reads that layer's keys and values from block memory ({@link LayerContext#read}), scores, budgets and selects, and
+ * applies the selection with {@code Sequence.keep(layer, rows)}, which reserves the fresh blocks of every head of
+ * the layer before changing any: a layer is compressed all or nothing. The heap holds one layer's rows at a time,
+ * and the result is exactly {@link CompressionPolicy#select} on the whole sequence followed by
+ * {@link Selection#applyTo}.
+ *
+ * <p>Owns a {@link PolicyWorkspace}, so it is confined to the creating thread; close it when done.
  */
 public final class Compressor implements AutoCloseable {
-    private final PolicyKernels kernels;
+    private final PolicyWorkspace workspace;
 
     public Compressor() {
-        this.kernels = PolicyKernels.create();
+        this.workspace = PolicyWorkspace.create();
     }
 
-    /** The kernels this compressor uses (for callers composing their own steps). */
-    public PolicyKernels kernels() {
-        return kernels;
+    /** The workspace this compressor uses (for {@link CompressionPolicy#select} on an in-memory context). */
+    public PolicyWorkspace workspace() {
+        return workspace;
     }
 
-    /**
-     * Compresses one sequence: selects with {@code policy} on {@code context} (read from this sequence, e.g. with
-     * {@link SequenceContext#read}) and retains the selection.
-     */
-    public Selection compress(Sequence sequence, CompressionPolicy policy, SequenceContext context, Budget budget) {
-        if (policy == null) {
-            throw new PolicyException("compress needs a policy (got null)");
-        }
-        Selection selection = policy.select(context, budget, kernels);
-        selection.applyTo(sequence);
-        return selection;
+    /** {@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} for a policy that needs no inputs. */
+    public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget) {
+        return compress(sequence, policy, budget, LayerInputs.none());
     }
 
     /**
-     * Compresses a batch: each sequence with its own context and its own budget (a fraction resolves against that
-     * sequence's own lengths; Ada-KV allocates per sequence). All selections are made before any is applied, so
-     * bad input for any sequence leaves every sequence unchanged.
+     * Compresses {@code sequence} to {@code budget}, one layer at a time (see the class comment).
+     *
+     * <p>If it fails (bad input, a memory limit hit while rebuilding a table shared with a fork), the layers before
+     * the failing one stay compressed, the failing layer and the later ones are exactly as before. Missing inputs
+     * (a window or W_o the policy needs) are detected before any layer changes.
+     *
+     * @param inputs the per-layer window queries and W_o the policy needs ({@link CompressionPolicy#windowQueries},
+     *               {@link CompressionPolicy#needsOutputProjection})
      */
-    public List<Selection> compressBatch(List<Sequence> sequences, CompressionPolicy policy,
-                                         List<SequenceContext> contexts, List<Budget> budgets) {
-        if (sequences == null || contexts == null || budgets == null || policy == null) {
-            throw new PolicyException("compressBatch needs sequences, a policy, contexts and budgets (got null)");
+    public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget, LayerInputs inputs) {
+        RowCounts counts = prepare(sequence, policy, budget, inputs);
+        int layers = counts.layers();
+        int heads = sequence.layout().kvHeads();
+        int[][] after = new int[layers][heads];
+        for (int l = 0; l < layers; l++) {
+            LayerContext layer = LayerContext.read(sequence, l,
+                    policy.windowQueries() > 0 ? inputs.window(l) : null,
+                    policy.needsOutputProjection() ? inputs.outputProjection(l) : null);
+            for (int h = 0; h < heads; h++) {
+                if (layer.head(h).length() != counts.rows(l, h)) {
+                    throw new PolicyException("layer " + l + " head " + h + " changed during the compression ("
+                            + counts.rows(l, h) + " rows counted, " + layer.head(h).length() + " read); one "
+                            + "writer at a time");
+                }
+            }
+            int[][] kept = policy.selectLayer(layer, counts, budget, workspace);
+            layer = null; // the rows are no longer needed: let the next layer reuse the heap
+            sequence.keep(l, kept);
+            for (int h = 0; h < heads; h++) {
+                after[l][h] = kept[h].length;
+            }
         }
-        if (sequences.size() != contexts.size() || sequences.size() != budgets.size()) {
-            throw new PolicyException("need one context and one budget per sequence: " + sequences.size()
-                    + " sequences, " + contexts.size() + " contexts, " + budgets.size() + " budgets");
+        return new CompressionResult(counts.rows(), after);
+    }
+
+    /**
+     * Compresses a batch: each sequence with its own inputs and its own budget (a fraction resolves against that
+     * sequence's own lengths; Ada-KV allocates per sequence). Every sequence's inputs and budget are checked before
+     * any sequence changes; then the sequences are compressed one after the other, each layer at a time.
+     */
+    public List<CompressionResult> compressBatch(List<Sequence> sequences, CompressionPolicy policy,
+                                                 List<LayerInputs> inputs, List<Budget> budgets) {
+        if (sequences == null || inputs == null || budgets == null || policy == null) {
+            throw new PolicyException("compressBatch needs sequences, a policy, inputs and budgets (got null)");
         }
-        List<Selection> selections = new ArrayList<>(sequences.size());
+        if (sequences.size() != inputs.size() || sequences.size() != budgets.size()) {
+            throw new PolicyException("need one input and one budget per sequence: " + sequences.size()
+                    + " sequences, " + inputs.size() + " inputs, " + budgets.size() + " budgets");
+        }
         for (int i = 0; i < sequences.size(); i++) {
-            selections.add(policy.select(contexts.get(i), budgets.get(i), kernels));
+            prepare(sequences.get(i), policy, budgets.get(i), inputs.get(i));
         }
+        List<CompressionResult> results = new ArrayList<>(sequences.size());
         for (int i = 0; i < sequences.size(); i++) {
-            selections.get(i).applyTo(sequences.get(i));
+            results.add(compress(sequences.get(i), policy, budgets.get(i), inputs.get(i)));
         }
-        return selections;
+        return results;
+    }
+
+    /** Checks the arguments and that every layer's inputs are present; returns the first pass's counts. */
+    private RowCounts prepare(Sequence sequence, CompressionPolicy policy, Budget budget, LayerInputs inputs) {
+        if (sequence == null || policy == null || budget == null || inputs == null) {
+            throw new PolicyException("compress needs a sequence, a policy, a budget and inputs (got null; "
+                    + "LayerInputs.none() for a policy that needs none)");
+        }
+        policy.checkBudget(budget);
+        KvLayout layout = sequence.layout();
+        long[] windowStarts = new long[layout.layers()];
+        for (int l = 0; l < layout.layers(); l++) {
+            windowStarts[l] = Long.MAX_VALUE;
+            if (policy.fullLayers().contains(l)) {
+                continue;
+            }
+            WindowQueries window = policy.windowQueries() > 0 ? inputs.window(l) : null;
+            if (policy.windowQueries() > 0 && window == null) {
+                throw new PolicyException(policy.name() + " needs the observation-window queries of layer " + l
+                        + " (LayerInputs gave none)");
+            }
+            if (policy.needsOutputProjection() && inputs.outputProjection(l) == null) {
+                throw new PolicyException(policy.name() + " needs W_o of layer " + l + " (LayerInputs gave none)");
+            }
+            windowStarts[l] = policy.windowStart(l, window);
+        }
+        return policy.countRows(sequence, windowStarts);
     }
 
     @Override
     public void close() {
-        kernels.close();
+        workspace.close();
     }
 }

@@ -1,8 +1,6 @@
 package io.kvslab.policy;
 
 import io.kvslab.internal.ffm.OutputProjectionWeights;
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * CriticalKV's two-stage selection (arXiv 2502.03805, spec 2.2-2.4), replacing a per-head top-k.
  *
@@ -45,7 +43,7 @@ public record CriticalSelector(double alpha, double eps) implements Selector {
 
     @Override
     public int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
-                          PolicyKernels kernels) {
+                          PolicyWorkspace workspace) {
         OutputProjection wo = layer.requireOutputProjection("CriticalKV");
         int[][] kept = new int[layer.kvHeads()][];
         OutputProjectionWeights weights = null;
@@ -57,10 +55,10 @@ public record CriticalSelector(double alpha, double eps) implements Selector {
                     continue;
                 }
                 if (weights == null) {
-                    weights = kernels.uploadOutputProjection(wo.weights(), wo.modelDim(), layer.queryHeads(),
-                            layer.headDim());
+                    weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(),
+                            layer.queryHeads(), layer.headDim());
                 }
-                float[] norms = groupValueNorms(head, weights, h, layer.groupSize(), kernels);
+                float[] norms = groupValueNorms(head, weights, h, layer.groupSize(), workspace);
                 kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);
             }
         } finally {
@@ -73,10 +71,10 @@ public record CriticalSelector(double alpha, double eps) implements Selector {
 
     /** Mean over the group's query heads of {@code ||v W_o^h||_1} for every row of KV head {@code kvHead}. */
     static float[] groupValueNorms(HeadSnapshot head, OutputProjectionWeights weights, int kvHead, int group,
-                                   PolicyKernels kernels) {
+                                   PolicyWorkspace workspace) {
         int n = head.length();
         float[] perHead = new float[group * n];
-        kernels.valueNorms(head.values(), n, weights, kvHead * group, group, perHead);
+        workspace.kernels().valueNorms(head.values(), n, weights, kvHead * group, group, perHead);
         float[] mean = new float[n];
         for (int r = 0; r < n; r++) {
             double s = 0;

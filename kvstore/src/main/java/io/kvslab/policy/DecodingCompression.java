@@ -2,12 +2,13 @@ package io.kvslab.policy;
 
 import io.kvslab.Sequence;
 
-import java.util.function.Function;
-
 /**
  * Decoding-time compression of one sequence (kvpress's DecodingPress): every {@code interval} decoded tokens, if a
  * (layer, KV head) holds more than the target, the policy compresses the sequence down to {@code Budget.tokens(
- * target)} (a dynamic policy runs with {@link Budget#dynamic()} instead). Keeps the step count, so use one instance
+ * target)} (a dynamic policy runs with {@link Budget#dynamic()} instead). The total kept is then exactly the
+ * budget: {@code target} rows per (layer, KV head) on average, redistributed by Ada-KV within a layer and by
+ * PyramidKV across layers (both pool the token budget, so a head or layer below the target leaves its share to
+ * the others instead of shrinking the total). Keeps the step count, so use one instance
  * per sequence.
  */
 public final class DecodingCompression {
@@ -40,13 +41,13 @@ public final class DecodingCompression {
 
     /**
      * Call once per decoded token, after it was appended to every layer. On every {@code interval}-th call compresses
-     * when needed and returns the applied selection; otherwise returns null.
+     * when needed (layer at a time, {@link Compressor#compress(Sequence, CompressionPolicy, Budget, LayerInputs)})
+     * and returns what it did; otherwise returns null.
      *
-     * @param context builds the policy's inputs from the sequence (window queries from a {@link RecentQueries},
-     *                W_o from the model); called only when a compression runs
+     * @param inputs the policy's per-layer inputs (window queries from a {@link RecentQueries}, W_o from the model);
+     *               read only when a compression runs
      */
-    public Selection afterToken(Sequence sequence, Compressor compressor,
-                                Function<Sequence, SequenceContext> context) {
+    public CompressionResult afterToken(Sequence sequence, Compressor compressor, LayerInputs inputs) {
         steps++;
         if (steps % interval != 0) {
             return null;
@@ -55,7 +56,7 @@ public final class DecodingCompression {
         if (!policy.dynamicBudget() && !overTarget(sequence)) {
             return null;
         }
-        return compressor.compress(sequence, policy, context.apply(sequence), budget);
+        return compressor.compress(sequence, policy, budget, inputs);
     }
 
     private boolean overTarget(Sequence sequence) {

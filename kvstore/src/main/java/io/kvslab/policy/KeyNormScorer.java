@@ -1,14 +1,12 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * Knorm baseline (kvpress {@code KnormPress}): score = -||k||_2, so keys with a small norm are kept. It reads only
  * the keys, so it needs neither window queries nor W_o.
  */
 public record KeyNormScorer() implements Scorer {
     @Override
-    public float[][] score(LayerContext layer, PolicyKernels kernels) {
+    public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
         int d = layer.headDim();
         float[][] scores = new float[layer.kvHeads()][];
         for (int h = 0; h < layer.kvHeads(); h++) {

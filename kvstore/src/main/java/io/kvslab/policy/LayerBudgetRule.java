@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * Second step of a policy: the nominal number of rows each KV head of a layer keeps (protected rows included),
  * before head allocation redistributes it. Uniform for SnapKV, a linear pyramid over layers for PyramidKV,
@@ -9,15 +7,18 @@ import io.kvslab.internal.ffm.PolicyKernels;
  */
 public interface LayerBudgetRule {
     /**
-     * Rows each KV head of {@code layer} keeps, {@code [kvHead]}.
+     * Rows each KV head of {@code layer} keeps, {@code [kvHead]}. May exceed a head's rows (a token budget larger than
+     * a short head): the head allocation clamps, and a head-wise allocation (Ada-KV) gives the surplus to the other
+     * heads of the layer.
      *
-     * @param layerCount    layers of the model
+     * @param counts        rows and protected rows of every (layer, KV head) of the sequence before compression
+     *                      (the cross-layer view; {@code counts.layers()} is the model's layer count)
      * @param budget        the sequence's budget
      * @param scores        the scorer's output for this layer (the ranking a dynamic rule stops along)
      * @param protectedRows protection masks of this layer
      */
-    int[] rowsPerHead(LayerContext layer, int layerCount, Budget budget, float[][] scores, boolean[][] protectedRows,
-                      PolicyKernels kernels);
+    int[] rowsPerHead(LayerContext layer, RowCounts counts, Budget budget, float[][] scores, boolean[][] protectedRows,
+                      PolicyWorkspace workspace);
 
     /** Whether this rule decides the budget itself (and so takes only {@link Budget#dynamic()}). */
     default boolean dynamic() {

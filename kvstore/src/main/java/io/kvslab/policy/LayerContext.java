@@ -42,6 +42,30 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         }
     }
 
+    /**
+     * Reads one layer of a sequence from block memory into a context: every KV head's keys and values as fp32 and
+     * their positions ({@code 2 * rows * headDim * 4 + rows * 8} heap bytes per head). This is what
+     * {@link Compressor} does for one layer at a time; only this layer is copied.
+     *
+     * @param window           the layer's observation-window queries, or null when the policy needs none
+     * @param outputProjection the layer's W_o, or null when the policy needs none
+     */
+    public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
+                                    OutputProjection outputProjection) {
+        if (sequence == null) {
+            throw new PolicyException("read needs a sequence (got null)");
+        }
+        io.kvslab.KvLayout layout = sequence.layout();
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new PolicyException("layer must be in [0, " + layout.layers() + "), got " + layer);
+        }
+        List<HeadSnapshot> heads = new java.util.ArrayList<>(layout.kvHeads());
+        for (int h = 0; h < layout.kvHeads(); h++) {
+            heads.add(HeadSnapshot.read(sequence, layer, h));
+        }
+        return new LayerContext(layer, layout.queryHeads(), layout.headDim(), heads, window, outputProjection);
+    }
+
     /** Number of KV heads. */
     public int kvHeads() {
         return heads.size();

@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * DBudgetKV's dynamic layer budget (ReFreeKV, arXiv 2502.16886, spec 4.3): keep the shortest prefix of the ranking
  * whose attention-norm loss stays within the threshold T.
@@ -62,8 +60,8 @@ public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline
     }
 
     @Override
-    public int[] rowsPerHead(LayerContext layer, int layerCount, Budget budget, float[][] scores,
-                             boolean[][] protectedRows, PolicyKernels kernels) {
+    public int[] rowsPerHead(LayerContext layer, RowCounts counts, Budget budget, float[][] scores,
+                             boolean[][] protectedRows, PolicyWorkspace workspace) {
         WindowQueries w = layer.requireWindow("DBudgetKV").last(lastRows);
         int g = layer.groupSize();
         int kvHeads = layer.kvHeads();
@@ -81,7 +79,7 @@ public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline
                 cand[r] = !prot[r];
             }
             int[] order = RowOrder.ranked(scores[h], cand);
-            float[] att = lastRowsAttention(layer, w, h, kernels);
+            float[] att = lastRowsAttention(layer, w, h, workspace);
             for (int q = 0; q < g; q++) {
                 double[] sq = new double[order.length];
                 for (int i = 0; i < order.length; i++) {
@@ -166,13 +164,13 @@ public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline
      * {@code [g][n]}: attention of the group's query heads over KV head {@code h}'s rows, averaged over the last
      * {@code lastRows} queries, each column divided by the number of those queries that can see it (Eq. 2).
      */
-    private static float[] lastRowsAttention(LayerContext layer, WindowQueries w, int h, PolicyKernels kernels) {
+    private static float[] lastRowsAttention(LayerContext layer, WindowQueries w, int h, PolicyWorkspace workspace) {
         HeadSnapshot head = layer.head(h);
         int n = head.length();
         int g = layer.groupSize();
         float[] mean = new float[g * n];
-        kernels.windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g, head.keys(),
-                n, head.positions(), w.positions(), mean, null);
+        workspace.kernels().windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g,
+                head.keys(), n, head.positions(), w.positions(), mean, null);
         if (w.size() > 1) {
             long[] pos = head.positions();
             for (int r = 0; r < n; r++) {

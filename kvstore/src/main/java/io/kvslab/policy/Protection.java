@@ -39,29 +39,44 @@ public record Protection(int sinks, int recent, boolean observationWindow) {
      */
     boolean[][] masks(LayerContext layer, int windowSize) {
         boolean[][] masks = new boolean[layer.kvHeads()][];
-        long windowStart = Long.MAX_VALUE;
-        if (observationWindow) {
-            WindowQueries w = layer.requireWindow("an observation-window protection");
-            windowStart = (windowSize > 0 ? w.last(windowSize) : w).start();
-        }
+        long windowStart = windowStart(layer.window(), layer.layer(), windowSize);
         for (int h = 0; h < layer.kvHeads(); h++) {
             HeadSnapshot head = layer.head(h);
-            int n = head.length();
-            boolean[] m = new boolean[n];
-            for (int r = 0; r < Math.min(sinks, n); r++) {
-                m[r] = true;
-            }
-            for (int r = Math.max(0, n - recent); r < n; r++) {
-                m[r] = true;
-            }
-            if (observationWindow) {
-                long[] pos = head.positions();
-                for (int r = n - 1; r >= 0 && pos[r] >= windowStart; r--) {
-                    m[r] = true;
-                }
-            }
-            masks[h] = m;
+            masks[h] = mask(head.length(), head.positions(), windowStart);
         }
         return masks;
+    }
+
+    /**
+     * First position of the protected observation window ({@code Long.MAX_VALUE} when the window is not protected).
+     *
+     * @param window the layer's window queries (null fails when the window is protected)
+     */
+    long windowStart(WindowQueries window, int layer, int windowSize) {
+        if (!observationWindow) {
+            return Long.MAX_VALUE;
+        }
+        if (window == null) {
+            throw new PolicyException("an observation-window protection needs the observation-window queries of "
+                    + "layer " + layer + " (none were given)");
+        }
+        return (windowSize > 0 ? window.last(windowSize) : window).start();
+    }
+
+    /** The protected rows of one head with {@code n} rows at {@code positions} (read only for the window). */
+    boolean[] mask(int n, long[] positions, long windowStart) {
+        boolean[] m = new boolean[n];
+        for (int r = 0; r < Math.min(sinks, n); r++) {
+            m[r] = true;
+        }
+        for (int r = Math.max(0, n - recent); r < n; r++) {
+            m[r] = true;
+        }
+        if (observationWindow) {
+            for (int r = n - 1; r >= 0 && positions[r] >= windowStart; r--) {
+                m[r] = true;
+            }
+        }
+        return m;
     }
 }

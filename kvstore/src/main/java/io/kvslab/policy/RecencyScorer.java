@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * Scores each row by its recency (its row index, newer = higher), so a top-k keeps the newest rows: StreamingLLM's
  * "recent window" and DBudgetKV's newest-to-oldest ranking. The sinks come from {@link Protection}. Row indices are
@@ -11,7 +9,7 @@ public record RecencyScorer() implements Scorer {
     static final int MAX_EXACT_ROWS = 1 << 24;
 
     @Override
-    public float[][] score(LayerContext layer, PolicyKernels kernels) {
+    public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
         float[][] scores = new float[layer.kvHeads()][];
         for (int h = 0; h < layer.kvHeads(); h++) {
             int n = layer.head(h).length();

@@ -76,12 +76,23 @@ public final class RecentQueries {
         return new WindowQueries(q, p);
     }
 
-    /** Windows of every layer, in layer order (for {@link SequenceContext#read}). */
+    /** Windows of every layer, in layer order. */
     public java.util.List<WindowQueries> windows() {
         java.util.List<WindowQueries> out = new java.util.ArrayList<>(layers);
         for (int l = 0; l < layers; l++) {
             out.add(window(l));
         }
         return out;
+    }
+
+    /** These windows as a policy's inputs (each layer's window is built when the compressor asks for it). */
+    public LayerInputs inputs() {
+        return LayerInputs.windows(this::window);
+    }
+
+    /** These windows with per-layer W_o (null entries or a null list: none). */
+    public LayerInputs inputs(java.util.List<OutputProjection> outputProjections) {
+        return new LayerInputs(this::window, outputProjections == null ? null
+                : l -> l < outputProjections.size() ? outputProjections.get(l) : null);
     }
 }

@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * First step of a policy (kvpress's {@code score}): one fp32 importance score per row of every KV head of a layer;
  * higher means more worth keeping. Scores of protected rows are computed but never compared.
@@ -10,9 +8,9 @@ public interface Scorer {
     /**
      * Scores of every row, {@code [kvHead][row]}.
      *
-     * @param kernels native kernels for the heavy products (window attention)
+     * @param workspace native kernels for the heavy products (window attention)
      */
-    float[][] score(LayerContext layer, PolicyKernels kernels);
+    float[][] score(LayerContext layer, PolicyWorkspace workspace);
 
     /** How many observation-window queries the scorer reads per layer (0 if none). */
     default int windowQueries() {

@@ -4,7 +4,7 @@ import io.kvslab.Sequence;
 
 /**
  * What a policy decided for one sequence: for every (layer, KV head) the strictly ascending row indices to keep.
- * {@link #applyTo} applies it to a sequence with {@code Sequence.retain}, which frees the other rows.
+ * {@link #applyTo} applies it to a sequence, which frees the other rows.
  *
  * @param kept          {@code [layer][kvHead][]} kept row indices, ascending
  * @param lengthsBefore {@code [layer][kvHead]} row counts the selection was made from
@@ -71,10 +71,11 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
     }
 
     /**
-     * Keeps the selected rows of {@code sequence} and frees the others ({@code Sequence.retain} per (layer, KV
-     * head)). Checks first that the sequence still has the shape and row counts the selection was made from, so a
-     * stale selection changes nothing. Each head's retain is atomic; a store that runs out of memory while
-     * rebuilding a table shared with a fork fails that head and leaves the later heads uncompressed.
+     * Keeps the selected rows of {@code sequence} and frees the others, layer by layer with
+     * {@code Sequence.keep(layer, rows)}: each layer is all or nothing (the fresh blocks of all its heads are reserved
+     * before any head changes). Checks first that the sequence still has the shape and row counts the selection was
+     * made from, so a stale selection changes nothing. If a memory limit is hit in layer l, layers before l stay
+     * compressed and layer l and later ones are exactly as before.
      */
     public void applyTo(Sequence sequence) {
         if (sequence == null) {
@@ -99,11 +100,7 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
             }
         }
         for (int l = 0; l < layers; l++) {
-            for (int h = 0; h < kvHeads; h++) {
-                if (!keepsAll(l, h)) {
-                    sequence.retain(l, h, kept[l][h]);
-                }
-            }
+            sequence.keep(l, kept[l]);
         }
     }
 

@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * Last step of a policy (kvpress's {@code compress}): which rows each KV head keeps, given its final budget. Always
  * keeps every protected row; returns strictly ascending row indices ready for {@code Sequence.retain}.
@@ -13,7 +11,7 @@ public interface Selector {
      * @param budgets final rows per head (protected included), from the head allocation
      */
     int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
-                   PolicyKernels kernels);
+                   PolicyWorkspace workspace);
 
     /** Whether this selector reads the layer's W_o. */
     default boolean needsOutputProjection() {

@@ -1,13 +1,12 @@
 package io.kvslab.policy;
 
-import io.kvslab.KvLayout;
-import io.kvslab.Sequence;
-
-import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The inputs of one compression pass over one sequence: one {@link LayerContext} per layer, in layer order.
+ * Every layer of one sequence in memory at once, for {@link CompressionPolicy#select}: evaluations that run several
+ * policies on the same rows build it from {@link LayerContext#read} per layer. A long context should be compressed
+ * with {@link Compressor#compress(io.kvslab.Sequence, CompressionPolicy, Budget, LayerInputs)} instead, which holds
+ * one layer at a time (this holds all of them: {@code layers} times the heap of one).
  */
 public record SequenceContext(List<LayerContext> layers) {
     public SequenceContext {
@@ -29,37 +28,6 @@ public record SequenceContext(List<LayerContext> layers) {
                         + first.queryHeads() + ", " + first.kvHeads() + ", " + first.headDim() + ")");
             }
         }
-    }
-
-    /**
-     * Reads every (layer, KV head) of a sequence into a context.
-     *
-     * @param windows           per layer, the observation-window queries (null, or null entries, when the policy
-     *                          needs none)
-     * @param outputProjections per layer, W_o (null, or null entries, when the policy needs none)
-     */
-    public static SequenceContext read(Sequence sequence, List<WindowQueries> windows,
-                                       List<OutputProjection> outputProjections) {
-        KvLayout layout = sequence.layout();
-        if (windows != null && windows.size() != layout.layers()) {
-            throw new PolicyException("need one window entry per layer (" + layout.layers() + "), got "
-                    + windows.size());
-        }
-        if (outputProjections != null && outputProjections.size() != layout.layers()) {
-            throw new PolicyException("need one W_o entry per layer (" + layout.layers() + "), got "
-                    + outputProjections.size());
-        }
-        List<LayerContext> layers = new ArrayList<>(layout.layers());
-        for (int l = 0; l < layout.layers(); l++) {
-            List<HeadSnapshot> heads = new ArrayList<>(layout.kvHeads());
-            for (int h = 0; h < layout.kvHeads(); h++) {
-                heads.add(HeadSnapshot.read(sequence, l, h));
-            }
-            layers.add(new LayerContext(l, layout.queryHeads(), layout.headDim(), heads,
-                    windows == null ? null : windows.get(l),
-                    outputProjections == null ? null : outputProjections.get(l)));
-        }
-        return new SequenceContext(layers);
     }
 
     /** Number of layers. */

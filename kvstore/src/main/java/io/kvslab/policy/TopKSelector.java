@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * Plain per-head top-k: the protected rows plus the {@code budget - protected} best-scored unprotected rows (ties to
  * the lower position).
@@ -9,7 +7,7 @@ import io.kvslab.internal.ffm.PolicyKernels;
 public record TopKSelector() implements Selector {
     @Override
     public int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
-                          PolicyKernels kernels) {
+                          PolicyWorkspace workspace) {
         int[][] kept = new int[layer.kvHeads()][];
         for (int h = 0; h < kept.length; h++) {
             kept[h] = selectHead(scores[h], protectedRows[h], budgets[h]);

@@ -1,7 +1,5 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
-
 /**
  * SnapKV's observation-window score (spec 1.2), the base signal of SnapKV, Ada-KV, PyramidKV and CriticalKV.
  *
@@ -70,7 +68,7 @@ public record WindowAttentionScorer(int window, Pooling pooling, int kernel, Poo
     }
 
     @Override
-    public float[][] score(LayerContext layer, PolicyKernels kernels) {
+    public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
         WindowQueries w = layer.requireWindow("SnapKV window scoring").last(window);
         int g = layer.groupSize();
         float[][] scores = new float[layer.kvHeads()][];
@@ -78,7 +76,7 @@ public record WindowAttentionScorer(int window, Pooling pooling, int kernel, Poo
             HeadSnapshot head = layer.head(h);
             int n = head.length();
             float[] mean = new float[g * n];
-            kernels.windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g,
+            workspace.kernels().windowAttention(w.queries(), w.size(), layer.queryHeads(), layer.headDim(), h * g, g,
                     head.keys(), n, head.positions(), w.positions(), mean, null);
             scores[h] = fromGroupAttention(mean, g, n, candidates(head, w.start()));
         }

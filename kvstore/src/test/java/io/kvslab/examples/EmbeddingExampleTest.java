@@ -9,7 +9,6 @@ import io.kvslab.StoreConfig;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.Compressor;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.SequenceContext;
 import io.kvslab.snapshot.Snapshots;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -70,8 +69,7 @@ class EmbeddingExampleTest {
                 rowsAfterEviction = seq.length(0, 0);
                 // compress with a policy: Knorm keeps half of every head's rows (low key norm = important)
                 try (Compressor compressor = new Compressor()) {
-                    compressor.compress(seq, Policies.knorm(), SequenceContext.read(seq, null, null),
-                            Budget.fraction(0.5));
+                    compressor.compress(seq, Policies.knorm(), Budget.fraction(0.5));   // layer at a time
                 }
                 rowsAfterPolicy = seq.length(1, 0);
                 attention.decode(seq, 1, q, out);

@@ -218,6 +218,49 @@ class PodAttentionTest {
         }
     }
 
+    /** The library's PoD decode step (append, demote, v1/v2 attention) against the same independent reference. */
+    @ParameterizedTest
+    @EnumSource(PodVariant.class)
+    void podDecoderStepsEqualTheIndependentReference(PodVariant variant) {
+        int prompt = 20;
+        int total = 45;
+        Rows r = rows(DType.F32, total, 13);
+        KvLayout layout = new KvLayout(LAYERS, QUERY_HEADS, KV_HEADS, DIM, DType.F32, TPB);
+        ModelFingerprint model = new ModelFingerprint("test", LAYERS, QUERY_HEADS, KV_HEADS, DIM);
+        LayerGrouping grouping = new LayerGrouping(model, Double.NaN, BASE);
+        PodSharing sharing = new PodSharing(grouping, new PodConfig(SINKS, RECENT, variant), layout);
+        boolean v1 = variant == PodVariant.V1_SHARED_SCORES;
+        try (KvStore store = KvStore.open(layout); Sequence s = filled(store, r, prompt);
+             PodDecoder pod = PodDecoder.create(s, sharing, 1)) {
+            float[] out = new float[QUERY_HEADS * DIM];
+            // before sharing: ordinary attention over the layer's own rows
+            for (int l = 0; l < LAYERS; l++) {
+                pod.decode(l, r.q[l], r.k[l][prompt], r.v[l][prompt], prompt, out);
+                assertTrue(maxDiff(reference(r, l, prompt + 1, -1, v1), out) <= TOLERANCE, "dense, layer " + l);
+            }
+            pod.startSharing(prompt + 1);
+            for (int p = prompt + 1; p < total; p++) {
+                for (int l = 0; l < LAYERS; l++) {
+                    pod.decode(l, r.q[l], r.k[l][p], r.v[l][p], p, out);
+                    double err = maxDiff(reference(r, l, p + 1, p, v1), out);
+                    assertTrue(err <= TOLERANCE, variant + " at " + p + " layer " + l + ": " + err);
+                }
+            }
+            assertTrue(pod.freedBlocks() > 0);
+            long dense = 2L * LAYERS * KV_HEADS * ((total + TPB - 1) / TPB);
+            assertEquals((dense - pod.freedBlocks()) * layout.blockBytes(), store.stats().liveBytes(),
+                    "every demoted key block's own copy is freed");
+            // v1 runs token by token; v2 takes chunks
+            if (v1) {
+                assertThrows(PodConfigException.class, () -> pod.demoteForChunk(1, total));
+            } else {
+                assertEquals(0, pod.demoteForChunk(1, total - 1));
+            }
+            assertThrows(KvArgumentException.class, () -> pod.prepare(LAYERS, r.q[0], total));
+            assertThrows(KvArgumentException.class, () -> pod.prepare(0, new float[3], total));
+        }
+    }
+
     @Test
     void withoutDistantBlocksPodAttentionIsOrdinaryAttention() {
         int tokens = 9;   // t - RECENT = 3 < first full block after the sinks

@@ -34,18 +34,19 @@ class BatchAndDecodingTest {
         try (KvStore store = KvStore.open(SHAPE.layout(16)); Compressor c = new Compressor()) {
             Sequence sa = a.fill(store);
             Sequence sb = b.fill(store);
-            Selection aloneA = p.select(a.context(), Budget.fraction(0.25), c.kernels());
-            Selection aloneB = p.select(b.context(), Budget.fraction(0.5), c.kernels());
-            List<Selection> batch = c.compressBatch(List.of(sa, sb), p, List.of(a.context(sa), b.context(sb)),
+            Selection aloneA = p.select(a.context(), Budget.fraction(0.25), c.workspace());
+            Selection aloneB = p.select(b.context(), Budget.fraction(0.5), c.workspace());
+            List<CompressionResult> batch = c.compressBatch(List.of(sa, sb), p, List.of(a.inputs(), b.inputs()),
                     List.of(Budget.fraction(0.25), Budget.fraction(0.5)));
             for (int l = 0; l < SHAPE.layers(); l++) {
                 int totalA = 0;
                 int totalB = 0;
                 for (int h = 0; h < SHAPE.kvHeads(); h++) {
-                    assertArrayEquals(aloneA.kept(l, h), batch.get(0).kept(l, h));
-                    assertArrayEquals(aloneB.kept(l, h), batch.get(1).kept(l, h));
-                    assertEquals(batch.get(0).kept(l, h).length, sa.length(l, h));
-                    assertEquals(batch.get(1).kept(l, h).length, sb.length(l, h));
+                    // positions are the row indices 0..n-1, so the kept positions are the kept rows
+                    assertArrayEquals(Arrays.stream(aloneA.kept(l, h)).asLongStream().toArray(), sa.positions(l, h));
+                    assertArrayEquals(Arrays.stream(aloneB.kept(l, h)).asLongStream().toArray(), sb.positions(l, h));
+                    assertEquals(batch.get(0).rowsAfter(l, h), sa.length(l, h));
+                    assertEquals(batch.get(1).rowsAfter(l, h), sb.length(l, h));
                     totalA += sa.length(l, h);
                     totalB += sb.length(l, h);
                 }
@@ -68,11 +69,11 @@ class BatchAndDecodingTest {
             Sequence sb = b.fill(store);
             long live = store.stats().liveBytes();
             assertThrows(PolicyException.class, () -> c.compressBatch(List.of(sa, sb), p,
-                    List.of(a.context(sa), b.context(sb)), List.of(Budget.fraction(0.25), Budget.dynamic())));
+                    List.of(a.inputs(), b.inputs()), List.of(Budget.fraction(0.25), Budget.dynamic())));
             assertEquals(live, store.stats().liveBytes());
             assertEquals(64, sa.length(0, 0));
             // a stale selection (made before the sequence changed) is refused without touching it
-            Selection stale = p.select(a.context(sa), Budget.fraction(0.5), c.kernels());
+            Selection stale = p.select(a.context(sa), Budget.fraction(0.5), c.workspace());
             float[] k = new float[SHAPE.kvHeads() * SHAPE.headDim()];
             for (int l = 0; l < SHAPE.layers(); l++) {
                 sa.append(l, k, k, 64);
@@ -121,7 +122,7 @@ class BatchAndDecodingTest {
                     seq.append(l, k, v, pos);
                     recent.push(l, q, pos);
                 }
-                Selection s = dc.afterToken(seq, c, sq -> SequenceContext.read(sq, recent.windows(), wo));
+                CompressionResult s = dc.afterToken(seq, c, recent.inputs(wo));
                 if (step % interval == 0) {
                     assertNotNull(s, "step " + step);
                     for (int l = 0; l < SHAPE.layers(); l++) {

@@ -108,15 +108,20 @@ final class Fixtures {
             return seq;
         }
 
-        /** The context as read back from the store (what a runner does). */
+        /** The context as read back from the store, layer by layer (what a runner does). */
         SequenceContext context(Sequence seq) {
-            List<WindowQueries> windows = new ArrayList<>();
-            List<OutputProjection> wos = new ArrayList<>();
+            List<LayerContext> layers = new ArrayList<>();
+            LayerInputs in = inputs();
             for (int l = 0; l < shape.layers(); l++) {
-                windows.add(new WindowQueries(queries[l], windowPositions()));
-                wos.add(new OutputProjection(wo[l], shape.modelDim()));
+                layers.add(LayerContext.read(seq, l, in.window(l), in.outputProjection(l)));
             }
-            return SequenceContext.read(seq, windows, wos);
+            return new SequenceContext(layers);
+        }
+
+        /** The per-layer window queries and W_o for a compressor. */
+        LayerInputs inputs() {
+            return new LayerInputs(l -> new WindowQueries(queries[l], windowPositions()),
+                    l -> new OutputProjection(wo[l], shape.modelDim()));
         }
     }
 

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -14,11 +14,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Each selection on a case small enough to work out by hand; the expected sets are written out literally. */
 class HandComputedSelectionTest {
-    private PolicyKernels kernels;
+    private PolicyWorkspace kernels;
 
     @BeforeEach
     void open() {
-        kernels = PolicyKernels.create();
+        kernels = PolicyWorkspace.create();
     }
 
     @AfterEach
@@ -199,6 +199,58 @@ class HandComputedSelectionTest {
         // one layer, or a budget inside the window: the uniform budget
         assertEquals(40, p.layerRows(100, 8, 40, 0, 1));
         assertEquals(5, p.layerRows(100, 8, 5, 2, 5));
+    }
+
+    @Test
+    void pyramidLayersOfDifferentLengthsKeepExactlyThePooledTotal() {
+        PyramidLayers p = new PyramidLayers(4);
+        // one KV head, 5 layers, 8 protected rows each, budget 40 tokens; the pyramid is shaped on the longest layer
+        // (100 rows): 64, 52, 40, 28, 16. Steady decoding state (each layer = its share + 6 new rows): unchanged.
+        RowCounts steady = counts(new int[] {70, 58, 46, 34, 22}, 8);
+        assertArrayEquals(new int[] {64, 52, 40, 28, 16}, p.layerTargets(steady, 0, Budget.tokens(40)));
+        // the top layer holds only 10 rows: clamped to 10, total 194 < 5 x 40; the 6 missing rows go to the other
+        // layers in proportion to their rows not yet kept (36, 48, 60, 72 of 216): 1, 1.33, 1.67, 2 -> 1, 1, 1, 2,
+        // and the last one to the largest remainder (layer 2) -> 65, 53, 42, 30, 10 (sum 200)
+        RowCounts shortTop = counts(new int[] {100, 100, 100, 100, 10}, 8);
+        assertArrayEquals(new int[] {65, 53, 42, 30, 10}, p.layerTargets(shortTop, 0, Budget.tokens(40)));
+        // fewer rows than the budget over all layers: everything is kept
+        RowCounts small = counts(new int[] {30, 20, 10, 10, 10}, 8);
+        assertArrayEquals(new int[] {30, 20, 10, 10, 10}, p.layerTargets(small, 0, Budget.tokens(40)));
+        // the shares split by largest remainder never exceed their room
+        assertArrayEquals(new long[] {1, 1, 2, 2, 0}, PyramidLayers.shares(6, new long[] {36, 48, 60, 72, 0}));
+        assertArrayEquals(new long[] {3, 0}, PyramidLayers.shares(3, new long[] {3, 0}));
+    }
+
+    @Test
+    void adaKvPoolsATokenBudgetOverTheLayersHeads() {
+        // head 0: 10 rows, head 1: 4 rows, the last 2 of each protected; budget 6 tokens each = 12 in total.
+        // Head 1 has only 2 unprotected rows, so head 0 takes the rest of the pooled free budget: 2 + 6 and 2 + 2.
+        long[] p10 = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        long[] p4 = {0, 1, 2, 3};
+        LayerContext layer = new LayerContext(0, 2, 1, List.of(
+                new HeadSnapshot(new float[10], new float[10], p10, 1),
+                new HeadSnapshot(new float[4], new float[4], p4, 1)), null, null);
+        float[][] scores = {{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0f, 0f}, {0.9f, 0.95f, 0f, 0f}};
+        boolean[][] prot = {mask(10, 8, 9), mask(4, 2, 3)};
+        int[] nominal = new UniformLayers().rowsPerHead(layer, counts(new int[] {10}, 2), Budget.tokens(6), scores,
+                prot, kernels);
+        assertArrayEquals(new int[] {6, 6}, nominal);
+        assertArrayEquals(new int[] {8, 4}, new AdaKvHeads(0.2).allocate(layer, nominal, scores, prot));
+        // a fraction is not pooled beyond each head's own share: 50% -> 5 and 2 (total 7)
+        int[] half = new UniformLayers().rowsPerHead(layer, counts(new int[] {10}, 2), Budget.fraction(0.5), scores,
+                prot, kernels);
+        int[] b = new AdaKvHeads(0.2).allocate(layer, half, scores, prot);
+        assertEquals(7, b[0] + b[1]);
+    }
+
+    private static RowCounts counts(int[] rowsPerLayer, int protectedRows) {
+        int[][] rows = new int[rowsPerLayer.length][];
+        int[][] prot = new int[rowsPerLayer.length][];
+        for (int l = 0; l < rows.length; l++) {
+            rows[l] = new int[] {rowsPerLayer[l]};
+            prot[l] = new int[] {Math.min(protectedRows, rowsPerLayer[l])};
+        }
+        return new RowCounts(rows, prot);
     }
 
     // ------------------------------------------------------------------ CriticalKV

@@ -58,7 +58,9 @@ class MemoryReclaimTest {
             long reservedBefore = store.stats().reservedBytes();
 
             Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.25);
-            Selection sel = compressor.compress(seq, policy, data.context(seq), budget);
+            Selection sel = policy.select(data.context(seq), budget, compressor.workspace());
+            CompressionResult result = compressor.compress(seq, policy, budget, data.inputs());
+            assertEquals(sel.keptRows(), result.keptRows());
 
             long keptRows = 0;
             long expectedBlocks = 0;

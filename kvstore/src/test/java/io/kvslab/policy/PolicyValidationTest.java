@@ -1,7 +1,7 @@
 package io.kvslab.policy;
 
 import io.kvslab.KvArgumentException;
-import io.kvslab.internal.ffm.PolicyKernels;
+
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -61,7 +61,7 @@ class PolicyValidationTest {
     void missingInputsAndWrongBudgetKinds() {
         HeadSnapshot h = new HeadSnapshot(new float[40], new float[40], Fixtures.range(20), 2);
         SequenceContext noWindow = new SequenceContext(List.of(new LayerContext(0, 2, 2, List.of(h, h), null, null)));
-        try (PolicyKernels k = PolicyKernels.create()) {
+        try (PolicyWorkspace k = PolicyWorkspace.create()) {
             fails("observation-window", () -> Policies.snapKv().select(noWindow, Budget.fraction(0.5), k));
             fails("DBudgetKV", () -> Policies.dbudgetKv().withFullLayers(Set.of())
                     .select(noWindow, Budget.dynamic(), k));
@@ -80,7 +80,7 @@ class PolicyValidationTest {
         HeadSnapshot h = new HeadSnapshot(new float[40], new float[40], Fixtures.range(20), 2);
         SequenceContext ctx = new SequenceContext(List.of(new LayerContext(0, 1, 2, List.of(h), null, null)));
         Selector careless = (layer, scores, prot, budgets, kernels) -> new int[][]{{10, 11}};
-        try (PolicyKernels k = PolicyKernels.create()) {
+        try (PolicyWorkspace k = PolicyWorkspace.create()) {
             fails("dropped protected row 0", () -> Policies.streamingLlm().withSelector(careless)
                     .select(ctx, Budget.tokens(6), k));
         }

@@ -1,6 +1,6 @@
 package io.kvslab.policy;
 
-import io.kvslab.internal.ffm.PolicyKernels;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -21,11 +21,11 @@ class ReferenceSelectionTest {
     private static final Fixtures.Shape SHAPE = Fixtures.Shape.small();
     private static final int N = 120;
     private static final int W = 16;
-    private PolicyKernels kernels;
+    private PolicyWorkspace kernels;
 
     @BeforeEach
     void open() {
-        kernels = PolicyKernels.create();
+        kernels = PolicyWorkspace.create();
     }
 
     @AfterEach

@@ -1,10 +1,11 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.bench.stress.LayerwiseCompressor;
 import io.kvslab.bench.stress.SyntheticKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
@@ -89,7 +90,7 @@ public interface FootprintPolicy {
     }
 
     /**
-     * A policy of the policy package, run on the filled sequence one layer at a time ({@link LayerwiseCompressor})
+     * A policy of the policy package, run on the filled sequence one layer at a time ({@link Compressor}, the library's layer-at-a-time path)
      * with the synthetic queries of the last tokens as its observation window and a synthetic W_o.
      */
     record Library(CompressionPolicy policy, double keptFraction) implements FootprintPolicy {
@@ -135,8 +136,9 @@ public interface FootprintPolicy {
             int n = s.length(0, 0);
             SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(s.layout(), gen, 0, 1);
             int w = Math.max(1, policy.windowQueries());
-            try (LayerwiseCompressor c = new LayerwiseCompressor(policy)) {
-                c.compress(s, budget(), l -> inputs.window(l, n, w), l -> inputs.outputProjection());
+            try (Compressor c = new Compressor()) {
+                c.compress(s, policy, budget(), new LayerInputs(l -> inputs.window(l, n, w),
+                        l -> inputs.outputProjection()));
             }
         }
     }

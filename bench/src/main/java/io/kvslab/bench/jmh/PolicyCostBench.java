@@ -13,6 +13,9 @@ import io.kvslab.policy.Compressor;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
 import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.CompressionResult;
+import io.kvslab.policy.LayerContext;
+import io.kvslab.policy.LayerInputs;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -36,9 +39,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <ul>
  *   <li>{@code compress}: CriticalAdaKV (window 32, max-pool 7, Ada-KV alpha 0.2, two stages alpha 0.5) keeping
- *       {@code kept} of the rows: read the layer into a {@link SequenceContext}, select (window attention,
+ *       {@code kept} of the rows with the library's layer-at-a-time {@code Compressor}: read the layer (window attention,
  *       value-projection L1 norms with a synthetic 4096 x 4096 W_o, Ada-KV allocation, two-stage selection), and
- *       apply ({@code retain}) on a fresh fork of the filled sequence;</li>
+ *       apply ({@code Sequence.keep(layer, rows)}) on a fresh fork of the filled sequence;</li>
  *   <li>{@code select}: the same without reading the context and without applying;</li>
  *   <li>{@code prefill}: causal prefill attention of the same layer over all {@code context} tokens with the
  *       native kernel ({@link Attention#prefill}), the work the compression follows after a prompt.</li>
@@ -108,8 +111,8 @@ public class PolicyCostBench {
     }
 
     private SequenceContext contextOf(Sequence s) {
-        return SequenceContext.read(s, List.of(inputs.window(0, context, policy.windowQueries())),
-                List.of(inputs.outputProjection()));
+        return new SequenceContext(List.of(LayerContext.read(s, 0, inputs.window(0, context,
+                policy.windowQueries()), inputs.outputProjection())));
     }
 
     @Setup(Level.Invocation)
@@ -131,13 +134,14 @@ public class PolicyCostBench {
     }
 
     @Benchmark
-    public Selection compress() {
-        return compressor.compress(fork, policy, contextOf(fork), Budget.fraction(kept));
+    public CompressionResult compress() {
+        return compressor.compress(fork, policy, Budget.fraction(kept), new LayerInputs(
+                l -> inputs.window(l, context, policy.windowQueries()), l -> inputs.outputProjection()));
     }
 
     @Benchmark
     public Selection select() {
-        return policy.select(context0, Budget.fraction(kept), compressor.kernels());
+        return policy.select(context0, Budget.fraction(kept), compressor.workspace());
     }
 
     @Benchmark

@@ -15,7 +15,7 @@ import io.kvslab.policy.Compressor;
 import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
-import io.kvslab.policy.SequenceContext;
+import io.kvslab.bench.eval.WholeContext;
 import io.kvslab.policy.WindowQueries;
 
 import java.util.ArrayList;
@@ -569,8 +569,9 @@ public final class ChurnStress {
 
         /**
          * Compresses with the next policy of {@link Policies#NAMES} to half of each head's rows (DBudgetKV: its own
-         * budget), applying the selection head by head and updating the model after each head, so that a head
-         * refused by the memory limit (a table shared with a fork needs fresh blocks) leaves the model exact.
+         * budget), applying the selection layer by layer ({@code Sequence.keep(layer, rows)}, all heads of a layer or
+         * none) and updating the model after each layer, so that a layer refused by the memory limit (a table shared
+         * with a fork needs fresh blocks) leaves the model exact.
          */
         void compress(Tracked t) {
             if (compressor == null) {
@@ -589,13 +590,12 @@ public final class ChurnStress {
                 wo.add(policy.needsOutputProjection() ? sharedOutputProjection(inputs) : null);
             }
             Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.5);
-            Selection sel = policy.select(SequenceContext.read(t.seq, windows, wo), budget, compressor.kernels());
+            Selection sel = policy.select(WholeContext.read(t.seq, windows, wo), budget, compressor.workspace());
             for (int l = 0; l < layout.layers(); l++) {
+                t.seq.keep(l, sel.kept()[l]); // all heads of the layer or none
                 for (int h = 0; h < layout.kvHeads(); h++) {
                     if (!sel.keepsAll(l, h)) {
-                        int[] keep = sel.kept(l, h);
-                        t.seq.retain(l, h, keep);
-                        t.rows(l, h).keep(keep);
+                        t.rows(l, h).keep(sel.kept(l, h));
                     }
                 }
             }

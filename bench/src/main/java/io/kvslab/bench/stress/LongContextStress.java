@@ -13,6 +13,8 @@ import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
@@ -32,7 +34,8 @@ import java.util.SplittableRandom;
  * sequence has taken {@code budget + interval} tokens since the start, and then every {@code interval} tokens, it is
  * compressed to a budget of {@code budget} rows per (layer, KV head) by a policy of {@code io.kvslab.policy}
  * (default StreamingLLM; window policies get the synthetic queries of the last tokens, CriticalKV a synthetic W_o),
- * applied one layer at a time ({@link LayerwiseCompressor}). Every {@code attentionEvery} tokens a decode step runs attention over every layer.
+ * applied one layer at a time (the library's {@link Compressor}). Every {@code attentionEvery} tokens a decode step
+ * runs attention over every layer.
  *
  * <p><b>Memory bound.</b> With a uniform policy (same budget in every head and layer) a head never holds more than
  * {@code maxRows = budget + interval + chunk - 1} rows, so live bytes stay under
@@ -46,8 +49,8 @@ import java.util.SplittableRandom;
  * <p><b>Invariants checked</b> (each failure is a violation; the command exits non-zero):
  * after every compression, for sinks + recent policies (StreamingLLM, {@code window}) every head's positions are
  * exactly the sinks plus the newest rows; for the others every head keeps a strictly increasing subsequence of its
- * rows, every observation-window row it must protect, exactly the budget when budgets are uniform, and at most the
- * total budget over all heads; the store's live bytes equal the block count the lengths imply; a sampled
+ * rows, every observation-window row it must protect, exactly the budget when budgets are uniform, and
+ * exactly the pooled total budget over a layer's heads (Ada-KV) or a head's layers (PyramidKV); the store's live bytes equal the block count the lengths imply; a sampled
  * head's stored K and V rows equal the regenerated synthetic rows (after dtype rounding) bit for bit; every
  * {@code checkEvery}-th attention step one layer's output is compared against {@link ReferenceAttention}; at the
  * end, closing the sequence frees every block and closing the store reports no leak.
@@ -266,7 +269,7 @@ public final class LongContextStress {
         Violations violations = new Violations();
         SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
         CompressionPolicy policy = c.libraryPolicy();
-        LayerwiseCompressor compressor = new LayerwiseCompressor(policy);
+        Compressor compressor = new Compressor();
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
         int windowSize = policy.windowQueries();
         SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
@@ -353,8 +356,8 @@ public final class LongContextStress {
                         long[][] before = c.sinksAndRecent() ? null : positions(s);
                         long end = streamed;
                         long t2 = System.nanoTime();
-                        compressor.compress(s, Budget.tokens(c.budget()), l -> inputs.window(l, end, windowSize),
-                                l -> inputs.outputProjection());
+                        compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
+                                l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
                         compressNs += System.nanoTime() - t2;
                         rows = c.budget();
                         compressions++;
@@ -445,8 +448,12 @@ public final class LongContextStress {
         KvLayout layout = config.layout();
         boolean protectsWindow = policy.protection().observationWindow();
         long windowStart = streamed - Math.min(windowSize, streamed);
+        long[] headRows = new long[layout.kvHeads()];
+        long[] headRowsBefore = new long[layout.kvHeads()];
+        long[] headBudget = new long[layout.kvHeads()];
         for (int l = 0; l < layout.layers(); l++) {
             long layerRows = 0;
+            long layerRowsBefore = 0;
             long layerBudget = 0;
             for (int h = 0; h < layout.kvHeads(); h++) {
                 long[] was = before[l * layout.kvHeads() + h];
@@ -474,7 +481,13 @@ public final class LongContextStress {
                     prot += (protectsWindow && x >= windowStart) || x < policy.protection().sinks() ? 1 : 0;
                 }
                 int nominal = Math.min(was.length, Math.max(config.budget(), prot));
-                layerBudget += nominal;
+                // pooled budgets (Ada-KV over a layer's heads, PyramidKV over a head's layers): max(budget, prot)
+                // per table, the total capped by the rows there are
+                layerBudget += Math.max(config.budget(), prot);
+                layerRowsBefore += was.length;
+                headRows[h] += p.length;
+                headRowsBefore[h] += was.length;
+                headBudget[h] += Math.max(config.budget(), prot);
                 if (config.uniformBudgets() && p.length != nominal) {
                     violations.add("after compression at token " + streamed + ", layer " + l + " head " + h
                             + " holds " + p.length + " rows; the uniform budget gives " + nominal);
@@ -487,8 +500,16 @@ public final class LongContextStress {
                 }
             }
             if (config.uniformLayers()) {
-                violations.check(layerRows <= layerBudget, "after compression at token " + streamed + " layer " + l
-                        + " holds " + layerRows + " rows, more than its total budget " + layerBudget);
+                long total = Math.min(layerRowsBefore, layerBudget);
+                violations.check(layerRows == total, "after compression at token " + streamed + " layer " + l
+                        + " holds " + layerRows + " rows, not its total budget " + total);
+            }
+        }
+        if (!config.uniformLayers()) {
+            for (int h = 0; h < layout.kvHeads(); h++) {
+                long total = Math.min(headRowsBefore[h], headBudget[h]);
+                violations.check(headRows[h] == total, "after compression at token " + streamed + " KV head " + h
+                        + " holds " + headRows[h] + " rows over all layers, not its total budget " + total);
             }
         }
     }

@@ -9,7 +9,7 @@ import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
-import io.kvslab.internal.ffm.PolicyKernels;
+import io.kvslab.policy.PolicyWorkspace;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
@@ -71,7 +71,7 @@ public final class FidelityEval {
         Map<String, List<double[][]>> windowPerturbations = new LinkedHashMap<>();
         int used = 0;
         long contextTokens = 0;
-        try (PolicyKernels kernels = PolicyKernels.create()) {
+        try (PolicyWorkspace kernels = PolicyWorkspace.create()) {
             for (EvalTextSet.Story story : texts.stories()) {
                 if (used == cfg.stories()) {
                     break;

@@ -9,6 +9,7 @@ import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
 import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.SequenceContext;
+import io.kvslab.bench.eval.WholeContext;
 import io.kvslab.policy.WindowQueries;
 
 import java.util.ArrayList;
@@ -78,7 +79,7 @@ final class FullRun {
                 for (int l = 0; l < c.layers(); l++) {
                     windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
                 }
-                snapshot[0] = SequenceContext.read(seq, windows, wo);
+                snapshot[0] = WholeContext.read(seq, windows, wo);
                 live[0] = run.store().stats().liveBytes();
             });
             HeadSnapshot[][] rows = new HeadSnapshot[c.layers()][c.kvHeads()];

@@ -19,8 +19,7 @@ import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.pod.PodAttention;
-import io.kvslab.internal.ffm.PolicyKernels;
+import io.kvslab.policy.PolicyWorkspace;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.LayerSimilarity;
 import io.kvslab.pod.PodConfig;
@@ -31,6 +30,7 @@ import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
 import io.kvslab.policy.SequenceContext;
+import io.kvslab.bench.eval.WholeContext;
 import io.kvslab.policy.WindowAttentionScorer;
 import io.kvslab.policy.WindowQueries;
 
@@ -96,7 +96,7 @@ public final class PodEvaluation {
         Map<String, Accumulator> acc = new LinkedHashMap<>();
         int used = 0;
         long contextTokens = 0;
-        try (PolicyKernels kernels = PolicyKernels.create()) {
+        try (PolicyWorkspace kernels = PolicyWorkspace.create()) {
             CompressionPolicy snap = snapKv(cfg);
             CompressionPolicy streaming = Policies.streamingLlm();
             for (EvalTextSet.Story story : texts.stories()) {
@@ -266,7 +266,7 @@ public final class PodEvaluation {
                         for (int l = 0; l < c.layers(); l++) {
                             windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
                         }
-                        r.atContext = SequenceContext.read(seq, windows, null);
+                        r.atContext = WholeContext.read(seq, windows, null);
                         r.contextLiveBytes = store.stats().liveBytes();
                     });
                     r.endLiveBytes = store.stats().liveBytes();
@@ -284,9 +284,7 @@ public final class PodEvaluation {
                 KvCache cache;
                 PodKvCache podCache = null;
                 if (sharing != null) {
-                    PodAttention two = sharing.config().variant() == PodVariant.V1_SHARED_SCORES
-                            ? PodAttention.create(1) : null;
-                    podCache = new PodKvCache(seq, attention(cfg), two, sharing);
+                    podCache = new PodKvCache(seq, attention(cfg), sharing);
                     cache = podCache;
                 } else {
                     cache = new StoreKvCache(seq, attention(cfg));

@@ -16,7 +16,6 @@ import io.kvslab.bench.model.StoreKvCache;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
-import io.kvslab.pod.PodAttention;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.ModelFingerprint;
 import io.kvslab.pod.PodConfig;
@@ -52,9 +51,7 @@ class PodRunnerTest {
     /** Teacher-forced logits with a PoD store cache; sharing starts after the context. */
     private static float[][] storeRun(LlamaModel model, int[] tokens, PodSharing sharing, SequenceAttention attention) {
         try (KvStore store = KvStore.open(layout(model.config()))) {
-            PodAttention two = sharing.config().variant() == PodVariant.V1_SHARED_SCORES ? PodAttention.create(1)
-                    : null;
-            PodKvCache cache = new PodKvCache(store.newSequence(), attention, two, sharing);
+            PodKvCache cache = new PodKvCache(store.newSequence(), attention, sharing);
             try (Session s = new Session(model, cache, MatMul.JAVA, Session.DEFAULT_CHUNK)) {
                 float[][] logits = TeacherForcing.run(s, tokens, CONTEXT, x -> cache.startSharing(CONTEXT));
                 assertTrue(cache.freedBlocks() > 0 || sharing.grouping().sharingLayerHeads() == 0

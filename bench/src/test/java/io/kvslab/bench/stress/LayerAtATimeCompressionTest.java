@@ -9,7 +9,8 @@ import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;
 import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.LayerInputs;
+import io.kvslab.bench.eval.WholeContext;
 import io.kvslab.policy.WindowQueries;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -22,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Layer-at-a-time compression keeps exactly the rows whole-sequence compression keeps, for every named policy. */
-class LayerwiseCompressorTest {
+class LayerAtATimeCompressionTest {
     private static final KvLayout LAYOUT = new KvLayout(4, 8, 2, 16, DType.F32, 4);
     private static final int TOKENS = 300;
 
@@ -38,8 +39,7 @@ class LayerwiseCompressorTest {
         SyntheticKv gen = new SyntheticKv(LAYOUT, 9, SyntheticKv.Shape.realistic());
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(LAYOUT, gen, 0, 9);
         int w = Math.max(1, policy.windowQueries());
-        try (KvStore store = KvStore.open(LAYOUT); Compressor whole = new Compressor();
-             LayerwiseCompressor layerwise = new LayerwiseCompressor(policy)) {
+        try (KvStore store = KvStore.open(LAYOUT); Compressor compressor = new Compressor()) {
             Sequence a = store.newSequence();
             Sequence b = store.newSequence();
             fill(a, gen);
@@ -50,8 +50,8 @@ class LayerwiseCompressorTest {
                 windows.add(inputs.window(l, TOKENS, w));
                 wos.add(inputs.outputProjection());
             }
-            whole.compress(a, policy, SequenceContext.read(a, windows, wos), budget);
-            long kept = layerwise.compress(b, budget, windows::get, l -> inputs.outputProjection());
+            policy.select(WholeContext.read(a, windows, wos), budget, compressor.workspace()).applyTo(a);
+            long kept = compressor.compress(b, policy, budget, LayerInputs.of(windows, wos)).keptRows();
             long keptWhole = 0;
             for (int l = 0; l < LAYOUT.layers(); l++) {
                 for (int h = 0; h < LAYOUT.kvHeads(); h++) {

@@ -1,0 +1,47 @@
+package io.kvslab.policy;
+
+/**
+ * What a layer-at-a-time compression did to one sequence: the rows of every (layer, KV head) before and after. Only
+ * counts, so a result stays small however long the sequence is (the kept row indices lived one layer at a time).
+ *
+ * @param rowsBefore {@code [layer][kvHead]}
+ * @param rowsAfter  {@code [layer][kvHead]}
+ */
+public record CompressionResult(int[][] rowsBefore, int[][] rowsAfter) {
+    public CompressionResult {
+        if (rowsBefore == null || rowsAfter == null || rowsBefore.length != rowsAfter.length) {
+            throw new PolicyException("a compression result needs rows before and after for every layer");
+        }
+    }
+
+    /** Rows of (layer, kvHead) after the compression. */
+    public int rowsAfter(int layer, int kvHead) {
+        return rowsAfter[layer][kvHead];
+    }
+
+    /** Rows kept over all layers and heads. */
+    public long keptRows() {
+        return sum(rowsAfter);
+    }
+
+    /** Rows before, over all layers and heads. */
+    public long rowsBeforeTotal() {
+        return sum(rowsBefore);
+    }
+
+    /** Fraction of rows kept (1 for an empty sequence). */
+    public double keptFraction() {
+        long before = rowsBeforeTotal();
+        return before == 0 ? 1.0 : (double) keptRows() / before;
+    }
+
+    private static long sum(int[][] a) {
+        long n = 0;
+        for (int[] layer : a) {
+            for (int x : layer) {
+                n += x;
+            }
+        }
+        return n;
+    }
+}
