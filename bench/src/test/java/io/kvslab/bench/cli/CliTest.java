@@ -43,7 +43,7 @@ class CliTest {
     static List<String> commands() {
         List<String> all = new ArrayList<>(List.of("", "demo", "generate", "eval", "eval fidelity", "pod",
                 "pod calibrate", "bench", "footprint", "stress", "stress long", "stress churn", "stress all",
-                "snapshot", "snapshot inspect", "snapshot verify", "test", "build"));
+                "snapshot", "snapshot inspect", "snapshot verify", "fuzz", "test", "build"));
         for (BenchSuite s : BenchSuite.values()) {
             all.add("bench " + s.label());
         }
@@ -65,10 +65,22 @@ class CliTest {
     void helpListsEveryCommandIncludingTheLauncherOnes() {
         Run r = run("help");
         assertEquals(0, r.code(), r.all());
-        for (String c : List.of("demo", "generate", "eval", "pod", "bench", "footprint", "stress", "snapshot", "test",
-                "build")) {
+        for (String c : List.of("demo", "generate", "eval", "pod", "bench", "footprint", "stress", "snapshot", "fuzz",
+                "test", "build")) {
             assertTrue(r.out().contains("\n  " + c + " "), c + " missing in\n" + r.out());
         }
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void fuzzRunsASmallCleanCampaignAndRejectsAnUnknownTarget() {
+        Run r = run("fuzz", "snapshot", "--cases", "3", "--seed", "7", "--json");
+        assertEquals(0, r.code(), r.all());
+        Map<String, Object> j = (Map<String, Object>) Json.parse(r.out());
+        assertEquals(3L, j.get("cases"));
+        Run bad = run("fuzz", "pdf");
+        assertEquals(2, bad.code(), bad.all());
+        assertTrue(bad.err().contains("SNAPSHOT") && bad.err().contains("LLAMA2C"), bad.all());
     }
 
     @Test
