@@ -9,7 +9,7 @@ import io.kvslab.bench.eval.pod.PodEvaluation;
 import io.kvslab.bench.eval.pod.PodReport;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.WindowAttentionScorer;
+import io.kvslab.policy.WindowPooling;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -106,9 +106,9 @@ final class EvalCommand implements Command {
                 : List.of(policiesArg.split(",")).stream().map(String::trim).toList();
         FidelityConfig cfg;
         try {
-            WindowAttentionScorer.Pooling pooling = switch (pool) {
-                case "max" -> WindowAttentionScorer.Pooling.MAX;
-                case "avg" -> WindowAttentionScorer.Pooling.AVG;
+            WindowPooling pooling = switch (pool) {
+                case "max" -> WindowPooling.MAX;
+                case "avg" -> WindowPooling.AVG;
                 default -> throw new UsageException("--pool takes max or avg, got '" + pool + "'");
             };
             cfg = new FidelityConfig(stories, continuation, minContext, maxContext, window, fractions, dynamic,
