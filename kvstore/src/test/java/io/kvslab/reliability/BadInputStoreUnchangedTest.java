@@ -1,14 +1,14 @@
 package io.kvslab.reliability;
 
 import io.kvslab.Attention;
-import io.kvslab.BlockStaging;
+import io.kvslab.internal.table.BlockStaging;
 import io.kvslab.DType;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvStore;
 import io.kvslab.MemoryLimitExceededException;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import org.junit.jupiter.api.Test;
