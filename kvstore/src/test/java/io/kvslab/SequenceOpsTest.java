@@ -208,7 +208,7 @@ class SequenceOpsTest {
                 Sequence s = seqs.get(i);
                 Model m = models.get(i);
                 long span = Math.max(1, m.lastPosition(0) + 3);
-                int op = rnd.nextInt(8);
+                int op = rnd.nextInt(9);
                 switch (op) {
                     case 0, 1 -> {   // append a token to every layer
                         int n = 1 + rnd.nextInt(5);
@@ -274,6 +274,12 @@ class SequenceOpsTest {
                             c.keep(from, to);
                             models.add(c);
                         }
+                    }
+                    case 7 -> {   // keep a position range in place (the complement of removePositions)
+                        long from = rnd.nextLong(span);
+                        long to = rnd.nextBoolean() ? Sequence.END : from + 1 + rnd.nextLong(span);
+                        s.keepPositions(from, to);
+                        m.keep(from, to);
                     }
                     default -> {
                         if (seqs.size() > 1) {
