@@ -104,10 +104,14 @@ class SnapshotHostileFileTest {
         Path tables = crafted("tables.kvs", 65536, 65536, 65536, 64, 1, 32, 1, new byte[8]);
         assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(tables)),
                 "layers x kvHeads = 65536 x 65536 = 4294967296 tables per sequence", "at most 16777216");
-        // 2^24 tables per sequence are allowed, but one sequence needs 8 + 8 * 2^24 table bytes, the file has 8
-        Path fits = crafted("fits.kvs", 4096, 4096, 4096, 64, 1, 32, 1, new byte[8]);
+        // past KvLayout's bound of 2^20 tables per sequence: rejected as an invalid layout
+        Path layout = crafted("layout.kvs", 4096, 4096, 4096, 64, 1, 32, 1, new byte[8]);
+        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(layout)),
+                "layout.kvs", "4096 x 4096 = 16777216", "at most 1048576");
+        // 2^20 tables per sequence are allowed, but one sequence needs 8 + 8 * 2^20 table bytes, the file has 8
+        Path fits = crafted("fits.kvs", 1024, 1024, 1024, 64, 1, 32, 1, new byte[8]);
         assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(fits)),
-                "1 sequences of 4096 x 4096 tables need at least 1 x 134217736 bytes", "allowed sequence count [0, 0]");
+                "1 sequences of 1024 x 1024 tables need at least 1 x 8388616 bytes", "allowed sequence count [0, 0]");
     }
 
     @Test
