@@ -72,6 +72,11 @@ public final class LoadtestCommand implements Callable<Integer> {
     /** One streamed request's outcome. */
     private record Result(String prompt, boolean ok, String error, int[] tokens, long ttftMicros, long[] itlMicros) {}
 
+    /** Runs the command alone (until the CLI registers it as a subcommand: {@code java -cp kvslab.jar io.kvslab.bench.serve.LoadtestCommand ...}). */
+    public static void main(String[] args) {
+        System.exit(new picocli.CommandLine(new LoadtestCommand()).execute(args));
+    }
+
     @Override
     public Integer call() throws Exception {
         URI base;

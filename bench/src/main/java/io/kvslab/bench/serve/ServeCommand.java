@@ -43,6 +43,11 @@ public final class ServeCommand implements Callable<Integer> {
             description = "java (rows independent of the batch by construction; default) or openblas")
     String matMul;
 
+    /** Runs the command alone (until the CLI registers it as a subcommand: {@code java -cp kvslab.jar io.kvslab.bench.serve.ServeCommand ...}). */
+    public static void main(String[] args) {
+        System.exit(new picocli.CommandLine(new ServeCommand()).execute(args));
+    }
+
     @Override
     public Integer call() throws Exception {
         MatMul mm;
