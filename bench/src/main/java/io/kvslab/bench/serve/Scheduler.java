@@ -34,7 +34,8 @@ import java.util.concurrent.TimeUnit;
  * attention per sequence through the store), then samples each row with the request's own sampler.
  *
  * <p>A row's arithmetic does not depend on the other rows, so a request's tokens are those it gets alone. A request
- * whose prompt does not fit waits; a running request whose next token finds no KV memory fails (HTTP 503,
+ * whose prompt does not fit waits (also when its prefill runs out of memory while other sequences run: it is freed
+ * and queued again at the head); a running request whose next token finds no KV memory fails (HTTP 503,
  * {@code kv_memory_exhausted}); nothing is compressed or swapped yet.
  */
 final class Scheduler implements AutoCloseable {
@@ -47,6 +48,7 @@ final class Scheduler implements AutoCloseable {
     private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
     private final List<Job> running = new ArrayList<>();
+    private final List<Job> requeue = new ArrayList<>();
     private final Thread thread;
     private final int vocab;
     private final float[] rowLogits;
@@ -172,6 +174,7 @@ final class Scheduler implements AutoCloseable {
         }
         metrics.steps.increment();
         prefillChunks();
+        requeuePrefills();
         long t2 = System.nanoTime();
         metrics.addPhase(Phase.PREFILL, t2 - t1);
         decodeBatch(t2);
@@ -258,6 +261,7 @@ final class Scheduler implements AutoCloseable {
     }
 
     private void prefillChunks() {
+        requeue.clear();
         for (Job j : running) {
             if (!j.prefilling() || j.finished || j.cancelled()) {
                 continue;
@@ -268,7 +272,11 @@ final class Scheduler implements AutoCloseable {
             try {
                 forward.prefill(prompt, j.prefilled, n, j.prefilled, j.cache, last ? rowLogits : null);
             } catch (MemoryLimitExceededException e) {
-                failMemory(j, e);
+                if (running.size() > 1) {
+                    requeue.add(j); // admission guessed wrong (other sequences grew meanwhile): wait for room again
+                } else {
+                    failMemory(j, e);
+                }
                 continue;
             } catch (KvSlabException | IllegalArgumentException e) {
                 fail(j, 500, "server_error", "prefill failed: " + e.getMessage());
@@ -282,6 +290,21 @@ final class Scheduler implements AutoCloseable {
                 accept(j, j.sampler.sample(rowLogits));
             }
         }
+    }
+
+    /** Prompts that ran out of memory while others were running go back to the head of the queue, their rows freed. */
+    private void requeuePrefills() {
+        for (int i = requeue.size() - 1; i >= 0; i--) {
+            Job j = requeue.get(i);
+            running.remove(j);
+            metrics.running.decrementAndGet();
+            j.cache.close();
+            j.cache = null;
+            j.prefilled = 0;
+            waiting.addFirst(j);
+            metrics.waiting.incrementAndGet();
+        }
+        requeue.clear();
     }
 
     private void decodeBatch(long t2) {
