@@ -3,10 +3,10 @@ package io.kvslab;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 
-import java.lang.foreign.MemorySegment;
+import io.kvslab.internal.table.StagedBlocks;
+
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Blocks allocated for a restore ({@link RawBlocks#stage}), filled raw, then handed to sequences in one step.
@@ -20,20 +20,18 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  */
 public final class BlockStaging implements AutoCloseable {
     private final KvStore store;
-    private final long[] handles;
-    private final int[] rowsWritten;
+    private final StagedBlocks staged;
     private boolean committed;
     private boolean closed;
 
-    BlockStaging(KvStore store, long[] handles) {
+    BlockStaging(KvStore store, StagedBlocks staged) {
         this.store = store;
-        this.handles = handles;
-        this.rowsWritten = new int[handles.length];
+        this.staged = staged;
     }
 
     /** Staged blocks. */
     public int blocks() {
-        return handles.length;
+        return staged.blocks();
     }
 
     /**
@@ -42,27 +40,7 @@ public final class BlockStaging implements AutoCloseable {
      */
     public void write(int index, byte[] src, int off, int rows) {
         checkUsable();
-        KvLayout layout = store.layout();
-        if (index < 0 || index >= handles.length) {
-            throw new KvArgumentException("block index must be in [0, " + handles.length + "), got " + index);
-        }
-        if (rows < 1 || rows > layout.tokensPerBlock()) {
-            throw new KvArgumentException("rows must be in [1, " + layout.tokensPerBlock() + "], got " + rows);
-        }
-        long bytes = rows * layout.rowBytes();
-        if (src == null || off < 0 || off + bytes > src.length) {
-            throw new KvArgumentException("src must hold " + bytes + " bytes from offset " + off + ", got "
-                    + (src == null ? "null" : src.length + " bytes"));
-        }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
-        try {
-            MemorySegment seg = store.allocator.segment(handles[index]);
-            MemorySegment.copy(MemorySegment.ofArray(src), off, seg, 0, bytes);
-            seg.asSlice(bytes).fill((byte) 0);
-            rowsWritten[index] = rows;
-        } finally {
-            lock.unlock();
-        }
+        staged.write(index, src, off, rows);
     }
 
     /**
@@ -74,7 +52,7 @@ public final class BlockStaging implements AutoCloseable {
         if (images == null) {
             throw new KvArgumentException("images must not be null");
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             for (int i = 0; i < images.size(); i++) {
                 validate(images.get(i), "sequence image " + i);
@@ -84,8 +62,7 @@ public final class BlockStaging implements AutoCloseable {
                 for (TableImage[][] image : images) {
                     Sequence s = store.newSequence();
                     created.add(s);
-                    HeadRows[][] tables = build(image);
-                    install(s, tables);
+                    staged.install(s.tables, image);
                 }
             } catch (RuntimeException e) {
                 for (Sequence s : created) {
@@ -96,7 +73,7 @@ public final class BlockStaging implements AutoCloseable {
             committed = true;
             return created;
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -112,24 +89,14 @@ public final class BlockStaging implements AutoCloseable {
         if (target.store != store) {
             throw new KvArgumentException("sequence " + target.id() + " belongs to another store than the staging");
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             target.checkOpen();
             validate(image, "sequence image");
-            HeadRows[][] tables = build(image);
-            for (HeadRows[] layer : target.heads) {
-                for (HeadRows hr : layer) {
-                    store.allocator.releaseAll(hr.keyBlocks, 0, hr.blockCount);
-                    store.allocator.releaseAll(hr.valueBlocks, 0, hr.blockCount);
-                    hr.blockCount = 0;
-                    hr.length = 0;
-                }
-            }
-            target.referencedBlocks = 0;
-            install(target, tables);
+            staged.install(target.tables, image);
             committed = true;
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -140,16 +107,15 @@ public final class BlockStaging implements AutoCloseable {
             return;
         }
         closed = true;
-        ReentrantReadWriteLock.ReadLock lock;
         try {
-            lock = store.enter();
+            store.enter();
         } catch (ClosedException e) {
             return;   // the store freed everything already
         }
         try {
-            store.allocator.releaseAll(handles, 0, handles.length);
+            staged.release();
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -204,59 +170,13 @@ public final class BlockStaging implements AutoCloseable {
     }
 
     private void checkBlock(String where, int index, int rowsNeeded, int b) {
-        if (index < 0 || index >= handles.length) {
+        if (index < 0 || index >= staged.blocks()) {
             throw new KvArgumentException(where + ": block " + b + " names staged block " + index
-                    + ", allowed are [0, " + handles.length + ")");
+                    + ", allowed are [0, " + staged.blocks() + ")");
         }
-        if (rowsWritten[index] < rowsNeeded) {
+        if (staged.rowsWritten(index) < rowsNeeded) {
             throw new KvArgumentException(where + ": block " + b + " needs " + rowsNeeded + " rows, staged block "
-                    + index + " holds " + rowsWritten[index]);
+                    + index + " holds " + staged.rowsWritten(index));
         }
-    }
-
-    /** New tables referencing the staged blocks (one reference per slot is added here). */
-    private HeadRows[][] build(TableImage[][] image) {
-        HeadRows[][] tables = new HeadRows[image.length][];
-        for (int l = 0; l < image.length; l++) {
-            tables[l] = new HeadRows[image[l].length];
-            for (int h = 0; h < image[l].length; h++) {
-                TableImage t = image[l][h];
-                HeadRows hr = new HeadRows();
-                int blocks = t.keyBlocks().length;
-                hr.ensureBlockCapacity(blocks);
-                hr.ensureRowCapacity(t.rows());
-                System.arraycopy(t.positions(), 0, hr.positions, 0, t.rows());
-                hr.length = t.rows();
-                tables[l][h] = hr;
-            }
-        }
-        // Only now take references: nothing above can fail halfway with references taken.
-        for (int l = 0; l < image.length; l++) {
-            for (int h = 0; h < image[l].length; h++) {
-                TableImage t = image[l][h];
-                HeadRows hr = tables[l][h];
-                for (int b = 0; b < t.keyBlocks().length; b++) {
-                    hr.keyBlocks[b] = handles[t.keyBlocks()[b]];
-                    hr.valueBlocks[b] = handles[t.valueBlocks()[b]];
-                    store.allocator.retain(hr.keyBlocks[b]);
-                    store.allocator.retain(hr.valueBlocks[b]);
-                }
-                hr.blockCount = t.keyBlocks().length;
-            }
-        }
-        return tables;
-    }
-
-    private static void install(Sequence s, HeadRows[][] tables) {
-        long blocks = 0;
-        for (int l = 0; l < tables.length; l++) {
-            for (int h = 0; h < tables[l].length; h++) {
-                s.heads[l][h] = tables[l][h];
-                blocks += 2L * tables[l][h].blockCount;
-            }
-        }
-        s.referencedBlocks = blocks;
-        s.peakReferencedBlocks = Math.max(s.peakReferencedBlocks, blocks);
-        s.modCount++;
     }
 }

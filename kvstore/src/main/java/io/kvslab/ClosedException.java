@@ -4,7 +4,7 @@ import io.kvslab.KvSlabException;
 
 /** A store or sequence was used after {@code close()}. */
 public final class ClosedException extends KvSlabException {
-    ClosedException(String what) {
+    public ClosedException(String what) {
         super(what + " is closed; open a new one");
     }
 }

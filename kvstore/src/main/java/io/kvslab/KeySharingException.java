@@ -9,7 +9,7 @@ import io.kvslab.KvArgumentException;
  * and what is allowed; nothing was changed.
  */
 public final class KeySharingException extends KvArgumentException {
-    KeySharingException(String message) {
+    public KeySharingException(String message) {
         super(message);
     }
 }

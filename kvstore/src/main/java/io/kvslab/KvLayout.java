@@ -14,6 +14,21 @@ import io.kvslab.KvArgumentException;
  */
 public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DType dtype, int tokensPerBlock) {
     public static final int DEFAULT_TOKENS_PER_BLOCK = 32;
+    /** Most layers a layout may have. */
+    public static final int MAX_LAYERS = 4096;
+    /** Most query (and KV) heads per layer; also the attention kernels' bound. */
+    public static final int MAX_HEADS = 65536;
+    /** Most elements per head vector, and most rows per block. */
+    public static final int MAX_DIMENSION = 65536;
+    /**
+     * Most (layer, KV head) block tables per sequence: every sequence keeps this many tables on the heap, so the
+     * product is bounded before any sequence is created (2^20 tables are a few hundred MiB of heap).
+     */
+    public static final long MAX_TABLES = 1L << 20;
+    /** Largest block (rowBytes x tokensPerBlock). */
+    public static final long MAX_BLOCK_BYTES = 1L << 30;
+    /** Most floats of one token's queries or outputs (queryHeads x headDim), so they fit a Java array. */
+    public static final long MAX_TOKEN_FLOATS = 1L << 28;
 
     public KvLayout {
         positive("layers", layers);
@@ -27,8 +42,25 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         if (queryHeads % kvHeads != 0) {
             throw new KvArgumentException("queryHeads (" + queryHeads + ") must be a multiple of kvHeads (" + kvHeads + ")");
         }
-        if (headDim > 65536 || tokensPerBlock > 65536) {
-            throw new KvArgumentException("headDim and tokensPerBlock must be <= 65536, got " + headDim + " and " + tokensPerBlock);
+        atMost("layers", layers, MAX_LAYERS);
+        atMost("queryHeads", queryHeads, MAX_HEADS);
+        atMost("headDim", headDim, MAX_DIMENSION);
+        atMost("tokensPerBlock", tokensPerBlock, MAX_DIMENSION);
+        long tables = (long) layers * kvHeads;
+        if (tables > MAX_TABLES) {
+            throw new KvArgumentException("layers x kvHeads = " + layers + " x " + kvHeads + " = " + tables
+                    + " block tables per sequence; at most " + MAX_TABLES + " are allowed");
+        }
+        long blockBytes = (long) headDim * dtype.bytes() * tokensPerBlock;
+        if (blockBytes > MAX_BLOCK_BYTES) {
+            throw new KvArgumentException("a block of headDim " + headDim + " x " + dtype.bytes() + " bytes x "
+                    + tokensPerBlock + " tokens = " + blockBytes + " bytes; at most " + MAX_BLOCK_BYTES
+                    + " are allowed");
+        }
+        long tokenFloats = (long) queryHeads * headDim;
+        if (tokenFloats > MAX_TOKEN_FLOATS) {
+            throw new KvArgumentException("queryHeads x headDim = " + tokenFloats + " floats per token; at most "
+                    + MAX_TOKEN_FLOATS + " are allowed");
         }
     }
 
@@ -55,6 +87,12 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
     /** Bytes of K and V for one token across all layers and KV heads (the dense cost of a token). */
     public long bytesPerToken() {
         return 2L * layers * kvHeads * rowBytes();
+    }
+
+    private static void atMost(String name, int v, long max) {
+        if (v > max) {
+            throw new KvArgumentException(name + " must be <= " + max + ", got " + v);
+        }
     }
 
     private static void positive(String name, int v) {

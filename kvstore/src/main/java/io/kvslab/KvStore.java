@@ -3,7 +3,10 @@ package io.kvslab;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 
-import io.kvslab.internal.table.SlabAllocator;
+import io.kvslab.internal.table.RequesterMutationException;
+import io.kvslab.internal.table.SequenceTables;
+import io.kvslab.internal.table.TableHost;
+import io.kvslab.internal.table.TableStore;
 import io.kvslab.metrics.CompactionEvent;
 import io.kvslab.metrics.CompressionEvent;
 import io.kvslab.metrics.Jfr;
@@ -13,12 +16,11 @@ import io.kvslab.metrics.StoreMetrics;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * An off-heap KV cache: one slab allocator, one layout, many sequences.
@@ -27,11 +29,16 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <ul>
  *   <li>The store is thread-safe: sequences may be created, used and closed from any thread, and different
  *       sequences may be mutated concurrently (the allocator is guarded by its own monitor).</li>
- *   <li>A {@link Sequence} has one writer at a time. Concurrent reads of one sequence (attention, read views) are
- *       fine; a read concurrent with a write to the <em>same</em> sequence is not. Forked sequences share blocks
- *       safely: shared blocks are never written (copy-on-write).</li>
+ *   <li>Each {@link Sequence} has a read-write lock: reads of its block memory (attention, row reads, snapshot
+ *       reads) share it for the whole native call or copy; mutations (append, keep, remove, alias, close) take
+ *       it exclusively, so a close or eviction racing a decode waits until the decode returned. Forked sequences
+ *       share blocks safely: shared blocks are never written (copy-on-write).</li>
  *   <li>{@link #compact()} and {@link #close()} are exclusive: they wait until no sequence operation or
- *       {@link #readAccess()} region is in progress, and block new ones meanwhile.</li>
+ *       {@link #readAccess()} region is in progress, and block new ones meanwhile. Called on a thread that holds
+ *       a {@link #readAccess()} or runs a pressure handler, they fail at once instead of deadlocking.</li>
+ *   <li>Lock order: store lock, then one sequence lock, then a prefix cache's monitor, then the allocator's
+ *       monitor. Pressure handlers run on the allocating thread, which holds its own sequence's write lock;
+ *       they may touch other sequences only without waiting (see {@link MemoryPressure#tryKeep}).</li>
  * </ul>
  */
 public final class KvStore implements AutoCloseable {
@@ -42,10 +49,13 @@ public final class KvStore implements AutoCloseable {
 
     private final KvLayout layout;
     private final StoreConfig config;
-    final SlabAllocator allocator;
-    /** Sequence operations hold the read lock; compaction and close hold the write lock. */
-    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-    private final Set<Sequence> open = ConcurrentHashMap.newKeySet();
+    /** The allocator and the store-wide lock: sequence operations hold its shared side, compaction and close its
+     * exclusive side. */
+    final TableStore tables;
+    private final Map<Long, Sequence> open = new ConcurrentHashMap<>();
+    /** The block tables' view of this store: its shared lock, pressure relief and counters. */
+    private final TableHost host = new Host();
+
     private final AtomicLong nextSequenceId = new AtomicLong();
     private final List<MemoryPressureHandler> pressureHandlers = new CopyOnWriteArrayList<>();
     // Event counters for metrics(); LongAdder because writers on many threads bump them.
@@ -59,14 +69,11 @@ public final class KvStore implements AutoCloseable {
     final AtomicLong prefixCachedBlocks = new AtomicLong();
     final LongAdder pressureEvents = new LongAdder();
     final LongAdder pressureRelieved = new LongAdder();
-    /** Mirrors the allocator's relocation epoch; read without locking by address caches. */
-    volatile long relocationEpoch;
-    private volatile boolean closed;
 
     private KvStore(KvLayout layout, StoreConfig config) {
         this.layout = layout;
         this.config = config;
-        this.allocator = new SlabAllocator(layout.blockBytes(), config.slabBytes(), config.limitBytes());
+        this.tables = new TableStore(layout, config.slabBytes(), config.limitBytes(), host);
     }
 
     /** A store without a memory limit. */
@@ -95,18 +102,32 @@ public final class KvStore implements AutoCloseable {
 
     /** A new, empty sequence. */
     public Sequence newSequence() {
-        ReentrantReadWriteLock.ReadLock r = enter();
+        enter();
         try {
-            Sequence s = new Sequence(this, nextSequenceId.getAndIncrement());
-            open.add(s);
+            long id = nextSequenceId.getAndIncrement();
+            Sequence s = new Sequence(this, new SequenceTables(tables, layout, id));
+            open.put(id, s);
             return s;
         } finally {
-            r.unlock();
+            exit();
+        }
+    }
+
+    /** A new sequence sharing every block of {@code parent} (see {@link Sequence#fork()}). */
+    Sequence fork(Sequence parent) {
+        enter();
+        try {
+            long id = nextSequenceId.getAndIncrement();
+            Sequence child = new Sequence(this, parent.tables.fork(id));
+            open.put(id, child);
+            return child;
+        } finally {
+            exit();
         }
     }
 
     public StoreStats stats() {
-        return new StoreStats(allocator.stats(), open.size());
+        return new StoreStats(tables.stats(), open.size());
     }
 
     /**
@@ -119,7 +140,7 @@ public final class KvStore implements AutoCloseable {
 
     /** The open sequences (restored, forked and new ones), in id order. */
     public List<Sequence> sequences() {
-        List<Sequence> list = new ArrayList<>(open);
+        List<Sequence> list = new ArrayList<>(open.values());
         list.sort(Comparator.comparingLong(Sequence::id));
         return list;
     }
@@ -141,23 +162,18 @@ public final class KvStore implements AutoCloseable {
     }
 
     /**
-     * Moves blocks out of sparse slabs and returns emptied slabs to the OS. Block handles stay valid; cached block
-     * addresses are refreshed lazily. Waits for in-flight sequence operations.
+     * Moves blocks out of sparse slabs and returns emptied slabs to the OS. Waits for in-flight sequence operations
+     * and reads (kernels build their address arrays per call, so nothing holds a stale address).
      */
     public CompactionResult compact() {
-        if (lock.getReadHoldCount() > 0) {
-            throw new KvSlabException("compact() called inside a readAccess() region or sequence operation; "
-                    + "it needs exclusive access");
-        }
-        lock.writeLock().lock();
-        try {
-            checkOpen();
+        refuseReentry("compact()");
+        checkOpen();
+        {
             CompactionEvent event = Jfr.recording() ? new CompactionEvent() : null;
             if (event != null) {
                 event.begin();
             }
-            CompactionResult r = allocator.compact();
-            relocationEpoch = allocator.relocationEpoch();
+            CompactionResult r = tables.compact();
             compactions.increment();
             blocksMoved.add(r.blocksMoved());
             if (event != null && event.shouldCommit()) {
@@ -165,43 +181,48 @@ public final class KvStore implements AutoCloseable {
                 event.bytesMoved = r.bytesMoved();
                 event.slabsReleased = r.slabsReleased();
                 event.bytesReleased = r.bytesReleased();
-                event.reservedBytesAfter = allocator.reservedBytes();
+                event.reservedBytesAfter = tables.reservedBytes();
                 event.commit();
             }
             return r;
-        } finally {
-            lock.writeLock().unlock();
         }
     }
 
     /**
-     * Pins block addresses for a native read (for example an attention kernel call): compaction and close wait
-     * until the returned access is closed. Use in try-with-resources; keep it short.
+     * Holds the store's shared lock: compaction and close wait until the returned access is closed (calling them
+     * on this thread meanwhile throws). Attention and row reads need no read access of their own (they hold the
+     * sequence's read lock themselves); use it to keep the store's layout stable across several calls, in
+     * try-with-resources, on one thread, briefly.
      */
     public ReadAccess readAccess() {
-        return new ReadAccess(enter());
+        enter();
+        return new ReadAccess(this);
     }
 
-    /** Holds the store's shared lock; closing releases it. */
+    /** Holds the store's shared lock; closing releases it (on the thread that took it). */
     public static final class ReadAccess implements AutoCloseable {
-        private final ReentrantReadWriteLock.ReadLock lock;
+        private final KvStore store;
+        private final Thread owner = Thread.currentThread();
         private boolean released;
 
-        private ReadAccess(ReentrantReadWriteLock.ReadLock lock) {
-            this.lock = lock;
+        private ReadAccess(KvStore store) {
+            this.store = store;
         }
 
         @Override
         public void close() {
+            if (Thread.currentThread() != owner) {
+                throw new ConcurrentUseException("a ReadAccess must be closed by the thread that opened it");
+            }
             if (!released) {
                 released = true;
-                lock.unlock();
+                store.exit();
             }
         }
     }
 
     public boolean isClosed() {
-        return closed;
+        return tables.isClosed();
     }
 
     /**
@@ -210,42 +231,63 @@ public final class KvStore implements AutoCloseable {
      */
     @Override
     public void close() {
-        lock.writeLock().lock();
-        try {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            int openSequences = open.size();
-            for (Sequence s : open) {
-                s.markClosedByStore();
+        if (tables.isClosed()) {
+            return;
+        }
+        refuseReentry("close()");
+        int[] openSequences = new int[1];
+        long live = tables.close(() -> {
+            openSequences[0] = open.size();
+            for (Sequence s : open.values()) {
+                s.tables.markClosedByStore();
             }
             open.clear();
-            long live = allocator.closeAndCountLive();
-            if (live > 0) {
-                throw new LeakedBlocksException(live, live * layout.blockBytes(), openSequences);
-            }
-        } finally {
-            lock.writeLock().unlock();
+        });
+        if (live > 0) {
+            throw new LeakedBlocksException(live, live * layout.blockBytes(), openSequences[0]);
         }
     }
 
-    // ---- used by Sequence ----
+    /** Exclusive operations wait for every shared holder: on a thread that is one, they would wait for ever. */
+    private void refuseReentry(String what) {
+        if (IN_PRESSURE_HANDLER.get()[0]) {
+            throw new KvSlabException(what + " called inside a memory-pressure handler; the allocating thread holds "
+                    + "the store's shared lock, so it cannot take exclusive access");
+        }
+        if (tables.sharedHoldCount() > 0) {
+            throw new KvSlabException(what + " called inside a readAccess() region or sequence operation; "
+                    + "it needs exclusive access (close the read access first)");
+        }
+    }
 
-    /**
-     * Allocates {@code out.length} blocks into {@code out}, all or nothing. When the limit refuses them, asks the
-     * pressure handlers to free memory: returns {@code false} if one did (the caller counts its needs again and
-     * calls back with {@code attempt + 1}), throws the {@link MemoryLimitExceededException} if none could.
-     */
-    boolean tryAllocate(Sequence requester, long[] out, int attempt) {
-        try {
-            allocator.allocate(out, out.length);
-            return true;
-        } catch (MemoryLimitExceededException e) {
-            if (!relievePressure(requester, e, attempt)) {
-                throw e;
-            }
-            return false;
+    // ---- used by the block tables ----
+
+    /** The store side of {@link SequenceTables}: shared lock, pressure relief, counters. */
+    private final class Host implements TableHost {
+        @Override
+        public boolean inPressureHandler() {
+            return IN_PRESSURE_HANDLER.get()[0];
+        }
+
+        @Override
+        public boolean relieve(long requesterId, MemoryLimitExceededException refused, int attempt) {
+            return relievePressure(requesterId < 0 ? null : open.get(requesterId), refused, attempt);
+        }
+
+        @Override
+        public void compressed(long sequenceId, int layer, int kvHead, int rowsBefore, int rowsAfter,
+                               int blocksBefore, int blocksAfter) {
+            recordCompression(sequenceId, layer, kvHead, rowsBefore, rowsAfter, blocksBefore, blocksAfter);
+        }
+
+        @Override
+        public void removed(long rows) {
+            rowsRemoved.add(rows);
+        }
+
+        @Override
+        public void closed(long sequenceId) {
+            open.remove(sequenceId);
         }
     }
 
@@ -266,7 +308,7 @@ public final class KvStore implements AutoCloseable {
         long shortfall = Math.max(blockBytes, refused.requestedBytes() - available);
         MemoryPressure pressure = new MemoryPressure(this, requester, refused.requestedBytes(), shortfall,
                 refused.limitBytes(), refused.liveBytes(), refused.reservedBytes(), attempt);
-        int modCount = requester == null ? 0 : requester.modCount;
+        int modCount = requester == null ? 0 : requester.tables.modCount();
         boolean relieved = false;
         inHandler[0] = true;
         try {
@@ -276,6 +318,8 @@ public final class KvStore implements AutoCloseable {
                     break;
                 }
             }
+        } catch (RequesterMutationException e) {
+            throw e;   // a broken handler, not a memory shortage: say so
         } catch (RuntimeException e) {
             refused.addSuppressed(e);
             throw refused;
@@ -285,13 +329,13 @@ public final class KvStore implements AutoCloseable {
                 event.requestedBytes = refused.requestedBytes();
                 event.shortfallBytes = pressure.shortfallBytes();
                 event.liveBytesBefore = refused.liveBytes();
-                event.liveBytesAfter = allocator.liveBlocks() * layout.blockBytes();
+                event.liveBytesAfter = tables.liveBlocks() * layout.blockBytes();
                 event.attempt = attempt;
                 event.relieved = relieved;
                 event.commit();
             }
         }
-        if (requester != null && requester.modCount != modCount) {
+        if (requester != null && requester.tables.modCount() != modCount) {
             throw new KvSlabException("a memory-pressure handler mutated or closed sequence " + requester.id()
                     + ", whose own allocation it was called for; handlers must skip MemoryPressure.requester()");
         }
@@ -301,7 +345,7 @@ public final class KvStore implements AutoCloseable {
         return relieved;
     }
 
-    void recordCompression(Sequence s, int layer, int kvHead, int rowsBefore, int rowsAfter, int blocksBefore,
+    void recordCompression(long sequenceId, int layer, int kvHead, int rowsBefore, int rowsAfter, int blocksBefore,
                            int blocksAfter) {
         rowsEvicted.add(rowsBefore - rowsAfter);
         if (!Jfr.recording()) {
@@ -309,7 +353,7 @@ public final class KvStore implements AutoCloseable {
         }
         CompressionEvent event = new CompressionEvent();
         if (event.shouldCommit()) {
-            event.sequenceId = s.id();
+            event.sequenceId = sequenceId;
             event.layer = layer;
             event.kvHead = kvHead;
             event.rowsBefore = rowsBefore;
@@ -319,32 +363,19 @@ public final class KvStore implements AutoCloseable {
         }
     }
 
-    ReentrantReadWriteLock.ReadLock enter() {
-        ReentrantReadWriteLock.ReadLock r = lock.readLock();
-        r.lock();
-        if (closed) {
-            r.unlock();
-            throw new ClosedException("store");
-        }
-        return r;
+    /** Takes the store's shared lock; throws {@link ClosedException} if the store is closed. */
+    void enter() {
+        tables.enterShared();
+    }
+
+    void exit() {
+        tables.exitShared();
     }
 
     void checkOpen() {
-        if (closed) {
+        if (tables.isClosed()) {
             throw new ClosedException("store");
         }
     }
 
-    void unregister(Sequence s) {
-        open.remove(s);
-    }
-
-    Sequence registerFork(Sequence s) {
-        open.add(s);
-        return s;
-    }
-
-    long nextSequenceId() {
-        return nextSequenceId.getAndIncrement();
-    }
 }

@@ -17,4 +17,41 @@ package io.kvslab;
 public record MemoryPressure(KvStore store, Sequence requester, long requestedBytes, long shortfallBytes,
                              long limitBytes,
                              long liveBytes, long reservedBytes, int attempt) {
+    /**
+     * Evicts rows of another sequence if that is possible without waiting: {@code victim.keep(layer, kvHead,
+     * rows)} unless the victim is the {@link #requester()}, closed, or in use by another thread (a decode, an
+     * append); then nothing happens and the result is {@code false}. A handler runs on the allocating thread,
+     * which holds its own sequence's write lock, so waiting for a second sequence could deadlock against a
+     * thread doing the mirror image; this is why a handler must use this (or {@link #tryClose}) on other
+     * sequences. Bad arguments still throw {@link KvArgumentException}.
+     *
+     * @return whether the rows were kept (and the others freed)
+     */
+    public boolean tryKeep(Sequence victim, int layer, int kvHead, int[] rows) {
+        if (victim == null || victim == requester || victim.isClosed()) {
+            return false;
+        }
+        try {
+            victim.keep(layer, kvHead, rows);
+            return true;
+        } catch (ConcurrentUseException | ClosedException e) {
+            return false;
+        }
+    }
+
+    /**
+     * Closes another sequence if that is possible without waiting (see {@link #tryKeep}); {@code false} if it is
+     * the requester, closed already, or in use by another thread.
+     */
+    public boolean tryClose(Sequence victim) {
+        if (victim == null || victim == requester || victim.isClosed()) {
+            return false;
+        }
+        try {
+            victim.close();
+            return victim.isClosed();
+        } catch (ConcurrentUseException | ClosedException e) {
+            return false;
+        }
+    }
 }

@@ -1,6 +1,6 @@
 package io.kvslab;
 
-import io.kvslab.internal.table.SlabAllocator;
+import io.kvslab.internal.table.TableStats;
 import io.kvslab.metrics.SequenceMetrics;
 import io.kvslab.metrics.StoreMetrics;
 
@@ -12,8 +12,8 @@ final class MetricsCollector {
     private MetricsCollector() {}
 
     static StoreMetrics store(KvStore store) {
-        AllocatorStats a = store.allocator.stats();
-        long[] blocksByBin = store.allocator.blocksByOccupancy();
+        AllocatorStats a = store.tables.stats();
+        long[] blocksByBin = store.tables.blocksByOccupancy();
         List<SequenceMetrics> sequences = new ArrayList<>();
         for (Sequence s : store.sequences()) {
             if (!s.isClosed()) {
@@ -29,32 +29,15 @@ final class MetricsCollector {
     }
 
     /**
-     * One sequence's view. Reads the tables without the sequence's writer: local copies of counts and arrays
-     * and {@link SlabAllocator#refCountIfLive} keep a concurrent mutation from throwing (values may then be a
-     * step old).
+     * One sequence's view. Reads the tables without the sequence's lock (values may be a step old under a
+     * concurrent writer; see {@code SequenceTables.stats}).
      */
     static SequenceMetrics sequence(Sequence s) {
-        SlabAllocator allocator = s.allocator;
+        TableStats t = s.tables.stats();
         long blockBytes = s.layout.blockBytes();
-        long exclusive = 0;
-        long rows = 0;
-        int maxRows = 0;
-        for (HeadRows[] layer : s.heads) {
-            for (HeadRows hr : layer) {
-                int length = hr.length;
-                int count = hr.blockCount;
-                long[] keys = hr.keyBlocks;
-                long[] values = hr.valueBlocks;
-                rows += length;
-                maxRows = Math.max(maxRows, length);
-                for (int b = 0; b < Math.min(count, Math.min(keys.length, values.length)); b++) {
-                    exclusive += allocator.refCountIfLive(keys[b]) == 1 ? blockBytes : 0;
-                    exclusive += allocator.refCountIfLive(values[b]) == 1 ? blockBytes : 0;
-                }
-            }
-        }
-        long referenced = s.referencedBlocks * blockBytes;
+        long referenced = t.referencedBlocks() * blockBytes;
+        long exclusive = t.exclusiveBlocks() * blockBytes;
         return new SequenceMetrics(s.id(), referenced, exclusive, Math.max(0, referenced - exclusive),
-                s.peakReferencedBlocks * blockBytes, rows, maxRows, s.rowsEvicted);
+                t.peakReferencedBlocks() * blockBytes, t.rows(), t.maxRows(), t.rowsEvicted());
     }
 }

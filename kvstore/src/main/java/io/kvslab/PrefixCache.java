@@ -1,18 +1,15 @@
 package io.kvslab;
 
 import io.kvslab.KvArgumentException;
-import io.kvslab.internal.table.SlabAllocator;
+import io.kvslab.internal.table.PrefixBlocks;
 
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Reuses the KV blocks of identical token prefixes across sequences (automatic prefix caching, as in vLLM).
@@ -34,20 +31,21 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * store, so an allocation that would exceed the store's limit first evicts cached prefixes. A lookup refreshes
  * its chain leaf first, so parents are always more recent than their children and leaves go first.
  *
- * <p>Thread-safe. Close the cache (which drops its references) before closing the store.
+ * <p>Thread-safe. Lock order: a sequence's lock before this cache's monitor (the pressure handler runs on a thread
+ * holding its sequence's write lock), the allocator's monitor after it. Close the cache (which drops its
+ * references) before closing the store.
  */
 public final class PrefixCache implements AutoCloseable {
     private static final long ROOT_HASH = 0L;
 
     private final KvStore store;
-    private final SlabAllocator allocator;
+    /** The cache's block references (handles stay in the table package). */
+    private final PrefixBlocks blocks;
     private final int tokensPerBlock;
     private final int tables;
     private final long maxBlocks;
     /** Access-ordered: iteration starts at the least recently used entry. */
     private final LinkedHashMap<Long, Entry> entries = new LinkedHashMap<>(64, 0.75f, true);
-    /** References this cache holds per block handle (a block may sit in entries of different salts). */
-    private final Map<Long, Integer> cacheRefs = new HashMap<>();
     private final MemoryPressureHandler pressureHandler = this::relieve;
     private long heldBlocks;
     private long hitBlocks;
@@ -62,23 +60,21 @@ public final class PrefixCache implements AutoCloseable {
         final Entry parent;
         final long salt;
         final int[] tokens;
-        final long[] keys;
-        final long[] values;
+        final PrefixBlocks.Column column;
         int children;
 
-        Entry(long hash, Entry parent, long salt, int[] tokens, long[] keys, long[] values) {
+        Entry(long hash, Entry parent, long salt, int[] tokens, PrefixBlocks.Column column) {
             this.hash = hash;
             this.parent = parent;
             this.salt = salt;
             this.tokens = tokens;
-            this.keys = keys;
-            this.values = values;
+            this.column = column;
         }
     }
 
     private PrefixCache(KvStore store, long maxBlocks) {
         this.store = store;
-        this.allocator = store.allocator;
+        this.blocks = new PrefixBlocks(store.tables);
         this.tokensPerBlock = store.layout().tokensPerBlock();
         this.tables = store.layout().layers() * store.layout().kvHeads();
         this.maxBlocks = maxBlocks;
@@ -137,29 +133,34 @@ public final class PrefixCache implements AutoCloseable {
         if (tokens == null) {
             throw new KvArgumentException("tokens must not be null");
         }
-        // Lock order everywhere: store read lock, then this cache, then the allocator.
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        // Lock order everywhere: store lock, then a sequence's lock, then this cache, then the allocator.
+        synchronized (this) {
+            checkOpen();
+        }
+        Sequence seq = store.newSequence();
         try {
-            synchronized (this) {
-                checkOpen();
-                int full = tokens.length / tokensPerBlock;
-                List<Entry> chain = matchChain(tokens, salt, full);
-                touch(chain);
-                hitBlocks += chain.size();
-                missBlocks += full - chain.size();
-                store.prefixHitBlocks.add(chain.size());
-                store.prefixMissBlocks.add(full - chain.size());
-                Sequence seq = store.newSequence();
-                try {
-                    attach(seq, chain);
-                } catch (RuntimeException e) {
-                    seq.close();
-                    throw e;
+            int matched = seq.tables.underWriteLock(() -> {
+                synchronized (this) {
+                    checkOpen();
+                    int full = tokens.length / tokensPerBlock;
+                    List<Entry> chain = matchChain(tokens, salt, full);
+                    touch(chain);
+                    hitBlocks += chain.size();
+                    missBlocks += full - chain.size();
+                    store.prefixHitBlocks.add(chain.size());
+                    store.prefixMissBlocks.add(full - chain.size());
+                    List<PrefixBlocks.Column> columns = new ArrayList<>(chain.size());
+                    for (Entry e : chain) {
+                        columns.add(e.column);
+                    }
+                    blocks.adopt(seq.tables, columns);
+                    return chain.size() * tokensPerBlock;
                 }
-                return new PrefixMatch(seq, chain.size() * tokensPerBlock);
-            }
-        } finally {
-            lock.unlock();
+            });
+            return new PrefixMatch(seq, matched);
+        } catch (RuntimeException e) {
+            seq.close();
+            throw e;
         }
     }
 
@@ -178,12 +179,10 @@ public final class PrefixCache implements AutoCloseable {
         if (s.store != store) {
             throw new KvArgumentException("sequence " + s.id() + " belongs to another store than this cache");
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
-        try {
+        return s.tables.underReadLock(() -> {
             synchronized (this) {
                 checkOpen();
-                s.checkOpen();
-                int full = Math.min(tokens.length / tokensPerBlock, denseRows(s) / tokensPerBlock);
+                int full = Math.min(tokens.length / tokensPerBlock, PrefixBlocks.denseRows(s.tables) / tokensPerBlock);
                 List<Entry> chain = new ArrayList<>();
                 Set<Entry> protect = Collections.newSetFromMap(new IdentityHashMap<>());
                 Entry parent = null;
@@ -211,9 +210,7 @@ public final class PrefixCache implements AutoCloseable {
                 touch(chain);
                 return added;
             }
-        } finally {
-            lock.unlock();
-        }
+        });
     }
 
     /**
@@ -224,7 +221,7 @@ public final class PrefixCache implements AutoCloseable {
         if (bytes < 0) {
             throw new KvArgumentException("bytes must be >= 0, got " + bytes);
         }
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             synchronized (this) {
                 checkOpen();
@@ -234,20 +231,20 @@ public final class PrefixCache implements AutoCloseable {
                 return (freedBlocks - before) * blockBytes;
             }
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
     /** Drops every entry (referenced or not); blocks still used by sequences stay alive with them. */
     public void clear() {
-        ReentrantReadWriteLock.ReadLock lock = store.enter();
+        store.enter();
         try {
             synchronized (this) {
                 checkOpen();
                 dropAll();
             }
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -259,9 +256,8 @@ public final class PrefixCache implements AutoCloseable {
     @Override
     public void close() {
         store.removePressureHandler(pressureHandler);
-        ReentrantReadWriteLock.ReadLock lock;
         try {
-            lock = store.enter();
+            store.enter();
         } catch (ClosedException e) {
             synchronized (this) {
                 closed = true;
@@ -276,7 +272,7 @@ public final class PrefixCache implements AutoCloseable {
                 }
             }
         } finally {
-            lock.unlock();
+            store.exit();
         }
     }
 
@@ -317,40 +313,11 @@ public final class PrefixCache implements AutoCloseable {
         }
     }
 
-    /** Rows from 0 on that every (layer, KV head) of s holds at the position equal to the row index. */
-    private int denseRows(Sequence s) {
-        int dense = Integer.MAX_VALUE;
-        for (HeadRows[] layer : s.heads) {
-            for (HeadRows hr : layer) {
-                int r = 0;
-                while (r < hr.length && r < dense && hr.positions[r] == r) {
-                    r++;
-                }
-                dense = Math.min(dense, r);
-            }
-        }
-        return dense == Integer.MAX_VALUE ? 0 : dense;
-    }
-
     private Entry newEntry(Sequence s, int block, long hash, Entry parent, long salt, int[] tokens) {
-        long[] keys = new long[tables];
-        long[] values = new long[tables];
-        int kvHeads = s.layout.kvHeads();
-        for (int l = 0; l < s.heads.length; l++) {
-            for (int h = 0; h < kvHeads; h++) {
-                keys[l * kvHeads + h] = s.heads[l][h].keyBlocks[block];
-                values[l * kvHeads + h] = s.heads[l][h].valueBlocks[block];
-            }
-        }
-        for (int t = 0; t < tables; t++) {
-            allocator.retain(keys[t]);
-            allocator.retain(values[t]);
-            cacheRefs.merge(keys[t], 1, Integer::sum);
-            cacheRefs.merge(values[t], 1, Integer::sum);
-        }
+        PrefixBlocks.Column column = blocks.pin(s.tables, block);
         int[] own = new int[tokensPerBlock];
         System.arraycopy(tokens, block * tokensPerBlock, own, 0, tokensPerBlock);
-        Entry e = new Entry(hash, parent, salt, own, keys, values);
+        Entry e = new Entry(hash, parent, salt, own, column);
         if (parent != null) {
             parent.children++;
         }
@@ -358,49 +325,6 @@ public final class PrefixCache implements AutoCloseable {
         heldBlocks += 2L * tables;
         store.prefixCachedBlocks.addAndGet(2L * tables);
         return e;
-    }
-
-    private void attach(Sequence seq, List<Entry> chain) {
-        int k = chain.size();
-        if (k == 0) {
-            return;
-        }
-        int kvHeads = seq.layout.kvHeads();
-        int rows = k * tokensPerBlock;
-        for (int l = 0; l < seq.heads.length; l++) {
-            for (int h = 0; h < kvHeads; h++) {
-                HeadRows hr = seq.heads[l][h];
-                hr.ensureBlockCapacity(k);
-                hr.ensureRowCapacity(rows);
-                for (int i = 0; i < k; i++) {
-                    Entry e = chain.get(i);
-                    allocator.retain(e.keys[l * kvHeads + h]);
-                    hr.keyBlocks[i] = e.keys[l * kvHeads + h];
-                    hr.blockCount = i + 1;   // so that close() releases exactly what was retained
-                    seq.referencedBlocks++;
-                    allocator.retain(e.values[l * kvHeads + h]);
-                    hr.valueBlocks[i] = e.values[l * kvHeads + h];
-                    seq.referencedBlocks++;
-                }
-                for (int r = 0; r < rows; r++) {
-                    hr.positions[r] = r;
-                }
-                hr.length = rows;
-                hr.addressEpoch = -1;
-            }
-        }
-        seq.peakReferencedBlocks = seq.referencedBlocks;
-        seq.modCount++;
-    }
-
-    private boolean unreferenced(Entry e) {
-        for (int t = 0; t < tables; t++) {
-            if (allocator.refCount(e.keys[t]) != cacheRefs.get(e.keys[t])
-                    || allocator.refCount(e.values[t]) != cacheRefs.get(e.values[t])) {
-                return false;
-            }
-        }
-        return true;
     }
 
     /**
@@ -416,7 +340,7 @@ public final class PrefixCache implements AutoCloseable {
             Iterator<Entry> it = entries.values().iterator();
             while (it.hasNext() && dropped < blocksWanted) {
                 Entry e = it.next();
-                if (e.children == 0 && !protect.contains(e) && unreferenced(e)) {
+                if (e.children == 0 && !protect.contains(e) && blocks.unreferenced(e.column)) {
                     it.remove();
                     dropped += drop(e);
                     progress = true;
@@ -428,10 +352,7 @@ public final class PrefixCache implements AutoCloseable {
 
     /** Releases the cache's references of an entry already removed from the map; returns blocks dropped. */
     private long drop(Entry e) {
-        for (int t = 0; t < tables; t++) {
-            release(e.keys[t]);
-            release(e.values[t]);
-        }
+        freedBlocks += blocks.drop(e.column);
         if (e.parent != null) {
             e.parent.children--;
         }
@@ -440,13 +361,6 @@ public final class PrefixCache implements AutoCloseable {
         store.prefixCachedBlocks.addAndGet(-2L * tables);
         store.prefixEvictedBlocks.add(2L * tables);
         return 2L * tables;
-    }
-
-    private void release(long handle) {
-        cacheRefs.computeIfPresent(handle, (h, n) -> n == 1 ? null : n - 1);
-        if (allocator.release(handle) == 0) {
-            freedBlocks++;
-        }
     }
 
     private void dropAll() {

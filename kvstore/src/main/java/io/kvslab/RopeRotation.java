@@ -40,7 +40,7 @@ public record RopeRotation(double theta, int rotaryDims) {
     }
 
     /** Rotated elements for a head of {@code headDim} elements; throws if {@code rotaryDims} does not fit. */
-    int dims(int headDim) {
+    public int dims(int headDim) {
         int d = rotaryDims == 0 ? headDim : rotaryDims;
         if (d > headDim || d % 2 != 0) {
             throw new KvArgumentException("rotaryDims must be even and <= headDim (" + headDim + "), got " + d);
@@ -49,7 +49,7 @@ public record RopeRotation(double theta, int rotaryDims) {
     }
 
     /** Rotates {@code row[from .. from + headDim)} in place by {@code delta} positions. */
-    void rotate(float[] row, int from, int headDim, long delta) {
+    public void rotate(float[] row, int from, int headDim, long delta) {
         int d = dims(headDim);
         for (int i = 0; i < d / 2; i++) {
             double angle = delta * Math.pow(theta, -2.0 * i / d);

@@ -1,10 +1,6 @@
 package io.kvslab;
 
 import io.kvslab.KvArgumentException;
-import io.kvslab.internal.table.SlabAllocator;
-
-import java.lang.foreign.MemorySegment;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Whole-sequence operations in the spirit of llama.cpp's {@code llama_memory_seq_*} calls: remove a position
@@ -16,7 +12,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * must change is rebuilt into fresh blocks, while untouched leading blocks stay shared.
  *
  * <p>Positions follow llama.cpp's {@code [p0, p1)} convention; {@link Long#MAX_VALUE} as the end means "to the
- * end". The same one-writer rule as for {@link Sequence} applies.
+ * end". The operations themselves live on the sequence's table owner
+ * ({@code io.kvslab.internal.table.SequenceTables}); these are the public entry points.
  */
 public final class SequenceOps {
     /** Use as the end of a range to mean "every position from the start on". */
@@ -32,46 +29,12 @@ public final class SequenceOps {
      * @return rows removed, summed over all (layer, KV head) tables
      */
     public static long removePositions(Sequence s, long from, long to) {
-        checkRange(from, to);
-        ReentrantReadWriteLock.ReadLock lock = s.store.enter();
-        try {
-            s.checkOpen();
-            HeadRows[][] heads = s.heads;
-            int[][][] keep = new int[heads.length][][];
-            long removed = 0;
-            for (int l = 0; l < heads.length; l++) {
-                keep[l] = new int[heads[l].length][];
-                for (int h = 0; h < heads[l].length; h++) {
-                    HeadRows hr = heads[l][h];
-                    int a = lowerBound(hr, from);
-                    int b = lowerBound(hr, to);
-                    if (a == b) {
-                        continue;
-                    }
-                    int[] rows = new int[hr.length - (b - a)];
-                    for (int j = 0; j < a; j++) {
-                        rows[j] = j;
-                    }
-                    for (int j = b; j < hr.length; j++) {
-                        rows[a + j - b] = j;
-                    }
-                    keep[l][h] = rows;
-                    removed += b - a;
-                }
-            }
-            if (removed > 0) {
-                retainTables(s, keep);
-                s.store.rowsRemoved.add(removed);
-            }
-            return removed;
-        } finally {
-            lock.unlock();
-        }
+        return s.tables.removePositions(from, to);
     }
 
     /**
-     * Closes every open sequence of {@code store} except {@code keep} (like {@code llama_memory_seq_keep}). Only
-     * call this when no other thread is using those sequences. Blocks held by a prefix cache stay cached.
+     * Closes every open sequence of {@code store} except {@code keep} (like {@code llama_memory_seq_keep}). Each
+     * close waits for reads of that sequence running on other threads. Blocks held by a prefix cache stay cached.
      *
      * @return the number of sequences closed
      */
@@ -109,34 +72,7 @@ public final class SequenceOps {
         Sequence child = s.fork();
         boolean done = false;
         try {
-            ReentrantReadWriteLock.ReadLock lock = child.store.enter();
-            try {
-                HeadRows[][] heads = child.heads;
-                int[][][] keep = new int[heads.length][][];
-                long removed = 0;
-                for (int l = 0; l < heads.length; l++) {
-                    keep[l] = new int[heads[l].length][];
-                    for (int h = 0; h < heads[l].length; h++) {
-                        HeadRows hr = heads[l][h];
-                        int a = lowerBound(hr, from);
-                        int b = lowerBound(hr, to);
-                        if (a == 0 && b == hr.length) {
-                            continue;
-                        }
-                        int[] rows = new int[b - a];
-                        for (int j = 0; j < rows.length; j++) {
-                            rows[j] = a + j;
-                        }
-                        keep[l][h] = rows;
-                        removed += hr.length - (b - a);
-                    }
-                }
-                if (removed > 0) {
-                    retainTables(child, keep);
-                }
-            } finally {
-                lock.unlock();
-            }
+            child.tables.keepPositions(from, to);
             done = true;
             return child;
         } finally {
@@ -160,295 +96,7 @@ public final class SequenceOps {
      *                             its unshifted neighbours; or if a re-rotated key does not fit the dtype
      */
     public static void shiftPositions(Sequence s, long from, long to, long delta, RopeRotation rope) {
-        checkRange(from, to);
-        ReentrantReadWriteLock.ReadLock lock = s.store.enter();
-        try {
-            s.checkOpen();
-            int dim = s.layout.headDim();
-            if (rope != null) {
-                rope.dims(dim);
-            }
-            if (delta == 0) {
-                return;
-            }
-            HeadRows[][] heads = s.heads;
-            int layers = heads.length;
-            int kvHeads = s.layout.kvHeads();
-            int[][] first = new int[layers][kvHeads];
-            int[][] end = new int[layers][kvHeads];
-            float[][][] rotated = new float[layers][kvHeads][];
-            boolean any = false;
-            for (int l = 0; l < layers; l++) {
-                for (int h = 0; h < kvHeads; h++) {
-                    HeadRows hr = heads[l][h];
-                    int a = lowerBound(hr, from);
-                    int b = lowerBound(hr, to);
-                    first[l][h] = a;
-                    end[l][h] = b;
-                    if (a == b) {
-                        continue;
-                    }
-                    any = true;
-                    checkShift(hr, a, b, delta, l, h);
-                    if (rope != null) {
-                        rotated[l][h] = rotatedKeys(s, hr, a, b, delta, rope);
-                        RowCodec.checkValues("re-rotated key of layer " + l + ", KV head " + h, rotated[l][h], 0,
-                                rotated[l][h].length, s.layout.dtype());
-                    }
-                }
-            }
-            if (!any) {
-                return;
-            }
-            SlabAllocator allocator = s.allocator;
-            long[] fresh;
-            for (int attempt = 1; ; attempt++) {   // counted again after a pressure handler changed sharing
-                int need = 0;
-                for (int l = 0; l < layers; l++) {
-                    for (int h = 0; h < kvHeads; h++) {
-                        if (rotated[l][h] != null) {
-                            need += sharedBlocks(s, heads[l][h].keyBlocks, blockOf(s, first[l][h]),
-                                    blockOf(s, end[l][h] - 1) + 1);
-                        }
-                    }
-                }
-                fresh = new long[need];
-                if (s.store.tryAllocate(s, fresh, attempt)) {
-                    break;
-                }
-            }
-            int f = 0;
-            for (int l = 0; l < layers; l++) {
-                for (int h = 0; h < kvHeads; h++) {
-                    HeadRows hr = heads[l][h];
-                    int a = first[l][h];
-                    int b = end[l][h];
-                    if (a == b) {
-                        continue;
-                    }
-                    if (rotated[l][h] != null) {
-                        for (int blk = blockOf(s, a); blk <= blockOf(s, b - 1); blk++) {
-                            if (allocator.refCount(hr.keyBlocks[blk]) > 1) {
-                                int rowsHere = Math.min(s.tokensPerBlock, hr.length - blk * s.tokensPerBlock);
-                                long copy = fresh[f++];
-                                MemorySegment.copy(allocator.segment(hr.keyBlocks[blk]), 0,
-                                        allocator.segment(copy), 0, rowsHere * s.rowBytes);
-                                allocator.release(hr.keyBlocks[blk]);
-                                hr.keyBlocks[blk] = copy;
-                            }
-                        }
-                        writeKeys(s, hr, a, b, rotated[l][h]);
-                    }
-                    for (int r = a; r < b; r++) {
-                        hr.positions[r] += delta;
-                    }
-                    hr.addressEpoch = -1;
-                }
-            }
-            if (f < fresh.length) {   // a sibling dropped its reference after we counted: nothing to copy
-                allocator.releaseAll(fresh, f, fresh.length);
-            }
-            s.modCount++;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    // ---------------------------------------------------------------- table rewriting
-
-    /**
-     * Keeps {@code keep[l][h]} rows (strictly increasing; {@code null} = table unchanged) of every table, all
-     * tables or none. Leading blocks whose rows stay where they are keep their handles (and their sharing); the
-     * rest of a table is compacted in place when exclusively owned, gathered into fresh blocks when shared. A pure
-     * truncation writes nothing. Caller holds the store's read lock and has validated {@code keep}.
-     */
-    static void retainTables(Sequence s, int[][][] keep) {
-        HeadRows[][] heads = s.heads;
-        long[] fresh;
-        for (int attempt = 1; ; attempt++) {
-            int need = 0;
-            for (int l = 0; l < heads.length; l++) {
-                for (int h = 0; h < heads[l].length; h++) {
-                    int[] rows = keep[l][h];
-                    if (rows == null) {
-                        continue;
-                    }
-                    HeadRows hr = heads[l][h];
-                    int k = identityPrefix(rows);
-                    if (k == rows.length) {
-                        continue;   // truncation
-                    }
-                    int untouched = k / s.tokensPerBlock;
-                    int region = s.blocksFor(rows.length) - untouched;
-                    need += sharedBlocks(s, hr.keyBlocks, untouched, hr.blockCount) > 0 ? region : 0;
-                    need += sharedBlocks(s, hr.valueBlocks, untouched, hr.blockCount) > 0 ? region : 0;
-                }
-            }
-            fresh = new long[need];
-            if (s.store.tryAllocate(s, fresh, attempt)) {
-                break;
-            }
-        }
-        int f = 0;
-        for (int l = 0; l < heads.length; l++) {
-            for (int h = 0; h < heads[l].length; h++) {
-                int[] rows = keep[l][h];
-                if (rows == null) {
-                    continue;
-                }
-                HeadRows hr = heads[l][h];
-                int m = rows.length;
-                int k = identityPrefix(rows);
-                int newCount = s.blocksFor(m);
-                if (k == m) {
-                    s.allocator.releaseAll(hr.keyBlocks, newCount, hr.blockCount);
-                    s.allocator.releaseAll(hr.valueBlocks, newCount, hr.blockCount);
-                } else {
-                    int untouched = k / s.tokensPerBlock;
-                    f = rewriteRegion(s, hr.keyBlocks, hr.blockCount, rows, untouched, newCount, fresh, f);
-                    f = rewriteRegion(s, hr.valueBlocks, hr.blockCount, rows, untouched, newCount, fresh, f);
-                    for (int j = k; j < m; j++) {
-                        hr.positions[j] = hr.positions[rows[j]];
-                    }
-                }
-                s.referencedBlocks -= 2L * (hr.blockCount - newCount);
-                hr.length = m;
-                hr.blockCount = newCount;
-                hr.addressEpoch = -1;
-                hr.trim();
-            }
-        }
-        if (f < fresh.length) {
-            s.allocator.releaseAll(fresh, f, fresh.length);
-        }
-        s.modCount++;
-    }
-
-    /**
-     * Rebuilds blocks {@code [untouched, count)} of one K or V table so that new row j holds old row rows[j];
-     * returns the next unused index of {@code fresh}.
-     */
-    private static int rewriteRegion(Sequence s, long[] blocks, int count, int[] rows, int untouched, int newCount,
-                                     long[] fresh, int f) {
-        SlabAllocator allocator = s.allocator;
-        int tpb = s.tokensPerBlock;
-        long rowBytes = s.rowBytes;
-        int firstRow = untouched * tpb;
-        if (sharedBlocks(s, blocks, untouched, count) > 0) {
-            long[] old = java.util.Arrays.copyOfRange(blocks, untouched, count);
-            MemorySegment[] src = s.segments(old, old.length);
-            MemorySegment[] dst = new MemorySegment[newCount - untouched];
-            for (int b = 0; b < dst.length; b++) {
-                blocks[untouched + b] = fresh[f + b];
-                dst[b] = allocator.segment(fresh[f + b]);
-            }
-            for (int j = firstRow; j < rows.length; j++) {
-                int r = rows[j] - firstRow;
-                int d = j - firstRow;
-                MemorySegment.copy(src[r / tpb], (long) (r % tpb) * rowBytes, dst[d / tpb],
-                        (long) (d % tpb) * rowBytes, rowBytes);
-            }
-            allocator.releaseAll(old, 0, old.length);
-            return f + dst.length;
-        }
-        MemorySegment[] seg = s.segments(blocks, count);
-        for (int j = firstRow; j < rows.length; j++) {
-            int r = rows[j];   // r >= j: a forward copy never overwrites a row still to be read
-            if (r != j) {
-                MemorySegment.copy(seg[r / tpb], (long) (r % tpb) * rowBytes, seg[j / tpb],
-                        (long) (j % tpb) * rowBytes, rowBytes);
-            }
-        }
-        allocator.releaseAll(blocks, newCount, count);
-        return f;
-    }
-
-    /** Length of the prefix of rows with rows[j] == j (rows that stay where they are). */
-    private static int identityPrefix(int[] rows) {
-        int k = 0;
-        while (k < rows.length && rows[k] == k) {
-            k++;
-        }
-        return k;
-    }
-
-    private static int sharedBlocks(Sequence s, long[] blocks, int from, int to) {
-        int n = 0;
-        for (int b = from; b < to; b++) {
-            n += s.allocator.refCount(blocks[b]) > 1 ? 1 : 0;
-        }
-        return n;
-    }
-
-    // ---------------------------------------------------------------- shifting
-
-    private static void checkShift(HeadRows hr, int a, int b, long delta, int l, int h) {
-        long lo;
-        long hi;
-        try {
-            lo = Math.addExact(hr.positions[a], delta);
-            hi = Math.addExact(hr.positions[b - 1], delta);
-        } catch (ArithmeticException e) {
-            throw new KvArgumentException("shifting positions by " + delta + " overflows a long in layer " + l
-                    + ", KV head " + h);
-        }
-        if (lo < 0) {
-            throw new KvArgumentException("shifting by " + delta + " moves position " + hr.positions[a] + " to " + lo
-                    + " in layer " + l + ", KV head " + h + "; positions must stay >= 0");
-        }
-        if (a > 0 && hr.positions[a - 1] >= lo) {
-            throw new KvArgumentException("shifting by " + delta + " moves position " + hr.positions[a] + " to " + lo
-                    + ", not above the unshifted position " + hr.positions[a - 1] + " before it (layer " + l
-                    + ", KV head " + h + "); positions must stay strictly increasing: remove the overlap first");
-        }
-        if (b < hr.length && hi >= hr.positions[b]) {
-            throw new KvArgumentException("shifting by " + delta + " moves position " + hr.positions[b - 1] + " to "
-                    + hi + ", not below the unshifted position " + hr.positions[b] + " after it (layer " + l
-                    + ", KV head " + h + "); positions must stay strictly increasing: remove the overlap first");
-        }
-    }
-
-    /** Dequantized keys of rows [a, b), rotated by delta positions. */
-    private static float[] rotatedKeys(Sequence s, HeadRows hr, int a, int b, long delta, RopeRotation rope) {
-        int dim = s.layout.headDim();
-        float[] out = new float[(b - a) * dim];
-        for (int r = a; r < b; r++) {
-            MemorySegment seg = s.allocator.segment(hr.keyBlocks[blockOf(s, r)]);
-            RowCodec.read(seg, (long) (r % s.tokensPerBlock) * s.rowBytes, out, (r - a) * dim, dim,
-                    s.layout.dtype());
-            rope.rotate(out, (r - a) * dim, dim, delta);
-        }
-        return out;
-    }
-
-    private static void writeKeys(Sequence s, HeadRows hr, int a, int b, float[] keys) {
-        int dim = s.layout.headDim();
-        for (int r = a; r < b; r++) {
-            MemorySegment seg = s.allocator.segment(hr.keyBlocks[blockOf(s, r)]);
-            RowCodec.write(keys, (r - a) * dim, seg, (long) (r % s.tokensPerBlock) * s.rowBytes, dim,
-                    s.layout.dtype());
-        }
-    }
-
-    // ---------------------------------------------------------------- helpers
-
-    private static int blockOf(Sequence s, int row) {
-        return row / s.tokensPerBlock;
-    }
-
-    /** First row index whose position is >= p (positions ascend). */
-    static int lowerBound(HeadRows hr, long p) {
-        int lo = 0;
-        int hi = hr.length;
-        while (lo < hi) {
-            int mid = (lo + hi) >>> 1;
-            if (hr.positions[mid] < p) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        return lo;
+        s.tables.shiftPositions(from, to, delta, rope);
     }
 
     private static void checkRange(long from, long to) {

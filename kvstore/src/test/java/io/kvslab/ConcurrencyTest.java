@@ -49,7 +49,7 @@ class ConcurrencyTest {
                         int h = rnd.nextInt(3);
                         int len = child.length(l, h);
                         int[] keep = rnd.ints(0, len).distinct().limit(1 + rnd.nextInt(len)).sorted().toArray();
-                        child.retain(l, h, keep);
+                        child.keep(l, h, keep);
                         long[] kept = new long[keep.length];
                         for (int i = 0; i < keep.length; i++) {
                             kept[i] = keep[i];   // positions equal row indices before the retain

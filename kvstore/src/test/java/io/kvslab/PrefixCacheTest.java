@@ -146,7 +146,7 @@ class PrefixCacheTest {
              Sequence s = store.newSequence()) {
             int[] prompt = tokens(3, 12);
             prefill(s, prompt, 0);
-            s.retain(1, 0, new int[] {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11});   // drops row 6 of one head
+            s.keep(1, 0, new int[] {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11});   // drops row 6 of one head
             assertEquals(1, cache.insert(s, prompt, 0), "block 1 holds a compressed head");
             try (Sequence offset = store.newSequence()) {
                 prefill(offset, prompt, 0);

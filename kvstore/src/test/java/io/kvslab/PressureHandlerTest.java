@@ -32,7 +32,7 @@ class PressureHandlerTest {
                 calls.add(p);
                 // A policy-like handler: evict everything in layer 1 of the victim (6 heads' worth of blocks).
                 for (int h = 0; h < 3; h++) {
-                    victim.retain(1, h, new int[0]);
+                    victim.keep(1, h, new int[0]);
                 }
                 return true;
             });
@@ -128,7 +128,7 @@ class PressureHandlerTest {
             SequenceTest.fill(s, 0, 4);
             SequenceTest.fill(t, 0, 4);
             store.addPressureHandler(p -> {
-                p.requester().retain(1, 0, new int[0]);
+                p.requester().keep(1, 0, new int[0]);
                 return true;
             });
             KvSlabException e = assertThrows(KvSlabException.class,
@@ -188,7 +188,7 @@ class PressureHandlerTest {
             });
             // retain on the shared table needs a fresh block; after the parent closed, the table is exclusive
             // and the retry compacts in place.
-            child.retain(0, 0, new int[] {1, 2});
+            child.keep(0, 0, new int[] {1, 2});
             SequenceTest.assertHolds(child, 0, 0, new long[] {1, 2});
             assertEquals(1, calls[0]);
             child.close();

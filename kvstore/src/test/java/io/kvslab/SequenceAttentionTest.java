@@ -100,9 +100,9 @@ class SequenceAttentionTest {
             fill(s, rnd, 700);
             assertTrue(maxDecodeError(s, att, 0, rnd) <= 1e-5, "full cache");
             // Ragged per-head eviction: head 0 keeps everything, head 1 a random half, head 2 one row, head 3 none.
-            s.retain(1, 1, rnd.ints(0, 700).distinct().limit(350).sorted().toArray());
-            s.retain(1, 2, new int[] {699});
-            s.retain(1, 3, new int[0]);
+            s.keep(1, 1, rnd.ints(0, 700).distinct().limit(350).sorted().toArray());
+            s.keep(1, 2, new int[] {699});
+            s.keep(1, 3, new int[0]);
             double err = maxDecodeError(s, att, 1, rnd);
             assertTrue(err <= 1e-5, "after eviction: max abs error " + err);
             store.compact();

@@ -250,7 +250,7 @@ class SequenceOpsTest {
                                 keep.add(r);
                             }
                         }
-                        s.retain(l, h, keep.stream().mapToInt(Integer::intValue).toArray());
+                        s.keep(l, h, keep.stream().mapToInt(Integer::intValue).toArray());
                         List<Row> kept = new ArrayList<>();
                         for (int r : keep) {
                             kept.add(t.get(r));

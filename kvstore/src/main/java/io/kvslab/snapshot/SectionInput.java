@@ -1,18 +1,16 @@
 package io.kvslab.snapshot;
 
-import net.openhft.chronicle.bytes.MappedBytes;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * Reads little-endian values from one section {@code [start, end)} of a mapped snapshot through a small window;
+ * Reads little-endian values from one section {@code [start, end)} of a snapshot through a small window;
  * reading past the section's end is a {@link CorruptSnapshotException}, never an out-of-bounds access.
  */
 final class SectionInput {
     private static final int WINDOW = 64 * 1024;
 
-    private final MappedBytes in;
+    private final SnapshotInput in;
     private final String file;
     private final String section;
     private final long end;
@@ -21,9 +19,9 @@ final class SectionInput {
     /** File offset of window[0]. */
     private long windowStart;
 
-    SectionInput(MappedBytes in, String file, String section, long start, long end) {
+    SectionInput(SnapshotInput in, String section, long start, long end) {
         this.in = in;
-        this.file = file;
+        this.file = in.file();
         this.section = section;
         this.end = end;
         this.windowStart = start;
@@ -70,7 +68,7 @@ final class SectionInput {
                     + " but a field at byte " + pos + " needs " + n + " more bytes");
         }
         int len = (int) Math.min(WINDOW, end - pos);
-        SnapshotReader.readFully(in, file, pos, window, len);
+        in.readFully(pos, window, len);
         windowStart = pos;
         buf.position(0).limit(len);
     }

@@ -30,6 +30,19 @@ final class SnapshotFormat {
     static final byte KIND_KEY = 0;
     static final byte KIND_VALUE = 1;
 
+    // Bounds a reader enforces before it allocates anything (docs/snapshots.md, "Bounds"). Counts are also
+    // bounded by the file's length: a sequence needs at least 8 table bytes, a block 24 directory bytes.
+    static final int MAX_LAYERS = 1 << 16;
+    static final int MAX_HEADS = 1 << 16;
+    static final int MAX_HEAD_DIM = 1 << 16;
+    static final int MAX_TOKENS_PER_BLOCK = 1 << 16;
+    /** layers x kvHeads: the (layer, KV head) tables of one sequence. */
+    static final long MAX_TABLES_PER_SEQUENCE = 1L << 24;
+    /** tokensPerBlock x headDim x dtype bytes: one block's payload is read into one heap array. */
+    static final long MAX_BLOCK_BYTES = 1L << 30;
+    static final int MAX_SEQUENCES = Integer.MAX_VALUE;
+    static final int MAX_BLOCKS = Integer.MAX_VALUE;
+
     // Header field offsets. MAGIC and VERSION stay where they are in every future version.
     static final int OFF_VERSION = 8;
     static final int OFF_HEADER_BYTES = 12;

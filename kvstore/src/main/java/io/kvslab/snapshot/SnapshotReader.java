@@ -8,13 +8,9 @@ import io.kvslab.KvStore;
 import io.kvslab.RawBlocks;
 import io.kvslab.Sequence;
 import io.kvslab.TableImage;
-import net.openhft.chronicle.bytes.MappedBytes;
 
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -22,16 +18,18 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * Reads and verifies a snapshot file through a read-only Chronicle {@link MappedBytes}. {@link #open} checks the
- * header; {@link #verify} checks every checksum and the whole structure before anything is allocated; the
- * restore methods then stage all blocks (re-checking each block's CRC as it is copied) and commit them in one
- * step, so a bad file restores nothing.
+ * Reads and verifies a snapshot file with positional reads ({@link SnapshotInput}; no memory map, so a file
+ * truncated while it is read is a typed error, not a fault). {@link #open} checks the header, bounding every
+ * count and size by the file's length and by {@link SnapshotFormat}'s maxima before anything is allocated;
+ * {@link #verify} checks every checksum, the whole structure and every payload value (finite, as
+ * {@code append} requires); the restore methods then stage all blocks (re-checking each block's CRC and values
+ * as it is copied: the file may have changed since) and commit them in one step, so a bad file restores nothing.
  */
 final class SnapshotReader implements AutoCloseable {
     private static final int CHUNK = 64 * 1024;
 
     private final String file;
-    private final MappedBytes in;
+    private final SnapshotInput in;
     private final long size;
     private final SnapshotFormat.Header header;
     private final KvLayout layout;
@@ -45,10 +43,14 @@ final class SnapshotReader implements AutoCloseable {
     private int[] blockCrcs;
     private byte[] kindsForTables;
     private int[] refsForTables;
+    /** Per block, the first table slot naming it, for messages ("sequence 3, layer 1, KV head 0, K block 2"). */
+    private String[] firstUse;
+    /** Bytes of the largest block payload: the read buffer's size (bounded by the data section). */
+    private int maxPayload;
     private long rows;
     private int shared;
 
-    private SnapshotReader(String file, MappedBytes in, long size, SnapshotFormat.Header header, KvLayout layout) {
+    private SnapshotReader(String file, SnapshotInput in, long size, SnapshotFormat.Header header, KvLayout layout) {
         this.file = file;
         this.in = in;
         this.size = size;
@@ -61,33 +63,20 @@ final class SnapshotReader implements AutoCloseable {
         if (path == null) {
             throw new SnapshotException("snapshot path must not be null");
         }
-        String file = path.toString();
-        long size;
+        SnapshotInput in = SnapshotInput.open(path);
         try {
-            size = Files.size(path);
-        } catch (NoSuchFileException e) {
-            throw new SnapshotException("snapshot " + file + " does not exist", e);
-        } catch (IOException e) {
-            throw new SnapshotException("cannot read snapshot " + file + ": " + e, e);
-        }
-        if (size < SnapshotFormat.HEADER_BYTES) {
-            throw new CorruptSnapshotException("snapshot " + file + " is truncated: it has " + size
-                    + " bytes, the header alone needs " + SnapshotFormat.HEADER_BYTES);
-        }
-        MappedBytes in;
-        try {
-            in = MappedBytes.readOnly(path.toFile());
-        } catch (IOException e) {
-            throw new SnapshotException("cannot map snapshot " + file + ": " + e, e);
-        }
-        try {
-            in.readLimit(size);
+            String file = in.file();
+            long size = in.size();
+            if (size < SnapshotFormat.HEADER_BYTES) {
+                throw new CorruptSnapshotException("snapshot " + file + " is truncated: it has " + size
+                        + " bytes, the header alone needs " + SnapshotFormat.HEADER_BYTES);
+            }
             byte[] head = new byte[SnapshotFormat.HEADER_BYTES];
-            readFully(in, file, 0, head, head.length);
+            in.readFully(0, head, head.length);
             SnapshotFormat.Header h = checkHeader(file, head, size);
             return new SnapshotReader(file, in, size, h, layoutOf(file, h));
         } catch (RuntimeException e) {
-            in.releaseLast();
+            in.close();
             throw e;
         }
     }
@@ -110,7 +99,7 @@ final class SnapshotReader implements AutoCloseable {
             checkSectionCrc("block directory", header.directoryOffset(), header.directoryBytes());
             readDirectory();
             readTables();
-            byte[] buffer = new byte[(int) layout.blockBytes()];
+            byte[] buffer = new byte[maxPayload];
             for (int b = 0; b < blockRows.length; b++) {
                 readBlock(b, buffer);
             }
@@ -157,7 +146,7 @@ final class SnapshotReader implements AutoCloseable {
 
     @Override
     public void close() {
-        in.releaseLast();
+        in.close();
     }
 
     // ---------------------------------------------------------------- header
@@ -187,23 +176,38 @@ final class SnapshotReader implements AutoCloseable {
                     : " has " + (size - h.totalBytes()) + " trailing bytes after its " + h.totalBytes()
                     + " bytes of content"));
         }
-        if (h.sequences() < 0 || h.blocks() < 0) {
-            throw corrupt(file, "negative sequence or block count (" + h.sequences() + ", " + h.blocks() + ")");
+        // Section bounds, field by field, each against the file's length (no sum can overflow: every term is
+        // first bounded by the size).
+        long tablesEnd = size - SnapshotFormat.CRC_BYTES;
+        field(file, "tablesOffset", h.tablesOffset(), SnapshotFormat.HEADER_BYTES, SnapshotFormat.HEADER_BYTES);
+        field(file, "tablesBytes", h.tablesBytes(), SnapshotFormat.CRC_BYTES, tablesEnd - h.tablesOffset());
+        long dataOffset = h.tablesOffset() + h.tablesBytes();
+        field(file, "dataOffset", h.dataOffset(), dataOffset, dataOffset);
+        field(file, "dataBytes", h.dataBytes(), 0, tablesEnd - dataOffset);
+        long directoryOffset = dataOffset + h.dataBytes();
+        field(file, "directoryOffset", h.directoryOffset(), directoryOffset, directoryOffset);
+        long directoryBytes = size - directoryOffset;
+        field(file, "directoryBytes", h.directoryBytes(), directoryBytes, directoryBytes);
+        long maxBlocks = Math.min(SnapshotFormat.MAX_BLOCKS,
+                (directoryBytes - SnapshotFormat.CRC_BYTES) / SnapshotFormat.DIRECTORY_ENTRY_BYTES);
+        field(file, "block count", h.blocks(), 0, maxBlocks);
+        if ((long) SnapshotFormat.DIRECTORY_ENTRY_BYTES * h.blocks() + SnapshotFormat.CRC_BYTES != directoryBytes) {
+            throw corrupt(file, "the block directory has " + directoryBytes + " bytes, " + h.blocks() + " blocks need "
+                    + ((long) SnapshotFormat.DIRECTORY_ENTRY_BYTES * h.blocks() + SnapshotFormat.CRC_BYTES));
         }
-        long expectDirectory = (long) SnapshotFormat.DIRECTORY_ENTRY_BYTES * h.blocks() + SnapshotFormat.CRC_BYTES;
-        boolean ok = h.tablesOffset() == SnapshotFormat.HEADER_BYTES
-                && h.tablesBytes() >= SnapshotFormat.CRC_BYTES && h.tablesBytes() <= size
-                && h.dataOffset() == h.tablesOffset() + h.tablesBytes()
-                && h.dataBytes() >= 0 && h.dataBytes() <= size
-                && h.directoryOffset() == h.dataOffset() + h.dataBytes()
-                && h.directoryBytes() == expectDirectory
-                && h.directoryOffset() + h.directoryBytes() == h.totalBytes();
-        if (!ok) {
-            throw corrupt(file, "section bounds are inconsistent (tables " + h.tablesOffset() + "+" + h.tablesBytes()
-                    + ", data " + h.dataOffset() + "+" + h.dataBytes() + ", directory " + h.directoryOffset() + "+"
-                    + h.directoryBytes() + ", total " + h.totalBytes() + ")");
-        }
+        // Each sequence's table holds at least its id: 8 bytes.
+        long maxSequences = Math.min(SnapshotFormat.MAX_SEQUENCES, (h.tablesBytes() - SnapshotFormat.CRC_BYTES) / 8);
+        field(file, "sequence count", h.sequences(), 0, maxSequences);
         return h;
+    }
+
+    /** Throws unless {@code min <= value <= max}, naming the header field and the allowed range. */
+    private static void field(String file, String name, long value, long min, long max) {
+        if (value < min || value > max) {
+            throw corrupt(file, "section bounds are inconsistent: header field " + name + " is " + value + ", allowed "
+                    + (min == max ? "exactly " + min : "[" + min + ", " + max + "]") + " for this "
+                    + "file's length and the sections before it");
+        }
     }
 
     private static KvLayout layoutOf(String file, SnapshotFormat.Header h) {
@@ -216,10 +220,32 @@ final class SnapshotReader implements AutoCloseable {
         if (dtype == null) {
             throw corrupt(file, "unknown dtype code " + h.dtypeCode() + " (0 = F32, 1 = F16, 2 = BF16)");
         }
+        layoutField(file, "layers", h.layers(), SnapshotFormat.MAX_LAYERS);
+        layoutField(file, "queryHeads", h.queryHeads(), SnapshotFormat.MAX_HEADS);
+        layoutField(file, "kvHeads", h.kvHeads(), SnapshotFormat.MAX_HEADS);
+        layoutField(file, "headDim", h.headDim(), SnapshotFormat.MAX_HEAD_DIM);
+        layoutField(file, "tokensPerBlock", h.tokensPerBlock(), SnapshotFormat.MAX_TOKENS_PER_BLOCK);
+        // Products in long: each factor is at most 2^16, so none overflows.
+        long tables = (long) h.layers() * h.kvHeads();
+        if (tables > SnapshotFormat.MAX_TABLES_PER_SEQUENCE) {
+            throw corrupt(file, "layers x kvHeads = " + h.layers() + " x " + h.kvHeads() + " = " + tables
+                    + " tables per sequence, at most " + SnapshotFormat.MAX_TABLES_PER_SEQUENCE + " supported");
+        }
+        long blockBytes = (long) h.tokensPerBlock() * h.headDim() * dtype.bytes();
+        if (blockBytes > SnapshotFormat.MAX_BLOCK_BYTES) {
+            throw corrupt(file, "tokensPerBlock x headDim x " + dtype.bytes() + " bytes = " + blockBytes
+                    + " bytes per block, at most " + SnapshotFormat.MAX_BLOCK_BYTES + " supported");
+        }
         try {
             return new KvLayout(h.layers(), h.queryHeads(), h.kvHeads(), h.headDim(), dtype, h.tokensPerBlock());
         } catch (KvSlabException e) {
             throw corrupt(file, "invalid layout: " + e.getMessage());
+        }
+    }
+
+    private static void layoutField(String file, String name, int value, int max) {
+        if (value < 1 || value > max) {
+            throw corrupt(file, "layout field " + name + " is " + value + ", allowed [1, " + max + "]");
         }
     }
 
@@ -231,12 +257,12 @@ final class SnapshotReader implements AutoCloseable {
         byte[] chunk = new byte[CHUNK];
         for (long pos = 0; pos < body; ) {
             int len = (int) Math.min(CHUNK, body - pos);
-            readFully(in, file, offset + pos, chunk, len);
+            in.readFully(offset + pos, chunk, len);
             crc.update(chunk, 0, len);
             pos += len;
         }
         byte[] tail = new byte[SnapshotFormat.CRC_BYTES];
-        readFully(in, file, offset + body, tail, tail.length);
+        in.readFully(offset + body, tail, tail.length);
         int stored = ByteBuffer.wrap(tail).order(ByteOrder.LITTLE_ENDIAN).getInt();
         if (stored != (int) crc.getValue()) {
             throw corrupt(file, section + " checksum mismatch (stored 0x" + Integer.toHexString(stored)
@@ -252,7 +278,8 @@ final class SnapshotReader implements AutoCloseable {
         blockCrcs = new int[blocks];
         byte[] kinds = new byte[blocks];
         int[] refs = new int[blocks];
-        SectionInput d = new SectionInput(in, file, "block directory", header.directoryOffset(),
+        long dataEnd = header.dataOffset() + header.dataBytes();
+        SectionInput d = new SectionInput(in, "block directory", header.directoryOffset(),
                 header.directoryOffset() + header.directoryBytes() - SnapshotFormat.CRC_BYTES);
         long expected = header.dataOffset();
         for (int b = 0; b < blocks; b++) {
@@ -275,12 +302,17 @@ final class SnapshotReader implements AutoCloseable {
             if (refs[b] < 1) {
                 throw corrupt(file, "block " + b + " has " + refs[b] + " references, at least 1 needed");
             }
-            expected += blockRows[b] * rowBytes;
+            long payload = blockRows[b] * rowBytes;   // <= MAX_BLOCK_BYTES: both factors are bounded
+            expected += payload;
+            if (expected > dataEnd) {
+                throw corrupt(file, "block " + b + " (" + blockRows[b] + " rows of " + rowBytes + " bytes) ends at "
+                        + expected + ", past the data section's end " + dataEnd);
+            }
+            maxPayload = (int) Math.max(maxPayload, payload);
             shared += refs[b] > 1 ? 1 : 0;
         }
-        if (expected != header.dataOffset() + header.dataBytes()) {
-            throw corrupt(file, "block payloads end at " + expected + ", the data section at "
-                    + (header.dataOffset() + header.dataBytes()));
+        if (expected != dataEnd) {
+            throw corrupt(file, "block payloads end at " + expected + ", the data section at " + dataEnd);
         }
         kindsForTables = kinds;
         refsForTables = refs;
@@ -291,13 +323,18 @@ final class SnapshotReader implements AutoCloseable {
         int layers = layout.layers();
         int kvHeads = layout.kvHeads();
         int tpb = layout.tokensPerBlock();
+        // An empty table is 8 bytes (row and block counts); layers x kvHeads <= 2^24 keeps this exact.
         long tableBytesMin = 8L + 8L * layers * kvHeads;
         long bodyEnd = header.tablesOffset() + header.tablesBytes() - SnapshotFormat.CRC_BYTES;
-        if ((long) n * tableBytesMin > bodyEnd - header.tablesOffset()) {
-            throw corrupt(file, n + " sequences cannot fit in a table section of " + header.tablesBytes() + " bytes");
+        long body = bodyEnd - header.tablesOffset();
+        if (n > 0 && (body / n) < tableBytesMin) {
+            throw corrupt(file, n + " sequences of " + layers + " x " + kvHeads + " tables need at least " + n
+                    + " x " + tableBytesMin + " bytes, the table section holds " + body + "; allowed sequence count "
+                    + "[0, " + body / tableBytesMin + "]");
         }
-        SectionInput t = new SectionInput(in, file, "table section", header.tablesOffset(), bodyEnd);
+        SectionInput t = new SectionInput(in, "table section", header.tablesOffset(), bodyEnd);
         int[] seen = new int[blockRows.length];
+        firstUse = new String[blockRows.length];
         ids = new long[n];
         images = new TableImage[n][layers][kvHeads];
         for (int i = 0; i < n; i++) {
@@ -308,7 +345,8 @@ final class SnapshotReader implements AutoCloseable {
                     int length = t.getInt();
                     int blocks = t.getInt();
                     if (length < 0 || 8L * length > t.remaining()) {
-                        throw corrupt(file, where + ": row count " + length + " does not fit the table section");
+                        throw corrupt(file, where + ": row count " + length + " does not fit the table section "
+                                + "(allowed [0, " + t.remaining() / 8 + "])");
                     }
                     if (blocks != (length + tpb - 1) / tpb) {
                         throw corrupt(file, where + ": " + length + " rows need " + ((length + tpb - 1) / tpb)
@@ -357,20 +395,35 @@ final class SnapshotReader implements AutoCloseable {
                 throw corrupt(file, slot + " needs " + need + " rows, block " + idx[b] + " stores "
                         + blockRows[idx[b]]);
             }
-            seen[idx[b]]++;
+            if (seen[idx[b]]++ == 0) {
+                firstUse[idx[b]] = slot;
+            }
         }
         return idx;
     }
 
-    /** Reads block b's payload into buffer and checks its CRC32C; returns the payload length. */
+    /**
+     * Reads block b's payload into buffer, checks its CRC32C and that every value is finite in the layout's
+     * dtype (the rule append enforces); returns the payload length.
+     */
     private int readBlock(int b, byte[] buffer) {
         int len = (int) (blockRows[b] * layout.rowBytes());
-        readFully(in, file, blockOffsets[b], buffer, len);
+        in.readFully(blockOffsets[b], buffer, len);
         CRC32C crc = new CRC32C();
         crc.update(buffer, 0, len);
         if ((int) crc.getValue() != blockCrcs[b]) {
             throw corrupt(file, "block " + b + " checksum mismatch (stored 0x" + Integer.toHexString(blockCrcs[b])
                     + ", computed 0x" + Integer.toHexString((int) crc.getValue()) + ")");
+        }
+        int bad = PayloadValues.firstNonFinite(buffer, len, layout.dtype());
+        if (bad >= 0) {
+            int row = (int) (bad / layout.headDim());
+            int element = (int) (bad % layout.headDim());
+            String kind = kindsForTables[b] == SnapshotFormat.KIND_KEY ? "K" : "V";
+            throw corrupt(file, "data section, block " + b + " (" + kind + " rows"
+                    + (firstUse != null && firstUse[b] != null ? " of " + firstUse[b] : "") + "), row " + row
+                    + ", element " + element + " is " + PayloadValues.describe(buffer, bad, layout.dtype())
+                    + "; restored rows must be finite " + layout.dtype() + " values, as append requires");
         }
         return len;
     }
@@ -379,7 +432,7 @@ final class SnapshotReader implements AutoCloseable {
     private BlockStaging stage(KvStore store) {
         BlockStaging staging = RawBlocks.stage(store, blockRows.length);
         try {
-            byte[] buffer = new byte[(int) layout.blockBytes()];
+            byte[] buffer = new byte[maxPayload];
             for (int b = 0; b < blockRows.length; b++) {
                 readBlock(b, buffer);   // checked again: the file may have changed since verify()
                 staging.write(b, buffer, 0, blockRows[b]);
@@ -388,23 +441,6 @@ final class SnapshotReader implements AutoCloseable {
         } catch (RuntimeException e) {
             staging.close();
             throw e;
-        }
-    }
-
-    static void readFully(MappedBytes in, String file, long offset, byte[] dst, int len) {
-        long got;
-        try {
-            // Streaming reads: a chunked MappedBytes maps the chunk of the read position (its absolute
-            // read(long, byte[], ...) only sees the current chunk).
-            in.readPosition(offset);
-            got = len == 0 ? 0 : in.read(dst, 0, len);
-        } catch (RuntimeException e) {
-            throw new CorruptSnapshotException("snapshot " + file + ": cannot read " + len + " bytes at " + offset
-                    + " (" + e.getMessage() + ")");
-        }
-        if (got != len) {
-            throw new CorruptSnapshotException("snapshot " + file + " is truncated: " + len + " bytes at " + offset
-                    + " requested, " + Math.max(0, got) + " available");
         }
     }
 

@@ -78,6 +78,10 @@ final class SnapshotWriter {
         int kvHeads = layout.kvHeads();
         int tpb = layout.tokensPerBlock();
         long rowBytes = layout.rowBytes();
+        if (layout.blockBytes() > SnapshotFormat.MAX_BLOCK_BYTES) {
+            throw new SnapshotException("cannot save snapshot " + target + ": blocks of " + layout.blockBytes()
+                    + " bytes exceed the format's limit of " + SnapshotFormat.MAX_BLOCK_BYTES + " bytes per block");
+        }
 
         // 1. Gather tables and the distinct blocks they name.
         int n = sequences.size();

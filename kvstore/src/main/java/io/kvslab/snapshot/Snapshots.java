@@ -19,10 +19,13 @@ import java.util.List;
  * target atomically; the header is written last. A crash or failure during a save leaves the target as it was
  * (absent, or the previous snapshot).
  *
- * <p><b>Verification.</b> A restore checks the magic, format version, layout, size, every section checksum,
- * the structure and every block checksum (CRC32C) before it allocates anything, and commits all sequences in one
- * step. A bad file throws {@link CorruptSnapshotException}, {@link UnsupportedSnapshotVersionException} or
- * {@link SnapshotLayoutMismatchException} and restores nothing.
+ * <p><b>Verification.</b> Files are untrusted input. A restore checks the magic, format version, layout, size,
+ * every count and size against the file's length and fixed bounds (docs/snapshots.md, "Bounds"), every section
+ * checksum, the structure, every block checksum (CRC32C) and every payload value (finite in the dtype, as
+ * {@code append} requires) before it allocates anything, and commits all sequences in one step. Files are read
+ * with positional reads, so one truncated while it is read fails typed. A bad file throws
+ * {@link CorruptSnapshotException}, {@link UnsupportedSnapshotVersionException} or
+ * {@link SnapshotLayoutMismatchException}, naming the file and the field, and restores nothing.
  *
  * <p>Sequences being saved must not be mutated meanwhile (the one-writer rule); other sequences may be.
  *

@@ -65,7 +65,7 @@ class EmbeddingExampleTest {
                 int[] keep = new int[4 + 32];
                 for (int i = 0; i < 4; i++) keep[i] = i;
                 for (int i = 0; i < 32; i++) keep[4 + i] = n - 32 + i;
-                seq.retain(0, 0, keep);                             // the other rows' blocks are freed
+                seq.keep(0, 0, keep);                               // the other rows' blocks are freed
                 rowsAfterEviction = seq.length(0, 0);
                 // compress with a policy: Knorm keeps half of every head's rows (low key norm = important)
                 try (Compressor compressor = new Compressor()) {
@@ -126,7 +126,7 @@ class EmbeddingExampleTest {
             seq.append(layer, kToken, vToken, pos);                         // one decode step
             float[] q = new float[32 * 128], out = new float[32 * 128];
             attention.decode(seq, layer, q, out);                           // attention over the layer's rows
-            seq.retain(layer, kvHead, keptRows);                            // evict: the other rows' blocks are freed
+            seq.keep(layer, kvHead, keptRows);                              // evict: the other rows' blocks are freed
             try (Sequence branch = seq.fork()) {                            // prefix sharing, copy-on-write tail
                 branch.append(layer, kToken, vToken, pos + 1);
             }

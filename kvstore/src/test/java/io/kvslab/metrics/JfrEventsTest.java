@@ -43,7 +43,7 @@ class JfrEventsTest {
             KvStore store = KvStore.open(LAYOUT, new StoreConfig(40 * BLOCK, 8 * BLOCK));
             Sequence a = store.newSequence();
             Fixture.fill(a, 0, 10);                        // 24 blocks: 3 slabs acquired
-            a.retain(1, 0, new int[] {0, 5});              // 10 rows -> 2: frees 2 K + 2 V blocks
+            a.keep(1, 0, new int[] {0, 5});              // 10 rows -> 2: frees 2 K + 2 V blocks
             Sequence b = store.newSequence();
             Fixture.fill(b, 0, 3);                         // 8 blocks
             a.close();                                     // sparse slabs: some released, some partly used

@@ -50,7 +50,7 @@ class MetricsTest {
             assertEquals(32 * BLOCK, store.metrics().liveBytes());
 
             // Compression (retain) and removal are counted separately; peaks stay.
-            a.retain(0, 1, new int[] {0, 9});
+            a.keep(0, 1, new int[] {0, 9});
             SequenceOps.removePositions(b, 0, 2);
             StoreMetrics after = store.metrics();
             assertEquals(8, after.rowsEvicted());

@@ -98,8 +98,8 @@ class PodSharingTest {
         try (KvStore store = KvStore.open(LAYOUT); Sequence a = filled(store, 30); Sequence b = filled(store, 30)) {
             for (int l = 0; l < 4; l++) {
                 for (int h = 0; h < 2; h++) {
-                    a.retain(l, h, perLayer[l][h]);
-                    b.retain(l, h, consistent[l][h]);
+                    a.keep(l, h, perLayer[l][h]);
+                    b.keep(l, h, consistent[l][h]);
                 }
             }
             long live = store.stats().liveBytes();

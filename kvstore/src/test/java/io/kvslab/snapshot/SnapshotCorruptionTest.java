@@ -49,7 +49,7 @@ class SnapshotCorruptionTest {
             Rows.fill(s, 0, 10);
             try (Sequence child = s.fork()) {
                 Rows.fill(child, 10, 12);
-                s.retain(0, 1, new int[] {1, 2, 8});
+                s.keep(0, 1, new int[] {1, 2, 8});
                 Snapshots.save(List.of(s, child), file);
             }
         }

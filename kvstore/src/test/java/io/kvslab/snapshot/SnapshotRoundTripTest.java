@@ -94,8 +94,8 @@ class SnapshotRoundTripTest {
             Rows.fill(parent, 0, 10);                      // 10 rows: blocks 4 + 4 + 2
             try (Sequence child = parent.fork()) {
                 Rows.fill(child, 10, 13);                  // the child copies the shared partial tail
-                parent.retain(1, 0, new int[] {0, 2, 3, 7, 9});   // compressed, ragged: parent rebuilds (shared)
-                child.retain(0, 1, new int[] {1, 5, 6, 12});
+                parent.keep(1, 0, new int[] {0, 2, 3, 7, 9});   // compressed, ragged: parent rebuilds (shared)
+                child.keep(0, 1, new int[] {1, 5, 6, 12});
                 assertEquals(List.of(parent.id(), child.id()),
                         Snapshots.save(List.of(parent, child), file).sequenceIds());
                 List<String> sharing = sharingPattern(List.of(parent, child));

@@ -1,5 +1,6 @@
 package io.kvslab.bench.jmh;
 
+import io.kvslab.internal.table.AllocatorWorkload;
 import io.kvslab.internal.table.SlabAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -57,7 +58,7 @@ public class AllocBench {
     private SlabAllocator slab;
     private PooledByteBufAllocator netty;
     private PooledByteBufAllocator nettyCached;
-    private final long[] handles = new long[BATCH];
+    private AllocatorWorkload workload;
     private final ByteBuf[] bufs = new ByteBuf[BATCH];
     private final Arena[] arenas = new Arena[BATCH];
 
@@ -69,7 +70,8 @@ public class AllocBench {
                 PooledByteBufAllocator.defaultPageSize(), PooledByteBufAllocator.defaultMaxOrder(),
                 PooledByteBufAllocator.defaultSmallCacheSize(), PooledByteBufAllocator.defaultNormalCacheSize(), true);
         // Warm the pools so the first iteration does not pay for the first slab / chunk.
-        slab.release(slab.allocate());
+        workload = new AllocatorWorkload(slab, BATCH);
+        workload.allocateAndFreeOne();
         netty.directBuffer(blockBytes, blockBytes).release();
         nettyCached.directBuffer(blockBytes, blockBytes).release();
     }
@@ -81,9 +83,7 @@ public class AllocBench {
 
     @Benchmark
     public long slab() {
-        long h = slab.allocate();
-        slab.release(h);
-        return h;
+        return workload.allocateAndFreeOne();
     }
 
     @Benchmark
@@ -119,21 +119,13 @@ public class AllocBench {
     @Benchmark
     @OperationsPerInvocation(BATCH)
     public void slabBatch(Blackhole bh) {
-        slab.allocate(handles, BATCH);
-        bh.consume(handles);
-        slab.releaseAll(handles, 0, BATCH);
+        bh.consume(workload.allocateAndFreeBatch());
     }
 
     @Benchmark
     @OperationsPerInvocation(BATCH)
     public void slabBatchOneByOne(Blackhole bh) {
-        for (int i = 0; i < BATCH; i++) {
-            handles[i] = slab.allocate();
-        }
-        bh.consume(handles);
-        for (int i = 0; i < BATCH; i++) {
-            slab.release(handles[i]);
-        }
+        bh.consume(workload.allocateAndFreeBatchOneByOne());
     }
 
     @Benchmark

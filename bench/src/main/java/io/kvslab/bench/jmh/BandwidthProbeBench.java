@@ -1,6 +1,6 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.internal.table.NativeAttention;
+import io.kvslab.internal.table.TableAttention;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -50,7 +50,7 @@ public class BandwidthProbeBench {
 
     @Benchmark
     public double probe() {
-        return NativeAttention.readBandwidthProbe(buffer, threads);
+        return TableAttention.readBandwidthProbe(buffer, threads);
     }
 
     @TearDown(Level.Trial)

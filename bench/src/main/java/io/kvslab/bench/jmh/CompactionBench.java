@@ -1,6 +1,7 @@
 package io.kvslab.bench.jmh;
 
 import io.kvslab.CompactionResult;
+import io.kvslab.internal.table.AllocatorWorkload;
 import io.kvslab.internal.table.SlabAllocator;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -75,15 +76,7 @@ public class CompactionBench {
         @Setup(Level.Invocation)
         public void fragment(CompactionBench b) {
             allocator = new SlabAllocator(b.blockBytes, SLAB_BYTES, Long.MAX_VALUE);
-            int n = b.slabs * allocator.blocksPerSlab();
-            long[] h = new long[n];
-            allocator.allocate(h, n);
-            SplittableRandom rnd = new SplittableRandom(42);
-            for (long handle : h) {
-                if (rnd.nextDouble() < b.freeFraction) {
-                    allocator.release(handle);
-                }
-            }
+            AllocatorWorkload.fragment(allocator, b.slabs, b.freeFraction, 42);
         }
 
         @TearDown(Level.Invocation)

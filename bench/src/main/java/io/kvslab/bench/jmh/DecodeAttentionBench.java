@@ -1,11 +1,10 @@
 package io.kvslab.bench.jmh;
 
+import io.kvslab.Attention;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.internal.table.AttentionShape;
-import io.kvslab.internal.table.NativeAttention;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -20,20 +19,17 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
-
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * Decode attention of one Llama-3-8B layer (32 query heads, 8 KV heads, head dim 128, 32 tokens per block) over
  * a KV cache built through the store (KvStore / Sequence), so the kernel reads real slab blocks. The score is
  * time per decode step; {@link #kvBytes} turns it into GB/s of K+V read, which {@code kvslab bench attention}
- * compares with {@link BandwidthProbeBench} measured in the same run.
+ * compares with {@link BandwidthProbeBench} measured in the same run. The call is the public
+ * {@link Attention#decode}: it includes building the block-address arrays from the tables under the sequence's
+ * read lock (no public path hands out addresses any more), a few microseconds next to the kernel's milliseconds.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -61,16 +57,9 @@ public class DecodeAttentionBench {
 
     private KvStore store;
     private Sequence sequence;
-    private KvStore.ReadAccess access;
-    private Arena arena;
-    private AttentionShape shape;
-    private MemorySegment q;
-    private MemorySegment out;
-    private MemorySegment keyBlocks;
-    private MemorySegment valueBlocks;
-    private MemorySegment offsets;
-    private MemorySegment lengths;
-    private float scale;
+    private Attention attention;
+    private float[] q;
+    private float[] out;
 
     /** Bytes of K and V one decode step reads for this context and dtype. */
     public static long kvBytes(int context, DType dtype) {
@@ -102,48 +91,23 @@ public class DecodeAttentionBench {
             sequence.appendChunk(0, n == chunk ? k : Arrays.copyOf(k, floats), n == chunk ? v : Arrays.copyOf(v, floats),
                     positions);
         }
-        shape = AttentionShape.of(layout);
-        arena = Arena.ofShared();
-        long blocks = 0;
-        for (int h = 0; h < KV_HEADS; h++) {
-            blocks += sequence.blockCount(0, h);
+        attention = Attention.create(threads);
+        q = new float[QUERY_HEADS * HEAD_DIM];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) rnd.nextDouble(-1, 1);
         }
-        keyBlocks = arena.allocate(JAVA_LONG, blocks);
-        valueBlocks = arena.allocate(JAVA_LONG, blocks);
-        offsets = arena.allocate(JAVA_LONG, KV_HEADS + 1);
-        lengths = arena.allocate(JAVA_LONG, KV_HEADS);
-        // the addresses stay valid while we hold a read access (no compaction can move the blocks)
-        access = store.readAccess();
-        long at = 0;
-        for (int h = 0; h < KV_HEADS; h++) {
-            offsets.setAtIndex(JAVA_LONG, h, at);
-            lengths.setAtIndex(JAVA_LONG, h, sequence.length(0, h));
-            int n = sequence.blockCount(0, h);
-            for (int b = 0; b < n; b++) {
-                keyBlocks.setAtIndex(JAVA_LONG, at + b, sequence.keyBlockAddress(0, h, b));
-                valueBlocks.setAtIndex(JAVA_LONG, at + b, sequence.valueBlockAddress(0, h, b));
-            }
-            at += n;
-        }
-        offsets.setAtIndex(JAVA_LONG, KV_HEADS, at);
-        q = arena.allocate(JAVA_FLOAT, (long) QUERY_HEADS * HEAD_DIM);
-        for (long i = 0; i < QUERY_HEADS * HEAD_DIM; i++) {
-            q.setAtIndex(JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1));
-        }
-        out = arena.allocate(JAVA_FLOAT, (long) QUERY_HEADS * HEAD_DIM);
-        scale = (float) (1 / Math.sqrt(HEAD_DIM));
+        out = new float[q.length];
     }
 
     @Benchmark
     public void decode() {
-        NativeAttention.decode(shape, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, null, threads);
+        attention.decode(sequence, 0, q, out);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        access.close();
+        attention.close();
         sequence.close();
         store.close();
-        arena.close();
     }
 }

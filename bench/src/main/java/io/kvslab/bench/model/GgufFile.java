@@ -5,7 +5,9 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -15,6 +17,12 @@ import java.util.Map;
  * aligned data section. Tensor data is read on demand through {@link #readTensor}, which converts F32, F16, BF16 and
  * Q8_0 to float32 and rejects every other tensor type by name.
  *
+ * <p><b>Bounds.</b> A hostile file must not make the parser or the loader allocate more than a small multiple of its own
+ * length. Every count and length is bounded, before anything is allocated for it, by the bytes left in the file (each
+ * metadata entry, array element and tensor entry has a minimum encoded size) and by the maxima below; every tensor has a
+ * known GGML type, a byte size computed in long with overflow checks, and lies inside the data section without
+ * overlapping another tensor, so the tensors together are at most the file's length.
+ *
  * <p>Metadata values map to Java as: integers of up to 32 bits to {@code Long} (unsigned ones keep their value),
  * 64-bit integers to {@code Long}, FLOAT32 to {@code Float}, FLOAT64 to {@code Double}, BOOL to {@code Boolean},
  * STRING to {@code String}, ARRAY to an unmodifiable {@code List}.
@@ -23,9 +31,23 @@ final class GgufFile {
     static final int MAGIC = 0x46554747; // "GGUF" little-endian
     static final int DEFAULT_ALIGNMENT = 32;
     private static final int MAX_DIMS = 4;
+    static final long MAX_TENSORS = 1 << 20;
+    static final long MAX_METADATA = 1 << 20;
+    static final long MAX_ARRAY_ELEMENTS = 1 << 22;
+    /** Keys and tensor names; values (chat templates ...) may be longer. */
+    static final long MAX_NAME_BYTES = 1 << 16;
+    static final long MAX_STRING_BYTES = 1 << 24;
+    static final long MAX_ALIGNMENT = 1 << 20;
+    /** Smallest encoded tensor entry: name length, no name bytes, 1 dimension, one size, type, offset. */
+    private static final int MIN_TENSOR_ENTRY = 8 + 4 + 8 + 4 + 8;
+    /** Smallest encoded metadata entry: key length, no key bytes, type, a one-byte value. */
+    private static final int MIN_METADATA_ENTRY = 8 + 4 + 1;
 
-    /** A tensor directory entry: {@code dims[0]} is the fastest-varying (row length). */
-    record TensorInfo(String name, long[] dims, int typeId, long offset) {
+    /**
+     * A tensor directory entry: {@code dims[0]} is the fastest-varying (row length); {@code bytes} its size in the data
+     * section, {@code offset} its start relative to the data section.
+     */
+    record TensorInfo(String name, long[] dims, int typeId, long offset, long bytes) {
         GgmlType type() {
             return GgmlType.of(typeId);
         }
@@ -74,59 +96,124 @@ final class GgufFile {
         }
         long tensorCount = f.i64("the tensor count");
         long kvCount = f.i64("the metadata count");
-        if (tensorCount < 0 || kvCount < 0 || tensorCount > f.size() || kvCount > f.size()) {
-            throw new ModelFormatException(f.path(), "header claims " + tensorCount + " tensors and " + kvCount
-                    + " metadata entries, impossible in a file of " + f.size() + " bytes; the file is truncated or corrupt");
-        }
+        long left = f.remaining();
+        count(f, "tensor count", tensorCount, Math.min(MAX_TENSORS, left / MIN_TENSOR_ENTRY));
+        count(f, "metadata count", kvCount, Math.min(MAX_METADATA, left / MIN_METADATA_ENTRY));
         Map<String, Object> meta = new LinkedHashMap<>();
         for (long i = 0; i < kvCount; i++) {
-            String key = string(f, "metadata key #" + i);
+            String key = string(f, "metadata key #" + i, MAX_NAME_BYTES);
             int type = f.i32("type of metadata " + key);
-            meta.put(key, value(f, type, key));
+            if (meta.put(key, value(f, type, key)) != null) {
+                throw new ModelFormatException(f.path(), "metadata " + key + " appears twice");
+            }
         }
         Map<String, TensorInfo> tensors = new LinkedHashMap<>();
         for (long i = 0; i < tensorCount; i++) {
-            String name = string(f, "name of tensor #" + i);
+            String name = string(f, "name of tensor #" + i, MAX_NAME_BYTES);
             int nDims = f.i32("dimension count of tensor " + name);
             if (nDims < 1 || nDims > MAX_DIMS) {
                 throw new ModelFormatException(f.path(), "tensor " + name + " has " + nDims + " dimensions, expected 1.." + MAX_DIMS);
             }
             long[] dims = new long[nDims];
+            long elements = 1;
             for (int d = 0; d < nDims; d++) {
                 dims[d] = f.i64("dimension " + d + " of tensor " + name);
                 if (dims[d] <= 0 || dims[d] > f.size()) {
                     throw new ModelFormatException(f.path(), "tensor " + name + " has dimension " + d + " = " + dims[d]
                             + ", expected a positive size no larger than the file");
                 }
+                elements = multiply(f, name, elements, dims[d]);
             }
             int typeId = f.i32("type of tensor " + name);
+            GgmlType type = GgmlType.of(typeId);
+            if (type == GgmlType.UNKNOWN) {
+                throw new ModelFormatException(f.path(), "tensor " + name + " has type " + GgmlType.label(typeId)
+                        + ", which is no GGML type this reader knows (ids 0..30)");
+            }
+            if (dims[0] % type.blockElements() != 0) {
+                throw new ModelFormatException(f.path(), type + " tensor " + name + " has rows of " + dims[0]
+                        + " elements, expected a multiple of its block size " + type.blockElements());
+            }
+            long bytes = multiply(f, name, elements / type.blockElements(), type.blockBytes());
             long offset = f.i64("data offset of tensor " + name);
-            if (tensors.put(name, new TensorInfo(name, dims, typeId, offset)) != null) {
+            if (tensors.put(name, new TensorInfo(name, dims, typeId, offset, bytes)) != null) {
                 throw new ModelFormatException(f.path(), "tensor " + name + " appears twice in the tensor directory");
             }
         }
         long alignment = DEFAULT_ALIGNMENT;
         Object a = meta.get("general.alignment");
         if (a != null) {
-            if (!(a instanceof Long l) || l <= 0 || Long.bitCount(l) != 1) {
-                throw new ModelFormatException(f.path(), "general.alignment is " + a + ", expected a positive power of two");
+            if (!(a instanceof Long l) || l <= 0 || l > MAX_ALIGNMENT || Long.bitCount(l) != 1) {
+                throw new ModelFormatException(f.path(), "general.alignment is " + a + ", expected a power of two in [1, "
+                        + MAX_ALIGNMENT + "]");
             }
             alignment = l;
         }
         long dataStart = (f.position() + alignment - 1) / alignment * alignment;
-        for (TensorInfo t : tensors.values()) {
+        checkTensorPlacement(f, tensors.values(), alignment, dataStart);
+        return new GgufFile(f, version, Collections.unmodifiableMap(meta), Collections.unmodifiableMap(tensors), dataStart);
+    }
+
+    private static void count(ModelFile f, String what, long value, long max) {
+        if (value < 0 || value > max) {
+            throw new ModelFormatException(f.path(), "header claims a " + what + " of " + value + ", allowed [0, " + max
+                    + "] for the " + f.remaining() + " bytes that follow; the file is truncated or corrupt");
+        }
+    }
+
+    private static long multiply(ModelFile f, String tensor, long a, long b) {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException e) {
+            throw new ModelFormatException(f.path(), "tensor " + tensor + " has more elements or bytes than a 64-bit "
+                    + "size holds; the file is corrupt");
+        }
+    }
+
+    /**
+     * Every tensor starts at an aligned offset, lies inside the data section {@code [dataStart, size)} and shares no
+     * byte with another tensor: the tensors together are at most the file's length, whatever the directory says.
+     */
+    private static void checkTensorPlacement(ModelFile f, Collection<TensorInfo> tensors, long alignment, long dataStart) {
+        long dataBytes = f.size() - dataStart;
+        if (tensors.isEmpty()) {
+            return;
+        }
+        if (dataBytes < 0) {
+            throw new ModelFormatException(f.path(), "the data section would start at byte " + dataStart
+                    + ", past the end of the file (" + f.size() + " bytes); the file is truncated");
+        }
+        for (TensorInfo t : tensors) {
             if (t.offset() < 0 || t.offset() % alignment != 0) {
                 throw new ModelFormatException(f.path(), "tensor " + t.name() + " starts at data offset " + t.offset()
                         + ", expected a non-negative multiple of the alignment " + alignment);
             }
+            if (t.offset() > dataBytes || t.bytes() > dataBytes - t.offset()) {
+                throw new ModelFormatException(f.path(), "tensor " + t.name() + " " + t.shape() + " occupies data bytes ["
+                        + t.offset() + ", " + t.offset() + " + " + t.bytes() + "), outside the data section of "
+                        + dataBytes + " bytes (file offset " + dataStart + " to " + f.size() + "); the file is truncated "
+                        + "or corrupt");
+            }
         }
-        return new GgufFile(f, version, Collections.unmodifiableMap(meta), Collections.unmodifiableMap(tensors), dataStart);
+        List<TensorInfo> byOffset = new ArrayList<>(tensors);
+        byOffset.sort(Comparator.comparingLong(TensorInfo::offset));
+        for (int i = 1; i < byOffset.size(); i++) {
+            TensorInfo prev = byOffset.get(i - 1);
+            TensorInfo t = byOffset.get(i);
+            if (t.offset() < prev.offset() + prev.bytes()) {
+                throw new ModelFormatException(f.path(), "tensor " + t.name() + " at data bytes [" + t.offset() + ", "
+                        + (t.offset() + t.bytes()) + ") overlaps tensor " + prev.name() + " at [" + prev.offset() + ", "
+                        + (prev.offset() + prev.bytes()) + "); tensors must not share bytes");
+            }
+        }
     }
 
-    private static String string(ModelFile f, String what) {
+    private static String string(ModelFile f, String what, long max) {
         long n = f.i64("length of " + what);
-        if (n < 0 || n > f.size()) {
-            throw new ModelFormatException(f.path(), what + " claims a length of " + n + " bytes; the file is corrupt");
+        long allowed = Math.min(max, f.remaining());
+        if (n < 0 || n > allowed) {
+            throw new ModelFormatException(f.path(), what + " claims a length of " + n + " bytes, allowed [0, " + allowed
+                    + "]; the file is corrupt");
         }
         byte[] b = f.bytes(n, what);
         try {
@@ -135,6 +222,17 @@ final class GgufFile {
         } catch (CharacterCodingException e) {
             throw new ModelFormatException(f.path(), what + " is not valid UTF-8; the file is corrupt");
         }
+    }
+
+    /** Smallest encoding of a value of GGUF type {@code type}, or 0 for a type this reader cannot hold in an array. */
+    private static int minBytes(int type) {
+        return switch (type) {
+            case 0, 1, 7 -> 1;
+            case 2, 3 -> 2;
+            case 4, 5, 6 -> 4;
+            case 8, 10, 11, 12 -> 8;   // a string is at least its 8-byte length
+            default -> 0;
+        };
     }
 
     private static Object value(ModelFile f, int type, String key) {
@@ -153,17 +251,24 @@ final class GgufFile {
                 }
                 yield b == 1;
             }
-            case 8 -> string(f, "value of " + key);
+            case 8 -> string(f, "value of " + key, MAX_STRING_BYTES);
             case 9 -> {
                 int elemType = f.i32("element type of " + key);
                 long n = f.i64("length of " + key);
-                if (n < 0 || n > f.size()) {
-                    throw new ModelFormatException(f.path(), "array " + key + " claims " + n + " elements; the file is corrupt");
-                }
                 if (elemType == 9) {
                     throw new ModelFormatException(f.path(), "array " + key + " nests arrays, which this reader does not support");
                 }
-                List<Object> list = new ArrayList<>();
+                int min = minBytes(elemType);
+                if (min == 0) {
+                    throw new ModelFormatException(f.path(), "array " + key + " has element type " + elemType
+                            + ", expected one of the GGUF types 0..12");
+                }
+                long allowed = Math.min(MAX_ARRAY_ELEMENTS, f.remaining() / min);
+                if (n < 0 || n > allowed) {
+                    throw new ModelFormatException(f.path(), "array " + key + " claims " + n + " elements, allowed [0, "
+                            + allowed + "] for the bytes left in the file; the file is corrupt");
+                }
+                List<Object> list = new ArrayList<>((int) Math.min(n, 1 << 16));
                 for (long i = 0; i < n; i++) {
                     list.add(value(f, elemType, key + "[" + i + "]"));
                 }
@@ -248,7 +353,7 @@ final class GgufFile {
         }
         if (!java.util.Arrays.equals(t.dims(), expectedDims)) {
             throw new ModelFormatException(path(), "tensor " + name + " has shape " + t.shape() + ", expected "
-                    + new TensorInfo(name, expectedDims, t.typeId(), 0).shape() + " for the model's metadata");
+                    + new TensorInfo(name, expectedDims, t.typeId(), 0, 0).shape() + " for the model's metadata");
         }
         if (!t.type().supported()) {
             throw new ModelFormatException(path(), "tensor " + name + " has type " + GgmlType.label(t.typeId())
@@ -259,12 +364,7 @@ final class GgufFile {
             throw new ModelFormatException(path(), "Q8_0 tensor " + name + " has rows of " + t.dims()[0]
                     + " elements, expected a multiple of 32");
         }
-        long start = dataStart + t.offset();
-        if (start < dataStart || start > file.size()) {
-            throw new ModelFormatException(path(), "tensor " + name + " starts at byte " + start + ", past the end of the file ("
-                    + file.size() + " bytes); the file is truncated or corrupt");
-        }
-        file.seek(start);
+        file.seek(dataStart + t.offset());   // inside the data section: checked by parse()
         String what = "tensor " + name;
         return switch (t.type()) {
             case F32 -> file.floats(n, what);

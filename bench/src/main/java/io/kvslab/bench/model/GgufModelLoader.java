@@ -106,6 +106,10 @@ final class GgufModelLoader {
                 throw new ModelFormatException(path, "tokenizer entry " + i + " is " + tokens.get(i) + " / " + scores.get(i)
                         + ", expected a string token and a float32 score");
             }
+            if (!Float.isFinite(score)) {
+                throw new ModelFormatException(path, "tokenizer.ggml.scores[" + i + "] is " + score
+                        + ", expected a finite number");
+            }
             pieces[i] = t.replace(SPM_SPACE, " ").getBytes(StandardCharsets.UTF_8);
             s[i] = score;
         }

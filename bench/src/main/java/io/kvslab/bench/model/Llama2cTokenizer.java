@@ -20,6 +20,12 @@ final class Llama2cTokenizer {
                 throw new ModelFormatException(path, "max_token_length is " + maxLen
                         + ", expected a positive length of at most 65536 (is this a llama2.c tokenizer file?)");
             }
+            // every token takes at least 8 bytes (score and length): bound the vocabulary before allocating for it
+            if (vocabSize < 0 || vocabSize > f.remaining() / 8) {
+                throw new ModelFormatException(path, "the model's vocabulary of " + vocabSize + " tokens needs at least "
+                        + 8L * vocabSize + " bytes, the file has " + f.remaining() + " after max_token_length; the "
+                        + "tokenizer is truncated or belongs to another model");
+            }
             byte[][] pieces = new byte[vocabSize][];
             float[] scores = new float[vocabSize];
             for (int i = 0; i < vocabSize; i++) {

@@ -1,9 +1,7 @@
 package io.kvslab.bench.model;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.NoSuchFileException;
@@ -11,40 +9,45 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
 /**
- * A model or tokenizer file memory-mapped read-only, read little-endian through a cursor. Every read checks the bounds
- * first and reports a short file as a {@link ModelFormatException} naming the file, the offset and what was being read,
- * so a truncated file can never turn into a JVM fault or a silent wrong answer.
+ * A model or tokenizer file read little-endian through a cursor, with positional {@link FileChannel} reads (never a
+ * memory map: a file truncated or rewritten while it is loaded gives short reads, reported as a
+ * {@link ModelFormatException}, where a mapped read would fault with SIGBUS / {@code InternalError}). Every read checks
+ * the bounds first, against the size taken at open, and reports a short file as a {@link ModelFormatException} naming
+ * the file, the offset and what was being read, so a truncated file can never turn into a JVM fault or a silent wrong
+ * answer. Bulk reads ({@link #floats} ...) allocate only after the bytes they need were checked to exist.
  */
 final class ModelFile implements AutoCloseable {
-    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Small values are read through a window of this many bytes; bulk reads go in chunks of the same size. */
+    private static final int WINDOW = 64 * 1024;
 
     private final Path path;
-    private final Arena arena;
-    private final MemorySegment data;
+    private final FileChannel channel;
+    private final long size;
+    private final ByteBuffer window = ByteBuffer.allocate(WINDOW).order(ByteOrder.LITTLE_ENDIAN);
+    /** File offset of window[0]; the window holds [windowStart, windowStart + window.limit()). */
+    private long windowStart;
     private long pos;
 
-    private ModelFile(Path path, Arena arena, MemorySegment data) {
+    private ModelFile(Path path, FileChannel channel, long size) {
         this.path = path;
-        this.arena = arena;
-        this.data = data;
+        this.channel = channel;
+        this.size = size;
+        window.limit(0);
     }
 
     static ModelFile open(Path path) {
-        Arena arena = Arena.ofConfined();
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            long size = ch.size();
-            MemorySegment seg = size == 0 ? MemorySegment.ofArray(new byte[0])
-                    : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-            return new ModelFile(path, arena, seg);
+        FileChannel ch;
+        try {
+            ch = FileChannel.open(path, StandardOpenOption.READ);
         } catch (NoSuchFileException e) {
-            arena.close();
             throw new ModelFormatException(path, "no such file");
+        } catch (IOException | UnsupportedOperationException e) {
+            throw new ModelFormatException(path, "cannot read: " + e.getMessage(), e);
+        }
+        try {
+            return new ModelFile(path, ch, ch.size());
         } catch (IOException e) {
-            arena.close();
+            closeQuietly(ch);
             throw new ModelFormatException(path, "cannot read: " + e.getMessage(), e);
         }
     }
@@ -53,67 +56,92 @@ final class ModelFile implements AutoCloseable {
         return path;
     }
 
+    /** The file's size when it was opened. */
     long size() {
-        return data.byteSize();
+        return size;
     }
 
     long position() {
         return pos;
     }
 
+    /** Bytes between the cursor and the end of the file. */
+    long remaining() {
+        return size - pos;
+    }
+
     void seek(long offset) {
-        if (offset < 0 || offset > size()) {
-            throw new ModelFormatException(path, "offset " + offset + " lies outside the file (" + size() + " bytes)");
+        if (offset < 0 || offset > size) {
+            throw new ModelFormatException(path, "offset " + offset + " lies outside the file (" + size + " bytes)");
         }
         pos = offset;
     }
 
     /** Fails unless {@code bytes} more bytes exist at the cursor. */
     void need(long bytes, String what) {
-        if (bytes < 0 || pos + bytes > size() || pos + bytes < 0) {
-            throw new ModelFormatException(path, "file ends (" + size() + " bytes) before " + what + " (needs "
+        if (bytes < 0 || bytes > size - pos) {
+            throw new ModelFormatException(path, "file ends (" + size + " bytes) before " + what + " (needs "
                     + bytes + " bytes at offset " + pos + "); the file is truncated or corrupt");
         }
     }
 
+    /** The window positioned at the cursor with at least {@code n <= WINDOW} bytes, after {@link #need}. */
+    private ByteBuffer at(int n, String what) {
+        need(n, what);
+        long rel = pos - windowStart;
+        if (rel < 0 || rel + n > window.limit()) {
+            windowStart = pos;
+            window.clear();
+            window.limit((int) Math.min(WINDOW, size - pos));
+            fill(window, pos, what);
+            window.flip();
+            rel = 0;
+        }
+        window.position((int) rel);
+        pos += n;
+        return window;
+    }
+
+    /** Fills {@code buf} from its position to its limit with the bytes at {@code offset}. */
+    private void fill(ByteBuffer buf, long offset, String what) {
+        long at = offset;
+        try {
+            while (buf.hasRemaining()) {
+                int n = channel.read(buf, at);
+                if (n < 0) {
+                    throw new ModelFormatException(path, "file ends at byte " + at + " while reading " + what
+                            + ", but it had " + size + " bytes when opened; was it truncated or replaced while being "
+                            + "loaded?");
+                }
+                at += n;
+            }
+        } catch (IOException e) {
+            throw new ModelFormatException(path, "cannot read " + what + " at offset " + offset + ": " + e, e);
+        }
+    }
+
     int i32(String what) {
-        need(4, what);
-        int v = data.get(I32, pos);
-        pos += 4;
-        return v;
+        return at(4, what).getInt();
     }
 
     long i64(String what) {
-        need(8, what);
-        long v = data.get(I64, pos);
-        pos += 8;
-        return v;
+        return at(8, what).getLong();
     }
 
     short i16(String what) {
-        need(2, what);
-        short v = data.get(I16, pos);
-        pos += 2;
-        return v;
+        return at(2, what).getShort();
     }
 
     byte i8(String what) {
-        need(1, what);
-        return data.get(ValueLayout.JAVA_BYTE, pos++);
+        return at(1, what).get();
     }
 
     float f32(String what) {
-        need(4, what);
-        float v = data.get(F32, pos);
-        pos += 4;
-        return v;
+        return at(4, what).getFloat();
     }
 
     double f64(String what) {
-        need(8, what);
-        double v = data.get(F64, pos);
-        pos += 8;
-        return v;
+        return at(8, what).getDouble();
     }
 
     byte[] bytes(long n, String what) {
@@ -122,52 +150,70 @@ final class ModelFile implements AutoCloseable {
         }
         need(n, what);
         byte[] b = new byte[(int) n];
-        MemorySegment.copy(data, ValueLayout.JAVA_BYTE, pos, b, 0, (int) n);
+        if (n <= WINDOW) {
+            at((int) n, what).get(b);   // short strings: served from the window, not one read each
+            return b;
+        }
+        fill(ByteBuffer.wrap(b), pos, what);
         pos += n;
         return b;
     }
 
-    /** {@code count} float32 values at the cursor; rejects NaN and infinities (a corrupt weight must not go unnoticed). */
-    float[] floats(long count, String what) {
+    /** Element-wise decoding of a bulk read: {@code src} holds whole elements. */
+    @FunctionalInterface
+    private interface Decoder {
+        void decode(ByteBuffer src, float[] dst, int to, int elements);
+    }
+
+    /**
+     * {@code count} elements of {@code bytesPerUnit} bytes per {@code elementsPerUnit} elements at the cursor, read in
+     * chunks and decoded; the bytes are checked to exist before the array is allocated.
+     */
+    private float[] bulk(long count, int elementsPerUnit, int bytesPerUnit, String what, Decoder decoder) {
         if (count > Integer.MAX_VALUE - 16) {
             throw new ModelFormatException(path, what + " has " + count + " elements, more than a Java array holds");
         }
-        need(count * 4, what);
+        long units = count / elementsPerUnit;
+        need(units * bytesPerUnit, what);   // units <= 2^31 and bytesPerUnit <= 34: no overflow
         float[] a = new float[(int) count];
-        MemorySegment.copy(data, F32, pos, a, 0, (int) count);
-        pos += count * 4;
+        int unitsPerChunk = Math.max(1, WINDOW / bytesPerUnit);
+        ByteBuffer chunk = ByteBuffer.allocate(unitsPerChunk * bytesPerUnit).order(ByteOrder.LITTLE_ENDIAN);
+        long at = pos;
+        for (long u = 0; u < units; ) {
+            int n = (int) Math.min(unitsPerChunk, units - u);
+            chunk.clear().limit(n * bytesPerUnit);
+            fill(chunk, at, what);
+            chunk.flip();
+            decoder.decode(chunk, a, (int) (u * elementsPerUnit), n * elementsPerUnit);
+            at += (long) n * bytesPerUnit;
+            u += n;
+        }
+        pos = at;
         requireFinite(a, what);
         return a;
+    }
+
+    /** {@code count} float32 values at the cursor; rejects NaN and infinities (a corrupt weight must not go unnoticed). */
+    float[] floats(long count, String what) {
+        return bulk(count, 1, 4, what, (src, dst, to, n) -> src.asFloatBuffer().get(dst, to, n));
     }
 
     /** {@code count} IEEE half-precision values at the cursor, widened to float. */
     float[] halfs(long count, String what) {
-        if (count > Integer.MAX_VALUE - 16) {
-            throw new ModelFormatException(path, what + " has " + count + " elements, more than a Java array holds");
-        }
-        need(count * 2, what);
-        float[] a = new float[(int) count];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = Float.float16ToFloat(data.get(I16, pos + 2L * i));
-        }
-        pos += count * 2;
-        requireFinite(a, what);
-        return a;
+        return bulk(count, 1, 2, what, (src, dst, to, n) -> {
+            for (int i = 0; i < n; i++) {
+                dst[to + i] = Float.float16ToFloat(src.getShort());
+            }
+        });
     }
 
     /** {@code count} bfloat16 values at the cursor (the high half of a float32), widened to float. */
     float[] bfloats(long count, String what) {
-        if (count > Integer.MAX_VALUE - 16) {
-            throw new ModelFormatException(path, what + " has " + count + " elements, more than a Java array holds");
-        }
-        need(count * 2, what);
-        float[] a = new float[(int) count];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = Float.intBitsToFloat((data.get(I16, pos + 2L * i) & 0xFFFF) << 16);
-        }
-        pos += count * 2;
-        requireFinite(a, what);
-        return a;
+        return bulk(count, 1, 2, what, (src, dst, to, n) -> {
+            for (int i = 0; i < n; i++) {
+                dst[to + i] = Float.intBitsToFloat((src.getShort() & 0xFFFF) << 16);
+            }
+        });
     }
 
     /**
@@ -175,22 +221,14 @@ final class ModelFile implements AutoCloseable {
      * {@code count} must be a multiple of 32 (the caller checks the row length).
      */
     float[] q8_0(long count, String what) {
-        if (count > Integer.MAX_VALUE - 16) {
-            throw new ModelFormatException(path, what + " has " + count + " elements, more than a Java array holds");
-        }
-        long blocks = count / 32;
-        need(blocks * 34, what);
-        float[] a = new float[(int) count];
-        for (long b = 0; b < blocks; b++) {
-            long base = pos + b * 34;
-            float d = Float.float16ToFloat(data.get(I16, base));
-            for (int i = 0; i < 32; i++) {
-                a[(int) (b * 32 + i)] = d * data.get(ValueLayout.JAVA_BYTE, base + 2 + i);
+        return bulk(count, 32, 34, what, (src, dst, to, n) -> {
+            for (int b = 0; b < n / 32; b++) {
+                float d = Float.float16ToFloat(src.getShort());
+                for (int i = 0; i < 32; i++) {
+                    dst[to + b * 32 + i] = d * src.get();
+                }
             }
-        }
-        pos += blocks * 34;
-        requireFinite(a, what);
-        return a;
+        });
     }
 
     private void requireFinite(float[] a, String what) {
@@ -204,6 +242,14 @@ final class ModelFile implements AutoCloseable {
 
     @Override
     public void close() {
-        arena.close();
+        closeQuietly(channel);
+    }
+
+    private static void closeQuietly(FileChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException ignored) {
+            // read-only: nothing to lose
+        }
     }
 }

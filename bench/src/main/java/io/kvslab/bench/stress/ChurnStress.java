@@ -289,10 +289,11 @@ public final class ChurnStress {
                 referenced += t.seq.referencedBytes();
                 for (int l = 0; l < layout.layers(); l++) {
                     for (int h = 0; h < layout.kvHeads(); h++) {
-                        int blocks = t.seq.blockCount(l, h);
-                        for (int b = 0; b < blocks; b++) {
-                            addresses.add(t.seq.keyBlockAddress(l, h, b));
-                            addresses.add(t.seq.valueBlockAddress(l, h, b));
+                        for (long id : io.kvslab.RawBlocks.blockIds(t.seq, l, h, true)) {
+                            addresses.add(id);
+                        }
+                        for (long id : io.kvslab.RawBlocks.blockIds(t.seq, l, h, false)) {
+                            addresses.add(id);
                         }
                     }
                 }
@@ -562,7 +563,7 @@ public final class ChurnStress {
                     double p = rnd.nextDouble();
                     keep = java.util.stream.IntStream.range(0, r.n).filter(i -> rnd.nextDouble() < p).toArray();
                 }
-                t.seq.retain(l, h, keep);
+                t.seq.keep(l, h, keep);
                 r.keep(keep);
             }
         }

@@ -45,7 +45,7 @@ public record SinkWindowRetention(int sinks, int budget) {
             for (int h = 0; h < s.layout().kvHeads(); h++) {
                 int n = s.length(l, h);
                 if (n > budget) {
-                    s.retain(l, h, rowsToKeep(n));
+                    s.keep(l, h, rowsToKeep(n));
                 }
             }
         }

@@ -91,7 +91,7 @@ class TeacherForcingTest {
                         for (int i = 0; i < 32; i++) {
                             keep[i] = i < 4 ? i : n - 32 + i;
                         }
-                        seq.retain(l, h, keep);
+                        seq.keep(l, h, keep);
                         assertArrayEquals(new long[]{0, 1, 2, 3}, Arrays.copyOf(seq.positions(l, h), 4));
                         assertEquals(prefill - 1, seq.positions(l, h)[31]);
                     }

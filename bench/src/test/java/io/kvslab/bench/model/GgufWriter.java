@@ -9,13 +9,15 @@ import java.util.List;
 
 /** Writes small GGUF v3 files for tests (the format as the GGUF spec defines it, written independently of the reader). */
 final class GgufWriter {
-    private record Tensor(String name, long[] dims, int type, byte[] data) {}
+    /** {@code offset} null: placed after the previous tensor; else the directory claims this offset (data may be empty). */
+    private record Tensor(String name, long[] dims, int type, byte[] data, Long offset) {}
 
     private final ByteArrayOutputStream meta = new ByteArrayOutputStream();
     private int kvCount;
     private final List<Tensor> tensors = new ArrayList<>();
     private int version = 3;
     private int magic = GgufFile.MAGIC;
+    private byte[] trailing = new byte[0];
 
     GgufWriter version(int v) {
         version = v;
@@ -91,7 +93,19 @@ final class GgufWriter {
     }
 
     GgufWriter tensor(String name, long[] dims, int type, byte[] data) {
-        tensors.add(new Tensor(name, dims, type, data));
+        tensors.add(new Tensor(name, dims, type, data, null));
+        return this;
+    }
+
+    /** A directory entry claiming data offset {@code offset} (relative to the data section), with no data of its own. */
+    GgufWriter tensorAt(String name, long[] dims, int type, long offset) {
+        tensors.add(new Tensor(name, dims, type, new byte[0], offset));
+        return this;
+    }
+
+    /** Bytes appended after the tensors' data (the bytes that {@link #tensorAt} entries point into). */
+    GgufWriter trailingData(byte[] data) {
+        trailing = data;
         return this;
     }
 
@@ -140,7 +154,7 @@ final class GgufWriter {
         long offset = 0;
         List<Long> offsets = new ArrayList<>();
         for (Tensor t : tensors) {
-            offsets.add(offset);
+            offsets.add(t.offset() != null ? t.offset() : offset);
             offset += (t.data().length + alignment - 1) / alignment * alignment;
         }
         for (int i = 0; i < tensors.size(); i++) {
@@ -162,6 +176,7 @@ final class GgufWriter {
                 out.write(0);
             }
         }
+        out.writeBytes(trailing);
         return out.toByteArray();
     }
 }

@@ -97,7 +97,7 @@ class StoreRunnerTest {
                     for (int h = 0; h < layout.kvHeads(); h++) {
                         int[] all = new int[cache.sequence().length(l, h)];
                         Arrays.setAll(all, i -> i);
-                        cache.sequence().retain(l, h, all);
+                        cache.sequence().keep(l, h, all);
                     }
                 }
                 long slabsBefore = store.stats().memory().slabs();

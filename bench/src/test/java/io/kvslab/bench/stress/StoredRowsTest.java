@@ -6,8 +6,9 @@ import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import io.kvslab.BlockStaging;
+import io.kvslab.RawBlocks;
+import io.kvslab.TableImage;
 
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -42,16 +43,48 @@ class StoredRowsTest {
                 long[] shifted = pos.clone();
                 shifted[0] = 99;
                 assertNotNull(StoredRows.mismatch(s, 1, 1, gen, shifted, salts, n));
-                // Flip one bit of row 6 of the V block 1 (rows 4..7) of layer 1, head 1, in native memory.
-                MemorySegment block = MemorySegment.ofAddress(s.valueBlockAddress(1, 1, 1))
-                        .reinterpret(layout.blockBytes());
-                long off = 2 * layout.rowBytes() + 3L * dt.bytes();
-                block.set(ValueLayout.JAVA_BYTE, off, (byte) (block.get(ValueLayout.JAVA_BYTE, off) ^ 0x10));
+                // Flip one bit of row 6 of the V block 1 (rows 4..7) of layer 1, head 1, in native memory: the
+                // sequence's raw blocks are copied out, one byte changed, and written back through a restore
+                // staging (no public path hands out block addresses any more).
+                flipValueBit(store, s, layout, (int) (2 * layout.rowBytes() + 3L * dt.bytes()));
                 String msg = StoredRows.mismatch(s, 1, 1, gen, pos, salts, n);
                 assertNotNull(msg, dt.name());
                 assertTrue(msg.contains("row 6") && msg.contains("value"), msg);
                 assertNull(StoredRows.mismatch(s, 1, 0, gen, s.positions(1, 0), salts, n), "other heads intact");
             }
+        }
+    }
+
+    /** Rewrites s with its own raw rows, bit 4 of byte {@code off} of V block 1 of (layer 1, head 1) flipped. */
+    private static void flipValueBit(KvStore store, Sequence s, KvLayout layout, int off) {
+        int tpb = layout.tokensPerBlock();
+        int rowBytes = (int) layout.rowBytes();
+        int tables = layout.layers() * layout.kvHeads();
+        int blocksPerTable = (s.length(0, 0) + tpb - 1) / tpb;
+        try (BlockStaging staging = RawBlocks.stage(store, 2 * tables * blocksPerTable)) {
+            TableImage[][] image = new TableImage[layout.layers()][layout.kvHeads()];
+            int next = 0;
+            for (int l = 0; l < layout.layers(); l++) {
+                for (int h = 0; h < layout.kvHeads(); h++) {
+                    int rows = s.length(l, h);
+                    int[] kb = new int[blocksPerTable];
+                    int[] vb = new int[blocksPerTable];
+                    for (int b = 0; b < blocksPerTable; b++) {
+                        int r = Math.min(tpb, rows - b * tpb);
+                        for (int kv = 0; kv < 2; kv++) {
+                            byte[] buf = new byte[r * rowBytes];
+                            RawBlocks.readRows(s, l, h, kv == 0, b, r, buf, 0);
+                            if (kv == 1 && l == 1 && h == 1 && b == 1) {
+                                buf[off] ^= 0x10;
+                            }
+                            staging.write(next, buf, 0, r);
+                            (kv == 0 ? kb : vb)[b] = next++;
+                        }
+                    }
+                    image[l][h] = new TableImage(s.positions(l, h), kb, vb);
+                }
+            }
+            staging.commitInto(s, image);
         }
     }
 }

@@ -8,34 +8,23 @@ import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * The fixed-signature native calls that code outside this package makes: one Java method per C function of
  * {@code kvslab.h} / {@code blas_ops.c}, so that no class hands out a symbol lookup or a downcall handle.
  *
- * <p>These are raw calls: they do not validate (the callers, {@code NativeAttention} and the model runner's BLAS
- * wrapper, check every argument first). A C function's return code is returned as is; a Java-side failure of the
- * call itself becomes a {@link KvSlabException}.
+ * <p>Only calls whose every pointer argument is a caller's own, size-checked segment are here: the attention
+ * kernels, which take arrays of raw block addresses, are bound privately by the package-private
+ * {@code io.kvslab.internal.table.NativeAttention}, which builds those arrays itself under the sequence's lock.
+ * Every argument is checked here (typed exception) before the call; a C function's return code is returned as is;
+ * a Java-side failure of the call itself becomes a {@link KvSlabException}.
  */
 public final class KernelDowncalls {
     private KernelDowncalls() {}
 
     /** Handles bound on first use (holder idiom); binding loads the library, failing if it is unavailable. */
     private static final class Attention {
-        static final FunctionDescriptor DECODE = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
-        static final FunctionDescriptor PREFILL = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
-        static final MethodHandle DECODE_NORMAL = NativeLibrary.get().handle("kvs_attn_decode", DECODE);
-        static final MethodHandle DECODE_CRITICAL = NativeLibrary.get().handle("kvs_attn_decode", DECODE,
-                Linker.Option.critical(false));
-        static final MethodHandle PREFILL_CALL = NativeLibrary.get().handle("kvs_attn_prefill", PREFILL);
-        static final MethodHandle PROBE = NativeLibrary.get().handle("kvs_read_bandwidth_probe",
-                FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT));
         static final MethodHandle SET_ISA = NativeLibrary.get().handle("kvs_attn_set_isa",
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT), Linker.Option.critical(false));
         static final MethodHandle POOL_THREADS = NativeLibrary.get().handle("kvs_pool_threads",
@@ -52,49 +41,14 @@ public final class KernelDowncalls {
                 FunctionDescriptor.ofVoid(JAVA_INT));
     }
 
-    /**
-     * {@code kvs_attn_decode}; {@code critical} picks the critical downcall (no thread-state transition: only for
-     * calls of a few microseconds). Returns the C return code.
-     */
-    public static int attnDecode(boolean critical, int kvHeads, int group, int headDim, int dtype, int blockRows,
-                                 MemorySegment q, MemorySegment keyBlocks, MemorySegment valueBlocks,
-                                 MemorySegment offsets, MemorySegment lengths, float scale, MemorySegment out,
-                                 MemorySegment lse, int threads) {
-        NativeLibrary.get();
-        try {
-            return (int) (critical ? Attention.DECODE_CRITICAL : Attention.DECODE_NORMAL).invokeExact(kvHeads, group,
-                    headDim, dtype, blockRows, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, lse, threads);
-        } catch (Throwable t) {
-            throw failed("kvs_attn_decode", t);
-        }
-    }
 
-    /** {@code kvs_attn_prefill}; returns the C return code. */
-    public static int attnPrefill(int kvHeads, int group, int headDim, int dtype, int blockRows, int queries,
-                                  MemorySegment q, MemorySegment keyBlocks, MemorySegment valueBlocks,
-                                  MemorySegment offsets, MemorySegment lengths, float scale, MemorySegment out,
-                                  int threads) {
-        NativeLibrary.get();
-        try {
-            return (int) Attention.PREFILL_CALL.invokeExact(kvHeads, group, headDim, dtype, blockRows, queries, q,
-                    keyBlocks, valueBlocks, offsets, lengths, scale, out, threads);
-        } catch (Throwable t) {
-            throw failed("kvs_attn_prefill", t);
-        }
-    }
 
-    /** {@code kvs_read_bandwidth_probe} over the first {@code bytes} of {@code buffer}. */
-    public static double readBandwidthProbe(MemorySegment buffer, long bytes, int threads) {
-        NativeLibrary.get();
-        try {
-            return (double) Attention.PROBE.invokeExact(buffer, bytes, threads);
-        } catch (Throwable t) {
-            throw failed("kvs_read_bandwidth_probe", t);
-        }
-    }
 
     /** {@code kvs_attn_set_isa}: 1 forces AVX2, 0 the best the CPU has; returns the level now used. */
     public static int attnSetIsa(int level) {
+        if (level != 0 && level != 1) {
+            throw new io.kvslab.KvArgumentException("level must be 0 (best) or 1 (AVX2), got " + level);
+        }
         NativeLibrary.get();
         try {
             return (int) Attention.SET_ISA.invokeExact(level);
@@ -115,6 +69,12 @@ public final class KernelDowncalls {
 
     /** {@code kvs_blas_matmul_nt}: {@code out[t][i] = sum_j w[i][j] * x[t][j]}; heap segments go without a copy. */
     public static void blasMatmulNt(MemorySegment x, MemorySegment w, MemorySegment out, int n, int cols, int rows) {
+        if (n < 1 || cols < 1 || rows < 1) {
+            throw new io.kvslab.KvArgumentException("n, cols and rows must be >= 1, got " + n + ", " + cols + ", " + rows);
+        }
+        floats("x", x, Math.multiplyExact((long) n, (long) cols), false);
+        floats("w", w, Math.multiplyExact((long) rows, (long) cols), false);
+        floats("out", out, Math.multiplyExact((long) n, (long) rows), true);
         NativeLibrary.get();
         try {
             Blas.MATMUL_NT.invokeExact(x, w, out, n, cols, rows);
@@ -135,11 +95,23 @@ public final class KernelDowncalls {
 
     /** Sets OpenBLAS's thread count (process-wide). */
     public static void setOpenBlasThreads(int threads) {
+        if (threads < 1 || threads > 4096) {
+            throw new io.kvslab.KvArgumentException("threads must be in [1, 4096], got " + threads);
+        }
         NativeLibrary.get();
         try {
             Blas.SET_THREADS.invokeExact(threads);
         } catch (Throwable t) {
             throw failed("openblas_set_num_threads", t);
+        }
+    }
+
+    /** A live, accessible segment of at least {@code count} floats (writable if written). */
+    private static void floats(String name, MemorySegment s, long count, boolean written) {
+        if (s == null || !s.scope().isAlive() || !s.isAccessibleBy(Thread.currentThread())
+                || (written && s.isReadOnly()) || s.byteSize() < Math.multiplyExact(count, (long) Float.BYTES)) {
+            throw new io.kvslab.KvArgumentException(name + " must be a live, accessible" + (written ? ", writable" : "")
+                    + " segment of at least " + count + " floats");
         }
     }
 

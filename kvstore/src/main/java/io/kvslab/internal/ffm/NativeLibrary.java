@@ -82,10 +82,21 @@ public final class NativeLibrary {
     private final SymbolLookup lookup;
     private final Linker linker = Linker.nativeLinker();
     private final Path directory;
+    private final Path file;
 
-    private NativeLibrary(SymbolLookup lookup, Path directory) {
+    private NativeLibrary(SymbolLookup lookup, Path file) {
         this.lookup = lookup;
-        this.directory = directory;
+        this.file = file;
+        this.directory = file.getParent();
+    }
+
+    /**
+     * The loaded, ABI-checked {@code libkvslab.so} (the first call loads it; fails when it is unavailable). Other
+     * internal packages bind their own fixed downcalls from a private lookup of it: no handle or lookup is handed
+     * out from here.
+     */
+    public static Path libraryFile() {
+        return get().file;
     }
 
     /** The outcome of the one load attempt of this JVM (holder idiom: computed on first use, thread-safe). */
@@ -176,7 +187,7 @@ public final class NativeLibrary {
         } catch (IllegalArgumentException e) {
             throw new Unavailable("cannot load " + file + ": " + e.getMessage());
         }
-        NativeLibrary lib = new NativeLibrary(lookup, file.getParent());
+        NativeLibrary lib = new NativeLibrary(lookup, file);
         int abi;
         try {
             abi = (int) lib.handle("kvs_abi_version", FunctionDescriptor.of(JAVA_INT)).invokeExact();

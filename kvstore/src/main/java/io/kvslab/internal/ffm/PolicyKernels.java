@@ -36,8 +36,14 @@ public final class PolicyKernels implements AutoCloseable {
     private MemorySegment workspace;
     private boolean closed;
 
+    /** Whether calls go to libkvslab; otherwise to the plain-Java kernels (same contract, see JavaPolicyKernels). */
+    private final boolean nativeKernels;
+
     private PolicyKernels() {
-        bind();
+        nativeKernels = NativeLibrary.isAvailable();
+        if (nativeKernels) {
+            bind();
+        }
     }
 
     /** A kernel context with an empty workspace; loads {@code libkvslab.so} on first use. */
@@ -109,6 +115,11 @@ public final class PolicyKernels implements AutoCloseable {
             atLeast("lastOut", lastOut, outLen);
         }
         ascending("keyPositions", keyPositions, rows);
+        if (!nativeKernels) {
+            JavaPolicyKernels.windowAttention(queries, window, queryHeads, headDim, firstHead, groupHeads, keys, rows,
+                    keyPositions, queryPositions, (float) (1.0 / Math.sqrt(headDim)), meanOut, lastOut);
+            return;
+        }
 
         long bytes = 0;
         long qOff = bytes;
@@ -207,6 +218,11 @@ public final class PolicyKernels implements AutoCloseable {
         long outLen = elements("outputs", (long) groupHeads * rows);
         atLeast("values", values, vLen);
         atLeast("out", out, outLen);
+        if (!nativeKernels) {
+            JavaPolicyKernels.valueNorms(values, rows, woSeg.toArray(JAVA_FLOAT), modelDim, queryHeads, headDim,
+                    firstHead, groupHeads, out);
+            return;
+        }
         int tile = Math.min(rows, NORM_TILE);
         long vOff = 0;
         long bytes = align(vLen * Float.BYTES);

@@ -18,6 +18,11 @@ public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int
         dimension("group", group);
         dimension("headDim", headDim);
         dimension("blockRows", blockRows);
+        long queryHeads = (long) kvHeads * group;
+        if (queryHeads > MAX_DIMENSION) {
+            throw new KernelArgumentException("query heads (kvHeads " + kvHeads + " x group " + group + " = "
+                    + queryHeads + ") must be <= " + MAX_DIMENSION);
+        }
         if (dtype < 0 || dtype > 2) {
             throw new KernelArgumentException("dtype code must be 0 (f32), 1 (f16) or 2 (bf16), got " + dtype);
         }
@@ -29,19 +34,19 @@ public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int
                 layout.tokensPerBlock());
     }
 
-    /** Query heads: {@code kvHeads * group}. */
+    /** Query heads: {@code kvHeads * group} (at most {@value #MAX_DIMENSION}, checked at construction). */
     public int queryHeads() {
         return kvHeads * group;
     }
 
     /** Bytes of one stored row. */
     public long rowBytes() {
-        return (long) headDim * (dtype == 0 ? 4 : 2);
+        return Math.multiplyExact((long) headDim, dtype == 0 ? 4L : 2L);
     }
 
     /** Floats of one token's queries (or outputs) across all query heads. */
     public long tokenFloats() {
-        return (long) kvHeads * group * headDim;
+        return Math.multiplyExact((long) queryHeads(), (long) headDim);
     }
 
     private static void dimension(String name, int v) {

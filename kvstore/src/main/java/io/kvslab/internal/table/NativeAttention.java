@@ -2,10 +2,22 @@ package io.kvslab.internal.table;
 
 import io.kvslab.KernelArgumentException;
 import io.kvslab.KernelFailedException;
-import io.kvslab.internal.ffm.KernelDowncalls;
+import io.kvslab.internal.ffm.NativeLibrary;
 
+import io.kvslab.KvSlabException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
 
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
 /**
@@ -22,22 +34,67 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
  * every segment, their sizes against the shape, offsets monotone and giving every head at least
  * {@code ceil(length / blockRows)} blocks, every used block address non-zero, outputs writable and overlapping
  * no input, the scale finite and positive, threads in [1, {@value #MAX_THREADS}]. What Java cannot check is the
- * block addresses themselves: they must be addresses of live blocks of that size (as {@code Sequence} hands
- * out, under a {@code KvStore.readAccess()}), and no segment may be modified while a call runs.
+ * block addresses themselves: they must be addresses of live blocks of that size. That is why this class is
+ * package-private: only {@link TableAttention} calls it, with address arrays it builds itself from a sequence's
+ * {@link BlockTable}s while holding that sequence's read lock (so no block is freed, moved or unmapped during the
+ * call). No public method anywhere takes a block address.
  *
  * <p><b>Threads.</b> {@code threads} is an upper bound: the kernels use the calling thread plus up to
  * {@code threads - 1} threads of a persistent native pool, and run short calls on the calling thread alone.
  * Calls that read little memory use a critical downcall (no thread-state transition); longer ones use a
  * normal downcall, so they never hold up a garbage-collection safepoint.
  */
-public final class NativeAttention {
+final class NativeAttention {
     /** Largest thread count a call accepts. */
-    public static final int MAX_THREADS = 64;
+    static final int MAX_THREADS = 64;
 
     /** K+V bytes up to which a decode call is short enough (a few microseconds) for a critical downcall. */
     static final long CRITICAL_MAX_BYTES = 256 * 1024;
 
+    private static volatile Handles handles;
+
     private NativeAttention() {}
+
+    private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle prefill,
+                           MethodHandle probe, MethodHandle setIsa, MethodHandle poolThreads) {
+        static Handles load() {
+            // A private lookup of the library file: NativeLibrary hands out no handles or lookups.
+            SymbolLookup lib = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
+            FunctionDescriptor decode = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                    JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
+            FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                    JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
+            return new Handles(
+                    bind(lib, "kvs_attn_decode", decode),
+                    bind(lib, "kvs_attn_decode", decode, Linker.Option.critical(false)),
+                    bind(lib, "kvs_attn_prefill", prefill),
+                    bind(lib, "kvs_read_bandwidth_probe",
+                            FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT)),
+                    bind(lib, "kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
+                            Linker.Option.critical(false)),
+                    bind(lib, "kvs_pool_threads", FunctionDescriptor.of(JAVA_INT)));
+        }
+
+        private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor d, Linker.Option... o) {
+            MemorySegment symbol = lib.find(name).orElseThrow(() ->
+                    new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
+            return Linker.nativeLinker().downcallHandle(symbol, d, o);
+        }
+    }
+
+    private static Handles handles() {
+        Handles h = handles;
+        if (h == null) {
+            synchronized (NativeAttention.class) {
+                h = handles;
+                if (h == null) {
+                    h = Handles.load();
+                    handles = h;
+                }
+            }
+        }
+        return h;
+    }
 
     /**
      * Decode attention: one query token per query head over all rows of its KV head.
@@ -56,7 +113,7 @@ public final class NativeAttention {
      * @throws KernelArgumentException if any argument is rejected (see the class comment)
      * @throws KernelFailedException   if the kernel reports an error (out of memory for scratch)
      */
-    public static void decode(AttentionShape shape, MemorySegment q, MemorySegment keyBlocks,
+    static void decode(AttentionShape shape, MemorySegment q, MemorySegment keyBlocks,
                               MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
                               MemorySegment out, MemorySegment lse, int threads) {
         requireShape(shape);
@@ -74,11 +131,21 @@ public final class NativeAttention {
         if (withLse) {
             noOverlap("lse", lse, q, keyBlocks, valueBlocks, offsets, lengths, out);
         }
-        boolean critical = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES;
+        if (!NativeLibrary.isAvailable()) {
+            JavaAttention.decode(shape, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, withLse ? lse : null);
+            return;
+        }
+        Handles h = handles();
+        MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
         MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
-        int rc = KernelDowncalls.attnDecode(critical, shape.kvHeads(), shape.group(), shape.headDim(),
-                shape.dtype(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
-                lseArg, threads);
+        int rc;
+        try {
+            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.dtype(),
+                    shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
+                    lseArg, threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_decode", t);
+        }
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_decode", rc);
         }
@@ -93,7 +160,7 @@ public final class NativeAttention {
      * @param out     same layout as {@code q}, written
      * @see #decode for the other parameters
      */
-    public static void prefill(AttentionShape shape, int queries, MemorySegment q, MemorySegment keyBlocks,
+    static void prefill(AttentionShape shape, int queries, MemorySegment q, MemorySegment keyBlocks,
                                MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths, float scale,
                                MemorySegment out, int threads) {
         requireShape(shape);
@@ -111,8 +178,18 @@ public final class NativeAttention {
         requireThreads(threads);
         validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, queries);
         noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
-        int rc = KernelDowncalls.attnPrefill(shape.kvHeads(), shape.group(), shape.headDim(), shape.dtype(),
-                shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, threads);
+        if (!NativeLibrary.isAvailable()) {
+            JavaAttention.prefill(shape, queries, q, keyBlocks, valueBlocks, offsets, lengths, scale, out);
+            return;
+        }
+        int rc;
+        try {
+            rc = (int) handles().prefill().invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),
+                    shape.dtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
+                    out, threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_prefill", t);
+        }
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_prefill", rc);
         }
@@ -123,20 +200,32 @@ public final class NativeAttention {
      * pool and returns a checksum (the sum of its 64-bit little-endian words, modulo 2^64, as an unsigned
      * value), so the reads cannot be elided. Timing it gives the read bandwidth the kernels can hope for.
      */
-    public static double readBandwidthProbe(MemorySegment buffer, int threads) {
+    static double readBandwidthProbe(MemorySegment buffer, int threads) {
         segment("buffer", buffer, 64, false);
         requireThreads(threads);
-        return KernelDowncalls.readBandwidthProbe(buffer, buffer.byteSize(), threads);
+        try {
+            return (double) handles().probe().invokeExact(buffer, buffer.byteSize(), threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_read_bandwidth_probe", t);
+        }
     }
 
     /** Forces the AVX2 kernels ({@code level} 1) or the best the CPU has (0); returns 1 (AVX2) or 2 (AVX-512). */
     static int setInstructionSet(int level) {
-        return KernelDowncalls.attnSetIsa(level);
+        try {
+            return (int) handles().setIsa().invokeExact(level);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_set_isa", t);
+        }
     }
 
     /** Worker threads the native pool has started so far. */
     static int poolThreads() {
-        return KernelDowncalls.poolThreads();
+        try {
+            return (int) handles().poolThreads().invokeExact();
+        } catch (Throwable t) {
+            throw rethrow("kvs_pool_threads", t);
+        }
     }
 
     // ---------------------------------------------------------------- validation
@@ -241,5 +330,15 @@ public final class NativeAttention {
             prev = next;
         }
         return total;
+    }
+
+    private static RuntimeException rethrow(String kernel, Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new KvSlabException("call of " + kernel + " failed: " + t, t);
     }
 }

@@ -8,21 +8,23 @@ import java.lang.foreign.MemorySegment;
  * largest call and are reused, so steady-state calls allocate nothing. Growth allocates both regions from a fresh
  * shared arena and closes the old one (rare: only when a call is larger than any before). Not thread-safe.
  */
-public final class NativeScratch implements AutoCloseable {
+final class NativeScratch implements AutoCloseable {
     private Arena arena;
     private MemorySegment floats = MemorySegment.NULL;
     private MemorySegment longs = MemorySegment.NULL;
 
     /** Makes the regions hold at least {@code floatsNeeded} floats and {@code longsNeeded} int64 values. */
-    public void ensure(long floatsNeeded, long longsNeeded) {
-        if (floats.byteSize() >= floatsNeeded * Float.BYTES && longs.byteSize() >= longsNeeded * Long.BYTES) {
+    void ensure(long floatsNeeded, long longsNeeded) {
+        long floatBytes = Math.multiplyExact(floatsNeeded, (long) Float.BYTES);
+        long longBytes = Math.multiplyExact(longsNeeded, (long) Long.BYTES);
+        if (floats.byteSize() >= floatBytes && longs.byteSize() >= longBytes) {
             return;
         }
-        long f = Math.max(floatsNeeded, floats.byteSize() / Float.BYTES * 2);
-        long l = Math.max(longsNeeded, longs.byteSize() / Long.BYTES * 2);
+        long f = Math.max(floatsNeeded, Math.min(floats.byteSize() / Float.BYTES * 2, Long.MAX_VALUE / 16));
+        long l = Math.max(longsNeeded, Math.min(longs.byteSize() / Long.BYTES * 2, Long.MAX_VALUE / 16));
         Arena next = Arena.ofShared();
-        MemorySegment nf = next.allocate(f * Float.BYTES, 64);
-        MemorySegment nl = next.allocate(l * Long.BYTES, 64);
+        MemorySegment nf = next.allocate(Math.multiplyExact(f, (long) Float.BYTES), 64);
+        MemorySegment nl = next.allocate(Math.multiplyExact(l, (long) Long.BYTES), 64);
         if (arena != null) {
             arena.close();
         }
@@ -31,11 +33,11 @@ public final class NativeScratch implements AutoCloseable {
         longs = nl;
     }
 
-    public MemorySegment floats() {
+    MemorySegment floats() {
         return floats;
     }
 
-    public MemorySegment longs() {
+    MemorySegment longs() {
         return longs;
     }
 

@@ -20,11 +20,20 @@ import java.util.List;
  *
  * <p><b>Handles.</b> A block is named by a {@code long} handle: a stable block id (low 32 bits) and the id's
  * generation (high 32 bits). Compaction may move a block to another slab, but its handle stays valid: callers
- * re-read {@link #address(long)} after a compaction (see {@link #relocationEpoch()}). Freeing bumps the generation,
+ * re-read {@code address(long)} after a compaction (see {@link #relocationEpoch()}). Freeing bumps the generation,
  * so a stale handle is rejected instead of silently aliasing a newer block.
  *
- * <p><b>Reference counts.</b> A block starts with one reference; {@link #retain(long)} adds one (prefix sharing,
- * cross-layer key sharing), {@link #release(long)} drops one and frees the block at zero.
+ * <p><b>Reference counts.</b> A block starts with one reference; {@code addReference} adds one (prefix sharing,
+ * forks, cross-layer key sharing), {@code release} drops one and frees the block at zero.
+ *
+ * <p><b>Visibility.</b> Every method that takes or returns a block handle, an address or a block's memory is
+ * package-private: only the block tables of this package ({@link SequenceTables}) hold handles, and they read
+ * block memory under their sequence's lifetime lock.
+ *
+ * <p><b>Debug poisoning.</b> With {@code -Dkvslab.debug.poisonFreed=true} (read once, at class load) every freed
+ * block is filled with 0xFF bytes (NaN in f32, f16 and bf16) and empty slabs are kept instead of unmapped, so
+ * freed memory is reused at once: a read racing a free would then see NaN rather than fault. Tests use it as a
+ * no-silent-corruption oracle.
  *
  * <p><b>Occupancy bins.</b> Non-full slabs sit in bins by fill fraction. Allocation takes from the fullest bin, so
  * sparse slabs drain; {@link #compact()} moves the blocks of the sparsest slabs into fuller ones and returns the
@@ -38,6 +47,8 @@ import java.util.List;
  * guarantees that with its store lock).
  */
 public final class SlabAllocator implements AutoCloseable {
+    /** Fill freed blocks with NaN bytes and never unmap slabs early; see the class comment. */
+    static final boolean POISON_FREED = Boolean.getBoolean("kvslab.debug.poisonFreed");
     /** Occupancy bins: 0 = empty, 1..4 = fill quartiles of non-full slabs, 5 = full. */
     static final int BINS = 6;
     private static final int BIN_EMPTY = 0;
@@ -112,14 +123,14 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /** Allocates one block (reference count 1). */
-    public synchronized long allocate() {
+    synchronized long allocate() {
         ensureOpen();
         ensureCapacity(1);
         return allocateOne();
     }
 
     /** Allocates {@code n} blocks, all or nothing, into {@code out[0..n)}. */
-    public synchronized void allocate(long[] out, int n) {
+    synchronized void allocate(long[] out, int n) {
         ensureOpen();
         if (n < 0 || n > out.length) {
             throw new KvArgumentException("block count must be in [0, " + out.length + "], got " + n);
@@ -131,7 +142,7 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /** Adds a reference to a live block. */
-    public synchronized void retain(long handle) {
+    synchronized void addReference(long handle) {
         ensureOpen();
         int id = checkLive(handle);
         if (refCount[id] == Integer.MAX_VALUE) {
@@ -141,7 +152,7 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /** Drops a reference; the block is freed when none is left. Returns the remaining count. */
-    public synchronized int release(long handle) {
+    synchronized int release(long handle) {
         ensureOpen();
         int id = checkLive(handle);
         int left = --refCount[id];
@@ -152,7 +163,7 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /** Drops one reference of each handle; validates all of them first so a bad one changes nothing. */
-    public synchronized void releaseAll(long[] handles, int from, int to) {
+    synchronized void releaseAll(long[] handles, int from, int to) {
         ensureOpen();
         for (int i = from; i < to; i++) {
             checkLive(handles[i]);
@@ -175,33 +186,92 @@ public final class SlabAllocator implements AutoCloseable {
         }
     }
 
-    public synchronized int refCount(long handle) {
+    synchronized int refCount(long handle) {
         ensureOpen();
         return refCount[checkLive(handle)];
     }
 
     /** The block's reference count, or 0 when the handle is stale or foreign (never throws; for metrics). */
-    public synchronized int refCountIfLive(long handle) {
+    synchronized int refCountIfLive(long handle) {
         return isLive(handle) ? refCount[(int) handle] : 0;
     }
 
-    public synchronized boolean isLive(long handle) {
+    synchronized boolean isLive(long handle) {
         int id = (int) handle;
         return !closed && id >= 0 && id < idsIssued && generation[id] == (int) (handle >>> 32) && refCount[id] > 0;
     }
 
     /** Native address of a live block; valid until the next compaction (see {@link #relocationEpoch()}). */
-    public synchronized long address(long handle) {
+    synchronized long address(long handle) {
         ensureOpen();
         return addressOf[checkLive(handle)];
     }
 
     /** The block's memory as a segment of {@link #blockBytes()} bytes; valid until the next compaction. */
-    public synchronized MemorySegment segment(long handle) {
+    synchronized MemorySegment segment(long handle) {
         ensureOpen();
         int id = checkLive(handle);
         Slab s = slabs.get(slabOf[id]);
         return s.segment.asSlice((long) slotOf[id] * blockBytes, blockBytes);
+    }
+
+    /**
+     * Adds one reference to each of the first {@code counts[i]} handles of {@code tables[i]}, for every i; all
+     * handles are validated first, so a bad one changes nothing.
+     */
+    synchronized void addReferences(long[][] tables, int[] counts) {
+        ensureOpen();
+        for (int i = 0; i < tables.length; i++) {
+            for (int b = 0; b < counts[i]; b++) {
+                int id = checkLive(tables[i][b]);
+                if (refCount[id] >= Integer.MAX_VALUE - tables.length) {
+                    throw new KvSlabException("block " + id + " has reached the maximum reference count");
+                }
+            }
+        }
+        for (int i = 0; i < tables.length; i++) {
+            for (int b = 0; b < counts[i]; b++) {
+                refCount[(int) tables[i][b]]++;
+            }
+        }
+    }
+
+    /**
+     * Writes the addresses of {@code handles[0 .. n)} as int64 into {@code out} from element {@code index}. The
+     * caller holds the store's shared lock, so no compaction moves them while a kernel reads.
+     */
+    synchronized void addresses(long[] handles, int n, MemorySegment out, long index) {
+        ensureOpen();
+        for (int b = 0; b < n; b++) {
+            out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, addressOf[checkLive(handles[b])]);
+        }
+    }
+
+    /**
+     * Fills a kernel's address arrays for one layer in one monitor entry: for each table h, offsets[h], lengths[h]
+     * and its K and V block addresses. The caller holds the sequence's read lock and the store's shared lock.
+     */
+    synchronized void layerAddresses(BlockTable[] row, MemorySegment keys, MemorySegment values,
+                                     MemorySegment offsets, MemorySegment lengths) {
+        ensureOpen();
+        long index = 0;
+        for (int h = 0; h < row.length; h++) {
+            BlockTable t = row[h];
+            offsets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, index);
+            lengths.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, t.length);
+            for (int b = 0; b < t.blockCount; b++) {
+                keys.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, addressOf[checkLive(t.keyBlocks[b])]);
+                values.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
+                        addressOf[checkLive(t.valueBlocks[b])]);
+            }
+            index += t.blockCount;
+        }
+        offsets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, row.length, index);
+    }
+
+    /** The stable block id of a handle (its low 32 bits): an opaque identity, not usable as a handle. */
+    static long blockId(long handle) {
+        return handle & 0xFFFFFFFFL;
     }
 
     /**
@@ -377,6 +447,9 @@ public final class SlabAllocator implements AutoCloseable {
 
     private void free(int id) {
         Slab slab = slabs.get(slabOf[id]);
+        if (POISON_FREED) {
+            slab.segment.asSlice((long) slotOf[id] * blockBytes, blockBytes).fill((byte) 0xFF);
+        }
         slab.give(slotOf[id]);
         generation[id] = generation[id] == Integer.MAX_VALUE ? 1 : generation[id] + 1;
         addressOf[id] = 0;
@@ -386,7 +459,7 @@ public final class SlabAllocator implements AutoCloseable {
         freeIds[freeIdCount++] = id;
         liveBlocks--;
         rebin(slab);
-        if (slab.isEmpty() && bins[BIN_EMPTY].size() > 1) {
+        if (slab.isEmpty() && bins[BIN_EMPTY].size() > 1 && !POISON_FREED) {
             releaseSlab(slab, "empty");   // keep one empty spare, return the rest to the OS
         }
     }

@@ -63,13 +63,20 @@ public final class TensorCodec {
      * Writes head vector {@code h} of token {@code tok} into {@code dst} at byte {@code offset} as {@code store}
      * elements. Values must have passed {@link #check}.
      */
-    public static void writeRow(KvTensor t, int tok, int h, MemorySegment dst, long offset, DType store) {
+    static void writeRow(KvTensor t, int tok, int h, MemorySegment dst, long offset, DType store) {
         long base = t.elementOffset(tok, h, 0);
         int n = t.headDim();
         MemorySegment src = t.data();
         if (t.type() == store && t.rowsContiguous()) {
             long bytes = (long) n * store.bytes();
             MemorySegment.copy(src, base * store.bytes(), dst, offset, bytes);
+            return;
+        }
+        if (t.type() == DType.F32 && t.rowsContiguous()) {
+            // One bulk read of the row, then the array conversion loop C2 vectorises (F16C on x86).
+            float[] row = rowScratch(n);
+            MemorySegment.copy(src, F32, base * Float.BYTES, row, 0, n);
+            RowCodec.write(row, 0, dst, offset, n, store);
             return;
         }
         long step = t.dimStride();
@@ -90,6 +97,17 @@ public final class TensorCodec {
                 }
             }
         }
+    }
+
+    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[256]);
+
+    private static float[] rowScratch(int n) {
+        float[] r = ROW.get();
+        if (r.length < n) {
+            r = new float[Math.max(n, 2 * r.length)];
+            ROW.set(r);
+        }
+        return r;
     }
 
     /** Element {@code index} of {@code data} read as {@code type}, widened to float. */

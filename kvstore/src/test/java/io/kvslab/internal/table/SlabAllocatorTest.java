@@ -56,7 +56,7 @@ class SlabAllocatorTest {
                     live.add(h);
                 } else if (op < 55) {
                     long h = live.get(rnd.nextInt(live.size()));
-                    a.retain(h);
+                    a.addReference(h);
                     refs.merge(h, 1, Integer::sum);
                 } else if (op < 98) {
                     int i = rnd.nextInt(live.size());
@@ -176,7 +176,7 @@ class SlabAllocatorTest {
             long h2 = a.allocate();   // reuses the id with a new generation
             assertEquals((int) h, (int) h2);
             assertNotEquals(h, h2);
-            assertThrows(InvalidBlockException.class, () -> a.retain(h), "stale generation");
+            assertThrows(InvalidBlockException.class, () -> a.addReference(h), "stale generation");
             assertThrows(InvalidBlockException.class, () -> a.releaseAll(new long[] {h2, h}, 0, 2));
             assertEquals(1, a.refCount(h2), "a rejected releaseAll releases nothing");
         }

@@ -1,5 +1,6 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
+import io.kvslab.DType;
 import io.kvslab.KvArgumentException;
 
 import java.lang.foreign.MemorySegment;
@@ -11,17 +12,28 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 final class RowCodec {
     /** Largest finite magnitude of IEEE half precision. */
     static final float F16_MAX = 65504f;
+    /**
+     * Largest float that rounds (to nearest even) to a finite bf16: 0x7F7F8000 and above round to infinity, since
+     * bf16's largest finite value 0x7F7F is odd.
+     */
+    static final float BF16_MAX = Float.intBitsToFloat(0x7F7F7FFF);
 
     private RowCodec() {}
 
     /** Throws unless every value is finite and representable in {@code dtype} without overflowing to infinity. */
     static void checkValues(String what, float[] src, int from, int count, DType dtype) {
-        float max = dtype == DType.F16 ? F16_MAX : Float.MAX_VALUE;
+        float max = switch (dtype) {
+            case F16 -> F16_MAX;
+            case BF16 -> BF16_MAX;
+            case F32 -> Float.MAX_VALUE;
+        };
         for (int i = from; i < from + count; i++) {
             float x = src[i];
             if (!(Math.abs(x) <= max)) {
                 throw new KvArgumentException(what + "[" + i + "] = " + x + " is not allowed: values must be finite"
-                        + (dtype == DType.F16 ? " and within +-65504 for F16" : ""));
+                        + (dtype == DType.F16 ? " and within +-65504 for F16"
+                        : dtype == DType.BF16 ? " and within +-" + BF16_MAX + " for BF16 (larger values round to "
+                        + "infinity)" : ""));
             }
         }
     }

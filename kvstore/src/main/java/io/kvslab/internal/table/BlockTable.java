@@ -1,44 +1,37 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
 import java.util.Arrays;
 
 /**
  * Block table of one (layer, KV head) of one sequence: the K and V block handles, and the absolute position of
- * every row (cell metadata kept apart from tensor storage). Row r lives in block r / tokensPerBlock.
- * K and V have separate tables so that keys can later be shared across layers without values.
+ * every row (cell metadata kept apart from tensor storage). Row r lives in block r / tokensPerBlock. K and V have
+ * separate tables so that keys can be shared across layers without values.
+ *
+ * <p>Plain data, written only by {@link SequenceTables} (its one owner), under that sequence's write lock.
  */
-final class HeadRows {
+final class BlockTable {
     int length;
     int blockCount;
     long[] keyBlocks;
     long[] valueBlocks;
     long[] positions;
-    /** Addresses of the blocks, cached; valid while addressEpoch equals the store's relocation epoch. */
-    long[] keyAddresses;
-    long[] valueAddresses;
-    long addressEpoch = -1;
 
-    HeadRows() {
+    BlockTable() {
         keyBlocks = new long[4];
         valueBlocks = new long[4];
         positions = new long[16];
-        keyAddresses = new long[4];
-        valueAddresses = new long[4];
     }
 
-    private HeadRows(HeadRows o) {
+    private BlockTable(BlockTable o) {
         length = o.length;
         blockCount = o.blockCount;
         keyBlocks = o.keyBlocks.clone();
         valueBlocks = o.valueBlocks.clone();
         positions = Arrays.copyOf(o.positions, Math.max(16, o.length));
-        keyAddresses = o.keyAddresses.clone();
-        valueAddresses = o.valueAddresses.clone();
-        addressEpoch = o.addressEpoch;
     }
 
-    HeadRows copy() {
-        return new HeadRows(this);
+    BlockTable copy() {
+        return new BlockTable(this);
     }
 
     long lastPosition() {
@@ -50,8 +43,6 @@ final class HeadRows {
             int n = Math.max(blocks, keyBlocks.length * 2);
             keyBlocks = Arrays.copyOf(keyBlocks, n);
             valueBlocks = Arrays.copyOf(valueBlocks, n);
-            keyAddresses = Arrays.copyOf(keyAddresses, n);
-            valueAddresses = Arrays.copyOf(valueAddresses, n);
         }
     }
 
@@ -59,6 +50,21 @@ final class HeadRows {
         if (rows > positions.length) {
             positions = Arrays.copyOf(positions, Math.max(rows, positions.length * 2));
         }
+    }
+
+    /** First row index whose position is >= p (positions ascend). */
+    int lowerBound(long p) {
+        int lo = 0;
+        int hi = length;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (positions[mid] < p) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
     }
 
     /** Drops capacity far beyond need after a large eviction, so heap metadata shrinks with the native data. */
@@ -70,8 +76,6 @@ final class HeadRows {
             int n = Math.max(4, blockCount * 2);
             keyBlocks = Arrays.copyOf(keyBlocks, n);
             valueBlocks = Arrays.copyOf(valueBlocks, n);
-            keyAddresses = Arrays.copyOf(keyAddresses, n);
-            valueAddresses = Arrays.copyOf(valueAddresses, n);
         }
     }
 }

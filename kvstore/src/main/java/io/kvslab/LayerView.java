@@ -1,0 +1,40 @@
+package io.kvslab;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A scoped, read-only view of one layer's block memory, for an engine that runs its own attention over KVSlab's
+ * blocks. Open it with {@link Sequence#readLayer(int)} in try-with-resources: while it is open the sequence's read
+ * lock is held (closes, evictions and compaction of that sequence wait), and every segment it hands out is
+ * read-only and belongs to the view's own scope, so using one after {@link #close()} throws
+ * {@link IllegalStateException} instead of reading freed or reused memory. Confined to the opening thread.
+ *
+ * <p>Block {@code b} of a (layer, KV head) holds rows {@code b * tokensPerBlock ..}; the last block may be partly
+ * filled. A row is {@code headDim} elements of the store's {@link DType}, little-endian, rows back to back.
+ */
+public interface LayerView extends AutoCloseable {
+    /** The layer this view reads. */
+    int layer();
+
+    /** The store's layout (element type, head size, rows per block). */
+    KvLayout layout();
+
+    /** Rows stored for {@code kvHead}. */
+    int length(int kvHead);
+
+    /** Absolute positions of {@code kvHead}'s rows (a copy). */
+    long[] positions(int kvHead);
+
+    /** Blocks in {@code kvHead}'s table. */
+    int blockCount(int kvHead);
+
+    /** Read-only K block {@code block} of {@code kvHead}, valid until this view closes. */
+    MemorySegment keyBlock(int kvHead, int block);
+
+    /** Read-only V block {@code block} of {@code kvHead}, valid until this view closes. */
+    MemorySegment valueBlock(int kvHead, int block);
+
+    /** Releases the read lock and invalidates every segment handed out. Idempotent. */
+    @Override
+    void close();
+}

@@ -1,0 +1,45 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.DType;
+import io.kvslab.KvTensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Where appended K or V rows come from: a caller's fp32 array laid out [token][kvHead][dim], or a caller's
+ * {@link KvTensor} (any element type, any strides). One check of every value before anything is written, then one
+ * copy per row straight into block memory.
+ */
+sealed interface RowSource {
+    /** Throws a typed exception unless every value may be stored as {@code store}. */
+    void check(String what, DType store);
+
+    /** Writes head {@code h} of token {@code tok} into {@code dst} at byte {@code offset} as {@code store}. */
+    void write(int tok, int h, MemorySegment dst, long offset, DType store);
+
+    /** fp32 rows in a heap array, {@code [n][heads][dim]}. */
+    record Floats(float[] data, int heads, int dim) implements RowSource {
+        @Override
+        public void check(String what, DType store) {
+            RowCodec.checkValues(what, data, 0, data.length, store);
+        }
+
+        @Override
+        public void write(int tok, int h, MemorySegment dst, long offset, DType store) {
+            RowCodec.write(data, (tok * heads + h) * dim, dst, offset, dim, store);
+        }
+    }
+
+    /** A caller's tensor, read in place. */
+    record Tensor(KvTensor tensor) implements RowSource {
+        @Override
+        public void check(String what, DType store) {
+            TensorCodec.check(what, tensor, store);
+        }
+
+        @Override
+        public void write(int tok, int h, MemorySegment dst, long offset, DType store) {
+            TensorCodec.writeRow(tensor, tok, h, dst, offset, store);
+        }
+    }
+}

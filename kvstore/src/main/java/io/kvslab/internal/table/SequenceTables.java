@@ -1,0 +1,1306 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.ClosedException;
+import io.kvslab.ConcurrentUseException;
+import io.kvslab.KeySharingException;
+import io.kvslab.KvArgumentException;
+import io.kvslab.KvLayout;
+import io.kvslab.KvTensor;
+import io.kvslab.KvSlabException;
+import io.kvslab.MemoryLimitExceededException;
+import io.kvslab.RopeRotation;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
+
+/**
+ * The one owner of a sequence's table state: the {@code [layer][kvHead]} {@link BlockTable}s and the sequence's
+ * block bookkeeping (referenced and peak blocks, rows evicted, modification count). Every sequence operation
+ * (append, keep, remove a range, fork, shift positions, alias a key block, prefix adoption, restore) is a method
+ * here, in the spirit of llama.cpp's {@code seq_rm / seq_cp / seq_keep / seq_add}; nothing else writes the tables.
+ *
+ * <p><b>Lifetime guard.</b> Each sequence has a {@link ReentrantReadWriteLock}. Every read of its block memory
+ * (attention kernels, row reads, raw reads for snapshots) holds the read lock for the whole copy or native call;
+ * every operation that can free, move or rewrite its blocks holds the write lock. Both are taken inside the
+ * store's shared lock (compaction and store close hold its exclusive side). Lock order, everywhere:
+ * <em>store lock, then one sequence lock, then the prefix cache's monitor, then the allocator's monitor</em>. A
+ * thread never waits for a second sequence lock while holding one (a per-thread count enforces it): inside a
+ * memory-pressure handler (where the allocating thread holds its own sequence's write lock), or inside any other
+ * sequence's lock, other sequences are only try-locked and a busy one fails with {@link ConcurrentUseException}. A mutation while the same thread holds this sequence's read lock fails
+ * with {@link KvSlabException} instead of deadlocking.
+ *
+ * <p>No public method takes or returns a block handle, address or block segment.
+ */
+public final class SequenceTables {
+    private final TableStore store;
+    private final TableHost host;
+    final SlabAllocator allocator;
+    final KvLayout layout;
+    final int tokensPerBlock;
+    final long rowBytes;
+    private final long id;
+    final BlockTable[][] tables;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private volatile long referencedBlocks;
+    private volatile long peakReferencedBlocks;
+    private volatile long rowsEvicted;
+    private volatile int modCount;
+    private volatile boolean closed;
+
+    public SequenceTables(TableStore store, KvLayout layout, long id) {
+        if (store == null || layout == null || layout.blockBytes() != store.allocator.blockBytes()) {
+            throw new KvArgumentException("tables need their store and a layout of its block size");
+        }
+        this.store = store;
+        this.host = store.host;
+        this.allocator = store.allocator;
+        this.layout = layout;
+        this.tokensPerBlock = layout.tokensPerBlock();
+        this.rowBytes = layout.rowBytes();
+        this.id = id;
+        this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
+        for (BlockTable[] layer : tables) {
+            for (int h = 0; h < layer.length; h++) {
+                layer[h] = new BlockTable();
+            }
+        }
+    }
+
+    private SequenceTables(SequenceTables parent, long id) {
+        this.store = parent.store;
+        this.host = parent.host;
+        this.allocator = parent.allocator;
+        this.layout = parent.layout;
+        this.tokensPerBlock = parent.tokensPerBlock;
+        this.rowBytes = parent.rowBytes;
+        this.id = id;
+        this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
+        for (int l = 0; l < tables.length; l++) {
+            for (int h = 0; h < tables[l].length; h++) {
+                tables[l][h] = parent.tables[l][h].copy();
+            }
+        }
+        this.referencedBlocks = parent.referencedBlocks;
+        this.peakReferencedBlocks = parent.referencedBlocks;
+    }
+
+    public long id() {
+        return id;
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Bumped by every mutation; lets the store detect a pressure handler that mutated the allocating sequence. */
+    public int modCount() {
+        return modCount;
+    }
+
+    // ================================================================ lifetime guard
+
+    /**
+     * Sequence locks (read or write holds, over all sequences) the calling thread holds. A thread holding one never
+     * waits for another: it only try-locks (the lock order allows one sequence lock at a time).
+     */
+    private static final ThreadLocal<int[]> HELD = ThreadLocal.withInitial(() -> new int[1]);
+
+    /** Whether the calling thread holds this sequence's lock (either side). */
+    private boolean heldHere() {
+        return lock.isWriteLockedByCurrentThread() || lock.getReadHoldCount() > 0;
+    }
+
+    /** Whether the calling thread must not wait for this sequence's lock (it holds another, or runs a handler). */
+    private boolean mustNotWait() {
+        return !heldHere() && (HELD.get()[0] > 0 || host.inPressureHandler());
+    }
+
+    /** Store shared lock, then this sequence's read lock; throws ClosedException if either is closed. */
+    void beginRead() {
+        store.enterShared();
+        try {
+            ReentrantReadWriteLock.ReadLock r = lock.readLock();
+            if (mustNotWait()) {
+                if (!r.tryLock()) {
+                    throw busy("read");
+                }
+            } else {
+                r.lock();
+            }
+        } catch (RuntimeException e) {
+            store.exitShared();
+            throw e;
+        }
+        HELD.get()[0]++;
+        if (closed) {
+            endRead();
+            throw new ClosedException("sequence " + id);
+        }
+    }
+
+    void endRead() {
+        HELD.get()[0]--;
+        lock.readLock().unlock();
+        store.exitShared();
+    }
+
+    /** Store shared lock, then this sequence's write lock; see the class comment for the failure cases. */
+    void beginWrite() {
+        store.enterShared();
+        try {
+            if (lock.getReadHoldCount() > 0 && !lock.isWriteLockedByCurrentThread()) {
+                throw new KvSlabException("sequence " + id + " cannot be modified or closed by a thread that is "
+                        + "reading it (it holds the sequence's read access); finish the read first");
+            }
+            if (host.inPressureHandler() && lock.isWriteLockedByCurrentThread()) {
+                throw new RequesterMutationException(id);
+            }
+            if (mustNotWait()) {
+                if (!lock.writeLock().tryLock()) {
+                    throw busy("modify");
+                }
+            } else {
+                lock.writeLock().lock();
+            }
+        } catch (RuntimeException e) {
+            store.exitShared();
+            throw e;
+        }
+        HELD.get()[0]++;
+        if (closed) {
+            endWrite();
+            throw new ClosedException("sequence " + id);
+        }
+    }
+
+    void endWrite() {
+        HELD.get()[0]--;
+        lock.writeLock().unlock();
+        store.exitShared();
+    }
+
+    private ConcurrentUseException busy(String what) {
+        return new ConcurrentUseException("sequence " + id + " is in use by another thread, and this thread holds "
+                + "another sequence's lock or runs a memory-pressure handler, so it cannot wait to " + what + " it "
+                + "without risking a deadlock (in handlers use MemoryPressure.tryKeep / tryClose, which skip busy "
+                + "sequences)");
+    }
+
+    /** Runs {@code body} holding this sequence's write lock (inside the store's shared lock). */
+    public <T> T underWriteLock(Supplier<T> body) {
+        beginWrite();
+        try {
+            return body.get();
+        } finally {
+            endWrite();
+        }
+    }
+
+    /** Runs {@code body} holding this sequence's read lock (inside the store's shared lock). */
+    public <T> T underReadLock(Supplier<T> body) {
+        beginRead();
+        try {
+            return body.get();
+        } finally {
+            endRead();
+        }
+    }
+
+    private void requireWrite() {
+        if (!lock.isWriteLockedByCurrentThread()) {
+            throw new IllegalStateException("sequence " + id + ": table mutation without its write lock");
+        }
+    }
+
+    private void requireRead() {
+        if (lock.getReadHoldCount() == 0 && !lock.isWriteLockedByCurrentThread()) {
+            throw new IllegalStateException("sequence " + id + ": block read without its read lock");
+        }
+    }
+
+    // ================================================================ allocation
+
+    /** Allocates out.length blocks (all or nothing); false after pressure handlers freed memory (count again). */
+    private boolean tryAllocate(long[] out, int attempt) {
+        try {
+            allocator.allocate(out, out.length);
+            return true;
+        } catch (MemoryLimitExceededException e) {
+            if (!host.relieve(id, e, attempt)) {
+                throw e;
+            }
+            return false;
+        }
+    }
+
+    private void referenced(long delta) {
+        long r = referencedBlocks + delta;
+        referencedBlocks = r;
+        if (r > peakReferencedBlocks) {
+            peakReferencedBlocks = r;
+        }
+    }
+
+    // ================================================================ append
+
+    /**
+     * Appends {@code n} tokens' K and V rows to every KV head of {@code layer}: {@code k} and {@code v} hold
+     * {@code n * kvHeads * headDim} floats laid out [token][kvHead][dim]; positions are {@code positions[i]}, or
+     * {@code single} when {@code positions} is null (n == 1).
+     */
+    public void append(int layer, float[] k, float[] v, int n, long[] positions, long single) {
+        if (k == null || v == null) {
+            throw new KvArgumentException("k and v must not be null");
+        }
+        int width = layout.kvHeads() * layout.headDim();
+        long expected = (long) Math.max(n, 0) * width;
+        if (n > 0 && (k.length != expected || v.length != expected)) {
+            throw new KvArgumentException("k and v must have " + n + " tokens x " + layout.kvHeads()
+                    + " KV heads x " + layout.headDim() + " = " + expected + " floats, got " + k.length
+                    + " and " + v.length);
+        }
+        appendRows(layer, new RowSource.Floats(k, layout.kvHeads(), layout.headDim()),
+                new RowSource.Floats(v, layout.kvHeads(), layout.headDim()), n, positions, single);
+    }
+
+    /**
+     * Appends the rows of caller tensors {@code k} and {@code v} ({@code [tokens, kvHeads, headDim]}, any element
+     * type and strides) to every KV head of {@code layer}: one check of every value, then one copy per row into
+     * block memory (no conversion when the tensor's type is the store's).
+     */
+    public void append(int layer, KvTensor k, KvTensor v, long[] positions, long single) {
+        TensorCodec.checkShape("k", k, layout.kvHeads(), layout.headDim());
+        TensorCodec.checkShape("v", v, layout.kvHeads(), layout.headDim());
+        if (k.tokens() != v.tokens()) {
+            throw new KvArgumentException("k and v must hold the same number of tokens, got " + k.tokens() + " and "
+                    + v.tokens());
+        }
+        if (positions != null && positions.length != k.tokens()) {
+            throw new KvArgumentException("positions must have one entry per token (" + k.tokens() + "), got "
+                    + positions.length);
+        }
+        appendRows(layer, new RowSource.Tensor(k), new RowSource.Tensor(v), k.tokens(), positions, single);
+    }
+
+    private void appendRows(int layer, RowSource k, RowSource v, int n, long[] positions, long single) {
+        beginWrite();
+        try {
+            checkLayer(layer);
+            if (n <= 0) {
+                throw new KvArgumentException("a chunk needs at least one token, got " + n);
+            }
+            if (positions == null && n != 1) {
+                throw new KvArgumentException("positions must not be null for a chunk of " + n + " tokens");
+            }
+            BlockTable[] rows = tables[layer];
+            long last = -1;
+            for (BlockTable t : rows) {
+                last = Math.max(last, t.lastPosition());
+            }
+            for (int i = 0; i < n; i++) {
+                long p = positions == null ? single : positions[i];
+                if (p <= last) {
+                    throw new KvArgumentException("position " + p + " (token " + i + " of the chunk) must be >= 0 and "
+                            + "greater than " + last + ", the previous position in layer " + layer);
+                }
+                last = p;
+            }
+            for (BlockTable t : rows) {
+                if ((long) t.length + n > Integer.MAX_VALUE - tokensPerBlock) {
+                    throw new KvArgumentException("a table would exceed " + (Integer.MAX_VALUE - tokensPerBlock)
+                            + " rows");
+                }
+            }
+            k.check("k", layout.dtype());
+            v.check("v", layout.dtype());
+
+            // Reserve every block first: new tail blocks, and private copies of shared partial tails.
+            // Counted again after a memory-pressure handler ran: it may have changed what is shared.
+            long newBlocks;
+            long[] fresh;
+            for (int attempt = 1; ; attempt++) {
+                newBlocks = 0;
+                long copies = 0;
+                for (BlockTable t : rows) {
+                    newBlocks += 2L * (blocksFor(t.length + n) - t.blockCount);
+                    if (t.length % tokensPerBlock != 0) {
+                        copies += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                        copies += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                    }
+                }
+                fresh = new long[checkedBlockCount(newBlocks + copies)];
+                if (tryAllocate(fresh, attempt)) {
+                    break;
+                }
+            }
+
+            int f = 0;
+            for (int h = 0; h < rows.length; h++) {
+                BlockTable t = rows[h];
+                int tailRows = t.length % tokensPerBlock;
+                if (tailRows != 0) {
+                    int tail = t.blockCount - 1;
+                    if (allocator.refCount(t.keyBlocks[tail]) > 1) {
+                        t.keyBlocks[tail] = copyOnWrite(t.keyBlocks[tail], fresh[f++], tailRows);
+                    }
+                    if (allocator.refCount(t.valueBlocks[tail]) > 1) {
+                        t.valueBlocks[tail] = copyOnWrite(t.valueBlocks[tail], fresh[f++], tailRows);
+                    }
+                }
+                int target = blocksFor(t.length + n);
+                t.ensureBlockCapacity(target);
+                while (t.blockCount < target) {
+                    t.keyBlocks[t.blockCount] = fresh[f++];
+                    t.valueBlocks[t.blockCount] = fresh[f++];
+                    t.blockCount++;
+                }
+                t.ensureRowCapacity(t.length + n);
+                writeRows(t, h, k, v, n);
+                for (int i = 0; i < n; i++) {
+                    t.positions[t.length + i] = positions == null ? single : positions[i];
+                }
+                t.length += n;
+            }
+            // A fork sibling may have dropped its reference since we counted: return unused copy blocks.
+            if (f < fresh.length) {
+                allocator.releaseAll(fresh, f, fresh.length);
+            }
+            referenced(newBlocks);
+            modCount++;
+        } finally {
+            endWrite();
+        }
+    }
+
+    private static int checkedBlockCount(long blocks) {
+        if (blocks > Integer.MAX_VALUE - 8) {
+            throw new KvArgumentException("one operation would need " + blocks + " blocks; at most "
+                    + (Integer.MAX_VALUE - 8) + " are allowed");
+        }
+        return (int) blocks;
+    }
+
+    private void writeRows(BlockTable t, int h, RowSource k, RowSource v, int n) {
+        int i = 0;
+        while (i < n) {
+            int row = t.length + i;
+            int block = row / tokensPerBlock;
+            int inBlock = Math.min(n - i, tokensPerBlock - row % tokensPerBlock);
+            MemorySegment kSeg = allocator.segment(t.keyBlocks[block]);
+            MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
+            for (int j = 0; j < inBlock; j++) {
+                long off = (long) ((row + j) % tokensPerBlock) * rowBytes;
+                k.write(i + j, h, kSeg, off, layout.dtype());
+                v.write(i + j, h, vSeg, off, layout.dtype());
+            }
+            i += inBlock;
+        }
+    }
+
+    private long copyOnWrite(long shared, long fresh, int rows) {
+        MemorySegment.copy(allocator.segment(shared), 0, allocator.segment(fresh), 0, rows * rowBytes);
+        allocator.release(shared);
+        return fresh;
+    }
+
+    // ================================================================ keep / remove / copy range
+
+    /**
+     * Keeps only the given rows of one (layer, KV head), in order, and frees the rest: kept rows move to the
+     * front (bitwise unchanged, with their positions), emptied blocks are freed. Shared blocks are never modified:
+     * a table sharing any block with another table is rebuilt into fresh blocks.
+     *
+     * @param rows strictly increasing row indices in {@code [0, length(layer, kvHead))}; empty frees every row
+     */
+    public void keep(int layer, int kvHead, int[] rows) {
+        beginWrite();
+        try {
+            checkHead(layer, kvHead);
+            BlockTable t = tables[layer][kvHead];
+            if (rows == null) {
+                throw new KvArgumentException("rows must not be null");
+            }
+            int m = rows.length;
+            for (int j = 0; j < m; j++) {
+                if (rows[j] < 0 || rows[j] >= t.length || (j > 0 && rows[j] <= rows[j - 1])) {
+                    throw new KvArgumentException("rows must be strictly increasing indices in [0, " + t.length
+                            + ") for layer " + layer + ", KV head " + kvHead + "; rows[" + j + "] = " + rows[j]);
+                }
+            }
+            if (m == t.length) {
+                return;   // strictly increasing and in range: every row, nothing to do
+            }
+            int rowsBefore = t.length;
+            int blocksBefore = t.blockCount;
+            int[][][] keep = new int[tables.length][tables[0].length][];
+            keep[layer][kvHead] = rows;
+            keepTables(keep);
+            rowsEvicted += rowsBefore - m;
+            host.compressed(id, layer, kvHead, rowsBefore, m, blocksBefore, t.blockCount);
+        } finally {
+            endWrite();
+        }
+    }
+
+    /**
+     * Keeps {@code rows[h]} of every KV head h of {@code layer}, all heads or none (one reservation for all).
+     * Every list is validated before anything changes; a head's full range leaves it unchanged.
+     */
+    public void keepLayer(int layer, int[][] rows) {
+        checkLayer(layer);
+        int kvHeads = layout.kvHeads();
+        if (rows == null || rows.length != kvHeads) {
+            throw new KvArgumentException("need one row list per KV head (" + kvHeads + ") of layer " + layer
+                    + ", got " + (rows == null ? "null" : rows.length));
+        }
+        beginWrite();
+        try {
+            int[][][] keep = new int[tables.length][kvHeads][];
+            for (int h = 0; h < kvHeads; h++) {
+                BlockTable t = tables[layer][h];
+                int[] r = rows[h];
+                if (r == null) {
+                    throw new KvArgumentException("rows of layer " + layer + ", KV head " + h + " must not be null");
+                }
+                for (int j = 0; j < r.length; j++) {
+                    if (r[j] < 0 || r[j] >= t.length || (j > 0 && r[j] <= r[j - 1])) {
+                        throw new KvArgumentException("rows must be strictly increasing indices in [0, " + t.length
+                                + ") for layer " + layer + ", KV head " + h + "; rows[" + j + "] = " + r[j]);
+                    }
+                }
+                keep[layer][h] = r.length == t.length ? null : r;
+            }
+            int[] before = new int[kvHeads];
+            int[] blocksBefore = new int[kvHeads];
+            for (int h = 0; h < kvHeads; h++) {
+                before[h] = tables[layer][h].length;
+                blocksBefore[h] = tables[layer][h].blockCount;
+            }
+            keepTables(keep);
+            for (int h = 0; h < kvHeads; h++) {
+                if (keep[layer][h] != null) {
+                    BlockTable t = tables[layer][h];
+                    rowsEvicted += before[h] - t.length;
+                    host.compressed(id, layer, h, before[h], t.length, blocksBefore[h], t.blockCount);
+                }
+            }
+        } finally {
+            endWrite();
+        }
+    }
+
+    /**
+     * Removes the rows whose positions lie in {@code [from, to)} from every (layer, KV head), freeing blocks that
+     * empty out (like {@code llama_memory_seq_rm}). Returns the rows removed over all tables.
+     */
+    public long removePositions(long from, long to) {
+        checkRange(from, to);
+        beginWrite();
+        try {
+            int[][][] keep = new int[tables.length][][];
+            long removed = 0;
+            for (int l = 0; l < tables.length; l++) {
+                keep[l] = new int[tables[l].length][];
+                for (int h = 0; h < tables[l].length; h++) {
+                    BlockTable t = tables[l][h];
+                    int a = t.lowerBound(from);
+                    int b = t.lowerBound(to);
+                    if (a == b) {
+                        continue;
+                    }
+                    int[] rows = new int[t.length - (b - a)];
+                    for (int j = 0; j < a; j++) {
+                        rows[j] = j;
+                    }
+                    for (int j = b; j < t.length; j++) {
+                        rows[a + j - b] = j;
+                    }
+                    keep[l][h] = rows;
+                    removed += b - a;
+                }
+            }
+            if (removed > 0) {
+                keepTables(keep);
+                host.removed(removed);
+            }
+            return removed;
+        } finally {
+            endWrite();
+        }
+    }
+
+    /** Keeps only the rows whose positions lie in {@code [from, to)}, in every (layer, KV head). */
+    public void keepPositions(long from, long to) {
+        checkRange(from, to);
+        beginWrite();
+        try {
+            int[][][] keep = new int[tables.length][][];
+            long removed = 0;
+            for (int l = 0; l < tables.length; l++) {
+                keep[l] = new int[tables[l].length][];
+                for (int h = 0; h < tables[l].length; h++) {
+                    BlockTable t = tables[l][h];
+                    int a = t.lowerBound(from);
+                    int b = t.lowerBound(to);
+                    if (a == 0 && b == t.length) {
+                        continue;
+                    }
+                    int[] rows = new int[b - a];
+                    for (int j = 0; j < rows.length; j++) {
+                        rows[j] = a + j;
+                    }
+                    keep[l][h] = rows;
+                    removed += t.length - (b - a);
+                }
+            }
+            if (removed > 0) {
+                keepTables(keep);
+            }
+        } finally {
+            endWrite();
+        }
+    }
+
+    /**
+     * Keeps {@code keep[l][h]} rows (strictly increasing; {@code null} = table unchanged) of every table, all
+     * tables or none. Leading blocks whose rows stay where they are keep their handles (and their sharing); the
+     * rest of a table is compacted in place when exclusively owned, gathered into fresh blocks when shared. A pure
+     * truncation writes nothing. Write lock held; {@code keep} validated.
+     */
+    private void keepTables(int[][][] keep) {
+        requireWrite();
+        long[] fresh;
+        for (int attempt = 1; ; attempt++) {
+            long need = 0;
+            for (int l = 0; l < tables.length; l++) {
+                for (int h = 0; h < tables[l].length; h++) {
+                    int[] rows = keep[l][h];
+                    if (rows == null) {
+                        continue;
+                    }
+                    BlockTable t = tables[l][h];
+                    int k = identityPrefix(rows);
+                    if (k == rows.length) {
+                        continue;   // truncation
+                    }
+                    int untouched = k / tokensPerBlock;
+                    int region = blocksFor(rows.length) - untouched;
+                    need += sharedBlocks(t.keyBlocks, untouched, t.blockCount) > 0 ? region : 0;
+                    need += sharedBlocks(t.valueBlocks, untouched, t.blockCount) > 0 ? region : 0;
+                }
+            }
+            fresh = new long[checkedBlockCount(need)];
+            if (tryAllocate(fresh, attempt)) {
+                break;
+            }
+        }
+        int f = 0;
+        for (int l = 0; l < tables.length; l++) {
+            for (int h = 0; h < tables[l].length; h++) {
+                int[] rows = keep[l][h];
+                if (rows == null) {
+                    continue;
+                }
+                BlockTable t = tables[l][h];
+                int m = rows.length;
+                int k = identityPrefix(rows);
+                int newCount = blocksFor(m);
+                if (k == m) {
+                    allocator.releaseAll(t.keyBlocks, newCount, t.blockCount);
+                    allocator.releaseAll(t.valueBlocks, newCount, t.blockCount);
+                } else {
+                    int untouched = k / tokensPerBlock;
+                    f = rewriteRegion(t.keyBlocks, t.blockCount, rows, untouched, newCount, fresh, f);
+                    f = rewriteRegion(t.valueBlocks, t.blockCount, rows, untouched, newCount, fresh, f);
+                    for (int j = k; j < m; j++) {
+                        t.positions[j] = t.positions[rows[j]];
+                    }
+                }
+                referenced(-2L * (t.blockCount - newCount));
+                t.length = m;
+                t.blockCount = newCount;
+                t.trim();
+            }
+        }
+        if (f < fresh.length) {
+            allocator.releaseAll(fresh, f, fresh.length);
+        }
+        modCount++;
+    }
+
+    /**
+     * Rebuilds blocks {@code [untouched, count)} of one K or V table so that new row j holds old row rows[j];
+     * returns the next unused index of {@code fresh}.
+     */
+    private int rewriteRegion(long[] blocks, int count, int[] rows, int untouched, int newCount, long[] fresh, int f) {
+        int tpb = tokensPerBlock;
+        int firstRow = untouched * tpb;
+        if (sharedBlocks(blocks, untouched, count) > 0) {
+            long[] old = Arrays.copyOfRange(blocks, untouched, count);
+            MemorySegment[] src = segments(old, old.length);
+            MemorySegment[] dst = new MemorySegment[newCount - untouched];
+            for (int b = 0; b < dst.length; b++) {
+                blocks[untouched + b] = fresh[f + b];
+                dst[b] = allocator.segment(fresh[f + b]);
+            }
+            for (int j = firstRow; j < rows.length; j++) {
+                int r = rows[j] - firstRow;
+                int d = j - firstRow;
+                MemorySegment.copy(src[r / tpb], (long) (r % tpb) * rowBytes, dst[d / tpb],
+                        (long) (d % tpb) * rowBytes, rowBytes);
+            }
+            allocator.releaseAll(old, 0, old.length);
+            return f + dst.length;
+        }
+        MemorySegment[] seg = segments(blocks, count);
+        for (int j = firstRow; j < rows.length; j++) {
+            int r = rows[j];   // r >= j: a forward copy never overwrites a row still to be read
+            if (r != j) {
+                MemorySegment.copy(seg[r / tpb], (long) (r % tpb) * rowBytes, seg[j / tpb],
+                        (long) (j % tpb) * rowBytes, rowBytes);
+            }
+        }
+        allocator.releaseAll(blocks, newCount, count);
+        return f;
+    }
+
+    private MemorySegment[] segments(long[] blocks, int count) {
+        MemorySegment[] s = new MemorySegment[count];
+        for (int b = 0; b < count; b++) {
+            s[b] = allocator.segment(blocks[b]);
+        }
+        return s;
+    }
+
+    private static int identityPrefix(int[] rows) {
+        int k = 0;
+        while (k < rows.length && rows[k] == k) {
+            k++;
+        }
+        return k;
+    }
+
+    private int sharedBlocks(long[] blocks, int from, int to) {
+        int n = 0;
+        for (int b = from; b < to; b++) {
+            n += allocator.refCount(blocks[b]) > 1 ? 1 : 0;
+        }
+        return n;
+    }
+
+    // ================================================================ shift
+
+    /**
+     * Adds {@code delta} to the position of every row whose position lies in {@code [from, to)}, in every
+     * (layer, KV head) (like {@code llama_memory_seq_add}); with a {@link RopeRotation}, re-rotates the stored keys
+     * of those rows by {@code delta} positions. Shared key blocks are copied before they are rotated.
+     */
+    public void shiftPositions(long from, long to, long delta, RopeRotation rope) {
+        checkRange(from, to);
+        beginWrite();
+        try {
+            int dim = layout.headDim();
+            if (rope != null) {
+                rope.dims(dim);
+            }
+            if (delta == 0) {
+                return;
+            }
+            int layers = tables.length;
+            int kvHeads = layout.kvHeads();
+            int[][] first = new int[layers][kvHeads];
+            int[][] end = new int[layers][kvHeads];
+            float[][][] rotated = new float[layers][kvHeads][];
+            boolean any = false;
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    BlockTable t = tables[l][h];
+                    int a = t.lowerBound(from);
+                    int b = t.lowerBound(to);
+                    first[l][h] = a;
+                    end[l][h] = b;
+                    if (a == b) {
+                        continue;
+                    }
+                    any = true;
+                    checkShift(t, a, b, delta, l, h);
+                    if (rope != null) {
+                        rotated[l][h] = rotatedKeys(t, a, b, delta, rope);
+                        RowCodec.checkValues("re-rotated key of layer " + l + ", KV head " + h, rotated[l][h], 0,
+                                rotated[l][h].length, layout.dtype());
+                    }
+                }
+            }
+            if (!any) {
+                return;
+            }
+            long[] fresh;
+            for (int attempt = 1; ; attempt++) {   // counted again after a pressure handler changed sharing
+                long need = 0;
+                for (int l = 0; l < layers; l++) {
+                    for (int h = 0; h < kvHeads; h++) {
+                        if (rotated[l][h] != null) {
+                            need += sharedBlocks(tables[l][h].keyBlocks, first[l][h] / tokensPerBlock,
+                                    (end[l][h] - 1) / tokensPerBlock + 1);
+                        }
+                    }
+                }
+                fresh = new long[checkedBlockCount(need)];
+                if (tryAllocate(fresh, attempt)) {
+                    break;
+                }
+            }
+            int f = 0;
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    BlockTable t = tables[l][h];
+                    int a = first[l][h];
+                    int b = end[l][h];
+                    if (a == b) {
+                        continue;
+                    }
+                    if (rotated[l][h] != null) {
+                        for (int blk = a / tokensPerBlock; blk <= (b - 1) / tokensPerBlock; blk++) {
+                            if (allocator.refCount(t.keyBlocks[blk]) > 1) {
+                                int rowsHere = Math.min(tokensPerBlock, t.length - blk * tokensPerBlock);
+                                long copy = fresh[f++];
+                                MemorySegment.copy(allocator.segment(t.keyBlocks[blk]), 0, allocator.segment(copy),
+                                        0, rowsHere * rowBytes);
+                                allocator.release(t.keyBlocks[blk]);
+                                t.keyBlocks[blk] = copy;
+                            }
+                        }
+                        writeKeys(t, a, b, rotated[l][h]);
+                    }
+                    for (int r = a; r < b; r++) {
+                        t.positions[r] += delta;
+                    }
+                }
+            }
+            if (f < fresh.length) {   // a sibling dropped its reference after we counted: nothing to copy
+                allocator.releaseAll(fresh, f, fresh.length);
+            }
+            modCount++;
+        } finally {
+            endWrite();
+        }
+    }
+
+    private static void checkShift(BlockTable t, int a, int b, long delta, int l, int h) {
+        long lo;
+        long hi;
+        try {
+            lo = Math.addExact(t.positions[a], delta);
+            hi = Math.addExact(t.positions[b - 1], delta);
+        } catch (ArithmeticException e) {
+            throw new KvArgumentException("shifting positions by " + delta + " overflows a long in layer " + l
+                    + ", KV head " + h);
+        }
+        if (lo < 0) {
+            throw new KvArgumentException("shifting by " + delta + " moves position " + t.positions[a] + " to " + lo
+                    + " in layer " + l + ", KV head " + h + "; positions must stay >= 0");
+        }
+        if (a > 0 && t.positions[a - 1] >= lo) {
+            throw new KvArgumentException("shifting by " + delta + " moves position " + t.positions[a] + " to " + lo
+                    + ", not above the unshifted position " + t.positions[a - 1] + " before it (layer " + l
+                    + ", KV head " + h + "); positions must stay strictly increasing: remove the overlap first");
+        }
+        if (b < t.length && hi >= t.positions[b]) {
+            throw new KvArgumentException("shifting by " + delta + " moves position " + t.positions[b - 1] + " to "
+                    + hi + ", not below the unshifted position " + t.positions[b] + " after it (layer " + l
+                    + ", KV head " + h + "); positions must stay strictly increasing: remove the overlap first");
+        }
+    }
+
+    private float[] rotatedKeys(BlockTable t, int a, int b, long delta, RopeRotation rope) {
+        int dim = layout.headDim();
+        float[] out = new float[Math.multiplyExact(b - a, dim)];
+        for (int r = a; r < b; r++) {
+            MemorySegment seg = allocator.segment(t.keyBlocks[r / tokensPerBlock]);
+            RowCodec.read(seg, (long) (r % tokensPerBlock) * rowBytes, out, (r - a) * dim, dim, layout.dtype());
+            rope.rotate(out, (r - a) * dim, dim, delta);
+        }
+        return out;
+    }
+
+    private void writeKeys(BlockTable t, int a, int b, float[] keys) {
+        int dim = layout.headDim();
+        for (int r = a; r < b; r++) {
+            MemorySegment seg = allocator.segment(t.keyBlocks[r / tokensPerBlock]);
+            RowCodec.write(keys, (r - a) * dim, seg, (long) (r % tokensPerBlock) * rowBytes, dim, layout.dtype());
+        }
+    }
+
+    // ================================================================ fork / close
+
+    /**
+     * New tables sharing every block of these (one more reference each; no data copied). Either side may append
+     * afterwards: a shared partial tail block is copied on first write.
+     */
+    public SequenceTables fork(long childId) {
+        beginRead();
+        try {
+            SequenceTables child = new SequenceTables(this, childId);
+            int done = 0;
+            long[][] all = new long[2 * tables.length * tables[0].length][];
+            int[] counts = new int[all.length];
+            for (BlockTable[] layer : tables) {
+                for (BlockTable t : layer) {
+                    all[done] = t.keyBlocks;
+                    counts[done++] = t.blockCount;
+                    all[done] = t.valueBlocks;
+                    counts[done++] = t.blockCount;
+                }
+            }
+            allocator.addReferences(all, counts);
+            return child;
+        } finally {
+            endRead();
+        }
+    }
+
+    /**
+     * Releases every block. Waits for readers of this sequence (a decode running on another thread finishes
+     * first). Returns whether this call closed it (false if it was closed already). Idempotent.
+     */
+    public boolean close() {
+        if (closed) {
+            return false;
+        }
+        try {
+            beginWrite();
+        } catch (ClosedException e) {
+            closed = true;
+            return false;
+        }
+        try {
+            releaseAllTables();
+            referencedBlocks = 0;
+            closed = true;
+            modCount++;
+            host.closed(id);
+            return true;
+        } finally {
+            endWrite();
+        }
+    }
+
+    private void releaseAllTables() {
+        for (BlockTable[] layer : tables) {
+            for (BlockTable t : layer) {
+                allocator.releaseAll(t.keyBlocks, 0, t.blockCount);
+                allocator.releaseAll(t.valueBlocks, 0, t.blockCount);
+                t.blockCount = 0;
+                t.length = 0;
+            }
+        }
+    }
+
+    /** The store freed every block (store close, which holds the exclusive lock). Refused while the store is open. */
+    public void markClosedByStore() {
+        if (!store.isClosed()) {
+            throw new KvSlabException("only a closed store marks its sequences closed; close the sequence instead");
+        }
+        closed = true;
+    }
+
+    // ================================================================ reads
+
+    public int length(int layer, int kvHead) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            return tables[layer][kvHead].length;
+        } finally {
+            endRead();
+        }
+    }
+
+    public long[] positions(int layer, int kvHead) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            return Arrays.copyOf(t.positions, t.length);
+        } finally {
+            endRead();
+        }
+    }
+
+    public int blockCount(int layer, int kvHead) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            return tables[layer][kvHead].blockCount;
+        } finally {
+            endRead();
+        }
+    }
+
+    /** Dequantized K ({@code keys}) or V rows of one (layer, KV head) into {@code dst[0 .. length*headDim)}. */
+    public void readRows(int layer, int kvHead, float[] dst, boolean keys) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            int dim = layout.headDim();
+            long need = (long) t.length * dim;
+            if (dst == null || dst.length < need) {
+                throw new KvArgumentException("dst must hold length x headDim = " + need + " floats, got "
+                        + (dst == null ? "null" : dst.length));
+            }
+            long[] blocks = keys ? t.keyBlocks : t.valueBlocks;
+            for (int b = 0; b < t.blockCount; b++) {
+                MemorySegment seg = allocator.segment(blocks[b]);
+                int rowsHere = Math.min(tokensPerBlock, t.length - b * tokensPerBlock);
+                RowCodec.read(seg, 0, dst, b * tokensPerBlock * dim, rowsHere * dim, layout.dtype());
+            }
+        } finally {
+            endRead();
+        }
+    }
+
+    /**
+     * Opaque identities of the K ({@code keys}) or V blocks of one (layer, KV head), in table order: equal values
+     * name the same physical block (shared by forks, a prefix cache, or across layers). Not block handles: no
+     * public method accepts them.
+     */
+    public long[] blockIds(int layer, int kvHead, boolean keys) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            long[] ids = new long[t.blockCount];
+            long[] blocks = keys ? t.keyBlocks : t.valueBlocks;
+            for (int b = 0; b < ids.length; b++) {
+                ids[b] = SlabAllocator.blockId(blocks[b]);
+            }
+            return ids;
+        } finally {
+            endRead();
+        }
+    }
+
+    /** Copies the first {@code rows} raw rows of one block into {@code dst[off ..)} (stored dtype). */
+    public void readRawRows(int layer, int kvHead, boolean keys, int block, int rows, byte[] dst, int off) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            if (block < 0 || block >= t.blockCount) {
+                throw new KvArgumentException("block must be in [0, " + t.blockCount + ") for layer " + layer
+                        + ", KV head " + kvHead + ", got " + block);
+            }
+            int stored = Math.min(tokensPerBlock, t.length - block * tokensPerBlock);
+            if (rows < 1 || rows > stored) {
+                throw new KvArgumentException("rows must be in [1, " + stored + "] for block " + block
+                        + " of layer " + layer + ", KV head " + kvHead + ", got " + rows);
+            }
+            long bytes = rows * rowBytes;
+            if (dst == null || off < 0 || off + bytes > dst.length) {
+                throw new KvArgumentException("dst must hold " + bytes + " bytes from offset " + off + ", got "
+                        + (dst == null ? "null" : dst.length + " bytes"));
+            }
+            MemorySegment seg = allocator.segment(keys ? t.keyBlocks[block] : t.valueBlocks[block]);
+            MemorySegment.copy(seg, 0, MemorySegment.ofArray(dst), off, bytes);
+        } finally {
+            endRead();
+        }
+    }
+
+    /** Rows from 0 on that every (layer, KV head) holds at the position equal to the row index. Lock held. */
+    int denseRows() {
+        requireRead();
+        int dense = Integer.MAX_VALUE;
+        for (BlockTable[] layer : tables) {
+            for (BlockTable t : layer) {
+                int r = 0;
+                while (r < t.length && r < dense && t.positions[r] == r) {
+                    r++;
+                }
+                dense = Math.min(dense, r);
+            }
+        }
+        return dense == Integer.MAX_VALUE ? 0 : dense;
+    }
+
+    /**
+     * Memory view: referenced, exclusive (reference count 1) and peak blocks, rows and the longest table, rows
+     * evicted. Read without this sequence's lock (values may be a step old under a concurrent writer): only Java
+     * arrays and {@link SlabAllocator#refCountIfLive} are read, so a race cannot fault.
+     */
+    public TableStats stats() {
+        long exclusive = 0;
+        long rows = 0;
+        int maxRows = 0;
+        for (BlockTable[] layer : tables) {
+            for (BlockTable t : layer) {
+                int length = t.length;
+                int count = t.blockCount;
+                long[] keys = t.keyBlocks;
+                long[] values = t.valueBlocks;
+                rows += length;
+                maxRows = Math.max(maxRows, length);
+                for (int b = 0; b < Math.min(count, Math.min(keys.length, values.length)); b++) {
+                    exclusive += allocator.refCountIfLive(keys[b]) == 1 ? 1 : 0;
+                    exclusive += allocator.refCountIfLive(values[b]) == 1 ? 1 : 0;
+                }
+            }
+        }
+        return new TableStats(referencedBlocks, exclusive, peakReferencedBlocks, rows, maxRows, rowsEvicted);
+    }
+
+    /** Blocks this sequence references (shared blocks count in every sequence naming them). */
+    public long referencedBlocks() {
+        return referencedBlocks;
+    }
+
+    // ================================================================ cross-layer key sharing (PoD)
+
+    /** See {@code Sequence.aliasKeyBlock}. */
+    public boolean aliasKeyBlock(int layer, int kvHead, int block, int baseLayer) {
+        checkHead(layer, kvHead);
+        checkHead(baseLayer, kvHead);
+        checkBase(layer, baseLayer);
+        beginWrite();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            BlockTable base = tables[baseLayer][kvHead];
+            checkAliasable(t, base, layer, kvHead, block, baseLayer);
+            return replaceKey(t, base, block);
+        } finally {
+            endWrite();
+        }
+    }
+
+    /** See {@code Sequence.shareDistantKeys}. */
+    public int shareDistantKeys(int layer, int kvHead, int baseLayer, int sinks, int recent, long queryPosition) {
+        checkHead(layer, kvHead);
+        checkHead(baseLayer, kvHead);
+        checkBase(layer, baseLayer);
+        if (sinks < 0 || recent < 1) {
+            throw new KeySharingException("sinks must be >= 0 and recent >= 1 (the query's own token is always "
+                    + "proximal), got sinks " + sinks + " and recent " + recent);
+        }
+        if (queryPosition < 0) {
+            throw new KeySharingException("queryPosition must be >= 0, got " + queryPosition);
+        }
+        beginWrite();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            BlockTable base = tables[baseLayer][kvHead];
+            int[] range = distantBlocks(t, sinks, recent, queryPosition);
+            for (int b = range[0]; b < range[1]; b++) {   // validate every candidate first: all or nothing
+                if (t.keyBlocks[b] != keyAt(base, b)) {
+                    checkAliasable(t, base, layer, kvHead, b, baseLayer);
+                }
+            }
+            int aliased = 0;
+            for (int b = range[0]; b < range[1]; b++) {
+                aliased += replaceKey(t, base, b) ? 1 : 0;
+            }
+            return aliased;
+        } finally {
+            endWrite();
+        }
+    }
+
+    /** The lowest layer whose K table names the same block at that index ({@code layer} if not an alias). */
+    public int keyBlockBaseLayer(int layer, int kvHead, int block) {
+        checkHead(layer, kvHead);
+        beginRead();
+        try {
+            BlockTable t = tables[layer][kvHead];
+            checkBlock(t, layer, kvHead, block);
+            return baseLayerOf(layer, kvHead, block);
+        } finally {
+            endRead();
+        }
+    }
+
+    /** Read lock held. */
+    int baseLayerOf(int layer, int kvHead, int block) {
+        long handle = tables[layer][kvHead].keyBlocks[block];
+        for (int a = 0; a < layer; a++) {
+            if (keyAt(tables[a][kvHead], block) == handle) {
+                return a;
+            }
+        }
+        return layer;
+    }
+
+    private int[] distantBlocks(BlockTable t, int sinks, int recent, long q) {
+        int tpb = tokensPerBlock;
+        long lastDistant = q - recent;   // recent >= 1 and q >= 0, so no overflow
+        int firstRow = t.lowerBound(sinks);
+        int endRow = t.lowerBound(lastDistant + 1);   // rows [firstRow, endRow) are distant
+        if (lastDistant < sinks || endRow <= firstRow) {
+            return new int[] {0, 0};
+        }
+        int from = (firstRow + tpb - 1) / tpb;
+        int to = endRow / tpb;   // block b is wholly distant iff (b + 1) * tpb <= endRow; full blocks only
+        return to > from ? new int[] {from, to} : new int[] {0, 0};
+    }
+
+    private static void checkBase(int layer, int baseLayer) {
+        if (baseLayer >= layer) {
+            throw new KeySharingException("the base layer must be below the layer whose keys it replaces: got "
+                    + "base layer " + baseLayer + " for layer " + layer);
+        }
+    }
+
+    private static void checkBlock(BlockTable t, int layer, int kvHead, int block) {
+        if (block < 0 || block >= t.blockCount) {
+            throw new KeySharingException("block must be in [0, " + t.blockCount + ") for layer " + layer
+                    + ", KV head " + kvHead + ", got " + block);
+        }
+    }
+
+    private void checkAliasable(BlockTable t, BlockTable base, int layer, int kvHead, int block, int baseLayer) {
+        checkBlock(t, layer, kvHead, block);
+        int tpb = tokensPerBlock;
+        int end = (block + 1) * tpb;
+        if (t.length < end) {
+            throw new KeySharingException("block " + block + " of layer " + layer + ", KV head " + kvHead + " holds "
+                    + (t.length - block * tpb) + " of " + tpb + " rows; only full blocks can share keys (the "
+                    + "partial tail still receives appends)");
+        }
+        if (base.length < end) {
+            throw new KeySharingException("base layer " + baseLayer + ", KV head " + kvHead + " holds "
+                    + Math.max(0, base.length - block * tpb) + " of " + tpb + " rows in block " + block
+                    + "; its block must be full to be shared with layer " + layer);
+        }
+        for (int r = block * tpb; r < end; r++) {
+            if (t.positions[r] != base.positions[r]) {
+                throw new KeySharingException("layer " + layer + " and base layer " + baseLayer + " hold different "
+                        + "positions in block " + block + " of KV head " + kvHead + " (row " + r + ": "
+                        + t.positions[r] + " vs " + base.positions[r] + "); keys can only be shared between "
+                        + "tables holding the same positions (apply the same eviction to every layer of a group)");
+            }
+        }
+    }
+
+    private static long keyAt(BlockTable t, int block) {
+        return block < t.blockCount ? t.keyBlocks[block] : 0;
+    }
+
+    /** Points t's K block at base's (add a reference first, then release the own copy). False if it already does. */
+    private boolean replaceKey(BlockTable t, BlockTable base, int block) {
+        long shared = base.keyBlocks[block];
+        long own = t.keyBlocks[block];
+        if (own == shared) {
+            return false;
+        }
+        allocator.addReference(shared);
+        allocator.release(own);
+        t.keyBlocks[block] = shared;
+        modCount++;
+        return true;
+    }
+
+    // ================================================================ prefix cache and restore
+
+    /** Takes one more reference to the K and V blocks at index {@code block} of every table. Lock held. */
+    void pinColumn(int block, long[] keys, long[] values) {
+        requireRead();
+        int kvHeads = layout.kvHeads();
+        for (BlockTable[] layer : tables) {
+            for (BlockTable t : layer) {
+                if (block < 0 || (long) (block + 1) * tokensPerBlock > t.length) {
+                    throw new KvArgumentException("block " + block + " is not a full block of every table");
+                }
+            }
+        }
+        for (int l = 0; l < tables.length; l++) {
+            for (int h = 0; h < kvHeads; h++) {
+                keys[l * kvHeads + h] = tables[l][h].keyBlocks[block];
+                values[l * kvHeads + h] = tables[l][h].valueBlocks[block];
+            }
+        }
+        for (int t = 0; t < keys.length; t++) {
+            allocator.addReference(keys[t]);
+            allocator.addReference(values[t]);
+        }
+    }
+
+    /** Makes these empty tables hold the given cached columns as rows 0 .. k*tokensPerBlock - 1. Lock held. */
+    void adoptColumns(List<long[][]> columns) {
+        requireWrite();
+        int k = columns.size();
+        if (k == 0) {
+            return;
+        }
+        int kvHeads = layout.kvHeads();
+        int rows = k * tokensPerBlock;
+        for (int l = 0; l < tables.length; l++) {
+            for (int h = 0; h < kvHeads; h++) {
+                BlockTable t = tables[l][h];
+                if (t.blockCount != 0) {
+                    throw new IllegalStateException("prefix adoption needs empty tables");
+                }
+                t.ensureBlockCapacity(k);
+                t.ensureRowCapacity(rows);
+                for (int i = 0; i < k; i++) {
+                    long[][] c = columns.get(i);
+                    allocator.addReference(c[0][l * kvHeads + h]);
+                    t.keyBlocks[i] = c[0][l * kvHeads + h];
+                    t.blockCount = i + 1;   // so that close() releases exactly what was referenced
+                    referenced(1);
+                    allocator.addReference(c[1][l * kvHeads + h]);
+                    t.valueBlocks[i] = c[1][l * kvHeads + h];
+                    referenced(1);
+                }
+                for (int r = 0; r < rows; r++) {
+                    t.positions[r] = r;
+                }
+                t.length = rows;
+            }
+        }
+        modCount++;
+    }
+
+    /** Replaces every table by {@code built} (references already taken), releasing the old blocks. Lock held. */
+    void install(BlockTable[][] built) {
+        requireWrite();
+        releaseAllTables();
+        long blocks = 0;
+        for (int l = 0; l < built.length; l++) {
+            for (int h = 0; h < built[l].length; h++) {
+                tables[l][h] = built[l][h];
+                blocks += 2L * built[l][h].blockCount;
+            }
+        }
+        referencedBlocks = blocks;
+        peakReferencedBlocks = Math.max(peakReferencedBlocks, blocks);
+        modCount++;
+    }
+
+    // ================================================================ checks
+
+    int blocksFor(int rows) {
+        return (int) (((long) rows + tokensPerBlock - 1) / tokensPerBlock);
+    }
+
+    private void checkLayer(int layer) {
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
+        }
+    }
+
+    public void checkHead(int layer, int kvHead) {
+        checkLayer(layer);
+        if (kvHead < 0 || kvHead >= layout.kvHeads()) {
+            throw new KvArgumentException("kvHead must be in [0, " + layout.kvHeads() + "), got " + kvHead);
+        }
+    }
+
+    private static void checkRange(long from, long to) {
+        if (from < 0 || to < from) {
+            throw new KvArgumentException("position range [" + from + ", " + to + ") is not allowed: need "
+                    + "0 <= from <= to (use SequenceOps.END for 'to the end')");
+        }
+    }
+}

@@ -1,0 +1,399 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.ClosedException;
+import io.kvslab.ConcurrentUseException;
+import io.kvslab.KvArgumentException;
+import io.kvslab.KvLayout;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The native attention kernels over a sequence's block tables. The address arrays the kernel needs are built here,
+ * from the {@link BlockTable}s, while the sequence's read lock is held for the whole native call: a concurrent
+ * close, keep, eviction or compaction waits until the call returns, so no block is freed, moved or unmapped under
+ * a running kernel. Callers pass tables and Java arrays only, never addresses.
+ *
+ * <p>An instance owns native scratch that grows to the largest call and is reused. One call at a time: a second
+ * concurrent call, or {@link #close()} during a call, fails with {@link ConcurrentUseException} (the scratch is
+ * never shared by two native calls).
+ */
+public final class TableAttention implements AutoCloseable {
+    /** Largest thread count a call accepts. */
+    public static final int MAX_THREADS = NativeAttention.MAX_THREADS;
+
+    private final int threads;
+    private final NativeScratch scratch = new NativeScratch();
+    private final AtomicBoolean inUse = new AtomicBoolean();
+    private final String owner;
+    private volatile boolean closed;
+
+    /** @param owner the public class name, for messages */
+    public TableAttention(int threads, String owner) {
+        if (threads < 1 || threads > MAX_THREADS) {
+            throw new KvArgumentException("threads must be in [1, " + MAX_THREADS + "], got " + threads);
+        }
+        this.threads = threads;
+        this.owner = owner;
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /** Decode attention of one token's queries over every row of {@code layer}; {@code lse} may be null. */
+    public void decode(SequenceTables t, int layer, float[] q, float[] out, float[] lse) {
+        enter();
+        try {
+            KvLayout layout = check(t, layer, q, out, 1);
+            int qh = layout.queryHeads();
+            if (lse != null && lse.length != qh) {
+                throw new KvArgumentException("lse must have queryHeads = " + qh + " floats, got " + lse.length);
+            }
+            t.beginRead();
+            try {
+                Tables tb = tables(t, layer, Math.multiplyExact((long) q.length, 2L));
+                long bytes = (long) q.length * Float.BYTES;
+                MemorySegment qSeg = scratch.floats().asSlice(0, bytes);
+                MemorySegment outSeg = scratch.floats().asSlice(bytes, bytes);
+                MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, q.length);
+                MemorySegment lseSeg = lse == null ? null : tb.lse;
+                NativeAttention.decode(AttentionShape.of(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
+                        scale(layout), outSeg, lseSeg, threads);
+                MemorySegment.copy(outSeg, JAVA_FLOAT, 0, out, 0, out.length);
+                if (lse != null) {
+                    MemorySegment.copy(lseSeg, JAVA_FLOAT, 0, lse, 0, qh);
+                }
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    /** Causal attention for the last {@code n} rows of every KV head of {@code layer}. */
+    public void prefill(SequenceTables t, int layer, float[] q, int n, float[] out) {
+        enter();
+        try {
+            KvLayout layout = check(t, layer, q, out, n);
+            t.beginRead();
+            try {
+                Tables tb = tables(t, layer, Math.multiplyExact((long) q.length, 2L));
+                long bytes = (long) q.length * Float.BYTES;
+                MemorySegment qSeg = scratch.floats().asSlice(0, bytes);
+                MemorySegment outSeg = scratch.floats().asSlice(bytes, bytes);
+                MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, q.length);
+                NativeAttention.prefill(AttentionShape.of(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
+                        tb.lengths, scale(layout), outSeg, threads);
+                MemorySegment.copy(outSeg, JAVA_FLOAT, 0, out, 0, out.length);
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    /**
+     * Decode with the caller's own f32 tensors: {@code q} and {@code out} hold {@code queryHeads * headDim} floats
+     * (heap or native). Native, 4-byte aligned segments are handed to the kernel as they are (no copy); heap ones
+     * go through the scratch once each way.
+     */
+    public void decode(SequenceTables t, int layer, MemorySegment q, MemorySegment out) {
+        enter();
+        try {
+            KvLayout layout = checkSegments(t, layer, q, out, 1);
+            t.beginRead();
+            try {
+                long bytes = tokenBytes(layout);
+                Tables tb = tables(t, layer, 2 * bytes / Float.BYTES);
+                MemorySegment qSeg = direct(q) ? q : copyIn(q, scratch.floats().asSlice(0, bytes));
+                MemorySegment outSeg = direct(out) ? out : scratch.floats().asSlice(bytes, bytes);
+                NativeAttention.decode(AttentionShape.of(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
+                        scale(layout), outSeg, null, threads);
+                if (outSeg != out) {
+                    MemorySegment.copy(outSeg, 0, out, 0, bytes);
+                }
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    /** Causal prefill with the caller's own f32 tensors ({@code n * queryHeads * headDim} floats each). */
+    public void prefill(SequenceTables t, int layer, MemorySegment q, int n, MemorySegment out) {
+        enter();
+        try {
+            KvLayout layout = checkSegments(t, layer, q, out, n);
+            t.beginRead();
+            try {
+                long bytes = Math.multiplyExact(tokenBytes(layout), (long) n);
+                Tables tb = tables(t, layer, 2 * bytes / Float.BYTES);
+                MemorySegment qSeg = direct(q) ? q : copyIn(q, scratch.floats().asSlice(0, bytes));
+                MemorySegment outSeg = direct(out) ? out : scratch.floats().asSlice(bytes, bytes);
+                NativeAttention.prefill(AttentionShape.of(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
+                        tb.lengths, scale(layout), outSeg, threads);
+                if (outSeg != out) {
+                    MemorySegment.copy(outSeg, 0, out, 0, bytes);
+                }
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    private static long tokenBytes(KvLayout layout) {
+        return Math.multiplyExact((long) layout.queryHeads() * layout.headDim(), (long) Float.BYTES);
+    }
+
+    /** A segment the kernel may read or write in place: native, float aligned, not read-only. */
+    private static boolean direct(MemorySegment s) {
+        return s.isNative() && s.address() % Float.BYTES == 0 && !s.isReadOnly();
+    }
+
+    private static MemorySegment copyIn(MemorySegment src, MemorySegment dst) {
+        MemorySegment.copy(src, 0, dst, 0, dst.byteSize());
+        return dst;
+    }
+
+    private static KvLayout checkSegments(SequenceTables t, int layer, MemorySegment q, MemorySegment out, int n) {
+        if (t == null || q == null || out == null) {
+            throw new KvArgumentException("sequence, q and out must not be null");
+        }
+        KvLayout layout = t.layout;
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
+        }
+        if (n < 1) {
+            throw new KvArgumentException("a prefill chunk needs n >= 1 query tokens, got " + n);
+        }
+        long floats = Math.multiplyExact(Math.multiplyExact((long) n, layout.queryHeads()), layout.headDim());
+        long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
+        if (q.byteSize() != bytes || out.byteSize() != bytes) {
+            throw new KvArgumentException("q and out must be " + n + " x queryHeads " + layout.queryHeads()
+                    + " x headDim " + layout.headDim() + " f32 values = " + bytes + " bytes, got " + q.byteSize()
+                    + " and " + out.byteSize());
+        }
+        if (out.isReadOnly()) {
+            throw new KvArgumentException("out must be writable");
+        }
+        if (q.asOverlappingSlice(out).isPresent()) {
+            throw new KvArgumentException("q and out must not overlap");
+        }
+        for (long i = 0; i < floats; i++) {
+            float x = q.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+            if (!Float.isFinite(x)) {
+                throw new KvArgumentException("q[" + i + "] = " + x + ": queries must be finite");
+            }
+        }
+        return layout;
+    }
+
+    /**
+     * PoD decode, the two partial attentions: own K blocks of {@code layer} scored with {@code q} into
+     * {@code outP}/{@code lseP}, aliased K blocks (a lower layer's) scored with {@code qDistant} into
+     * {@code outD}/{@code lseD}; both with the layer's own values. The caller merges them by log-sum-exp.
+     */
+    public void podDecode(SequenceTables t, int layer, float[] q, float[] qDistant, float[] outP, float[] lseP,
+                          float[] outD, float[] lseD) {
+        enter();
+        try {
+            KvLayout layout = check(t, layer, q, outP, 1);
+            check(t, layer, qDistant, outD, 1);
+            int qh = layout.queryHeads();
+            if (lseP == null || lseD == null || lseP.length != qh || lseD.length != qh) {
+                throw new KvArgumentException("lseP and lseD must have queryHeads = " + qh + " floats");
+            }
+            int width = q.length;
+            t.beginRead();
+            try {
+                BlockTable[] row = t.tables[layer];
+                int heads = row.length;
+                long blocks = 0;
+                for (BlockTable b : row) {
+                    blocks += b.blockCount;
+                }
+                long floatsNeeded = Math.addExact(Math.multiplyExact(4L, width), 2L * qh);
+                long longsNeeded = Math.addExact(Math.multiplyExact(4L, blocks), 2 * (2L * heads + 1));
+                scratch.ensure(floatsNeeded, longsNeeded);
+                long fo = 0;
+                MemorySegment qSeg = scratch.floats().asSlice(fo, width * 4L);
+                fo += width * 4L;
+                MemorySegment qdSeg = scratch.floats().asSlice(fo, width * 4L);
+                fo += width * 4L;
+                MemorySegment outPSeg = scratch.floats().asSlice(fo, width * 4L);
+                fo += width * 4L;
+                MemorySegment outDSeg = scratch.floats().asSlice(fo, width * 4L);
+                fo += width * 4L;
+                MemorySegment lsePSeg = scratch.floats().asSlice(fo, qh * 4L);
+                fo += qh * 4L;
+                MemorySegment lseDSeg = scratch.floats().asSlice(fo, qh * 4L);
+                long lo = 0;
+                MemorySegment keysP = scratch.longs().asSlice(lo, blocks * 8);
+                lo += blocks * 8;
+                MemorySegment valuesP = scratch.longs().asSlice(lo, blocks * 8);
+                lo += blocks * 8;
+                MemorySegment keysD = scratch.longs().asSlice(lo, blocks * 8);
+                lo += blocks * 8;
+                MemorySegment valuesD = scratch.longs().asSlice(lo, blocks * 8);
+                lo += blocks * 8;
+                MemorySegment offsetsP = scratch.longs().asSlice(lo, (heads + 1L) * 8);
+                lo += (heads + 1L) * 8;
+                MemorySegment lengthsP = scratch.longs().asSlice(lo, heads * 8L);
+                lo += heads * 8L;
+                MemorySegment offsetsD = scratch.longs().asSlice(lo, (heads + 1L) * 8);
+                lo += (heads + 1L) * 8;
+                MemorySegment lengthsD = scratch.longs().asSlice(lo, heads * 8L);
+
+                int tpb = layout.tokensPerBlock();
+                SlabAllocator allocator = t.allocator;
+                long[] one = new long[1];
+                long p = 0;
+                long d = 0;
+                for (int h = 0; h < heads; h++) {
+                    offsetsP.setAtIndex(JAVA_LONG, h, p);
+                    offsetsD.setAtIndex(JAVA_LONG, h, d);
+                    BlockTable bt = row[h];
+                    long rowsP = 0;
+                    for (int b = 0; b < bt.blockCount; b++) {
+                        boolean aliased = t.baseLayerOf(layer, h, b) != layer;
+                        // aliases are always full blocks (a partial tail is never aliased); own blocks keep
+                        // table order, so the partial tail (if any) comes last
+                        MemorySegment kOut = aliased ? keysD : keysP;
+                        MemorySegment vOut = aliased ? valuesD : valuesP;
+                        long at = aliased ? d++ : p++;
+                        one[0] = bt.keyBlocks[b];
+                        allocator.addresses(one, 1, kOut, at);
+                        one[0] = bt.valueBlocks[b];
+                        allocator.addresses(one, 1, vOut, at);
+                        if (!aliased) {
+                            rowsP += Math.min(tpb, bt.length - (long) b * tpb);
+                        }
+                    }
+                    lengthsP.setAtIndex(JAVA_LONG, h, rowsP);
+                    lengthsD.setAtIndex(JAVA_LONG, h, bt.length - rowsP);
+                }
+                offsetsP.setAtIndex(JAVA_LONG, heads, p);
+                offsetsD.setAtIndex(JAVA_LONG, heads, d);
+                MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, width);
+                MemorySegment.copy(qDistant, 0, qdSeg, JAVA_FLOAT, 0, width);
+                AttentionShape shape = AttentionShape.of(layout);
+                float scale = scale(layout);
+                NativeAttention.decode(shape, qSeg, keysP.asSlice(0, p * 8), valuesP.asSlice(0, p * 8), offsetsP,
+                        lengthsP, scale, outPSeg, lsePSeg, threads);
+                NativeAttention.decode(shape, qdSeg, keysD.asSlice(0, d * 8), valuesD.asSlice(0, d * 8), offsetsD,
+                        lengthsD, scale, outDSeg, lseDSeg, threads);
+                MemorySegment.copy(outPSeg, JAVA_FLOAT, 0, outP, 0, width);
+                MemorySegment.copy(outDSeg, JAVA_FLOAT, 0, outD, 0, width);
+                MemorySegment.copy(lsePSeg, JAVA_FLOAT, 0, lseP, 0, qh);
+                MemorySegment.copy(lseDSeg, JAVA_FLOAT, 0, lseD, 0, qh);
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    /**
+     * Reads all of {@code buffer} (a caller-owned native segment, rounded down to 64 bytes) once with
+     * {@code threads} threads of the kernels' pool and returns a checksum; timing it gives the read bandwidth the
+     * kernels can hope for.
+     */
+    public static double readBandwidthProbe(MemorySegment buffer, int threads) {
+        return NativeAttention.readBandwidthProbe(buffer, threads);
+    }
+
+    /** Frees the scratch. Fails with {@link ConcurrentUseException} while a call runs. Idempotent. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        if (!inUse.compareAndSet(false, true)) {
+            throw new ConcurrentUseException("this " + owner + " cannot be closed while a call on another thread "
+                    + "is using it");
+        }
+        try {
+            closed = true;
+            scratch.close();
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    private void enter() {
+        if (!inUse.compareAndSet(false, true)) {
+            throw new ConcurrentUseException("this " + owner + " is already running a call on another thread; an "
+                    + owner + " is single-threaded (its native scratch is reused): create one per thread");
+        }
+        if (closed) {
+            inUse.set(false);
+            throw new ClosedException("this " + owner);
+        }
+    }
+
+    private static float scale(KvLayout layout) {
+        return (float) (1.0 / Math.sqrt(layout.headDim()));
+    }
+
+    private static KvLayout check(SequenceTables t, int layer, float[] q, float[] out, int n) {
+        if (t == null || q == null || out == null) {
+            throw new KvArgumentException("sequence, q and out must not be null");
+        }
+        KvLayout layout = t.layout;
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
+        }
+        if (n < 1) {
+            throw new KvArgumentException("a prefill chunk needs n >= 1 query tokens, got " + n);
+        }
+        long expected = Math.multiplyExact(Math.multiplyExact((long) n, layout.queryHeads()), layout.headDim());
+        if (q.length != expected || out.length != expected) {
+            throw new KvArgumentException("q and out must have " + n + " x queryHeads " + layout.queryHeads()
+                    + " x headDim " + layout.headDim() + " = " + expected + " floats, got " + q.length + " and "
+                    + out.length);
+        }
+        for (int i = 0; i < q.length; i++) {
+            if (!Float.isFinite(q[i])) {
+                throw new KvArgumentException("q[" + i + "] = " + q[i] + ": queries must be finite");
+            }
+        }
+        return layout;
+    }
+
+    /** Native views of the block tables of one layer, in the scratch buffers. */
+    private record Tables(MemorySegment keys, MemorySegment values, MemorySegment offsets, MemorySegment lengths,
+                          MemorySegment lse) {
+    }
+
+    /** Builds the address arrays of one layer; the caller holds the sequence's read lock. */
+    private Tables tables(SequenceTables t, int layer, long floatsNeeded) {
+        BlockTable[] row = t.tables[layer];
+        int heads = row.length;
+        long blocks = 0;
+        for (BlockTable b : row) {
+            blocks += b.blockCount;
+        }
+        int qh = t.layout.queryHeads();
+        long longsNeeded = Math.addExact(Math.multiplyExact(2L, blocks), (heads + 1L) + heads + (qh + 1L) / 2);
+        scratch.ensure(floatsNeeded, longsNeeded);
+        MemorySegment longs = scratch.longs();
+        MemorySegment keys = longs.asSlice(0, blocks * Long.BYTES);
+        MemorySegment values = longs.asSlice(blocks * Long.BYTES, blocks * Long.BYTES);
+        MemorySegment offsets = longs.asSlice(2 * blocks * Long.BYTES, (heads + 1L) * Long.BYTES);
+        MemorySegment lengths = longs.asSlice((2 * blocks + heads + 1) * Long.BYTES, (long) heads * Long.BYTES);
+        MemorySegment lse = longs.asSlice((2 * blocks + 2L * heads + 1) * Long.BYTES, (long) qh * Float.BYTES);
+        t.allocator.layerAddresses(row, keys, values, offsets, lengths);
+        return new Tables(keys, values, offsets, lengths, lse);
+    }
+}
