@@ -105,8 +105,8 @@ final class Scheduler implements AutoCloseable {
     void submit(Job job) {
         metrics.waiting.incrementAndGet();
         incoming.add(job);
-        if (closing) {
-            drainOnClose();
+        if (closing || !thread.isAlive()) {
+            drainOnClose(); // nobody would ever answer it
         }
     }
 
@@ -420,7 +420,8 @@ final class Scheduler implements AutoCloseable {
             return; // the scheduler thread drains on its way out
         }
         incoming.drainTo(waiting);
-        failAll(503, "server_error", "shutting_down", "the server is shutting down");
+        failAll(503, "server_error", "scheduler_stopped", "the scheduler is not running (the server is shutting down,"
+                + " or it stopped on an error)");
         for (Job j : running) {
             if (j.cache != null) {
                 j.cache.close();
