@@ -60,7 +60,8 @@ final class Scheduler implements AutoCloseable {
     /** Attention nanos of the current decode, summed by the timed caches. */
     private final long[] attentionNanos = new long[1];
     private volatile boolean closing;
-    private volatile boolean paused;
+    /** Steps the loop may still run before it holds (tests); -1 = no limit. Written by tests, counted down here. */
+    private volatile int stepBudget = -1;
     private volatile boolean parked;
 
     Scheduler(LoadedModel model, ServeConfig config, ServerMetrics metrics) {
@@ -123,25 +124,31 @@ final class Scheduler implements AutoCloseable {
      * the same step); returns once no step is running.
      */
     void pause() throws InterruptedException {
-        paused = true;
+        parked = false;
+        stepBudget = 0;
         while (!parked && thread.isAlive() && !closing) {
             Thread.sleep(1);
         }
     }
 
     void resume() {
-        paused = false;
+        stepBudget = -1;
+    }
+
+    /** Lets the scheduler run {@code steps} more steps, then holds it again (tests). */
+    void resumeFor(int steps) {
+        parked = false;
+        stepBudget = steps;
     }
 
     private void loop() {
         try {
             while (!closing) {
-                if (paused) {
+                if (stepBudget == 0) {
                     parked = true;
                     Thread.sleep(1);
                     continue;
                 }
-                parked = false;
                 if (running.isEmpty() && waiting.isEmpty()) {
                     Job j = incoming.poll(50, TimeUnit.MILLISECONDS);
                     if (j == null) {
@@ -150,6 +157,9 @@ final class Scheduler implements AutoCloseable {
                     waiting.add(j);
                 }
                 step();
+                if (stepBudget > 0) {
+                    stepBudget--;
+                }
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

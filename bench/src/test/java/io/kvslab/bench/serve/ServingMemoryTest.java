@@ -83,19 +83,24 @@ class ServingMemoryTest {
         try (ServeFixture f = new ServeFixture(ServeConfig.defaults())) {
             assertEquals(0, f.server.liveKvBytes());
             String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0,\"stream\":true}";
+            f.server.scheduler().pause();
             try (Socket s = new Socket("127.0.0.1", f.server.port())) {
                 OutputStream out = s.getOutputStream();
                 out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                         + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
                         .getBytes(StandardCharsets.UTF_8));
                 out.flush();
+                while (f.server.metrics().waiting.get() < 1) {
+                    Thread.sleep(1);
+                }
+                // two steps (prefill + first tokens), then the scheduler holds: the request cannot finish meanwhile
+                f.server.scheduler().resumeFor(2);
                 BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
                 String line;
                 while ((line = in.readLine()) != null && !line.contains("data: ")) {
                     // status line, headers, chunk sizes
                 }
                 assertTrue(line != null && line.contains("\"text\""), "a first token arrived: " + line);
-                // hold the scheduler while the client leaves, so the request cannot have finished meanwhile
                 f.server.scheduler().pause();
                 assertTrue(f.server.liveKvBytes() > 0);
                 assertEquals(1, f.server.metrics().running.get());
