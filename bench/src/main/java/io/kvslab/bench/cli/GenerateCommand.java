@@ -1,6 +1,6 @@
 package io.kvslab.bench.cli;
 
-import io.kvslab.KvSlabException;
+import io.kvslab.DType;
 import io.kvslab.bench.model.Generation;
 import io.kvslab.bench.model.Generator;
 import io.kvslab.bench.model.KvBackend;
@@ -8,116 +8,141 @@ import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.MatMul;
 import io.kvslab.bench.model.Sampler;
 import io.kvslab.bench.model.Session;
-import io.kvslab.DType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
-import java.util.Set;
+import java.util.concurrent.Callable;
 
 /** {@code kvslab generate}: llama2.c's {@code run} on the KVSlab store; prints the text, tokens/s on stderr. */
-final class GenerateCommand implements Command {
-    @Override
-    public String summary() {
-        return "generate text with a Llama model (llama2.c .bin + tokenizer, or GGUF) on the KV store";
-    }
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Generate text with a Llama model (llama2.c .bin + tokenizer, or GGUF) on the KV store; the "
+                + "text goes to stdout, tokens/s to stderr (under a second for stories260K).")
+final class GenerateCommand implements Callable<Integer> {
+    @Spec
+    private CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "FILE",
+            description = "required: llama2.c checkpoint (.bin) or GGUF file (llama architecture; F32/F16/BF16/Q8_0)")
+    private Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE",
+            description = "llama2.c tokenizer (e.g. tok512.bin); required for .bin, optional for GGUF")
+    private Path tokenizer;
+
+    @Option(names = "--prompt", paramLabel = "TEXT", defaultValue = "",
+            description = "prompt (default: empty, the model starts from BOS)")
+    private String prompt;
+
+    @Option(names = "--steps", paramLabel = "N", defaultValue = "256",
+            description = "positions to run, prompt included; 0 = the model's context (default ${DEFAULT-VALUE})")
+    private int steps;
+
+    @Option(names = "--temperature", paramLabel = "X", defaultValue = "1.0",
+            description = "0 = greedy (default ${DEFAULT-VALUE})")
+    private double temperature;
+
+    @Option(names = "--topp", paramLabel = "P", defaultValue = "0.9",
+            description = "nucleus sampling threshold in (0,1); other values sample the whole distribution "
+                    + "(default ${DEFAULT-VALUE})")
+    private double topp;
+
+    @Option(names = "--seed", paramLabel = "N", description = "sampler seed, > 0 (default: the current time, "
+            + "printed on stderr)")
+    private Long seed;
+
+    @Option(names = "--kv", paramLabel = "NAME", defaultValue = "store",
+            description = "store (KV store + native kernel, default), store-java, java (llama2.c reference)")
+    private String kv;
+
+    @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = DTypeConverter.class, defaultValue = "f32",
+            description = "element type of stored K/V rows: f32 (default), f16, bf16")
+    private DType dtype;
+
+    @Option(names = "--matmul", paramLabel = "NAME", defaultValue = "openblas",
+            description = "openblas (default) or java (llama2.c's loop order); allowed: ${COMPLETION-CANDIDATES}")
+    private MatMul matMul;
+
+    @Option(names = "--chunk", paramLabel = "N", defaultValue = "" + Session.DEFAULT_CHUNK,
+            description = "prefill chunk in tokens (default ${DEFAULT-VALUE})")
+    private int chunk;
+
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "1",
+            description = "attention kernel threads (default 1: a small model's attention is not worth splitting)")
+    private int threads;
+
+    @Option(names = "--warmup", paramLabel = "N", defaultValue = "0",
+            description = "run the same generation N times first, unprinted and untimed, so the JIT has compiled "
+                    + "the hot paths before the measured run (default 0)")
+    private int warmup;
+
+    @Option(names = "--ids", description = "print the token ids after the text")
+    private boolean printIds;
 
     @Override
-    public String usage() {
-        return """
-                usage: kvslab generate --model FILE [--tokenizer FILE] [options]
-                  --model FILE        llama2.c checkpoint (.bin) or GGUF file (llama architecture; F32/F16/BF16/Q8_0)
-                  --tokenizer FILE    llama2.c tokenizer (e.g. tok512.bin); required for .bin, optional for GGUF
-                  --prompt TEXT       prompt (default: empty, the model starts from BOS)
-                  --steps N           positions to run, prompt included; 0 = the model's context (default 256)
-                  --temperature X     0 = greedy (default 1.0)
-                  --topp P            nucleus sampling threshold in (0,1); other values sample the whole distribution (default 0.9)
-                  --seed N            sampler seed, > 0 (default: the current time, printed on stderr)
-                  --kv NAME           store (KV store + native kernel, default), store-java, java (llama2.c reference)
-                  --kv-dtype T        element type of stored K/V rows: f32 (default), f16, bf16
-                  --matmul NAME       openblas (default) or java (llama2.c's loop order)
-                  --chunk N           prefill chunk in tokens (default 64)
-                  --threads N         attention kernel threads (default 1: a small model's attention is not worth splitting)
-                  --warmup N          run the same generation N times first, unprinted and untimed, so the JIT has
-                                      compiled the hot paths before the measured run (default 0)
-                  --ids               print the token ids after the text""";
-    }
-
-    @Override
-    public int run(String[] argv) throws UsageException {
-        Args a = new Args(argv, Set.of("ids", "help"));
-        if (a.flag("help")) {
-            System.out.println(usage());
-            return 0;
+    public Integer call() {
+        if (model == null) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--model FILE is required");
         }
-        Path model = Path.of(a.required("model"));
-        String tok = a.string("tokenizer", null);
-        String prompt = a.string("prompt", "");
-        int steps = a.intValue("steps", 256, 0, Integer.MAX_VALUE);
-        float temperature = (float) a.doubleValue("temperature", 1.0, 0.0, 1e6);
-        float topp = (float) a.doubleValue("topp", 0.9, -1e6, 1e6);
-        long seed = a.longValue("seed", 0, 1, Long.MAX_VALUE);
-        KvBackend kv = parse(a.string("kv", "store"), "kv", KvBackend::of);
-        DType dtype = parse(a.string("kv-dtype", "f32"), "kv-dtype", s -> DType.valueOf(s.toUpperCase(Locale.ROOT)));
-        MatMul matMul = parse(a.string("matmul", "openblas"), "matmul", s -> MatMul.valueOf(s.toUpperCase(Locale.ROOT)));
-        int chunk = a.intValue("chunk", Session.DEFAULT_CHUNK, 1, 4096);
-        int threads = a.intValue("threads", 1, 1, 64);
-        int warmup = a.intValue("warmup", 0, 0, 1000);
-        boolean printIds = a.flag("ids");
-        a.finish();
-        if (seed == 0) {
-            seed = System.currentTimeMillis() / 1000;
+        Check.range(spec, "--steps", steps, 0, Integer.MAX_VALUE);
+        Check.range(spec, "--temperature", temperature, 0, 1e6);
+        Check.range(spec, "--chunk", chunk, 1, 4096);
+        Check.range(spec, "--threads", threads, 1, 64);
+        Check.range(spec, "--warmup", warmup, 0, 1000);
+        KvBackend backend = KvBackend.of(Check.choice(spec, "--kv", kv, List.of("store", "store-java", "java")));
+        long s = seed != null ? Check.range(spec, "--seed", seed, 1, Long.MAX_VALUE) : 0;
+        PrintWriter err = spec.commandLine().getErr();
+        LoadedModel m = ModelFiles.load(spec, model, tokenizer);
+        if (s == 0) {
+            s = System.currentTimeMillis() / 1000;
             if (temperature != 0) {
-                System.err.println("seed: " + seed);
+                err.println("seed: " + s);
             }
         }
+        int vocab = m.model().config().vocabSize();
+        for (int i = 0; i < warmup; i++) {
+            try (Session session = new Session(m.model(), backend.open(m.model().config(), dtype, threads), matMul,
+                    chunk)) {
+                Generator.generate(session, m.tokenizer(), prompt, steps, sampler(vocab, s), null);
+            }
+        }
+        // Token pieces are raw bytes (UTF-8 split across pieces): write them to the byte stream, not the writer.
         PrintStream out = System.out;
-        try {
-            LoadedModel m = LoadedModel.load(model, tok == null ? null : Path.of(tok));
-            int vocab = m.model().config().vocabSize();
-            for (int i = 0; i < warmup; i++) {
-                try (Session s = new Session(m.model(), kv.open(m.model().config(), dtype, threads), matMul, chunk)) {
-                    Generator.generate(s, m.tokenizer(), prompt, steps, new Sampler(vocab, temperature, topp, seed), null);
-                }
-            }
-            Sampler sampler = new Sampler(vocab, temperature, topp, seed);
-            Generation g;
-            try (Session s = new Session(m.model(), kv.open(m.model().config(), dtype, threads), matMul, chunk)) {
-                g = Generator.generate(s, m.tokenizer(), prompt, steps, sampler, p -> {
-                    out.write(p, 0, p.length);
-                    out.flush();
-                });
-            }
-            out.println();
-            if (printIds) {
-                StringBuilder sb = new StringBuilder();
-                for (int id : g.ids()) {
-                    sb.append(sb.isEmpty() ? "" : " ").append(id);
-                }
-                out.println(sb);
-            }
-            System.err.printf(Locale.ROOT, "achieved tok/s: %.1f (%d positions in %.1f ms: prompt %d tokens in %.1f ms,"
-                            + " then %.1f tok/s; kv=%s %s, matmul=%s%s)%n",
-                    g.tokensPerSecond(), g.positions(), (g.prefillNanos() + g.decodeNanos()) / 1e6,
-                    Math.min(g.promptTokens().length, g.positions()), g.prefillNanos() / 1e6, g.decodeTokensPerSecond(),
-                    kv.label(), dtype.name().toLowerCase(Locale.ROOT), matMul.name().toLowerCase(Locale.ROOT),
-                    warmup > 0 ? ", after " + warmup + " warm-up runs" : "");
-            return 0;
-        } catch (KvSlabException | IllegalArgumentException e) {
-            System.err.println("kvslab generate: " + e.getMessage());
-            return 1;
+        PrintWriter outWriter = spec.commandLine().getOut();
+        outWriter.flush();
+        Generation g;
+        try (Session session = new Session(m.model(), backend.open(m.model().config(), dtype, threads), matMul,
+                chunk)) {
+            g = Generator.generate(session, m.tokenizer(), prompt, steps, sampler(vocab, s), p -> {
+                out.write(p, 0, p.length);
+                out.flush();
+            });
         }
+        out.println();
+        if (printIds) {
+            StringBuilder sb = new StringBuilder();
+            for (int id : g.ids()) {
+                sb.append(sb.isEmpty() ? "" : " ").append(id);
+            }
+            out.println(sb);
+        }
+        out.flush();
+        err.printf(Locale.ROOT, "achieved tok/s: %.1f (%d positions in %.1f ms: prompt %d tokens in %.1f ms,"
+                        + " then %.1f tok/s; kv=%s %s, matmul=%s%s)%n",
+                g.tokensPerSecond(), g.positions(), (g.prefillNanos() + g.decodeNanos()) / 1e6,
+                Math.min(g.promptTokens().length, g.positions()), g.prefillNanos() / 1e6, g.decodeTokensPerSecond(),
+                backend.label(), dtype.name().toLowerCase(Locale.ROOT), matMul.name().toLowerCase(Locale.ROOT),
+                warmup > 0 ? ", after " + warmup + " warm-up runs" : "");
+        return 0;
     }
 
-    private interface Parser<T> {
-        T parse(String s);
-    }
-
-    private static <T> T parse(String value, String option, Parser<T> p) throws UsageException {
-        try {
-            return p.parse(value);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--" + option + " does not accept '" + value + "': " + e.getMessage());
-        }
+    private Sampler sampler(int vocab, long s) {
+        return new Sampler(vocab, (float) temperature, (float) topp, s);
     }
 }

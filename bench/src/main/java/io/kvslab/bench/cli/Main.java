@@ -1,55 +1,52 @@
 package io.kvslab.bench.cli;
 
-import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import picocli.CommandLine;
+
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 
 /**
- * Entry point of the {@code kvslab} command line: {@code kvslab <command> [options]}.
- * Each command is one class implementing {@link Command}; register it in {@link #COMMANDS}.
+ * Entry point of the {@code kvslab} command line. The commands are picocli classes registered as subcommands of
+ * {@link KvslabCommand}; {@link Failures} turns every error into one line and an exit code (2: usage, 1: failure).
  */
 public final class Main {
-    private static final Map<String, Command> COMMANDS = new LinkedHashMap<>();
-
-    static {
-        // one line per command, in the order --help lists them
-        COMMANDS.put("demo", new DemoCommand());
-        COMMANDS.put("generate", new GenerateCommand());
-        COMMANDS.put("eval", new EvalCommand());
-        COMMANDS.put("pod", new PodCommand());
-        COMMANDS.put("bench", new BenchCommand());
-        COMMANDS.put("footprint", new FootprintCommand());
-        COMMANDS.put("stress", new StressCommand());
-    }
-
     private Main() {}
 
     public static void main(String[] args) {
         System.exit(run(args));
     }
 
-    static int run(String[] args) {
-        if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
-            usage();
-            return args.length == 0 ? 2 : 0;
-        }
-        Command c = COMMANDS.get(args[0]);
-        if (c == null) {
-            System.err.println("kvslab: unknown command '" + args[0] + "'; commands: " + String.join(", ", COMMANDS.keySet()));
-            return 2;
-        }
+    /** Runs one command line on System.out / System.err and returns the exit code. */
+    static int run(String... args) {
+        return execute(writer(System.out), writer(System.err), args);
+    }
+
+    /** Runs one command line on the given streams (tests capture them) and returns the exit code. */
+    static int execute(PrintWriter out, PrintWriter err, String... args) {
+        CommandLine cl = commandLine(out, err);
         try {
-            return c.run(Arrays.copyOfRange(args, 1, args.length));
-        } catch (UsageException e) {
-            System.err.println("kvslab " + args[0] + ": " + e.getMessage());
-            System.err.println(c.usage());
-            return 2;
+            return cl.execute(args);
+        } finally {
+            out.flush();
+            err.flush();
         }
     }
 
-    private static void usage() {
-        System.out.println("usage: kvslab <command> [options]\n");
-        COMMANDS.forEach((name, c) -> System.out.println("  " + name + "\t" + c.summary()));
-        System.out.println("\n  kvslab <command> --help for its options");
+    static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+        CommandLine cl = new CommandLine(new KvslabCommand());
+        BenchCommand.addSuites(cl.getSubcommands().get("bench"));
+        Failures failures = new Failures();
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        cl.setUsageHelpWidth(110);
+        cl.setParameterExceptionHandler(failures);
+        cl.setExecutionExceptionHandler(failures);
+        return cl;
+    }
+
+    private static PrintWriter writer(PrintStream s) {
+        return new PrintWriter(new java.io.OutputStreamWriter(s, StandardCharsets.UTF_8), true);
     }
 }

@@ -2,86 +2,56 @@ package io.kvslab.bench.cli;
 
 import io.kvslab.bench.eval.pod.PodCalibration;
 import io.kvslab.bench.eval.pod.PodEvalConfig;
+import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /** The PoD options of {@code kvslab eval fidelity} ({@code --pod} and friends). */
 final class PodOptions {
-    static final String USAGE = """
-              --pod                 also run the PoD rows (docs/pod.md): key sharing across layer groups, v1/v2,
-                                    PoD + SnapKV, SnapKV and StreamingLLM at PoD's memory
-              --pod-only            only the PoD rows (skips the policy table; with --pod and --json the PoD
-                                    report is a second JSON document after the policies')
-              --pod-sinks N         n_s (default 4)
-              --pod-recent LIST     n_r values (default 16,32,64)
-              --pod-deltas LIST     similarity thresholds of the v1 and v2 rows (default 0,0.3,0.4,0.5)
-              --pod-delta X         threshold of the PoD + SnapKV and equal-memory rows (default 0.5)
-              --pod-snapkv LIST     SnapKV budgets combined with PoD (default 0.25,0.5)
-              --pod-grouping FILE   use this grouping file (kvslab pod calibrate) at --pod-delta instead of
-                                    calibrating; rejected if made for other weights
-              --pod-calibration N   calibration texts (default 8, seeds 1001..)""".indent(2).stripTrailing();
+    @Option(names = "--pod", description = "also run the PoD rows (docs/pod.md): key sharing across layer groups, "
+            + "v1/v2, PoD + SnapKV, SnapKV and StreamingLLM at PoD's memory")
+    boolean pod;
 
-    /** Flags to declare to {@link Args}. */
-    static final List<String> FLAGS = List.of("pod", "pod-only");
+    @Option(names = "--pod-only", description = "only the PoD rows (skips the policy table)")
+    boolean only;
 
-    private PodOptions() {
+    @Option(names = "--pod-sinks", paramLabel = "N", defaultValue = "" + PodEvalConfig.DEFAULT_SINKS,
+            description = "n_s (default ${DEFAULT-VALUE})")
+    int sinks;
+
+    @Option(names = "--pod-recent", paramLabel = "LIST", split = ",", description = "n_r values (default 16,32,64)")
+    List<Integer> recents;
+
+    @Option(names = "--pod-deltas", paramLabel = "LIST", split = ",",
+            description = "similarity thresholds of the v1 and v2 rows (default 0,0.3,0.4,0.5)")
+    List<Double> deltas;
+
+    @Option(names = "--pod-delta", paramLabel = "X", defaultValue = "" + PodEvalConfig.DEFAULT_HEADLINE_DELTA,
+            description = "threshold of the PoD + SnapKV and equal-memory rows (default ${DEFAULT-VALUE})")
+    double delta;
+
+    @Option(names = "--pod-snapkv", paramLabel = "LIST", split = ",",
+            description = "SnapKV budgets combined with PoD (default 0.25,0.5)")
+    List<Double> snapBudgets;
+
+    @Option(names = "--pod-grouping", paramLabel = "FILE", description = "use this grouping file (kvslab pod "
+            + "calibrate) at --pod-delta instead of calibrating; rejected if made for other weights")
+    Path groupingFile;
+
+    @Option(names = "--pod-calibration", paramLabel = "N", defaultValue = "" + PodCalibration.DEFAULT_TEXTS,
+            description = "calibration texts (default ${DEFAULT-VALUE}, seeds 1001..)")
+    int calibrationTexts;
+
+    boolean requested() {
+        return pod || only;
     }
 
-    /** What the options ask for: null when PoD rows are not requested. */
-    record Request(PodEvalConfig config, boolean only) {
-    }
-
-    static Request read(Args a) throws UsageException {
-        boolean pod = a.flag("pod");
-        boolean only = a.flag("pod-only");
-        int sinks = a.intValue("pod-sinks", PodEvalConfig.DEFAULT_SINKS, 0, 1 << 20);
-        List<Integer> recents = ints(a.string("pod-recent", null), PodEvalConfig.DEFAULT_RECENTS, "--pod-recent");
-        List<Double> deltas = doubles(a.string("pod-deltas", null), PodEvalConfig.DEFAULT_DELTAS, "--pod-deltas");
-        double delta = a.doubleValue("pod-delta", PodEvalConfig.DEFAULT_HEADLINE_DELTA, 0, 1);
-        List<Double> snap = doubles(a.string("pod-snapkv", null), PodEvalConfig.DEFAULT_SNAP_BUDGETS,
-                "--pod-snapkv");
-        String file = a.string("pod-grouping", null);
-        int texts = a.intValue("pod-calibration", PodCalibration.DEFAULT_TEXTS, 1, 10_000);
-        if (!pod && !only) {
-            return null;
-        }
-        try {
-            return new Request(new PodEvalConfig(sinks, recents, deltas, delta, snap, true, texts,
-                    PodCalibration.DEFAULT_QUERIES, file == null ? null : Path.of(file)), only);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException(e.getMessage());
-        }
-    }
-
-    private static List<Integer> ints(String v, List<Integer> def, String name) throws UsageException {
-        if (v == null) {
-            return def;
-        }
-        List<Integer> out = new ArrayList<>();
-        for (String s : v.split(",")) {
-            try {
-                out.add(Integer.parseInt(s.trim()));
-            } catch (NumberFormatException e) {
-                throw new UsageException(name + " takes comma-separated integers, got '" + v + "'");
-            }
-        }
-        return out;
-    }
-
-    private static List<Double> doubles(String v, List<Double> def, String name) throws UsageException {
-        if (v == null) {
-            return def;
-        }
-        List<Double> out = new ArrayList<>();
-        for (String s : v.split(",")) {
-            try {
-                out.add(Double.parseDouble(s.trim()));
-            } catch (NumberFormatException e) {
-                throw new UsageException(name + " takes comma-separated numbers, got '" + v + "'");
-            }
-        }
-        return out;
+    /** The PoD configuration; throws {@link IllegalArgumentException} (a usage error) on bad values. */
+    PodEvalConfig config() {
+        return new PodEvalConfig(sinks, recents != null ? recents : PodEvalConfig.DEFAULT_RECENTS,
+                deltas != null ? deltas : PodEvalConfig.DEFAULT_DELTAS, delta,
+                snapBudgets != null ? snapBudgets : PodEvalConfig.DEFAULT_SNAP_BUDGETS, true, calibrationTexts,
+                PodCalibration.DEFAULT_QUERIES, groupingFile);
     }
 }

@@ -1,7 +1,10 @@
 package io.kvslab.bench.cli;
 
-/** A command-line argument was missing or malformed; the message says which and what is allowed. */
-final class UsageException extends Exception {
+/**
+ * A mistake in how the command was called that picocli cannot see by itself (a file that does not exist, an output
+ * directory that cannot be written, a value outside what a list option allows). Reported as one line, exit code 2.
+ */
+final class UsageException extends RuntimeException {
     UsageException(String message) {
         super(message);
     }

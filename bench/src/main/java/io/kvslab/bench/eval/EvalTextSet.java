@@ -1,5 +1,7 @@
 package io.kvslab.bench.eval;
 
+import io.kvslab.bench.report.Json;
+
 import io.kvslab.bench.model.Generation;
 import io.kvslab.bench.model.Generator;
 import io.kvslab.bench.model.LoadedModel;

@@ -2,12 +2,13 @@ package io.kvslab.bench.footprint;
 
 import io.kvslab.KvLayout;
 import io.kvslab.StoreConfig;
+import io.kvslab.bench.geometry.SlabMath;
 
 /**
  * The footprint the store's allocation scheme implies, computed without allocating: every (layer, KV head) holds
  * {@code ceil(rows / tokensPerBlock)} K blocks and as many V blocks; blocks live in slabs of
  * {@code floor(slabBytes / blockBytes)} blocks; after {@code compact()} the ideal is the fewest slabs that hold the
- * live blocks.
+ * live blocks ({@link SlabMath}).
  */
 public final class FootprintModel {
     private FootprintModel() {}
@@ -19,11 +20,6 @@ public final class FootprintModel {
      * @param reservedBytes   bytes of the fewest whole slabs holding those blocks
      */
     public record Estimate(long keptRows, long theoreticalBytes, long liveBytes, long reservedBytes) {}
-
-    /** Blocks per slab, as the allocator computes it. */
-    public static long blocksPerSlab(KvLayout layout, StoreConfig config) {
-        return Math.max(1, config.slabBytes() / layout.blockBytes());
-    }
 
     /** Estimate for the given rows per (layer, KV head). */
     public static Estimate estimate(KvLayout layout, StoreConfig config, int[][] rowsPerHead) {
@@ -37,7 +33,7 @@ public final class FootprintModel {
             }
         }
         return new Estimate(rows, 2 * rows * layout.rowBytes(), blocks * layout.blockBytes(),
-                reservedFor(layout, config, blocks));
+                SlabMath.reservedFor(layout, config, blocks));
     }
 
     /** Rows per head a policy keeps at a context length. */
@@ -54,32 +50,5 @@ public final class FootprintModel {
     /** The dense cache of {@code contextTokens} tokens in every head (what filling needs before compression). */
     public static Estimate dense(KvLayout layout, StoreConfig config, int contextTokens) {
         return estimate(layout, config, keptRows(layout, FootprintPolicy.full(), contextTokens));
-    }
-
-    /**
-     * Whether {@code blocks} blocks can be allocated under the config's limit. Like the allocator, the last slab
-     * is cut down to the room left under the limit, so a limit smaller than one slab still holds a few blocks.
-     */
-    public static boolean fitsUnderLimit(KvLayout layout, StoreConfig config, long blocks) {
-        long perSlab = blocksPerSlab(layout, config);
-        long reserved = 0;
-        long remaining = blocks;
-        while (remaining > 0) {
-            long room = (config.limitBytes() - reserved) / layout.blockBytes();
-            long capacity = Math.min(perSlab, room);
-            if (capacity <= 0) {
-                return false;
-            }
-            reserved += capacity * layout.blockBytes();
-            remaining -= capacity;
-        }
-        return true;
-    }
-
-    /** Whole slabs needed for {@code blocks} blocks. */
-    public static long reservedFor(KvLayout layout, StoreConfig config, long blocks) {
-        long perSlab = blocksPerSlab(layout, config);
-        long slabs = (blocks + perSlab - 1) / perSlab;
-        return slabs * perSlab * layout.blockBytes();
     }
 }

@@ -1,6 +1,8 @@
 package io.kvslab.bench.footprint;
 
-import org.knowm.xchart.BitmapEncoder;
+import io.kvslab.DType;
+import io.kvslab.bench.report.Bytes;
+import io.kvslab.bench.report.Charts;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
@@ -8,13 +10,8 @@ import org.knowm.xchart.style.Styler;
 import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
-import io.kvslab.DType;
-
-import java.awt.BasicStroke;
 import java.awt.Color;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -23,72 +20,70 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * PNG plot of the footprint: reserved bytes after compaction against context length (log-log) for one dtype (the
- * first in the table). Colour = model, line style = policy; circles are measured points, diamonds analytic ones;
- * the memory limit is dotted.
+ * PNG plot of the footprint: reserved bytes after compaction against context length (log-log, decades labelled) for
+ * one dtype (the first in the table). Colour = model, marker and line style = policy; series with identical points
+ * (same geometry, or policies that keep the same rows) share one legend entry "A = B"; black crosses mark the points
+ * measured on a real store (the others are computed); the memory limit is dotted.
  */
 public final class FootprintPlot {
-    private static final Color[] PALETTE = {
-        new Color(0x1f77b4), new Color(0xff7f0e), new Color(0x2ca02c), new Color(0xd62728), new Color(0x9467bd),
-        new Color(0x8c564b), new Color(0xe377c2), new Color(0x7f7f7f), new Color(0xbcbd22), new Color(0x17becf)
-    };
-    private static final BasicStroke[] STYLES = {
-        SeriesLines.SOLID, SeriesLines.DASH_DASH, SeriesLines.DOT_DOT, SeriesLines.DASH_DOT
-    };
-
     private FootprintPlot() {}
 
     /** Writes the plot to {@code path} (PNG, whatever the file name's extension). */
     public static void write(List<FootprintRow> rows, long limitBytes, Path path) throws IOException {
-        System.setProperty("java.awt.headless", "true");
         if (rows.isEmpty()) {
             throw new IOException("no rows to plot");
         }
         DType dtype = rows.getFirst().dtype();
-        XYChart chart = new XYChartBuilder().width(1100).height(700)
+        XYChart chart = new XYChartBuilder().width(1200).height(720)
                 .title("KVSlab footprint (" + dtype.name().toLowerCase(Locale.ROOT) + "): reserved bytes after "
-                        + "compression + compaction; circles measured, diamonds analytic")
+                        + "compression + compaction")
                 .xAxisTitle("context length (tokens)").yAxisTitle("reserved (GiB)").build();
         chart.getStyler().setXAxisLogarithmic(true).setYAxisLogarithmic(true)
-                .setLegendPosition(Styler.LegendPosition.OutsideE).setMarkerSize(7)
+                .setLegendPosition(Styler.LegendPosition.OutsideE).setMarkerSize(8)
                 .setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setXAxisDecimalPattern("#,###").setYAxisDecimalPattern("#,##0.###");
 
-        Map<String, Integer> modelColour = new LinkedHashMap<>();
-        Map<String, Integer> policyStyle = new LinkedHashMap<>();
+        Map<String, Integer> modelIndex = new LinkedHashMap<>();
+        Map<String, Integer> policyIndex = new LinkedHashMap<>();
         Map<String, List<FootprintRow>> bySeries = new LinkedHashMap<>();
+        List<FootprintRow> measured = new ArrayList<>();
         double minX = Double.MAX_VALUE;
         double maxX = 0;
         for (FootprintRow r : rows) {
             if (r.dtype() != dtype) {
                 continue;
             }
-            modelColour.putIfAbsent(r.model(), modelColour.size());
-            policyStyle.putIfAbsent(r.policy(), policyStyle.size());
+            modelIndex.putIfAbsent(r.model(), modelIndex.size());
+            policyIndex.putIfAbsent(r.policy(), policyIndex.size());
             bySeries.computeIfAbsent(r.model() + " " + r.policy(), k -> new ArrayList<>()).add(r);
+            if (r.measured()) {
+                measured.add(r);
+            }
             minX = Math.min(minX, r.contextTokens());
             maxX = Math.max(maxX, r.contextTokens());
         }
-        for (Map.Entry<String, List<FootprintRow>> e : bySeries.entrySet()) {
-            FootprintRow first = e.getValue().getFirst();
-            Color c = PALETTE[modelColour.get(first.model()) % PALETTE.length];
-            BasicStroke style = STYLES[policyStyle.get(first.policy()) % STYLES.length];
-            List<FootprintRow> measured = e.getValue().stream().filter(FootprintRow::measured).toList();
-            List<FootprintRow> analytic = e.getValue().stream().filter(r -> !r.measured()).toList();
-            boolean legendShown = false;
-            if (!measured.isEmpty()) {
-                series(chart, e.getKey(), measured, c, style, SeriesMarkers.CIRCLE, true);
-                legendShown = true;
-            }
-            if (!analytic.isEmpty()) {
-                // Start at the last measured point so that the line continues.
-                List<FootprintRow> pts = new ArrayList<>();
-                if (!measured.isEmpty()) {
-                    pts.add(measured.getLast());
-                }
-                pts.addAll(analytic);
-                series(chart, legendShown ? e.getKey() + " (analytic)" : e.getKey(), pts, c, style,
-                        SeriesMarkers.DIAMOND, !legendShown);
-            }
+        Map<String, Charts.Points> points = new LinkedHashMap<>();
+        Map<String, FootprintRow> firstRow = new LinkedHashMap<>();
+        bySeries.forEach((name, pts) -> {
+            points.put(name, points(pts));
+            firstRow.put(name, pts.getFirst());
+        });
+        for (Map.Entry<String, Charts.Points> e : Charts.mergeIdentical(points).entrySet()) {
+            FootprintRow first = firstRow.get(e.getKey().split(" = ")[0]);
+            int policy = policyIndex.get(first.policy());
+            XYSeries s = chart.addSeries(label(e.getKey()), e.getValue().x(), e.getValue().y());
+            Color c = Charts.PALETTE[modelIndex.get(first.model()) % Charts.PALETTE.length];
+            s.setLineColor(c);
+            s.setMarkerColor(c);
+            s.setMarker(Charts.MARKERS[policy % Charts.MARKERS.length]);
+            s.setLineStyle(Charts.LINES[policy % Charts.LINES.length]);
+        }
+        if (!measured.isEmpty()) {
+            Charts.Points m = points(measured);
+            XYSeries s = chart.addSeries("measured on a real store (others computed)", m.x(), m.y());
+            s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
+            s.setMarker(SeriesMarkers.CROSS);
+            s.setMarkerColor(Color.BLACK);
         }
         if (limitBytes < Long.MAX_VALUE && maxX > 0) {
             XYSeries lim = chart.addSeries("memory limit " + Bytes.human(limitBytes), new double[] {minX, maxX},
@@ -97,29 +92,29 @@ public final class FootprintPlot {
             lim.setLineStyle(SeriesLines.DOT_DOT);
             lim.setMarker(SeriesMarkers.NONE);
         }
-        Path parent = path.toAbsolutePath().getParent();
-        if (parent != null) {
-            Files.createDirectories(parent);
-        }
-        try (OutputStream out = Files.newOutputStream(path)) {
-            BitmapEncoder.saveBitmap(chart, out, BitmapEncoder.BitmapFormat.PNG);
-        }
+        Charts.writePng(chart, path);
     }
 
-    private static void series(XYChart chart, String name, List<FootprintRow> pts, Color c, BasicStroke style,
-                               org.knowm.xchart.style.markers.Marker marker, boolean inLegend) {
+    /** "A p = B p = A q = B q" -> "A = B: p, q" (series names are "model policy"; neither has spaces). */
+    private static String label(String merged) {
+        java.util.Set<String> models = new java.util.LinkedHashSet<>();
+        java.util.Set<String> policies = new java.util.LinkedHashSet<>();
+        for (String name : merged.split(" = ")) {
+            int space = name.indexOf(' ');
+            models.add(name.substring(0, space));
+            policies.add(name.substring(space + 1));
+        }
+        return String.join(" = ", models) + ": " + String.join(", ", policies);
+    }
+
+    private static Charts.Points points(List<FootprintRow> pts) {
         double[] x = new double[pts.size()];
         double[] y = new double[pts.size()];
         for (int i = 0; i < x.length; i++) {
             x[i] = pts.get(i).contextTokens();
             y[i] = gib(pts.get(i).reservedBytes());
         }
-        XYSeries s = chart.addSeries(name, x, y);
-        s.setLineColor(c);
-        s.setMarkerColor(c);
-        s.setMarker(marker);
-        s.setLineStyle(style);
-        s.setShowInLegend(inLegend);
+        return new Charts.Points(x, y);
     }
 
     private static double gib(long bytes) {

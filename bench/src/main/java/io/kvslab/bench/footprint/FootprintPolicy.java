@@ -1,6 +1,5 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.bench.stress.SinkWindowRetention;
 import io.kvslab.bench.stress.SyntheticKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.KvLayout;
@@ -44,21 +43,13 @@ public interface FootprintPolicy {
         return new Full();
     }
 
-    /**
-     * Sinks + recent window keeping {@code keptFraction} of the context (stand-in for StreamingLLM until the
-     * policy package is on main; see {@link SinkWindowRetention}).
-     */
-    static FootprintPolicy window(double keptFraction, int sinks) {
-        return new Window(keptFraction, sinks);
-    }
-
     /** A policy of {@code io.kvslab.policy} keeping {@code keptFraction} of each head (ignored by DBudgetKV). */
     static FootprintPolicy library(CompressionPolicy policy, double keptFraction) {
         return new Library(policy, keptFraction);
     }
 
     /**
-     * {@code full}, {@code window} (kept fraction and sinks from the arguments), or a name of
+     * {@code full}, or a name of
      * {@link Policies#NAMES} (kept fraction from the arguments; StreamingLLM with the given sinks).
      */
     static FootprintPolicy parse(String name, double keptFraction, int sinks) {
@@ -67,15 +58,12 @@ public interface FootprintPolicy {
             case "full", "none" -> {
                 return full();
             }
-            case "window", "sinkwindow" -> {
-                return window(keptFraction, sinks);
-            }
             default -> {
                 CompressionPolicy p;
                 try {
                     p = Policies.byName(n);
                 } catch (PolicyException e) {
-                    throw new IllegalArgumentException("unknown policy '" + name + "': use full, window or one of "
+                    throw new IllegalArgumentException("unknown policy '" + name + "': use full or one of "
                             + Policies.NAMES);
                 }
                 return library(p.name().equals("streamingllm") ? Policies.streamingLlm(sinks) : p, keptFraction);
@@ -98,37 +86,6 @@ public interface FootprintPolicy {
         @Override
         public void compress(Sequence s, SyntheticKv gen) {
             // nothing to evict
-        }
-    }
-
-    /** Sinks + most recent rows, {@code keptFraction} of the context per head (at least the sinks, at least 1). */
-    record Window(double keptFraction, int sinks) implements FootprintPolicy {
-        public Window {
-            if (!(keptFraction > 0 && keptFraction <= 1) || sinks < 0) {
-                throw new IllegalArgumentException("window policy needs a kept fraction in (0, 1] and sinks >= 0, got "
-                        + keptFraction + " and " + sinks);
-            }
-        }
-
-        @Override
-        public String name() {
-            return String.format(Locale.ROOT, "window%.0f%%", keptFraction * 100);
-        }
-
-        @Override
-        public int keptRows(KvLayout layout, int layer, int kvHead, int contextTokens) {
-            return retention(contextTokens).keptRows(contextTokens);
-        }
-
-        @Override
-        public void compress(Sequence s, SyntheticKv gen) {
-            int n = s.length(0, 0);
-            retention(n).apply(s);
-        }
-
-        private SinkWindowRetention retention(int contextTokens) {
-            int budget = (int) Math.max(Math.max(1, sinks), Math.floor(keptFraction * contextTokens));
-            return new SinkWindowRetention(sinks, budget);
         }
     }
 

@@ -1,5 +1,8 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.report.Json;
+import io.kvslab.bench.report.Bytes;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;

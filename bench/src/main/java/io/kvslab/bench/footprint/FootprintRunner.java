@@ -1,5 +1,8 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.geometry.ModelGeometry;
+import io.kvslab.bench.geometry.SlabMath;
+
 import io.kvslab.bench.stress.SyntheticKv;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
@@ -80,7 +83,7 @@ public final class FootprintRunner {
     public boolean fits(ModelGeometry m, int ctx, DType dt) {
         KvLayout layout = m.layout(dt, config.tokensPerBlock());
         long blocks = FootprintModel.dense(layout, config.storeConfig(), ctx).liveBytes() / layout.blockBytes();
-        return FootprintModel.fitsUnderLimit(layout, config.storeConfig(), blocks);
+        return SlabMath.fitsUnderLimit(layout, config.storeConfig(), blocks);
     }
 
     /** The row computed without allocating. */

@@ -1,14 +1,10 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.report.Json;
 import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
-import org.openjdk.jmh.runner.format.OutputFormatFactory;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
-import org.openjdk.jmh.runner.options.VerboseMode;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -46,7 +42,7 @@ public final class AllocBenchRunner {
     /** One allocator under one pattern. */
     public record Row(String method, String pattern, String allocator, double nsPerBlock, double error, double ratio) {}
 
-    public record Report(boolean quick, int blockBytes, List<Row> rows) {
+    public record Report(boolean quick, int blockBytes, List<Row> rows) implements SuiteReport {
         public String table() {
             StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
                     "Block alloc + free, %d-byte blocks, ns per block (ratio = / KVSlab slab allocator, same pattern)%s%n",
@@ -76,14 +72,11 @@ public final class AllocBenchRunner {
     /** quick: 1 x 0.5 s warmup, 2 x 0.5 s measurement; otherwise the benchmark's defaults (3 x 1 s, 5 x 1 s). */
     public static Report run(boolean quick, PrintStream progress) throws RunnerException {
         ChainedOptionsBuilder options = new OptionsBuilder()
-                .include(Pattern.quote(AllocBench.class.getName()) + "\\.")
-                .shouldFailOnError(true);
+                .include(Pattern.quote(AllocBench.class.getName()) + "\\.");
         if (quick) {
-            options.warmupIterations(1).warmupTime(TimeValue.milliseconds(500))
-                    .measurementIterations(2).measurementTime(TimeValue.milliseconds(500));
+            JmhRunner.quick(options);
         }
-        Collection<RunResult> results = new Runner(options.build(),
-                OutputFormatFactory.createFormatInstance(progress, VerboseMode.NORMAL)).run();
+        Collection<RunResult> results = JmhRunner.run(options, progress, AllocBench.class);
         java.util.HashMap<String, double[]> score = new java.util.HashMap<>();
         int blockBytes = 0;
         for (RunResult r : results) {

@@ -2,13 +2,9 @@ package io.kvslab.bench.jmh;
 
 import io.kvslab.DType;
 import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
-import org.openjdk.jmh.runner.format.OutputFormatFactory;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
-import org.openjdk.jmh.runner.options.VerboseMode;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -38,7 +34,7 @@ public final class AttentionBenchRunner {
     public record Probe(int threads, long bytes, double msPerOp, double msError, double gbps) {}
 
     /** Everything one run measured. */
-    public record Report(boolean quick, List<Probe> probes, List<Row> rows) {
+    public record Report(boolean quick, List<Probe> probes, List<Row> rows) implements SuiteReport {
 
         /** The human-readable table. */
         public String table() {
@@ -99,15 +95,12 @@ public final class AttentionBenchRunner {
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .include(Pattern.quote(DecodeAttentionBench.class.getName() + ".decode") + "$")
                 .include(Pattern.quote(BandwidthProbeBench.class.getName() + ".probe") + "$")
-                .shouldFailOnError(true)
                 .param("tokensPerBlock", tokensPerBlock);
         if (quick) {
-            options.warmupIterations(1).warmupTime(TimeValue.milliseconds(500))
-                    .measurementIterations(2).measurementTime(TimeValue.milliseconds(500))
-                    .param("context", "4096", "32768");
+            JmhRunner.quick(options);
+            options.param("context", "4096", "32768");
         }
-        Collection<RunResult> results = new Runner(options.build(),
-                OutputFormatFactory.createFormatInstance(progress, VerboseMode.NORMAL)).run();
+        Collection<RunResult> results = JmhRunner.run(options, progress, DecodeAttentionBench.class, BandwidthProbeBench.class);
         List<Probe> probes = new ArrayList<>();
         List<RunResult> decodes = new ArrayList<>();
         for (RunResult r : results) {

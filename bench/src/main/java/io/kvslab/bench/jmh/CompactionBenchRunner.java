@@ -1,14 +1,10 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.report.Json;
 import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
-import org.openjdk.jmh.runner.format.OutputFormatFactory;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
-import org.openjdk.jmh.runner.options.VerboseMode;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -34,7 +30,7 @@ public final class CompactionBenchRunner {
         }
     }
 
-    public record Report(boolean quick, int blockBytes, List<Row> rows) {
+    public record Report(boolean quick, int blockBytes, List<Row> rows) implements SuiteReport {
         public String table() {
             StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
                     "Compaction of 16 MiB slabs of %d-byte blocks after freeing a random fraction (ratio = compaction "
@@ -65,14 +61,11 @@ public final class CompactionBenchRunner {
 
     public static Report run(boolean quick, PrintStream progress) throws RunnerException {
         ChainedOptionsBuilder options = new OptionsBuilder()
-                .include(Pattern.quote(CompactionBench.class.getName()) + "\\.")
-                .shouldFailOnError(true);
+                .include(Pattern.quote(CompactionBench.class.getName()) + "\\.");
         if (quick) {
-            options.warmupIterations(1).warmupTime(TimeValue.milliseconds(500))
-                    .measurementIterations(2).measurementTime(TimeValue.milliseconds(500));
+            JmhRunner.quick(options);
         }
-        Collection<RunResult> results = new Runner(options.build(),
-                OutputFormatFactory.createFormatInstance(progress, VerboseMode.NORMAL)).run();
+        Collection<RunResult> results = JmhRunner.run(options, progress, CompactionBench.class);
         Map<String, RunResult> compact = new HashMap<>();
         Map<String, RunResult> memcpy = new HashMap<>();
         int blockBytes = 0;

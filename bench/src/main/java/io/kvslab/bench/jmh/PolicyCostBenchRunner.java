@@ -1,13 +1,10 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.report.Json;
 import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
-import org.openjdk.jmh.runner.format.OutputFormatFactory;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.VerboseMode;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -36,7 +33,7 @@ public final class PolicyCostBenchRunner {
         }
     }
 
-    public record Report(boolean quick, List<Row> rows) {
+    public record Report(boolean quick, List<Row> rows) implements SuiteReport {
         public String table() {
             StringBuilder sb = new StringBuilder("CriticalAdaKV (keep 25%) vs causal prefill attention, one Llama-3-8B "
                     + "layer (32 q heads, 8 KV heads, dim 128, f16)" + (quick ? " [quick run]" : "") + "\n");
@@ -64,13 +61,11 @@ public final class PolicyCostBenchRunner {
     /** quick: contexts 4k and 8k only; otherwise 4k, 8k and 32k (32k prefill takes minutes on two cores). */
     public static Report run(boolean quick, PrintStream progress) throws RunnerException {
         ChainedOptionsBuilder options = new OptionsBuilder()
-                .include(Pattern.quote(PolicyCostBench.class.getName()) + "\\.")
-                .shouldFailOnError(true);
+                .include(Pattern.quote(PolicyCostBench.class.getName()) + "\\.");
         if (quick) {
             options.param("context", "4096", "8192").measurementIterations(2);
         }
-        Collection<RunResult> results = new Runner(options.build(),
-                OutputFormatFactory.createFormatInstance(progress, VerboseMode.NORMAL)).run();
+        Collection<RunResult> results = JmhRunner.run(options, progress, PolicyCostBench.class);
         Map<Integer, double[]> byContext = new TreeMap<>();
         for (RunResult r : results) {
             int ctx = Integer.parseInt(r.getParams().getParam("context"));

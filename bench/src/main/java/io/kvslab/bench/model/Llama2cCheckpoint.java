@@ -30,7 +30,8 @@ final class Llama2cCheckpoint {
             int vocab = rawVocab == Integer.MIN_VALUE ? 0 : Math.abs(rawVocab);
             String problem = ModelConfig.problem(dim, hidden, layers, heads, kvHeads, vocab, seqLen);
             if (problem != null) {
-                throw new ModelFormatException(path, "not a llama2.c checkpoint header: " + problem);
+                throw new ModelFormatException(path, "not a llama2.c checkpoint or GGUF file (as a llama2.c header: "
+                        + problem + ")");
             }
             ModelConfig c = new ModelConfig(dim, hidden, layers, heads, kvHeads, vocab, seqLen,
                     ModelConfig.DEFAULT_ROPE_THETA, ModelConfig.DEFAULT_NORM_EPS);

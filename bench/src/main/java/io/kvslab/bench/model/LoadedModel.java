@@ -29,11 +29,11 @@ public record LoadedModel(LlamaModel model, Tokenizer tokenizer) {
             return tokenizer == null ? m
                     : new LoadedModel(m.model(), Llama2cTokenizer.load(tokenizer, m.model().config().vocabSize()));
         }
+        LlamaModel m = Llama2cCheckpoint.load(model);   // first: a file that is no model at all is named as such
         if (tokenizer == null) {
             throw new ModelFormatException(model, "is a llama2.c checkpoint, which has no tokenizer inside; give the "
                     + "llama2.c tokenizer file (e.g. tok512.bin) too");
         }
-        LlamaModel m = Llama2cCheckpoint.load(model);
         return new LoadedModel(m, Llama2cTokenizer.load(tokenizer, m.config().vocabSize()));
     }
 

@@ -1,8 +1,8 @@
 package io.kvslab.bench.stress;
 
 import io.kvslab.KvSlabException;
-import io.kvslab.bench.footprint.Bytes;
-import io.kvslab.bench.footprint.Json;
+import io.kvslab.bench.report.Bytes;
+import io.kvslab.bench.report.Json;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -557,8 +557,8 @@ public final class ChurnStress {
                 }
                 int[] keep;
                 if (rnd.nextBoolean()) {
-                    keep = new SinkWindowRetention(Math.min(4, r.n), Math.max(Math.min(4, r.n), r.n / 2 + 1))
-                            .rowsToKeep(r.n);
+                    int sinks = Math.min(4, r.n);
+                    keep = sinksAndRecent(r.n, sinks, Math.max(sinks, r.n / 2 + 1));
                 } else {
                     double p = rnd.nextDouble();
                     keep = java.util.stream.IntStream.range(0, r.n).filter(i -> rnd.nextDouble() < p).toArray();
@@ -684,5 +684,19 @@ public final class ChurnStress {
             return Arrays.toString(Arrays.copyOf(p, n));
         }
         return "[" + p[0] + ", " + p[1] + ", ..., " + p[n - 1] + "] (" + n + " rows)";
+    }
+
+    /** StreamingLLM's row choice: rows {@code [0, sinks)} and the newest {@code kept - sinks}, ascending. */
+    static int[] sinksAndRecent(int length, int sinks, int kept) {
+        int n = Math.min(length, kept);
+        int head = Math.min(sinks, n);
+        int[] rows = new int[n];
+        for (int i = 0; i < head; i++) {
+            rows[i] = i;
+        }
+        for (int i = head; i < n; i++) {
+            rows[i] = length - (n - i);
+        }
+        return rows;
     }
 }

@@ -1,10 +1,12 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.geometry.SlabMath;
+
 import io.kvslab.KvSlabException;
-import io.kvslab.bench.footprint.Bytes;
-import io.kvslab.bench.footprint.FootprintModel;
-import io.kvslab.bench.footprint.Json;
-import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.bench.report.Bytes;
+import io.kvslab.bench.report.Json;
+import io.kvslab.bench.report.Progress;
+import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
@@ -32,8 +34,8 @@ import java.util.SplittableRandom;
  * sequence has taken {@code budget + interval} tokens since the start, and then every {@code interval} tokens, it is
  * compressed to a budget of {@code budget} rows per (layer, KV head) by a policy of {@code io.kvslab.policy}
  * (default StreamingLLM; window policies get the synthetic queries of the last tokens, CriticalKV a synthetic W_o),
- * applied one layer at a time (the library's {@link Compressor}), or by {@link SinkWindowRetention} ({@code window}, the
- * original stand-in). Every {@code attentionEvery} tokens a decode step runs attention over every layer.
+ * applied one layer at a time (the library's {@link Compressor}). Every {@code attentionEvery} tokens a decode step
+ * runs attention over every layer.
  *
  * <p><b>Memory bound.</b> With a uniform policy (same budget in every head and layer) a head never holds more than
  * {@code maxRows = budget + interval + chunk - 1} rows, so live bytes stay under
@@ -75,21 +77,18 @@ public final class LongContextStress {
                          String policy) {
         public Config {
             if (policy == null) {
-                throw new IllegalArgumentException("policy must be 'window' or one of " + Policies.NAMES);
+                throw new IllegalArgumentException("policy must be one of " + Policies.NAMES);
             }
-            if (!policy.equals(WINDOW)) {
-                CompressionPolicy p;
-                try {
-                    p = Policies.byName(policy);
-                } catch (PolicyException e) {
-                    throw new IllegalArgumentException("policy must be 'window' or one of " + Policies.NAMES
-                            + ", got '" + policy + "'");
-                }
-                if (p.dynamicBudget()) {
-                    throw new IllegalArgumentException(policy + " chooses its own budget, so no memory bound can be "
-                            + "stated for it; use a fixed-budget policy (" + Policies.NAMES + " except dbudgetkv) "
-                            + "or 'window'");
-                }
+            CompressionPolicy p;
+            try {
+                p = Policies.byName(policy);
+            } catch (PolicyException e) {
+                throw new IllegalArgumentException("policy must be one of " + Policies.NAMES + ", got '" + policy
+                        + "'");
+            }
+            if (p.dynamicBudget()) {
+                throw new IllegalArgumentException(policy + " chooses its own budget, so no memory bound can be "
+                        + "stated for it; use a fixed-budget policy (" + Policies.NAMES + " except dbudgetkv)");
             }
             if (tokens < 1 || budget < 1 || interval < 1 || sinks < 0 || sinks > budget || chunk < 1
                     || attentionEvery < 0 || checkEvery < 1 || tokensPerBlock < 1 || slabBytes < 1) {
@@ -105,11 +104,8 @@ public final class LongContextStress {
             return model.layout(dtype, tokensPerBlock);
         }
 
-        /** The policy package's policy, or null for the {@code window} stand-in. */
+        /** The policy package's policy (StreamingLLM with {@code sinks}). */
         public CompressionPolicy libraryPolicy() {
-            if (policy.equals(WINDOW)) {
-                return null;
-            }
             CompressionPolicy p = Policies.byName(policy);
             return p.name().equals("streamingllm") ? Policies.streamingLlm(sinks) : p;
         }
@@ -142,7 +138,7 @@ public final class LongContextStress {
 
         /** Whether compression keeps exactly the sinks and the newest rows. */
         public boolean sinksAndRecent() {
-            return policy.equals(WINDOW) || policy.equalsIgnoreCase("streamingllm");
+            return policy.equalsIgnoreCase("streamingllm");
         }
 
         /**
@@ -160,7 +156,7 @@ public final class LongContextStress {
 
         /** Reserved-byte bound: the live bound rounded up to whole slabs. */
         public long reservedBoundBytes() {
-            return FootprintModel.reservedFor(layout(), storeConfig(Long.MAX_VALUE), boundBlocks());
+            return SlabMath.reservedFor(layout(), storeConfig(Long.MAX_VALUE), boundBlocks());
         }
 
         private long boundBlocks() {
@@ -210,7 +206,7 @@ public final class LongContextStress {
                     .put("chunk", c.chunk())
                     .put("attentionEvery", c.attentionEvery())
                     .put("attentionBackend", attention)
-                    .put("policy", c.policy().equals(WINDOW) ? "window (sinks + recent stand-in)" : c.policy())
+                    .put("policy", c.policy())
                     .put("tokens", tokens)
                     .put("compressions", compressions)
                     .put("attentionSteps", attentionSteps)
@@ -253,9 +249,6 @@ public final class LongContextStress {
         }
     }
 
-    /** The name of the sinks + recent stand-in. */
-    public static final String WINDOW = "window";
-
     /** Absolute tolerance of the attention check: fp32 kernels vs a double reference on O(1) values. */
     static final double ATTENTION_TOLERANCE = 2e-4;
 
@@ -275,11 +268,10 @@ public final class LongContextStress {
         KvLayout layout = c.layout();
         Violations violations = new Violations();
         SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
-        SinkWindowRetention window = new SinkWindowRetention(c.sinks(), c.budget());
         CompressionPolicy policy = c.libraryPolicy();
-        Compressor compressor = policy == null ? null : new Compressor();
+        Compressor compressor = new Compressor();
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
-        int windowSize = policy == null ? 0 : policy.windowQueries();
+        int windowSize = policy.windowQueries();
         SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
         int width = layout.kvHeads() * layout.headDim();
         long liveBound = c.liveBoundBytes();
@@ -303,7 +295,8 @@ public final class LongContextStress {
         long slabsReleased = 0;
         long streamed = 0;
         long start = System.nanoTime();
-        ProgressBar bar = new ProgressBar(progressOut, "tokens", c.tokens());
+        Progress bar = Progress.start(progressOut, "long-context", c.tokens(), "tokens");
+        long statusAt = 0;
 
         KvStore store = KvStore.open(layout, c.storeConfig(reservedBound));
         try {
@@ -363,12 +356,8 @@ public final class LongContextStress {
                         long[][] before = c.sinksAndRecent() ? null : positions(s);
                         long end = streamed;
                         long t2 = System.nanoTime();
-                        if (compressor == null) {
-                            window.apply(s);
-                        } else {
-                            compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
-                                    l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
-                        }
+                        compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
+                                l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
                         compressNs += System.nanoTime() - t2;
                         rows = c.budget();
                         compressions++;
@@ -381,15 +370,18 @@ public final class LongContextStress {
                         contentCheck(s, gen, rnd, violations);
                         contentChecks++;
                     }
-                    bar.update(streamed, () -> {
+                    bar.stepTo(streamed);
+                    if (bar != Progress.NONE && streamed >= statusAt) {
+                        statusAt = streamed + 4096;
                         StoreStats st = store.stats();
-                        return "live " + Bytes.human(st.liveBytes()) + ", reserved " + Bytes.human(st.reservedBytes());
-                    });
+                        bar.status("live " + Bytes.human(st.liveBytes()) + ", reserved "
+                                + Bytes.human(st.reservedBytes()));
+                    }
                 }
             } catch (KvSlabException e) {
                 violations.add("store or policy operation failed at token " + streamed + ": " + e);
             } finally {
-                bar.finish();
+                bar.close();
                 StoreStats st = store.stats();
                 peakLive = Math.max(peakLive, st.memory().peakLiveBytes());
                 peakReserved = Math.max(peakReserved, st.peakReservedBytes());
@@ -402,9 +394,7 @@ public final class LongContextStress {
                 violations.check(after.openSequences() == 0, after.openSequences() + " sequences still open");
             }
         } finally {
-            if (compressor != null) {
-                compressor.close();
-            }
+            compressor.close();
             try {
                 store.close();
             } catch (KvSlabException e) {

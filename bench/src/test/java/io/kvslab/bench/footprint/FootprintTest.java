@@ -1,5 +1,10 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.geometry.ModelGeometry;
+import io.kvslab.bench.geometry.SlabMath;
+
+import io.kvslab.bench.report.Json;
+
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.StoreConfig;
@@ -60,7 +65,7 @@ class FootprintTest {
         List<ModelGeometry> models = List.of(SMALL);
         List<Integer> contexts = List.of(1, 100, 1000, 5003);
         List<DType> dtypes = List.of(DType.F32, DType.F16, DType.BF16);
-        List<FootprintPolicy> policies = List.of(FootprintPolicy.full(), FootprintPolicy.window(0.3, 4));
+        List<FootprintPolicy> policies = List.of(FootprintPolicy.full(), FootprintPolicy.parse("streamingllm", 0.3, 4));
         FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(models, contexts, dtypes, policies,
                 1L << 30, slab, 8, 7));
         List<FootprintRow> rows = runner.run(r -> { });
@@ -87,8 +92,8 @@ class FootprintTest {
                 && r.policy().equals("full")).findFirst().orElseThrow();
         assertEquals(384_000, f16.theoreticalBytes());
         assertEquals(2L * 3 * 2 * 125 * (8 * 16 * 2), f16.liveBytes());   // 125 blocks of 8 rows per head
-        // The window keeps floor(0.3 x 5003) = 1500 rows per head.
-        FootprintRow w = rows.stream().filter(r -> r.contextTokens() == 5003 && r.policy().startsWith("window"))
+        // StreamingLLM keeps floor(0.3 x 5003) = 1500 rows per head.
+        FootprintRow w = rows.stream().filter(r -> r.contextTokens() == 5003 && r.policy().startsWith("streamingllm"))
                 .findFirst().orElseThrow();
         assertEquals(1500.0, w.keptTokensPerHead());
     }
@@ -149,7 +154,7 @@ class FootprintTest {
         long slab = 64 * 1024;
         // 3 x 2 x 2 x 16 x 4 bytes = 768 bytes per token (f32); a 1 MiB limit holds 1365 tokens at most.
         FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
-                List.of(1024, 4096), List.of(DType.F32), List.of(FootprintPolicy.full(), FootprintPolicy.window(0.1, 4)),
+                List.of(1024, 4096), List.of(DType.F32), List.of(FootprintPolicy.full(), FootprintPolicy.parse("streamingllm", 0.1, 4)),
                 1L << 20, slab, 8, 1));
         List<FootprintRow> rows = runner.run(r -> { });
         assertTrue(rows.get(0).measured() && rows.get(1).measured());
@@ -162,10 +167,10 @@ class FootprintTest {
     void aLimitBelowOneSlabStillHoldsTheBlocksThatFit() {
         KvLayout layout = SMALL.layout(DType.F32, 8);   // 512-byte blocks
         StoreConfig cfg = new StoreConfig(10_000, 64 * 1024);
-        assertTrue(FootprintModel.fitsUnderLimit(layout, cfg, 19));   // 19 x 512 = 9728 <= 10000
-        assertFalse(FootprintModel.fitsUnderLimit(layout, cfg, 20));
-        assertTrue(FootprintModel.fitsUnderLimit(layout, new StoreConfig(3L << 20, 1 << 20), 6144));
-        assertFalse(FootprintModel.fitsUnderLimit(layout, new StoreConfig(3L << 20, 1 << 20), 6145));
+        assertTrue(SlabMath.fitsUnderLimit(layout, cfg, 19));   // 19 x 512 = 9728 <= 10000
+        assertFalse(SlabMath.fitsUnderLimit(layout, cfg, 20));
+        assertTrue(SlabMath.fitsUnderLimit(layout, new StoreConfig(3L << 20, 1 << 20), 6144));
+        assertFalse(SlabMath.fitsUnderLimit(layout, new StoreConfig(3L << 20, 1 << 20), 6145));
     }
 
     @Test
@@ -181,8 +186,8 @@ class FootprintTest {
         FootprintPlot.write(rows, 1L << 30, png);
         BufferedImage img = ImageIO.read(png.toFile());
         assertNotNull(img, "not a readable image");
-        assertEquals(1100, img.getWidth());
-        assertEquals(700, img.getHeight());
+        assertEquals(1200, img.getWidth());
+        assertEquals(720, img.getHeight());
     }
 
     @Test

@@ -1,6 +1,6 @@
 package io.kvslab.bench.model;
 
-import io.kvslab.bench.eval.Json;
+import io.kvslab.bench.report.Json;
 import org.junit.jupiter.api.Assumptions;
 
 import java.io.IOException;

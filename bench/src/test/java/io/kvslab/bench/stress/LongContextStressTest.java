@@ -1,6 +1,6 @@
 package io.kvslab.bench.stress;
 
-import io.kvslab.bench.footprint.ModelGeometry;
+import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
@@ -53,15 +53,6 @@ class LongContextStressTest {
             assertTrue(r.maxAttentionError() < LongContextStress.ATTENTION_TOLERANCE, r.summary());
             assertTrue(r.attention().startsWith("native kernel"));
         }
-    }
-
-    @Test
-    void theStandInWindowKeepsTheSameRowsAsStreamingLlm() {
-        LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 0, "window"),
-                AttentionBackend.reference(), null).run();
-        assertTrue(r.ok(), r.summary());
-        assertEquals(27, r.compressions());
-        assertEquals(r.liveBoundBytes(), r.peakLiveBytes());
     }
 
     /**
@@ -144,12 +135,11 @@ class LongContextStressTest {
     }
 
     @Test
-    void sinkWindowKeepsSinksAndTheNewestRows() {
-        SinkWindowRetention r = new SinkWindowRetention(2, 5);
-        assertEquals("[0, 1, 7, 8, 9]", Arrays.toString(r.rowsToKeep(10)));
-        assertEquals("[0, 1, 2]", Arrays.toString(r.rowsToKeep(3)));
-        assertEquals("[0, 1, 2, 3, 4]", Arrays.toString(r.rowsToKeep(5)));
-        assertEquals("[3, 4, 5]", Arrays.toString(new SinkWindowRetention(0, 3).rowsToKeep(6)));
+    void churnsSinksAndRecentKeepsSinksAndTheNewestRows() {
+        assertEquals("[0, 1, 7, 8, 9]", Arrays.toString(ChurnStress.sinksAndRecent(10, 2, 5)));
+        assertEquals("[0, 1, 2]", Arrays.toString(ChurnStress.sinksAndRecent(3, 2, 5)));
+        assertEquals("[0, 1, 2, 3, 4]", Arrays.toString(ChurnStress.sinksAndRecent(5, 2, 5)));
+        assertEquals("[3, 4, 5]", Arrays.toString(ChurnStress.sinksAndRecent(6, 0, 3)));
     }
 
     @Test

@@ -1,6 +1,12 @@
 package io.kvslab.bench.eval.fidelity;
 
-import io.kvslab.bench.eval.Json;
+import io.kvslab.bench.report.Json;
+
+import io.kvslab.bench.report.Charts;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.Styler;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -155,18 +161,52 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
     private Path plot(Path file, Map<String, List<BudgetResult>> byPolicy, String title, String xLabel,
                       String yLabel, boolean logY, java.util.function.ToDoubleFunction<BudgetResult> y)
             throws IOException {
-        PngChart chart = new PngChart(title + " (" + model + ", " + texts + " texts)", xLabel, yLabel, logY);
+        XYChart chart = new XYChartBuilder().width(1000).height(600).title(title + " (" + model + ", " + texts
+                + " texts)").xAxisTitle(xLabel).yAxisTitle(yLabel + (logY ? ", log scale" : "")).build();
+        chart.getStyler().setYAxisLogarithmic(logY).setLegendPosition(Styler.LegendPosition.OutsideE)
+                .setMarkerSize(9).setChartBackgroundColor(java.awt.Color.WHITE);
+        chart.getStyler().setxAxisTickLabelsFormattingFunction(Charts::plain);
+        if (logY) {
+            chart.getStyler().setYAxisDecimalPattern("0.####");   // a formatting function would bypass the decades
+        } else {
+            chart.getStyler().setyAxisTickLabelsFormattingFunction(Charts::plain);
+        }
+        Map<String, Charts.Points> series = new LinkedHashMap<>();
         for (Map.Entry<String, List<BudgetResult>> e : byPolicy.entrySet()) {
             List<BudgetResult> rs = e.getValue();
             double[] xs = new double[rs.size()];
             double[] ys = new double[rs.size()];
             for (int i = 0; i < rs.size(); i++) {
                 xs[i] = 100 * rs.get(i).kvBytesFraction();
-                ys[i] = y.applyAsDouble(rs.get(i));
+                double v = y.applyAsDouble(rs.get(i));
+                ys[i] = logY && !(v > 0) ? Double.NaN : v;   // a log axis cannot show 0: the point is left out
             }
-            chart.add(new PngChart.Series(e.getKey(), xs, ys));
+            series.put(e.getKey(), new Charts.Points(xs, ys));
         }
-        chart.write(file, 900, 560);
+        if (logY) {
+            // under two decades there would be one labelled tick or none: label 2..9 of each decade too
+            double lo = Double.POSITIVE_INFINITY;
+            double hi = 0;
+            for (Charts.Points p : series.values()) {
+                for (double v : p.y()) {
+                    if (v > 0) {
+                        lo = Math.min(lo, v);
+                        hi = Math.max(hi, v);
+                    }
+                }
+            }
+            chart.getStyler().setYAxisLogarithmicDecadeOnly(!(hi > 0 && hi / lo < 100));
+        }
+        int i = 0;
+        for (Map.Entry<String, Charts.Points> e : Charts.mergeIdentical(series).entrySet()) {
+            XYSeries s = chart.addSeries(e.getKey(), e.getValue().x(), e.getValue().y());
+            s.setLineColor(Charts.PALETTE[i % Charts.PALETTE.length]);
+            s.setMarkerColor(Charts.PALETTE[i % Charts.PALETTE.length]);
+            s.setMarker(Charts.MARKERS[i % Charts.MARKERS.length]);
+            s.setLineStyle(Charts.LINES[i % Charts.LINES.length]);
+            i++;
+        }
+        Charts.writePng(chart, file);
         return file;
     }
 

@@ -1,6 +1,6 @@
 package io.kvslab.bench.eval.pod;
 
-import io.kvslab.bench.eval.Json;
+import io.kvslab.bench.report.Json;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 
 import java.util.List;

@@ -1,7 +1,7 @@
 package io.kvslab.bench.eval.fidelity;
 
 import io.kvslab.bench.eval.EvalTextSet;
-import io.kvslab.bench.eval.Json;
+import io.kvslab.bench.report.Json;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.SharedModels;
 import io.kvslab.policy.WindowAttentionScorer;
@@ -69,7 +69,7 @@ class FidelityEvalTest {
         for (Path p : r.writePlots(dir)) {
             BufferedImage img = ImageIO.read(p.toFile());
             assertNotNull(img, p + " is a readable PNG");
-            assertEquals(900, img.getWidth());
+            assertEquals(1000, img.getWidth());
         }
     }
 

@@ -1,7 +1,7 @@
 package io.kvslab.bench.eval.pod;
 
 import io.kvslab.bench.eval.EvalTextSet;
-import io.kvslab.bench.eval.Json;
+import io.kvslab.bench.report.Json;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.SharedModels;

@@ -1,4 +1,4 @@
-package io.kvslab.bench.footprint;
+package io.kvslab.bench.report;
 
 import java.util.Locale;
 

@@ -1,4 +1,4 @@
-package io.kvslab.bench.footprint;
+package io.kvslab.bench.geometry;
 
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
