@@ -13,6 +13,7 @@ import java.util.concurrent.Callable;
         description = "KVSlab: an off-heap KV cache for LLM inference, its model runner, evaluations and benchmarks.",
         subcommands = {DemoCommand.class, GenerateCommand.class, EvalCommand.class, PodCommand.class,
                 BenchCommand.class, FootprintCommand.class, StressCommand.class, SnapshotCommand.class, FuzzCommand.class,
+                io.kvslab.bench.serve.ServeCommand.class, io.kvslab.bench.serve.LoadtestCommand.class,
                 LauncherCommands.Test.class, LauncherCommands.Build.class, picocli.CommandLine.HelpCommand.class,
                 picocli.AutoComplete.GenerateCompletion.class},
         footer = {"", "Exit codes: 0 ok, 1 the operation failed (or a stress invariant was violated), 2 usage error.",

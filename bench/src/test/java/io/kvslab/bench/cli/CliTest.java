@@ -43,7 +43,7 @@ class CliTest {
     static List<String> commands() {
         List<String> all = new ArrayList<>(List.of("", "demo", "generate", "eval", "eval fidelity", "pod",
                 "pod calibrate", "bench", "footprint", "stress", "stress long", "stress churn", "stress all",
-                "snapshot", "snapshot inspect", "snapshot verify", "fuzz", "test", "build"));
+                "snapshot", "snapshot inspect", "snapshot verify", "fuzz", "serve", "loadtest", "test", "build"));
         for (BenchSuite s : BenchSuite.values()) {
             all.add("bench " + s.label());
         }
@@ -66,6 +66,7 @@ class CliTest {
         Run r = run("help");
         assertEquals(0, r.code(), r.all());
         for (String c : List.of("demo", "generate", "eval", "pod", "bench", "footprint", "stress", "snapshot", "fuzz",
+                "serve", "loadtest",
                 "test", "build")) {
             assertTrue(r.out().contains("\n  " + c + " "), c + " missing in\n" + r.out());
         }
