@@ -1,5 +1,8 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
+
 import io.kvslab.KvSlabException;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
@@ -164,7 +167,7 @@ public final class ChurnStress {
     }
 
     private final Config config;
-    private final AttentionBackend attention;
+    private final SequenceAttention attention;
     private final boolean checkAttention;
     private final KvLayout layout;
     private final SyntheticKv gen;
@@ -181,10 +184,10 @@ public final class ChurnStress {
      * @param attention decode attention to check against the reference on samples; null (or the reference itself)
      *                  skips attention checks
      */
-    public ChurnStress(Config config, AttentionBackend attention) {
+    public ChurnStress(Config config, SequenceAttention attention) {
         this.config = config;
         this.attention = attention;
-        this.checkAttention = attention != null && !attention.name().equals(AttentionBackend.reference().name());
+        this.checkAttention = attention != null && !attention.name().equals(ReferenceAttention.NAME);
         this.layout = config.layout();
         this.gen = new SyntheticKv(layout, config.seed(), SyntheticKv.Shape.realistic());
         for (Op op : Op.values()) {
@@ -644,7 +647,7 @@ public final class ChurnStress {
             float[] ref = new float[q.length];
             gen.query(t.salt, l, t.nextPosition(), q);
             attention.decode(t.seq, l, q, out);
-            ReferenceAttention.decode(t.seq, l, q, ref);
+            new ReferenceAttention().decode(t.seq, l, q, ref);
             double err = LongContextStress.maxAbsDiff(out, ref);
             synchronized (ChurnStress.this) {
                 maxAttentionError = Math.max(maxAttentionError, err);

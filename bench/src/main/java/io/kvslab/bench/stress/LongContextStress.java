@@ -1,5 +1,8 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
+
 import io.kvslab.bench.geometry.SlabMath;
 
 import io.kvslab.KvSlabException;
@@ -253,11 +256,11 @@ public final class LongContextStress {
     static final double ATTENTION_TOLERANCE = 2e-4;
 
     private final Config config;
-    private final AttentionBackend attention;
+    private final SequenceAttention attention;
     private final PrintStream progressOut;
 
     /** @param progressOut where the progress bar goes (stderr), or null for none */
-    public LongContextStress(Config config, AttentionBackend attention, PrintStream progressOut) {
+    public LongContextStress(Config config, SequenceAttention attention, PrintStream progressOut) {
         this.config = config;
         this.attention = attention;
         this.progressOut = progressOut;
@@ -343,7 +346,7 @@ public final class LongContextStress {
                             int l = rnd.nextInt(layout.layers());
                             gen.query(0, l, streamed - 1, q);
                             attention.decode(s, l, q, out);
-                            ReferenceAttention.decode(s, l, q, ref);
+                            new ReferenceAttention().decode(s, l, q, ref);
                             double err = maxAbsDiff(out, ref);
                             maxErr = Math.max(maxErr, err);
                             attentionChecks++;

@@ -51,6 +51,8 @@ class SyntheticKvTest {
         GEN.query(0, 0, t, q);
         float[] k = new float[dim];
         int qh = 4;   // KV head 1, first head of its group
+        // Its own logits and softmax on purpose: the test reads the generator's logit structure (near vs far keys),
+        // which the shared ReferenceAttention does not expose; it checks the generator, not an attention.
         double[] logits = new double[t + 1];
         double max = Double.NEGATIVE_INFINITY;
         for (int p = 0; p <= t; p++) {
