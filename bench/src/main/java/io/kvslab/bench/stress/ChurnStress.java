@@ -170,7 +170,7 @@ public final class ChurnStress {
     private final SequenceAttention attention;
     private final boolean checkAttention;
     private final KvLayout layout;
-    private final SyntheticKv gen;
+    private final StructuredKv gen;
     private final Violations violations = new Violations();
     private volatile OutputProjection outputProjection;
     private final Map<Op, LongAdder> counts = new EnumMap<>(Op.class);
@@ -189,7 +189,7 @@ public final class ChurnStress {
         this.attention = attention;
         this.checkAttention = attention != null && !attention.name().equals(ReferenceAttention.NAME);
         this.layout = config.layout();
-        this.gen = new SyntheticKv(layout, config.seed(), SyntheticKv.Shape.realistic());
+        this.gen = new StructuredKv(layout, config.seed(), StructuredKv.Shape.realistic());
         for (Op op : Op.values()) {
             counts.put(op, new LongAdder());
         }

@@ -270,7 +270,7 @@ public final class LongContextStress {
         Config c = config;
         KvLayout layout = c.layout();
         Violations violations = new Violations();
-        SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
+        StructuredKv gen = new StructuredKv(layout, c.seed(), StructuredKv.Shape.realistic());
         CompressionPolicy policy = c.libraryPolicy();
         Compressor compressor = new Compressor();
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
@@ -548,7 +548,7 @@ public final class LongContextStress {
     }
 
     /** Compares one random head's stored K and V rows with the regenerated synthetic rows, bit for bit. */
-    private void contentCheck(Sequence s, SyntheticKv gen, SplittableRandom rnd, Violations violations) {
+    private void contentCheck(Sequence s, StructuredKv gen, SplittableRandom rnd, Violations violations) {
         KvLayout layout = config.layout();
         int l = rnd.nextInt(layout.layers());
         int h = rnd.nextInt(layout.kvHeads());
