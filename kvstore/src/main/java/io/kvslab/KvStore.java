@@ -9,7 +9,7 @@ import io.kvslab.internal.table.TableHost;
 import io.kvslab.internal.table.TableStore;
 import io.kvslab.metrics.CompactionEvent;
 import io.kvslab.metrics.CompressionEvent;
-import io.kvslab.metrics.Jfr;
+import io.kvslab.internal.jfr.Jfr;
 import io.kvslab.metrics.MemoryPressureEvent;
 import io.kvslab.metrics.StoreMetrics;
 
@@ -42,6 +42,10 @@ import java.util.concurrent.atomic.LongAdder;
  * </ul>
  */
 public final class KvStore implements AutoCloseable {
+    static {
+        io.kvslab.internal.table.TableAccess.installStore(s -> s.tables);
+    }
+
     /** Handler rounds per allocation before the store gives up with {@link MemoryLimitExceededException}. */
     public static final int MAX_PRESSURE_ROUNDS = 4;
     /** Set while this thread runs pressure handlers: their own allocations must not call the handlers again. */

@@ -4,7 +4,7 @@ import io.kvslab.KvArgumentException;
 
 /**
  * Rotary position embedding parameters, for re-rotating stored keys when their positions shift
- * ({@link SequenceOps#shiftPositions}).
+ * ({@link Sequence#shiftPositions}).
  *
  * <p><b>Convention: adjacent pairs</b> (llama2.c, Meta's reference Llama, GGML's "normal" mode). Elements
  * {@code (2i, 2i+1)} of a key, {@code i < rotaryDims / 2}, form one pair rotated by the angle

@@ -14,8 +14,18 @@ import io.kvslab.metrics.SequenceMetrics;
  * <p>Thread-safe (see {@link KvStore} for the contract): reads of a sequence (attention, row reads) run
  * concurrently; a mutation or close waits until running reads of that sequence have returned, so a close racing a
  * decode on another thread never frees memory under the kernel.
+ *
+ * <p>Whole-sequence operations follow llama.cpp's memory interface ({@code llama_memory_seq_rm / seq_keep /
+ * seq_cp / seq_add}): {@link #removePositions}, {@link #keepPositions}, {@link #forkPositions},
+ * {@link #shiftPositions}, {@link #closeOtherSequences}, plus {@link #fork()} and row eviction ({@link #keep}).
+ * Position ranges are {@code [from, to)}; {@link #END} as the end means "to the end". Each covers every
+ * (layer, KV head) and is atomic. Shared blocks (forks, prefix cache) are never written: a table region that must
+ * change is rebuilt into fresh blocks, while untouched leading blocks stay shared.
  */
 public final class Sequence implements AutoCloseable {
+    /** Use as the end of a position range to mean "every position from the start on". */
+    public static final long END = Long.MAX_VALUE;
+
     static {
         TableAccess.install(s -> s.tables);
     }
@@ -129,6 +139,85 @@ public final class Sequence implements AutoCloseable {
      */
     public void keep(int layer, int[][] rows) {
         tables.keepLayer(layer, rows);
+    }
+
+    // ---------------------------------------------------------------- position-range operations (llama.cpp seq_*)
+
+    /**
+     * Removes the rows whose positions lie in {@code [from, to)} from every (layer, KV head), freeing blocks that
+     * empty out (like {@code llama_memory_seq_rm}). Remaining rows keep their positions; close the gap with
+     * {@link #shiftPositions} if wanted. Removing a suffix copies nothing, even from shared blocks.
+     *
+     * @return rows removed, summed over all (layer, KV head) tables
+     */
+    public long removePositions(long from, long to) {
+        return tables.removePositions(from, to);
+    }
+
+    /**
+     * Keeps only the rows whose positions lie in {@code [from, to)}, in every (layer, KV head), and frees the rest
+     * (the complement of {@link #removePositions}). Kept rows keep their positions.
+     */
+    public void keepPositions(long from, long to) {
+        tables.keepPositions(from, to);
+    }
+
+    /**
+     * A new sequence holding the rows of this one whose positions lie in {@code [from, to)}, at the same positions
+     * (like {@code llama_memory_seq_cp} into a fresh sequence). Shares blocks with this one: a range starting at or
+     * before the first position copies no data; otherwise the shifted rows are copied into fresh blocks.
+     */
+    public Sequence forkPositions(long from, long to) {
+        if (from < 0 || to < from) {
+            throw new KvArgumentException("position range [" + from + ", " + to + ") is not allowed: need "
+                    + "0 <= from <= to (use Sequence.END for 'to the end')");
+        }
+        Sequence child = fork();
+        boolean done = false;
+        try {
+            child.tables.keepPositions(from, to);
+            done = true;
+            return child;
+        } finally {
+            if (!done) {
+                child.close();
+            }
+        }
+    }
+
+    /**
+     * Adds {@code delta} to the position of every row whose position lies in {@code [from, to)}, in every
+     * (layer, KV head) (like {@code llama_memory_seq_add}). With a {@link RopeRotation}, the stored keys of those
+     * rows are re-rotated by {@code delta} positions so that they equal keys rotated at their new positions
+     * (values are not position dependent). Shared key blocks are copied before they are rotated.
+     *
+     * <p>Typical use, a StreamingLLM window: {@code s.removePositions(sink, sink + n)} then
+     * {@code s.shiftPositions(sink + n, Sequence.END, -n, rope)}.
+     *
+     * @param rope {@code null} to change positions only
+     * @throws KvArgumentException if a shifted position would be negative, overflow, or not stay strictly between
+     *                             its unshifted neighbours; or if a re-rotated key does not fit the dtype
+     */
+    public void shiftPositions(long from, long to, long delta, RopeRotation rope) {
+        tables.shiftPositions(from, to, delta, rope);
+    }
+
+    /**
+     * Closes every other open sequence of this sequence's store (like {@code llama_memory_seq_keep}). Each close
+     * waits for reads of that sequence running on other threads. Blocks held by a prefix cache stay cached.
+     *
+     * @return the number of sequences closed
+     */
+    public int closeOtherSequences() {
+        checkOpen();
+        int closed = 0;
+        for (Sequence s : store.sequences()) {
+            if (s != this && !s.isClosed()) {
+                s.close();
+                closed++;
+            }
+        }
+        return closed;
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.kvslab;
 
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.snapshot.Snapshots;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

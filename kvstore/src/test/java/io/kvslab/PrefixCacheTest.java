@@ -1,5 +1,6 @@
 package io.kvslab;
 
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.KvArgumentException;
 import org.junit.jupiter.api.Test;
 
@@ -150,7 +151,7 @@ class PrefixCacheTest {
             assertEquals(1, cache.insert(s, prompt, 0), "block 1 holds a compressed head");
             try (Sequence offset = store.newSequence()) {
                 prefill(offset, prompt, 0);
-                SequenceOps.shiftPositions(offset, 0, SequenceOps.END, 1, null);
+                offset.shiftPositions(0, Sequence.END, 1, null);
                 assertEquals(0, cache.insert(offset, tokens(4, 12), 0), "positions must start at 0");
             }
             assertThrows(KvArgumentException.class, () -> cache.insert(s, null, 0));

@@ -1,5 +1,6 @@
 package io.kvslab;
 
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.KvArgumentException;
 
 import org.junit.jupiter.api.Test;
@@ -207,7 +208,7 @@ class SequenceOpsTest {
                 Sequence s = seqs.get(i);
                 Model m = models.get(i);
                 long span = Math.max(1, m.lastPosition(0) + 3);
-                int op = rnd.nextInt(8);
+                int op = rnd.nextInt(9);
                 switch (op) {
                     case 0, 1 -> {   // append a token to every layer
                         int n = 1 + rnd.nextInt(5);
@@ -219,23 +220,23 @@ class SequenceOpsTest {
                     }
                     case 2 -> {
                         long from = rnd.nextLong(span);
-                        long to = rnd.nextBoolean() ? SequenceOps.END : from + rnd.nextLong(span);
-                        long removed = SequenceOps.removePositions(s, from, to);
+                        long to = rnd.nextBoolean() ? Sequence.END : from + rnd.nextLong(span);
+                        long removed = s.removePositions(from, to);
                         long before = m.tables.stream().mapToLong(List::size).sum();
                         m.remove(from, to);
                         assertEquals(before - m.tables.stream().mapToLong(List::size).sum(), removed);
                     }
                     case 3 -> {
                         long from = rnd.nextLong(span);
-                        long to = rnd.nextBoolean() ? SequenceOps.END : from + rnd.nextLong(span);
+                        long to = rnd.nextBoolean() ? Sequence.END : from + rnd.nextLong(span);
                         long delta = rnd.nextLong(-8, 9);
                         boolean rope = rnd.nextBoolean();
                         if (m.shiftIsValid(from, to, delta)) {
-                            SequenceOps.shiftPositions(s, from, to, delta, rope ? RopeRotation.DEFAULT : null);
+                            s.shiftPositions(from, to, delta, rope ? RopeRotation.DEFAULT : null);
                             m.shift(from, to, delta, rope);
                         } else {
                             long live = store.stats().liveBytes();
-                            assertThrows(KvArgumentException.class, () -> SequenceOps.shiftPositions(s, from, to,
+                            assertThrows(KvArgumentException.class, () -> s.shiftPositions(from, to,
                                     delta, rope ? RopeRotation.DEFAULT : null));
                             assertEquals(live, store.stats().liveBytes());
                         }
@@ -260,7 +261,7 @@ class SequenceOpsTest {
                     }
                     case 5 -> {
                         if (seqs.size() < 5) {
-                            seqs.add(SequenceOps.copy(s));
+                            seqs.add(s.fork());
                             models.add(m.copy());
                         }
                     }
@@ -268,11 +269,17 @@ class SequenceOpsTest {
                         if (seqs.size() < 5) {
                             long from = rnd.nextLong(span);
                             long to = from + 1 + rnd.nextLong(span);
-                            seqs.add(SequenceOps.copyPositions(s, from, to));
+                            seqs.add(s.forkPositions(from, to));
                             Model c = m.copy();
                             c.keep(from, to);
                             models.add(c);
                         }
+                    }
+                    case 7 -> {   // keep a position range in place (the complement of removePositions)
+                        long from = rnd.nextLong(span);
+                        long to = rnd.nextBoolean() ? Sequence.END : from + 1 + rnd.nextLong(span);
+                        s.keepPositions(from, to);
+                        m.keep(from, to);
                     }
                     default -> {
                         if (seqs.size() > 1) {
@@ -302,8 +309,8 @@ class SequenceOpsTest {
             try (Sequence child = parent.fork()) {
                 Model cm = pm.copy();
                 long live = store.stats().liveBytes();
-                assertEquals((long) LAYERS * KV_HEADS * 5, SequenceOps.removePositions(child, 5, SequenceOps.END));
-                cm.remove(5, SequenceOps.END);
+                assertEquals((long) LAYERS * KV_HEADS * 5, child.removePositions(5, Sequence.END));
+                cm.remove(5, Sequence.END);
                 assertEquals(live, store.stats().liveBytes(), "no block allocated or copied");
                 long[] parentKeys = RawBlocks.blockIds(parent, 1, 1, true);
                 long[] childKeys = RawBlocks.blockIds(child, 1, 1, true);
@@ -325,7 +332,7 @@ class SequenceOpsTest {
             appendAll(parent, pm, 0, 14);   // 4 blocks
             try (Sequence child = parent.fork()) {
                 Model cm = pm.copy();
-                SequenceOps.removePositions(child, 6, 9);   // rows 0..5 stay: block 0 untouched
+                child.removePositions(6, 9);   // rows 0..5 stay: block 0 untouched
                 cm.remove(6, 9);
                 long[] parentKeys = RawBlocks.blockIds(parent, 0, 0, true);
                 long[] childKeys = RawBlocks.blockIds(child, 0, 0, true);
@@ -348,16 +355,14 @@ class SequenceOpsTest {
             appendAll(a, new Model(), 0, 6);
             appendAll(b, bm, 0, 3);
             Sequence c = b.fork();
-            assertEquals(2, SequenceOps.keepOnly(store, b));
+            assertEquals(2, b.closeOtherSequences());
             assertTrue(a.isClosed());
             assertTrue(c.isClosed());
             assertEquals(List.of(b), store.sequences());
             assertMatches(bm, b, 0);
             assertNoLeak(store, List.of(b));
-            try (KvStore other = KvStore.open(F32)) {
-                assertThrows(KvArgumentException.class, () -> SequenceOps.keepOnly(other, b));
-            }
             b.close();
+            assertThrows(ClosedException.class, b::closeOtherSequences, "a closed sequence keeps nothing");
         }
     }
 
@@ -369,10 +374,10 @@ class SequenceOpsTest {
             try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence()) {
                 Model m = new Model();
                 appendAll(s, m, 0, 40);
-                SequenceOps.removePositions(s, 4, 30);
+                s.removePositions(4, 30);
                 m.remove(4, 30);
-                SequenceOps.shiftPositions(s, 30, SequenceOps.END, -26, RopeRotation.DEFAULT);
-                m.shift(30, SequenceOps.END, -26, true);
+                s.shiftPositions(30, Sequence.END, -26, RopeRotation.DEFAULT);
+                m.shift(30, Sequence.END, -26, true);
                 assertArrayEquals(new long[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, s.positions(1, 0));
                 double tolerance = switch (dt) {
                     case F32 -> 2e-5;
@@ -409,8 +414,8 @@ class SequenceOpsTest {
             try (Sequence child = parent.fork()) {
                 Model cm = pm.copy();
                 long live = store.stats().liveBytes();
-                SequenceOps.shiftPositions(child, 4, SequenceOps.END, 100, RopeRotation.DEFAULT);
-                cm.shift(4, SequenceOps.END, 100, true);
+                child.shiftPositions(4, Sequence.END, 100, RopeRotation.DEFAULT);
+                cm.shift(4, Sequence.END, 100, true);
                 // Only the second K block of each table was copied (values and the first block stay shared).
                 assertEquals(live + (long) LAYERS * KV_HEADS * F32.blockBytes(), store.stats().liveBytes());
                 assertMatches(cm, child, 2e-5);
@@ -418,7 +423,7 @@ class SequenceOpsTest {
                 assertEquals(RawBlocks.blockIds(parent, 0, 0, false)[1], RawBlocks.blockIds(child, 0, 0, false)[1]);
                 // Positions only (no RoPE): keys unchanged, no copy.
                 long live2 = store.stats().liveBytes();
-                SequenceOps.shiftPositions(child, 0, 4, 50, null);
+                child.shiftPositions(0, 4, 50, null);
                 cm.shift(0, 4, 50, false);
                 assertEquals(live2, store.stats().liveBytes());
                 assertMatches(cm, child, 2e-5);
@@ -432,26 +437,26 @@ class SequenceOpsTest {
         try (KvStore store = KvStore.open(F32); Sequence s = store.newSequence()) {
             Model m = new Model();
             appendAll(s, m, 0, 10);
-            SequenceOps.removePositions(s, 3, 6);
+            s.removePositions(3, 6);
             m.remove(3, 6);
             // Moving 6.. down by 4 would put 6 at 2, below the unshifted 2.
             KvArgumentException e = assertThrows(KvArgumentException.class,
-                    () -> SequenceOps.shiftPositions(s, 6, SequenceOps.END, -4, RopeRotation.DEFAULT));
+                    () -> s.shiftPositions(6, Sequence.END, -4, RopeRotation.DEFAULT));
             assertTrue(e.getMessage().contains("strictly increasing"), e.getMessage());
-            assertThrows(KvArgumentException.class, () -> SequenceOps.shiftPositions(s, 0, 3, 5, null));
-            assertThrows(KvArgumentException.class, () -> SequenceOps.shiftPositions(s, 0, 3, -1, null));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 3, 5, null));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 3, -1, null));
             assertThrows(KvArgumentException.class,
-                    () -> SequenceOps.shiftPositions(s, 0, SequenceOps.END, Long.MAX_VALUE, null));
-            assertThrows(KvArgumentException.class, () -> SequenceOps.removePositions(s, 5, 4));
-            assertThrows(KvArgumentException.class, () -> SequenceOps.removePositions(s, -1, 4));
+                    () -> s.shiftPositions(0, Sequence.END, Long.MAX_VALUE, null));
+            assertThrows(KvArgumentException.class, () -> s.removePositions(5, 4));
+            assertThrows(KvArgumentException.class, () -> s.removePositions(-1, 4));
             assertThrows(KvArgumentException.class,
-                    () -> SequenceOps.shiftPositions(s, 0, 1, 1, new RopeRotation(THETA, 10)));
+                    () -> s.shiftPositions(0, 1, 1, new RopeRotation(THETA, 10)));
             assertThrows(KvArgumentException.class, () -> new RopeRotation(0, 0));
             assertThrows(KvArgumentException.class, () -> new RopeRotation(THETA, 3));
             assertMatches(m, s, 0);
             // The exact gap closes fine.
-            SequenceOps.shiftPositions(s, 6, SequenceOps.END, -3, RopeRotation.DEFAULT);
-            m.shift(6, SequenceOps.END, -3, true);
+            s.shiftPositions(6, Sequence.END, -3, RopeRotation.DEFAULT);
+            m.shift(6, Sequence.END, -3, true);
             assertMatches(m, s, 2e-5);
         }
     }
@@ -464,7 +469,7 @@ class SequenceOpsTest {
             s.append(0, new float[] {60000, 60000}, new float[] {1, 1}, 5);
             // Rotating (60000, 60000) by -1 rad gives x0 = 60000 (cos 1 + sin 1) ~ 82900 > 65504.
             KvArgumentException e = assertThrows(KvArgumentException.class,
-                    () -> SequenceOps.shiftPositions(s, 5, SequenceOps.END, -1, RopeRotation.DEFAULT));
+                    () -> s.shiftPositions(5, Sequence.END, -1, RopeRotation.DEFAULT));
             assertTrue(e.getMessage().contains("re-rotated key"), e.getMessage());
             assertArrayEquals(new long[] {0, 5}, s.positions(0, 0));
             float[] k = new float[4];
@@ -480,7 +485,7 @@ class SequenceOpsTest {
             appendAll(s, m, 0, 3);
             float[] before = new float[3 * DIM];
             s.readKeys(0, 1, before);
-            SequenceOps.shiftPositions(s, 0, SequenceOps.END, 7, new RopeRotation(THETA, 4));
+            s.shiftPositions(0, Sequence.END, 7, new RopeRotation(THETA, 4));
             float[] after = new float[3 * DIM];
             s.readKeys(0, 1, after);
             for (int r = 0; r < 3; r++) {
@@ -511,14 +516,14 @@ class SequenceOpsTest {
                 Model cm = pm.copy();
                 long live = store.stats().liveBytes();
                 // Removing [1, 2) rewrites every table of the shared child into fresh blocks: 24 needed.
-                assertThrows(MemoryLimitExceededException.class, () -> SequenceOps.removePositions(child, 1, 2));
+                assertThrows(MemoryLimitExceededException.class, () -> child.removePositions(1, 2));
                 assertThrows(MemoryLimitExceededException.class,
-                        () -> SequenceOps.shiftPositions(child, 0, SequenceOps.END, 3, RopeRotation.DEFAULT));
+                        () -> child.shiftPositions(0, Sequence.END, 3, RopeRotation.DEFAULT));
                 assertEquals(live, store.stats().liveBytes());
                 assertMatches(cm, child, 0);
                 assertMatches(pm, parent, 0);
                 parent.close();   // now the child owns its blocks: the same removal works in place
-                SequenceOps.removePositions(child, 1, 2);
+                child.removePositions(1, 2);
                 cm.remove(1, 2);
                 assertMatches(cm, child, 0);
             }

@@ -20,7 +20,7 @@ import java.util.List;
  * @param slabsAcquired         slabs ever taken from the OS
  * @param slabsReleased         slabs ever returned to the OS
  * @param rowsEvicted           rows dropped by {@code retain} (compression policies)
- * @param rowsRemoved           rows dropped by sequence operations ({@code SequenceOps.removePositions})
+ * @param rowsRemoved           rows dropped by sequence operations ({@code Sequence.removePositions})
  * @param compactions           {@code compact()} calls
  * @param blocksMoved           blocks moved by compaction
  * @param prefixHitBlocks       token blocks served from a prefix cache

@@ -22,7 +22,7 @@ package io.kvslab.policy;
  *
  * @param alpha the safeguard fraction in [0, 1] (0.2: kvpress and the authors' GQA advice; 0.5: FFY0's default)
  */
-public record AdaKvHeads(double alpha) implements HeadAllocation {
+record AdaKvHeads(double alpha) implements HeadAllocation {
     public AdaKvHeads {
         if (!(alpha >= 0.0 && alpha <= 1.0)) {
             throw new PolicyException("Ada-KV's safeguard alpha must be in [0, 1], got " + alpha);

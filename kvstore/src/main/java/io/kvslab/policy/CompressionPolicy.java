@@ -125,6 +125,17 @@ public final class CompressionPolicy {
         return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, s, fullLayers);
     }
 
+    /**
+     * This policy with its observation-window scoring set to {@code window} queries, {@code pooling} and
+     * {@code kernel} (its pooling order and GQA reduction kept); a policy that scores otherwise is returned as is.
+     */
+    public CompressionPolicy withWindowScoring(int window, WindowPooling pooling, int kernel) {
+        if (scorer instanceof WindowAttentionScorer w) {
+            return withScorer(new WindowAttentionScorer(window, pooling, kernel, w.order(), w.groupReduce()));
+        }
+        return this;
+    }
+
     public CompressionPolicy withFullLayers(Set<Integer> layers) {
         return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, selector, layers);
     }

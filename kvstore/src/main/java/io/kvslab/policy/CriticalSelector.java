@@ -21,7 +21,7 @@ import io.kvslab.internal.ffm.OutputProjectionWeights;
  * @param alpha first-stage fraction in [0, 1] (0.5)
  * @param eps   added to S before the product (1e-4)
  */
-public record CriticalSelector(double alpha, double eps) implements Selector {
+record CriticalSelector(double alpha, double eps) implements Selector {
     public CriticalSelector {
         if (!(alpha >= 0.0 && alpha <= 1.0)) {
             throw new PolicyException("CriticalKV's first-stage fraction must be in [0, 1], got " + alpha);

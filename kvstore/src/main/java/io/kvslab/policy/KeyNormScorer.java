@@ -4,7 +4,7 @@ package io.kvslab.policy;
  * Knorm baseline (kvpress {@code KnormPress}): score = -||k||_2, so keys with a small norm are kept. It reads only
  * the keys, so it needs neither window queries nor W_o.
  */
-public record KeyNormScorer() implements Scorer {
+record KeyNormScorer() implements Scorer {
     @Override
     public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
         int d = layer.headDim();

@@ -24,7 +24,7 @@ package io.kvslab.policy;
  * @param baseline  whether the sinks count in the norms
  * @param aggregation how query heads combine
  */
-public record NormLossStop(double threshold, int lastRows, SinkBaseline baseline, HeadAggregation aggregation)
+record NormLossStop(double threshold, int lastRows, SinkBaseline baseline, HeadAggregation aggregation)
         implements LayerBudgetRule {
     /** Whether the protected rows (sinks) count in the baseline and retained norms. */
     public enum SinkBaseline { EXCLUDED, INCLUDED }

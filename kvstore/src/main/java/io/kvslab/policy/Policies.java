@@ -80,8 +80,8 @@ public final class Policies {
         return snapKv(WindowAttentionScorer.authors());
     }
 
-    /** SnapKV with the given window scoring (e.g. {@link WindowAttentionScorer#kvpress()}). */
-    public static CompressionPolicy snapKv(WindowAttentionScorer scoring) {
+    /** SnapKV with the given window scoring (e.g. {@link #windowAttentionKvpress()}). */
+    public static CompressionPolicy snapKv(Scorer scoring) {
         return new CompressionPolicy("snapkv", Protection.window(), scoring, new UniformLayers(), new UniformHeads(),
                 new TopKSelector(), Set.of());
     }
@@ -92,7 +92,7 @@ public final class Policies {
     }
 
     /** Ada-KV over the given window scoring with safeguard {@code alpha}. */
-    public static CompressionPolicy adaKv(WindowAttentionScorer scoring, double alpha) {
+    public static CompressionPolicy adaKv(Scorer scoring, double alpha) {
         return snapKv(scoring).withName("adakv").withHeadAllocation(new AdaKvHeads(alpha));
     }
 
@@ -102,7 +102,7 @@ public final class Policies {
     }
 
     /** PyramidKV with the given scoring and steepness. */
-    public static CompressionPolicy pyramidKv(WindowAttentionScorer scoring, int beta) {
+    public static CompressionPolicy pyramidKv(Scorer scoring, int beta) {
         return snapKv(scoring).withName("pyramidkv").withLayerRule(new PyramidLayers(beta));
     }
 
@@ -112,7 +112,7 @@ public final class Policies {
     }
 
     /** CriticalKV on SnapKV with the given scoring and stages. */
-    public static CompressionPolicy criticalKv(WindowAttentionScorer scoring, CriticalSelector stages) {
+    public static CompressionPolicy criticalKv(Scorer scoring, Selector stages) {
         return snapKv(scoring).withName("criticalkv").withSelector(stages);
     }
 
@@ -122,8 +122,7 @@ public final class Policies {
     }
 
     /** CriticalAdaKV with the given scoring, Ada-KV safeguard and stages. */
-    public static CompressionPolicy criticalAdaKv(WindowAttentionScorer scoring, double adaAlpha,
-                                                  CriticalSelector stages) {
+    public static CompressionPolicy criticalAdaKv(Scorer scoring, double adaAlpha, Selector stages) {
         return adaKv(scoring, adaAlpha).withName("criticaladakv").withSelector(stages);
     }
 
@@ -133,8 +132,96 @@ public final class Policies {
     }
 
     /** DBudgetKV with the given stop rule, sinks and full layers. */
-    public static CompressionPolicy dbudgetKv(NormLossStop stop, int sinks, Set<Integer> fullLayers) {
+    public static CompressionPolicy dbudgetKv(LayerBudgetRule stop, int sinks, Set<Integer> fullLayers) {
         return new CompressionPolicy("dbudgetkv", Protection.sinks(sinks), new RecencyScorer(), stop,
                 new UniformHeads(), new TopKSelector(), fullLayers);
+    }
+
+    // ---------------------------------------------------------------- building blocks (the concrete steps are
+    // package-private; these factories are how a caller composes its own policy from them)
+
+    /** SnapKV's observation-window score with the authors' configuration: window 32, max-pool 7, GQA mean. */
+    public static Scorer windowAttention() {
+        return WindowAttentionScorer.authors();
+    }
+
+    /** kvpress's SnapKVPress scoring: window 64, avg-pool 5, pooling before the GQA mean. */
+    public static Scorer windowAttentionKvpress() {
+        return WindowAttentionScorer.kvpress();
+    }
+
+    /**
+     * Observation-window scoring with the given window, pooling and (odd) kernel size, the authors' order (GQA
+     * mean, then pooling).
+     */
+    public static Scorer windowAttention(int window, WindowPooling pooling, int kernel) {
+        WindowAttentionScorer a = WindowAttentionScorer.authors();
+        return new WindowAttentionScorer(window, pooling, kernel, a.order(), a.groupReduce());
+    }
+
+    /** The score of StreamingLLM and DBudgetKV: newer rows score higher. */
+    public static Scorer recency() {
+        return new RecencyScorer();
+    }
+
+    /** Knorm's score: a smaller key L2 norm scores higher. */
+    public static Scorer keyNorm() {
+        return new KeyNormScorer();
+    }
+
+    /** The same fraction of rows in every layer. */
+    public static LayerBudgetRule uniformLayers() {
+        return new UniformLayers();
+    }
+
+    /** PyramidKV's layer budgets with steepness {@code beta} (> 0). */
+    public static LayerBudgetRule pyramidLayers(int beta) {
+        return new PyramidLayers(beta);
+    }
+
+    /** DBudgetKV's dynamic stop rule with the paper's settings (T = 1%, the last query row). */
+    public static LayerBudgetRule normLossStop() {
+        return NormLossStop.paper();
+    }
+
+    /** DBudgetKV's stop rule with threshold {@code threshold} averaged over the last {@code lastRows} query rows. */
+    public static LayerBudgetRule normLossStop(double threshold, int lastRows) {
+        NormLossStop p = NormLossStop.paper();
+        return new NormLossStop(threshold, lastRows, p.baseline(), p.aggregation());
+    }
+
+    /** The same rows per KV head. */
+    public static HeadAllocation uniformHeads() {
+        return new UniformHeads();
+    }
+
+    /** Ada-KV's allocation (flattened top-k over the layer's heads) with safeguard {@code alpha} in [0, 1]. */
+    public static HeadAllocation adaKvHeads(double alpha) {
+        return new AdaKvHeads(alpha);
+    }
+
+    /** The highest-scoring rows of each head. */
+    public static Selector topK() {
+        return new TopKSelector();
+    }
+
+    /** CriticalKV's two-stage selection with its defaults (alpha 0.5, eps 1e-4). */
+    public static Selector criticalSelection() {
+        return CriticalSelector.defaults();
+    }
+
+    /** CriticalKV's two-stage selection with first-stage share {@code alpha} and floor {@code eps}. */
+    public static Selector criticalSelection(double alpha, double eps) {
+        return new CriticalSelector(alpha, eps);
+    }
+
+    /** Whether {@code rule} is the uniform layer rule (every layer the same fraction). */
+    public static boolean isUniform(LayerBudgetRule rule) {
+        return rule instanceof UniformLayers;
+    }
+
+    /** Whether {@code allocation} is the uniform head allocation (every KV head the same rows). */
+    public static boolean isUniform(HeadAllocation allocation) {
+        return allocation instanceof UniformHeads;
     }
 }

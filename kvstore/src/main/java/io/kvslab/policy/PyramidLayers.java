@@ -18,7 +18,7 @@ package io.kvslab.policy;
  *
  * @param beta steepness (>= 1; 20 in the paper's code): the top layer keeps {@code Bc / beta} non-window rows
  */
-public record PyramidLayers(int beta) implements LayerBudgetRule {
+record PyramidLayers(int beta) implements LayerBudgetRule {
     public PyramidLayers {
         if (beta < 1) {
             throw new PolicyException("PyramidKV's beta must be >= 1, got " + beta);

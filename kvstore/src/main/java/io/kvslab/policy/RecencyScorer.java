@@ -5,7 +5,7 @@ package io.kvslab.policy;
  * "recent window" and DBudgetKV's newest-to-oldest ranking. The sinks come from {@link Protection}. Row indices are
  * exact in fp32 up to 2^24 rows per head, far beyond any context a head holds.
  */
-public record RecencyScorer() implements Scorer {
+record RecencyScorer() implements Scorer {
     static final int MAX_EXACT_ROWS = 1 << 24;
 
     @Override

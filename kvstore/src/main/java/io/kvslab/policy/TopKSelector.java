@@ -4,7 +4,7 @@ package io.kvslab.policy;
  * Plain per-head top-k: the protected rows plus the {@code budget - protected} best-scored unprotected rows (ties to
  * the lower position).
  */
-public record TopKSelector() implements Selector {
+record TopKSelector() implements Selector {
     @Override
     public int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
                           PolicyWorkspace workspace) {

@@ -1,7 +1,7 @@
 package io.kvslab.policy;
 
 /** Each KV head keeps its nominal budget (clamped to at least its protected rows and at most its rows). */
-public record UniformHeads() implements HeadAllocation {
+record UniformHeads() implements HeadAllocation {
     @Override
     public int[] allocate(LayerContext layer, int[] nominal, float[][] scores, boolean[][] protectedRows) {
         int[] out = new int[nominal.length];

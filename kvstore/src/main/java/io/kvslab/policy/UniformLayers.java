@@ -4,7 +4,7 @@ package io.kvslab.policy;
  * Every layer keeps the sequence's budget: {@code budget.nominalRows(n)} rows of each KV head with n rows (the head
  * allocation clamps it to the head's rows; Ada-KV pools it over the layer's heads).
  */
-public record UniformLayers() implements LayerBudgetRule {
+record UniformLayers() implements LayerBudgetRule {
     @Override
     public int[] rowsPerHead(LayerContext layer, RowCounts counts, Budget budget, float[][] scores,
                              boolean[][] protectedRows, PolicyWorkspace workspace) {

@@ -11,9 +11,9 @@ package io.kvslab.policy;
  * unpooled group-reduced attention; they are protected by {@link Protection#observationWindow()} in every SnapKV
  * policy, so that score is never compared.
  *
- * <p>Pooling edges: {@link Pooling#AVG} pads with zeros and always divides by the kernel size (PyTorch
- * {@code avg_pool1d}, count_include_pad); {@link Pooling#MAX} ignores out-of-range neighbours ({@code max_pool1d}
- * pads with -inf). Pooling runs over neighbouring rows, which are neighbouring positions after prefill.
+ * <p>WindowPooling edges: {@link WindowPooling#AVG} pads with zeros and always divides by the kernel size (PyTorch
+ * {@code avg_pool1d}, count_include_pad); {@link WindowPooling#MAX} ignores out-of-range neighbours ({@code max_pool1d}
+ * pads with -inf). WindowPooling runs over neighbouring rows, which are neighbouring positions after prefill.
  *
  * @param window      observation-window size w: how many of the last queries score the rows
  * @param pooling     pooling kind
@@ -21,11 +21,8 @@ package io.kvslab.policy;
  * @param order       whether pooling runs before or after the reduction over the GQA group
  * @param groupReduce how the G query heads of a KV head are combined
  */
-public record WindowAttentionScorer(int window, Pooling pooling, int kernel, PoolOrder order,
+record WindowAttentionScorer(int window, WindowPooling pooling, int kernel, PoolOrder order,
                                     GroupReduce groupReduce) implements Scorer {
-    /** Pooling of the window-attention scores over neighbouring rows. */
-    public enum Pooling { AVG, MAX }
-
     /** Order of pooling and GQA reduction. */
     public enum PoolOrder { POOL_THEN_GROUP, GROUP_THEN_POOL }
 
@@ -49,12 +46,12 @@ public record WindowAttentionScorer(int window, Pooling pooling, int kernel, Poo
      * the GQA group, group reduction before pooling. The default.
      */
     public static WindowAttentionScorer authors() {
-        return new WindowAttentionScorer(32, Pooling.MAX, 7, PoolOrder.GROUP_THEN_POOL, GroupReduce.MEAN);
+        return new WindowAttentionScorer(32, WindowPooling.MAX, 7, PoolOrder.GROUP_THEN_POOL, GroupReduce.MEAN);
     }
 
     /** kvpress's SnapKVPress: window 64, avg-pool 5, pooling before the group mean. */
     public static WindowAttentionScorer kvpress() {
-        return new WindowAttentionScorer(64, Pooling.AVG, 5, PoolOrder.POOL_THEN_GROUP, GroupReduce.MEAN);
+        return new WindowAttentionScorer(64, WindowPooling.AVG, 5, PoolOrder.POOL_THEN_GROUP, GroupReduce.MEAN);
     }
 
     /** The same configuration with another window size. */
@@ -129,7 +126,7 @@ public record WindowAttentionScorer(int window, Pooling pooling, int kernel, Poo
         for (int i = 0; i < a.length; i++) {
             int lo = Math.max(0, i - half);
             int hi = Math.min(a.length - 1, i + half);
-            if (pooling == Pooling.AVG) {
+            if (pooling == WindowPooling.AVG) {
                 double sum = 0;
                 for (int j = lo; j <= hi; j++) {
                     sum += a[j];

@@ -1,13 +1,13 @@
 package io.kvslab.snapshot;
 
 import io.kvslab.KvSlabException;
-import io.kvslab.BlockStaging;
+import io.kvslab.internal.table.BlockStaging;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
-import io.kvslab.TableImage;
+import io.kvslab.internal.table.TableImage;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

@@ -4,7 +4,7 @@ import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
 import net.openhft.chronicle.bytes.MappedBytes;
 

@@ -3,7 +3,7 @@ package io.kvslab.snapshot;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.metrics.Jfr;
+import io.kvslab.internal.jfr.Jfr;
 import io.kvslab.metrics.SnapshotEvent;
 
 import java.nio.file.Path;

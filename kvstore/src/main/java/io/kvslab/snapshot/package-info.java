@@ -5,7 +5,7 @@
  * truncated under a reader must not fault); the format (version 1) and the bounds a reader enforces are
  * specified in docs/snapshots.md and in {@link io.kvslab.snapshot.SnapshotFormat}.
  *
- * <p>Depends on {@code io.kvslab} (its raw block access, {@link io.kvslab.RawBlocks}); the cache does
+ * <p>Depends on {@code io.kvslab} (its raw block access, {@code io.kvslab.internal.table.RawBlocks}, not exported); the cache does
  * not depend on this package. Chronicle Bytes and the JVM flags it needs ({@code --add-opens=java.base/java.lang.reflect},
  * {@code --add-exports=java.base/sun.nio.ch}) are checked by every {@code Snapshots} method
  * ({@link io.kvslab.snapshot.SnapshotPrerequisiteException}).

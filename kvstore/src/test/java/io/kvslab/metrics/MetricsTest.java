@@ -4,7 +4,6 @@ import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.SequenceOps;
 import io.kvslab.StoreConfig;
 import io.kvslab.CompactionResult;
 import org.junit.jupiter.api.Test;
@@ -51,7 +50,7 @@ class MetricsTest {
 
             // Compression (retain) and removal are counted separately; peaks stay.
             a.keep(0, 1, new int[] {0, 9});
-            SequenceOps.removePositions(b, 0, 2);
+            b.removePositions(0, 2);
             StoreMetrics after = store.metrics();
             assertEquals(8, after.rowsEvicted());
             assertEquals(8, after.sequence(a.id()).rowsEvicted());

@@ -79,12 +79,12 @@ class HandComputedSelectionTest {
     @Test
     void avgPoolCountsZeroPaddingAndMaxPoolIgnoresIt() {
         float[] a = {0.1f, 0.5f, 0.2f, 0.0f, 0.3f};
-        WindowAttentionScorer avg = new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.AVG, 3,
+        WindowAttentionScorer avg = new WindowAttentionScorer(1, WindowPooling.AVG, 3,
                 WindowAttentionScorer.PoolOrder.POOL_THEN_GROUP, WindowAttentionScorer.GroupReduce.MEAN);
         float[] p = avg.pool(a);
         float[] expected = {0.6f / 3, 0.8f / 3, 0.7f / 3, 0.5f / 3, 0.3f / 3};
         assertArrayEquals(expected, p, 1e-6f);
-        WindowAttentionScorer max = new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.MAX, 3,
+        WindowAttentionScorer max = new WindowAttentionScorer(1, WindowPooling.MAX, 3,
                 WindowAttentionScorer.PoolOrder.GROUP_THEN_POOL, WindowAttentionScorer.GroupReduce.MEAN);
         assertArrayEquals(new float[]{0.5f, 0.5f, 0.5f, 0.3f, 0.3f}, max.pool(a), 0f);
     }
@@ -94,7 +94,7 @@ class HandComputedSelectionTest {
         // two query heads over 4 candidate rows + 1 window row
         // head a: [0.4, 0, 0, 0 | 0.6], head b: [0, 0.4, 0, 0 | 0.8]
         float[] mean = {0.4f, 0f, 0f, 0f, 0.6f, 0f, 0.4f, 0f, 0f, 0.8f};
-        var max = WindowAttentionScorer.Pooling.MAX;
+        var max = WindowPooling.MAX;
         var groupMean = WindowAttentionScorer.GroupReduce.MEAN;
         WindowAttentionScorer poolFirst = new WindowAttentionScorer(1, max, 3,
                 WindowAttentionScorer.PoolOrder.POOL_THEN_GROUP, groupMean);
@@ -112,9 +112,9 @@ class HandComputedSelectionTest {
         assertArrayEquals(new float[]{0.4f, 0.4f, 0.4f, 0f, 0.8f}, groupMax.fromGroupAttention(mean, 2, 5, 4),
                 1e-7f);
         // avg pooling is linear, so it commutes with the group mean
-        WindowAttentionScorer avgPoolFirst = new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.AVG, 3,
+        WindowAttentionScorer avgPoolFirst = new WindowAttentionScorer(1, WindowPooling.AVG, 3,
                 WindowAttentionScorer.PoolOrder.POOL_THEN_GROUP, groupMean);
-        WindowAttentionScorer avgGroupFirst = new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.AVG, 3,
+        WindowAttentionScorer avgGroupFirst = new WindowAttentionScorer(1, WindowPooling.AVG, 3,
                 WindowAttentionScorer.PoolOrder.GROUP_THEN_POOL, groupMean);
         assertArrayEquals(new float[]{0.4f / 3, 0.4f / 3, 0.2f / 3, 0f, 0.7f},
                 avgPoolFirst.fromGroupAttention(mean, 2, 5, 4), 1e-7f);
@@ -133,13 +133,13 @@ class HandComputedSelectionTest {
         var mean = WindowAttentionScorer.GroupReduce.MEAN;
         var order = WindowAttentionScorer.PoolOrder.GROUP_THEN_POOL;
         // no pooling: scores (1, 4, 2, 8)/16 -> rows 3, 1 plus the window
-        CompressionPolicy plain = Policies.snapKv(new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.MAX, 1,
+        CompressionPolicy plain = Policies.snapKv(new WindowAttentionScorer(1, WindowPooling.MAX, 1,
                 order, mean));
         float[][] s = plain.scorer().score(layer, kernels);
         assertArrayEquals(new float[]{1 / 16f, 4 / 16f, 2 / 16f, 8 / 16f, 1 / 16f}, s[0], 1e-6f);
         assertArrayEquals(new int[]{1, 3, 4}, plain.select(ctx, Budget.tokens(3), kernels).kept(0, 0));
         // max-pool 3 over the candidates: (4, 4, 8, 8)/16 -> rows 2 and 3 (the tie goes to the lower position)
-        CompressionPolicy pooled = Policies.snapKv(new WindowAttentionScorer(1, WindowAttentionScorer.Pooling.MAX, 3,
+        CompressionPolicy pooled = Policies.snapKv(new WindowAttentionScorer(1, WindowPooling.MAX, 3,
                 order, mean));
         assertArrayEquals(new int[]{2, 3, 4}, pooled.select(ctx, Budget.tokens(3), kernels).kept(0, 0));
         assertArrayEquals(new int[]{2, 4}, pooled.select(ctx, Budget.tokens(2), kernels).kept(0, 0));

@@ -25,7 +25,7 @@ class PolicyValidationTest {
         fails("(0, 1]", () -> Budget.fraction(1.5));
         fails(">= 1", () -> Budget.tokens(0));
         fails("no fixed row count", () -> Budget.dynamic().rowsFor(10));
-        fails("odd", () -> new WindowAttentionScorer(32, WindowAttentionScorer.Pooling.MAX, 4,
+        fails("odd", () -> new WindowAttentionScorer(32, WindowPooling.MAX, 4,
                 WindowAttentionScorer.PoolOrder.GROUP_THEN_POOL, WindowAttentionScorer.GroupReduce.MEAN));
         fails(">= 1 query", () -> WindowAttentionScorer.authors().withWindow(0));
         fails("[0, 1]", () -> new AdaKvHeads(1.2));

@@ -1,16 +1,15 @@
 package io.kvslab.reliability;
 
 import io.kvslab.Attention;
-import io.kvslab.BlockStaging;
+import io.kvslab.internal.table.BlockStaging;
 import io.kvslab.DType;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvStore;
 import io.kvslab.MemoryLimitExceededException;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
-import io.kvslab.SequenceOps;
 import io.kvslab.StoreConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -73,8 +72,8 @@ class BadInputStoreUnchangedTest {
             unchanged(st, s, KvArgumentException.class, () -> s.keep(0, 0, new int[] {3, 1}));
             unchanged(st, s, KvArgumentException.class, () -> s.keep(0, 2, new int[] {0}));
             unchanged(st, s, KvArgumentException.class,
-                    () -> SequenceOps.shiftPositions(s, 0, SequenceOps.END, Long.MAX_VALUE, null));
-            unchanged(st, s, KvArgumentException.class, () -> SequenceOps.removePositions(s, 5, 2));
+                    () -> s.shiftPositions(0, Sequence.END, Long.MAX_VALUE, null));
+            unchanged(st, s, KvArgumentException.class, () -> s.removePositions(5, 2));
             unchanged(st, s, KvArgumentException.class, () -> s.readKeys(0, 0, new float[10]));
             float[] q = new float[4 * DIM];
             q[0] = Float.POSITIVE_INFINITY;

@@ -8,7 +8,7 @@ import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.MemoryLimitExceededException;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.internal.table.AttentionShape;

@@ -8,7 +8,6 @@ import io.kvslab.KvSlabException;
 import io.kvslab.KvStore;
 import io.kvslab.MemoryLimitExceededException;
 import io.kvslab.Sequence;
-import io.kvslab.SequenceOps;
 import io.kvslab.StoreConfig;
 import io.kvslab.internal.table.TableAccess;
 import io.kvslab.pod.PodAttention;
@@ -143,7 +142,7 @@ class LifetimeTest {
             assertTimeoutPreemptively(HANG_GUARD, () -> TableAccess.of(s).underReadLock(() -> {
                 assertThrows(KvSlabException.class, s::close);
                 assertThrows(KvSlabException.class, () -> s.keep(0, 0, new int[0]));
-                assertThrows(KvSlabException.class, () -> SequenceOps.removePositions(s, 0, 5));
+                assertThrows(KvSlabException.class, () -> s.removePositions(0, 5));
                 assertThrows(KvSlabException.class, store::close);
                 return null;
             }));

@@ -1,7 +1,7 @@
 package io.kvslab.snapshot;
 
 import io.kvslab.KvLayout;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
 
 import java.io.ByteArrayOutputStream;

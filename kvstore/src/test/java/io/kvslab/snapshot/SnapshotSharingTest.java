@@ -1,14 +1,14 @@
 package io.kvslab.snapshot;
 
-import io.kvslab.BlockStaging;
+import io.kvslab.internal.table.BlockStaging;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.PrefixCache;
-import io.kvslab.RawBlocks;
+import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
-import io.kvslab.TableImage;
+import io.kvslab.internal.table.TableImage;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -10,7 +10,7 @@ import io.kvslab.bench.eval.pod.PodReport;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.report.Progress;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.WindowAttentionScorer;
+import io.kvslab.policy.WindowPooling;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -71,7 +71,7 @@ final class FidelityCommand implements Callable<Integer> {
     @Option(names = "--pool", paramLabel = "KIND", defaultValue = "max",
             description = "pooling of the SnapKV-family window scores: ${COMPLETION-CANDIDATES} (default "
                     + "${DEFAULT-VALUE})")
-    private WindowAttentionScorer.Pooling pool;
+    private WindowPooling pool;
 
     @Option(names = "--kernel", paramLabel = "N", defaultValue = "7",
             description = "pooling kernel, odd (default ${DEFAULT-VALUE}; 1 = no pooling)")

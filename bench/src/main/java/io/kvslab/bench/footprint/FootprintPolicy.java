@@ -10,8 +10,6 @@ import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.PolicyException;
-import io.kvslab.policy.UniformHeads;
-import io.kvslab.policy.UniformLayers;
 
 import java.util.Locale;
 
@@ -126,8 +124,8 @@ public interface FootprintPolicy {
             if (policy.dynamicBudget()) {
                 return "dense bound";
             }
-            boolean uniform = policy.layerRule() instanceof UniformLayers
-                    && policy.headAllocation() instanceof UniformHeads;
+            boolean uniform = Policies.isUniform(policy.layerRule())
+                    && Policies.isUniform(policy.headAllocation());
             return uniform ? "analytic" : "estimate";
         }
 

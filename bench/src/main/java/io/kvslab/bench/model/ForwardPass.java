@@ -94,6 +94,83 @@ final class ForwardPass {
         if (logits == null) {
             return;
         }
+        classify(n, logits, allLogits);
+    }
+
+    /**
+     * One token for each of {@code n} independent sequences: row {@code t} is token {@code tokens[t]} at its own
+     * position {@code positions[t]}, appended to and attending over its own cache {@code caches[t]}. The projections
+     * run as one product over the n rows; every row's arithmetic is that of {@link #run} for one token, so a row's
+     * result does not depend on the other rows (with a {@link MatMul} whose rows are independent, like
+     * {@link MatMul#JAVA}). Writes {@code [n][vocab]} logits.
+     *
+     * <p>A row whose cache throws (the store is out of memory) is recorded in {@code failures[t]}, its attention output
+     * is zero from then on and its logits are meaningless; the other rows are unaffected.
+     */
+    void runRows(int[] tokens, long[] rowPositions, KvCache[] caches, int n, float[] logits,
+                 RuntimeException[] failures) {
+        if (n <= 0 || n > maxChunk) {
+            throw new IllegalArgumentException("a batch of " + n + " rows does not fit 1.." + maxChunk);
+        }
+        int dim = c.dim();
+        int kvDim = c.kvDim();
+        int hidden = c.hiddenDim();
+        int hs = c.headDim();
+        for (int t = 0; t < n; t++) {
+            System.arraycopy(w.tokenEmbedding, tokens[t] * dim, x, t * dim, dim);
+        }
+        float[] q1 = new float[dim];
+        float[] k1 = new float[kvDim];
+        float[] v1 = new float[kvDim];
+        float[] out1 = new float[dim];
+        long[] pos1 = new long[1];
+        for (int l = 0; l < c.layers(); l++) {
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt[l], dim, c.normEps());
+            }
+            mm.multiply(q, xb, w.wq[l], n, dim, dim);
+            mm.multiply(k, xb, w.wk[l], n, dim, kvDim);
+            mm.multiply(v, xb, w.wv[l], n, dim, kvDim);
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, c.ropeTheta(), rowPositions[t]);
+            }
+            for (int t = 0; t < n; t++) {
+                if (failures[t] != null) {
+                    java.util.Arrays.fill(att, t * dim, (t + 1) * dim, 0.0f);
+                    continue;
+                }
+                System.arraycopy(q, t * dim, q1, 0, dim);
+                System.arraycopy(k, t * kvDim, k1, 0, kvDim);
+                System.arraycopy(v, t * kvDim, v1, 0, kvDim);
+                pos1[0] = rowPositions[t];
+                try {
+                    caches[t].attend(l, q1, k1, v1, pos1, 1, out1);
+                    System.arraycopy(out1, 0, att, t * dim, dim);
+                } catch (RuntimeException e) {
+                    failures[t] = e;
+                    java.util.Arrays.fill(att, t * dim, (t + 1) * dim, 0.0f);
+                }
+            }
+            mm.multiply(xb2, att, w.wo[l], n, dim, dim);
+            for (int i = 0; i < n * dim; i++) {
+                x[i] += xb2[i];
+            }
+            for (int t = 0; t < n; t++) {
+                LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsFfn[l], dim, c.normEps());
+            }
+            mm.multiply(hb, xb, w.w1[l], n, dim, hidden);
+            mm.multiply(hb2, xb, w.w3[l], n, dim, hidden);
+            LlamaMath.swiglu(hb, hb2, n * hidden);
+            mm.multiply(xb, hb, w.w2[l], n, hidden, dim);
+            for (int i = 0; i < n * dim; i++) {
+                x[i] += xb[i];
+            }
+        }
+        classify(n, logits, true);
+    }
+
+    private void classify(int n, float[] logits, boolean allLogits) {
+        int dim = c.dim();
         if (allLogits) {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rmsnorm(x, t * dim, x, t * dim, w.rmsFinal, dim, c.normEps());

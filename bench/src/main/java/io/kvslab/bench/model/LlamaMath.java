@@ -85,23 +85,54 @@ final class LlamaMath {
 
     /**
      * out[t][i] = sum_j w[i][j] * x[t][j] (W row-major [rows][cols]) for t < n, each sum accumulated in float in
-     * index order like llama2.c's matmul. Four rows run side by side only to give the CPU independent chains; each row
-     * still adds its terms in the same order, so the result is bit for bit that of the plain loop.
+     * index order like llama2.c's matmul. Four weight rows and two tokens run side by side only to give the CPU
+     * independent chains and to read each weight once per pair of tokens (a batch of sequences then reads the weights
+     * from cache, not memory, once per pair); every single sum still adds its terms in the same order, so the result
+     * is bit for bit that of the plain loop, whatever {@code n} is.
      */
     static void matmul(float[] out, float[] x, float[] w, int n, int cols, int rows) {
-        for (int t = 0; t < n; t++) {
-            int xo = t * cols;
-            int oo = t * rows;
-            int i = 0;
-            for (; i + 3 < rows; i += 4) {
-                int b0 = i * cols;
-                int b1 = b0 + cols;
-                int b2 = b1 + cols;
-                int b3 = b2 + cols;
-                float s0 = 0.0f;
-                float s1 = 0.0f;
-                float s2 = 0.0f;
-                float s3 = 0.0f;
+        int i = 0;
+        for (; i + 3 < rows; i += 4) {
+            int b0 = i * cols;
+            int b1 = b0 + cols;
+            int b2 = b1 + cols;
+            int b3 = b2 + cols;
+            int t = 0;
+            for (; t + 1 < n; t += 2) {
+                int xa = t * cols;
+                int xb = xa + cols;
+                float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+                float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+                for (int j = 0; j < cols; j++) {
+                    float w0 = w[b0 + j];
+                    float w1 = w[b1 + j];
+                    float w2 = w[b2 + j];
+                    float w3 = w[b3 + j];
+                    float xj = x[xa + j];
+                    float yj = x[xb + j];
+                    a0 += w0 * xj;
+                    a1 += w1 * xj;
+                    a2 += w2 * xj;
+                    a3 += w3 * xj;
+                    c0 += w0 * yj;
+                    c1 += w1 * yj;
+                    c2 += w2 * yj;
+                    c3 += w3 * yj;
+                }
+                int oa = t * rows + i;
+                int ob = oa + rows;
+                out[oa] = a0;
+                out[oa + 1] = a1;
+                out[oa + 2] = a2;
+                out[oa + 3] = a3;
+                out[ob] = c0;
+                out[ob + 1] = c1;
+                out[ob + 2] = c2;
+                out[ob + 3] = c3;
+            }
+            for (; t < n; t++) {
+                int xo = t * cols;
+                float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
                 for (int j = 0; j < cols; j++) {
                     float xj = x[xo + j];
                     s0 += w[b0 + j] * xj;
@@ -109,18 +140,22 @@ final class LlamaMath {
                     s2 += w[b2 + j] * xj;
                     s3 += w[b3 + j] * xj;
                 }
-                out[oo + i] = s0;
-                out[oo + i + 1] = s1;
-                out[oo + i + 2] = s2;
-                out[oo + i + 3] = s3;
+                int oo = t * rows + i;
+                out[oo] = s0;
+                out[oo + 1] = s1;
+                out[oo + 2] = s2;
+                out[oo + 3] = s3;
             }
-            for (; i < rows; i++) {
-                int b = i * cols;
+        }
+        for (; i < rows; i++) {
+            int b = i * cols;
+            for (int t = 0; t < n; t++) {
+                int xo = t * cols;
                 float s = 0.0f;
                 for (int j = 0; j < cols; j++) {
                     s += w[b + j] * x[xo + j];
                 }
-                out[oo + i] = s;
+                out[t * rows + i] = s;
             }
         }
     }

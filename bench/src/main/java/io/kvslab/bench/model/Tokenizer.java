@@ -204,7 +204,7 @@ public final class Tokenizer {
     }
 
     /** llama2.c's safe_printf filter: an empty piece, or one byte that is neither printable ASCII nor whitespace, is dropped. */
-    static boolean printable(byte[] piece) {
+    public static boolean printable(byte[] piece) {
         if (piece.length == 0) {
             return false;
         }

@@ -282,10 +282,10 @@ public final class ChurnStress {
                 referenced += t.seq.referencedBytes();
                 for (int l = 0; l < layout.layers(); l++) {
                     for (int h = 0; h < layout.kvHeads(); h++) {
-                        for (long id : io.kvslab.RawBlocks.blockIds(t.seq, l, h, true)) {
+                        for (long id : io.kvslab.internal.table.RawBlocks.blockIds(t.seq, l, h, true)) {
                             addresses.add(id);
                         }
-                        for (long id : io.kvslab.RawBlocks.blockIds(t.seq, l, h, false)) {
+                        for (long id : io.kvslab.internal.table.RawBlocks.blockIds(t.seq, l, h, false)) {
                             addresses.add(id);
                         }
                     }

@@ -22,8 +22,6 @@ import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.PolicyException;
-import io.kvslab.policy.UniformHeads;
-import io.kvslab.policy.UniformLayers;
 
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -121,13 +119,13 @@ public final class LongContextStress {
         /** Whether every layer gets the same per-head budget (false for PyramidKV). */
         public boolean uniformLayers() {
             CompressionPolicy p = libraryPolicy();
-            return p == null || p.layerRule() instanceof UniformLayers;
+            return p == null || Policies.isUniform(p.layerRule());
         }
 
         /** Whether every head of a layer gets the same budget (false for Ada-KV allocations). */
         public boolean uniformHeads() {
             CompressionPolicy p = libraryPolicy();
-            return p == null || p.headAllocation() instanceof UniformHeads;
+            return p == null || Policies.isUniform(p.headAllocation());
         }
 
         /**

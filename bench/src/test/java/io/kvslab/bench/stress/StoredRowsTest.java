@@ -6,9 +6,9 @@ import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
-import io.kvslab.BlockStaging;
-import io.kvslab.RawBlocks;
-import io.kvslab.TableImage;
+import io.kvslab.internal.table.BlockStaging;
+import io.kvslab.internal.table.RawBlocks;
+import io.kvslab.internal.table.TableImage;
 
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;

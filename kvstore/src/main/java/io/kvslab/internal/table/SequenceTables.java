@@ -1300,7 +1300,7 @@ public final class SequenceTables {
     private static void checkRange(long from, long to) {
         if (from < 0 || to < from) {
             throw new KvArgumentException("position range [" + from + ", " + to + ") is not allowed: need "
-                    + "0 <= from <= to (use SequenceOps.END for 'to the end')");
+                    + "0 <= from <= to (use Sequence.END for 'to the end')");
         }
     }
 }

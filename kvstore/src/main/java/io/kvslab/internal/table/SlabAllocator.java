@@ -6,7 +6,7 @@ import io.kvslab.MemoryLimitExceededException;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
-import io.kvslab.metrics.Jfr;
+import io.kvslab.internal.jfr.Jfr;
 import io.kvslab.metrics.SlabAcquireEvent;
 import io.kvslab.metrics.SlabReleaseEvent;
 

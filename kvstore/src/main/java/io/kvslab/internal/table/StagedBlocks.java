@@ -3,7 +3,6 @@ package io.kvslab.internal.table;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.MemoryLimitExceededException;
-import io.kvslab.TableImage;
 
 import java.lang.foreign.MemorySegment;
 

@@ -1,5 +1,6 @@
 package io.kvslab.internal.table;
 
+import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 
 import java.util.function.Function;
@@ -11,6 +12,7 @@ import java.util.function.Function;
  */
 public final class TableAccess {
     private static volatile Function<Sequence, SequenceTables> accessor;
+    private static volatile Function<KvStore, TableStore> storeAccessor;
 
     private TableAccess() {}
 
@@ -19,6 +21,22 @@ public final class TableAccess {
             throw new IllegalStateException("the table accessor is installed already");
         }
         accessor = f;
+    }
+
+    /** Installed once by {@link KvStore}'s class initializer. */
+    public static synchronized void installStore(Function<KvStore, TableStore> f) {
+        if (storeAccessor != null) {
+            throw new IllegalStateException("the store accessor is installed already");
+        }
+        storeAccessor = f;
+    }
+
+    /** The table store (allocator and store-wide lock) of {@code store}. */
+    public static TableStore of(KvStore store) {
+        if (store == null) {
+            throw new io.kvslab.KvArgumentException("store must not be null");
+        }
+        return storeAccessor.apply(store);   // installed: an instance exists, so KvStore's initializer ran
     }
 
     /** The tables of {@code s}. */

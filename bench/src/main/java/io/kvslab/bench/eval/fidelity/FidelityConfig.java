@@ -1,7 +1,7 @@
 package io.kvslab.bench.eval.fidelity;
 
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.WindowAttentionScorer;
+import io.kvslab.policy.WindowPooling;
 
 import java.util.List;
 
@@ -25,7 +25,7 @@ import java.util.List;
  */
 public record FidelityConfig(int stories, int continuation, int minContext, int maxContext, int window,
                              List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
-                             String attention, WindowAttentionScorer.Pooling pooling, int kernel) {
+                             String attention, WindowPooling pooling, int kernel) {
     /** Default: 16 stories, 64 continuation tokens, window 16, budgets 10/25/50% and dynamic, every policy. */
     public static final int DEFAULT_STORIES = 16;
     public static final int DEFAULT_CONTINUATION = 64;
@@ -73,6 +73,6 @@ public record FidelityConfig(int stories, int continuation, int minContext, int 
         return new FidelityConfig(DEFAULT_STORIES, DEFAULT_CONTINUATION, DEFAULT_MIN_CONTEXT, Integer.MAX_VALUE,
                 DEFAULT_WINDOW,
                 DEFAULT_FRACTIONS, true, Policies.NAMES, DEFAULT_TOKENS_PER_BLOCK, "native",
-                WindowAttentionScorer.Pooling.MAX, 7);
+                WindowPooling.MAX, 7);
     }
 }

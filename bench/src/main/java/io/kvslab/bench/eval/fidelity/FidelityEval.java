@@ -14,7 +14,6 @@ import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
-import io.kvslab.policy.WindowAttentionScorer;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -160,11 +159,7 @@ public final class FidelityEval {
 
     /** The SnapKV-family policies get the eval's observation window and pooling. */
     static CompressionPolicy withWindow(CompressionPolicy p, FidelityConfig cfg) {
-        if (p.scorer() instanceof WindowAttentionScorer w) {
-            return p.withScorer(new WindowAttentionScorer(cfg.window(), cfg.pooling(), cfg.kernel(), w.order(),
-                    w.groupReduce()));
-        }
-        return p;
+        return p.withWindowScoring(cfg.window(), cfg.pooling(), cfg.kernel());
     }
 
     static String label(double fraction) {

@@ -31,7 +31,6 @@ import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
 import io.kvslab.policy.SequenceContext;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowAttentionScorer;
 import io.kvslab.policy.WindowQueries;
 
 import java.util.ArrayList;
@@ -160,10 +159,7 @@ public final class PodEvaluation {
 
     /** SnapKV with the fidelity eval's observation window and pooling. */
     static CompressionPolicy snapKv(FidelityConfig cfg) {
-        CompressionPolicy p = Policies.snapKv();
-        WindowAttentionScorer w = (WindowAttentionScorer) p.scorer();
-        return p.withScorer(new WindowAttentionScorer(cfg.window(), cfg.pooling(), cfg.kernel(), w.order(),
-                w.groupReduce()));
+        return Policies.snapKv().withWindowScoring(cfg.window(), cfg.pooling(), cfg.kernel());
     }
 
     static String deltaLabel(double d) {

@@ -4,7 +4,7 @@ import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.SharedModels;
-import io.kvslab.policy.WindowAttentionScorer;
+import io.kvslab.policy.WindowPooling;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class FidelityEvalTest {
     private static FidelityConfig tiny(List<Double> fractions, boolean dynamic, List<String> policies) {
         return new FidelityConfig(2, 16, 64, 128, 8, fractions, dynamic, policies, 8, "java",
-                WindowAttentionScorer.Pooling.MAX, 7);
+                WindowPooling.MAX, 7);
     }
 
     @Test
@@ -93,7 +93,7 @@ class FidelityEvalTest {
         assertThrows(IllegalArgumentException.class, () -> tiny(List.of(), false, List.of("snapkv")));
         assertThrows(RuntimeException.class, () -> tiny(List.of(0.5), false, List.of("h2o")));
         FidelityConfig tooLong = new FidelityConfig(1, 2000, 64, 128, 8, List.of(0.5), false, List.of("snapkv"), 8, "java",
-                WindowAttentionScorer.Pooling.MAX, 7);
+                WindowPooling.MAX, 7);
         assertThrows(IllegalArgumentException.class,
                 () -> FidelityEval.run(SharedModels.bin(), EvalTextSet.load(), tooLong, null));
     }

@@ -8,7 +8,7 @@ import io.kvslab.bench.model.SharedModels;
 import io.kvslab.pod.GroupingMismatchException;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.ModelFingerprint;
-import io.kvslab.policy.WindowAttentionScorer;
+import io.kvslab.policy.WindowPooling;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class PodEvaluationTest {
     /** Two texts cut to 128 context tokens + 16 continuation, 8 rows per block, plain-Java attention. */
     private static final FidelityConfig TINY = new FidelityConfig(2, 16, 128, 128, 8, List.of(0.5), false,
-            List.of("snapkv"), 8, "java", WindowAttentionScorer.Pooling.MAX, 7);
+            List.of("snapkv"), 8, "java", WindowPooling.MAX, 7);
 
     @Test
     void oneGroupPerHeadSavesTheNonBaseKeysOfDistantBlocks(@TempDir Path dir) {

@@ -1,9 +1,11 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
+import io.kvslab.ClosedException;
 import io.kvslab.KvArgumentException;
+import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
-
-import io.kvslab.internal.table.StagedBlocks;
+import io.kvslab.KvStore;
+import io.kvslab.Sequence;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -20,12 +22,14 @@ import java.util.List;
  */
 public final class BlockStaging implements AutoCloseable {
     private final KvStore store;
+    private final TableStore tables;
     private final StagedBlocks staged;
     private boolean committed;
     private boolean closed;
 
     BlockStaging(KvStore store, StagedBlocks staged) {
         this.store = store;
+        this.tables = TableAccess.of(store);
         this.staged = staged;
     }
 
@@ -52,7 +56,7 @@ public final class BlockStaging implements AutoCloseable {
         if (images == null) {
             throw new KvArgumentException("images must not be null");
         }
-        store.enter();
+        tables.enterShared();
         try {
             for (int i = 0; i < images.size(); i++) {
                 validate(images.get(i), "sequence image " + i);
@@ -62,7 +66,7 @@ public final class BlockStaging implements AutoCloseable {
                 for (TableImage[][] image : images) {
                     Sequence s = store.newSequence();
                     created.add(s);
-                    staged.install(s.tables, image);
+                    staged.install(TableAccess.of(s), image);
                 }
             } catch (RuntimeException e) {
                 for (Sequence s : created) {
@@ -73,7 +77,7 @@ public final class BlockStaging implements AutoCloseable {
             committed = true;
             return created;
         } finally {
-            store.exit();
+            tables.exitShared();
         }
     }
 
@@ -86,17 +90,19 @@ public final class BlockStaging implements AutoCloseable {
         if (target == null) {
             throw new KvArgumentException("target must not be null");
         }
-        if (target.store != store) {
+        if (target.store() != store) {
             throw new KvArgumentException("sequence " + target.id() + " belongs to another store than the staging");
         }
-        store.enter();
+        tables.enterShared();
         try {
-            target.checkOpen();
+            if (target.isClosed()) {
+                throw new ClosedException("sequence " + target.id());
+            }
             validate(image, "sequence image");
-            staged.install(target.tables, image);
+            staged.install(TableAccess.of(target), image);
             committed = true;
         } finally {
-            store.exit();
+            tables.exitShared();
         }
     }
 
@@ -108,14 +114,14 @@ public final class BlockStaging implements AutoCloseable {
         }
         closed = true;
         try {
-            store.enter();
+            tables.enterShared();
         } catch (ClosedException e) {
             return;   // the store freed everything already
         }
         try {
             staged.release();
         } finally {
-            store.exit();
+            tables.exitShared();
         }
     }
 

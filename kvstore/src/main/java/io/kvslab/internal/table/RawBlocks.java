@@ -1,9 +1,13 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
-import io.kvslab.internal.table.StagedBlocks;
+import io.kvslab.KvArgumentException;
+import io.kvslab.KvStore;
+import io.kvslab.MemoryLimitExceededException;
+import io.kvslab.Sequence;
 
 /**
  * Bitwise access to the stored blocks of a sequence, for snapshots and migration ({@code io.kvslab.snapshot}).
+ * Internal (not exported): an embedder saves and restores through {@code io.kvslab.snapshot.Snapshots}.
  * Unlike {@link Sequence#readKeys}, nothing is converted: rows are copied in the stored dtype, byte for byte.
  * Restoring goes through {@link #stage}, which validates a whole image before any sequence sees a block.
  */
@@ -17,7 +21,7 @@ public final class RawBlocks {
      * is referenced.
      */
     public static long[] blockIds(Sequence s, int layer, int kvHead, boolean keys) {
-        return s.tables.blockIds(layer, kvHead, keys);
+        return TableAccess.of(s).blockIds(layer, kvHead, keys);
     }
 
     /**
@@ -28,7 +32,7 @@ public final class RawBlocks {
      */
     public static void readRows(Sequence s, int layer, int kvHead, boolean keys, int block, int rows, byte[] dst,
                                 int off) {
-        s.tables.readRawRows(layer, kvHead, keys, block, rows, dst, off);
+        TableAccess.of(s).readRawRows(layer, kvHead, keys, block, rows, dst, off);
     }
 
     /**
@@ -41,7 +45,7 @@ public final class RawBlocks {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
         }
-        StagedBlocks staged = StagedBlocks.allocate(store.tables, store.layout(),
+        StagedBlocks staged = StagedBlocks.allocate(TableAccess.of(store), store.layout(),
                 store.config().limitBytes(), blocks);
         return new BlockStaging(store, staged);
     }

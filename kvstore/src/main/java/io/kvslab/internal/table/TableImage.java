@@ -1,4 +1,4 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
 /**
  * The block table of one (layer, KV head) to restore, referring to staged blocks by index

@@ -1,0 +1,92 @@
+package io.kvslab.bench.serve;
+
+import io.kvslab.KvSlabException;
+import io.kvslab.bench.model.LoadedModel;
+import io.kvslab.bench.model.MatMul;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.net.InetAddress;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code kvslab serve}: an OpenAI-compatible completions server with continuous batching on the KV store. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Serve a Llama model over HTTP (OpenAI /v1/completions, /health, /metrics) with continuous "
+                + "batching on the KV store.")
+public final class ServeCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "llama2.c checkpoint (.bin) or GGUF file")
+    Path model;
+
+    @Option(names = "--tokenizer", description = "llama2.c tokenizer (required for .bin, optional for GGUF)")
+    Path tokenizer;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to bind (default: ${DEFAULT-VALUE})")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8080", description = "port, 0 for any free one (default: ${DEFAULT-VALUE})")
+    int port;
+
+    @Option(names = "--max-batch", defaultValue = "32", description = "sequences per step at most (default: ${DEFAULT-VALUE})")
+    int maxBatch;
+
+    @Option(names = "--kv-limit", converter = ByteSize.class, description = "KV memory limit, e.g. 64m (default: none)")
+    Long kvLimit;
+
+    @Option(names = "--slab", converter = ByteSize.class,
+            description = "KV slab size, e.g. 256k (default: room for four whole-context sequences, at most 16m)")
+    Long slab;
+
+    @Option(names = "--matmul", defaultValue = "java",
+            description = "java (rows independent of the batch by construction; default) or openblas")
+    String matMul;
+
+    /** Runs the command alone (until the CLI registers it as a subcommand: {@code java -cp kvslab.jar io.kvslab.bench.serve.ServeCommand ...}). */
+    public static void main(String[] args) {
+        System.exit(new picocli.CommandLine(new ServeCommand()).execute(args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        MatMul mm;
+        try {
+            mm = MatMul.valueOf(matMul.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            System.err.println("kvslab serve: --matmul takes java or openblas, not '" + matMul + "'");
+            return 2;
+        }
+        if (!InetAddress.getByName(host).isLoopbackAddress()) {
+            System.err.println("kvslab serve: warning: binding " + host + ", which is not a loopback address; the "
+                    + "server has no authentication");
+        }
+        ServeConfig config;
+        try {
+            config = ServeConfig.defaults().withMaxBatch(maxBatch)
+                    .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm);
+        } catch (IllegalArgumentException e) {
+            System.err.println("kvslab serve: " + e.getMessage());
+            return 2;
+        }
+        LoadedModel m;
+        try {
+            m = LoadedModel.load(model, tokenizer);
+        } catch (KvSlabException | IllegalArgumentException e) {
+            System.err.println("kvslab serve: " + e.getMessage());
+            return 1;
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        try (CompletionServer server = CompletionServer.start(m, model.getFileName().toString(), config, host, port)) {
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                server.close();
+                stopped.countDown();
+            }));
+            System.err.printf(Locale.ROOT, "kvslab serve: %s on %s/v1 (max batch %d, kv limit %s, matmul %s)%n",
+                    model.getFileName(), server.baseUrl(), maxBatch, kvLimit == null ? "none" : kvLimit + " bytes",
+                    mm.name().toLowerCase(Locale.ROOT));
+            stopped.await();
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,46 @@
+package io.kvslab.bench.serve;
+
+import io.kvslab.bench.model.MatMul;
+import io.kvslab.bench.model.Session;
+
+/**
+ * How the server runs.
+ *
+ * @param maxBatch      sequences decoded per step at most (more requests wait)
+ * @param kvLimitBytes  the store's memory limit ({@link Long#MAX_VALUE} for none)
+ * @param slabBytes     the store's slab size; 0 picks one that holds four whole-context sequences
+ * @param matMul        the projections' matrix product ({@link MatMul#JAVA} keeps every row's sums in llama2.c's
+ *                      order whatever the batch, so results are independent of the batch by construction)
+ * @param prefillChunk  prompt tokens run per step for a newly admitted request
+ */
+record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMul, int prefillChunk) {
+    static final int DEFAULT_MAX_BATCH = 32;
+
+    ServeConfig {
+        if (maxBatch < 1 || maxBatch > 4096) {
+            throw new IllegalArgumentException("max batch must be in [1, 4096], got " + maxBatch);
+        }
+        if (kvLimitBytes <= 0 || slabBytes < 0) {
+            throw new IllegalArgumentException("kv limit must be > 0 and slab >= 0, got " + kvLimitBytes + " and " + slabBytes);
+        }
+        if (prefillChunk < 1) {
+            throw new IllegalArgumentException("prefill chunk must be >= 1, got " + prefillChunk);
+        }
+    }
+
+    static ServeConfig defaults() {
+        return new ServeConfig(DEFAULT_MAX_BATCH, Long.MAX_VALUE, 0, MatMul.JAVA, Session.DEFAULT_CHUNK);
+    }
+
+    ServeConfig withMaxBatch(int n) {
+        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk);
+    }
+
+    ServeConfig withKvLimit(long limit, long slab) {
+        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk);
+    }
+
+    ServeConfig withMatMul(MatMul m) {
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk);
+    }
+}

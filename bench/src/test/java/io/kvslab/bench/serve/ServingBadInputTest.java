@@ -1,0 +1,118 @@
+package io.kvslab.bench.serve;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every malformed request gets HTTP 400 with OpenAI's error object naming the field, and the server keeps serving. */
+class ServingBadInputTest {
+    private static ServeFixture f;
+
+    @BeforeAll
+    static void start() throws Exception {
+        f = new ServeFixture(ServeConfig.defaults().withMaxBatch(4));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (f != null) {
+            f.close();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', nullValues = "NONE", textBlock = """
+            malformed JSON            | {"prompt": "Once",                                  | NONE
+            not an object             | ["Once upon a time"]                                | NONE
+            empty body                |                                                     | NONE
+            missing prompt            | {"max_tokens": 5}                                   | prompt
+            null prompt               | {"prompt": null}                                    | prompt
+            prompt of wrong type      | {"prompt": 42}                                      | prompt
+            max_tokens zero           | {"prompt": "Once", "max_tokens": 0}                 | max_tokens
+            max_tokens negative       | {"prompt": "Once", "max_tokens": -3}                | max_tokens
+            max_tokens past context   | {"prompt": "Once", "max_tokens": 512}               | max_tokens
+            max_tokens huge           | {"prompt": "Once", "max_tokens": 99999999999}       | max_tokens
+            max_tokens a string       | {"prompt": "Once", "max_tokens": "ten"}             | max_tokens
+            max_tokens a fraction     | {"prompt": "Once", "max_tokens": 2.5}               | max_tokens
+            NaN temperature           | {"prompt": "Once", "temperature": NaN}              | temperature
+            infinite temperature      | {"prompt": "Once", "temperature": Infinity}         | temperature
+            negative temperature      | {"prompt": "Once", "temperature": -1}               | temperature
+            temperature a string      | {"prompt": "Once", "temperature": "hot"}            | temperature
+            top_p zero                | {"prompt": "Once", "top_p": 0}                      | top_p
+            seed zero                 | {"prompt": "Once", "seed": 0, "temperature": 1}     | seed
+            seed a string             | {"prompt": "Once", "seed": "x"}                     | seed
+            stop a number             | {"prompt": "Once", "stop": 3}                       | stop
+            stop list with a number   | {"prompt": "Once", "stop": ["a", 3]}                | stop
+            five stops                | {"prompt": "Once", "stop": ["a","b","c","d","e"]}   | stop
+            empty stop                | {"prompt": "Once", "stop": ""}                      | stop
+            stream a string           | {"prompt": "Once", "stream": "yes"}                 | stream
+            n of two                  | {"prompt": "Once", "n": 2}                          | n
+            """)
+    void refused(String what, String body, String param) throws Exception {
+        HttpResponse<String> r = f.post(body == null ? "" : body);
+        assertEquals(400, r.statusCode(), what + ": " + r.body());
+        JsonNode e = ServeFixture.JSON.readTree(r.body()).path("error");
+        assertEquals("invalid_request_error", e.path("type").asText(), r.body());
+        assertTrue(e.path("message").asText().length() > 10, r.body());
+        if (param == null) {
+            assertTrue(e.path("param").isNull(), r.body());
+        } else {
+            assertEquals(param, e.path("param").asText(), r.body());
+        }
+        servesAfterwards();
+    }
+
+    @Test
+    void oversizedBodyIsRefusedUnread() throws Exception {
+        String big = "{\"prompt\": \"" + "a".repeat(CompletionServer.MAX_BODY_BYTES) + "\"}";
+        HttpResponse<String> r = f.post(big);
+        assertEquals(400, r.statusCode());
+        assertTrue(r.body().contains("larger than the 1048576 bytes"), r.body());
+        servesAfterwards();
+    }
+
+    @Test
+    void wrongMethodAndUnknownPath() throws Exception {
+        HttpResponse<String> get = f.http.send(HttpRequest.newBuilder(f.uri("/v1/completions")).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(405, get.statusCode());
+        HttpResponse<String> none = f.http.send(HttpRequest.newBuilder(f.uri("/v1/chat/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString("{}")).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(404, none.statusCode());
+        assertEquals("invalid_request_error", ServeFixture.JSON.readTree(none.body()).path("error").path("type").asText());
+        HttpResponse<String> health = f.http.send(HttpRequest.newBuilder(f.uri("/health")).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, health.statusCode());
+        servesAfterwards();
+    }
+
+    @Test
+    void unknownFieldsAreIgnoredAndStopStringsCut() throws Exception {
+        ServeFixture.Expected alone = f.reference("Once upon a time", 30, 0, 1, 1);
+        JsonNode r = f.complete("{\"prompt\": \"Once upon a time\", \"max_tokens\": 30, \"temperature\": 0,"
+                + " \"model\": \"whatever\", \"user\": \"u\", \"logit_bias\": {}}");
+        assertEquals(alone.text(), r.path("choices").path(0).path("text").asText());
+        // cut at the first "Lily": the text before it, finish_reason stop
+        int at = alone.text().indexOf("Lily");
+        assertTrue(at > 0, alone.text());
+        JsonNode cut = f.complete("{\"prompt\": \"Once upon a time\", \"max_tokens\": 30, \"temperature\": 0,"
+                + " \"stop\": [\"zzz\", \"Lily\"]}");
+        assertEquals(alone.text().substring(0, at), cut.path("choices").path(0).path("text").asText());
+        assertEquals("stop", cut.path("choices").path(0).path("finish_reason").asText());
+    }
+
+    private static void servesAfterwards() throws Exception {
+        ServeFixture.Expected alone = f.reference("Lily and Ben", 8, 0, 1, 1);
+        JsonNode r = f.complete("{\"prompt\": \"Lily and Ben\", \"max_tokens\": 8, \"temperature\": 0}");
+        assertEquals(alone.text(), r.path("choices").path(0).path("text").asText());
+    }
+}

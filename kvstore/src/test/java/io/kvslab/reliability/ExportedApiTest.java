@@ -1,0 +1,112 @@
+package io.kvslab.reliability;
+
+import org.junit.jupiter.api.Test;
+
+import java.lang.reflect.Constructor;
+import java.lang.reflect.Executable;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The exported packages hold the types an embedder needs and nothing else (issue 10): the list of public top-level
+ * types is pinned here, so adding one is a deliberate change to this list and to docs/architecture.md's table; and
+ * no public member of an exported type names a type an embedder cannot use (package-private or internal).
+ */
+class ExportedApiTest {
+    private static final Set<String> EXPORTED_PACKAGES = Set.of("io.kvslab", "io.kvslab.policy", "io.kvslab.pod",
+            "io.kvslab.snapshot", "io.kvslab.metrics");
+
+    /** Keep in step with the table in docs/architecture.md. */
+    private static final Set<String> EXPECTED = new TreeSet<>(List.of(
+            // io.kvslab (26)
+            "io.kvslab.AllocatorStats", "io.kvslab.Attention", "io.kvslab.ClosedException",
+            "io.kvslab.CompactionResult", "io.kvslab.ConcurrentUseException", "io.kvslab.DType",
+            "io.kvslab.KernelArgumentException", "io.kvslab.KernelFailedException", "io.kvslab.KeySharingException",
+            "io.kvslab.KvArgumentException", "io.kvslab.KvLayout", "io.kvslab.KvSlabException", "io.kvslab.KvStore",
+            "io.kvslab.KvTensor", "io.kvslab.LayerView", "io.kvslab.LeakedBlocksException",
+            "io.kvslab.MemoryLimitExceededException", "io.kvslab.MemoryPressure", "io.kvslab.MemoryPressureHandler",
+            "io.kvslab.PrefixCache", "io.kvslab.PrefixCacheStats", "io.kvslab.PrefixMatch", "io.kvslab.RopeRotation",
+            "io.kvslab.Sequence", "io.kvslab.StoreConfig", "io.kvslab.StoreStats",
+            // io.kvslab.policy (23)
+            "io.kvslab.policy.Budget", "io.kvslab.policy.CompressionPolicy", "io.kvslab.policy.CompressionResult",
+            "io.kvslab.policy.Compressor", "io.kvslab.policy.DecodingCompression", "io.kvslab.policy.HeadAllocation",
+            "io.kvslab.policy.HeadSnapshot", "io.kvslab.policy.LayerBudgetRule", "io.kvslab.policy.LayerContext",
+            "io.kvslab.policy.LayerInputs", "io.kvslab.policy.OutputProjection", "io.kvslab.policy.Policies",
+            "io.kvslab.policy.PolicyException", "io.kvslab.policy.PolicyWorkspace", "io.kvslab.policy.Protection",
+            "io.kvslab.policy.RecentQueries", "io.kvslab.policy.RowCounts", "io.kvslab.policy.Scorer",
+            "io.kvslab.policy.Selection", "io.kvslab.policy.Selector", "io.kvslab.policy.SequenceContext",
+            "io.kvslab.policy.WindowPooling", "io.kvslab.policy.WindowQueries",
+            // io.kvslab.pod (12)
+            "io.kvslab.pod.DenseDecode", "io.kvslab.pod.GroupingFormatException",
+            "io.kvslab.pod.GroupingMismatchException", "io.kvslab.pod.LayerGrouping", "io.kvslab.pod.LayerSimilarity",
+            "io.kvslab.pod.ModelFingerprint", "io.kvslab.pod.PodAttention", "io.kvslab.pod.PodConfig",
+            "io.kvslab.pod.PodConfigException", "io.kvslab.pod.PodDecoder", "io.kvslab.pod.PodSharing",
+            "io.kvslab.pod.PodVariant",
+            // io.kvslab.snapshot (8)
+            "io.kvslab.snapshot.CorruptSnapshotException", "io.kvslab.snapshot.RestoredSequence",
+            "io.kvslab.snapshot.SnapshotException", "io.kvslab.snapshot.SnapshotInfo",
+            "io.kvslab.snapshot.SnapshotLayoutMismatchException", "io.kvslab.snapshot.SnapshotPrerequisiteException",
+            "io.kvslab.snapshot.Snapshots", "io.kvslab.snapshot.UnsupportedSnapshotVersionException",
+            // io.kvslab.metrics (8; the JFR event classes must be public for Flight Recorder)
+            "io.kvslab.metrics.CompactionEvent", "io.kvslab.metrics.CompressionEvent",
+            "io.kvslab.metrics.MemoryPressureEvent", "io.kvslab.metrics.SequenceMetrics",
+            "io.kvslab.metrics.SlabAcquireEvent", "io.kvslab.metrics.SlabReleaseEvent",
+            "io.kvslab.metrics.SnapshotEvent", "io.kvslab.metrics.StoreMetrics"));
+
+    @Test
+    void exportedPackagesHoldExactlyTheListedPublicTypes() throws Exception {
+        Set<String> actual = new TreeSet<>();
+        for (Class<?> c : PublicSurfaceTest.kvstoreClasses()) {
+            if (c.getEnclosingClass() == null && Modifier.isPublic(c.getModifiers())
+                    && EXPORTED_PACKAGES.contains(c.getPackageName())) {
+                actual.add(c.getName());
+            }
+        }
+        assertEquals(77, EXPECTED.size(), "the pinned list itself");
+        assertEquals(EXPECTED, actual, "public top-level types of the exported packages");
+    }
+
+    @Test
+    void noPublicMemberOfAnExportedTypeNamesAnInternalOrHiddenType() throws Exception {
+        Set<String> offenders = new TreeSet<>();
+        for (Class<?> c : PublicSurfaceTest.kvstoreClasses()) {
+            if (!PublicSurfaceTest.reachable(c) || !EXPORTED_PACKAGES.contains(c.getPackageName())) {
+                continue;
+            }
+            List<Executable> members = new ArrayList<>();
+            for (Method m : c.getDeclaredMethods()) {
+                if (Modifier.isPublic(m.getModifiers()) && !m.isSynthetic()) {
+                    members.add(m);
+                }
+            }
+            for (Constructor<?> k : c.getDeclaredConstructors()) {
+                if (Modifier.isPublic(k.getModifiers())) {
+                    members.add(k);
+                }
+            }
+            for (Executable e : members) {
+                List<Class<?>> types = new ArrayList<>(List.of(e.getParameterTypes()));
+                if (e instanceof Method m) {
+                    types.add(m.getReturnType());
+                }
+                for (Class<?> t : types) {
+                    Class<?> base = t;
+                    while (base.isArray()) {
+                        base = base.componentType();
+                    }
+                    if (base.getPackageName().startsWith("io.kvslab")
+                            && (!PublicSurfaceTest.reachable(base) || !EXPORTED_PACKAGES.contains(base.getPackageName()))) {
+                        offenders.add(c.getName() + "." + e.getName() + ": " + base.getName());
+                    }
+                }
+            }
+        }
+        assertEquals(Set.of(), offenders, "exported members naming types an embedder cannot use");
+    }
+}
