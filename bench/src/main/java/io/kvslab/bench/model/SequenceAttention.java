@@ -10,7 +10,9 @@ import io.kvslab.Sequence;
  */
 public interface SequenceAttention extends AutoCloseable {
     /** What computes the attention, for reports ("java-reference", "native kernel, 2 threads"). */
-    String name();
+    default String name() {
+        return getClass().getSimpleName();
+    }
 
     /** One query token over every row of each kv head. */
     void decode(Sequence s, int layer, float[] q, float[] out);
