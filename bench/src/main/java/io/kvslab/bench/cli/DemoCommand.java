@@ -6,7 +6,7 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.StoreStats;
-import io.kvslab.bench.synth.SyntheticKv;
+import io.kvslab.bench.synth.RandomFloats;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -57,7 +57,7 @@ final class DemoCommand implements Callable<Integer> {
         KvLayout layout = KvLayout.of(layers, 32, 8, 128, dtype);
         out.printf(Locale.ROOT, "KVSlab demo: Llama-3-8B geometry (%d layers, 32 q heads, 8 KV heads, head dim 128),"
                 + " %s, %d tokens/block, %d-token context%n", layers, dtype, layout.tokensPerBlock(), tokens);
-        SyntheticKv rnd = new SyntheticKv(42);
+        RandomFloats rnd = new RandomFloats(42);
         try (KvStore store = KvStore.open(layout)) {
             Sequence seq = store.newSequence();
             long t0 = System.nanoTime();

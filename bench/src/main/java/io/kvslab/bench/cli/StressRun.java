@@ -5,9 +5,10 @@ import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;
-import io.kvslab.bench.stress.AttentionBackend;
+import io.kvslab.bench.model.ReferenceAttention;
+import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.stress.ChurnStress;
-import io.kvslab.bench.stress.KernelAttention;
+import io.kvslab.bench.stress.PerThreadKernelAttention;
 import io.kvslab.bench.stress.LongContextStress;
 import picocli.CommandLine.Model.CommandSpec;
 
@@ -48,8 +49,8 @@ final class StressRun {
                 out.flush();
             }
             LongContextStress.Result r;
-            try (KernelAttention kernel = backend.equals("kernel") ? new KernelAttention(kernelThreads) : null) {
-                AttentionBackend attention = kernel != null ? kernel : AttentionBackend.reference();
+            try (PerThreadKernelAttention kernel = backend.equals("kernel") ? new PerThreadKernelAttention(kernelThreads) : null) {
+                SequenceAttention attention = kernel != null ? kernel : new ReferenceAttention();
                 r = new LongContextStress(longCfg, attention, progress).run();
             }
             ok &= r.ok();
@@ -68,7 +69,7 @@ final class StressRun {
             }
             ChurnStress.Result r;
             // Workers already use every core: one kernel thread per call.
-            try (KernelAttention kernel = backend.equals("kernel") ? new KernelAttention(1) : null;
+            try (PerThreadKernelAttention kernel = backend.equals("kernel") ? new PerThreadKernelAttention(1) : null;
                  Progress p = Progress.start(progress, "churn", Math.round(churnCfg.durationSeconds()), "s");
                  Ticker ticker = new Ticker(p)) {
                 r = new ChurnStress(churnCfg, kernel).run();

@@ -1,6 +1,6 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.bench.stress.SyntheticKv;
+import io.kvslab.bench.stress.StructuredKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
@@ -34,7 +34,7 @@ public interface FootprintPolicy {
     }
 
     /** Compresses a filled sequence in place (really freeing rows); {@code gen} produced its rows. */
-    void compress(Sequence s, SyntheticKv gen);
+    void compress(Sequence s, StructuredKv gen);
 
     /** No compression: the dense cache. */
     static FootprintPolicy full() {
@@ -82,7 +82,7 @@ public interface FootprintPolicy {
         }
 
         @Override
-        public void compress(Sequence s, SyntheticKv gen) {
+        public void compress(Sequence s, StructuredKv gen) {
             // nothing to evict
         }
     }
@@ -130,7 +130,7 @@ public interface FootprintPolicy {
         }
 
         @Override
-        public void compress(Sequence s, SyntheticKv gen) {
+        public void compress(Sequence s, StructuredKv gen) {
             int n = s.length(0, 0);
             SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(s.layout(), gen, 0, 1);
             int w = Math.max(1, policy.windowQueries());

@@ -3,7 +3,7 @@ package io.kvslab.bench.footprint;
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.bench.geometry.SlabMath;
 
-import io.kvslab.bench.stress.SyntheticKv;
+import io.kvslab.bench.stress.StructuredKv;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
@@ -56,7 +56,7 @@ public final class FootprintRunner {
     }
 
     private final Config config;
-    private final Map<KvLayout, SyntheticKv> synthetic = new HashMap<>();
+    private final Map<KvLayout, StructuredKv> synthetic = new HashMap<>();
 
     public FootprintRunner(Config config) {
         this.config = config;
@@ -102,8 +102,8 @@ public final class FootprintRunner {
      */
     public FootprintRow measure(ModelGeometry m, int ctx, DType dt, FootprintPolicy p) {
         KvLayout layout = m.layout(dt, config.tokensPerBlock());
-        SyntheticKv gen = synthetic.computeIfAbsent(layout, l -> new SyntheticKv(l, config.seed(),
-                SyntheticKv.Shape.realistic()));
+        StructuredKv gen = synthetic.computeIfAbsent(layout, l -> new StructuredKv(l, config.seed(),
+                StructuredKv.Shape.realistic()));
         long start = System.nanoTime();
         long rows = 0;
         long live;
@@ -132,7 +132,7 @@ public final class FootprintRunner {
     }
 
     /** Appends {@code ctx} tokens (positions 0..ctx-1) to every layer in large chunks. */
-    static void fill(Sequence s, SyntheticKv gen, int ctx) {
+    static void fill(Sequence s, StructuredKv gen, int ctx) {
         KvLayout layout = s.layout();
         int width = layout.kvHeads() * layout.headDim();
         int chunk = Math.max(1, Math.min(ctx, CHUNK_FLOATS / width));

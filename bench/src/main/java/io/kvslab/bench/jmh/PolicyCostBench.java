@@ -1,6 +1,6 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.bench.stress.SyntheticKv;
+import io.kvslab.bench.stress.StructuredKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
@@ -78,7 +78,7 @@ public class PolicyCostBench {
 
     @Setup(Level.Trial)
     public void setup() {
-        SyntheticKv gen = new SyntheticKv(LAYOUT, 1, SyntheticKv.Shape.realistic());
+        StructuredKv gen = new StructuredKv(LAYOUT, 1, StructuredKv.Shape.realistic());
         store = KvStore.open(LAYOUT);
         filled = store.newSequence();
         int width = LAYOUT.kvHeads() * LAYOUT.headDim();

@@ -2,8 +2,8 @@ package io.kvslab.bench.model;
 
 /**
  * The independent reference: keys and values in plain Java arrays laid out like llama2.c's {@code key_cache}
- * ({@code [layer][token][kvDim]}), attention computed with llama2.c's loops (dot products in index order, score
- * divided by {@code sqrtf(head_size)}, llama2.c's softmax, weighted sum of values in token order). A run on this
+ * ({@code [layer][token][kvDim]}), attention by {@link ReferenceAttention} (llama2.c's loops: dot products in index
+ * order, score divided by {@code sqrtf(head_size)}, llama2.c's softmax, weighted sum of values in token order). A run on this
  * cache with {@link MatMul#JAVA} reproduces llama2.c's logits bit for bit.
  */
 public final class JavaKvCache implements KvCache {
@@ -52,33 +52,11 @@ public final class JavaKvCache implements KvCache {
         }
         float[] kc = keys[layer];
         float[] vc = values[layer];
-        float scale = (float) Math.sqrt(hs);
         for (int t = 0; t < n; t++) {
             int visible = base + t + 1;
             for (int h = 0; h < config.heads(); h++) {
                 int qo = t * dim + h * hs;
-                int ko = (h / group) * hs;
-                for (int r = 0; r < visible; r++) {
-                    int kr = r * kvDim + ko;
-                    float score = 0.0f;
-                    for (int i = 0; i < hs; i++) {
-                        score += q[qo + i] * kc[kr + i];
-                    }
-                    score /= scale;
-                    att[r] = score;
-                }
-                LlamaMath.softmax(att, 0, visible);
-                int oo = t * dim + h * hs;
-                for (int i = 0; i < hs; i++) {
-                    out[oo + i] = 0.0f;
-                }
-                for (int r = 0; r < visible; r++) {
-                    int vr = r * kvDim + ko;
-                    float a = att[r];
-                    for (int i = 0; i < hs; i++) {
-                        out[oo + i] += a * vc[vr + i];
-                    }
-                }
+                ReferenceAttention.head(q, qo, kc, vc, (h / group) * hs, kvDim, visible, hs, att, out, qo);
             }
         }
     }

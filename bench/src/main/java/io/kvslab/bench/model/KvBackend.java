@@ -15,7 +15,7 @@ public enum KvBackend {
     STORE_JAVA("store-java") {
         @Override
         public KvCache open(ModelConfig c, DType dtype, int threads) {
-            return StoreKvCache.open(c, dtype, new JavaSequenceAttention());
+            return StoreKvCache.open(c, dtype, new ReferenceAttention());
         }
     },
     /** Plain Java arrays and llama2.c's attention loops: the independent reference (float32 only). */

@@ -211,7 +211,7 @@ final class ModelFile implements AutoCloseable {
     float[] bfloats(long count, String what) {
         return bulk(count, 1, 2, what, (src, dst, to, n) -> {
             for (int i = 0; i < n; i++) {
-                dst[to + i] = Float.intBitsToFloat((src.getShort() & 0xFFFF) << 16);
+                dst[to + i] = BFloat16.toFloat(src.getShort());
             }
         });
     }

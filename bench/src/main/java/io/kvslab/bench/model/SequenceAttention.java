@@ -9,6 +9,11 @@ import io.kvslab.Sequence;
  * sees rows {@code 0 .. length - n + i} of its kv head.
  */
 public interface SequenceAttention extends AutoCloseable {
+    /** What computes the attention, for reports ("java-reference", "native kernel, 2 threads"). */
+    default String name() {
+        return getClass().getSimpleName();
+    }
+
     /** One query token over every row of each kv head. */
     void decode(Sequence s, int layer, float[] q, float[] out);
 

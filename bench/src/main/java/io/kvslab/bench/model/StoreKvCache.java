@@ -18,14 +18,7 @@ public final class StoreKvCache implements KvCache {
     private final KvStore ownedStore;
     private final Sequence sequence;
     private final SequenceAttention attention;
-    private final int dim;
-    private final int kvDim;
-    // the store takes exact-length arrays: reusable ones for one token, ChunkBuffers for prefill chunks
-    private final float[] q1;
-    private final float[] k1;
-    private final float[] v1;
-    private final float[] out1;
-    private final ChunkBuffers chunk;
+    private final SequenceAttendPath path;
 
     /**
      * A cache on a sequence of a store the caller owns; closing the cache closes the sequence and the attention.
@@ -38,14 +31,7 @@ public final class StoreKvCache implements KvCache {
         this.ownedStore = ownedStore;
         this.sequence = sequence;
         this.attention = attention;
-        KvLayout l = sequence.layout();
-        this.dim = l.queryHeads() * l.headDim();
-        this.kvDim = l.kvHeads() * l.headDim();
-        this.chunk = new ChunkBuffers(dim, kvDim);
-        this.q1 = new float[dim];
-        this.out1 = new float[dim];
-        this.k1 = new float[kvDim];
-        this.v1 = new float[kvDim];
+        this.path = SequenceAttendPath.dense(sequence, attention);
     }
 
     /**
@@ -96,19 +82,7 @@ public final class StoreKvCache implements KvCache {
 
     @Override
     public void attend(int layer, float[] q, float[] k, float[] v, long[] positions, int n, float[] out) {
-        if (n == 1) {
-            System.arraycopy(k, 0, k1, 0, kvDim);
-            System.arraycopy(v, 0, v1, 0, kvDim);
-            System.arraycopy(q, 0, q1, 0, dim);
-            sequence.append(layer, k1, v1, positions[0]);
-            attention.decode(sequence, layer, q1, out1);
-            System.arraycopy(out1, 0, out, 0, dim);
-            return;
-        }
-        chunk.load(q, k, v, positions, n);
-        sequence.appendChunk(layer, chunk.k(), chunk.v(), chunk.positions());
-        attention.prefill(sequence, layer, chunk.q(), n, chunk.out());
-        chunk.copyOut(out);
+        path.attend(layer, q, k, v, positions, n, out);
     }
 
     @Override

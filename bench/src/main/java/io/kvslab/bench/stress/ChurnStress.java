@@ -1,22 +1,16 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
+
 import io.kvslab.KvSlabException;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
-import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
-import io.kvslab.MemoryLimitExceededException;
-import io.kvslab.policy.Budget;
-import io.kvslab.policy.CompressionPolicy;
-import io.kvslab.policy.Compressor;
 import io.kvslab.policy.OutputProjection;
-import io.kvslab.policy.Policies;
-import io.kvslab.policy.Selection;
-import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,7 +20,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.SplittableRandom;
 import java.util.concurrent.BrokenBarrierException;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
@@ -163,30 +156,30 @@ public final class ChurnStress {
         }
     }
 
-    private final Config config;
-    private final AttentionBackend attention;
-    private final boolean checkAttention;
-    private final KvLayout layout;
-    private final SyntheticKv gen;
-    private final Violations violations = new Violations();
+    final Config config;
+    final SequenceAttention attention;
+    final boolean checkAttention;
+    final KvLayout layout;
+    final StructuredKv gen;
+    final Violations violations = new Violations();
     private volatile OutputProjection outputProjection;
-    private final Map<Op, LongAdder> counts = new EnumMap<>(Op.class);
-    private final LongAdder limitHits = new LongAdder();
-    private final LongAdder attentionChecks = new LongAdder();
+    final Map<Op, LongAdder> counts = new EnumMap<>(Op.class);
+    final LongAdder limitHits = new LongAdder();
+    final LongAdder attentionChecks = new LongAdder();
     private volatile double maxAttentionError;
-    private volatile boolean pause;
-    private volatile boolean stop;
+    volatile boolean pause;
+    volatile boolean stop;
 
     /**
      * @param attention decode attention to check against the reference on samples; null (or the reference itself)
      *                  skips attention checks
      */
-    public ChurnStress(Config config, AttentionBackend attention) {
+    public ChurnStress(Config config, SequenceAttention attention) {
         this.config = config;
         this.attention = attention;
-        this.checkAttention = attention != null && !attention.name().equals(AttentionBackend.reference().name());
+        this.checkAttention = attention != null && !attention.name().equals(ReferenceAttention.NAME);
         this.layout = config.layout();
-        this.gen = new SyntheticKv(layout, config.seed(), SyntheticKv.Shape.realistic());
+        this.gen = new StructuredKv(layout, config.seed(), StructuredKv.Shape.realistic());
         for (Op op : Op.values()) {
             counts.put(op, new LongAdder());
         }
@@ -196,10 +189,10 @@ public final class ChurnStress {
         long limit = config.effectiveLimit();
         KvStore store = KvStore.open(layout, new StoreConfig(limit, config.slabBytes()));
         CyclicBarrier barrier = new CyclicBarrier(config.threads() + 1);
-        List<Worker> workers = new ArrayList<>();
+        List<ChurnWorker> workers = new ArrayList<>();
         List<Thread> threads = new ArrayList<>();
         for (int t = 0; t < config.threads(); t++) {
-            Worker w = new Worker(t, store, barrier);
+            ChurnWorker w = new ChurnWorker(this, t, store, barrier);
             workers.add(w);
             Thread th = Thread.ofPlatform().name("churn-" + t).start(w);
             threads.add(th);
@@ -242,7 +235,7 @@ public final class ChurnStress {
         long peakReserved;
         try {
             peakLive = Math.max(peakLive, globalCheck(store, workers, "end of run"));
-            for (Worker w : workers) {
+            for (ChurnWorker w : workers) {
                 w.closeAll();
             }
             StoreStats st = store.stats();
@@ -278,13 +271,13 @@ public final class ChurnStress {
     }
 
     /** Accounting with every worker paused; returns the live bytes seen. */
-    private long globalCheck(KvStore store, List<Worker> workers, String when) {
+    private long globalCheck(KvStore store, List<ChurnWorker> workers, String when) {
         StoreStats st = store.stats();
         Set<Long> addresses = new HashSet<>();
         int open = 0;
         long referenced = 0;
-        for (Worker w : workers) {
-            for (Tracked t : w.sequences) {
+        for (ChurnWorker w : workers) {
+            for (ChurnSequence t : w.sequences) {
                 open++;
                 referenced += t.seq.referencedBytes();
                 for (int l = 0; l < layout.layers(); l++) {
@@ -313,360 +306,13 @@ public final class ChurnStress {
         return st.liveBytes();
     }
 
-    /** The model of one (layer, KV head): position and writer salt of every row. */
-    private static final class Rows {
-        long[] pos = new long[16];
-        long[] salt = new long[16];
-        int n;
 
-        Rows copy() {
-            Rows r = new Rows();
-            r.pos = pos.clone();
-            r.salt = salt.clone();
-            r.n = n;
-            return r;
-        }
 
-        void add(long p, long s) {
-            if (n == pos.length) {
-                pos = Arrays.copyOf(pos, n * 2);
-                salt = Arrays.copyOf(salt, n * 2);
-            }
-            pos[n] = p;
-            salt[n] = s;
-            n++;
-        }
-
-        void keep(int[] rows) {
-            for (int j = 0; j < rows.length; j++) {
-                pos[j] = pos[rows[j]];
-                salt[j] = salt[rows[j]];
-            }
-            n = rows.length;
-        }
-
-        long last() {
-            return n == 0 ? -1 : pos[n - 1];
-        }
+    synchronized void recordAttentionError(double err) {
+        maxAttentionError = Math.max(maxAttentionError, err);
     }
 
-    /** A sequence and its model. */
-    private final class Tracked {
-        final Sequence seq;
-        final long salt;
-        final Rows[] heads = new Rows[layout.layers() * layout.kvHeads()];
-
-        Tracked(Sequence seq, long salt) {
-            this.seq = seq;
-            this.salt = salt;
-            for (int i = 0; i < heads.length; i++) {
-                heads[i] = new Rows();
-            }
-        }
-
-        Tracked(Sequence seq, long salt, Tracked parent) {
-            this.seq = seq;
-            this.salt = salt;
-            for (int i = 0; i < heads.length; i++) {
-                heads[i] = parent.heads[i].copy();
-            }
-        }
-
-        Rows rows(int layer, int kvHead) {
-            return heads[layer * layout.kvHeads() + kvHead];
-        }
-
-        long nextPosition() {
-            long last = -1;
-            for (Rows r : heads) {
-                last = Math.max(last, r.last());
-            }
-            return last + 1;
-        }
-
-        int maxRows() {
-            int m = 0;
-            for (Rows r : heads) {
-                m = Math.max(m, r.n);
-            }
-            return m;
-        }
-    }
-
-    private final class Worker implements Runnable {
-        final int id;
-        final KvStore store;
-        final CyclicBarrier barrier;
-        final SplittableRandom rnd;
-        final List<Tracked> sequences = new ArrayList<>();
-        long nextSalt;
-        private Compressor compressor;
-        private int nextPolicy;
-
-        Worker(int id, KvStore store, CyclicBarrier barrier) {
-            this.id = id;
-            this.store = store;
-            this.barrier = barrier;
-            this.rnd = new SplittableRandom(config.seed() * 31 + id);
-            this.nextSalt = ((long) id + 1) << 40;
-        }
-
-        @Override
-        public void run() {
-            try {
-                loop();
-            } finally {
-                if (compressor != null) {
-                    compressor.close();
-                }
-            }
-        }
-
-        private void loop() {
-            while (!stop) {
-                if (pause) {
-                    try {
-                        barrier.await();
-                        barrier.await();
-                    } catch (InterruptedException | BrokenBarrierException e) {
-                        return;
-                    }
-                    continue;
-                }
-                step();
-            }
-        }
-
-        void step() {
-            Tracked t = sequences.isEmpty() ? null : sequences.get(rnd.nextInt(sequences.size()));
-            int dice = rnd.nextInt(100);
-            Op op;
-            if (t == null || (dice < 8 && sequences.size() < config.sequencesPerThread())) {
-                op = Op.CREATE;
-            } else if (dice < 50) {
-                op = t.maxRows() + 16 > config.maxRowsPerHead() ? Op.EVICT : Op.APPEND;
-            } else if (dice < 58) {
-                op = sequences.size() < config.sequencesPerThread() ? Op.FORK : Op.CLOSE;
-            } else if (dice < 72) {
-                op = Op.EVICT;
-            } else if (dice < 75) {
-                op = Op.COMPRESS;   // a few ms each (context read, scoring kernels): rarer than a plain eviction
-            } else if (dice < 86) {
-                op = Op.VERIFY;
-            } else if (dice < 91) {
-                op = checkAttention ? Op.ATTEND : Op.VERIFY;
-            } else if (dice < 93) {
-                op = Op.COMPACT;
-            } else {
-                op = Op.CLOSE;
-            }
-            try {
-                switch (op) {
-                    case CREATE -> create();
-                    case APPEND -> append(t);
-                    case FORK -> fork(t);
-                    case EVICT -> evict(t);
-                    case COMPRESS -> compress(t);
-                    case VERIFY -> verify(t, "verify");
-                    case ATTEND -> attend(t);
-                    case COMPACT -> store.compact();
-                    case CLOSE -> close(t);
-                }
-                counts.get(op).increment();
-            } catch (MemoryLimitExceededException e) {
-                limitHits.increment();
-                if (t != null && sequences.contains(t)) {
-                    verify(t, "after a refused " + op.name().toLowerCase(Locale.ROOT));
-                }
-                // Make room: drop the largest sequence.
-                Tracked big = null;
-                for (Tracked s : sequences) {
-                    if (big == null || s.maxRows() > big.maxRows()) {
-                        big = s;
-                    }
-                }
-                if (big != null) {
-                    close(big);
-                }
-            } catch (RuntimeException | AssertionError e) {
-                violations.add("thread " + id + ": " + op.name().toLowerCase(Locale.ROOT) + " threw " + e);
-                // The model of that sequence may be out of step now: stop tracking it.
-                if (t != null && sequences.remove(t)) {
-                    try {
-                        t.seq.close();
-                    } catch (RuntimeException ignored) {
-                        // already reported
-                    }
-                }
-            }
-        }
-
-        void create() {
-            Sequence s = store.newSequence();
-            Tracked t = new Tracked(s, nextSalt++);
-            sequences.add(t);
-            appendTokens(t, 1 + rnd.nextInt(Math.max(1, config.maxRowsPerHead() / 2)), true);
-        }
-
-        void append(Tracked t) {
-            appendTokens(t, rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(16) : 1, false);
-        }
-
-        /** Appends n tokens (same positions in every layer, a random gap before them). Updates the model per layer. */
-        void appendTokens(Tracked t, int n, boolean chunk) {
-            long first = t.nextPosition() + (rnd.nextInt(4) == 0 ? rnd.nextInt(3) : 0);
-            long[] pos = new long[n];
-            for (int i = 0; i < n; i++) {
-                pos[i] = first + i;
-            }
-            int width = layout.kvHeads() * layout.headDim();
-            float[] k = new float[n * width];
-            float[] v = new float[n * width];
-            for (int l = 0; l < layout.layers(); l++) {
-                gen.keys(t.salt, l, pos, k);
-                gen.values(t.salt, l, pos, v);
-                if (n == 1 && !chunk) {
-                    t.seq.append(l, k, v, pos[0]);
-                } else {
-                    t.seq.appendChunk(l, k, v, pos);
-                }
-                for (int h = 0; h < layout.kvHeads(); h++) {
-                    Rows r = t.rows(l, h);
-                    for (long p : pos) {
-                        r.add(p, t.salt);
-                    }
-                }
-            }
-        }
-
-        void fork(Tracked t) {
-            Sequence child = t.seq.fork();
-            sequences.add(new Tracked(child, nextSalt++, t));
-        }
-
-        /** Ragged eviction: one head, or every head of a layer; a random sample or sinks + recent window. */
-        void evict(Tracked t) {
-            int l = rnd.nextInt(layout.layers());
-            boolean wholeLayer = rnd.nextBoolean();
-            int h0 = wholeLayer ? 0 : rnd.nextInt(layout.kvHeads());
-            int h1 = wholeLayer ? layout.kvHeads() : h0 + 1;
-            for (int h = h0; h < h1; h++) {
-                Rows r = t.rows(l, h);
-                if (r.n == 0) {
-                    continue;
-                }
-                int[] keep;
-                if (rnd.nextBoolean()) {
-                    int sinks = Math.min(4, r.n);
-                    keep = sinksAndRecent(r.n, sinks, Math.max(sinks, r.n / 2 + 1));
-                } else {
-                    double p = rnd.nextDouble();
-                    keep = java.util.stream.IntStream.range(0, r.n).filter(i -> rnd.nextDouble() < p).toArray();
-                }
-                t.seq.keep(l, h, keep);
-                r.keep(keep);
-            }
-        }
-
-        /**
-         * Compresses with the next policy of {@link Policies#NAMES} to half of each head's rows (DBudgetKV: its own
-         * budget), applying the selection layer by layer ({@code Sequence.keep(layer, rows)}, all heads of a layer or
-         * none) and updating the model after each layer, so that a layer refused by the memory limit (a table shared
-         * with a fork needs fresh blocks) leaves the model exact.
-         */
-        void compress(Tracked t) {
-            if (compressor == null) {
-                compressor = new Compressor();
-            }
-            CompressionPolicy policy = Policies.byName(Policies.NAMES.get(nextPolicy++ % Policies.NAMES.size()));
-            long end = t.nextPosition();
-            if (end == 0) {
-                return;
-            }
-            SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, t.salt, config.seed());
-            List<WindowQueries> windows = new ArrayList<>();
-            List<OutputProjection> wo = new ArrayList<>();
-            for (int l = 0; l < layout.layers(); l++) {
-                windows.add(policy.windowQueries() > 0 ? inputs.window(l, end, policy.windowQueries()) : null);
-                wo.add(policy.needsOutputProjection() ? sharedOutputProjection(inputs) : null);
-            }
-            Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.5);
-            Selection sel = policy.select(WholeContext.read(t.seq, windows, wo), budget, compressor.workspace());
-            for (int l = 0; l < layout.layers(); l++) {
-                t.seq.keep(l, sel.kept()[l]); // all heads of the layer or none
-                for (int h = 0; h < layout.kvHeads(); h++) {
-                    if (!sel.keepsAll(l, h)) {
-                        t.rows(l, h).keep(sel.kept(l, h));
-                    }
-                }
-            }
-        }
-
-        void verify(Tracked t, String when) {
-            long expectBlocks = 0;
-            int tpb = layout.tokensPerBlock();
-            for (int l = 0; l < layout.layers(); l++) {
-                for (int h = 0; h < layout.kvHeads(); h++) {
-                    Rows r = t.rows(l, h);
-                    long[] p = t.seq.positions(l, h);
-                    if (p.length != r.n || !Arrays.equals(p, 0, r.n, r.pos, 0, r.n)) {
-                        violations.add("thread " + id + " " + when + ": sequence " + t.seq.id() + " layer " + l
-                                + " head " + h + " holds positions " + brief(p, p.length) + ", expected "
-                                + brief(r.pos, r.n));
-                        return;
-                    }
-                    for (int i = 1; i < p.length; i++) {
-                        if (p[i] <= p[i - 1]) {
-                            violations.add("thread " + id + " " + when + ": positions not increasing in layer " + l
-                                    + " head " + h + " of sequence " + t.seq.id());
-                            return;
-                        }
-                    }
-                    expectBlocks += 2L * ((r.n + tpb - 1) / tpb);
-                }
-            }
-            violations.check(t.seq.referencedBytes() == expectBlocks * layout.blockBytes(), "thread " + id + " "
-                    + when + ": sequence " + t.seq.id() + " references " + t.seq.referencedBytes()
-                    + " bytes, its lengths need " + expectBlocks * layout.blockBytes());
-            int l = rnd.nextInt(layout.layers());
-            int h = rnd.nextInt(layout.kvHeads());
-            Rows r = t.rows(l, h);
-            String bad = StoredRows.mismatch(t.seq, l, h, gen, r.pos, r.salt, r.n);
-            if (bad != null) {
-                violations.add("thread " + id + " " + when + ": sequence " + t.seq.id() + " " + bad);
-            }
-        }
-
-        void attend(Tracked t) {
-            int l = rnd.nextInt(layout.layers());
-            float[] q = new float[layout.queryHeads() * layout.headDim()];
-            float[] out = new float[q.length];
-            float[] ref = new float[q.length];
-            gen.query(t.salt, l, t.nextPosition(), q);
-            attention.decode(t.seq, l, q, out);
-            ReferenceAttention.decode(t.seq, l, q, ref);
-            double err = LongContextStress.maxAbsDiff(out, ref);
-            synchronized (ChurnStress.this) {
-                maxAttentionError = Math.max(maxAttentionError, err);
-            }
-            attentionChecks.increment();
-            violations.check(err <= LongContextStress.ATTENTION_TOLERANCE, "thread " + id + ": attention of "
-                    + "sequence " + t.seq.id() + " layer " + l + " differs from the reference by " + err);
-        }
-
-        void close(Tracked t) {
-            sequences.remove(t);
-            t.seq.close();
-        }
-
-        void closeAll() {
-            for (Tracked t : List.copyOf(sequences)) {
-                close(t);
-            }
-        }
-    }
-
-    private OutputProjection sharedOutputProjection(SyntheticPolicyInputs inputs) {
+    OutputProjection sharedOutputProjection(SyntheticPolicyInputs inputs) {
         OutputProjection wo = outputProjection;
         if (wo == null) {
             synchronized (this) {
@@ -679,7 +325,7 @@ public final class ChurnStress {
         return wo;
     }
 
-    private static String brief(long[] p, int n) {
+    static String brief(long[] p, int n) {
         if (n <= 6) {
             return Arrays.toString(Arrays.copyOf(p, n));
         }

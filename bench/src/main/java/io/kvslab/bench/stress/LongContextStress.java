@@ -1,5 +1,8 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
+
 import io.kvslab.bench.geometry.SlabMath;
 
 import io.kvslab.KvSlabException;
@@ -251,130 +254,102 @@ public final class LongContextStress {
     static final double ATTENTION_TOLERANCE = 2e-4;
 
     private final Config config;
-    private final AttentionBackend attention;
+    private final SequenceAttention attention;
     private final PrintStream progressOut;
 
     /** @param progressOut where the progress bar goes (stderr), or null for none */
-    public LongContextStress(Config config, AttentionBackend attention, PrintStream progressOut) {
+    public LongContextStress(Config config, SequenceAttention attention, PrintStream progressOut) {
         this.config = config;
         this.attention = attention;
         this.progressOut = progressOut;
     }
 
     public Result run() {
-        Config c = config;
-        KvLayout layout = c.layout();
-        Violations violations = new Violations();
-        SyntheticKv gen = new SyntheticKv(layout, c.seed(), SyntheticKv.Shape.realistic());
-        CompressionPolicy policy = c.libraryPolicy();
-        Compressor compressor = new Compressor();
-        SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
-        int windowSize = policy.windowQueries();
-        SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
-        int width = layout.kvHeads() * layout.headDim();
-        long liveBound = c.liveBoundBytes();
-        long reservedBound = c.reservedBoundBytes();
-        float[] q = new float[layout.queryHeads() * layout.headDim()];
-        float[] out = new float[q.length];
-        float[] ref = new float[q.length];
+        return new Stream().run();
+    }
 
-        long compressions = 0;
-        long attentionSteps = 0;
-        long attentionChecks = 0;
-        long contentChecks = 0;
-        double maxErr = 0;
-        long appendNs = 0;
-        long compressNs = 0;
-        long attentionNs = 0;
-        long peakLive = 0;
-        long peakReserved = 0;
+    /** One run's state: the generator, the policy, the sequence and the counters the result reports. */
+    private final class Stream {
+        final Config c = config;
+        final KvLayout layout = c.layout();
+        final Violations violations = new Violations();
+        final StructuredKv gen = new StructuredKv(layout, c.seed(), StructuredKv.Shape.realistic());
+        final CompressionPolicy policy = c.libraryPolicy();
+        final SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(layout, gen, 0, c.seed());
+        final int windowSize = policy.windowQueries();
+        final SplittableRandom rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
+        final int width = layout.kvHeads() * layout.headDim();
+        final long liveBound = c.liveBoundBytes();
+        final long reservedBound = c.reservedBoundBytes();
+        final float[] q = new float[layout.queryHeads() * layout.headDim()];
+        final float[] out = new float[q.length];
+        final float[] ref = new float[q.length];
+        float[] k = new float[0];   // one chunk's generated rows, reused while the chunk size stays
+        float[] v = new float[0];
+        long compressions;
+        long attentionSteps;
+        long attentionChecks;
+        long contentChecks;
+        double maxErr;
+        long appendNs;
+        long compressNs;
+        long attentionNs;
+        long peakLive;
+        long peakReserved;
         long finalReserved = -1;
-        long slabsAcquired = 0;
-        long slabsReleased = 0;
-        long streamed = 0;
-        long start = System.nanoTime();
-        Progress bar = Progress.start(progressOut, "long-context", c.tokens(), "tokens");
-        long statusAt = 0;
+        long slabsAcquired;
+        long slabsReleased;
+        long streamed;
+        int rows;   // nominal rows per head: tokens since the start, back to the budget after a compression
+        long statusAt;
 
-        KvStore store = KvStore.open(layout, c.storeConfig(reservedBound));
-        try {
+        Result run() {
+            long start = System.nanoTime();
+            Compressor compressor = new Compressor();
+            KvStore store = KvStore.open(layout, c.storeConfig(reservedBound));
+            try {
+                streamInto(store, compressor);
+            } finally {
+                compressor.close();
+                try {
+                    store.close();
+                } catch (KvSlabException e) {
+                    violations.add("store close reported a leak: " + e.getMessage());
+                }
+                finalReserved = store.stats().reservedBytes();
+                violations.check(finalReserved == 0, "reserved bytes after close: " + finalReserved);
+            }
+            violations.check(peakLive <= liveBound, "peak live bytes " + peakLive + " exceed the bound " + liveBound);
+            violations.check(peakReserved <= reservedBound, "peak reserved bytes " + peakReserved
+                    + " exceed the bound " + reservedBound);
+            double secs = (System.nanoTime() - start) / 1e9;
+            return new Result(c, attention.name(), streamed, compressions, attentionSteps, attentionChecks, maxErr,
+                    contentChecks, peakLive, peakReserved, liveBound, reservedBound, finalReserved, slabsAcquired,
+                    slabsReleased, secs, appendNs / 1e9,
+                    compressNs / 1e9, attentionNs / 1e9, violations.count(), violations.messages());
+        }
+
+        /** Streams every token into one sequence, compressing and checking on the way; closes the sequence. */
+        private void streamInto(KvStore store, Compressor compressor) {
+            Progress bar = Progress.start(progressOut, "long-context", c.tokens(), "tokens");
             Sequence s = store.newSequence();
-            int rows = 0;   // nominal rows per head: tokens since the start, back to the budget after a compression
-            float[] k = new float[c.chunk() * width];
-            float[] v = new float[c.chunk() * width];
             long nextAttention = c.attentionEvery() == 0 ? Long.MAX_VALUE : c.attentionEvery() - 1;
             try {
                 while (streamed < c.tokens()) {
                     int n = (int) Math.min(c.chunk(), c.tokens() - streamed);
-                    if (n != c.chunk()) {
-                        k = new float[n * width];
-                        v = new float[n * width];
-                    }
-                    long[] pos = new long[n];
-                    for (int i = 0; i < n; i++) {
-                        pos[i] = streamed + i;
-                    }
                     boolean attend = nextAttention < streamed + n;
-                    for (int l = 0; l < layout.layers(); l++) {
-                        gen.keys(0, l, pos, k);
-                        gen.values(0, l, pos, v);
-                        long t0 = System.nanoTime();
-                        if (n == 1) {
-                            s.append(l, k, v, pos[0]);
-                        } else {
-                            s.appendChunk(l, k, v, pos);
-                        }
-                        appendNs += System.nanoTime() - t0;
-                        if (attend) {
-                            gen.query(0, l, pos[n - 1], q);
-                            long t1 = System.nanoTime();
-                            attention.decode(s, l, q, out);
-                            attentionNs += System.nanoTime() - t1;
-                        }
-                    }
-                    streamed += n;
-                    rows += n;
+                    appendChunk(s, n, attend);
                     if (attend) {
                         attentionSteps++;
                         nextAttention = (streamed / c.attentionEvery() + 1) * c.attentionEvery() - 1;
                         if (attentionSteps % c.checkEvery() == 0) {
-                            int l = rnd.nextInt(layout.layers());
-                            gen.query(0, l, streamed - 1, q);
-                            attention.decode(s, l, q, out);
-                            ReferenceAttention.decode(s, l, q, ref);
-                            double err = maxAbsDiff(out, ref);
-                            maxErr = Math.max(maxErr, err);
-                            attentionChecks++;
-                            violations.check(err <= ATTENTION_TOLERANCE, "attention of layer " + l + " at token "
-                                    + streamed + " differs from the reference by " + err + " (> "
-                                    + ATTENTION_TOLERANCE + ")");
+                            checkAttention(s);
                         }
                     }
                     if (rows >= c.budget() + c.interval()) {
-                        long[][] before = c.sinksAndRecent() ? null : positions(s);
-                        long end = streamed;
-                        long t2 = System.nanoTime();
-                        compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
-                                l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
-                        compressNs += System.nanoTime() - t2;
-                        rows = c.budget();
-                        compressions++;
-                        if (c.sinksAndRecent()) {
-                            checkSinksAndRecent(s, streamed, violations);
-                        } else {
-                            checkSubsetWithinBudget(s, before, streamed, windowSize, policy, violations);
-                        }
-                        checkAccounting(s, store, streamed, violations);
-                        contentCheck(s, gen, rnd, violations);
-                        contentChecks++;
+                        compress(s, store, compressor);
                     }
-                    bar.stepTo(streamed);
-                    if (bar != Progress.NONE && streamed >= statusAt) {
-                        statusAt = streamed + 4096;
-                        StoreStats st = store.stats();
-                        bar.status("live " + Bytes.human(st.liveBytes()) + ", reserved "
-                                + Bytes.human(st.reservedBytes()));
-                    }
+                    showProgress(bar, store);
                 }
             } catch (KvSlabException e) {
                 violations.add("store or policy operation failed at token " + streamed + ": " + e);
@@ -391,24 +366,82 @@ public final class LongContextStress {
                         + after.liveBlocks() + " live blocks");
                 violations.check(after.openSequences() == 0, after.openSequences() + " sequences still open");
             }
-        } finally {
-            compressor.close();
-            try {
-                store.close();
-            } catch (KvSlabException e) {
-                violations.add("store close reported a leak: " + e.getMessage());
-            }
-            finalReserved = store.stats().reservedBytes();
-            violations.check(finalReserved == 0, "reserved bytes after close: " + finalReserved);
         }
-        violations.check(peakLive <= liveBound, "peak live bytes " + peakLive + " exceed the bound " + liveBound);
-        violations.check(peakReserved <= reservedBound, "peak reserved bytes " + peakReserved + " exceed the bound "
-                + reservedBound);
-        double secs = (System.nanoTime() - start) / 1e9;
-        return new Result(c, attention.name(), streamed, compressions, attentionSteps, attentionChecks, maxErr,
-                contentChecks, peakLive, peakReserved, liveBound, reservedBound, finalReserved, slabsAcquired,
-                slabsReleased, secs, appendNs / 1e9,
-                compressNs / 1e9, attentionNs / 1e9, violations.count(), violations.messages());
+
+        /** Appends the next {@code n} tokens to every layer; with {@code attend}, decodes the chunk's last query. */
+        private void appendChunk(Sequence s, int n, boolean attend) {
+            if (k.length != n * width) {
+                k = new float[n * width];
+                v = new float[n * width];
+            }
+            long[] pos = new long[n];
+            for (int i = 0; i < n; i++) {
+                pos[i] = streamed + i;
+            }
+            for (int l = 0; l < layout.layers(); l++) {
+                gen.keys(0, l, pos, k);
+                gen.values(0, l, pos, v);
+                long t0 = System.nanoTime();
+                if (n == 1) {
+                    s.append(l, k, v, pos[0]);
+                } else {
+                    s.appendChunk(l, k, v, pos);
+                }
+                appendNs += System.nanoTime() - t0;
+                if (attend) {
+                    gen.query(0, l, pos[n - 1], q);
+                    long t1 = System.nanoTime();
+                    attention.decode(s, l, q, out);
+                    attentionNs += System.nanoTime() - t1;
+                }
+            }
+            streamed += n;
+            rows += n;
+        }
+
+        /** One random layer's attention against the reference. */
+        private void checkAttention(Sequence s) {
+            int l = rnd.nextInt(layout.layers());
+            gen.query(0, l, streamed - 1, q);
+            attention.decode(s, l, q, out);
+            new ReferenceAttention().decode(s, l, q, ref);
+            double err = maxAbsDiff(out, ref);
+            maxErr = Math.max(maxErr, err);
+            attentionChecks++;
+            violations.check(err <= ATTENTION_TOLERANCE, "attention of layer " + l + " at token "
+                    + streamed + " differs from the reference by " + err + " (> "
+                    + ATTENTION_TOLERANCE + ")");
+        }
+
+        /** Compresses back to the budget, then checks the selection, the accounting and a sample of the rows. */
+        private void compress(Sequence s, KvStore store, Compressor compressor) {
+            long[][] before = c.sinksAndRecent() ? null : positions(s);
+            long end = streamed;
+            long t2 = System.nanoTime();
+            compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
+                    l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
+            compressNs += System.nanoTime() - t2;
+            rows = c.budget();
+            compressions++;
+            if (c.sinksAndRecent()) {
+                checkSinksAndRecent(s, streamed, violations);
+            } else {
+                checkSubsetWithinBudget(s, before, streamed, windowSize, policy, violations);
+            }
+            checkAccounting(s, store, streamed, violations);
+            contentCheck(s, gen, rnd, violations);
+            contentChecks++;
+        }
+
+        private void showProgress(Progress bar, KvStore store) {
+            bar.stepTo(streamed);
+            if (bar != Progress.NONE && streamed >= statusAt) {
+                statusAt = streamed + 4096;
+                StoreStats st = store.stats();
+                bar.status("live " + Bytes.human(st.liveBytes()) + ", reserved "
+                        + Bytes.human(st.reservedBytes()));
+            }
+        }
     }
 
     /** Every head holds exactly the sinks and the newest {@code budget - sinks} rows. */
@@ -543,7 +576,7 @@ public final class LongContextStress {
     }
 
     /** Compares one random head's stored K and V rows with the regenerated synthetic rows, bit for bit. */
-    private void contentCheck(Sequence s, SyntheticKv gen, SplittableRandom rnd, Violations violations) {
+    private void contentCheck(Sequence s, StructuredKv gen, SplittableRandom rnd, Violations violations) {
         KvLayout layout = config.layout();
         int l = rnd.nextInt(layout.layers());
         int h = rnd.nextInt(layout.kvHeads());

@@ -17,7 +17,7 @@ public final class StoredRows {
      * @param salts     the salt each row was generated with (which sequence wrote it), same length
      * @return null when every row matches, otherwise a message naming the first mismatch
      */
-    public static String mismatch(Sequence s, int layer, int kvHead, SyntheticKv gen, long[] positions, long[] salts,
+    public static String mismatch(Sequence s, int layer, int kvHead, StructuredKv gen, long[] positions, long[] salts,
                                   int rows) {
         KvLayout layout = s.layout();
         int dim = layout.headDim();

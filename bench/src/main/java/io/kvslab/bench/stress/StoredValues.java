@@ -1,10 +1,11 @@
 package io.kvslab.bench.stress;
 
 import io.kvslab.DType;
+import io.kvslab.bench.model.BFloat16;
 
 /**
  * What a value reads back as after being stored in a dtype, computed independently of the store's codec: fp16 via
- * the JDK's IEEE conversion, bf16 by round-to-nearest-even on the top 16 bits. Checkers compare stored rows
+ * the JDK's IEEE conversion, bf16 by round-to-nearest-even on the top 16 bits ({@link BFloat16}). Checkers compare stored rows
  * against {@code rounded(generated row)} bit for bit.
  */
 public final class StoredValues {
@@ -14,11 +15,7 @@ public final class StoredValues {
         return switch (dtype) {
             case F32 -> x;
             case F16 -> Float.float16ToFloat(Float.floatToFloat16(x));
-            case BF16 -> {
-                int bits = Float.floatToRawIntBits(x);
-                int lsb = (bits >>> 16) & 1;
-                yield Float.intBitsToFloat(((bits + 0x7FFF + lsb) >>> 16) << 16);
-            }
+            case BF16 -> BFloat16.toFloat(BFloat16.fromFloat(x));
         };
     }
 

@@ -8,17 +8,17 @@ import java.util.SplittableRandom;
 
 /**
  * What a policy needs besides the cached rows, for synthetic runs: observation-window queries from
- * {@link SyntheticKv} (the queries the tokens at those positions would have had) and one random output projection
+ * {@link StructuredKv} (the queries the tokens at those positions would have had) and one random output projection
  * W_o ({@code [queryHeads * headDim][queryHeads * headDim]}, entries N(0, 1/width)) shared by all layers.
  */
 public final class SyntheticPolicyInputs {
     private final KvLayout layout;
-    private final SyntheticKv gen;
+    private final StructuredKv gen;
     private final long salt;
     private OutputProjection wo;
     private final long seed;
 
-    public SyntheticPolicyInputs(KvLayout layout, SyntheticKv gen, long salt, long seed) {
+    public SyntheticPolicyInputs(KvLayout layout, StructuredKv gen, long salt, long seed) {
         this.layout = layout;
         this.gen = gen;
         this.salt = salt;

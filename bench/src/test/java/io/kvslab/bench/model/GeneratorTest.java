@@ -44,7 +44,7 @@ class GeneratorTest {
     void storeOfAnotherGeometryIsRejected() {
         LlamaModel model = SharedModels.bin().model();
         try (KvStore store = KvStore.open(KvLayout.of(5, 8, 8, 8, DType.F32))) {
-            StoreKvCache cache = new StoreKvCache(store.newSequence(), new JavaSequenceAttention());
+            StoreKvCache cache = new StoreKvCache(store.newSequence(), new ReferenceAttention());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> new Session(model, cache, MatMul.JAVA, 16));
             assertEquals(true, e.getMessage().contains("kv heads 4"), e.getMessage());

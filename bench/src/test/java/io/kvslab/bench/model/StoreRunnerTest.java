@@ -28,7 +28,7 @@ class StoreRunnerTest {
     }
 
     private static SequenceAttention attention(KvBackend b) {
-        return b == KvBackend.STORE ? KernelAttention.create(1) : new JavaSequenceAttention();
+        return b == KvBackend.STORE ? KernelAttention.create(1) : new ReferenceAttention();
     }
 
     @ParameterizedTest

@@ -1,5 +1,8 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
+
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
@@ -34,7 +37,7 @@ class ChurnStressTest {
 
     @Test
     void theNativeKernelAgreesWithTheReferenceUnderChurn() throws Exception {
-        try (KernelAttention kernel = new KernelAttention(1)) {
+        try (PerThreadKernelAttention kernel = new PerThreadKernelAttention(1)) {
             ChurnStress.Result r = new ChurnStress(config(1.5), kernel).run();
             assertTrue(r.ok(), r.summary());
             assertTrue(r.attentionChecks() > 0, r.summary());
@@ -46,7 +49,7 @@ class ChurnStressTest {
     /** With an attention backend the sampled check runs, and a wrong backend is caught. */
     @Test
     void attentionSamplesAreComparedWithTheReference() throws Exception {
-        AttentionBackend halved = new AttentionBackend() {
+        SequenceAttention halved = new SequenceAttention() {
             @Override
             public String name() {
                 return "halved";
@@ -54,10 +57,15 @@ class ChurnStressTest {
 
             @Override
             public void decode(Sequence s, int layer, float[] q, float[] out) {
-                ReferenceAttention.decode(s, layer, q, out);
+                new ReferenceAttention().decode(s, layer, q, out);
                 for (int i = 0; i < out.length; i++) {
                     out[i] *= 0.5f;
                 }
+            }
+
+            @Override
+            public void prefill(Sequence s, int layer, float[] q, int n, float[] out) {
+                throw new UnsupportedOperationException("the stress runs decode only");
             }
         };
         ChurnStress.Result r = new ChurnStress(config(0.6), halved).run();

@@ -36,7 +36,7 @@ class LayerAtATimeCompressionTest {
     void sameSelectionAsTheWholeSequenceCompressor(String name) {
         CompressionPolicy policy = Policies.byName(name);
         Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.3);
-        SyntheticKv gen = new SyntheticKv(LAYOUT, 9, SyntheticKv.Shape.realistic());
+        StructuredKv gen = new StructuredKv(LAYOUT, 9, StructuredKv.Shape.realistic());
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(LAYOUT, gen, 0, 9);
         int w = Math.max(1, policy.windowQueries());
         try (KvStore store = KvStore.open(LAYOUT); Compressor compressor = new Compressor()) {
@@ -72,7 +72,7 @@ class LayerAtATimeCompressionTest {
         }
     }
 
-    private static void fill(Sequence s, SyntheticKv gen) {
+    private static void fill(Sequence s, StructuredKv gen) {
         int width = LAYOUT.kvHeads() * LAYOUT.headDim();
         long[] pos = new long[TOKENS];
         for (int i = 0; i < TOKENS; i++) {

@@ -1,5 +1,8 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
+
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
 import io.kvslab.Sequence;
@@ -26,7 +29,7 @@ class LongContextStressTest {
 
     @Test
     void tokenByTokenStreamingHoldsEveryInvariantAndReachesTheStatedBound() {
-        LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 50), AttentionBackend.reference(),
+        LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 50), new ReferenceAttention(),
                 null).run();
         assertTrue(r.ok(), r.summary());
         assertEquals(3000, r.tokens());
@@ -45,7 +48,7 @@ class LongContextStressTest {
 
     @Test
     void theNativeKernelAgreesWithTheReferenceThroughoutTheStream() {
-        try (KernelAttention kernel = new KernelAttention(2)) {
+        try (PerThreadKernelAttention kernel = new PerThreadKernelAttention(2)) {
             LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 25), kernel, null).run();
             assertTrue(r.ok(), r.summary());
             assertEquals(120, r.attentionSteps());
@@ -64,7 +67,7 @@ class LongContextStressTest {
         for (String p : new String[] {"snapkv", "adakv", "pyramidkv", "criticaladakv", "knorm"}) {
             LongContextStress.Config c = new LongContextStress.Config(SMALL, DType.F32, 8, 16 * 1024, 1200, 200, 100,
                     4, 3, 300, 1, 5, p);
-            LongContextStress.Result r = new LongContextStress(c, AttentionBackend.reference(), null).run();
+            LongContextStress.Result r = new LongContextStress(c, new ReferenceAttention(), null).run();
             assertTrue(r.ok(), r.summary());
             assertEquals(9, r.compressions(), p);   // tokens 300, 402, 504, ..., 1116 (chunks of 3 overshoot)
             assertTrue(r.peakLiveBytes() <= r.liveBoundBytes(), p);
@@ -85,7 +88,7 @@ class LongContextStressTest {
     @Test
     void chunkedStreamingInOtherDtypesHoldsTheInvariants() {
         for (DType dt : new DType[] {DType.F32, DType.BF16}) {
-            LongContextStress.Result r = new LongContextStress(config(dt, 7, 0), AttentionBackend.reference(), null)
+            LongContextStress.Result r = new LongContextStress(config(dt, 7, 0), new ReferenceAttention(), null)
                     .run();
             assertTrue(r.ok(), r.summary());
             assertEquals(0, r.attentionSteps());
@@ -97,8 +100,8 @@ class LongContextStressTest {
 
     /** The attention check is live: a backend whose output is off by a factor of two is caught every time. */
     @Test
-    void aWrongAttentionBackendIsReportedAsAViolation() {
-        AttentionBackend halved = new AttentionBackend() {
+    void aWrongSequenceAttentionIsReportedAsAViolation() {
+        SequenceAttention halved = new SequenceAttention() {
             @Override
             public String name() {
                 return "halved";
@@ -106,10 +109,15 @@ class LongContextStressTest {
 
             @Override
             public void decode(Sequence s, int layer, float[] q, float[] out) {
-                ReferenceAttention.decode(s, layer, q, out);
+                new ReferenceAttention().decode(s, layer, q, out);
                 for (int i = 0; i < out.length; i++) {
                     out[i] *= 0.5f;
                 }
+            }
+
+            @Override
+            public void prefill(Sequence s, int layer, float[] q, int n, float[] out) {
+                throw new UnsupportedOperationException("the stress runs decode only");
             }
         };
         LongContextStress.Result r = new LongContextStress(config(DType.F32, 1, 100), halved, null).run();
@@ -117,21 +125,6 @@ class LongContextStressTest {
         assertEquals(15, r.attentionChecks());
         assertEquals(r.attentionChecks(), r.violationCount(), r.summary());
         assertTrue(r.violations().getFirst().contains("differs from the reference"), r.violations().getFirst());
-    }
-
-    @Test
-    void referenceAttentionMatchesAHandComputedCase() {
-        // Two rows, dim 2: q = (1, 0) * sqrt(2) so logits are k_x: 0 and ln 3 -> weights 1/4, 3/4.
-        float[] keys = {0f, 5f, (float) Math.log(3), -2f};
-        float[] values = {4f, 8f, 0f, 4f};
-        float s2 = (float) Math.sqrt(2);
-        float[] q = {s2, 0f};
-        float[] out = new float[2];
-        ReferenceAttention.head(keys, values, 2, 2, q, 0, out, 0);
-        assertEquals(1.0, out[0], 1e-6);
-        assertEquals(5.0, out[1], 1e-6);
-        ReferenceAttention.head(keys, values, 0, 2, q, 0, out, 0);
-        assertEquals(0f, out[0]);
     }
 
     @Test

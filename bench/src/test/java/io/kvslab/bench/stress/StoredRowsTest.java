@@ -20,7 +20,7 @@ class StoredRowsTest {
     void aFlippedBitInABlockIsReported() {
         for (DType dt : DType.values()) {
             KvLayout layout = new KvLayout(2, 4, 2, 16, dt, 4);
-            SyntheticKv gen = new SyntheticKv(layout, 2, SyntheticKv.Shape.realistic());
+            StructuredKv gen = new StructuredKv(layout, 2, StructuredKv.Shape.realistic());
             try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence()) {
                 int n = 10;
                 long[] pos = new long[n];

@@ -4,7 +4,7 @@ import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.RunComparison;
 import io.kvslab.bench.eval.TeacherForcing;
 import io.kvslab.bench.model.KernelAttention;
-import io.kvslab.bench.model.JavaSequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.ModelConfig;
@@ -170,7 +170,7 @@ public final class FidelityEval {
 
     /** A fresh attention per session: the session's cache closes it (and its native scratch) when it closes. */
     private static SequenceAttention attention(FidelityConfig cfg) {
-        return cfg.attention().equals("java") ? new JavaSequenceAttention() : KernelAttention.create(1);
+        return cfg.attention().equals("java") ? new ReferenceAttention() : KernelAttention.create(1);
     }
 
     /** Per (layer, head) means over texts, and per instance. */

@@ -2,7 +2,7 @@ package io.kvslab.bench.eval.pod;
 
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.model.AttentionObserver;
-import io.kvslab.bench.model.JavaSequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.MatMul;
@@ -102,7 +102,6 @@ public final class PodCalibration {
         int dim = c.dim();
         int hs = c.headDim();
         int group = c.groupSize();
-        double scale = 1 / Math.sqrt(hs);
         for (int[] tokens : texts) {
             int n = tokens.length;
             int q = Math.min(queries, n);
@@ -119,7 +118,7 @@ public final class PodCalibration {
             KvLayout layout = new KvLayout(c.layers(), c.heads(), c.kvHeads(), hs, DType.F32, 16);
             try (KvStore store = KvStore.open(layout)) {
                 Sequence seq = store.newSequence();
-                try (Session s = new Session(model, new StoreKvCache(seq, new JavaSequenceAttention()), MatMul.JAVA,
+                try (Session s = new Session(model, new StoreKvCache(seq, new ReferenceAttention()), MatMul.JAVA,
                         Session.DEFAULT_CHUNK)) {
                     s.observer(observer);
                     s.prefill(tokens);
@@ -134,7 +133,7 @@ public final class PodCalibration {
                         double[][][] p = new double[c.layers()][c.heads()][];
                         for (int l = 0; l < c.layers(); l++) {
                             for (int h = 0; h < c.heads(); h++) {
-                                p[l][h] = softmaxRow(captured[l][i], h * hs, keys[l][h / group], visible, hs, scale);
+                                p[l][h] = softmaxRow(captured[l][i], h * hs, keys[l][h / group], visible, hs);
                             }
                         }
                         sim.add(p);
@@ -145,26 +144,15 @@ public final class PodCalibration {
         return sim;
     }
 
-    private static double[] softmaxRow(float[] q, int qo, float[] k, int visible, int hs, double scale) {
-        double[] s = new double[visible];
-        double max = Double.NEGATIVE_INFINITY;
+    /** The attention weights of one query head: the shared {@link ReferenceAttention} arithmetic, widened. */
+    private static double[] softmaxRow(float[] q, int qo, float[] k, int visible, int hs) {
+        float[] att = new float[visible];
+        ReferenceAttention.weights(q, qo, k, visible, hs, att);
+        double[] p = new double[visible];
         for (int r = 0; r < visible; r++) {
-            double dot = 0;
-            for (int d = 0; d < hs; d++) {
-                dot += (double) q[qo + d] * k[r * hs + d];
-            }
-            s[r] = dot * scale;
-            max = Math.max(max, s[r]);
+            p[r] = att[r];
         }
-        double sum = 0;
-        for (int r = 0; r < visible; r++) {
-            s[r] = Math.exp(s[r] - max);
-            sum += s[r];
-        }
-        for (int r = 0; r < visible; r++) {
-            s[r] /= sum;
-        }
-        return s;
+        return p;
     }
 
     /** Calibrates the default way: {@link #DEFAULT_TEXTS} texts, {@link #DEFAULT_QUERIES} queries each. */

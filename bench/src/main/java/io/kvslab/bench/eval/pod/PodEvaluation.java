@@ -5,7 +5,7 @@ import io.kvslab.bench.eval.RunComparison;
 import io.kvslab.bench.eval.TeacherForcing;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 import io.kvslab.bench.model.AttentionObserver;
-import io.kvslab.bench.model.JavaSequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.bench.model.KernelAttention;
 import io.kvslab.bench.model.KvCache;
 import io.kvslab.bench.model.LlamaModel;
@@ -230,7 +230,7 @@ public final class PodEvaluation {
         SequenceContext atContext;
 
         static SequenceAttention attention(FidelityConfig cfg) {
-            return cfg.attention().equals("java") ? new JavaSequenceAttention() : KernelAttention.create(1);
+            return cfg.attention().equals("java") ? new ReferenceAttention() : KernelAttention.create(1);
         }
 
         /** The dense run; also records SnapKV's inputs (rows and the last window queries) after the context. */

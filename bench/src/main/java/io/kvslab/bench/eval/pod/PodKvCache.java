@@ -1,9 +1,8 @@
 package io.kvslab.bench.eval.pod;
 
-import io.kvslab.bench.model.ChunkBuffers;
 import io.kvslab.bench.model.KvCache;
+import io.kvslab.bench.model.SequenceAttendPath;
 import io.kvslab.bench.model.SequenceAttention;
-import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
 import io.kvslab.pod.PodDecoder;
 import io.kvslab.pod.PodSharing;
@@ -22,13 +21,7 @@ public final class PodKvCache implements KvCache {
     private final Sequence sequence;
     private final SequenceAttention attention;
     private final PodDecoder decoder;
-    private final int dim;
-    private final int kvDim;
-    private final float[] q1;
-    private final float[] k1;
-    private final float[] v1;
-    private final float[] out1;
-    private final ChunkBuffers chunk;
+    private final SequenceAttendPath path;
 
     /**
      * @param attention dense attention (the kernel, or plain Java as a reference) for prefill chunks and for the
@@ -38,17 +31,10 @@ public final class PodKvCache implements KvCache {
         if (sequence == null || attention == null || sharing == null) {
             throw new IllegalArgumentException("a PoD cache needs a sequence, an attention and a PodSharing");
         }
-        KvLayout l = sequence.layout();
         this.sequence = sequence;
         this.attention = attention;
         this.decoder = PodDecoder.create(sequence, sharing, 1, attention::decode);
-        this.dim = l.queryHeads() * l.headDim();
-        this.kvDim = l.kvHeads() * l.headDim();
-        this.chunk = new ChunkBuffers(dim, kvDim);
-        this.q1 = new float[dim];
-        this.out1 = new float[dim];
-        this.k1 = new float[kvDim];
-        this.v1 = new float[kvDim];
+        this.path = new SequenceAttendPath(sequence, attention, decoder::decode, decoder::demoteForChunk);
     }
 
     public Sequence sequence() {
@@ -75,23 +61,11 @@ public final class PodKvCache implements KvCache {
 
     @Override
     public void attend(int layer, float[] q, float[] k, float[] v, long[] positions, int n, float[] out) {
-        if (n == 1) {
-            System.arraycopy(k, 0, k1, 0, kvDim);
-            System.arraycopy(v, 0, v1, 0, kvDim);
-            System.arraycopy(q, 0, q1, 0, dim);
-            decoder.decode(layer, q1, k1, v1, positions[0], out1);
-            System.arraycopy(out1, 0, out, 0, dim);
-            return;
-        }
-        if (decoder.sharingStarted() && sharing().config().variant() == PodVariant.V1_SHARED_SCORES) {
+        if (n > 1 && decoder.sharingStarted() && sharing().config().variant() == PodVariant.V1_SHARED_SCORES) {
             throw new IllegalStateException("PoD v1 runs token by token; feed the tokens after startSharing one at "
                     + "a time");
         }
-        chunk.load(q, k, v, positions, n);
-        sequence.appendChunk(layer, chunk.k(), chunk.v(), chunk.positions());
-        decoder.demoteForChunk(layer, positions[0]);
-        attention.prefill(sequence, layer, chunk.q(), n, chunk.out());
-        chunk.copyOut(out);
+        path.attend(layer, q, k, v, positions, n, out);
     }
 
     @Override

@@ -68,6 +68,8 @@ final class JavaPodReference implements KvCache {
             for (int qh = 0; qh < c.heads(); qh++) {
                 int h = qh / c.groupSize();
                 int a = base[h][layer];
+                // Independent double-precision oracle on purpose: it is the test's reference for PodKvCache's
+                // distant-key remapping (keys and queries borrowed from the anchor layer), which no shared class does.
                 double[] s = new double[visible];
                 double max = Double.NEGATIVE_INFINITY;
                 for (int p = 0; p < visible; p++) {

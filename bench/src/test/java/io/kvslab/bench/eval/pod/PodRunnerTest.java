@@ -3,7 +3,7 @@ package io.kvslab.bench.eval.pod;
 import io.kvslab.bench.eval.LogitMetrics;
 import io.kvslab.bench.eval.TeacherForcing;
 import io.kvslab.bench.eval.EvalTextSet;
-import io.kvslab.bench.model.JavaSequenceAttention;
+import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.bench.model.KernelAttention;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
@@ -117,7 +117,7 @@ class PodRunnerTest {
             assertTrue(shift > 1e-3, variant + ": sharing keys without post-training must change the model");
             if (variant == PodVariant.V2_SHARED_KEYS) {
                 // v2 through the plain-Java attention over the store's (aliased) rows
-                float[][] java = storeRun(model, tokens, sharing, new JavaSequenceAttention());
+                float[][] java = storeRun(model, tokens, sharing, new ReferenceAttention());
                 assertTrue(maxAbs(reference, java, 0) < 2e-3, "v2 store + Java attention vs reference");
             }
         }

@@ -10,16 +10,16 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The synthetic data has the attention structure it claims: sinks, heavy hitters, local windows. */
-class SyntheticKvTest {
+class StructuredKvTest {
     private static final KvLayout LAYOUT = KvLayout.of(2, 8, 2, 128, DType.F32);
-    private static final SyntheticKv GEN = new SyntheticKv(LAYOUT, 3, SyntheticKv.Shape.realistic());
+    private static final StructuredKv GEN = new StructuredKv(LAYOUT, 3, StructuredKv.Shape.realistic());
 
     @Test
     void rowsAreAPureFunctionOfSaltLayerHeadAndPosition() {
         float[] a = new float[128];
         float[] b = new float[128];
         GEN.keyRow(5, 1, 1, 777, a, 0);
-        new SyntheticKv(LAYOUT, 3, SyntheticKv.Shape.realistic()).keyRow(5, 1, 1, 777, b, 0);
+        new StructuredKv(LAYOUT, 3, StructuredKv.Shape.realistic()).keyRow(5, 1, 1, 777, b, 0);
         assertArrayEquals(a, b);
         GEN.keyRow(6, 1, 1, 777, b, 0);
         assertFalse(java.util.Arrays.equals(a, b), "another salt must give another row");
@@ -51,6 +51,8 @@ class SyntheticKvTest {
         GEN.query(0, 0, t, q);
         float[] k = new float[dim];
         int qh = 4;   // KV head 1, first head of its group
+        // Its own logits and softmax on purpose: the test reads the generator's logit structure (near vs far keys),
+        // which the shared ReferenceAttention does not expose; it checks the generator, not an attention.
         double[] logits = new double[t + 1];
         double max = Double.NEGATIVE_INFINITY;
         for (int p = 0; p <= t; p++) {
@@ -97,6 +99,6 @@ class SyntheticKvTest {
             far += GEN.isHeavyHitter(0, 1, t - d) ? 0 : logits[t - d];
         }
         assertTrue(near / 8 > far / 64 + 1, "near " + near / 8 + " vs far " + far / 64);
-        assertEquals(SyntheticKv.Shape.realistic(), GEN.shape());
+        assertEquals(StructuredKv.Shape.realistic(), GEN.shape());
     }
 }

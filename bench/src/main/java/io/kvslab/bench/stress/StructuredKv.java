@@ -26,7 +26,7 @@ import java.util.SplittableRandom;
  * Values are white Gaussian noise. Building a row is one array copy plus, for the rare sink or heavy hitter,
  * one scaled add; no per-element random numbers are drawn on the hot path.
  */
-public final class SyntheticKv {
+public final class StructuredKv {
     /** Structure parameters (logits are in units of the softmax temperature, i.e. after the 1/sqrt(d) scale). */
     public record Shape(int sinks, double sinkLogit, int heavyEvery, double heavyLogit, double localLogit,
                         int localWidth) {
@@ -68,7 +68,7 @@ public final class SyntheticKv {
     private final float heavyScale;
     private final float localScale;
 
-    public SyntheticKv(KvLayout layout, long seed, Shape shape) {
+    public StructuredKv(KvLayout layout, long seed, Shape shape) {
         this.layers = layout.layers();
         this.queryHeads = layout.queryHeads();
         this.kvHeads = layout.kvHeads();

@@ -1,5 +1,7 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.SequenceAttention;
+
 import io.kvslab.Sequence;
 import io.kvslab.Attention;
 
@@ -7,16 +9,17 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * The native kernel ({@link Attention}) as a stress-test backend. {@code Attention} owns native scratch and is not
+ * The native kernel ({@link Attention}) shared by many threads (the stress workers); the model runner's
+ * single-threaded {@link io.kvslab.bench.model.KernelAttention} holds one instance. {@code Attention} owns native scratch and is not
  * thread-safe, so every calling thread gets its own instance; {@link #close()} frees them all.
  */
-public final class KernelAttention implements AttentionBackend, AutoCloseable {
+public final class PerThreadKernelAttention implements SequenceAttention {
     private final int threads;
     private final List<Attention> created = new CopyOnWriteArrayList<>();
     private final ThreadLocal<Attention> perThread;
 
     /** @param threads kernel threads per call, in [1, 64] */
-    public KernelAttention(int threads) {
+    public PerThreadKernelAttention(int threads) {
         this.threads = threads;
         Attention.create(threads).close();   // validates threads now rather than on the first call
         this.perThread = ThreadLocal.withInitial(() -> {
@@ -34,6 +37,11 @@ public final class KernelAttention implements AttentionBackend, AutoCloseable {
     @Override
     public void decode(Sequence s, int layer, float[] q, float[] out) {
         perThread.get().decode(s, layer, q, out);
+    }
+
+    @Override
+    public void prefill(Sequence s, int layer, float[] q, int n, float[] out) {
+        perThread.get().prefill(s, layer, q, n, out);
     }
 
     @Override

@@ -1,13 +1,13 @@
 package io.kvslab.bench.synth;
 
 /**
- * Cheap deterministic synthetic K/V/Q data (xorshift), for filling stores in demos and benchmarks where the
+ * Cheap deterministic uniform floats (xorshift) standing in for K/V/Q data, for filling stores in demos and benchmarks where the
  * values only need to be finite, varied and reproducible. Values lie in [-1, 1).
  */
-public final class SyntheticKv {
+public final class RandomFloats {
     private long state;
 
-    public SyntheticKv(long seed) {
+    public RandomFloats(long seed) {
         this.state = seed == 0 ? 0x9E3779B97F4A7C15L : seed;
     }
 
