@@ -21,12 +21,17 @@ final class RowCodec {
     private RowCodec() {}
 
     /** Throws unless every value is finite and representable in {@code dtype} without overflowing to infinity. */
-    static void checkValues(String what, float[] src, int from, int count, DType dtype) {
-        float max = switch (dtype) {
+    /** Largest magnitude that stays finite when stored as {@code dtype}. */
+    static float maxFinite(DType dtype) {
+        return switch (dtype) {
             case F16 -> F16_MAX;
             case BF16 -> BF16_MAX;
             case F32 -> Float.MAX_VALUE;
         };
+    }
+
+    static void checkValues(String what, float[] src, int from, int count, DType dtype) {
+        float max = maxFinite(dtype);
         for (int i = from; i < from + count; i++) {
             float x = src[i];
             if (!(Math.abs(x) <= max)) {

@@ -15,10 +15,6 @@ import java.lang.foreign.ValueLayout;
 public final class TensorCodec {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
-    /** Largest finite IEEE half. */
-    static final float F16_MAX = 65504f;
-    /** Smallest float bit pattern (magnitude) that rounds to bf16 infinity under round-to-nearest-even. */
-    private static final int BF16_OVERFLOW_BITS = 0x7F7F8000;
 
     private TensorCodec() {}
 
@@ -44,11 +40,7 @@ public final class TensorCodec {
 
     /** Whether {@code x} is finite and stays finite when stored as {@code store}. */
     static boolean allowed(float x, DType store) {
-        return switch (store) {
-            case F32 -> Float.isFinite(x);
-            case F16 -> Math.abs(x) <= F16_MAX;
-            case BF16 -> Float.isFinite(x) && (Float.floatToRawIntBits(x) & 0x7FFFFFFF) < BF16_OVERFLOW_BITS;
-        };
+        return Math.abs(x) <= RowCodec.maxFinite(store);   // false for NaN
     }
 
     private static String rangeNote(DType store) {
@@ -93,7 +85,7 @@ public final class TensorCodec {
             }
             case BF16 -> {
                 for (int d = 0; d < n; d++) {
-                    dst.set(U16, offset + 2L * d, toBf16(element(src, t.type(), base + d * step)));
+                    dst.set(U16, offset + 2L * d, RowCodec.toBf16(element(src, t.type(), base + d * step)));
                 }
             }
         }
@@ -117,13 +109,6 @@ public final class TensorCodec {
             case F16 -> Float.float16ToFloat(data.get(U16, index * 2));
             case BF16 -> Float.intBitsToFloat((data.get(U16, index * 2) & 0xFFFF) << 16);
         };
-    }
-
-    /** bf16 with round-to-nearest-even on the dropped 16 bits (finite inputs only). */
-    static short toBf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        int rounded = bits + 0x7FFF + ((bits >>> 16) & 1);
-        return (short) (rounded >>> 16);
     }
 
     /** Fails with a message naming {@code what} unless the tensor has the store's head count and head size. */

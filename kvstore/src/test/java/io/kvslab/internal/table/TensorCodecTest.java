@@ -34,7 +34,7 @@ class TensorCodecTest {
                     switch (type) {
                         case F32 -> seg.set(ValueLayout.JAVA_FLOAT, i * 4, x);
                         case F16 -> seg.set(ValueLayout.JAVA_SHORT, i * 2, Float.floatToFloat16(x));
-                        case BF16 -> seg.set(ValueLayout.JAVA_SHORT, i * 2, TensorCodec.toBf16(x));
+                        case BF16 -> seg.set(ValueLayout.JAVA_SHORT, i * 2, RowCodec.toBf16(x));
                     }
                 }
             }
@@ -46,7 +46,7 @@ class TensorCodecTest {
         return switch (type) {
             case F32 -> x;
             case F16 -> Float.float16ToFloat(Float.floatToFloat16(x));
-            case BF16 -> Float.intBitsToFloat((TensorCodec.toBf16(x) & 0xFFFF) << 16);
+            case BF16 -> Float.intBitsToFloat((RowCodec.toBf16(x) & 0xFFFF) << 16);
         };
     }
 
