@@ -4,11 +4,13 @@
  *
  * <p>Exported: the store API ({@code io.kvslab}), compression policies, PoD, snapshots and metrics. The
  * {@code io.kvslab.internal.*} packages are implementation and not exported. Chronicle Bytes is needed only for
- * snapshots ({@code requires static}): an application that snapshots puts it on its path itself.
+ * snapshots and Lettuce only for the Redis tier ({@code requires static}): an application that uses either puts it on
+ * its path itself.
  */
 module io.kvslab {
     requires jdk.jfr;
     requires static chronicle.bytes;
+    requires static lettuce.core;
 
     exports io.kvslab;
     exports io.kvslab.policy;

@@ -35,6 +35,18 @@ public interface BlockTier extends AutoCloseable {
     Optional<byte[]> get(BlockKey key);
 
     /**
+     * The values under {@code keys}, in order, as {@link #get} would return them one by one. Tiers that can batch
+     * (Redis pipelines the requests) override it; every element is empty when the batch failed as a whole.
+     */
+    default java.util.List<Optional<byte[]>> getAll(java.util.List<BlockKey> keys) {
+        java.util.List<Optional<byte[]>> out = new java.util.ArrayList<>(keys.size());
+        for (BlockKey k : keys) {
+            out.add(get(k));
+        }
+        return out;
+    }
+
+    /**
      * Removes the value under {@code key}.
      *
      * @return {@code true} if a value was removed; {@code false} if there was none or the tier could not be reached
