@@ -182,7 +182,7 @@ public final class PrefixCache implements AutoCloseable {
         return s.tables.underReadLock(() -> {
             synchronized (this) {
                 checkOpen();
-                int full = Math.min(tokens.length / tokensPerBlock, PrefixBlocks.denseRows(s.tables) / tokensPerBlock);
+                int full = Math.min(tokens.length / tokensPerBlock, PrefixBlocks.publishableRows(s.tables) / tokensPerBlock);
                 List<Entry> chain = new ArrayList<>();
                 Set<Entry> protect = Collections.newSetFromMap(new IdentityHashMap<>());
                 Entry parent = null;

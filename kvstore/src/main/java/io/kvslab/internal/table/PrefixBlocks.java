@@ -110,4 +110,9 @@ public final class PrefixBlocks {
     public static int denseRows(SequenceTables s) {
         return s.denseRows();
     }
+
+    /** Leading rows of {@code s} that are exactly a fresh prefill's ({@link SequenceTables#publishableRows}). */
+    public static int publishableRows(SequenceTables s) {
+        return s.publishableRows();
+    }
 }

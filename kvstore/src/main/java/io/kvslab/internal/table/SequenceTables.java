@@ -49,6 +49,13 @@ public final class SequenceTables {
     private volatile long rowsEvicted;
     private volatile int modCount;
     private volatile boolean closed;
+    /**
+     * Leading rows (from row 0, in every table) that hold exactly what append wrote: lowered by every operation
+     * that changes, drops, moves, re-rotates or aliases a row below it (compression, eviction, position shifts,
+     * PoD key sharing, a wholesale install). Rows below {@code min(pristineRows, denseRows())} are what a fresh
+     * prefill of the same tokens would store, so only they may be published to a shared tier.
+     */
+    private volatile int pristineRows = Integer.MAX_VALUE;
 
     public SequenceTables(TableStore store, KvLayout layout, long id) {
         if (store == null || layout == null || layout.blockBytes() != store.allocator.blockBytes()) {
@@ -85,6 +92,7 @@ public final class SequenceTables {
         }
         this.referencedBlocks = parent.referencedBlocks;
         this.peakReferencedBlocks = parent.referencedBlocks;
+        this.pristineRows = parent.pristineRows;
     }
 
     public long id() {
@@ -608,6 +616,9 @@ public final class SequenceTables {
                 int m = rows.length;
                 int k = identityPrefix(rows);
                 int newCount = blocksFor(m);
+                if (k < m) {
+                    lowerPristine(k);   // row k onwards now hold other rows than appended there
+                }
                 if (k == m) {
                     allocator.releaseAll(t.keyBlocks, newCount, t.blockCount);
                     allocator.releaseAll(t.valueBlocks, newCount, t.blockCount);
@@ -775,6 +786,7 @@ public final class SequenceTables {
                         }
                         writeKeys(t, a, b, rotated[l][h]);
                     }
+                    lowerPristine(a);   // moved (and maybe re-rotated) rows are no longer a fresh prefill's
                     for (int r = a; r < b; r++) {
                         t.positions[r] += delta;
                     }
@@ -1042,6 +1054,57 @@ public final class SequenceTables {
         }
     }
 
+    private void lowerPristine(int row) {
+        if (row < pristineRows) {
+            pristineRows = row;
+        }
+    }
+
+    /**
+     * Leading rows that are exactly what a fresh prefill of the same tokens stores: rows at positions equal to
+     * their index, appended and never since compressed, evicted, shifted, re-rotated or PoD-aliased.
+     */
+    public int publishableRows() {
+        beginRead();
+        try {
+            return Math.min(pristineRows, denseRows());
+        } finally {
+            endRead();
+        }
+    }
+
+    /**
+     * Copies full block {@code block} of every (layer, KV head), K rows then V rows per table, tables layer-major
+     * (the layout of an all-tables K-and-V block record), into {@code dst}, if the block lies within
+     * {@link #publishableRows()}; returns false (copying nothing) otherwise. One read lock for the check and copy.
+     */
+    public boolean readPublishableColumn(int block, byte[] dst) {
+        beginRead();
+        try {
+            long end = (long) (block + 1) * tokensPerBlock;
+            if (block < 0 || end > Math.min(pristineRows, denseRows())) {
+                return false;
+            }
+            long part = tokensPerBlock * rowBytes;
+            long need = Math.multiplyExact(Math.multiplyExact((long) layout.layers() * layout.kvHeads(), 2L), part);
+            if (dst == null || dst.length != need) {
+                throw new KvArgumentException("dst must hold exactly " + need + " bytes");
+            }
+            MemorySegment out = MemorySegment.ofArray(dst);
+            long off = 0;
+            for (BlockTable[] layer : tables) {
+                for (BlockTable t : layer) {
+                    MemorySegment.copy(allocator.segment(t.keyBlocks[block]), 0, out, off, part);
+                    MemorySegment.copy(allocator.segment(t.valueBlocks[block]), 0, out, off + part, part);
+                    off += 2 * part;
+                }
+            }
+            return true;
+        } finally {
+            endRead();
+        }
+    }
+
     /** Rows from 0 on that every (layer, KV head) holds at the position equal to the row index. Lock held. */
     int denseRows() {
         requireRead();
@@ -1228,6 +1291,7 @@ public final class SequenceTables {
         allocator.addReference(shared);
         allocator.release(own);
         t.keyBlocks[block] = shared;
+        lowerPristine(block * tokensPerBlock);   // PoD: this block's keys are another layer's now
         modCount++;
         return true;
     }
@@ -1306,6 +1370,7 @@ public final class SequenceTables {
         }
         referencedBlocks = blocks;
         peakReferencedBlocks = Math.max(peakReferencedBlocks, blocks);
+        pristineRows = 0;   // restored rows: their history (compressed? shared?) is not known here
         modCount++;
     }
 
