@@ -23,6 +23,10 @@ public interface TableHost {
     /** Rows removed by a position-range removal. */
     void removed(long rows);
 
+    /** {@code blocks} fresh blocks were allocated for sequence {@code sequenceId} (a scheduler's reservation). */
+    default void allocated(long sequenceId, int blocks) {
+    }
+
     /** The sequence's tables were closed (its blocks released). */
     void closed(long sequenceId);
 }
