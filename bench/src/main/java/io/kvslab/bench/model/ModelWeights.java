@@ -69,6 +69,36 @@ public final class ModelWeights {
         }
     }
 
+    /**
+     * First 16 hex digits of SHA-256 over every tensor the forward pass reads, in a fixed order (as float32 bits,
+     * little-endian): names the weights wherever K and V depend on them (the shared prefix tier's model id).
+     */
+    public String digest() {
+        try {
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(1 << 16).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            java.util.List<float[]> all = new java.util.ArrayList<>();
+            all.add(tokenEmbedding);
+            for (float[][] t : new float[][][] {rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3}) {
+                all.addAll(java.util.Arrays.asList(t));
+            }
+            all.add(rmsFinal);
+            all.add(classifier);
+            for (float[] a : all) {
+                for (int i = 0; i < a.length; ) {
+                    b.clear();
+                    int n = Math.min(a.length - i, b.capacity() / 4);
+                    b.asFloatBuffer().put(a, i, n);
+                    sha.update(b.array(), 0, n * 4);
+                    i += n;
+                }
+            }
+            return java.util.HexFormat.of().formatHex(sha.digest()).substring(0, 16);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JDK has SHA-256", e);
+        }
+    }
+
     /** A copy of layer {@code layer}'s attention output projection W_o, row-major {@code [dim][dim]} ([out][in]). */
     public float[] wo(int layer) {
         return wo[layer].clone();

@@ -40,8 +40,14 @@ final class CompletionServer implements AutoCloseable {
     /** Loads nothing: binds {@code host:port} (0 = any free port), starts the scheduler and the HTTP server. */
     static CompletionServer start(LoadedModel model, String modelName, ServeConfig config, String host, int port)
             throws IOException {
+        return start(model, modelName, config, null, host, port);
+    }
+
+    /** As above, sharing prompts' prefix blocks through the tiers {@code tiers} names (null: none). */
+    static CompletionServer start(LoadedModel model, String modelName, ServeConfig config, TierOptions tiers,
+                                  String host, int port) throws IOException {
         ServerMetrics metrics = new ServerMetrics();
-        Scheduler scheduler = new Scheduler(model, config, metrics);
+        Scheduler scheduler = new Scheduler(model, config, metrics, tiers);
         HttpServer http;
         try {
             http = HttpServer.create(new InetSocketAddress(host, port), 256);

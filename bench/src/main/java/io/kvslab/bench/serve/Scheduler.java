@@ -57,6 +57,10 @@ final class Scheduler implements AutoCloseable {
     private final KvCacheManager manager;
     /** Null without {@code --prefix-cache}. */
     private final PrefixCache prefixCache;
+    /** Null without {@code --remote-tier} / {@code --disk-tier}; with one, prefixCache is on too. */
+    private final SharedPrefixes shared;
+    /** The salt of every local prefix-cache lookup and insert (the shared tier's when there is one). */
+    private final long prefixSalt;
     /** Null without {@code --pressure}. */
     private final PressurePolicy pressure;
     private final Attention attention;
@@ -81,6 +85,11 @@ final class Scheduler implements AutoCloseable {
     private volatile boolean parked;
 
     Scheduler(LoadedModel model, ServeConfig config, ServerMetrics metrics) {
+        this(model, config, metrics, null);
+    }
+
+    /** With {@code tiers} naming a Redis server and/or disk directory, prompts' prefix blocks are shared there. */
+    Scheduler(LoadedModel model, ServeConfig config, ServerMetrics metrics, TierOptions tiers) {
         this.model = model;
         this.config = config;
         this.metrics = metrics;
@@ -88,8 +97,20 @@ final class Scheduler implements AutoCloseable {
         KvLayout layout = StoreKvCache.layout(c, DType.F32);
         this.store = KvStore.open(layout, new StoreConfig(config.kvLimitBytes(), slabBytes(config, layout, c)));
         this.manager = KvCacheManager.of(store);
-        this.prefixCache = config.prefixCache() ? PrefixCache.create(store) : null;
+        boolean tiered = tiers != null && tiers.any();
+        this.prefixCache = config.prefixCache() || tiered ? PrefixCache.create(store) : null;
         manager.usePrefixCache(prefixCache);
+        try {
+            this.shared = tiered ? SharedPrefixes.open(tiers, store, prefixCache, modelId(tiers, model)) : null;
+        } catch (RuntimeException e) {
+            prefixCache.close();
+            store.close();
+            throw e;
+        }
+        this.prefixSalt = shared == null ? 0 : shared.localSalt();
+        if (shared != null) {
+            metrics.extra = shared::render;
+        }
         this.pressure = config.pressure() == null ? null : PressurePolicy.parse(config.pressure(), null);
         this.attention = Attention.create(1);
         this.forward = new BatchForward(model.model(), config.matMul(), config.maxBatch(), config.prefillChunk());
@@ -129,6 +150,15 @@ final class Scheduler implements AutoCloseable {
         if (closing || !thread.isAlive()) {
             drainOnClose(); // nobody would ever answer it
         }
+    }
+
+    private static String modelId(TierOptions tiers, LoadedModel model) {
+        return tiers.modelId() != null ? tiers.modelId() : SharedPrefixes.modelId(model);
+    }
+
+    /** The shared prefix tier, or null (tests). */
+    SharedPrefixes shared() {
+        return shared;
     }
 
     StoreStats storeStats() {
@@ -350,7 +380,7 @@ final class Scheduler implements AutoCloseable {
         while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
             Job j = waiting.peek();
             PrefixMatch m = prefixCache != null && !j.resumed
-                    ? manager.computedBlocks(j.context, 0)
+                    ? (shared != null ? shared.computedBlocks(store, j.context) : manager.computedBlocks(j.context, 0))
                     : new PrefixMatch(store.newSequence(), 0);
             Sequence s = m.sequence();
             if (!manager.reserve(s, j.context.length - m.matchedTokens())) {
@@ -409,8 +439,10 @@ final class Scheduler implements AutoCloseable {
                 continue; // prompt and generated tokens are back: it decodes its pending token this step
             }
             if (last) {
-                if (prefixCache != null) {
-                    prefixCache.insert(j.sequence, prompt, 0);
+                if (shared != null) {
+                    shared.prefilled(j.sequence, prompt);   // local insert and write-behind to the tier
+                } else if (prefixCache != null) {
+                    prefixCache.insert(j.sequence, prompt, prefixSalt);
                 }
                 j.position = prompt.length;
                 j.previousToken = prompt[prompt.length - 1];
@@ -570,6 +602,9 @@ final class Scheduler implements AutoCloseable {
         attention.close();
         if (pressure != null) {
             pressure.close();
+        }
+        if (shared != null) {
+            shared.close();
         }
         if (prefixCache != null) {
             prefixCache.close();

@@ -51,6 +51,23 @@ public final class ServeCommand implements Callable<Integer> {
             description = "java (rows independent of the batch by construction; default) or openblas")
     String matMul;
 
+    @Option(names = "--remote-tier", paramLabel = "URI",
+            description = "share prompts' prefix KV blocks through Redis, e.g. redis://127.0.0.1:6379 (turns the "
+                    + "prefix cache on; see docs/distributed.md)")
+    String remoteTier;
+
+    @Option(names = "--disk-tier", paramLabel = "DIR", description = "keep prefix KV blocks in this directory too "
+            + "(in front of --remote-tier, or alone)")
+    Path diskTier;
+
+    @Option(names = "--disk-cap", converter = ByteSize.class, paramLabel = "BYTES",
+            description = "size cap of --disk-tier, e.g. 4g (default: 1g)")
+    Long diskCap;
+
+    @Option(names = "--tier-timeout", paramLabel = "MS", defaultValue = "250",
+            description = "longest one Redis call may take, in milliseconds (default: ${DEFAULT-VALUE})")
+    long tierTimeoutMillis;
+
     /** Runs the command alone (until the CLI registers it as a subcommand: {@code java -cp kvslab.jar io.kvslab.bench.serve.ServeCommand ...}). */
     public static void main(String[] args) {
         System.exit(new picocli.CommandLine(new ServeCommand()).execute(args));
@@ -70,7 +87,13 @@ public final class ServeCommand implements Callable<Integer> {
                     + "server has no authentication");
         }
         ServeConfig config;
+        TierOptions tiers;
         try {
+            tiers = new TierOptions(remoteTier, diskTier, diskCap == null ? TierOptions.DEFAULT_DISK_CAP : diskCap,
+                    java.time.Duration.ofMillis(tierTimeoutMillis), TierOptions.DEFAULT_QUEUE, null);
+            if (remoteTier != null) {
+                io.kvslab.tier.RedisTierConfig.of(remoteTier);   // reject a bad URI before loading
+            }
             config = ServeConfig.defaults().withMaxBatch(maxBatch)
                     .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm)
                     .withPressure(pressure).withPrefixCache(prefixCache);
@@ -89,7 +112,8 @@ public final class ServeCommand implements Callable<Integer> {
             return 1;
         }
         CountDownLatch stopped = new CountDownLatch(1);
-        try (CompletionServer server = CompletionServer.start(m, model.getFileName().toString(), config, host, port)) {
+        try (CompletionServer server = CompletionServer.start(m, model.getFileName().toString(), config, tiers, host,
+                port)) {
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 server.close();
                 stopped.countDown();
@@ -97,7 +121,12 @@ public final class ServeCommand implements Callable<Integer> {
             System.err.printf(Locale.ROOT, "kvslab serve: %s on %s/v1 (max batch %d, kv limit %s, matmul %s, pressure %s,"
                     + " prefix cache %s)%n", model.getFileName(), server.baseUrl(), maxBatch,
                     kvLimit == null ? "none" : kvLimit + " bytes", mm.name().toLowerCase(Locale.ROOT),
-                    pressure == null ? "none" : pressure, prefixCache ? "on" : "off");
+                    pressure == null ? "none" : pressure, prefixCache || tiers.any() ? "on" : "off");
+            if (tiers.any()) {
+                System.err.printf(Locale.ROOT, "kvslab serve: prefix tier %s%s%n",
+                        remoteTier == null ? "" : remoteTier + " (timeout " + tierTimeoutMillis + " ms)",
+                        diskTier == null ? "" : (remoteTier == null ? "" : " behind ") + "disk " + diskTier);
+            }
             stopped.await();
         }
         return 0;

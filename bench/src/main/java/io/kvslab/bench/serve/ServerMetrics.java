@@ -74,6 +74,9 @@ final class ServerMetrics {
         peakLiveBytes.accumulateAndGet(liveBytes, Math::max);
     }
 
+    /** More lines for /metrics (the shared prefix tier's), or null. */
+    volatile java.util.function.Consumer<StringBuilder> extra;
+
     String render(StoreStats kv, long limitBytes) {
         StringBuilder o = new StringBuilder(4096);
         gauge(o, "kvslab_kv_live_bytes", "KV bytes in blocks sequences use.", kv.liveBytes());
@@ -119,6 +122,10 @@ final class ServerMetrics {
         o.append("kvslab_http_seconds_total{part=\"write\"} ").append(seconds(httpWriteNanos.sum())).append('\n');
         timeToFirstToken.render(o);
         interTokenLatency.render(o);
+        java.util.function.Consumer<StringBuilder> more = extra;
+        if (more != null) {
+            more.accept(o);
+        }
         return o.toString();
     }
 

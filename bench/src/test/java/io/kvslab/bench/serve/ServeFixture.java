@@ -25,7 +25,12 @@ final class ServeFixture implements AutoCloseable {
     final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
     ServeFixture(ServeConfig config) throws IOException {
-        server = CompletionServer.start(model, "stories260K.bin", config, "127.0.0.1", 0);
+        this(config, null);
+    }
+
+    /** A server sharing prefix blocks through {@code tiers} (null: none). */
+    ServeFixture(ServeConfig config, TierOptions tiers) throws IOException {
+        server = CompletionServer.start(model, "stories260K.bin", config, tiers, "127.0.0.1", 0);
     }
 
     URI uri(String path) {
