@@ -19,5 +19,7 @@ final class BenchCommand {
             }
             bench.addSubcommand(s.label(), sub);
         }
+        // not JMH: prefix blocks through a Redis server (docs/distributed.md)
+        bench.addSubcommand("redis", new CommandLine(new io.kvslab.bench.tier.RedisBenchCommand()));
     }
 }
