@@ -325,6 +325,43 @@ class PrefixTierTest {
     }
 
     @Test
+    void tierCallsAndPrefixDecisionsAreJfrEvents(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        int[] tokens = prompt(5 * TPB, 8);
+        java.nio.file.Path jfr = dir.resolve("tier.jfr");
+        try (jdk.jfr.Recording recording = new jdk.jfr.Recording()) {
+            recording.enable(io.kvslab.metrics.TierEvent.class).withoutThreshold();
+            recording.start();
+            try (Replica a = Replica.open(tier); Replica b = Replica.open(tier)) {
+                a.serve(tokens);
+                String key = tier.redisKey(a.prefix.blockKeys(tokens).get(2));
+                byte[] v = redis.get(key);
+                v[v.length - 1] ^= 1;   // the record's CRC32C no longer matches
+                redis.command("SET", key, v);
+                b.prefix.lookup(tokens).sequence().close();
+            }
+            recording.stop();
+            recording.dump(jfr);
+        }
+        java.util.Map<String, Long> ops = new java.util.TreeMap<>();
+        String rejectReason = null;
+        for (jdk.jfr.consumer.RecordedEvent e : jdk.jfr.consumer.RecordingFile.readAllEvents(jfr)) {
+            if (e.getEventType().getName().equals("io.kvslab.Tier")) {
+                ops.merge(e.getString("operation"), (long) e.getInt("keys"), Long::sum);
+                if (e.getString("operation").equals("reject")) {
+                    rejectReason = e.getString("failure");
+                }
+            }
+        }
+        assertEquals(5L, ops.get("publish"), "one publish event per block: " + ops);
+        assertEquals(5L, ops.get("put"), ops.toString());
+        assertEquals(5L, ops.get("getAll"), "one pipelined batch of the 5 blocks: " + ops);
+        assertEquals(2L, ops.get("fetch"), "blocks 0 and 1 fetched: " + ops);
+        assertEquals(1L, ops.get("reject"), ops.toString());
+        assertTrue(rejectReason.startsWith("CHECKSUM_MISMATCH"), rejectReason);
+    }
+
+    @Test
     void redisDownOrPausedLookupsFallBackAndPublishNeverWaits() throws Exception {
         int[] tokens = prompt(6 * TPB, 7);
         try (RedisServer own = RedisServer.start();
