@@ -344,7 +344,7 @@ final class Scheduler implements AutoCloseable {
 
     /**
      * Admits waiting requests in arrival order while the batch has room and the store can promise the whole
-     * prompt (what a prefix-cache hit covers is not computed again).
+     * prompt and its first decoded token (what a prefix-cache hit covers is not computed again).
      */
     private void admit() {
         while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
@@ -353,8 +353,10 @@ final class Scheduler implements AutoCloseable {
                     ? manager.computedBlocks(j.context, 0)
                     : new PrefixMatch(store.newSequence(), 0);
             Sequence s = m.sequence();
-            if (!manager.reserve(s, j.context.length - m.matchedTokens())) {
-                long need = manager.blocksToAppend(s, j.context.length - m.matchedTokens());
+            // the prompt, and the first token it decodes in the step its last chunk runs
+            int tokens = j.context.length - m.matchedTokens() + 1;
+            if (!manager.reserve(s, tokens)) {
+                long need = manager.blocksToAppend(s, tokens);
                 manager.free(s);
                 if (running.isEmpty()) {
                     waiting.poll();
