@@ -258,15 +258,20 @@ final class Scheduler implements AutoCloseable {
             if (j.finished || j.cancelled() || j.prefilling() || j.generated == 0) {
                 continue;
             }
+            boolean acted = false;
             while (j.sequence != null && !manager.reserve(j.sequence, 1)) {
                 if (pressure == null || !relieve(j)) {
                     failMemory(j, "the next token needs " + manager.blocksToAppend(j.sequence, 1) + " more blocks "
                             + "and " + manager.usage().headroomBlocks() + " are free");
                     break;
                 }
+                acted = true;
             }
-            if (j.sequence == null) {
-                i = -1; // recomputed jobs left the list (maybe before this one): look again from the start
+            if (acted) {
+                // victims reserved earlier in this loop may have changed: a compressed table can end on a full block
+                // (its next row needs a new one), a recomputed job left the list; reserve everyone again (each
+                // sequence is compressed at most once, so this ends)
+                i = -1;
             }
         }
     }
