@@ -246,6 +246,43 @@ class SwapTest {
     }
 
     @Test
+    void prefixCacheBlocksStayCached() {
+        KvLayout layout = layout(DType.F16);
+        try (KvStore store = KvStore.open(layout); DiskTier tier = DiskTier.open(dir, 1 << 24)) {
+            int[] tokens = new int[12];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = 100 + i;
+            }
+            Sequence s = store.newSequence();
+            fill(s, 0, 14, 0);
+            try (io.kvslab.PrefixCache cache = io.kvslab.PrefixCache.create(store)) {
+                assertEquals(3, cache.insert(s, tokens, 7));
+                State before = state(s);
+                long liveBefore = live(store);
+                long cachedBytes = 3L * 2 * layout.layers() * layout.kvHeads() * layout.blockBytes();
+
+                SwappedSequence h = s.swapOut(tier);
+                assertEquals(cachedBytes, live(store), "the cache keeps its blocks");
+                io.kvslab.PrefixMatch m = cache.lookup(tokens, 7);
+                assertEquals(12, m.matchedTokens());
+                try (Sequence hit = m.sequence()) {
+                    for (int l = 0; l < layout.layers(); l++) {
+                        for (int hd = 0; hd < layout.kvHeads(); hd++) {
+                            int table = l * layout.kvHeads() + hd;
+                            int bytes = (int) (12 * layout.rowBytes());
+                            assertArrayEquals(Arrays.copyOf(before.keys().get(table), bytes), raw(hit, l, hd, true));
+                        }
+                    }
+                }
+                Sequence back = store.swapIn(h);
+                before.assertSame(state(back));
+                assertEquals(liveBefore + cachedBytes, live(store), "the swapped-in copy is private");
+                back.close();
+            }
+        }
+    }
+
+    @Test
     void raggedTablesAfterCompressionComeBack() {
         KvLayout layout = layout(DType.BF16);
         try (KvStore store = KvStore.open(layout); DiskTier tier = DiskTier.open(dir, 1 << 24)) {
