@@ -521,6 +521,54 @@ class SwapTest {
     }
 
     @Test
+    void aSwapOutRacingDecodesAndCompactionWaitsForThem() throws Exception {
+        KvLayout layout = layout(DType.F16);
+        try (KvStore store = KvStore.open(layout, new StoreConfig(Long.MAX_VALUE, 8 * layout.blockBytes()));
+             DiskTier tier = DiskTier.open(dir, 1 << 24)) {
+            Sequence churn = store.newSequence();
+            fill(churn, 0, 40, 2);
+            Sequence s = store.newSequence();
+            fill(s, 0, 23, 0);
+            churn.close();   // sparse slabs: compaction has blocks to move
+            State before = state(s);
+            java.util.concurrent.atomic.AtomicReference<Throwable> unexpected = new java.util.concurrent.atomic.AtomicReference<>();
+            java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(2);
+            Thread decoder = Thread.ofPlatform().start(() -> {
+                float[] q = new float[layout.queryHeads() * layout.headDim()];
+                float[] out = new float[q.length];
+                try (Attention att = Attention.create(1)) {
+                    started.countDown();
+                    while (true) {
+                        att.decode(s, 1, q, out);
+                    }
+                } catch (ClosedException expected) {
+                    // the swap-out closed the sequence between two decodes
+                } catch (Throwable t) {
+                    unexpected.set(t);
+                }
+            });
+            Thread compactor = Thread.ofPlatform().start(() -> {
+                started.countDown();
+                try {
+                    for (int i = 0; i < 20; i++) {
+                        store.compact();
+                    }
+                } catch (Throwable t) {
+                    unexpected.set(t);
+                }
+            });
+            started.await();
+            SwappedSequence h = s.swapOut(tier);
+            decoder.join();
+            compactor.join();
+            assertEquals(null, unexpected.get());
+            Sequence back = store.swapIn(h);
+            before.assertSame(state(back));
+            back.close();
+        }
+    }
+
+    @Test
     void callerMistakesAreTyped() {
         try (KvStore store = KvStore.open(layout(DType.F32)); KvStore other = KvStore.open(layout(DType.F16));
              DiskTier tier = DiskTier.open(dir, 1 << 24)) {
