@@ -158,7 +158,7 @@ class SwapTest {
             assertTrue(s.isClosed());
             assertEquals(0, live(store), "every block freed");
             assertEquals(0, store.sequences().size());
-            assertEquals(2 * layout.layers() * layout.kvHeads() * 9, h.keys().size(), "one record per block");
+            assertEquals(9, h.keys().size(), "a dense sequence: one column record (every table, K and V) per block");
             assertEquals(tier.records(), h.keys().size());
             assertEquals(referenced, h.blockBytes());
             assertEquals(tier.stats().bytesHeld(), h.recordBytes());
@@ -223,7 +223,8 @@ class SwapTest {
             assertEquals(2 * 3 * 2 * 4, sharedBlocks, "the four full blocks of each table are shared");
 
             SwappedSequence h = child.swapOut(tier);
-            assertEquals(childBlocks, h.keys().size());
+            assertEquals(childBlocks * layout.blockBytes(), h.blockBytes());
+            assertEquals(6, h.keys().size(), "21 dense rows: 6 column records");
             parentBefore.assertSame(state(parent));
             assertEquals(liveBefore - (childBlocks - sharedBlocks) * layout.blockBytes(), live(store),
                     "only the child's own blocks were freed");
@@ -295,11 +296,37 @@ class SwapTest {
             long liveBefore = live(store);
             assertNotEquals(s.length(0, 0), s.length(1, 1));
 
-            Sequence back = store.swapIn(s.swapOut(tier));
+            SwappedSequence h = s.swapOut(tier);
+            // The tables hold different rows at every block index: every distinct block goes as its own record.
+            assertEquals(h.blockBytes() / layout.blockBytes(), h.keys().size());
+            Sequence back = store.swapIn(h);
             before.assertSame(state(back));
             assertEquals(6, back.length(0, 0));
             assertEquals(1, back.length(2, 1));
             assertEquals(30, back.length(0, 1));
+            assertEquals(liveBefore, live(store));
+            back.close();
+        }
+    }
+
+    @Test
+    void aMostlyDenseSequenceMixesColumnAndBlockRecords() {
+        KvLayout layout = layout(DType.F16);
+        try (KvStore store = KvStore.open(layout); DiskTier tier = DiskTier.open(dir, 1 << 24)) {
+            Sequence s = store.newSequence();
+            fill(s, 0, 16, 0);
+            int[] rows = new int[13];
+            for (int i = 0; i < 12; i++) {
+                rows[i] = i;
+            }
+            rows[12] = 13;
+            s.keep(2, 1, rows);   // blocks 0-2 untouched; block 3 of this table holds only position 13
+            State before = state(s);
+            long liveBefore = live(store);
+            SwappedSequence h = s.swapOut(tier);
+            assertEquals(3 + 2 * 3 * 2, h.keys().size(), "3 column records, then block 3 of each table alone");
+            Sequence back = store.swapIn(h);
+            before.assertSame(state(back));
             assertEquals(liveBefore, live(store));
             back.close();
         }
@@ -321,7 +348,11 @@ class SwapTest {
 
             SwappedSequence h = s.swapOut(tier);
             // 3 layers x 2 heads x 4 blocks x (K + V) = 48 slots; 3 aliases per head name existing K blocks
-            assertEquals(48 - 3 * layout.kvHeads(), h.keys().size(), "an aliased block is written once");
+            assertEquals((48 - 3 * layout.kvHeads()) * layout.blockBytes(), h.blockBytes(),
+                    "an aliased block is written once");
+            // columns 2 and 3 go as column records; columns 0 and 1 hold aliases, so their distinct blocks go one
+            // by one: per KV head 4 in column 0 (K of layer 0, V of layers 0-2) and 5 in column 1
+            assertEquals(2 + layout.kvHeads() * (4 + 5), h.keys().size());
             Sequence back = store.swapIn(h);
             before.assertSame(state(back));   // includes keyBlockBaseLayer of every block
             assertTrue(back.isKeyBlockAliased(2, 1, 0));
@@ -345,10 +376,11 @@ class SwapTest {
             State otherBefore = state(other);
             int records = h.keys().size();
 
-            Files.delete(recordFile(h, 5));
+            assertEquals(3, records);
+            Files.delete(recordFile(h, 1));
             TierRecordException e = assertThrows(TierRecordException.class, () -> store.swapIn(h));
             assertEquals(TierRecordException.Reason.MISSING, e.reason());
-            assertEquals(h.keys().get(5), e.key());
+            assertEquals(h.keys().get(1), e.key());
             assertEquals(liveAfterSwap, live(store), "the reserved blocks were freed");
             assertEquals(List.of(other), store.sequences());
             otherBefore.assertSame(state(other));
@@ -371,7 +403,7 @@ class SwapTest {
             fill(s, 0, 7, 0);
             State before = state(s);
             SwappedSequence h = s.swapOut(tier);
-            Path f = recordFile(h, 2);
+            Path f = recordFile(h, 1);
             byte[] b = Files.readAllBytes(f);
             b[b.length / 2] ^= 0x10;
             Files.write(f, b);
@@ -459,7 +491,7 @@ class SwapTest {
             fill(s, 0, 10, 0);
             State before = state(s);
             long liveBefore = live(store);
-            DecliningTier tier = new DecliningTier(5);
+            DecliningTier tier = new DecliningTier(2);   // of 3 column records
             TierWriteException e = assertThrows(TierWriteException.class, () -> s.swapOut(tier));
             assertEquals("declining", e.tier());
             assertFalse(s.isClosed());
