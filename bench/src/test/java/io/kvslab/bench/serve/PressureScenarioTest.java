@@ -42,4 +42,20 @@ class PressureScenarioTest {
         }
         assertFalse(Double.isNaN(PressureScenario.Result.median(agreement)));
     }
+
+    @Test
+    void swappedRequestsComeBackBitwise() throws Exception {
+        PressureScenario.Setup setup = new PressureScenario.Setup(12, 100, 0.25, 256 << 10, "swap,recompute", 32);
+        PressureScenario.Result r = PressureScenario.run(SharedModels.bin(), setup);
+        System.out.println(r.report());
+        assertEquals(setup.requests(), r.completed(), "every request completes");
+        assertTrue(r.peakLiveBytes() <= r.limitBytes() && r.peakReservedBytes() <= r.limitBytes());
+        assertTrue(r.swaps() > 0, "some requests were swapped out");
+        // a swap-in restores the blocks bitwise, so a request only swapped generates its unconstrained tokens
+        for (PressureScenario.Outcome o : r.outcomes()) {
+            if (o.compressions() == 0 && o.recomputes() == 0) {
+                assertEquals(1.0, o.agreement(), "a swapped (or untouched) request must be deterministic");
+            }
+        }
+    }
 }
