@@ -13,7 +13,8 @@ import java.util.Map;
  * <p><b>What a reservation promises.</b> {@code reserve(s, n)} counts the blocks appending {@code n} rows to every
  * (layer, KV head) of {@code s} would allocate now ({@link #blocksToAppend}: new tail blocks, plus copies of shared
  * partial tails) and promises them: they are counted as taken for every later reservation until {@code s}
- * allocates them (each allocation for {@code s} uses its promise up), its reservation is released, or it closes.
+ * appends them (each append's new blocks use its promise up; the transient blocks of a compression or a
+ * rebuild do not), its reservation is released, or it closes.
  * As long as every allocation in the store is made by sequences that reserved first, an append of up to {@code n}
  * tokens after a successful {@code reserve(s, n)} never hits the limit. Allocations without a reservation (a
  * sequence the scheduler does not manage) are not stopped, but they do count against everyone's headroom.
@@ -161,8 +162,8 @@ public final class KvCacheManager {
 
     // ---- called by the store (block tables' callbacks)
 
-    /** {@code blocks} were allocated for sequence {@code id}: they use up its promise first. */
-    synchronized void allocated(long id, int blocks) {
+    /** An append allocated {@code blocks} for sequence {@code id}: they use up its promise first. */
+    synchronized void appended(long id, int blocks) {
         Long old = pending.get(id);
         if (old != null) {
             set(id, old, Math.max(0, old - blocks));

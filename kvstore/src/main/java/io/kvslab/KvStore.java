@@ -308,10 +308,10 @@ public final class KvStore implements AutoCloseable {
         }
 
         @Override
-        public void allocated(long sequenceId, int blocks) {
+        public void appended(long sequenceId, int blocks) {
             KvCacheManager m = cacheManager;
             if (m != null) {
-                m.allocated(sequenceId, blocks);
+                m.appended(sequenceId, blocks);
             }
         }
 

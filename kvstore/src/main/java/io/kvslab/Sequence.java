@@ -239,7 +239,7 @@ public final class Sequence implements AutoCloseable {
 
     /**
      * Swaps this sequence out to {@code tier} under memory pressure (vLLM's preemption by swapping): every
-     * distinct block is written as one verified record (docs/tiers.md), then this sequence is closed and its
+     * distinct block is written to verified records (docs/tiers.md), then this sequence is closed and its
      * block references released; blocks a fork or a prefix cache still references stay in memory for them. The
      * whole operation holds this sequence's write lock, so nothing changes between the write and the release.
      * {@link KvStore#swapIn} rebuilds it bitwise (rows, positions, ragged lengths after compression, shared PoD

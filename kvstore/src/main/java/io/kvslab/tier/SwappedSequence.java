@@ -5,10 +5,10 @@ import io.kvslab.KvLayout;
 import java.util.List;
 
 /**
- * A sequence swapped out to a {@link BlockTier} by {@link io.kvslab.Sequence#swapOut}: the tier holds one record
- * per distinct block; this handle holds what is needed to rebuild the tables (per (layer, KV head) the positions
- * and which record each block slot names) and the CRC32C of every record, so a record replaced by another intact
- * one is caught too. {@link io.kvslab.KvStore#swapIn} rebuilds the sequence bitwise.
+ * A sequence swapped out to a {@link BlockTier} by {@link io.kvslab.Sequence#swapOut}: the tier holds its
+ * distinct blocks as records (one per dense column of blocks, one per block elsewhere); this handle holds what is
+ * needed to rebuild the tables (per (layer, KV head) the positions and which block each slot names) and the CRC32C
+ * of every record, so a record replaced by another intact one is caught too. {@link io.kvslab.KvStore#swapIn} rebuilds the sequence bitwise.
  *
  * <p>States: open (records in the tier) until a successful swap-in or {@link #close()}; both remove the records
  * from the tier. A failed swap-in leaves the handle open (retry after freeing memory, or close it and recompute).
@@ -25,13 +25,13 @@ public interface SwappedSequence extends AutoCloseable {
     /** The tier holding the records. */
     BlockTier tier();
 
-    /** Keys of the records, one per distinct block. */
+    /** Keys of the records (docs/tiers.md, "Swap": column records and block records). */
     List<BlockKey> keys();
 
     /** Bytes of all records written. */
     long recordBytes();
 
-    /** Native bytes a swap-in allocates: one block per record. */
+    /** Native bytes a swap-in allocates: one block per distinct block swapped out. */
     long blockBytes();
 
     /** Rows the sequence held in one (layer, KV head). */

@@ -21,5 +21,6 @@ final class BenchCommand {
         }
         // not JMH: prefix blocks through a Redis server (docs/distributed.md)
         bench.addSubcommand("redis", new CommandLine(new io.kvslab.bench.tier.RedisBenchCommand()));
+        bench.addSubcommand("serve-sim", new CommandLine(new io.kvslab.bench.serve.ServeSimCommand()));
     }
 }

@@ -25,6 +25,8 @@ final class Job {
     int[] context;
     /** Every generated token, in order (a recompute prefills them again). */
     int[] generatedIds = new int[16];
+    /** The swapped-out KV blocks while the request waits in the swap tier (null otherwise). */
+    io.kvslab.tier.SwappedSequence swapped;
     /** Pressure decisions that touched this request (it is then exempt from the determinism check). */
     int compressions;
     int recomputes;

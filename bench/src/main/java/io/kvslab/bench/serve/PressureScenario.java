@@ -165,6 +165,9 @@ final class PressureScenario {
                         }
                     } else {
                         ok[i] = e instanceof JobEvent.Done;
+                        if (e instanceof JobEvent.Failed f) {
+                            System.err.println("pressure scenario: request " + i + " failed: " + f.message());
+                        }
                         break;
                     }
                 }

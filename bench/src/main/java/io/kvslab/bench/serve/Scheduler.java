@@ -22,8 +22,14 @@ import io.kvslab.bench.model.StoreKvCache;
 import io.kvslab.bench.model.Tokenizer;
 import io.kvslab.bench.serve.ServerMetrics.Phase;
 import io.kvslab.policy.PressurePolicy;
+import io.kvslab.tier.DiskTier;
+import io.kvslab.tier.SwappedSequence;
 
 import java.util.ArrayDeque;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -63,6 +69,12 @@ final class Scheduler implements AutoCloseable {
     private final long prefixSalt;
     /** Null without {@code --pressure}. */
     private final PressurePolicy pressure;
+    /** Where {@code swap} puts sequences (a disk tier in a temporary directory); null without swap. */
+    private final DiskTier swapTier;
+    /** Handles of the sequences the policy swapped out during the current relief, by sequence. */
+    private final Map<Sequence, SwappedSequence> justSwapped = new IdentityHashMap<>();
+    /** Requests whose KV blocks are in the swap tier, oldest first: swapped back in before new admissions. */
+    private final ArrayDeque<Job> swappedOut = new ArrayDeque<>();
     private final Attention attention;
     private final BatchForward forward;
     private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
@@ -111,7 +123,10 @@ final class Scheduler implements AutoCloseable {
         if (shared != null) {
             metrics.extra = shared::render;
         }
-        this.pressure = config.pressure() == null ? null : PressurePolicy.parse(config.pressure(), null);
+        this.swapTier = config.pressure() != null && config.pressure().toLowerCase(java.util.Locale.ROOT)
+                .matches("(^|.*,)\\s*swap\\s*(,.*|$)") ? openSwapTier() : null;
+        this.pressure = config.pressure() == null ? null : PressurePolicy.parse(config.pressure(), swapTier == null
+                ? null : this::swapOut);
         this.attention = Attention.create(1);
         this.forward = new BatchForward(model.model(), config.matMul(), config.maxBatch(), config.prefillChunk());
         this.vocab = c.vocabSize();
@@ -122,6 +137,25 @@ final class Scheduler implements AutoCloseable {
         this.batchCaches = new KvCache[config.maxBatch()];
         this.batchJobs = new Job[config.maxBatch()];
         this.thread = Thread.ofPlatform().name("kvslab-scheduler").unstarted(this::loop);
+    }
+
+    /** A disk tier in a fresh temporary directory (removed on close), capped at 4 GiB. */
+    private static DiskTier openSwapTier() {
+        try {
+            return DiskTier.open(Files.createTempDirectory("kvslab-swap"), 4L << 30);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create the swap directory", e);
+        }
+    }
+
+    /** The pressure policy's swapper: writes the sequence to the tier (which frees it) and keeps the handle. */
+    private boolean swapOut(Sequence s) {
+        try {
+            justSwapped.put(s, s.swapOut(swapTier));
+            return true;
+        } catch (KvSlabException e) {
+            return false; // the tier declined (full, unwritable): the sequence is unchanged, try the next action
+        }
     }
 
     /** The given slab size, else one that holds four whole-context sequences (at most the library default). */
@@ -204,7 +238,7 @@ final class Scheduler implements AutoCloseable {
                     Thread.sleep(1);
                     continue;
                 }
-                if (running.isEmpty() && waiting.isEmpty()) {
+                if (running.isEmpty() && waiting.isEmpty() && swappedOut.isEmpty()) {
                     Job j = incoming.poll(50, TimeUnit.MILLISECONDS);
                     if (j == null) {
                         continue;
@@ -288,15 +322,20 @@ final class Scheduler implements AutoCloseable {
             if (j.finished || j.cancelled() || j.prefilling() || j.generated == 0) {
                 continue;
             }
+            boolean acted = false;
             while (j.sequence != null && !manager.reserve(j.sequence, 1)) {
                 if (pressure == null || !relieve(j)) {
                     failMemory(j, "the next token needs " + manager.blocksToAppend(j.sequence, 1) + " more blocks "
                             + "and " + manager.usage().headroomBlocks() + " are free");
                     break;
                 }
+                acted = true;
             }
-            if (j.sequence == null) {
-                i = -1; // recomputed jobs left the list (maybe before this one): look again from the start
+            if (acted) {
+                // victims reserved earlier in this loop may have changed: a compressed table can end on a full block
+                // (its next row needs a new one), a recomputed job left the list; reserve everyone again (each
+                // sequence is compressed at most once, so this ends)
+                i = -1;
             }
         }
     }
@@ -324,6 +363,11 @@ final class Scheduler implements AutoCloseable {
                 case SWAP -> {
                     victim.swaps++;
                     metrics.swaps.increment();
+                    victim.swapped = justSwapped.remove(d.sequence());
+                    running.remove(victim);
+                    metrics.running.decrementAndGet();
+                    dropSequence(victim); // closed by the swap already; drops the cache
+                    swappedOut.add(victim);
                 }
                 case RECOMPUTE -> {
                     victim.recomputes++;
@@ -332,6 +376,8 @@ final class Scheduler implements AutoCloseable {
                 }
             }
         }
+        justSwapped.clear();
+        metrics.swapped.set(swappedOut.size());
         // back to the head of the queue, oldest first (their sequences are closed already)
         requeued.sort((a, b) -> Long.compare(b.arrivalNanos, a.arrivalNanos));
         for (Job r : requeued) {
@@ -350,6 +396,60 @@ final class Scheduler implements AutoCloseable {
             metrics.waiting.incrementAndGet();
         }
         return !decisions.isEmpty();
+    }
+
+    /**
+     * Brings swapped-out requests back, oldest first, while their blocks and one more token fit; returns whether
+     * none is left out. A record that fails its checks turns the request into a recompute.
+     */
+    private boolean swapIn() {
+        KvLayout layout = store.layout();
+        long oneToken = 2L * layout.layers() * layout.kvHeads();   // at most one new block per table and K/V
+        while (!swappedOut.isEmpty() && running.size() < config.maxBatch()) {
+            Job j = swappedOut.peek();
+            if (j.cancelled()) {
+                swappedOut.poll();
+                j.swapped.close();
+                metrics.requestsCancelled.increment();
+                continue;
+            }
+            long blocks = j.swapped.blockBytes() / layout.blockBytes();
+            if (manager.usage().headroomBlocks() < blocks + oneToken) {
+                if (running.isEmpty()) {
+                    swappedOut.poll(); // it cannot come back even alone: waiting for ever would stall everyone
+                    j.swapped.close();
+                    j.swapped = null;
+                    failMemory(j, "its " + blocks + " swapped-out blocks do not fit even with nothing running");
+                    continue;
+                }
+                break;
+            }
+            swappedOut.poll();
+            Sequence s;
+            try {
+                s = store.swapIn(j.swapped);
+            } catch (KvSlabException e) {
+                // a record was lost or corrupt, or memory ran short after all: recompute it instead
+                j.swapped.close();
+                j.swapped = null;
+                j.recomputes++;
+                metrics.recomputes.increment();
+                j.resumed = true;
+                j.prefilled = 0;
+                j.context = resumeContext(j);
+                waiting.addFirst(j);
+                metrics.waiting.incrementAndGet();
+                continue;
+            }
+            j.swapped = null;
+            j.sequence = s;
+            j.cache = new TimedCache(new StoreKvCache(s, new SharedAttention(attention)), attentionNanos);
+            manager.reserve(s, 1); // fits: checked above with the swap-in's blocks
+            running.add(j);
+            metrics.running.incrementAndGet();
+        }
+        metrics.swapped.set(swappedOut.size());
+        return swappedOut.isEmpty();
     }
 
     /** Prompt and every generated token but the pending one (fed at the next decode): what the cache held. */
@@ -374,17 +474,22 @@ final class Scheduler implements AutoCloseable {
 
     /**
      * Admits waiting requests in arrival order while the batch has room and the store can promise the whole
-     * prompt (what a prefix-cache hit covers is not computed again).
+     * prompt and its first decoded token (what a prefix-cache hit covers is not computed again).
      */
     private void admit() {
+        if (!swapIn()) {
+            return; // swapped-out requests go first: new ones wait until they are back
+        }
         while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
             Job j = waiting.peek();
             PrefixMatch m = prefixCache != null && !j.resumed
                     ? (shared != null ? shared.computedBlocks(store, j.context) : manager.computedBlocks(j.context, 0))
                     : new PrefixMatch(store.newSequence(), 0);
             Sequence s = m.sequence();
-            if (!manager.reserve(s, j.context.length - m.matchedTokens())) {
-                long need = manager.blocksToAppend(s, j.context.length - m.matchedTokens());
+            // the prompt, and the first token it decodes in the step its last chunk runs
+            int tokens = j.context.length - m.matchedTokens() + 1;
+            if (!manager.reserve(s, tokens)) {
+                long need = manager.blocksToAppend(s, tokens);
                 manager.free(s);
                 if (running.isEmpty()) {
                     waiting.poll();
@@ -586,6 +691,17 @@ final class Scheduler implements AutoCloseable {
             dropSequence(j);
         }
         running.clear();
+        for (Job j : swappedOut) {
+            j.swapped.close();
+            if (!j.finished) {
+                j.finished = true;
+                metrics.requestsFailed.increment();
+                j.events.add(new JobEvent.Failed(503, "server_error", "scheduler_stopped",
+                        "the scheduler is not running (the server is shutting down)"));
+            }
+        }
+        swappedOut.clear();
+        metrics.swapped.set(0);
         metrics.running.set(0);
         metrics.waiting.set(0);
     }
@@ -605,6 +721,15 @@ final class Scheduler implements AutoCloseable {
         }
         if (shared != null) {
             shared.close();
+        }
+        if (swapTier != null) {
+            Path dir = swapTier.directory();
+            swapTier.close();
+            try (var files = Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            } catch (IOException e) {
+                // a temporary directory left behind is not worth failing a shutdown for
+            }
         }
         if (prefixCache != null) {
             prefixCache.close();

@@ -40,8 +40,8 @@ public final class ServeCommand implements Callable<Integer> {
     Long slab;
 
     @Option(names = "--pressure", description = "when the next step does not fit --kv-limit, in this order: "
-            + "compress:POLICY:BUDGET (streamingllm or knorm; a fraction like 0.5 or rows per head), recompute; e.g. "
-            + "compress:streamingllm:0.5,recompute (default: none, the request that finds no room fails with 503)")
+            + "compress:POLICY:BUDGET (streamingllm or knorm; a fraction like 0.5 or rows per head), swap (to a disk "
+            + "tier in a temporary directory), recompute; e.g. compress:streamingllm:96,swap,recompute (default: none, the request that finds no room fails with 503)")
     String pressure;
 
     @Option(names = "--prefix-cache", description = "reuse the KV blocks of identical prompt prefixes")
@@ -98,7 +98,7 @@ public final class ServeCommand implements Callable<Integer> {
                     .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm)
                     .withPressure(pressure).withPrefixCache(prefixCache);
             if (pressure != null) {
-                io.kvslab.policy.PressurePolicy.parse(pressure, null).close(); // reject a bad spec before loading
+                io.kvslab.policy.PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
             }
         } catch (IllegalArgumentException | io.kvslab.KvArgumentException e) {
             System.err.println("kvslab serve: " + e.getMessage());

@@ -235,7 +235,6 @@ public final class SequenceTables {
     private boolean tryAllocate(long[] out, int attempt) {
         try {
             allocator.allocate(out, out.length);
-            host.allocated(id, out.length);
             return true;
         } catch (MemoryLimitExceededException e) {
             if (!host.relieve(id, e, attempt)) {
@@ -342,6 +341,7 @@ public final class SequenceTables {
                 }
                 fresh = new long[checkedBlockCount(newBlocks + copies)];
                 if (tryAllocate(fresh, attempt)) {
+                    host.appended(id, fresh.length);   // uses up a scheduler's reservation for this sequence
                     break;
                 }
             }

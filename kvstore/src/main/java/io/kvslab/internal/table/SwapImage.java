@@ -28,6 +28,7 @@ public final class SwapImage {
     private final int[] layers;
     private final int[] kvHeads;
     private final long[][] positions;
+    private final int[] blockIndexes;
     private volatile boolean readable = true;
 
     private SwapImage(SequenceTables owner, TableImage[][] tables, List<Distinct> blocks) {
@@ -39,6 +40,7 @@ public final class SwapImage {
         this.layers = new int[n];
         this.kvHeads = new int[n];
         this.positions = new long[n][];
+        this.blockIndexes = new int[n];
         for (int i = 0; i < n; i++) {
             Distinct d = blocks.get(i);
             handles[i] = d.handle;
@@ -46,10 +48,11 @@ public final class SwapImage {
             layers[i] = d.layer;
             kvHeads[i] = d.kvHead;
             positions[i] = d.positions;
+            blockIndexes[i] = d.blockIndex;
         }
     }
 
-    private record Distinct(long handle, boolean keys, int layer, int kvHead, long[] positions) {}
+    private record Distinct(long handle, boolean keys, int layer, int kvHead, int blockIndex, long[] positions) {}
 
     /** Captures {@code owner}'s tables; its write lock is held. */
     static SwapImage capture(SequenceTables owner) {
@@ -66,8 +69,8 @@ public final class SwapImage {
                 int[] v = new int[t.blockCount];
                 for (int b = 0; b < t.blockCount; b++) {
                     long[] p = Arrays.copyOfRange(t.positions, b * tpb, Math.min(t.length, (b + 1) * tpb));
-                    k[b] = distinct(blocks, byHandle, new Distinct(t.keyBlocks[b], true, l, h, p));
-                    v[b] = distinct(blocks, byHandle, new Distinct(t.valueBlocks[b], false, l, h, p));
+                    k[b] = distinct(blocks, byHandle, new Distinct(t.keyBlocks[b], true, l, h, b, p));
+                    v[b] = distinct(blocks, byHandle, new Distinct(t.valueBlocks[b], false, l, h, b, p));
                 }
                 images[l][h] = new TableImage(Arrays.copyOf(t.positions, t.length), k, v);
             }
@@ -115,6 +118,11 @@ public final class SwapImage {
 
     public int kvHead(int b) {
         return kvHeads[b];
+    }
+
+    /** The index of block {@code b} in the table of its first user. */
+    public int blockIndex(int b) {
+        return blockIndexes[b];
     }
 
     /** Positions of the rows stored in block {@code b} (its row count is their number). A copy. */

@@ -23,8 +23,11 @@ public interface TableHost {
     /** Rows removed by a position-range removal. */
     void removed(long rows);
 
-    /** {@code blocks} fresh blocks were allocated for sequence {@code sequenceId} (a scheduler's reservation). */
-    default void allocated(long sequenceId, int blocks) {
+    /**
+     * An append allocated {@code blocks} fresh blocks for sequence {@code sequenceId} (they use up what a scheduler
+     * reserved for it; other operations' transient blocks do not).
+     */
+    default void appended(long sequenceId, int blocks) {
     }
 
     /** The sequence's tables were closed (its blocks released). */

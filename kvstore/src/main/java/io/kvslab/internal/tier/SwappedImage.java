@@ -10,8 +10,8 @@ import io.kvslab.tier.SwappedSequence;
 import java.util.List;
 
 /**
- * The handle {@link Swap#swapOut} returns: tables naming records by index, and per record its key, CRC32C, kind,
- * first (layer, KV head) and positions (what {@link BlockRecords#expect} checks on the way back). The monitor
+ * The handle {@link Swap#swapOut} returns: tables naming distinct blocks by index, and per record its key, CRC32C,
+ * header fields (what {@link BlockRecords#expect} checks on the way back) and the distinct blocks it fills. The monitor
  * guards the open flag; a swap-in holds it for the whole restore so that a concurrent close cannot remove records
  * under it.
  */
@@ -22,26 +22,23 @@ final class SwappedImage implements SwappedSequence {
     final TableImage[][] tables;
     final List<BlockKey> keys;
     final int[] crcs;
-    final BlockRecord.Kind[] kinds;
-    final int[] layers;
-    final int[] kvHeads;
-    final long[][] positions;
+    /** Per record: its header fields and the staged blocks it fills. */
+    final List<Swap.Planned> plan;
+    /** Blocks a swap-in stages (distinct blocks of the image). */
+    final int distinctBlocks;
     private final long recordBytes;
     private boolean open = true;
 
-    SwappedImage(long sequenceId, KvLayout layout, BlockTier tier, TableImage[][] tables, List<BlockKey> keys,
-                 int[] crcs, BlockRecord.Kind[] kinds, int[] layers, int[] kvHeads, long[][] positions,
-                 long recordBytes) {
+    SwappedImage(long sequenceId, KvLayout layout, BlockTier tier, TableImage[][] tables, int distinctBlocks,
+                 List<BlockKey> keys, int[] crcs, List<Swap.Planned> plan, long recordBytes) {
         this.sequenceId = sequenceId;
         this.layout = layout;
         this.tier = tier;
         this.tables = tables;
         this.keys = List.copyOf(keys);
         this.crcs = crcs;
-        this.kinds = kinds;
-        this.layers = layers;
-        this.kvHeads = kvHeads;
-        this.positions = positions;
+        this.plan = List.copyOf(plan);
+        this.distinctBlocks = distinctBlocks;
         this.recordBytes = recordBytes;
     }
 
@@ -72,7 +69,7 @@ final class SwappedImage implements SwappedSequence {
 
     @Override
     public long blockBytes() {
-        return keys.size() * layout.blockBytes();
+        return distinctBlocks * layout.blockBytes();
     }
 
     @Override
