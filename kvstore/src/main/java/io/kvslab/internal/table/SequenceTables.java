@@ -48,6 +48,12 @@ public final class SequenceTables {
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
     private volatile int modCount;
+    /**
+     * Bumped on every release of the write lock, so any table change is seen as a new version by the next reader
+     * (written under the write lock, read under the read lock: the lock orders them). Keys the kernels' cached
+     * block-address arrays ({@link TableAttention}).
+     */
+    private long tableVersion;
     private volatile boolean closed;
 
     public SequenceTables(TableStore store, KvLayout layout, long id) {
@@ -147,6 +153,14 @@ public final class SequenceTables {
         store.exitShared();
     }
 
+    /**
+     * The tables' version for a reader holding the read lock, or -1 when the calling thread also holds the write lock
+     * (it may be in the middle of a change, so nothing derived from the tables may be cached).
+     */
+    long readVersion() {
+        return lock.isWriteLockedByCurrentThread() ? -1 : tableVersion;
+    }
+
     /** Store shared lock, then this sequence's write lock; see the class comment for the failure cases. */
     void beginWrite() {
         store.enterShared();
@@ -178,6 +192,7 @@ public final class SequenceTables {
 
     void endWrite() {
         HELD.get()[0]--;
+        tableVersion++;
         lock.writeLock().unlock();
         store.exitShared();
     }
