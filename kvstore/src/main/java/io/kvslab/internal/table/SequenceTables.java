@@ -406,11 +406,9 @@ public final class SequenceTables {
             int inBlock = Math.min(n - i, tokensPerBlock - row % tokensPerBlock);
             MemorySegment kSeg = allocator.segment(t.keyBlocks[block]);
             MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
-            for (int j = 0; j < inBlock; j++) {
-                long off = (long) ((row + j) % tokensPerBlock) * rowBytes;
-                k.write(i + j, h, kSeg, off, layout.dtype());
-                v.write(i + j, h, vSeg, off, layout.dtype());
-            }
+            long off = (long) (row % tokensPerBlock) * rowBytes;
+            k.writeRows(i, inBlock, h, kSeg, off, rowBytes, layout.dtype());
+            v.writeRows(i, inBlock, h, vSeg, off, rowBytes, layout.dtype());
             i += inBlock;
         }
     }
