@@ -48,6 +48,12 @@ public final class SequenceTables {
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
     private volatile int modCount;
+    /**
+     * Bumped on every release of the write lock, so any table change is seen as a new version by the next reader
+     * (written under the write lock, read under the read lock: the lock orders them). Keys the kernels' cached
+     * block-address arrays ({@link TableAttention}).
+     */
+    private long tableVersion;
     private volatile boolean closed;
     /**
      * Leading rows (from row 0, in every table) that hold exactly what append wrote: lowered by every operation
@@ -155,6 +161,14 @@ public final class SequenceTables {
         store.exitShared();
     }
 
+    /**
+     * The tables' version for a reader holding the read lock, or -1 when the calling thread also holds the write lock
+     * (it may be in the middle of a change, so nothing derived from the tables may be cached).
+     */
+    long readVersion() {
+        return lock.isWriteLockedByCurrentThread() ? -1 : tableVersion;
+    }
+
     /** Store shared lock, then this sequence's write lock; see the class comment for the failure cases. */
     void beginWrite() {
         store.enterShared();
@@ -186,6 +200,7 @@ public final class SequenceTables {
 
     void endWrite() {
         HELD.get()[0]--;
+        tableVersion++;
         lock.writeLock().unlock();
         store.exitShared();
     }
@@ -400,11 +415,9 @@ public final class SequenceTables {
             int inBlock = Math.min(n - i, tokensPerBlock - row % tokensPerBlock);
             MemorySegment kSeg = allocator.segment(t.keyBlocks[block]);
             MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
-            for (int j = 0; j < inBlock; j++) {
-                long off = (long) ((row + j) % tokensPerBlock) * rowBytes;
-                k.write(i + j, h, kSeg, off, layout.dtype());
-                v.write(i + j, h, vSeg, off, layout.dtype());
-            }
+            long off = (long) (row % tokensPerBlock) * rowBytes;
+            k.writeRows(i, inBlock, h, kSeg, off, rowBytes, layout.dtype());
+            v.writeRows(i, inBlock, h, vSeg, off, rowBytes, layout.dtype());
             i += inBlock;
         }
     }
