@@ -49,15 +49,10 @@ class SequenceTest {
         float[] x = new float[positions.length * DIM];
         for (int i = 0; i < positions.length; i++) {
             for (int d = 0; d < DIM; d++) {
-                float f = value(l, h, positions[i], d, key);
-                x[i * DIM + d] = switch (dt) {
-                    case F32 -> f;
-                    case F16 -> Float.float16ToFloat(Float.floatToFloat16(f));
-                    case BF16 -> bf16(f);
-                };
+                x[i * DIM + d] = value(l, h, positions[i], d, key);
             }
         }
-        return x;
+        return io.kvslab.testing.StoredValues.of(dt, x, DIM);
     }
 
     static void assertHolds(Sequence s, int l, int h, long[] positions) {
