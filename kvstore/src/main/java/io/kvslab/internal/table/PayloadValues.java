@@ -1,4 +1,4 @@
-package io.kvslab.snapshot;
+package io.kvslab.internal.table;
 
 import io.kvslab.DType;
 
@@ -7,21 +7,27 @@ import io.kvslab.DType;
  * its dtype. For F16 and BF16 a finite bit pattern is also within the dtype's range (F16: |x| <= 65504), so the
  * check is on the exponent field alone: all ones means infinity or NaN. A snapshot's checksums only prove the
  * bytes are the ones written; this check keeps a crafted file from putting values into the store that append
- * would have refused.
+ * would have refused. Shared by snapshot restores and tier records (io.kvslab.internal.tier).
  */
-final class PayloadValues {
+public final class PayloadValues {
     private PayloadValues() {}
 
     /**
      * Index of the first element of {@code b[0, len)} (rows of {@code headDim} values) that is not finite in
-     * {@code dtype}, or -1. Little-endian. A quantised group's codes are always finite; its f16 scale is checked, and
-     * a bad scale reports the group's first element.
+     * {@code dtype}, or -1. Little-endian. A quantised group's codes are always finite; its f16 scale is checked,
+     * and a bad scale reports the group's first element.
      */
-    static int firstNonFinite(byte[] b, int len, DType dtype, int headDim) {
+    public static int firstNonFinite(byte[] b, int len, DType dtype, int headDim) {
+        return firstNonFinite(b, 0, len, dtype, headDim);
+    }
+
+    /** Index, counted from {@code off}, of the first element of {@code b[off, off + len)} that is not finite. */
+    public static int firstNonFinite(byte[] b, int off, int len, DType dtype, int headDim) {
+        int end = off + len;
         if (dtype.isQuantized()) {
             int g = dtype.groupSize(headDim);
             int groupBytes = dtype.groupBytes(headDim);
-            for (int i = 0, group = 0; i + groupBytes <= len; i += groupBytes, group++) {
+            for (int i = off, group = 0; i + groupBytes <= end; i += groupBytes, group++) {
                 if ((b[i + 1] & 0x7C) == 0x7C) {
                     return group * g;
                 }
@@ -30,24 +36,24 @@ final class PayloadValues {
         }
         switch (dtype) {
             case F32 -> {
-                for (int i = 0; i + 3 < len; i += 4) {
+                for (int i = off; i + 3 < end; i += 4) {
                     // exponent bits of a little-endian float32 live in bytes 3 (7 bits) and 2 (top bit)
                     if ((b[i + 3] & 0x7F) == 0x7F && (b[i + 2] & 0x80) == 0x80) {
-                        return i / 4;
+                        return (i - off) / 4;
                     }
                 }
             }
             case F16 -> {
-                for (int i = 0; i + 1 < len; i += 2) {
+                for (int i = off; i + 1 < end; i += 2) {
                     if ((b[i + 1] & 0x7C) == 0x7C) {
-                        return i / 2;
+                        return (i - off) / 2;
                     }
                 }
             }
             case BF16 -> {
-                for (int i = 0; i + 1 < len; i += 2) {
+                for (int i = off; i + 1 < end; i += 2) {
                     if ((b[i + 1] & 0x7F) == 0x7F && (b[i] & 0x80) == 0x80) {
-                        return i / 2;
+                        return (i - off) / 2;
                     }
                 }
             }
@@ -57,9 +63,14 @@ final class PayloadValues {
     }
 
     /** The element's bit pattern and meaning, e.g. "NaN (bits 0x7e00)". */
-    static String describe(byte[] b, int element, DType dtype, int headDim) {
+    public static String describe(byte[] b, int element, DType dtype, int headDim) {
+        return describe(b, 0, element, dtype, headDim);
+    }
+
+    /** As {@link #describe(byte[], int, DType, int)} for elements counted from {@code off}. */
+    public static String describe(byte[] b, int off, int element, DType dtype, int headDim) {
         if (dtype.isQuantized()) {
-            int at = element / dtype.groupSize(headDim) * dtype.groupBytes(headDim);
+            int at = off + element / dtype.groupSize(headDim) * dtype.groupBytes(headDim);
             int bits = (b[at] & 0xFF) | (b[at + 1] & 0xFF) << 8;
             String what = (bits & 0x03FF) != 0 ? "NaN" : (bits & 0x8000) != 0 ? "-Infinity" : "Infinity";
             return "in a group whose f16 scale is " + what + " (bits 0x" + Integer.toHexString(bits) + ")";
@@ -67,7 +78,7 @@ final class PayloadValues {
         int bytes = dtype.bytes();
         long bits = 0;
         for (int k = bytes - 1; k >= 0; k--) {
-            bits = (bits << 8) | (b[element * bytes + k] & 0xFF);
+            bits = (bits << 8) | (b[off + element * bytes + k] & 0xFF);
         }
         boolean nan = switch (dtype) {
             case F32 -> (bits & 0x007FFFFFL) != 0;
