@@ -49,14 +49,17 @@ static int current_isa(void) {
     return l;
 }
 
+/* Segment kernels by [isa - 1][dtype]. */
+static const kvs_segment_fn SEGMENTS[2][5] = {
+    {kvs_segment_f32_avx2, kvs_segment_f16_avx2, kvs_segment_bf16_avx2, kvs_segment_q8_0_avx2,
+     kvs_segment_q4_0_avx2},
+    {kvs_segment_f32_avx512, kvs_segment_f16_avx512, kvs_segment_bf16_avx512, kvs_segment_q8_0_avx512,
+     kvs_segment_q4_0_avx512},
+};
+
 static kvs_segment_fn pick_segment(int dtype, int head_dim) {
     /* the 512-bit kernels want whole zmm rows; other head dims take the AVX2 ones (which handle any tail) */
-    if (current_isa() == 2 && head_dim % 16 == 0) {
-        return dtype == KVS_DTYPE_F32 ? kvs_segment_f32_avx512
-             : dtype == KVS_DTYPE_F16 ? kvs_segment_f16_avx512 : kvs_segment_bf16_avx512;
-    }
-    return dtype == KVS_DTYPE_F32 ? kvs_segment_f32_avx2
-         : dtype == KVS_DTYPE_F16 ? kvs_segment_f16_avx2 : kvs_segment_bf16_avx2;
+    return SEGMENTS[current_isa() == 2 && head_dim % 16 == 0 ? 1 : 0][dtype];
 }
 
 typedef kvs_decode_job decode_job;
@@ -173,9 +176,9 @@ static void merge_partials(decode_job* j, int n) {
 int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                         const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
                         const int64_t* len, float scale, float* out, float* lse, int32_t n_threads) {
-    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || dtype < 0 || dtype > 2 || n_threads <= 0
-        || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL || k_blocks == NULL || v_blocks == NULL
-        || off == NULL || len == NULL) {
+    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || kvs_row_bytes(dtype, head_dim) < 0
+        || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL || k_blocks == NULL
+        || v_blocks == NULL || off == NULL || len == NULL) {
         return KVS_ERR_ARGUMENT;
     }
     decode_job j;
@@ -186,7 +189,7 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t d
     j.Dp = (head_dim + 15) & ~15;
     j.dtype = dtype;
     j.br = block_rows;
-    j.rb = (int64_t)head_dim * kvs_dtype_bytes(dtype);
+    j.rb = kvs_row_bytes(dtype, head_dim);
     j.q = q;
     j.kb = k_blocks;
     j.vb = v_blocks;

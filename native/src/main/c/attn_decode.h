@@ -44,8 +44,12 @@ typedef void (*kvs_segment_fn)(const void* job, int h, int64_t r0, int64_t r1, v
 void kvs_segment_f32_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
 void kvs_segment_f16_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
 void kvs_segment_bf16_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
+void kvs_segment_q8_0_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
+void kvs_segment_q4_0_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
 void kvs_segment_f32_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
 void kvs_segment_f16_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
 void kvs_segment_bf16_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
+void kvs_segment_q8_0_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
+void kvs_segment_q4_0_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
 
 #endif

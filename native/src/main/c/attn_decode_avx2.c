@@ -14,7 +14,10 @@
 #define KV_BCAST(p) _mm256_broadcast_ss(p)
 #define KV_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define KV_MUL(a, b) _mm256_mul_ps((a), (b))
-#define KV_LOADROW(row, col, dtype) kvs_load8((row), (col), (dtype))
+#define KV_LOADROW(row, col, dtype, rb) kvs_load8((row), (col), (dtype), (rb))
+#define KV_QCODES(qs, o, dtype)                                                                        \
+    _mm256_cvtepi32_ps((dtype) == KVS_DTYPE_Q8_0 ? _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((qs) + (o)))) \
+                                                 : _mm256_sub_epi32(kvs_q4_codes8((qs), (o), 32), _mm256_set1_epi32(8)))
 #define KV_HSUM(v) kvs_hsum(v)
 #define KV_REDUCE_FULL(acc, res) _mm256_storeu_ps((res), kvs_hsum8(acc))
 

@@ -6,9 +6,42 @@
 #include <string.h>
 #include "attn_decode.h"
 
-KVS_INLINE __m512 kvs_load16(const char* row, int64_t col, int dtype) {
+/* 16 codes of a q4_0 group from value o on (o a multiple of 16), as int32 lanes 0..15: low nibbles, high
+ * nibbles, or for a group of exactly 16 values 8 of each. */
+KVS_INLINE __m512i kvs_q4_codes16(const uint8_t* qs, int64_t o, int64_t g) {
+    const int64_t half = g / 2;
+    if (o + 16 <= half) {
+        return _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(qs + o))),
+                                _mm512_set1_epi32(15));
+    }
+    if (o >= half) {
+        return _mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(qs + o - half))), 4);
+    }
+    if (g == 16) {
+        __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)qs));
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, _mm256_set1_epi32(15))),
+                                  _mm256_srli_epi32(b, 4), 1);
+    }
+    int32_t c[16]; /* other straddling groups: lane by lane (unused: AVX-512 runs only head dims % 16 == 0) */
+    for (int i = 0; i < 16; i++) c[i] = o + i < half ? (qs[o + i] & 15) : (qs[o + i - half] >> 4);
+    return _mm512_loadu_si512(c);
+}
+
+KVS_INLINE __m512 kvs_load16(const char* row, int64_t col, int dtype, int64_t rb) {
     if (dtype == KVS_DTYPE_F32) {
         return _mm512_loadu_ps((const float*)row + col);
+    }
+    if (kvs_quantised(dtype)) {
+        int64_t o, g;
+        const char* grp = kvs_qgroup(row, col, dtype, rb, &o, &g);
+        const uint8_t* qs = (const uint8_t*)grp + 2;
+        __m512i q;
+        if (dtype == KVS_DTYPE_Q8_0) {
+            q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(qs + o)));
+        } else {
+            q = _mm512_sub_epi32(kvs_q4_codes16(qs, o, g), _mm512_set1_epi32(8));
+        }
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(kvs_qscale(grp)));
     }
     __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)row + col));
     if (dtype == KVS_DTYPE_F16) {
@@ -70,7 +103,10 @@ KVS_INLINE __m512 kvs_exp_neg16(__m512 x) {
 #define KV_BCAST(p) _mm512_set1_ps(*(p))
 #define KV_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define KV_MUL(a, b) _mm512_mul_ps((a), (b))
-#define KV_LOADROW(row, col, dtype) kvs_load16((row), (col), (dtype))
+#define KV_LOADROW(row, col, dtype, rb) kvs_load16((row), (col), (dtype), (rb))
+#define KV_QCODES(qs, o, dtype)                                                                        \
+    _mm512_cvtepi32_ps((dtype) == KVS_DTYPE_Q8_0 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((qs) + (o)))) \
+                                                 : _mm512_sub_epi32(kvs_q4_codes16((qs), (o), 32), _mm512_set1_epi32(8)))
 #define KV_HSUM(v) _mm512_reduce_add_ps(v)
 #define KV_REDUCE_FULL(acc, res) kvs_reduce16((acc), (res))
 

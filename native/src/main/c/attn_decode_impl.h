@@ -3,7 +3,9 @@
  *   KV_VEC, KV_W        vector type and its float lanes
  *   KV_MAXACC           accumulators a microkernel may keep in registers (8 with 16 ymm, 16 with 32 zmm)
  *   KV_ZERO() KV_LOADA(p) KV_STOREA(p, v) KV_SET1(x) KV_BCAST(p) KV_FMA(a, b, c) KV_MUL(a, b)
- *   KV_LOADROW(row, col, dtype)   KV_W elements of a stored row from column col, converted to f32
+ *   KV_LOADROW(row, col, dtype, rb)   KV_W elements of a stored row (rb bytes) from column col, as f32
+ *                                     (quantised rows: dequantised in registers, see kvs_qgroup)
+ *   KV_QCODES(qs, o, dtype)       KV_W codes of a 32-value q8_0/q4_0 group from value o on, as f32 (q4_0: code - 8)
  *   KV_HSUM(v)                    sum of the lanes
  *   KV_REDUCE_FULL(acc, res)      res[i] = sum of the lanes of acc[i], i < KV_MAXACC
  *   KV_LOADU(p) KV_STOREU(p, v) KV_SUB(a, b) KV_ADD(a, b) KV_MAX(a, b) KV_HMAX(v)
@@ -24,16 +26,60 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
 #pragma GCC unroll 16
     for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
     int c = 0;
+    if (kvs_quantised(dtype) && rb >= (dtype == KVS_DTYPE_Q8_0 ? 34 : 18)) {
+        /* 32-value groups (D a multiple of 32): each row's group address and scale once per group, not once per
+         * vector; the codes of each vector are widened and scaled in registers */
+        const int64_t full = dtype == KVS_DTYPE_Q8_0 ? 34 : 18;
+        for (; c < D; c += 32) {
+            const uint8_t* qs[KV_MAXACC];
+            KV_VEC dv[KV_MAXACC];
+#pragma GCC unroll 16
+            for (int r = 0; r < NR; r++) {
+                const char* grp = krow + r * rb + (int64_t)(c >> 5) * full;
+                qs[r] = (const uint8_t*)grp + 2;
+                dv[r] = KV_SET1(kvs_qscale(grp));
+            }
+            if (cur != NULL) {
+                int64_t b0 = (int64_t)(c >> 5) * full, b1 = b0 + full;
+                if (((b0 + 63) >> 6) != ((b1 + 63) >> 6)) {
+#pragma GCC unroll 16
+                    for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+                }
+                cur += NR * full;
+            }
+#pragma GCC unroll 4
+            for (int o = 0; o < 32; o += KV_W) {
+                KV_VEC kv[KV_MAXACC];
+#pragma GCC unroll 16
+                for (int r = 0; r < NR; r++) kv[r] = KV_MUL(KV_QCODES(qs[r], o, dtype), dv[r]);
+#pragma GCC unroll 16
+                for (int g = 0; g < NG; g++) {
+                    KV_VEC qv = KV_LOADA(q + g * Dp + c + o);
+#pragma GCC unroll 16
+                    for (int r = 0; r < NR; r++) acc[g * NR + r] = KV_FMA(qv, kv[r], acc[g * NR + r]);
+                }
+            }
+        }
+    }
     for (; c + KV_W <= D; c += KV_W) {
         KV_VEC kv[KV_MAXACC];
 #pragma GCC unroll 16
-        for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype);
+        for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype, rb);
         if (cur != NULL) { /* prefetch the tile ahead in address order, as many bytes as consumed here */
-            if (((c * esz) & 63) == 0) {
+            if (kvs_quantised(dtype)) { /* fewer bytes per value: NR lines whenever a row crosses a line start */
+                int64_t b0 = kvs_span_bytes(dtype, rb, c), b1 = kvs_span_bytes(dtype, rb, c + KV_W);
+                if (((b0 + 63) >> 6) != ((b1 + 63) >> 6)) {
 #pragma GCC unroll 16
-                for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+                    for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+                }
+                cur += NR * (b1 - b0);
+            } else {
+                if (((c * esz) & 63) == 0) {
+#pragma GCC unroll 16
+                    for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+                }
+                cur += NR * KV_W * esz;
             }
-            cur += NR * KV_W * esz;
         }
 #pragma GCC unroll 16
         for (int g = 0; g < NG; g++) {
@@ -52,7 +98,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
     }
     for (; c < D; c++) { /* head_dim not a multiple of the vector width */
         for (int r = 0; r < NR; r++) {
-            float k = kvs_load1(krow + r * rb, c, dtype);
+            float k = kvs_load1(krow + r * rb, c, dtype, rb);
             for (int g = 0; g < NG; g++) res[g * NR + r] += q[g * Dp + c] * k;
         }
     }
@@ -119,8 +165,7 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
     }
     /* prefetch the tile ahead in address order, as many bytes per row as this pass consumes: spread evenly
      * over all column passes, and a sequential stream the hardware prefetchers can follow */
-    const int64_t esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
-    const int64_t pspan = (int64_t)NC * KV_W * esz;
+    const int64_t pspan = kvs_span_bytes(dtype, rb, (int64_t)NC * KV_W);
     const char* cur = pv != NULL ? *pv : NULL;
     for (int r = 0; r < t; r++) {
         const char* row = vp + r * rb;
@@ -129,8 +174,26 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
             cur += pspan;
         }
         KV_VEC v[KV_MAXACC];
+        if (kvs_quantised(dtype) && rb >= (dtype == KVS_DTYPE_Q8_0 ? 34 : 18)) {
+            /* 32-value groups: a chunk of columns either lies in one group or starts on a group boundary, so a
+             * group's address and scale are taken once, where it starts (or at the chunk's first column) */
+            const int64_t full = dtype == KVS_DTYPE_Q8_0 ? 34 : 18;
+            const uint8_t* qs = NULL;
+            KV_VEC dv = KV_ZERO();
 #pragma GCC unroll 16
-        for (int k = 0; k < NC; k++) v[k] = KV_LOADROW(row, c + KV_W * k, dtype);
+            for (int k = 0; k < NC; k++) {
+                const int col = c + KV_W * k;
+                if (k == 0 || ((KV_W * k) & 31) == 0) {
+                    const char* grp = row + (int64_t)(col >> 5) * full;
+                    qs = (const uint8_t*)grp + 2;
+                    dv = KV_SET1(kvs_qscale(grp));
+                }
+                v[k] = KV_MUL(KV_QCODES(qs, col & 31, dtype), dv);
+            }
+        } else {
+#pragma GCC unroll 16
+            for (int k = 0; k < NC; k++) v[k] = KV_LOADROW(row, c + KV_W * k, dtype, rb);
+        }
 #pragma GCC unroll 16
         for (int g = 0; g < NG; g++) {
             KV_VEC pb = KV_BCAST(p + g * KVS_TILE + r);
@@ -163,7 +226,7 @@ KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, in
     for (int d = Dv; d < D; d++) { /* head_dim not a multiple of the vector width */
         for (int g = 0; g < NG; g++) {
             float a = acc[(int64_t)g * Dp + d] * corr[g];
-            for (int r = 0; r < t; r++) a += p[g * KVS_TILE + r] * kvs_load1(vp + r * rb, d, dtype);
+            for (int r = 0; r < t; r++) a += p[g * KVS_TILE + r] * kvs_load1(vp + r * rb, d, dtype, rb);
             acc[(int64_t)g * Dp + d] = a;
         }
     }
@@ -271,4 +334,12 @@ void KV_NAME(kvs_segment_f16)(const void* job, int h, int64_t r0, int64_t r1, vo
 
 void KV_NAME(kvs_segment_bf16)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
     KV_NAME(run_segment)(KVS_DTYPE_BF16, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+}
+
+void KV_NAME(kvs_segment_q8_0)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
+    KV_NAME(run_segment)(KVS_DTYPE_Q8_0, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+}
+
+void KV_NAME(kvs_segment_q4_0)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
+    KV_NAME(run_segment)(KVS_DTYPE_Q4_0, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
 }

@@ -46,15 +46,17 @@ KVS_INLINE void gather_rows(int dtype, const int64_t* blocks, int br, int64_t rb
         const char* row = (const char*)(intptr_t)blocks[r / br] + (r % br) * rb;
         float* d = dst + (int64_t)i * D;
         int c = 0;
-        for (; c + 8 <= D; c += 8) _mm256_storeu_ps(d + c, kvs_load8(row, c, dtype));
-        for (; c < D; c++) d[c] = kvs_load1(row, c, dtype);
+        for (; c + 8 <= D; c += 8) _mm256_storeu_ps(d + c, kvs_load8(row, c, dtype, rb));
+        for (; c < D; c++) d[c] = kvs_load1(row, c, dtype, rb);
     }
 }
 
 static void gather(int dtype, const int64_t* blocks, int br, int64_t rb, int D, int64_t k0, int kt, float* dst) {
     if (dtype == KVS_DTYPE_F32) gather_rows(KVS_DTYPE_F32, blocks, br, rb, D, k0, kt, dst);
     else if (dtype == KVS_DTYPE_F16) gather_rows(KVS_DTYPE_F16, blocks, br, rb, D, k0, kt, dst);
-    else gather_rows(KVS_DTYPE_BF16, blocks, br, rb, D, k0, kt, dst);
+    else if (dtype == KVS_DTYPE_BF16) gather_rows(KVS_DTYPE_BF16, blocks, br, rb, D, k0, kt, dst);
+    else if (dtype == KVS_DTYPE_Q8_0) gather_rows(KVS_DTYPE_Q8_0, blocks, br, rb, D, k0, kt, dst); /* dequantised */
+    else gather_rows(KVS_DTYPE_Q4_0, blocks, br, rb, D, k0, kt, dst);
 }
 
 /* Online softmax over one row of scores: the first vis of kt columns are visible; p written in place (0 for
@@ -174,8 +176,8 @@ static void prefill_task(void* ctx, int w, int n) {
 int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads) {
-    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || n_q <= 0 || dtype < 0
-        || dtype > 2 || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL
+    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || n_q <= 0
+        || kvs_row_bytes(dtype, head_dim) < 0 || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL
         || k_blocks == NULL || v_blocks == NULL || off == NULL || len == NULL) {
         return KVS_ERR_ARGUMENT;
     }
@@ -190,7 +192,7 @@ int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t 
     j.dtype = dtype;
     j.br = block_rows;
     j.n_q = n_q;
-    j.rb = (int64_t)head_dim * kvs_dtype_bytes(dtype);
+    j.rb = kvs_row_bytes(dtype, head_dim);
     j.q = q;
     j.kb = k_blocks;
     j.vb = v_blocks;

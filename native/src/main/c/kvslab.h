@@ -11,6 +11,13 @@ int32_t kvs_abi_version(void);
 #define KVS_DTYPE_F32 0
 #define KVS_DTYPE_F16 1  /* IEEE 754 binary16, converted with F16C */
 #define KVS_DTYPE_BF16 2 /* bfloat16: the top 16 bits of a binary32 */
+/* ggml block quantisations. A row of head_dim values is cut into groups of g = min(32, head_dim) values (head_dim
+ * must be a multiple of 32 or below 32; even for q4_0); each group is an f16 scale d followed by its codes.
+ * q8_0: g int8 codes q, value q*d (34 bytes per 32 values). q4_0: g/2 bytes, byte j = code of value j (low nibble)
+ * | code of value j + g/2 (high nibble) << 4, value (code - 8)*d (18 bytes per 32 values). Rows are dequantised
+ * in registers by the decode kernels and into a scratch tile by prefill. */
+#define KVS_DTYPE_Q8_0 3
+#define KVS_DTYPE_Q4_0 4
 
 /* Return codes of the kernels. */
 #define KVS_OK 0
@@ -21,7 +28,8 @@ int32_t kvs_abi_version(void);
 #define KVS_MAX_THREADS 64
 
 /* Decode attention (one query token per query head) over paged K/V.
- * Rows of head_dim elements of dtype, block_rows rows per block. For kv head h in [0, n_kv) its rows 0..len[h]-1
+ * Rows of head_dim elements of dtype (kvs_row_bytes bytes each: quantised dtypes store groups), block_rows rows
+ * per block. For kv head h in [0, n_kv) its rows 0..len[h]-1
  * live in blocks k_blocks[off[h] .. off[h+1]-1] (same for v_blocks); block addresses are raw pointers.
  * Query head qh = h*group + g uses kv head h. q and out are [n_kv*group*head_dim] floats. lse (nullable) gets
  * [n_kv*group] log-sum-exp values of the scaled scores; a head with len 0 gives out zeros and lse -inf.
@@ -39,6 +47,9 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t d
 int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads);
+
+/* Bytes of one stored row of head_dim values of dtype, or -1 if dtype cannot store such rows. */
+int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim);
 
 /* Reads bytes of buf once with n_threads threads (vectorised loads, the buffer split into contiguous parts)
  * and returns a checksum of the data, so the reads cannot be optimised away. Timing it gives the machine's

@@ -1,2 +1,20 @@
 #include "kvslab.h"
-int32_t kvs_abi_version(void) { return 1; }
+/* 2: dtypes q8_0 (3) and q4_0 (4), kvs_row_bytes. */
+int32_t kvs_abi_version(void) { return 2; }
+
+int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim) {
+    if (head_dim <= 0) return -1;
+    switch (dtype) {
+    case KVS_DTYPE_F32: return (int64_t)head_dim * 4;
+    case KVS_DTYPE_F16:
+    case KVS_DTYPE_BF16: return (int64_t)head_dim * 2;
+    case KVS_DTYPE_Q8_0:
+    case KVS_DTYPE_Q4_0: {
+        if (head_dim > 32 && head_dim % 32 != 0) return -1;
+        if (dtype == KVS_DTYPE_Q4_0 && head_dim % 2 != 0) return -1;
+        int64_t g = head_dim < 32 ? head_dim : 32;
+        return head_dim / g * (2 + (dtype == KVS_DTYPE_Q8_0 ? g : g / 2));
+    }
+    default: return -1;
+    }
+}

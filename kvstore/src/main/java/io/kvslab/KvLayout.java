@@ -9,7 +9,7 @@ import io.kvslab.KvArgumentException;
  * @param queryHeads      attention (query) heads per layer
  * @param kvHeads         key/value heads per layer; {@code queryHeads} must be a multiple (GQA)
  * @param headDim         elements per head vector
- * @param dtype           element type of stored rows
+ * @param dtype           element type of stored rows (a quantised type constrains headDim: {@link DType#checkHeadDim})
  * @param tokensPerBlock  rows per block (a block holds K, or V, rows of one (layer, KV head))
  */
 public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DType dtype, int tokensPerBlock) {
@@ -37,8 +37,9 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         positive("headDim", headDim);
         positive("tokensPerBlock", tokensPerBlock);
         if (dtype == null) {
-            throw new KvArgumentException("dtype must be one of F32, F16, BF16, got null");
+            throw new KvArgumentException("dtype must be one of F32, F16, BF16, Q8_0, Q4_0, got null");
         }
+        dtype.checkHeadDim(headDim);
         if (queryHeads % kvHeads != 0) {
             throw new KvArgumentException("queryHeads (" + queryHeads + ") must be a multiple of kvHeads (" + kvHeads + ")");
         }
@@ -51,11 +52,11 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
             throw new KvArgumentException("layers x kvHeads = " + layers + " x " + kvHeads + " = " + tables
                     + " block tables per sequence; at most " + MAX_TABLES + " are allowed");
         }
-        long blockBytes = (long) headDim * dtype.bytes() * tokensPerBlock;
+        long blockBytes = dtype.rowBytes(headDim) * tokensPerBlock;   // both factors <= 2^18: no overflow
         if (blockBytes > MAX_BLOCK_BYTES) {
-            throw new KvArgumentException("a block of headDim " + headDim + " x " + dtype.bytes() + " bytes x "
-                    + tokensPerBlock + " tokens = " + blockBytes + " bytes; at most " + MAX_BLOCK_BYTES
-                    + " are allowed");
+            throw new KvArgumentException("a block of " + dtype.rowBytes(headDim) + " bytes per row (headDim "
+                    + headDim + " as " + dtype + ") x " + tokensPerBlock + " tokens = " + blockBytes
+                    + " bytes; at most " + MAX_BLOCK_BYTES + " are allowed");
         }
         long tokenFloats = (long) queryHeads * headDim;
         if (tokenFloats > MAX_TOKEN_FLOATS) {
@@ -74,9 +75,9 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         return queryHeads / kvHeads;
     }
 
-    /** Bytes of one K (or V) row. */
+    /** Bytes of one K (or V) row: {@code dtype.rowBytes(headDim)} (groups and their scales for quantised types). */
     public long rowBytes() {
-        return (long) headDim * dtype.bytes();
+        return dtype.rowBytes(headDim);
     }
 
     /** Bytes of one block. */

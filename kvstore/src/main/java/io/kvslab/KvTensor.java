@@ -29,6 +29,10 @@ public record KvTensor(MemorySegment data, DType type, int tokens, int heads, in
         if (data == null || type == null) {
             throw new KvArgumentException("tensor data and type must not be null");
         }
+        if (type.isQuantized()) {
+            throw new KvArgumentException("tensor type must be F32, F16 or BF16 (a caller's tensor holds plain values; "
+                    + "the store quantises them), got " + type);
+        }
         if (tokens < 1 || heads < 1 || headDim < 1) {
             throw new KvArgumentException("tensor shape must be positive, got [tokens " + tokens + ", heads " + heads
                     + ", headDim " + headDim + "]");

@@ -10,7 +10,9 @@ import java.lang.foreign.MemorySegment;
  * {@link IllegalStateException} instead of reading freed or reused memory. Confined to the opening thread.
  *
  * <p>Block {@code b} of a (layer, KV head) holds rows {@code b * tokensPerBlock ..}; the last block may be partly
- * filled. A row is {@code headDim} elements of the store's {@link DType}, little-endian, rows back to back.
+ * filled. A row is {@link KvLayout#rowBytes()} bytes, rows back to back: {@code headDim} little-endian elements of
+ * the store's {@link DType} for F32/F16/BF16, ggml groups (f16 scale + codes) for Q8_0/Q4_0 (docs/dtypes.md).
+ * {@link #readKeys} / {@link #readValues} give rows as fp32 whatever the dtype (dequantised).
  */
 public interface LayerView extends AutoCloseable {
     /** The layer this view reads. */
@@ -33,6 +35,15 @@ public interface LayerView extends AutoCloseable {
 
     /** Read-only V block {@code block} of {@code kvHead}, valid until this view closes. */
     MemorySegment valueBlock(int kvHead, int block);
+
+    /**
+     * K rows {@code [from, from + count)} of {@code kvHead} as fp32 (widened or dequantised) into
+     * {@code dst[offset ..]}, {@code headDim} floats per row.
+     */
+    void readKeys(int kvHead, int from, int count, float[] dst, int offset);
+
+    /** V rows {@code [from, from + count)} of {@code kvHead} as fp32, like {@link #readKeys}. */
+    void readValues(int kvHead, int from, int count, float[] dst, int offset);
 
     /** Releases the read lock and invalidates every segment handed out. Idempotent. */
     @Override

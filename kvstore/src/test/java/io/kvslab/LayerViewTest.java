@@ -8,6 +8,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -104,6 +105,37 @@ class LayerViewTest {
                 assertTrue(seen[0] instanceof ConcurrentUseException, String.valueOf(seen[0]));
             }
             assertThrows(KvArgumentException.class, () -> s.readLayer(2));
+        }
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(DType.class)
+    void viewReadsRowsAsFloatsInEveryDtype(DType dt) {
+        // quantised rows are groups with scales, not elements: the view dequantises them like Sequence.readKeys
+        KvLayout layout = new KvLayout(2, 4, 2, 8, dt, 4);
+        try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence()) {
+            for (int t = 0; t < 10; t++) {
+                float[] k = new float[16], v = new float[16];
+                for (int i = 0; i < 16; i++) {
+                    k[i] = (float) Math.sin(t + i * 0.7);
+                    v[i] = (float) Math.cos(t * 0.3 + i);
+                }
+                s.append(0, k, v, t);
+            }
+            float[] keys = new float[10 * 8], values = new float[10 * 8];
+            s.readKeys(0, 1, keys);
+            s.readValues(0, 1, values);
+            try (LayerView view = s.readLayer(0)) {
+                float[] got = new float[1 + 7 * 8];
+                view.readKeys(1, 2, 7, got, 1);   // rows 2..8: across three blocks
+                assertArrayEquals(java.util.Arrays.copyOfRange(keys, 16, 72), java.util.Arrays.copyOfRange(got, 1, 57));
+                view.readValues(1, 2, 7, got, 1);
+                assertArrayEquals(java.util.Arrays.copyOfRange(values, 16, 72),
+                        java.util.Arrays.copyOfRange(got, 1, 57));
+                assertThrows(KvArgumentException.class, () -> view.readKeys(1, 5, 6, got, 0), "rows 5..10 of 10");
+                assertThrows(KvArgumentException.class, () -> view.readKeys(1, 0, 8, got, 0), "dst too small");
+                assertEquals(layout.rowBytes() * 4, view.keyBlock(1, 0).byteSize());
+            }
         }
     }
 }

@@ -49,15 +49,10 @@ class SequenceTest {
         float[] x = new float[positions.length * DIM];
         for (int i = 0; i < positions.length; i++) {
             for (int d = 0; d < DIM; d++) {
-                float f = value(l, h, positions[i], d, key);
-                x[i * DIM + d] = switch (dt) {
-                    case F32 -> f;
-                    case F16 -> Float.float16ToFloat(Float.floatToFloat16(f));
-                    case BF16 -> bf16(f);
-                };
+                x[i * DIM + d] = value(l, h, positions[i], d, key);
             }
         }
-        return x;
+        return io.kvslab.testing.StoredValues.of(dt, x, DIM);
     }
 
     static void assertHolds(Sequence s, int l, int h, long[] positions) {
@@ -108,9 +103,11 @@ class SequenceTest {
         }
     }
 
-    @Test
-    void retainKeepsRowsBitwiseWithPositionsAndFreesBlocks() {
-        try (KvStore store = KvStore.open(F32); Sequence s = store.newSequence()) {
+    @ParameterizedTest
+    @EnumSource(DType.class)   // quantised dtypes too: forks, keep and compaction move rows as bytes
+    void retainKeepsRowsBitwiseWithPositionsAndFreesBlocks(DType dt) {
+        KvLayout layout = new KvLayout(LAYERS, 6, KV_HEADS, DIM, dt, TPB);
+        try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence()) {
             fill(s, 100, 130);   // 30 rows = 8 blocks per table
             int[] keep = {0, 3, 4, 5, 17, 29};
             s.keep(1, 2, keep);
@@ -121,7 +118,7 @@ class SequenceTest {
             // Ragged: other heads untouched.
             assertHolds(s, 1, 1, range(100, 130));
             long tables = 2L * (LAYERS * KV_HEADS - 2) * 8 + 2L * 2 + 0;
-            assertEquals(tables * F32.blockBytes(), store.stats().liveBytes(), "live = retained blocks only");
+            assertEquals(tables * layout.blockBytes(), store.stats().liveBytes(), "live = retained blocks only");
             // Appending after eviction continues after the last position of the layer.
             s.append(1, token(1, 130, true), token(1, 130, false), 130);
             assertHolds(s, 1, 2, new long[] {100, 103, 104, 105, 117, 129, 130});
@@ -130,9 +127,11 @@ class SequenceTest {
         }
     }
 
-    @Test
-    void forkSharesBlocksAndCopiesOnWrite() {
-        try (KvStore store = KvStore.open(F32)) {
+    @ParameterizedTest
+    @EnumSource(DType.class)   // quantised dtypes too: forks, keep and compaction move rows as bytes
+    void forkSharesBlocksAndCopiesOnWrite(DType dt) {
+        KvLayout layout = new KvLayout(LAYERS, 6, KV_HEADS, DIM, dt, TPB);
+        try (KvStore store = KvStore.open(layout)) {
             Sequence parent = store.newSequence();
             fill(parent, 0, 6);   // blocks: one full, one half (2 rows)
             long liveBefore = store.stats().liveBytes();
@@ -145,7 +144,7 @@ class SequenceTest {
             }
             // The first writer (the child) copies each shared partial tail; the parent then owns the original.
             long tailCopies = 2L * LAYERS * KV_HEADS;
-            assertEquals(liveBefore + tailCopies * F32.blockBytes(), store.stats().liveBytes());
+            assertEquals(liveBefore + tailCopies * layout.blockBytes(), store.stats().liveBytes());
             for (int l = 0; l < LAYERS; l++) {
                 for (int h = 0; h < KV_HEADS; h++) {
                     assertHolds(child, l, h, range(0, 7));
@@ -257,9 +256,11 @@ class SequenceTest {
         assertThrows(KvArgumentException.class, () -> KvStore.open(F32, new StoreConfig(10, 1 << 20)));
     }
 
-    @Test
-    void compactionKeepsContentsAndRefreshesAddresses() {
-        try (KvStore store = KvStore.open(F32, StoreConfig.defaults().withSlabBytes(16 * F32.blockBytes()))) {
+    @ParameterizedTest
+    @EnumSource(DType.class)   // quantised dtypes too: forks, keep and compaction move rows as bytes
+    void compactionKeepsContentsAndRefreshesAddresses(DType dt) {
+        KvLayout layout = new KvLayout(LAYERS, 6, KV_HEADS, DIM, dt, TPB);
+        try (KvStore store = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(16 * layout.blockBytes()))) {
             Sequence[] seqs = new Sequence[8];
             for (int i = 0; i < seqs.length; i++) {
                 seqs[i] = store.newSequence();
@@ -276,7 +277,7 @@ class SequenceTest {
             }
             long reserved = store.stats().reservedBytes();
             // what the kernel reads before compaction (its address arrays are built from the tables per call)
-            float[] q = new float[F32.queryHeads() * DIM];
+            float[] q = new float[layout.queryHeads() * DIM];
             for (int i = 0; i < q.length; i++) {
                 q[i] = (float) Math.sin(i);
             }

@@ -41,6 +41,7 @@ class TensorEntryPointsTest {
                         case F16 -> seg.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(x));
                         case BF16 -> seg.setAtIndex(ValueLayout.JAVA_SHORT, i,
                                 (short) ((Float.floatToRawIntBits(x) + 0x7FFF + ((Float.floatToRawIntBits(x) >>> 16) & 1)) >>> 16));
+                        default -> throw new IllegalArgumentException("tensors are F32, F16 or BF16");
                     }
                 }
             }
@@ -56,6 +57,7 @@ class TensorEntryPointsTest {
                 int b = Float.floatToRawIntBits(x);
                 yield Float.intBitsToFloat(((b + 0x7FFF + ((b >>> 16) & 1)) >>> 16) << 16);
             }
+            default -> throw new IllegalArgumentException("tensors are F32, F16 or BF16");
         };
     }
 
@@ -73,7 +75,7 @@ class TensorEntryPointsTest {
         for (int t = 0; t < TOKENS; t++) {
             positions[t] = 3L * t;
         }
-        for (DType input : DType.values()) {
+        for (DType input : new DType[] {DType.F32, DType.F16, DType.BF16}) {   // a caller's tensor is never quantised
             try (KvStore s = KvStore.open(layout); Arena arena = Arena.ofConfined();
                  Sequence viaArrays = s.newSequence(); Sequence viaTensors = s.newSequence();
                  Attention att = Attention.create(2)) {

@@ -6,7 +6,11 @@ import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32C;
 
 /**
- * Snapshot file format, version 1 (full specification: docs/snapshots.md). All integers little-endian.
+ * Snapshot file format, version 2 (full specification: docs/snapshots.md). All integers little-endian.
+ * Version 2 adds to version 1's header the bytes of one stored row and the V rows' dtype code and row bytes
+ * (quantised dtypes store groups with scales, so a row is no longer headDim x bytes per element); everything
+ * else is unchanged. Readers accept versions 1 and 2; version 1 files have zeros in those fields and their row
+ * bytes are derived from the dtype.
  *
  * <pre>
  * [0, 128)                 header (fixed size; CRC32C of bytes [0, 124) at 124)
@@ -23,7 +27,9 @@ import java.util.zip.CRC32C;
  */
 final class SnapshotFormat {
     static final byte[] MAGIC = "KVSLSNAP".getBytes(StandardCharsets.US_ASCII);
-    static final int VERSION = 1;
+    static final int VERSION = 2;
+    /** The oldest version this build reads. */
+    static final int MIN_VERSION = 1;
     static final int HEADER_BYTES = 128;
     static final int CRC_BYTES = 4;
     static final int DIRECTORY_ENTRY_BYTES = 24;
@@ -38,7 +44,7 @@ final class SnapshotFormat {
     static final int MAX_TOKENS_PER_BLOCK = 1 << 16;
     /** layers x kvHeads: the (layer, KV head) tables of one sequence. */
     static final long MAX_TABLES_PER_SEQUENCE = 1L << 24;
-    /** tokensPerBlock x headDim x dtype bytes: one block's payload is read into one heap array. */
+    /** tokensPerBlock x row bytes: one block's payload is read into one heap array. */
     static final long MAX_BLOCK_BYTES = 1L << 30;
     static final int MAX_SEQUENCES = Integer.MAX_VALUE;
     static final int MAX_BLOCKS = Integer.MAX_VALUE;
@@ -62,6 +68,11 @@ final class SnapshotFormat {
     static final int OFF_DIRECTORY_BYTES = 88;
     static final int OFF_TOTAL_BYTES = 96;
     static final int OFF_CREATED_AT = 104;
+    /** Version 2: bytes of one stored K row ({@code KvLayout.rowBytes()}). */
+    static final int OFF_ROW_BYTES = 112;
+    /** Version 2: dtype code of V rows (equal to the K dtype in this build) and their row bytes. */
+    static final int OFF_VALUE_DTYPE = 116;
+    static final int OFF_VALUE_ROW_BYTES = 120;
     static final int OFF_HEADER_CRC = 124;
 
     private SnapshotFormat() {}
@@ -70,7 +81,7 @@ final class SnapshotFormat {
     record Header(int version, int headerBytes, int layers, int queryHeads, int kvHeads, int headDim, int dtypeCode,
                   int tokensPerBlock, int sequences, int blocks, long tablesOffset, long tablesBytes,
                   long dataOffset, long dataBytes, long directoryOffset, long directoryBytes, long totalBytes,
-                  long createdAtMillis) {
+                  long createdAtMillis, int rowBytes, int valueDtypeCode, int valueRowBytes) {
 
         byte[] encode() {
             byte[] b = new byte[HEADER_BYTES];
@@ -94,6 +105,9 @@ final class SnapshotFormat {
             buf.putLong(OFF_DIRECTORY_BYTES, directoryBytes);
             buf.putLong(OFF_TOTAL_BYTES, totalBytes);
             buf.putLong(OFF_CREATED_AT, createdAtMillis);
+            buf.putInt(OFF_ROW_BYTES, rowBytes);
+            buf.putInt(OFF_VALUE_DTYPE, valueDtypeCode);
+            buf.putInt(OFF_VALUE_ROW_BYTES, valueRowBytes);
             buf.putInt(OFF_HEADER_CRC, crc(b, 0, OFF_HEADER_CRC));
             return b;
         }
@@ -105,7 +119,8 @@ final class SnapshotFormat {
                     buf.getInt(OFF_DTYPE), buf.getInt(OFF_TOKENS_PER_BLOCK), buf.getInt(OFF_SEQUENCES),
                     buf.getInt(OFF_BLOCKS), buf.getLong(OFF_TABLES_OFFSET), buf.getLong(OFF_TABLES_BYTES),
                     buf.getLong(OFF_DATA_OFFSET), buf.getLong(OFF_DATA_BYTES), buf.getLong(OFF_DIRECTORY_OFFSET),
-                    buf.getLong(OFF_DIRECTORY_BYTES), buf.getLong(OFF_TOTAL_BYTES), buf.getLong(OFF_CREATED_AT));
+                    buf.getLong(OFF_DIRECTORY_BYTES), buf.getLong(OFF_TOTAL_BYTES), buf.getLong(OFF_CREATED_AT),
+                    buf.getInt(OFF_ROW_BYTES), buf.getInt(OFF_VALUE_DTYPE), buf.getInt(OFF_VALUE_ROW_BYTES));
         }
     }
 

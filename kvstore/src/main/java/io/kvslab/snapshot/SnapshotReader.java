@@ -159,7 +159,7 @@ final class SnapshotReader implements AutoCloseable {
                     + "with the magic \"KVSLSNAP\" (an incomplete save has a zeroed header)");
         }
         SnapshotFormat.Header h = SnapshotFormat.Header.decode(head);
-        if (h.version() != SnapshotFormat.VERSION) {
+        if (h.version() < SnapshotFormat.MIN_VERSION || h.version() > SnapshotFormat.VERSION) {
             throw new UnsupportedSnapshotVersionException(file, h.version());
         }
         int stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(SnapshotFormat.OFF_HEADER_CRC);
@@ -169,7 +169,8 @@ final class SnapshotReader implements AutoCloseable {
                     + Integer.toHexString(stored) + ", computed 0x" + Integer.toHexString(actual) + ")");
         }
         if (h.headerBytes() != SnapshotFormat.HEADER_BYTES) {
-            throw corrupt(file, "header size is " + h.headerBytes() + ", version 1 has " + SnapshotFormat.HEADER_BYTES);
+            throw corrupt(file, "header size is " + h.headerBytes() + ", version " + h.version() + " has "
+                    + SnapshotFormat.HEADER_BYTES);
         }
         if (h.totalBytes() != size) {
             throw new CorruptSnapshotException("snapshot " + file + (size < h.totalBytes()
@@ -212,14 +213,10 @@ final class SnapshotReader implements AutoCloseable {
     }
 
     private static KvLayout layoutOf(String file, SnapshotFormat.Header h) {
-        DType dtype = null;
-        for (DType d : DType.values()) {
-            if (d.code() == h.dtypeCode()) {
-                dtype = d;
-            }
-        }
-        if (dtype == null) {
-            throw corrupt(file, "unknown dtype code " + h.dtypeCode() + " (0 = F32, 1 = F16, 2 = BF16)");
+        DType dtype = DType.ofCode(h.dtypeCode());
+        if (dtype == null || (h.version() == 1 && dtype.isQuantized())) {
+            throw corrupt(file, "unknown dtype code " + h.dtypeCode() + (h.version() == 1
+                    ? " (version 1: 0 = F32, 1 = F16, 2 = BF16)" : " (0 = F32, 1 = F16, 2 = BF16, 3 = Q8_0, 4 = Q4_0)"));
         }
         layoutField(file, "layers", h.layers(), SnapshotFormat.MAX_LAYERS);
         layoutField(file, "queryHeads", h.queryHeads(), SnapshotFormat.MAX_HEADS);
@@ -232,9 +229,28 @@ final class SnapshotReader implements AutoCloseable {
             throw corrupt(file, "layers x kvHeads = " + h.layers() + " x " + h.kvHeads() + " = " + tables
                     + " tables per sequence, at most " + SnapshotFormat.MAX_TABLES_PER_SEQUENCE + " supported");
         }
-        long blockBytes = (long) h.tokensPerBlock() * h.headDim() * dtype.bytes();
+        long rowBytes;
+        try {
+            rowBytes = dtype.rowBytes(h.headDim());
+        } catch (KvSlabException e) {
+            throw corrupt(file, "invalid layout: " + e.getMessage());
+        }
+        if (h.version() >= 2) {
+            // The row geometry is stated, not only implied: a file whose rows are not this build's rows of its
+            // dtype (another group layout) is refused rather than misread.
+            if (h.rowBytes() != rowBytes) {
+                throw corrupt(file, "header says " + h.rowBytes() + " bytes per row, but " + dtype + " rows of headDim "
+                        + h.headDim() + " are " + rowBytes + " bytes");
+            }
+            if (h.valueDtypeCode() != h.dtypeCode() || h.valueRowBytes() != h.rowBytes()) {
+                throw corrupt(file, "V rows are dtype code " + h.valueDtypeCode() + " with " + h.valueRowBytes()
+                        + " bytes per row; this build stores K and V in one dtype (code " + h.dtypeCode() + ", "
+                        + rowBytes + " bytes per row)");
+            }
+        }
+        long blockBytes = (long) h.tokensPerBlock() * rowBytes;   // 2^16 x 2^19 at most: no overflow
         if (blockBytes > SnapshotFormat.MAX_BLOCK_BYTES) {
-            throw corrupt(file, "tokensPerBlock x headDim x " + dtype.bytes() + " bytes = " + blockBytes
+            throw corrupt(file, "tokensPerBlock x " + rowBytes + " bytes per row = " + blockBytes
                     + " bytes per block, at most " + SnapshotFormat.MAX_BLOCK_BYTES + " supported");
         }
         try {
@@ -416,14 +432,14 @@ final class SnapshotReader implements AutoCloseable {
             throw corrupt(file, "block " + b + " checksum mismatch (stored 0x" + Integer.toHexString(blockCrcs[b])
                     + ", computed 0x" + Integer.toHexString((int) crc.getValue()) + ")");
         }
-        int bad = PayloadValues.firstNonFinite(buffer, len, layout.dtype());
+        int bad = PayloadValues.firstNonFinite(buffer, len, layout.dtype(), layout.headDim());
         if (bad >= 0) {
             int row = (int) (bad / layout.headDim());
             int element = (int) (bad % layout.headDim());
             String kind = kindsForTables[b] == SnapshotFormat.KIND_KEY ? "K" : "V";
             throw corrupt(file, "data section, block " + b + " (" + kind + " rows"
                     + (firstUse != null && firstUse[b] != null ? " of " + firstUse[b] : "") + "), row " + row
-                    + ", element " + element + " is " + PayloadValues.describe(buffer, bad, layout.dtype())
+                    + ", element " + element + " is " + PayloadValues.describe(buffer, bad, layout.dtype(), layout.headDim())
                     + "; restored rows must be finite " + layout.dtype() + " values, as append requires");
         }
         return len;

@@ -197,7 +197,8 @@ final class SnapshotWriter {
                 SnapshotFormat.Header header = new SnapshotFormat.Header(SnapshotFormat.VERSION,
                         SnapshotFormat.HEADER_BYTES, layers, layout.queryHeads(), kvHeads, layout.headDim(),
                         layout.dtype().code(), tpb, n, order.size(), tablesOffset, tablesBytes, dataOffset,
-                        dataBytes, directoryOffset, directoryBytes, total, created);
+                        dataBytes, directoryOffset, directoryBytes, total, created, (int) rowBytes,
+                        layout.dtype().code(), (int) rowBytes);
                 byte[] head = header.encode();
                 out.write(0L, head, 0, head.length);
             } finally {

@@ -5,8 +5,8 @@ public final class UnsupportedSnapshotVersionException extends SnapshotException
     private final int version;
 
     public UnsupportedSnapshotVersionException(String file, int version) {
-        super("snapshot " + file + " has format version " + version + "; this build reads version "
-                + SnapshotFormat.VERSION + " only");
+        super("snapshot " + file + " has format version " + version + "; this build reads versions "
+                + SnapshotFormat.MIN_VERSION + " to " + SnapshotFormat.VERSION);
         this.version = version;
     }
 

@@ -55,15 +55,10 @@ final class Rows {
         float[] x = new float[positions.length * dim];
         for (int i = 0; i < positions.length; i++) {
             for (int d = 0; d < dim; d++) {
-                float f = value(l, h, positions[i], d, key);
-                x[i * dim + d] = switch (layout.dtype()) {
-                    case F32 -> f;
-                    case F16 -> Float.float16ToFloat(Float.floatToFloat16(f));
-                    case BF16 -> bf16(f);
-                };
+                x[i * dim + d] = value(l, h, positions[i], d, key);
             }
         }
-        return x;
+        return io.kvslab.testing.StoredValues.of(layout.dtype(), x, dim);
     }
 
     /** Round-to-nearest-even to bf16 and back, written independently of the library's codec. */

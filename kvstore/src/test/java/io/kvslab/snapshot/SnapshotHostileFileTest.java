@@ -87,7 +87,7 @@ class SnapshotHostileFileTest {
         // 65536 x 8192 x 4 = 2^31: the old reader did new byte[(int) 2^31] (NegativeArraySizeException)
         Path neg = crafted("neg.kvs", 1, 1, 1, 65536, 0, 8192, 0, new byte[0]);
         assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(neg)),
-                "neg.kvs", "tokensPerBlock x headDim x 4 bytes = 2147483648", "at most 1073741824");
+                "neg.kvs", "tokensPerBlock x 262144 bytes per row = 2147483648", "at most 1073741824");
         // 2^31 - 2^18: a 2 GiB heap array for a 136-byte file (OutOfMemoryError)
         Path big = crafted("big.kvs", 1, 1, 1, 65536, 0, 8191, 0, new byte[0]);
         assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(big)),
@@ -153,12 +153,16 @@ class SnapshotHostileFileTest {
         byte[] b = Files.readAllBytes(p);
         ByteBuffer f = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
         long dataOff = f.getLong(SnapshotFormat.OFF_DATA_OFFSET);
-        for (int k = 0; k < dtype.bytes(); k++) {
+        for (int k = 0; k < elementBytes(dtype); k++) {   // quantised: the first group's f16 scale
             b[(int) dataOff + k] = (byte) (bits >>> (8 * k));
         }
         recomputeCrcs(b, layout.rowBytes());
         Files.write(p, b);
         return p;
+    }
+
+    private static int elementBytes(DType dtype) {
+        return dtype.isQuantized() ? 2 : dtype.bytes();
     }
 
     static void recomputeCrcs(byte[] b, long rowBytes) {
@@ -197,11 +201,13 @@ class SnapshotHostileFileTest {
             case F32 -> 0x7F800000L;
             case F16 -> 0x7C00;
             case BF16 -> 0x7F80;
+            case Q8_0, Q4_0 -> 0x7C00;   // the f16 scale of the first group
         };
         Path pos = poisoned(dtype, inf, "inf-" + dtype + ".kvs");
         assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(pos)),
-                "row 0, element 0 is Infinity (" + dtype + " bits 0x" + Long.toHexString(inf) + ")");
-        long negInf = inf | (1L << (8 * dtype.bytes() - 1));
+                dtype.isQuantized() ? "row 0, element 0 is in a group whose f16 scale is Infinity (bits 0x7c00)"
+                        : "row 0, element 0 is Infinity (" + dtype + " bits 0x" + Long.toHexString(inf) + ")");
+        long negInf = inf | (1L << (8 * elementBytes(dtype) - 1));
         Path neg = poisoned(dtype, negInf, "neginf-" + dtype + ".kvs");
         assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(neg)), "is -Infinity");
         // the largest finite value of the dtype restores (append accepts it too)
@@ -209,6 +215,7 @@ class SnapshotHostileFileTest {
             case F32 -> Float.floatToRawIntBits(Float.MAX_VALUE);
             case F16 -> Float.floatToFloat16(65504f) & 0xFFFF;
             case BF16 -> 0x7F7F;
+            case Q8_0, Q4_0 -> Float.floatToFloat16(65504f) & 0xFFFF;
         };
         Path ok = poisoned(dtype, max, "max-" + dtype + ".kvs");
         assertEquals(1, Snapshots.inspect(ok).sequenceIds().size());

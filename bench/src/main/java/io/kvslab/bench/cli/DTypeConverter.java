@@ -5,9 +5,13 @@ import picocli.CommandLine;
 
 import java.util.Locale;
 
-/** An element type in any spelling the docs use: f32/fp32/float32, f16/fp16/float16/half, bf16/bfloat16 (any case). */
+/**
+ * An element type in any spelling the docs use: f32/fp32/float32, f16/fp16/float16/half, bf16/bfloat16, and the
+ * ggml quantisations q8_0/q8 and q4_0/q4 (any case).
+ */
 final class DTypeConverter implements CommandLine.ITypeConverter<DType> {
-    static final String ALLOWED = "f32, f16, bf16 (also fp32, float32, fp16, float16, bfloat16; any case)";
+    static final String ALLOWED = "f32, f16, bf16, q8_0, q4_0 (also fp32, float32, fp16, float16, bfloat16, q8, q4; "
+            + "any case)";
 
     @Override
     public DType convert(String value) {
@@ -19,6 +23,8 @@ final class DTypeConverter implements CommandLine.ITypeConverter<DType> {
             case "f32", "fp32", "float32", "float" -> DType.F32;
             case "f16", "fp16", "float16", "half" -> DType.F16;
             case "bf16", "bfloat16" -> DType.BF16;
+            case "q8_0", "q8" -> DType.Q8_0;
+            case "q4_0", "q4" -> DType.Q4_0;
             default -> throw new CommandLine.TypeConversionException("'" + value + "' is not an element type; "
                     + "allowed: " + ALLOWED);
         };

@@ -46,7 +46,7 @@ final class FootprintCommand implements Callable<Integer> {
     private List<Integer> contexts;
 
     @Option(names = "--dtypes", paramLabel = "LIST", split = ",", converter = DTypeConverter.class,
-            description = "element types: f32, f16, bf16 (default f16; f16,f32 with --full)")
+            description = "element types: f32, f16, bf16, q8_0, q4_0 (default f16; f16,f32 with --full)")
     private List<DType> dtypes;
 
     @Option(names = "--policies", paramLabel = "LIST", split = ",", defaultValue = "full,streamingllm,snapkv,adakv",

@@ -15,7 +15,7 @@ public final class FootprintModel {
 
     /**
      * @param keptRows        rows summed over all (layer, KV head) pairs
-     * @param theoreticalBytes {@code keptRows x 2 x headDim x dtype bytes}: the bytes of the kept rows, no slack
+     * @param theoreticalBytes {@code keptRows x 2 x rowBytes} (the dtype's bytes per row): the bytes of the kept rows, no slack
      * @param liveBytes       bytes of the blocks holding them
      * @param reservedBytes   bytes of the fewest whole slabs holding those blocks
      */

@@ -10,7 +10,7 @@ import io.kvslab.DType;
  * @param dtype             stored element type
  * @param policy            compression policy name
  * @param keptTokensPerHead mean rows kept per (layer, KV head)
- * @param theoreticalBytes  K+V bytes of the kept rows: 2 x layers x kvHeads x headDim x dtype x kept tokens
+ * @param theoreticalBytes  K+V bytes of the kept rows: 2 x layers x kvHeads x rowBytes x kept tokens (rowBytes = dtype.rowBytes(headDim))
  * @param liveBytes         bytes of the blocks holding them
  * @param heldReservedBytes slab bytes the store holds right after compression, before {@code compact()}
  * @param reservedBytes     slab bytes after {@code compact()}

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * The fields of a KVSlab snapshot file (format version 1, docs/snapshots.md), read independently of the library's
+ * The fields of a KVSlab snapshot file (format versions 1 and 2, docs/snapshots.md), read independently of the library's
  * reader: header, table section (per sequence an id, per (layer, KV head) row and block counts, positions, K and V
  * block indices), block directory (offset, rows, kind, references, CRC per block) and the section checksums.
  */
@@ -41,9 +41,15 @@ final class SnapshotStructure {
         Field directoryBytes = add(fields, "header.directoryBytes", 88, 8, FieldKind.SIZE);
         Field total = add(fields, "header.totalBytes", 96, 8, FieldKind.SIZE);
         add(fields, "header.createdAt", 104, 8, FieldKind.VALUE);
+        long v = version.read(b);
+        if (v == 2) {   // version 2: row geometry in what version 1 reserved
+            add(fields, "header.rowBytes", 112, 4, FieldKind.SIZE);
+            add(fields, "header.valueDtype", 116, 4, FieldKind.ENUM);
+            add(fields, "header.valueRowBytes", 120, 4, FieldKind.SIZE);
+        }
         add(fields, "header.crc", 124, 4, FieldKind.CHECKSUM);
-        if (version.read(b) != 1 || total.read(b) != b.length) {
-            throw new IllegalArgumentException("seed " + name + " is no version-1 snapshot of its length");
+        if ((v != 1 && v != 2) || total.read(b) != b.length) {
+            throw new IllegalArgumentException("seed " + name + " is no version-1 or -2 snapshot of its length");
         }
         List<List<Field>> products = new ArrayList<>();
         products.add(List.of(tpb, headDim));
@@ -135,7 +141,13 @@ final class SnapshotStructure {
         int headDim = f.getInt(28);
         int dtype = f.getInt(32);
         int blocks = f.getInt(44);
-        long rowBytes = (long) headDim * (dtype == 0 ? 4 : 2);
+        io.kvslab.DType dt = io.kvslab.DType.ofCode(dtype);
+        long rowBytes;
+        try {
+            rowBytes = dt == null ? (long) headDim * 2 : dt.rowBytes(headDim);
+        } catch (io.kvslab.KvArgumentException e) {
+            rowBytes = (long) headDim * 2;   // an unusable layout: block fields are still listed, sized as f16
+        }
         if (inside(b, dOff, dBytes) && dBytes >= 4 && blocks >= 0 && 24L * blocks <= dBytes - 4) {
             for (int i = 0; i < blocks; i++) {
                 int e = (int) dOff + 24 * i;

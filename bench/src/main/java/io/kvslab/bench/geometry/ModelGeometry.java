@@ -77,8 +77,8 @@ public record ModelGeometry(String name, int layers, int queryHeads, int kvHeads
         return new KvLayout(layers, queryHeads, kvHeads, headDim, dtype, tokensPerBlock);
     }
 
-    /** Dense K+V bytes of one token: 2 x layers x kvHeads x headDim x dtype bytes. */
+    /** Dense K+V bytes of one token: 2 x layers x kvHeads x bytes per row of the dtype. */
     public long bytesPerToken(DType dtype) {
-        return 2L * layers * kvHeads * headDim * dtype.bytes();
+        return 2L * layers * kvHeads * dtype.rowBytes(headDim);
     }
 }

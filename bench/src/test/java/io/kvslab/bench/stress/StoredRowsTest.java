@@ -46,7 +46,8 @@ class StoredRowsTest {
                 // Flip one bit of row 6 of the V block 1 (rows 4..7) of layer 1, head 1, in native memory: the
                 // sequence's raw blocks are copied out, one byte changed, and written back through a restore
                 // staging (no public path hands out block addresses any more).
-                flipValueBit(store, s, layout, (int) (2 * layout.rowBytes() + 3L * dt.bytes()));
+                // (quantised rows: a code byte after the first group's 2-byte scale)
+                flipValueBit(store, s, layout, (int) (2 * layout.rowBytes() + (dt.isQuantized() ? 2 + 3 : 3L * dt.bytes())));
                 String msg = StoredRows.mismatch(s, 1, 1, gen, pos, salts, n);
                 assertNotNull(msg, dt.name());
                 assertTrue(msg.contains("row 6") && msg.contains("value"), msg);

@@ -2,12 +2,15 @@ package io.kvslab.internal.table;
 
 import io.kvslab.KernelArgumentException;
 
+import io.kvslab.DType;
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 
 /**
  * Geometry of one attention kernel call: {@code kvHeads} KV heads, each read by {@code group} query heads
  * (query head {@code qh} uses KV head {@code qh / group}), rows of {@code headDim} elements of the dtype with code
- * {@code dtype} (0 = f32, 1 = f16, 2 = bf16), {@code blockRows} rows per block.
+ * {@code dtype} (0 = f32, 1 = f16, 2 = bf16, 3 = q8_0, 4 = q4_0; {@link io.kvslab.DType#code()}), {@code blockRows}
+ * rows per block. Rows are {@link #rowBytes()} bytes (quantised types: groups with their scales).
  */
 public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int blockRows) {
     /** Upper bound of every dimension; keeps all native index arithmetic far from overflow. */
@@ -23,8 +26,15 @@ public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int
             throw new KernelArgumentException("query heads (kvHeads " + kvHeads + " x group " + group + " = "
                     + queryHeads + ") must be <= " + MAX_DIMENSION);
         }
-        if (dtype < 0 || dtype > 2) {
-            throw new KernelArgumentException("dtype code must be 0 (f32), 1 (f16) or 2 (bf16), got " + dtype);
+        DType type = DType.ofCode(dtype);
+        if (type == null) {
+            throw new KernelArgumentException("dtype code must be 0 (f32), 1 (f16), 2 (bf16), 3 (q8_0) or 4 (q4_0), "
+                    + "got " + dtype);
+        }
+        try {
+            type.checkHeadDim(headDim);
+        } catch (KvArgumentException e) {
+            throw new KernelArgumentException(e.getMessage());
         }
     }
 
@@ -41,7 +51,12 @@ public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int
 
     /** Bytes of one stored row. */
     public long rowBytes() {
-        return Math.multiplyExact((long) headDim, dtype == 0 ? 4L : 2L);
+        return DType.ofCode(dtype).rowBytes(headDim);
+    }
+
+    /** The stored element type. */
+    public DType type() {
+        return DType.ofCode(dtype);
     }
 
     /** Floats of one token's queries (or outputs) across all query heads. */

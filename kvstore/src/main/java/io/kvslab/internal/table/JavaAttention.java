@@ -1,7 +1,8 @@
 package io.kvslab.internal.table;
 
+import io.kvslab.DType;
+
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -16,8 +17,6 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * different in meaning.
  */
 final class JavaAttention {
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
-
     private JavaAttention() {}
 
     /** Decode: every query head attends over every row of its KV head. */
@@ -85,12 +84,12 @@ final class JavaAttention {
         int dim = q.length;
         double[] scores = new double[Math.toIntExact(rows)];
         double max = Double.NEGATIVE_INFINITY;
+        float[] row = new float[dim];
         for (long r = 0; r < rows; r++) {
-            MemorySegment k = b.key(first, r);
-            long off = b.rowOffset(r);
+            b.row(b.key(first, r), b.rowOffset(r), row);
             double s = 0;
             for (int d = 0; d < dim; d++) {
-                s += (double) q[d] * b.element(k, off, d);
+                s += (double) q[d] * row[d];
             }
             s *= scale;
             scores[(int) r] = s;
@@ -100,10 +99,9 @@ final class JavaAttention {
         for (long r = 0; r < rows; r++) {
             double p = Math.exp(scores[(int) r] - max);
             sum += p;
-            MemorySegment v = b.value(first, r);
-            long off = b.rowOffset(r);
+            b.row(b.value(first, r), b.rowOffset(r), row);
             for (int d = 0; d < dim; d++) {
-                acc[d] += p * b.element(v, off, d);
+                acc[d] += p * row[d];
             }
         }
         for (int d = 0; d < dim; d++) {
@@ -116,7 +114,7 @@ final class JavaAttention {
     private static final class Blocks {
         private final MemorySegment keyBlocks;
         private final MemorySegment valueBlocks;
-        private final int dtype;
+        private final DType dtype;
         private final int blockRows;
         private final long rowBytes;
         private final long blockBytes;
@@ -124,7 +122,7 @@ final class JavaAttention {
         Blocks(AttentionShape shape, MemorySegment keyBlocks, MemorySegment valueBlocks) {
             this.keyBlocks = keyBlocks;
             this.valueBlocks = valueBlocks;
-            this.dtype = shape.dtype();
+            this.dtype = shape.type();
             this.blockRows = shape.blockRows();
             this.rowBytes = shape.rowBytes();
             this.blockBytes = rowBytes * blockRows;
@@ -147,13 +145,9 @@ final class JavaAttention {
             return MemorySegment.ofAddress(table.getAtIndex(JAVA_LONG, index)).reinterpret(blockBytes);
         }
 
-        float element(MemorySegment block, long rowOffset, int d) {
-            return switch (dtype) {
-                case 0 -> block.get(ValueLayout.JAVA_FLOAT_UNALIGNED, rowOffset + 4L * d);
-                case 1 -> Float.float16ToFloat(block.get(U16, rowOffset + 2L * d));
-                case 2 -> Float.intBitsToFloat((block.get(U16, rowOffset + 2L * d) & 0xFFFF) << 16);
-                default -> throw new IllegalStateException("dtype code " + dtype);
-            };
+        /** One stored row, dequantised (or widened) to fp32, exactly as the store's readers see it. */
+        void row(MemorySegment block, long rowOffset, float[] dst) {
+            RowCodec.read(block, rowOffset, dst, 0, dst.length, dtype);
         }
     }
 }

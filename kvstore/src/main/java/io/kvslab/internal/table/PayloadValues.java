@@ -12,14 +12,28 @@ import io.kvslab.DType;
 public final class PayloadValues {
     private PayloadValues() {}
 
-    /** Index of the first element of {@code b[0, len)} that is not finite in {@code dtype}, or -1. Little-endian. */
-    public static int firstNonFinite(byte[] b, int len, DType dtype) {
-        return firstNonFinite(b, 0, len, dtype);
+    /**
+     * Index of the first element of {@code b[0, len)} (rows of {@code headDim} values) that is not finite in
+     * {@code dtype}, or -1. Little-endian. A quantised group's codes are always finite; its f16 scale is checked,
+     * and a bad scale reports the group's first element.
+     */
+    public static int firstNonFinite(byte[] b, int len, DType dtype, int headDim) {
+        return firstNonFinite(b, 0, len, dtype, headDim);
     }
 
     /** Index, counted from {@code off}, of the first element of {@code b[off, off + len)} that is not finite. */
-    public static int firstNonFinite(byte[] b, int off, int len, DType dtype) {
+    public static int firstNonFinite(byte[] b, int off, int len, DType dtype, int headDim) {
         int end = off + len;
+        if (dtype.isQuantized()) {
+            int g = dtype.groupSize(headDim);
+            int groupBytes = dtype.groupBytes(headDim);
+            for (int i = off, group = 0; i + groupBytes <= end; i += groupBytes, group++) {
+                if ((b[i + 1] & 0x7C) == 0x7C) {
+                    return group * g;
+                }
+            }
+            return -1;
+        }
         switch (dtype) {
             case F32 -> {
                 for (int i = off; i + 3 < end; i += 4) {
@@ -43,17 +57,24 @@ public final class PayloadValues {
                     }
                 }
             }
+            default -> throw new IllegalStateException("quantised types are handled above");
         }
         return -1;
     }
 
     /** The element's bit pattern and meaning, e.g. "NaN (bits 0x7e00)". */
-    public static String describe(byte[] b, int element, DType dtype) {
-        return describe(b, 0, element, dtype);
+    public static String describe(byte[] b, int element, DType dtype, int headDim) {
+        return describe(b, 0, element, dtype, headDim);
     }
 
-    /** As {@link #describe(byte[], int, DType)} for elements counted from {@code off}. */
-    public static String describe(byte[] b, int off, int element, DType dtype) {
+    /** As {@link #describe(byte[], int, DType, int)} for elements counted from {@code off}. */
+    public static String describe(byte[] b, int off, int element, DType dtype, int headDim) {
+        if (dtype.isQuantized()) {
+            int at = off + element / dtype.groupSize(headDim) * dtype.groupBytes(headDim);
+            int bits = (b[at] & 0xFF) | (b[at + 1] & 0xFF) << 8;
+            String what = (bits & 0x03FF) != 0 ? "NaN" : (bits & 0x8000) != 0 ? "-Infinity" : "Infinity";
+            return "in a group whose f16 scale is " + what + " (bits 0x" + Integer.toHexString(bits) + ")";
+        }
         int bytes = dtype.bytes();
         long bits = 0;
         for (int k = bytes - 1; k >= 0; k--) {
@@ -63,6 +84,7 @@ public final class PayloadValues {
             case F32 -> (bits & 0x007FFFFFL) != 0;
             case F16 -> (bits & 0x03FF) != 0;
             case BF16 -> (bits & 0x007F) != 0;
+            case Q8_0, Q4_0 -> throw new IllegalStateException("handled above");
         };
         String what = nan ? "NaN" : ((bits >>> (8 * bytes - 1)) != 0 ? "-Infinity" : "Infinity");
         return what + " (" + dtype + " bits 0x" + Long.toHexString(bits) + ")";

@@ -8,7 +8,10 @@ import java.lang.foreign.MemorySegment;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
-/** Converts fp32 rows to and from the stored element type. Stateless. */
+/**
+ * Converts fp32 rows to and from the stored element type. Stateless. For the quantised types (Q8_0, Q4_0, see
+ * {@link QuantCodec}) {@code count} must be exactly one row ({@code headDim} values): groups are cut per row.
+ */
 final class RowCodec {
     /** Largest finite magnitude of IEEE half precision. */
     static final float F16_MAX = 65504f;
@@ -17,19 +20,36 @@ final class RowCodec {
      * bf16's largest finite value 0x7F7F is odd.
      */
     static final float BF16_MAX = Float.intBitsToFloat(0x7F7F7FFF);
+    /** Largest magnitude whose q8_0 group scale (amax / 127) is a finite f16. */
+    static final float Q8_0_MAX = F16_MAX * 127;
+    /** Largest magnitude whose q4_0 group scale (max / -8) is a finite f16. */
+    static final float Q4_0_MAX = F16_MAX * 8;
 
     private RowCodec() {}
 
-    /** Throws unless every value is finite and representable in {@code dtype} without overflowing to infinity. */
     /** Largest magnitude that stays finite when stored as {@code dtype}. */
     static float maxFinite(DType dtype) {
         return switch (dtype) {
             case F16 -> F16_MAX;
             case BF16 -> BF16_MAX;
             case F32 -> Float.MAX_VALUE;
+            case Q8_0 -> Q8_0_MAX;
+            case Q4_0 -> Q4_0_MAX;
         };
     }
 
+    /** What the range rule of {@code dtype} is, for messages ("" for F32). */
+    static String rangeNote(DType dtype) {
+        return switch (dtype) {
+            case F32 -> "";
+            case F16 -> " and within +-65504 for F16";
+            case BF16 -> " and within +-" + BF16_MAX + " for BF16 (larger values round to infinity)";
+            case Q8_0 -> " and within +-" + Q8_0_MAX + " for Q8_0 (the group scale amax/127 is an f16)";
+            case Q4_0 -> " and within +-" + Q4_0_MAX + " for Q4_0 (the group scale max/-8 is an f16)";
+        };
+    }
+
+    /** Throws unless every value is finite and representable in {@code dtype} without overflowing to infinity. */
     static void checkValues(String what, float[] src, int from, int count, DType dtype) {
         float max = maxFinite(dtype);
         // Fast pass: a max-of-magnitudes reduction that C2 vectorises (NaN propagates through Math.max, so a NaN
@@ -45,9 +65,7 @@ final class RowCodec {
             float x = src[i];
             if (!(Math.abs(x) <= max)) {
                 throw new KvArgumentException(what + "[" + i + "] = " + x + " is not allowed: values must be finite"
-                        + (dtype == DType.F16 ? " and within +-65504 for F16"
-                        : dtype == DType.BF16 ? " and within +-" + BF16_MAX + " for BF16 (larger values round to "
-                        + "infinity)" : ""));
+                        + rangeNote(dtype));
             }
         }
     }
@@ -105,6 +123,31 @@ final class RowCodec {
                 }
                 MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
             }
+            case Q8_0, Q4_0 -> QuantCodec.write(src, from, dst, offset, count, dtype);
+        }
+    }
+
+    /** Writes {@code rows} consecutive rows of {@code dim} values (quantised types: group by group, row by row). */
+    static void writeRows(float[] src, int from, MemorySegment dst, long offset, int rows, int dim, DType dtype) {
+        if (!dtype.isQuantized()) {
+            write(src, from, dst, offset, rows * dim, dtype);
+            return;
+        }
+        long rowBytes = dtype.rowBytes(dim);
+        for (int r = 0; r < rows; r++) {
+            QuantCodec.write(src, from + r * dim, dst, offset + r * rowBytes, dim, dtype);
+        }
+    }
+
+    /** Reads {@code rows} consecutive stored rows of {@code dim} values into {@code dst[to ..]}. */
+    static void readRows(MemorySegment src, long offset, float[] dst, int to, int rows, int dim, DType dtype) {
+        if (!dtype.isQuantized()) {
+            read(src, offset, dst, to, rows * dim, dtype);
+            return;
+        }
+        long rowBytes = dtype.rowBytes(dim);
+        for (int r = 0; r < rows; r++) {
+            QuantCodec.read(src, offset + r * rowBytes, dst, to + r * dim, dim, dtype);
         }
     }
 
@@ -137,6 +180,7 @@ final class RowCodec {
                     dst[to + i] = fromBf16(h[i]);
                 }
             }
+            case Q8_0, Q4_0 -> QuantCodec.read(src, offset, dst, to, count, dtype);
         }
     }
 

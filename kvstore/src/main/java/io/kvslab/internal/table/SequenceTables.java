@@ -1013,7 +1013,7 @@ public final class SequenceTables {
             for (int b = 0; b < t.blockCount; b++) {
                 MemorySegment seg = allocator.segment(blocks[b]);
                 int rowsHere = Math.min(tokensPerBlock, t.length - b * tokensPerBlock);
-                RowCodec.read(seg, 0, dst, b * tokensPerBlock * dim, rowsHere * dim, layout.dtype());
+                RowCodec.readRows(seg, 0, dst, b * tokensPerBlock * dim, rowsHere, dim, layout.dtype());
             }
         } finally {
             endRead();

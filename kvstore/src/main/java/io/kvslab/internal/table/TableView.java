@@ -78,6 +78,39 @@ public final class TableView implements LayerView {
         return scoped(t.valueBlocks, t.blockCount, block);
     }
 
+    @Override
+    public void readKeys(int kvHead, int from, int count, float[] dst, int offset) {
+        readRows(kvHead, from, count, dst, offset, true);
+    }
+
+    @Override
+    public void readValues(int kvHead, int from, int count, float[] dst, int offset) {
+        readRows(kvHead, from, count, dst, offset, false);
+    }
+
+    private void readRows(int kvHead, int from, int count, float[] dst, int offset, boolean keys) {
+        BlockTable t = table(kvHead);
+        KvLayout layout = tables.layout;
+        int dim = layout.headDim();
+        if (from < 0 || count < 0 || from > t.length - count) {
+            throw new KvArgumentException("rows [" + from + ", " + from + " + " + count + ") must lie in [0, "
+                    + t.length + ")");
+        }
+        if (dst == null || offset < 0 || (long) count * dim > dst.length - (long) offset) {
+            throw new KvArgumentException("dst must hold " + ((long) count * dim) + " floats from offset " + offset
+                    + ", got " + (dst == null ? "null" : dst.length + " floats"));
+        }
+        int tpb = layout.tokensPerBlock();
+        long[] blocks = keys ? t.keyBlocks : t.valueBlocks;
+        for (int r = from; r < from + count; ) {
+            int inBlock = Math.min(tpb - r % tpb, from + count - r);
+            MemorySegment seg = tables.allocator.segment(blocks[r / tpb]);
+            RowCodec.readRows(seg, (long) (r % tpb) * layout.rowBytes(), dst, offset + (r - from) * dim, inBlock, dim,
+                    layout.dtype());
+            r += inBlock;
+        }
+    }
+
     private MemorySegment scoped(long[] handles, int count, int block) {
         if (block < 0 || block >= count) {
             throw new KvArgumentException("block must be in [0, " + count + "), got " + block);

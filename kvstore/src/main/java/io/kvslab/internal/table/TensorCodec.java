@@ -44,11 +44,7 @@ public final class TensorCodec {
     }
 
     private static String rangeNote(DType store) {
-        return switch (store) {
-            case F32 -> "";
-            case F16 -> " and within +-65504 for F16";
-            case BF16 -> " and below 3.3895e38 in magnitude for BF16";
-        };
+        return RowCodec.rangeNote(store);
     }
 
     /**
@@ -62,6 +58,19 @@ public final class TensorCodec {
         if (t.type() == store && t.rowsContiguous()) {
             long bytes = (long) n * store.bytes();
             MemorySegment.copy(src, base * store.bytes(), dst, offset, bytes);
+            return;
+        }
+        if (store.isQuantized()) {
+            // Quantisation needs the whole row (group maxima): widen it to fp32 first, then encode group by group.
+            float[] row = rowScratch(n);
+            if (t.type() == DType.F32 && t.rowsContiguous()) {
+                MemorySegment.copy(src, F32, base * Float.BYTES, row, 0, n);
+            } else {
+                for (int d = 0; d < n; d++) {
+                    row[d] = element(src, t.type(), base + d * t.dimStride());
+                }
+            }
+            QuantCodec.write(row, 0, dst, offset, n, store);
             return;
         }
         if (t.type() == DType.F32 && t.rowsContiguous()) {
@@ -88,6 +97,7 @@ public final class TensorCodec {
                     dst.set(U16, offset + 2L * d, RowCodec.toBf16(element(src, t.type(), base + d * step)));
                 }
             }
+            case Q8_0, Q4_0 -> throw new IllegalStateException("quantised rows are written above");
         }
     }
 
@@ -108,6 +118,7 @@ public final class TensorCodec {
             case F32 -> data.get(F32, index * 4);
             case F16 -> Float.float16ToFloat(data.get(U16, index * 2));
             case BF16 -> Float.intBitsToFloat((data.get(U16, index * 2) & 0xFFFF) << 16);
+            case Q8_0, Q4_0 -> throw new IllegalStateException("a tensor is never quantised (KvTensor refuses it)");
         };
     }
 

@@ -277,10 +277,10 @@ public final class BlockRecords {
         }
         int rowsOff = HEADER_BYTES + 8 * rows;
         int rowsLen = bytes.length - CRC_BYTES - rowsOff;
-        int element = PayloadValues.firstNonFinite(bytes, rowsOff, rowsLen, layout.dtype());
+        int element = PayloadValues.firstNonFinite(bytes, rowsOff, rowsLen, layout.dtype(), layout.headDim());
         if (element >= 0) {
             throw reject(Reason.NON_FINITE_VALUE, key, what + ": element " + element + " of the rows is "
-                    + PayloadValues.describe(bytes, rowsOff, element, layout.dtype())
+                    + PayloadValues.describe(bytes, rowsOff, element, layout.dtype(), layout.headDim())
                     + "; stored rows must be finite " + layout.dtype() + " values, as append requires");
         }
         byte[] payload = new byte[rowsLen];

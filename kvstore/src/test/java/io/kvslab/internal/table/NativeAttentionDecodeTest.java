@@ -39,7 +39,7 @@ class NativeAttentionDecodeTest {
         };
         int[] blockRows = {32, 16, 7, 100}; // 100 > the kernel's 64-row tile: tiles inside a block
         int i = 0;
-        for (int dtype = 0; dtype < 3; dtype++) {
+        for (int dtype = 0; dtype < 5; dtype++) {
             for (int group : new int[] {1, 2, 4}) {
                 for (int headDim : new int[] {8, 64, 128}) {
                     for (int isa : new int[] {1, 0}) {
@@ -96,6 +96,25 @@ class NativeAttentionDecodeTest {
         check(new AttentionShape(2, 5, 1, 2, 5), new long[] {13, 1}, 1, 1.0f, 0, new Random(10));
     }
 
+    @Test
+    void quantisedRowsOfEveryGroupLayout() {
+        // q8_0 (3) and q4_0 (4): one group per row below head dim 32 (16: a zmm of low + high nibbles, 24: groups
+        // that straddle the nibble halves lane by lane, 2: the scalar tail), several groups of 32 above, peaked
+        // scores, both instruction sets, split heads
+        for (int isa : new int[] {1, 0}) {
+            NativeAttention.setInstructionSet(isa);
+            for (int dtype = 3; dtype <= 4; dtype++) {
+                for (int headDim : new int[] {2, 16, 24, 32, 96, 256}) {
+                    check(new AttentionShape(2, 3, headDim, dtype, 16), new long[] {70, 301}, 1, 1.0f, 0,
+                            new Random(headDim + 100L * dtype));
+                }
+                check(new AttentionShape(2, 4, 64, dtype, 32), new long[] {3000, 100}, 1, 30.0f, 0, new Random(6));
+                check(new AttentionShape(3, 4, 128, dtype, 32), new long[] {40000, 3, 70000}, 2, 1.0f, 0,
+                        new Random(1));
+            }
+        }
+    }
+
     /** Builds the cache, runs the kernel, compares out and lse with the reference. */
     static void check(AttentionShape shape, long[] lengths, int threads, float keyScale, int spare, Random rnd) {
         try (Arena arena = Arena.ofConfined()) {
@@ -115,11 +134,14 @@ class NativeAttentionDecodeTest {
             double[] ref = new double[qf];
             double[] refLse = new double[shape.queryHeads()];
             kv.reference(q, 0, scale, lengths, ref, refLse);
-            double tol = shape.dtype() == 0 ? 1e-5 : 2e-3;
             double maxErr = 0;
+            double maxRef = 0;
             for (int i = 0; i < qf; i++) {
                 maxErr = Math.max(maxErr, Math.abs(ref[i] - out.getAtIndex(JAVA_FLOAT, i)));
+                maxRef = Math.max(maxRef, Math.abs(ref[i]));
             }
+            // quantised: within 1e-5 of the reference over the same dequantised rows, relative to its magnitude
+            double tol = shape.dtype() == 0 ? 1e-5 : shape.type().isQuantized() ? 1e-5 * Math.max(1, maxRef) : 2e-3;
             String what = shape + " lengths " + java.util.Arrays.toString(lengths) + " threads " + threads;
             assertTrue(maxErr <= tol, "max abs error " + maxErr + " > " + tol + " for " + what);
             for (int qh = 0; qh < shape.queryHeads(); qh++) {

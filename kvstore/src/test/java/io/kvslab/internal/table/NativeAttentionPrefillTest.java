@@ -31,7 +31,7 @@ class NativeAttentionPrefillTest {
         int[] queryCounts = {1, 5, 70};
         int[] blockRows = {32, 7, 100};
         int i = 0;
-        for (int dtype = 0; dtype < 3; dtype++) {
+        for (int dtype = 0; dtype < 5; dtype++) {
             for (int group : new int[] {1, 2, 4}) {
                 for (int headDim : new int[] {8, 64, 128}) {
                     int n = queryCounts[i % queryCounts.length];

@@ -91,8 +91,13 @@ class NativeAttentionValidationTest {
         assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 0, 0, 32));
         assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 8, 0, 0));
         assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 65537, 0, 32));
-        KernelArgumentException e = assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 8, 3, 32));
+        KernelArgumentException e = assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 8, 5, 32));
         assertTrue(e.getMessage().contains("dtype"));
+        // quantised dtypes need a head dim their 32-value groups tile (or below 32; even for q4_0)
+        e = assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 48, 3, 32));
+        assertTrue(e.getMessage().contains("multiple of 32"), e.getMessage());
+        assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 7, 4, 32));
+        new AttentionShape(1, 1, 96, 4, 32);
         assertThrows(KernelArgumentException.class, () -> new AttentionShape(1, 1, 8, -1, 32));
         rejected("shape", () -> decode(null, q, kv.keyBlocks, kv.valueBlocks, kv.offsets, kv.lengthSegment, SCALE,
                 out, lse, 1));

@@ -67,6 +67,20 @@ final class PagedKv {
             for (int r = 0; r < len; r++) {
                 int b = (int) off[h] + r / br;
                 long rowOffset = (r % br) * shape.rowBytes();
+                if (shape.type().isQuantized()) {
+                    // whole rows: quantised by the store's codec, the reference reads them back dequantised
+                    float[] k = new float[d];
+                    float[] v = new float[d];
+                    for (int c = 0; c < d; c++) {
+                        k[c] = unit(rnd) * keyScale;
+                        v[c] = unit(rnd);
+                    }
+                    QuantCodec.write(k, 0, kSeg[b], rowOffset, d, shape.type());
+                    QuantCodec.write(v, 0, vSeg[b], rowOffset, d, shape.type());
+                    QuantCodec.read(kSeg[b], rowOffset, keys[h], r * d, d, shape.type());
+                    QuantCodec.read(vSeg[b], rowOffset, values[h], r * d, d, shape.type());
+                    continue;
+                }
                 for (int c = 0; c < d; c++) {
                     keys[h][r * d + c] = store(kSeg[b], rowOffset, c, unit(rnd) * keyScale);
                     values[h][r * d + c] = store(vSeg[b], rowOffset, c, unit(rnd));
