@@ -10,6 +10,9 @@ import io.kvslab.internal.jfr.Jfr;
 import io.kvslab.metrics.SlabAcquireEvent;
 import io.kvslab.metrics.SlabReleaseEvent;
 
+import io.kvslab.StoreConfig;
+
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -37,7 +40,16 @@ import java.util.List;
  *
  * <p><b>Occupancy bins.</b> Non-full slabs sit in bins by fill fraction. Allocation takes from the fullest bin, so
  * sparse slabs drain; {@link #compact()} moves the blocks of the sparsest slabs into fuller ones and returns the
- * emptied slabs to the OS. At most one empty slab is kept as a spare to avoid acquire/release churn.
+ * emptied slabs to the OS.
+ *
+ * <p><b>Spare slabs.</b> A slab that empties stays mapped as a spare while the empty slabs total at most
+ * {@code spareSlabBytes}; allocation takes spares before mapping a new slab, so a compression that frees slabs and
+ * the appends that refill them reuse the same memory. {@link #compact()} and close return every spare to the OS.
+ *
+ * <p><b>Memory.</b> Slabs are mapped by {@link SlabMemory} (zero pages from the kernel, faulted in where blocks
+ * are written; no zeroing in Java) and scoped to one shared arena per allocator: unmapping a slab needs no thread
+ * handshake, and closing the allocator invalidates every segment it handed out. Reused slots hold stale bytes;
+ * readers read only rows below a table's length, which every such row's writer has written.
  *
  * <p><b>Limit.</b> {@code limitBytes} caps the reserved (slab) bytes. An allocation that cannot be served under it
  * throws {@link MemoryLimitExceededException} and allocates nothing.
@@ -57,6 +69,8 @@ public final class SlabAllocator implements AutoCloseable {
     private final long blockBytes;
     private final int blocksPerSlab;
     private final long limitBytes;
+    private final long spareSlabBytes;
+    private final Arena scope = Arena.ofShared();
 
     private final List<Slab> slabs = new ArrayList<>();           // by slab index; null once released
     @SuppressWarnings("unchecked")
@@ -87,6 +101,19 @@ public final class SlabAllocator implements AutoCloseable {
      * @param limitBytes  cap on reserved bytes, {@code >= blockBytes}; {@link Long#MAX_VALUE} for none
      */
     public SlabAllocator(long blockBytes, long slabBytes, long limitBytes) {
+        this(blockBytes, slabBytes, limitBytes, StoreConfig.DEFAULT_SPARE_SLAB_BYTES);
+    }
+
+    /**
+     * @param blockBytes      bytes per block, {@code > 0}
+     * @param slabBytes       target bytes per slab; rounded down to whole blocks, at least one block
+     * @param limitBytes      cap on reserved bytes, {@code >= blockBytes}; {@link Long#MAX_VALUE} for none
+     * @param spareSlabBytes  empty slabs kept mapped for reuse up to this many bytes, {@code >= 0}
+     */
+    public SlabAllocator(long blockBytes, long slabBytes, long limitBytes, long spareSlabBytes) {
+        if (spareSlabBytes < 0) {
+            throw new KvArgumentException("spareSlabBytes must be >= 0, got " + spareSlabBytes);
+        }
         if (blockBytes <= 0) {
             throw new KvArgumentException("blockBytes must be > 0, got " + blockBytes);
         }
@@ -103,6 +130,7 @@ public final class SlabAllocator implements AutoCloseable {
         this.blockBytes = blockBytes;
         this.blocksPerSlab = (int) perSlab;
         this.limitBytes = limitBytes;
+        this.spareSlabBytes = spareSlabBytes;
         for (int i = 0; i < BINS; i++) {
             bins[i] = new ArrayList<>();
         }
@@ -358,6 +386,7 @@ public final class SlabAllocator implements AutoCloseable {
             return 0;
         }
         long live = liveBlocks;
+        scope.close();   // one handshake for the whole store: every segment handed out becomes unusable
         for (Slab s : slabs) {
             if (s != null) {
                 s.release();
@@ -459,9 +488,18 @@ public final class SlabAllocator implements AutoCloseable {
         freeIds[freeIdCount++] = id;
         liveBlocks--;
         rebin(slab);
-        if (slab.isEmpty() && bins[BIN_EMPTY].size() > 1 && !POISON_FREED) {
-            releaseSlab(slab, "empty");   // keep one empty spare, return the rest to the OS
+        if (slab.isEmpty() && !POISON_FREED && spareBytes() > spareSlabBytes) {
+            releaseSlab(slab, "empty");   // keep spares up to the bound, return the rest to the OS
         }
+    }
+
+    /** Bytes of the empty slabs (spares). */
+    private long spareBytes() {
+        long bytes = 0;
+        for (Slab s : bins[BIN_EMPTY]) {
+            bytes += s.bytes();
+        }
+        return bytes;
     }
 
     private int newId() {
@@ -496,7 +534,7 @@ public final class SlabAllocator implements AutoCloseable {
         if (event != null) {
             event.begin();
         }
-        Slab s = new Slab(index, capacity, blockBytes);
+        Slab s = new Slab(index, capacity, blockBytes, scope);
         slabs.set(index, s);
         reservedBytes += s.bytes();
         peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
