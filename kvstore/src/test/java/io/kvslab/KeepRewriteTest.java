@@ -7,8 +7,15 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.LayerInputs;
+import io.kvslab.policy.Policies;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link Sequence#keep} against an independent reference: a plain-Java copy of every row (K and V floats and
@@ -282,6 +289,34 @@ class KeepRewriteTest {
             }
             assertEquals(before - 2L * 2 * LAYERS * KV_HEADS, store.stats().liveBlocks(), "two blocks per K and V table freed");
             assertMatches(s, ref, "after sinks + recent");
+        }
+    }
+
+    @Test
+    void streamingLlmReadsOnlyPositionsAndKeepsSinksPlusNewestRows() {
+        var policy = Policies.streamingLlm(2);
+        assertFalse(policy.readsRows(), "recency scores and a top-k need no keys or values");
+        assertTrue(Policies.byName("knorm").readsRows());
+        assertTrue(Policies.byName("snapkv").readsRows());
+        Random rnd = new Random(3);
+        try (KvStore store = KvStore.open(LAYOUT); Sequence s = store.newSequence(); Compressor c = new Compressor();
+             Attention attention = Attention.create(1)) {
+            Ref ref = new Ref();
+            for (int round = 0; round < 4; round++) {
+                int before = ref.length(0, 0);
+                append(s, ref, rnd, 9 + rnd.nextInt(12), 1000L * round);
+                int n = ref.length(0, 0);
+                int budget = 7 + rnd.nextInt(6);
+                c.compress(s, policy, Budget.tokens(budget), new LayerInputs(l -> null, l -> null));
+                int[] keep = sinksAndRecent(n, 2, Math.min(n, budget) - 2);
+                for (int l = 0; l < LAYERS; l++) {
+                    for (int h = 0; h < KV_HEADS; h++) {
+                        ref.keep(l, h, keep);
+                    }
+                }
+                assertMatches(s, ref, "round " + round + " (" + before + " -> " + n + " -> " + budget + " rows)");
+                assertAttentionMatches(store, attention, s, ref, rnd);
+            }
         }
     }
 }

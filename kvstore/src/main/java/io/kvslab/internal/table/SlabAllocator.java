@@ -54,9 +54,16 @@ import java.util.List;
  * <p><b>Limit.</b> {@code limitBytes} caps the reserved (slab) bytes. An allocation that cannot be served under it
  * throws {@link MemoryLimitExceededException} and allocates nothing.
  *
- * <p><b>Threads.</b> Every method is thread-safe (one monitor). Writing into a block's memory is the caller's
- * business; {@link #compact()} must not run while another thread reads or writes block memory (the cache layer
- * guarantees that with its store lock).
+ * <p><b>Threads.</b> Every method is thread-safe. Slabs, bins and free lists sit behind one monitor; the paths a
+ * serving loop hits per block do not take it: reference counts are one compare-and-set on a per-id state word
+ * ({@link BlockIds}), addresses and segments are read lock-free, and a single-block {@code release} that frees a
+ * block parks it in a per-thread-stripe cache ({@link ParkedBlocks}) from which the next single-block
+ * {@code allocate} of that stripe takes it again. Parked blocks are drained back into their slabs before a
+ * compaction, at close, before an allocation is refused for the limit, and for exact statistics; so they never
+ * cause a limit failure, and live counts and {@link #closeAndCountLive()} stay exact. (The peak of live bytes is
+ * sampled on the monitor paths: exact for one thread, possibly short by the parked blocks of other stripes.)
+ * Writing into a block's memory is the caller's business; {@link #compact()} must not run while another thread
+ * reads or writes block memory (the cache layer guarantees that with its store lock).
  */
 public final class SlabAllocator implements AutoCloseable {
     /** Fill freed blocks with NaN bytes and never unmap slabs early; see the class comment. */
@@ -65,6 +72,8 @@ public final class SlabAllocator implements AutoCloseable {
     static final int BINS = 6;
     private static final int BIN_EMPTY = 0;
     private static final int BIN_FULL = BINS - 1;
+    /** Freed blocks one stripe keeps for reuse: enough for a decode step's block turnover, small next to a slab. */
+    static final int PARKED_PER_STRIPE = 32;
 
     private final long blockBytes;
     private final int blocksPerSlab;
@@ -73,27 +82,28 @@ public final class SlabAllocator implements AutoCloseable {
     private final Arena scope = Arena.ofShared();
 
     private final List<Slab> slabs = new ArrayList<>();           // by slab index; null once released
+    /** Copy of {@link #slabs} for lock-free lookup from a live block's slab index (republished on every change). */
+    private volatile Slab[] slabTable = new Slab[0];
     @SuppressWarnings("unchecked")
     private final List<Slab>[] bins = new List[BINS];
 
-    // Per block id (stable across relocation).
-    private int[] generation = new int[1024];
-    private int[] refCount = new int[1024];
-    private int[] slabOf = new int[1024];
-    private int[] slotOf = new int[1024];
-    private long[] addressOf = new long[1024];
+    /** Per block id (stable across relocation): state word, slab, slot, address. */
+    private final BlockIds ids = new BlockIds();
+    private final ParkedBlocks[] stripes;
+    private final int stripeMask;
     private int idsIssued;
     private int[] freeIds = new int[1024];
     private int freeIdCount;
 
     private long reservedBytes;
-    private long liveBlocks;
+    /** Slots taken in slabs: live blocks plus parked ones. */
+    private long takenBlocks;
     private long peakReservedBytes;
     private long peakLiveBytes;
     private long slabsAcquired;
     private long slabsReleased;
-    private long relocationEpoch;
-    private boolean closed;
+    private volatile long relocationEpoch;
+    private volatile boolean closed;
 
     /**
      * @param blockBytes  bytes per block, {@code > 0}
@@ -134,6 +144,12 @@ public final class SlabAllocator implements AutoCloseable {
         for (int i = 0; i < BINS; i++) {
             bins[i] = new ArrayList<>();
         }
+        int n = Integer.highestOneBit(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()) * 2 - 1);
+        this.stripes = new ParkedBlocks[Math.min(n, 256)];
+        this.stripeMask = stripes.length - 1;
+        for (int i = 0; i < stripes.length; i++) {
+            stripes[i] = new ParkedBlocks(PARKED_PER_STRIPE);
+        }
     }
 
     public long blockBytes() {
@@ -146,15 +162,32 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /** Increases whenever a compaction moved at least one block; cached addresses older than it are stale. */
-    public synchronized long relocationEpoch() {
+    public long relocationEpoch() {
         return relocationEpoch;
     }
 
-    /** Allocates one block (reference count 1). */
-    synchronized long allocate() {
+    /** Allocates one block (reference count 1): a parked block of this thread's stripe if any, else from a slab. */
+    long allocate() {
+        ensureOpen();
+        ParkedBlocks stripe = stripe();
+        int id;
+        synchronized (stripe) {
+            id = stripe.poll();
+        }
+        if (id < 0) {
+            return allocateFromSlab();
+        }
+        long state = ids.state(id);   // (generation, 0): this thread owns the parked id
+        ids.setState(id, BlockIds.pack(BlockIds.generation(state), 1));
+        return ((long) BlockIds.generation(state) << 32) | id;
+    }
+
+    private synchronized long allocateFromSlab() {
         ensureOpen();
         ensureCapacity(1);
-        return allocateOne();
+        long h = allocateOne();
+        notePeak();
+        return h;
     }
 
     /** Allocates {@code n} blocks, all or nothing, into {@code out[0..n)}. */
@@ -167,27 +200,59 @@ public final class SlabAllocator implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             out[i] = allocateOne();
         }
+        notePeak();
     }
 
     /** Adds a reference to a live block. */
-    synchronized void addReference(long handle) {
+    void addReference(long handle) {
         ensureOpen();
-        int id = checkLive(handle);
-        if (refCount[id] == Integer.MAX_VALUE) {
-            throw new KvSlabException("block " + id + " has reached the maximum reference count");
+        int id = checkId(handle);
+        while (true) {
+            long s = liveState(handle, id);
+            if (BlockIds.references(s) == Integer.MAX_VALUE) {
+                throw new KvSlabException("block " + id + " has reached the maximum reference count");
+            }
+            if (ids.compareAndSet(id, s, s + 1)) {
+                return;
+            }
         }
-        refCount[id]++;
     }
 
     /** Drops a reference; the block is freed when none is left. Returns the remaining count. */
-    synchronized int release(long handle) {
+    int release(long handle) {
         ensureOpen();
-        int id = checkLive(handle);
-        int left = --refCount[id];
-        if (left == 0) {
-            free(id);
+        int id = checkId(handle);
+        while (true) {
+            long s = liveState(handle, id);
+            int left = BlockIds.references(s) - 1;
+            long next = left > 0 ? s - 1 : BlockIds.pack(BlockIds.nextGeneration(BlockIds.generation(s)), 0);
+            if (ids.compareAndSet(id, s, next)) {
+                if (left == 0) {
+                    retire(id);
+                }
+                return left;
+            }
         }
-        return left;
+    }
+
+    /**
+     * A block whose last reference is gone (generation already bumped, so this thread owns the id): parks it in
+     * this thread's stripe, or returns it to its slab when the stripe is full.
+     */
+    private void retire(int id) {
+        if (POISON_FREED) {
+            poison(id);
+        }
+        ParkedBlocks stripe = stripe();
+        boolean parked;
+        synchronized (stripe) {
+            parked = stripe.offer(id);
+        }
+        if (!parked) {
+            synchronized (this) {
+                free(id);
+            }
+        }
     }
 
     /** Drops one reference of each handle; validates all of them first so a bad one changes nothing. */
@@ -196,51 +261,87 @@ public final class SlabAllocator implements AutoCloseable {
         for (int i = from; i < to; i++) {
             checkLive(handles[i]);
         }
-        // The same handle may appear twice only if it holds two references; check before touching anything.
+        // The same handle may appear twice only if it holds two references; undo everything if one runs out.
         for (int i = from; i < to; i++) {
-            int id = (int) handles[i];
-            if (--refCount[id] < 0) {
-                for (int j = from; j <= i; j++) {
-                    refCount[(int) handles[j]]++;
+            if (!decrement(handles[i])) {
+                for (int j = from; j < i; j++) {
+                    int id = (int) handles[j];
+                    while (true) {
+                        long s = ids.state(id);
+                        if (ids.compareAndSet(id, s, s + 1)) {
+                            break;
+                        }
+                    }
                 }
-                throw new InvalidBlockException("block " + id + " released more often than it was referenced");
+                throw new InvalidBlockException("block " + (int) handles[i]
+                        + " released more often than it was referenced");
             }
         }
         for (int i = from; i < to; i++) {
-            int id = (int) handles[i];
-            if (refCount[id] == 0 && generation[id] == (int) (handles[i] >>> 32)) {
+            long h = handles[i];
+            int id = (int) h;
+            int gen = (int) (h >>> 32);
+            // Only the thread that took the count to zero sees (gen, 0); a duplicate handle sees the bumped one.
+            if (ids.compareAndSet(id, BlockIds.pack(gen, 0), BlockIds.pack(BlockIds.nextGeneration(gen), 0))) {
+                if (POISON_FREED) {
+                    poison(id);
+                }
                 free(id);
             }
         }
     }
 
-    synchronized int refCount(long handle) {
+    /** Drops one reference of a validated handle unless none is left; false then (nothing changed). */
+    private boolean decrement(long handle) {
+        int id = (int) handle;
+        int gen = (int) (handle >>> 32);
+        while (true) {
+            long s = ids.state(id);
+            if (BlockIds.generation(s) != gen || BlockIds.references(s) <= 0) {
+                return false;
+            }
+            if (ids.compareAndSet(id, s, s - 1)) {
+                return true;
+            }
+        }
+    }
+
+    int refCount(long handle) {
         ensureOpen();
-        return refCount[checkLive(handle)];
+        return BlockIds.references(liveState(handle, checkId(handle)));
     }
 
     /** The block's reference count, or 0 when the handle is stale or foreign (never throws; for metrics). */
-    synchronized int refCountIfLive(long handle) {
-        return isLive(handle) ? refCount[(int) handle] : 0;
+    int refCountIfLive(long handle) {
+        if (!isLive(handle)) {
+            return 0;
+        }
+        long s = ids.state((int) handle);
+        return BlockIds.generation(s) == (int) (handle >>> 32) ? Math.max(0, BlockIds.references(s)) : 0;
     }
 
-    synchronized boolean isLive(long handle) {
+    boolean isLive(long handle) {
         int id = (int) handle;
-        return !closed && id >= 0 && id < idsIssued && generation[id] == (int) (handle >>> 32) && refCount[id] > 0;
+        if (closed || id < 0 || id >= ids.capacity()) {
+            return false;
+        }
+        long s = ids.state(id);
+        return BlockIds.generation(s) == (int) (handle >>> 32) && BlockIds.generation(s) > 0
+                && BlockIds.references(s) > 0;
     }
 
     /** Native address of a live block; valid until the next compaction (see {@link #relocationEpoch()}). */
-    synchronized long address(long handle) {
+    long address(long handle) {
         ensureOpen();
-        return addressOf[checkLive(handle)];
+        return ids.address(checkLive(handle));
     }
 
     /** The block's memory as a segment of {@link #blockBytes()} bytes; valid until the next compaction. */
-    synchronized MemorySegment segment(long handle) {
+    MemorySegment segment(long handle) {
         ensureOpen();
         int id = checkLive(handle);
-        Slab s = slabs.get(slabOf[id]);
-        return s.segment.asSlice((long) slotOf[id] * blockBytes, blockBytes);
+        Slab s = slabTable[ids.slab(id)];
+        return s.segment.asSlice((long) ids.slot(id) * blockBytes, blockBytes);
     }
 
     /**
@@ -251,15 +352,22 @@ public final class SlabAllocator implements AutoCloseable {
         ensureOpen();
         for (int i = 0; i < tables.length; i++) {
             for (int b = 0; b < counts[i]; b++) {
-                int id = checkLive(tables[i][b]);
-                if (refCount[id] >= Integer.MAX_VALUE - tables.length) {
-                    throw new KvSlabException("block " + id + " has reached the maximum reference count");
+                long s = liveState(tables[i][b], checkId(tables[i][b]));
+                if (BlockIds.references(s) >= Integer.MAX_VALUE - tables.length) {
+                    throw new KvSlabException("block " + (int) tables[i][b]
+                            + " has reached the maximum reference count");
                 }
             }
         }
         for (int i = 0; i < tables.length; i++) {
             for (int b = 0; b < counts[i]; b++) {
-                refCount[(int) tables[i][b]]++;
+                int id = (int) tables[i][b];
+                while (true) {
+                    long s = ids.state(id);
+                    if (ids.compareAndSet(id, s, s + 1)) {
+                        break;
+                    }
+                }
             }
         }
     }
@@ -268,19 +376,19 @@ public final class SlabAllocator implements AutoCloseable {
      * Writes the addresses of {@code handles[0 .. n)} as int64 into {@code out} from element {@code index}. The
      * caller holds the store's shared lock, so no compaction moves them while a kernel reads.
      */
-    synchronized void addresses(long[] handles, int n, MemorySegment out, long index) {
+    void addresses(long[] handles, int n, MemorySegment out, long index) {
         ensureOpen();
         for (int b = 0; b < n; b++) {
-            out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, addressOf[checkLive(handles[b])]);
+            out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, ids.address(checkLive(handles[b])));
         }
     }
 
     /**
-     * Fills a kernel's address arrays for one layer in one monitor entry: for each table h, offsets[h], lengths[h]
-     * and its K and V block addresses. The caller holds the sequence's read lock and the store's shared lock.
+     * Fills a kernel's address arrays for one layer: for each table h, offsets[h], lengths[h] and its K and V
+     * block addresses. The caller holds the sequence's read lock and the store's shared lock.
      */
-    synchronized void layerAddresses(BlockTable[] row, MemorySegment keys, MemorySegment values,
-                                     MemorySegment offsets, MemorySegment lengths) {
+    void layerAddresses(BlockTable[] row, MemorySegment keys, MemorySegment values,
+                        MemorySegment offsets, MemorySegment lengths) {
         ensureOpen();
         long index = 0;
         for (int h = 0; h < row.length; h++) {
@@ -288,9 +396,10 @@ public final class SlabAllocator implements AutoCloseable {
             offsets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, index);
             lengths.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, t.length);
             for (int b = 0; b < t.blockCount; b++) {
-                keys.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, addressOf[checkLive(t.keyBlocks[b])]);
+                keys.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
+                        ids.address(checkLive(t.keyBlocks[b])));
                 values.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
-                        addressOf[checkLive(t.valueBlocks[b])]);
+                        ids.address(checkLive(t.valueBlocks[b])));
             }
             index += t.blockCount;
         }
@@ -308,6 +417,7 @@ public final class SlabAllocator implements AutoCloseable {
      */
     public synchronized CompactionResult compact() {
         ensureOpen();
+        drainParked();
         long moved = 0;
         int released = 0;
         long bytesReleased = 0;
@@ -341,7 +451,11 @@ public final class SlabAllocator implements AutoCloseable {
         return new CompactionResult(moved, moved * blockBytes, released, bytesReleased);
     }
 
+    /** Exact statistics (parked blocks are returned to their slabs first). */
     public synchronized AllocatorStats stats() {
+        if (!closed) {
+            drainParked();
+        }
         int[] occupancy = new int[BINS];
         int count = 0;
         for (Slab s : slabs) {
@@ -350,12 +464,15 @@ public final class SlabAllocator implements AutoCloseable {
                 count++;
             }
         }
-        return new AllocatorStats(blockBytes, reservedBytes, liveBlocks * blockBytes, peakReservedBytes,
-                peakLiveBytes, liveBlocks, count, limitBytes, occupancy, slabsAcquired, slabsReleased);
+        return new AllocatorStats(blockBytes, reservedBytes, takenBlocks * blockBytes, peakReservedBytes,
+                peakLiveBytes, takenBlocks, count, limitBytes, occupancy, slabsAcquired, slabsReleased);
     }
 
     /** Live blocks per occupancy bin of the slab holding them (same bins as {@link AllocatorStats#slabsByOccupancy()}). */
     public synchronized long[] blocksByOccupancy() {
+        if (!closed) {
+            drainParked();
+        }
         long[] blocks = new long[BINS];
         for (Slab s : slabs) {
             if (s != null) {
@@ -366,14 +483,17 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     public synchronized long liveBlocks() {
-        return liveBlocks;
+        if (!closed) {
+            drainParked();
+        }
+        return takenBlocks;
     }
 
     public synchronized long reservedBytes() {
         return reservedBytes;
     }
 
-    public synchronized boolean isClosed() {
+    public boolean isClosed() {
         return closed;
     }
 
@@ -385,7 +505,9 @@ public final class SlabAllocator implements AutoCloseable {
         if (closed) {
             return 0;
         }
-        long live = liveBlocks;
+        drainParked();
+        long live = takenBlocks;
+        closed = true;
         scope.close();   // one handshake for the whole store: every segment handed out becomes unusable
         for (Slab s : slabs) {
             if (s != null) {
@@ -396,12 +518,12 @@ public final class SlabAllocator implements AutoCloseable {
             }
         }
         slabs.clear();
+        slabTable = new Slab[0];
         for (List<Slab> b : bins) {
             b.clear();
         }
         reservedBytes = 0;
-        liveBlocks = 0;
-        closed = true;
+        takenBlocks = 0;
         return live;
     }
 
@@ -410,7 +532,11 @@ public final class SlabAllocator implements AutoCloseable {
         closeAndCountLive();
     }
 
-    // ---- internals (all called with the monitor held) ----
+    // ---- internals ----
+
+    private ParkedBlocks stripe() {
+        return stripes[(int) Thread.currentThread().threadId() & stripeMask];
+    }
 
     private void ensureOpen() {
         if (closed) {
@@ -418,37 +544,89 @@ public final class SlabAllocator implements AutoCloseable {
         }
     }
 
-    private int checkLive(long handle) {
+    /** The id of a handle this allocator could have issued, else throws. */
+    private int checkId(long handle) {
         int id = (int) handle;
         int gen = (int) (handle >>> 32);
-        if (id < 0 || id >= idsIssued || gen <= 0) {
+        if (id < 0 || id >= ids.capacity() || gen <= 0) {
             throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
                     + " was not issued by this allocator");
-        }
-        if (generation[id] != gen || refCount[id] == 0) {
-            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                    + " refers to a freed block (use after free or double free)");
         }
         return id;
     }
 
-    /** Throws unless n more blocks fit in free slots plus new slabs under the limit. */
+    /** The current state of a live handle's id, else throws. */
+    private long liveState(long handle, int id) {
+        long s = ids.state(id);
+        if (BlockIds.generation(s) != (int) (handle >>> 32) || BlockIds.references(s) <= 0) {
+            if (BlockIds.generation(s) == 0) {
+                throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                        + " was not issued by this allocator");
+            }
+            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                    + " refers to a freed block (use after free or double free)");
+        }
+        return s;
+    }
+
+    private int checkLive(long handle) {
+        int id = checkId(handle);
+        liveState(handle, id);
+        return id;
+    }
+
+    /** Returns every parked block to its slab (monitor held). */
+    private void drainParked() {
+        for (ParkedBlocks stripe : stripes) {
+            synchronized (stripe) {
+                for (int id = stripe.poll(); id >= 0; id = stripe.poll()) {
+                    free(id);
+                }
+            }
+        }
+    }
+
+    /** Blocks parked now (a racy estimate when other threads are allocating). */
+    private long parkedEstimate() {
+        long n = 0;
+        for (ParkedBlocks stripe : stripes) {
+            n += stripe.count();
+        }
+        return n;
+    }
+
+    private void notePeak() {
+        peakLiveBytes = Math.max(peakLiveBytes, (takenBlocks - parkedEstimate()) * blockBytes);
+    }
+
+    /** Throws unless n more blocks fit in free slots plus new slabs under the limit (parked ones drained first). */
     private void ensureCapacity(int n) {
+        if (hasCapacity(n)) {
+            return;
+        }
+        drainParked();
+        if (!hasCapacity(n)) {
+            throw new MemoryLimitExceededException((long) n * blockBytes, limitBytes, takenBlocks * blockBytes,
+                    reservedBytes);
+        }
+    }
+
+    private boolean hasCapacity(int n) {
         long free = 0;
         for (int b = BIN_EMPTY; b < BIN_FULL; b++) {
             for (Slab s : bins[b]) {
                 free += s.capacity - s.used();
+                if (free >= n) {
+                    return true;
+                }
             }
         }
         if (free >= n) {
-            return;
+            return true;
         }
         long missing = n - free;
         long newBlocksUnderLimit = (limitBytes - reservedBytes) / blockBytes;
-        if (missing > newBlocksUnderLimit) {
-            throw new MemoryLimitExceededException((long) n * blockBytes, limitBytes, liveBlocks * blockBytes,
-                    reservedBytes);
-        }
+        return missing <= newBlocksUnderLimit;
     }
 
     private long allocateOne() {
@@ -465,28 +643,28 @@ public final class SlabAllocator implements AutoCloseable {
         int id = newId();
         int slot = slab.take(id);
         rebin(slab);
-        refCount[id] = 1;
-        slabOf[id] = slab.index;
-        slotOf[id] = slot;
-        addressOf[id] = slab.baseAddress + (long) slot * blockBytes;
-        liveBlocks++;
-        peakLiveBytes = Math.max(peakLiveBytes, liveBlocks * blockBytes);
-        return ((long) generation[id] << 32) | id;
+        ids.place(id, slab.index, slot, slab.baseAddress + (long) slot * blockBytes);
+        int gen = BlockIds.generation(ids.state(id));
+        ids.setState(id, BlockIds.pack(gen, 1));
+        takenBlocks++;
+        return ((long) gen << 32) | id;
     }
 
+    private void poison(int id) {
+        Slab slab = slabTable[ids.slab(id)];
+        slab.segment.asSlice((long) ids.slot(id) * blockBytes, blockBytes).fill((byte) 0xFF);
+    }
+
+    /** Returns a dead id's slot to its slab (generation already bumped, count 0; monitor held). */
     private void free(int id) {
-        Slab slab = slabs.get(slabOf[id]);
-        if (POISON_FREED) {
-            slab.segment.asSlice((long) slotOf[id] * blockBytes, blockBytes).fill((byte) 0xFF);
-        }
-        slab.give(slotOf[id]);
-        generation[id] = generation[id] == Integer.MAX_VALUE ? 1 : generation[id] + 1;
-        addressOf[id] = 0;
+        Slab slab = slabs.get(ids.slab(id));
+        slab.give(ids.slot(id));
+        ids.place(id, -1, -1, 0);
         if (freeIdCount == freeIds.length) {
             freeIds = Arrays.copyOf(freeIds, freeIds.length * 2);
         }
         freeIds[freeIdCount++] = id;
-        liveBlocks--;
+        takenBlocks--;
         rebin(slab);
         if (slab.isEmpty() && !POISON_FREED && spareBytes() > spareSlabBytes) {
             releaseSlab(slab, "empty");   // keep spares up to the bound, return the rest to the OS
@@ -502,6 +680,7 @@ public final class SlabAllocator implements AutoCloseable {
         return bytes;
     }
 
+    /** A free id whose state is (generation >= 1, 0). */
     private int newId() {
         if (freeIdCount > 0) {
             return freeIds[--freeIdCount];
@@ -509,16 +688,11 @@ public final class SlabAllocator implements AutoCloseable {
         if (idsIssued == Integer.MAX_VALUE) {
             throw new KvSlabException("block id space exhausted (2^31 - 1 blocks)");
         }
-        if (idsIssued == generation.length) {
-            int n = (int) Math.min(Integer.MAX_VALUE, generation.length * 2L);
-            generation = Arrays.copyOf(generation, n);
-            refCount = Arrays.copyOf(refCount, n);
-            slabOf = Arrays.copyOf(slabOf, n);
-            slotOf = Arrays.copyOf(slotOf, n);
-            addressOf = Arrays.copyOf(addressOf, n);
+        if (idsIssued == ids.capacity()) {
+            ids.grow();
         }
         int id = idsIssued++;
-        generation[id] = 1;
+        ids.setState(id, BlockIds.pack(1, 0));
         return id;
     }
 
@@ -536,6 +710,7 @@ public final class SlabAllocator implements AutoCloseable {
         }
         Slab s = new Slab(index, capacity, blockBytes, scope);
         slabs.set(index, s);
+        slabTable = slabs.toArray(new Slab[0]);
         reservedBytes += s.bytes();
         peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
         slabsAcquired++;
@@ -553,6 +728,7 @@ public final class SlabAllocator implements AutoCloseable {
     private void releaseSlab(Slab s, String reason) {
         unbin(s);
         slabs.set(s.index, null);
+        slabTable = slabs.toArray(new Slab[0]);
         reservedBytes -= s.bytes();
         slabsReleased++;
         s.release();
@@ -607,9 +783,7 @@ public final class SlabAllocator implements AutoCloseable {
             MemorySegment.copy(victim.segment, (long) slot * blockBytes, target.segment,
                     (long) newSlot * blockBytes, blockBytes);
             victim.give(slot);
-            slabOf[id] = target.index;
-            slotOf[id] = newSlot;
-            addressOf[id] = target.baseAddress + (long) newSlot * blockBytes;
+            ids.place(id, target.index, newSlot, target.baseAddress + (long) newSlot * blockBytes);
             rebin(target);
             moved++;
         }
