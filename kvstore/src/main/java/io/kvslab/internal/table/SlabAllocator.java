@@ -48,7 +48,9 @@ import java.util.List;
  *
  * <p><b>Memory.</b> Slabs are mapped by {@link SlabMemory} (zero pages from the kernel, faulted in where blocks
  * are written; no zeroing in Java) and scoped to one shared arena per allocator: unmapping a slab needs no thread
- * handshake, and closing the allocator invalidates every segment it handed out. Reused slots hold stale bytes;
+ * handshake, and closing the allocator invalidates every segment it handed out. A slab given up by a compaction or
+ * beyond the spare bound leaves the accounting at once and is unmapped by the {@link SlabReclaimer}'s background
+ * thread (the kernel freeing its pages costs milliseconds); close waits for those still in flight. Reused slots hold stale bytes;
  * readers read only rows below a table's length, which every such row's writer has written.
  *
  * <p><b>Limit.</b> {@code limitBytes} caps the reserved (slab) bytes. An allocation that cannot be served under it
@@ -103,6 +105,10 @@ public final class SlabAllocator implements AutoCloseable {
     private long slabsAcquired;
     private long slabsReleased;
     private volatile long relocationEpoch;
+    /** Slabs handed to the {@link SlabReclaimer} and not yet known to be unmapped; close waits for them. */
+    private final List<java.util.concurrent.Future<?>> reclaiming = new ArrayList<>();
+    /** Slabs released during the current operation, handed to the reclaimer together at its end. */
+    private final List<Slab> toReclaim = new ArrayList<>();
     private volatile boolean closed;
 
     /**
@@ -445,6 +451,7 @@ public final class SlabAllocator implements AutoCloseable {
                 released++;
             }
         }
+        reclaimReleased();
         if (moved > 0) {
             relocationEpoch++;
         }
@@ -506,8 +513,10 @@ public final class SlabAllocator implements AutoCloseable {
             return 0;
         }
         drainParked();
+        reclaimReleased();
         long live = takenBlocks;
         closed = true;
+        SlabReclaimer.await(reclaiming);
         scope.close();   // one handshake for the whole store: every segment handed out becomes unusable
         for (Slab s : slabs) {
             if (s != null) {
@@ -668,6 +677,7 @@ public final class SlabAllocator implements AutoCloseable {
         rebin(slab);
         if (slab.isEmpty() && !POISON_FREED && spareBytes() > spareSlabBytes) {
             releaseSlab(slab, "empty");   // keep spares up to the bound, return the rest to the OS
+            reclaimReleased();
         }
     }
 
@@ -725,14 +735,28 @@ public final class SlabAllocator implements AutoCloseable {
         return s;
     }
 
+    /**
+     * Gives a slab up: no handle can reach it any more and the accounting drops it now; the unmap itself is
+     * queued ({@link #reclaimReleased}) so it runs off the caller's path.
+     */
     private void releaseSlab(Slab s, String reason) {
         unbin(s);
         slabs.set(s.index, null);
         slabTable = slabs.toArray(new Slab[0]);
         reservedBytes -= s.bytes();
         slabsReleased++;
-        s.release();
+        toReclaim.add(s);
         emitRelease(s, reason);
+    }
+
+    /** Hands the slabs released by this operation to the background unmapper in one batch (monitor held). */
+    private void reclaimReleased() {
+        if (toReclaim.isEmpty()) {
+            return;
+        }
+        reclaiming.removeIf(java.util.concurrent.Future::isDone);
+        reclaiming.add(SlabReclaimer.unmapLater(toReclaim));
+        toReclaim.clear();
     }
 
     private void emitRelease(Slab s, String reason) {
