@@ -319,4 +319,43 @@ class KeepRewriteTest {
             }
         }
     }
+
+    /**
+     * An exclusively owned table never needs a fresh block, whatever blocks get taken over: with the store full to
+     * its limit, random keep sets (many with whole aligned blocks) all succeed and match the reference.
+     */
+    @Test
+    void exclusiveTablesKeepWithoutFreshBlocksAtTheLimit() {
+        Random rnd = new Random(5);
+        int n = 12 * TPB + 3;
+        long blocks = 2L * LAYERS * KV_HEADS * ((n + TPB - 1) / TPB);
+        long block = LAYOUT.blockBytes();
+        for (int round = 0; round < 30; round++) {
+            try (KvStore store = KvStore.open(LAYOUT, new StoreConfig(blocks * block, block));
+                 Sequence s = store.newSequence()) {
+                Ref ref = new Ref();
+                append(s, ref, rnd, n, 0);
+                for (int step = 0; step < 4; step++) {
+                    int l = rnd.nextInt(LAYERS);
+                    int[][] keep = new int[KV_HEADS][];
+                    for (int h = 0; h < KV_HEADS; h++) {
+                        int len = ref.length(l, h);
+                        // mostly-kept sets: long runs, so whole aligned blocks are common
+                        List<Integer> k = new ArrayList<>();
+                        for (int i = 0; i < len; i++) {
+                            if (rnd.nextInt(8) != 0 || (i % TPB == 0 && rnd.nextBoolean())) {
+                                k.add(i);
+                            }
+                        }
+                        keep[h] = k.stream().mapToInt(Integer::intValue).toArray();
+                    }
+                    s.keep(l, keep);
+                    for (int h = 0; h < KV_HEADS; h++) {
+                        ref.keep(l, h, keep[h]);
+                    }
+                    assertMatches(s, ref, "round " + round + " step " + step);
+                }
+            }
+        }
+    }
 }

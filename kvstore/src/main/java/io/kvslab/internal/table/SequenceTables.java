@@ -624,9 +624,15 @@ public final class SequenceTables {
         modCount++;
     }
 
-    /** New block taken over from an old one as is ({@code >= 0}: the old block's index), or rewritten: */
+    /**
+     * Plan of one new block: taken over from an old one as is ({@code >= 0}: the old block's index), rewritten in
+     * its own old block ({@link #IN_PLACE}), gathered into a fresh block ({@link #GATHER}), or rewritten into an
+     * earlier old block that is exclusively owned, no longer read and used by nothing else ({@code RECYCLE - e},
+     * i.e. {@code <= RECYCLE}, for old block e).
+     */
     private static final int IN_PLACE = -1;
     private static final int GATHER = -2;
+    private static final int RECYCLE = -3;
 
     /**
      * Plans every kept table's K and V region into {@code plans[l][h][0 | 1]} (see {@link #planRegion}); returns
@@ -663,8 +669,11 @@ public final class SequenceTables {
      * old block it takes over unchanged, when its kept rows are exactly that block's leading rows (same offsets);
      * else {@link #IN_PLACE} when old block d is exclusively owned and not taken over by an earlier new block
      * (rows only move forward, {@code rows[j] >= j}, so writing new row j over old row j never overwrites a row
-     * still to be read, and a taken-over block s always has {@code s >= d}); else {@link #GATHER} into a fresh
-     * block.
+     * still to be read, and a taken-over block s always has {@code s >= d}); else an earlier old block e < d that
+     * nothing took ({@code RECYCLE - e}: its rows are all below {@code d * tokensPerBlock <= rows[j]}, never read
+     * again); else {@link #GATHER} into a fresh block. Old blocks d' <= d number one more than the new blocks
+     * before d, so when old block d is taken, an earlier one is free: an exclusively owned table needs no fresh
+     * block at all, as before block takeover existed.
      */
     private int[] planRegion(long[] blocks, int count, int[] rows, int untouched) {
         int tpb = tokensPerBlock;
@@ -672,18 +681,26 @@ public final class SequenceTables {
         int newCount = blocksFor(m);
         int[] plan = new int[newCount - untouched];
         boolean[] takenOver = new boolean[count];
+        int[] free = new int[plan.length];   // old blocks before d that nothing uses and only this table owns
+        int freeCount = 0;
         for (int d = untouched; d < newCount; d++) {
             int first = d * tpb;
             int n = Math.min(tpb, m - first);
             int r0 = rows[first];
+            boolean exclusive = allocator.refCount(blocks[d]) == 1;
             // rows ascend strictly, so first and last n - 1 apart means contiguous
             if (r0 % tpb == 0 && rows[first + n - 1] == r0 + n - 1) {
                 plan[d - untouched] = r0 / tpb;
                 takenOver[r0 / tpb] = true;
-            } else if (!takenOver[d] && allocator.refCount(blocks[d]) == 1) {
+            } else if (!takenOver[d] && exclusive) {
                 plan[d - untouched] = IN_PLACE;
+            } else if (freeCount > 0) {
+                plan[d - untouched] = RECYCLE - free[--freeCount];
             } else {
                 plan[d - untouched] = GATHER;
+            }
+            if (!takenOver[d] && plan[d - untouched] != IN_PLACE && exclusive) {
+                free[freeCount++] = d;   // read by no later new block, taken over by none
             }
         }
         return plan;
@@ -715,6 +732,11 @@ public final class SequenceTables {
             if (p == IN_PLACE) {
                 kept[d] = true;
                 dst = segment(src, old, d);
+            } else if (p <= RECYCLE) {
+                int e = RECYCLE - p;
+                kept[e] = true;
+                blocks[d] = old[e];
+                dst = segment(src, old, e);
             } else {
                 blocks[d] = fresh[f++];
                 dst = allocator.segment(blocks[d]);
@@ -722,7 +744,7 @@ public final class SequenceTables {
             int end = Math.min(m, (d + 1) * tpb);
             for (int j = d * tpb; j < end; j++) {
                 int r = rows[j];
-                if (p == GATHER || r != j) {
+                if (p != IN_PLACE || r != j) {
                     MemorySegment.copy(segment(src, old, r / tpb), (long) (r % tpb) * rowBytes, dst,
                             (long) (j % tpb) * rowBytes, rowBytes);
                 }
