@@ -79,7 +79,7 @@ public final class KvStore implements AutoCloseable {
     private KvStore(KvLayout layout, StoreConfig config) {
         this.layout = layout;
         this.config = config;
-        this.tables = new TableStore(layout, config.slabBytes(), config.limitBytes(), host);
+        this.tables = new TableStore(layout, config, host);
     }
 
     /** A store without a memory limit. */

@@ -120,8 +120,10 @@ public final class Sequence implements AutoCloseable {
 
     /**
      * Keeps only the given rows of one (layer, KV head), in order, and frees the rest: kept rows are moved to the
-     * front (bitwise unchanged, with their positions), emptied blocks are freed. Shared blocks are never
-     * modified: a region of a table that shares blocks with another sequence is rebuilt into fresh blocks.
+     * front (bitwise unchanged, with their positions), emptied blocks are freed. The cost follows the rows that
+     * move, not the rows kept: a block whose kept rows become a whole new block at the same offsets (a
+     * block-aligned eviction) is taken over without a copy, only the blocks a gap runs through are rewritten.
+     * Shared blocks are never modified: such a block that must change is rebuilt into a fresh block.
      *
      * @param rows strictly increasing row indices in {@code [0, length(layer, kvHead))}; empty frees every row
      */

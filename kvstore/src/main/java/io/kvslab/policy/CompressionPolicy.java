@@ -97,6 +97,16 @@ public final class CompressionPolicy {
     }
 
     /** Whether the policy sets its own budget (it then takes only {@link Budget#dynamic()}). */
+    /**
+     * Whether selecting reads the rows' keys or values; false (StreamingLLM: recency scores and a top-k) lets
+     * {@link Compressor} read only positions, so applying the policy costs the rows that move, not the rows kept.
+     */
+    public boolean readsRows() {
+        // The uniform layer rule and head allocation read lengths only; any other rule or allocation may read rows.
+        return scorer.readsRows() || selector.readsRows() || !Policies.isUniform(layerRule)
+                || !Policies.isUniform(headAllocation);
+    }
+
     public boolean dynamicBudget() {
         return layerRule.dynamic();
     }

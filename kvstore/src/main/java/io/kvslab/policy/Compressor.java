@@ -55,7 +55,7 @@ public final class Compressor implements AutoCloseable {
         for (int l = 0; l < layers; l++) {
             LayerContext layer = LayerContext.read(sequence, l,
                     policy.windowQueries() > 0 ? inputs.window(l) : null,
-                    policy.needsOutputProjection() ? inputs.outputProjection(l) : null);
+                    policy.needsOutputProjection() ? inputs.outputProjection(l) : null, policy.readsRows());
             for (int h = 0; h < heads; h++) {
                 if (layer.head(h).length() != counts.rows(l, h)) {
                     throw new PolicyException("layer " + l + " head " + h + " changed during the compression ("

@@ -7,7 +7,8 @@ import io.kvslab.Sequence;
  * {@code readValues} and {@code positions} return. Row {@code r} is {@code keys[r*headDim .. (r+1)*headDim)}; rows
  * are in ascending absolute position. Keys are RoPE-rotated at their absolute positions.
  *
- * <p>The arrays are not copied (they can be large); do not change them while a policy reads them.
+ * <p>The arrays are not copied (they can be large); do not change them while a policy reads them. A
+ * positions-only snapshot ({@link #positionsOnly}) has empty keys and values.
  */
 public record HeadSnapshot(float[] keys, float[] values, long[] positions, int headDim) {
     public HeadSnapshot {
@@ -18,7 +19,8 @@ public record HeadSnapshot(float[] keys, float[] values, long[] positions, int h
             throw new PolicyException("headDim must be >= 1, got " + headDim);
         }
         long need = (long) positions.length * headDim;
-        if (keys.length != need || values.length != need) {
+        boolean positionsOnly = keys.length == 0 && values.length == 0;
+        if (!positionsOnly && (keys.length != need || values.length != need)) {
             throw new PolicyException("a head with " + positions.length + " rows of " + headDim
                     + " elements needs keys and values of " + need + " floats; got " + keys.length + " and "
                     + values.length);
@@ -43,6 +45,20 @@ public record HeadSnapshot(float[] keys, float[] values, long[] positions, int h
         sequence.readKeys(layer, kvHead, keys);
         sequence.readValues(layer, kvHead, values);
         return new HeadSnapshot(keys, values, positions, d);
+    }
+
+    /**
+     * Reads only the positions of one (layer, KV head): keys and values are empty arrays. {@link Compressor} reads
+     * this for a policy that reads no rows ({@link CompressionPolicy#readsRows()}).
+     */
+    public static HeadSnapshot positionsOnly(Sequence sequence, int layer, int kvHead) {
+        return new HeadSnapshot(new float[0], new float[0], sequence.positions(layer, kvHead),
+                sequence.layout().headDim());
+    }
+
+    /** Whether keys and values were read (false for {@link #positionsOnly}). */
+    public boolean hasRows() {
+        return keys.length != 0 || positions.length == 0;
     }
 
     /** Number of rows. */

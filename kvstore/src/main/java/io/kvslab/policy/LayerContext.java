@@ -52,6 +52,15 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
      */
     public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
                                     OutputProjection outputProjection) {
+        return read(sequence, layer, window, outputProjection, true);
+    }
+
+    /**
+     * Like {@link #read(io.kvslab.Sequence, int, WindowQueries, OutputProjection)}; with {@code rows} false only
+     * positions are read ({@link HeadSnapshot#positionsOnly}), for a policy that reads no rows.
+     */
+    public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
+                                    OutputProjection outputProjection, boolean rows) {
         if (sequence == null) {
             throw new PolicyException("read needs a sequence (got null)");
         }
@@ -61,7 +70,7 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         }
         List<HeadSnapshot> heads = new java.util.ArrayList<>(layout.kvHeads());
         for (int h = 0; h < layout.kvHeads(); h++) {
-            heads.add(HeadSnapshot.read(sequence, layer, h));
+            heads.add(rows ? HeadSnapshot.read(sequence, layer, h) : HeadSnapshot.positionsOnly(sequence, layer, h));
         }
         return new LayerContext(layer, layout.queryHeads(), layout.headDim(), heads, window, outputProjection);
     }

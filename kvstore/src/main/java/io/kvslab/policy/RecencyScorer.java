@@ -9,6 +9,11 @@ record RecencyScorer() implements Scorer {
     static final int MAX_EXACT_ROWS = 1 << 24;
 
     @Override
+    public boolean readsRows() {
+        return false;   // row indices only
+    }
+
+    @Override
     public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
         float[][] scores = new float[layer.kvHeads()][];
         for (int h = 0; h < layer.kvHeads(); h++) {

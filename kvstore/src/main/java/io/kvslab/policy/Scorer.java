@@ -16,4 +16,12 @@ public interface Scorer {
     default int windowQueries() {
         return 0;
     }
+
+    /**
+     * Whether the scorer reads the rows' keys or values ({@link HeadSnapshot#keys()}, {@code values()}); a scorer
+     * that needs only lengths and positions says false, and {@link Compressor} then reads no row data at all.
+     */
+    default boolean readsRows() {
+        return true;
+    }
 }

@@ -17,4 +17,9 @@ public interface Selector {
     default boolean needsOutputProjection() {
         return false;
     }
+
+    /** Whether the selector reads the rows' keys or values (see {@link Scorer#readsRows()}). */
+    default boolean readsRows() {
+        return true;
+    }
 }

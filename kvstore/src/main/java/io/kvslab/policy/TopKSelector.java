@@ -6,6 +6,11 @@ package io.kvslab.policy;
  */
 record TopKSelector() implements Selector {
     @Override
+    public boolean readsRows() {
+        return false;   // scores and protection only
+    }
+
+    @Override
     public int[][] select(LayerContext layer, float[][] scores, boolean[][] protectedRows, int[] budgets,
                           PolicyWorkspace workspace) {
         int[][] kept = new int[layer.kvHeads()][];

@@ -12,16 +12,17 @@ public final class FootprintReport {
     private FootprintReport() {}
 
     public static String header() {
-        return String.format(Locale.ROOT, "%-16s %8s %-5s %-16s %10s %12s %12s %12s %12s %8s %8s  %s",
+        return String.format(Locale.ROOT, "%-16s %8s %-5s %-16s %10s %12s %12s %12s %12s %8s %8s %12s %12s  %s",
                 "model", "context", "dtype", "policy", "kept/head", "theoretical", "live", "held", "reserved",
-                "res/live", "res/theo", "mode");
+                "res/live", "res/theo", "proc RSS", "proc VmHWM", "mode");
     }
 
     public static String line(FootprintRow r) {
-        return String.format(Locale.ROOT, "%-16s %8d %-5s %-16s %10.1f %12s %12s %12s %12s %8.4f %8.4f  %s",
+        return String.format(Locale.ROOT, "%-16s %8d %-5s %-16s %10.1f %12s %12s %12s %12s %8.4f %8.4f %12s %12s  %s",
                 r.model(), r.contextTokens(), r.dtype(), r.policy(), r.keptTokensPerHead(),
                 Bytes.human(r.theoreticalBytes()), Bytes.human(r.liveBytes()), Bytes.human(r.heldReservedBytes()),
                 Bytes.human(r.reservedBytes()), r.overhead(), r.overTheoretical(),
+                r.rssBytes() < 0 ? "-" : Bytes.human(r.rssBytes()), r.hwmBytes() < 0 ? "-" : Bytes.human(r.hwmBytes()),
                 r.measured() ? String.format(Locale.ROOT, "measured %.1fs", r.seconds()) : r.mode());
     }
 
@@ -49,7 +50,9 @@ public final class FootprintReport {
                     .put("overheadReservedOverLive", r.overhead())
                     .put("reservedOverTheoretical", r.overTheoretical())
                     .put("mode", r.mode())
-                    .put("seconds", r.seconds()));
+                    .put("seconds", r.seconds())
+                    .put("processRssBytes", r.rssBytes())
+                    .put("processHwmBytes", r.hwmBytes()));
         }
         return Json.object().put("settings", settings).put("rows", list);
     }

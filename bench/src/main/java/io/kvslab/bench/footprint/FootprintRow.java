@@ -19,10 +19,13 @@ import io.kvslab.DType;
  * @param analyticKind      for rows not measured, what the policy's analytic row count is
  *                          ({@link FootprintPolicy#analyticKind()})
  * @param seconds           wall time of fill + compress + compact (0 for analytic rows)
+ * @param rssBytes          the process's resident bytes right after compaction, store still open (-1: analytic
+ *                          row or no /proc)
+ * @param hwmBytes          the process's peak resident bytes so far (VmHWM: process-wide, includes earlier rows)
  */
 public record FootprintRow(String model, int contextTokens, DType dtype, String policy, double keptTokensPerHead,
                            long theoreticalBytes, long liveBytes, long heldReservedBytes, long reservedBytes,
-                           boolean measured, String analyticKind, double seconds) {
+                           boolean measured, String analyticKind, double seconds, long rssBytes, long hwmBytes) {
     /** Reserved over live bytes after compaction (1.0 = no slab slack). */
     public double overhead() {
         return liveBytes == 0 ? Double.NaN : (double) reservedBytes / liveBytes;

@@ -1,5 +1,7 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.bench.report.ProcessMemory;
+
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.bench.geometry.SlabMath;
 
@@ -93,7 +95,7 @@ public final class FootprintRunner {
                 FootprintModel.keptRows(layout, p, ctx));
         double perHead = (double) e.keptRows() / ((long) layout.layers() * layout.kvHeads());
         return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, e.theoreticalBytes(), e.liveBytes(),
-                e.reservedBytes(), e.reservedBytes(), false, p.analyticKind(), 0);
+                e.reservedBytes(), e.reservedBytes(), false, p.analyticKind(), 0, -1, -1);
     }
 
     /**
@@ -109,6 +111,7 @@ public final class FootprintRunner {
         long live;
         long held;
         long reserved;
+        ProcessMemory process;
         try (KvStore store = KvStore.open(layout, config.storeConfig())) {
             try (Sequence s = store.newSequence()) {
                 fill(s, gen, ctx);
@@ -118,6 +121,7 @@ public final class FootprintRunner {
                 StoreStats st = store.stats();
                 live = st.liveBytes();
                 reserved = st.reservedBytes();
+                process = ProcessMemory.now();
                 for (int l = 0; l < layout.layers(); l++) {
                     for (int h = 0; h < layout.kvHeads(); h++) {
                         rows += s.length(l, h);
@@ -128,7 +132,7 @@ public final class FootprintRunner {
         double seconds = (System.nanoTime() - start) / 1e9;
         double perHead = (double) rows / ((long) layout.layers() * layout.kvHeads());
         return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, 2 * rows * layout.rowBytes(), live, held,
-                reserved, true, "measured", seconds);
+                reserved, true, "measured", seconds, process.rssBytes(), process.hwmBytes());
     }
 
     /** Appends {@code ctx} tokens (positions 0..ctx-1) to every layer in large chunks. */

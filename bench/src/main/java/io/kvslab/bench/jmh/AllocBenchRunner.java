@@ -39,7 +39,13 @@ public final class AllocBenchRunner {
             "arenaShared", "slabBatch", "slabBatchOneByOne", "nettyBatch", "nettyThreadCacheBatch",
             "arenaConfinedBatch");
 
-    /** One allocator under one pattern. */
+    /** Threads allocating from one shared allocator at once ({@link AllocThreadsBench}). */
+    static final int[] THREADS = {1, 2, 4};
+
+    /**
+     * One allocator under one pattern. For the {@code threadsN} patterns the ratio is ns per block at N threads
+     * over the same allocator's ns per block at one thread (1.0 = no slowdown from sharing).
+     */
     public record Row(String method, String pattern, String allocator, double nsPerBlock, double error, double ratio) {}
 
     public record Report(boolean quick, int blockBytes, List<Row> rows) implements SuiteReport {
@@ -79,6 +85,27 @@ public final class AllocBenchRunner {
         Collection<RunResult> results = JmhRunner.run(options, progress, AllocBench.class);
         java.util.HashMap<String, double[]> score = new java.util.HashMap<>();
         int blockBytes = 0;
+        List<Row> threaded = new ArrayList<>();
+        java.util.HashMap<String, Double> oneThread = new java.util.HashMap<>();
+        for (int threads : THREADS) {
+            ChainedOptionsBuilder t = new OptionsBuilder()
+                    .include(Pattern.quote(AllocThreadsBench.class.getName()) + "\\.").threads(threads);
+            if (quick) {
+                JmhRunner.quick(t);
+            }
+            for (RunResult r : JmhRunner.run(t, progress, AllocThreadsBench.class)) {
+                String name = r.getParams().getBenchmark();
+                String method = name.substring(name.lastIndexOf('.') + 1);
+                double ns = r.getPrimaryResult().getScore();
+                if (threads == 1) {
+                    oneThread.put(method, ns);
+                }
+                Double base = oneThread.get(method);
+                threaded.add(new Row(method + "@" + threads, "threads" + threads, method.equals("slab")
+                        ? "KVSlab SlabAllocator, shared" : "Netty pooled + thread cache, shared", ns,
+                        r.getPrimaryResult().getScoreError(), base == null ? Double.NaN : ns / base));
+            }
+        }
         for (RunResult r : results) {
             String name = r.getParams().getBenchmark();
             String method = name.substring(name.lastIndexOf('.') + 1);
@@ -95,6 +122,7 @@ public final class AllocBenchRunner {
             double[] base = score.get(meta[2]);
             rows.add(new Row(m, meta[0], meta[1], s[0], s[1], base == null ? Double.NaN : s[0] / base[0]));
         }
+        rows.addAll(threaded);
         return new Report(quick, blockBytes, rows);
     }
 }

@@ -5,6 +5,7 @@ import io.kvslab.bench.model.ReferenceAttention;
 
 import io.kvslab.KvSlabException;
 import io.kvslab.bench.report.Bytes;
+import io.kvslab.bench.report.ProcessMemory;
 import io.kvslab.bench.report.Json;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
@@ -96,7 +97,7 @@ public final class ChurnStress {
     public record Result(Config config, String attention, double seconds, Map<Op, Long> ops, long limitHits,
                          long checkpoints, long attentionChecks, double maxAttentionError, long peakReservedBytes,
                          long peakLiveBytes, long limitBytes, long finalReservedBytes, long violationCount,
-                         List<String> violations) {
+                         List<String> violations, ProcessMemory process) {
         public boolean ok() {
             return violationCount == 0;
         }
@@ -132,6 +133,8 @@ public final class ChurnStress {
                     .put("peakLiveBytes", peakLiveBytes)
                     .put("peakReservedBytes", peakReservedBytes)
                     .put("finalReservedBytes", finalReservedBytes)
+                    .put("processRssBytes", process.rssBytes())
+                    .put("processHwmBytes", process.hwmBytes())
                     .put("violations", violationCount)
                     .put("violationMessages", violations)
                     .put("ok", ok());
@@ -145,13 +148,13 @@ public final class ChurnStress {
                     churn stress: %d threads for %.1f s; %d layers x %d KV heads x %d dims %s, %d tokens/block
                       %,d ops (%,.0f ops/s): %s
                       limit %s hit %,d times; %d accounting checkpoints; attention checks %,d (%s, max |err| %.3g)
-                      peak live %s, peak reserved %s, reserved after close %s
+                      peak live %s, peak reserved %s, reserved after close %s; process after the run: %s
                       violations: %d%s
                     """, config.threads(), seconds, l.layers(), l.kvHeads(), l.headDim(), l.dtype(),
                     l.tokensPerBlock(), totalOps(), totalOps() / seconds,
                     o.length() > 2 ? o.substring(0, o.length() - 2) : "", Bytes.human(limitBytes), limitHits,
                     checkpoints, attentionChecks, attention, maxAttentionError, Bytes.human(peakLiveBytes),
-                    Bytes.human(peakReservedBytes), Bytes.human(finalReservedBytes), violationCount,
+                    Bytes.human(peakReservedBytes), Bytes.human(finalReservedBytes), process.describe(), violationCount,
                     violations.isEmpty() ? "" : "\n    " + String.join("\n    ", violations));
         }
     }
@@ -201,6 +204,7 @@ public final class ChurnStress {
         long deadline = start + (long) (config.durationSeconds() * 1e9);
         long checkpoints = 0;
         long peakLive = 0;
+        ProcessMemory process = new ProcessMemory(-1, -1);
         try {
             while (true) {
                 long now = System.nanoTime();
@@ -239,6 +243,7 @@ public final class ChurnStress {
                 w.closeAll();
             }
             StoreStats st = store.stats();
+            process = ProcessMemory.now();
             peakReserved = st.peakReservedBytes();
             peakLive = Math.max(peakLive, st.memory().peakLiveBytes());
             violations.check(st.liveBytes() == 0 && st.liveBlocks() == 0, "after closing every sequence "
@@ -257,7 +262,7 @@ public final class ChurnStress {
         counts.forEach((k, v) -> ops.put(k, v.sum()));
         return new Result(config, attention == null ? "none" : attention.name(), seconds, ops, limitHits.sum(),
                 checkpoints, attentionChecks.sum(), maxAttentionError, peakReserved, peakLive, limit, finalReserved,
-                violations.count(), violations.messages());
+                violations.count(), violations.messages(), process);
     }
 
     private boolean await(CyclicBarrier barrier) throws InterruptedException {

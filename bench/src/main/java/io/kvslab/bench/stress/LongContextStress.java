@@ -9,6 +9,7 @@ import io.kvslab.KvSlabException;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;
+import io.kvslab.bench.report.ProcessMemory;
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
@@ -181,7 +182,7 @@ public final class LongContextStress {
                          long attentionChecks, double maxAttentionError, long contentChecks, long peakLiveBytes,
                          long peakReservedBytes, long liveBoundBytes, long reservedBoundBytes, long finalReservedBytes,
                          long slabsAcquired, long slabsReleased, double seconds, double appendSeconds, double compressSeconds, double attentionSeconds,
-                         long violationCount, List<String> violations) {
+                         long violationCount, List<String> violations, ProcessMemory process) {
         public boolean ok() {
             return violationCount == 0;
         }
@@ -226,6 +227,8 @@ public final class LongContextStress {
                     .put("appendSeconds", appendSeconds)
                     .put("compressSeconds", compressSeconds)
                     .put("attentionSeconds", attentionSeconds)
+                    .put("processRssBytes", process.rssBytes())
+                    .put("processHwmBytes", process.hwmBytes())
                     .put("violations", violationCount)
                     .put("violationMessages", violations)
                     .put("ok", ok());
@@ -238,13 +241,14 @@ public final class LongContextStress {
                       streamed %,d tokens in %.1f s (%,.0f tokens/s): append %.1f s, compress %.1f s, attention %.1f s
                       compressions %,d; attention steps %,d (%s), reference checks %,d (max |err| %.3g); content checks %,d
                       peak live %s (bound %s), peak reserved %s (bound %s), reserved after close %s
-                      slabs acquired %,d, released %,d (before close)
+                      slabs acquired %,d, released %,d (before close); process at the end of streaming: %s
                       violations: %d%s
                     """, c.model().name(), c.dtype(), c.tokensPerBlock(), c.policy(), c.budget(), c.interval(), c.chunk(),
                     c.sinks(), tokens, seconds, tokensPerSecond(), appendSeconds, compressSeconds, attentionSeconds,
                     compressions, attentionSteps, attention, attentionChecks, maxAttentionError, contentChecks,
                     Bytes.human(peakLiveBytes), Bytes.human(liveBoundBytes), Bytes.human(peakReservedBytes),
                     Bytes.human(reservedBoundBytes), Bytes.human(finalReservedBytes), slabsAcquired, slabsReleased,
+                    process.describe(),
                     violationCount,
                     violations.isEmpty() ? "" : "\n    " + String.join("\n    ", violations));
         }
@@ -297,6 +301,7 @@ public final class LongContextStress {
         long peakLive;
         long peakReserved;
         long finalReserved = -1;
+        ProcessMemory process = new ProcessMemory(-1, -1);
         long slabsAcquired;
         long slabsReleased;
         long streamed;
@@ -326,7 +331,7 @@ public final class LongContextStress {
             return new Result(c, attention.name(), streamed, compressions, attentionSteps, attentionChecks, maxErr,
                     contentChecks, peakLive, peakReserved, liveBound, reservedBound, finalReserved, slabsAcquired,
                     slabsReleased, secs, appendNs / 1e9,
-                    compressNs / 1e9, attentionNs / 1e9, violations.count(), violations.messages());
+                    compressNs / 1e9, attentionNs / 1e9, violations.count(), violations.messages(), process);
         }
 
         /** Streams every token into one sequence, compressing and checking on the way; closes the sequence. */
@@ -360,6 +365,7 @@ public final class LongContextStress {
                 peakReserved = Math.max(peakReserved, st.peakReservedBytes());
                 slabsAcquired = st.memory().slabsAcquired();
                 slabsReleased = st.memory().slabsReleased();
+                process = ProcessMemory.now();
                 s.close();
                 StoreStats after = store.stats();
                 violations.check(after.liveBytes() == 0 && after.liveBlocks() == 0, "closing the sequence left "

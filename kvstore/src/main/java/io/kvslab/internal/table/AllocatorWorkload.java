@@ -54,7 +54,7 @@ public final class AllocatorWorkload {
     }
 
     /**
-     * Fills {@code slabs} whole slabs of {@code allocator}, then frees each block with probability
+     * Fills {@code slabs} whole slabs of {@code allocator} (writing every block), then frees each block with probability
      * {@code freeFraction} (seeded): a fragmented allocator for the compaction benchmark. Returns blocks left live.
      */
     public static long fragment(SlabAllocator allocator, int slabs, double freeFraction, long seed) {
@@ -64,6 +64,9 @@ public final class AllocatorWorkload {
         }
         long[] h = new long[(int) n];
         allocator.allocate(h, h.length);
+        for (long handle : h) {
+            allocator.segment(handle).fill((byte) 1);   // blocks hold data, as in a store (pages faulted in)
+        }
         SplittableRandom rnd = new SplittableRandom(seed);
         long live = n;
         for (long handle : h) {

@@ -588,35 +588,28 @@ public final class SequenceTables {
 
     /**
      * Keeps {@code keep[l][h]} rows (strictly increasing; {@code null} = table unchanged) of every table, all
-     * tables or none. Leading blocks whose rows stay where they are keep their handles (and their sharing); the
-     * rest of a table is compacted in place when exclusively owned, gathered into fresh blocks when shared. A pure
-     * truncation writes nothing. Write lock held; {@code keep} validated.
+     * tables or none. Leading blocks whose rows stay where they are keep their handles (and their sharing); so does
+     * every later block whose kept rows form a whole new block at the same offsets (a block-aligned eviction moves
+     * handles, not bytes). The other new blocks are rewritten: in place when their old block is exclusively owned
+     * and not moved elsewhere, gathered into a fresh block otherwise. Whole evicted blocks are released without
+     * being read. A pure truncation writes nothing. Write lock held; {@code keep} validated.
      */
     private void keepTables(int[][][] keep) {
         requireWrite();
-        long[] fresh;
+        long[] fresh = null;
+        int[][][][] plans;
         for (int attempt = 1; ; attempt++) {
-            long need = 0;
-            for (int l = 0; l < tables.length; l++) {
-                for (int h = 0; h < tables[l].length; h++) {
-                    int[] rows = keep[l][h];
-                    if (rows == null) {
-                        continue;
-                    }
-                    BlockTable t = tables[l][h];
-                    int k = identityPrefix(rows);
-                    if (k == rows.length) {
-                        continue;   // truncation
-                    }
-                    int untouched = k / tokensPerBlock;
-                    int region = blocksFor(rows.length) - untouched;
-                    need += sharedBlocks(t.keyBlocks, untouched, t.blockCount) > 0 ? region : 0;
-                    need += sharedBlocks(t.valueBlocks, untouched, t.blockCount) > 0 ? region : 0;
+            plans = new int[tables.length][][][];
+            long need = planKeep(keep, plans);
+            if (fresh != null) {
+                if (need <= fresh.length) {
+                    break;   // the plan still fits the blocks allocated for it
                 }
+                allocator.releaseAll(fresh, 0, fresh.length);   // sharing changed under a pressure handler
             }
             fresh = new long[checkedBlockCount(need)];
-            if (tryAllocate(fresh, attempt)) {
-                break;
+            if (!tryAllocate(fresh, attempt)) {
+                fresh = null;
             }
         }
         int f = 0;
@@ -638,8 +631,8 @@ public final class SequenceTables {
                     allocator.releaseAll(t.valueBlocks, newCount, t.blockCount);
                 } else {
                     int untouched = k / tokensPerBlock;
-                    f = rewriteRegion(t.keyBlocks, t.blockCount, rows, untouched, newCount, fresh, f);
-                    f = rewriteRegion(t.valueBlocks, t.blockCount, rows, untouched, newCount, fresh, f);
+                    f = rewriteRegion(t.keyBlocks, t.blockCount, rows, untouched, plans[l][h][0], fresh, f);
+                    f = rewriteRegion(t.valueBlocks, t.blockCount, rows, untouched, plans[l][h][1], fresh, f);
                     for (int j = k; j < m; j++) {
                         t.positions[j] = t.positions[rows[j]];
                     }
@@ -657,45 +650,145 @@ public final class SequenceTables {
     }
 
     /**
-     * Rebuilds blocks {@code [untouched, count)} of one K or V table so that new row j holds old row rows[j];
-     * returns the next unused index of {@code fresh}.
+     * Plan of one new block: taken over from an old one as is ({@code >= 0}: the old block's index), rewritten in
+     * its own old block ({@link #IN_PLACE}), gathered into a fresh block ({@link #GATHER}), or rewritten into an
+     * earlier old block that is exclusively owned, no longer read and used by nothing else ({@code RECYCLE - e},
+     * i.e. {@code <= RECYCLE}, for old block e).
      */
-    private int rewriteRegion(long[] blocks, int count, int[] rows, int untouched, int newCount, long[] fresh, int f) {
+    private static final int IN_PLACE = -1;
+    private static final int GATHER = -2;
+    private static final int RECYCLE = -3;
+
+    /**
+     * Plans every kept table's K and V region into {@code plans[l][h][0 | 1]} (see {@link #planRegion}); returns
+     * the fresh blocks the plans gather into.
+     */
+    private long planKeep(int[][][] keep, int[][][][] plans) {
+        long need = 0;
+        for (int l = 0; l < tables.length; l++) {
+            plans[l] = new int[tables[l].length][][];
+            for (int h = 0; h < tables[l].length; h++) {
+                int[] rows = keep[l][h];
+                if (rows == null) {
+                    continue;
+                }
+                BlockTable t = tables[l][h];
+                int k = identityPrefix(rows);
+                if (k == rows.length) {
+                    continue;   // truncation
+                }
+                int untouched = k / tokensPerBlock;
+                int[] pk = planRegion(t.keyBlocks, t.blockCount, rows, untouched);
+                int[] pv = planRegion(t.valueBlocks, t.blockCount, rows, untouched);
+                plans[l][h] = new int[][] {pk, pv};
+                for (int d = 0; d < pk.length; d++) {
+                    need += (pk[d] == GATHER ? 1 : 0) + (pv[d] == GATHER ? 1 : 0);
+                }
+            }
+        }
+        return need;
+    }
+
+    /**
+     * For each new block d in {@code [untouched, blocksFor(rows.length))} of one K or V table: the index of the
+     * old block it takes over unchanged, when its kept rows are exactly that block's leading rows (same offsets);
+     * else {@link #IN_PLACE} when old block d is exclusively owned and not taken over by an earlier new block
+     * (rows only move forward, {@code rows[j] >= j}, so writing new row j over old row j never overwrites a row
+     * still to be read, and a taken-over block s always has {@code s >= d}); else an earlier old block e < d that
+     * nothing took ({@code RECYCLE - e}: its rows are all below {@code d * tokensPerBlock <= rows[j]}, never read
+     * again); else {@link #GATHER} into a fresh block. Old blocks d' <= d number one more than the new blocks
+     * before d, so when old block d is taken, an earlier one is free: an exclusively owned table needs no fresh
+     * block at all, as before block takeover existed.
+     */
+    private int[] planRegion(long[] blocks, int count, int[] rows, int untouched) {
         int tpb = tokensPerBlock;
-        int firstRow = untouched * tpb;
-        if (sharedBlocks(blocks, untouched, count) > 0) {
-            long[] old = Arrays.copyOfRange(blocks, untouched, count);
-            MemorySegment[] src = segments(old, old.length);
-            MemorySegment[] dst = new MemorySegment[newCount - untouched];
-            for (int b = 0; b < dst.length; b++) {
-                blocks[untouched + b] = fresh[f + b];
-                dst[b] = allocator.segment(fresh[f + b]);
+        int m = rows.length;
+        int newCount = blocksFor(m);
+        int[] plan = new int[newCount - untouched];
+        boolean[] takenOver = new boolean[count];
+        int[] free = new int[plan.length];   // old blocks before d that nothing uses and only this table owns
+        int freeCount = 0;
+        for (int d = untouched; d < newCount; d++) {
+            int first = d * tpb;
+            int n = Math.min(tpb, m - first);
+            int r0 = rows[first];
+            boolean exclusive = allocator.refCount(blocks[d]) == 1;
+            // rows ascend strictly, so first and last n - 1 apart means contiguous
+            if (r0 % tpb == 0 && rows[first + n - 1] == r0 + n - 1) {
+                plan[d - untouched] = r0 / tpb;
+                takenOver[r0 / tpb] = true;
+            } else if (!takenOver[d] && exclusive) {
+                plan[d - untouched] = IN_PLACE;
+            } else if (freeCount > 0) {
+                plan[d - untouched] = RECYCLE - free[--freeCount];
+            } else {
+                plan[d - untouched] = GATHER;
             }
-            for (int j = firstRow; j < rows.length; j++) {
-                int r = rows[j] - firstRow;
-                int d = j - firstRow;
-                MemorySegment.copy(src[r / tpb], (long) (r % tpb) * rowBytes, dst[d / tpb],
-                        (long) (d % tpb) * rowBytes, rowBytes);
+            if (!takenOver[d] && plan[d - untouched] != IN_PLACE && exclusive) {
+                free[freeCount++] = d;   // read by no later new block, taken over by none
             }
-            allocator.releaseAll(old, 0, old.length);
-            return f + dst.length;
         }
-        MemorySegment[] seg = segments(blocks, count);
-        for (int j = firstRow; j < rows.length; j++) {
-            int r = rows[j];   // r >= j: a forward copy never overwrites a row still to be read
-            if (r != j) {
-                MemorySegment.copy(seg[r / tpb], (long) (r % tpb) * rowBytes, seg[j / tpb],
-                        (long) (j % tpb) * rowBytes, rowBytes);
+        return plan;
+    }
+
+    /**
+     * Rebuilds blocks {@code [untouched, count)} of one K or V table by {@code plan} (see {@link #planRegion}) so
+     * that new row j holds old row rows[j]; releases the old blocks no new block uses; returns the next unused
+     * index of {@code fresh}.
+     */
+    private int rewriteRegion(long[] blocks, int count, int[] rows, int untouched, int[] plan, long[] fresh, int f) {
+        int tpb = tokensPerBlock;
+        int m = rows.length;
+        int newCount = untouched + plan.length;
+        long[] old = Arrays.copyOf(blocks, count);
+        boolean[] kept = new boolean[count];
+        MemorySegment[] src = null;
+        for (int d = untouched; d < newCount; d++) {
+            int p = plan[d - untouched];
+            if (p >= 0) {
+                blocks[d] = old[p];
+                kept[p] = true;
+                continue;
+            }
+            if (src == null) {
+                src = new MemorySegment[count];
+            }
+            MemorySegment dst;
+            if (p == IN_PLACE) {
+                kept[d] = true;
+                dst = segment(src, old, d);
+            } else if (p <= RECYCLE) {
+                int e = RECYCLE - p;
+                kept[e] = true;
+                blocks[d] = old[e];
+                dst = segment(src, old, e);
+            } else {
+                blocks[d] = fresh[f++];
+                dst = allocator.segment(blocks[d]);
+            }
+            int end = Math.min(m, (d + 1) * tpb);
+            for (int j = d * tpb; j < end; j++) {
+                int r = rows[j];
+                if (p != IN_PLACE || r != j) {
+                    MemorySegment.copy(segment(src, old, r / tpb), (long) (r % tpb) * rowBytes, dst,
+                            (long) (j % tpb) * rowBytes, rowBytes);
+                }
             }
         }
-        allocator.releaseAll(blocks, newCount, count);
+        for (int b = untouched; b < count; b++) {
+            if (!kept[b]) {
+                allocator.release(old[b]);
+            }
+        }
         return f;
     }
 
-    private MemorySegment[] segments(long[] blocks, int count) {
-        MemorySegment[] s = new MemorySegment[count];
-        for (int b = 0; b < count; b++) {
-            s[b] = allocator.segment(blocks[b]);
+    /** The segment of old block b, looked up once per rewrite. */
+    private MemorySegment segment(MemorySegment[] cache, long[] old, int b) {
+        MemorySegment s = cache[b];
+        if (s == null) {
+            s = allocator.segment(old[b]);
+            cache[b] = s;
         }
         return s;
     }

@@ -5,8 +5,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * One large native segment carved into equal slots. Each slab owns its own shared {@link Arena}, so it can be
- * returned to the OS on its own; blocks never get an arena of their own. Not thread-safe: the allocator guards it.
+ * One large native segment carved into equal slots, mapped from the OS by {@link SlabMemory} and scoped to its
+ * allocator's one shared {@link Arena}, so it can be returned to the OS on its own without a thread handshake;
+ * blocks never get an arena of their own. Not thread-safe: the allocator guards it.
  */
 final class Slab {
     static final int NO_BLOCK = -1;
@@ -15,7 +16,6 @@ final class Slab {
     final int capacity;
     final MemorySegment segment;
     final long baseAddress;
-    private final Arena arena;
     /** Block id stored in each slot, or NO_BLOCK. */
     private final int[] slotOwner;
     /** Stack of free slot numbers; the top is at freeSlots[freeCount - 1]. */
@@ -25,12 +25,11 @@ final class Slab {
     int bin = -1;
     int binPosition = -1;
 
-    Slab(int index, int capacity, long blockBytes) {
+    Slab(int index, int capacity, long blockBytes, Arena scope) {
         this.index = index;
         this.capacity = capacity;
-        this.arena = Arena.ofShared();
-        // 64-byte alignment: every block starts on a cache line (block sizes are multiples of 64 in practice).
-        this.segment = arena.allocate(Math.multiplyExact(blockBytes, (long) capacity), 64);
+        // Page alignment: every block starts on a cache line (block sizes are multiples of 64 in practice).
+        this.segment = SlabMemory.map(Math.multiplyExact(blockBytes, (long) capacity), scope);
         this.baseAddress = segment.address();
         this.slotOwner = new int[capacity];
         Arrays.fill(slotOwner, NO_BLOCK);
@@ -73,7 +72,8 @@ final class Slab {
         return segment.byteSize();
     }
 
+    /** Returns the memory to the OS; the allocator has made sure no block of it is live or reachable. */
     void release() {
-        arena.close();
+        SlabMemory.unmap(segment);
     }
 }

@@ -10,6 +10,9 @@ import io.kvslab.internal.jfr.Jfr;
 import io.kvslab.metrics.SlabAcquireEvent;
 import io.kvslab.metrics.SlabReleaseEvent;
 
+import io.kvslab.StoreConfig;
+
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -37,14 +40,32 @@ import java.util.List;
  *
  * <p><b>Occupancy bins.</b> Non-full slabs sit in bins by fill fraction. Allocation takes from the fullest bin, so
  * sparse slabs drain; {@link #compact()} moves the blocks of the sparsest slabs into fuller ones and returns the
- * emptied slabs to the OS. At most one empty slab is kept as a spare to avoid acquire/release churn.
+ * emptied slabs to the OS.
+ *
+ * <p><b>Spare slabs.</b> A slab that empties stays mapped as a spare while the empty slabs total at most
+ * {@code spareSlabBytes}; allocation takes spares before mapping a new slab, so a compression that frees slabs and
+ * the appends that refill them reuse the same memory. {@link #compact()} and close return every spare to the OS.
+ *
+ * <p><b>Memory.</b> Slabs are mapped by {@link SlabMemory} (zero pages from the kernel, faulted in where blocks
+ * are written; no zeroing in Java) and scoped to one shared arena per allocator: unmapping a slab needs no thread
+ * handshake, and closing the allocator invalidates every segment it handed out. A slab given up by a compaction or
+ * beyond the spare bound leaves the accounting at once and is unmapped by the {@link SlabReclaimer}'s background
+ * thread (the kernel freeing its pages costs milliseconds); close waits for those still in flight. Reused slots hold stale bytes;
+ * readers read only rows below a table's length, which every such row's writer has written.
  *
  * <p><b>Limit.</b> {@code limitBytes} caps the reserved (slab) bytes. An allocation that cannot be served under it
  * throws {@link MemoryLimitExceededException} and allocates nothing.
  *
- * <p><b>Threads.</b> Every method is thread-safe (one monitor). Writing into a block's memory is the caller's
- * business; {@link #compact()} must not run while another thread reads or writes block memory (the cache layer
- * guarantees that with its store lock).
+ * <p><b>Threads.</b> Every method is thread-safe. Slabs, bins and free lists sit behind one monitor; the paths a
+ * serving loop hits per block do not take it: reference counts are one compare-and-set on a per-id state word
+ * ({@link BlockIds}), addresses and segments are read lock-free, and a single-block {@code release} that frees a
+ * block parks it in a per-thread-stripe cache ({@link ParkedBlocks}) from which the next single-block
+ * {@code allocate} of that stripe takes it again. Parked blocks are drained back into their slabs before a
+ * compaction, at close, before an allocation is refused for the limit, and for exact statistics; so they never
+ * cause a limit failure, and live counts and {@link #closeAndCountLive()} stay exact. (The peak of live bytes is
+ * sampled on the monitor paths: exact for one thread, possibly short by the parked blocks of other stripes.)
+ * Writing into a block's memory is the caller's business; {@link #compact()} must not run while another thread
+ * reads or writes block memory (the cache layer guarantees that with its store lock).
  */
 public final class SlabAllocator implements AutoCloseable {
     /** Fill freed blocks with NaN bytes and never unmap slabs early; see the class comment. */
@@ -53,33 +74,42 @@ public final class SlabAllocator implements AutoCloseable {
     static final int BINS = 6;
     private static final int BIN_EMPTY = 0;
     private static final int BIN_FULL = BINS - 1;
+    /** Freed blocks one stripe keeps for reuse: enough for a decode step's block turnover, small next to a slab. */
+    static final int PARKED_PER_STRIPE = 32;
 
     private final long blockBytes;
     private final int blocksPerSlab;
     private final long limitBytes;
+    private final long spareSlabBytes;
+    private final Arena scope = Arena.ofShared();
 
     private final List<Slab> slabs = new ArrayList<>();           // by slab index; null once released
+    /** Copy of {@link #slabs} for lock-free lookup from a live block's slab index (republished on every change). */
+    private volatile Slab[] slabTable = new Slab[0];
     @SuppressWarnings("unchecked")
     private final List<Slab>[] bins = new List[BINS];
 
-    // Per block id (stable across relocation).
-    private int[] generation = new int[1024];
-    private int[] refCount = new int[1024];
-    private int[] slabOf = new int[1024];
-    private int[] slotOf = new int[1024];
-    private long[] addressOf = new long[1024];
+    /** Per block id (stable across relocation): state word, slab, slot, address. */
+    private final BlockIds ids = new BlockIds();
+    private final ParkedBlocks[] stripes;
+    private final int stripeMask;
     private int idsIssued;
     private int[] freeIds = new int[1024];
     private int freeIdCount;
 
     private long reservedBytes;
-    private long liveBlocks;
+    /** Slots taken in slabs: live blocks plus parked ones. */
+    private long takenBlocks;
     private long peakReservedBytes;
     private long peakLiveBytes;
     private long slabsAcquired;
     private long slabsReleased;
-    private long relocationEpoch;
-    private boolean closed;
+    private volatile long relocationEpoch;
+    /** Slabs handed to the {@link SlabReclaimer} and not yet known to be unmapped; close waits for them. */
+    private final List<java.util.concurrent.Future<?>> reclaiming = new ArrayList<>();
+    /** Slabs released during the current operation, handed to the reclaimer together at its end. */
+    private final List<Slab> toReclaim = new ArrayList<>();
+    private volatile boolean closed;
 
     /**
      * @param blockBytes  bytes per block, {@code > 0}
@@ -87,6 +117,19 @@ public final class SlabAllocator implements AutoCloseable {
      * @param limitBytes  cap on reserved bytes, {@code >= blockBytes}; {@link Long#MAX_VALUE} for none
      */
     public SlabAllocator(long blockBytes, long slabBytes, long limitBytes) {
+        this(blockBytes, slabBytes, limitBytes, StoreConfig.DEFAULT_SPARE_SLAB_BYTES);
+    }
+
+    /**
+     * @param blockBytes      bytes per block, {@code > 0}
+     * @param slabBytes       target bytes per slab; rounded down to whole blocks, at least one block
+     * @param limitBytes      cap on reserved bytes, {@code >= blockBytes}; {@link Long#MAX_VALUE} for none
+     * @param spareSlabBytes  empty slabs kept mapped for reuse up to this many bytes, {@code >= 0}
+     */
+    public SlabAllocator(long blockBytes, long slabBytes, long limitBytes, long spareSlabBytes) {
+        if (spareSlabBytes < 0) {
+            throw new KvArgumentException("spareSlabBytes must be >= 0, got " + spareSlabBytes);
+        }
         if (blockBytes <= 0) {
             throw new KvArgumentException("blockBytes must be > 0, got " + blockBytes);
         }
@@ -103,8 +146,15 @@ public final class SlabAllocator implements AutoCloseable {
         this.blockBytes = blockBytes;
         this.blocksPerSlab = (int) perSlab;
         this.limitBytes = limitBytes;
+        this.spareSlabBytes = spareSlabBytes;
         for (int i = 0; i < BINS; i++) {
             bins[i] = new ArrayList<>();
+        }
+        int n = Integer.highestOneBit(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()) * 2 - 1);
+        this.stripes = new ParkedBlocks[Math.min(n, 256)];
+        this.stripeMask = stripes.length - 1;
+        for (int i = 0; i < stripes.length; i++) {
+            stripes[i] = new ParkedBlocks(PARKED_PER_STRIPE);
         }
     }
 
@@ -118,15 +168,32 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /** Increases whenever a compaction moved at least one block; cached addresses older than it are stale. */
-    public synchronized long relocationEpoch() {
+    public long relocationEpoch() {
         return relocationEpoch;
     }
 
-    /** Allocates one block (reference count 1). */
-    synchronized long allocate() {
+    /** Allocates one block (reference count 1): a parked block of this thread's stripe if any, else from a slab. */
+    long allocate() {
+        ensureOpen();
+        ParkedBlocks stripe = stripe();
+        int id;
+        synchronized (stripe) {
+            id = stripe.poll();
+        }
+        if (id < 0) {
+            return allocateFromSlab();
+        }
+        long state = ids.state(id);   // (generation, 0): this thread owns the parked id
+        ids.setState(id, BlockIds.pack(BlockIds.generation(state), 1));
+        return ((long) BlockIds.generation(state) << 32) | id;
+    }
+
+    private synchronized long allocateFromSlab() {
         ensureOpen();
         ensureCapacity(1);
-        return allocateOne();
+        long h = allocateOne();
+        notePeak();
+        return h;
     }
 
     /** Allocates {@code n} blocks, all or nothing, into {@code out[0..n)}. */
@@ -139,27 +206,59 @@ public final class SlabAllocator implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             out[i] = allocateOne();
         }
+        notePeak();
     }
 
     /** Adds a reference to a live block. */
-    synchronized void addReference(long handle) {
+    void addReference(long handle) {
         ensureOpen();
-        int id = checkLive(handle);
-        if (refCount[id] == Integer.MAX_VALUE) {
-            throw new KvSlabException("block " + id + " has reached the maximum reference count");
+        int id = checkId(handle);
+        while (true) {
+            long s = liveState(handle, id);
+            if (BlockIds.references(s) == Integer.MAX_VALUE) {
+                throw new KvSlabException("block " + id + " has reached the maximum reference count");
+            }
+            if (ids.compareAndSet(id, s, s + 1)) {
+                return;
+            }
         }
-        refCount[id]++;
     }
 
     /** Drops a reference; the block is freed when none is left. Returns the remaining count. */
-    synchronized int release(long handle) {
+    int release(long handle) {
         ensureOpen();
-        int id = checkLive(handle);
-        int left = --refCount[id];
-        if (left == 0) {
-            free(id);
+        int id = checkId(handle);
+        while (true) {
+            long s = liveState(handle, id);
+            int left = BlockIds.references(s) - 1;
+            long next = left > 0 ? s - 1 : BlockIds.pack(BlockIds.nextGeneration(BlockIds.generation(s)), 0);
+            if (ids.compareAndSet(id, s, next)) {
+                if (left == 0) {
+                    retire(id);
+                }
+                return left;
+            }
         }
-        return left;
+    }
+
+    /**
+     * A block whose last reference is gone (generation already bumped, so this thread owns the id): parks it in
+     * this thread's stripe, or returns it to its slab when the stripe is full.
+     */
+    private void retire(int id) {
+        if (POISON_FREED) {
+            poison(id);
+        }
+        ParkedBlocks stripe = stripe();
+        boolean parked;
+        synchronized (stripe) {
+            parked = stripe.offer(id);
+        }
+        if (!parked) {
+            synchronized (this) {
+                free(id);
+            }
+        }
     }
 
     /** Drops one reference of each handle; validates all of them first so a bad one changes nothing. */
@@ -168,51 +267,87 @@ public final class SlabAllocator implements AutoCloseable {
         for (int i = from; i < to; i++) {
             checkLive(handles[i]);
         }
-        // The same handle may appear twice only if it holds two references; check before touching anything.
+        // The same handle may appear twice only if it holds two references; undo everything if one runs out.
         for (int i = from; i < to; i++) {
-            int id = (int) handles[i];
-            if (--refCount[id] < 0) {
-                for (int j = from; j <= i; j++) {
-                    refCount[(int) handles[j]]++;
+            if (!decrement(handles[i])) {
+                for (int j = from; j < i; j++) {
+                    int id = (int) handles[j];
+                    while (true) {
+                        long s = ids.state(id);
+                        if (ids.compareAndSet(id, s, s + 1)) {
+                            break;
+                        }
+                    }
                 }
-                throw new InvalidBlockException("block " + id + " released more often than it was referenced");
+                throw new InvalidBlockException("block " + (int) handles[i]
+                        + " released more often than it was referenced");
             }
         }
         for (int i = from; i < to; i++) {
-            int id = (int) handles[i];
-            if (refCount[id] == 0 && generation[id] == (int) (handles[i] >>> 32)) {
+            long h = handles[i];
+            int id = (int) h;
+            int gen = (int) (h >>> 32);
+            // Only the thread that took the count to zero sees (gen, 0); a duplicate handle sees the bumped one.
+            if (ids.compareAndSet(id, BlockIds.pack(gen, 0), BlockIds.pack(BlockIds.nextGeneration(gen), 0))) {
+                if (POISON_FREED) {
+                    poison(id);
+                }
                 free(id);
             }
         }
     }
 
-    synchronized int refCount(long handle) {
+    /** Drops one reference of a validated handle unless none is left; false then (nothing changed). */
+    private boolean decrement(long handle) {
+        int id = (int) handle;
+        int gen = (int) (handle >>> 32);
+        while (true) {
+            long s = ids.state(id);
+            if (BlockIds.generation(s) != gen || BlockIds.references(s) <= 0) {
+                return false;
+            }
+            if (ids.compareAndSet(id, s, s - 1)) {
+                return true;
+            }
+        }
+    }
+
+    int refCount(long handle) {
         ensureOpen();
-        return refCount[checkLive(handle)];
+        return BlockIds.references(liveState(handle, checkId(handle)));
     }
 
     /** The block's reference count, or 0 when the handle is stale or foreign (never throws; for metrics). */
-    synchronized int refCountIfLive(long handle) {
-        return isLive(handle) ? refCount[(int) handle] : 0;
+    int refCountIfLive(long handle) {
+        if (!isLive(handle)) {
+            return 0;
+        }
+        long s = ids.state((int) handle);
+        return BlockIds.generation(s) == (int) (handle >>> 32) ? Math.max(0, BlockIds.references(s)) : 0;
     }
 
-    synchronized boolean isLive(long handle) {
+    boolean isLive(long handle) {
         int id = (int) handle;
-        return !closed && id >= 0 && id < idsIssued && generation[id] == (int) (handle >>> 32) && refCount[id] > 0;
+        if (closed || id < 0 || id >= ids.capacity()) {
+            return false;
+        }
+        long s = ids.state(id);
+        return BlockIds.generation(s) == (int) (handle >>> 32) && BlockIds.generation(s) > 0
+                && BlockIds.references(s) > 0;
     }
 
     /** Native address of a live block; valid until the next compaction (see {@link #relocationEpoch()}). */
-    synchronized long address(long handle) {
+    long address(long handle) {
         ensureOpen();
-        return addressOf[checkLive(handle)];
+        return ids.address(checkLive(handle));
     }
 
     /** The block's memory as a segment of {@link #blockBytes()} bytes; valid until the next compaction. */
-    synchronized MemorySegment segment(long handle) {
+    MemorySegment segment(long handle) {
         ensureOpen();
         int id = checkLive(handle);
-        Slab s = slabs.get(slabOf[id]);
-        return s.segment.asSlice((long) slotOf[id] * blockBytes, blockBytes);
+        Slab s = slabTable[ids.slab(id)];
+        return s.segment.asSlice((long) ids.slot(id) * blockBytes, blockBytes);
     }
 
     /**
@@ -223,15 +358,22 @@ public final class SlabAllocator implements AutoCloseable {
         ensureOpen();
         for (int i = 0; i < tables.length; i++) {
             for (int b = 0; b < counts[i]; b++) {
-                int id = checkLive(tables[i][b]);
-                if (refCount[id] >= Integer.MAX_VALUE - tables.length) {
-                    throw new KvSlabException("block " + id + " has reached the maximum reference count");
+                long s = liveState(tables[i][b], checkId(tables[i][b]));
+                if (BlockIds.references(s) >= Integer.MAX_VALUE - tables.length) {
+                    throw new KvSlabException("block " + (int) tables[i][b]
+                            + " has reached the maximum reference count");
                 }
             }
         }
         for (int i = 0; i < tables.length; i++) {
             for (int b = 0; b < counts[i]; b++) {
-                refCount[(int) tables[i][b]]++;
+                int id = (int) tables[i][b];
+                while (true) {
+                    long s = ids.state(id);
+                    if (ids.compareAndSet(id, s, s + 1)) {
+                        break;
+                    }
+                }
             }
         }
     }
@@ -240,19 +382,19 @@ public final class SlabAllocator implements AutoCloseable {
      * Writes the addresses of {@code handles[0 .. n)} as int64 into {@code out} from element {@code index}. The
      * caller holds the store's shared lock, so no compaction moves them while a kernel reads.
      */
-    synchronized void addresses(long[] handles, int n, MemorySegment out, long index) {
+    void addresses(long[] handles, int n, MemorySegment out, long index) {
         ensureOpen();
         for (int b = 0; b < n; b++) {
-            out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, addressOf[checkLive(handles[b])]);
+            out.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, ids.address(checkLive(handles[b])));
         }
     }
 
     /**
-     * Fills a kernel's address arrays for one layer in one monitor entry: for each table h, offsets[h], lengths[h]
-     * and its K and V block addresses. The caller holds the sequence's read lock and the store's shared lock.
+     * Fills a kernel's address arrays for one layer: for each table h, offsets[h], lengths[h] and its K and V
+     * block addresses. The caller holds the sequence's read lock and the store's shared lock.
      */
-    synchronized void layerAddresses(BlockTable[] row, MemorySegment keys, MemorySegment values,
-                                     MemorySegment offsets, MemorySegment lengths) {
+    void layerAddresses(BlockTable[] row, MemorySegment keys, MemorySegment values,
+                        MemorySegment offsets, MemorySegment lengths) {
         ensureOpen();
         long index = 0;
         for (int h = 0; h < row.length; h++) {
@@ -260,9 +402,10 @@ public final class SlabAllocator implements AutoCloseable {
             offsets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, index);
             lengths.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, t.length);
             for (int b = 0; b < t.blockCount; b++) {
-                keys.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b, addressOf[checkLive(t.keyBlocks[b])]);
+                keys.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
+                        ids.address(checkLive(t.keyBlocks[b])));
                 values.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
-                        addressOf[checkLive(t.valueBlocks[b])]);
+                        ids.address(checkLive(t.valueBlocks[b])));
             }
             index += t.blockCount;
         }
@@ -280,6 +423,7 @@ public final class SlabAllocator implements AutoCloseable {
      */
     public synchronized CompactionResult compact() {
         ensureOpen();
+        drainParked();
         long moved = 0;
         int released = 0;
         long bytesReleased = 0;
@@ -307,13 +451,18 @@ public final class SlabAllocator implements AutoCloseable {
                 released++;
             }
         }
+        reclaimReleased();
         if (moved > 0) {
             relocationEpoch++;
         }
         return new CompactionResult(moved, moved * blockBytes, released, bytesReleased);
     }
 
+    /** Exact statistics (parked blocks are returned to their slabs first). */
     public synchronized AllocatorStats stats() {
+        if (!closed) {
+            drainParked();
+        }
         int[] occupancy = new int[BINS];
         int count = 0;
         for (Slab s : slabs) {
@@ -322,12 +471,15 @@ public final class SlabAllocator implements AutoCloseable {
                 count++;
             }
         }
-        return new AllocatorStats(blockBytes, reservedBytes, liveBlocks * blockBytes, peakReservedBytes,
-                peakLiveBytes, liveBlocks, count, limitBytes, occupancy, slabsAcquired, slabsReleased);
+        return new AllocatorStats(blockBytes, reservedBytes, takenBlocks * blockBytes, peakReservedBytes,
+                peakLiveBytes, takenBlocks, count, limitBytes, occupancy, slabsAcquired, slabsReleased);
     }
 
     /** Live blocks per occupancy bin of the slab holding them (same bins as {@link AllocatorStats#slabsByOccupancy()}). */
     public synchronized long[] blocksByOccupancy() {
+        if (!closed) {
+            drainParked();
+        }
         long[] blocks = new long[BINS];
         for (Slab s : slabs) {
             if (s != null) {
@@ -338,14 +490,17 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     public synchronized long liveBlocks() {
-        return liveBlocks;
+        if (!closed) {
+            drainParked();
+        }
+        return takenBlocks;
     }
 
     public synchronized long reservedBytes() {
         return reservedBytes;
     }
 
-    public synchronized boolean isClosed() {
+    public boolean isClosed() {
         return closed;
     }
 
@@ -357,7 +512,12 @@ public final class SlabAllocator implements AutoCloseable {
         if (closed) {
             return 0;
         }
-        long live = liveBlocks;
+        drainParked();
+        reclaimReleased();
+        long live = takenBlocks;
+        closed = true;
+        SlabReclaimer.await(reclaiming);
+        scope.close();   // one handshake for the whole store: every segment handed out becomes unusable
         for (Slab s : slabs) {
             if (s != null) {
                 s.release();
@@ -367,12 +527,12 @@ public final class SlabAllocator implements AutoCloseable {
             }
         }
         slabs.clear();
+        slabTable = new Slab[0];
         for (List<Slab> b : bins) {
             b.clear();
         }
         reservedBytes = 0;
-        liveBlocks = 0;
-        closed = true;
+        takenBlocks = 0;
         return live;
     }
 
@@ -381,7 +541,11 @@ public final class SlabAllocator implements AutoCloseable {
         closeAndCountLive();
     }
 
-    // ---- internals (all called with the monitor held) ----
+    // ---- internals ----
+
+    private ParkedBlocks stripe() {
+        return stripes[(int) Thread.currentThread().threadId() & stripeMask];
+    }
 
     private void ensureOpen() {
         if (closed) {
@@ -389,37 +553,89 @@ public final class SlabAllocator implements AutoCloseable {
         }
     }
 
-    private int checkLive(long handle) {
+    /** The id of a handle this allocator could have issued, else throws. */
+    private int checkId(long handle) {
         int id = (int) handle;
         int gen = (int) (handle >>> 32);
-        if (id < 0 || id >= idsIssued || gen <= 0) {
+        if (id < 0 || id >= ids.capacity() || gen <= 0) {
             throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
                     + " was not issued by this allocator");
-        }
-        if (generation[id] != gen || refCount[id] == 0) {
-            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                    + " refers to a freed block (use after free or double free)");
         }
         return id;
     }
 
-    /** Throws unless n more blocks fit in free slots plus new slabs under the limit. */
+    /** The current state of a live handle's id, else throws. */
+    private long liveState(long handle, int id) {
+        long s = ids.state(id);
+        if (BlockIds.generation(s) != (int) (handle >>> 32) || BlockIds.references(s) <= 0) {
+            if (BlockIds.generation(s) == 0) {
+                throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                        + " was not issued by this allocator");
+            }
+            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                    + " refers to a freed block (use after free or double free)");
+        }
+        return s;
+    }
+
+    private int checkLive(long handle) {
+        int id = checkId(handle);
+        liveState(handle, id);
+        return id;
+    }
+
+    /** Returns every parked block to its slab (monitor held). */
+    private void drainParked() {
+        for (ParkedBlocks stripe : stripes) {
+            synchronized (stripe) {
+                for (int id = stripe.poll(); id >= 0; id = stripe.poll()) {
+                    free(id);
+                }
+            }
+        }
+    }
+
+    /** Blocks parked now (a racy estimate when other threads are allocating). */
+    private long parkedEstimate() {
+        long n = 0;
+        for (ParkedBlocks stripe : stripes) {
+            n += stripe.count();
+        }
+        return n;
+    }
+
+    private void notePeak() {
+        peakLiveBytes = Math.max(peakLiveBytes, (takenBlocks - parkedEstimate()) * blockBytes);
+    }
+
+    /** Throws unless n more blocks fit in free slots plus new slabs under the limit (parked ones drained first). */
     private void ensureCapacity(int n) {
+        if (hasCapacity(n)) {
+            return;
+        }
+        drainParked();
+        if (!hasCapacity(n)) {
+            throw new MemoryLimitExceededException((long) n * blockBytes, limitBytes, takenBlocks * blockBytes,
+                    reservedBytes);
+        }
+    }
+
+    private boolean hasCapacity(int n) {
         long free = 0;
         for (int b = BIN_EMPTY; b < BIN_FULL; b++) {
             for (Slab s : bins[b]) {
                 free += s.capacity - s.used();
+                if (free >= n) {
+                    return true;
+                }
             }
         }
         if (free >= n) {
-            return;
+            return true;
         }
         long missing = n - free;
         long newBlocksUnderLimit = (limitBytes - reservedBytes) / blockBytes;
-        if (missing > newBlocksUnderLimit) {
-            throw new MemoryLimitExceededException((long) n * blockBytes, limitBytes, liveBlocks * blockBytes,
-                    reservedBytes);
-        }
+        return missing <= newBlocksUnderLimit;
     }
 
     private long allocateOne() {
@@ -436,34 +652,45 @@ public final class SlabAllocator implements AutoCloseable {
         int id = newId();
         int slot = slab.take(id);
         rebin(slab);
-        refCount[id] = 1;
-        slabOf[id] = slab.index;
-        slotOf[id] = slot;
-        addressOf[id] = slab.baseAddress + (long) slot * blockBytes;
-        liveBlocks++;
-        peakLiveBytes = Math.max(peakLiveBytes, liveBlocks * blockBytes);
-        return ((long) generation[id] << 32) | id;
+        ids.place(id, slab.index, slot, slab.baseAddress + (long) slot * blockBytes);
+        int gen = BlockIds.generation(ids.state(id));
+        ids.setState(id, BlockIds.pack(gen, 1));
+        takenBlocks++;
+        return ((long) gen << 32) | id;
     }
 
+    private void poison(int id) {
+        Slab slab = slabTable[ids.slab(id)];
+        slab.segment.asSlice((long) ids.slot(id) * blockBytes, blockBytes).fill((byte) 0xFF);
+    }
+
+    /** Returns a dead id's slot to its slab (generation already bumped, count 0; monitor held). */
     private void free(int id) {
-        Slab slab = slabs.get(slabOf[id]);
-        if (POISON_FREED) {
-            slab.segment.asSlice((long) slotOf[id] * blockBytes, blockBytes).fill((byte) 0xFF);
-        }
-        slab.give(slotOf[id]);
-        generation[id] = generation[id] == Integer.MAX_VALUE ? 1 : generation[id] + 1;
-        addressOf[id] = 0;
+        Slab slab = slabs.get(ids.slab(id));
+        slab.give(ids.slot(id));
+        ids.place(id, -1, -1, 0);
         if (freeIdCount == freeIds.length) {
             freeIds = Arrays.copyOf(freeIds, freeIds.length * 2);
         }
         freeIds[freeIdCount++] = id;
-        liveBlocks--;
+        takenBlocks--;
         rebin(slab);
-        if (slab.isEmpty() && bins[BIN_EMPTY].size() > 1 && !POISON_FREED) {
-            releaseSlab(slab, "empty");   // keep one empty spare, return the rest to the OS
+        if (slab.isEmpty() && !POISON_FREED && spareBytes() > spareSlabBytes) {
+            releaseSlab(slab, "empty");   // keep spares up to the bound, return the rest to the OS
+            reclaimReleased();
         }
     }
 
+    /** Bytes of the empty slabs (spares). */
+    private long spareBytes() {
+        long bytes = 0;
+        for (Slab s : bins[BIN_EMPTY]) {
+            bytes += s.bytes();
+        }
+        return bytes;
+    }
+
+    /** A free id whose state is (generation >= 1, 0). */
     private int newId() {
         if (freeIdCount > 0) {
             return freeIds[--freeIdCount];
@@ -471,16 +698,11 @@ public final class SlabAllocator implements AutoCloseable {
         if (idsIssued == Integer.MAX_VALUE) {
             throw new KvSlabException("block id space exhausted (2^31 - 1 blocks)");
         }
-        if (idsIssued == generation.length) {
-            int n = (int) Math.min(Integer.MAX_VALUE, generation.length * 2L);
-            generation = Arrays.copyOf(generation, n);
-            refCount = Arrays.copyOf(refCount, n);
-            slabOf = Arrays.copyOf(slabOf, n);
-            slotOf = Arrays.copyOf(slotOf, n);
-            addressOf = Arrays.copyOf(addressOf, n);
+        if (idsIssued == ids.capacity()) {
+            ids.grow();
         }
         int id = idsIssued++;
-        generation[id] = 1;
+        ids.setState(id, BlockIds.pack(1, 0));
         return id;
     }
 
@@ -496,8 +718,9 @@ public final class SlabAllocator implements AutoCloseable {
         if (event != null) {
             event.begin();
         }
-        Slab s = new Slab(index, capacity, blockBytes);
+        Slab s = new Slab(index, capacity, blockBytes, scope);
         slabs.set(index, s);
+        slabTable = slabs.toArray(new Slab[0]);
         reservedBytes += s.bytes();
         peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
         slabsAcquired++;
@@ -512,13 +735,28 @@ public final class SlabAllocator implements AutoCloseable {
         return s;
     }
 
+    /**
+     * Gives a slab up: no handle can reach it any more and the accounting drops it now; the unmap itself is
+     * queued ({@link #reclaimReleased}) so it runs off the caller's path.
+     */
     private void releaseSlab(Slab s, String reason) {
         unbin(s);
         slabs.set(s.index, null);
+        slabTable = slabs.toArray(new Slab[0]);
         reservedBytes -= s.bytes();
         slabsReleased++;
-        s.release();
+        toReclaim.add(s);
         emitRelease(s, reason);
+    }
+
+    /** Hands the slabs released by this operation to the background unmapper in one batch (monitor held). */
+    private void reclaimReleased() {
+        if (toReclaim.isEmpty()) {
+            return;
+        }
+        reclaiming.removeIf(java.util.concurrent.Future::isDone);
+        reclaiming.add(SlabReclaimer.unmapLater(toReclaim));
+        toReclaim.clear();
     }
 
     private void emitRelease(Slab s, String reason) {
@@ -569,9 +807,7 @@ public final class SlabAllocator implements AutoCloseable {
             MemorySegment.copy(victim.segment, (long) slot * blockBytes, target.segment,
                     (long) newSlot * blockBytes, blockBytes);
             victim.give(slot);
-            slabOf[id] = target.index;
-            slotOf[id] = newSlot;
-            addressOf[id] = target.baseAddress + (long) newSlot * blockBytes;
+            ids.place(id, target.index, newSlot, target.baseAddress + (long) newSlot * blockBytes);
             rebin(target);
             moved++;
         }

@@ -5,6 +5,7 @@ import io.kvslab.ClosedException;
 import io.kvslab.CompactionResult;
 import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
+import io.kvslab.StoreConfig;
 
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -21,8 +22,9 @@ public final class TableStore {
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private volatile boolean closed;
 
-    public TableStore(KvLayout layout, long slabBytes, long limitBytes, TableHost host) {
-        this.allocator = new SlabAllocator(layout.blockBytes(), slabBytes, limitBytes);
+    public TableStore(KvLayout layout, StoreConfig config, TableHost host) {
+        this.allocator = new SlabAllocator(layout.blockBytes(), config.slabBytes(), config.limitBytes(),
+                config.spareSlabBytes());
         this.host = host;
     }
 

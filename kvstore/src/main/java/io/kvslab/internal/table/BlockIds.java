@@ -1,0 +1,102 @@
+package io.kvslab.internal.table;
+
+import io.kvslab.KvSlabException;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
+/**
+ * Per block id metadata of a {@link SlabAllocator}, in fixed pages that are never copied, so a lock-free reader
+ * or a compare-and-set on one id can never be lost to a resize: the page directory grows copy-on-write (under the
+ * allocator's monitor) and is published through a volatile field.
+ *
+ * <p>Each id has one 64-bit state word, {@code generation << 32 | referenceCount}, changed only by volatile reads
+ * and compare-and-set: validating a handle's generation and changing the count is one atomic step, so two threads
+ * releasing references of a shared block, or a stale handle racing a reuse, cannot corrupt the count. Slab, slot
+ * and address change only under the allocator's monitor (allocation from a slab, compaction under the store's
+ * exclusive lock) and reach other threads through the same happens-before edges as the handle itself.
+ */
+final class BlockIds {
+    static final int PAGE_SHIFT = 12;
+    static final int PAGE = 1 << PAGE_SHIFT;
+    static final int MASK = PAGE - 1;
+    private static final VarHandle STATE = MethodHandles.arrayElementVarHandle(long[].class);
+
+    /** The metadata of {@link #PAGE} consecutive ids. */
+    static final class Page {
+        final long[] state = new long[PAGE];
+        final int[] slab = new int[PAGE];
+        final int[] slot = new int[PAGE];
+        final long[] address = new long[PAGE];
+    }
+
+    private volatile Page[] pages = new Page[0];
+
+    /** Ids that have a page. */
+    long capacity() {
+        return (long) pages.length << PAGE_SHIFT;
+    }
+
+    /** Adds one page; caller holds the allocator's monitor. */
+    void grow() {
+        Page[] old = pages;
+        if ((long) (old.length + 1) << PAGE_SHIFT > Integer.MAX_VALUE + 1L) {
+            throw new KvSlabException("block id space exhausted (2^31 blocks)");
+        }
+        Page[] n = java.util.Arrays.copyOf(old, old.length + 1);
+        n[old.length] = new Page();
+        pages = n;
+    }
+
+    Page page(int id) {
+        return pages[id >>> PAGE_SHIFT];
+    }
+
+    long state(int id) {
+        return (long) STATE.getVolatile(page(id).state, id & MASK);
+    }
+
+    void setState(int id, long state) {
+        STATE.setVolatile(page(id).state, id & MASK, state);
+    }
+
+    boolean compareAndSet(int id, long expected, long state) {
+        return STATE.compareAndSet(page(id).state, id & MASK, expected, state);
+    }
+
+    static long pack(int generation, int references) {
+        return ((long) generation << 32) | (references & 0xFFFFFFFFL);
+    }
+
+    static int generation(long state) {
+        return (int) (state >>> 32);
+    }
+
+    static int references(long state) {
+        return (int) state;
+    }
+
+    /** The generation after {@code g} (1 after the largest; 0 is never a live generation). */
+    static int nextGeneration(int g) {
+        return g == Integer.MAX_VALUE ? 1 : g + 1;
+    }
+
+    int slab(int id) {
+        return page(id).slab[id & MASK];
+    }
+
+    int slot(int id) {
+        return page(id).slot[id & MASK];
+    }
+
+    long address(int id) {
+        return page(id).address[id & MASK];
+    }
+
+    void place(int id, int slab, int slot, long address) {
+        Page p = page(id);
+        p.slab[id & MASK] = slab;
+        p.slot[id & MASK] = slot;
+        p.address[id & MASK] = address;
+    }
+}
