@@ -32,7 +32,8 @@ import java.util.concurrent.Callable;
         description = {"Compress each text's context with every policy and budget, teacher-force the continuation and "
                 + "compare with the full-cache run (docs/fidelity.md): mean KL, top-1 agreement, delta perplexity, KV "
                 + "bytes kept, per-head output perturbation, and CriticalKV vs its base selection head by head.",
-                "The defaults (stories260K, 16 texts) take about 40 s on 2 cores (38 s of evaluation unloaded)."})
+                "The defaults (stories260K, 16 texts) take about a minute of CPU on 2 cores (62 s measured); each "
+                + "--kv-dtype other than f32 adds about as much again."})
 final class FidelityCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;
