@@ -226,7 +226,7 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
                 .setMarkerSize(9).setChartBackgroundColor(java.awt.Color.WHITE);
         chart.getStyler().setxAxisTickLabelsFormattingFunction(Charts::plain);
         if (logY) {
-            chart.getStyler().setYAxisDecimalPattern("0.####");   // a formatting function would bypass the decades
+            chart.getStyler().setYAxisDecimalPattern("0.#########");   // a formatting function would bypass the decades; 1e-9 still shows
         } else {
             chart.getStyler().setyAxisTickLabelsFormattingFunction(Charts::plain);
         }
