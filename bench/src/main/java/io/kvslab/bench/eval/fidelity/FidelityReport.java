@@ -240,7 +240,9 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
                 double v = y.applyAsDouble(rs.get(i));
                 ys[i] = logY && !(v > 0) ? Double.NaN : v;   // a log axis cannot show 0: the point is left out
             }
-            series.put(e.getKey(), new Charts.Points(xs, ys));
+            if (java.util.Arrays.stream(ys).anyMatch(Double::isFinite)) {
+                series.put(e.getKey(), new Charts.Points(xs, ys)); // a series with nothing to show stays off the legend
+            }
         }
         if (logY) {
             // under two decades there would be one labelled tick or none: label 2..9 of each decade too
