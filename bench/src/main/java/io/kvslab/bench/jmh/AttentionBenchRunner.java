@@ -23,7 +23,7 @@ public final class AttentionBenchRunner {
 
     /** One decode configuration. */
     public record Row(int context, String dtype, int threads, int tokensPerBlock, double msPerOp, double msError, double kernelGBps,
-                      double probeGBps) {
+                      double probeGBps, double kernelOnlyMs) {
         /** Kernel bandwidth as a fraction of the probe's (NaN without a probe result for this thread count). */
         public double ratio() {
             return kernelGBps / probeGBps;
@@ -41,12 +41,12 @@ public final class AttentionBenchRunner {
             StringBuilder sb = new StringBuilder();
             sb.append("Decode attention, one Llama-3-8B layer (32 q heads, 8 kv heads, head dim 128)")
                     .append(quick ? " [quick run]" : "").append('\n');
-            sb.append(String.format(Locale.ROOT, "%9s %5s %7s %6s %10s %12s %11s %7s%n", "context", "dtype", "threads",
-                    "tokens/block", "ms/step", "kernel GB/s", "probe GB/s", "ratio"));
+            sb.append(String.format(Locale.ROOT, "%9s %5s %7s %6s %10s %12s %11s %7s %14s%n", "context", "dtype",
+                    "threads", "tokens/block", "ms/step", "kernel GB/s", "probe GB/s", "ratio", "kernel-only ms"));
             for (Row r : rows) {
-                sb.append(String.format(Locale.ROOT, "%9d %5s %7d %12d %10.3f %12.2f %11.2f %7.3f%n", r.context(),
-                        r.dtype(), r.threads(), r.tokensPerBlock(), r.msPerOp(), r.kernelGBps(), r.probeGBps(),
-                        r.ratio()));
+                sb.append(String.format(Locale.ROOT, "%9d %5s %7d %12d %10.3f %12.2f %11.2f %7.3f %14.3f%n",
+                        r.context(), r.dtype(), r.threads(), r.tokensPerBlock(), r.msPerOp(), r.kernelGBps(),
+                        r.probeGBps(), r.ratio(), r.kernelOnlyMs()));
             }
             for (Probe p : probes) {
                 sb.append(String.format(Locale.ROOT, "probe: %d thread(s), %d MiB buffer: %.2f GB/s (%.3f ms/pass)%n",
@@ -74,9 +74,10 @@ public final class AttentionBenchRunner {
                 Row r = rows.get(i);
                 sb.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
                         "{\"context\":%d,\"dtype\":\"%s\",\"threads\":%d,\"tokensPerBlock\":%d,\"msPerOp\":%s,"
-                                + "\"msError\":%s,\"kernelGBps\":%s,\"probeGBps\":%s,\"ratio\":%s}",
+                                + "\"msError\":%s,\"kernelGBps\":%s,\"probeGBps\":%s,\"ratio\":%s,"
+                                + "\"kernelOnlyMsPerStep\":%s}",
                         r.context(), r.dtype(), r.threads(), r.tokensPerBlock(), num(r.msPerOp()), num(r.msError()),
-                        num(r.kernelGBps()), num(r.probeGBps()), num(r.ratio())));
+                        num(r.kernelGBps()), num(r.probeGBps()), num(r.ratio()), num(r.kernelOnlyMs())));
             }
             return sb.append("]}").toString();
         }
@@ -94,6 +95,7 @@ public final class AttentionBenchRunner {
     public static Report run(boolean quick, String[] tokensPerBlock, PrintStream progress) throws RunnerException {
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .include(Pattern.quote(DecodeAttentionBench.class.getName() + ".decode") + "$")
+                .include(Pattern.quote(DecodeAttentionBench.class.getName() + ".decodeKernelOnly") + "$")
                 .include(Pattern.quote(BandwidthProbeBench.class.getName() + ".probe") + "$")
                 .param("tokensPerBlock", tokensPerBlock);
         if (quick) {
@@ -103,9 +105,12 @@ public final class AttentionBenchRunner {
         Collection<RunResult> results = JmhRunner.run(options, progress, DecodeAttentionBench.class, BandwidthProbeBench.class);
         List<Probe> probes = new ArrayList<>();
         List<RunResult> decodes = new ArrayList<>();
+        java.util.Map<String, Double> kernelOnly = new java.util.HashMap<>();
         for (RunResult r : results) {
             String name = r.getParams().getBenchmark();
-            if (name.endsWith(".probe")) {
+            if (name.endsWith(".decodeKernelOnly")) {
+                kernelOnly.put(key(r), r.getPrimaryResult().getScore());
+            } else if (name.endsWith(".probe")) {
                 long bytes = Long.parseLong(r.getParams().getParam("mib")) << 20;
                 double ms = r.getPrimaryResult().getScore();
                 probes.add(new Probe(Integer.parseInt(r.getParams().getParam("threads")), bytes, ms,
@@ -124,12 +129,19 @@ public final class AttentionBenchRunner {
             double probe = probes.stream().filter(p -> p.threads() == threads).mapToDouble(Probe::gbps)
                     .findFirst().orElse(Double.NaN);
             rows.add(new Row(context, dtype, threads, tpb, ms, r.getPrimaryResult().getScoreError(),
-                    gbps(DecodeAttentionBench.kvBytes(context, DType.valueOf(dtype)), ms), probe));
+                    gbps(DecodeAttentionBench.kvBytes(context, DType.valueOf(dtype)), ms), probe,
+                    kernelOnly.getOrDefault(key(r), Double.NaN)));
         }
         rows.sort(Comparator.comparingInt(Row::context).thenComparing(Row::dtype, Comparator.reverseOrder())
                 .thenComparingInt(Row::threads).thenComparingInt(Row::tokensPerBlock));
         probes.sort(Comparator.comparingInt(Probe::threads));
         return new Report(quick, probes, rows);
+    }
+
+    private static String key(RunResult r) {
+        var p = r.getParams();
+        return p.getParam("context") + "/" + p.getParam("dtype") + "/" + p.getParam("threads") + "/"
+                + p.getParam("tokensPerBlock");
     }
 
     private static double gbps(long bytes, double msPerOp) {

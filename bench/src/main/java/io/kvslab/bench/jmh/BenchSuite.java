@@ -14,7 +14,9 @@ public enum BenchSuite {
     COMPACTION("compaction", "compaction bytes moved per second vs a block-by-block memcpy baseline",
             "about 1 min; --quick about 20 s"),
     POLICY("policy", "CriticalAdaKV compress vs prefill attention of one Llama-3-8B layer at 4k/8k/32k",
-            "several minutes (32k prefill is about a minute per call on 2 cores); --quick: 4k and 8k only");
+            "several minutes (32k prefill is about a minute per call on 2 cores); --quick: 4k and 8k only"),
+    INGEST("ingest", "appendChunk of f32 rows into f16/bf16/f32 stores vs a plain copy of the same bytes",
+            "about 2 min (3 rounds); --quick about 20 s (1 round)");
 
     private final String label;
     private final String summary;
@@ -46,6 +48,7 @@ public enum BenchSuite {
             case ALLOC -> AllocBenchRunner.run(quick, progress);
             case COMPACTION -> CompactionBenchRunner.run(quick, progress);
             case POLICY -> PolicyCostBenchRunner.run(quick, progress);
+            case INGEST -> IngestBenchRunner.run(quick, progress);
         };
     }
 }

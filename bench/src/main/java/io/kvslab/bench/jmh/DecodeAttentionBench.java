@@ -5,12 +5,16 @@ import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
+import io.kvslab.internal.table.SequenceTables;
+import io.kvslab.internal.table.TableAccess;
+import io.kvslab.internal.table.TableAttention;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
@@ -29,7 +33,10 @@ import java.util.concurrent.TimeUnit;
  * time per decode step; {@link #kvBytes} turns it into GB/s of K+V read, which {@code kvslab bench attention}
  * compares with {@link BandwidthProbeBench} measured in the same run. The call is the public
  * {@link Attention#decode}: it includes building the block-address arrays from the tables under the sequence's
- * read lock (no public path hands out addresses any more), a few microseconds next to the kernel's milliseconds.
+ * read lock (no public path hands out addresses any more; they are cached while the tables and the slab
+ * placement are unchanged), a few microseconds next to the kernel's milliseconds. {@link #decodeKernelOnly} is the
+ * kernel alone (address arrays built once, {@value #KERNEL_STEPS} kernel calls under one lock hold, no per-call
+ * check or copy), the old build's row: the difference of the two is the public entry point's per-call cost.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -41,6 +48,8 @@ public class DecodeAttentionBench {
     public static final int QUERY_HEADS = 32;
     public static final int KV_HEADS = 8;
     public static final int HEAD_DIM = 128;
+    /** Kernel calls per invocation of {@link #decodeKernelOnly}. */
+    public static final int KERNEL_STEPS = 4;
 
     @Param({"4096", "32768", "131072"})
     public int context;
@@ -58,6 +67,8 @@ public class DecodeAttentionBench {
     private KvStore store;
     private Sequence sequence;
     private Attention attention;
+    private TableAttention kernel;
+    private SequenceTables tables;
     private float[] q;
     private float[] out;
 
@@ -97,16 +108,27 @@ public class DecodeAttentionBench {
             q[i] = (float) rnd.nextDouble(-1, 1);
         }
         out = new float[q.length];
+        kernel = new TableAttention(threads, "DecodeAttentionBench");
+        tables = TableAccess.of(sequence);
     }
 
+    /** One decode step through the public entry point. */
     @Benchmark
     public void decode() {
         attention.decode(sequence, 0, q, out);
     }
 
+    /** The kernel alone, per step. */
+    @Benchmark
+    @OperationsPerInvocation(KERNEL_STEPS)
+    public void decodeKernelOnly() {
+        kernel.decodeKernelOnly(tables, 0, q, out, KERNEL_STEPS);
+    }
+
     @TearDown(Level.Trial)
     public void tearDown() {
         attention.close();
+        kernel.close();
         sequence.close();
         store.close();
     }

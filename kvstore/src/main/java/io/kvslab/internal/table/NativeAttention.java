@@ -127,7 +127,8 @@ final class NativeAttention {
         requireScale(scale);
         requireThreads(threads);
         long rows = validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, 0);
-        noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
+        // fixed-arity checks: a varargs array here would be the decode step's only heap allocation
+        noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths, null);
         if (withLse) {
             noOverlap("lse", lse, q, keyBlocks, valueBlocks, offsets, lengths, out);
         }
@@ -177,7 +178,7 @@ final class NativeAttention {
         requireScale(scale);
         requireThreads(threads);
         validateTable(shape, keyBlocks, valueBlocks, offsets, lengths, queries);
-        noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths);
+        noOverlap("out", out, q, keyBlocks, valueBlocks, offsets, lengths, null);
         if (!NativeLibrary.isAvailable()) {
             JavaAttention.prefill(shape, queries, q, keyBlocks, valueBlocks, offsets, lengths, scale, out);
             return;
@@ -269,6 +270,19 @@ final class NativeAttention {
             throw new KernelArgumentException(name + " must hold at least " + minBytes + " bytes for this shape, got "
                     + s.byteSize());
         }
+    }
+
+    private static void noOverlap(String name, MemorySegment written, MemorySegment a, MemorySegment b,
+                                  MemorySegment c, MemorySegment d, MemorySegment e, MemorySegment f) {
+        if (overlaps(written, a) || overlaps(written, b) || overlaps(written, c) || overlaps(written, d)
+                || overlaps(written, e) || overlaps(written, f)) {
+            throw new KernelArgumentException(name + " overlaps another argument of the call; outputs must "
+                    + "not share memory with inputs or with each other");
+        }
+    }
+
+    private static boolean overlaps(MemorySegment written, MemorySegment other) {
+        return other != null && written.asOverlappingSlice(other).isPresent();
     }
 
     private static void noOverlap(String name, MemorySegment written, MemorySegment... others) {

@@ -32,6 +32,15 @@ final class RowCodec {
 
     static void checkValues(String what, float[] src, int from, int count, DType dtype) {
         float max = maxFinite(dtype);
+        // Fast pass: a max-of-magnitudes reduction that C2 vectorises (NaN propagates through Math.max, so a NaN
+        // anywhere fails the comparison); only a rejected array is scanned again, to name its first bad element.
+        float m = 0f;
+        for (int i = from; i < from + count; i++) {
+            m = Math.max(m, Math.abs(src[i]));
+        }
+        if (m <= max) {
+            return;
+        }
         for (int i = from; i < from + count; i++) {
             float x = src[i];
             if (!(Math.abs(x) <= max)) {
@@ -40,6 +49,42 @@ final class RowCodec {
                         : dtype == DType.BF16 ? " and within +-" + BF16_MAX + " for BF16 (larger values round to "
                         + "infinity)" : ""));
             }
+        }
+    }
+
+    /**
+     * Writes {@code rows} rows of {@code dim} floats, row {@code r} read from {@code src[from + r * srcStride ..]},
+     * into consecutive rows of {@code dst} from byte {@code offset}: one bulk copy into block memory for all rows
+     * (a block's rows are contiguous), with the conversion loops over whole rows that C2 vectorises.
+     */
+    static void writeRows(float[] src, int from, int srcStride, int rows, int dim, MemorySegment dst, long offset,
+                          DType dtype) {
+        if (dtype == DType.F32) {
+            for (int r = 0; r < rows; r++) {
+                MemorySegment.copy(src, from + r * srcStride, dst, JAVA_FLOAT, offset + (long) r * dim * Float.BYTES,
+                        dim);
+            }
+            return;
+        }
+        int count = rows * dim;
+        short[] h = scratch(count);
+        if (dtype == DType.F16) {
+            for (int r = 0; r < rows; r++) {
+                toF16(src, from + r * srcStride, h, r * dim, dim);
+            }
+        } else {
+            for (int r = 0; r < rows; r++) {
+                for (int i = 0, s = from + r * srcStride, d = r * dim; i < dim; i++) {
+                    h[d + i] = toBf16(src[s + i]);
+                }
+            }
+        }
+        MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
+    }
+
+    private static void toF16(float[] src, int from, short[] dst, int to, int n) {
+        for (int i = 0; i < n; i++) {
+            dst[to + i] = Float.floatToFloat16(src[from + i]);
         }
     }
 

@@ -17,6 +17,16 @@ sealed interface RowSource {
     /** Writes head {@code h} of token {@code tok} into {@code dst} at byte {@code offset} as {@code store}. */
     void write(int tok, int h, MemorySegment dst, long offset, DType store);
 
+    /**
+     * Writes head {@code h} of tokens {@code tok .. tok + rows - 1} into consecutive rows of {@code dst} from byte
+     * {@code offset} (one block's run of rows; {@code rowBytes} apart).
+     */
+    default void writeRows(int tok, int rows, int h, MemorySegment dst, long offset, long rowBytes, DType store) {
+        for (int j = 0; j < rows; j++) {
+            write(tok + j, h, dst, offset + j * rowBytes, store);
+        }
+    }
+
     /** fp32 rows in a heap array, {@code [n][heads][dim]}. */
     record Floats(float[] data, int heads, int dim) implements RowSource {
         @Override
@@ -27,6 +37,11 @@ sealed interface RowSource {
         @Override
         public void write(int tok, int h, MemorySegment dst, long offset, DType store) {
             RowCodec.write(data, (tok * heads + h) * dim, dst, offset, dim, store);
+        }
+
+        @Override
+        public void writeRows(int tok, int rows, int h, MemorySegment dst, long offset, long rowBytes, DType store) {
+            RowCodec.writeRows(data, (tok * heads + h) * dim, heads * dim, rows, dim, dst, offset, store);
         }
     }
 

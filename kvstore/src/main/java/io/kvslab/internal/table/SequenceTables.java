@@ -48,6 +48,12 @@ public final class SequenceTables {
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
     private volatile int modCount;
+    /**
+     * Bumped on every release of the write lock, so any table change is seen as a new version by the next reader
+     * (written under the write lock, read under the read lock: the lock orders them). Keys the kernels' cached
+     * block-address arrays ({@link TableAttention}).
+     */
+    private long tableVersion;
     private volatile boolean closed;
 
     public SequenceTables(TableStore store, KvLayout layout, long id) {
@@ -147,6 +153,14 @@ public final class SequenceTables {
         store.exitShared();
     }
 
+    /**
+     * The tables' version for a reader holding the read lock, or -1 when the calling thread also holds the write lock
+     * (it may be in the middle of a change, so nothing derived from the tables may be cached).
+     */
+    long readVersion() {
+        return lock.isWriteLockedByCurrentThread() ? -1 : tableVersion;
+    }
+
     /** Store shared lock, then this sequence's write lock; see the class comment for the failure cases. */
     void beginWrite() {
         store.enterShared();
@@ -178,6 +192,7 @@ public final class SequenceTables {
 
     void endWrite() {
         HELD.get()[0]--;
+        tableVersion++;
         lock.writeLock().unlock();
         store.exitShared();
     }
@@ -333,6 +348,7 @@ public final class SequenceTables {
                 }
                 fresh = new long[checkedBlockCount(newBlocks + copies)];
                 if (tryAllocate(fresh, attempt)) {
+                    host.appended(id, fresh.length);   // uses up a scheduler's reservation for this sequence
                     break;
                 }
             }
@@ -391,11 +407,9 @@ public final class SequenceTables {
             int inBlock = Math.min(n - i, tokensPerBlock - row % tokensPerBlock);
             MemorySegment kSeg = allocator.segment(t.keyBlocks[block]);
             MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
-            for (int j = 0; j < inBlock; j++) {
-                long off = (long) ((row + j) % tokensPerBlock) * rowBytes;
-                k.write(i + j, h, kSeg, off, layout.dtype());
-                v.write(i + j, h, vSeg, off, layout.dtype());
-            }
+            long off = (long) (row % tokensPerBlock) * rowBytes;
+            k.writeRows(i, inBlock, h, kSeg, off, rowBytes, layout.dtype());
+            v.writeRows(i, inBlock, h, vSeg, off, rowBytes, layout.dtype());
             i += inBlock;
         }
     }
@@ -1082,6 +1096,37 @@ public final class SequenceTables {
             }
         }
         return new TableStats(referencedBlocks, exclusive, peakReferencedBlocks, rows, maxRows, rowsEvicted);
+    }
+
+    /**
+     * Blocks an append of {@code tokens} more rows to every (layer, KV head) would allocate now: new tail blocks
+     * (K and V) past each table's last block, plus a private copy of each shared partial tail block (a fork's or
+     * an alias's; cached prefix blocks are full). The same count {@code append} reserves, summed over all layers.
+     */
+    public long blocksToAppend(int tokens) {
+        if (tokens < 0) {
+            throw new KvArgumentException("tokens must be >= 0, got " + tokens);
+        }
+        beginRead();
+        try {
+            long blocks = 0;
+            for (BlockTable[] layer : tables) {
+                for (BlockTable t : layer) {
+                    if (tokens == 0) {
+                        continue;
+                    }
+                    blocks += 2L * Math.max(0, blocksFor((int) Math.min(Integer.MAX_VALUE,
+                            (long) t.length + tokens)) - t.blockCount);
+                    if (t.length % tokensPerBlock != 0) {
+                        blocks += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                        blocks += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                    }
+                }
+            }
+            return blocks;
+        } finally {
+            endRead();
+        }
     }
 
     /** Blocks this sequence references (shared blocks count in every sequence naming them). */

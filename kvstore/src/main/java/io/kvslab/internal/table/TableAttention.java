@@ -57,12 +57,12 @@ public final class TableAttention implements AutoCloseable {
             t.beginRead();
             try {
                 Tables tb = tables(t, layer, Math.multiplyExact((long) q.length, 2L));
-                long bytes = (long) q.length * Float.BYTES;
-                MemorySegment qSeg = scratch.floats().asSlice(0, bytes);
-                MemorySegment outSeg = scratch.floats().asSlice(bytes, bytes);
+                io((long) q.length * Float.BYTES);
+                MemorySegment qSeg = qView;
+                MemorySegment outSeg = outView;
                 MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, q.length);
                 MemorySegment lseSeg = lse == null ? null : tb.lse;
-                NativeAttention.decode(AttentionShape.of(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
+                NativeAttention.decode(shape(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
                         scale(layout), outSeg, lseSeg, threads);
                 MemorySegment.copy(outSeg, JAVA_FLOAT, 0, out, 0, out.length);
                 if (lse != null) {
@@ -84,11 +84,11 @@ public final class TableAttention implements AutoCloseable {
             t.beginRead();
             try {
                 Tables tb = tables(t, layer, Math.multiplyExact((long) q.length, 2L));
-                long bytes = (long) q.length * Float.BYTES;
-                MemorySegment qSeg = scratch.floats().asSlice(0, bytes);
-                MemorySegment outSeg = scratch.floats().asSlice(bytes, bytes);
+                io((long) q.length * Float.BYTES);
+                MemorySegment qSeg = qView;
+                MemorySegment outSeg = outView;
                 MemorySegment.copy(q, 0, qSeg, JAVA_FLOAT, 0, q.length);
-                NativeAttention.prefill(AttentionShape.of(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
+                NativeAttention.prefill(shape(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
                         tb.lengths, scale(layout), outSeg, threads);
                 MemorySegment.copy(outSeg, JAVA_FLOAT, 0, out, 0, out.length);
             } finally {
@@ -112,9 +112,10 @@ public final class TableAttention implements AutoCloseable {
             try {
                 long bytes = tokenBytes(layout);
                 Tables tb = tables(t, layer, 2 * bytes / Float.BYTES);
-                MemorySegment qSeg = direct(q) ? q : copyIn(q, scratch.floats().asSlice(0, bytes));
-                MemorySegment outSeg = direct(out) ? out : scratch.floats().asSlice(bytes, bytes);
-                NativeAttention.decode(AttentionShape.of(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
+                io(bytes);
+                MemorySegment qSeg = direct(q) ? q : copyIn(q, qView);
+                MemorySegment outSeg = direct(out) ? out : outView;
+                NativeAttention.decode(shape(layout), qSeg, tb.keys, tb.values, tb.offsets, tb.lengths,
                         scale(layout), outSeg, null, threads);
                 if (outSeg != out) {
                     MemorySegment.copy(outSeg, 0, out, 0, bytes);
@@ -136,9 +137,10 @@ public final class TableAttention implements AutoCloseable {
             try {
                 long bytes = Math.multiplyExact(tokenBytes(layout), (long) n);
                 Tables tb = tables(t, layer, 2 * bytes / Float.BYTES);
-                MemorySegment qSeg = direct(q) ? q : copyIn(q, scratch.floats().asSlice(0, bytes));
-                MemorySegment outSeg = direct(out) ? out : scratch.floats().asSlice(bytes, bytes);
-                NativeAttention.prefill(AttentionShape.of(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
+                io(bytes);
+                MemorySegment qSeg = direct(q) ? q : copyIn(q, qView);
+                MemorySegment outSeg = direct(out) ? out : outView;
+                NativeAttention.prefill(shape(layout), n, qSeg, tb.keys, tb.values, tb.offsets,
                         tb.lengths, scale(layout), outSeg, threads);
                 if (outSeg != out) {
                     MemorySegment.copy(outSeg, 0, out, 0, bytes);
@@ -214,6 +216,7 @@ public final class TableAttention implements AutoCloseable {
                 throw new KvArgumentException("lseP and lseD must have queryHeads = " + qh + " floats");
             }
             int width = q.length;
+            cachedTables = null;    // the PoD arrays below overwrite the cached address arrays in the scratch
             t.beginRead();
             try {
                 BlockTable[] row = t.tables[layer];
@@ -325,6 +328,7 @@ public final class TableAttention implements AutoCloseable {
         }
         try {
             closed = true;
+            cachedTables = null;
             scratch.close();
         } finally {
             inUse.set(false);
@@ -376,7 +380,30 @@ public final class TableAttention implements AutoCloseable {
                           MemorySegment lse) {
     }
 
-    /** Builds the address arrays of one layer; the caller holds the sequence's read lock. */
+    // The address cache: the layer whose address arrays are in the scratch's int64 region right now. They stay
+    // valid while that sequence's tables keep their version (bumped by every write-lock hold) and the allocator
+    // its relocation epoch (bumped by every compaction that moved a block); both are read under the sequence's
+    // read lock and the store's shared lock, which a compaction or a table change would need exclusively.
+    // Holding the SequenceTables keeps only its heap metadata reachable, until the next call or close().
+    private SequenceTables cachedTables;
+    private int cachedLayer = -1;
+    private long cachedVersion = -1;
+    private long cachedEpoch = -1;
+    // Views into the scratch regions, rebuilt only when the scratch grows or the geometry changes, so a call
+    // (hit or miss) allocates nothing once the sizes have been seen.
+    private Tables views;
+    private MemorySegment viewsLongs;
+    private long viewsBlockCapacity;
+    private int viewsHeads;
+    private int viewsQueryHeads;
+    private MemorySegment ioFloats;
+    private long ioBytes;
+    private MemorySegment qView;
+    private MemorySegment outView;
+    private KvLayout shapeLayout;
+    private AttentionShape shape;
+
+    /** Address arrays of one layer, from the cache when still valid; the caller holds the sequence's read lock. */
     private Tables tables(SequenceTables t, int layer, long floatsNeeded) {
         BlockTable[] row = t.tables[layer];
         int heads = row.length;
@@ -385,15 +412,87 @@ public final class TableAttention implements AutoCloseable {
             blocks += b.blockCount;
         }
         int qh = t.layout.queryHeads();
-        long longsNeeded = Math.addExact(Math.multiplyExact(2L, blocks), (heads + 1L) + heads + (qh + 1L) / 2);
+        long capacity = viewsBlockCapacity >= blocks ? viewsBlockCapacity : Math.max(64, Long.highestOneBit(blocks) << 1);
+        long longsNeeded = Math.addExact(Math.multiplyExact(2L, capacity), (heads + 1L) + heads + (qh + 1L) / 2);
         scratch.ensure(floatsNeeded, longsNeeded);
         MemorySegment longs = scratch.longs();
-        MemorySegment keys = longs.asSlice(0, blocks * Long.BYTES);
-        MemorySegment values = longs.asSlice(blocks * Long.BYTES, blocks * Long.BYTES);
-        MemorySegment offsets = longs.asSlice(2 * blocks * Long.BYTES, (heads + 1L) * Long.BYTES);
-        MemorySegment lengths = longs.asSlice((2 * blocks + heads + 1) * Long.BYTES, (long) heads * Long.BYTES);
-        MemorySegment lse = longs.asSlice((2 * blocks + 2L * heads + 1) * Long.BYTES, (long) qh * Float.BYTES);
-        t.allocator.layerAddresses(row, keys, values, offsets, lengths);
-        return new Tables(keys, values, offsets, lengths, lse);
+        if (longs != viewsLongs || capacity != viewsBlockCapacity || heads != viewsHeads || qh != viewsQueryHeads) {
+            long cap = capacity * Long.BYTES;
+            views = new Tables(longs.asSlice(0, cap), longs.asSlice(cap, cap),
+                    longs.asSlice(2 * cap, (heads + 1L) * Long.BYTES),
+                    longs.asSlice(2 * cap + (heads + 1L) * Long.BYTES, (long) heads * Long.BYTES),
+                    longs.asSlice(2 * cap + (2L * heads + 1) * Long.BYTES, (long) qh * Float.BYTES));
+            viewsLongs = longs;
+            viewsBlockCapacity = capacity;
+            viewsHeads = heads;
+            viewsQueryHeads = qh;
+            cachedTables = null;
+        }
+        long version = t.readVersion();
+        long epoch = t.allocator.relocationEpoch();
+        if (version >= 0 && cachedTables == t && cachedLayer == layer && cachedVersion == version
+                && cachedEpoch == epoch) {
+            return views;
+        }
+        cachedTables = null;    // not valid while being refilled (a failed fill leaves no stale entry)
+        t.allocator.layerAddresses(row, views.keys, views.values, views.offsets, views.lengths);
+        if (version >= 0) {
+            cachedTables = t;
+            cachedLayer = layer;
+            cachedVersion = version;
+            cachedEpoch = epoch;
+        }
+        return views;
+    }
+
+    /** Query and output views of {@code bytes} each in the float scratch (ensured by {@link #tables}). */
+    private void io(long bytes) {
+        MemorySegment floats = scratch.floats();
+        if (floats != ioFloats || bytes != ioBytes) {
+            qView = floats.asSlice(0, bytes);
+            outView = floats.asSlice(bytes, bytes);
+            ioFloats = floats;
+            ioBytes = bytes;
+        }
+    }
+
+    private AttentionShape shape(KvLayout layout) {
+        if (layout != shapeLayout) {
+            shape = AttentionShape.of(layout);
+            shapeLayout = layout;
+        }
+        return shape;
+    }
+
+    /**
+     * For benchmarks that separate the kernel from the per-call costs: builds the address arrays of {@code layer}
+     * once, then runs the decode kernel {@code steps} times on them under one hold of the sequence's read lock
+     * (no per-call lock, check, copy or table lookup). {@code out} receives the last step's output.
+     */
+    public void decodeKernelOnly(SequenceTables t, int layer, float[] q, float[] out, int steps) {
+        if (steps < 1) {
+            throw new KvArgumentException("steps must be >= 1, got " + steps);
+        }
+        enter();
+        try {
+            KvLayout layout = check(t, layer, q, out, 1);
+            t.beginRead();
+            try {
+                Tables tb = tables(t, layer, Math.multiplyExact((long) q.length, 2L));
+                io((long) q.length * Float.BYTES);
+                MemorySegment.copy(q, 0, qView, JAVA_FLOAT, 0, q.length);
+                AttentionShape sh = shape(layout);
+                float scale = scale(layout);
+                for (int i = 0; i < steps; i++) {
+                    NativeAttention.decode(sh, qView, tb.keys, tb.values, tb.offsets, tb.lengths, scale, outView,
+                            null, threads);
+                }
+                MemorySegment.copy(outView, JAVA_FLOAT, 0, out, 0, out.length);
+            } finally {
+                t.endRead();
+            }
+        } finally {
+            inUse.set(false);
+        }
     }
 }
