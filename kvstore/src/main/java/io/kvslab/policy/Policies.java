@@ -25,12 +25,15 @@ import java.util.Set;
  *       <td>two-stage</td></tr>
  *   <tr><td>dbudgetkv</td><td>4 sinks</td><td>recency</td><td>norm-loss stop, T 1%</td><td>uniform</td>
  *       <td>top-k; layers 0, 1 whole</td></tr>
+ *   <tr><td>criticaldbudgetkv</td><td>window</td><td>window attention</td><td>DBudgetKV's count per layer (its
+ *       sinks, recency ranking and norm-loss stop, T 1%)</td><td>uniform</td><td>two-stage; layers 0, 1 whole</td>
+ *       </tr>
  * </table>
  */
 public final class Policies {
     /** Names accepted by {@link #byName}. */
     public static final List<String> NAMES = List.of("streamingllm", "knorm", "snapkv", "adakv", "pyramidkv",
-            "criticalkv", "criticaladakv", "dbudgetkv");
+            "criticalkv", "criticaladakv", "dbudgetkv", "criticaldbudgetkv");
 
     /** StreamingLLM's and DBudgetKV's attention sinks. */
     public static final int DEFAULT_SINKS = 4;
@@ -54,6 +57,7 @@ public final class Policies {
             case "criticalkv" -> criticalKv();
             case "criticaladakv" -> criticalAdaKv();
             case "dbudgetkv", "refreekv" -> dbudgetKv();
+            case "criticaldbudgetkv" -> criticalDbudgetKv();
             default -> throw new PolicyException("unknown policy '" + name + "'; known: " + String.join(", ", NAMES));
         };
     }
@@ -135,6 +139,28 @@ public final class Policies {
     public static CompressionPolicy dbudgetKv(LayerBudgetRule stop, int sinks, Set<Integer> fullLayers) {
         return new CompressionPolicy("dbudgetkv", Protection.sinks(sinks), new RecencyScorer(), stop,
                 new UniformHeads(), new TopKSelector(), fullLayers);
+    }
+
+    /**
+     * CriticalDBudgetKV, a combination the seeds do not have: DBudgetKV decides how many rows each layer keeps (its
+     * 4 sinks, newest-to-oldest ranking and norm-loss stop with T = 1%; layers 0 and 1 whole), CriticalKV decides
+     * which (window-attention scores, the observation window protected, two-stage selection with alpha 0.5, eps 1e-4).
+     * A layer keeps DBudgetKV's count or its protected window, whichever is larger. Takes {@link Budget#dynamic()}.
+     */
+    public static CompressionPolicy criticalDbudgetKv() {
+        return criticalDbudgetKv(NormLossStop.paper(), DEFAULT_SINKS, WindowAttentionScorer.authors(),
+                CriticalSelector.defaults());
+    }
+
+    /** CriticalDBudgetKV with the given stop rule ({@link #normLossStop}), sinks, scoring and stages. */
+    public static CompressionPolicy criticalDbudgetKv(LayerBudgetRule stop, int sinks, Scorer scoring,
+                                                      Selector stages) {
+        if (!(stop instanceof NormLossStop normLoss)) {
+            throw new PolicyException("criticalDbudgetKv needs DBudgetKV's norm-loss stop (Policies.normLossStop), "
+                    + "got " + stop);
+        }
+        return criticalKv(scoring, stages).withName("criticaldbudgetkv")
+                .withLayerRule(new DBudgetKvStop(normLoss, sinks)).withFullLayers(Set.of(0, 1));
     }
 
     // ---------------------------------------------------------------- building blocks (the concrete steps are

@@ -171,4 +171,39 @@ class BudgetAndProtectionTest {
             }
         }
     }
+
+    @Test
+    void criticalDbudgetKvKeepsDbudgetKvsCountPerLayerAndCriticalKvsRows() {
+        Fixtures.Data data = Fixtures.Data.random(SHAPE, N, W, 29);
+        SequenceContext ctx = data.context();
+        int changed = 0;
+        for (double threshold : new double[]{0.01, 0.2, 0.5}) {
+            LayerBudgetRule stop = Policies.normLossStop(threshold, 1);
+            Selection dbudget = Policies.dbudgetKv(stop, Policies.DEFAULT_SINKS, java.util.Set.of(0, 1))
+                    .select(ctx, Budget.dynamic(), kernels);
+            CompressionPolicy combined = Policies.criticalDbudgetKv(stop, Policies.DEFAULT_SINKS,
+                    WindowAttentionScorer.authors().withWindow(W), CriticalSelector.defaults());
+            assertTrue(combined.dynamicBudget());
+            Selection s = combined.select(ctx, Budget.dynamic(), kernels);
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                for (int h = 0; h < SHAPE.kvHeads(); h++) {
+                    int count = dbudget.kept(l, h).length;
+                    String at = "T " + threshold + " layer " + l + " head " + h;
+                    if (l < 2) {
+                        assertEquals(N, s.kept(l, h).length, at + ": layers 0 and 1 are kept whole");
+                        continue;
+                    }
+                    // DBudgetKV's count, raised to the protected observation window
+                    assertEquals(Math.max(count, W), s.kept(l, h).length, at);
+                    // and exactly the rows CriticalKV keeps from this layer at that many rows per head
+                    Selection critical = policy("criticalkv").select(ctx, Budget.tokens(Math.max(count, W)), kernels);
+                    assertArrayEquals(critical.kept(l, h), s.kept(l, h), at);
+                    if (count < N) {
+                        changed++;
+                    }
+                }
+            }
+        }
+        assertTrue(changed > 0, "no threshold made DBudgetKV evict anything: the test would compare nothing");
+    }
 }

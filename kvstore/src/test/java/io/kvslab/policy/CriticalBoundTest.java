@@ -8,10 +8,22 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * CriticalKV's output-perturbation bound (paper Eq. 5 / Thm 3.3, spec 2.2 and 8a) on random data:
- * {@code ||A V' - A' V'||_1 <= C - (2 - 1/sigma) sum_kept A_i ||V'_i||_1} with {@code V' = V W_o^h},
- * {@code C = sum A_i ||V'_i||_1}, sigma the retained mass and A' the renormalised kept attention. Also checks that,
- * given stage 1, the two-stage selection minimises the surrogate bound over every possible stage-2 set (Thm 3.5).
+ * What the CriticalKV paper bounds, and what its selection guarantees (paper Eq. 5 / Thm 3.3 and Thm 3.5, spec 2.2
+ * and 8a):
+ * <ul>
+ *   <li>Thm 3.3, for any keep set: {@code L = ||A V' - A' V'||_1 <= theta = C - (2 - 1/sigma) sum_kept
+ *       A_i ||V'_i||_1} with {@code V' = V W_o^h}, {@code C = sum A_i ||V'_i||_1}, sigma the retained mass and A' the
+ *       renormalised kept attention: on random data, and on a hand-computed case where the bound is attained (so a
+ *       wrong constant or sign in theta fails).</li>
+ *   <li>Thm 3.5: given stage 1 with mass sigma' &gt; 0.5, the surrogate {@code theta-hat} (theta with sigma') falls as
+ *       {@code sum_kept A_i ||V'_i||_1} grows, so it is minimised exactly by a top-k of {@code A_i ||V'_i||_1} among
+ *       the rest. That is all the theorem says: any correct top-k of those scores passes. What the test checks is
+ *       that the selector's stage 2 ranks by that product (exhaustively against every alternative stage-2 set; a
+ *       stage 2 by attention alone fails it, shown on the same data), and that the true perturbation of the chosen
+ *       set is below the surrogate bound of every alternative. It does not show that CriticalKV perturbs less than
+ *       SnapKV on real attention: the bound is an upper bound, and on stories260K the measured per-head perturbation
+ *       is lower in only a minority of heads (docs/fidelity.md).</li>
+ * </ul>
  */
 class CriticalBoundTest {
     private static final int D = 12;
@@ -131,9 +143,25 @@ class CriticalBoundTest {
     }
 
     @Test
-    void stageTwoMinimisesTheSurrogateBoundOverEveryAlternative() {
+    void theBoundIsAttainedWhenEveryTermHasTheSameSign() {
+        // one output dim; kept row 0 (A 0.75, V' -1), evicted row 1 (A 0.25, V' +1): o = -0.5, o' = -1, L = 0.5;
+        // C = 1, sigma = 0.75, theta = 1 - (2 - 4/3) * 0.75 = 0.5: the triangle inequality is an equality here
+        double[] a = {0.75, 0.25};
+        double[][] vp = {{-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}};
+        double[] pb = perturbationAndBound(a, vp, new boolean[]{true, false});
+        assertEquals(0.5, pb[0], 1e-15);
+        assertEquals(0.5, pb[1], 1e-15);
+        // the other keep set: o' = +1, L = 1.5; theta = 1 - (2 - 4) * 0.25 = 1.5, attained too
+        pb = perturbationAndBound(a, vp, new boolean[]{false, true});
+        assertEquals(1.5, pb[0], 1e-15);
+        assertEquals(1.5, pb[1], 1e-15);
+    }
+
+    @Test
+    void stageTwoIsTheTopKOfAttentionTimesProjectedNormThatMinimisesTheSurrogate() {
         Random rnd = new Random(77);
         int checked = 0;
+        int attentionOnlyWorse = 0;
         for (int trial = 0; trial < 300; trial++) {
             int n = 6 + rnd.nextInt(7);
             double[] a = softmax(rnd, n, 2.5);
@@ -162,6 +190,12 @@ class CriticalBoundTest {
                 chosen[r] = true;
             }
             double best = surrogate(a, vp, chosen, sigma1);
+            double chosenPerturbation = perturbationAndBound(a, vp, chosen)[0];
+            // SnapKV's top-k by attention alone: a valid stage-2 set, but not the surrogate's minimiser in general
+            boolean[] byAttention = RowOrder.topMask(s, null, budget);
+            if (surrogate(a, vp, byAttention, sigma1) > best + 1e-12) {
+                attentionOnlyWorse++;
+            }
             // every stage-2 set of the right size on top of stage 1
             int free = budget - b1;
             for (int m = 0; m < (1 << n); m++) {
@@ -177,12 +211,18 @@ class CriticalBoundTest {
                     }
                 }
                 if (ok) {
-                    assertTrue(surrogate(a, vp, keep, sigma1) >= best - 1e-12,
+                    double other = surrogate(a, vp, keep, sigma1);
+                    assertTrue(other >= best - 1e-12,
                             "trial " + trial + ": another stage-2 set has a lower surrogate bound");
+                    assertTrue(chosenPerturbation <= other * (1 + 1e-9) + 1e-12,
+                            "trial " + trial + ": the chosen set's perturbation exceeds an alternative's bound");
                 }
             }
         }
         assertTrue(checked > 100, "only " + checked + " heads satisfied sigma' > 0.5");
+        // the check can fail: ranking stage 2 by attention alone loses to the two stages on many of these heads
+        assertTrue(attentionOnlyWorse > checked / 10, "attention-only stage 2 was worse in only " + attentionOnlyWorse
+                + " of " + checked + " heads");
     }
 
     /** theta-hat = C - (2 - 1/sigma') sum_kept A_i ||V'_i||_1 with sigma' the stage-1 mass. */

@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The library's layer-at-a-time {@link Compressor}: it decides and applies exactly what a whole-sequence
  * {@link CompressionPolicy#select} + {@link Selection#applyTo} does, for every policy; every fixed-budget policy
  * keeps exactly its budget under decoding-time compression (PyramidKV used to keep 1,116 rows for 800); a layer
- * whose compression hits the memory limit is left exactly as it was.
+ * whose compression hits the memory limit is left exactly as it was, the layers before it stay compressed.
  */
 class LayerAtATimeTest {
     private static final Fixtures.Shape SHAPE = new Fixtures.Shape(4, 4, 2, 8, 16);
@@ -177,6 +177,75 @@ class LayerAtATimeTest {
             assertUnchanged(seq, keysBefore, valuesBefore, live, store);
 
             // once the fork is gone the tables are exclusive, compacted in place: no fresh blocks needed
+            fork.close();
+            CompressionResult r = c.compress(seq, p, Budget.tokens(keep));
+            assertEquals((long) SHAPE.layers() * SHAPE.kvHeads() * keep, r.keptRows());
+            seq.close();
+            assertEquals(0, store.stats().liveBytes());
+        }
+    }
+
+    @Test
+    void aCompressionThatFailsInALaterLayerLeavesEarlierLayersCompressedAndTheRestAsTheyWere() {
+        KvLayout layout = SHAPE.layout(TOKENS_PER_BLOCK);
+        long block = layout.blockBytes();
+        int keep = 10;
+        Fixtures.Data data = Fixtures.Data.random(SHAPE, N, W, 46);
+        CompressionPolicy p = Policies.streamingLlm();
+        // measure what one layer's rebuild takes (the tables are shared with a fork, so it needs fresh blocks)
+        long shared;
+        long layerFresh;
+        try (KvStore probe = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(block));
+             Compressor c = new Compressor()) {
+            Sequence seq = data.fill(probe);
+            Sequence fork = seq.fork();
+            shared = probe.stats().liveBytes();
+            seq.keep(0, p.select(data.context(seq), Budget.tokens(keep), c.workspace()).kept()[0]);
+            layerFresh = probe.stats().liveBytes() - shared;
+            fork.close();
+            seq.close();
+        }
+        assertTrue(layerFresh > 0);
+        // room for layer 0's rebuilt tables but not for layer 1's as well
+        long limit = shared + 2 * layerFresh - block;
+        try (KvStore store = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(block).withLimitBytes(limit));
+             Compressor c = new Compressor()) {
+            Sequence seq = data.fill(store);
+            Sequence fork = seq.fork();
+            float[][][] keysBefore = snapshot(seq, true);
+            float[][][] valuesBefore = snapshot(seq, false);
+            Selection sel = p.select(data.context(seq), Budget.tokens(keep), c.workspace());
+            long live = store.stats().liveBytes();
+
+            assertThrows(MemoryLimitExceededException.class, () -> c.compress(seq, p, Budget.tokens(keep)));
+            long after = store.stats().liveBytes();
+            assertEquals(live + layerFresh, after, "layer 0's fresh blocks, nothing of the failed layer 1");
+            for (int h = 0; h < SHAPE.kvHeads(); h++) {
+                // layer 0 holds exactly the selection's rows, read from the rows it had before
+                int[] kept = sel.kept(0, h);
+                assertEquals(kept.length, seq.length(0, h));
+                float[] k = read(seq, 0, h, true);
+                float[] v = read(seq, 0, h, false);
+                int d = SHAPE.headDim();
+                for (int i = 0; i < kept.length; i++) {
+                    assertArrayEquals(Arrays.copyOfRange(keysBefore[0][h], kept[i] * d, (kept[i] + 1) * d),
+                            Arrays.copyOfRange(k, i * d, (i + 1) * d), "layer 0 head " + h + " row " + i);
+                    assertArrayEquals(Arrays.copyOfRange(valuesBefore[0][h], kept[i] * d, (kept[i] + 1) * d),
+                            Arrays.copyOfRange(v, i * d, (i + 1) * d), "layer 0 head " + h + " row " + i);
+                }
+                for (int l = 1; l < SHAPE.layers(); l++) {
+                    assertEquals(N, seq.length(l, h), "layer " + l + " head " + h);
+                    assertArrayEquals(keysBefore[l][h], read(seq, l, h, true));
+                    assertArrayEquals(valuesBefore[l][h], read(seq, l, h, false));
+                }
+            }
+            // the fork never changes
+            for (int l = 0; l < SHAPE.layers(); l++) {
+                for (int h = 0; h < SHAPE.kvHeads(); h++) {
+                    assertArrayEquals(keysBefore[l][h], read(fork, l, h, true));
+                }
+            }
+            // running the compression again once memory is back finishes the job (layer 0 keeps all it has left)
             fork.close();
             CompressionResult r = c.compress(seq, p, Budget.tokens(keep));
             assertEquals((long) SHAPE.layers() * SHAPE.kvHeads() * keep, r.keptRows());

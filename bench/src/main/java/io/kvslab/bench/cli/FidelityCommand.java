@@ -1,6 +1,7 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.bench.eval.EvalTextSet;
+import io.kvslab.bench.eval.TextFile;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 import io.kvslab.bench.eval.fidelity.FidelityEval;
 import io.kvslab.bench.eval.fidelity.FidelityReport;
@@ -31,7 +32,8 @@ import java.util.concurrent.Callable;
         description = {"Compress each text's context with every policy and budget, teacher-force the continuation and "
                 + "compare with the full-cache run (docs/fidelity.md): mean KL, top-1 agreement, delta perplexity, KV "
                 + "bytes kept, per-head output perturbation, and CriticalKV vs its base selection head by head.",
-                "The defaults (stories260K, 16 texts) take about 40 s on 2 cores (38 s of evaluation unloaded)."})
+                "The defaults (stories260K, 16 texts) take about a minute of CPU on 2 cores (62 s measured); each "
+                + "--kv-dtype other than f32 adds about as much again."})
 final class FidelityCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;
@@ -39,9 +41,13 @@ final class FidelityCommand implements Callable<Integer> {
     @Mixin
     private ModelFiles modelFiles;
 
-    @Option(names = "--stories", paramLabel = "N", defaultValue = "" + FidelityConfig.DEFAULT_STORIES,
-            description = "texts of the built-in set to use (default ${DEFAULT-VALUE})")
-    private int stories;
+    @Option(names = "--texts", paramLabel = "FILE", description = "evaluate your own texts instead of the built-in "
+            + "set: UTF-8, one text per line, or JSON Lines with a \"text\" field (.jsonl, or lines starting with {)")
+    private Path textsFile;
+
+    @Option(names = "--stories", paramLabel = "N", description = "texts to use, the first ones long enough (default "
+            + FidelityConfig.DEFAULT_STORIES + " of the built-in set; every text of a --texts file)")
+    private Integer stories;
 
     @Option(names = "--continuation", paramLabel = "N", defaultValue = "" + FidelityConfig.DEFAULT_CONTINUATION,
             description = "teacher-forced tokens after the context (default ${DEFAULT-VALUE})")
@@ -65,8 +71,14 @@ final class FidelityCommand implements Callable<Integer> {
 
     @Option(names = "--policies", paramLabel = "LIST", split = ",", defaultValue = "all",
             description = "policy names or 'all' (default all: streamingllm, knorm, snapkv, adakv, pyramidkv, "
-                    + "criticalkv, criticaladakv)")
+                    + "criticalkv, criticaladakv, dbudgetkv, criticaldbudgetkv)")
     private List<String> policies;
+
+    @Option(names = "--kv-dtype", paramLabel = "LIST", split = ",", defaultValue = "f32",
+            converter = DTypeConverter.class, description = "element types of the compressed runs' stores (default "
+            + "${DEFAULT-VALUE}; the reference is always f32): each type other than f32 adds a row for the "
+            + "quantisation alone and runs every policy and budget on it; allowed: " + DTypeConverter.ALLOWED)
+    private List<io.kvslab.DType> kvDtypes;
 
     @Option(names = "--pool", paramLabel = "KIND", defaultValue = "max",
             description = "pooling of the SnapKV-family window scores: ${COMPLETION-CANDIDATES} (default "
@@ -108,14 +120,19 @@ final class FidelityCommand implements Callable<Integer> {
         if (pod.groupingFile != null) {
             Check.inputFile(spec, "--pod-grouping", pod.groupingFile);
         }
+        if (textsFile != null) {
+            Check.inputFile(spec, "--texts", textsFile);
+        }
         LoadedModel m = modelFiles.load();
+        EvalTextSet texts = textsFile == null ? EvalTextSet.load() : TextFile.read(textsFile, m.tokenizer());
+        int total = Math.min(cfg.stories(), texts.stories().size());
         PrintWriter stdout = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         boolean bar = !json && Progress.wanted(quiet);
         if (!pod.only) {
             FidelityReport report;
-            try (Progress p = bar ? Progress.start(System.err, "fidelity", cfg.stories(), "texts") : Progress.NONE) {
-                report = FidelityEval.run(m, EvalTextSet.load(), cfg, line -> {
+            try (Progress p = bar ? Progress.start(System.err, "fidelity", total, "texts") : Progress.NONE) {
+                report = FidelityEval.run(m, texts, cfg, line -> {
                     p.step();
                     p.status(line.replaceAll(":.*", ""));
                 });
@@ -132,8 +149,8 @@ final class FidelityCommand implements Callable<Integer> {
         }
         if (podConfig != null) {
             PodReport podReport;
-            try (Progress p = bar ? Progress.start(System.err, "PoD", cfg.stories() + 1, "steps") : Progress.NONE) {
-                podReport = PodEvaluation.run(m, EvalTextSet.load(), cfg, podConfig, line -> p.step());
+            try (Progress p = bar ? Progress.start(System.err, "PoD", total + 1, "steps") : Progress.NONE) {
+                podReport = PodEvaluation.run(m, texts, cfg, podConfig, line -> p.step());
             }
             stdout.print(json ? podReport.toJson() : "\n" + podReport.table());
             if (out != null) {
@@ -170,7 +187,12 @@ final class FidelityCommand implements Callable<Integer> {
             }
         }
         String att = Check.choice(spec, "--attention", attention, List.of("native", "java"));
-        return new FidelityConfig(stories, continuation, minContext, maxContext != null ? maxContext
-                : Integer.MAX_VALUE, window, fractions, dynamic, names, tokensPerBlock, att, pool, kernel);
+        int n = stories != null ? stories : textsFile != null ? Integer.MAX_VALUE : FidelityConfig.DEFAULT_STORIES;
+        if (n < 1) {
+            throw new UsageException("--stories must be >= 1, got " + n);
+        }
+        return new FidelityConfig(n, continuation, minContext, maxContext != null ? maxContext
+                : Integer.MAX_VALUE, window, fractions, dynamic, names, tokensPerBlock, att, pool, kernel,
+                kvDtypes.stream().distinct().toList());
     }
 }

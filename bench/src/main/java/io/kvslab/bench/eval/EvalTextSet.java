@@ -57,6 +57,11 @@ public record EvalTextSet(String model, float temperature, float topp, int steps
         stories = List.copyOf(stories);
     }
 
+    /** How the report names a story: "seed S" for a sampled set, "line L" for a user's file ({@link TextFile}). */
+    public String origin(Story story) {
+        return (Float.isNaN(temperature) ? "line " : "seed ") + story.seed();
+    }
+
     /** Samples one story per seed on the reference path. */
     public static EvalTextSet sample(LoadedModel m, long[] seeds, float temperature, float topp, int steps, String command) {
         List<Story> out = new ArrayList<>();

@@ -195,6 +195,29 @@ class CliTest {
     }
 
     @Test
+    void fidelityTakesTextFilesAndElementTypeLists(@TempDir Path dir) throws Exception {
+        Run bad = run("eval", "fidelity", "--kv-dtype", "f32,fp8");
+        assertEquals(2, bad.code(), bad.all());
+        assertTrue(bad.err().contains("'fp8'") && bad.err().contains("f32, f16, bf16"), bad.all());
+        Run missing = run("eval", "fidelity", "--texts", dir.resolve("none.txt").toString());
+        assertEquals(2, missing.code(), missing.all());
+        Path latin1 = Files.write(dir.resolve("latin1.txt"), new byte[]{'c', 'a', 'f', (byte) 0xe9, '\n'});
+        Run notUtf8 = run("eval", "fidelity", "--texts", latin1.toString());
+        assertEquals(2, notUtf8.code(), notUtf8.all());
+        assertTrue(notUtf8.err().contains("not UTF-8"), notUtf8.all());
+        // one short text of the user's, two element types, one policy and budget: runs and reports both types
+        String story = EvalTextSetSample.TEXT;
+        Path texts = Files.writeString(dir.resolve("mine.jsonl"), "{\"text\": " + io.kvslab.bench.report.Json.quote(
+                story) + "}\n");
+        Run ok = run("eval", "fidelity", "--texts", texts.toString(), "--continuation", "8", "--min-context", "16",
+                "--budgets", "0.5", "--policies", "snapkv", "--kv-dtype", "f32,FP16", "--attention", "java", "-q");
+        assertEquals(0, ok.code(), ok.all());
+        assertTrue(ok.out().startsWith("1 texts"), ok.all());
+        assertTrue(ok.out().contains("| full | f16 | 100% |") && ok.out().contains("| snapkv | f16 | 50% |"),
+                ok.all());
+    }
+
+    @Test
     void verboseAddsTheStackTrace(@TempDir Path dir) {
         String missing = dir.resolve("none").toString();
         assertFalse(run("snapshot", "inspect", missing).err().contains("\tat "));

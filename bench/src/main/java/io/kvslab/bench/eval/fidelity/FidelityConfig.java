@@ -1,5 +1,6 @@
 package io.kvslab.bench.eval.fidelity;
 
+import io.kvslab.DType;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.WindowPooling;
 
@@ -8,7 +9,7 @@ import java.util.List;
 /**
  * Settings of one fidelity evaluation.
  *
- * @param stories      how many texts of the set to use (the first ones), at most the set's size
+ * @param stories      how many texts of the set to use (the first ones that are long enough)
  * @param continuation tokens teacher-forced after the compressed context (the last ones of each text)
  * @param minContext   texts whose context would be shorter than this are skipped
  * @param maxContext   texts are cut to at most this many context tokens (their beginning is kept)
@@ -22,10 +23,12 @@ import java.util.List;
  *                     library's kernel)
  * @param pooling      pooling of the SnapKV-family window scores (the authors' max)
  * @param kernel       pooling kernel size (the authors' 7; 1 = none)
+ * @param kvDtypes     element types of the compressed runs' stores (the reference run is always f32): a type other
+ *                     than f32 adds a row for the quantisation alone and runs every policy and budget on it too
  */
 public record FidelityConfig(int stories, int continuation, int minContext, int maxContext, int window,
                              List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
-                             String attention, WindowPooling pooling, int kernel) {
+                             String attention, WindowPooling pooling, int kernel, List<DType> kvDtypes) {
     /** Default: 16 stories, 64 continuation tokens, window 16, budgets 10/25/50% and dynamic, every policy. */
     public static final int DEFAULT_STORIES = 16;
     public static final int DEFAULT_CONTINUATION = 64;
@@ -66,6 +69,19 @@ public record FidelityConfig(int stories, int continuation, int minContext, int 
         if (!List.of("java", "native").contains(attention)) {
             throw new IllegalArgumentException("attention must be java or native, got " + attention);
         }
+        kvDtypes = List.copyOf(kvDtypes);
+        if (kvDtypes.isEmpty() || kvDtypes.stream().distinct().count() != kvDtypes.size()) {
+            throw new IllegalArgumentException("at least one KV element type, each once, is required; got "
+                    + kvDtypes);
+        }
+    }
+
+    /** The settings with f32 stores only. */
+    public FidelityConfig(int stories, int continuation, int minContext, int maxContext, int window,
+                          List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
+                          String attention, WindowPooling pooling, int kernel) {
+        this(stories, continuation, minContext, maxContext, window, fractions, dynamic, policies, tokensPerBlock,
+                attention, pooling, kernel, List.of(DType.F32));
     }
 
     /** The default configuration. */

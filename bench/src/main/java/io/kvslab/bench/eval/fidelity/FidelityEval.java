@@ -1,5 +1,7 @@
 package io.kvslab.bench.eval.fidelity;
 
+import io.kvslab.DType;
+import io.kvslab.bench.eval.Bootstrap;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.RunComparison;
 import io.kvslab.bench.eval.TeacherForcing;
@@ -26,18 +28,33 @@ import java.util.function.Consumer;
  * {@code kvslab eval fidelity}: how much each compression policy changes the real model's predictions (see
  * docs/fidelity.md for the protocol).
  *
- * <p>For every text of the reproducible set: the last {@code continuation} tokens are the continuation, the rest the
- * context. The full run prefills the context on a KVSlab store, then teacher-forces the continuation. For every
- * policy and budget, the policy selects rows from the full run's state right after the context (the same inputs a
- * compressed run reads: its prefill is the same computation), a fresh run prefills the context, the selection is
- * applied with {@code Sequence.retain} (rows really freed; the store's live bytes are recorded), and the continuation is
- * teacher-forced. Metrics compare the two runs' logits over the continuation steps; the per-head perturbation
- * compares attention outputs of the full run's continuation queries over all rows versus the kept rows.
+ * <p>For every text of the set (the built-in one or the user's {@code --texts}): the last {@code continuation} tokens
+ * are the continuation, the rest the context. The full run prefills the context on an f32 KVSlab store, then
+ * teacher-forces the continuation. For every policy and budget, the policy selects rows from the full run's state
+ * right after the context (the same inputs a compressed run reads: its prefill is the same computation), a fresh run
+ * prefills the context, the selection is applied with {@code Selection.applyTo} (rows really freed; the store's live
+ * bytes are recorded), and the continuation is teacher-forced. For every other KV element type asked for, a full run
+ * on a store of that type gives the quantisation-alone row ({@link #FULL}), and the policies select from that run's
+ * state and compress runs on stores of that type. Metrics compare each run's logits with the f32 full run's over the
+ * continuation steps, with 95% bootstrap intervals over texts; the per-head perturbation compares attention outputs
+ * of the full run's continuation queries over all rows versus the kept rows (f32 only).
  */
 public final class FidelityEval {
     /** CriticalKV variants and the base selection each is compared with. */
     static final Map<String, String> CRITICAL_BASES = Map.of("criticalkv", "snapkv", "criticaladakv", "adakv");
+    /** Every policy compared with its base in the paired-difference table (in this order). */
+    static final Map<String, String> BASES = orderedBases();
     static final String DYNAMIC = "dynamic";
+    /** The row of the whole cache on a store of another element type: the quantisation alone. */
+    public static final String FULL = "full";
+
+    private static Map<String, String> orderedBases() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("criticalkv", "snapkv");
+        m.put("criticaladakv", "adakv");
+        m.put("criticaldbudgetkv", "dbudgetkv");
+        return java.util.Collections.unmodifiableMap(m);
+    }
 
     private FidelityEval() {
     }
@@ -87,45 +104,65 @@ public final class FidelityEval {
                 used++;
                 contextTokens += context;
                 FullRun full = FullRun.run(model, cfg.tokensPerBlock(), attention(cfg), tokens, context,
-                        cfg.window());
+                        cfg.window(), DType.F32);
                 Perturbation perturbation = new Perturbation(full, wo, c.heads(), c.headDim());
                 double dynamicFraction = Double.NaN;
-                if (cfg.dynamic()) {
-                    dynamicFraction = dbudget.select(full.atContext, Budget.dynamic(), kernels).keptFraction();
-                }
-                for (String b : budgets) {
-                    for (Map.Entry<String, CompressionPolicy> e : policies.entrySet()) {
-                        CompressionPolicy p = e.getValue();
-                        Budget budget;
-                        if (b.equals(DYNAMIC)) {
-                            budget = p.dynamicBudget() ? Budget.dynamic() : Budget.fraction(dynamicFraction);
-                        } else if (p.dynamicBudget()) {
-                            continue; // DBudgetKV sets its own budget: it only appears in the dynamic column
-                        } else {
-                            budget = Budget.fraction(cfg.fractions().get(budgets.indexOf(b)));
+                for (DType dtype : cfg.kvDtypes()) {
+                    String dt = dtypeName(dtype);
+                    // the compressed runs select from their own store's state: rows as that store holds them
+                    FullRun state = dtype == DType.F32 ? full : FullRun.run(model, cfg.tokensPerBlock(),
+                            attention(cfg), tokens, context, cfg.window(), dtype);
+                    if (dtype != DType.F32) {
+                        RunComparison cmp = RunComparison.of(full.logits, state.logits, tokens, context,
+                                tokens.length);
+                        acc.computeIfAbsent(key(FULL, dt, "100%"), k -> new Accumulator(FULL, dt, "100%"))
+                                .add(1.0, state.contextLiveBytes, full.contextLiveBytes, cmp, null, null);
+                    }
+                    double fraction = Double.NaN;
+                    if (cfg.dynamic()) {
+                        fraction = dbudget.select(state.atContext, Budget.dynamic(), kernels).keptFraction();
+                        if (dtype == DType.F32 || Double.isNaN(dynamicFraction)) {
+                            dynamicFraction = fraction;
                         }
-                        Selection sel = p.select(full.atContext, budget, kernels);
-                        long[] live = new long[1];
-                        float[][] logits;
-                        try (StoreSession run = new StoreSession(model, cfg.tokensPerBlock(), attention(cfg))) {
-                            logits = TeacherForcing.run(run.session(), tokens, context, s -> {
-                                sel.applyTo(run.sequence());
-                                live[0] = run.store().stats().liveBytes();
-                            });
+                    }
+                    for (String b : budgets) {
+                        for (Map.Entry<String, CompressionPolicy> e : policies.entrySet()) {
+                            CompressionPolicy p = e.getValue();
+                            Budget budget;
+                            if (b.equals(DYNAMIC)) {
+                                budget = p.dynamicBudget() ? Budget.dynamic() : Budget.fraction(fraction);
+                            } else if (p.dynamicBudget()) {
+                                continue; // DBudgetKV sets its own budget: it only appears in the dynamic column
+                            } else {
+                                budget = Budget.fraction(cfg.fractions().get(budgets.indexOf(b)));
+                            }
+                            Selection sel = p.select(state.atContext, budget, kernels);
+                            long[] live = new long[1];
+                            float[][] logits;
+                            try (StoreSession run = new StoreSession(model, cfg.tokensPerBlock(), attention(cfg),
+                                    dtype)) {
+                                logits = TeacherForcing.run(run.session(), tokens, context, s -> {
+                                    sel.applyTo(run.sequence());
+                                    live[0] = run.store().stats().liveBytes();
+                                });
+                            }
+                            RunComparison cmp = RunComparison.of(full.logits, logits, tokens, context,
+                                    tokens.length);
+                            double[][] pert = dtype == DType.F32 ? perturbation.of(sel) : null;
+                            double[][] windowPert = dtype == DType.F32 ? perturbation.ofWindow(sel) : null;
+                            String key = key(e.getKey(), dt, b);
+                            acc.computeIfAbsent(key, k -> new Accumulator(e.getKey(), dt, b))
+                                    .add(sel.keptFraction(), live[0], full.contextLiveBytes, cmp, pert, windowPert);
+                            if (pert != null) {
+                                perturbations.computeIfAbsent(key, k -> new ArrayList<>()).add(pert);
+                                windowPerturbations.computeIfAbsent(key, k -> new ArrayList<>()).add(windowPert);
+                            }
                         }
-                        RunComparison cmp = RunComparison.of(full.logits, logits, tokens, context, tokens.length);
-                        double[][] pert = perturbation.of(sel);
-                        double[][] windowPert = perturbation.ofWindow(sel);
-                        String key = e.getKey() + "@" + b;
-                        acc.computeIfAbsent(key, k -> new Accumulator(e.getKey(), b))
-                                .add(sel, live[0], full.contextLiveBytes, cmp, pert, windowPert);
-                        perturbations.computeIfAbsent(key, k -> new ArrayList<>()).add(pert);
-                        windowPerturbations.computeIfAbsent(key, k -> new ArrayList<>()).add(windowPert);
                     }
                 }
                 if (progress != null) {
-                    progress.accept(String.format(Locale.ROOT, "text %d (seed %d): %d context + %d continuation "
-                                    + "tokens%s", used, story.seed(), context, cfg.continuation(),
+                    progress.accept(String.format(Locale.ROOT, "text %d (%s): %d context + %d continuation "
+                                    + "tokens%s", used, texts.origin(story), context, cfg.continuation(),
                             cfg.dynamic() ? String.format(Locale.ROOT, ", DBudgetKV kept %.1f%%",
                                     100 * dynamicFraction) : ""));
                 }
@@ -139,14 +176,26 @@ public final class FidelityEval {
         for (Accumulator a : acc.values()) {
             results.add(a.result());
         }
+        List<PairedDifference> differences = new ArrayList<>();
+        for (DType dtype : cfg.kvDtypes()) {
+            for (String b : budgets) {
+                for (Map.Entry<String, String> e : BASES.entrySet()) {
+                    Accumulator policy = acc.get(key(e.getKey(), dtypeName(dtype), b));
+                    Accumulator base = acc.get(key(e.getValue(), dtypeName(dtype), b));
+                    if (policy != null && base != null) {
+                        differences.add(policy.minus(base));
+                    }
+                }
+            }
+        }
         List<HeadComparison> heads = new ArrayList<>();
         for (String b : budgets) {
             for (Map.Entry<String, String> e : CRITICAL_BASES.entrySet().stream().sorted(Map.Entry.comparingByKey())
                     .toList()) {
                 for (String queries : List.of("continuation", "window")) {
                     Map<String, List<double[][]>> m = queries.equals("window") ? windowPerturbations : perturbations;
-                    List<double[][]> crit = m.get(e.getKey() + "@" + b);
-                    List<double[][]> base = m.get(e.getValue() + "@" + b);
+                    List<double[][]> crit = m.get(key(e.getKey(), "f32", b));
+                    List<double[][]> base = m.get(key(e.getValue(), "f32", b));
                     if (crit != null && base != null) {
                         heads.add(compare(e.getKey(), e.getValue(), b, queries, crit, base));
                     }
@@ -154,7 +203,17 @@ public final class FidelityEval {
             }
         }
         double seconds = (System.nanoTime() - started) / 1e9;
-        return new FidelityReport(model.name(), cfg, used, (double) contextTokens / used, results, heads, seconds);
+        return new FidelityReport(model.name(), cfg, used, (double) contextTokens / used, results, differences, heads,
+                seconds);
+    }
+
+    private static String key(String policy, String dtype, String budget) {
+        return policy + "/" + dtype + "@" + budget;
+    }
+
+    /** The element type as the CLI spells it (f32, f16, bf16, ...). */
+    static String dtypeName(DType dtype) {
+        return dtype.name().toLowerCase(Locale.ROOT);
     }
 
     /** The SnapKV-family policies get the eval's observation window and pooling. */
@@ -210,40 +269,40 @@ public final class FidelityEval {
                 instancesEqual);
     }
 
-    /** Sums over texts for one (policy, budget). */
+    /** Per-text values for one (policy, element type, budget): the means and the bootstrap intervals. */
     private static final class Accumulator {
         final String policy;
+        final String dtype;
         final String budget;
-        int texts;
-        double kept;
-        double bytes;
-        double bytesFraction;
-        double kl;
+        final List<Double> kept = new ArrayList<>();
+        final List<Double> bytes = new ArrayList<>();
+        final List<Double> bytesFraction = new ArrayList<>();
+        final List<Double> kl = new ArrayList<>();
+        final List<Double> top1 = new ArrayList<>();
+        final List<Double> logPplFull = new ArrayList<>();
+        final List<Double> logPplCompressed = new ArrayList<>();
         double maxKl;
-        double top1;
-        double logPplFull;
-        double logPplCompressed;
         double perturbation;
         double windowPerturbation;
 
-        Accumulator(String policy, String budget) {
+        Accumulator(String policy, String dtype, String budget) {
             this.policy = policy;
+            this.dtype = dtype;
             this.budget = budget;
         }
 
-        void add(Selection sel, long liveBytes, long fullBytes, RunComparison cmp, double[][] pert,
+        void add(double keptFraction, long liveBytes, long fullBytes, RunComparison cmp, double[][] pert,
                  double[][] windowPert) {
-            texts++;
-            kept += sel.keptFraction();
-            bytes += liveBytes;
-            bytesFraction += (double) liveBytes / fullBytes;
-            kl += cmp.meanKl();
+            kept.add(keptFraction);
+            bytes.add((double) liveBytes);
+            bytesFraction.add((double) liveBytes / fullBytes);
+            kl.add(cmp.meanKl());
             maxKl = Math.max(maxKl, cmp.maxKl());
-            top1 += cmp.top1Agreement();
-            logPplFull += Math.log(cmp.referencePerplexity());
-            logPplCompressed += Math.log(cmp.otherPerplexity());
-            perturbation += mean(pert);
-            windowPerturbation += mean(windowPert);
+            top1.add(cmp.top1Agreement());
+            logPplFull.add(Math.log(cmp.referencePerplexity()));
+            logPplCompressed.add(Math.log(cmp.otherPerplexity()));
+            perturbation += pert == null ? Double.NaN : mean(pert);
+            windowPerturbation += windowPert == null ? Double.NaN : mean(windowPert);
         }
 
         private static double mean(double[][] a) {
@@ -258,10 +317,45 @@ public final class FidelityEval {
             return s / n;
         }
 
+        private static double[] array(List<Double> values) {
+            return values.stream().mapToDouble(Double::doubleValue).toArray();
+        }
+
+        private static double mean(List<Double> values) {
+            return Bootstrap.mean(array(values), java.util.stream.IntStream.range(0, values.size()).toArray());
+        }
+
+        /** exp(mean log compressed) - exp(mean log full) over the texts of {@code sample}. */
+        private static double deltaPpl(double[] logFull, double[] logCompressed, int[] sample) {
+            return Math.exp(Bootstrap.mean(logCompressed, sample)) - Math.exp(Bootstrap.mean(logFull, sample));
+        }
+
         BudgetResult result() {
-            return new BudgetResult(policy, budget, texts, kept / texts, bytes / texts, bytesFraction / texts,
-                    kl / texts, maxKl, top1 / texts, Math.exp(logPplFull / texts), Math.exp(logPplCompressed / texts),
-                    perturbation / texts, windowPerturbation / texts);
+            int texts = kl.size();
+            double[] lf = array(logPplFull);
+            double[] lc = array(logPplCompressed);
+            return new BudgetResult(policy, dtype, budget, texts, mean(kept), mean(bytes), mean(bytesFraction),
+                    mean(kl), maxKl, mean(top1), Math.exp(mean(logPplFull)), Math.exp(mean(logPplCompressed)),
+                    perturbation / texts, windowPerturbation / texts, Bootstrap.mean(array(kl)),
+                    Bootstrap.mean(array(top1)), Bootstrap.interval(texts, s -> deltaPpl(lf, lc, s)));
+        }
+
+        /** This policy minus {@code base}, paired over the same texts. */
+        PairedDifference minus(Accumulator base) {
+            double[] klA = array(kl);
+            double[] klB = array(base.kl);
+            double[] topA = array(top1);
+            double[] topB = array(base.top1);
+            double[] lcA = array(logPplCompressed);
+            double[] lcB = array(base.logPplCompressed);
+            Bootstrap.checkPaired(lcA, lcB);
+            int[] all = java.util.stream.IntStream.range(0, klA.length).toArray();
+            return new PairedDifference(policy, base.policy, dtype, budget, klA.length,
+                    mean(kl) - mean(base.kl), Bootstrap.meanDifference(klA, klB),
+                    mean(top1) - mean(base.top1), Bootstrap.meanDifference(topA, topB),
+                    Math.exp(Bootstrap.mean(lcA, all)) - Math.exp(Bootstrap.mean(lcB, all)),
+                    Bootstrap.interval(klA.length, s -> Math.exp(Bootstrap.mean(lcA, s))
+                            - Math.exp(Bootstrap.mean(lcB, s))));
         }
     }
 }

@@ -5,6 +5,7 @@ import io.kvslab.bench.model.AttentionObserver;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.DType;
 import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
 import io.kvslab.policy.OutputProjection;
@@ -17,7 +18,8 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * The full-cache run of one text: teacher-forced logits over every token, the policy inputs right after the context
+ * The full-cache run of one text on a store of one element type (f32 for the reference run; another type gives the
+ * quantisation-alone run and the state its compressed runs select from): teacher-forced logits over every token, the policy inputs right after the context
  * (every row, the last {@code window} context queries of each layer, W_o), and what the per-head perturbation needs
  * (the continuation tokens' queries and every row at the end).
  */
@@ -44,7 +46,7 @@ final class FullRun {
     }
 
     static FullRun run(LlamaModel model, int tokensPerBlock, SequenceAttention attention, int[] tokens, int context,
-                       int window) {
+                       int window, DType dtype) {
         ModelConfig c = model.config();
         int dim = c.dim();
         int w = Math.min(window, context);
@@ -71,7 +73,7 @@ final class FullRun {
         }
         SequenceContext[] snapshot = new SequenceContext[1];
         long[] live = new long[1];
-        try (StoreSession run = new StoreSession(model, tokensPerBlock, attention)) {
+        try (StoreSession run = new StoreSession(model, tokensPerBlock, attention, dtype)) {
             Sequence seq = run.sequence();
             run.session().observer(observer);
             float[][] logits = TeacherForcing.run(run.session(), tokens, context, session -> {

@@ -12,17 +12,17 @@ import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 
 /**
- * A session whose KV rows live in a fresh KVSlab store of its own (fp32 rows, the eval's block size), so the store's
- * live bytes are exactly this run's KV memory. Closing closes the session, then the store.
+ * A session whose KV rows live in a fresh KVSlab store of its own (rows of the given element type, the eval's block
+ * size), so the store's live bytes are exactly this run's KV memory. Closing closes the session, then the store.
  */
 final class StoreSession implements AutoCloseable {
     private final KvStore store;
     private final Session session;
     private final Sequence sequence;
 
-    StoreSession(LlamaModel model, int tokensPerBlock, SequenceAttention attention) {
+    StoreSession(LlamaModel model, int tokensPerBlock, SequenceAttention attention, DType dtype) {
         ModelConfig c = model.config();
-        this.store = KvStore.open(new KvLayout(c.layers(), c.heads(), c.kvHeads(), c.headDim(), DType.F32,
+        this.store = KvStore.open(new KvLayout(c.layers(), c.heads(), c.kvHeads(), c.headDim(), dtype,
                 tokensPerBlock));
         try {
             this.sequence = store.newSequence();

@@ -58,19 +58,61 @@ class FidelityEvalTest {
         for (HeadComparison h : r.heads()) {
             assertEquals(5 * 8, h.heads());
             assertEquals(2 * 5 * 8, h.instances());
-            assertTrue(h.lower() + h.equal() <= h.heads());
+        }
+        // intervals hold their means; the paired difference is exactly the difference of the two rows' means
+        for (BudgetResult b : r.results()) {
+            assertTrue(b.klInterval().low() <= b.meanKl() && b.meanKl() <= b.klInterval().high(), b.toString());
+            assertTrue(b.top1Interval().low() <= b.top1() && b.top1() <= b.top1Interval().high(), b.toString());
+            assertTrue(b.deltaPplInterval().low() <= b.deltaPpl() + 1e-12
+                    && b.deltaPpl() - 1e-12 <= b.deltaPplInterval().high(), b.toString());
+        }
+        assertEquals(2, r.differences().size(), "criticalkv - snapkv at 25% and dynamic");
+        for (String budget : List.of("25%", "dynamic")) {
+            PairedDifference d = r.difference("criticalkv", "f32", budget);
+            assertEquals("snapkv", d.base());
+            assertEquals(r.result("criticalkv", budget).meanKl() - r.result("snapkv", budget).meanKl(), d.meanKl(),
+                    1e-12);
+            assertEquals(r.result("criticalkv", budget).deltaPpl() - r.result("snapkv", budget).deltaPpl(),
+                    d.deltaPpl(), 1e-9);
         }
 
         @SuppressWarnings("unchecked")
         Map<String, Object> json = (Map<String, Object>) Json.parse(r.toJson());
         assertEquals(7, ((List<?>) json.get("results")).size());
+        assertEquals(2, ((List<?>) json.get("differences")).size());
         assertEquals(4, ((List<?>) json.get("criticalHeads")).size());
-        assertTrue(r.table().contains("| criticalkv | 25% |"));
+        assertTrue(r.table().contains("| criticalkv | f32 | 25% |"), r.table());
+        assertTrue(r.table().contains("| criticalkv - snapkv | f32 | 25% |"), r.table());
         for (Path p : r.writePlots(dir)) {
             BufferedImage img = ImageIO.read(p.toFile());
             assertNotNull(img, p + " is a readable PNG");
             assertEquals(1000, img.getWidth());
         }
+    }
+
+    @Test
+    void halfPrecisionStoresAddTheQuantisationAloneAndEveryPolicyOnThem() {
+        FidelityConfig cfg = new FidelityConfig(2, 16, 64, 128, 8, List.of(0.25, 1.0), false,
+                List.of("snapkv", "criticalkv"), 8, "java", WindowPooling.MAX, 7,
+                List.of(io.kvslab.DType.F32, io.kvslab.DType.F16, io.kvslab.DType.BF16));
+        FidelityReport r = FidelityEval.run(SharedModels.bin(), EvalTextSet.load(), cfg, null);
+        assertEquals(2 * 2 + 2 * (1 + 2 * 2), r.results().size(), "f32: 2 policies x 2 budgets; f16, bf16: the "
+                + "full cache and 2 x 2");
+        BudgetResult f16 = r.result(FidelityEval.FULL, "f16", "100%");
+        BudgetResult bf16 = r.result(FidelityEval.FULL, "bf16", "100%");
+        // half the bytes of the f32 store, and a small but real change of the logits; bf16 (8-bit mantissa) more
+        assertEquals(0.5, f16.kvBytesFraction(), 1e-12);
+        assertEquals(0.5, bf16.kvBytesFraction(), 1e-12);
+        assertTrue(f16.meanKl() > 0 && f16.meanKl() < bf16.meanKl() && bf16.meanKl() < 0.01,
+                f16.meanKl() + " " + bf16.meanKl());
+        // keeping every row on f16 is the quantisation alone
+        assertEquals(f16.meanKl(), r.result("snapkv", "f16", "100%").meanKl(), 1e-12);
+        // eviction and quantisation together: half the bytes of the same policy on f32
+        BudgetResult both = r.result("snapkv", "f16", "25%");
+        assertEquals(r.result("snapkv", "25%").kvBytes() / 2, both.kvBytes(), 1e-9);
+        assertTrue(Double.isNaN(both.meanPerturbation()), "the perturbation is measured on f32 rows only");
+        assertEquals(3 * 2, r.differences().size(), "criticalkv - snapkv per dtype and budget");
+        assertTrue(r.table().contains("| snapkv | bf16 | 25% |"));
     }
 
     @Test
