@@ -1,2 +1,2 @@
 #include "kvslab.h"
-int32_t kvs_abi_version(void) { return 1; }
+int32_t kvs_abi_version(void) { return 2; }
