@@ -97,7 +97,9 @@ class BatchDecodeTest {
                     float[] gotHeap = new float[width];
                     System.arraycopy(heapOut, i * width, gotHeap, 0, width);
                     assertArrayEquals(want, gotHeap, what + " heap tensors");
-                    assertReference(seqs.get(i), layer, qi, got, what);
+                    if (threads == 1) { // the 4-thread rows equal the single calls, checked against it elsewhere
+                        assertReference(seqs.get(i), layer, qi, got, what);
+                    }
                 }
             }
             for (Sequence s : new ArrayList<>(new java.util.LinkedHashSet<>(seqs))) {
