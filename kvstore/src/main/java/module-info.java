@@ -15,4 +15,5 @@ module io.kvslab {
     exports io.kvslab.pod;
     exports io.kvslab.snapshot;
     exports io.kvslab.metrics;
+    exports io.kvslab.tier;
 }

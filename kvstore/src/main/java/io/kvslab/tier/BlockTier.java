@@ -1,0 +1,50 @@
+package io.kvslab.tier;
+
+import java.util.Optional;
+
+/**
+ * A storage tier below native memory that holds encoded block records by key: a local disk directory, a Redis
+ * server, or anything else that can store opaque byte strings.
+ *
+ * <p>A tier stores bytes and nothing more: it does not interpret records. Every record read back is verified by the
+ * caller against the record format (format version, layout fingerprint, positions, CRC32C) before any of it reaches
+ * a store, so a tier that loses, truncates or garbles a value causes a miss, never a wrong block.
+ *
+ * <p>Faults of the tier itself (full, unreachable, slow, restarted) are not exceptions: {@link #put} returns
+ * {@code false}, {@link #get} returns empty, and the tier counts them in {@link #stats()}. No call blocks longer
+ * than the timeout the implementation was configured with. Caller mistakes (a null key or record, a call after
+ * {@link #close()}) throw. Implementations are safe for concurrent use.
+ */
+public interface BlockTier extends AutoCloseable {
+
+    /** A short name for logs and metrics, such as {@code "disk"} or {@code "redis"}. */
+    String name();
+
+    /**
+     * Stores {@code record} under {@code key}, replacing any earlier value.
+     *
+     * @return {@code true} if the tier holds the record now; {@code false} if it declined or failed (full,
+     *     unreachable, timed out), which is counted and leaves any earlier value for the key unspecified
+     */
+    boolean put(BlockKey key, byte[] record);
+
+    /**
+     * The bytes stored under {@code key}: empty when absent, expired, evicted, unreachable or timed out.
+     * The caller verifies the bytes before use.
+     */
+    Optional<byte[]> get(BlockKey key);
+
+    /**
+     * Removes the value under {@code key}.
+     *
+     * @return {@code true} if a value was removed; {@code false} if there was none or the tier could not be reached
+     */
+    boolean remove(BlockKey key);
+
+    /** Counters since the tier was opened. */
+    TierStats stats();
+
+    /** Releases the tier's resources (connections, file handles). Stored values stay where the tier keeps them. */
+    @Override
+    void close();
+}
