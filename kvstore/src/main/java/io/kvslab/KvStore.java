@@ -130,6 +130,22 @@ public final class KvStore implements AutoCloseable {
         }
     }
 
+    /**
+     * Swaps a sequence back in from its tier ({@link Sequence#swapOut}): a new sequence (new id) bitwise equal to
+     * the one swapped out. Its blocks are reserved first (memory-pressure handlers may run, as for any allocation),
+     * then every record is read and verified (format checks, and that it is exactly the record written); on
+     * success the records are removed from the tier and the handle is used up.
+     *
+     * @throws io.kvslab.tier.TierRecordException if a record is missing or fails a check: the reserved blocks are
+     *     freed, the store is unchanged and the handle stays open (close it and recompute)
+     * @throws MemoryLimitExceededException if the blocks do not fit: the handle stays open (retry later)
+     * @throws ClosedException if the handle was swapped in or closed already
+     * @throws KvArgumentException if the handle is not from {@code swapOut} or its layout differs from this store's
+     */
+    public Sequence swapIn(io.kvslab.tier.SwappedSequence swapped) {
+        return io.kvslab.internal.tier.Swap.swapIn(this, swapped);
+    }
+
     public StoreStats stats() {
         return new StoreStats(tables.stats(), open.size());
     }

@@ -54,4 +54,26 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
             return false;
         }
     }
+
+    /**
+     * Swaps another sequence out to {@code tier} if that is possible without waiting (see {@link #tryKeep}):
+     * empty if it is the requester, closed, or in use by another thread, and then nothing changed. The handle
+     * returned swaps it back in later ({@link KvStore#swapIn}).
+     *
+     * @throws io.kvslab.tier.TierWriteException if the tier declined a record (the victim is unchanged)
+     */
+    public java.util.Optional<io.kvslab.tier.SwappedSequence> trySwapOut(Sequence victim,
+                                                                         io.kvslab.tier.BlockTier tier) {
+        if (tier == null) {
+            throw new KvArgumentException("tier must not be null");
+        }
+        if (victim == null || victim == requester || victim.isClosed()) {
+            return java.util.Optional.empty();
+        }
+        try {
+            return java.util.Optional.of(victim.swapOut(tier));
+        } catch (ConcurrentUseException | ClosedException e) {
+            return java.util.Optional.empty();
+        }
+    }
 }

@@ -237,6 +237,23 @@ public final class Sequence implements AutoCloseable {
         tables.close();
     }
 
+    /**
+     * Swaps this sequence out to {@code tier} under memory pressure (vLLM's preemption by swapping): every
+     * distinct block is written to verified records (docs/tiers.md), then this sequence is closed and its
+     * block references released; blocks a fork or a prefix cache still references stay in memory for them. The
+     * whole operation holds this sequence's write lock, so nothing changes between the write and the release.
+     * {@link KvStore#swapIn} rebuilds it bitwise (rows, positions, ragged lengths after compression, shared PoD
+     * keys).
+     *
+     * @return the handle to swap it back in with, or to {@link io.kvslab.tier.SwappedSequence#close()} (removes
+     *     the records) when the caller recomputes instead
+     * @throws io.kvslab.tier.TierWriteException if the tier declined a record: the records written are removed
+     *     and this sequence is unchanged
+     */
+    public io.kvslab.tier.SwappedSequence swapOut(io.kvslab.tier.BlockTier tier) {
+        return io.kvslab.internal.tier.Swap.swapOut(this, tier);
+    }
+
     // ---------------------------------------------------------------- reads
 
     /** Rows stored for one (layer, KV head). */

@@ -7,6 +7,7 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
+import io.kvslab.internal.table.PayloadValues;
 import io.kvslab.internal.table.TableImage;
 
 import java.nio.ByteBuffer;

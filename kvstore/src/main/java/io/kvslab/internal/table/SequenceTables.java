@@ -932,6 +932,37 @@ public final class SequenceTables {
         }
     }
 
+    /**
+     * Swap-out, table side. Under this sequence's write lock (held throughout): captures a raw image of every
+     * table and hands it to {@code save}, which writes it elsewhere (a tier); if {@code save} returns normally,
+     * every block reference is released and the sequence is closed, so nothing can change between the image and
+     * the release. Blocks a fork or a prefix cache still references stay live. If {@code save} throws, the
+     * sequence is unchanged.
+     */
+    public <T> T swapOut(java.util.function.Function<SwapImage, T> save) {
+        if (save == null) {
+            throw new KvArgumentException("save must not be null");
+        }
+        beginWrite();
+        try {
+            SwapImage image = SwapImage.capture(this);
+            T result;
+            try {
+                result = save.apply(image);
+            } finally {
+                image.expire();
+            }
+            releaseAllTables();
+            referencedBlocks = 0;
+            closed = true;
+            modCount++;
+            host.closed(id);
+            return result;
+        } finally {
+            endWrite();
+        }
+    }
+
     private void releaseAllTables() {
         for (BlockTable[] layer : tables) {
             for (BlockTable t : layer) {

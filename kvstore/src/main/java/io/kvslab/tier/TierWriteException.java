@@ -1,0 +1,22 @@
+package io.kvslab.tier;
+
+import io.kvslab.KvSlabException;
+
+/**
+ * A {@link BlockTier} declined or failed to store a record a swap-out needed (full, unreachable, timed out).
+ * The swap-out wrote nothing that stays (records already stored are removed again) and the sequence is
+ * unchanged: the caller keeps it in memory, or drops it for recompute.
+ */
+public final class TierWriteException extends KvSlabException {
+    private final String tier;
+
+    public TierWriteException(String tier, String message) {
+        super(message);
+        this.tier = tier;
+    }
+
+    /** The {@link BlockTier#name()} of the tier that declined. */
+    public String tier() {
+        return tier;
+    }
+}
