@@ -73,6 +73,8 @@ public final class KvStore implements AutoCloseable {
     final AtomicLong prefixCachedBlocks = new AtomicLong();
     final LongAdder pressureEvents = new LongAdder();
     final LongAdder pressureRelieved = new LongAdder();
+    /** The scheduler-facing reservation bookkeeping, created by {@link KvCacheManager#of} (null until then). */
+    volatile KvCacheManager cacheManager;
 
     private KvStore(KvLayout layout, StoreConfig config) {
         this.layout = layout;
@@ -306,8 +308,20 @@ public final class KvStore implements AutoCloseable {
         }
 
         @Override
+        public void appended(long sequenceId, int blocks) {
+            KvCacheManager m = cacheManager;
+            if (m != null) {
+                m.appended(sequenceId, blocks);
+            }
+        }
+
+        @Override
         public void closed(long sequenceId) {
             open.remove(sequenceId);
+            KvCacheManager m = cacheManager;
+            if (m != null) {
+                m.closed(sequenceId);
+            }
         }
     }
 

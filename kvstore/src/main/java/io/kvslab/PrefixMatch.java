@@ -9,4 +9,8 @@ package io.kvslab;
  * @param matchedTokens  leading tokens served from the cache
  */
 public record PrefixMatch(Sequence sequence, int matchedTokens) {
+    /** Whole blocks of the query served from the cache ({@code matchedTokens / tokensPerBlock}). */
+    public int matchedBlocks() {
+        return matchedTokens / sequence.layout().tokensPerBlock();
+    }
 }

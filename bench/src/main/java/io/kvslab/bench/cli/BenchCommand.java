@@ -19,5 +19,6 @@ final class BenchCommand {
             }
             bench.addSubcommand(s.label(), sub);
         }
+        bench.addSubcommand("serve-sim", new CommandLine(new io.kvslab.bench.serve.ServeSimCommand()));
     }
 }

@@ -1,5 +1,6 @@
 package io.kvslab.bench.serve;
 
+import io.kvslab.Sequence;
 import io.kvslab.bench.model.KvCache;
 import io.kvslab.bench.model.Sampler;
 
@@ -18,6 +19,18 @@ final class Job {
 
     // scheduler thread only
     KvCache cache;
+    /** The store sequence behind {@link #cache} (null while waiting or swapped). */
+    Sequence sequence;
+    /** Tokens whose K/V the sequence holds once prefilled: the prompt, or after a recompute prompt + generated. */
+    int[] context;
+    /** Every generated token, in order (a recompute prefills them again). */
+    int[] generatedIds = new int[16];
+    /** The swapped-out KV blocks while the request waits in the swap tier (null otherwise). */
+    io.kvslab.tier.SwappedSequence swapped;
+    /** Pressure decisions that touched this request (it is then exempt from the determinism check). */
+    int compressions;
+    int recomputes;
+    int swaps;
     Sampler sampler;
     CompletionText text;
     /** Prompt tokens already run through the model. */
@@ -35,7 +48,23 @@ final class Job {
     Job(CompletionRequest request, long arrivalNanos) {
         this.request = request;
         this.arrivalNanos = arrivalNanos;
+        this.context = request.promptTokens();
     }
+
+    void recordGenerated(int token) {
+        if (generated == generatedIds.length) {
+            generatedIds = java.util.Arrays.copyOf(generatedIds, generatedIds.length * 2);
+        }
+        generatedIds[generated] = token;
+    }
+
+    /** The tokens generated so far. */
+    int[] generatedTokens() {
+        return java.util.Arrays.copyOf(generatedIds, generated);
+    }
+
+    /** Set by a recompute: the prefill re-runs {@link #context} and does not sample (the next token is known). */
+    boolean resumed;
 
     /** The client is gone: the scheduler drops the request at its next step and frees its sequence. */
     void cancel() {
@@ -51,6 +80,6 @@ final class Job {
     }
 
     boolean prefilling() {
-        return prefilled < promptLength();
+        return prefilled < context.length;
     }
 }

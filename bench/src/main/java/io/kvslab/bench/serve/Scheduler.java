@@ -2,10 +2,13 @@ package io.kvslab.bench.serve;
 
 import io.kvslab.Attention;
 import io.kvslab.DType;
+import io.kvslab.KvCacheManager;
 import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvStore;
 import io.kvslab.MemoryLimitExceededException;
+import io.kvslab.PrefixCache;
+import io.kvslab.PrefixMatch;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
@@ -20,32 +23,56 @@ import io.kvslab.bench.model.StoreBatchAttention;
 import io.kvslab.bench.model.StoreKvCache;
 import io.kvslab.bench.model.Tokenizer;
 import io.kvslab.bench.serve.ServerMetrics.Phase;
+import io.kvslab.policy.PressurePolicy;
+import io.kvslab.tier.DiskTier;
+import io.kvslab.tier.SwappedSequence;
 
 import java.util.ArrayDeque;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Continuous batching on one thread. Requests queue in {@link #submit}; each step (1) drops finished and cancelled
- * requests and frees their sequences, (2) admits waiting requests in arrival order while the batch has room and the
- * store has room for the next one's prompt, (3) runs one prompt chunk of every request still prefilling, (4) runs one
- * token for every decoding request as one {@link BatchForward#decode} (one matrix product per weight over the batch,
- * attention as one {@link Attention#decodeBatch} call per layer over all the rows' sequences), then samples each row
- * with the request's own sampler.
+ * requests and frees their sequences, (2) reserves room for one more token of every decoding request through the
+ * store's {@link KvCacheManager} and, where that fails, runs the {@link PressurePolicy} (compress, swap, recompute),
+ * (3) admits waiting requests in arrival order while the batch has room and a reservation for the whole prompt
+ * succeeds (after a prefix-cache lookup with {@code --prefix-cache}), (4) runs one prompt chunk of every request still
+ * prefilling, (5) runs one token for every decoding request as one {@link BatchForward#decode} (one matrix product
+ * per weight over the batch, attention as one {@link Attention#decodeBatch} call per layer over all the rows'
+ * sequences), then samples each row with the request's own sampler.
  *
- * <p>A row's arithmetic does not depend on the other rows, so a request's tokens are those it gets alone. A request
- * whose prompt does not fit waits (also when its prefill runs out of memory while other sequences run: it is freed
- * and queued again at the head); a running request whose next token finds no KV memory fails (HTTP 503,
- * {@code kv_memory_exhausted}); nothing is compressed or swapped yet.
+ * <p>A row's arithmetic does not depend on the other rows, so a request's tokens are those it gets alone (unless the
+ * pressure policy compressed or recomputed it: counted on the job and in the metrics). Every append was reserved
+ * before, so no append hits the limit. A request whose prompt does not fit waits; a recomputed one goes back to the
+ * head of the queue and later prefills its prompt and the tokens it generated so far. Without a pressure policy, a
+ * running request whose next token finds no room fails (HTTP 503, {@code kv_memory_exhausted}).
  */
 final class Scheduler implements AutoCloseable {
     private final LoadedModel model;
     private final ServeConfig config;
     private final ServerMetrics metrics;
     private final KvStore store;
+    private final KvCacheManager manager;
+    /** Null without {@code --prefix-cache}. */
+    private final PrefixCache prefixCache;
+    /** Null without {@code --pressure}. */
+    private final PressurePolicy pressure;
+    /** Where {@code swap} puts sequences (a disk tier in a temporary directory); null without swap. */
+    private final DiskTier swapTier;
+    /** Handles of the sequences the policy swapped out during the current relief, by sequence. */
+    private final Map<Sequence, SwappedSequence> justSwapped = new IdentityHashMap<>();
+    /** Requests whose KV blocks are in the swap tier, oldest first: swapped back in before new admissions. */
+    private final ArrayDeque<Job> swappedOut = new ArrayDeque<>();
     private final Attention attention;
     /** The decode step's kernel: all rows of a layer in one call, split across this many threads. */
     private static final int DECODE_THREADS = 2;
@@ -79,6 +106,13 @@ final class Scheduler implements AutoCloseable {
         ModelConfig c = model.model().config();
         KvLayout layout = StoreKvCache.layout(c, DType.F32);
         this.store = KvStore.open(layout, new StoreConfig(config.kvLimitBytes(), slabBytes(config, layout, c)));
+        this.manager = KvCacheManager.of(store);
+        this.prefixCache = config.prefixCache() ? PrefixCache.create(store) : null;
+        manager.usePrefixCache(prefixCache);
+        this.swapTier = config.pressure() != null && config.pressure().toLowerCase(java.util.Locale.ROOT)
+                .matches("(^|.*,)\\s*swap\\s*(,.*|$)") ? openSwapTier() : null;
+        this.pressure = config.pressure() == null ? null : PressurePolicy.parse(config.pressure(), swapTier == null
+                ? null : this::swapOut);
         this.attention = Attention.create(1);
         this.decodeAttention = Attention.create(DECODE_THREADS);
         this.batchAttention = new StoreBatchAttention(decodeAttention, layout);
@@ -99,6 +133,25 @@ final class Scheduler implements AutoCloseable {
         this.batchSequences = new Sequence[config.maxBatch()];
         this.batchJobs = new Job[config.maxBatch()];
         this.thread = Thread.ofPlatform().name("kvslab-scheduler").unstarted(this::loop);
+    }
+
+    /** A disk tier in a fresh temporary directory (removed on close), capped at 4 GiB. */
+    private static DiskTier openSwapTier() {
+        try {
+            return DiskTier.open(Files.createTempDirectory("kvslab-swap"), 4L << 30);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create the swap directory", e);
+        }
+    }
+
+    /** The pressure policy's swapper: writes the sequence to the tier (which frees it) and keeps the handle. */
+    private boolean swapOut(Sequence s) {
+        try {
+            justSwapped.put(s, s.swapOut(swapTier));
+            return true;
+        } catch (KvSlabException e) {
+            return false; // the tier declined (full, unwritable): the sequence is unchanged, try the next action
+        }
     }
 
     /** The given slab size, else one that holds four whole-context sequences (at most the library default). */
@@ -131,6 +184,11 @@ final class Scheduler implements AutoCloseable {
 
     StoreStats storeStats() {
         return store.stats();
+    }
+
+    /** Blocks promised to running requests and not yet allocated, in bytes. */
+    long pendingKvBytes() {
+        return manager.usage().pendingBytes();
     }
 
     long limitBytes() {
@@ -167,7 +225,7 @@ final class Scheduler implements AutoCloseable {
                     Thread.sleep(1);
                     continue;
                 }
-                if (running.isEmpty() && waiting.isEmpty()) {
+                if (running.isEmpty() && waiting.isEmpty() && swappedOut.isEmpty()) {
                     Job j = incoming.poll(50, TimeUnit.MILLISECONDS);
                     if (j == null) {
                         continue;
@@ -194,6 +252,7 @@ final class Scheduler implements AutoCloseable {
         long t0 = System.nanoTime();
         incoming.drainTo(waiting);
         retire();
+        reserveDecodeRoom();
         admit();
         long t1 = System.nanoTime();
         metrics.addPhase(Phase.SCHEDULE, t1 - t0);
@@ -209,6 +268,10 @@ final class Scheduler implements AutoCloseable {
         long t5 = System.nanoTime();
         retire();
         metrics.observeLive(store.stats().liveBytes());
+        metrics.pendingBytes.set(manager.usage().pendingBytes());
+        if (prefixCache != null) {
+            metrics.prefixHitBlocks.set(prefixCache.stats().hitBlocks());
+        }
         metrics.addPhase(Phase.SCHEDULE, System.nanoTime() - t5);
     }
 
@@ -220,8 +283,7 @@ final class Scheduler implements AutoCloseable {
                 if (!j.finished) {
                     metrics.requestsCancelled.increment();
                 }
-                j.cache.close();
-                j.cache = null;
+                dropSequence(j);
                 it.remove();
                 metrics.running.decrementAndGet();
             }
@@ -236,56 +298,208 @@ final class Scheduler implements AutoCloseable {
         }
     }
 
-    /** Admits waiting requests in arrival order while the batch has room and the store has room for the prompt. */
-    private void admit() {
+    /**
+     * Reserves one token of room for every request that decodes this step, oldest first. Where the store cannot
+     * give it, the pressure policy acts (and the reservation is tried again) until it fits or nothing more can be
+     * done; without a policy, or when nothing helps, the request fails with 503 (as an append past the limit would).
+     */
+    private void reserveDecodeRoom() {
+        for (int i = 0; i < running.size(); i++) {
+            Job j = running.get(i);
+            if (j.finished || j.cancelled() || j.prefilling() || j.generated == 0) {
+                continue;
+            }
+            boolean acted = false;
+            while (j.sequence != null && !manager.reserve(j.sequence, 1)) {
+                if (pressure == null || !relieve(j)) {
+                    failMemory(j, "the next token needs " + manager.blocksToAppend(j.sequence, 1) + " more blocks "
+                            + "and " + manager.usage().headroomBlocks() + " are free");
+                    break;
+                }
+                acted = true;
+            }
+            if (acted) {
+                // victims reserved earlier in this loop may have changed: a compressed table can end on a full block
+                // (its next row needs a new one), a recomputed job left the list; reserve everyone again (each
+                // sequence is compressed at most once, so this ends)
+                i = -1;
+            }
+        }
+    }
+
+    /** Runs the pressure policy for {@code j}'s next token; false if it could do nothing. */
+    private boolean relieve(Job j) {
+        long need = Math.max(1, manager.blocksToAppend(j.sequence, 1) - manager.usage().headroomBlocks());
+        List<PressurePolicy.Candidate> candidates = new ArrayList<>();
+        Map<Sequence, Job> bySequence = new IdentityHashMap<>();
+        for (Job r : running) {
+            if (r.sequence != null && !r.finished && !r.prefilling() && r.generated > 0) {
+                candidates.add(new PressurePolicy.Candidate(r.sequence, 0, r.arrivalNanos));
+                bySequence.put(r.sequence, r);
+            }
+        }
+        List<PressurePolicy.Decision> decisions = pressure.relieve(manager, candidates, need);
+        List<Job> requeued = new ArrayList<>();
+        for (PressurePolicy.Decision d : decisions) {
+            Job victim = bySequence.get(d.sequence());
+            switch (d.action()) {
+                case COMPRESS -> {
+                    victim.compressions++;
+                    metrics.compressions.increment();
+                }
+                case SWAP -> {
+                    victim.swaps++;
+                    metrics.swaps.increment();
+                    victim.swapped = justSwapped.remove(d.sequence());
+                    running.remove(victim);
+                    metrics.running.decrementAndGet();
+                    dropSequence(victim); // closed by the swap already; drops the cache
+                    swappedOut.add(victim);
+                }
+                case RECOMPUTE -> {
+                    victim.recomputes++;
+                    metrics.recomputes.increment();
+                    requeued.add(victim);
+                }
+            }
+        }
+        justSwapped.clear();
+        metrics.swapped.set(swappedOut.size());
+        // back to the head of the queue, oldest first (their sequences are closed already)
+        requeued.sort((a, b) -> Long.compare(b.arrivalNanos, a.arrivalNanos));
+        for (Job r : requeued) {
+            running.remove(r);
+            metrics.running.decrementAndGet();
+            dropSequence(r);
+            if (running.isEmpty() && r == j) {
+                // it alone does not fit: queuing it again would loop for ever
+                failMemory(r, "a single request's context needs more than the limit");
+                continue;
+            }
+            r.resumed = true;
+            r.prefilled = 0;
+            r.context = resumeContext(r);
+            waiting.addFirst(r);
+            metrics.waiting.incrementAndGet();
+        }
+        return !decisions.isEmpty();
+    }
+
+    /**
+     * Brings swapped-out requests back, oldest first, while their blocks and one more token fit; returns whether
+     * none is left out. A record that fails its checks turns the request into a recompute.
+     */
+    private boolean swapIn() {
         KvLayout layout = store.layout();
+        long oneToken = 2L * layout.layers() * layout.kvHeads();   // at most one new block per table and K/V
+        while (!swappedOut.isEmpty() && running.size() < config.maxBatch()) {
+            Job j = swappedOut.peek();
+            if (j.cancelled()) {
+                swappedOut.poll();
+                j.swapped.close();
+                metrics.requestsCancelled.increment();
+                continue;
+            }
+            long blocks = j.swapped.blockBytes() / layout.blockBytes();
+            if (manager.usage().headroomBlocks() < blocks + oneToken) {
+                if (running.isEmpty()) {
+                    swappedOut.poll(); // it cannot come back even alone: waiting for ever would stall everyone
+                    j.swapped.close();
+                    j.swapped = null;
+                    failMemory(j, "its " + blocks + " swapped-out blocks do not fit even with nothing running");
+                    continue;
+                }
+                break;
+            }
+            swappedOut.poll();
+            Sequence s;
+            try {
+                s = store.swapIn(j.swapped);
+            } catch (KvSlabException e) {
+                // a record was lost or corrupt, or memory ran short after all: recompute it instead
+                j.swapped.close();
+                j.swapped = null;
+                j.recomputes++;
+                metrics.recomputes.increment();
+                j.resumed = true;
+                j.prefilled = 0;
+                j.context = resumeContext(j);
+                waiting.addFirst(j);
+                metrics.waiting.incrementAndGet();
+                continue;
+            }
+            j.swapped = null;
+            j.sequence = s;
+            j.cache = new TimedCache(new StoreKvCache(s, new SharedAttention(attention)), attentionNanos);
+            manager.reserve(s, 1); // fits: checked above with the swap-in's blocks
+            running.add(j);
+            metrics.running.incrementAndGet();
+        }
+        metrics.swapped.set(swappedOut.size());
+        return swappedOut.isEmpty();
+    }
+
+    /** Prompt and every generated token but the pending one (fed at the next decode): what the cache held. */
+    private static int[] resumeContext(Job j) {
+        int[] prompt = j.request.promptTokens();
+        int[] ctx = Arrays.copyOf(prompt, prompt.length + j.generated - 1);
+        System.arraycopy(j.generatedIds, 0, ctx, prompt.length, j.generated - 1);
+        return ctx;
+    }
+
+    /** Closes a request's cache and sequence (its reservation lapses with it). */
+    private void dropSequence(Job j) {
+        if (j.cache != null) {
+            j.cache.close();
+        }
+        if (j.sequence != null) {
+            manager.free(j.sequence);
+        }
+        j.cache = null;
+        j.sequence = null;
+    }
+
+    /**
+     * Admits waiting requests in arrival order while the batch has room and the store can promise the whole
+     * prompt and its first decoded token (what a prefix-cache hit covers is not computed again).
+     */
+    private void admit() {
+        if (!swapIn()) {
+            return; // swapped-out requests go first: new ones wait until they are back
+        }
         while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
             Job j = waiting.peek();
-            long need = bytesFor(layout, j.promptLength());
-            if (need > available() - promptBytesPending(layout)) {
-                if (running.isEmpty() && store.stats().liveBytes() == 0) {
+            PrefixMatch m = prefixCache != null && !j.resumed
+                    ? manager.computedBlocks(j.context, 0)
+                    : new PrefixMatch(store.newSequence(), 0);
+            Sequence s = m.sequence();
+            // the prompt, and the first token it decodes in the step its last chunk runs
+            int tokens = j.context.length - m.matchedTokens() + 1;
+            if (!manager.reserve(s, tokens)) {
+                long need = manager.blocksToAppend(s, tokens);
+                manager.free(s);
+                if (running.isEmpty()) {
                     waiting.poll();
                     metrics.waiting.decrementAndGet();
-                    fail(j, 503, "kv_memory_exhausted", "the prompt needs " + need + " bytes of KV memory; the "
-                            + "--kv-limit of " + limitBytes() + " bytes cannot hold it even with nothing else running");
+                    fail(j, 503, "kv_memory_exhausted", "the prompt needs " + need * store.layout().blockBytes()
+                            + " bytes of KV memory; the --kv-limit of " + limitBytes() + " bytes cannot hold it even "
+                            + "with nothing else running");
                     continue;
                 }
                 return; // head-of-line waits: later requests do not overtake it
             }
             waiting.poll();
             metrics.waiting.decrementAndGet();
-            Sequence s = store.newSequence();
+            j.sequence = s;
+            j.prefilled = m.matchedTokens();
             j.cache = new TimedCache(new StoreKvCache(s, new SharedAttention(attention)), attentionNanos);
-            j.sampler = new Sampler(vocab, j.request.temperature(), j.request.topP(), j.request.seed());
-            j.text = new CompletionText(j.request.stops());
+            if (!j.resumed) {
+                j.sampler = new Sampler(vocab, j.request.temperature(), j.request.topP(), j.request.seed());
+                j.text = new CompletionText(j.request.stops());
+            }
             running.add(j);
             metrics.running.incrementAndGet();
         }
-    }
-
-    /** Bytes the prompts of admitted requests still prefilling will take. */
-    private long promptBytesPending(KvLayout layout) {
-        long sum = 0;
-        for (Job j : running) {
-            if (j.prefilling() && !j.finished) {
-                sum += bytesFor(layout, j.promptLength()) - bytesFor(layout, j.prefilled);
-            }
-        }
-        return sum;
-    }
-
-    /** KV bytes the store can still hand out: free blocks in reserved slabs plus the slabs the limit still allows. */
-    private long available() {
-        StoreStats s = store.stats();
-        long limit = limitBytes();
-        if (limit == Long.MAX_VALUE) {
-            return Long.MAX_VALUE;
-        }
-        long slab = store.config().slabBytes();
-        long blockBytes = store.layout().blockBytes();
-        long slabUsable = slab / blockBytes * blockBytes;
-        long slabsLeft = Math.max(0, limit - s.reservedBytes()) / slab;
-        return (s.reservedBytes() - s.liveBytes()) + slabsLeft * slabUsable;
     }
 
     private void prefillChunks() {
@@ -294,16 +508,17 @@ final class Scheduler implements AutoCloseable {
             if (!j.prefilling() || j.finished || j.cancelled()) {
                 continue;
             }
-            int[] prompt = j.request.promptTokens();
+            int[] prompt = j.context;
             int n = Math.min(forward.chunk(), prompt.length - j.prefilled);
             boolean last = j.prefilled + n == prompt.length;
+            boolean sample = last && !j.resumed;
             try {
-                forward.prefill(prompt, j.prefilled, n, j.prefilled, j.cache, last ? rowLogits : null);
+                forward.prefill(prompt, j.prefilled, n, j.prefilled, j.cache, sample ? rowLogits : null);
             } catch (MemoryLimitExceededException e) {
                 if (running.size() > 1) {
-                    requeue.add(j); // admission guessed wrong (other sequences grew meanwhile): wait for room again
+                    requeue.add(j); // a sequence outside the reservations took the room: wait for room again
                 } else {
-                    failMemory(j, e);
+                    failMemory(j, e.getMessage());
                 }
                 continue;
             } catch (KvSlabException | IllegalArgumentException e) {
@@ -311,8 +526,14 @@ final class Scheduler implements AutoCloseable {
                 continue;
             }
             j.prefilled += n;
-            metrics.promptTokens.add(n);
+            (j.resumed ? metrics.recomputedTokens : metrics.promptTokens).add(n);
+            if (last && j.resumed) {
+                continue; // prompt and generated tokens are back: it decodes its pending token this step
+            }
             if (last) {
+                if (prefixCache != null) {
+                    prefixCache.insert(j.sequence, prompt, 0);
+                }
                 j.position = prompt.length;
                 j.previousToken = prompt[prompt.length - 1];
                 accept(j, j.sampler.sample(rowLogits));
@@ -326,8 +547,7 @@ final class Scheduler implements AutoCloseable {
             Job j = requeue.get(i);
             running.remove(j);
             metrics.running.decrementAndGet();
-            j.cache.close();
-            j.cache = null;
+            dropSequence(j);
             j.prefilled = 0;
             waiting.addFirst(j);
             metrics.waiting.incrementAndGet();
@@ -365,7 +585,7 @@ final class Scheduler implements AutoCloseable {
             batchSequences[t] = null;
             if (failures[t] != null) {
                 if (failures[t] instanceof MemoryLimitExceededException m) {
-                    failMemory(j, m);
+                    failMemory(j, m.getMessage());
                 } else {
                     fail(j, 500, "server_error", "decode failed: " + failures[t].getMessage());
                 }
@@ -385,6 +605,7 @@ final class Scheduler implements AutoCloseable {
             finish(j, "stop");
             return;
         }
+        j.recordGenerated(token);
         j.generated++;
         metrics.tokensGenerated.increment();
         long now = System.nanoTime();
@@ -417,9 +638,10 @@ final class Scheduler implements AutoCloseable {
         j.events.add(new JobEvent.Done(reason, j.promptLength(), j.generated));
     }
 
-    private void failMemory(Job j, MemoryLimitExceededException e) {
+    private void failMemory(Job j, String why) {
         fail(j, 503, "kv_memory_exhausted", "out of KV memory at position " + (j.prefilling() ? j.prefilled : j.position)
-                + ": " + e.getMessage() + " (this server does not compress or swap sequences under pressure yet)");
+                + ": KV memory limit exceeded (" + why + ")" + (pressure == null ? "; start the server with --pressure"
+                + " to compress, swap or recompute sequences instead" : "; the pressure policy could free nothing"));
     }
 
     private void fail(Job j, int status, String code, String message) {
@@ -452,12 +674,20 @@ final class Scheduler implements AutoCloseable {
         failAll(503, "server_error", "scheduler_stopped", "the scheduler is not running (the server is shutting down,"
                 + " or it stopped on an error)");
         for (Job j : running) {
-            if (j.cache != null) {
-                j.cache.close();
-                j.cache = null;
-            }
+            dropSequence(j);
         }
         running.clear();
+        for (Job j : swappedOut) {
+            j.swapped.close();
+            if (!j.finished) {
+                j.finished = true;
+                metrics.requestsFailed.increment();
+                j.events.add(new JobEvent.Failed(503, "server_error", "scheduler_stopped",
+                        "the scheduler is not running (the server is shutting down)"));
+            }
+        }
+        swappedOut.clear();
+        metrics.swapped.set(0);
         metrics.running.set(0);
         metrics.waiting.set(0);
     }
@@ -473,6 +703,21 @@ final class Scheduler implements AutoCloseable {
         drainOnClose();
         attention.close();
         decodeAttention.close();
+        if (pressure != null) {
+            pressure.close();
+        }
+        if (swapTier != null) {
+            Path dir = swapTier.directory();
+            swapTier.close();
+            try (var files = Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            } catch (IOException e) {
+                // a temporary directory left behind is not worth failing a shutdown for
+            }
+        }
+        if (prefixCache != null) {
+            prefixCache.close();
+        }
         store.close();
     }
 

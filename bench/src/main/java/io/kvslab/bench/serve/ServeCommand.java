@@ -39,6 +39,14 @@ public final class ServeCommand implements Callable<Integer> {
             description = "KV slab size, e.g. 256k (default: room for four whole-context sequences, at most 16m)")
     Long slab;
 
+    @Option(names = "--pressure", description = "when the next step does not fit --kv-limit, in this order: "
+            + "compress:POLICY:BUDGET (streamingllm or knorm; a fraction like 0.5 or rows per head), swap (to a disk "
+            + "tier in a temporary directory), recompute; e.g. compress:streamingllm:96,swap,recompute (default: none, the request that finds no room fails with 503)")
+    String pressure;
+
+    @Option(names = "--prefix-cache", description = "reuse the KV blocks of identical prompt prefixes")
+    boolean prefixCache;
+
     @Option(names = "--matmul", defaultValue = "java",
             description = "java (rows independent of the batch by construction; default) or openblas")
     String matMul;
@@ -64,8 +72,12 @@ public final class ServeCommand implements Callable<Integer> {
         ServeConfig config;
         try {
             config = ServeConfig.defaults().withMaxBatch(maxBatch)
-                    .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm);
-        } catch (IllegalArgumentException e) {
+                    .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm)
+                    .withPressure(pressure).withPrefixCache(prefixCache);
+            if (pressure != null) {
+                io.kvslab.policy.PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
+            }
+        } catch (IllegalArgumentException | io.kvslab.KvArgumentException e) {
             System.err.println("kvslab serve: " + e.getMessage());
             return 2;
         }
@@ -82,9 +94,10 @@ public final class ServeCommand implements Callable<Integer> {
                 server.close();
                 stopped.countDown();
             }));
-            System.err.printf(Locale.ROOT, "kvslab serve: %s on %s/v1 (max batch %d, kv limit %s, matmul %s)%n",
-                    model.getFileName(), server.baseUrl(), maxBatch, kvLimit == null ? "none" : kvLimit + " bytes",
-                    mm.name().toLowerCase(Locale.ROOT));
+            System.err.printf(Locale.ROOT, "kvslab serve: %s on %s/v1 (max batch %d, kv limit %s, matmul %s, pressure %s,"
+                    + " prefix cache %s)%n", model.getFileName(), server.baseUrl(), maxBatch,
+                    kvLimit == null ? "none" : kvLimit + " bytes", mm.name().toLowerCase(Locale.ROOT),
+                    pressure == null ? "none" : pressure, prefixCache ? "on" : "off");
             stopped.await();
         }
         return 0;

@@ -12,8 +12,13 @@ import io.kvslab.bench.model.Session;
  * @param matMul        the projections' matrix product ({@link MatMul#JAVA} keeps every row's sums in llama2.c's
  *                      order whatever the batch, so results are independent of the batch by construction)
  * @param prefillChunk  prompt tokens run per step for a newly admitted request
+ * @param pressure      what to do when the next step does not fit the limit ({@code compress:POLICY:BUDGET,swap,
+ *                      recompute}, see {@link io.kvslab.policy.PressurePolicy}); null: the request that finds no
+ *                      room fails with 503
+ * @param prefixCache   reuse the KV blocks of identical prompt prefixes ({@link io.kvslab.PrefixCache})
  */
-record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMul, int prefillChunk) {
+record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMul, int prefillChunk, String pressure,
+                   boolean prefixCache) {
     static final int DEFAULT_MAX_BATCH = 32;
 
     ServeConfig {
@@ -29,18 +34,26 @@ record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMu
     }
 
     static ServeConfig defaults() {
-        return new ServeConfig(DEFAULT_MAX_BATCH, Long.MAX_VALUE, 0, MatMul.JAVA, Session.DEFAULT_CHUNK);
+        return new ServeConfig(DEFAULT_MAX_BATCH, Long.MAX_VALUE, 0, MatMul.JAVA, Session.DEFAULT_CHUNK, null, false);
     }
 
     ServeConfig withMaxBatch(int n) {
-        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk);
+        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache);
     }
 
     ServeConfig withKvLimit(long limit, long slab) {
-        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk);
+        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk, pressure, prefixCache);
     }
 
     ServeConfig withMatMul(MatMul m) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk, pressure, prefixCache);
+    }
+
+    ServeConfig withPressure(String spec) {
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, spec, prefixCache);
+    }
+
+    ServeConfig withPrefixCache(boolean on) {
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, on);
     }
 }

@@ -40,6 +40,16 @@ final class ServerMetrics {
     final AtomicLong waiting = new AtomicLong();
     final AtomicLong peakLiveBytes = new AtomicLong();
     final AtomicLong peakBatch = new AtomicLong();
+    /** Pressure decisions (see {@link io.kvslab.policy.PressurePolicy}). */
+    final LongAdder compressions = new LongAdder();
+    final LongAdder swaps = new LongAdder();
+    final LongAdder recomputes = new LongAdder();
+    /** Tokens prefilled again after a recompute (prompt and generated). */
+    final LongAdder recomputedTokens = new LongAdder();
+    final AtomicLong swapped = new AtomicLong();
+    /** KV bytes promised to running requests (reserved for their next tokens) and not yet allocated. */
+    final AtomicLong pendingBytes = new AtomicLong();
+    final AtomicLong prefixHitBlocks = new AtomicLong();
     private final LongAdder[] phaseNanos = new LongAdder[Phase.values().length];
     final LatencyHistogram timeToFirstToken = new LatencyHistogram("kvslab_time_to_first_token_seconds",
             "From the request's arrival to its first generated token.");
@@ -69,11 +79,23 @@ final class ServerMetrics {
         gauge(o, "kvslab_kv_live_bytes", "KV bytes in blocks sequences use.", kv.liveBytes());
         gauge(o, "kvslab_kv_reserved_bytes", "KV bytes reserved from the OS (whole slabs).", kv.reservedBytes());
         gauge(o, "kvslab_kv_limit_bytes", "The --kv-limit (Long.MAX_VALUE when none).", limitBytes);
-        gauge(o, "kvslab_kv_live_bytes_peak", "Highest live KV bytes seen after a scheduler step.",
-                Math.max(peakLiveBytes.get(), kv.liveBytes()));
+        gauge(o, "kvslab_kv_pending_bytes", "KV bytes reserved for running requests' next tokens, not yet allocated.",
+                pendingBytes.get());
+        gauge(o, "kvslab_kv_live_bytes_peak", "Highest live KV bytes (the allocator's high-water mark).",
+                Math.max(kv.memory().peakLiveBytes(), Math.max(peakLiveBytes.get(), kv.liveBytes())));
         gauge(o, "kvslab_kv_reserved_bytes_peak", "Highest reserved KV bytes.", kv.peakReservedBytes());
         gauge(o, "kvslab_sequences_running", "Requests in the batch (prefilling or decoding).", running.get());
-        gauge(o, "kvslab_sequences_waiting", "Requests queued for admission.", waiting.get());
+        gauge(o, "kvslab_sequences_waiting", "Requests queued for admission (recomputed ones included).", waiting.get());
+        gauge(o, "kvslab_sequences_swapped", "Requests whose KV blocks are swapped out to a tier.", swapped.get());
+        o.append("# HELP kvslab_preemptions_total Pressure decisions on running requests, by action.\n"
+                + "# TYPE kvslab_preemptions_total counter\n");
+        o.append("kvslab_preemptions_total{action=\"compress\"} ").append(compressions.sum()).append('\n');
+        o.append("kvslab_preemptions_total{action=\"swap\"} ").append(swaps.sum()).append('\n');
+        o.append("kvslab_preemptions_total{action=\"recompute\"} ").append(recomputes.sum()).append('\n');
+        counter(o, "kvslab_recomputed_tokens_total", "Tokens prefilled again after a recompute.",
+                recomputedTokens.sum());
+        counter(o, "kvslab_prefix_hit_blocks_total", "Prompt token blocks served from the prefix cache.",
+                prefixHitBlocks.get());
         counter(o, "kvslab_tokens_generated_total", "Completion tokens produced.", tokensGenerated.sum());
         counter(o, "kvslab_prompt_tokens_total", "Prompt tokens prefilled (BOS included).", promptTokens.sum());
         o.append("# HELP kvslab_requests_total Completion requests by outcome.\n# TYPE kvslab_requests_total counter\n");

@@ -377,6 +377,7 @@ public final class SequenceTables {
                 }
                 fresh = new long[checkedBlockCount(newBlocks + copies)];
                 if (tryAllocate(fresh, attempt)) {
+                    host.appended(id, fresh.length);   // uses up a scheduler's reservation for this sequence
                     break;
                 }
             }
@@ -1126,6 +1127,37 @@ public final class SequenceTables {
             }
         }
         return new TableStats(referencedBlocks, exclusive, peakReferencedBlocks, rows, maxRows, rowsEvicted);
+    }
+
+    /**
+     * Blocks an append of {@code tokens} more rows to every (layer, KV head) would allocate now: new tail blocks
+     * (K and V) past each table's last block, plus a private copy of each shared partial tail block (a fork's or
+     * an alias's; cached prefix blocks are full). The same count {@code append} reserves, summed over all layers.
+     */
+    public long blocksToAppend(int tokens) {
+        if (tokens < 0) {
+            throw new KvArgumentException("tokens must be >= 0, got " + tokens);
+        }
+        beginRead();
+        try {
+            long blocks = 0;
+            for (BlockTable[] layer : tables) {
+                for (BlockTable t : layer) {
+                    if (tokens == 0) {
+                        continue;
+                    }
+                    blocks += 2L * Math.max(0, blocksFor((int) Math.min(Integer.MAX_VALUE,
+                            (long) t.length + tokens)) - t.blockCount);
+                    if (t.length % tokensPerBlock != 0) {
+                        blocks += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                        blocks += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                    }
+                }
+            }
+            return blocks;
+        } finally {
+            endRead();
+        }
     }
 
     /** Blocks this sequence references (shared blocks count in every sequence naming them). */

@@ -23,6 +23,13 @@ public interface TableHost {
     /** Rows removed by a position-range removal. */
     void removed(long rows);
 
+    /**
+     * An append allocated {@code blocks} fresh blocks for sequence {@code sequenceId} (they use up what a scheduler
+     * reserved for it; other operations' transient blocks do not).
+     */
+    default void appended(long sequenceId, int blocks) {
+    }
+
     /** The sequence's tables were closed (its blocks released). */
     void closed(long sequenceId);
 }
