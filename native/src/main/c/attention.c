@@ -9,10 +9,13 @@
  * The segment kernels themselves live in attn_decode_impl.h, instantiated for AVX2 and (chosen at run time by
  * cpuid) AVX-512.
  *
- * Threads: the rows of all kv heads, laid end to end, are cut into CHUNKS_PER_THREAD x n equal ranges at block
- * boundaries, which the caller and up to n - 1 pool workers take dynamically; a head cut between chunks yields
- * partial (max, sum, unnormalised output) triples that the caller merges by log-sum-exp. Short contexts run on
- * the calling thread alone (waking a worker would cost more than it saves). */
+ * Threads: the rows of all kv heads of a sequence, laid end to end, are cut into CHUNKS_PER_THREAD x n equal
+ * ranges at block boundaries (n from the sequence's own size and the thread limit); a head cut between chunks
+ * yields partial (max, sum, unnormalised output) triples that the caller merges by log-sum-exp. A batched call
+ * cuts every sequence exactly so, and the chunks of all its sequences form one work list, which the caller and
+ * up to n - 1 pool workers take dynamically: the work is split by (sequence, kv head, row chunk), and each
+ * sequence's arithmetic is that of a call on it alone. Short work runs on the calling thread alone (waking a
+ * worker would cost more than it saves). */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -49,17 +52,24 @@ static int current_isa(void) {
     return l;
 }
 
-/* Segment kernels by [isa - 1][dtype]. */
-static const kvs_segment_fn SEGMENTS[2][5] = {
-    {kvs_segment_f32_avx2, kvs_segment_f16_avx2, kvs_segment_bf16_avx2, kvs_segment_q8_0_avx2,
-     kvs_segment_q4_0_avx2},
-    {kvs_segment_f32_avx512, kvs_segment_f16_avx512, kvs_segment_bf16_avx512, kvs_segment_q8_0_avx512,
-     kvs_segment_q4_0_avx512},
+/* The segment kernels by instruction set (0 = AVX2, 1 = AVX-512) and dtype code; NULL = no such dtype. The
+ * driver below never looks at the dtype itself, so a new element type is one kernel and one entry here. */
+#define MAX_DTYPES 16
+static const kvs_segment_fn SEGMENTS[2][MAX_DTYPES] = {
+    {[KVS_DTYPE_F32] = kvs_segment_f32_avx2, [KVS_DTYPE_F16] = kvs_segment_f16_avx2,
+     [KVS_DTYPE_BF16] = kvs_segment_bf16_avx2, [KVS_DTYPE_Q8_0] = kvs_segment_q8_0_avx2,
+     [KVS_DTYPE_Q4_0] = kvs_segment_q4_0_avx2},
+    {[KVS_DTYPE_F32] = kvs_segment_f32_avx512, [KVS_DTYPE_F16] = kvs_segment_f16_avx512,
+     [KVS_DTYPE_BF16] = kvs_segment_bf16_avx512, [KVS_DTYPE_Q8_0] = kvs_segment_q8_0_avx512,
+     [KVS_DTYPE_Q4_0] = kvs_segment_q4_0_avx512},
 };
 
-static kvs_segment_fn pick_segment(int dtype, int head_dim) {
+/* The segment kernel of dtype, or NULL for an unknown dtype. */
+static kvs_segment_fn pick_segment(int isa, int dtype, int head_dim) {
+    if (dtype < 0 || dtype >= MAX_DTYPES) return NULL;
     /* the 512-bit kernels want whole zmm rows; other head dims take the AVX2 ones (which handle any tail) */
-    return SEGMENTS[current_isa() == 2 && head_dim % 16 == 0 ? 1 : 0][dtype];
+    kvs_segment_fn f = isa == 2 && head_dim % 16 == 0 ? SEGMENTS[1][dtype] : NULL;
+    return f != NULL ? f : SEGMENTS[0][dtype];
 }
 
 typedef kvs_decode_job decode_job;
@@ -115,18 +125,39 @@ static void run_range(decode_job* j, int64_t p0, int64_t p1, int chunk, segment_
     }
 }
 
-/* A worker takes chunks until none are left. Chunks are handed out dynamically rather than one fixed range per
- * thread, so a worker the OS has descheduled (a busy machine, other threads of the JVM) delays the call by at
- * most one chunk: the others take its share. */
+/* One batched call: the sequences' jobs and the work list of all their chunks. */
+typedef struct {
+    decode_job* jobs;       /* [n_seq] */
+    const int* first_item;  /* [n_seq + 1]: sequence s owns work items first_item[s] .. first_item[s + 1] - 1 */
+    int n_seq;
+    int items;
+    int G, Dp;
+    _Atomic int next_item;
+    _Atomic int error;
+} batch_job;
+
+/* The sequence owning work item c: the last s with first_item[s] <= c (skipping sequences without items). */
+static int seq_of(const batch_job* b, int c) {
+    int lo = 0, hi = b->n_seq - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (b->first_item[mid] <= c) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* A worker takes work items (chunks of some sequence) until none are left. Chunks are handed out dynamically
+ * rather than one fixed range per thread, so a worker the OS has descheduled (a busy machine, other threads of
+ * the JVM) delays the call by at most one chunk: the others take its share. */
 static void decode_task(void* ctx, int w, int n) {
     (void)w;
     (void)n;
-    decode_job* j = (decode_job*)ctx;
-    const int G = j->G, Dp = j->Dp;
+    batch_job* b = (batch_job*)ctx;
+    const int G = b->G, Dp = b->Dp;
     size_t floats = (size_t)G * Dp * 2 + (size_t)G * TILE + (size_t)G * 3;
     float* buf = (float*)kvs_scratch(KVS_SCRATCH_WORK, floats * sizeof(float));
     if (buf == NULL) {
-        atomic_store(&j->error, KVS_ERR_NO_MEMORY);
+        atomic_store(&b->error, KVS_ERR_NO_MEMORY);
         return;
     }
     segment_state st = {buf, buf + (size_t)G * Dp, buf + (size_t)G * Dp * 2, NULL, NULL, NULL};
@@ -134,10 +165,13 @@ static void decode_task(void* ctx, int w, int n) {
     st.l = st.m + G;
     st.corr = st.l + G;
     for (;;) {
-        int c = atomic_fetch_add(&j->next_chunk, 1);
-        if (c >= j->chunks) return;
-        int64_t p0 = boundary(j, c, j->chunks), p1 = boundary(j, c + 1, j->chunks);
-        if (p0 < p1) run_range(j, p0, p1, c, &st);
+        int c = atomic_fetch_add(&b->next_item, 1);
+        if (c >= b->items) return;
+        int s = seq_of(b, c);
+        decode_job* j = &b->jobs[s];
+        int k = c - b->first_item[s];
+        int64_t p0 = boundary(j, k, j->chunks), p1 = boundary(j, k + 1, j->chunks);
+        if (p0 < p1) run_range(j, p0, p1, k, &st);
     }
 }
 
@@ -173,70 +207,133 @@ static void merge_partials(decode_job* j, int n) {
     }
 }
 
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* How a call on sequence d alone cuts it: its rows in total, and into how many chunks (n from its size and the
+ * thread limit, CHUNKS_PER_THREAD chunks per thread, each at least half of MIN_BYTES_PER_THREAD). */
+static int plan_chunks(const kvs_decode_seq* d, int n_kv, int64_t rb, int n_threads, int64_t* total_out) {
+    int64_t total = 0;
+    for (int h = 0; h < n_kv; h++) total += d->len[h];
+    *total_out = total;
+    int n = n_threads;
+    int64_t by_size = total * rb * 2 / MIN_BYTES_PER_THREAD;
+    if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;
+    return n == 1 ? 1 : (int)(2 * by_size < (int64_t)n * CHUNKS_PER_THREAD ? 2 * by_size : n * CHUNKS_PER_THREAD);
+}
+
+/* Bytes of the partial results of a sequence cut into chunks (0 when it is not cut). */
+static size_t part_bytes_of(int chunks, int n_kv, int group, int Dp) {
+    if (chunks <= 1) return 0;
+    return align64(sizeof(float) * (size_t)chunks * n_kv * group * Dp)
+         + align64(sizeof(float) * (size_t)chunks * n_kv * group * 2) + align64((size_t)chunks * n_kv);
+}
+
+int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t n_kv, int32_t group,
+                              int32_t head_dim, int32_t block_rows, float scale, int32_t n_threads) {
+    if (n_seq < 0 || n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || n_threads <= 0
+        || n_threads > KVS_MAX_THREADS || (n_seq > 0 && seqs == NULL)) {
+        return KVS_ERR_ARGUMENT;
+    }
+    const int isa = current_isa();
+    const int Dp = (head_dim + 15) & ~15;
+    size_t part_bytes = 0;
+    for (int s = 0; s < n_seq; s++) {
+        const kvs_decode_seq* d = &seqs[s];
+        if (d->q == NULL || d->out == NULL || d->k_blocks == NULL || d->v_blocks == NULL || d->off == NULL
+            || d->len == NULL || d->reserved != 0 || kvs_row_bytes(d->dtype, head_dim) < 0
+            || pick_segment(isa, d->dtype, head_dim) == NULL) {
+            return KVS_ERR_ARGUMENT;
+        }
+        int64_t total;
+        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(d->dtype, head_dim), n_threads, &total);
+        part_bytes += part_bytes_of(chunks, n_kv, group, Dp);
+    }
+    if (n_seq == 0) return KVS_OK;
+
+    /* the call's bookkeeping in one scratch buffer: jobs, work-list offsets, head starts, partial results */
+    size_t jobs_bytes = align64(sizeof(decode_job) * (size_t)n_seq);
+    size_t items_bytes = align64(sizeof(int) * ((size_t)n_seq + 1));
+    size_t hs_bytes = align64(sizeof(int64_t) * ((size_t)n_kv + 1) * n_seq);
+    char* buf = (char*)kvs_scratch(KVS_SCRATCH_DISPATCH, jobs_bytes + items_bytes + hs_bytes + part_bytes);
+    if (buf == NULL) return KVS_ERR_NO_MEMORY;
+    decode_job* jobs = (decode_job*)buf;
+    int* first_item = (int*)(buf + jobs_bytes);
+    int64_t* hs_all = (int64_t*)(buf + jobs_bytes + items_bytes);
+    char* part = buf + jobs_bytes + items_bytes + hs_bytes;
+    int64_t all_bytes = 0;
+    int items = 0;
+    for (int s = 0; s < n_seq; s++) {
+        const kvs_decode_seq* d = &seqs[s];
+        decode_job* j = &jobs[s];
+        memset(j, 0, sizeof *j);
+        j->n_kv = n_kv;
+        j->G = group;
+        j->D = head_dim;
+        j->Dp = Dp;
+        j->dtype = d->dtype;
+        j->br = block_rows;
+        j->rb = kvs_row_bytes(d->dtype, head_dim);
+        j->q = d->q;
+        j->kb = d->k_blocks;
+        j->vb = d->v_blocks;
+        j->off = d->off;
+        j->len = d->len;
+        j->scale = scale;
+        j->out = d->out;
+        j->lse = d->lse;
+        j->segment = pick_segment(isa, d->dtype, head_dim);
+        j->chunks = plan_chunks(d, n_kv, j->rb, n_threads, &j->total);
+        int64_t* hs = hs_all + (size_t)s * (n_kv + 1);
+        hs[0] = 0;
+        for (int h = 0; h < n_kv; h++) hs[h + 1] = hs[h] + d->len[h];
+        j->head_start = hs;
+        if (j->chunks > 1) {
+            j->part_acc = (float*)part;
+            part += align64(sizeof(float) * (size_t)j->chunks * n_kv * group * Dp);
+            j->part_ml = (float*)part;
+            part += align64(sizeof(float) * (size_t)j->chunks * n_kv * group * 2);
+            j->part_valid = (uint8_t*)part;
+            part += align64((size_t)j->chunks * n_kv);
+            memset(j->part_valid, 0, (size_t)j->chunks * n_kv);
+        }
+        for (int h = 0; h < n_kv; h++) { /* empty heads: nothing to attend to */
+            if (d->len[h] != 0) continue;
+            memset(d->out + (int64_t)h * group * head_dim, 0, sizeof(float) * (size_t)group * head_dim);
+            if (d->lse != NULL) for (int g = 0; g < group; g++) d->lse[(int64_t)h * group + g] = -INFINITY;
+        }
+        first_item[s] = items;
+        items += j->total > 0 ? j->chunks : 0;
+        all_bytes += j->total * j->rb * 2;
+    }
+    first_item[n_seq] = items;
+    if (items == 0) return KVS_OK;
+
+    batch_job b;
+    memset(&b, 0, sizeof b);
+    b.jobs = jobs;
+    b.first_item = first_item;
+    b.n_seq = n_seq;
+    b.items = items;
+    b.G = group;
+    b.Dp = Dp;
+    int n = n_threads;
+    int64_t by_size = all_bytes / MIN_BYTES_PER_THREAD;
+    if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;
+    if (items < n) n = items;
+    if (n > 1) {
+        kvs_pool_run(decode_task, &b, n); /* however many workers it gets, they take all items */
+    } else {
+        decode_task(&b, 0, 1);
+    }
+    for (int s = 0; s < n_seq; s++) {
+        if (jobs[s].chunks > 1 && jobs[s].total > 0) merge_partials(&jobs[s], jobs[s].chunks);
+    }
+    return atomic_load(&b.error);
+}
+
 int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                         const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
                         const int64_t* len, float scale, float* out, float* lse, int32_t n_threads) {
-    if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || kvs_row_bytes(dtype, head_dim) < 0
-        || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL || k_blocks == NULL
-        || v_blocks == NULL || off == NULL || len == NULL) {
-        return KVS_ERR_ARGUMENT;
-    }
-    decode_job j;
-    memset(&j, 0, sizeof j);
-    j.n_kv = n_kv;
-    j.G = group;
-    j.D = head_dim;
-    j.Dp = (head_dim + 15) & ~15;
-    j.dtype = dtype;
-    j.br = block_rows;
-    j.rb = kvs_row_bytes(dtype, head_dim);
-    j.q = q;
-    j.kb = k_blocks;
-    j.vb = v_blocks;
-    j.off = off;
-    j.len = len;
-    j.scale = scale;
-    j.out = out;
-    j.lse = lse;
-    j.segment = pick_segment(dtype, head_dim);
-
-    int64_t total = 0;
-    for (int h = 0; h < n_kv; h++) total += len[h];
-    int n = n_threads;
-    int64_t by_size = total * j.rb * 2 / MIN_BYTES_PER_THREAD;
-    if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;
-    /* CHUNKS_PER_THREAD chunks per thread, each at least half of MIN_BYTES_PER_THREAD */
-    int chunks = n == 1 ? 1 : (int)(2 * by_size < (int64_t)n * CHUNKS_PER_THREAD ? 2 * by_size : n * CHUNKS_PER_THREAD);
-    j.chunks = chunks;
-
-    size_t nh = (size_t)n_kv + 1;
-    size_t part_floats = (size_t)chunks * n_kv * group * j.Dp;
-    size_t ml_floats = (size_t)chunks * n_kv * group * 2;
-    size_t bytes = nh * sizeof(int64_t) + (part_floats + ml_floats) * sizeof(float) + (size_t)chunks * n_kv + 64;
-    char* buf = (char*)kvs_scratch(KVS_SCRATCH_DISPATCH, n > 1 ? bytes : nh * sizeof(int64_t));
-    if (buf == NULL) return KVS_ERR_NO_MEMORY;
-    int64_t* hs = (int64_t*)buf;
-    hs[0] = 0;
-    for (int h = 0; h < n_kv; h++) hs[h + 1] = hs[h] + len[h];
-    j.head_start = hs;
-    j.total = total;
-    if (n > 1) {
-        j.part_acc = (float*)(buf + nh * sizeof(int64_t));
-        j.part_ml = j.part_acc + part_floats;
-        j.part_valid = (uint8_t*)(j.part_ml + ml_floats);
-        memset(j.part_valid, 0, (size_t)chunks * n_kv);
-    }
-    for (int h = 0; h < n_kv; h++) { /* empty heads: nothing to attend to */
-        if (len[h] != 0) continue;
-        memset(out + (int64_t)h * group * head_dim, 0, sizeof(float) * (size_t)group * head_dim);
-        if (lse != NULL) for (int g = 0; g < group; g++) lse[(int64_t)h * group + g] = -INFINITY;
-    }
-    if (total == 0) return KVS_OK;
-    if (n > 1) {
-        kvs_pool_run(decode_task, &j, n); /* however many workers it gets, they take all chunks */
-        merge_partials(&j, chunks);
-    } else {
-        decode_task(&j, 0, 1);
-    }
-    return atomic_load(&j.error);
+    kvs_decode_seq one = {q, out, lse, k_blocks, v_blocks, off, len, dtype, 0};
+    return kvs_attn_decode_batch(1, &one, n_kv, group, head_dim, block_rows, scale, n_threads);
 }

@@ -34,10 +34,34 @@ int32_t kvs_abi_version(void);
  * Query head qh = h*group + g uses kv head h. q and out are [n_kv*group*head_dim] floats. lse (nullable) gets
  * [n_kv*group] log-sum-exp values of the scaled scores; a head with len 0 gives out zeros and lse -inf.
  * Each kv head's rows are read once from memory for its whole group; long contexts are split across
- * n_threads threads (the caller plus a persistent worker pool) and merged by log-sum-exp. */
+ * n_threads threads (the caller plus a persistent worker pool) and merged by log-sum-exp.
+ * This is kvs_attn_decode_batch with one sequence. */
 int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
                         const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
                         const int64_t* len, float scale, float* out, float* lse, int32_t n_threads);
+
+/* One sequence of a batched decode call (64 bytes): its query and outputs, the block tables of the layer being
+ * attended (as for kvs_attn_decode: k_blocks/v_blocks indexed through off[n_kv + 1], len[n_kv] rows per kv head)
+ * and the element type of its rows. */
+typedef struct {
+    const float* q;          /* [n_kv*group*head_dim] */
+    float* out;              /* [n_kv*group*head_dim], written */
+    float* lse;              /* [n_kv*group] or NULL */
+    const int64_t* k_blocks;
+    const int64_t* v_blocks;
+    const int64_t* off;      /* [n_kv + 1] */
+    const int64_t* len;      /* [n_kv] */
+    int32_t dtype;           /* KVS_DTYPE_* */
+    int32_t reserved;        /* must be 0 */
+} kvs_decode_seq;
+
+/* Decode attention of n_seq sequences of one geometry in one call. Every sequence is cut into the same chunks
+ * as kvs_attn_decode would cut it alone with n_threads, and its chunks are merged in the same order, so each
+ * sequence's out and lse are bitwise those of kvs_attn_decode on it; the chunks of all sequences form one work
+ * list that the caller and up to n_threads - 1 pool workers take dynamically (so a batch of short sequences,
+ * each too short to split, still runs on several threads). n_seq may be 0. */
+int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t n_kv, int32_t group,
+                              int32_t head_dim, int32_t block_rows, float scale, int32_t n_threads);
 
 /* Causal prefill of the last n_q rows of each kv head: q and out are [n_q][n_kv*group][head_dim]; query i of kv
  * head h sees rows 0 .. len[h]-n_q+i (len[h] >= n_q). Uses OpenBLAS sgemm on tiles of queries x keys.

@@ -73,6 +73,39 @@ public final class Attention implements AutoCloseable {
         kernel.decode(tables(seq), layer, q, out);
     }
 
+    /**
+     * Decode attention of a batch of sequences of one store over {@code layer} in one native call, the step of a
+     * continuously batched server: row {@code i} of {@code q} attends over every row of {@code batch.get(i)} into
+     * row {@code i} of {@code out}. {@code q} and {@code out} hold {@code batch.size() * queryHeads * headDim} f32
+     * values ([sequence][query head][dim]); native segments are used in place, heap ones copied once each way.
+     * Each row's result is bitwise what {@link #decode(Sequence, int, MemorySegment, MemorySegment)} gives for it
+     * alone on an instance with the same thread count, whatever else is in the batch; the work of all rows is
+     * split across the kernel threads by (sequence, KV head, row chunk). Sequences may have different lengths
+     * (0 too: that row's output is zeros), share blocks (forks) or appear twice.
+     *
+     * <p>The whole call is validated before anything is locked or written (null or empty batch, sequences of
+     * different stores, a layer out of range, tensor sizes other than the batch's, non-finite queries:
+     * {@link KvArgumentException}). The sequences' read locks are then taken in ascending id order and held for
+     * the native call; a closed sequence or store fails with {@link ClosedException}, leaving {@code out}
+     * untouched.
+     */
+    public void decodeBatch(int layer, java.util.List<Sequence> batch, MemorySegment q, MemorySegment out) {
+        kernel.decodeBatch(tables(batch), layer, q, out, null);
+    }
+
+    /**
+     * Like {@link #decodeBatch(int, java.util.List, MemorySegment, MemorySegment)}, also writing every row's
+     * per-query-head log-sum-exp of scaled scores into {@code lse} ({@code batch.size() * queryHeads} f32 values,
+     * {@code -Infinity} for a KV head without rows).
+     */
+    public void decodeBatch(int layer, java.util.List<Sequence> batch, MemorySegment q, MemorySegment out,
+                            MemorySegment lse) {
+        if (lse == null) {
+            throw new KvArgumentException("lse must not be null (use the overload without lse)");
+        }
+        kernel.decodeBatch(tables(batch), layer, q, out, lse);
+    }
+
     /** Causal prefill with the caller's own tensors: {@code n * queryHeads * headDim} f32 values each. */
     public void prefill(Sequence seq, int layer, MemorySegment q, int n, MemorySegment out) {
         kernel.prefill(tables(seq), layer, q, n, out);
@@ -82,6 +115,21 @@ public final class Attention implements AutoCloseable {
     @Override
     public void close() {
         kernel.close();
+    }
+
+    private static java.util.List<io.kvslab.internal.table.SequenceTables> tables(java.util.List<Sequence> batch) {
+        if (batch == null) {
+            throw new KvArgumentException("batch must not be null");
+        }
+        java.util.List<io.kvslab.internal.table.SequenceTables> t = new java.util.ArrayList<>(batch.size());
+        for (int i = 0; i < batch.size(); i++) {
+            Sequence s = batch.get(i);
+            if (s == null) {
+                throw new KvArgumentException("batch[" + i + "] must not be null");
+            }
+            t.add(s.tables);
+        }
+        return t;
     }
 
     private static io.kvslab.internal.table.SequenceTables tables(Sequence seq) {

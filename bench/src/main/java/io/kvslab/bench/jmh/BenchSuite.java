@@ -9,6 +9,8 @@ import java.util.List;
 public enum BenchSuite {
     ATTENTION("attention", "decode attention GB/s of one Llama-3-8B layer vs the machine's read bandwidth",
             "about 1 min; --quick about 30 s (contexts 4k and 32k)"),
+    BATCH("batch", "batched decode attention (1/8/32 sequences x 2k/8k) vs a per-sequence loop and the read probe",
+            "about 6 min (two rounds); --quick about 2 min (batches 1 and 8)"),
     ALLOC("alloc", "block alloc + free: KVSlab slab allocator vs Netty pooled vs one Arena per block",
             "about 1 min; --quick about 20 s"),
     COMPACTION("compaction", "compaction bytes moved per second vs a block-by-block memcpy baseline",
@@ -45,6 +47,7 @@ public enum BenchSuite {
     public SuiteReport run(boolean quick, List<String> tokensPerBlock, PrintStream progress) throws RunnerException {
         return switch (this) {
             case ATTENTION -> AttentionBenchRunner.run(quick, tokensPerBlock.toArray(String[]::new), progress);
+            case BATCH -> BatchDecodeBenchRunner.run(quick, progress);
             case ALLOC -> AllocBenchRunner.run(quick, progress);
             case COMPACTION -> CompactionBenchRunner.run(quick, progress);
             case POLICY -> PolicyCostBenchRunner.run(quick, progress);

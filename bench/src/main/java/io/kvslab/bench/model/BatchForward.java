@@ -2,7 +2,8 @@ package io.kvslab.bench.model;
 
 /**
  * The forward pass for a serving loop: many sequences, each with its own {@link KvCache} and position, run one token
- * each per {@link #decode} call (projections as one matrix product over the batch, attention per sequence), and a new
+ * each per {@link #decode} call (projections as one matrix product over the batch, attention through a
+ * {@link BatchAttention}: one batched kernel call per layer with {@link StoreBatchAttention}), and a new
  * sequence's prompt runs through {@link #prefill} in chunks, exactly as {@link Session#prefill} does. Holds scratch
  * for {@code max(maxBatch, chunk)} rows; not thread-safe (one scheduler thread owns it).
  */
@@ -54,11 +55,22 @@ public final class BatchForward {
     }
 
     /**
-     * One token per sequence: row {@code t} feeds {@code tokens[t]} at {@code positions[t]} into {@code caches[t]};
-     * writes {@code [n][vocab]} logits. A row whose cache failed (out of KV memory) gets its exception in
-     * {@code failures[t]}; the other rows are computed as if it were not there.
+     * One token per sequence: row {@code t} feeds {@code tokens[t]} at {@code positions[t]} into {@code caches[t]},
+     * attending row by row; writes {@code [n][vocab]} logits. A row whose cache failed (out of KV memory) gets its
+     * exception in {@code failures[t]}; the other rows are computed as if it were not there.
      */
     public void decode(int[] tokens, long[] positions, KvCache[] caches, int n, float[] logits,
+                       RuntimeException[] failures) {
+        ModelConfig c = model.config();
+        decode(tokens, positions, BatchAttention.perRow(caches, c.dim(), c.kvDim()), n, logits, failures);
+    }
+
+    /**
+     * One token per sequence, attention through {@code attention} (once per layer for all {@code n} rows): row
+     * {@code t} feeds {@code tokens[t]} at {@code positions[t]}; writes {@code [n][vocab]} logits; failures as in
+     * {@link #decode(int[], long[], KvCache[], int, float[], RuntimeException[])}.
+     */
+    public void decode(int[] tokens, long[] positions, BatchAttention attention, int n, float[] logits,
                        RuntimeException[] failures) {
         if (n <= 0 || n > maxBatch) {
             throw new IllegalArgumentException("a batch of " + n + " sequences does not fit 1.." + maxBatch);
@@ -66,7 +78,7 @@ public final class BatchForward {
         for (int t = 0; t < n; t++) {
             check(tokens, t, 1, positions[t] + 1);
         }
-        forward.runRows(tokens, positions, caches, n, logits, failures);
+        forward.runRows(tokens, positions, attention, n, logits, failures);
     }
 
     private void check(int[] tokens, int off, int n, long end) {

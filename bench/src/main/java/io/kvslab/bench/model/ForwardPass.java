@@ -99,15 +99,16 @@ final class ForwardPass {
 
     /**
      * One token for each of {@code n} independent sequences: row {@code t} is token {@code tokens[t]} at its own
-     * position {@code positions[t]}, appended to and attending over its own cache {@code caches[t]}. The projections
-     * run as one product over the n rows; every row's arithmetic is that of {@link #run} for one token, so a row's
-     * result does not depend on the other rows (with a {@link MatMul} whose rows are independent, like
-     * {@link MatMul#JAVA}). Writes {@code [n][vocab]} logits.
+     * position {@code positions[t]}, appended to and attending over its own sequence through {@code attention}
+     * (called once per layer for all rows). The projections run as one product over the n rows; every row's
+     * arithmetic is that of {@link #run} for one token, so a row's result does not depend on the other rows (with
+     * a {@link MatMul} whose rows are independent, like {@link MatMul#JAVA}, and an attention whose rows are, like
+     * the batched kernel). Writes {@code [n][vocab]} logits.
      *
-     * <p>A row whose cache throws (the store is out of memory) is recorded in {@code failures[t]}, its attention output
-     * is zero from then on and its logits are meaningless; the other rows are unaffected.
+     * <p>A row whose attention throws (the store is out of memory) is recorded in {@code failures[t]}, its attention
+     * output is zero from then on and its logits are meaningless; the other rows are unaffected.
      */
-    void runRows(int[] tokens, long[] rowPositions, KvCache[] caches, int n, float[] logits,
+    void runRows(int[] tokens, long[] rowPositions, BatchAttention attention, int n, float[] logits,
                  RuntimeException[] failures) {
         if (n <= 0 || n > maxChunk) {
             throw new IllegalArgumentException("a batch of " + n + " rows does not fit 1.." + maxChunk);
@@ -119,11 +120,6 @@ final class ForwardPass {
         for (int t = 0; t < n; t++) {
             System.arraycopy(w.tokenEmbedding, tokens[t] * dim, x, t * dim, dim);
         }
-        float[] q1 = new float[dim];
-        float[] k1 = new float[kvDim];
-        float[] v1 = new float[kvDim];
-        float[] out1 = new float[dim];
-        long[] pos1 = new long[1];
         for (int l = 0; l < c.layers(); l++) {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt[l], dim, c.normEps());
@@ -134,23 +130,7 @@ final class ForwardPass {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, c.ropeTheta(), rowPositions[t]);
             }
-            for (int t = 0; t < n; t++) {
-                if (failures[t] != null) {
-                    java.util.Arrays.fill(att, t * dim, (t + 1) * dim, 0.0f);
-                    continue;
-                }
-                System.arraycopy(q, t * dim, q1, 0, dim);
-                System.arraycopy(k, t * kvDim, k1, 0, kvDim);
-                System.arraycopy(v, t * kvDim, v1, 0, kvDim);
-                pos1[0] = rowPositions[t];
-                try {
-                    caches[t].attend(l, q1, k1, v1, pos1, 1, out1);
-                    System.arraycopy(out1, 0, att, t * dim, dim);
-                } catch (RuntimeException e) {
-                    failures[t] = e;
-                    java.util.Arrays.fill(att, t * dim, (t + 1) * dim, 0.0f);
-                }
-            }
+            attention.attend(l, q, k, v, rowPositions, n, att, failures);
             mm.multiply(xb2, att, w.wo[l], n, dim, dim);
             for (int i = 0; i < n * dim; i++) {
                 x[i] += xb2[i];

@@ -12,12 +12,14 @@ import io.kvslab.PrefixMatch;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
+import io.kvslab.bench.model.BatchAttention;
 import io.kvslab.bench.model.BatchForward;
 import io.kvslab.bench.model.KvCache;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.Sampler;
 import io.kvslab.bench.model.SequenceAttention;
+import io.kvslab.bench.model.StoreBatchAttention;
 import io.kvslab.bench.model.StoreKvCache;
 import io.kvslab.bench.model.Tokenizer;
 import io.kvslab.bench.serve.ServerMetrics.Phase;
@@ -46,8 +48,8 @@ import java.util.concurrent.TimeUnit;
  * (3) admits waiting requests in arrival order while the batch has room and a reservation for the whole prompt
  * succeeds (after a prefix-cache lookup with {@code --prefix-cache}), (4) runs one prompt chunk of every request still
  * prefilling, (5) runs one token for every decoding request as one {@link BatchForward#decode} (one matrix product
- * per weight over the batch, attention per sequence through the store), then samples each row with the request's
- * own sampler.
+ * per weight over the batch, attention as one {@link Attention#decodeBatch} call per layer over all the rows'
+ * sequences), then samples each row with the request's own sampler.
  *
  * <p>A row's arithmetic does not depend on the other rows, so a request's tokens are those it gets alone (unless the
  * pressure policy compressed or recomputed it: counted on the job and in the metrics). Every append was reserved
@@ -76,6 +78,11 @@ final class Scheduler implements AutoCloseable {
     /** Requests whose KV blocks are in the swap tier, oldest first: swapped back in before new admissions. */
     private final ArrayDeque<Job> swappedOut = new ArrayDeque<>();
     private final Attention attention;
+    /** The decode step's kernel: all rows of a layer in one call, split across this many threads. */
+    private static final int DECODE_THREADS = 2;
+    private final Attention decodeAttention;
+    private final StoreBatchAttention batchAttention;
+    private final BatchAttention timedBatchAttention;
     private final BatchForward forward;
     private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
@@ -87,7 +94,7 @@ final class Scheduler implements AutoCloseable {
     private final float[] batchLogits;
     private final int[] batchTokens;
     private final long[] batchPositions;
-    private final KvCache[] batchCaches;
+    private final Sequence[] batchSequences;
     private final Job[] batchJobs;
     /** Attention nanos of the current decode, summed by the timed caches. */
     private final long[] attentionNanos = new long[1];
@@ -128,13 +135,23 @@ final class Scheduler implements AutoCloseable {
         this.pressure = config.pressure() == null ? null : PressurePolicy.parse(config.pressure(), swapTier == null
                 ? null : this::swapOut);
         this.attention = Attention.create(1);
+        this.decodeAttention = Attention.create(DECODE_THREADS);
+        this.batchAttention = new StoreBatchAttention(decodeAttention, layout);
+        this.timedBatchAttention = (layer, q, k, v, positions, n, out, failures) -> {
+            long t = System.nanoTime();
+            try {
+                batchAttention.attend(layer, q, k, v, positions, n, out, failures);
+            } finally {
+                attentionNanos[0] += System.nanoTime() - t;
+            }
+        };
         this.forward = new BatchForward(model.model(), config.matMul(), config.maxBatch(), config.prefillChunk());
         this.vocab = c.vocabSize();
         this.rowLogits = new float[vocab];
         this.batchLogits = new float[config.maxBatch() * vocab];
         this.batchTokens = new int[config.maxBatch()];
         this.batchPositions = new long[config.maxBatch()];
-        this.batchCaches = new KvCache[config.maxBatch()];
+        this.batchSequences = new Sequence[config.maxBatch()];
         this.batchJobs = new Job[config.maxBatch()];
         this.thread = Thread.ofPlatform().name("kvslab-scheduler").unstarted(this::loop);
     }
@@ -579,7 +596,7 @@ final class Scheduler implements AutoCloseable {
             batchJobs[n] = j;
             batchTokens[n] = j.pendingToken;
             batchPositions[n] = j.position;
-            batchCaches[n] = j.cache;
+            batchSequences[n] = ((StoreKvCache) ((TimedCache) j.cache).cache()).sequence();
             n++;
         }
         if (n == 0) {
@@ -587,7 +604,8 @@ final class Scheduler implements AutoCloseable {
         }
         RuntimeException[] failures = new RuntimeException[n];
         attentionNanos[0] = 0;
-        forward.decode(batchTokens, batchPositions, batchCaches, n, batchLogits, failures);
+        batchAttention.rows(batchSequences, n);
+        forward.decode(batchTokens, batchPositions, timedBatchAttention, n, batchLogits, failures);
         long t3 = System.nanoTime();
         metrics.addPhase(Phase.ATTENTION, attentionNanos[0]);
         metrics.addPhase(Phase.MATMUL, (t3 - t2) - attentionNanos[0]);
@@ -596,7 +614,7 @@ final class Scheduler implements AutoCloseable {
         for (int t = 0; t < n; t++) {
             Job j = batchJobs[t];
             batchJobs[t] = null;
-            batchCaches[t] = null;
+            batchSequences[t] = null;
             if (failures[t] != null) {
                 if (failures[t] instanceof MemoryLimitExceededException m) {
                     failMemory(j, m.getMessage());
@@ -716,6 +734,7 @@ final class Scheduler implements AutoCloseable {
         }
         drainOnClose();
         attention.close();
+        decodeAttention.close();
         if (pressure != null) {
             pressure.close();
         }

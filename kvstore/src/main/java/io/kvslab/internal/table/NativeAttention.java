@@ -55,8 +55,9 @@ final class NativeAttention {
 
     private NativeAttention() {}
 
-    private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle prefill,
-                           MethodHandle probe, MethodHandle setIsa, MethodHandle poolThreads) {
+    private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle decodeBatch,
+                           MethodHandle decodeBatchCritical, MethodHandle prefill, MethodHandle probe,
+                           MethodHandle setIsa, MethodHandle poolThreads) {
         static Handles load() {
             // A private lookup of the library file: NativeLibrary hands out no handles or lookups.
             SymbolLookup lib = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
@@ -64,9 +65,13 @@ final class NativeAttention {
                     JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
             FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                     JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
+            FunctionDescriptor batch = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT,
+                    JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
             return new Handles(
                     bind(lib, "kvs_attn_decode", decode),
                     bind(lib, "kvs_attn_decode", decode, Linker.Option.critical(false)),
+                    bind(lib, "kvs_attn_decode_batch", batch),
+                    bind(lib, "kvs_attn_decode_batch", batch, Linker.Option.critical(false)),
                     bind(lib, "kvs_attn_prefill", prefill),
                     bind(lib, "kvs_read_bandwidth_probe",
                             FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT)),
@@ -149,6 +154,147 @@ final class NativeAttention {
         }
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_decode", rc);
+        }
+    }
+
+    /** Bytes of one {@code kvs_decode_seq} descriptor of {@code kvs_attn_decode_batch}. */
+    static final long DESCRIPTOR_BYTES = 64;
+
+    /**
+     * One sequence of a batched decode: its query and outputs ({@code lse} may be null) and the block tables of the
+     * layer, each with the meaning of the same-named argument of {@link #decode}.
+     */
+    record DecodeSlice(MemorySegment q, MemorySegment out, MemorySegment lse, MemorySegment keyBlocks,
+                       MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths) {
+    }
+
+    /**
+     * Decode attention of several sequences of one geometry in one native call ({@code kvs_attn_decode_batch}):
+     * each slice's {@code out}/{@code lse} come out bitwise equal to a {@link #decode} call on that slice with the
+     * same {@code threads}. Every slice is validated as {@link #decode} validates its arguments; in addition no
+     * output of any slice may overlap any argument of any slice, and {@code descriptors} (native scratch of at
+     * least {@code slices.size() * }{@value #DESCRIPTOR_BYTES} bytes, overwritten) must overlap none of them.
+     */
+    static void decodeBatch(AttentionShape shape, java.util.List<DecodeSlice> slices, MemorySegment descriptors,
+                            float scale, int threads) {
+        requireShape(shape);
+        if (slices == null) {
+            throw new KernelArgumentException("slices must not be null");
+        }
+        int n = slices.size();
+        requireScale(scale);
+        requireThreads(threads);
+        long tokenBytes = shape.tokenFloats() * Float.BYTES;
+        long lseBytes = (long) shape.queryHeads() * Float.BYTES;
+        segment("descriptors", descriptors, Math.multiplyExact(DESCRIPTOR_BYTES, (long) n), true);
+        long rows = 0;
+        Regions regions = new Regions(Math.multiplyExact(n, 7) + 1);
+        regions.add(descriptors.asSlice(0, DESCRIPTOR_BYTES * n), true);
+        for (int i = 0; i < n; i++) {
+            DecodeSlice d = slices.get(i);
+            if (d == null) {
+                throw new KernelArgumentException("slice " + i + " must not be null");
+            }
+            segment("q of slice " + i, d.q(), tokenBytes, false);
+            segment("out of slice " + i, d.out(), tokenBytes, true);
+            boolean withLse = d.lse() != null && !d.lse().equals(MemorySegment.NULL);
+            if (withLse) {
+                segment("lse of slice " + i, d.lse(), lseBytes, true);
+            }
+            rows += validateTable(shape, d.keyBlocks(), d.valueBlocks(), d.offsets(), d.lengths(), 0);
+            regions.add(d.q().asSlice(0, tokenBytes), false);
+            regions.add(d.out().asSlice(0, tokenBytes), true);
+            if (withLse) {
+                regions.add(d.lse().asSlice(0, lseBytes), true);
+            }
+            regions.add(d.keyBlocks(), false);
+            regions.add(d.valueBlocks(), false);
+            regions.add(d.offsets(), false);
+            regions.add(d.lengths(), false);
+        }
+        regions.requireNoWrittenOverlap();
+        if (!NativeLibrary.isAvailable()) {
+            for (DecodeSlice d : slices) {
+                boolean withLse = d.lse() != null && !d.lse().equals(MemorySegment.NULL);
+                JavaAttention.decode(shape, d.q(), d.keyBlocks(), d.valueBlocks(), d.offsets(), d.lengths(), scale,
+                        d.out(), withLse ? d.lse() : null);
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            DecodeSlice d = slices.get(i);
+            boolean withLse = d.lse() != null && !d.lse().equals(MemorySegment.NULL);
+            long at = i * DESCRIPTOR_BYTES;
+            descriptors.set(JAVA_LONG, at, d.q().address());
+            descriptors.set(JAVA_LONG, at + 8, d.out().address());
+            descriptors.set(JAVA_LONG, at + 16, withLse ? d.lse().address() : 0L);
+            descriptors.set(JAVA_LONG, at + 24, d.keyBlocks().address());
+            descriptors.set(JAVA_LONG, at + 32, d.valueBlocks().address());
+            descriptors.set(JAVA_LONG, at + 40, d.offsets().address());
+            descriptors.set(JAVA_LONG, at + 48, d.lengths().address());
+            descriptors.set(JAVA_INT, at + 56, shape.dtype());
+            descriptors.set(JAVA_INT, at + 60, 0);
+        }
+        Handles h = handles();
+        MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeBatchCritical()
+                : h.decodeBatch();
+        int rc;
+        try {
+            rc = (int) mh.invokeExact(n, descriptors, shape.kvHeads(), shape.group(), shape.headDim(),
+                    shape.blockRows(), scale, threads);
+        } catch (Throwable t) {
+            throw rethrow("kvs_attn_decode_batch", t);
+        }
+        if (rc != 0) {
+            throw new KernelFailedException("kvs_attn_decode_batch", rc);
+        }
+    }
+
+    /**
+     * Memory ranges of one call, checked together: no written range may overlap any other range. Sorted by start
+     * and swept once, so a batch of n sequences costs O(n log n), not n^2 pairwise checks.
+     */
+    private static final class Regions {
+        private final long[] start;
+        private final long[] end;
+        private final boolean[] written;
+        private int count;
+
+        Regions(int capacity) {
+            start = new long[capacity];
+            end = new long[capacity];
+            written = new boolean[capacity];
+        }
+
+        void add(MemorySegment s, boolean isWritten) {
+            if (s.byteSize() == 0) {
+                return;
+            }
+            start[count] = s.address();
+            end[count] = s.address() + s.byteSize();
+            written[count] = isWritten;
+            count++;
+        }
+
+        void requireNoWrittenOverlap() {
+            Integer[] order = new Integer[count];
+            for (int i = 0; i < count; i++) {
+                order[i] = i;
+            }
+            java.util.Arrays.sort(order, (a, b) -> Long.compare(start[a], start[b]));
+            long maxEnd = Long.MIN_VALUE;
+            long maxWrittenEnd = Long.MIN_VALUE;
+            for (int i : order) {
+                // every earlier range starts at or before this one: it overlaps iff it ends after this start
+                if (start[i] < maxWrittenEnd || (written[i] && start[i] < maxEnd)) {
+                    throw new KernelArgumentException("an output of the batch overlaps another argument of the call; "
+                            + "outputs must not share memory with inputs or with each other");
+                }
+                maxEnd = Math.max(maxEnd, end[i]);
+                if (written[i]) {
+                    maxWrittenEnd = Math.max(maxWrittenEnd, end[i]);
+                }
+            }
         }
     }
 

@@ -134,10 +134,54 @@ public final class SequenceTables {
 
     /** Store shared lock, then this sequence's read lock; throws ClosedException if either is closed. */
     void beginRead() {
+        beginRead(mustNotWait());
+    }
+
+    /**
+     * Read locks of several sequences of one store for one call (batched attention), taken in ascending id order,
+     * the one global order every multi-sequence reader uses, so two batches cannot wait for each other in a cycle;
+     * a writer holds one sequence lock only and never waits for another. A thread that already holds another
+     * sequence's lock or runs a memory-pressure handler only try-locks (as {@link #beginRead()} does). On failure
+     * (a closed or busy sequence) the locks taken so far are released and the exception propagates.
+     *
+     * @param ordered distinct sequences of one store, ascending by {@link #id()}
+     */
+    static void beginReadAll(SequenceTables[] ordered) {
+        if (ordered.length == 0) {
+            return;
+        }
+        boolean tryOnly = HELD.get()[0] > 0 || ordered[0].host.inPressureHandler();
+        int taken = 0;
+        try {
+            for (SequenceTables t : ordered) {
+                t.beginRead(tryOnly && !t.heldHere());
+                taken++;
+            }
+        } catch (RuntimeException e) {
+            for (int i = taken - 1; i >= 0; i--) {
+                ordered[i].endRead();
+            }
+            throw e;
+        }
+    }
+
+    /** Releases what {@link #beginReadAll} took, in reverse order. */
+    static void endReadAll(SequenceTables[] ordered) {
+        for (int i = ordered.length - 1; i >= 0; i--) {
+            ordered[i].endRead();
+        }
+    }
+
+    /** Whether the two sequences live in the same store. */
+    boolean sameStore(SequenceTables other) {
+        return store == other.store;
+    }
+
+    private void beginRead(boolean tryOnly) {
         store.enterShared();
         try {
             ReentrantReadWriteLock.ReadLock r = lock.readLock();
-            if (mustNotWait()) {
+            if (tryOnly) {
                 if (!r.tryLock()) {
                     throw busy("read");
                 }

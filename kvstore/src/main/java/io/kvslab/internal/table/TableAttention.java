@@ -153,6 +153,176 @@ public final class TableAttention implements AutoCloseable {
         }
     }
 
+    /**
+     * Decode attention of a batch of sequences of one store over {@code layer}, in one native call: row {@code i}
+     * of {@code q} ({@code [batch][queryHeads][headDim]} f32) attends over {@code batch[i]} into row {@code i} of
+     * {@code out} (same shape) and, when {@code lse} is not null, of {@code lse} ({@code [batch][queryHeads]}).
+     * Each row is bitwise what {@link #decode(SequenceTables, int, MemorySegment, MemorySegment)} gives for it
+     * alone. All arguments are validated before any lock is taken or any output written; the sequences' read
+     * locks are then taken in ascending id order (see {@link SequenceTables#beginReadAll}) and held for the
+     * whole native call. A sequence may appear more than once.
+     */
+    public void decodeBatch(java.util.List<SequenceTables> batch, int layer, MemorySegment q, MemorySegment out,
+                            MemorySegment lse) {
+        enter();
+        try {
+            KvLayout layout = checkBatch(batch, layer, q, out, lse);
+            SequenceTables[] locked = lockOrder(batch);
+            SequenceTables.beginReadAll(locked);
+            try {
+                runBatch(batch, layer, layout, q, out, lse);
+            } finally {
+                SequenceTables.endReadAll(locked);
+            }
+        } finally {
+            inUse.set(false);
+        }
+    }
+
+    /** Builds every row's address arrays and runs the batched kernel; the caller holds all the read locks. */
+    private void runBatch(java.util.List<SequenceTables> batch, int layer, KvLayout layout, MemorySegment q,
+                          MemorySegment out, MemorySegment lse) {
+        int n = batch.size();
+        int heads = layout.kvHeads();
+        int qh = layout.queryHeads();
+        long tokenBytes = tokenBytes(layout);
+        long allBytes = Math.multiplyExact(tokenBytes, (long) n);
+        long lseBytes = Math.multiplyExact((long) qh * Float.BYTES, (long) n);
+        boolean qDirect = direct(q);
+        boolean outDirect = direct(out);
+        boolean lseDirect = lse == null || direct(lse);
+        long blocks = 0;
+        for (SequenceTables t : batch) {
+            for (BlockTable b : t.tables[layer]) {
+                blocks += b.blockCount;
+            }
+        }
+        long floatBytes = (qDirect ? 0 : allBytes) + (outDirect ? 0 : allBytes) + (lseDirect ? 0 : lseBytes);
+        long perRowLongs = 2L * heads + 1 + NativeAttention.DESCRIPTOR_BYTES / Long.BYTES;
+        scratch.ensure(floatBytes / Float.BYTES,
+                Math.addExact(Math.multiplyExact(2L, blocks), Math.multiplyExact(perRowLongs, (long) n)));
+        long fo = 0;
+        MemorySegment qSeg = q;
+        if (!qDirect) {
+            qSeg = copyIn(q, scratch.floats().asSlice(fo, allBytes));
+            fo += allBytes;
+        }
+        MemorySegment outSeg = out;
+        if (!outDirect) {
+            outSeg = scratch.floats().asSlice(fo, allBytes);
+            fo += allBytes;
+        }
+        MemorySegment lseSeg = lse;
+        if (!lseDirect) {
+            lseSeg = scratch.floats().asSlice(fo, lseBytes);
+        }
+        MemorySegment longs = scratch.longs();
+        MemorySegment descriptors = longs.asSlice(0, NativeAttention.DESCRIPTOR_BYTES * n);
+        long lo = descriptors.byteSize();
+        java.util.List<NativeAttention.DecodeSlice> slices = new java.util.ArrayList<>(n);
+        long lseRow = (long) qh * Float.BYTES;
+        for (int i = 0; i < n; i++) {
+            SequenceTables t = batch.get(i);
+            BlockTable[] row = t.tables[layer];
+            long rowBlocks = 0;
+            for (BlockTable b : row) {
+                rowBlocks += b.blockCount;
+            }
+            MemorySegment keys = longs.asSlice(lo, rowBlocks * Long.BYTES);
+            lo += keys.byteSize();
+            MemorySegment values = longs.asSlice(lo, rowBlocks * Long.BYTES);
+            lo += values.byteSize();
+            MemorySegment offsets = longs.asSlice(lo, (heads + 1L) * Long.BYTES);
+            lo += offsets.byteSize();
+            MemorySegment lengths = longs.asSlice(lo, (long) heads * Long.BYTES);
+            lo += lengths.byteSize();
+            t.allocator.layerAddresses(row, keys, values, offsets, lengths);
+            slices.add(new NativeAttention.DecodeSlice(qSeg.asSlice(i * tokenBytes, tokenBytes),
+                    outSeg.asSlice(i * tokenBytes, tokenBytes),
+                    lseSeg == null ? null : lseSeg.asSlice(i * lseRow, lseRow), keys, values, offsets, lengths));
+        }
+        NativeAttention.decodeBatch(AttentionShape.of(layout), slices, descriptors, scale(layout), threads);
+        if (outSeg != out) {
+            MemorySegment.copy(outSeg, 0, out, 0, allBytes);
+        }
+        if (lseSeg != lse) {
+            MemorySegment.copy(lseSeg, 0, lse, 0, lseBytes);
+        }
+    }
+
+    /** The distinct sequences of a batch, ascending by id: the order their read locks are taken in. */
+    private static SequenceTables[] lockOrder(java.util.List<SequenceTables> batch) {
+        java.util.IdentityHashMap<SequenceTables, Boolean> seen = new java.util.IdentityHashMap<>();
+        for (SequenceTables t : batch) {
+            seen.put(t, Boolean.TRUE);
+        }
+        SequenceTables[] distinct = seen.keySet().toArray(new SequenceTables[0]);
+        java.util.Arrays.sort(distinct, java.util.Comparator.comparingLong(SequenceTables::id));
+        return distinct;
+    }
+
+    /** One validation for the whole batch; nothing is locked or written before it passes. */
+    private static KvLayout checkBatch(java.util.List<SequenceTables> batch, int layer, MemorySegment q,
+                                       MemorySegment out, MemorySegment lse) {
+        if (batch == null || q == null || out == null) {
+            throw new KvArgumentException("batch, q and out must not be null");
+        }
+        int n = batch.size();
+        if (n == 0) {
+            throw new KvArgumentException("a batch needs at least one sequence");
+        }
+        SequenceTables first = batch.get(0);
+        for (int i = 0; i < n; i++) {
+            SequenceTables t = batch.get(i);
+            if (t == null) {
+                throw new KvArgumentException("batch[" + i + "] must not be null");
+            }
+            if (!t.sameStore(first)) {
+                throw new KvArgumentException("batch[" + i + "] (sequence " + t.id() + ") belongs to another store "
+                        + "than batch[0] (sequence " + first.id() + "); a batch must come from one store");
+            }
+        }
+        KvLayout layout = first.layout;
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
+        }
+        long floats = Math.multiplyExact(Math.multiplyExact((long) n, layout.queryHeads()), layout.headDim());
+        long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
+        if (q.byteSize() != bytes || out.byteSize() != bytes) {
+            throw new KvArgumentException("q and out must be batch " + n + " x queryHeads " + layout.queryHeads()
+                    + " x headDim " + layout.headDim() + " f32 values = " + bytes + " bytes, got " + q.byteSize()
+                    + " and " + out.byteSize());
+        }
+        if (out.isReadOnly()) {
+            throw new KvArgumentException("out must be writable");
+        }
+        if (q.asOverlappingSlice(out).isPresent()) {
+            throw new KvArgumentException("q and out must not overlap");
+        }
+        if (lse != null) {
+            long lseBytes = Math.multiplyExact((long) n * layout.queryHeads(), (long) Float.BYTES);
+            if (lse.byteSize() != lseBytes) {
+                throw new KvArgumentException("lse must be batch " + n + " x queryHeads " + layout.queryHeads()
+                        + " f32 values = " + lseBytes + " bytes, got " + lse.byteSize());
+            }
+            if (lse.isReadOnly()) {
+                throw new KvArgumentException("lse must be writable");
+            }
+            if (lse.asOverlappingSlice(q).isPresent() || lse.asOverlappingSlice(out).isPresent()) {
+                throw new KvArgumentException("lse must not overlap q or out");
+            }
+        }
+        for (long i = 0; i < floats; i++) {
+            float x = q.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+            if (!Float.isFinite(x)) {
+                throw new KvArgumentException("q[" + i / layout.queryHeads() / layout.headDim() + "]["
+                        + i / layout.headDim() % layout.queryHeads() + "][" + i % layout.headDim() + "] = " + x
+                        + ": queries must be finite");
+            }
+        }
+        return layout;
+    }
+
     private static long tokenBytes(KvLayout layout) {
         return Math.multiplyExact((long) layout.queryHeads() * layout.headDim(), (long) Float.BYTES);
     }
