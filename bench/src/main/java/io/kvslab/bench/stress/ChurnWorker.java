@@ -278,7 +278,7 @@ final class ChurnWorker implements Runnable {
         float[] ref = new float[q.length];
         run.gen.query(t.salt, l, t.nextPosition(), q);
         run.attention.decode(t.seq, l, q, out);
-        new ReferenceAttention().decode(t.seq, l, q, ref);
+        ReferenceAttention.decodeExact(t.seq, l, q, ref);
         double err = LongContextStress.maxAbsDiff(out, ref);
         run.recordAttentionError(err);
         run.attentionChecks.increment();

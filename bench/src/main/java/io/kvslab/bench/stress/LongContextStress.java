@@ -410,7 +410,7 @@ public final class LongContextStress {
             int l = rnd.nextInt(layout.layers());
             gen.query(0, l, streamed - 1, q);
             attention.decode(s, l, q, out);
-            new ReferenceAttention().decode(s, l, q, ref);
+            ReferenceAttention.decodeExact(s, l, q, ref);
             double err = maxAbsDiff(out, ref);
             maxErr = Math.max(maxErr, err);
             attentionChecks++;

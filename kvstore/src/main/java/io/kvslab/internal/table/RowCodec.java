@@ -77,6 +77,13 @@ final class RowCodec {
      */
     static void writeRows(float[] src, int from, int srcStride, int rows, int dim, MemorySegment dst, long offset,
                           DType dtype) {
+        if (dtype.isQuantized()) {
+            long rowBytes = dtype.rowBytes(dim);
+            for (int r = 0; r < rows; r++) {
+                QuantCodec.write(src, from + r * srcStride, dst, offset + r * rowBytes, dim, dtype);
+            }
+            return;
+        }
         if (dtype == DType.F32) {
             for (int r = 0; r < rows; r++) {
                 MemorySegment.copy(src, from + r * srcStride, dst, JAVA_FLOAT, offset + (long) r * dim * Float.BYTES,
