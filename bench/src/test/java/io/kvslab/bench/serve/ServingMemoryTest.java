@@ -68,6 +68,12 @@ class ServingMemoryTest {
             JsonNode e = ServeFixture.JSON.readTree(r.body()).path("error");
             assertEquals("kv_memory_exhausted", e.path("code").asText());
             assertTrue(e.path("message").asText().contains("KV memory limit exceeded"), r.body());
+            // the 503 goes out while the failing step runs; the scheduler frees the sequence when it retires the
+            // request at the end of that step, so wait for that (a liveness bound, not a timing claim)
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (f.server.liveKvBytes() != 0 && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
             assertEquals(0, f.server.liveKvBytes());
             ServeFixture.Expected alone = f.reference("Lily and Ben", 20, 0, 1, 1);
             JsonNode ok = f.complete("{\"prompt\":\"Lily and Ben\",\"max_tokens\":20,\"temperature\":0}");
