@@ -283,22 +283,7 @@ public final class TableAttention implements AutoCloseable {
             }
         }
         KvLayout layout = first.layout;
-        if (layer < 0 || layer >= layout.layers()) {
-            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
-        }
-        long floats = Math.multiplyExact(Math.multiplyExact((long) n, layout.queryHeads()), layout.headDim());
-        long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
-        if (q.byteSize() != bytes || out.byteSize() != bytes) {
-            throw new KvArgumentException("q and out must be batch " + n + " x queryHeads " + layout.queryHeads()
-                    + " x headDim " + layout.headDim() + " f32 values = " + bytes + " bytes, got " + q.byteSize()
-                    + " and " + out.byteSize());
-        }
-        if (out.isReadOnly()) {
-            throw new KvArgumentException("out must be writable");
-        }
-        if (q.asOverlappingSlice(out).isPresent()) {
-            throw new KvArgumentException("q and out must not overlap");
-        }
+        checkQueryOut(layout, layer, q, out, n, "batch " + n);
         if (lse != null) {
             long lseBytes = Math.multiplyExact((long) n * layout.queryHeads(), (long) Float.BYTES);
             if (lse.byteSize() != lseBytes) {
@@ -310,14 +295,6 @@ public final class TableAttention implements AutoCloseable {
             }
             if (lse.asOverlappingSlice(q).isPresent() || lse.asOverlappingSlice(out).isPresent()) {
                 throw new KvArgumentException("lse must not overlap q or out");
-            }
-        }
-        for (long i = 0; i < floats; i++) {
-            float x = q.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
-            if (!Float.isFinite(x)) {
-                throw new KvArgumentException("q[" + i / layout.queryHeads() / layout.headDim() + "]["
-                        + i / layout.headDim() % layout.queryHeads() + "][" + i % layout.headDim() + "] = " + x
-                        + ": queries must be finite");
             }
         }
         return layout;
@@ -337,23 +314,22 @@ public final class TableAttention implements AutoCloseable {
         return dst;
     }
 
-    private static KvLayout checkSegments(SequenceTables t, int layer, MemorySegment q, MemorySegment out, int n) {
-        if (t == null || q == null || out == null) {
-            throw new KvArgumentException("sequence, q and out must not be null");
-        }
-        KvLayout layout = t.layout;
+    /**
+     * The checks every segment entry point shares: the layer, q and out of {@code rows x queryHeads x headDim} f32
+     * values ({@code rowsName} says what the rows are in the message), out writable, no overlap, finite queries.
+     */
+    private static void checkQueryOut(KvLayout layout, int layer, MemorySegment q, MemorySegment out, long rows,
+                                      String rowsName) {
         if (layer < 0 || layer >= layout.layers()) {
             throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
         }
-        if (n < 1) {
-            throw new KvArgumentException("a prefill chunk needs n >= 1 query tokens, got " + n);
-        }
-        long floats = Math.multiplyExact(Math.multiplyExact((long) n, layout.queryHeads()), layout.headDim());
+        int heads = layout.queryHeads();
+        int dim = layout.headDim();
+        long floats = Math.multiplyExact(Math.multiplyExact(rows, heads), dim);
         long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
         if (q.byteSize() != bytes || out.byteSize() != bytes) {
-            throw new KvArgumentException("q and out must be " + n + " x queryHeads " + layout.queryHeads()
-                    + " x headDim " + layout.headDim() + " f32 values = " + bytes + " bytes, got " + q.byteSize()
-                    + " and " + out.byteSize());
+            throw new KvArgumentException("q and out must be " + rowsName + " x queryHeads " + heads + " x headDim "
+                    + dim + " f32 values = " + bytes + " bytes, got " + q.byteSize() + " and " + out.byteSize());
         }
         if (out.isReadOnly()) {
             throw new KvArgumentException("out must be writable");
@@ -364,9 +340,21 @@ public final class TableAttention implements AutoCloseable {
         for (long i = 0; i < floats; i++) {
             float x = q.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
             if (!Float.isFinite(x)) {
-                throw new KvArgumentException("q[" + i + "] = " + x + ": queries must be finite");
+                throw new KvArgumentException("q[" + i / heads / dim + "][" + i / dim % heads + "][" + i % dim
+                        + "] = " + x + ": queries must be finite");
             }
         }
+    }
+
+    private static KvLayout checkSegments(SequenceTables t, int layer, MemorySegment q, MemorySegment out, int n) {
+        if (t == null || q == null || out == null) {
+            throw new KvArgumentException("sequence, q and out must not be null");
+        }
+        KvLayout layout = t.layout;
+        if (n < 1) {
+            throw new KvArgumentException("a prefill chunk needs n >= 1 query tokens, got " + n);
+        }
+        checkQueryOut(layout, layer, q, out, n, String.valueOf(n));
         return layout;
     }
 
