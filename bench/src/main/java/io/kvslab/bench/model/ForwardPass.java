@@ -55,42 +55,16 @@ final class ForwardPass {
     void run(int[] tokens, int off, int n, long pos0, KvCache cache, float[] logits, boolean allLogits,
              AttentionObserver observer) {
         int dim = c.dim();
-        int kvDim = c.kvDim();
-        int hidden = c.hiddenDim();
-        int hs = c.headDim();
         for (int t = 0; t < n; t++) {
             System.arraycopy(w.tokenEmbedding, tokens[off + t] * dim, x, t * dim, dim);
             positions[t] = pos0 + t;
         }
-        for (int l = 0; l < c.layers(); l++) {
-            for (int t = 0; t < n; t++) {
-                LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt[l], dim, c.normEps());
-            }
-            mm.multiply(q, xb, w.wq[l], n, dim, dim);
-            mm.multiply(k, xb, w.wk[l], n, dim, kvDim);
-            mm.multiply(v, xb, w.wv[l], n, dim, kvDim);
-            for (int t = 0; t < n; t++) {
-                LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, c.ropeTheta(), positions[t]);
-            }
+        layers(n, positions, l -> {
             cache.attend(l, q, k, v, positions, n, att);
             if (observer != null) {
                 observer.onAttention(l, positions, n, q, att);
             }
-            mm.multiply(xb2, att, w.wo[l], n, dim, dim);
-            for (int i = 0; i < n * dim; i++) {
-                x[i] += xb2[i];
-            }
-            for (int t = 0; t < n; t++) {
-                LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsFfn[l], dim, c.normEps());
-            }
-            mm.multiply(hb, xb, w.w1[l], n, dim, hidden);
-            mm.multiply(hb2, xb, w.w3[l], n, dim, hidden);
-            LlamaMath.swiglu(hb, hb2, n * hidden);
-            mm.multiply(xb, hb, w.w2[l], n, hidden, dim);
-            for (int i = 0; i < n * dim; i++) {
-                x[i] += xb[i];
-            }
-        }
+        });
         if (logits == null) {
             return;
         }
@@ -114,12 +88,25 @@ final class ForwardPass {
             throw new IllegalArgumentException("a batch of " + n + " rows does not fit 1.." + maxChunk);
         }
         int dim = c.dim();
-        int kvDim = c.kvDim();
-        int hidden = c.hiddenDim();
-        int hs = c.headDim();
         for (int t = 0; t < n; t++) {
             System.arraycopy(w.tokenEmbedding, tokens[t] * dim, x, t * dim, dim);
         }
+        layers(n, rowPositions, l -> attention.attend(l, q, k, v, rowPositions, n, att, failures));
+        classify(n, logits, true);
+    }
+
+    /** Attention of one layer over q, k, v (rows already roped) into att: the only step {@link #run} and
+     *  {@link #runRows} do differently. */
+    private interface LayerAttention {
+        void layer(int l);
+    }
+
+    /** Every layer for the n rows in x: projections as one product over the rows, RoPE at each row's position. */
+    private void layers(int n, long[] rowPositions, LayerAttention attend) {
+        int dim = c.dim();
+        int kvDim = c.kvDim();
+        int hidden = c.hiddenDim();
+        int hs = c.headDim();
         for (int l = 0; l < c.layers(); l++) {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt[l], dim, c.normEps());
@@ -130,7 +117,7 @@ final class ForwardPass {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, c.ropeTheta(), rowPositions[t]);
             }
-            attention.attend(l, q, k, v, rowPositions, n, att, failures);
+            attend.layer(l);
             mm.multiply(xb2, att, w.wo[l], n, dim, dim);
             for (int i = 0; i < n * dim; i++) {
                 x[i] += xb2[i];
@@ -146,7 +133,6 @@ final class ForwardPass {
                 x[i] += xb[i];
             }
         }
-        classify(n, logits, true);
     }
 
     private void classify(int n, float[] logits, boolean allLogits) {
