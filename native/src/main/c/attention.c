@@ -52,24 +52,33 @@ static int current_isa(void) {
     return l;
 }
 
-/* The segment kernels by instruction set (0 = AVX2, 1 = AVX-512) and dtype code; NULL = no such dtype. The
- * driver below never looks at the dtype itself, so a new element type is one kernel and one entry here. */
-#define MAX_DTYPES 16
-static const kvs_segment_fn SEGMENTS[2][MAX_DTYPES] = {
-    {[KVS_DTYPE_F32] = kvs_segment_f32_avx2, [KVS_DTYPE_F16] = kvs_segment_f16_avx2,
-     [KVS_DTYPE_BF16] = kvs_segment_bf16_avx2, [KVS_DTYPE_Q8_0] = kvs_segment_q8_0_avx2,
-     [KVS_DTYPE_Q4_0] = kvs_segment_q4_0_avx2},
-    {[KVS_DTYPE_F32] = kvs_segment_f32_avx512, [KVS_DTYPE_F16] = kvs_segment_f16_avx512,
-     [KVS_DTYPE_BF16] = kvs_segment_bf16_avx512, [KVS_DTYPE_Q8_0] = kvs_segment_q8_0_avx512,
-     [KVS_DTYPE_Q4_0] = kvs_segment_q4_0_avx512},
-};
+/* The decode kernels by instruction set (0 = AVX2, 1 = AVX-512): one segment driver, and per dtype code a score
+ * loop (used for K rows) and a value loop (used for V rows); NULL = no such dtype. The driver below never looks at
+ * the dtypes themselves: a job names the score loop of its K type and the value loop of its V type, so K and V may
+ * differ, and a new element type is its two loops and their entries here. */
+#define MAX_DTYPES 8
+typedef struct {
+    kvs_segment_fn segment;
+    kvs_score_fn score[MAX_DTYPES];
+    kvs_value_fn value[MAX_DTYPES];
+} kernel_set;
+#define LOOPS(ISA)                                                                                             \
+    {kvs_segment_##ISA,                                                                                       \
+     {[KVS_DTYPE_F32] = kvs_score_f32_##ISA, [KVS_DTYPE_F16] = kvs_score_f16_##ISA,                           \
+      [KVS_DTYPE_BF16] = kvs_score_bf16_##ISA, [KVS_DTYPE_Q8_0] = kvs_score_q8_0_##ISA,                       \
+      [KVS_DTYPE_Q4_0] = kvs_score_q4_0_##ISA},                                                               \
+     {[KVS_DTYPE_F32] = kvs_value_f32_##ISA, [KVS_DTYPE_F16] = kvs_value_f16_##ISA,                           \
+      [KVS_DTYPE_BF16] = kvs_value_bf16_##ISA, [KVS_DTYPE_Q8_0] = kvs_value_q8_0_##ISA,                       \
+      [KVS_DTYPE_Q4_0] = kvs_value_q4_0_##ISA}}
+static const kernel_set KERNELS[2] = {LOOPS(avx2), LOOPS(avx512)};
+#undef LOOPS
 
-/* The segment kernel of dtype, or NULL for an unknown dtype. */
-static kvs_segment_fn pick_segment(int isa, int dtype, int head_dim) {
-    if (dtype < 0 || dtype >= MAX_DTYPES) return NULL;
+/* The kernels of a (K dtype, V dtype) pair, all of one instruction set; NULL for an unknown dtype. */
+static const kernel_set* pick_kernels(int isa, int k_dtype, int v_dtype, int head_dim) {
+    if (k_dtype < 0 || k_dtype >= MAX_DTYPES || v_dtype < 0 || v_dtype >= MAX_DTYPES) return NULL;
     /* the 512-bit kernels want whole zmm rows; other head dims take the AVX2 ones (which handle any tail) */
-    kvs_segment_fn f = isa == 2 && head_dim % 16 == 0 ? SEGMENTS[1][dtype] : NULL;
-    return f != NULL ? f : SEGMENTS[0][dtype];
+    const kernel_set* k = &KERNELS[isa == 2 && head_dim % 16 == 0 ? 1 : 0];
+    return k->score[k_dtype] != NULL && k->value[v_dtype] != NULL ? k : NULL;
 }
 
 typedef kvs_decode_job decode_job;
@@ -211,12 +220,12 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* How a call on sequence d alone cuts it: its rows in total, and into how many chunks (n from its size and the
  * thread limit, CHUNKS_PER_THREAD chunks per thread, each at least half of MIN_BYTES_PER_THREAD). */
-static int plan_chunks(const kvs_decode_seq* d, int n_kv, int64_t rb, int n_threads, int64_t* total_out) {
+static int plan_chunks(const kvs_decode_seq* d, int n_kv, int64_t kv_rb, int n_threads, int64_t* total_out) {
     int64_t total = 0;
     for (int h = 0; h < n_kv; h++) total += d->len[h];
     *total_out = total;
     int n = n_threads;
-    int64_t by_size = total * rb * 2 / MIN_BYTES_PER_THREAD;
+    int64_t by_size = total * kv_rb / MIN_BYTES_PER_THREAD; /* kv_rb: bytes of a K row plus a V row */
     if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;
     return n == 1 ? 1 : (int)(2 * by_size < (int64_t)n * CHUNKS_PER_THREAD ? 2 * by_size : n * CHUNKS_PER_THREAD);
 }
@@ -240,12 +249,13 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     for (int s = 0; s < n_seq; s++) {
         const kvs_decode_seq* d = &seqs[s];
         if (d->q == NULL || d->out == NULL || d->k_blocks == NULL || d->v_blocks == NULL || d->off == NULL
-            || d->len == NULL || d->reserved != 0 || kvs_row_bytes(d->dtype, head_dim) < 0
-            || pick_segment(isa, d->dtype, head_dim) == NULL) {
+            || d->len == NULL || kvs_row_bytes(d->k_dtype, head_dim) < 0 || kvs_row_bytes(d->v_dtype, head_dim) < 0
+            || pick_kernels(isa, d->k_dtype, d->v_dtype, head_dim) == NULL) {
             return KVS_ERR_ARGUMENT;
         }
         int64_t total;
-        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(d->dtype, head_dim), n_threads, &total);
+        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(d->k_dtype, head_dim) + kvs_row_bytes(d->v_dtype, head_dim),
+                                 n_threads, &total);
         part_bytes += part_bytes_of(chunks, n_kv, group, Dp);
     }
     if (n_seq == 0) return KVS_OK;
@@ -270,9 +280,11 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
         j->G = group;
         j->D = head_dim;
         j->Dp = Dp;
-        j->dtype = d->dtype;
+        j->k_dtype = d->k_dtype;
+        j->v_dtype = d->v_dtype;
         j->br = block_rows;
-        j->rb = kvs_row_bytes(d->dtype, head_dim);
+        j->krb = kvs_row_bytes(d->k_dtype, head_dim);
+        j->vrb = kvs_row_bytes(d->v_dtype, head_dim);
         j->q = d->q;
         j->kb = d->k_blocks;
         j->vb = d->v_blocks;
@@ -281,8 +293,11 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
         j->scale = scale;
         j->out = d->out;
         j->lse = d->lse;
-        j->segment = pick_segment(isa, d->dtype, head_dim);
-        j->chunks = plan_chunks(d, n_kv, j->rb, n_threads, &j->total);
+        const kernel_set* ks = pick_kernels(isa, d->k_dtype, d->v_dtype, head_dim);
+        j->segment = ks->segment;
+        j->score = ks->score[d->k_dtype];
+        j->value = ks->value[d->v_dtype];
+        j->chunks = plan_chunks(d, n_kv, j->krb + j->vrb, n_threads, &j->total);
         int64_t* hs = hs_all + (size_t)s * (n_kv + 1);
         hs[0] = 0;
         for (int h = 0; h < n_kv; h++) hs[h + 1] = hs[h] + d->len[h];
@@ -303,7 +318,7 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
         }
         first_item[s] = items;
         items += j->total > 0 ? j->chunks : 0;
-        all_bytes += j->total * j->rb * 2;
+        all_bytes += j->total * (j->krb + j->vrb);
     }
     first_item[n_seq] = items;
     if (items == 0) return KVS_OK;
@@ -331,9 +346,10 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     return atomic_load(&b.error);
 }
 
-int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
-                        const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
-                        const int64_t* len, float scale, float* out, float* lse, int32_t n_threads) {
-    kvs_decode_seq one = {q, out, lse, k_blocks, v_blocks, off, len, dtype, 0};
+int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t k_dtype, int32_t v_dtype,
+                        int32_t block_rows, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
+                        const int64_t* off, const int64_t* len, float scale, float* out, float* lse,
+                        int32_t n_threads) {
+    kvs_decode_seq one = {q, out, lse, k_blocks, v_blocks, off, len, k_dtype, v_dtype};
     return kvs_attn_decode_batch(1, &one, n_kv, group, head_dim, block_rows, scale, n_threads);
 }

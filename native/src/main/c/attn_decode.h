@@ -9,8 +9,8 @@
 
 /* One decode call. */
 typedef struct {
-    int n_kv, G, D, Dp, dtype, br;
-    int64_t rb; /* bytes per row */
+    int n_kv, G, D, Dp, k_dtype, v_dtype, br;
+    int64_t krb, vrb; /* bytes per K row, per V row */
     const float* q;
     const int64_t *kb, *vb, *off, *len;
     float scale;
@@ -24,6 +24,10 @@ typedef struct {
     float* part_ml;      /* [chunks][n_kv][G][2]  their (max, sum) */
     uint8_t* part_valid; /* [chunks][n_kv] */
     void (*segment)(const void* job, int h, int64_t r0, int64_t r1, void* state);
+    /* the K type's score loop and the V type's value loop, of the segment's instruction set */
+    void (*score)(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs, float* s, const char* nk);
+    void (*value)(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
+                  const float* corr, const char* nv);
     _Atomic int error;
 } kvs_decode_job;
 
@@ -38,18 +42,28 @@ typedef struct {
     float* corr; /* [G] */
 } kvs_segment_state;
 
-/* Segment kernels: attend the group of kv head h over rows [r0, r1), leaving the unnormalised output in
- * state->acc and the running max/sum in state->m/l. */
+/* Tile loops, one per dtype and instruction set: the score loop of a tile of K rows (s[g][r] = <q_g, k_r>) and
+ * the value loop of a tile of V rows (acc = acc * corr + p V). A decode job names the score loop of its K type and
+ * the value loop of its V type, so K and V rows may have different types. */
+typedef void (*kvs_score_fn)(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs, float* s,
+                             const char* nk);
+typedef void (*kvs_value_fn)(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
+                             const float* corr, const char* nv);
+
+/* Segment kernels: attend the group of kv head h over rows [r0, r1) with the job's score and value loops,
+ * leaving the unnormalised output in state->acc and the running max/sum in state->m/l. */
 typedef void (*kvs_segment_fn)(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_f32_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_f16_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_bf16_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_q8_0_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_q4_0_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_f32_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_f16_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_bf16_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_q8_0_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_q4_0_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
+void kvs_segment_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
+void kvs_segment_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
+#define KVS_LOOPS_DECL(N, ISA)                                                                                 \
+    void kvs_score_##N##_##ISA(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs,      \
+                               float* s, const char* nk);                                                     \
+    void kvs_value_##N##_##ISA(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p,      \
+                               float* acc, const float* corr, const char* nv);
+#define KVS_LOOPS_DECL_ISA(ISA)                                                                                \
+    KVS_LOOPS_DECL(f32, ISA) KVS_LOOPS_DECL(f16, ISA) KVS_LOOPS_DECL(bf16, ISA) KVS_LOOPS_DECL(q8_0, ISA)      \
+    KVS_LOOPS_DECL(q4_0, ISA)
+KVS_LOOPS_DECL_ISA(avx2)
+KVS_LOOPS_DECL_ISA(avx512)
 
 #endif

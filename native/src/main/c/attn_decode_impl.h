@@ -285,10 +285,11 @@ KVS_INLINE void KV_NAME(softmax_tile)(int G, int t, float* s, float* m, float* l
     }
 }
 
-KVS_INLINE void KV_NAME(run_segment)(int dtype, const kvs_decode_job* j, int h, int64_t r0, int64_t r1,
-                                     kvs_segment_state* st) {
+KVS_INLINE void KV_NAME(run_segment)(const kvs_decode_job* j, int h, int64_t r0, int64_t r1, kvs_segment_state* st) {
     const int G = j->G, D = j->D, Dp = j->Dp, br = j->br;
-    const int64_t rb = j->rb;
+    const int64_t krb = j->krb, vrb = j->vrb;
+    const kvs_score_fn score = j->score;
+    const kvs_value_fn value = j->value;
     for (int g = 0; g < G; g++) {
         const float* qg = j->q + ((int64_t)h * G + g) * D;
         float* dst = st->qs + (int64_t)g * Dp;
@@ -307,39 +308,42 @@ KVS_INLINE void KV_NAME(run_segment)(int dtype, const kvs_decode_job* j, int h, 
         int64_t t = br - rin;
         if (t > r1 - r) t = r1 - r;
         if (t > KVS_TILE) t = KVS_TILE;
-        const char* kp = (const char*)(intptr_t)kbl[b] + rin * rb;
-        const char* vp = (const char*)(intptr_t)vbl[b] + rin * rb;
+        const char* kp = (const char*)(intptr_t)kbl[b] + rin * krb;
+        const char* vp = (const char*)(intptr_t)vbl[b] + rin * vrb;
         /* prefetch target: the tile KVS_PF_TILES tiles ahead (may run past its block: prefetches never fault) */
         const char *nk = NULL, *nv = NULL;
         int64_t tr = r + KVS_PF_TILES * t;
         if (tr < r1) {
             int64_t tb = tr / br;
-            nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * rb;
-            nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * rb;
+            nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * krb;
+            nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * vrb;
         }
-        KV_NAME(score_tile)(dtype, G, D, Dp, kp, rb, (int)t, st->qs, st->s, nk);
+        score(G, D, Dp, kp, krb, (int)t, st->qs, st->s, nk);     /* the K type's score loop */
         KV_NAME(softmax_tile)(G, (int)t, st->s, st->m, st->l, st->corr);
-        KV_NAME(value_tile)(dtype, G, D, Dp, vp, rb, (int)t, st->s, st->acc, st->corr, nv);
+        value(G, D, Dp, vp, vrb, (int)t, st->s, st->acc, st->corr, nv);   /* the V type's value loop */
         r += t;
     }
 }
 
-void KV_NAME(kvs_segment_f32)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
-    KV_NAME(run_segment)(KVS_DTYPE_F32, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+/* The segment kernel of this instruction set: the job names its K type's score loop and its V type's value loop
+ * (kvs_score_<dtype>, kvs_value_<dtype> below), so any (K, V) pair runs with both loops' dtype a compile-time
+ * constant, and a batch and a single call run the same code. */
+void KV_NAME(kvs_segment)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
+    KV_NAME(run_segment)((const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
 }
 
-void KV_NAME(kvs_segment_f16)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
-    KV_NAME(run_segment)(KVS_DTYPE_F16, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
-}
-
-void KV_NAME(kvs_segment_bf16)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
-    KV_NAME(run_segment)(KVS_DTYPE_BF16, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
-}
-
-void KV_NAME(kvs_segment_q8_0)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
-    KV_NAME(run_segment)(KVS_DTYPE_Q8_0, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
-}
-
-void KV_NAME(kvs_segment_q4_0)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
-    KV_NAME(run_segment)(KVS_DTYPE_Q4_0, (const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
-}
+#define KV_LOOPS(N, C)                                                                                        \
+    void KV_NAME(kvs_score_##N)(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs,     \
+                                float* s, const char* nk) {                                                   \
+        KV_NAME(score_tile)(C, G, D, Dp, kp, rb, t, qs, s, nk);                                               \
+    }                                                                                                         \
+    void KV_NAME(kvs_value_##N)(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p,     \
+                                float* acc, const float* corr, const char* nv) {                              \
+        KV_NAME(value_tile)(C, G, D, Dp, vp, rb, t, p, acc, corr, nv);                                        \
+    }
+KV_LOOPS(f32, KVS_DTYPE_F32)
+KV_LOOPS(f16, KVS_DTYPE_F16)
+KV_LOOPS(bf16, KVS_DTYPE_BF16)
+KV_LOOPS(q8_0, KVS_DTYPE_Q8_0)
+KV_LOOPS(q4_0, KVS_DTYPE_Q4_0)
+#undef KV_LOOPS

@@ -24,8 +24,8 @@
 #define MIN_FLOPS_PER_THREAD (4.0e6)
 
 typedef struct {
-    int n_kv, G, D, dtype, br, n_q;
-    int64_t rb;
+    int n_kv, G, D, k_dtype, v_dtype, br, n_q;
+    int64_t krb, vrb; /* bytes per K row, per V row */
     const float* q;
     const int64_t *kb, *vb, *off, *len;
     float scale;
@@ -119,8 +119,8 @@ static void run_item(prefill_job* j, int item, float* buf) {
     const int64_t kend = base + i1;
     for (int64_t k0 = 0; k0 < kend; k0 += KT) {
         int kt = kend - k0 < KT ? (int)(kend - k0) : KT;
-        gather(j->dtype, kbl, j->br, j->rb, D, k0, kt, Kt);
-        gather(j->dtype, vbl, j->br, j->rb, D, k0, kt, Vt);
+        gather(j->k_dtype, kbl, j->br, j->krb, D, k0, kt, Kt);
+        gather(j->v_dtype, vbl, j->br, j->vrb, D, k0, kt, Vt);
         int64_t first = k0 - base > i0 ? k0 - base : i0; /* first query seeing row k0 */
         int rs = (int)(first - i0) * G;
         int mr = M - rs;
@@ -173,11 +173,11 @@ static void prefill_task(void* ctx, int w, int n) {
  * would only oversubscribe the cores (and a caller asking for 1 thread would get OpenBLAS's default): the whole
  * prefill runs inside kvs_blas_single_enter/leave (blas_threads.h). */
 
-int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
-                         int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
+int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t k_dtype, int32_t v_dtype,
+                         int32_t block_rows, int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads) {
     if (n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || n_q <= 0
-        || kvs_row_bytes(dtype, head_dim) < 0 || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL
+        || kvs_row_bytes(k_dtype, head_dim) < 0 || kvs_row_bytes(v_dtype, head_dim) < 0 || n_threads <= 0 || n_threads > KVS_MAX_THREADS || q == NULL || out == NULL
         || k_blocks == NULL || v_blocks == NULL || off == NULL || len == NULL) {
         return KVS_ERR_ARGUMENT;
     }
@@ -189,10 +189,12 @@ int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t 
     j.n_kv = n_kv;
     j.G = group;
     j.D = head_dim;
-    j.dtype = dtype;
+    j.k_dtype = k_dtype;
+    j.v_dtype = v_dtype;
     j.br = block_rows;
     j.n_q = n_q;
-    j.rb = kvs_row_bytes(dtype, head_dim);
+    j.krb = kvs_row_bytes(k_dtype, head_dim);
+    j.vrb = kvs_row_bytes(v_dtype, head_dim);
     j.q = q;
     j.kb = k_blocks;
     j.vb = v_blocks;

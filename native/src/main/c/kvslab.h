@@ -28,21 +28,22 @@ int32_t kvs_abi_version(void);
 #define KVS_MAX_THREADS 64
 
 /* Decode attention (one query token per query head) over paged K/V.
- * Rows of head_dim elements of dtype (kvs_row_bytes bytes each: quantised dtypes store groups), block_rows rows
- * per block. For kv head h in [0, n_kv) its rows 0..len[h]-1
+ * K rows of head_dim elements of k_dtype and V rows of v_dtype (kvs_row_bytes bytes each: quantised dtypes store
+ * groups; K and V rows may differ in type and size), block_rows rows per block. For kv head h in [0, n_kv) its rows 0..len[h]-1
  * live in blocks k_blocks[off[h] .. off[h+1]-1] (same for v_blocks); block addresses are raw pointers.
  * Query head qh = h*group + g uses kv head h. q and out are [n_kv*group*head_dim] floats. lse (nullable) gets
  * [n_kv*group] log-sum-exp values of the scaled scores; a head with len 0 gives out zeros and lse -inf.
  * Each kv head's rows are read once from memory for its whole group; long contexts are split across
  * n_threads threads (the caller plus a persistent worker pool) and merged by log-sum-exp.
  * This is kvs_attn_decode_batch with one sequence. */
-int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
+int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t k_dtype, int32_t v_dtype,
+                        int32_t block_rows,
                         const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
                         const int64_t* len, float scale, float* out, float* lse, int32_t n_threads);
 
 /* One sequence of a batched decode call (64 bytes): its query and outputs, the block tables of the layer being
  * attended (as for kvs_attn_decode: k_blocks/v_blocks indexed through off[n_kv + 1], len[n_kv] rows per kv head)
- * and the element type of its rows. */
+ * and the element types of its K and V rows. */
 typedef struct {
     const float* q;          /* [n_kv*group*head_dim] */
     float* out;              /* [n_kv*group*head_dim], written */
@@ -51,8 +52,8 @@ typedef struct {
     const int64_t* v_blocks;
     const int64_t* off;      /* [n_kv + 1] */
     const int64_t* len;      /* [n_kv] */
-    int32_t dtype;           /* KVS_DTYPE_* */
-    int32_t reserved;        /* must be 0 */
+    int32_t k_dtype;         /* KVS_DTYPE_* of the K rows */
+    int32_t v_dtype;         /* KVS_DTYPE_* of the V rows */
 } kvs_decode_seq;
 
 /* Decode attention of n_seq sequences of one geometry in one call. Every sequence is cut into the same chunks
@@ -67,8 +68,9 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
  * head h sees rows 0 .. len[h]-n_q+i (len[h] >= n_q). Uses OpenBLAS sgemm on tiles of queries x keys.
  * KVSlab does its own threading here (n_threads workers): while a prefill runs, the library's OpenBLAS is set to
  * one thread (restored afterwards), so there are no nested BLAS threads; OpenBLAS calls made concurrently by
- * other threads during that window run single-threaded too. */
-int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t dtype, int32_t block_rows,
+ * other threads during that window run single-threaded too. K tiles are converted by k_dtype, V tiles by v_dtype. */
+int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t k_dtype, int32_t v_dtype,
+                         int32_t block_rows,
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads);
 

@@ -35,7 +35,9 @@ public final class KvCacheManager {
 
     private KvCacheManager(KvStore store) {
         this.store = store;
-        this.blockBytes = store.layout().blockBytes();
+        // K and V blocks may differ in size (K and V types differ): count every block as the larger, so the
+        // capacity in blocks never promises more than the limit holds.
+        this.blockBytes = Math.max(store.layout().keyBlockBytes(), store.layout().valueBlockBytes());
         this.capacityBlocks = store.config().limitBytes() / blockBytes;
     }
 

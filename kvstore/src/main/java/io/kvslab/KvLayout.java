@@ -9,10 +9,18 @@ import io.kvslab.KvArgumentException;
  * @param queryHeads      attention (query) heads per layer
  * @param kvHeads         key/value heads per layer; {@code queryHeads} must be a multiple (GQA)
  * @param headDim         elements per head vector
- * @param dtype           element type of stored rows (a quantised type constrains headDim: {@link DType#checkHeadDim})
+ * <p>K and V rows may be stored as different types (as llama.cpp's {@code --cache-type-k} / {@code --cache-type-v}):
+ * every pair of {@link DType}s is allowed, each must accept {@code headDim} ({@link DType#checkHeadDim}). Their rows
+ * then differ in bytes, so the geometry is per side: {@link #keyRowBytes()} / {@link #valueRowBytes()},
+ * {@link #keyBlockBytes()} / {@link #valueBlockBytes()}; the single-type accessors {@link #dtype()},
+ * {@link #rowBytes()} and {@link #blockBytes()} exist only for layouts whose K and V types are the same.
+ *
+ * @param keyDtype        element type of stored K rows (a quantised type constrains headDim: {@link DType#checkHeadDim})
+ * @param valueDtype      element type of stored V rows
  * @param tokensPerBlock  rows per block (a block holds K, or V, rows of one (layer, KV head))
  */
-public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DType dtype, int tokensPerBlock) {
+public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DType keyDtype, DType valueDtype,
+                       int tokensPerBlock) {
     public static final int DEFAULT_TOKENS_PER_BLOCK = 32;
     /** Most layers a layout may have. */
     public static final int MAX_LAYERS = 4096;
@@ -36,10 +44,12 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         positive("kvHeads", kvHeads);
         positive("headDim", headDim);
         positive("tokensPerBlock", tokensPerBlock);
-        if (dtype == null) {
-            throw new KvArgumentException("dtype must be one of F32, F16, BF16, Q8_0, Q4_0, got null");
+        if (keyDtype == null || valueDtype == null) {
+            throw new KvArgumentException("keyDtype and valueDtype must each be one of F32, F16, BF16, Q8_0, Q4_0, got "
+                    + keyDtype + " / " + valueDtype);
         }
-        dtype.checkHeadDim(headDim);
+        checkSide("K", keyDtype, headDim);
+        checkSide("V", valueDtype, headDim);
         if (queryHeads % kvHeads != 0) {
             throw new KvArgumentException("queryHeads (" + queryHeads + ") must be a multiple of kvHeads (" + kvHeads + ")");
         }
@@ -52,11 +62,13 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
             throw new KvArgumentException("layers x kvHeads = " + layers + " x " + kvHeads + " = " + tables
                     + " block tables per sequence; at most " + MAX_TABLES + " are allowed");
         }
-        long blockBytes = dtype.rowBytes(headDim) * tokensPerBlock;   // both factors <= 2^18: no overflow
-        if (blockBytes > MAX_BLOCK_BYTES) {
-            throw new KvArgumentException("a block of " + dtype.rowBytes(headDim) + " bytes per row (headDim "
-                    + headDim + " as " + dtype + ") x " + tokensPerBlock + " tokens = " + blockBytes
-                    + " bytes; at most " + MAX_BLOCK_BYTES + " are allowed");
+        for (DType dtype : new DType[] {keyDtype, valueDtype}) {
+            long blockBytes = dtype.rowBytes(headDim) * tokensPerBlock;   // both factors <= 2^18: no overflow
+            if (blockBytes > MAX_BLOCK_BYTES) {
+                throw new KvArgumentException("a block of " + dtype.rowBytes(headDim) + " bytes per row (headDim "
+                        + headDim + " as " + dtype + ") x " + tokensPerBlock + " tokens = " + blockBytes
+                        + " bytes; at most " + MAX_BLOCK_BYTES + " are allowed");
+            }
         }
         long tokenFloats = (long) queryHeads * headDim;
         if (tokenFloats > MAX_TOKEN_FLOATS) {
@@ -65,9 +77,84 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         }
     }
 
-    /** A layout with {@value #DEFAULT_TOKENS_PER_BLOCK} tokens per block. */
+    /** A layout storing K and V rows both as {@code dtype}. */
+    public KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DType dtype, int tokensPerBlock) {
+        this(layers, queryHeads, kvHeads, headDim, dtype, dtype, tokensPerBlock);
+    }
+
+    /** A layout with {@value #DEFAULT_TOKENS_PER_BLOCK} tokens per block, K and V both {@code dtype}. */
     public static KvLayout of(int layers, int queryHeads, int kvHeads, int headDim, DType dtype) {
         return new KvLayout(layers, queryHeads, kvHeads, headDim, dtype, DEFAULT_TOKENS_PER_BLOCK);
+    }
+
+    /** A layout with {@value #DEFAULT_TOKENS_PER_BLOCK} tokens per block, K rows as {@code keyDtype}, V as {@code valueDtype}. */
+    public static KvLayout of(int layers, int queryHeads, int kvHeads, int headDim, DType keyDtype, DType valueDtype) {
+        return new KvLayout(layers, queryHeads, kvHeads, headDim, keyDtype, valueDtype, DEFAULT_TOKENS_PER_BLOCK);
+    }
+
+    /** This layout with K rows as {@code keyDtype} and V rows as {@code valueDtype}. */
+    public KvLayout withDtypes(DType keyDtype, DType valueDtype) {
+        return new KvLayout(layers, queryHeads, kvHeads, headDim, keyDtype, valueDtype, tokensPerBlock);
+    }
+
+    /** Whether K and V rows are stored as the same type. */
+    public boolean uniformDtype() {
+        return keyDtype == valueDtype;
+    }
+
+    /**
+     * The type of K and V rows when they are the same; throws {@link KvArgumentException} for a layout whose K
+     * and V types differ (use {@link #keyDtype()} / {@link #valueDtype()}).
+     */
+    public DType dtype() {
+        requireUniform("dtype()");
+        return keyDtype;
+    }
+
+    /** The dtype of one side: K when {@code keys}, else V. */
+    public DType dtype(boolean keys) {
+        return keys ? keyDtype : valueDtype;
+    }
+
+    /** Bytes of one stored K row: {@code keyDtype.rowBytes(headDim)}. */
+    public long keyRowBytes() {
+        return keyDtype.rowBytes(headDim);
+    }
+
+    /** Bytes of one stored V row: {@code valueDtype.rowBytes(headDim)}. */
+    public long valueRowBytes() {
+        return valueDtype.rowBytes(headDim);
+    }
+
+    /** Bytes of one row of a side: K when {@code keys}, else V. */
+    public long rowBytes(boolean keys) {
+        return keys ? keyRowBytes() : valueRowBytes();
+    }
+
+    /** Bytes of one K block ({@code tokensPerBlock x keyRowBytes()}). */
+    public long keyBlockBytes() {
+        return keyRowBytes() * tokensPerBlock;
+    }
+
+    /** Bytes of one V block ({@code tokensPerBlock x valueRowBytes()}). */
+    public long valueBlockBytes() {
+        return valueRowBytes() * tokensPerBlock;
+    }
+
+    /** Bytes of one block of a side: K when {@code keys}, else V. */
+    public long blockBytes(boolean keys) {
+        return keys ? keyBlockBytes() : valueBlockBytes();
+    }
+
+    /** Bytes of one K block plus one V block: what a table's block index holds. */
+    public long blockPairBytes() {
+        return keyBlockBytes() + valueBlockBytes();
+    }
+
+    /** A short name of the types: {@code q8_0} when uniform, {@code k=q8_0,v=q4_0} otherwise (the CLI's syntax). */
+    public String dtypeName() {
+        String k = keyDtype.name().toLowerCase(java.util.Locale.ROOT);
+        return uniformDtype() ? k : "k=" + k + ",v=" + valueDtype.name().toLowerCase(java.util.Locale.ROOT);
     }
 
     /** Query heads per KV head; query head {@code qh} reads KV head {@code qh / groupSize()}. */
@@ -75,19 +162,54 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         return queryHeads / kvHeads;
     }
 
-    /** Bytes of one K (or V) row: {@code dtype.rowBytes(headDim)} (groups and their scales for quantised types). */
+    /**
+     * Bytes of one K (or V) row when K and V types are the same: {@code dtype.rowBytes(headDim)} (groups and their
+     * scales for quantised types). Throws {@link KvArgumentException} when they differ: use {@link #keyRowBytes()}
+     * / {@link #valueRowBytes()}.
+     */
     public long rowBytes() {
-        return dtype.rowBytes(headDim);
+        requireUniform("rowBytes()");
+        return keyRowBytes();
     }
 
-    /** Bytes of one block. */
+    /** Bytes of one block when K and V types are the same; else throws (use {@link #keyBlockBytes()} / {@link #valueBlockBytes()}). */
     public long blockBytes() {
-        return rowBytes() * tokensPerBlock;
+        requireUniform("blockBytes()");
+        return keyBlockBytes();
     }
 
     /** Bytes of K and V for one token across all layers and KV heads (the dense cost of a token). */
     public long bytesPerToken() {
-        return 2L * layers * kvHeads * rowBytes();
+        return (long) layers * kvHeads * (keyRowBytes() + valueRowBytes());
+    }
+
+    private void requireUniform(String what) {
+        if (keyDtype != valueDtype) {
+            throw new KvArgumentException(what + " is defined only when K and V rows have the same type; this layout "
+                    + "stores K as " + keyDtype + " and V as " + valueDtype + ": use the key/value accessors");
+        }
+    }
+
+    private static void checkSide(String side, DType dtype, int headDim) {
+        try {
+            dtype.checkHeadDim(headDim);
+        } catch (KvArgumentException e) {
+            throw new KvArgumentException(side + " dtype " + dtype + " cannot store rows of headDim " + headDim + ": "
+                    + e.getMessage() + " (allowed for this headDim: " + allowedFor(headDim) + ")");
+        }
+    }
+
+    private static String allowedFor(int headDim) {
+        StringBuilder sb = new StringBuilder();
+        for (DType d : DType.values()) {
+            try {
+                d.checkHeadDim(headDim);
+                sb.append(sb.isEmpty() ? "" : ", ").append(d);
+            } catch (KvArgumentException e) {
+                // not allowed
+            }
+        }
+        return sb.toString();
     }
 
     private static void atMost(String name, int v, long max) {

@@ -91,9 +91,10 @@ public final class KvStore implements AutoCloseable {
         if (layout == null || config == null) {
             throw new KvArgumentException("layout and config must not be null");
         }
-        if (config.limitBytes() < layout.blockBytes()) {
+        long largest = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
+        if (config.limitBytes() < largest) {
             throw new KvArgumentException("limitBytes (" + config.limitBytes() + ") must hold at least one block ("
-                    + layout.blockBytes() + " bytes)");
+                    + largest + " bytes)");
         }
         return new KvStore(layout, config);
     }
@@ -266,7 +267,8 @@ public final class KvStore implements AutoCloseable {
             open.clear();
         });
         if (live > 0) {
-            throw new LeakedBlocksException(live, live * layout.blockBytes(), openSequences[0]);
+            throw new LeakedBlocksException(live, live / 2 * layout.blockPairBytes() + live % 2 * layout.keyBlockBytes(),
+                    openSequences[0]);
         }
     }
 
@@ -336,7 +338,7 @@ public final class KvStore implements AutoCloseable {
             event.begin();
         }
         // Free slots in held slabs plus whole blocks that still fit under the limit (slabs hold whole blocks).
-        long blockBytes = layout.blockBytes();
+        long blockBytes = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
         long available = (refused.reservedBytes() - refused.liveBytes())
                 + (refused.limitBytes() - refused.reservedBytes()) / blockBytes * blockBytes;
         long shortfall = Math.max(blockBytes, refused.requestedBytes() - available);
@@ -363,7 +365,7 @@ public final class KvStore implements AutoCloseable {
                 event.requestedBytes = refused.requestedBytes();
                 event.shortfallBytes = pressure.shortfallBytes();
                 event.liveBytesBefore = refused.liveBytes();
-                event.liveBytesAfter = tables.liveBlocks() * layout.blockBytes();
+                event.liveBytesAfter = tables.liveBytes();
                 event.attempt = attempt;
                 event.relieved = relieved;
                 event.commit();
@@ -392,7 +394,7 @@ public final class KvStore implements AutoCloseable {
             event.kvHead = kvHead;
             event.rowsBefore = rowsBefore;
             event.rowsAfter = rowsAfter;
-            event.bytesFreed = 2L * (blocksBefore - blocksAfter) * layout.blockBytes();
+            event.bytesFreed = (blocksBefore - blocksAfter) * layout.blockPairBytes();
             event.commit();
         }
     }

@@ -34,10 +34,11 @@ final class MetricsCollector {
      */
     static SequenceMetrics sequence(Sequence s) {
         TableStats t = s.tables.stats();
-        long blockBytes = s.layout.blockBytes();
-        long referenced = t.referencedBlocks() * blockBytes;
-        long exclusive = t.exclusiveBlocks() * blockBytes;
+        // Tables hold as many K blocks as V blocks, so referenced counts are pairs (K and V may differ in size).
+        long pairBytes = s.layout.blockPairBytes();
+        long referenced = t.referencedBlocks() / 2 * pairBytes;
+        long exclusive = t.exclusiveBytes();
         return new SequenceMetrics(s.id(), referenced, exclusive, Math.max(0, referenced - exclusive),
-                t.peakReferencedBlocks() * blockBytes, t.rows(), t.maxRows(), t.rowsEvicted());
+                t.peakReferencedBlocks() / 2 * pairBytes, t.rows(), t.maxRows(), t.rowsEvicted());
     }
 }

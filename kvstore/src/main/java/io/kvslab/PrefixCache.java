@@ -225,10 +225,13 @@ public final class PrefixCache implements AutoCloseable {
         try {
             synchronized (this) {
                 checkOpen();
-                long blockBytes = store.layout().blockBytes();
+                // K and V blocks may differ in size: count by the smaller so at least `bytes` are freed, and
+                // report the freed blocks as K/V pairs (the cache evicts a position's K and V blocks together).
+                KvLayout l = store.layout();
                 long before = freedBlocks;
-                evictLru(blocksFor(bytes, blockBytes), Set.of());
-                return (freedBlocks - before) * blockBytes;
+                evictLru(blocksFor(bytes, Math.min(l.keyBlockBytes(), l.valueBlockBytes())), Set.of());
+                long freed = freedBlocks - before;
+                return freed / 2 * l.blockPairBytes() + freed % 2 * Math.min(l.keyBlockBytes(), l.valueBlockBytes());
             }
         } finally {
             store.exit();
@@ -376,7 +379,7 @@ public final class PrefixCache implements AutoCloseable {
             if (closed) {
                 return false;
             }
-            long blockBytes = store.layout().blockBytes();
+            long blockBytes = Math.min(store.layout().keyBlockBytes(), store.layout().valueBlockBytes());
             long before = freedBlocks;
             evictLru(blocksFor(pressure.shortfallBytes(), blockBytes), Set.of());
             return freedBlocks > before;

@@ -286,7 +286,7 @@ public final class Sequence implements AutoCloseable {
 
     /** Bytes of all blocks this sequence references (blocks shared with a fork count in both). */
     public long referencedBytes() {
-        return tables.referencedBlocks() * layout.blockBytes();
+        return tables.referencedBlocks() / 2 * layout.blockPairBytes();   // as many K blocks as V blocks
     }
 
     /** Blocks in the table of one (layer, KV head); the last one may be partly filled. */

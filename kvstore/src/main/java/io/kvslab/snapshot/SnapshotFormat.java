@@ -6,7 +6,10 @@ import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32C;
 
 /**
- * Snapshot file format, version 2 (full specification: docs/snapshots.md). All integers little-endian.
+ * Snapshot file format, versions 2 and 3 (full specification: docs/snapshots.md). All integers little-endian.
+ * Version 3 has version 2's layout; it is written for stores whose K and V rows have different types (the V dtype
+ * and V row bytes fields differ from the K ones), so a build that reads only version 2 refuses such a file by its
+ * version rather than misreading it. Stores with one type still write version 2.
  * Version 2 adds to version 1's header the bytes of one stored row and the V rows' dtype code and row bytes
  * (quantised dtypes store groups with scales, so a row is no longer headDim x bytes per element); everything
  * else is unchanged. Readers accept versions 1 and 2; version 1 files have zeros in those fields and their row
@@ -27,7 +30,10 @@ import java.util.zip.CRC32C;
  */
 final class SnapshotFormat {
     static final byte[] MAGIC = "KVSLSNAP".getBytes(StandardCharsets.US_ASCII);
-    static final int VERSION = 2;
+    /** The newest version this build writes and reads. */
+    static final int VERSION = 3;
+    /** The version written for stores whose K and V rows have the same type. */
+    static final int UNIFORM_VERSION = 2;
     /** The oldest version this build reads. */
     static final int MIN_VERSION = 1;
     static final int HEADER_BYTES = 128;
@@ -70,7 +76,7 @@ final class SnapshotFormat {
     static final int OFF_CREATED_AT = 104;
     /** Version 2: bytes of one stored K row ({@code KvLayout.rowBytes()}). */
     static final int OFF_ROW_BYTES = 112;
-    /** Version 2: dtype code of V rows (equal to the K dtype in this build) and their row bytes. */
+    /** Version 2: dtype code of V rows and their row bytes (equal to the K ones in version 2, may differ in 3). */
     static final int OFF_VALUE_DTYPE = 116;
     static final int OFF_VALUE_ROW_BYTES = 120;
     static final int OFF_HEADER_CRC = 124;

@@ -235,6 +235,8 @@ final class SnapshotReader implements AutoCloseable {
         } catch (KvSlabException e) {
             throw corrupt(file, "invalid layout: " + e.getMessage());
         }
+        DType valueDtype = dtype;
+        long valueRowBytes = rowBytes;
         if (h.version() >= 2) {
             // The row geometry is stated, not only implied: a file whose rows are not this build's rows of its
             // dtype (another group layout) is refused rather than misread.
@@ -242,19 +244,33 @@ final class SnapshotReader implements AutoCloseable {
                 throw corrupt(file, "header says " + h.rowBytes() + " bytes per row, but " + dtype + " rows of headDim "
                         + h.headDim() + " are " + rowBytes + " bytes");
             }
-            if (h.valueDtypeCode() != h.dtypeCode() || h.valueRowBytes() != h.rowBytes()) {
-                throw corrupt(file, "V rows are dtype code " + h.valueDtypeCode() + " with " + h.valueRowBytes()
-                        + " bytes per row; this build stores K and V in one dtype (code " + h.dtypeCode() + ", "
-                        + rowBytes + " bytes per row)");
+            valueDtype = DType.ofCode(h.valueDtypeCode());
+            if (valueDtype == null) {
+                throw corrupt(file, "unknown V dtype code " + h.valueDtypeCode()
+                        + " (0 = F32, 1 = F16, 2 = BF16, 3 = Q8_0, 4 = Q4_0)");
+            }
+            if (h.version() == 2 && valueDtype != dtype) {
+                throw corrupt(file, "V rows are dtype code " + h.valueDtypeCode() + " but K rows code "
+                        + h.dtypeCode() + "; version 2 stores K and V in one dtype (version 3 may differ)");
+            }
+            try {
+                valueRowBytes = valueDtype.rowBytes(h.headDim());
+            } catch (KvSlabException e) {
+                throw corrupt(file, "invalid layout: " + e.getMessage());
+            }
+            if (h.valueRowBytes() != valueRowBytes) {
+                throw corrupt(file, "header says " + h.valueRowBytes() + " bytes per V row, but " + valueDtype
+                        + " rows of headDim " + h.headDim() + " are " + valueRowBytes + " bytes");
             }
         }
-        long blockBytes = (long) h.tokensPerBlock() * rowBytes;   // 2^16 x 2^19 at most: no overflow
+        long blockBytes = (long) h.tokensPerBlock() * Math.max(rowBytes, valueRowBytes);   // <= 2^16 x 2^19
         if (blockBytes > SnapshotFormat.MAX_BLOCK_BYTES) {
-            throw corrupt(file, "tokensPerBlock x " + rowBytes + " bytes per row = " + blockBytes
-                    + " bytes per block, at most " + SnapshotFormat.MAX_BLOCK_BYTES + " supported");
+            throw corrupt(file, "tokensPerBlock x " + Math.max(rowBytes, valueRowBytes) + " bytes per row = "
+                    + blockBytes + " bytes per block, at most " + SnapshotFormat.MAX_BLOCK_BYTES + " supported");
         }
         try {
-            return new KvLayout(h.layers(), h.queryHeads(), h.kvHeads(), h.headDim(), dtype, h.tokensPerBlock());
+            return new KvLayout(h.layers(), h.queryHeads(), h.kvHeads(), h.headDim(), dtype, valueDtype,
+                    h.tokensPerBlock());
         } catch (KvSlabException e) {
             throw corrupt(file, "invalid layout: " + e.getMessage());
         }
@@ -289,7 +305,6 @@ final class SnapshotReader implements AutoCloseable {
 
     private void readDirectory() {
         int blocks = header.blocks();
-        long rowBytes = layout.rowBytes();
         blockOffsets = new long[blocks];
         blockRows = new int[blocks];
         blockCrcs = new int[blocks];
@@ -319,6 +334,7 @@ final class SnapshotReader implements AutoCloseable {
             if (refs[b] < 1) {
                 throw corrupt(file, "block " + b + " has " + refs[b] + " references, at least 1 needed");
             }
+            long rowBytes = layout.rowBytes(kinds[b] == SnapshotFormat.KIND_KEY);
             long payload = blockRows[b] * rowBytes;   // <= MAX_BLOCK_BYTES: both factors are bounded
             expected += payload;
             if (expected > dataEnd) {
@@ -424,7 +440,9 @@ final class SnapshotReader implements AutoCloseable {
      * dtype (the rule append enforces); returns the payload length.
      */
     private int readBlock(int b, byte[] buffer) {
-        int len = (int) (blockRows[b] * layout.rowBytes());
+        boolean keys = kindsForTables[b] == SnapshotFormat.KIND_KEY;
+        DType dtype = layout.dtype(keys);
+        int len = (int) (blockRows[b] * layout.rowBytes(keys));
         in.readFully(blockOffsets[b], buffer, len);
         CRC32C crc = new CRC32C();
         crc.update(buffer, 0, len);
@@ -432,22 +450,26 @@ final class SnapshotReader implements AutoCloseable {
             throw corrupt(file, "block " + b + " checksum mismatch (stored 0x" + Integer.toHexString(blockCrcs[b])
                     + ", computed 0x" + Integer.toHexString((int) crc.getValue()) + ")");
         }
-        int bad = PayloadValues.firstNonFinite(buffer, len, layout.dtype(), layout.headDim());
+        int bad = PayloadValues.firstNonFinite(buffer, len, dtype, layout.headDim());
         if (bad >= 0) {
             int row = (int) (bad / layout.headDim());
             int element = (int) (bad % layout.headDim());
             String kind = kindsForTables[b] == SnapshotFormat.KIND_KEY ? "K" : "V";
             throw corrupt(file, "data section, block " + b + " (" + kind + " rows"
                     + (firstUse != null && firstUse[b] != null ? " of " + firstUse[b] : "") + "), row " + row
-                    + ", element " + element + " is " + PayloadValues.describe(buffer, bad, layout.dtype(), layout.headDim())
-                    + "; restored rows must be finite " + layout.dtype() + " values, as append requires");
+                    + ", element " + element + " is " + PayloadValues.describe(buffer, bad, dtype, layout.headDim())
+                    + "; restored rows must be finite " + dtype + " values, as append requires");
         }
         return len;
     }
 
     /** Allocates and fills every block; on any failure the staging is closed (its blocks freed). */
     private BlockStaging stage(KvStore store) {
-        BlockStaging staging = RawBlocks.stage(store, blockRows.length);
+        boolean[] keyBlocks = new boolean[blockRows.length];
+        for (int b = 0; b < keyBlocks.length; b++) {
+            keyBlocks[b] = kindsForTables[b] == SnapshotFormat.KIND_KEY;
+        }
+        BlockStaging staging = RawBlocks.stage(store, keyBlocks);
         try {
             byte[] buffer = new byte[maxPayload];
             for (int b = 0; b < blockRows.length; b++) {

@@ -77,9 +77,12 @@ final class SnapshotWriter {
         int layers = layout.layers();
         int kvHeads = layout.kvHeads();
         int tpb = layout.tokensPerBlock();
-        long rowBytes = layout.rowBytes();
-        if (layout.blockBytes() > SnapshotFormat.MAX_BLOCK_BYTES) {
-            throw new SnapshotException("cannot save snapshot " + target + ": blocks of " + layout.blockBytes()
+        long keyRowBytes = layout.keyRowBytes();
+        long valueRowBytes = layout.valueRowBytes();
+        long largestBlock = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
+        int version = layout.uniformDtype() ? SnapshotFormat.UNIFORM_VERSION : SnapshotFormat.VERSION;
+        if (largestBlock > SnapshotFormat.MAX_BLOCK_BYTES) {
+            throw new SnapshotException("cannot save snapshot " + target + ": blocks of " + largestBlock
                     + " bytes exceed the format's limit of " + SnapshotFormat.MAX_BLOCK_BYTES + " bytes per block");
         }
 
@@ -121,7 +124,7 @@ final class SnapshotWriter {
         long dataBytes = 0;
         int shared = 0;
         for (BlockSource b : order) {
-            dataBytes += b.rows * rowBytes;
+            dataBytes += b.rows * (b.kind == SnapshotFormat.KIND_KEY ? keyRowBytes : valueRowBytes);
             shared += b.refs > 1 ? 1 : 0;
         }
         long tablesOffset = SnapshotFormat.HEADER_BYTES;
@@ -165,10 +168,10 @@ final class SnapshotWriter {
 
                 long[] offsets = new long[order.size()];
                 int[] crcs = new int[order.size()];
-                byte[] buffer = new byte[(int) layout.blockBytes()];
+                byte[] buffer = new byte[(int) largestBlock];
                 CRC32C crc = new CRC32C();
                 for (BlockSource b : order) {
-                    int len = (int) (b.rows * rowBytes);
+                    int len = (int) (b.rows * (b.kind == SnapshotFormat.KIND_KEY ? keyRowBytes : valueRowBytes));
                     RawBlocks.readRows(sequences.get(b.sequence), b.layer, b.head,
                             b.kind == SnapshotFormat.KIND_KEY, b.slot, b.rows, buffer, 0);
                     crc.reset();
@@ -194,11 +197,11 @@ final class SnapshotWriter {
                 directory.finish();
                 check(out.writePosition() == total, "directory size");
 
-                SnapshotFormat.Header header = new SnapshotFormat.Header(SnapshotFormat.VERSION,
+                SnapshotFormat.Header header = new SnapshotFormat.Header(version,
                         SnapshotFormat.HEADER_BYTES, layers, layout.queryHeads(), kvHeads, layout.headDim(),
-                        layout.dtype().code(), tpb, n, order.size(), tablesOffset, tablesBytes, dataOffset,
-                        dataBytes, directoryOffset, directoryBytes, total, created, (int) rowBytes,
-                        layout.dtype().code(), (int) rowBytes);
+                        layout.keyDtype().code(), tpb, n, order.size(), tablesOffset, tablesBytes, dataOffset,
+                        dataBytes, directoryOffset, directoryBytes, total, created, (int) keyRowBytes,
+                        layout.valueDtype().code(), (int) valueRowBytes);
                 byte[] head = header.encode();
                 out.write(0L, head, 0, head.length);
             } finally {
@@ -227,7 +230,7 @@ final class SnapshotWriter {
         for (long id : ids) {
             idList.add(id);
         }
-        return new SnapshotInfo(SnapshotFormat.VERSION, layout, idList, rows, order.size(), shared, total, created);
+        return new SnapshotInfo(version, layout, idList, rows, order.size(), shared, total, created);
     }
 
     private static int[] index(long[] handles, byte kind, int length, int tpb, int seq, int layer, int head,

@@ -129,10 +129,11 @@ public final class PrefixTier implements AutoCloseable {
         if (local.tokensPerBlock() != store.layout().tokensPerBlock()) {
             throw new KvArgumentException("the local prefix cache belongs to a store with another layout");
         }
-        if (store.layout().dtype().isQuantized()) {
-            // Fetched blocks are appended through KvTensor, which carries f32/f16/bf16 elements only.
-            throw new KvArgumentException("a prefix tier needs an f32, f16 or bf16 store; "
-                    + store.layout().dtype() + " stores cannot publish or fetch prefix blocks yet");
+        KvLayout sl = store.layout();
+        if (!sl.uniformDtype() || sl.keyDtype().isQuantized()) {
+            // Fetched blocks are appended through KvTensor, which carries f32/f16/bf16 elements of one type only.
+            throw new KvArgumentException("a prefix tier needs an f32, f16 or bf16 store with K and V of one type; "
+                    + sl.dtypeName() + " stores cannot publish or fetch prefix blocks yet");
         }
         PrefixTier p = new PrefixTier(store, local, tier, modelId, queueCapacity);
         p.writer.start();

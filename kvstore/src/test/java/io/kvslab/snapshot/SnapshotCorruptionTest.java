@@ -153,16 +153,16 @@ class SnapshotCorruptionTest {
 
     @Test
     void otherFormatVersionsAreRejected() throws IOException {
-        byte[] v3 = good.clone();
-        ByteBuffer.wrap(v3).order(ByteOrder.LITTLE_ENDIAN).putInt(SnapshotFormat.OFF_VERSION, 3);
-        rechecksumHeader(v3);
-        UnsupportedSnapshotVersionException e = assertRejected(v3, UnsupportedSnapshotVersionException.class,
-                "format version 3");
-        assertEquals(3, e.version());
+        byte[] v4 = good.clone();
+        ByteBuffer.wrap(v4).order(ByteOrder.LITTLE_ENDIAN).putInt(SnapshotFormat.OFF_VERSION, 4);
+        rechecksumHeader(v4);
+        UnsupportedSnapshotVersionException e = assertRejected(v4, UnsupportedSnapshotVersionException.class,
+                "format version 4");
+        assertEquals(4, e.version());
         // Checked before the header checksum: a future version may lay its header out differently.
         byte[] v0 = good.clone();
         ByteBuffer.wrap(v0).order(ByteOrder.LITTLE_ENDIAN).putInt(SnapshotFormat.OFF_VERSION, 0);
-        assertRejected(v0, UnsupportedSnapshotVersionException.class, "reads versions 1 to 2");
+        assertRejected(v0, UnsupportedSnapshotVersionException.class, "reads versions 1 to 3");
     }
 
     @Test

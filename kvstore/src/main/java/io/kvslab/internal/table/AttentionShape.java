@@ -8,11 +8,12 @@ import io.kvslab.KvLayout;
 
 /**
  * Geometry of one attention kernel call: {@code kvHeads} KV heads, each read by {@code group} query heads
- * (query head {@code qh} uses KV head {@code qh / group}), rows of {@code headDim} elements of the dtype with code
- * {@code dtype} (0 = f32, 1 = f16, 2 = bf16, 3 = q8_0, 4 = q4_0; {@link io.kvslab.DType#code()}), {@code blockRows}
- * rows per block. Rows are {@link #rowBytes()} bytes (quantised types: groups with their scales).
+ * (query head {@code qh} uses KV head {@code qh / group}), K rows of {@code headDim} elements of the dtype with code
+ * {@code keyDtype} and V rows of {@code valueDtype} (0 = f32, 1 = f16, 2 = bf16, 3 = q8_0, 4 = q4_0;
+ * {@link io.kvslab.DType#code()}), {@code blockRows} rows per block. Rows are {@link #keyRowBytes()} /
+ * {@link #valueRowBytes()} bytes (quantised types: groups with their scales).
  */
-public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int blockRows) {
+public record AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows) {
     /** Upper bound of every dimension; keeps all native index arithmetic far from overflow. */
     public static final int MAX_DIMENSION = 65536;
 
@@ -26,22 +27,58 @@ public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int
             throw new KernelArgumentException("query heads (kvHeads " + kvHeads + " x group " + group + " = "
                     + queryHeads + ") must be <= " + MAX_DIMENSION);
         }
-        DType type = DType.ofCode(dtype);
-        if (type == null) {
-            throw new KernelArgumentException("dtype code must be 0 (f32), 1 (f16), 2 (bf16), 3 (q8_0) or 4 (q4_0), "
-                    + "got " + dtype);
+        for (int code : new int[] {keyDtype, valueDtype}) {
+            DType type = DType.ofCode(code);
+            if (type == null) {
+                throw new KernelArgumentException("dtype code (" + (code == keyDtype ? "K" : "V") + ") must be 0 (f32), "
+                        + "1 (f16), 2 (bf16), 3 (q8_0) or 4 (q4_0), got " + code);
+            }
+            try {
+                type.checkHeadDim(headDim);
+            } catch (KvArgumentException e) {
+                throw new KernelArgumentException(e.getMessage());
+            }
         }
-        try {
-            type.checkHeadDim(headDim);
-        } catch (KvArgumentException e) {
-            throw new KernelArgumentException(e.getMessage());
-        }
+    }
+
+    /** A shape whose K and V rows are both of dtype code {@code dtype}. */
+    public AttentionShape(int kvHeads, int group, int headDim, int dtype, int blockRows) {
+        this(kvHeads, group, headDim, dtype, dtype, blockRows);
     }
 
     /** The shape of one layer of a store with this layout. */
     public static AttentionShape of(KvLayout layout) {
-        return new AttentionShape(layout.kvHeads(), layout.groupSize(), layout.headDim(), layout.dtype().code(),
-                layout.tokensPerBlock());
+        return new AttentionShape(layout.kvHeads(), layout.groupSize(), layout.headDim(), layout.keyDtype().code(),
+                layout.valueDtype().code(), layout.tokensPerBlock());
+    }
+
+    /** The dtype code of K and V rows when they are the same; throws {@link KernelArgumentException} otherwise. */
+    public int dtype() {
+        if (keyDtype != valueDtype) {
+            throw new KernelArgumentException("K rows (dtype " + keyDtype + ") and V rows (dtype " + valueDtype
+                    + ") differ: use keyDtype() / valueDtype()");
+        }
+        return keyDtype;
+    }
+
+    /** Bytes of one stored K row. */
+    public long keyRowBytes() {
+        return DType.ofCode(keyDtype).rowBytes(headDim);
+    }
+
+    /** Bytes of one stored V row. */
+    public long valueRowBytes() {
+        return DType.ofCode(valueDtype).rowBytes(headDim);
+    }
+
+    /** The stored K element type. */
+    public DType keyType() {
+        return DType.ofCode(keyDtype);
+    }
+
+    /** The stored V element type. */
+    public DType valueType() {
+        return DType.ofCode(valueDtype);
     }
 
     /** Query heads: {@code kvHeads * group} (at most {@value #MAX_DIMENSION}, checked at construction). */
@@ -49,14 +86,14 @@ public record AttentionShape(int kvHeads, int group, int headDim, int dtype, int
         return kvHeads * group;
     }
 
-    /** Bytes of one stored row. */
+    /** Bytes of one stored row when K and V types are the same (see {@link #dtype()}). */
     public long rowBytes() {
-        return DType.ofCode(dtype).rowBytes(headDim);
+        return DType.ofCode(dtype()).rowBytes(headDim);
     }
 
-    /** The stored element type. */
+    /** The stored element type when K and V types are the same (see {@link #dtype()}). */
     public DType type() {
-        return DType.ofCode(dtype);
+        return DType.ofCode(dtype());
     }
 
     /** Floats of one token's queries (or outputs) across all query heads. */

@@ -86,7 +86,7 @@ final class JavaAttention {
         double max = Double.NEGATIVE_INFINITY;
         float[] row = new float[dim];
         for (long r = 0; r < rows; r++) {
-            b.row(b.key(first, r), b.rowOffset(r), row);
+            b.keyRow(b.key(first, r), b.keyOffset(r), row);
             double s = 0;
             for (int d = 0; d < dim; d++) {
                 s += (double) q[d] * row[d];
@@ -99,7 +99,7 @@ final class JavaAttention {
         for (long r = 0; r < rows; r++) {
             double p = Math.exp(scores[(int) r] - max);
             sum += p;
-            b.row(b.value(first, r), b.rowOffset(r), row);
+            b.valueRow(b.value(first, r), b.valueOffset(r), row);
             for (int d = 0; d < dim; d++) {
                 acc[d] += p * row[d];
             }
@@ -110,44 +110,55 @@ final class JavaAttention {
         return max + Math.log(sum);
     }
 
-    /** Block memory named by the address tables, read with the store's element type. */
+    /** Block memory named by the address tables, K rows read with the K type and V rows with the V type. */
     private static final class Blocks {
         private final MemorySegment keyBlocks;
         private final MemorySegment valueBlocks;
-        private final DType dtype;
+        private final DType keyDtype;
+        private final DType valueDtype;
         private final int blockRows;
-        private final long rowBytes;
-        private final long blockBytes;
+        private final long keyRowBytes;
+        private final long valueRowBytes;
 
         Blocks(AttentionShape shape, MemorySegment keyBlocks, MemorySegment valueBlocks) {
             this.keyBlocks = keyBlocks;
             this.valueBlocks = valueBlocks;
-            this.dtype = shape.type();
+            this.keyDtype = shape.keyType();
+            this.valueDtype = shape.valueType();
             this.blockRows = shape.blockRows();
-            this.rowBytes = shape.rowBytes();
-            this.blockBytes = rowBytes * blockRows;
+            this.keyRowBytes = shape.keyRowBytes();
+            this.valueRowBytes = shape.valueRowBytes();
         }
 
         MemorySegment key(long first, long row) {
-            return block(keyBlocks, first + row / blockRows);
+            return block(keyBlocks, first + row / blockRows, keyRowBytes * blockRows);
         }
 
         MemorySegment value(long first, long row) {
-            return block(valueBlocks, first + row / blockRows);
+            return block(valueBlocks, first + row / blockRows, valueRowBytes * blockRows);
         }
 
-        long rowOffset(long row) {
-            return (row % blockRows) * rowBytes;
+        long keyOffset(long row) {
+            return (row % blockRows) * keyRowBytes;
         }
 
-        private MemorySegment block(MemorySegment table, long index) {
+        long valueOffset(long row) {
+            return (row % blockRows) * valueRowBytes;
+        }
+
+        private static MemorySegment block(MemorySegment table, long index, long blockBytes) {
             // The address comes from the store's own block table, read under its lifetime guard.
             return MemorySegment.ofAddress(table.getAtIndex(JAVA_LONG, index)).reinterpret(blockBytes);
         }
 
-        /** One stored row, dequantised (or widened) to fp32, exactly as the store's readers see it. */
-        void row(MemorySegment block, long rowOffset, float[] dst) {
-            RowCodec.read(block, rowOffset, dst, 0, dst.length, dtype);
+        /** One stored K row, dequantised (or widened) to fp32, exactly as the store's readers see it. */
+        void keyRow(MemorySegment block, long rowOffset, float[] dst) {
+            RowCodec.read(block, rowOffset, dst, 0, dst.length, keyDtype);
+        }
+
+        /** One stored V row, likewise with the V type. */
+        void valueRow(MemorySegment block, long rowOffset, float[] dst) {
+            RowCodec.read(block, rowOffset, dst, 0, dst.length, valueDtype);
         }
     }
 }

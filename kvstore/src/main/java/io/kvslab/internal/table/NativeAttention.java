@@ -62,9 +62,9 @@ final class NativeAttention {
             // A private lookup of the library file: NativeLibrary hands out no handles or lookups.
             SymbolLookup lib = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
             FunctionDescriptor decode = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                    JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
+                    JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
             FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                    JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
+                    JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
             FunctionDescriptor batch = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT,
                     JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
             return new Handles(
@@ -142,12 +142,12 @@ final class NativeAttention {
             return;
         }
         Handles h = handles();
-        MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
+        MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
         MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
         int rc;
         try {
-            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.dtype(),
-                    shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
+            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.keyDtype(),
+                    shape.valueDtype(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
                     lseArg, threads);
         } catch (Throwable t) {
             throw rethrow("kvs_attn_decode", t);
@@ -232,11 +232,11 @@ final class NativeAttention {
             descriptors.set(JAVA_LONG, at + 32, d.valueBlocks().address());
             descriptors.set(JAVA_LONG, at + 40, d.offsets().address());
             descriptors.set(JAVA_LONG, at + 48, d.lengths().address());
-            descriptors.set(JAVA_INT, at + 56, shape.dtype());
-            descriptors.set(JAVA_INT, at + 60, 0);
+            descriptors.set(JAVA_INT, at + 56, shape.keyDtype());
+            descriptors.set(JAVA_INT, at + 60, shape.valueDtype());
         }
         Handles h = handles();
-        MethodHandle mh = rows * shape.rowBytes() * 2 <= CRITICAL_MAX_BYTES ? h.decodeBatchCritical()
+        MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES ? h.decodeBatchCritical()
                 : h.decodeBatch();
         int rc;
         try {
@@ -332,7 +332,7 @@ final class NativeAttention {
         int rc;
         try {
             rc = (int) handles().prefill().invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),
-                    shape.dtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
+                    shape.keyDtype(), shape.valueDtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
                     out, threads);
         } catch (Throwable t) {
             throw rethrow("kvs_attn_prefill", t);

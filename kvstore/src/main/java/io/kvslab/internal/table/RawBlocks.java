@@ -49,4 +49,17 @@ public final class RawBlocks {
                 store.config().limitBytes(), blocks);
         return new BlockStaging(store, staged);
     }
+
+    /**
+     * Like {@link #stage(KvStore, int)}, one block per entry of {@code keyBlocks}: a K block where it is true, a V
+     * block where false (K and V blocks differ in size when the store keeps K and V as different types).
+     */
+    public static BlockStaging stage(KvStore store, boolean[] keyBlocks) {
+        if (store == null) {
+            throw new KvArgumentException("store must not be null");
+        }
+        StagedBlocks staged = StagedBlocks.allocate(TableAccess.of(store), store.layout(),
+                store.config().limitBytes(), keyBlocks);
+        return new BlockStaging(store, staged);
+    }
 }

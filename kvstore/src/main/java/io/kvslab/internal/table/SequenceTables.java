@@ -40,7 +40,9 @@ public final class SequenceTables {
     final SlabAllocator allocator;
     final KvLayout layout;
     final int tokensPerBlock;
-    final long rowBytes;
+    /** Bytes of one stored K row and of one stored V row (they differ when K and V types differ). */
+    final long keyRowBytes;
+    final long valueRowBytes;
     private final long id;
     final BlockTable[][] tables;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
@@ -64,7 +66,8 @@ public final class SequenceTables {
     private volatile int pristineRows = Integer.MAX_VALUE;
 
     public SequenceTables(TableStore store, KvLayout layout, long id) {
-        if (store == null || layout == null || layout.blockBytes() != store.allocator.blockBytes()) {
+        if (store == null || layout == null || layout.keyBlockBytes() != store.allocator.blockBytes(SlabAllocator.KEY_CLASS)
+                || layout.valueBlockBytes() != store.allocator.blockBytes(SlabAllocator.VALUE_CLASS)) {
             throw new KvArgumentException("tables need their store and a layout of its block size");
         }
         this.store = store;
@@ -72,7 +75,8 @@ public final class SequenceTables {
         this.allocator = store.allocator;
         this.layout = layout;
         this.tokensPerBlock = layout.tokensPerBlock();
-        this.rowBytes = layout.rowBytes();
+        this.keyRowBytes = layout.keyRowBytes();
+        this.valueRowBytes = layout.valueRowBytes();
         this.id = id;
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (BlockTable[] layer : tables) {
@@ -88,7 +92,8 @@ public final class SequenceTables {
         this.allocator = parent.allocator;
         this.layout = parent.layout;
         this.tokensPerBlock = parent.tokensPerBlock;
-        this.rowBytes = parent.rowBytes;
+        this.keyRowBytes = parent.keyRowBytes;
+        this.valueRowBytes = parent.valueRowBytes;
         this.id = id;
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (int l = 0; l < tables.length; l++) {
@@ -290,16 +295,21 @@ public final class SequenceTables {
 
     // ================================================================ allocation
 
-    /** Allocates out.length blocks (all or nothing); false after pressure handlers freed memory (count again). */
-    private boolean tryAllocate(long[] out, int attempt) {
+    /**
+     * Allocates {@code keys} K blocks and {@code values} V blocks (all or nothing); null after pressure handlers
+     * freed memory (count again).
+     */
+    private FreshBlocks tryAllocate(long keys, long values, int attempt) {
+        int k = checkedBlockCount(keys);
+        int v = checkedBlockCount(values);
+        checkedBlockCount((long) k + v);
         try {
-            allocator.allocate(out, out.length);
-            return true;
+            return FreshBlocks.allocate(allocator, k, v);
         } catch (MemoryLimitExceededException e) {
             if (!host.relieve(id, e, attempt)) {
                 throw e;
             }
-            return false;
+            return null;
         }
     }
 
@@ -381,48 +391,49 @@ public final class SequenceTables {
                             + " rows");
                 }
             }
-            k.check("k", layout.dtype());
-            v.check("v", layout.dtype());
+            k.check("k", layout.keyDtype());
+            v.check("v", layout.valueDtype());
 
             // Reserve every block first: new tail blocks, and private copies of shared partial tails.
             // Counted again after a memory-pressure handler ran: it may have changed what is shared.
             long newBlocks;
-            long[] fresh;
+            FreshBlocks fresh;
             for (int attempt = 1; ; attempt++) {
                 newBlocks = 0;
-                long copies = 0;
+                long keyCopies = 0;
+                long valueCopies = 0;
                 for (BlockTable t : rows) {
                     newBlocks += 2L * (blocksFor(t.length + n) - t.blockCount);
                     if (t.length % tokensPerBlock != 0) {
-                        copies += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
-                        copies += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                        keyCopies += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                        valueCopies += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
                     }
                 }
-                fresh = new long[checkedBlockCount(newBlocks + copies)];
-                if (tryAllocate(fresh, attempt)) {
-                    host.appended(id, fresh.length);   // uses up a scheduler's reservation for this sequence
+                fresh = tryAllocate(newBlocks / 2 + keyCopies, newBlocks / 2 + valueCopies, attempt);
+                if (fresh != null) {
+                    host.appended(id, fresh.size());   // uses up a scheduler's reservation for this sequence
                     break;
                 }
             }
 
-            int f = 0;
             for (int h = 0; h < rows.length; h++) {
                 BlockTable t = rows[h];
                 int tailRows = t.length % tokensPerBlock;
                 if (tailRows != 0) {
                     int tail = t.blockCount - 1;
                     if (allocator.refCount(t.keyBlocks[tail]) > 1) {
-                        t.keyBlocks[tail] = copyOnWrite(t.keyBlocks[tail], fresh[f++], tailRows);
+                        t.keyBlocks[tail] = copyOnWrite(t.keyBlocks[tail], fresh.take(true), tailRows * keyRowBytes);
                     }
                     if (allocator.refCount(t.valueBlocks[tail]) > 1) {
-                        t.valueBlocks[tail] = copyOnWrite(t.valueBlocks[tail], fresh[f++], tailRows);
+                        t.valueBlocks[tail] = copyOnWrite(t.valueBlocks[tail], fresh.take(false),
+                                tailRows * valueRowBytes);
                     }
                 }
                 int target = blocksFor(t.length + n);
                 t.ensureBlockCapacity(target);
                 while (t.blockCount < target) {
-                    t.keyBlocks[t.blockCount] = fresh[f++];
-                    t.valueBlocks[t.blockCount] = fresh[f++];
+                    t.keyBlocks[t.blockCount] = fresh.take(true);
+                    t.valueBlocks[t.blockCount] = fresh.take(false);
                     t.blockCount++;
                 }
                 t.ensureRowCapacity(t.length + n);
@@ -433,9 +444,7 @@ public final class SequenceTables {
                 t.length += n;
             }
             // A fork sibling may have dropped its reference since we counted: return unused copy blocks.
-            if (f < fresh.length) {
-                allocator.releaseAll(fresh, f, fresh.length);
-            }
+            fresh.releaseUnused(allocator);
             referenced(newBlocks);
             modCount++;
         } finally {
@@ -459,15 +468,15 @@ public final class SequenceTables {
             int inBlock = Math.min(n - i, tokensPerBlock - row % tokensPerBlock);
             MemorySegment kSeg = allocator.segment(t.keyBlocks[block]);
             MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
-            long off = (long) (row % tokensPerBlock) * rowBytes;
-            k.writeRows(i, inBlock, h, kSeg, off, rowBytes, layout.dtype());
-            v.writeRows(i, inBlock, h, vSeg, off, rowBytes, layout.dtype());
+            int slot = row % tokensPerBlock;
+            k.writeRows(i, inBlock, h, kSeg, slot * keyRowBytes, keyRowBytes, layout.keyDtype());
+            v.writeRows(i, inBlock, h, vSeg, slot * valueRowBytes, valueRowBytes, layout.valueDtype());
             i += inBlock;
         }
     }
 
-    private long copyOnWrite(long shared, long fresh, int rows) {
-        MemorySegment.copy(allocator.segment(shared), 0, allocator.segment(fresh), 0, rows * rowBytes);
+    private long copyOnWrite(long shared, long fresh, long bytes) {
+        MemorySegment.copy(allocator.segment(shared), 0, allocator.segment(fresh), 0, bytes);
         allocator.release(shared);
         return fresh;
     }
@@ -640,23 +649,19 @@ public final class SequenceTables {
      */
     private void keepTables(int[][][] keep) {
         requireWrite();
-        long[] fresh = null;
+        FreshBlocks fresh = null;
         int[][][][] plans;
         for (int attempt = 1; ; attempt++) {
             plans = new int[tables.length][][][];
-            long need = planKeep(keep, plans);
+            long[] need = planKeep(keep, plans);
             if (fresh != null) {
-                if (need <= fresh.length) {
+                if (need[0] <= fresh.keyCount() && need[1] <= fresh.valueCount()) {
                     break;   // the plan still fits the blocks allocated for it
                 }
-                allocator.releaseAll(fresh, 0, fresh.length);   // sharing changed under a pressure handler
+                fresh.releaseUnused(allocator);   // sharing changed under a pressure handler
             }
-            fresh = new long[checkedBlockCount(need)];
-            if (!tryAllocate(fresh, attempt)) {
-                fresh = null;
-            }
+            fresh = tryAllocate(need[0], need[1], attempt);
         }
-        int f = 0;
         for (int l = 0; l < tables.length; l++) {
             for (int h = 0; h < tables[l].length; h++) {
                 int[] rows = keep[l][h];
@@ -675,8 +680,8 @@ public final class SequenceTables {
                     allocator.releaseAll(t.valueBlocks, newCount, t.blockCount);
                 } else {
                     int untouched = k / tokensPerBlock;
-                    f = rewriteRegion(t.keyBlocks, t.blockCount, rows, untouched, plans[l][h][0], fresh, f);
-                    f = rewriteRegion(t.valueBlocks, t.blockCount, rows, untouched, plans[l][h][1], fresh, f);
+                    rewriteRegion(t.keyBlocks, t.blockCount, rows, untouched, plans[l][h][0], fresh, true);
+                    rewriteRegion(t.valueBlocks, t.blockCount, rows, untouched, plans[l][h][1], fresh, false);
                     for (int j = k; j < m; j++) {
                         t.positions[j] = t.positions[rows[j]];
                     }
@@ -687,9 +692,7 @@ public final class SequenceTables {
                 t.trim();
             }
         }
-        if (f < fresh.length) {
-            allocator.releaseAll(fresh, f, fresh.length);
-        }
+        fresh.releaseUnused(allocator);
         modCount++;
     }
 
@@ -705,10 +708,10 @@ public final class SequenceTables {
 
     /**
      * Plans every kept table's K and V region into {@code plans[l][h][0 | 1]} (see {@link #planRegion}); returns
-     * the fresh blocks the plans gather into.
+     * the fresh K and V blocks the plans gather into ({@code {keys, values}}).
      */
-    private long planKeep(int[][][] keep, int[][][][] plans) {
-        long need = 0;
+    private long[] planKeep(int[][][] keep, int[][][][] plans) {
+        long[] need = new long[2];
         for (int l = 0; l < tables.length; l++) {
             plans[l] = new int[tables[l].length][][];
             for (int h = 0; h < tables[l].length; h++) {
@@ -726,7 +729,8 @@ public final class SequenceTables {
                 int[] pv = planRegion(t.valueBlocks, t.blockCount, rows, untouched);
                 plans[l][h] = new int[][] {pk, pv};
                 for (int d = 0; d < pk.length; d++) {
-                    need += (pk[d] == GATHER ? 1 : 0) + (pv[d] == GATHER ? 1 : 0);
+                    need[0] += pk[d] == GATHER ? 1 : 0;
+                    need[1] += pv[d] == GATHER ? 1 : 0;
                 }
             }
         }
@@ -777,11 +781,13 @@ public final class SequenceTables {
 
     /**
      * Rebuilds blocks {@code [untouched, count)} of one K or V table by {@code plan} (see {@link #planRegion}) so
-     * that new row j holds old row rows[j]; releases the old blocks no new block uses; returns the next unused
-     * index of {@code fresh}.
+     * that new row j holds old row rows[j]; releases the old blocks no new block uses; gathers into blocks of
+     * {@code fresh} of the region's side ({@code keys}).
      */
-    private int rewriteRegion(long[] blocks, int count, int[] rows, int untouched, int[] plan, long[] fresh, int f) {
+    private void rewriteRegion(long[] blocks, int count, int[] rows, int untouched, int[] plan, FreshBlocks fresh,
+                               boolean keys) {
         int tpb = tokensPerBlock;
+        long rowBytes = keys ? keyRowBytes : valueRowBytes;
         int m = rows.length;
         int newCount = untouched + plan.length;
         long[] old = Arrays.copyOf(blocks, count);
@@ -807,7 +813,7 @@ public final class SequenceTables {
                 blocks[d] = old[e];
                 dst = segment(src, old, e);
             } else {
-                blocks[d] = fresh[f++];
+                blocks[d] = fresh.take(keys);
                 dst = allocator.segment(blocks[d]);
             }
             int end = Math.min(m, (d + 1) * tpb);
@@ -824,7 +830,6 @@ public final class SequenceTables {
                 allocator.release(old[b]);
             }
         }
-        return f;
     }
 
     /** The segment of old block b, looked up once per rewrite. */
@@ -892,14 +897,14 @@ public final class SequenceTables {
                     if (rope != null) {
                         rotated[l][h] = rotatedKeys(t, a, b, delta, rope);
                         RowCodec.checkValues("re-rotated key of layer " + l + ", KV head " + h, rotated[l][h], 0,
-                                rotated[l][h].length, layout.dtype());
+                                rotated[l][h].length, layout.keyDtype());
                     }
                 }
             }
             if (!any) {
                 return;
             }
-            long[] fresh;
+            FreshBlocks fresh;
             for (int attempt = 1; ; attempt++) {   // counted again after a pressure handler changed sharing
                 long need = 0;
                 for (int l = 0; l < layers; l++) {
@@ -910,12 +915,11 @@ public final class SequenceTables {
                         }
                     }
                 }
-                fresh = new long[checkedBlockCount(need)];
-                if (tryAllocate(fresh, attempt)) {
+                fresh = tryAllocate(need, 0, attempt);
+                if (fresh != null) {
                     break;
                 }
             }
-            int f = 0;
             for (int l = 0; l < layers; l++) {
                 for (int h = 0; h < kvHeads; h++) {
                     BlockTable t = tables[l][h];
@@ -928,9 +932,9 @@ public final class SequenceTables {
                         for (int blk = a / tokensPerBlock; blk <= (b - 1) / tokensPerBlock; blk++) {
                             if (allocator.refCount(t.keyBlocks[blk]) > 1) {
                                 int rowsHere = Math.min(tokensPerBlock, t.length - blk * tokensPerBlock);
-                                long copy = fresh[f++];
+                                long copy = fresh.take(true);
                                 MemorySegment.copy(allocator.segment(t.keyBlocks[blk]), 0, allocator.segment(copy),
-                                        0, rowsHere * rowBytes);
+                                        0, rowsHere * keyRowBytes);
                                 allocator.release(t.keyBlocks[blk]);
                                 t.keyBlocks[blk] = copy;
                             }
@@ -943,9 +947,7 @@ public final class SequenceTables {
                     }
                 }
             }
-            if (f < fresh.length) {   // a sibling dropped its reference after we counted: nothing to copy
-                allocator.releaseAll(fresh, f, fresh.length);
-            }
+            fresh.releaseUnused(allocator);   // a sibling dropped its reference after we counted: nothing to copy
             modCount++;
         } finally {
             endWrite();
@@ -983,7 +985,7 @@ public final class SequenceTables {
         float[] out = new float[Math.multiplyExact(b - a, dim)];
         for (int r = a; r < b; r++) {
             MemorySegment seg = allocator.segment(t.keyBlocks[r / tokensPerBlock]);
-            RowCodec.read(seg, (long) (r % tokensPerBlock) * rowBytes, out, (r - a) * dim, dim, layout.dtype());
+            RowCodec.read(seg, (r % tokensPerBlock) * keyRowBytes, out, (r - a) * dim, dim, layout.keyDtype());
             rope.rotate(out, (r - a) * dim, dim, delta);
         }
         return out;
@@ -993,7 +995,7 @@ public final class SequenceTables {
         int dim = layout.headDim();
         for (int r = a; r < b; r++) {
             MemorySegment seg = allocator.segment(t.keyBlocks[r / tokensPerBlock]);
-            RowCodec.write(keys, (r - a) * dim, seg, (long) (r % tokensPerBlock) * rowBytes, dim, layout.dtype());
+            RowCodec.write(keys, (r - a) * dim, seg, (r % tokensPerBlock) * keyRowBytes, dim, layout.keyDtype());
         }
     }
 
@@ -1150,7 +1152,7 @@ public final class SequenceTables {
             for (int b = 0; b < t.blockCount; b++) {
                 MemorySegment seg = allocator.segment(blocks[b]);
                 int rowsHere = Math.min(tokensPerBlock, t.length - b * tokensPerBlock);
-                RowCodec.readRows(seg, 0, dst, b * tokensPerBlock * dim, rowsHere, dim, layout.dtype());
+                RowCodec.readRows(seg, 0, dst, b * tokensPerBlock * dim, rowsHere, dim, layout.dtype(keys));
             }
         } finally {
             endRead();
@@ -1193,7 +1195,7 @@ public final class SequenceTables {
                 throw new KvArgumentException("rows must be in [1, " + stored + "] for block " + block
                         + " of layer " + layer + ", KV head " + kvHead + ", got " + rows);
             }
-            long bytes = rows * rowBytes;
+            long bytes = rows * layout.rowBytes(keys);
             if (dst == null || off < 0 || off + bytes > dst.length) {
                 throw new KvArgumentException("dst must hold " + bytes + " bytes from offset " + off + ", got "
                         + (dst == null ? "null" : dst.length + " bytes"));
@@ -1236,8 +1238,9 @@ public final class SequenceTables {
             if (block < 0 || end > Math.min(pristineRows, denseRows())) {
                 return false;
             }
-            long part = tokensPerBlock * rowBytes;
-            long need = Math.multiplyExact(Math.multiplyExact((long) layout.layers() * layout.kvHeads(), 2L), part);
+            long keyPart = layout.keyBlockBytes();
+            long valuePart = layout.valueBlockBytes();
+            long need = Math.multiplyExact((long) layout.layers() * layout.kvHeads(), keyPart + valuePart);
             if (dst == null || dst.length != need) {
                 throw new KvArgumentException("dst must hold exactly " + need + " bytes");
             }
@@ -1245,9 +1248,9 @@ public final class SequenceTables {
             long off = 0;
             for (BlockTable[] layer : tables) {
                 for (BlockTable t : layer) {
-                    MemorySegment.copy(allocator.segment(t.keyBlocks[block]), 0, out, off, part);
-                    MemorySegment.copy(allocator.segment(t.valueBlocks[block]), 0, out, off + part, part);
-                    off += 2 * part;
+                    MemorySegment.copy(allocator.segment(t.keyBlocks[block]), 0, out, off, keyPart);
+                    MemorySegment.copy(allocator.segment(t.valueBlocks[block]), 0, out, off + keyPart, valuePart);
+                    off += keyPart + valuePart;
                 }
             }
             return true;
@@ -1278,7 +1281,8 @@ public final class SequenceTables {
      * arrays and {@link SlabAllocator#refCountIfLive} are read, so a race cannot fault.
      */
     public TableStats stats() {
-        long exclusive = 0;
+        long exclusiveKeys = 0;
+        long exclusiveValues = 0;
         long rows = 0;
         int maxRows = 0;
         for (BlockTable[] layer : tables) {
@@ -1290,12 +1294,13 @@ public final class SequenceTables {
                 rows += length;
                 maxRows = Math.max(maxRows, length);
                 for (int b = 0; b < Math.min(count, Math.min(keys.length, values.length)); b++) {
-                    exclusive += allocator.refCountIfLive(keys[b]) == 1 ? 1 : 0;
-                    exclusive += allocator.refCountIfLive(values[b]) == 1 ? 1 : 0;
+                    exclusiveKeys += allocator.refCountIfLive(keys[b]) == 1 ? 1 : 0;
+                    exclusiveValues += allocator.refCountIfLive(values[b]) == 1 ? 1 : 0;
                 }
             }
         }
-        return new TableStats(referencedBlocks, exclusive, peakReferencedBlocks, rows, maxRows, rowsEvicted);
+        return new TableStats(referencedBlocks, exclusiveKeys + exclusiveValues, peakReferencedBlocks, rows, maxRows,
+                rowsEvicted, exclusiveKeys * layout.keyBlockBytes() + exclusiveValues * layout.valueBlockBytes());
     }
 
     /**

@@ -14,6 +14,9 @@ final class Slab {
 
     final int index;
     final int capacity;
+    /** The allocator's size class this slab is carved for (one block size per slab). */
+    final int sizeClass;
+    final long blockBytes;
     final MemorySegment segment;
     final long baseAddress;
     /** Block id stored in each slot, or NO_BLOCK. */
@@ -26,7 +29,13 @@ final class Slab {
     int binPosition = -1;
 
     Slab(int index, int capacity, long blockBytes, Arena scope) {
+        this(index, 0, capacity, blockBytes, scope);
+    }
+
+    Slab(int index, int sizeClass, int capacity, long blockBytes, Arena scope) {
         this.index = index;
+        this.sizeClass = sizeClass;
+        this.blockBytes = blockBytes;
         this.capacity = capacity;
         // Page alignment: every block starts on a cache line (block sizes are multiples of 64 in practice).
         this.segment = SlabMemory.map(Math.multiplyExact(blockBytes, (long) capacity), scope);

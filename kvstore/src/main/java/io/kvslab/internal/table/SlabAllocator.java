@@ -53,6 +53,14 @@ import java.util.List;
  * thread (the kernel freeing its pages costs milliseconds); close waits for those still in flight. Reused slots hold stale bytes;
  * readers read only rows below a table's length, which every such row's writer has written.
  *
+ * <p><b>Size classes.</b> An allocator carves one block size per slab and may have two size classes: a store whose
+ * K and V rows differ in bytes (K q8_0, V q4_0) allocates K blocks from class {@link #KEY_CLASS} and V blocks from
+ * {@link #VALUE_CLASS}, each from slabs of its own block size, so every block is exactly as large as its rows need.
+ * A handle's id records its slab, so every call that takes a handle (reference counts, segments, addresses,
+ * release) needs no class argument; only allocation names one. Both classes share the one limit, the accounting
+ * (live bytes are the sum over classes) and compaction (blocks move within their class). With one class (K and V
+ * rows of the same size) both class numbers name it.
+ *
  * <p><b>Limit.</b> {@code limitBytes} caps the reserved (slab) bytes. An allocation that cannot be served under it
  * throws {@link MemoryLimitExceededException} and allocates nothing.
  *
@@ -77,8 +85,17 @@ public final class SlabAllocator implements AutoCloseable {
     /** Freed blocks one stripe keeps for reuse: enough for a decode step's block turnover, small next to a slab. */
     static final int PARKED_PER_STRIPE = 32;
 
+    /** Class of K blocks; also of V blocks when the allocator has one class. */
+    static final int KEY_CLASS = 0;
+    /** Class of V blocks: 1 when the allocator has two classes, else {@link #KEY_CLASS}. */
+    static final int VALUE_CLASS = 1;
+
+    /** Block bytes of class 0 (and, when there is only one class, of every block). */
     private final long blockBytes;
     private final int blocksPerSlab;
+    /** Bytes and blocks per full slab of each size class. */
+    private final long[] classBytes;
+    private final int[] classBlocksPerSlab;
     private final long limitBytes;
     private final long spareSlabBytes;
     private final Arena scope = Arena.ofShared();
@@ -86,20 +103,22 @@ public final class SlabAllocator implements AutoCloseable {
     private final List<Slab> slabs = new ArrayList<>();           // by slab index; null once released
     /** Copy of {@link #slabs} for lock-free lookup from a live block's slab index (republished on every change). */
     private volatile Slab[] slabTable = new Slab[0];
-    @SuppressWarnings("unchecked")
-    private final List<Slab>[] bins = new List[BINS];
+    /** Occupancy bins per size class: {@code bins[sizeClass][bin]}. */
+    private final List<Slab>[][] bins;
 
     /** Per block id (stable across relocation): state word, slab, slot, address. */
     private final BlockIds ids = new BlockIds();
-    private final ParkedBlocks[] stripes;
+    /** Parked-block stripes per size class: {@code stripes[sizeClass][stripe]}. */
+    private final ParkedBlocks[][] stripes;
     private final int stripeMask;
     private int idsIssued;
     private int[] freeIds = new int[1024];
     private int freeIdCount;
 
     private long reservedBytes;
-    /** Slots taken in slabs: live blocks plus parked ones. */
+    /** Slots taken in slabs: live blocks plus parked ones (all classes, and per class). */
     private long takenBlocks;
+    private final long[] takenByClass;
     private long peakReservedBytes;
     private long peakLiveBytes;
     private long slabsAcquired;
@@ -127,6 +146,25 @@ public final class SlabAllocator implements AutoCloseable {
      * @param spareSlabBytes  empty slabs kept mapped for reuse up to this many bytes, {@code >= 0}
      */
     public SlabAllocator(long blockBytes, long slabBytes, long limitBytes, long spareSlabBytes) {
+        this(blockBytes, blockBytes, slabBytes, limitBytes, spareSlabBytes);
+    }
+
+    /**
+     * An allocator with a K and a V size class ({@link #KEY_CLASS}, {@link #VALUE_CLASS}); one class when the
+     * two sizes are equal.
+     *
+     * @param keyBlockBytes   bytes per K block, {@code > 0}
+     * @param valueBlockBytes bytes per V block, {@code > 0}
+     * @param slabBytes       target bytes per slab; rounded down to whole blocks of its class, at least one block
+     * @param limitBytes      cap on reserved bytes of both classes, {@code >= } the larger block
+     * @param spareSlabBytes  empty slabs kept mapped for reuse up to this many bytes, {@code >= 0}
+     */
+    public SlabAllocator(long keyBlockBytes, long valueBlockBytes, long slabBytes, long limitBytes,
+                         long spareSlabBytes) {
+        if (valueBlockBytes <= 0) {
+            throw new KvArgumentException("valueBlockBytes must be > 0, got " + valueBlockBytes);
+        }
+        long blockBytes = keyBlockBytes;
         if (spareSlabBytes < 0) {
             throw new KvArgumentException("spareSlabBytes must be >= 0, got " + spareSlabBytes);
         }
@@ -136,30 +174,89 @@ public final class SlabAllocator implements AutoCloseable {
         if (slabBytes <= 0) {
             throw new KvArgumentException("slabBytes must be > 0, got " + slabBytes);
         }
-        if (limitBytes < blockBytes) {
-            throw new KvArgumentException("limitBytes must be >= one block (" + blockBytes + " bytes), got " + limitBytes);
+        long largest = Math.max(blockBytes, valueBlockBytes);
+        if (limitBytes < largest) {
+            throw new KvArgumentException("limitBytes must be >= one block (" + largest + " bytes), got " + limitBytes);
         }
-        long perSlab = Math.max(1, slabBytes / blockBytes);
-        if (perSlab > Integer.MAX_VALUE / 2) {
-            throw new KvArgumentException("slabBytes / blockBytes must be < 2^30 blocks per slab, got " + perSlab);
+        this.classBytes = blockBytes == valueBlockBytes ? new long[] {blockBytes}
+                : new long[] {blockBytes, valueBlockBytes};
+        int classes = classBytes.length;
+        this.classBlocksPerSlab = new int[classes];
+        for (int c = 0; c < classes; c++) {
+            long perSlab = Math.max(1, slabBytes / classBytes[c]);
+            if (perSlab > Integer.MAX_VALUE / 2) {
+                throw new KvArgumentException("slabBytes / blockBytes must be < 2^30 blocks per slab, got " + perSlab);
+            }
+            classBlocksPerSlab[c] = (int) perSlab;
         }
         this.blockBytes = blockBytes;
-        this.blocksPerSlab = (int) perSlab;
+        this.blocksPerSlab = classBlocksPerSlab[0];
         this.limitBytes = limitBytes;
         this.spareSlabBytes = spareSlabBytes;
-        for (int i = 0; i < BINS; i++) {
-            bins[i] = new ArrayList<>();
+        this.takenByClass = new long[classes];
+        @SuppressWarnings("unchecked")
+        List<Slab>[][] b = new List[classes][BINS];
+        this.bins = b;
+        for (int c = 0; c < classes; c++) {
+            for (int i = 0; i < BINS; i++) {
+                bins[c][i] = new ArrayList<>();
+            }
         }
         int n = Integer.highestOneBit(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()) * 2 - 1);
-        this.stripes = new ParkedBlocks[Math.min(n, 256)];
-        this.stripeMask = stripes.length - 1;
-        for (int i = 0; i < stripes.length; i++) {
-            stripes[i] = new ParkedBlocks(PARKED_PER_STRIPE);
+        this.stripes = new ParkedBlocks[classes][Math.min(n, 256)];
+        this.stripeMask = stripes[0].length - 1;
+        for (int c = 0; c < classes; c++) {
+            for (int i = 0; i < stripes[c].length; i++) {
+                stripes[c][i] = new ParkedBlocks(PARKED_PER_STRIPE);
+            }
         }
     }
 
+    /** Bytes of a K block (of every block when the allocator has one size class). */
     public long blockBytes() {
         return blockBytes;
+    }
+
+    /** Bytes of a block of {@code sizeClass} ({@link #KEY_CLASS} or {@link #VALUE_CLASS}). */
+    public long blockBytes(int sizeClass) {
+        return classBytes[index(sizeClass)];
+    }
+
+    /** Size classes: 1, or 2 when K and V blocks differ in size. */
+    public int sizeClasses() {
+        return classBytes.length;
+    }
+
+    /** Slots taken by blocks of {@code sizeClass}, live or parked (exact: parked blocks are drained first). */
+    public synchronized long liveBlocks(int sizeClass) {
+        if (!closed) {
+            drainParked();
+        }
+        return takenByClass[index(sizeClass)];
+    }
+
+    /** Bytes of the blocks held, summed over the size classes (parked blocks drained first). */
+    public synchronized long liveBytes() {
+        if (!closed) {
+            drainParked();
+        }
+        return takenBytes();
+    }
+
+    private long takenBytes() {
+        long bytes = 0;
+        for (int c = 0; c < classBytes.length; c++) {
+            bytes += takenByClass[c] * classBytes[c];
+        }
+        return bytes;
+    }
+
+    /** The class index a class number names: VALUE_CLASS is KEY_CLASS when there is one class. */
+    private int index(int sizeClass) {
+        if (sizeClass != KEY_CLASS && sizeClass != VALUE_CLASS) {
+            throw new KvArgumentException("size class must be " + KEY_CLASS + " or " + VALUE_CLASS + ", got " + sizeClass);
+        }
+        return Math.min(sizeClass, classBytes.length - 1);
     }
 
     /** Blocks in a full-size slab. */
@@ -174,37 +271,60 @@ public final class SlabAllocator implements AutoCloseable {
 
     /** Allocates one block (reference count 1): a parked block of this thread's stripe if any, else from a slab. */
     long allocate() {
+        return allocate(KEY_CLASS);
+    }
+
+    /** Allocates one block of {@code sizeClass}; see {@link #allocate()}. */
+    long allocate(int sizeClass) {
         ensureOpen();
-        ParkedBlocks stripe = stripe();
+        int c = index(sizeClass);
+        ParkedBlocks stripe = stripe(c);
         int id;
         synchronized (stripe) {
             id = stripe.poll();
         }
         if (id < 0) {
-            return allocateFromSlab();
+            return allocateFromSlab(c);
         }
         long state = ids.state(id);   // (generation, 0): this thread owns the parked id
         ids.setState(id, BlockIds.pack(BlockIds.generation(state), 1));
         return ((long) BlockIds.generation(state) << 32) | id;
     }
 
-    private synchronized long allocateFromSlab() {
+    private synchronized long allocateFromSlab(int c) {
         ensureOpen();
-        ensureCapacity(1);
-        long h = allocateOne();
+        ensureCapacity(c, 1, 0);
+        long h = allocateOne(c);
         notePeak();
         return h;
     }
 
     /** Allocates {@code n} blocks, all or nothing, into {@code out[0..n)}. */
     synchronized void allocate(long[] out, int n) {
+        allocate(out, n, 0);
+    }
+
+    /**
+     * Allocates, all or nothing, {@code keyBlocks} blocks of the K class into {@code out[0 .. keyBlocks)} and
+     * {@code valueBlocks} of the V class after them.
+     */
+    synchronized void allocate(long[] out, int keyBlocks, int valueBlocks) {
         ensureOpen();
-        if (n < 0 || n > out.length) {
-            throw new KvArgumentException("block count must be in [0, " + out.length + "], got " + n);
+        if (keyBlocks < 0 || valueBlocks < 0 || (long) keyBlocks + valueBlocks > out.length) {
+            throw new KvArgumentException("block counts must be >= 0 and sum to at most " + out.length + ", got "
+                    + keyBlocks + " + " + valueBlocks);
         }
-        ensureCapacity(n);
-        for (int i = 0; i < n; i++) {
-            out[i] = allocateOne();
+        int v = index(VALUE_CLASS);
+        if (v == KEY_CLASS) {
+            ensureCapacity(KEY_CLASS, keyBlocks + valueBlocks, 0);
+        } else {
+            ensureCapacity(KEY_CLASS, keyBlocks, valueBlocks);
+        }
+        for (int i = 0; i < keyBlocks; i++) {
+            out[i] = allocateOne(KEY_CLASS);
+        }
+        for (int i = keyBlocks; i < keyBlocks + valueBlocks; i++) {
+            out[i] = allocateOne(v);
         }
         notePeak();
     }
@@ -249,7 +369,7 @@ public final class SlabAllocator implements AutoCloseable {
         if (POISON_FREED) {
             poison(id);
         }
-        ParkedBlocks stripe = stripe();
+        ParkedBlocks stripe = stripe(slabTable[ids.slab(id)].sizeClass);
         boolean parked;
         synchronized (stripe) {
             parked = stripe.offer(id);
@@ -347,7 +467,7 @@ public final class SlabAllocator implements AutoCloseable {
         ensureOpen();
         int id = checkLive(handle);
         Slab s = slabTable[ids.slab(id)];
-        return s.segment.asSlice((long) ids.slot(id) * blockBytes, blockBytes);
+        return s.segment.asSlice((long) ids.slot(id) * s.blockBytes, s.blockBytes);
     }
 
     /**
@@ -425,23 +545,28 @@ public final class SlabAllocator implements AutoCloseable {
         ensureOpen();
         drainParked();
         long moved = 0;
+        long movedBytes = 0;
         int released = 0;
         long bytesReleased = 0;
-        while (true) {
-            Slab victim = sparsestPartialSlab();
-            if (victim == null) {
-                break;
-            }
-            long freeElsewhere = 0;
-            for (Slab s : slabs) {
-                if (s != null && s != victim && s.used() > 0) {
-                    freeElsewhere += s.capacity - s.used();
+        for (int c = 0; c < classBytes.length; c++) {
+            while (true) {
+                Slab victim = sparsestPartialSlab(c);
+                if (victim == null) {
+                    break;
                 }
+                long freeElsewhere = 0;
+                for (Slab s : slabs) {
+                    if (s != null && s != victim && s.sizeClass == c && s.used() > 0) {
+                        freeElsewhere += s.capacity - s.used();
+                    }
+                }
+                if (freeElsewhere < victim.used()) {
+                    break;
+                }
+                long n = evacuate(victim);
+                moved += n;
+                movedBytes += n * classBytes[c];
             }
-            if (freeElsewhere < victim.used()) {
-                break;
-            }
-            moved += evacuate(victim);
         }
         for (int i = 0; i < slabs.size(); i++) {
             Slab s = slabs.get(i);
@@ -455,7 +580,7 @@ public final class SlabAllocator implements AutoCloseable {
         if (moved > 0) {
             relocationEpoch++;
         }
-        return new CompactionResult(moved, moved * blockBytes, released, bytesReleased);
+        return new CompactionResult(moved, movedBytes, released, bytesReleased);
     }
 
     /** Exact statistics (parked blocks are returned to their slabs first). */
@@ -471,7 +596,7 @@ public final class SlabAllocator implements AutoCloseable {
                 count++;
             }
         }
-        return new AllocatorStats(blockBytes, reservedBytes, takenBlocks * blockBytes, peakReservedBytes,
+        return new AllocatorStats(blockBytes, reservedBytes, takenBytes(), peakReservedBytes,
                 peakLiveBytes, takenBlocks, count, limitBytes, occupancy, slabsAcquired, slabsReleased);
     }
 
@@ -528,11 +653,14 @@ public final class SlabAllocator implements AutoCloseable {
         }
         slabs.clear();
         slabTable = new Slab[0];
-        for (List<Slab> b : bins) {
-            b.clear();
+        for (List<Slab>[] perClass : bins) {
+            for (List<Slab> b : perClass) {
+                b.clear();
+            }
         }
         reservedBytes = 0;
         takenBlocks = 0;
+        Arrays.fill(takenByClass, 0);
         return live;
     }
 
@@ -543,8 +671,8 @@ public final class SlabAllocator implements AutoCloseable {
 
     // ---- internals ----
 
-    private ParkedBlocks stripe() {
-        return stripes[(int) Thread.currentThread().threadId() & stripeMask];
+    private ParkedBlocks stripe(int sizeClass) {
+        return stripes[sizeClass][(int) Thread.currentThread().threadId() & stripeMask];
     }
 
     private void ensureOpen() {
@@ -586,82 +714,99 @@ public final class SlabAllocator implements AutoCloseable {
 
     /** Returns every parked block to its slab (monitor held). */
     private void drainParked() {
-        for (ParkedBlocks stripe : stripes) {
-            synchronized (stripe) {
-                for (int id = stripe.poll(); id >= 0; id = stripe.poll()) {
-                    free(id);
+        for (ParkedBlocks[] perClass : stripes) {
+            for (ParkedBlocks stripe : perClass) {
+                synchronized (stripe) {
+                    for (int id = stripe.poll(); id >= 0; id = stripe.poll()) {
+                        free(id);
+                    }
                 }
             }
         }
     }
 
-    /** Blocks parked now (a racy estimate when other threads are allocating). */
+    /** Bytes of the blocks parked now (a racy estimate when other threads are allocating). */
     private long parkedEstimate() {
-        long n = 0;
-        for (ParkedBlocks stripe : stripes) {
-            n += stripe.count();
+        long bytes = 0;
+        for (int c = 0; c < stripes.length; c++) {
+            for (ParkedBlocks stripe : stripes[c]) {
+                bytes += stripe.count() * classBytes[c];
+            }
         }
-        return n;
+        return bytes;
     }
 
     private void notePeak() {
-        peakLiveBytes = Math.max(peakLiveBytes, (takenBlocks - parkedEstimate()) * blockBytes);
+        peakLiveBytes = Math.max(peakLiveBytes, takenBytes() - parkedEstimate());
     }
 
-    /** Throws unless n more blocks fit in free slots plus new slabs under the limit (parked ones drained first). */
-    private void ensureCapacity(int n) {
-        if (hasCapacity(n)) {
+    /**
+     * Throws unless {@code n} more blocks of class {@code c} (and {@code valueBlocks} more of the V class, when
+     * {@code c} is the K class of a two-class allocator) fit in free slots plus new slabs under the limit (parked
+     * ones drained first).
+     */
+    private void ensureCapacity(int c, int n, int valueBlocks) {
+        if (hasCapacity(c, n, valueBlocks)) {
             return;
         }
         drainParked();
-        if (!hasCapacity(n)) {
-            throw new MemoryLimitExceededException((long) n * blockBytes, limitBytes, takenBlocks * blockBytes,
-                    reservedBytes);
+        if (!hasCapacity(c, n, valueBlocks)) {
+            long requested = n * classBytes[c] + (valueBlocks == 0 ? 0 : valueBlocks * classBytes[VALUE_CLASS]);
+            throw new MemoryLimitExceededException(requested, limitBytes, takenBytes(), reservedBytes);
         }
     }
 
-    private boolean hasCapacity(int n) {
+    private boolean hasCapacity(int c, int n, int valueBlocks) {
+        long room = limitBytes - reservedBytes;
+        room -= newSlabBytes(c, n);
+        if (valueBlocks > 0) {
+            room -= newSlabBytes(VALUE_CLASS, valueBlocks);
+        }
+        return room >= 0;
+    }
+
+    /** Bytes of new blocks class {@code c} needs for {@code n} more blocks beyond its free slots (0 if they fit). */
+    private long newSlabBytes(int c, int n) {
         long free = 0;
         for (int b = BIN_EMPTY; b < BIN_FULL; b++) {
-            for (Slab s : bins[b]) {
+            for (Slab s : bins[c][b]) {
                 free += s.capacity - s.used();
                 if (free >= n) {
-                    return true;
+                    return 0;
                 }
             }
         }
         if (free >= n) {
-            return true;
+            return 0;
         }
-        long missing = n - free;
-        long newBlocksUnderLimit = (limitBytes - reservedBytes) / blockBytes;
-        return missing <= newBlocksUnderLimit;
+        return (n - free) * classBytes[c];
     }
 
-    private long allocateOne() {
+    private long allocateOne(int c) {
         Slab slab = null;
         for (int b = BIN_FULL - 1; b >= BIN_EMPTY && slab == null; b--) {
-            List<Slab> bin = bins[b];
+            List<Slab> bin = bins[c][b];
             if (!bin.isEmpty()) {
                 slab = bin.get(bin.size() - 1);
             }
         }
         if (slab == null) {
-            slab = acquireSlab();
+            slab = acquireSlab(c);
         }
         int id = newId();
         int slot = slab.take(id);
         rebin(slab);
-        ids.place(id, slab.index, slot, slab.baseAddress + (long) slot * blockBytes);
+        ids.place(id, slab.index, slot, slab.baseAddress + (long) slot * slab.blockBytes);
         int gen = BlockIds.generation(ids.state(id));
         ids.setState(id, BlockIds.pack(gen, 1));
         takenBlocks++;
+        takenByClass[c]++;
         return ((long) gen << 32) | id;
     }
 
     private void poison(int id) {
         Slab slab = slabTable[ids.slab(id)];
-        slab.segment.asSlice((long) ids.slot(id) * blockBytes, blockBytes).fill((byte) 0xFF);
+        slab.segment.asSlice((long) ids.slot(id) * slab.blockBytes, slab.blockBytes).fill((byte) 0xFF);
     }
 
     /** Returns a dead id's slot to its slab (generation already bumped, count 0; monitor held). */
@@ -674,6 +819,7 @@ public final class SlabAllocator implements AutoCloseable {
         }
         freeIds[freeIdCount++] = id;
         takenBlocks--;
+        takenByClass[slab.sizeClass]--;
         rebin(slab);
         if (slab.isEmpty() && !POISON_FREED && spareBytes() > spareSlabBytes) {
             releaseSlab(slab, "empty");   // keep spares up to the bound, return the rest to the OS
@@ -684,8 +830,10 @@ public final class SlabAllocator implements AutoCloseable {
     /** Bytes of the empty slabs (spares). */
     private long spareBytes() {
         long bytes = 0;
-        for (Slab s : bins[BIN_EMPTY]) {
-            bytes += s.bytes();
+        for (List<Slab>[] perClass : bins) {
+            for (Slab s : perClass[BIN_EMPTY]) {
+                bytes += s.bytes();
+            }
         }
         return bytes;
     }
@@ -706,9 +854,9 @@ public final class SlabAllocator implements AutoCloseable {
         return id;
     }
 
-    private Slab acquireSlab() {
-        long room = (limitBytes - reservedBytes) / blockBytes;   // ensureCapacity guaranteed room >= 1
-        int capacity = (int) Math.min(blocksPerSlab, room);
+    private Slab acquireSlab(int c) {
+        long room = (limitBytes - reservedBytes) / classBytes[c];   // ensureCapacity guaranteed room >= 1
+        int capacity = (int) Math.min(classBlocksPerSlab[c], room);
         int index = slabs.indexOf(null);
         if (index < 0) {
             index = slabs.size();
@@ -718,7 +866,7 @@ public final class SlabAllocator implements AutoCloseable {
         if (event != null) {
             event.begin();
         }
-        Slab s = new Slab(index, capacity, blockBytes, scope);
+        Slab s = new Slab(index, c, capacity, classBytes[c], scope);
         slabs.set(index, s);
         slabTable = slabs.toArray(new Slab[0]);
         reservedBytes += s.bytes();
@@ -773,10 +921,10 @@ public final class SlabAllocator implements AutoCloseable {
         }
     }
 
-    private Slab sparsestPartialSlab() {
+    private Slab sparsestPartialSlab(int c) {
         Slab best = null;
         for (int b = BIN_EMPTY + 1; b < BIN_FULL && best == null; b++) {
-            for (Slab s : bins[b]) {
+            for (Slab s : bins[c][b]) {
                 if (best == null || s.used() < best.used()) {
                     best = s;
                 }
@@ -795,19 +943,20 @@ public final class SlabAllocator implements AutoCloseable {
                 continue;
             }
             Slab target = null;
+            List<Slab>[] classBins = bins[victim.sizeClass];
             for (int b = BIN_FULL - 1; b > BIN_EMPTY && target == null; b--) {
-                if (!bins[b].isEmpty()) {
-                    target = bins[b].get(bins[b].size() - 1);
+                if (!classBins[b].isEmpty()) {
+                    target = classBins[b].get(classBins[b].size() - 1);
                 }
             }
             if (target == null) {
                 throw new IllegalStateException("compaction found no target slab although capacity was checked");
             }
+            long bytes = victim.blockBytes;
             int newSlot = target.take(id);
-            MemorySegment.copy(victim.segment, (long) slot * blockBytes, target.segment,
-                    (long) newSlot * blockBytes, blockBytes);
+            MemorySegment.copy(victim.segment, (long) slot * bytes, target.segment, (long) newSlot * bytes, bytes);
             victim.give(slot);
-            ids.place(id, target.index, newSlot, target.baseAddress + (long) newSlot * blockBytes);
+            ids.place(id, target.index, newSlot, target.baseAddress + (long) newSlot * bytes);
             rebin(target);
             moved++;
         }
@@ -832,15 +981,15 @@ public final class SlabAllocator implements AutoCloseable {
         }
         unbin(s);
         s.bin = b;
-        s.binPosition = bins[b].size();
-        bins[b].add(s);
+        s.binPosition = bins[s.sizeClass][b].size();
+        bins[s.sizeClass][b].add(s);
     }
 
     private void unbin(Slab s) {
         if (s.bin < 0) {
             return;
         }
-        List<Slab> bin = bins[s.bin];
+        List<Slab> bin = bins[s.sizeClass][s.bin];
         Slab last = bin.remove(bin.size() - 1);
         if (last != s) {
             bin.set(s.binPosition, last);

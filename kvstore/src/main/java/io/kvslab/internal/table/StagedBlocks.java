@@ -16,13 +16,16 @@ public final class StagedBlocks {
     private final SlabAllocator allocator;
     private final KvLayout layout;
     private final long[] handles;
+    /** Whether staged block i holds K rows (else V rows): sets its size class and row bytes. */
+    private final boolean[] keys;
     private final int[] rowsWritten;
 
-    private StagedBlocks(TableStore store, KvLayout layout, long[] handles) {
+    private StagedBlocks(TableStore store, KvLayout layout, long[] handles, boolean[] keys) {
         this.store = store;
         this.allocator = store.allocator;
         this.layout = layout;
         this.handles = handles;
+        this.keys = keys;
         this.rowsWritten = new int[handles.length];
     }
 
@@ -31,29 +34,53 @@ public final class StagedBlocks {
      * exceed the store's limit (computed in long) is refused before any array is sized.
      */
     public static StagedBlocks allocate(TableStore store, KvLayout layout, long limitBytes, int blocks) {
-        SlabAllocator allocator = store.allocator;
-        if (layout.blockBytes() != allocator.blockBytes()) {
-            throw new KvArgumentException("the layout's block size differs from the store's");
+        if (!layout.uniformDtype() && layout.keyBlockBytes() != layout.valueBlockBytes()) {
+            throw new KvArgumentException("K and V blocks of this store differ in size (K " + layout.keyDtype()
+                    + ", V " + layout.valueDtype() + "): stage blocks naming the side of each");
         }
         if (blocks < 0) {
             throw new KvArgumentException("blocks must be >= 0, got " + blocks);
         }
+        boolean[] keys = new boolean[blocks];
+        java.util.Arrays.fill(keys, true);
+        return allocate(store, layout, limitBytes, keys);
+    }
+
+    /**
+     * Allocates one block per entry of {@code keys}: a K block where it is true, a V block where false (all or
+     * nothing; memory-pressure handlers may run). Bytes over the store's limit are refused before anything is sized.
+     */
+    public static StagedBlocks allocate(TableStore store, KvLayout layout, long limitBytes, boolean[] keys) {
+        SlabAllocator allocator = store.allocator;
+        if (keys == null) {
+            throw new KvArgumentException("keys must not be null");
+        }
+        if (layout.keyBlockBytes() != allocator.blockBytes(SlabAllocator.KEY_CLASS)
+                || layout.valueBlockBytes() != allocator.blockBytes(SlabAllocator.VALUE_CLASS)) {
+            throw new KvArgumentException("the layout's block size differs from the store's");
+        }
+        int blocks = keys.length;
+        int keyBlocks = 0;
+        for (boolean k : keys) {
+            keyBlocks += k ? 1 : 0;
+        }
         long bytes;
         try {
-            bytes = Math.multiplyExact((long) blocks, layout.blockBytes());
+            bytes = Math.addExact(Math.multiplyExact((long) keyBlocks, layout.keyBlockBytes()),
+                    Math.multiplyExact((long) (blocks - keyBlocks), layout.valueBlockBytes()));
         } catch (ArithmeticException e) {
             bytes = Long.MAX_VALUE;
         }
         store.enterShared();
         try {
             if (bytes > limitBytes) {
-                throw new MemoryLimitExceededException(bytes, limitBytes, allocator.liveBlocks() * layout.blockBytes(),
+                throw new MemoryLimitExceededException(bytes, limitBytes, allocator.liveBytes(),
                         allocator.reservedBytes());
             }
-            long[] handles = new long[blocks];
+            long[] grouped = new long[blocks];
             for (int attempt = 1; ; attempt++) {
                 try {
-                    allocator.allocate(handles, blocks);
+                    allocator.allocate(grouped, keyBlocks, blocks - keyBlocks);
                     break;
                 } catch (MemoryLimitExceededException e) {
                     if (!store.host.relieve(-1, e, attempt)) {
@@ -61,7 +88,13 @@ public final class StagedBlocks {
                     }
                 }
             }
-            return new StagedBlocks(store, layout, handles);
+            long[] handles = new long[blocks];
+            int k = 0;
+            int v = keyBlocks;
+            for (int i = 0; i < blocks; i++) {
+                handles[i] = keys[i] ? grouped[k++] : grouped[v++];
+            }
+            return new StagedBlocks(store, layout, handles, keys.clone());
         } finally {
             store.exitShared();
         }
@@ -84,7 +117,7 @@ public final class StagedBlocks {
         if (rows < 1 || rows > layout.tokensPerBlock()) {
             throw new KvArgumentException("rows must be in [1, " + layout.tokensPerBlock() + "], got " + rows);
         }
-        long bytes = rows * layout.rowBytes();
+        long bytes = rows * layout.rowBytes(keys[index]);
         if (src == null || off < 0 || off + bytes > src.length) {
             throw new KvArgumentException("src must hold " + bytes + " bytes from offset " + off + ", got "
                     + (src == null ? "null" : src.length + " bytes"));
@@ -187,10 +220,15 @@ public final class StagedBlocks {
                 }
                 for (int b = 0; b < blocks; b++) {
                     int need = Math.min(tpb, p.length - b * tpb);
-                    for (int index : new int[] {t.keyBlocks()[b], t.valueBlocks()[b]}) {
+                    for (int side = 0; side < 2; side++) {
+                        int index = side == 0 ? t.keyBlocks()[b] : t.valueBlocks()[b];
                         if (index < 0 || index >= handles.length || rowsWritten[index] < need) {
                             throw new KvArgumentException("block " + b + " names staged block " + index
                                     + ", which does not exist or holds fewer than " + need + " rows");
+                        }
+                        if (keys[index] != (side == 0) && layout.keyBlockBytes() != layout.valueBlockBytes()) {
+                            throw new KvArgumentException("a " + (side == 0 ? "K" : "V") + " block names staged block "
+                                    + index + ", which was staged for " + (keys[index] ? "K" : "V") + " rows");
                         }
                     }
                 }

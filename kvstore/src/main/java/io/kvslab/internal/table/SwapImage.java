@@ -138,7 +138,7 @@ public final class SwapImage {
         if (b < 0 || b >= handles.length) {
             throw new KvArgumentException("block must be in [0, " + handles.length + "), got " + b);
         }
-        long bytes = positions[b].length * owner.rowBytes;
+        long bytes = positions[b].length * (keys[b] ? owner.keyRowBytes : owner.valueRowBytes);
         if (dst == null || dst.length < bytes) {
             throw new KvArgumentException("dst must hold " + bytes + " bytes");
         }

@@ -9,7 +9,8 @@ package io.kvslab.internal.table;
  * @param rows              rows over all tables
  * @param maxRows           rows of the longest table
  * @param rowsEvicted       rows dropped by keep (compression) over the sequence's life
+ * @param exclusiveBytes    bytes of the exclusive blocks (K and V blocks differ in size when their types do)
  */
 public record TableStats(long referencedBlocks, long exclusiveBlocks, long peakReferencedBlocks, long rows,
-                         int maxRows, long rowsEvicted) {
+                         int maxRows, long rowsEvicted, long exclusiveBytes) {
 }

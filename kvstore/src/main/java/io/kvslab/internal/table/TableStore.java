@@ -23,7 +23,8 @@ public final class TableStore {
     private volatile boolean closed;
 
     public TableStore(KvLayout layout, StoreConfig config, TableHost host) {
-        this.allocator = new SlabAllocator(layout.blockBytes(), config.slabBytes(), config.limitBytes(),
+        this.allocator = new SlabAllocator(layout.keyBlockBytes(), layout.valueBlockBytes(), config.slabBytes(),
+                config.limitBytes(),
                 config.spareSlabBytes());
         this.host = host;
     }
@@ -106,5 +107,10 @@ public final class TableStore {
 
     public long reservedBytes() {
         return allocator.reservedBytes();
+    }
+
+    /** Bytes of the live blocks, K and V size classes summed. */
+    public long liveBytes() {
+        return allocator.liveBytes();
     }
 }

@@ -105,8 +105,8 @@ public final class TableView implements LayerView {
         for (int r = from; r < from + count; ) {
             int inBlock = Math.min(tpb - r % tpb, from + count - r);
             MemorySegment seg = tables.allocator.segment(blocks[r / tpb]);
-            RowCodec.readRows(seg, (long) (r % tpb) * layout.rowBytes(), dst, offset + (r - from) * dim, inBlock, dim,
-                    layout.dtype());
+            RowCodec.readRows(seg, (r % tpb) * layout.rowBytes(keys), dst, offset + (r - from) * dim, inBlock, dim,
+                    layout.dtype(keys));
             r += inBlock;
         }
     }

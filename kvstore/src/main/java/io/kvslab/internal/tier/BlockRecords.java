@@ -1,5 +1,6 @@
 package io.kvslab.internal.tier;
 
+import io.kvslab.DType;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.internal.table.PayloadValues;
@@ -31,7 +32,7 @@ import java.util.zip.CRC32C;
  * [36, 40)   rows per table, in [1, tokensPerBlock]
  * [40, 48)   total record bytes, this header and the CRC included
  * [48, +8r)  positions, one long per row
- * [.., +p)   raw rows (p = tables x parts x rows x rowBytes), see {@link BlockRecord}
+ * [.., +p)   raw rows (p = tables x rows x (keyRowBytes and/or valueRowBytes)), see {@link BlockRecord}
  * [end-4, end) CRC32C of every byte before it
  * </pre>
  *
@@ -69,13 +70,17 @@ public final class BlockRecords {
     /**
      * A 64-bit fingerprint of what makes rows interpretable: dtype, tokens per block, layers, query heads, KV
      * heads and head dim. The first 8 bytes (little-endian) of the SHA-256 of
-     * {@code "kvslab-layout-v1:dtype=F16,tokensPerBlock=32,layers=5,queryHeads=8,kvHeads=4,headDim=8"}.
+     * {@code "kvslab-layout-v1:dtype=F16,tokensPerBlock=32,layers=5,queryHeads=8,kvHeads=4,headDim=8"}. A layout
+     * whose K and V types differ names both ({@code dtype=Q8_0/Q4_0}, K then V), so its records are told apart
+     * from every uniform layout's without a header change; a uniform layout's fingerprint is what it always was.
      */
     public static long layoutFingerprint(KvLayout layout) {
         if (layout == null) {
             throw new KvArgumentException("layout must not be null");
         }
-        String canonical = "kvslab-layout-v1:dtype=" + layout.dtype() + ",tokensPerBlock=" + layout.tokensPerBlock()
+        String dtype = layout.uniformDtype() ? layout.keyDtype().toString()
+                : layout.keyDtype() + "/" + layout.valueDtype();
+        String canonical = "kvslab-layout-v1:dtype=" + dtype + ",tokensPerBlock=" + layout.tokensPerBlock()
                 + ",layers=" + layout.layers() + ",queryHeads=" + layout.queryHeads() + ",kvHeads=" + layout.kvHeads()
                 + ",headDim=" + layout.headDim();
         try {
@@ -89,7 +94,16 @@ public final class BlockRecords {
     /** Bytes of the raw rows of a record of this kind, scope and row count (exact, overflow-checked). */
     public static long rowsBytes(KvLayout layout, BlockRecord.Kind kind, boolean allTables, int rows) {
         long tables = allTables ? (long) layout.layers() * layout.kvHeads() : 1;
-        return Math.multiplyExact(Math.multiplyExact(tables * kind.parts(), (long) rows), layout.rowBytes());
+        return Math.multiplyExact(Math.multiplyExact(tables, (long) rows), tableRowBytes(layout, kind));
+    }
+
+    /** Bytes of one row of one table in a record of this kind: its K row, its V row, or both. */
+    static long tableRowBytes(KvLayout layout, BlockRecord.Kind kind) {
+        return switch (kind) {
+            case KEYS -> layout.keyRowBytes();
+            case VALUES -> layout.valueRowBytes();
+            case KEYS_AND_VALUES -> layout.keyRowBytes() + layout.valueRowBytes();
+        };
     }
 
     /** Offset in {@link BlockRecord#rows()} of the K ({@code keys}) or V rows of one table of the record. */
@@ -108,8 +122,8 @@ public final class BlockRecords {
             throw new KvArgumentException("the record holds layer " + record.layer() + ", KV head "
                     + record.kvHead() + ", not layer " + layer + ", KV head " + kvHead);
         }
-        int part = kind == BlockRecord.Kind.KEYS_AND_VALUES && !keys ? 1 : 0;
-        return Math.toIntExact((table * kind.parts() + part) * record.rowCount() * layout.rowBytes());
+        long partOffset = kind == BlockRecord.Kind.KEYS_AND_VALUES && !keys ? layout.keyRowBytes() : 0;
+        return Math.toIntExact(record.rowCount() * (table * tableRowBytes(layout, kind) + partOffset));
     }
 
     /** Total bytes of an encoded record. */
@@ -277,11 +291,26 @@ public final class BlockRecords {
         }
         int rowsOff = HEADER_BYTES + 8 * rows;
         int rowsLen = bytes.length - CRC_BYTES - rowsOff;
-        int element = PayloadValues.firstNonFinite(bytes, rowsOff, rowsLen, layout.dtype(), layout.headDim());
-        if (element >= 0) {
-            throw reject(Reason.NON_FINITE_VALUE, key, what + ": element " + element + " of the rows is "
-                    + PayloadValues.describe(bytes, rowsOff, element, layout.dtype(), layout.headDim())
-                    + "; stored rows must be finite " + layout.dtype() + " values, as append requires");
+        // Parts in order: per table, its K rows then (or only) its V rows, each checked with its own type.
+        boolean[] parts = switch (kind) {
+            case KEYS -> new boolean[] {true};
+            case VALUES -> new boolean[] {false};
+            case KEYS_AND_VALUES -> new boolean[] {true, false};
+        };
+        int partOff = rowsOff;
+        int seen = 0;
+        while (partOff < rowsOff + rowsLen) {
+            boolean keys = parts[seen++ % parts.length];
+            DType dtype = layout.dtype(keys);
+            int partLen = Math.toIntExact(rows * layout.rowBytes(keys));
+            int element = PayloadValues.firstNonFinite(bytes, partOff, partLen, dtype, layout.headDim());
+            if (element >= 0) {
+                throw reject(Reason.NON_FINITE_VALUE, key, what + ": element " + element + " of the "
+                        + (keys ? "K" : "V") + " rows at byte " + (partOff - rowsOff) + " is "
+                        + PayloadValues.describe(bytes, partOff, element, dtype, layout.headDim())
+                        + "; stored rows must be finite " + dtype + " values, as append requires");
+            }
+            partOff += partLen;
         }
         byte[] payload = new byte[rowsLen];
         System.arraycopy(bytes, rowsOff, payload, 0, rowsLen);

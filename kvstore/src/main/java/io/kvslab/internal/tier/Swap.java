@@ -57,16 +57,22 @@ public final class Swap {
         List<BlockKey> keys = new ArrayList<>(plan.size());
         int[] crcs = new int[plan.size()];
         long bytes = 0;
-        byte[] block = new byte[Math.toIntExact(layout.blockBytes())];
+        byte[] block = new byte[Math.toIntExact(Math.max(layout.keyBlockBytes(), layout.valueBlockBytes()))];
         try {
             for (int r = 0; r < plan.size(); r++) {
                 Planned p = plan.get(r);
                 int rows = p.positions.length;
-                int part = Math.toIntExact(rows * layout.rowBytes());
-                byte[] payload = new byte[Math.multiplyExact(part, p.staged.length)];
+                long size = 0;
                 for (int i = 0; i < p.staged.length; i++) {
+                    size += rows * layout.rowBytes(p.isKeys(i));
+                }
+                byte[] payload = new byte[Math.toIntExact(size)];
+                int at = 0;
+                for (int i = 0; i < p.staged.length; i++) {
+                    int part = Math.toIntExact(rows * layout.rowBytes(p.isKeys(i)));
                     image.read(p.staged[i], block);
-                    System.arraycopy(block, 0, payload, i * part, part);
+                    System.arraycopy(block, 0, payload, at, part);
+                    at += part;
                 }
                 byte[] record = BlockRecords.encode(layout,
                         new BlockRecord(p.kind, p.layer, p.kvHead, p.positions, payload));
@@ -93,7 +99,16 @@ public final class Swap {
      * One record to write: its header fields and the staged (distinct) block of each part, in the record's order
      * (for a column: layer-major, KV head, K then V).
      */
-    record Planned(BlockRecord.Kind kind, int layer, int kvHead, long[] positions, int[] staged) {}
+    record Planned(BlockRecord.Kind kind, int layer, int kvHead, long[] positions, int[] staged) {
+        /** Whether staged block i of this record holds K rows: a K-and-V column alternates K, V per table. */
+        boolean isKeys(int i) {
+            return switch (kind) {
+                case KEYS -> true;
+                case VALUES -> false;
+                case KEYS_AND_VALUES -> i % 2 == 0;
+            };
+        }
+    }
 
     private static List<Planned> plan(SwapImage image) {
         KvLayout layout = image.layout();
@@ -181,13 +196,15 @@ public final class Swap {
                         + "; this store's is " + store.layout());
             }
             Sequence restored;
-            try (BlockStaging staging = RawBlocks.stage(store, img.distinctBlocks)) {
+            try (BlockStaging staging = RawBlocks.stage(store, img.keyBlocks())) {
                 for (int r = 0; r < img.keys.size(); r++) {
                     BlockRecord rec = read(img, r);
-                    int[] staged = img.plan.get(r).staged();
-                    int part = Math.toIntExact(rec.rowCount() * img.layout.rowBytes());
+                    Planned p = img.plan.get(r);
+                    int[] staged = p.staged();
+                    int at = 0;
                     for (int i = 0; i < staged.length; i++) {
-                        staging.write(staged[i], rec.rows(), i * part, rec.rowCount());
+                        staging.write(staged[i], rec.rows(), at, rec.rowCount());
+                        at += Math.toIntExact(rec.rowCount() * img.layout.rowBytes(p.isKeys(i)));
                     }
                 }
                 restored = staging.commit(java.util.Collections.singletonList(img.tables)).get(0);

@@ -69,7 +69,22 @@ final class SwappedImage implements SwappedSequence {
 
     @Override
     public long blockBytes() {
-        return distinctBlocks * layout.blockBytes();
+        long bytes = 0;
+        for (boolean k : keyBlocks()) {
+            bytes += layout.blockBytes(k);
+        }
+        return bytes;
+    }
+
+    /** Per distinct (staged) block: whether it holds K rows (its size class on swap-in). */
+    boolean[] keyBlocks() {
+        boolean[] keys = new boolean[distinctBlocks];
+        for (Swap.Planned p : plan) {
+            for (int i = 0; i < p.staged().length; i++) {
+                keys[p.staged()[i]] = p.isKeys(i);
+            }
+        }
+        return keys;
     }
 
     @Override
