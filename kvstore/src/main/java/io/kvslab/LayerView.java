@@ -10,8 +10,9 @@ import java.lang.foreign.MemorySegment;
  * {@link IllegalStateException} instead of reading freed or reused memory. Confined to the opening thread.
  *
  * <p>Block {@code b} of a (layer, KV head) holds rows {@code b * tokensPerBlock ..}; the last block may be partly
- * filled. A row is {@link KvLayout#rowBytes()} bytes, rows back to back: {@code headDim} little-endian elements of
- * the store's {@link DType} for F32/F16/BF16, ggml groups (f16 scale + codes) for Q8_0/Q4_0 (docs/dtypes.md).
+ * filled. A K row is {@link KvLayout#keyRowBytes()} bytes and a V row {@link KvLayout#valueRowBytes()} (they differ
+ * when K and V types differ), rows back to back: {@code headDim} little-endian elements of the side's
+ * {@link DType} for F32/F16/BF16, ggml groups (f16 scale + codes) for Q8_0/Q4_0 (docs/dtypes.md).
  * {@link #readKeys} / {@link #readValues} give rows as fp32 whatever the dtype (dequantised).
  */
 public interface LayerView extends AutoCloseable {

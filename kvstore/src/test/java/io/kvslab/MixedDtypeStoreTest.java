@@ -63,6 +63,21 @@ class MixedDtypeStoreTest {
     }
 
     @Test
+    void docExample() {
+        int layers = 2, queryHeads = 4, kvHeads = 2, headDim = 8;
+        // [doc:mixed-dtypes]
+        KvLayout layout = new KvLayout(layers, queryHeads, kvHeads, headDim, DType.Q8_0, DType.Q4_0, 32);
+        try (KvStore store = KvStore.open(layout); Sequence seq = store.newSequence()) {
+            float[] k = new float[kvHeads * headDim], v = new float[kvHeads * headDim];
+            seq.append(0, k, v, 0);                          // K quantised as q8_0, V as q4_0
+            long bytes = layout.keyRowBytes() + layout.valueRowBytes();   // 10 + 6 at head dim 8
+            assert seq.referencedBytes() == kvHeads * 32 * bytes;       // one K and one V block per KV head
+        }
+        // [/doc:mixed-dtypes]
+        assertEquals(16, layout.keyRowBytes() + layout.valueRowBytes());
+    }
+
+    @Test
     void aSideThatCannotStoreTheHeadDimIsRefusedNamingSideAndAllowedTypes() {
         KvArgumentException e = assertThrows(KvArgumentException.class,
                 () -> new KvLayout(1, 1, 1, 7, DType.F16, DType.Q4_0, 4));

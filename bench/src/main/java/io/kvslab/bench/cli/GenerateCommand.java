@@ -1,6 +1,5 @@
 package io.kvslab.bench.cli;
 
-import io.kvslab.DType;
 import io.kvslab.bench.model.Generation;
 import io.kvslab.bench.model.Generator;
 import io.kvslab.bench.model.KvBackend;
@@ -61,9 +60,10 @@ final class GenerateCommand implements Callable<Integer> {
             description = "store (KV store + native kernel, default), store-java, java (llama2.c reference)")
     private String kv;
 
-    @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = DTypeConverter.class, defaultValue = "f32",
-            description = "element type of stored K/V rows: f32 (default), f16, bf16")
-    private DType dtype;
+    @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = KvDtypes.Converter.class, defaultValue = "f32",
+            description = "element type of stored K/V rows: f32 (default), f16, bf16, q8_0, q4_0 for both, or "
+                    + "k=TYPE,v=TYPE for each side (e.g. k=q8_0,v=q4_0, as llama.cpp's --cache-type-k/-v)")
+    private KvDtypes dtype;
 
     @Option(names = "--matmul", paramLabel = "NAME", defaultValue = "openblas",
             description = "openblas (default) or java (llama2.c's loop order); allowed: ${COMPLETION-CANDIDATES}")
@@ -107,7 +107,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         int vocab = m.model().config().vocabSize();
         for (int i = 0; i < warmup; i++) {
-            try (Session session = new Session(m.model(), backend.open(m.model().config(), dtype, threads), matMul,
+            try (Session session = new Session(m.model(), backend.open(m.model().config(), dtype.key(), dtype.value(), threads), matMul,
                     chunk)) {
                 Generator.generate(session, m.tokenizer(), prompt, steps, sampler(vocab, s), null);
             }
@@ -117,7 +117,7 @@ final class GenerateCommand implements Callable<Integer> {
         PrintWriter outWriter = spec.commandLine().getOut();
         outWriter.flush();
         Generation g;
-        try (Session session = new Session(m.model(), backend.open(m.model().config(), dtype, threads), matMul,
+        try (Session session = new Session(m.model(), backend.open(m.model().config(), dtype.key(), dtype.value(), threads), matMul,
                 chunk)) {
             g = Generator.generate(session, m.tokenizer(), prompt, steps, sampler(vocab, s), p -> {
                 out.write(p, 0, p.length);
@@ -137,7 +137,7 @@ final class GenerateCommand implements Callable<Integer> {
                         + " then %.1f tok/s; kv=%s %s, matmul=%s%s)%n",
                 g.tokensPerSecond(), g.positions(), (g.prefillNanos() + g.decodeNanos()) / 1e6,
                 Math.min(g.promptTokens().length, g.positions()), g.prefillNanos() / 1e6, g.decodeTokensPerSecond(),
-                backend.label(), dtype.name().toLowerCase(Locale.ROOT), matMul.name().toLowerCase(Locale.ROOT),
+                backend.label(), dtype.label(), matMul.name().toLowerCase(Locale.ROOT),
                 warmup > 0 ? ", after " + warmup + " warm-up runs" : "");
         return 0;
     }

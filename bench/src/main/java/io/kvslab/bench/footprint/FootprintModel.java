@@ -32,8 +32,9 @@ public final class FootprintModel {
                 blocks += 2L * ((n + tpb - 1) / tpb);
             }
         }
-        return new Estimate(rows, 2 * rows * layout.rowBytes(), blocks * layout.blockBytes(),
-                SlabMath.reservedFor(layout, config, blocks));
+        // as many K blocks as V blocks; their sizes differ when K and V types do
+        return new Estimate(rows, rows * (layout.keyRowBytes() + layout.valueRowBytes()),
+                blocks / 2 * layout.blockPairBytes(), SlabMath.reservedFor(layout, config, blocks));
     }
 
     /** Rows per head a policy keeps at a context length. */

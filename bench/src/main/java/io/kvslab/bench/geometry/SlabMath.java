@@ -36,10 +36,23 @@ public final class SlabMath {
         return true;
     }
 
-    /** Whole slabs needed for {@code blocks} blocks. */
+    /**
+     * Whole slabs needed for {@code blocks} blocks. When K and V blocks differ in size (K and V types differ), half
+     * of them are K blocks in slabs of K blocks and half V blocks in slabs of V blocks (the allocator's two size
+     * classes).
+     */
     public static long reservedFor(KvLayout layout, StoreConfig config, long blocks) {
+        if (layout.keyBlockBytes() != layout.valueBlockBytes()) {
+            return classReserved(layout.keyBlockBytes(), config, blocks / 2)
+                    + classReserved(layout.valueBlockBytes(), config, blocks - blocks / 2);
+        }
         long perSlab = blocksPerSlab(layout, config);
         long slabs = (blocks + perSlab - 1) / perSlab;
         return slabs * perSlab * layout.blockBytes();
+    }
+
+    private static long classReserved(long blockBytes, StoreConfig config, long blocks) {
+        long perSlab = Math.max(1, config.slabBytes() / blockBytes);
+        return (blocks + perSlab - 1) / perSlab * perSlab * blockBytes;
     }
 }

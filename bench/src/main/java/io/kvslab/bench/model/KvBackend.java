@@ -7,23 +7,24 @@ public enum KvBackend {
     /** The KVSlab store with the library's native attention kernel: the real runner. */
     STORE("store") {
         @Override
-        public KvCache open(ModelConfig c, DType dtype, int threads) {
-            return StoreKvCache.open(c, dtype, KernelAttention.create(threads));
+        public KvCache open(ModelConfig c, DType keyDtype, DType valueDtype, int threads) {
+            return StoreKvCache.open(c, keyDtype, valueDtype, KernelAttention.create(threads));
         }
     },
     /** The KVSlab store with plain-Java attention over the rows read back (checks the kernel). */
     STORE_JAVA("store-java") {
         @Override
-        public KvCache open(ModelConfig c, DType dtype, int threads) {
-            return StoreKvCache.open(c, dtype, new ReferenceAttention());
+        public KvCache open(ModelConfig c, DType keyDtype, DType valueDtype, int threads) {
+            return StoreKvCache.open(c, keyDtype, valueDtype, new ReferenceAttention());
         }
     },
     /** Plain Java arrays and llama2.c's attention loops: the independent reference (float32 only). */
     JAVA("java") {
         @Override
-        public KvCache open(ModelConfig c, DType dtype, int threads) {
-            if (dtype != DType.F32) {
-                throw new IllegalArgumentException("the java KV backend stores float32 only, not " + dtype);
+        public KvCache open(ModelConfig c, DType keyDtype, DType valueDtype, int threads) {
+            if (keyDtype != DType.F32 || valueDtype != DType.F32) {
+                throw new IllegalArgumentException("the java KV backend stores float32 only, not K " + keyDtype
+                        + " / V " + valueDtype);
             }
             return new JavaKvCache(c);
         }
@@ -40,8 +41,16 @@ public enum KvBackend {
         return label;
     }
 
-    /** A fresh cache for one session; {@code threads} bounds the attention kernel's threads (store only). */
-    public abstract KvCache open(ModelConfig c, DType dtype, int threads);
+    /**
+     * A fresh cache for one session storing K rows as {@code keyDtype} and V rows as {@code valueDtype};
+     * {@code threads} bounds the attention kernel's threads (store only).
+     */
+    public abstract KvCache open(ModelConfig c, DType keyDtype, DType valueDtype, int threads);
+
+    /** A fresh cache for one session with K and V rows both {@code dtype}. */
+    public KvCache open(ModelConfig c, DType dtype, int threads) {
+        return open(c, dtype, dtype, threads);
+    }
 
     /** A fresh cache for one session with a single-threaded kernel (best for small models). */
     public KvCache open(ModelConfig c, DType dtype) {

@@ -39,13 +39,19 @@ public final class StoreKvCache implements KvCache {
      * them and the attention.
      */
     public static StoreKvCache open(ModelConfig c, DType dtype, SequenceAttention attention) {
-        KvLayout layout = layout(c, dtype);
+        return open(c, dtype, dtype, attention);
+    }
+
+    /** Like {@link #open(ModelConfig, DType, SequenceAttention)}, K rows as {@code keyDtype}, V as {@code valueDtype}. */
+    public static StoreKvCache open(ModelConfig c, DType keyDtype, DType valueDtype, SequenceAttention attention) {
+        KvLayout layout = layout(c, keyDtype).withDtypes(keyDtype, valueDtype);
+        long blockBytes = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
         // one slab sized for the whole context (at most the default): a small model's session then neither
         // reserves nor zeroes 16 MB it will never use
         long blocksPerContext = (long) c.layers() * c.kvHeads() * 2
                 * ((c.contextLength() + layout.tokensPerBlock() - 1) / layout.tokensPerBlock());
-        long slab = Math.min(StoreConfig.DEFAULT_SLAB_BYTES, blocksPerContext * layout.blockBytes());
-        KvStore store = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(Math.max(slab, layout.blockBytes())));
+        long slab = Math.min(StoreConfig.DEFAULT_SLAB_BYTES, blocksPerContext * blockBytes);
+        KvStore store = KvStore.open(layout, StoreConfig.defaults().withSlabBytes(Math.max(slab, blockBytes)));
         try {
             return new StoreKvCache(store, store.newSequence(), attention);
         } catch (RuntimeException e) {

@@ -23,6 +23,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** The kvslab command line run in-process through picocli, with stdout and stderr captured. */
 class CliTest {
@@ -157,6 +158,20 @@ class CliTest {
         }
         for (String s : List.of("f32", "fp32", "FLOAT32")) {
             assertEquals(DType.F32, DTypeConverter.parse(s), s);
+        }
+    }
+
+    @Test
+    void kvDtypeTakesOneTypeOrOnePerSide() {
+        assertEquals(new KvDtypes(DType.Q8_0, DType.Q8_0), KvDtypes.parse("q8_0"));
+        assertEquals(new KvDtypes(DType.Q8_0, DType.Q4_0), KvDtypes.parse("k=q8_0,v=q4_0"));
+        assertEquals(new KvDtypes(DType.Q4_0, DType.F16), KvDtypes.parse("v=fp16, K=q4"));
+        assertEquals("k=q8_0,v=q4_0", KvDtypes.parse("k=q8,v=q4").label());
+        assertEquals("f16", KvDtypes.parse("f16").label());
+        for (String bad : List.of("k=q8_0", "k=q8_0,k=f16", "x=f16,v=f16", "k=q9,v=f16", "q8_0,q4_0")) {
+            picocli.CommandLine.TypeConversionException e = assertThrows(
+                    picocli.CommandLine.TypeConversionException.class, () -> KvDtypes.parse(bad), bad);
+            assertTrue(e.getMessage().contains("allowed"), e.getMessage());
         }
     }
 

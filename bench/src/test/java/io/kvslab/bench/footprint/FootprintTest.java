@@ -198,4 +198,36 @@ class FootprintTest {
         assertEquals("{\n  \"a\": \"x\\\"y\\\\z\\n\",\n  \"b\": [ 1, 2.5, true ],\n"
                 + "  \"c\": null,\n  \"d\": { }\n}", s);
     }
+
+    @Test
+    void mixedKvTypesCountEachSideInItsOwnBytesAndSlabs() {
+        // stories260K (5 layers, 4 KV heads, head dim 8), K q8_0 (10 bytes/row) and V q4_0 (6 bytes/row), 32 rows
+        // per block: 40 rows per head need 2 K blocks of 320 bytes and 2 V blocks of 192 bytes.
+        KvLayout layout = new KvLayout(5, 8, 4, 8, DType.Q8_0, DType.Q4_0, 32);
+        StoreConfig config = StoreConfig.defaults().withSlabBytes(1920);
+        int[][] rows = new int[5][4];
+        for (int[] l : rows) {
+            java.util.Arrays.fill(l, 40);
+        }
+        FootprintModel.Estimate e = FootprintModel.estimate(layout, config, rows);
+        assertEquals(800, e.keptRows());
+        assertEquals(800L * (10 + 6), e.theoreticalBytes());
+        assertEquals(40L * 320 + 40L * 192, e.liveBytes());
+        // 40 K blocks in slabs of 6 (7 slabs of 1920), 40 V blocks in slabs of 10 (4 slabs of 1920)
+        assertEquals(7L * 1920 + 4L * 1920, e.reservedBytes());
+        // measured against a real store: live bytes are the same
+        try (io.kvslab.KvStore store = io.kvslab.KvStore.open(layout, config);
+             io.kvslab.Sequence s = store.newSequence()) {
+            float[] k = new float[40 * 4 * 8];
+            long[] pos = new long[40];
+            for (int i = 0; i < 40; i++) {
+                pos[i] = i;
+            }
+            for (int l = 0; l < 5; l++) {
+                s.appendChunk(l, k, k, pos);
+            }
+            assertEquals(e.liveBytes(), store.stats().liveBytes());
+            assertEquals(e.reservedBytes(), store.stats().reservedBytes());
+        }
+    }
 }

@@ -27,14 +27,14 @@ class SlabAllocatorTest {
     /** Every block carries its own handle in each of its words, so any mix-up during moves is visible. */
     private static void stamp(SlabAllocator a, long h) {
         MemorySegment s = a.segment(h);
-        for (long off = 0; off < BLOCK; off += 8) {
+        for (long off = 0; off + 8 <= s.byteSize(); off += 8) {
             s.set(JAVA_LONG, off, h ^ off);
         }
     }
 
     private static void verify(SlabAllocator a, long h) {
         MemorySegment s = a.segment(h);
-        for (long off = 0; off < BLOCK; off += 8) {
+        for (long off = 0; off + 8 <= s.byteSize(); off += 8) {
             assertEquals(h ^ off, s.get(JAVA_LONG, off), "block content of handle " + Long.toHexString(h));
         }
         // The address must agree with the segment (both are what a kernel would read).
@@ -198,5 +198,56 @@ class SlabAllocatorTest {
         assertThrows(KvArgumentException.class, () -> new SlabAllocator(0, 1024, Long.MAX_VALUE));
         assertThrows(KvArgumentException.class, () -> new SlabAllocator(64, -1, Long.MAX_VALUE));
         assertThrows(KvArgumentException.class, () -> new SlabAllocator(64, 1024, 32));
+    }
+
+    @Test
+    void twoSizeClassesCarveTheirOwnSlabsShareTheLimitAndCompactWithinTheirClass() {
+        // K blocks of 320 bytes (q8_0, head dim 8, 32 rows) and V blocks of 192 (q4_0): slabs of 1920 bytes hold
+        // 6 K blocks or 10 V blocks; the limit of 4 slabs' worth is shared by both classes.
+        try (SlabAllocator a = new SlabAllocator(320, 192, 1920, 4 * 1920, 0)) {
+            assertEquals(2, a.sizeClasses());
+            assertEquals(320, a.blockBytes(SlabAllocator.KEY_CLASS));
+            assertEquals(192, a.blockBytes(SlabAllocator.VALUE_CLASS));
+            long[] h = new long[16];
+            a.allocate(h, 6, 10);
+            assertEquals(320, a.segment(h[0]).byteSize());
+            assertEquals(192, a.segment(h[6]).byteSize());
+            assertEquals(6 * 320 + 10 * 192, a.liveBytes());
+            assertEquals(6, a.liveBlocks(SlabAllocator.KEY_CLASS));
+            assertEquals(10, a.liveBlocks(SlabAllocator.VALUE_CLASS));
+            assertEquals(2 * 1920, a.stats().reservedBytes(), "one full slab per class");
+            assertEquals(6 * 320 + 10 * 192, a.stats().liveBytes());
+            for (long x : h) {
+                stamp(a, x);
+            }
+            // a K block and a V block need one new slab each; then the limit (4 slabs) is reached
+            long k = a.allocate(SlabAllocator.KEY_CLASS);
+            long v = a.allocate(SlabAllocator.VALUE_CLASS);
+            stamp(a, k);
+            stamp(a, v);
+            assertEquals(4 * 1920, a.stats().reservedBytes());
+            long[] more = new long[6];
+            // 6 K blocks need a third K slab: over the shared limit, nothing allocated
+            MemoryLimitExceededException e = assertThrows(MemoryLimitExceededException.class,
+                    () -> a.allocate(more, 6, 0));
+            assertEquals(6 * 320, e.requestedBytes());
+            assertEquals(7 * 320 + 11 * 192, a.liveBytes());
+            a.allocate(more, 5, 0);   // the K slab still has 5 free slots
+            for (int i = 0; i < 5; i++) {
+                stamp(a, more[i]);
+            }
+            // free most V blocks of the first V slab: compaction moves the survivors into the other V slab only
+            for (int i = 6; i < 15; i++) {
+                a.release(h[i]);
+            }
+            CompactionResult c = a.compact();
+            assertEquals(1, c.blocksMoved(), "one V block joins the other V slab; no K block moves");
+            assertEquals(192, c.bytesMoved());
+            for (long x : new long[] {h[0], h[5], h[15], k, v, more[4]}) {
+                verify(a, x);
+            }
+            assertEquals(12 * 320 + 2 * 192, a.liveBytes());
+            assertEquals(3 * 1920, a.stats().reservedBytes(), "one V slab returned");
+        }
     }
 }
