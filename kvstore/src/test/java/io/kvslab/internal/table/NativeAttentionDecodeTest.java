@@ -115,6 +115,37 @@ class NativeAttentionDecodeTest {
         }
     }
 
+    @Test
+    void keyAndValueRowsOfDifferentTypes() {
+        // each (K dtype, V dtype) pair: the score loop reads K as its type, the value loop V as its type; both
+        // instruction sets, group layouts below and above 32, a split head
+        int[][] pairs = {{3, 4}, {4, 3}, {1, 3}, {0, 2}, {4, 0}, {2, 1}};
+        for (int isa : new int[] {1, 0}) {
+            NativeAttention.setInstructionSet(isa);
+            for (int[] p : pairs) {
+                for (int headDim : new int[] {8, 64}) {
+                    check(new AttentionShape(2, 3, headDim, p[0], p[1], 16), new long[] {70, 3001}, 2, 1.0f, 0,
+                            new Random(headDim + 10L * p[0] + p[1]));
+                }
+            }
+        }
+    }
+
+    /**
+     * f32 on both sides: 1e-5; a quantised side with the other f32 or quantised: 1e-5 relative to the output's
+     * magnitude (the reference reads the same dequantised rows); an f16 or bf16 side: 2e-3.
+     */
+    static double tolerance(AttentionShape shape, double maxRef) {
+        io.kvslab.DType k = shape.keyType();
+        io.kvslab.DType v = shape.valueType();
+        if (k == io.kvslab.DType.F32 && v == io.kvslab.DType.F32) {
+            return 1e-5;
+        }
+        boolean halfWidth = k == io.kvslab.DType.F16 || k == io.kvslab.DType.BF16 || v == io.kvslab.DType.F16
+                || v == io.kvslab.DType.BF16;
+        return halfWidth ? 2e-3 : 1e-5 * Math.max(1, maxRef);
+    }
+
     /** Builds the cache, runs the kernel, compares out and lse with the reference. */
     static void check(AttentionShape shape, long[] lengths, int threads, float keyScale, int spare, Random rnd) {
         try (Arena arena = Arena.ofConfined()) {
@@ -141,7 +172,7 @@ class NativeAttentionDecodeTest {
                 maxRef = Math.max(maxRef, Math.abs(ref[i]));
             }
             // quantised: within 1e-5 of the reference over the same dequantised rows, relative to its magnitude
-            double tol = shape.dtype() == 0 ? 1e-5 : shape.type().isQuantized() ? 1e-5 * Math.max(1, maxRef) : 2e-3;
+            double tol = tolerance(shape, maxRef);
             String what = shape + " lengths " + java.util.Arrays.toString(lengths) + " threads " + threads;
             assertTrue(maxErr <= tol, "max abs error " + maxErr + " > " + tol + " for " + what);
             for (int qh = 0; qh < shape.queryHeads(); qh++) {

@@ -53,6 +53,17 @@ class NativeAttentionPrefillTest {
     }
 
     @Test
+    void keyAndValueTilesConvertedByTheirOwnTypes() {
+        int[][] pairs = {{3, 4}, {1, 3}, {0, 2}, {4, 0}};
+        for (int[] p : pairs) {
+            for (int headDim : new int[] {8, 64}) {
+                check(new AttentionShape(2, 2, headDim, p[0], p[1], 16), 40, new long[] {300, 77}, 2,
+                        new Random(headDim + 10L * p[0] + p[1]));
+            }
+        }
+    }
+
+    @Test
     void longChunkWithSeveralWorkItemsPerHead() {
         // 300 tokens x group 4 = 1200 query rows: several items per head, later items seeing more key tiles
         check(new AttentionShape(2, 4, 64, 1, 32), 300, new long[] {300, 1000}, 2, new Random(1));
@@ -122,7 +133,7 @@ class NativeAttentionPrefillTest {
             out.fill((byte) 0x7F);
             NativeAttention.prefill(shape, n, qs, kv.keyBlocks, kv.valueBlocks, kv.offsets, kv.lengthSegment, scale,
                     out, threads);
-            double tol = shape.dtype() == 0 ? 1e-5 : 2e-3;
+            double tol = shape.keyDtype() == 0 && shape.valueDtype() == 0 ? 1e-5 : 2e-3;
             double[] ref = new double[tf];
             double[] lse = new double[shape.queryHeads()];
             long[] visible = new long[lengths.length];

@@ -36,7 +36,9 @@ final class PagedKv {
         int heads = shape.kvHeads();
         int br = shape.blockRows();
         int d = shape.headDim();
-        long blockBytes = shape.rowBytes() * br;
+        long keyRowBytes = shape.keyRowBytes();
+        long valueRowBytes = shape.valueRowBytes();
+        boolean mixed = shape.keyDtype() != shape.valueDtype();
         keys = new float[heads][];
         values = new float[heads][];
         long[] off = new long[heads + 1];
@@ -55,8 +57,8 @@ final class PagedKv {
         MemorySegment[] kSeg = new MemorySegment[blocks];
         MemorySegment[] vSeg = new MemorySegment[blocks];
         for (int b : order) {
-            kSeg[b] = arena.allocate(blockBytes, 64);
-            vSeg[b] = arena.allocate(blockBytes, 64);
+            kSeg[b] = arena.allocate(keyRowBytes * br, 64);
+            vSeg[b] = arena.allocate(valueRowBytes * br, 64);
             keyBlocks.setAtIndex(JAVA_LONG, b, kSeg[b].address());
             valueBlocks.setAtIndex(JAVA_LONG, b, vSeg[b].address());
         }
@@ -66,6 +68,18 @@ final class PagedKv {
             values[h] = new float[len * d];
             for (int r = 0; r < len; r++) {
                 int b = (int) off[h] + r / br;
+                if (mixed) {
+                    // K and V of different types: each side written with its own type, read back dequantised
+                    float[] k = new float[d];
+                    float[] v = new float[d];
+                    for (int c = 0; c < d; c++) {
+                        k[c] = unit(rnd) * keyScale;
+                        v[c] = unit(rnd);
+                    }
+                    writeRow(k, kSeg[b], (r % br) * keyRowBytes, shape.keyDtype(), keys[h], r * d);
+                    writeRow(v, vSeg[b], (r % br) * valueRowBytes, shape.valueDtype(), values[h], r * d);
+                    continue;
+                }
                 long rowOffset = (r % br) * shape.rowBytes();
                 if (shape.type().isQuantized()) {
                     // whole rows: quantised by the store's codec, the reference reads them back dequantised
@@ -102,9 +116,26 @@ final class PagedKv {
         return (rnd.nextFloat() * 2 - 1) * 1.7320508f;
     }
 
+    /** Writes a row of {@code x.length} values as dtype {@code code}; the stored (dequantised) values go to dst. */
+    private static void writeRow(float[] x, MemorySegment block, long rowOffset, int code, float[] dst, int at) {
+        io.kvslab.DType type = io.kvslab.DType.ofCode(code);
+        if (type.isQuantized()) {
+            QuantCodec.write(x, 0, block, rowOffset, x.length, type);
+            QuantCodec.read(block, rowOffset, dst, at, x.length, type);
+            return;
+        }
+        for (int c = 0; c < x.length; c++) {
+            dst[at + c] = store(block, rowOffset, c, x[c], code);
+        }
+    }
+
     /** Writes x in the shape's dtype and returns the value actually stored (dequantized). */
     private float store(MemorySegment block, long rowOffset, int c, float x) {
-        switch (shape.dtype()) {
+        return store(block, rowOffset, c, x, shape.dtype());
+    }
+
+    private static float store(MemorySegment block, long rowOffset, int c, float x, int code) {
+        switch (code) {
             case 0 -> {
                 block.set(JAVA_FLOAT_UNALIGNED, rowOffset + 4L * c, x);
                 return x;
