@@ -132,22 +132,28 @@ final class SnapshotCommand {
                 layout      %d layers, %d query heads, %d KV heads, head dim %d, %s, %d tokens/block
                 sequences   %d (saved ids %s)
                 rows        %,d K/V rows over all sequences, layers and KV heads
-                blocks      %,d stored (%,d shared by more than one table slot), %,d bytes each""",
+                blocks      %,d stored (%,d shared by more than one table slot), %s""",
                 file, i.fileBytes(), i.formatVersion(), Instant.ofEpochMilli(i.createdAtMillis()), l.layers(),
-                l.queryHeads(), l.kvHeads(), l.headDim(), l.dtype().name().toLowerCase(Locale.ROOT),
+                l.queryHeads(), l.kvHeads(), l.headDim(), l.dtypeName(),
                 l.tokensPerBlock(), i.sequenceIds().size(), i.sequenceIds(), i.rows(), i.blocks(), i.sharedBlocks(),
-                l.blockBytes());
+                l.keyBlockBytes() == l.valueBlockBytes()
+                        ? String.format(Locale.ROOT, "%,d bytes each", l.keyBlockBytes())
+                        : String.format(Locale.ROOT, "K blocks %,d bytes, V blocks %,d bytes", l.keyBlockBytes(),
+                                l.valueBlockBytes()));
     }
 
     private static Json json(Path file, SnapshotInfo i, List<long[]> restored) {
         KvLayout l = i.layout();
         Json layout = Json.object().put("layers", l.layers()).put("queryHeads", l.queryHeads())
                 .put("kvHeads", l.kvHeads()).put("headDim", l.headDim())
-                .put("dtype", l.dtype().name().toLowerCase(Locale.ROOT)).put("tokensPerBlock", l.tokensPerBlock());
+                .put("dtype", l.dtypeName()).put("keyDtype", l.keyDtype().name().toLowerCase(Locale.ROOT))
+                .put("valueDtype", l.valueDtype().name().toLowerCase(Locale.ROOT))
+                .put("tokensPerBlock", l.tokensPerBlock());
         Json j = Json.object().put("file", file.toString()).put("fileBytes", i.fileBytes())
                 .put("formatVersion", i.formatVersion()).put("createdAtMillis", i.createdAtMillis())
                 .put("layout", layout).put("sequenceIds", i.sequenceIds()).put("rows", i.rows())
-                .put("blocks", i.blocks()).put("sharedBlocks", i.sharedBlocks()).put("blockBytes", l.blockBytes());
+                .put("blocks", i.blocks()).put("sharedBlocks", i.sharedBlocks())
+                .put("blockBytes", l.keyBlockBytes()).put("valueBlockBytes", l.valueBlockBytes());
         if (restored != null) {
             List<Object> seqs = new ArrayList<>();
             for (long[] r : restored) {
