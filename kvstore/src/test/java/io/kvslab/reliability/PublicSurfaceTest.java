@@ -70,7 +70,7 @@ class PublicSurfaceTest {
             "io.kvslab.internal.ffm.KernelDowncalls.blasMatmulNt(MemorySegment,MemorySegment,MemorySegment,int,int,int)");
     /** SlabAllocator's public surface: statistics and lifecycle only. */
     private static final Set<String> ALLOCATOR_PUBLIC = Set.of("blockBytes", "blocksPerSlab", "relocationEpoch",
-            "compact", "stats", "blocksByOccupancy", "liveBlocks", "reservedBytes", "isClosed", "closeAndCountLive",
+            "compact", "stats", "blocksByOccupancy", "liveBlocks", "liveBytes", "sizeClasses", "reservedBytes", "isClosed", "closeAndCountLive",
             "close");
 
     static List<Class<?>> kvstoreClasses() throws IOException, URISyntaxException, ClassNotFoundException {
