@@ -41,6 +41,21 @@ public final class StagedBlocks {
         if (blocks < 0) {
             throw new KvArgumentException("blocks must be >= 0, got " + blocks);
         }
+        long bytes;
+        try {
+            bytes = Math.multiplyExact((long) blocks, layout.keyBlockBytes());
+        } catch (ArithmeticException e) {
+            bytes = Long.MAX_VALUE;
+        }
+        if (bytes > limitBytes) {   // refused before any array is sized
+            store.enterShared();
+            try {
+                throw new MemoryLimitExceededException(bytes, limitBytes, store.allocator.liveBytes(),
+                        store.allocator.reservedBytes());
+            } finally {
+                store.exitShared();
+            }
+        }
         boolean[] keys = new boolean[blocks];
         java.util.Arrays.fill(keys, true);
         return allocate(store, layout, limitBytes, keys);
