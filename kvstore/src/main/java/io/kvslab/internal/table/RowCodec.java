@@ -84,14 +84,21 @@ final class RowCodec {
             }
             return;
         }
+        int count = rows * dim;
         if (dtype == DType.F32) {
-            for (int r = 0; r < rows; r++) {
-                MemorySegment.copy(src, from + r * srcStride, dst, JAVA_FLOAT, offset + (long) r * dim * Float.BYTES,
-                        dim);
+            if (srcStride == dim) {
+                MemorySegment.copy(src, from, dst, JAVA_FLOAT, offset, count);
+                return;
             }
+            // Gather the strided rows on the heap (System.arraycopy: no per-call checks of a heap-to-native copy),
+            // then one bulk copy of the whole run into the block.
+            float[] g = floatScratch(count);
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(src, from + r * srcStride, g, r * dim, dim);
+            }
+            MemorySegment.copy(g, 0, dst, JAVA_FLOAT, offset, count);
             return;
         }
-        int count = rows * dim;
         short[] h = scratch(count);
         if (dtype == DType.F16) {
             for (int r = 0; r < rows; r++) {
@@ -99,12 +106,28 @@ final class RowCodec {
             }
         } else {
             for (int r = 0; r < rows; r++) {
-                for (int i = 0, s = from + r * srcStride, d = r * dim; i < dim; i++) {
-                    h[d + i] = toBf16(src[s + i]);
-                }
+                toBf16(src, from + r * srcStride, h, r * dim, dim);
             }
         }
         MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
+    }
+
+    /**
+     * {@link #toBf16(float)} over a row, in passes C2 vectorises: the float bits reach an int[] by a bulk copy (a
+     * per-element {@code floatToRawIntBits} is not vectorised), the rounding runs on ints, and the int-to-short
+     * narrowing is its own loop (fused with the shift it is not vectorised). Same bits as the scalar form.
+     */
+    static void toBf16(float[] src, int from, short[] dst, int to, int n) {
+        int[] bits = intScratch(n);
+        MemorySegment.copy(MemorySegment.ofArray(src), (long) from * Float.BYTES, MemorySegment.ofArray(bits), 0,
+                (long) n * Float.BYTES);
+        for (int i = 0; i < n; i++) {
+            int b = bits[i];
+            bits[i] = (b + 0x7FFF + ((b >>> 16) & 1)) >> 16;
+        }
+        for (int i = 0; i < n; i++) {
+            dst[to + i] = (short) bits[i];
+        }
     }
 
     private static void toF16(float[] src, int from, short[] dst, int to, int n) {
@@ -125,9 +148,7 @@ final class RowCodec {
             }
             case BF16 -> {
                 short[] h = scratch(count);
-                for (int i = 0; i < count; i++) {
-                    h[i] = toBf16(src[from + i]);
-                }
+                toBf16(src, from, h, 0, count);
                 MemorySegment.copy(h, 0, dst, JAVA_SHORT, offset, count);
             }
             case Q8_0, Q4_0 -> QuantCodec.write(src, from, dst, offset, count, dtype);
@@ -160,6 +181,27 @@ final class RowCodec {
 
     /** Per-thread conversion buffer: one bulk copy per row instead of one bounds-checked store per element. */
     private static final ThreadLocal<short[]> SCRATCH = ThreadLocal.withInitial(() -> new short[256]);
+
+    private static final ThreadLocal<int[]> INT_SCRATCH = ThreadLocal.withInitial(() -> new int[256]);
+    private static final ThreadLocal<float[]> FLOAT_SCRATCH = ThreadLocal.withInitial(() -> new float[256]);
+
+    private static int[] intScratch(int count) {
+        int[] b = INT_SCRATCH.get();
+        if (b.length < count) {
+            b = new int[Math.max(count, b.length * 2)];
+            INT_SCRATCH.set(b);
+        }
+        return b;
+    }
+
+    private static float[] floatScratch(int count) {
+        float[] g = FLOAT_SCRATCH.get();
+        if (g.length < count) {
+            g = new float[Math.max(count, g.length * 2)];
+            FLOAT_SCRATCH.set(g);
+        }
+        return g;
+    }
 
     private static short[] scratch(int count) {
         short[] h = SCRATCH.get();

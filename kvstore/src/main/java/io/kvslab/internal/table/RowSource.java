@@ -27,8 +27,32 @@ sealed interface RowSource {
         }
     }
 
-    /** fp32 rows in a heap array, {@code [n][heads][dim]}. */
-    record Floats(float[] data, int heads, int dim) implements RowSource {
+    /**
+     * fp32 rows in a heap array, {@code [n][heads][dim]}. Not a record: each sequence keeps one instance per side (K,
+     * V) and points it at the caller's array for the length of one append, under the sequence's write lock, so
+     * that an append makes no object ({@link #of}, {@link #release}).
+     */
+    final class Floats implements RowSource {
+        private final int heads;
+        private final int dim;
+        private float[] data;
+
+        Floats(int heads, int dim) {
+            this.heads = heads;
+            this.dim = dim;
+        }
+
+        /** Points this source at {@code rows} (caller holds the sequence's write lock); returns this. */
+        Floats of(float[] rows) {
+            this.data = rows;
+            return this;
+        }
+
+        /** Drops the reference to the caller's array (end of the append). */
+        void release() {
+            this.data = null;
+        }
+
         @Override
         public void check(String what, DType store) {
             RowCodec.checkValues(what, data, 0, data.length, store);

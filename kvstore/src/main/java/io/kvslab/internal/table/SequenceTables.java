@@ -46,6 +46,9 @@ public final class SequenceTables {
     private final long id;
     final BlockTable[][] tables;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    /** Reusable float-array row sources of append (used under the write lock only): append makes no object. */
+    private final RowSource.Floats kFloats;
+    private final RowSource.Floats vFloats;
     private volatile long referencedBlocks;
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
@@ -78,6 +81,8 @@ public final class SequenceTables {
         this.keyRowBytes = layout.keyRowBytes();
         this.valueRowBytes = layout.valueRowBytes();
         this.id = id;
+        this.kFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
+        this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (BlockTable[] layer : tables) {
             for (int h = 0; h < layer.length; h++) {
@@ -95,6 +100,8 @@ public final class SequenceTables {
         this.keyRowBytes = parent.keyRowBytes;
         this.valueRowBytes = parent.valueRowBytes;
         this.id = id;
+        this.kFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
+        this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (int l = 0; l < tables.length; l++) {
             for (int h = 0; h < tables[l].length; h++) {
@@ -126,6 +133,7 @@ public final class SequenceTables {
      * waits for another: it only try-locks (the lock order allows one sequence lock at a time).
      */
     private static final ThreadLocal<int[]> HELD = ThreadLocal.withInitial(() -> new int[1]);
+    /** The block list of an append that needs no new block (shared: it is never written, having length 0). */
 
     /** Whether the calling thread holds this sequence's lock (either side). */
     private boolean heldHere() {
@@ -303,6 +311,9 @@ public final class SequenceTables {
         int k = checkedBlockCount(keys);
         int v = checkedBlockCount(values);
         checkedBlockCount((long) k + v);
+        if (k == 0 && v == 0) {
+            return FreshBlocks.NONE;   // most appends stay inside their blocks: nothing to allocate
+        }
         try {
             return FreshBlocks.allocate(allocator, k, v);
         } catch (MemoryLimitExceededException e) {
@@ -339,8 +350,7 @@ public final class SequenceTables {
                     + " KV heads x " + layout.headDim() + " = " + expected + " floats, got " + k.length
                     + " and " + v.length);
         }
-        appendRows(layer, new RowSource.Floats(k, layout.kvHeads(), layout.headDim()),
-                new RowSource.Floats(v, layout.kvHeads(), layout.headDim()), n, positions, single);
+        appendRows(layer, k, v, null, null, n, positions, single);
     }
 
     /**
@@ -359,12 +369,17 @@ public final class SequenceTables {
             throw new KvArgumentException("positions must have one entry per token (" + k.tokens() + "), got "
                     + positions.length);
         }
-        appendRows(layer, new RowSource.Tensor(k), new RowSource.Tensor(v), k.tokens(), positions, single);
+        appendRows(layer, null, null, k, v, k.tokens(), positions, single);
     }
 
-    private void appendRows(int layer, RowSource k, RowSource v, int n, long[] positions, long single) {
+    /** Rows from float arrays ({@code kf}, {@code vf}) or, when those are null, from tensors {@code kt}, {@code vt}. */
+    private void appendRows(int layer, float[] kf, float[] vf, KvTensor kt, KvTensor vt, int n, long[] positions,
+                            long single) {
         beginWrite();
         try {
+            // The float sources are this sequence's reusable pair, pointed at the caller's arrays under the lock.
+            RowSource k = kf != null ? kFloats.of(kf) : new RowSource.Tensor(kt);
+            RowSource v = vf != null ? vFloats.of(vf) : new RowSource.Tensor(vt);
             checkLayer(layer);
             if (n <= 0) {
                 throw new KvArgumentException("a chunk needs at least one token, got " + n);
@@ -448,6 +463,8 @@ public final class SequenceTables {
             referenced(newBlocks);
             modCount++;
         } finally {
+            kFloats.release();
+            vFloats.release();
             endWrite();
         }
     }
@@ -466,11 +483,14 @@ public final class SequenceTables {
             int row = t.length + i;
             int block = row / tokensPerBlock;
             int inBlock = Math.min(n - i, tokensPerBlock - row % tokensPerBlock);
-            MemorySegment kSeg = allocator.segment(t.keyBlocks[block]);
-            MemorySegment vSeg = allocator.segment(t.valueBlocks[block]);
+            // The slab's own segment plus the block's offset: no slice object per block (append allocates nothing).
+            long kBlock = t.keyBlocks[block];
+            long vBlock = t.valueBlocks[block];
             int slot = row % tokensPerBlock;
-            k.writeRows(i, inBlock, h, kSeg, slot * keyRowBytes, keyRowBytes, layout.keyDtype());
-            v.writeRows(i, inBlock, h, vSeg, slot * valueRowBytes, valueRowBytes, layout.valueDtype());
+            k.writeRows(i, inBlock, h, allocator.slabSegment(kBlock), allocator.offsetInSlab(kBlock) + slot * keyRowBytes,
+                    keyRowBytes, layout.keyDtype());
+            v.writeRows(i, inBlock, h, allocator.slabSegment(vBlock),
+                    allocator.offsetInSlab(vBlock) + slot * valueRowBytes, valueRowBytes, layout.valueDtype());
             i += inBlock;
         }
     }

@@ -471,6 +471,21 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /**
+     * The whole segment of the slab holding a live block, the block at {@link #offsetInSlab} in it: no object is
+     * made (one segment per slab), for hot paths that must not allocate (append). Valid until the next compaction.
+     */
+    MemorySegment slabSegment(long handle) {
+        ensureOpen();
+        return slabTable[ids.slab(checkLive(handle))].segment;
+    }
+
+    /** Byte offset of a live block in its {@link #slabSegment}. */
+    long offsetInSlab(long handle) {
+        ensureOpen();
+        return (long) ids.slot(checkLive(handle)) * blockBytes;
+    }
+
+    /**
      * Adds one reference to each of the first {@code counts[i]} handles of {@code tables[i]}, for every i; all
      * handles are validated first, so a bad one changes nothing.
      */

@@ -175,6 +175,34 @@ class RowCodecFastPathTest {
     }
 
     @Test
+    void bf16MultiPassLoopGivesTheScalarRoundingsBitsForEveryKindOfInput() {
+        // The bulk-bits / round / narrow passes against the scalar rounding, on raw bit patterns of every class
+        // (NaN payloads, infinities, subnormals, zeros, ties, carries into the exponent), at odd offsets and lengths.
+        Random rnd = new Random(7);
+        float[] xs = new float[50_000];
+        int[] special = {0x7FC00000, 0xFFC00001, 0x7F800001, 0x7FBFFFFF, 0x7F800000, 0xFF800000, 0x00000001,
+                0x807FFFFF, 0x00008000, 0x00018000, 0x00000000, 0x80000000, 0x3F808000, 0x3F818000, 0x7F7F8000,
+                0x7F7F7FFF, 0xFF7FFFFF, 0x7FFFFFFF, 0xFFFFFFFF};
+        for (int i = 0; i < xs.length; i++) {
+            int bits = i < special.length ? special[i] : switch (i % 4) {
+                case 0 -> rnd.nextInt();
+                case 1 -> rnd.nextInt() & 0x807FFFFF;                 // subnormals and zeros
+                case 2 -> (rnd.nextInt() & 0xFFFF0000) | 0x8000;      // exact ties
+                default -> Float.floatToRawIntBits((float) rnd.nextGaussian());
+            };
+            xs[i] = Float.intBitsToFloat(bits);
+        }
+        for (int[] cut : new int[][] {{0, xs.length}, {3, 4093}, {17, 1}, {101, 128}, {5, 0}}) {
+            short[] got = new short[cut[1] + 9];
+            RowCodec.toBf16(xs, cut[0], got, 9, cut[1]);
+            for (int i = 0; i < cut[1]; i++) {
+                assertEquals(RowCodec.toBf16(xs[cut[0] + i]), got[9 + i],
+                        "element " + (cut[0] + i) + " bits " + Integer.toHexString(Float.floatToRawIntBits(xs[cut[0] + i])));
+            }
+        }
+    }
+
+    @Test
     void f32RunsAreCopiedBitForBit() {
         float[] xs = inputs();
         int dim = 128;
@@ -184,6 +212,14 @@ class RowCodecFastPathTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment dst = arena.allocate((long) rows * dim * 4);
             RowCodec.writeRows(src, 0, dim + 2, rows, dim, dst, 0, DType.F32);
+            for (int i = 0; i < values.length; i++) {
+                assertEquals(Float.floatToRawIntBits(values[i]), Float.floatToRawIntBits(dst.getAtIndex(JAVA_FLOAT, i)));
+            }
+            dst.fill((byte) 0);
+            for (int r = 0; r < rows; r += 32) {   // block-sized runs, as appends write them
+                RowCodec.writeRows(src, r * (dim + 2), dim + 2, Math.min(32, rows - r), dim, dst, (long) r * dim * 4,
+                        DType.F32);
+            }
             for (int i = 0; i < values.length; i++) {
                 assertEquals(Float.floatToRawIntBits(values[i]), Float.floatToRawIntBits(dst.getAtIndex(JAVA_FLOAT, i)));
             }
