@@ -625,9 +625,32 @@ final class Scheduler implements AutoCloseable {
             }
             System.arraycopy(batchLogits, t * vocab, rowLogits, 0, vocab);
             j.position++;
+            publishDecoded(j);
             accept(j, j.sampler.sample(rowLogits));
         }
         metrics.addPhase(Phase.SAMPLE, System.nanoTime() - t3);
+    }
+
+    /**
+     * With a shared tier, a decode step that filled a block (the sequence holds {@code position} rows: the prompt
+     * and the generated tokens fed so far) publishes the new full blocks, write-behind: the tier's queue copies the
+     * rows and never waits. A request the pressure policy compressed or swapped is skipped (its rows may have
+     * changed or its history is not known); the library checks each block again (never a compressed, evicted,
+     * shifted or aliased one).
+     */
+    private void publishDecoded(Job j) {
+        int tpb = store.layout().tokensPerBlock();
+        if (shared == null || j.position % tpb != 0 || j.compressions > 0 || j.swaps > 0) {
+            return;
+        }
+        int rows = Math.toIntExact(j.position);
+        int[] prompt = j.request.promptTokens();
+        if (rows <= prompt.length) {
+            return;
+        }
+        int[] held = Arrays.copyOf(prompt, rows);
+        System.arraycopy(j.generatedIds, 0, held, prompt.length, rows - prompt.length);
+        shared.decoded(j.sequence, held);
     }
 
     /** A sampled token: BOS ends the completion (llama2.c's rule); otherwise it is text, and maybe the last token. */

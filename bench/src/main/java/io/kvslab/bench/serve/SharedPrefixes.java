@@ -19,7 +19,8 @@ import java.util.Arrays;
 /**
  * The server's prefix blocks below native memory ({@code --remote-tier}, {@code --disk-tier}): a {@link PrefixTier}
  * over Redis, a disk tier, or the disk in front of Redis. Admission looks prompts up through it (local prefix cache,
- * then the tier); a finished prefill inserts the prompt locally and publishes its full blocks (write-behind). Used by
+ * then the tier); a finished prefill inserts the prompt locally and publishes its full blocks (write-behind), and so
+ * does every decode step that fills a block of prompt and generated tokens. Used by
  * the scheduler thread only, apart from the counters.
  */
 final class SharedPrefixes implements AutoCloseable {
@@ -90,6 +91,15 @@ final class SharedPrefixes implements AutoCloseable {
     void prefilled(Sequence s, int[] prompt) {
         local.insert(s, prompt, prefix.localSalt());
         prefix.publish(s, prompt);
+    }
+
+    /**
+     * Decoding filled a block of {@code s}, which holds {@code tokens} (prompt and generated tokens fed so far):
+     * queue its full blocks not yet in the tier (write-behind; blocks known to be there are skipped, blocks that
+     * are not exactly a fresh prefill's are never published: {@link PrefixTier#publish}).
+     */
+    void decoded(Sequence s, int[] tokens) {
+        prefix.publish(s, tokens);
     }
 
     PrefixTierStats stats() {
