@@ -87,6 +87,40 @@ final class SharedPrefixes implements AutoCloseable {
         return prefix.lookup(Arrays.copyOf(prompt, prompt.length - 1));
     }
 
+    /** The tokens whose blocks a prompt can reuse: all but the last (that one must run for its logits). */
+    private static int[] reusable(int[] prompt) {
+        return Arrays.copyOf(prompt, prompt.length - 1);
+    }
+
+    /** Full blocks of {@code prompt} (but its last token) the local cache holds now. */
+    int localBlocks(int[] prompt) {
+        return prompt.length <= 1 ? 0 : prefix.localBlocks(reusable(prompt));
+    }
+
+    /**
+     * Fetches and verifies {@code prompt}'s blocks from {@code fromBlock} on from the tier (any thread; within the
+     * tier's timeout). Nothing is allocated in the store: {@link #attach} appends them at admission.
+     */
+    PrefixTier.Fetched fetch(int[] prompt, int fromBlock) {
+        return prefix.fetch(reusable(prompt), fromBlock);
+    }
+
+    /** The local cache's match for {@code prompt} (but its last token): a new sequence sharing the cached blocks. */
+    PrefixMatch local(KvStore store, int[] prompt) {
+        if (prompt.length <= 1) {
+            return new PrefixMatch(store.newSequence(), 0);
+        }
+        return prefix.local(reusable(prompt));
+    }
+
+    /** Appends the fetched blocks continuing {@code match} to its sequence (room reserved by the caller before). */
+    PrefixMatch attach(PrefixMatch match, PrefixTier.Fetched fetched, int[] prompt) {
+        if (prompt.length <= 1) {
+            return match;
+        }
+        return prefix.attach(match, fetched, reusable(prompt));
+    }
+
     /** A prompt's prefill finished: cache its full blocks locally and queue them for the tier. */
     void prefilled(Sequence s, int[] prompt) {
         local.insert(s, prompt, prefix.localSalt());

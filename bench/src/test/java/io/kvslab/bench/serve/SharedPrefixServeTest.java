@@ -122,4 +122,54 @@ class SharedPrefixServeTest {
             }
         }
     }
+
+    /**
+     * #16: a prefix-cache miss that reads through to a paused Redis must not stall the other requests: the fetch
+     * runs off the scheduler thread and the request joins the batch when it is done (here: when the tier's timeout
+     * gives up). A short request submitted after it is admitted and runs to its end while the long prompt's fetch
+     * still waits; then the long prompt is recomputed and answers the reference's tokens. (No timing is asserted:
+     * the fetch waits 10 s for a paused server, the short request needs a few dozen steps.)
+     */
+    @Test
+    void aFetchFromAPausedRedisDoesNotStallTheRunningRequests() throws Exception {
+        try (RedisServer redis = RedisServer.start()) {
+            TierOptions tiers = TierOptions.redis(redis.uri()).withTimeout(Duration.ofSeconds(10));
+            try (ServeFixture server = new ServeFixture(ServeConfig.defaults(), tiers)) {
+                Scheduler scheduler = server.server.scheduler();
+                ServeFixture.Expected longExpected = server.reference(LONG_PROMPT, 8, 0, 1, 1);
+                String shortPrompt = "Once upon a time";   // under one block: nothing to fetch
+                ServeFixture.Expected shortExpected = server.reference(shortPrompt, 48, 0, 1, 1);
+                redis.command("CLIENT", "PAUSE", "30000", "ALL");
+                assertTimeoutPreemptively(Duration.ofSeconds(120), () -> {
+                    java.util.concurrent.CompletableFuture<java.net.http.HttpResponse<String>> longAnswer =
+                            server.http.sendAsync(java.net.http.HttpRequest.newBuilder(server.uri("/v1/completions"))
+                                    .header("Content-Type", "application/json")
+                                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body(8))).build(),
+                                    java.net.http.HttpResponse.BodyHandlers.ofString());
+                    while (scheduler.fetchingRequests() == 0) {
+                        assertTrue(!longAnswer.isDone(), "the long prompt answered before its fetch started");
+                        Thread.sleep(2);
+                    }
+                    JsonNode shortAnswer = server.complete("{\"prompt\": \"" + shortPrompt + "\", \"max_tokens\": 48,"
+                            + " \"temperature\": 0, \"return_token_ids\": true}");
+                    assertArrayEquals(shortExpected.ids(), ServeFixture.tokenIds(shortAnswer));
+                    assertEquals(1, scheduler.fetchingRequests(),
+                            "the short request ran to its end while the long prompt's fetch still waited on Redis");
+                    assertTrue(!longAnswer.isDone());
+                    java.net.http.HttpResponse<String> r = longAnswer.get();
+                    assertEquals(200, r.statusCode(), r.body());
+                    assertArrayEquals(longExpected.ids(), ServeFixture.tokenIds(ServeFixture.JSON.readTree(r.body())),
+                            "recomputed after the fetch timed out: the reference's tokens");
+                });
+                PrefixTierStats stats = scheduler.shared().stats();
+                assertEquals(0, stats.fetchedBlocks());
+                int promptLength = server.model.tokenizer().encode(LONG_PROMPT, true, false).length;
+                assertEquals((promptLength - 1) / 32, stats.missedBlocks(), "every block of the long prompt recomputed");
+                java.util.regex.Matcher failed = java.util.regex.Pattern
+                        .compile("op=\"get\",outcome=\"failed\"} (\\d+)").matcher(server.metrics());
+                assertTrue(failed.find() && Long.parseLong(failed.group(1)) >= (promptLength - 1) / 32,
+                        "the timed-out GETs are counted by the tier");
+            }
+        }
+    }
 }
