@@ -160,23 +160,98 @@ public final class PrefixTier implements AutoCloseable {
     /**
      * A new sequence holding the longest prefix of {@code tokens} found locally or in the tier (whole token blocks
      * from position 0), as {@link PrefixCache#lookup}: the caller prefills the rest and closes the sequence. To keep
-     * at least one token to compute (for its logits), look up {@code tokens} without its last token.
+     * at least one token to compute (for its logits), look up {@code tokens} without its last token. Equal to
+     * {@link #local} followed by {@link #attach} of {@link #fetch}.
      */
     public PrefixMatch lookup(int[] tokens) {
         checkOpen();
         if (tokens == null) {
             throw new KvArgumentException("tokens must not be null");
         }
-        lookups.increment();
-        PrefixMatch match = local.lookup(tokens, keys.localSalt());
+        PrefixMatch match = local(tokens);
+        if (match.matchedTokens() / tokensPerBlock == tokens.length / tokensPerBlock) {
+            return attach(match, Fetched.NONE, tokens);
+        }
+        Fetched f = fetch(tokens, match.matchedTokens() / tokensPerBlock);
+        return attach(match, f, tokens);
+    }
+
+    /**
+     * The local cache's match for {@code tokens} (salted as this tier's blocks): a new sequence sharing the cached
+     * blocks. A scheduler reserves room for the rest of the prompt on it, then {@link #attach}es what
+     * {@link #fetch} brought.
+     */
+    public PrefixMatch local(int[] tokens) {
+        checkOpen();
+        if (tokens == null) {
+            throw new KvArgumentException("tokens must not be null");
+        }
+        return local.lookup(tokens, keys.localSalt());
+    }
+
+    /** Blocks of {@code tokens} the local cache holds now, from position 0 (no sequence is created). */
+    public int localBlocks(int[] tokens) {
+        PrefixMatch m = local(tokens);
+        m.sequence().close();
+        return m.matchedTokens() / tokensPerBlock;
+    }
+
+    /**
+     * Verified blocks of a prompt fetched from the tier and not yet in any sequence: {@link #blocks()} records from
+     * token block {@link #firstBlock()} on (contiguous; empty on a miss). Plain heap data: dropping it frees
+     * nothing native.
+     */
+    public static final class Fetched {
+        static final Fetched NONE = new Fetched(0, List.of(), 0, 0, 0);
+        private final int first;
+        private final List<BlockRecord> records;
+        private final long bytes;
+        private final int wanted;
+        private final long nanos;
+
+        private Fetched(int first, List<BlockRecord> records, long bytes, int wanted, long nanos) {
+            this.first = first;
+            this.records = records;
+            this.bytes = bytes;
+            this.wanted = wanted;
+            this.nanos = nanos;
+        }
+
+        /** Nothing fetched (a miss, or a fetch that could not run). */
+        public static Fetched none() {
+            return NONE;
+        }
+
+        public int firstBlock() {
+            return first;
+        }
+
+        public int blocks() {
+            return records.size();
+        }
+    }
+
+    /**
+     * Fetches the full token blocks of {@code tokens} from block {@code fromBlock} on from the tier in one batch
+     * and verifies them in order, up to the first that is missing or fails a check (rejections and tier failures
+     * are counted here). Touches no sequence and allocates nothing in the store, so it may run on any thread (a
+     * scheduler runs it off its step loop, so that a slow tier delays only this prompt); it returns within the
+     * tier's timeout.
+     */
+    public Fetched fetch(int[] tokens, int fromBlock) {
+        checkOpen();
+        if (tokens == null) {
+            throw new KvArgumentException("tokens must not be null");
+        }
         int full = tokens.length / tokensPerBlock;
-        int have = match.matchedTokens() / tokensPerBlock;
-        localBlocks.add(have);
-        if (have == full) {
-            return match;
+        if (fromBlock < 0 || fromBlock > full) {
+            throw new KvArgumentException("fromBlock must be in [0, " + full + "], got " + fromBlock);
+        }
+        if (fromBlock == full) {
+            return new Fetched(fromBlock, List.of(), 0, 0, 0);
         }
         BlockKey[] all = keys.keys(tokens);
-        List<BlockKey> wanted = Arrays.asList(all).subList(have, full);
+        List<BlockKey> wanted = Arrays.asList(all).subList(fromBlock, full);
         long t0 = System.nanoTime();
         List<Optional<byte[]>> values;
         try {
@@ -186,8 +261,7 @@ public final class PrefixTier implements AutoCloseable {
         }
         if (values == null || values.size() != wanted.size()) {
             fetchFailures.increment();
-            missedBlocks.add(full - have);
-            return match;
+            return new Fetched(fromBlock, List.of(), 0, wanted.size(), System.nanoTime() - t0);
         }
         List<BlockRecord> verified = new ArrayList<>();
         long bytes = 0;
@@ -196,7 +270,7 @@ public final class PrefixTier implements AutoCloseable {
             if (v == null || v.isEmpty()) {
                 break;
             }
-            int block = have + i;
+            int block = fromBlock + i;
             try {
                 verified.add(PrefixBlockValue.decode(layout, all[block], block == 0 ? PrefixKeys.root() : all[block - 1],
                         tokens, block * tokensPerBlock, (long) block * tokensPerBlock, v.get()));
@@ -207,10 +281,31 @@ public final class PrefixTier implements AutoCloseable {
                 break;
             }
         }
-        if (verified.isEmpty()) {
+        return new Fetched(fromBlock, verified, bytes, wanted.size(), System.nanoTime() - t0);
+    }
+
+    /**
+     * Appends the fetched blocks that continue {@code match} (a {@link #local} match of the same {@code tokens})
+     * to its sequence and caches them locally; returns the match grown by them (the same sequence). Blocks the
+     * local cache gained since the fetch are not appended twice; a fetch that no longer continues the match (the
+     * local cache lost blocks meanwhile) adds nothing. Out of memory half-way, the sequence is closed and a fresh
+     * local match returned. Counts the lookup.
+     */
+    public PrefixMatch attach(PrefixMatch match, Fetched fetched, int[] tokens) {
+        checkOpen();
+        if (match == null || fetched == null || tokens == null) {
+            throw new KvArgumentException("match, fetched blocks and tokens must not be null");
+        }
+        lookups.increment();
+        int full = tokens.length / tokensPerBlock;
+        int have = match.matchedTokens() / tokensPerBlock;
+        localBlocks.add(have);
+        int end = fetched.first + fetched.records.size();
+        if (have == full || fetched.first > have || end <= have) {
             missedBlocks.add(full - have);
             return match;
         }
+        List<BlockRecord> verified = fetched.records.subList(have - fetched.first, fetched.records.size());
         Sequence s = match.sequence();
         try {
             appendBlocks(s, have, verified);
@@ -224,14 +319,15 @@ public final class PrefixTier implements AutoCloseable {
         int got = have + verified.size();
         fetchedBlocks.add(verified.size());
         missedBlocks.add(full - got);
-        bytesFetched.add(bytes);
+        bytesFetched.add(fetched.bytes);
+        BlockKey[] all = keys.keys(Arrays.copyOf(tokens, got * tokensPerBlock));
         synchronized (known) {
             for (int b = have; b < got; b++) {
                 known.add(all[b]);
             }
         }
         local.insert(s, Arrays.copyOf(tokens, got * tokensPerBlock), keys.localSalt());
-        event("fetch", verified.size(), bytes, true, t0, null);
+        event("fetch", verified.size(), fetched.bytes, true, System.nanoTime() - fetched.nanos, null);
         return new PrefixMatch(s, got * tokensPerBlock);
     }
 

@@ -261,6 +261,87 @@ class PrefixTierTest {
         }
     }
 
+    /**
+     * The decode-time path: a server publishes whenever decoding fills a block (prompt + generated tokens). Rows
+     * appended one token at a time publish block by block; once a compression changes a row, no later publish of
+     * that sequence sends the changed block or any block after it, however many blocks decoding fills.
+     */
+    @Test
+    void decodingPublishesEachBlockWhenItFillsAndNothingOnceCompressed() throws Exception {
+        int[] tokens = prompt(12 * TPB, 11);
+        int promptRows = 2 * TPB + 1;
+        try (Replica a = Replica.open(tier)) {
+            List<BlockKey> keys = a.prefix.blockKeys(tokens);
+            try (Sequence s = a.store.newSequence()) {
+                prefill(s, java.util.Arrays.copyOf(tokens, promptRows), 0);
+                assertEquals(2, a.prefix.publish(s, java.util.Arrays.copyOf(tokens, promptRows)));
+                int published = 2;
+                for (int p = promptRows; p < 6 * TPB; p++) {   // decode steps, one token each
+                    prefill(s, java.util.Arrays.copyOf(tokens, p + 1), p);
+                    if ((p + 1) % TPB == 0) {
+                        published += a.prefix.publish(s, java.util.Arrays.copyOf(tokens, p + 1));
+                        assertEquals((p + 1) / TPB, published, "block " + p / TPB + " published when it filled");
+                    }
+                }
+                // compression of a decoded block: layer 2, head 1 drops one row of block 4
+                int[] keep = new int[6 * TPB - 1];
+                for (int i = 0, r = 0; r < 6 * TPB; r++) {
+                    if (r != 4 * TPB + 1) {
+                        keep[i++] = r;
+                    }
+                }
+                s.keep(2, 1, keep);
+                for (int p = 6 * TPB; p < 12 * TPB; p++) {   // decoding goes on; every block boundary publishes
+                    prefill(s, java.util.Arrays.copyOf(tokens, p + 1), p);
+                    if ((p + 1) % TPB == 0) {
+                        assertEquals(0, a.prefix.publish(s, java.util.Arrays.copyOf(tokens, p + 1)),
+                                "nothing published at " + (p + 1) + " rows after the compression");
+                    }
+                }
+                assertTrue(a.prefix.flush(30_000));
+            }
+            // blocks 0..5 were stored as they filled, before the compression; none after it
+            assertEquals(keys.subList(0, 6).stream().map(BlockKey::hex).toList(), storedKeys(a.prefix, tokens));
+            assertEquals(6, a.prefix.stats().publishedBlocks());
+            // a second replica fetches the decoded blocks bit for bit (equal to a fresh prefill's reference rows)
+            try (Replica b = Replica.open(tier)) {
+                PrefixMatch m = b.prefix.lookup(tokens);
+                try (Sequence s = m.sequence()) {
+                    assertEquals(6 * TPB, m.matchedTokens());
+                    assertHolds(s, tokens, 6 * TPB);
+                }
+            }
+        }
+        redis.command("FLUSHALL");
+        try (Replica a = Replica.open(tier)) {
+            // compressed before its first decode-time block filled: the compressed block and every later one stay
+            // out; the blocks before the changed row were already sent after prefill
+            try (Sequence s = a.store.newSequence()) {
+                prefill(s, java.util.Arrays.copyOf(tokens, 3 * TPB), 0);
+                assertEquals(3, a.prefix.publish(s, java.util.Arrays.copyOf(tokens, 3 * TPB)));
+                int[] keep = new int[3 * TPB - 1];
+                for (int i = 0, r = 0; r < 3 * TPB; r++) {
+                    if (r != TPB) {
+                        keep[i++] = r;
+                    }
+                }
+                s.keep(0, 0, keep);
+                for (int p = 3 * TPB; p < 8 * TPB; p++) {
+                    prefill(s, java.util.Arrays.copyOf(tokens, p + 1), p);
+                    if ((p + 1) % TPB == 0) {
+                        assertEquals(0, a.prefix.publish(s, java.util.Arrays.copyOf(tokens, p + 1)));
+                    }
+                }
+                assertTrue(a.prefix.flush(30_000));
+            }
+            assertEquals(keys3(a.prefix, tokens), storedKeys(a.prefix, tokens));
+        }
+    }
+
+    private static List<String> keys3(PrefixTier p, int[] tokens) {
+        return p.blockKeys(tokens).subList(0, 3).stream().map(BlockKey::hex).toList();
+    }
+
     @Test
     void aCorruptedValueIsRejectedCountedAndTheBlocksFromItRecomputed() throws Exception {
         int[] tokens = prompt(6 * TPB, 4);

@@ -138,51 +138,91 @@ final class CompletionHandler {
         ex.getResponseHeaders().set("Cache-Control", "no-cache");
         ex.sendResponseHeaders(200, 0);
         OutputStream out = ex.getResponseBody();
+        TokenChunks chunks = new TokenChunks(id, created, modelName);
+        ByteArrayOutputStream pending = new ByteArrayOutputStream(512);
         while (true) {
             JobEvent e = job.events.take();
             long t = System.nanoTime();
-            switch (e) {
-                case JobEvent.Text tx -> {
-                    boolean ids = job.request.returnTokenIds() && tx.token() >= 0;
-                    if (!tx.text().isEmpty() || ids) {
-                        ObjectNode root = chunk(id, created, tx.text(), null);
-                        if (ids) {
-                            ((ObjectNode) root.get("choices").get(0)).putArray("token_ids").add(tx.token());
+            // every event already queued goes out in one write and one flush: a thread woken late (the scheduler
+            // ran several steps meanwhile) catches up without a system call per token
+            while (e != null) {
+                switch (e) {
+                    case JobEvent.Text tx -> {
+                        boolean ids = job.request.returnTokenIds() && tx.token() >= 0;
+                        if (!tx.text().isEmpty() || ids) {
+                            chunks.write(pending, tx.text(), ids ? tx.token() : -1);
                         }
-                        event(out, root);
+                    }
+                    case JobEvent.Failed f -> {
+                        pending.writeBytes(eventBytes(ApiErrors.body(f.type(), null, f.code(), f.message())));
+                        pending.writeBytes(DONE);
+                        out.write(pending.toByteArray());
+                        out.close();
+                        return;
+                    }
+                    case JobEvent.Done d -> {
+                        pending.writeBytes(eventBytes(chunk(id, created, "", d.finishReason())));
+                        if (job.request.includeUsage()) {
+                            ObjectNode root = envelope(id, created);
+                            root.putArray("choices");
+                            usage(root, d);
+                            pending.writeBytes(eventBytes(root));
+                        }
+                        pending.writeBytes(DONE);
+                        out.write(pending.toByteArray());
+                        out.close();
+                        metrics.httpWriteNanos.add(System.nanoTime() - t);
+                        return;
                     }
                 }
-                case JobEvent.Failed f -> {
-                    event(out, ApiErrors.body(f.type(), null, f.code(), f.message()));
-                    out.write(DONE);
-                    out.close();
-                    return;
-                }
-                case JobEvent.Done d -> {
-                    event(out, chunk(id, created, "", d.finishReason()));
-                    if (job.request.includeUsage()) {
-                        ObjectNode root = envelope(id, created);
-                        root.putArray("choices");
-                        usage(root, d);
-                        event(out, root);
-                    }
-                    out.write(DONE);
-                    out.close();
-                    metrics.httpWriteNanos.add(System.nanoTime() - t);
-                    return;
-                }
+                e = job.events.poll();
+            }
+            if (pending.size() > 0) {
+                out.write(pending.toByteArray());
+                out.flush();
+                pending.reset();
             }
             metrics.httpWriteNanos.add(System.nanoTime() - t);
         }
     }
 
-    private static void event(OutputStream out, ObjectNode json) throws IOException {
+    private static byte[] eventBytes(ObjectNode json) throws IOException {
         ByteArrayOutputStream b = new ByteArrayOutputStream(256);
         b.writeBytes("data: ".getBytes(StandardCharsets.US_ASCII));
         b.writeBytes(JSON.writeValueAsBytes(json));
         b.writeBytes("\n\n".getBytes(StandardCharsets.US_ASCII));
-        out.write(b.toByteArray());
-        out.flush();
+        return b.toByteArray();
+    }
+
+    /**
+     * A stream's token chunks, byte for byte what serialising {@link #chunk} (plus {@code token_ids}) gives, from a
+     * prefix and suffix made once per request: per token only the text is JSON-escaped (the hot path of a stream).
+     */
+    static final class TokenChunks {
+        private final byte[] head;
+        private static final byte[] TAIL = ",\"index\":0,\"logprobs\":null,\"finish_reason\":null"
+                .getBytes(StandardCharsets.US_ASCII);
+        private static final byte[] IDS = ",\"token_ids\":[".getBytes(StandardCharsets.US_ASCII);
+        private static final byte[] END = "}]}\n\n".getBytes(StandardCharsets.US_ASCII);
+
+        TokenChunks(String id, long created, String model) throws IOException {
+            String h = "data: {\"id\":" + JSON.writeValueAsString(id) + ",\"object\":\"text_completion\",\"created\":"
+                    + created + ",\"model\":" + JSON.writeValueAsString(model) + ",\"choices\":[{\"text\":";
+            this.head = h.getBytes(StandardCharsets.UTF_8);
+        }
+
+        /** Appends one chunk with {@code text}, and {@code token_ids: [token]} when {@code token >= 0}. */
+        void write(ByteArrayOutputStream b, String text, int token) throws IOException {
+            b.writeBytes(head);
+            b.writeBytes(JSON.writeValueAsBytes(text));
+            b.writeBytes(TAIL);
+            if (token >= 0) {
+                b.writeBytes(IDS);
+                b.writeBytes(Integer.toString(token).getBytes(StandardCharsets.US_ASCII));
+                b.write(']');
+            }
+            b.writeBytes(END);
+        }
     }
 
     private ObjectNode chunk(String id, long created, String text, String finishReason) {

@@ -14,6 +14,9 @@ final class CompletionText {
     private final List<String> stops;
     private final int holdBack;
     private final StringBuilder released = new StringBuilder();
+    /** The decoded text of {@link #bytes} but for {@link #tail} (the bytes of a character not complete yet). */
+    private final StringBuilder decoded = new StringBuilder();
+    private byte[] tail = new byte[0];
     private boolean stopped;
 
     CompletionText(List<String> stops) {
@@ -31,7 +34,7 @@ final class CompletionText {
             throw new IllegalStateException("the completion already ended at a stop string");
         }
         bytes.writeBytes(piece);
-        String all = decodeComplete();
+        StringBuilder all = decodeComplete(piece);
         int from = released.length();
         int cut = -1;
         for (String s : stops) {
@@ -73,9 +76,27 @@ final class CompletionText {
         return released.toString();
     }
 
-    /** The bytes up to the last complete UTF-8 character, decoded. */
-    private String decodeComplete() {
-        byte[] b = bytes.toByteArray();
+    /**
+     * Everything up to the last complete UTF-8 character, decoded. Only the bytes added since the last call are
+     * decoded and appended (the text before a character boundary never changes), so a completion of n tokens costs
+     * O(n), not O(n^2).
+     */
+    private StringBuilder decodeComplete(byte[] piece) {
+        byte[] b = tail.length == 0 ? piece : concat(tail, piece);
+        int end = completeEnd(b);
+        decoded.append(new String(b, 0, end, StandardCharsets.UTF_8));
+        tail = java.util.Arrays.copyOfRange(b, end, b.length);
+        return decoded;
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+
+    /** Where the last complete UTF-8 character of {@code b} ends. */
+    private static int completeEnd(byte[] b) {
         int end = b.length;
         // step back over a trailing incomplete multi-byte sequence (at most 3 bytes)
         for (int back = 1; back <= Math.min(3, b.length); back++) {
@@ -89,6 +110,6 @@ final class CompletionText {
             }
             break;
         }
-        return new String(b, 0, end, StandardCharsets.UTF_8);
+        return end;
     }
 }

@@ -25,6 +25,10 @@ final class Job {
     int[] context;
     /** Every generated token, in order (a recompute prefills them again). */
     int[] generatedIds = new int[16];
+    /** The prefix blocks being fetched from the shared tier off the scheduler thread (null otherwise). */
+    java.util.concurrent.Future<io.kvslab.tier.PrefixTier.Fetched> fetch;
+    /** Fetched prefix blocks waiting for admission (null before a fetch and after admission). */
+    io.kvslab.tier.PrefixTier.Fetched fetched;
     /** The swapped-out KV blocks while the request waits in the swap tier (null otherwise). */
     io.kvslab.tier.SwappedSequence swapped;
     /** Pressure decisions that touched this request (it is then exempt from the determinism check). */

@@ -25,6 +25,7 @@ import io.kvslab.bench.model.Tokenizer;
 import io.kvslab.bench.serve.ServerMetrics.Phase;
 import io.kvslab.policy.PressurePolicy;
 import io.kvslab.tier.DiskTier;
+import io.kvslab.tier.PrefixTier;
 import io.kvslab.tier.SwappedSequence;
 
 import java.util.ArrayDeque;
@@ -38,6 +39,9 @@ import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
@@ -86,6 +90,10 @@ final class Scheduler implements AutoCloseable {
     private final BatchForward forward;
     private final LinkedBlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
+    /** Waiting requests whose prefix blocks are being fetched from the shared tier, in the order they started. */
+    private final List<Job> fetching = new ArrayList<>();
+    /** Runs the shared tier's fetches (network and verification) off this thread; null without a shared tier. */
+    private final ExecutorService fetcher;
     private final List<Job> running = new ArrayList<>();
     private final List<Job> requeue = new ArrayList<>();
     private final Thread thread;
@@ -127,6 +135,8 @@ final class Scheduler implements AutoCloseable {
             throw e;
         }
         this.prefixSalt = shared == null ? 0 : shared.localSalt();
+        this.fetcher = shared == null ? null
+                : Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("kvslab-prefix-fetch-", 0).factory());
         if (shared != null) {
             metrics.extra = shared::render;
         }
@@ -256,11 +266,13 @@ final class Scheduler implements AutoCloseable {
                     continue;
                 }
                 if (running.isEmpty() && waiting.isEmpty() && swappedOut.isEmpty()) {
-                    Job j = incoming.poll(50, TimeUnit.MILLISECONDS);
-                    if (j == null) {
+                    // idle, but for prefix fetches: look at them every millisecond
+                    Job j = incoming.poll(fetching.isEmpty() ? 50 : 1, TimeUnit.MILLISECONDS);
+                    if (j != null) {
+                        waiting.add(j);
+                    } else if (fetching.isEmpty()) {
                         continue;
                     }
-                    waiting.add(j);
                 }
                 step();
                 if (stepBudget > 0) {
@@ -282,6 +294,7 @@ final class Scheduler implements AutoCloseable {
         long t0 = System.nanoTime();
         incoming.drainTo(waiting);
         retire();
+        collectFetches();
         reserveDecodeRoom();
         admit();
         long t1 = System.nanoTime();
@@ -326,6 +339,53 @@ final class Scheduler implements AutoCloseable {
                 metrics.requestsCancelled.increment();
             }
         }
+        for (Iterator<Job> it = fetching.iterator(); it.hasNext(); ) {
+            Job j = it.next();
+            if (j.cancelled()) {
+                it.remove();
+                j.fetch.cancel(true);
+                j.fetch = null;
+                metrics.waiting.decrementAndGet();
+                metrics.requestsCancelled.increment();
+            }
+        }
+    }
+
+    /**
+     * Starts fetching {@code j}'s prompt blocks past the {@code localBlocks} the local cache has from the shared tier
+     * on another thread: a slow or paused tier delays this request only (by at most the tier's timeout), never the
+     * decode steps of the running ones. The request rejoins the head of the queue when the fetch is done.
+     */
+    private void startFetch(Job j, int localBlocks) {
+        int[] prompt = j.context;
+        j.fetch = fetcher.submit(() -> shared.fetch(prompt, localBlocks));
+        fetching.add(j);
+    }
+
+    /** Requests whose fetch is done go back to the head of the queue, in the order their fetches started. */
+    private void collectFetches() {
+        for (int i = fetching.size() - 1; i >= 0; i--) {
+            Job j = fetching.get(i);
+            if (!j.fetch.isDone()) {
+                continue;
+            }
+            fetching.remove(i);
+            try {
+                j.fetched = j.fetch.get();
+            } catch (ExecutionException | java.util.concurrent.CancellationException e) {
+                j.fetched = PrefixTier.Fetched.none();   // the tier closed under it: recompute
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                j.fetched = PrefixTier.Fetched.none();
+            }
+            j.fetch = null;
+            waiting.addFirst(j);
+        }
+    }
+
+    /** Requests queued for admission or fetching their prefix blocks (tests). */
+    int fetchingRequests() {
+        return fetching.size();
     }
 
     /**
@@ -497,13 +557,25 @@ final class Scheduler implements AutoCloseable {
         if (!swapIn()) {
             return; // swapped-out requests go first: new ones wait until they are back
         }
+        int tpb = store.layout().tokensPerBlock();
         while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
             Job j = waiting.peek();
+            boolean tiered = shared != null && !j.resumed;
+            if (tiered && j.fetched == null) {
+                int have = shared.localBlocks(j.context);
+                if (have < Math.max(0, j.context.length - 1) / tpb) {
+                    waiting.poll();   // stays counted as waiting; the others go on meanwhile
+                    startFetch(j, have);
+                    continue;
+                }
+                j.fetched = PrefixTier.Fetched.none();   // the local cache has every block: nothing to fetch
+            }
             PrefixMatch m = prefixCache != null && !j.resumed
-                    ? (shared != null ? shared.computedBlocks(store, j.context) : manager.computedBlocks(j.context, 0))
+                    ? (tiered ? shared.local(store, j.context) : manager.computedBlocks(j.context, 0))
                     : new PrefixMatch(store.newSequence(), 0);
             Sequence s = m.sequence();
-            // the prompt, and the first token it decodes in the step its last chunk runs
+            // the prompt, and the first token it decodes in the step its last chunk runs (fetched blocks included:
+            // they are appended below, after the reservation, so they use its promise)
             int tokens = j.context.length - m.matchedTokens() + 1;
             if (!manager.reserve(s, tokens)) {
                 long need = manager.blocksToAppend(s, tokens);
@@ -517,6 +589,20 @@ final class Scheduler implements AutoCloseable {
                     continue;
                 }
                 return; // head-of-line waits: later requests do not overtake it
+            }
+            if (tiered) {
+                PrefixMatch grown = shared.attach(m, j.fetched, j.context);
+                j.fetched = null;
+                if (grown.sequence() != s) {
+                    // out of memory half-way (an allocation outside the reservations took the room): the tier
+                    // closed the sequence and matched the local cache again; reserve for that one
+                    s = grown.sequence();
+                    if (!manager.reserve(s, j.context.length - grown.matchedTokens() + 1)) {
+                        manager.free(s);
+                        return;   // retried at the next step, from the local cache and a new fetch
+                    }
+                }
+                m = grown;
             }
             waiting.poll();
             metrics.waiting.decrementAndGet();
@@ -625,9 +711,32 @@ final class Scheduler implements AutoCloseable {
             }
             System.arraycopy(batchLogits, t * vocab, rowLogits, 0, vocab);
             j.position++;
+            publishDecoded(j);
             accept(j, j.sampler.sample(rowLogits));
         }
         metrics.addPhase(Phase.SAMPLE, System.nanoTime() - t3);
+    }
+
+    /**
+     * With a shared tier, a decode step that filled a block (the sequence holds {@code position} rows: the prompt
+     * and the generated tokens fed so far) publishes the new full blocks, write-behind: the tier's queue copies the
+     * rows and never waits. A request the pressure policy compressed or swapped is skipped (its rows may have
+     * changed or its history is not known); the library checks each block again (never a compressed, evicted,
+     * shifted or aliased one).
+     */
+    private void publishDecoded(Job j) {
+        int tpb = store.layout().tokensPerBlock();
+        if (shared == null || j.position % tpb != 0 || j.compressions > 0 || j.swaps > 0) {
+            return;
+        }
+        int rows = Math.toIntExact(j.position);
+        int[] prompt = j.request.promptTokens();
+        if (rows <= prompt.length) {
+            return;
+        }
+        int[] held = Arrays.copyOf(prompt, rows);
+        System.arraycopy(j.generatedIds, 0, held, prompt.length, rows - prompt.length);
+        shared.decoded(j.sequence, held);
     }
 
     /** A sampled token: BOS ends the completion (llama2.c's rule); otherwise it is text, and maybe the last token. */
@@ -695,6 +804,12 @@ final class Scheduler implements AutoCloseable {
             j.events.add(new JobEvent.Failed(status, type, code, message));
         }
         waiting.clear();
+        for (Job j : fetching) {
+            j.fetch.cancel(true);
+            metrics.requestsFailed.increment();
+            j.events.add(new JobEvent.Failed(status, type, code, message));
+        }
+        fetching.clear();
     }
 
     /** On shutdown: every request not done is told so; sequences are freed. */
@@ -733,6 +848,9 @@ final class Scheduler implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         drainOnClose();
+        if (fetcher != null) {
+            fetcher.shutdownNow();
+        }
         attention.close();
         decodeAttention.close();
         if (pressure != null) {

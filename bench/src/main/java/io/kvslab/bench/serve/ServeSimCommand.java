@@ -11,6 +11,9 @@ import io.kvslab.policy.PressurePolicy;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -22,7 +25,9 @@ import java.util.concurrent.Callable;
  * head size 128, f16 rows) without model weights. Synthetic K/V fill sequences of random lengths; requests arrive
  * and are admitted through {@link KvCacheManager} reservations under a KV limit, once without a pressure policy
  * (a prompt that does not fit waits) and once with compress-under-pressure; then every admitted sequence decodes
- * a few tokens (reserve, append, decode attention per layer). Reports how many sequences fit, bytes per sequence and
+ * a few tokens (reserve, append, then per layer one batched {@link Attention#decodeBatch} over every sequence, as the
+ * server's decode step; interleaved with the same step run as one {@link Attention#decode} per sequence, the
+ * baseline). Reports how many sequences fit, bytes per sequence and
  * KV-bound decode tokens/s (and GB/s of KV read).
  *
  * <p>The real model has 32 layers; {@code --layers} simulates fewer so that the KV of many long sequences fits a
@@ -67,17 +72,25 @@ public final class ServeSimCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1")
     long seed;
 
-    /** One run's figures. */
-    record Run(String mode, int offered, int fit, long liveBytes, long tokensHeld, int compressed, double fillSeconds,
-               int steps, double decodeSeconds, long bytesRead) {
+    /** Decode figures of one kernel path: steps, tokens decoded, KV bytes read, time. */
+    static final class Decode {
+        int steps;
+        long tokens;
+        long bytesRead;
+        long nanos;
+
         double tokensPerSecond() {
-            return decodeSeconds == 0 ? 0 : (double) fit * steps / decodeSeconds;
+            return nanos == 0 ? 0 : tokens / (nanos / 1e9);
         }
 
         double gbPerSecond() {
-            return decodeSeconds == 0 ? 0 : bytesRead / decodeSeconds / 1e9;
+            return nanos == 0 ? 0 : bytesRead / (double) nanos;
         }
     }
+
+    /** One run's figures: {@code batched} is the server's path, {@code single} the per-sequence baseline. */
+    record Run(String mode, int offered, int fit, long liveBytes, long tokensHeld, int compressed, double fillSeconds,
+               Decode batched, Decode single) {}
 
     @Override
     public Integer call() {
@@ -110,13 +123,18 @@ public final class ServeSimCommand implements Callable<Integer> {
         runs.add(run(layout, lengths, pressure));
         double scale = (double) MODEL_LAYERS / layers;
         System.out.println("| mode | sequences fit | KV live GB | tokens held | bytes/seq (sim) | bytes/seq (32 layers) "
-                + "| compressed | decode tokens/s (sim) | tokens/s at 32 layers | KV read GB/s |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+                + "| compressed | decode tokens/s (sim) | tokens/s at 32 layers | KV read GB/s "
+                + "| per-sequence decode: tokens/s (sim), GB/s | batched / per-sequence |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Run x : runs) {
             long perSeq = x.fit == 0 ? 0 : x.liveBytes / x.fit;
-            System.out.printf(Locale.ROOT, "| %s | %d / %d | %.2f | %d | %.1f MB | %.1f MB | %d | %.1f | %.1f | %.2f |%n",
+            double ratio = x.single.tokensPerSecond() == 0 ? 0
+                    : x.batched.tokensPerSecond() / x.single.tokensPerSecond();
+            System.out.printf(Locale.ROOT, "| %s | %d / %d | %.2f | %d | %.1f MB | %.1f MB | %d | %.1f | %.1f | %.2f "
+                            + "| %.1f, %.2f | %.2f |%n",
                     x.mode, x.fit, x.offered, x.liveBytes / 1e9, x.tokensHeld, perSeq / 1e6, perSeq * scale / 1e6,
-                    x.compressed, x.tokensPerSecond(), x.tokensPerSecond() / scale, x.gbPerSecond());
+                    x.compressed, x.batched.tokensPerSecond(), x.batched.tokensPerSecond() / scale,
+                    x.batched.gbPerSecond(), x.single.tokensPerSecond(), x.single.gbPerSecond(), ratio);
         }
         return 0;
     }
@@ -175,33 +193,79 @@ public final class ServeSimCommand implements Callable<Integer> {
             }
             System.arraycopy(k, 0, k1, 0, width);
             System.arraycopy(v, 0, v1, 0, width);
-            long bytesRead = 0;
-            int steps = 0;
-            long d0 = System.nanoTime();
-            for (int step = 0; step < decodeSteps; step++) {
-                steps++;
+            // Each step: reserve a token for every sequence (the pressure policy acts when one does not fit), then per
+            // layer append every row and attend all rows in one Attention.decodeBatch call, as the server does. The
+            // same step with one Attention.decode per sequence and layer runs after it (interleaved) as the baseline.
+            Decode batched = new Decode();
+            Decode single = new Decode();
+            int qWidth = Q_HEADS * HEAD_DIM;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment qs = arena.allocate((long) Math.max(1, admitted.size()) * qWidth * Float.BYTES, 64);
+                MemorySegment outs = arena.allocate(qs.byteSize(), 64);
                 for (int i = 0; i < admitted.size(); i++) {
-                    Sequence s = admitted.get(i);
-                    if (!m.reserve(s, 1)) {
-                        if (policy == null || policy.relieve(m, candidates, 1).isEmpty() || !m.reserve(s, 1)) {
-                            continue; // no room for its token this step (counted as not decoded)
+                    MemorySegment.copy(q, 0, qs, ValueLayout.JAVA_FLOAT, (long) i * qWidth * Float.BYTES, qWidth);
+                }
+                long position = 0;
+                for (int step = 0; step < decodeSteps; step++) {
+                    for (int kind = 0; kind < 2; kind++) {
+                        boolean batch = kind == 0;
+                        Decode d = batch ? batched : single;
+                        long d0 = System.nanoTime();
+                        List<Sequence> rows = new ArrayList<>();
+                        List<Integer> rowIndex = new ArrayList<>();
+                        boolean acted = false;
+                        for (int i = 0; i < admitted.size(); i++) {
+                            Sequence s = admitted.get(i);
+                            if (!m.reserve(s, 1)) {
+                                if (policy == null || policy.relieve(m, candidates, 1).isEmpty() || !m.reserve(s, 1)) {
+                                    continue; // no room for its token this step (not counted as decoded)
+                                }
+                                acted = true;
+                            }
+                            rows.add(s);
+                            rowIndex.add(i);
                         }
-                    }
-                    for (int l = 0; l < layout.layers(); l++) {
-                        s.append(l, k1, v1, (long) lengths[i] + step);   // positions survive compression
-                        attention.decode(s, l, q, out);
-                        for (int h = 0; h < KV_HEADS; h++) {
-                            bytesRead += 2L * s.length(l, h) * layout.rowBytes();
+                        if (acted) {
+                            // a compression may have changed a sequence reserved earlier in this step (a table now
+                            // ending on a full block needs a new one): reserve again, as the server does
+                            for (int t = rows.size() - 1; t >= 0; t--) {
+                                if (!m.reserve(rows.get(t), 1)) {
+                                    rows.remove(t);
+                                    rowIndex.remove(t);
+                                }
+                            }
                         }
+                        for (int l = 0; l < layout.layers(); l++) {
+                            for (int t = 0; t < rows.size(); t++) {
+                                // positions survive compression
+                                rows.get(t).append(l, k1, v1, (long) lengths[rowIndex.get(t)] + position);
+                            }
+                            if (batch && !rows.isEmpty()) {
+                                long bytes = (long) rows.size() * qWidth * Float.BYTES;
+                                attention.decodeBatch(l, rows, qs.asSlice(0, bytes), outs.asSlice(0, bytes));
+                            } else {
+                                for (Sequence s : rows) {
+                                    attention.decode(s, l, q, out);
+                                }
+                            }
+                            for (Sequence s : rows) {
+                                for (int h = 0; h < KV_HEADS; h++) {
+                                    d.bytesRead += 2L * s.length(l, h) * layout.rowBytes();
+                                }
+                            }
+                        }
+                        d.tokens += rows.size();
+                        d.steps++;
+                        d.nanos += System.nanoTime() - d0;
+                        position++;
                     }
                 }
             }
-            double decodeSeconds = (System.nanoTime() - d0) / 1e9;
             for (Sequence s : admitted) {
                 m.free(s);
             }
             return new Run(spec == null ? "no pressure policy (wait)" : spec, lengths.length, admitted.size(), live,
-                    tokensHeld, compressed, fillSeconds, steps, decodeSeconds, bytesRead);
+                    tokensHeld, compressed, fillSeconds, batched, single);
         }
     }
 

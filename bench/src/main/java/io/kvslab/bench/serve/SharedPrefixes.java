@@ -19,7 +19,8 @@ import java.util.Arrays;
 /**
  * The server's prefix blocks below native memory ({@code --remote-tier}, {@code --disk-tier}): a {@link PrefixTier}
  * over Redis, a disk tier, or the disk in front of Redis. Admission looks prompts up through it (local prefix cache,
- * then the tier); a finished prefill inserts the prompt locally and publishes its full blocks (write-behind). Used by
+ * then the tier); a finished prefill inserts the prompt locally and publishes its full blocks (write-behind), and so
+ * does every decode step that fills a block of prompt and generated tokens. Used by
  * the scheduler thread only, apart from the counters.
  */
 final class SharedPrefixes implements AutoCloseable {
@@ -86,10 +87,53 @@ final class SharedPrefixes implements AutoCloseable {
         return prefix.lookup(Arrays.copyOf(prompt, prompt.length - 1));
     }
 
+    /** The tokens whose blocks a prompt can reuse: all but the last (that one must run for its logits). */
+    private static int[] reusable(int[] prompt) {
+        return Arrays.copyOf(prompt, prompt.length - 1);
+    }
+
+    /** Full blocks of {@code prompt} (but its last token) the local cache holds now. */
+    int localBlocks(int[] prompt) {
+        return prompt.length <= 1 ? 0 : prefix.localBlocks(reusable(prompt));
+    }
+
+    /**
+     * Fetches and verifies {@code prompt}'s blocks from {@code fromBlock} on from the tier (any thread; within the
+     * tier's timeout). Nothing is allocated in the store: {@link #attach} appends them at admission.
+     */
+    PrefixTier.Fetched fetch(int[] prompt, int fromBlock) {
+        return prefix.fetch(reusable(prompt), fromBlock);
+    }
+
+    /** The local cache's match for {@code prompt} (but its last token): a new sequence sharing the cached blocks. */
+    PrefixMatch local(KvStore store, int[] prompt) {
+        if (prompt.length <= 1) {
+            return new PrefixMatch(store.newSequence(), 0);
+        }
+        return prefix.local(reusable(prompt));
+    }
+
+    /** Appends the fetched blocks continuing {@code match} to its sequence (room reserved by the caller before). */
+    PrefixMatch attach(PrefixMatch match, PrefixTier.Fetched fetched, int[] prompt) {
+        if (prompt.length <= 1) {
+            return match;
+        }
+        return prefix.attach(match, fetched, reusable(prompt));
+    }
+
     /** A prompt's prefill finished: cache its full blocks locally and queue them for the tier. */
     void prefilled(Sequence s, int[] prompt) {
         local.insert(s, prompt, prefix.localSalt());
         prefix.publish(s, prompt);
+    }
+
+    /**
+     * Decoding filled a block of {@code s}, which holds {@code tokens} (prompt and generated tokens fed so far):
+     * queue its full blocks not yet in the tier (write-behind; blocks known to be there are skipped, blocks that
+     * are not exactly a fresh prefill's are never published: {@link PrefixTier#publish}).
+     */
+    void decoded(Sequence s, int[] tokens) {
+        prefix.publish(s, tokens);
     }
 
     PrefixTierStats stats() {

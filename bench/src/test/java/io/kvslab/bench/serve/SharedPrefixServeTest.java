@@ -43,7 +43,9 @@ class SharedPrefixServeTest {
                 assertArrayEquals(expected.ids(), ServeFixture.tokenIds(a));
                 assertTrue(first.server.scheduler().shared().flush(60_000));
                 PrefixTierStats published = first.server.scheduler().shared().stats();
-                assertEquals(promptLength / 32, published.publishedBlocks(), "every full prompt block published");
+                // the prompt's full blocks after its prefill, then those decoding filled (the last token is never fed)
+                assertEquals((promptLength + expected.ids().length - 1) / 32, published.publishedBlocks(),
+                        "every full block of prompt and generated tokens published");
 
                 JsonNode b = second.complete(body(24));
                 assertArrayEquals(expected.ids(), ServeFixture.tokenIds(b), "identical tokens on the second server");
@@ -68,6 +70,105 @@ class SharedPrefixServeTest {
                     JsonNode d = first.complete(body(24));
                     assertArrayEquals(expected.ids(), ServeFixture.tokenIds(d));
                 });
+            }
+        }
+    }
+
+    /**
+     * Blocks that fill while decoding are published too (#16: "when it becomes full and immutable"): a follow-up
+     * whose prompt is the first request's prompt followed by its completion is served by another server with the
+     * blocks of prompt and generated tokens fetched from Redis, and the same tokens as the reference.
+     */
+    @Test
+    void blocksFilledWhileDecodingArePublishedAndAFollowUpFetchesThem() throws Exception {
+        String prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+        int maxTokens = 150;
+        try (RedisServer redis = RedisServer.start()) {
+            TierOptions tiers = TierOptions.redis(redis.uri()).withTimeout(Duration.ofSeconds(5));
+            try (ServeFixture first = new ServeFixture(ServeConfig.defaults(), tiers);
+                 ServeFixture second = new ServeFixture(ServeConfig.defaults(), tiers)) {
+                int[] promptIds = first.model.tokenizer().encode(prompt, true, false);
+                ServeFixture.Expected expected = first.reference(prompt, maxTokens, 0, 1, 1);
+                JsonNode a = first.complete("{\"prompt\": " + ServeFixture.JSON.valueToTree(prompt)
+                        + ", \"max_tokens\": " + maxTokens + ", \"temperature\": 0, \"return_token_ids\": true}");
+                int[] generated = ServeFixture.tokenIds(a);
+                assertArrayEquals(expected.ids(), generated);
+                // the sequence held the prompt and every generated token but the last (never fed back)
+                int held = promptIds.length + generated.length - 1;
+                assertTrue(held / 32 > promptIds.length / 32 + 1, "decoding filled " + (held / 32 - promptIds.length
+                        / 32) + " blocks past the prompt's (prompt " + promptIds.length + ", generated "
+                        + generated.length + ")");
+                assertTrue(first.server.scheduler().shared().flush(60_000));
+                assertEquals(held / 32, first.server.scheduler().shared().stats().publishedBlocks(),
+                        "every full block of prompt and generated tokens published, each once");
+
+                // the follow-up prompt: prompt + completion text, which tokenizes to the same ids up to some point
+                String followUp = prompt + a.path("choices").path(0).path("text").asText();
+                int[] followIds = first.model.tokenizer().encode(followUp, true, false);
+                int[] heldIds = Arrays.copyOf(promptIds, held);
+                System.arraycopy(generated, 0, heldIds, promptIds.length, held - promptIds.length);
+                int same = Arrays.mismatch(heldIds, followIds);
+                same = same < 0 ? Math.min(heldIds.length, followIds.length) : same;
+                int sharedBlocks = Math.min(same, followIds.length - 1) / 32;
+                assertTrue(sharedBlocks > promptIds.length / 32, "the follow-up shares " + same + " tokens ("
+                        + sharedBlocks + " blocks) with what the first request held");
+                ServeFixture.Expected next = first.reference(followUp, 16, 0, 1, 1);
+                JsonNode b = second.complete("{\"prompt\": " + ServeFixture.JSON.valueToTree(followUp)
+                        + ", \"max_tokens\": 16, \"temperature\": 0, \"return_token_ids\": true}");
+                assertArrayEquals(next.ids(), ServeFixture.tokenIds(b), "the follow-up's tokens equal the reference");
+                PrefixTierStats fetched = second.server.scheduler().shared().stats();
+                assertEquals(sharedBlocks, fetched.fetchedBlocks(), "prompt and decoded blocks fetched from Redis");
+                assertEquals(0, fetched.rejectedBlocks());
+            }
+        }
+    }
+
+    /**
+     * #16: a prefix-cache miss that reads through to a paused Redis must not stall the other requests: the fetch
+     * runs off the scheduler thread and the request joins the batch when it is done (here: when the tier's timeout
+     * gives up). A short request submitted after it is admitted and runs to its end while the long prompt's fetch
+     * still waits; then the long prompt is recomputed and answers the reference's tokens. (No timing is asserted:
+     * the fetch waits 10 s for a paused server, the short request needs a few dozen steps.)
+     */
+    @Test
+    void aFetchFromAPausedRedisDoesNotStallTheRunningRequests() throws Exception {
+        try (RedisServer redis = RedisServer.start()) {
+            TierOptions tiers = TierOptions.redis(redis.uri()).withTimeout(Duration.ofSeconds(10));
+            try (ServeFixture server = new ServeFixture(ServeConfig.defaults(), tiers)) {
+                Scheduler scheduler = server.server.scheduler();
+                ServeFixture.Expected longExpected = server.reference(LONG_PROMPT, 8, 0, 1, 1);
+                String shortPrompt = "Once upon a time";   // under one block: nothing to fetch
+                ServeFixture.Expected shortExpected = server.reference(shortPrompt, 48, 0, 1, 1);
+                redis.command("CLIENT", "PAUSE", "30000", "ALL");
+                assertTimeoutPreemptively(Duration.ofSeconds(120), () -> {
+                    java.util.concurrent.CompletableFuture<java.net.http.HttpResponse<String>> longAnswer =
+                            server.http.sendAsync(java.net.http.HttpRequest.newBuilder(server.uri("/v1/completions"))
+                                    .header("Content-Type", "application/json")
+                                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body(8))).build(),
+                                    java.net.http.HttpResponse.BodyHandlers.ofString());
+                    while (scheduler.fetchingRequests() == 0) {
+                        assertTrue(!longAnswer.isDone(), "the long prompt answered before its fetch started");
+                        Thread.sleep(2);
+                    }
+                    JsonNode shortAnswer = server.complete("{\"prompt\": \"" + shortPrompt + "\", \"max_tokens\": 48,"
+                            + " \"temperature\": 0, \"return_token_ids\": true}");
+                    assertArrayEquals(shortExpected.ids(), ServeFixture.tokenIds(shortAnswer));
+                    assertEquals(1, scheduler.fetchingRequests(),
+                            "the short request ran to its end while the long prompt's fetch still waited on Redis");
+                    assertTrue(!longAnswer.isDone());
+                    java.net.http.HttpResponse<String> r = longAnswer.get();
+                    assertEquals(200, r.statusCode(), r.body());
+                    assertArrayEquals(longExpected.ids(), ServeFixture.tokenIds(ServeFixture.JSON.readTree(r.body())),
+                            "recomputed after the fetch timed out: the reference's tokens");
+                });
+                PrefixTierStats stats = scheduler.shared().stats();
+                assertEquals(0, stats.fetchedBlocks());
+                int promptLength = server.model.tokenizer().encode(LONG_PROMPT, true, false).length;
+                assertEquals((promptLength - 1) / 32, stats.missedBlocks(), "every block of the long prompt recomputed");
+                java.util.regex.Matcher failed = java.util.regex.Pattern
+                        .compile("op=\"get\",outcome=\"failed\"} (\\d+)").matcher(server.metrics());
+                assertTrue(failed.find() && Long.parseLong(failed.group(1)) >= (promptLength - 1) / 32,
+                        "the timed-out GETs are counted by the tier");
             }
         }
     }
