@@ -125,6 +125,19 @@ class CliTest {
     }
 
     @Test
+    void everySuiteHasQuickAndFullAndSaysHowLongItsDefaultTakes() {
+        for (BenchSuite s : BenchSuite.values()) {
+            Run h = run("bench", s.label(), "--help");
+            assertTrue(h.out().contains("--quick") && h.out().contains("--full"), h.all());
+            assertTrue(h.out().matches("(?s).*default.*about \\d+ (s|min).*|(?s).*\\(JMH; about \\d+ (s|min).*"),
+                    h.all());
+            Run both = run("bench", s.label(), "--quick", "--full");
+            assertEquals(2, both.code(), both.all());
+            assertEquals("kvslab bench " + s.label() + ": --quick and --full exclude each other\n", both.err());
+        }
+    }
+
+    @Test
     void noCommandPrintsUsageAndExitsTwo() {
         Run r = run();
         assertEquals(2, r.code());
