@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 
 /** {@code kvslab bench NAME}: one subcommand per {@link BenchSuite}, all handled by {@link SuiteCommand}. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Run a JMH benchmark suite: bench NAME [--quick] [--json]. JMH's progress goes to stderr, the "
+        description = "Run a benchmark suite: bench NAME [--quick|--full] [--json]; each default takes about a "
+                + "minute on 2 cores, --full several. JMH's progress goes to stderr, the "
                 + "table or JSON to stdout.")
 final class BenchCommand {
     /** Adds the suites to the {@code bench} command line (picocli cannot list an enum's values as subcommands). */

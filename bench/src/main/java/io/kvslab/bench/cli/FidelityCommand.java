@@ -66,7 +66,7 @@ final class FidelityCommand implements Callable<Integer> {
     private int window;
 
     @Option(names = "--budgets", paramLabel = "LIST", split = ",", defaultValue = "0.1,0.25,0.5,dynamic",
-            description = "fractions (0.25 or 25%) and/or 'dynamic' (default ${DEFAULT-VALUE})")
+            description = "fractions (0.25 or 25%%) and/or 'dynamic' (default ${DEFAULT-VALUE})")
     private List<String> budgets;
 
     @Option(names = "--policies", paramLabel = "LIST", split = ",", defaultValue = "all",

@@ -1,10 +1,12 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.bench.jmh.BenchSuite;
+import io.kvslab.bench.jmh.RunSize;
 import io.kvslab.bench.jmh.SuiteReport;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
 import java.util.List;
@@ -18,8 +20,12 @@ final class SuiteCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;
 
-    @Option(names = "--quick", description = "shorter iterations (and fewer contexts where the suite has them)")
+    @Option(names = "--quick", description = "the default configurations with short iterations (a smoke run)")
     private boolean quick;
+
+    @Option(names = "--full", description = "every configuration the benchmarks declare, with their own iterations "
+            + "(several minutes)")
+    private boolean full;
 
     @Option(names = "--json", description = "print JSON instead of the table")
     private boolean json;
@@ -39,7 +45,11 @@ final class SuiteCommand implements Callable<Integer> {
         for (int t : blocks) {
             Check.range(spec, "--tokens-per-block", t, 1, 65536);
         }
-        SuiteReport report = suite.run(quick, blocks.stream().map(String::valueOf).toList(), System.err);
+        if (quick && full) {
+            throw new ParameterException(spec.commandLine(), "--quick and --full exclude each other");
+        }
+        RunSize size = quick ? RunSize.QUICK : full ? RunSize.FULL : RunSize.DEFAULT;
+        SuiteReport report = suite.run(size, blocks.stream().map(String::valueOf).toList(), System.err);
         spec.commandLine().getOut().println(json ? report.json() : report.table());
         return 0;
     }

@@ -75,13 +75,15 @@ public final class AllocBenchRunner {
         }
     }
 
-    /** quick: 1 x 0.5 s warmup, 2 x 0.5 s measurement; otherwise the benchmark's defaults (3 x 1 s, 5 x 1 s). */
-    public static Report run(boolean quick, PrintStream progress) throws RunnerException {
+    /**
+     * Default: 1 x 1 s warmup, 2 x 1 s measurement per benchmark; quick: 1 x 0.5 s warmup, 2 x 0.5 s measurement;
+     * full: the benchmarks' own iterations (3 x 1 s, 5 x 1 s).
+     */
+    public static Report run(RunSize size, PrintStream progress) throws RunnerException {
+        boolean quick = size.quick();
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .include(Pattern.quote(AllocBench.class.getName()) + "\\.");
-        if (quick) {
-            JmhRunner.quick(options);
-        }
+        JmhRunner.iterations(options, size);
         Collection<RunResult> results = JmhRunner.run(options, progress, AllocBench.class);
         java.util.HashMap<String, double[]> score = new java.util.HashMap<>();
         int blockBytes = 0;
@@ -90,9 +92,7 @@ public final class AllocBenchRunner {
         for (int threads : THREADS) {
             ChainedOptionsBuilder t = new OptionsBuilder()
                     .include(Pattern.quote(AllocThreadsBench.class.getName()) + "\\.").threads(threads);
-            if (quick) {
-                JmhRunner.quick(t);
-            }
+            JmhRunner.iterations(t, size);
             for (RunResult r : JmhRunner.run(t, progress, AllocThreadsBench.class)) {
                 String name = r.getParams().getBenchmark();
                 String method = name.substring(name.lastIndexOf('.') + 1);

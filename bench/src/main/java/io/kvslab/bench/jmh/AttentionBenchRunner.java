@@ -88,19 +88,23 @@ public final class AttentionBenchRunner {
     }
 
     /**
-     * Runs both benchmarks. quick: 1 x 0.5 s warmup and 2 x 0.5 s measurement, contexts 4k and 32k only;
-     * otherwise the benchmarks' defaults (2 x 1 s warmup, 3 x 1 s measurement, 4k / 32k / 128k).
+     * Runs both benchmarks. Default: 32k tokens, f16, 1 and 2 threads (issue #13's configuration), the benchmarks'
+     * iterations (2 x 1 s warmup, 3 x 1 s measurement); quick: the same with 1 x 0.5 s warmup and 2 x 0.5 s
+     * measurement; full: every context (4k / 32k / 128k) and element type the benchmark declares.
      * JMH's progress goes to {@code progress}.
      */
-    public static Report run(boolean quick, String[] tokensPerBlock, PrintStream progress) throws RunnerException {
+    public static Report run(RunSize size, String[] tokensPerBlock, PrintStream progress) throws RunnerException {
+        boolean quick = size.quick();
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .include(Pattern.quote(DecodeAttentionBench.class.getName() + ".decode") + "$")
                 .include(Pattern.quote(DecodeAttentionBench.class.getName() + ".decodeKernelOnly") + "$")
                 .include(Pattern.quote(BandwidthProbeBench.class.getName() + ".probe") + "$")
                 .param("tokensPerBlock", tokensPerBlock);
+        if (!size.full()) {
+            options.param("context", "32768").param("dtype", "F16");
+        }
         if (quick) {
             JmhRunner.quick(options);
-            options.param("context", "4096", "32768");
         }
         Collection<RunResult> results = JmhRunner.run(options, progress, DecodeAttentionBench.class, BandwidthProbeBench.class);
         List<Probe> probes = new ArrayList<>();

@@ -75,19 +75,23 @@ public final class BatchDecodeBenchRunner {
     }
 
     /**
-     * quick: 1 x 0.5 s warmup and 2 x 0.5 s measurement per benchmark, batches 1 and 8 at 2k and 8k; otherwise
-     * the benchmarks' defaults (2 x 1 s warmup, 3 x 1 s measurement), batches 1, 8 and 32.
+     * Default: one round of batches 1 and 8 at 2k and 8k with the benchmarks' iterations (2 x 1 s warmup, 3 x 1 s
+     * measurement); quick: the same with 1 x 0.5 s warmup and 2 x 0.5 s measurement; full: {@link #ROUNDS} rounds
+     * of batches 1, 8 and 32.
      */
-    public static Report run(boolean quick, PrintStream progress) throws RunnerException {
+    public static Report run(RunSize size, PrintStream progress) throws RunnerException {
+        boolean quick = size.quick();
         List<Row> rows = new ArrayList<>();
-        for (int round = 1; round <= ROUNDS; round++) {
+        for (int round = 1; round <= (size.full() ? ROUNDS : 1); round++) {
             ChainedOptionsBuilder options = new OptionsBuilder()
                     .include(Pattern.quote(BatchDecodeBench.class.getName()) + "\\.(batched|loop)$")
                     .include(Pattern.quote(BandwidthProbeBench.class.getName() + ".probe") + "$")
                     .param("threads", "2");
+            if (!size.full()) {
+                options.param("batch", "1", "8");
+            }
             if (quick) {
                 JmhRunner.quick(options);
-                options.param("batch", "1", "8");
             }
             Collection<RunResult> results = JmhRunner.run(options, progress, BatchDecodeBench.class,
                     BandwidthProbeBench.class);

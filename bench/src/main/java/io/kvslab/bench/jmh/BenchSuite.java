@@ -8,17 +8,18 @@ import java.util.List;
 /** The JMH suites of {@code kvslab bench NAME}: one entry per suite, all run through {@link JmhRunner}. */
 public enum BenchSuite {
     ATTENTION("attention", "decode attention GB/s of one Llama-3-8B layer vs the machine's read bandwidth",
-            "about 1 min; --quick about 30 s (contexts 4k and 32k)"),
-    BATCH("batch", "batched decode attention (1/8/32 sequences x 2k/8k) vs a per-sequence loop and the read probe",
-            "about 6 min (two rounds); --quick about 2 min (batches 1 and 8)"),
+            "default 32k tokens, f16, 1 and 2 threads: about 1 min; --full: 4k/32k/128k x f32/f16/q8_0/q4_0"),
+    BATCH("batch", "batched decode attention (sequences x 2k/8k tokens) vs a per-sequence loop and the read probe",
+            "default batches 1 and 8, one round: about 1 min; --full: batches 1/8/32, two rounds"),
     ALLOC("alloc", "block alloc + free: KVSlab slab allocator vs Netty pooled vs one Arena per block",
-            "about 1 min; --quick about 20 s"),
+            "about 1 min; --full: 3 x 1 s warm-up, 5 x 1 s measurement"),
     COMPACTION("compaction", "compaction bytes moved per second vs a block-by-block memcpy baseline",
-            "about 1 min; --quick about 20 s"),
-    POLICY("policy", "CriticalAdaKV compress vs prefill attention of one Llama-3-8B layer at 4k/8k/32k",
-            "several minutes (32k prefill is about a minute per call on 2 cores); --quick: 4k and 8k only"),
+            "about 40 s"),
+    POLICY("policy", "CriticalAdaKV compress vs prefill attention of one Llama-3-8B layer",
+            "default 4k tokens: about 1 min; --full: 4k/8k/32k, 15 min or more (32k prefill is about a "
+                    + "minute a call)"),
     INGEST("ingest", "appendChunk of f32 rows into f16/bf16/f32 stores vs a plain copy of the same bytes",
-            "about 2 min (3 rounds); --quick about 20 s (1 round)");
+            "default one round: about 45 s; --full: 3 rounds");
 
     private final String label;
     private final String summary;
@@ -44,14 +45,14 @@ public enum BenchSuite {
     }
 
     /** Runs the suite; {@code tokensPerBlock} applies to {@link #ATTENTION} only. */
-    public SuiteReport run(boolean quick, List<String> tokensPerBlock, PrintStream progress) throws RunnerException {
+    public SuiteReport run(RunSize size, List<String> tokensPerBlock, PrintStream progress) throws RunnerException {
         return switch (this) {
-            case ATTENTION -> AttentionBenchRunner.run(quick, tokensPerBlock.toArray(String[]::new), progress);
-            case BATCH -> BatchDecodeBenchRunner.run(quick, progress);
-            case ALLOC -> AllocBenchRunner.run(quick, progress);
-            case COMPACTION -> CompactionBenchRunner.run(quick, progress);
-            case POLICY -> PolicyCostBenchRunner.run(quick, progress);
-            case INGEST -> IngestBenchRunner.run(quick, progress);
+            case ATTENTION -> AttentionBenchRunner.run(size, tokensPerBlock.toArray(String[]::new), progress);
+            case BATCH -> BatchDecodeBenchRunner.run(size, progress);
+            case ALLOC -> AllocBenchRunner.run(size, progress);
+            case COMPACTION -> CompactionBenchRunner.run(size, progress);
+            case POLICY -> PolicyCostBenchRunner.run(size, progress);
+            case INGEST -> IngestBenchRunner.run(size, progress);
         };
     }
 }

@@ -84,9 +84,13 @@ public final class IngestBenchRunner {
         }
     }
 
-    /** quick: one round of short iterations; otherwise three rounds of the benchmark's defaults. */
-    public static Report run(boolean quick, PrintStream progress) throws RunnerException {
-        int rounds = quick ? 1 : 3;
+    /**
+     * Default: one round of the benchmark's iterations; quick: one round of short iterations; full: three rounds
+     * of the benchmark's iterations (the rounds interleave copy and stores, for the spread).
+     */
+    public static Report run(RunSize size, PrintStream progress) throws RunnerException {
+        boolean quick = size.quick();
+        int rounds = size.full() ? 3 : 1;
         Map<String, double[]> gbps = new LinkedHashMap<>();
         for (String t : TARGETS) {
             gbps.put(t, new double[rounds]);

@@ -30,6 +30,19 @@ final class JmhRunner {
                 .measurementIterations(2).measurementTime(TimeValue.milliseconds(500));
     }
 
+    /**
+     * The iterations of a suite without per-suite settings: quick as {@link #quick}; default 1 x 1 s warm-up and
+     * 2 x 1 s measurement; full the benchmark class's own.
+     */
+    static void iterations(ChainedOptionsBuilder options, RunSize size) {
+        switch (size) {
+            case QUICK -> quick(options);
+            case DEFAULT -> options.warmupIterations(1).warmupTime(TimeValue.seconds(1))
+                    .measurementIterations(2).measurementTime(TimeValue.seconds(1));
+            case FULL -> { }
+        }
+    }
+
     static Collection<RunResult> run(ChainedOptionsBuilder options, PrintStream progress, Class<?>... benchmarks)
             throws RunnerException {
         Set<String> flags = new LinkedHashSet<>(ManagementFactory.getRuntimeMXBean().getInputArguments());

@@ -58,12 +58,19 @@ public final class PolicyCostBenchRunner {
         }
     }
 
-    /** quick: contexts 4k and 8k only; otherwise 4k, 8k and 32k (32k prefill takes minutes on two cores). */
-    public static Report run(boolean quick, PrintStream progress) throws RunnerException {
+    /**
+     * Default: 4k tokens, 1 warm-up + 2 measured calls; quick: 4k, one measured call and no warm-up; full: 4k, 8k
+     * and 32k with the benchmark's 1 + 3 calls (32k prefill takes about a minute a call on two cores).
+     */
+    public static Report run(RunSize size, PrintStream progress) throws RunnerException {
+        boolean quick = size.quick();
         ChainedOptionsBuilder options = new OptionsBuilder()
                 .include(Pattern.quote(PolicyCostBench.class.getName()) + "\\.");
+        if (!size.full()) {
+            options.param("context", "4096").measurementIterations(2);
+        }
         if (quick) {
-            options.param("context", "4096", "8192").measurementIterations(2);
+            options.warmupIterations(0).measurementIterations(1);
         }
         Collection<RunResult> results = JmhRunner.run(options, progress, PolicyCostBench.class);
         Map<Integer, double[]> byContext = new TreeMap<>();

@@ -36,7 +36,8 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "serve-sim", mixinStandardHelpOptions = true,
         description = "Serving simulation at Llama-3-8B attention geometry (synthetic K/V): sequences that fit under a "
-                + "KV limit with and without compress-under-pressure, and KV-bound decode tokens/s.")
+                + "KV limit with and without compress-under-pressure, and KV-bound decode tokens/s. The defaults take "
+                + "about 20 s of CPU on 2 cores and 2.5 GiB of memory.")
 public final class ServeSimCommand implements Callable<Integer> {
     static final int Q_HEADS = 32;
     static final int KV_HEADS = 8;

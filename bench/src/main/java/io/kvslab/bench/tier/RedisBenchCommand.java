@@ -31,7 +31,8 @@ import java.util.concurrent.Callable;
  * from them the prefix length past which fetching beats recomputing. Rounds interleave fetch and prefill probes.
  */
 @Command(name = "redis", mixinStandardHelpOptions = true,
-        description = "Prefix-block fetch vs recompute at Llama-3-8B geometry through a Redis server (synthetic K/V).")
+        description = "Prefix-block fetch vs recompute at Llama-3-8B geometry through a Redis server (synthetic K/V); "
+                + "the defaults take about 1.5 min.")
 public final class RedisBenchCommand implements Callable<Integer> {
     /** Llama-3-8B: 32 layers, 32 query heads, 8 KV heads, head dim 128, hidden 14336. */
     static final int LAYERS = 32;

@@ -44,7 +44,8 @@ class CliTest {
     static List<String> commands() {
         List<String> all = new ArrayList<>(List.of("", "demo", "generate", "eval", "eval fidelity", "pod",
                 "pod calibrate", "bench", "footprint", "stress", "stress long", "stress churn", "stress all",
-                "snapshot", "snapshot inspect", "snapshot verify", "fuzz", "serve", "loadtest", "test", "build"));
+                "snapshot", "snapshot inspect", "snapshot verify", "fuzz", "serve", "loadtest", "test", "build",
+                "bench redis", "bench serve-sim", "generate-completion"));
         for (BenchSuite s : BenchSuite.values()) {
             all.add("bench " + s.label());
         }
@@ -56,7 +57,17 @@ class CliTest {
     void everyCommandHasHelpThatExitsZero(String command) {
         List<String> args = new ArrayList<>(command.isEmpty() ? List.of() : List.of(command.split(" ")));
         args.add("--help");
-        Run r = run(args.toArray(String[]::new));
+        // picocli reports a malformed help text (an unescaped % in a description) on System.err itself
+        java.io.PrintStream stderr = System.err;
+        java.io.ByteArrayOutputStream direct = new java.io.ByteArrayOutputStream();
+        Run r;
+        System.setErr(new java.io.PrintStream(direct, true));
+        try {
+            r = run(args.toArray(String[]::new));
+        } finally {
+            System.setErr(stderr);
+        }
+        assertEquals("", direct.toString(), "printed on System.err by " + command + " --help");
         assertEquals(0, r.code(), r.all());
         assertTrue(r.out().contains("Usage: kvslab" + (command.isEmpty() ? "" : " " + command)), r.all());
         assertTrue(r.err().isEmpty(), r.all());
@@ -91,6 +102,40 @@ class CliTest {
         assertEquals(0, r.code(), r.all());
         assertTrue(r.out().contains("complete -F") && r.out().contains("snapshot")
                 && r.out().contains("--tokens-per-block"), r.all());
+    }
+
+    @Test
+    void aNamedCommandIsTheOnlyOneBuiltAndTheFullListStaysForHelpAndMistakes() {
+        PrintWriter sink = new PrintWriter(new StringWriter());
+        assertEquals(List.of("generate"), List.copyOf(Main.commandLine(sink, sink, "-v", "generate", "--steps", "2")
+                .getSubcommands().keySet()));
+        int all = Main.commandLine(sink, sink).getSubcommands().size();
+        assertTrue(all >= 15, "commands: " + all);
+        for (String[] args : List.of(new String[] {"help", "generate"}, new String[] {"generat"},
+                new String[] {"--help"}, new String[] {"generate-completion"})) {
+            assertEquals(all, Main.commandLine(sink, sink, args).getSubcommands().size(), String.join(" ", args));
+        }
+        Run r = run("--help");
+        assertEquals(0, r.code(), r.all());
+        for (String c : List.of("demo", "generate", "bench", "snapshot", "serve", "test", "help")) {
+            assertTrue(r.out().contains("\n  " + c + " "), c + " missing in\n" + r.out());
+        }
+        Run h = run("help", "snapshot");
+        assertEquals(0, h.code(), h.all());
+        assertTrue(h.out().contains("Usage: kvslab snapshot"), h.all());
+    }
+
+    @Test
+    void everySuiteHasQuickAndFullAndSaysHowLongItsDefaultTakes() {
+        for (BenchSuite s : BenchSuite.values()) {
+            Run h = run("bench", s.label(), "--help");
+            assertTrue(h.out().contains("--quick") && h.out().contains("--full"), h.all());
+            assertTrue(h.out().matches("(?s).*default.*about \\d+ (s|min).*|(?s).*\\(JMH; about \\d+ (s|min).*"),
+                    h.all());
+            Run both = run("bench", s.label(), "--quick", "--full");
+            assertEquals(2, both.code(), both.all());
+            assertEquals("kvslab bench " + s.label() + ": --quick and --full exclude each other\n", both.err());
+        }
     }
 
     @Test
