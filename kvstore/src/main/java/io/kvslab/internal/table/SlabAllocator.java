@@ -482,7 +482,8 @@ public final class SlabAllocator implements AutoCloseable {
     /** Byte offset of a live block in its {@link #slabSegment}. */
     long offsetInSlab(long handle) {
         ensureOpen();
-        return (long) ids.slot(checkLive(handle)) * blockBytes;
+        int id = checkLive(handle);
+        return (long) ids.slot(id) * slabTable[ids.slab(id)].blockBytes;   // the slab's size class, not the K size
     }
 
     /**
