@@ -338,7 +338,6 @@ class MixedDtypeStoreTest {
      */
     private static float[] reference(Sequence s, float[] q, int kvHeads, int group, int dim, int nq, int n) {
         float[] out = new float[q.length];
-        double scale = 1 / Math.sqrt(dim);
         for (int h = 0; h < kvHeads; h++) {
             float[] k = new float[n * dim], v = new float[n * dim];
             s.readKeys(0, h, k);
@@ -347,27 +346,9 @@ class MixedDtypeStoreTest {
                 int visible = n - nq + i + 1;
                 for (int g = 0; g < group; g++) {
                     int qo = ((i * kvHeads + h) * group + g) * dim;
-                    double[] sc = new double[visible];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int r = 0; r < visible; r++) {
-                        double d = 0;
-                        for (int c = 0; c < dim; c++) {
-                            d += (double) q[qo + c] * k[r * dim + c];
-                        }
-                        sc[r] = d * scale;
-                        max = Math.max(max, sc[r]);
-                    }
-                    double sum = 0;
-                    double[] acc = new double[dim];
-                    for (int r = 0; r < visible; r++) {
-                        double p = Math.exp(sc[r] - max);
-                        sum += p;
-                        for (int c = 0; c < dim; c++) {
-                            acc[c] += p * v[r * dim + c];
-                        }
-                    }
+                    double[] o = SequenceAttentionTest.reference(q, qo, k, v, visible, dim);
                     for (int c = 0; c < dim; c++) {
-                        out[qo + c] = (float) (acc[c] / sum);
+                        out[qo + c] = (float) o[c];
                     }
                 }
             }
