@@ -7,10 +7,10 @@ import io.kvslab.internal.table.RequesterMutationException;
 import io.kvslab.internal.table.SequenceTables;
 import io.kvslab.internal.table.TableHost;
 import io.kvslab.internal.table.TableStore;
-import io.kvslab.metrics.CompactionEvent;
-import io.kvslab.metrics.CompressionEvent;
+import io.kvslab.internal.jfr.CompactionEvent;
+import io.kvslab.internal.jfr.CompressionEvent;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.MemoryPressureEvent;
+import io.kvslab.internal.jfr.MemoryPressureEvent;
 import io.kvslab.metrics.StoreMetrics;
 
 import java.util.ArrayList;

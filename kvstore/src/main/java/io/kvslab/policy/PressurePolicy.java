@@ -5,7 +5,7 @@ import io.kvslab.KvCacheManager;
 import io.kvslab.KvSlabException;
 import io.kvslab.Sequence;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.PreemptionEvent;
+import io.kvslab.internal.jfr.PreemptionEvent;
 
 import java.util.ArrayList;
 import java.util.Comparator;

@@ -4,7 +4,7 @@ import io.kvslab.KvArgumentException;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.SnapshotEvent;
+import io.kvslab.internal.jfr.SnapshotEvent;
 
 import java.nio.file.Path;
 import java.util.function.Supplier;

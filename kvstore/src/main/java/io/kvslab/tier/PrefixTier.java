@@ -15,7 +15,7 @@ import io.kvslab.internal.tier.BlockRecord;
 import io.kvslab.internal.tier.BlockRecords;
 import io.kvslab.internal.tier.PrefixBlockValue;
 import io.kvslab.internal.tier.PrefixKeys;
-import io.kvslab.metrics.TierEvent;
+import io.kvslab.internal.jfr.TierEvent;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;

@@ -3,7 +3,7 @@ package io.kvslab.tier;
 import io.kvslab.ClosedException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.TierEvent;
+import io.kvslab.internal.jfr.TierEvent;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
