@@ -312,7 +312,7 @@ public final class Sequence implements AutoCloseable {
      *
      * @param baseLayer a layer below {@code layer}; its block must be full and hold the same positions
      * @return whether the table changed (false if the block already was that alias)
-     * @throws KeySharingException if the base layer is not below, a block is not full, or positions differ
+     * @throws KvArgumentException if the base layer is not below, a block is not full, or positions differ
      */
     public boolean aliasKeyBlock(int layer, int kvHead, int block, int baseLayer) {
         return tables.aliasKeyBlock(layer, kvHead, block, baseLayer);
@@ -328,7 +328,7 @@ public final class Sequence implements AutoCloseable {
      * @param sinks  leading positions that always keep their own keys, {@code >= 0}
      * @param recent positions up to and including the query's that keep their own keys, {@code >= 1}
      * @return K blocks newly aliased (each one an own copy released)
-     * @throws KeySharingException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
+     * @throws KvArgumentException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
      */
     public int shareDistantKeys(int layer, int kvHead, int baseLayer, int sinks, int recent, long queryPosition) {
         return tables.shareDistantKeys(layer, kvHead, baseLayer, sinks, recent, queryPosition);
