@@ -1,5 +1,6 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 
 import java.io.IOException;
@@ -46,14 +47,14 @@ public final class LayerGrouping {
      * @param delta the similarity threshold used (informational; NaN if hand-made)
      * @param base  {@code [kvHead][layer]}: base layer of each layer; every group is a run of consecutive layers whose
      *              base is its lowest layer
-     * @throws GroupingFormatException if the map is not such a partition or does not fit the model's geometry
+     * @throws KvArgumentException if the map is not such a partition or does not fit the model's geometry
      */
     public LayerGrouping(ModelFingerprint model, double delta, int[][] base) {
         if (model == null || base == null) {
-            throw new GroupingFormatException("a grouping needs a model fingerprint and a base-layer map (got null)");
+            throw new KvArgumentException("a grouping needs a model fingerprint and a base-layer map (got null)");
         }
         if (base.length != model.kvHeads()) {
-            throw new GroupingFormatException("the base-layer map has " + base.length + " KV heads, the model "
+            throw new KvArgumentException("the base-layer map has " + base.length + " KV heads, the model "
                     + model.kvHeads());
         }
         int[][] copy = new int[base.length][];
@@ -83,7 +84,7 @@ public final class LayerGrouping {
             int l = 0;
             for (int size : sizes[h]) {
                 if (size < 1 || l + size > model.layers()) {
-                    throw new GroupingFormatException("group sizes of KV head " + h + " " + Arrays.toString(sizes[h])
+                    throw new KvArgumentException("group sizes of KV head " + h + " " + Arrays.toString(sizes[h])
                             + " must be >= 1 and add up to " + model.layers() + " layers");
                 }
                 for (int i = 0; i < size; i++) {
@@ -92,7 +93,7 @@ public final class LayerGrouping {
                 l += size;
             }
             if (l != model.layers()) {
-                throw new GroupingFormatException("group sizes of KV head " + h + " " + Arrays.toString(sizes[h])
+                throw new KvArgumentException("group sizes of KV head " + h + " " + Arrays.toString(sizes[h])
                         + " add up to " + l + " layers, the model has " + model.layers());
             }
         }
@@ -101,14 +102,14 @@ public final class LayerGrouping {
 
     private static int[] checkHead(int h, int[] row, int layers) {
         if (row == null || row.length != layers) {
-            throw new GroupingFormatException("KV head " + h + " must give a base layer for each of the " + layers
+            throw new KvArgumentException("KV head " + h + " must give a base layer for each of the " + layers
                     + " layers, got " + (row == null ? "null" : row.length));
         }
         for (int l = 0; l < layers; l++) {
             int b = row[l];
             boolean ok = l == 0 ? b == 0 : b == l || b == row[l - 1];
             if (!ok) {
-                throw new GroupingFormatException("KV head " + h + ": base layers " + Arrays.toString(row) + " do not "
+                throw new KvArgumentException("KV head " + h + ": base layers " + Arrays.toString(row) + " do not "
                         + "form groups of consecutive layers based on their lowest layer (layer " + l + " has base "
                         + b + "; allowed: " + l + (l > 0 ? " or " + row[l - 1] : "") + ")");
             }
@@ -136,7 +137,7 @@ public final class LayerGrouping {
     /** The layer whose keys {@code layer} uses for distant tokens of {@code kvHead} (itself for a base layer). */
     public int baseLayer(int kvHead, int layer) {
         if (kvHead < 0 || kvHead >= base.length || layer < 0 || layer >= model.layers()) {
-            throw new GroupingFormatException("(kvHead, layer) must be in [0, " + base.length + ") x [0, "
+            throw new KvArgumentException("(kvHead, layer) must be in [0, " + base.length + ") x [0, "
                     + model.layers() + "), got (" + kvHead + ", " + layer + ")");
         }
         return base[kvHead][layer];
@@ -194,24 +195,24 @@ public final class LayerGrouping {
     }
 
     /**
-     * Throws {@link GroupingMismatchException} unless this grouping was calibrated on {@code actual} (same weights
+     * Throws {@link KvArgumentException} unless this grouping was calibrated on {@code actual} (same weights
      * identifier and geometry).
      */
     public void requireMatches(ModelFingerprint actual) {
         if (actual == null) {
-            throw new GroupingMismatchException("no model fingerprint given to check the grouping against");
+            throw new KvArgumentException("no model fingerprint given to check the grouping against");
         }
         if (!model.equals(actual)) {
-            throw new GroupingMismatchException("this PoD layer grouping was calibrated for model " + model.describe()
+            throw new KvArgumentException("this PoD layer grouping was calibrated for model " + model.describe()
                     + " but is used with model " + actual.describe() + "; a grouping only applies to the weights it "
                     + "was calibrated on: recalibrate it for this model (kvslab pod calibrate)");
         }
     }
 
-    /** Throws {@link GroupingMismatchException} unless a store layout has the grouping's geometry. */
+    /** Throws {@link KvArgumentException} unless a store layout has the grouping's geometry. */
     public void requireMatches(KvLayout layout) {
         if (!model.matches(layout)) {
-            throw new GroupingMismatchException("this PoD layer grouping is for model " + model.describe()
+            throw new KvArgumentException("this PoD layer grouping is for model " + model.describe()
                     + " but the store has " + layout.layers() + " layers, " + layout.queryHeads() + " query heads, "
                     + layout.kvHeads() + " KV heads, head dim " + layout.headDim());
         }
@@ -262,7 +263,7 @@ public final class LayerGrouping {
             String where = source + " line " + (i + 1);
             if (!magic) {
                 if (!line.equals(MAGIC + " " + VERSION)) {
-                    throw new GroupingFormatException(where + ": expected the header '" + MAGIC + " " + VERSION
+                    throw new KvArgumentException(where + ": expected the header '" + MAGIC + " " + VERSION
                             + "', got '" + line + "'; this is not a KVSlab PoD grouping file of a supported version");
                 }
                 magic = true;
@@ -283,7 +284,7 @@ public final class LayerGrouping {
                         try {
                             delta = Double.parseDouble(rest);
                         } catch (NumberFormatException e) {
-                            throw new GroupingFormatException(where + ": delta must be a number or 'none', got '"
+                            throw new KvArgumentException(where + ": delta must be a number or 'none', got '"
                                     + rest + "'");
                         }
                     }
@@ -291,12 +292,12 @@ public final class LayerGrouping {
                 case "kv-head" -> {
                     String[] t = rest.split("\\s+");
                     if (t.length < 2 || !t[1].equals("base")) {
-                        throw new GroupingFormatException(where + ": expected 'kv-head H base B0 B1 ...', got '"
+                        throw new KvArgumentException(where + ": expected 'kv-head H base B0 B1 ...', got '"
                                 + line + "'");
                     }
                     int h = intValue(where, "kv-head", t[0]);
                     if (h != heads.size()) {
-                        throw new GroupingFormatException(where + ": KV heads must be listed in order 0, 1, ...; "
+                        throw new KvArgumentException(where + ": KV heads must be listed in order 0, 1, ...; "
                                 + "expected kv-head " + heads.size() + ", got " + h);
                     }
                     int[] row = new int[t.length - 2];
@@ -305,29 +306,29 @@ public final class LayerGrouping {
                     }
                     heads.add(row);
                 }
-                default -> throw new GroupingFormatException(where + ": unknown entry '" + key + "'; expected model, "
+                default -> throw new KvArgumentException(where + ": unknown entry '" + key + "'; expected model, "
                         + "layers, query-heads, kv-heads, head-dim, delta or kv-head");
             }
         }
         if (!magic || modelId == null || layers < 0 || queryHeads < 0 || kvHeads < 0 || headDim < 0 || !deltaSeen) {
-            throw new GroupingFormatException(source + " is incomplete: a grouping file needs the header '" + MAGIC
+            throw new KvArgumentException(source + " is incomplete: a grouping file needs the header '" + MAGIC
                     + " " + VERSION + "' and the entries model, layers, query-heads, kv-heads, head-dim, delta and "
                     + "one kv-head line per KV head");
         }
         ModelFingerprint fp;
         try {
             fp = new ModelFingerprint(modelId, layers, queryHeads, kvHeads, headDim);
-        } catch (PodConfigException e) {
-            throw new GroupingFormatException(source + ": " + e.getMessage());
+        } catch (KvArgumentException e) {
+            throw new KvArgumentException(source + ": " + e.getMessage());
         }
         if (heads.size() != kvHeads) {
-            throw new GroupingFormatException(source + " lists " + heads.size() + " kv-head lines for kv-heads "
+            throw new KvArgumentException(source + " lists " + heads.size() + " kv-head lines for kv-heads "
                     + kvHeads);
         }
         try {
             return new LayerGrouping(fp, delta, heads.toArray(new int[0][]));
-        } catch (GroupingFormatException e) {
-            throw new GroupingFormatException(source + ": " + e.getMessage());
+        } catch (KvArgumentException e) {
+            throw new KvArgumentException(source + ": " + e.getMessage());
         }
     }
 
@@ -335,7 +336,7 @@ public final class LayerGrouping {
         try {
             return Integer.parseInt(v);
         } catch (NumberFormatException e) {
-            throw new GroupingFormatException(where + ": " + key + " must be an integer, got '" + v + "'");
+            throw new KvArgumentException(where + ": " + key + " must be an integer, got '" + v + "'");
         }
     }
 
@@ -369,8 +370,8 @@ public final class LayerGrouping {
         LayerGrouping g = load(file);
         try {
             g.requireMatches(model);
-        } catch (GroupingMismatchException e) {
-            throw new GroupingMismatchException(file + ": " + e.getMessage());
+        } catch (KvArgumentException e) {
+            throw new KvArgumentException(file + ": " + e.getMessage());
         }
         return g;
     }

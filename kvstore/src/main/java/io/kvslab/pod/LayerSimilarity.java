@@ -1,5 +1,7 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * PoD's offline layer-similarity statistic and its greedy bottom-up grouping (Algorithm 1 of arXiv 2412.02252, as
  * specified in research/algorithms.md section 3.2), with the open choices settled as follows:
@@ -25,7 +27,7 @@ public final class LayerSimilarity {
 
     public LayerSimilarity(int layers, int queryHeads, int kvHeads) {
         if (layers < 1 || queryHeads < 1 || kvHeads < 1 || queryHeads % kvHeads != 0) {
-            throw new PodConfigException("need layers, queryHeads, kvHeads >= 1 and queryHeads a multiple of kvHeads, "
+            throw new KvArgumentException("need layers, queryHeads, kvHeads >= 1 and queryHeads a multiple of kvHeads, "
                     + "got " + layers + ", " + queryHeads + ", " + kvHeads);
         }
         this.layers = layers;
@@ -47,18 +49,18 @@ public final class LayerSimilarity {
      */
     public void add(double[][][] probabilities) {
         if (probabilities == null || probabilities.length != layers) {
-            throw new PodConfigException("need attention rows for each of the " + layers + " layers");
+            throw new KvArgumentException("need attention rows for each of the " + layers + " layers");
         }
         int keys = -1;
         for (int l = 0; l < layers; l++) {
             if (probabilities[l] == null || probabilities[l].length != queryHeads) {
-                throw new PodConfigException("layer " + l + " must have one attention row per query head ("
+                throw new KvArgumentException("layer " + l + " must have one attention row per query head ("
                         + queryHeads + ")");
             }
             for (int h = 0; h < queryHeads; h++) {
                 double[] p = probabilities[l][h];
                 if (p == null || p.length == 0 || (keys >= 0 && p.length != keys)) {
-                    throw new PodConfigException("attention rows must be non-empty and of equal length; layer " + l
+                    throw new KvArgumentException("attention rows must be non-empty and of equal length; layer " + l
                             + " head " + h + " has " + (p == null ? "none" : p.length) + (keys >= 0 ? ", expected "
                             + keys : ""));
                 }
@@ -80,13 +82,13 @@ public final class LayerSimilarity {
         double s = 0;
         for (double x : p) {
             if (!(x >= 0) || Double.isInfinite(x)) {
-                throw new PodConfigException("attention of layer " + l + " head " + h + " has an entry " + x
+                throw new KvArgumentException("attention of layer " + l + " head " + h + " has an entry " + x
                         + "; probabilities must be finite and >= 0");
             }
             s += x;
         }
         if (Math.abs(s - 1) > 1e-3) {
-            throw new PodConfigException("attention of layer " + l + " head " + h + " sums to " + s
+            throw new KvArgumentException("attention of layer " + l + " head " + h + " sums to " + s
                     + "; each row must be a probability distribution");
         }
     }
@@ -101,7 +103,7 @@ public final class LayerSimilarity {
      */
     public static double similarity(double[] p, double[] q) {
         if (p.length != q.length) {
-            throw new PodConfigException("distributions differ in length: " + p.length + " vs " + q.length);
+            throw new KvArgumentException("distributions differ in length: " + p.length + " vs " + q.length);
         }
         double js = 0;
         for (int i = 0; i < p.length; i++) {
@@ -152,7 +154,7 @@ public final class LayerSimilarity {
     /** Greedy bottom-up grouping of every KV head at threshold {@code delta}. */
     public LayerGrouping group(double delta, ModelFingerprint model) {
         if (model.layers() != layers || model.queryHeads() != queryHeads || model.kvHeads() != kvHeads) {
-            throw new GroupingMismatchException("the similarities were measured for " + layers + " layers, "
+            throw new KvArgumentException("the similarities were measured for " + layers + " layers, "
                     + queryHeads + " query heads, " + kvHeads + " KV heads, not for model " + model.describe());
         }
         double[][][] m = kvHeadMatrix();
@@ -169,7 +171,7 @@ public final class LayerSimilarity {
      */
     public static int[] groupGreedy(double[][] sim, double delta) {
         if (!(delta >= 0 && delta <= 1)) {
-            throw new PodConfigException("delta must be in [0, 1] (1 - JS similarity), got " + delta);
+            throw new KvArgumentException("delta must be in [0, 1] (1 - JS similarity), got " + delta);
         }
         int n = sim.length;
         int[] base = new int[n];
@@ -185,7 +187,7 @@ public final class LayerSimilarity {
 
     private void requireData() {
         if (queries == 0) {
-            throw new PodConfigException("no calibration query added yet");
+            throw new KvArgumentException("no calibration query added yet");
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 
 /**
@@ -15,12 +16,12 @@ import io.kvslab.KvLayout;
 public record ModelFingerprint(String modelId, int layers, int queryHeads, int kvHeads, int headDim) {
     public ModelFingerprint {
         if (modelId == null || modelId.isBlank() || modelId.indexOf('\n') >= 0 || modelId.indexOf('\r') >= 0) {
-            throw new PodConfigException("modelId must be a non-blank single line, got "
+            throw new KvArgumentException("modelId must be a non-blank single line, got "
                     + (modelId == null ? "null" : "'" + modelId + "'"));
         }
         modelId = modelId.strip();
         if (layers < 1 || queryHeads < 1 || kvHeads < 1 || headDim < 1 || queryHeads % kvHeads != 0) {
-            throw new PodConfigException("a model needs layers, queryHeads, kvHeads, headDim >= 1 and queryHeads a "
+            throw new KvArgumentException("a model needs layers, queryHeads, kvHeads, headDim >= 1 and queryHeads a "
                     + "multiple of kvHeads, got " + layers + ", " + queryHeads + ", " + kvHeads + ", " + headDim);
         }
     }

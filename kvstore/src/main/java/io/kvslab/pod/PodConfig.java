@@ -1,5 +1,7 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * PoD's proximal window and variant.
  *
@@ -15,14 +17,14 @@ public record PodConfig(int sinks, int recent, PodVariant variant) {
 
     public PodConfig {
         if (sinks < 0) {
-            throw new PodConfigException("sinks (n_s) must be >= 0, got " + sinks);
+            throw new KvArgumentException("sinks (n_s) must be >= 0, got " + sinks);
         }
         if (recent < 1) {
-            throw new PodConfigException("recent (n_r) must be >= 1 (the query's own token is proximal), got "
+            throw new KvArgumentException("recent (n_r) must be >= 1 (the query's own token is proximal), got "
                     + recent);
         }
         if (variant == null) {
-            throw new PodConfigException("variant must be v1 or v2, got null");
+            throw new KvArgumentException("variant must be v1 or v2, got null");
         }
     }
 

@@ -70,7 +70,7 @@ public final class PodDecoder implements AutoCloseable {
      * A decoder on the native kernels.
      *
      * @param threads upper bound on kernel threads
-     * @throws GroupingMismatchException if the grouping's geometry is not the sequence's
+     * @throws KvArgumentException if the grouping's geometry is not the sequence's
      */
     public static PodDecoder create(Sequence sequence, PodSharing sharing, int threads) {
         return create(sequence, sharing, threads, null);
@@ -79,7 +79,7 @@ public final class PodDecoder implements AutoCloseable {
     /** A decoder whose ordinary (dense and v2) attention is {@code dense} (null: the native kernel). */
     public static PodDecoder create(Sequence sequence, PodSharing sharing, int threads, DenseDecode dense) {
         if (sequence == null || sharing == null) {
-            throw new PodConfigException("a PoD decoder needs a sequence and a PodSharing (got null)");
+            throw new KvArgumentException("a PoD decoder needs a sequence and a PodSharing (got null)");
         }
         return new PodDecoder(sequence, sharing, threads, dense);
     }
@@ -170,7 +170,7 @@ public final class PodDecoder implements AutoCloseable {
             return 0;
         }
         if (twoPart != null) {
-            throw new PodConfigException("PoD v1 runs token by token; decode the tokens after startSharing one at a "
+            throw new KvArgumentException("PoD v1 runs token by token; decode the tokens after startSharing one at a "
                     + "time");
         }
         int freed = sharing.demote(sequence, layer, firstPosition);

@@ -1,5 +1,6 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
 
@@ -19,10 +20,10 @@ public final class PodSharing {
     private final LayerGrouping grouping;
     private final PodConfig config;
 
-    /** @throws GroupingMismatchException if the grouping's geometry is not the layout's */
+    /** @throws KvArgumentException if the grouping's geometry is not the layout's */
     public PodSharing(LayerGrouping grouping, PodConfig config, KvLayout layout) {
         if (grouping == null || config == null || layout == null) {
-            throw new PodConfigException("PodSharing needs a grouping, a config and a layout (got null)");
+            throw new KvArgumentException("PodSharing needs a grouping, a config and a layout (got null)");
         }
         grouping.requireMatches(layout);
         this.grouping = grouping;
@@ -78,14 +79,14 @@ public final class PodSharing {
         int g = m.groupSize();
         int width = m.queryHeads() * dim;
         if (layerQueries == null || layerQueries.length <= layer || out == null || out.length != width) {
-            throw new PodConfigException("need the queries of layers 0.." + layer + " and an output of "
+            throw new KvArgumentException("need the queries of layers 0.." + layer + " and an output of "
                     + width + " floats");
         }
         for (int h = 0; h < m.kvHeads(); h++) {
             int src = config.variant() == PodVariant.V1_SHARED_SCORES ? grouping.baseLayer(h, layer) : layer;
             float[] q = layerQueries[src];
             if (q == null || q.length < width) {
-                throw new PodConfigException("queries of layer " + src + " are missing or shorter than " + width);
+                throw new KvArgumentException("queries of layer " + src + " are missing or shorter than " + width);
             }
             System.arraycopy(q, h * g * dim, out, h * g * dim, g * dim);
         }
@@ -102,12 +103,12 @@ public final class PodSharing {
      */
     public int[][][] groupConsistent(int[][][] kept) {
         if (kept == null || kept.length != grouping.layers()) {
-            throw new PodConfigException("need a selection for each of the " + grouping.layers() + " layers");
+            throw new KvArgumentException("need a selection for each of the " + grouping.layers() + " layers");
         }
         int[][][] out = new int[kept.length][][];
         for (int l = 0; l < kept.length; l++) {
             if (kept[l] == null || kept[l].length != grouping.kvHeads()) {
-                throw new PodConfigException("layer " + l + " needs a selection for each of the "
+                throw new KvArgumentException("layer " + l + " needs a selection for each of the "
                         + grouping.kvHeads() + " KV heads");
             }
             out[l] = new int[kept[l].length][];

@@ -1,5 +1,7 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
+
 /** Which PoD formulation the distant part uses (the two arXiv versions describe different models). */
 public enum PodVariant {
     /** arXiv v2, "shares key states": the current layer's query on the base layer's keys. */
@@ -25,6 +27,6 @@ public enum PodVariant {
                 return v;
             }
         }
-        throw new PodConfigException("unknown PoD variant '" + label + "'; expected v1 or v2");
+        throw new KvArgumentException("unknown PoD variant '" + label + "'; expected v1 or v2");
     }
 }
