@@ -2,6 +2,7 @@ package io.kvslab.tier;
 
 import io.kvslab.ClosedException;
 import io.kvslab.KvArgumentException;
+import io.kvslab.KvSlabException;
 import io.kvslab.internal.jfr.Jfr;
 import io.kvslab.internal.jfr.TierEvent;
 
@@ -51,7 +52,9 @@ public final class RedisTier implements BlockTier {
      * that is down or slow does not make this fail: the tier starts disconnected, its calls miss, and it keeps
      * trying to connect (at most once a second, without blocking its callers).
      *
-     * @throws RedisClientMissingException if Lettuce (io.lettuce:lettuce-core) or its dependencies are not on the path
+     * @throws KvSlabException if Lettuce (io.lettuce:lettuce-core) or its dependencies (Netty, Reactor) are not on
+     *         the path; the message names the missing class and the dependency to add. Thrown before any
+     *         connection is attempted.
      * @throws KvArgumentException if {@code config} is null
      */
     public static RedisTier connect(RedisTierConfig config) {
@@ -66,7 +69,7 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    /** Throws {@link RedisClientMissingException} unless Lettuce and the Netty and Reactor jars it needs load. */
+    /** Throws a {@link KvSlabException} naming the jar unless Lettuce and the Netty and Reactor jars it needs load. */
     static void requireLettuce() {
         ClassLoader loader = RedisTier.class.getClassLoader();
         for (String c : List.of(LETTUCE_CLASS, "io.netty.channel.Channel", "reactor.core.publisher.Mono")) {
@@ -78,8 +81,8 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    private static RedisClientMissingException missing(Throwable e) {
-        return new RedisClientMissingException("the Redis tier needs Lettuce, an optional dependency of kvslab-core: "
+    private static KvSlabException missing(Throwable e) {
+        return new KvSlabException("the Redis tier needs Lettuce, an optional dependency of kvslab-core: "
                 + "add io.lettuce:lettuce-core (7.7.0.RELEASE, which brings Netty 4.2 and Reactor) to the "
                 + "application's dependencies (on the module path also --add-modules lettuce.core); missing: "
                 + e.getMessage(), e);
