@@ -43,6 +43,8 @@ public final class LayerGrouping {
     private final int[][] base;   // [kvHead][layer]
 
     /**
+     * A grouping from its base-layer map, as {@link #parse} and the factories build it.
+     *
      * @param model the model the grouping was calibrated on
      * @param delta the similarity threshold used (informational; NaN if hand-made)
      * @param base  {@code [kvHead][layer]}: base layer of each layer; every group is a run of consecutive layers whose
@@ -66,7 +68,12 @@ public final class LayerGrouping {
         this.base = copy;
     }
 
-    /** Every layer its own group: no sharing (PoD off). */
+    /**
+     * Every layer its own group: no sharing (PoD off).
+     *
+     * @param model the model the grouping is for
+     * @return a grouping with one group per layer for every KV head, {@code delta} {@code NaN}
+     */
     public static LayerGrouping identity(ModelFingerprint model) {
         int[][] b = new int[model.kvHeads()][model.layers()];
         for (int[] row : b) {
@@ -77,7 +84,16 @@ public final class LayerGrouping {
         return new LayerGrouping(model, Double.NaN, b);
     }
 
-    /** Groups from their sizes per KV head, bottom-up: {@code sizes[h] = {2, 3}} makes layers {0,1} and {2,3,4}. */
+    /**
+     * Groups from their sizes per KV head, bottom-up: {@code sizes[h] = {2, 3}} makes layers {0,1} and {2,3,4}.
+     *
+     * @param model the model the grouping is for
+     * @param delta the similarity threshold to record ({@code NaN} if hand-made)
+     * @param sizes {@code [kvHead][]}: each KV head's group sizes, bottom-up, each {@code >= 1}, adding up to the
+     *         model's layers
+     * @return the grouping
+     * @throws KvArgumentException if a head's sizes do not add up to the model's layers or are not positive
+     */
     public static LayerGrouping ofGroupSizes(ModelFingerprint model, double delta, int[][] sizes) {
         int[][] b = new int[sizes.length][model.layers()];
         for (int h = 0; h < sizes.length; h++) {
@@ -117,24 +133,49 @@ public final class LayerGrouping {
         return row.clone();
     }
 
+    /**
+     * The model this grouping was calibrated on.
+     *
+     * @return the fingerprint (weights and geometry)
+     */
     public ModelFingerprint model() {
         return model;
     }
 
-    /** The similarity threshold the grouping was calibrated with ({@code NaN} if hand-made). */
+    /**
+     * The similarity threshold the grouping was calibrated with ({@code NaN} if hand-made).
+     *
+     * @return the threshold, in {@code [0, 1]}, or {@code NaN}
+     */
     public double delta() {
         return delta;
     }
 
+    /**
+     * Layers of the model the grouping covers.
+     *
+     * @return the layer count, {@code >= 1}
+     */
     public int layers() {
         return model.layers();
     }
 
+    /**
+     * KV heads of the model the grouping covers (one grouping per KV head).
+     *
+     * @return the KV head count, {@code >= 1}
+     */
     public int kvHeads() {
         return model.kvHeads();
     }
 
-    /** The layer whose keys {@code layer} uses for distant tokens of {@code kvHead} (itself for a base layer). */
+    /**
+     * The layer whose keys {@code layer} uses for distant tokens of {@code kvHead} (itself for a base layer).
+     *
+     * @param kvHead KV head, in {@code [0, kvHeads())}
+     * @param layer layer, in {@code [0, layers())}
+     * @return the base layer, {@code <= layer}
+     */
     public int baseLayer(int kvHead, int layer) {
         if (kvHead < 0 || kvHead >= base.length || layer < 0 || layer >= model.layers()) {
             throw new KvArgumentException("(kvHead, layer) must be in [0, " + base.length + ") x [0, "
@@ -143,12 +184,22 @@ public final class LayerGrouping {
         return base[kvHead][layer];
     }
 
-    /** Base layer of each layer for one KV head (a copy). */
+    /**
+     * Base layer of each layer for one KV head (a copy).
+     *
+     * @param kvHead KV head, in {@code [0, kvHeads())}
+     * @return a new array of {@code layers()} base layers
+     */
     public int[] baseLayers(int kvHead) {
         return base[kvHead].clone();
     }
 
-    /** Number of groups of one KV head (m in the paper's saving formula). */
+    /**
+     * Number of groups of one KV head (m in the paper's saving formula).
+     *
+     * @param kvHead KV head, in {@code [0, kvHeads())}
+     * @return the number of groups, in {@code [1, layers()]}
+     */
     public int groupCount(int kvHead) {
         int m = 0;
         for (int l = 0; l < base[kvHead].length; l++) {
@@ -157,7 +208,11 @@ public final class LayerGrouping {
         return m;
     }
 
-    /** (layer, KV head) pairs that share a lower layer's keys: sum over heads of (L - m). */
+    /**
+     * (layer, KV head) pairs that share a lower layer's keys: sum over heads of (L - m).
+     *
+     * @return the count, in {@code [0, layers() * kvHeads())}; 0 when nothing is shared
+     */
     public int sharingLayerHeads() {
         int n = 0;
         for (int h = 0; h < base.length; h++) {
@@ -166,7 +221,12 @@ public final class LayerGrouping {
         return n;
     }
 
-    /** The groups of one KV head as layer lists, e.g. {@code [[0, 1], [2, 3, 4]]}. */
+    /**
+     * The groups of one KV head as layer lists, e.g. {@code [[0, 1], [2, 3, 4]]}.
+     *
+     * @param kvHead KV head, in {@code [0, kvHeads())}
+     * @return an unmodifiable list of groups, each an ascending list of layers
+     */
     public List<List<Integer>> groups(int kvHead) {
         List<List<Integer>> out = new ArrayList<>();
         for (int l = 0; l < model.layers(); l++) {
@@ -178,7 +238,11 @@ public final class LayerGrouping {
         return out;
     }
 
-    /** Compact description, e.g. {@code h0 [0 1][2 3 4] | h1 [0][1 2 3 4]}. */
+    /**
+     * Compact description, e.g. {@code h0 [0 1][2 3 4] | h1 [0][1 2 3 4]}.
+     *
+     * @return one line, for logs and reports
+     */
     public String describeGroups() {
         StringBuilder sb = new StringBuilder();
         for (int h = 0; h < base.length; h++) {
@@ -197,6 +261,8 @@ public final class LayerGrouping {
     /**
      * Throws {@link KvArgumentException} unless this grouping was calibrated on {@code actual} (same weights
      * identifier and geometry).
+     *
+     * @param actual the fingerprint of the model in use
      */
     public void requireMatches(ModelFingerprint actual) {
         if (actual == null) {
@@ -209,7 +275,11 @@ public final class LayerGrouping {
         }
     }
 
-    /** Throws {@link KvArgumentException} unless a store layout has the grouping's geometry. */
+    /**
+     * Throws {@link KvArgumentException} unless a store layout has the grouping's geometry.
+     *
+     * @param layout the store's layout
+     */
     public void requireMatches(KvLayout layout) {
         if (!model.matches(layout)) {
             throw new KvArgumentException("this PoD layer grouping is for model " + model.describe()
@@ -220,7 +290,11 @@ public final class LayerGrouping {
 
     // ---------------------------------------------------------------- file
 
-    /** The grouping as the text of a grouping file. */
+    /**
+     * The grouping as the text of a grouping file.
+     *
+     * @return the file text, as {@link #parse} reads it
+     */
     public String format() {
         StringBuilder sb = new StringBuilder();
         sb.append(MAGIC).append(' ').append(VERSION).append('\n');
@@ -243,7 +317,14 @@ public final class LayerGrouping {
         return sb.toString();
     }
 
-    /** Parses the text of a grouping file; {@code source} names it in error messages. */
+    /**
+     * Parses the text of a grouping file; {@code source} names it in error messages.
+     *
+     * @param text the file text
+     * @param source a name for the text (a path), used only in error messages
+     * @return the grouping
+     * @throws KvArgumentException if the text is malformed (the message names the line and what is expected)
+     */
     public static LayerGrouping parse(String text, String source) {
         String[] lines = text.split("\r?\n");
         String modelId = null;
@@ -340,7 +421,12 @@ public final class LayerGrouping {
         }
     }
 
-    /** Writes the grouping file atomically (temporary file, then move). */
+    /**
+     * Writes the grouping file atomically (temporary file, then move).
+     *
+     * @param file the target path; its parent directory must exist
+     * @throws java.io.UncheckedIOException if the file cannot be written
+     */
     public void save(Path file) {
         try {
             Path dir = file.toAbsolutePath().getParent();
@@ -356,7 +442,13 @@ public final class LayerGrouping {
         }
     }
 
-    /** Reads a grouping file (format checked; use {@link #load(Path, ModelFingerprint)} to check the model too). */
+    /**
+     * Reads a grouping file (format checked; use {@link #load(Path, ModelFingerprint)} to check the model too).
+     *
+     * @param file the grouping file
+     * @return the grouping
+     * @throws KvArgumentException if the file is malformed
+     */
     public static LayerGrouping load(Path file) {
         try {
             return parse(Files.readString(file, StandardCharsets.UTF_8), file.toString());
@@ -365,7 +457,14 @@ public final class LayerGrouping {
         }
     }
 
-    /** Reads a grouping file and rejects it unless it was calibrated on {@code model}. */
+    /**
+     * Reads a grouping file and rejects it unless it was calibrated on {@code model}.
+     *
+     * @param file the grouping file
+     * @param model the fingerprint of the model in use
+     * @return the grouping
+     * @throws KvArgumentException if the file is malformed or was calibrated for another model
+     */
     public static LayerGrouping load(Path file, ModelFingerprint model) {
         LayerGrouping g = load(file);
         try {
@@ -376,7 +475,12 @@ public final class LayerGrouping {
         return g;
     }
 
-    /** The conventional grouping file next to a model file: {@code <model file>.pod-groups}. */
+    /**
+     * The conventional grouping file next to a model file: {@code <model file>.pod-groups}.
+     *
+     * @param modelFile the model's weights file
+     * @return the path of the grouping file beside it (it may not exist)
+     */
     public static Path besideModel(Path modelFile) {
         return modelFile.resolveSibling(modelFile.getFileName() + ".pod-groups");
     }

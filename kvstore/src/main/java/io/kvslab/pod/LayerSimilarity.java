@@ -25,6 +25,14 @@ public final class LayerSimilarity {
     private final double[][][] sum;
     private long queries;
 
+    /**
+     * An empty accumulator for a model geometry.
+     *
+     * @param layers layers of the model, {@code >= 1}
+     * @param queryHeads query heads per layer, {@code >= 1}, a multiple of {@code kvHeads}
+     * @param kvHeads KV heads per layer, {@code >= 1}
+     * @throws KvArgumentException if a count is out of range
+     */
     public LayerSimilarity(int layers, int queryHeads, int kvHeads) {
         if (layers < 1 || queryHeads < 1 || kvHeads < 1 || queryHeads % kvHeads != 0) {
             throw new KvArgumentException("need layers, queryHeads, kvHeads >= 1 and queryHeads a multiple of kvHeads, "
@@ -36,7 +44,12 @@ public final class LayerSimilarity {
         this.sum = new double[queryHeads][layers][layers];
     }
 
-    /** An accumulator for a model's geometry. */
+    /**
+     * An accumulator for a model's geometry.
+     *
+     * @param model the model whose geometry the accumulator takes
+     * @return an empty accumulator
+     */
     public static LayerSimilarity of(ModelFingerprint model) {
         return new LayerSimilarity(model.layers(), model.queryHeads(), model.kvHeads());
     }
@@ -93,13 +106,21 @@ public final class LayerSimilarity {
         }
     }
 
-    /** Queries added so far. */
+    /**
+     * Queries added so far.
+     *
+     * @return the number of calibration queries accumulated, {@code >= 0}
+     */
     public long queries() {
         return queries;
     }
 
     /**
      * 1 - JS(p, q) with base-2 logarithms: in [0, 1], 1 iff p == q, 0 iff their supports are disjoint.
+     *
+     * @param p a probability distribution (non-negative, summing to 1)
+     * @param q a distribution of the same length
+     * @return the similarity, in {@code [0, 1]}
      */
     public static double similarity(double[] p, double[] q) {
         if (p.length != q.length) {
@@ -119,7 +140,14 @@ public final class LayerSimilarity {
         return Math.min(1, Math.max(0, 1 - js));
     }
 
-    /** Mean similarity of layers a and b for one query head over the queries added. */
+    /**
+     * Mean similarity of layers a and b for one query head over the queries added.
+     *
+     * @param queryHead query head, in {@code [0, queryHeads)}
+     * @param a one layer, in {@code [0, layers)}
+     * @param b another layer, in {@code [0, layers)}
+     * @return the mean similarity, in {@code [0, 1]}
+     */
     public double queryHeadSimilarity(int queryHead, int a, int b) {
         requireData();
         if (a == b) {
@@ -128,7 +156,14 @@ public final class LayerSimilarity {
         return sum[queryHead][Math.min(a, b)][Math.max(a, b)] / queries;
     }
 
-    /** Mean over the KV head's query heads of {@link #queryHeadSimilarity}. */
+    /**
+     * Mean over the KV head's query heads of {@link #queryHeadSimilarity}.
+     *
+     * @param kvHead KV head, in {@code [0, kvHeads)}
+     * @param a one layer, in {@code [0, layers)}
+     * @param b another layer, in {@code [0, layers)}
+     * @return the mean similarity, in {@code [0, 1]}
+     */
     public double kvHeadSimilarity(int kvHead, int a, int b) {
         int g = queryHeads / kvHeads;
         double s = 0;
@@ -138,7 +173,11 @@ public final class LayerSimilarity {
         return s / g;
     }
 
-    /** {@code [kvHead][a][b]} mean similarities (1 on the diagonal). */
+    /**
+     * {@code [kvHead][a][b]} mean similarities (1 on the diagonal).
+     *
+     * @return a new {@code [kvHeads][layers][layers]} symmetric matrix
+     */
     public double[][][] kvHeadMatrix() {
         double[][][] m = new double[kvHeads][layers][layers];
         for (int k = 0; k < kvHeads; k++) {
@@ -151,7 +190,14 @@ public final class LayerSimilarity {
         return m;
     }
 
-    /** Greedy bottom-up grouping of every KV head at threshold {@code delta}. */
+    /**
+     * Greedy bottom-up grouping of every KV head at threshold {@code delta}.
+     *
+     * @param delta similarity threshold, in {@code [0, 1]}: a layer joins its group while its similarity to the group's
+     *         lowest layer is at least this
+     * @param model the model the grouping is for (must have this accumulator's geometry)
+     * @return the grouping
+     */
     public LayerGrouping group(double delta, ModelFingerprint model) {
         if (model.layers() != layers || model.queryHeads() != queryHeads || model.kvHeads() != kvHeads) {
             throw new KvArgumentException("the similarities were measured for " + layers + " layers, "
@@ -168,6 +214,10 @@ public final class LayerSimilarity {
     /**
      * Algorithm 1 for one head: the group starts at layer 0; layer l joins it while
      * {@code sim[lowest][l] >= delta}, otherwise l starts a new group. Returns the base (lowest) layer of each layer.
+     *
+     * @param sim {@code [layers][layers]} similarities of one KV head
+     * @param delta similarity threshold, in {@code [0, 1]}
+     * @return the base layer of each layer
      */
     public static int[] groupGreedy(double[][] sim, double delta) {
         if (!(delta >= 0 && delta <= 1)) {

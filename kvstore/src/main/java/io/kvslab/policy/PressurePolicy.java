@@ -31,10 +31,23 @@ import java.util.Set;
  * {@link PreemptionEvent}. Confined to one thread (it owns a {@link Compressor}); close it when done.
  */
 public final class PressurePolicy implements AutoCloseable {
-    /** The kinds of action, in the words of the {@code --pressure} option. */
+    /**
+     * The kinds of action, in the words of the {@code --pressure} option: compress a sequence, swap it out to a tier,
+     * or drop it for recompute.
+     *
+     * The kinds of action, in the words of the {@code --pressure} option.
+     */
     public enum Action { COMPRESS, SWAP, RECOMPUTE }
 
-    /** One configured action: compression carries its policy (by name) and budget. */
+    /**
+     * One configured action: compression carries its policy (by name) and budget.
+     *
+     * One configured action: compression carries its policy (by name) and budget.
+     *
+     * @param action what to do
+     * @param policyName for {@link Action#COMPRESS}, a name of {@link Policies#NAMES}; otherwise {@code null}
+     * @param budget for {@link Action#COMPRESS}, the budget to compress to; otherwise {@code null}
+     */
     public record Step(Action action, String policyName, Budget budget) {
         @Override
         public String toString() {
@@ -51,6 +64,11 @@ public final class PressurePolicy implements AutoCloseable {
      * @param arrival  any increasing arrival stamp (later arrivals are swapped and recomputed first)
      */
     public record Candidate(Sequence sequence, int priority, long arrival) {
+        /**
+         * Checks that the sequence is given.
+         *
+         * @throws KvArgumentException if {@code sequence} is null
+         */
         public Candidate {
             if (sequence == null) {
                 throw new KvArgumentException("a candidate needs a sequence");
@@ -58,12 +76,26 @@ public final class PressurePolicy implements AutoCloseable {
         }
     }
 
-    /** What was done to one sequence and how many blocks it freed in the store. */
+    /**
+     * What was done to one sequence and how many blocks it freed in the store.
+     *
+     * What was done to one sequence and how many blocks it freed in the store.
+     *
+     * @param action the action taken
+     * @param sequence the sequence it was taken on (closed or emptied for swap and recompute)
+     * @param blocksFreed blocks the store got back, {@code >= 0}
+     */
     public record Decision(Action action, Sequence sequence, long blocksFreed) {}
 
     /** Moves a sequence's blocks out of the store (a tier) and frees them; returns whether it did. */
     @FunctionalInterface
     public interface Swapper {
+        /**
+         * Moves {@code sequence}'s blocks to a tier and frees them.
+         *
+         * @param sequence an open sequence
+         * @return {@code true} if it was swapped out (and closed), {@code false} if the tier declined (unchanged)
+         */
         boolean swapOut(Sequence sequence);
     }
 
@@ -89,6 +121,9 @@ public final class PressurePolicy implements AutoCloseable {
      * {@code swap} step needs {@code swapper}; without one it is rejected.
      *
      * @throws KvArgumentException naming what is wrong and what is allowed
+     * @param spec the comma-separated steps
+     * @param swapper what swaps a sequence out, or {@code null} when no tier is configured
+     * @return the policy
      */
     public static PressurePolicy parse(String spec, Swapper swapper) {
         if (spec == null || spec.isBlank()) {
@@ -151,6 +186,11 @@ public final class PressurePolicy implements AutoCloseable {
         return new Step(Action.COMPRESS, f[1], budget);
     }
 
+    /**
+     * The configured steps, in the order they are tried.
+     *
+     * @return an unmodifiable list, not empty
+     */
     public List<Step> steps() {
         return steps;
     }
@@ -162,6 +202,8 @@ public final class PressurePolicy implements AutoCloseable {
      *
      * @param running the sequences it may act on (the one that needs room may be among them)
      * @return the decisions taken, in order (empty if nothing could be done)
+     * @param manager the store's manager, whose free blocks the policy counts
+     * @param blocksNeeded blocks the caller needs free, {@code >= 0}
      */
     public List<Decision> relieve(KvCacheManager manager, List<Candidate> running, long blocksNeeded) {
         if (manager == null || running == null) {
