@@ -30,6 +30,13 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
     /** Most floats of one token's queries or outputs (queryHeads x headDim), so they fit a Java array. */
     public static final long MAX_TOKEN_FLOATS = 1L << 28;
 
+    /**
+     * Checks every bound: positive counts, {@code queryHeads} a multiple of {@code kvHeads}, a head dim the dtype can
+     * store, and the limits {@link #MAX_LAYERS}, {@link #MAX_HEADS}, {@link #MAX_DIMENSION}, {@link #MAX_TABLES},
+     * {@link #MAX_BLOCK_BYTES} and {@link #MAX_TOKEN_FLOATS}.
+     *
+     * @throws KvArgumentException naming the first value out of range and what is allowed
+     */
     public KvLayout {
         positive("layers", layers);
         positive("queryHeads", queryHeads);
@@ -65,27 +72,52 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
         }
     }
 
-    /** A layout with {@value #DEFAULT_TOKENS_PER_BLOCK} tokens per block. */
+    /**
+     * A layout with {@value #DEFAULT_TOKENS_PER_BLOCK} tokens per block.
+     *
+     * @param layers transformer layers, {@code >= 1}
+     * @param queryHeads query heads per layer, {@code >= 1}
+     * @param kvHeads KV heads per layer, {@code >= 1}, dividing {@code queryHeads}
+     * @param headDim elements per head vector, {@code >= 1}
+     * @param dtype element type of stored rows
+     * @return the layout
+     */
     public static KvLayout of(int layers, int queryHeads, int kvHeads, int headDim, DType dtype) {
         return new KvLayout(layers, queryHeads, kvHeads, headDim, dtype, DEFAULT_TOKENS_PER_BLOCK);
     }
 
-    /** Query heads per KV head; query head {@code qh} reads KV head {@code qh / groupSize()}. */
+    /**
+     * Query heads per KV head; query head {@code qh} reads KV head {@code qh / groupSize()}.
+     *
+     * @return {@code queryHeads / kvHeads}, {@code >= 1}
+     */
     public int groupSize() {
         return queryHeads / kvHeads;
     }
 
-    /** Bytes of one K (or V) row: {@code dtype.rowBytes(headDim)} (groups and their scales for quantised types). */
+    /**
+     * Bytes of one K (or V) row: {@code dtype.rowBytes(headDim)} (groups and their scales for quantised types).
+     *
+     * @return bytes per row
+     */
     public long rowBytes() {
         return dtype.rowBytes(headDim);
     }
 
-    /** Bytes of one block. */
+    /**
+     * Bytes of one block.
+     *
+     * @return {@code rowBytes() * tokensPerBlock}, at most {@link #MAX_BLOCK_BYTES}
+     */
     public long blockBytes() {
         return rowBytes() * tokensPerBlock;
     }
 
-    /** Bytes of K and V for one token across all layers and KV heads (the dense cost of a token). */
+    /**
+     * Bytes of K and V for one token across all layers and KV heads (the dense cost of a token).
+     *
+     * @return {@code 2 * layers * kvHeads * rowBytes()}
+     */
     public long bytesPerToken() {
         return 2L * layers * kvHeads * rowBytes();
     }

@@ -34,6 +34,8 @@ public interface MemoryPressureHandler {
      * Tries to free memory.
      *
      * @return {@code true} if memory was freed and the allocation should be retried
+     * @param pressure the allocation that hit the limit, and the non-blocking operations a handler may use on other
+     *         sequences
      */
     boolean relieve(MemoryPressure pressure);
 }

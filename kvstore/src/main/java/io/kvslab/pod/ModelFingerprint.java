@@ -14,6 +14,12 @@ import io.kvslab.KvLayout;
  * @param headDim    elements per head
  */
 public record ModelFingerprint(String modelId, int layers, int queryHeads, int kvHeads, int headDim) {
+    /**
+     * Checks the identifier (non-blank, one line) and the geometry.
+     *
+     * @throws KvArgumentException if the identifier is blank or spans lines, a count is below 1, or {@code queryHeads}
+     *         is not a multiple of {@code kvHeads}
+     */
     public ModelFingerprint {
         if (modelId == null || modelId.isBlank() || modelId.indexOf('\n') >= 0 || modelId.indexOf('\r') >= 0) {
             throw new KvArgumentException("modelId must be a non-blank single line, got "
@@ -26,18 +32,33 @@ public record ModelFingerprint(String modelId, int layers, int queryHeads, int k
         }
     }
 
-    /** The fingerprint of a store layout with the given model identifier. */
+    /**
+     * The fingerprint of a store layout with the given model identifier.
+     *
+     * @param modelId identifier of the weights, non-blank, one line
+     * @param layout the store layout whose geometry the fingerprint takes
+     * @return the fingerprint
+     */
     public static ModelFingerprint of(String modelId, KvLayout layout) {
         return new ModelFingerprint(modelId, layout.layers(), layout.queryHeads(), layout.kvHeads(),
                 layout.headDim());
     }
 
-    /** Query heads per KV head. */
+    /**
+     * Query heads per KV head.
+     *
+     * @return {@code queryHeads / kvHeads}
+     */
     public int groupSize() {
         return queryHeads / kvHeads;
     }
 
-    /** Whether a store layout has this geometry. */
+    /**
+     * Whether a store layout has this geometry.
+     *
+     * @param layout a store layout
+     * @return {@code true} if layers, query heads, KV heads and head dim are equal (dtype and block size do not matter)
+     */
     public boolean matches(KvLayout layout) {
         return layout.layers() == layers && layout.queryHeads() == queryHeads && layout.kvHeads() == kvHeads
                 && layout.headDim() == headDim;

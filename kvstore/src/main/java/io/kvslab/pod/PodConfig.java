@@ -15,6 +15,11 @@ public record PodConfig(int sinks, int recent, PodVariant variant) {
     /** The paper's n_r (proximal = 4096 with the sinks). */
     public static final int PAPER_RECENT = 4080;
 
+    /**
+     * Checks the values.
+     *
+     * @throws KvArgumentException if {@code sinks < 0}, {@code recent < 1} or {@code variant} is null
+     */
     public PodConfig {
         if (sinks < 0) {
             throw new KvArgumentException("sinks (n_s) must be >= 0, got " + sinks);
@@ -28,7 +33,13 @@ public record PodConfig(int sinks, int recent, PodVariant variant) {
         }
     }
 
-    /** Whether position {@code p} is proximal for a query at {@code t >= p}: a sink or one of the recent ones. */
+    /**
+     * Whether position {@code p} is proximal for a query at {@code t >= p}: a sink or one of the recent ones.
+     *
+     * @param p a stored row's position
+     * @param t the query's position, {@code >= p}
+     * @return {@code true} if the row keeps its own keys for that query
+     */
     public boolean proximal(long p, long t) {
         return p < sinks || p > t - recent;
     }

@@ -20,7 +20,14 @@ public final class PodSharing {
     private final LayerGrouping grouping;
     private final PodConfig config;
 
-    /** @throws KvArgumentException if the grouping's geometry is not the layout's */
+    /**
+     * PoD sharing of one model for stores of one layout.
+     *
+     * @param grouping the model's calibrated layer grouping
+     * @param config sinks, recent window and variant
+     * @param layout the layout of the stores the sharing will be used with
+     * @throws KvArgumentException if an argument is null or the grouping's geometry is not the layout's
+     */
     public PodSharing(LayerGrouping grouping, PodConfig config, KvLayout layout) {
         if (grouping == null || config == null || layout == null) {
             throw new KvArgumentException("PodSharing needs a grouping, a config and a layout (got null)");
@@ -30,10 +37,20 @@ public final class PodSharing {
         this.config = config;
     }
 
+    /**
+     * The layer grouping this sharing applies.
+     *
+     * @return the grouping given at construction
+     */
     public LayerGrouping grouping() {
         return grouping;
     }
 
+    /**
+     * The PoD settings (sinks, recent window, variant) this sharing applies.
+     *
+     * @return the configuration given at construction
+     */
     public PodConfig config() {
         return config;
     }
@@ -44,6 +61,9 @@ public final class PodSharing {
      * query's token are appended and before its attention.
      *
      * @return K blocks newly aliased (own copies released)
+     * @param sequence an open sequence of a store with this sharing's layout
+     * @param layer layer index, in {@code [0, layers)}
+     * @param queryPosition position of the query about to attend, {@code >= 0}
      */
     public int demote(Sequence sequence, int layer, long queryPosition) {
         int freed = 0;
@@ -56,7 +76,13 @@ public final class PodSharing {
         return freed;
     }
 
-    /** {@link #demote} for every layer. */
+    /**
+     * {@link #demote} for every layer.
+     *
+     * @param sequence an open sequence of a store with this sharing's layout
+     * @param queryPosition position of the query about to attend, {@code >= 0}
+     * @return K blocks newly aliased over all layers
+     */
     public int demoteAll(Sequence sequence, long queryPosition) {
         int freed = 0;
         for (int l = 0; l < grouping.layers(); l++) {
@@ -72,6 +98,7 @@ public final class PodSharing {
      * @param layerQueries {@code [layer][queryHeads * headDim]}: this token's queries of every layer up to
      *                     {@code layer} (base layers are lower, so already computed)
      * @param out          {@code queryHeads * headDim}, written
+     * @param layer layer index, in {@code [0, layers)}
      */
     public void distantQueries(int layer, float[][] layerQueries, float[] out) {
         ModelFingerprint m = grouping.model();

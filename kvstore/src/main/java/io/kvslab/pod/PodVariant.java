@@ -15,12 +15,22 @@ public enum PodVariant {
         this.label = label;
     }
 
-    /** "v1" or "v2". */
+    /**
+     * "v1" or "v2".
+     *
+     * @return {@code "v1"} or {@code "v2"}
+     */
     public String label() {
         return label;
     }
 
-    /** The variant named "v1" or "v2". */
+    /**
+     * The variant named "v1" or "v2".
+     *
+     * @param label {@code "v1"} or {@code "v2"}, any case
+     * @return the variant
+     * @throws KvArgumentException for any other label
+     */
     public static PodVariant of(String label) {
         for (PodVariant v : values()) {
             if (v.label.equalsIgnoreCase(label)) {

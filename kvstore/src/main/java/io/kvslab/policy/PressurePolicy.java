@@ -28,16 +28,18 @@ import java.util.Set;
  *       the scheduler queues its request again and prefills prompt and generated tokens anew.</li>
  * </ul>
  * Every action is returned as a {@link Decision} (for the caller's counters) and recorded as a JFR
- * {@link PreemptionEvent}. Confined to one thread (it owns a {@link Compressor}); close it when done.
+ * {@code io.kvslab.Preemption} event. Confined to one thread (it owns a {@link Compressor}); close it when done.
  */
 public final class PressurePolicy implements AutoCloseable {
-    /**
-     * The kinds of action, in the words of the {@code --pressure} option: compress a sequence, swap it out to a tier,
-     * or drop it for recompute.
-     *
-     * The kinds of action, in the words of the {@code --pressure} option.
-     */
-    public enum Action { COMPRESS, SWAP, RECOMPUTE }
+    /** The kinds of action, in the words of the {@code --pressure} option. */
+    public enum Action {
+        /** Compress the sequence with the step's policy and budget (it stays running). */
+        COMPRESS,
+        /** Swap the sequence out to a tier through the {@link Swapper}; the scheduler brings it back later. */
+        SWAP,
+        /** Close the sequence; the scheduler queues its request again and computes it anew. */
+        RECOMPUTE
+    }
 
     /**
      * One configured action: compression carries its policy (by name) and budget.

@@ -113,6 +113,10 @@ public final class PrefixTier implements AutoCloseable {
      *                      blocks only when model id and store layout are equal
      * @param queueCapacity blocks the write-behind queue holds at most (each holds a copy of its rows)
      * @throws KvArgumentException if an argument is null or blank, or the capacity is not in [1, 65536]
+     * @param store the open store whose sequences the tier serves
+     * @param local a prefix cache of {@code store}
+     * @param tier the shared tier (Redis, a directory) the blocks are published to and fetched from
+     * @return a new prefix tier with a running writer thread; close it when done
      */
     public static PrefixTier create(KvStore store, PrefixCache local, BlockTier tier, String modelId,
                                     int queueCapacity) {
@@ -139,12 +143,21 @@ public final class PrefixTier implements AutoCloseable {
         return p;
     }
 
-    /** The salt the local cache is used with (lookups through this tier use it; so may the caller's own). */
+    /**
+     * The salt the local cache is used with (lookups through this tier use it; so may the caller's own).
+     *
+     * @return the salt
+     */
     public long localSalt() {
         return keys.localSalt();
     }
 
-    /** The content addresses of the full token blocks of {@code tokens}. */
+    /**
+     * The content addresses of the full token blocks of {@code tokens}.
+     *
+     * @param tokens the prompt's token ids
+     * @return one key per full token block, in order
+     */
     public List<BlockKey> blockKeys(int[] tokens) {
         if (tokens == null) {
             throw new KvArgumentException("tokens must not be null");
@@ -152,6 +165,11 @@ public final class PrefixTier implements AutoCloseable {
         return List.of(keys.keys(tokens));
     }
 
+    /**
+     * The shared tier this prefix tier publishes to and fetches from.
+     *
+     * @return the tier given to {@link #create}
+     */
     public BlockTier tier() {
         return tier;
     }
@@ -160,6 +178,9 @@ public final class PrefixTier implements AutoCloseable {
      * A new sequence holding the longest prefix of {@code tokens} found locally or in the tier (whole token blocks
      * from position 0), as {@link PrefixCache#lookup}: the caller prefills the rest and closes the sequence. To keep
      * at least one token to compute (for its logits), look up {@code tokens} without its last token.
+     *
+     * @param tokens the prompt's token ids
+     * @return the match: a new sequence (possibly empty) and the number of tokens it covers
      */
     public PrefixMatch lookup(int[] tokens) {
         checkOpen();
@@ -263,6 +284,8 @@ public final class PrefixTier implements AutoCloseable {
      * Call it when blocks become full, e.g. after a prompt's prefill and whenever decoding fills a block.
      *
      * @return blocks queued by this call
+     * @param s an open sequence of the store holding the prompt's prefill from position 0
+     * @param tokens the prompt's token ids, in position order
      */
     public int publish(Sequence s, int[] tokens) {
         checkOpen();
@@ -362,6 +385,10 @@ public final class PrefixTier implements AutoCloseable {
     /**
      * Waits until every queued block was written (or failed), at most {@code timeoutMillis}; returns whether the
      * queue is empty. For tests and orderly shutdown.
+     *
+     * @param timeoutMillis the longest wait in milliseconds, {@code >= 0}
+     * @return {@code true} if the queue is empty
+     * @throws InterruptedException if the calling thread is interrupted while waiting
      */
     public boolean flush(long timeoutMillis) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
@@ -377,6 +404,12 @@ public final class PrefixTier implements AutoCloseable {
         }
     }
 
+    /**
+     * Counters since creation: lookups, blocks found locally, fetched, missed and rejected; blocks queued, published
+     * and dropped; bytes moved; and the queue depth now.
+     *
+     * @return a snapshot of the counters
+     */
     public PrefixTierStats stats() {
         return new PrefixTierStats(lookups.sum(), localBlocks.sum(), fetchedBlocks.sum(), missedBlocks.sum(),
                 rejectedBlocks.sum(), fetchFailures.sum(), queuedBlocks.sum(), publishedBlocks.sum(),

@@ -56,6 +56,8 @@ public final class RedisTier implements BlockTier {
      *         the path; the message names the missing class and the dependency to add. Thrown before any
      *         connection is attempted.
      * @throws KvArgumentException if {@code config} is null
+     * @param config the server address, key prefix, timeout and record TTL
+     * @return the tier; close it when done
      */
     public static RedisTier connect(RedisTierConfig config) {
         if (config == null) {
@@ -93,16 +95,30 @@ public final class RedisTier implements BlockTier {
         return "redis";
     }
 
+    /**
+     * The configuration this tier was opened with.
+     *
+     * @return the configuration given to {@link #connect}
+     */
     public RedisTierConfig config() {
         return config;
     }
 
-    /** Whether the tier has a live connection now (it reconnects by itself after a drop). */
+    /**
+     * Whether the tier has a live connection now (it reconnects by itself after a drop).
+     *
+     * @return {@code true} if connected now
+     */
     public boolean connected() {
         return backend.connected();
     }
 
-    /** The Redis key of a block: the key prefix and the block key's 32 hex digits. */
+    /**
+     * The Redis key of a block: the key prefix and the block key's 32 hex digits.
+     *
+     * @param key the block key
+     * @return the Redis key string
+     */
     public String redisKey(BlockKey key) {
         return config.keyPrefix() + checkKey(key).hex();
     }
@@ -198,7 +214,11 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    /** The server's {@code used_memory} (INFO memory), or empty when it cannot be asked now. */
+    /**
+     * The server's {@code used_memory} (INFO memory), or empty when it cannot be asked now.
+     *
+     * @return bytes used by the server, or empty
+     */
     public OptionalLong serverUsedMemory() {
         checkOpen();
         try {
