@@ -98,11 +98,11 @@ public final class KvCacheManager {
      * decode loop calls {@code reserve(s, 1)} every step). When a prefix cache is in use and the blocks are short,
      * unreferenced cached prefixes are evicted first.
      *
-     * @throws KvArgumentException for a negative count or a sequence of another store
-     * @throws ClosedException     if the sequence or store is closed
      * @param s an open sequence of this manager's store
      * @param tokens rows to reserve room for, {@code >= 0}
      * @return {@code true} if reserved, {@code false} if the store's limit cannot hold it (nothing changed)
+     * @throws KvArgumentException for a negative count or a sequence of another store
+     * @throws ClosedException     if the sequence or store is closed
      */
     public boolean reserve(Sequence s, int tokens) {
         long need = blocksToAppend(s, tokens);

@@ -93,7 +93,7 @@ public final class KvStore implements AutoCloseable {
     }
 
     /**
-     * A store with the given memory limit and slab size. Nothing is allocated until the first append.
+     * A store with the given memory limit and slab size.
      *
      * @param layout the geometry and element type of every block
      * @param config memory limit and slab size
@@ -164,13 +164,13 @@ public final class KvStore implements AutoCloseable {
      * then every record is read and verified (format checks, and that it is exactly the record written); on
      * success the records are removed from the tier and the handle is used up.
      *
+     * @param swapped the handle {@link Sequence#swapOut} returned, still open
+     * @return the restored sequence; the caller closes it
      * @throws io.kvslab.tier.TierRecordException if a record is missing or fails a check: the reserved blocks are
      *     freed, the store is unchanged and the handle stays open (close it and recompute)
      * @throws MemoryLimitExceededException if the blocks do not fit: the handle stays open (retry later)
      * @throws ClosedException if the handle was swapped in or closed already
      * @throws KvArgumentException if the handle is not from {@code swapOut} or its layout differs from this store's
-     * @param swapped the handle {@link Sequence#swapOut} returned, still open
-     * @return the restored sequence; the caller closes it
      */
     public Sequence swapIn(io.kvslab.tier.SwappedSequence swapped) {
         return io.kvslab.internal.tier.Swap.swapIn(this, swapped);

@@ -67,10 +67,10 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
      * empty if it is the requester, closed, or in use by another thread, and then nothing changed. The handle
      * returned swaps it back in later ({@link KvStore#swapIn}).
      *
-     * @throws io.kvslab.tier.TierWriteException if the tier declined a record (the victim is unchanged)
      * @param victim a sequence of the same store
      * @param tier where the victim's blocks go
      * @return the handle to swap it back in with, or empty if nothing was done
+     * @throws io.kvslab.tier.TierWriteException if the tier declined a record (the victim is unchanged)
      */
     public java.util.Optional<io.kvslab.tier.SwappedSequence> trySwapOut(Sequence victim,
                                                                          io.kvslab.tier.BlockTier tier) {

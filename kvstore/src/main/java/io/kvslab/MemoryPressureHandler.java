@@ -33,9 +33,9 @@ public interface MemoryPressureHandler {
     /**
      * Tries to free memory.
      *
-     * @return {@code true} if memory was freed and the allocation should be retried
      * @param pressure the allocation that hit the limit, and the non-blocking operations a handler may use on other
      *         sequences
+     * @return {@code true} if memory was freed and the allocation should be retried
      */
     boolean relieve(MemoryPressure pressure);
 }

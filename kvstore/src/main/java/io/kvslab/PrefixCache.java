@@ -194,10 +194,10 @@ public final class PrefixCache implements AutoCloseable {
      * index (an uncompressed prefix starting at position 0). Blocks already cached under the same key are kept
      * as they are. The caller vouches that the rows were computed from these tokens.
      *
-     * @return the number of token blocks newly cached
      * @param s an open sequence of this cache's store holding the prompt's prefill
      * @param tokens the prompt's token ids, in position order
      * @param salt the salt to cache the blocks under
+     * @return the number of token blocks newly cached
      */
     public int insert(Sequence s, int[] tokens, long salt) {
         if (s == null || tokens == null) {

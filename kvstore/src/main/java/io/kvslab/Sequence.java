@@ -188,9 +188,9 @@ public final class Sequence implements AutoCloseable {
      * empty out (like {@code llama_memory_seq_rm}). Remaining rows keep their positions; close the gap with
      * {@link #shiftPositions} if wanted. Removing a suffix copies nothing, even from shared blocks.
      *
-     * @return rows removed, summed over all (layer, KV head) tables
      * @param from first position of the range (inclusive), {@code >= 0}
      * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
+     * @return rows removed, summed over all (layer, KV head) tables
      */
     public long removePositions(long from, long to) {
         return tables.removePositions(from, to);
@@ -244,11 +244,11 @@ public final class Sequence implements AutoCloseable {
      * {@code s.shiftPositions(sink + n, Sequence.END, -n, rope)}.
      *
      * @param rope {@code null} to change positions only
-     * @throws KvArgumentException if a shifted position would be negative, overflow, or not stay strictly between
-     *                             its unshifted neighbours; or if a re-rotated key does not fit the dtype
      * @param from first position of the range (inclusive), {@code >= 0}
      * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
      * @param delta amount added to each position in the range (negative moves rows back)
+     * @throws KvArgumentException if a shifted position would be negative, overflow, or not stay strictly between
+     *                             its unshifted neighbours; or if a re-rotated key does not fit the dtype
      */
     public void shiftPositions(long from, long to, long delta, RopeRotation rope) {
         tables.shiftPositions(from, to, delta, rope);
@@ -299,11 +299,11 @@ public final class Sequence implements AutoCloseable {
      * {@link KvStore#swapIn} rebuilds it bitwise (rows, positions, ragged lengths after compression, shared PoD
      * keys).
      *
+     * @param tier where the blocks go; must not be null
      * @return the handle to swap it back in with, or to {@link io.kvslab.tier.SwappedSequence#close()} (removes
      *     the records) when the caller recomputes instead
      * @throws io.kvslab.tier.TierWriteException if the tier declined a record: the records written are removed
      *     and this sequence is unchanged
-     * @param tier where the blocks go; must not be null
      */
     public io.kvslab.tier.SwappedSequence swapOut(io.kvslab.tier.BlockTier tier) {
         return io.kvslab.internal.tier.Swap.swapOut(this, tier);
@@ -402,11 +402,11 @@ public final class Sequence implements AutoCloseable {
      * reference copies it first, so writing through one table never changes another.
      *
      * @param baseLayer a layer below {@code layer}; its block must be full and hold the same positions
-     * @return whether the table changed (false if the block already was that alias)
-     * @throws KvArgumentException if the base layer is not below, a block is not full, or positions differ
      * @param layer layer index, in {@code [0, layers)} of the store's layout
      * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
      * @param block block index in the (layer, KV head) table, in {@code [0, blockCount(layer, kvHead))}
+     * @return whether the table changed (false if the block already was that alias)
+     * @throws KvArgumentException if the base layer is not below, a block is not full, or positions differ
      */
     public boolean aliasKeyBlock(int layer, int kvHead, int block, int baseLayer) {
         return tables.aliasKeyBlock(layer, kvHead, block, baseLayer);
@@ -421,12 +421,12 @@ public final class Sequence implements AutoCloseable {
      *
      * @param sinks  leading positions that always keep their own keys, {@code >= 0}
      * @param recent positions up to and including the query's that keep their own keys, {@code >= 1}
-     * @return K blocks newly aliased (each one an own copy released)
-     * @throws KvArgumentException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
      * @param layer layer index, in {@code [0, layers)} of the store's layout
      * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
      * @param baseLayer the layer whose keys replace this layer's distant keys; below {@code layer}
      * @param queryPosition position of the query the distant/proximal split is computed for, {@code >= 0}
+     * @return K blocks newly aliased (each one an own copy released)
+     * @throws KvArgumentException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
      */
     public int shareDistantKeys(int layer, int kvHead, int baseLayer, int sinks, int recent, long queryPosition) {
         return tables.shareDistantKeys(layer, kvHead, baseLayer, sinks, recent, queryPosition);

@@ -70,10 +70,10 @@ public final class PodDecoder implements AutoCloseable {
      * A decoder on the native kernels.
      *
      * @param threads upper bound on kernel threads
-     * @throws KvArgumentException if the grouping's geometry is not the sequence's
      * @param sequence the open sequence to decode; the decoder appends to it and demotes its key blocks
      * @param sharing the grouping, configuration and layout check of this model
      * @return a new decoder, sharing not yet started
+     * @throws KvArgumentException if the grouping's geometry is not the sequence's
      */
     public static PodDecoder create(Sequence sequence, PodSharing sharing, int threads) {
         return create(sequence, sharing, threads, null);
@@ -208,9 +208,9 @@ public final class PodDecoder implements AutoCloseable {
      * query (conservative for the later ones); the caller appends and runs causal prefill attention. PoD v1 runs token
      * by token, so it refuses chunks once sharing is on.
      *
-     * @return K blocks freed
      * @param layer layer index, in {@code [0, layers)}
      * @param firstPosition position of the chunk's first token
+     * @return K blocks freed
      */
     public int demoteForChunk(int layer, long firstPosition) {
         checkOpen();

@@ -60,10 +60,10 @@ public final class PodSharing {
      * for a query at {@code queryPosition}. Base layers are untouched. Call it after {@code layer}'s rows for the
      * query's token are appended and before its attention.
      *
-     * @return K blocks newly aliased (own copies released)
      * @param sequence an open sequence of a store with this sharing's layout
      * @param layer layer index, in {@code [0, layers)}
      * @param queryPosition position of the query about to attend, {@code >= 0}
+     * @return K blocks newly aliased (own copies released)
      */
     public int demote(Sequence sequence, int layer, long queryPosition) {
         int freed = 0;

@@ -122,10 +122,10 @@ public final class PressurePolicy implements AutoCloseable {
      * Parses {@code compress:POLICY:BUDGET,swap,recompute} (any order, each at most once, at least one). A
      * {@code swap} step needs {@code swapper}; without one it is rejected.
      *
-     * @throws KvArgumentException naming what is wrong and what is allowed
      * @param spec the comma-separated steps
      * @param swapper what swaps a sequence out, or {@code null} when no tier is configured
      * @return the policy
+     * @throws KvArgumentException naming what is wrong and what is allowed
      */
     public static PressurePolicy parse(String spec, Swapper swapper) {
         if (spec == null || spec.isBlank()) {
@@ -203,9 +203,9 @@ public final class PressurePolicy implements AutoCloseable {
      * emptied here: the caller reads the decisions to requeue or park their requests.
      *
      * @param running the sequences it may act on (the one that needs room may be among them)
-     * @return the decisions taken, in order (empty if nothing could be done)
      * @param manager the store's manager, whose free blocks the policy counts
      * @param blocksNeeded blocks the caller needs free, {@code >= 0}
+     * @return the decisions taken, in order (empty if nothing could be done)
      */
     public List<Decision> relieve(KvCacheManager manager, List<Candidate> running, long blocksNeeded) {
         if (manager == null || running == null) {

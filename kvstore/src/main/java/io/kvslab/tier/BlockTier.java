@@ -27,10 +27,10 @@ public interface BlockTier extends AutoCloseable {
     /**
      * Stores {@code record} under {@code key}, replacing any earlier value.
      *
-     * @return {@code true} if the tier holds the record now; {@code false} if it declined or failed (full,
-     *     unreachable, timed out), which is counted and leaves any earlier value for the key unspecified
      * @param key the record's key
      * @param record the encoded record, not null
+     * @return {@code true} if the tier holds the record now; {@code false} if it declined or failed (full,
+     *     unreachable, timed out), which is counted and leaves any earlier value for the key unspecified
      */
     boolean put(BlockKey key, byte[] record);
 
@@ -61,8 +61,8 @@ public interface BlockTier extends AutoCloseable {
     /**
      * Removes the value under {@code key}.
      *
-     * @return {@code true} if a value was removed; {@code false} if there was none or the tier could not be reached
      * @param key the record's key
+     * @return {@code true} if a value was removed; {@code false} if there was none or the tier could not be reached
      */
     boolean remove(BlockKey key);
 

@@ -87,12 +87,12 @@ public final class DiskTier implements BlockTier {
     /**
      * Opens (creating it if needed) a disk tier on {@code directory} holding at most {@code capBytes} of records.
      *
-     * @throws KvArgumentException if the directory is null or not a directory, or the cap is not positive
-     * @throws ConcurrentUseException if another open tier (this process or another) uses the directory
-     * @throws KvSlabException if the directory cannot be created, locked or listed
      * @param directory the directory holding one file per record
      * @param capBytes the most bytes of records kept, {@code > 0}; least recently used records are evicted past it
      * @return the tier; close it to release the directory's lock
+     * @throws KvArgumentException if the directory is null or not a directory, or the cap is not positive
+     * @throws ConcurrentUseException if another open tier (this process or another) uses the directory
+     * @throws KvSlabException if the directory cannot be created, locked or listed
      */
     public static DiskTier open(Path directory, long capBytes) {
         if (directory == null) {

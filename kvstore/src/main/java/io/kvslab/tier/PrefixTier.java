@@ -112,11 +112,11 @@ public final class PrefixTier implements AutoCloseable {
      * @param modelId       identifies the model's weights (for example a hash of the weights file); processes share
      *                      blocks only when model id and store layout are equal
      * @param queueCapacity blocks the write-behind queue holds at most (each holds a copy of its rows)
-     * @throws KvArgumentException if an argument is null or blank, or the capacity is not in [1, 65536]
      * @param store the open store whose sequences the tier serves
      * @param local a prefix cache of {@code store}
      * @param tier the shared tier (Redis, a directory) the blocks are published to and fetched from
      * @return a new prefix tier with a running writer thread; close it when done
+     * @throws KvArgumentException if an argument is null or blank, or the capacity is not in [1, 65536]
      */
     public static PrefixTier create(KvStore store, PrefixCache local, BlockTier tier, String modelId,
                                     int queueCapacity) {
@@ -283,9 +283,9 @@ public final class PrefixTier implements AutoCloseable {
      * known to be in the tier, for the writer thread to store. Never waits: a full queue drops blocks (counted).
      * Call it when blocks become full, e.g. after a prompt's prefill and whenever decoding fills a block.
      *
-     * @return blocks queued by this call
      * @param s an open sequence of the store holding the prompt's prefill from position 0
      * @param tokens the prompt's token ids, in position order
+     * @return blocks queued by this call
      */
     public int publish(Sequence s, int[] tokens) {
         checkOpen();

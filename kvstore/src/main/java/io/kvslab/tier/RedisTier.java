@@ -52,12 +52,12 @@ public final class RedisTier implements BlockTier {
      * that is down or slow does not make this fail: the tier starts disconnected, its calls miss, and it keeps
      * trying to connect (at most once a second, without blocking its callers).
      *
+     * @param config the server address, key prefix, timeout and record TTL
+     * @return the tier; close it when done
      * @throws KvSlabException if Lettuce (io.lettuce:lettuce-core) or its dependencies (Netty, Reactor) are not on
      *         the path; the message names the missing class and the dependency to add. Thrown before any
      *         connection is attempted.
      * @throws KvArgumentException if {@code config} is null
-     * @param config the server address, key prefix, timeout and record TTL
-     * @return the tier; close it when done
      */
     public static RedisTier connect(RedisTierConfig config) {
         if (config == null) {

@@ -26,8 +26,8 @@ public record RedisTierConfig(String uri, Duration timeout, String keyPrefix, Du
      * Checks the values.
      *
      * @throws KvArgumentException if the URI is null, not {@code redis://} or {@code rediss://}, or has no host; the
-     *         timeout is not in {@code (0, 10 min]}; the prefix is null or longer than 256 characters; or the TTL is null or
-     *         negative
+     *         timeout is not in {@code (0, 10 min]}; the prefix is null or longer than 256 characters; or the TTL
+     *         is null or negative
      */
     public RedisTierConfig {
         if (uri == null) {
