@@ -6,7 +6,6 @@ import io.kvslab.bench.report.Json;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.SharedModels;
-import io.kvslab.pod.KvArgumentException;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.ModelFingerprint;
 import io.kvslab.policy.WindowPooling;
