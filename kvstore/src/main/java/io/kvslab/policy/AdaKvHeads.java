@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * Ada-KV head-wise budgets (arXiv 2407.11550, spec 1.3): the layer's free budget goes to the best-scored rows of
  * the layer as a whole (a top-k over the scores of all KV heads flattened), so heads with concentrated attention give
@@ -25,7 +27,7 @@ package io.kvslab.policy;
 record AdaKvHeads(double alpha) implements HeadAllocation {
     public AdaKvHeads {
         if (!(alpha >= 0.0 && alpha <= 1.0)) {
-            throw new PolicyException("Ada-KV's safeguard alpha must be in [0, 1], got " + alpha);
+            throw new KvArgumentException("Ada-KV's safeguard alpha must be in [0, 1], got " + alpha);
         }
     }
 

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * How many rows each (layer, KV head) of a sequence keeps. A budget counts <em>all</em> kept rows, protected ones
  * (observation window, sinks) included, like SnapKV's {@code max_capacity_prompt} and kvpress's {@code n_kept}.
@@ -66,11 +68,11 @@ public sealed interface Budget {
         /**
          * Checks the fraction.
          *
-         * @throws PolicyException if {@code fraction} is not in {@code (0, 1]}
+         * @throws KvArgumentException if {@code fraction} is not in {@code (0, 1]}
          */
         public Fraction {
             if (!(fraction > 0.0 && fraction <= 1.0)) {
-                throw new PolicyException("a budget fraction must be in (0, 1], got " + fraction);
+                throw new KvArgumentException("a budget fraction must be in (0, 1], got " + fraction);
             }
         }
 
@@ -98,11 +100,11 @@ public sealed interface Budget {
         /**
          * Checks the count.
          *
-         * @throws PolicyException if {@code tokens < 1}
+         * @throws KvArgumentException if {@code tokens < 1}
          */
         public Tokens {
             if (tokens < 1) {
-                throw new PolicyException("a token budget must be >= 1, got " + tokens);
+                throw new KvArgumentException("a token budget must be >= 1, got " + tokens);
             }
         }
 
@@ -129,7 +131,7 @@ public sealed interface Budget {
 
         @Override
         public int rowsFor(int n) {
-            throw new PolicyException("a dynamic budget has no fixed row count; only policies with a dynamic "
+            throw new KvArgumentException("a dynamic budget has no fixed row count; only policies with a dynamic "
                     + "layer rule (DBudgetKV) accept Budget.dynamic()");
         }
 

@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -42,12 +43,12 @@ public final class CompressionPolicy {
                              HeadAllocation headAllocation, Selector selector, Set<Integer> fullLayers) {
         if (name == null || name.isBlank() || protection == null || scorer == null || layerRule == null
                 || headAllocation == null || selector == null || fullLayers == null) {
-            throw new PolicyException("a policy needs a name, protection, scorer, layer rule, head allocation, "
+            throw new KvArgumentException("a policy needs a name, protection, scorer, layer rule, head allocation, "
                     + "selector and a (possibly empty) set of full layers; got a null or blank one");
         }
         for (Integer l : fullLayers) {
             if (l == null || l < 0) {
-                throw new PolicyException("full layers must be layer indices >= 0, got " + l);
+                throw new KvArgumentException("full layers must be layer indices >= 0, got " + l);
             }
         }
         this.name = name;
@@ -260,7 +261,7 @@ public final class CompressionPolicy {
      */
     public Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
         if (context == null || budget == null || workspace == null) {
-            throw new PolicyException("select needs a context, a budget and a workspace (got null)");
+            throw new KvArgumentException("select needs a context, a budget and a workspace (got null)");
         }
         checkBudget(budget);
         RowCounts counts = countRows(context);
@@ -281,10 +282,10 @@ public final class CompressionPolicy {
     /** A dynamic policy takes only {@link Budget#dynamic()}, a fixed one only a fraction or token count. */
     void checkBudget(Budget budget) {
         if (budget == null) {
-            throw new PolicyException(name + " needs a budget (got null)");
+            throw new KvArgumentException(name + " needs a budget (got null)");
         }
         if (dynamicBudget() != (budget instanceof Budget.Dynamic)) {
-            throw new PolicyException(dynamicBudget()
+            throw new KvArgumentException(dynamicBudget()
                     ? name + " sets its own budget; pass Budget.dynamic(), not " + budget
                     : name + " needs a fixed budget (Budget.fraction or Budget.tokens); Budget.dynamic() is for "
                     + "policies with a dynamic layer rule such as DBudgetKV");
@@ -342,7 +343,7 @@ public final class CompressionPolicy {
                 } else {
                     long[] positions = protection.observationWindow() ? sequence.positions(l, h) : null;
                     if (positions != null && positions.length != n) {
-                        throw new PolicyException("layer " + l + " head " + h + " changed while it was being read");
+                        throw new KvArgumentException("layer " + l + " head " + h + " changed while it was being read");
                     }
                     prot[l][h] = RowOrder.count(protection.mask(n, positions, windowStart));
                 }
@@ -404,12 +405,12 @@ public final class CompressionPolicy {
 
     private void checkShape(String who, float[][] scores, LayerContext layer) {
         if (scores == null || scores.length != layer.kvHeads()) {
-            throw new PolicyException(name + ": the " + who + " returned " + (scores == null ? "null" : scores.length)
+            throw new KvArgumentException(name + ": the " + who + " returned " + (scores == null ? "null" : scores.length)
                     + " score arrays for " + layer.kvHeads() + " KV heads");
         }
         for (int h = 0; h < scores.length; h++) {
             if (scores[h] == null || scores[h].length != layer.head(h).length()) {
-                throw new PolicyException(name + ": the " + who + " returned a wrong-sized score array for layer "
+                throw new KvArgumentException(name + ": the " + who + " returned a wrong-sized score array for layer "
                         + layer.layer() + " head " + h);
             }
         }
@@ -417,7 +418,7 @@ public final class CompressionPolicy {
 
     private void checkLength(String who, int[] a, int heads) {
         if (a == null || a.length != heads) {
-            throw new PolicyException(name + ": the " + who + " returned " + (a == null ? "null" : a.length)
+            throw new KvArgumentException(name + ": the " + who + " returned " + (a == null ? "null" : a.length)
                     + " budgets for " + heads + " KV heads");
         }
     }
@@ -425,26 +426,26 @@ public final class CompressionPolicy {
     /** A custom selector must keep every protected row and stay within its budget (or the protected count). */
     private void checkKept(int[][] kept, boolean[][] prot, int[] budgets, LayerContext layer) {
         if (kept == null || kept.length != prot.length) {
-            throw new PolicyException(name + ": the selector returned the wrong number of heads");
+            throw new KvArgumentException(name + ": the selector returned the wrong number of heads");
         }
         for (int h = 0; h < kept.length; h++) {
             boolean[] in = new boolean[prot[h].length];
             for (int r : kept[h]) {
                 if (r < 0 || r >= in.length) {
-                    throw new PolicyException(name + ": the selector kept row " + r + " of layer " + layer.layer()
+                    throw new KvArgumentException(name + ": the selector kept row " + r + " of layer " + layer.layer()
                             + " head " + h + ", which has " + in.length + " rows");
                 }
                 in[r] = true;
             }
             for (int r = 0; r < in.length; r++) {
                 if (prot[h][r] && !in[r]) {
-                    throw new PolicyException(name + ": the selector dropped protected row " + r + " of layer "
+                    throw new KvArgumentException(name + ": the selector dropped protected row " + r + " of layer "
                             + layer.layer() + " head " + h);
                 }
             }
             int p = RowOrder.count(prot[h]);
             if (kept[h].length > Math.max(budgets[h], p)) {
-                throw new PolicyException(name + ": the selector kept " + kept[h].length + " rows of layer "
+                throw new KvArgumentException(name + ": the selector kept " + kept[h].length + " rows of layer "
                         + layer.layer() + " head " + h + " over its budget " + Math.max(budgets[h], p));
             }
         }

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * What a layer-at-a-time compression did to one sequence: the rows of every (layer, KV head) before and after. Only
  * counts, so a result stays small however long the sequence is (the kept row indices lived one layer at a time).
@@ -11,11 +13,11 @@ public record CompressionResult(int[][] rowsBefore, int[][] rowsAfter) {
     /**
      * Checks that both arrays are given with one entry per layer.
      *
-     * @throws PolicyException if an array is null or their layer counts differ
+     * @throws KvArgumentException if an array is null or their layer counts differ
      */
     public CompressionResult {
         if (rowsBefore == null || rowsAfter == null || rowsBefore.length != rowsAfter.length) {
-            throw new PolicyException("a compression result needs rows before and after for every layer");
+            throw new KvArgumentException("a compression result needs rows before and after for every layer");
         }
     }
 

@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
 
@@ -74,7 +75,7 @@ public final class Compressor implements AutoCloseable {
                     policy.needsOutputProjection() ? inputs.outputProjection(l) : null, policy.readsRows());
             for (int h = 0; h < heads; h++) {
                 if (layer.head(h).length() != counts.rows(l, h)) {
-                    throw new PolicyException("layer " + l + " head " + h + " changed during the compression ("
+                    throw new KvArgumentException("layer " + l + " head " + h + " changed during the compression ("
                             + counts.rows(l, h) + " rows counted, " + layer.head(h).length() + " read); one "
                             + "writer at a time");
                 }
@@ -103,10 +104,10 @@ public final class Compressor implements AutoCloseable {
     public List<CompressionResult> compressBatch(List<Sequence> sequences, CompressionPolicy policy,
                                                  List<LayerInputs> inputs, List<Budget> budgets) {
         if (sequences == null || inputs == null || budgets == null || policy == null) {
-            throw new PolicyException("compressBatch needs sequences, a policy, inputs and budgets (got null)");
+            throw new KvArgumentException("compressBatch needs sequences, a policy, inputs and budgets (got null)");
         }
         if (sequences.size() != inputs.size() || sequences.size() != budgets.size()) {
-            throw new PolicyException("need one input and one budget per sequence: " + sequences.size()
+            throw new KvArgumentException("need one input and one budget per sequence: " + sequences.size()
                     + " sequences, " + inputs.size() + " inputs, " + budgets.size() + " budgets");
         }
         for (int i = 0; i < sequences.size(); i++) {
@@ -122,7 +123,7 @@ public final class Compressor implements AutoCloseable {
     /** Checks the arguments and that every layer's inputs are present; returns the first pass's counts. */
     private RowCounts prepare(Sequence sequence, CompressionPolicy policy, Budget budget, LayerInputs inputs) {
         if (sequence == null || policy == null || budget == null || inputs == null) {
-            throw new PolicyException("compress needs a sequence, a policy, a budget and inputs (got null; "
+            throw new KvArgumentException("compress needs a sequence, a policy, a budget and inputs (got null; "
                     + "LayerInputs.none() for a policy that needs none)");
         }
         policy.checkBudget(budget);
@@ -135,11 +136,11 @@ public final class Compressor implements AutoCloseable {
             }
             WindowQueries window = policy.windowQueries() > 0 ? inputs.window(l) : null;
             if (policy.windowQueries() > 0 && window == null) {
-                throw new PolicyException(policy.name() + " needs the observation-window queries of layer " + l
+                throw new KvArgumentException(policy.name() + " needs the observation-window queries of layer " + l
                         + " (LayerInputs gave none)");
             }
             if (policy.needsOutputProjection() && inputs.outputProjection(l) == null) {
-                throw new PolicyException(policy.name() + " needs W_o of layer " + l + " (LayerInputs gave none)");
+                throw new KvArgumentException(policy.name() + " needs W_o of layer " + l + " (LayerInputs gave none)");
             }
             windowStarts[l] = policy.windowStart(l, window);
         }

@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.internal.ffm.OutputProjectionWeights;
 /**
  * CriticalKV's two-stage selection (arXiv 2502.03805, spec 2.2-2.4), replacing a per-head top-k.
@@ -24,10 +25,10 @@ import io.kvslab.internal.ffm.OutputProjectionWeights;
 record CriticalSelector(double alpha, double eps) implements Selector {
     public CriticalSelector {
         if (!(alpha >= 0.0 && alpha <= 1.0)) {
-            throw new PolicyException("CriticalKV's first-stage fraction must be in [0, 1], got " + alpha);
+            throw new KvArgumentException("CriticalKV's first-stage fraction must be in [0, 1], got " + alpha);
         }
         if (!(eps >= 0.0) || Double.isInfinite(eps)) {
-            throw new PolicyException("CriticalKV's eps must be finite and >= 0, got " + eps);
+            throw new KvArgumentException("CriticalKV's eps must be finite and >= 0, got " + eps);
         }
     }
 

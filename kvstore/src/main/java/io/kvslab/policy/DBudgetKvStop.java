@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * DBudgetKV's own per-layer row count, whatever the policy's scorer and protection: the {@link NormLossStop} run
  * along DBudgetKV's ranking (the first {@code sinks} rows protected, the others newest to oldest), so a layer keeps
@@ -17,7 +19,7 @@ package io.kvslab.policy;
 record DBudgetKvStop(NormLossStop stop, int sinks) implements LayerBudgetRule {
     DBudgetKvStop {
         if (stop == null || sinks < 0) {
-            throw new PolicyException("DBudgetKV's stop needs a norm-loss rule and sinks >= 0, got " + stop + " and "
+            throw new KvArgumentException("DBudgetKV's stop needs a norm-loss rule and sinks >= 0, got " + stop + " and "
                     + sinks);
         }
     }

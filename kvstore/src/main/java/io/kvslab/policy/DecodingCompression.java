@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.Sequence;
 
 /**
@@ -23,14 +24,14 @@ public final class DecodingCompression {
      * @param policy     the policy to run
      * @param interval   decoded tokens between two compressions (>= 1)
      * @param targetRows rows per (layer, KV head) after a compression (>= 1; ignored by a dynamic policy)
-     * @throws PolicyException if {@code policy} is null or a count is below 1
+     * @throws KvArgumentException if {@code policy} is null or a count is below 1
      */
     public DecodingCompression(CompressionPolicy policy, int interval, int targetRows) {
         if (policy == null) {
-            throw new PolicyException("decoding compression needs a policy (got null)");
+            throw new KvArgumentException("decoding compression needs a policy (got null)");
         }
         if (interval < 1 || targetRows < 1) {
-            throw new PolicyException("interval and targetRows must be >= 1, got " + interval + " and " + targetRows);
+            throw new KvArgumentException("interval and targetRows must be >= 1, got " + interval + " and " + targetRows);
         }
         this.policy = policy;
         this.interval = interval;

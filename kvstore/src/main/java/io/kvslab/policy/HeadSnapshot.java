@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.Sequence;
 
 /**
@@ -19,31 +20,31 @@ public record HeadSnapshot(float[] keys, float[] values, long[] positions, int h
     /**
      * Checks the arrays against each other and the positions' order.
      *
-     * @throws PolicyException if an array is null, {@code headDim < 1}, the lengths disagree, or positions are negative
+     * @throws KvArgumentException if an array is null, {@code headDim < 1}, the lengths disagree, or positions are negative
      *         or not strictly ascending
      */
     public HeadSnapshot {
         if (keys == null || values == null || positions == null) {
-            throw new PolicyException("keys, values and positions are required (got null)");
+            throw new KvArgumentException("keys, values and positions are required (got null)");
         }
         if (headDim < 1) {
-            throw new PolicyException("headDim must be >= 1, got " + headDim);
+            throw new KvArgumentException("headDim must be >= 1, got " + headDim);
         }
         long need = (long) positions.length * headDim;
         boolean positionsOnly = keys.length == 0 && values.length == 0;
         if (!positionsOnly && (keys.length != need || values.length != need)) {
-            throw new PolicyException("a head with " + positions.length + " rows of " + headDim
+            throw new KvArgumentException("a head with " + positions.length + " rows of " + headDim
                     + " elements needs keys and values of " + need + " floats; got " + keys.length + " and "
                     + values.length);
         }
         for (int i = 1; i < positions.length; i++) {
             if (positions[i] <= positions[i - 1]) {
-                throw new PolicyException("row positions must be strictly ascending; row " + i + " has position "
+                throw new KvArgumentException("row positions must be strictly ascending; row " + i + " has position "
                         + positions[i] + " after " + positions[i - 1]);
             }
         }
         if (positions.length > 0 && positions[0] < 0) {
-            throw new PolicyException("positions must be >= 0, got " + positions[0]);
+            throw new KvArgumentException("positions must be >= 0, got " + positions[0]);
         }
     }
 

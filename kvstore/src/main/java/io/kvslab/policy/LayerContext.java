@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import java.util.List;
 
 /**
@@ -18,32 +19,32 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
      * Checks the geometry: heads share the query heads evenly, every head has {@code headDim}, and the window and W_o
      * (when given) have matching sizes.
      *
-     * @throws PolicyException if a value is out of range, inconsistent, or null where required
+     * @throws KvArgumentException if a value is out of range, inconsistent, or null where required
      */
     public LayerContext {
         if (layer < 0) {
-            throw new PolicyException("layer must be >= 0, got " + layer);
+            throw new KvArgumentException("layer must be >= 0, got " + layer);
         }
         if (heads == null || heads.isEmpty()) {
-            throw new PolicyException("a layer needs at least one KV head");
+            throw new KvArgumentException("a layer needs at least one KV head");
         }
         heads = List.copyOf(heads);
         if (queryHeads < 1 || queryHeads % heads.size() != 0) {
-            throw new PolicyException(queryHeads + " query heads cannot be shared evenly by " + heads.size()
+            throw new KvArgumentException(queryHeads + " query heads cannot be shared evenly by " + heads.size()
                     + " KV heads (GQA needs queryHeads to be a positive multiple of kvHeads)");
         }
         for (int h = 0; h < heads.size(); h++) {
             if (heads.get(h).headDim() != headDim) {
-                throw new PolicyException("KV head " + h + " has headDim " + heads.get(h).headDim()
+                throw new KvArgumentException("KV head " + h + " has headDim " + heads.get(h).headDim()
                         + " but the layer has " + headDim);
             }
         }
         if (window != null && window.queries().length / window.size() != (long) queryHeads * headDim) {
-            throw new PolicyException("each window query token must hold queryHeads * headDim = "
+            throw new KvArgumentException("each window query token must hold queryHeads * headDim = "
                     + (long) queryHeads * headDim + " floats, got " + window.queries().length / window.size());
         }
         if (outputProjection != null && outputProjection.inputDim() != (long) queryHeads * headDim) {
-            throw new PolicyException("W_o must have queryHeads * headDim = " + (long) queryHeads * headDim
+            throw new KvArgumentException("W_o must have queryHeads * headDim = " + (long) queryHeads * headDim
                     + " columns, got " + outputProjection.inputDim());
         }
     }
@@ -78,11 +79,11 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
     public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
                                     OutputProjection outputProjection, boolean rows) {
         if (sequence == null) {
-            throw new PolicyException("read needs a sequence (got null)");
+            throw new KvArgumentException("read needs a sequence (got null)");
         }
         io.kvslab.KvLayout layout = sequence.layout();
         if (layer < 0 || layer >= layout.layers()) {
-            throw new PolicyException("layer must be in [0, " + layout.layers() + "), got " + layer);
+            throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
         }
         List<HeadSnapshot> heads = new java.util.ArrayList<>(layout.kvHeads());
         for (int h = 0; h < layout.kvHeads(); h++) {
@@ -119,19 +120,19 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         return heads.get(kvHead);
     }
 
-    /** The observation window, or a PolicyException naming {@code who} needs it. */
+    /** The observation window, or a KvArgumentException naming {@code who} needs it. */
     WindowQueries requireWindow(String who) {
         if (window == null) {
-            throw new PolicyException(who + " needs the observation-window queries of layer " + layer
+            throw new KvArgumentException(who + " needs the observation-window queries of layer " + layer
                     + " (LayerContext.window is null)");
         }
         return window;
     }
 
-    /** W_o, or a PolicyException naming {@code who} needs it. */
+    /** W_o, or a KvArgumentException naming {@code who} needs it. */
     OutputProjection requireOutputProjection(String who) {
         if (outputProjection == null) {
-            throw new PolicyException(who + " needs W_o of layer " + layer + " (LayerContext.outputProjection is null)");
+            throw new KvArgumentException(who + " needs W_o of layer " + layer + " (LayerContext.outputProjection is null)");
         }
         return outputProjection;
     }

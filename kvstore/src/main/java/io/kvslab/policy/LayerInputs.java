@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import java.util.List;
 import java.util.function.IntFunction;
 
@@ -8,7 +9,7 @@ import java.util.function.IntFunction;
  * and W_o (CriticalKV). {@link Compressor} asks for layer {@code l}'s inputs twice: in its first pass (that they
  * are there, and where the window starts) and when it compresses layer {@code l}; so a caller can produce them
  * lazily, and should cache them if that is expensive. A function returning null means "not available"; a policy
- * that needs it then fails with a {@link PolicyException} before any layer changes.
+ * that needs it then fails with a {@link KvArgumentException} before any layer changes.
  *
  * @param windows           layer to window queries, or null when none are available
  * @param outputProjections layer to W_o, or null when none are available

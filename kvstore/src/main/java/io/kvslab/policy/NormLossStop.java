@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * DBudgetKV's dynamic layer budget (ReFreeKV, arXiv 2502.16886, spec 4.3): keep the shortest prefix of the ranking
  * whose attention-norm loss stays within the threshold T.
@@ -34,13 +36,13 @@ record NormLossStop(double threshold, int lastRows, SinkBaseline baseline, HeadA
 
     public NormLossStop {
         if (!(threshold >= 0.0 && threshold < 1.0)) {
-            throw new PolicyException("DBudgetKV's threshold must be in [0, 1), got " + threshold);
+            throw new KvArgumentException("DBudgetKV's threshold must be in [0, 1), got " + threshold);
         }
         if (lastRows < 1) {
-            throw new PolicyException("DBudgetKV averages at least the last query row, got lastRows " + lastRows);
+            throw new KvArgumentException("DBudgetKV averages at least the last query row, got lastRows " + lastRows);
         }
         if (baseline == null || aggregation == null) {
-            throw new PolicyException("baseline and aggregation are required (got null)");
+            throw new KvArgumentException("baseline and aggregation are required (got null)");
         }
     }
 

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * A layer's attention output projection W_o as llama2.c stores it: {@code [modelDim][queryHeads * headDim]}
  * row-major, {@code out = W_o x}. Query head {@code h}'s slice W_o^h is columns {@code h*headDim ..
@@ -12,14 +14,14 @@ public record OutputProjection(float[] weights, int modelDim) {
     /**
      * Checks that the weights split into {@code modelDim} rows.
      *
-     * @throws PolicyException if {@code weights} is null, {@code modelDim < 1} or does not divide its length
+     * @throws KvArgumentException if {@code weights} is null, {@code modelDim < 1} or does not divide its length
      */
     public OutputProjection {
         if (weights == null) {
-            throw new PolicyException("W_o weights are required (got null)");
+            throw new KvArgumentException("W_o weights are required (got null)");
         }
         if (modelDim < 1 || weights.length % modelDim != 0) {
-            throw new PolicyException("W_o with " + weights.length + " floats cannot have " + modelDim + " rows");
+            throw new KvArgumentException("W_o with " + weights.length + " floats cannot have " + modelDim + " rows");
         }
     }
 

@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -50,7 +51,7 @@ public final class Policies {
      *
      * @param name one of {@link #NAMES}, any case
      * @return a new policy with the method's default parameters
-     * @throws PolicyException if the name is unknown (the message lists the known ones)
+     * @throws KvArgumentException if the name is unknown (the message lists the known ones)
      */
     public static CompressionPolicy byName(String name) {
         String n = name == null ? "" : name.toLowerCase(Locale.ROOT).replace("-", "").replace("_", "");
@@ -64,7 +65,7 @@ public final class Policies {
             case "criticaladakv" -> criticalAdaKv();
             case "dbudgetkv", "refreekv" -> dbudgetKv();
             case "criticaldbudgetkv" -> criticalDbudgetKv();
-            default -> throw new PolicyException("unknown policy '" + name + "'; known: " + String.join(", ", NAMES));
+            default -> throw new KvArgumentException("unknown policy '" + name + "'; known: " + String.join(", ", NAMES));
         };
     }
 
@@ -247,7 +248,7 @@ public final class Policies {
     public static CompressionPolicy criticalDbudgetKv(LayerBudgetRule stop, int sinks, Scorer scoring,
                                                       Selector stages) {
         if (!(stop instanceof NormLossStop normLoss)) {
-            throw new PolicyException("criticalDbudgetKv needs DBudgetKV's norm-loss stop (Policies.normLossStop), "
+            throw new KvArgumentException("criticalDbudgetKv needs DBudgetKV's norm-loss stop (Policies.normLossStop), "
                     + "got " + stop);
         }
         return criticalKv(scoring, stages).withName("criticaldbudgetkv")

@@ -170,7 +170,7 @@ public final class PressurePolicy implements AutoCloseable {
         CompressionPolicy policy;
         try {
             policy = Policies.byName(f[1]);
-        } catch (PolicyException e) {
+        } catch (KvArgumentException e) {
             throw new KvArgumentException("'" + part + "': " + e.getMessage());
         }
         if (policy.windowQueries() > 0 || policy.needsOutputProjection()) {
@@ -181,7 +181,7 @@ public final class PressurePolicy implements AutoCloseable {
         try {
             budget = f[2].contains(".") ? Budget.fraction(Double.parseDouble(f[2]))
                     : Budget.tokens(Integer.parseInt(f[2]));
-        } catch (NumberFormatException | PolicyException e) {
+        } catch (NumberFormatException | KvArgumentException e) {
             throw new KvArgumentException("'" + part + "': budget '" + f[2] + "' must be a fraction in (0, 1] "
                     + "(with a dot, e.g. 0.5) or a whole number of rows per head >= 1");
         }

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * Rows a policy must never evict, as explicit masks (never as sentinel scores: kvpress's {@code finfo.max} markers
  * can be multiplied away by a zero value norm, spec 2.9 trap 1).
@@ -14,11 +16,11 @@ public record Protection(int sinks, int recent, boolean observationWindow) {
     /**
      * Checks the counts.
      *
-     * @throws PolicyException if {@code sinks} or {@code recent} is negative
+     * @throws KvArgumentException if {@code sinks} or {@code recent} is negative
      */
     public Protection {
         if (sinks < 0 || recent < 0) {
-            throw new PolicyException("protected sink and recent counts must be >= 0, got " + sinks + " and "
+            throw new KvArgumentException("protected sink and recent counts must be >= 0, got " + sinks + " and "
                     + recent);
         }
     }
@@ -75,7 +77,7 @@ public record Protection(int sinks, int recent, boolean observationWindow) {
             return Long.MAX_VALUE;
         }
         if (window == null) {
-            throw new PolicyException("an observation-window protection needs the observation-window queries of "
+            throw new KvArgumentException("an observation-window protection needs the observation-window queries of "
                     + "layer " + layer + " (none were given)");
         }
         return (windowSize > 0 ? window.last(windowSize) : window).start();

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * PyramidKV's layer budgets: lower layers keep more, upper layers less, linearly, with exactly the same total per
  * KV head as the uniform budget (see {@link #layerTargets}; the cross-layer view comes from {@link RowCounts}, so
@@ -21,7 +23,7 @@ package io.kvslab.policy;
 record PyramidLayers(int beta) implements LayerBudgetRule {
     public PyramidLayers {
         if (beta < 1) {
-            throw new PolicyException("PyramidKV's beta must be >= 1, got " + beta);
+            throw new KvArgumentException("PyramidKV's beta must be >= 1, got " + beta);
         }
     }
 

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * Scores each row by its recency (its row index, newer = higher), so a top-k keeps the newest rows: StreamingLLM's
  * "recent window" and DBudgetKV's newest-to-oldest ranking. The sinks come from {@link Protection}. Row indices are
@@ -19,7 +21,7 @@ record RecencyScorer() implements Scorer {
         for (int h = 0; h < layer.kvHeads(); h++) {
             int n = layer.head(h).length();
             if (n > MAX_EXACT_ROWS) {
-                throw new PolicyException("recency scores are exact for at most " + MAX_EXACT_ROWS
+                throw new KvArgumentException("recency scores are exact for at most " + MAX_EXACT_ROWS
                         + " rows per head; layer " + layer.layer() + " head " + h + " has " + n);
             }
             float[] s = new float[n];

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * The last {@code capacity} queries of every layer of one sequence, kept so that a policy that needs an observation
  * window can run during decoding (kvpress's DecodingPress keeps a hidden-state buffer for the same reason). The
@@ -21,11 +23,11 @@ public final class RecentQueries {
      * @param queryHeads query heads per token
      * @param headDim    elements per head
      * @param capacity   queries kept per layer (the policy's {@link CompressionPolicy#windowQueries()})
-     * @throws PolicyException if a count is below 1
+     * @throws KvArgumentException if a count is below 1
      */
     public RecentQueries(int layers, int queryHeads, int headDim, int capacity) {
         if (layers < 1 || queryHeads < 1 || headDim < 1 || capacity < 1) {
-            throw new PolicyException("layers, queryHeads, headDim and capacity must be >= 1; got " + layers + ", "
+            throw new KvArgumentException("layers, queryHeads, headDim and capacity must be >= 1; got " + layers + ", "
                     + queryHeads + ", " + headDim + ", " + capacity);
         }
         this.layers = layers;
@@ -46,16 +48,16 @@ public final class RecentQueries {
      */
     public void push(int layer, float[] query, long position) {
         if (layer < 0 || layer >= layers) {
-            throw new PolicyException("layer must be in [0, " + layers + "), got " + layer);
+            throw new KvArgumentException("layer must be in [0, " + layers + "), got " + layer);
         }
         if (query == null || query.length != width) {
-            throw new PolicyException("a query must hold queryHeads * headDim = " + width + " floats, got "
+            throw new KvArgumentException("a query must hold queryHeads * headDim = " + width + " floats, got "
                     + (query == null ? "null" : query.length));
         }
         if (count[layer] > 0) {
             long last = positions[layer][(next[layer] + capacity - 1) % capacity];
             if (position <= last) {
-                throw new PolicyException("query positions must increase; got " + position + " after " + last);
+                throw new KvArgumentException("query positions must increase; got " + position + " after " + last);
             }
         }
         int slot = next[layer];
@@ -73,7 +75,7 @@ public final class RecentQueries {
      */
     public WindowQueries window(int layer) {
         if (layer < 0 || layer >= layers) {
-            throw new PolicyException("layer must be in [0, " + layers + "), got " + layer);
+            throw new KvArgumentException("layer must be in [0, " + layers + "), got " + layer);
         }
         int n = count[layer];
         if (n == 0) {

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * The cross-layer view a layer budget rule may use: for every (layer, KV head) of the sequence, its rows and its
  * protected rows before compression. Cheap to obtain (lengths, plus positions when the observation window is
@@ -14,19 +16,19 @@ public record RowCounts(int[][] rows, int[][] protectedRows) {
     /**
      * Checks the shapes and that each protected count lies in {@code [0, rows]}.
      *
-     * @throws PolicyException if the arrays are null, empty, of different shapes or a count is out of range
+     * @throws KvArgumentException if the arrays are null, empty, of different shapes or a count is out of range
      */
     public RowCounts {
         if (rows == null || protectedRows == null || rows.length == 0 || rows.length != protectedRows.length) {
-            throw new PolicyException("row counts need the same number (>= 1) of layers for rows and protected rows");
+            throw new KvArgumentException("row counts need the same number (>= 1) of layers for rows and protected rows");
         }
         for (int l = 0; l < rows.length; l++) {
             if (rows[l] == null || protectedRows[l] == null || rows[l].length != protectedRows[l].length) {
-                throw new PolicyException("layer " + l + " needs one row and one protected count per KV head");
+                throw new KvArgumentException("layer " + l + " needs one row and one protected count per KV head");
             }
             for (int h = 0; h < rows[l].length; h++) {
                 if (rows[l][h] < 0 || protectedRows[l][h] < 0 || protectedRows[l][h] > rows[l][h]) {
-                    throw new PolicyException("layer " + l + " head " + h + ": protected rows " + protectedRows[l][h]
+                    throw new KvArgumentException("layer " + l + " head " + h + ": protected rows " + protectedRows[l][h]
                             + " must be in [0, rows = " + rows[l][h] + "]");
                 }
             }

@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import java.util.Arrays;
 
 /**
@@ -30,7 +31,7 @@ final class RowOrder {
             if (eligible == null || eligible[r]) {
                 float s = scores[r];
                 if (Float.isNaN(s)) {
-                    throw new PolicyException("score of row " + r + " is NaN; the inputs (keys, values, queries) "
+                    throw new KvArgumentException("score of row " + r + " is NaN; the inputs (keys, values, queries) "
                             + "must be finite");
                 }
                 // high 32 bits: a signed int that falls as the score rises; low 32 bits: the row index.

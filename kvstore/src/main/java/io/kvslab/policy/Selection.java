@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.Sequence;
 
 /**
@@ -13,22 +14,22 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
     /**
      * Checks that there is one kept list and one length per (layer, KV head).
      *
-     * @throws PolicyException if the arrays are null or their shapes disagree
+     * @throws KvArgumentException if the arrays are null or their shapes disagree
      */
     public Selection {
         if (kept == null || lengthsBefore == null || kept.length != lengthsBefore.length) {
-            throw new PolicyException("a selection needs one kept list and one length per (layer, KV head)");
+            throw new KvArgumentException("a selection needs one kept list and one length per (layer, KV head)");
         }
         for (int l = 0; l < kept.length; l++) {
             if (kept[l].length != lengthsBefore[l].length) {
-                throw new PolicyException("layer " + l + " has " + kept[l].length + " kept lists for "
+                throw new KvArgumentException("layer " + l + " has " + kept[l].length + " kept lists for "
                         + lengthsBefore[l].length + " KV heads");
             }
             for (int h = 0; h < kept[l].length; h++) {
                 int[] rows = kept[l][h];
                 for (int i = 0; i < rows.length; i++) {
                     if (rows[i] < 0 || rows[i] >= lengthsBefore[l][h] || (i > 0 && rows[i] <= rows[i - 1])) {
-                        throw new PolicyException("layer " + l + " head " + h + ": kept rows must be strictly "
+                        throw new KvArgumentException("layer " + l + " head " + h + ": kept rows must be strictly "
                                 + "ascending indices in [0, " + lengthsBefore[l][h] + "); index " + i + " is "
                                 + rows[i]);
                     }
@@ -108,22 +109,22 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
      */
     public void applyTo(Sequence sequence) {
         if (sequence == null) {
-            throw new PolicyException("applyTo needs a sequence (got null)");
+            throw new KvArgumentException("applyTo needs a sequence (got null)");
         }
         int layers = sequence.layout().layers();
         int kvHeads = sequence.layout().kvHeads();
         if (layers != kept.length) {
-            throw new PolicyException("the selection has " + kept.length + " layers but the sequence has " + layers);
+            throw new KvArgumentException("the selection has " + kept.length + " layers but the sequence has " + layers);
         }
         for (int l = 0; l < layers; l++) {
             if (kept[l].length != kvHeads) {
-                throw new PolicyException("the selection has " + kept[l].length + " KV heads in layer " + l
+                throw new KvArgumentException("the selection has " + kept[l].length + " KV heads in layer " + l
                         + " but the sequence has " + kvHeads);
             }
             for (int h = 0; h < kvHeads; h++) {
                 int len = sequence.length(l, h);
                 if (len != lengthsBefore[l][h]) {
-                    throw new PolicyException("layer " + l + " head " + h + " has " + len + " rows but the "
+                    throw new KvArgumentException("layer " + l + " head " + h + " has " + len + " rows but the "
                             + "selection was made from " + lengthsBefore[l][h] + "; select again");
                 }
             }

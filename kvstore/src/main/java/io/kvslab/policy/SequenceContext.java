@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import java.util.List;
 
 /**
@@ -16,23 +17,23 @@ public record SequenceContext(List<LayerContext> layers) {
      * Checks that there is at least one layer, that layer {@code l} sits at index {@code l} and that all layers share
      * one geometry.
      *
-     * @throws PolicyException if the list is null or empty, or a layer is out of place or of another geometry
+     * @throws KvArgumentException if the list is null or empty, or a layer is out of place or of another geometry
      */
     public SequenceContext {
         if (layers == null || layers.isEmpty()) {
-            throw new PolicyException("a sequence context needs at least one layer");
+            throw new KvArgumentException("a sequence context needs at least one layer");
         }
         layers = List.copyOf(layers);
         LayerContext first = layers.get(0);
         for (int l = 0; l < layers.size(); l++) {
             LayerContext c = layers.get(l);
             if (c.layer() != l) {
-                throw new PolicyException("layer contexts must be in layer order 0.." + (layers.size() - 1)
+                throw new KvArgumentException("layer contexts must be in layer order 0.." + (layers.size() - 1)
                         + "; position " + l + " holds layer " + c.layer());
             }
             if (c.queryHeads() != first.queryHeads() || c.kvHeads() != first.kvHeads()
                     || c.headDim() != first.headDim()) {
-                throw new PolicyException("layer " + l + " has shape (" + c.queryHeads() + " query heads, "
+                throw new KvArgumentException("layer " + l + " has shape (" + c.queryHeads() + " query heads, "
                         + c.kvHeads() + " KV heads, headDim " + c.headDim() + ") but layer 0 has ("
                         + first.queryHeads() + ", " + first.kvHeads() + ", " + first.headDim() + ")");
             }

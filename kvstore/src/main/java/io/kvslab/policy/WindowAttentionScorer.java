@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * SnapKV's observation-window score (spec 1.2), the base signal of SnapKV, Ada-KV, PyramidKV and CriticalKV.
  *
@@ -31,13 +33,13 @@ record WindowAttentionScorer(int window, WindowPooling pooling, int kernel, Pool
 
     public WindowAttentionScorer {
         if (window < 1) {
-            throw new PolicyException("the observation window must hold >= 1 query, got " + window);
+            throw new KvArgumentException("the observation window must hold >= 1 query, got " + window);
         }
         if (kernel < 1 || kernel % 2 == 0) {
-            throw new PolicyException("the pooling kernel must be odd and >= 1, got " + kernel);
+            throw new KvArgumentException("the pooling kernel must be odd and >= 1, got " + kernel);
         }
         if (pooling == null || order == null || groupReduce == null) {
-            throw new PolicyException("pooling, order and groupReduce are required (got null)");
+            throw new KvArgumentException("pooling, order and groupReduce are required (got null)");
         }
     }
 

@@ -1,5 +1,7 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
+
 /**
  * The observation window of one layer: the queries of the last {@code w} tokens, RoPE-rotated at their absolute
  * positions, laid out {@code [w][queryHeads][headDim]}. Query {@code i} sits at {@code positions[i]} (ascending)
@@ -16,23 +18,23 @@ public record WindowQueries(float[] queries, long[] positions) {
      * Checks that both arrays are given, the queries split evenly into {@code positions.length} tokens, and the
      * positions ascend strictly.
      *
-     * @throws PolicyException if an array is null, there is no query, the lengths disagree or the positions do not
+     * @throws KvArgumentException if an array is null, there is no query, the lengths disagree or the positions do not
      *         ascend
      */
     public WindowQueries {
         if (queries == null || positions == null) {
-            throw new PolicyException("window queries and their positions are required (got null)");
+            throw new KvArgumentException("window queries and their positions are required (got null)");
         }
         if (positions.length == 0) {
-            throw new PolicyException("the observation window needs at least one query");
+            throw new KvArgumentException("the observation window needs at least one query");
         }
         if (queries.length % positions.length != 0) {
-            throw new PolicyException(queries.length + " query floats do not split into " + positions.length
+            throw new KvArgumentException(queries.length + " query floats do not split into " + positions.length
                     + " equal tokens");
         }
         for (int i = 1; i < positions.length; i++) {
             if (positions[i] <= positions[i - 1]) {
-                throw new PolicyException("window query positions must be strictly ascending; query " + i
+                throw new KvArgumentException("window query positions must be strictly ascending; query " + i
                         + " has position " + positions[i] + " after " + positions[i - 1]);
             }
         }
@@ -55,7 +57,7 @@ public record WindowQueries(float[] queries, long[] positions) {
      */
     public WindowQueries last(int count) {
         if (count < 1) {
-            throw new PolicyException("a window needs at least one query, asked for " + count);
+            throw new KvArgumentException("a window needs at least one query, asked for " + count);
         }
         if (count >= positions.length) {
             return this;

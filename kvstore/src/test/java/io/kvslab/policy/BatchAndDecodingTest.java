@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
@@ -68,7 +69,7 @@ class BatchAndDecodingTest {
             Sequence sa = a.fill(store);
             Sequence sb = b.fill(store);
             long live = store.stats().liveBytes();
-            assertThrows(PolicyException.class, () -> c.compressBatch(List.of(sa, sb), p,
+            assertThrows(KvArgumentException.class, () -> c.compressBatch(List.of(sa, sb), p,
                     List.of(a.inputs(), b.inputs()), List.of(Budget.fraction(0.25), Budget.dynamic())));
             assertEquals(live, store.stats().liveBytes());
             assertEquals(64, sa.length(0, 0));
@@ -78,7 +79,7 @@ class BatchAndDecodingTest {
             for (int l = 0; l < SHAPE.layers(); l++) {
                 sa.append(l, k, k, 64);
             }
-            assertThrows(PolicyException.class, () -> stale.applyTo(sa));
+            assertThrows(KvArgumentException.class, () -> stale.applyTo(sa));
             assertEquals(65, sa.length(2, 1));
             sa.close();
             sb.close();
@@ -156,7 +157,7 @@ class BatchAndDecodingTest {
         WindowQueries w = r.window(0);
         assertArrayEquals(new long[]{12, 13, 14}, w.positions());
         assertArrayEquals(new float[]{2, -2, 3, -3, 4, -4}, w.queries());
-        assertThrows(PolicyException.class, () -> r.push(0, new float[]{0, 0}, 14));
-        assertThrows(PolicyException.class, () -> r.push(0, new float[]{0}, 15));
+        assertThrows(KvArgumentException.class, () -> r.push(0, new float[]{0, 0}, 14));
+        assertThrows(KvArgumentException.class, () -> r.push(0, new float[]{0}, 15));
     }
 }

@@ -1,6 +1,7 @@
 package io.kvslab.policy;
 
 
+import io.kvslab.KvArgumentException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -41,7 +42,7 @@ class HandComputedSelectionTest {
         float[] s = {0.5f, 0.7f, 0.5f, -0.0f, 0.0f, 0.7f};
         assertArrayEquals(new int[]{1, 5, 0, 2, 3, 4}, RowOrder.ranked(s, null));
         assertArrayEquals(new int[]{5, 2, 4}, RowOrder.ranked(s, mask(6, 2, 4, 5)));
-        assertThrows(PolicyException.class, () -> RowOrder.ranked(new float[]{1f, Float.NaN}, null));
+        assertThrows(KvArgumentException.class, () -> RowOrder.ranked(new float[]{1f, Float.NaN}, null));
     }
 
     // ------------------------------------------------------------------ StreamingLLM
@@ -375,8 +376,8 @@ class HandComputedSelectionTest {
                 }
             }
         }
-        assertThrows(PolicyException.class, () -> p.select(data.context(), Budget.fraction(0.5), kernels));
-        assertThrows(PolicyException.class, () -> Policies.snapKv().select(data.context(), Budget.dynamic(),
+        assertThrows(KvArgumentException.class, () -> p.select(data.context(), Budget.fraction(0.5), kernels));
+        assertThrows(KvArgumentException.class, () -> Policies.snapKv().select(data.context(), Budget.dynamic(),
                 kernels));
     }
 }

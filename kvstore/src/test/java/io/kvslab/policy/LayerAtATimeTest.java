@@ -1,5 +1,6 @@
 package io.kvslab.policy;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.MemoryLimitExceededException;
@@ -292,16 +293,16 @@ class LayerAtATimeTest {
             for (int l = 0; l < SHAPE.layers() - 1; l++) {
                 windows.add(all.window(l));
             }
-            PolicyException e = assertThrows(PolicyException.class,
+            KvArgumentException e = assertThrows(KvArgumentException.class,
                     () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5), LayerInputs.of(windows, null)));
             assertTrue(e.getMessage().contains("layer " + (SHAPE.layers() - 1)), e.getMessage());
             assertUnchanged(seq, keys, values, live, store);
             // CriticalKV without W_o, a dynamic budget for a fixed policy, no inputs at all
-            assertThrows(PolicyException.class, () -> c.compress(seq, policy("criticalkv"), Budget.fraction(0.5),
+            assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("criticalkv"), Budget.fraction(0.5),
                     LayerInputs.windows(all::window)));
-            assertThrows(PolicyException.class, () -> c.compress(seq, policy("snapkv"), Budget.dynamic(), all));
-            assertThrows(PolicyException.class, () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5)));
-            assertThrows(PolicyException.class, () -> c.compress(seq, null, Budget.fraction(0.5)));
+            assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("snapkv"), Budget.dynamic(), all));
+            assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5)));
+            assertThrows(KvArgumentException.class, () -> c.compress(seq, null, Budget.fraction(0.5)));
             assertUnchanged(seq, keys, values, live, store);
             seq.close();
         }

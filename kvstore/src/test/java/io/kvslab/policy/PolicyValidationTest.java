@@ -11,10 +11,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Bad configurations and inputs fail with a PolicyException that says what was wrong. */
+/** Bad configurations and inputs fail with a KvArgumentException that says what was wrong. */
 class PolicyValidationTest {
     private static void fails(String fragment, Runnable r) {
-        PolicyException e = assertThrows(PolicyException.class, r::run);
+        KvArgumentException e = assertThrows(KvArgumentException.class, r::run);
         assertTrue(e.getMessage().contains(fragment), "message '" + e.getMessage() + "' lacks '" + fragment + "'");
         assertTrue(e instanceof KvArgumentException);
     }

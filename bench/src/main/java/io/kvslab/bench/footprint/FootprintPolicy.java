@@ -1,5 +1,6 @@
 package io.kvslab.bench.footprint;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.bench.stress.StructuredKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.KvLayout;
@@ -9,7 +10,6 @@ import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.PolicyException;
 
 import java.util.Locale;
 
@@ -60,7 +60,7 @@ public interface FootprintPolicy {
                 CompressionPolicy p;
                 try {
                     p = Policies.byName(n);
-                } catch (PolicyException e) {
+                } catch (KvArgumentException e) {
                     throw new IllegalArgumentException("unknown policy '" + name + "': use full or one of "
                             + Policies.NAMES);
                 }

@@ -1,5 +1,6 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.ReferenceAttention;
 
@@ -22,7 +23,6 @@ import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.PolicyException;
 
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -84,7 +84,7 @@ public final class LongContextStress {
             CompressionPolicy p;
             try {
                 p = Policies.byName(policy);
-            } catch (PolicyException e) {
+            } catch (KvArgumentException e) {
                 throw new IllegalArgumentException("policy must be one of " + Policies.NAMES + ", got '" + policy
                         + "'");
             }
