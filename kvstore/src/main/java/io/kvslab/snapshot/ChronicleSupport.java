@@ -21,7 +21,7 @@ final class ChronicleSupport {
 
     private ChronicleSupport() {}
 
-    /** Throws {@link SnapshotPrerequisiteException} unless Chronicle is present and has its flags. */
+    /** Throws a {@link SnapshotException.Reason#PREREQUISITE} SnapshotException unless Chronicle is present and has its flags. */
     static void require() {
         if (checked) {
             return;
@@ -32,7 +32,7 @@ final class ChronicleSupport {
             Class.forName(BYTES_CLASS, false, loader);
             core = Class.forName(CORE_CLASS, false, loader);
         } catch (ClassNotFoundException | LinkageError e) {
-            throw new SnapshotPrerequisiteException("snapshots need Chronicle Bytes, an optional dependency of "
+            throw SnapshotException.prerequisite("snapshots need Chronicle Bytes, an optional dependency of "
                     + "kvslab-core: add net.openhft:chronicle-bytes (the version kvslab-core was built with) to the "
                     + "application's dependencies (" + e.getMessage() + " is missing)", List.of());
         }
@@ -47,7 +47,7 @@ final class ChronicleSupport {
             missing.add("--add-exports=java.base/sun.nio.ch=" + target);
         }
         if (!missing.isEmpty()) {
-            throw new SnapshotPrerequisiteException("snapshots (Chronicle Bytes) need these JVM flags, missing "
+            throw SnapshotException.prerequisite("snapshots (Chronicle Bytes) need these JVM flags, missing "
                     + "from this JVM: " + String.join(" ", missing), missing);
         }
         checked = true;

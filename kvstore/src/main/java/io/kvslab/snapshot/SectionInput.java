@@ -5,7 +5,7 @@ import java.nio.ByteOrder;
 
 /**
  * Reads little-endian values from one section {@code [start, end)} of a snapshot through a small window;
- * reading past the section's end is a {@link CorruptSnapshotException}, never an out-of-bounds access.
+ * reading past the section's end is a {@link SnapshotException.Reason#CORRUPT} SnapshotException, never an out-of-bounds access.
  */
 final class SectionInput {
     private static final int WINDOW = 64 * 1024;
@@ -64,7 +64,7 @@ final class SectionInput {
         }
         long pos = position();
         if (end - pos < n) {
-            throw new CorruptSnapshotException("snapshot " + file + ": the " + section + " ends at byte " + end
+            throw SnapshotException.corrupt("snapshot " + file + ": the " + section + " ends at byte " + end
                     + " but a field at byte " + pos + " needs " + n + " more bytes");
         }
         int len = (int) Math.min(WINDOW, end - pos);

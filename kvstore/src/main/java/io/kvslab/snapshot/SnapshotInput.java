@@ -11,7 +11,7 @@ import java.nio.file.StandardOpenOption;
 /**
  * A snapshot file read with positional {@link FileChannel} reads, never through a memory map: a file that another
  * process truncates or rewrites while it is read yields short reads, reported as a
- * {@link CorruptSnapshotException}, where a mapped read would fault (SIGBUS, surfacing as
+ * {@link SnapshotException.Reason#CORRUPT} SnapshotException, where a mapped read would fault (SIGBUS, surfacing as
  * {@code java.lang.InternalError}). The size is taken once, at open; every read is checked against it and against
  * what the file still holds.
  */
@@ -32,15 +32,15 @@ final class SnapshotInput implements AutoCloseable {
         try {
             ch = FileChannel.open(path, StandardOpenOption.READ);
         } catch (NoSuchFileException e) {
-            throw new SnapshotException("snapshot " + file + " does not exist", e);
+            throw SnapshotException.io("snapshot " + file + " does not exist", e);
         } catch (IOException | UnsupportedOperationException e) {
-            throw new SnapshotException("cannot read snapshot " + file + ": " + e, e);
+            throw SnapshotException.io("cannot read snapshot " + file + ": " + e, e);
         }
         try {
             return new SnapshotInput(file, ch, ch.size());
         } catch (IOException e) {
             closeQuietly(ch);
-            throw new SnapshotException("cannot read snapshot " + file + ": " + e, e);
+            throw SnapshotException.io("cannot read snapshot " + file + ": " + e, e);
         }
     }
 
@@ -56,7 +56,7 @@ final class SnapshotInput implements AutoCloseable {
     /** Reads exactly {@code len} bytes at {@code offset} into {@code dst[0, len)}. */
     void readFully(long offset, byte[] dst, int len) {
         if (offset < 0 || len < 0 || len > dst.length || offset > size - len) {
-            throw new CorruptSnapshotException("snapshot " + file + ": " + len + " bytes at offset " + offset
+            throw SnapshotException.corrupt("snapshot " + file + ": " + len + " bytes at offset " + offset
                     + " lie outside the file's " + size + " bytes");
         }
         ByteBuffer buf = ByteBuffer.wrap(dst, 0, len);
@@ -64,16 +64,16 @@ final class SnapshotInput implements AutoCloseable {
             while (buf.hasRemaining()) {
                 int n = channel.read(buf, offset + buf.position());
                 if (n < 0) {
-                    throw new CorruptSnapshotException("snapshot " + file + " is truncated: " + len + " bytes at "
+                    throw SnapshotException.corrupt("snapshot " + file + " is truncated: " + len + " bytes at "
                             + offset + " requested, the file ended after " + buf.position() + " of them (it was "
                             + size + " bytes when opened; was it truncated or replaced while being read?)");
                 }
             }
         } catch (ClosedChannelException e) {
-            throw new SnapshotException("snapshot " + file + ": the file was closed while being read "
+            throw SnapshotException.io("snapshot " + file + ": the file was closed while being read "
                     + "(the reading thread was interrupted?)", e);
         } catch (IOException e) {
-            throw new SnapshotException("snapshot " + file + ": cannot read " + len + " bytes at " + offset + ": " + e, e);
+            throw SnapshotException.io("snapshot " + file + ": cannot read " + len + " bytes at " + offset + ": " + e, e);
         }
     }
 

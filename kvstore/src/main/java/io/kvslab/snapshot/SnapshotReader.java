@@ -62,14 +62,14 @@ final class SnapshotReader implements AutoCloseable {
     /** Opens a snapshot and checks its header (magic, version, checksum, size, section bounds, layout fields). */
     static SnapshotReader open(Path path) {
         if (path == null) {
-            throw new SnapshotException("snapshot path must not be null");
+            throw SnapshotException.unsuitable("snapshot path must not be null");
         }
         SnapshotInput in = SnapshotInput.open(path);
         try {
             String file = in.file();
             long size = in.size();
             if (size < SnapshotFormat.HEADER_BYTES) {
-                throw new CorruptSnapshotException("snapshot " + file + " is truncated: it has " + size
+                throw SnapshotException.corrupt("snapshot " + file + " is truncated: it has " + size
                         + " bytes, the header alone needs " + SnapshotFormat.HEADER_BYTES);
             }
             byte[] head = new byte[SnapshotFormat.HEADER_BYTES];
@@ -89,7 +89,7 @@ final class SnapshotReader implements AutoCloseable {
     /** Throws unless the snapshot's layout equals the store's. */
     void checkLayout(KvStore store) {
         if (!layout.equals(store.layout())) {
-            throw new SnapshotLayoutMismatchException(file, layout, store.layout());
+            throw SnapshotException.layoutMismatch(file, layout, store.layout());
         }
     }
 
@@ -133,7 +133,7 @@ final class SnapshotReader implements AutoCloseable {
         checkLayout(target.store());
         verify();
         if (ids.length != 1) {
-            throw new SnapshotException("snapshot " + file + " holds " + ids.length + " sequences; restoring into "
+            throw SnapshotException.unsuitable("snapshot " + file + " holds " + ids.length + " sequences; restoring into "
                     + "one sequence needs a snapshot of exactly one (use restoreAll)");
         }
         try (BlockStaging staging = stage(target.store())) {
@@ -155,17 +155,17 @@ final class SnapshotReader implements AutoCloseable {
     private static SnapshotFormat.Header checkHeader(String file, byte[] head, long size) {
         if (!Arrays.equals(head, 0, SnapshotFormat.MAGIC.length, SnapshotFormat.MAGIC, 0,
                 SnapshotFormat.MAGIC.length)) {
-            throw new CorruptSnapshotException("snapshot " + file + " is not a KVSlab snapshot: it does not start "
+            throw SnapshotException.corrupt("snapshot " + file + " is not a KVSlab snapshot: it does not start "
                     + "with the magic \"KVSLSNAP\" (an incomplete save has a zeroed header)");
         }
         SnapshotFormat.Header h = SnapshotFormat.Header.decode(head);
         if (h.version() < SnapshotFormat.MIN_VERSION || h.version() > SnapshotFormat.VERSION) {
-            throw new UnsupportedSnapshotVersionException(file, h.version());
+            throw SnapshotException.unsupportedVersion(file, h.version());
         }
         int stored = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getInt(SnapshotFormat.OFF_HEADER_CRC);
         int actual = SnapshotFormat.crc(head, 0, SnapshotFormat.OFF_HEADER_CRC);
         if (stored != actual) {
-            throw new CorruptSnapshotException("snapshot " + file + ": header checksum mismatch (stored 0x"
+            throw SnapshotException.corrupt("snapshot " + file + ": header checksum mismatch (stored 0x"
                     + Integer.toHexString(stored) + ", computed 0x" + Integer.toHexString(actual) + ")");
         }
         if (h.headerBytes() != SnapshotFormat.HEADER_BYTES) {
@@ -173,7 +173,7 @@ final class SnapshotReader implements AutoCloseable {
                     + SnapshotFormat.HEADER_BYTES);
         }
         if (h.totalBytes() != size) {
-            throw new CorruptSnapshotException("snapshot " + file + (size < h.totalBytes()
+            throw SnapshotException.corrupt("snapshot " + file + (size < h.totalBytes()
                     ? " is truncated: the header says " + h.totalBytes() + " bytes, the file has " + size
                     : " has " + (size - h.totalBytes()) + " trailing bytes after its " + h.totalBytes()
                     + " bytes of content"));
@@ -483,7 +483,7 @@ final class SnapshotReader implements AutoCloseable {
         }
     }
 
-    private static CorruptSnapshotException corrupt(String file, String what) {
-        return new CorruptSnapshotException("snapshot " + file + " is corrupt: " + what);
+    private static SnapshotException corrupt(String file, String what) {
+        return SnapshotException.corrupt("snapshot " + file + " is corrupt: " + what);
     }
 }

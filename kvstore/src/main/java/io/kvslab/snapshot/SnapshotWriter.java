@@ -82,7 +82,7 @@ final class SnapshotWriter {
         long largestBlock = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
         int version = layout.uniformDtype() ? SnapshotFormat.UNIFORM_VERSION : SnapshotFormat.VERSION;
         if (largestBlock > SnapshotFormat.MAX_BLOCK_BYTES) {
-            throw new SnapshotException("cannot save snapshot " + target + ": blocks of " + largestBlock
+            throw SnapshotException.unsuitable("cannot save snapshot " + target + ": blocks of " + largestBlock
                     + " bytes exceed the format's limit of " + SnapshotFormat.MAX_BLOCK_BYTES + " bytes per block");
         }
 
@@ -137,7 +137,7 @@ final class SnapshotWriter {
         // 3. Temp file, written through a memory map; header last.
         Path dir = target.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) {
-            throw new SnapshotException("cannot save snapshot " + target + ": directory " + dir + " does not exist");
+            throw SnapshotException.io("cannot save snapshot " + target + ": directory " + dir + " does not exist", null);
         }
         Path tmp = dir.resolve("." + target.getFileName() + ".tmp-"
                 + Long.toHexString(ThreadLocalRandom.current().nextLong()));
@@ -216,7 +216,7 @@ final class SnapshotWriter {
             moved = true;
             syncDirectory(dir);
         } catch (IOException e) {
-            throw new SnapshotException("cannot save snapshot " + target + ": " + e, e);
+            throw SnapshotException.io("cannot save snapshot " + target + ": " + e, e);
         } finally {
             if (!moved) {
                 try {
@@ -299,7 +299,7 @@ final class SnapshotWriter {
         try {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
-            throw new SnapshotException("cannot save snapshot " + target + ": the file system cannot rename "
+            throw SnapshotException.io("cannot save snapshot " + target + ": the file system cannot rename "
                     + "atomically, so a crash could leave a partial file; save to a local file system", e);
         }
     }

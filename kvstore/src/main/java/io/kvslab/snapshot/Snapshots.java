@@ -24,14 +24,15 @@ import java.util.List;
  * checksum, the structure, every block checksum (CRC32C) and every payload value (finite in the dtype, as
  * {@code append} requires) before it allocates anything, and commits all sequences in one step. Files are read
  * with positional reads, so one truncated while it is read fails typed. A bad file throws
- * {@link CorruptSnapshotException}, {@link UnsupportedSnapshotVersionException} or
- * {@link SnapshotLayoutMismatchException}, naming the file and the field, and restores nothing.
+ * a {@link SnapshotException} whose {@link SnapshotException#reason() reason} is {@code CORRUPT},
+ * {@code UNSUPPORTED_VERSION} or {@code LAYOUT_MISMATCH}, naming the file and the field, and restores nothing.
  *
  * <p>Sequences being saved must not be mutated meanwhile (the one-writer rule); other sequences may be.
  *
  * <p><b>Prerequisites.</b> Snapshots use Chronicle Bytes, an optional dependency of kvslab-core, and the JVM flags
  * {@code --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-exports=java.base/sun.nio.ch=ALL-UNNAMED}. Every
- * method first checks both and throws {@link SnapshotPrerequisiteException} naming the missing jar or flags.
+ * method first checks both and throws a {@link SnapshotException} with reason {@code PREREQUISITE} naming the
+ * missing jar or flags ({@link SnapshotException#missingFlags()}).
  */
 public final class Snapshots {
     private Snapshots() {}
@@ -111,7 +112,7 @@ public final class Snapshots {
         try (SnapshotReader reader = SnapshotReader.open(file)) {
             if (reader.sequenceCount() != 1) {
                 reader.checkLayout(store);
-                throw new SnapshotException("snapshot " + file + " holds " + reader.sequenceCount() + " sequences; "
+                throw SnapshotException.unsuitable("snapshot " + file + " holds " + reader.sequenceCount() + " sequences; "
                         + "restore() needs exactly one (use restoreAll)");
             }
             List<RestoredSequence> restored = reader.restoreAll(store);

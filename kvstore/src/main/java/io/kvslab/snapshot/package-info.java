@@ -8,6 +8,6 @@
  * <p>Depends on {@code io.kvslab} (its raw block access, {@code io.kvslab.internal.table.RawBlocks}, not exported); the cache does
  * not depend on this package. Chronicle Bytes and the JVM flags it needs ({@code --add-opens=java.base/java.lang.reflect},
  * {@code --add-exports=java.base/sun.nio.ch}) are checked by every {@code Snapshots} method
- * ({@link io.kvslab.snapshot.SnapshotPrerequisiteException}).
+ * (a {@link io.kvslab.snapshot.SnapshotException} with reason {@code PREREQUISITE}).
  */
 package io.kvslab.snapshot;

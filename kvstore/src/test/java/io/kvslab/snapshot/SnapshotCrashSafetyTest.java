@@ -57,8 +57,7 @@ class SnapshotCrashSafetyTest {
                         Path tmp = s.filter(p -> p.getFileName().toString().contains(".tmp-")).findFirst()
                                 .orElseThrow();
                         seenTemp.set(tmp);
-                        CorruptSnapshotException e = assertThrows(CorruptSnapshotException.class,
-                                () -> Snapshots.inspect(tmp));
+                        SnapshotException e = Rejections.assertCorrupt(() -> Snapshots.inspect(tmp));
                         assertTrue(e.getMessage().contains("not a KVSlab snapshot"), e.getMessage());
                     } catch (IOException e) {
                         throw new AssertionError(e);

@@ -86,11 +86,11 @@ class SnapshotHostileFileTest {
     void blockBytesOfTwoGibibytesIsRejectedBeforeAnyAllocation() throws IOException {
         // 65536 x 8192 x 4 = 2^31: the old reader did new byte[(int) 2^31] (NegativeArraySizeException)
         Path neg = crafted("neg.kvs", 1, 1, 1, 65536, 0, 8192, 0, new byte[0]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(neg)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(neg)),
                 "neg.kvs", "tokensPerBlock x 262144 bytes per row = 2147483648", "at most 1073741824");
         // 2^31 - 2^18: a 2 GiB heap array for a 136-byte file (OutOfMemoryError)
         Path big = crafted("big.kvs", 1, 1, 1, 65536, 0, 8191, 0, new byte[0]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(big)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(big)),
                 "big.kvs", "= 2147221504 bytes per block", "at most 1073741824");
     }
 
@@ -98,19 +98,19 @@ class SnapshotHostileFileTest {
     void hugeLayerAndHeadCountsAreRejectedBeforeAnyAllocation() throws IOException {
         // layers = kvHeads = 2^30: 8 * layers * kvHeads overflowed, then new TableImage[1][2^30][2^30]
         Path huge = crafted("huge.kvs", 1 << 30, 1 << 30, 1 << 30, 64, 1, 32, 1, new byte[8]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(huge)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(huge)),
                 "huge.kvs", "layout field layers is 1073741824, allowed [1, 65536]");
         // within the per-field maxima, but 2^32 tables per sequence
         Path tables = crafted("tables.kvs", 65536, 65536, 65536, 64, 1, 32, 1, new byte[8]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(tables)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(tables)),
                 "layers x kvHeads = 65536 x 65536 = 4294967296 tables per sequence", "at most 16777216");
         // past KvLayout's bound of 2^20 tables per sequence: rejected as an invalid layout
         Path layout = crafted("layout.kvs", 4096, 4096, 4096, 64, 1, 32, 1, new byte[8]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(layout)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(layout)),
                 "layout.kvs", "4096 x 4096 = 16777216", "at most 1048576");
         // 2^20 tables per sequence are allowed, but one sequence needs 8 + 8 * 2^20 table bytes, the file has 8
         Path fits = crafted("fits.kvs", 1024, 1024, 1024, 64, 1, 32, 1, new byte[8]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(fits)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(fits)),
                 "1 sequences of 1024 x 1024 tables need at least 1 x 8388616 bytes", "allowed sequence count [0, 0]");
     }
 
@@ -118,7 +118,7 @@ class SnapshotHostileFileTest {
     void countsBeyondTheFileAreRejectedWithTheirRange() throws IOException {
         // 2^31 - 1 sequences in a table section of 8 body bytes: at most one id fits
         Path seqs = crafted("seqs.kvs", 1, 1, 1, 64, 1, 32, Integer.MAX_VALUE, new byte[8]);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(seqs)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(seqs)),
                 "seqs.kvs", "header field sequence count is 2147483647, allowed [0, 1]");
         byte[] b = Files.readAllBytes(crafted("blocks.kvs", 1, 1, 1, 64, 1, 32, 0, new byte[0]));
         ByteBuffer f = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
@@ -126,13 +126,13 @@ class SnapshotHostileFileTest {
         f.putInt(124, crc(b, 0, 124));
         Path blocks = dir.resolve("blocks.kvs");
         Files.write(blocks, b);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(blocks)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(blocks)),
                 "header field block count is 268435456, allowed exactly 0");
         f.putInt(SnapshotFormat.OFF_BLOCKS, 0);
         f.putLong(SnapshotFormat.OFF_DATA_BYTES, Long.MAX_VALUE);
         f.putInt(124, crc(b, 0, 124));
         Files.write(blocks, b);
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(blocks)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(blocks)),
                 "header field dataBytes is 9223372036854775807, allowed exactly 0");
     }
 
@@ -185,13 +185,13 @@ class SnapshotHostileFileTest {
         Path p = poisoned(DType.F16, 0x7E00, "nan.kvs");
         KvLayout layout = new KvLayout(1, 2, 2, 16, DType.F16, 8);
         try (KvStore st = KvStore.open(layout)) {
-            CorruptSnapshotException e = assertThrows(CorruptSnapshotException.class, () -> Snapshots.restore(st, p));
+            SnapshotException e = Rejections.assertCorrupt(() -> Snapshots.restore(st, p));
             assertMessage(e, "nan.kvs", "data section, block 0 (K rows of sequence", "layer 0, KV head 0, K block 0)",
                     "row 0, element 0 is NaN (F16 bits 0x7e00)", "finite F16 values, as append requires");
             assertEquals(0, st.stats().liveBytes(), "nothing restored");
             assertEquals(List.of(), st.sequences());
         }
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(p)), "is NaN");
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(p)), "is NaN");
     }
 
     @ParameterizedTest
@@ -204,12 +204,12 @@ class SnapshotHostileFileTest {
             case Q8_0, Q4_0 -> 0x7C00;   // the f16 scale of the first group
         };
         Path pos = poisoned(dtype, inf, "inf-" + dtype + ".kvs");
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(pos)),
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(pos)),
                 dtype.isQuantized() ? "row 0, element 0 is in a group whose f16 scale is Infinity (bits 0x7c00)"
                         : "row 0, element 0 is Infinity (" + dtype + " bits 0x" + Long.toHexString(inf) + ")");
         long negInf = inf | (1L << (8 * elementBytes(dtype) - 1));
         Path neg = poisoned(dtype, negInf, "neginf-" + dtype + ".kvs");
-        assertMessage(assertThrows(CorruptSnapshotException.class, () -> Snapshots.inspect(neg)), "is -Infinity");
+        assertMessage(Rejections.assertCorrupt(() -> Snapshots.inspect(neg)), "is -Infinity");
         // the largest finite value of the dtype restores (append accepts it too)
         long max = switch (dtype) {
             case F32 -> Float.floatToRawIntBits(Float.MAX_VALUE);
@@ -247,7 +247,7 @@ class SnapshotHostileFileTest {
         try (KvStore st = KvStore.open(layout); SnapshotReader reader = SnapshotReader.open(p)) {
             reader.verify();
             truncate(p, 4096);   // another process cuts the file between the verification and the copy
-            CorruptSnapshotException e = assertThrows(CorruptSnapshotException.class, () -> reader.restoreAll(st));
+            SnapshotException e = Rejections.assertCorrupt(() -> reader.restoreAll(st));
             assertMessage(e, "cut.kvs", "is truncated", "the file ended after", "truncated or replaced while being read");
             assertEquals(0, st.stats().liveBytes(), "staged blocks were freed");
             assertEquals(List.of(), st.sequences());

@@ -10,7 +10,8 @@ import java.nio.file.Path;
 
 /**
  * Main of a forked JVM: saves, inspects and restores a one-row sequence and prints {@code OK rows=N} or
- * {@code THROWN <class>: <message>} (whatever was thrown, typed or not).
+ * {@code THROWN <class>: <message>} (whatever was thrown, typed or not; for a SnapshotException the class is
+ * followed by its reason and missing flags).
  */
 public final class SnapshotPrerequisiteProbe {
     public static void main(String[] args) throws Exception {
@@ -29,6 +30,9 @@ public final class SnapshotPrerequisiteProbe {
             try (Sequence restored = Snapshots.restore(store, file)) {
                 System.out.println("OK rows=" + info.rows() + " restoredRows=" + restored.length(0, 0));
             }
+        } catch (SnapshotException e) {
+            System.out.println("THROWN " + e.getClass().getName() + " " + e.reason() + " " + e.missingFlags() + ": "
+                    + e.getMessage());
         } catch (Throwable t) {
             System.out.println("THROWN " + t.getClass().getName() + ": " + t.getMessage());
         } finally {

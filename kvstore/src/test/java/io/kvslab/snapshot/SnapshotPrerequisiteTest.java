@@ -10,13 +10,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The snapshot entry points check Chronicle's prerequisites first (forked JVMs, since JVM flags and the class path
- * are fixed at start): a missing flag or jar is a {@link SnapshotPrerequisiteException} naming it, not Chronicle's
+ * are fixed at start): a missing flag or jar is a {@link SnapshotException} with reason PREREQUISITE naming it, not Chronicle's
  * {@code AssertionError}.
  */
 class SnapshotPrerequisiteTest {
     private static final String OPENS = "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED";
     private static final String EXPORTS = "--add-exports=java.base/sun.nio.ch=ALL-UNNAMED";
-    private static final String EXCEPTION = SnapshotPrerequisiteException.class.getName();
+    private static final String EXCEPTION = SnapshotException.class.getName() + " PREREQUISITE";
 
     private static String run(List<String> extraFlags, boolean withChronicle) throws Exception {
         // ForkedJvm adds native access and the Unsafe flag only: no Chronicle flag unless given here

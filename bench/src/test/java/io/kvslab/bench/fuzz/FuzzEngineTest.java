@@ -75,7 +75,10 @@ class FuzzEngineTest {
     private static String assertThrowsCorrupt(Path p) {
         try {
             Snapshots.inspect(p);
-        } catch (io.kvslab.snapshot.CorruptSnapshotException e) {
+        } catch (io.kvslab.snapshot.SnapshotException e) {
+            if (e.reason() != io.kvslab.snapshot.SnapshotException.Reason.CORRUPT) {
+                throw new AssertionError("expected a corrupt-file rejection, got " + e.reason(), e);
+            }
             return e.getMessage();
         }
         throw new AssertionError("inspect accepted " + p);

@@ -6,7 +6,7 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
-import io.kvslab.snapshot.SnapshotPrerequisiteException;
+import io.kvslab.snapshot.SnapshotException;
 import io.kvslab.snapshot.Snapshots;
 
 import java.io.File;
@@ -61,7 +61,8 @@ public final class EmbedCheck {
                 try {
                     Snapshots.save(seq, Path.of("target", "never-written.kvs"));
                     check(false, "a snapshot without Chronicle must fail");
-                } catch (SnapshotPrerequisiteException e) {
+                } catch (SnapshotException e) {
+                    check(e.reason() == SnapshotException.Reason.PREREQUISITE, "reason " + e.reason());
                     System.out.println("snapshot without Chronicle: " + e.getMessage());
                 }
             }
