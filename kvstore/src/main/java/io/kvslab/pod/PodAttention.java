@@ -23,8 +23,10 @@ import io.kvslab.internal.table.TableAttention;
  * <p>Same threading and scratch rules as {@link Attention}: one call at a time per instance (a concurrent call fails
  * with {@link io.kvslab.ConcurrentUseException}), native scratch reused, each call holds the sequence's read lock
  * while the kernels read its blocks; the block tables are read inside the table package, never as addresses.
+ *
+ * <p>Package-private: embedders reach it through {@link PodDecoder}, which runs it for PoD v1.
  */
-public final class PodAttention implements AutoCloseable {
+final class PodAttention implements AutoCloseable {
     private final TableAttention kernel;
 
     private PodAttention(int threads) {
@@ -39,7 +41,7 @@ public final class PodAttention implements AutoCloseable {
      * @return a new, open instance
      * @throws KvArgumentException if {@code threads} is out of range
      */
-    public static PodAttention create(int threads) {
+    static PodAttention create(int threads) {
         return new PodAttention(threads);
     }
 

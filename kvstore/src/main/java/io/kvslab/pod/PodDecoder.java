@@ -12,9 +12,9 @@ import io.kvslab.Sequence;
  *   <li>before {@link #startSharing}, and for PoD v2: ordinary attention over the layer's table ({@link DenseDecode};
  *       own proximal keys, base keys of distant tokens, own values), which is exactly PoD v2 at block
  *       granularity;</li>
- *   <li>PoD v1: {@link PodAttention}: the own blocks scored with the layer's query, the aliased blocks with the base
+ *   <li>PoD v1: {@code PodAttention}: the own blocks scored with the layer's query, the aliased blocks with the base
  *       layers' queries of the same token ({@link PodSharing#distantQueries}), one softmax over both by log-sum-exp
- *       ({@link LseMerge}).</li>
+ *       ({@code LseMerge}).</li>
  * </ul>
  * Layers of one token must be stepped in ascending order (v1 reads the lower base layers' queries of the same
  * token, remembered by {@link #prepare}).

@@ -4,7 +4,8 @@
  * {@link io.kvslab.pod.LayerSimilarity}, saved next to the model with a {@link io.kvslab.pod.ModelFingerprint});
  * {@link io.kvslab.pod.PodSharing} demotes distant key blocks to aliases of the base layer's blocks as decoding
  * moves on (real bytes freed) and builds the v1 queries; attention runs in {@link io.kvslab.Attention} (v2)
- * or {@link io.kvslab.pod.PodAttention} (v1, or v2 in two parts, merged by {@link io.kvslab.pod.LseMerge}).
+ * or the package-private {@code PodAttention} (v1, or v2 in two parts, merged by {@code LseMerge}), which
+ * {@link io.kvslab.pod.PodDecoder} runs.
  * {@link io.kvslab.pod.PodDecoder} is the whole decode step of one token and layer (append, demote, attend).
  */
 package io.kvslab.pod;

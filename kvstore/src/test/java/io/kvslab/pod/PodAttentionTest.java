@@ -360,6 +360,30 @@ class PodAttentionTest {
     }
 
     @Test
+    void decodeAfterSequenceCloseIsAClosedExceptionAndTheStoreIsUntouched() {
+        // moved from reliability.LifetimeTest when PodAttention became package-private (PodDecoder runs it)
+        KvLayout layout = new KvLayout(LAYERS, QUERY_HEADS, KV_HEADS, DIM, DType.F32, TPB);
+        Rows r = rows(DType.F32, 8, 1);
+        try (KvStore store = KvStore.open(layout); PodAttention pod = PodAttention.create(1)) {
+            Sequence s = filled(store, r, 8);
+            Sequence other = filled(store, r, 8);
+            s.close();
+            float[] out = new float[QUERY_HEADS * DIM];
+            assertThrows(io.kvslab.ClosedException.class, () -> pod.decode(s, 0, r.q[0], out));
+            float[] expected = new float[out.length];
+            try (Attention attention = Attention.create(1)) {
+                attention.decode(other, 0, r.q[0], expected);
+            }
+            pod.decode(other, 0, r.q[0], out);   // v2 through the two-part path equals ordinary attention
+            for (int i = 0; i < out.length; i++) {
+                assertEquals(expected[i], out[i], TOLERANCE, "the other sequence reads its own rows, element " + i);
+            }
+            other.close();
+            assertEquals(0, store.stats().liveBlocks());
+        }
+    }
+
+    @Test
     void badQueriesAreRejectedBeforeTheKernel() {
         KvLayout layout = new KvLayout(LAYERS, QUERY_HEADS, KV_HEADS, DIM, DType.F32, TPB);
         Rows r = rows(DType.F32, 8, 1);

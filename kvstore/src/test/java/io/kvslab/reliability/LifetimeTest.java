@@ -10,7 +10,6 @@ import io.kvslab.MemoryLimitExceededException;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
 import io.kvslab.internal.table.TableAccess;
-import io.kvslab.pod.PodAttention;
 import org.junit.jupiter.api.Test;
 
 import java.time.Duration;
@@ -66,8 +65,7 @@ class LifetimeTest {
 
     @Test
     void decodeAfterSequenceCloseIsAClosedExceptionAndTheStoreIsUntouched() {
-        try (KvStore store = KvStore.open(LAYOUT); Attention att = Attention.create(1);
-             PodAttention pod = PodAttention.create(1)) {
+        try (KvStore store = KvStore.open(LAYOUT); Attention att = Attention.create(1)) {
             Sequence s = store.newSequence();
             Sequence other = store.newSequence();
             fill(s, 0, 100, 1f);
@@ -76,7 +74,6 @@ class LifetimeTest {
             float[] q = new float[8 * 128];
             float[] out = new float[q.length];
             assertThrows(ClosedException.class, () -> att.decode(s, 0, q, out));
-            assertThrows(ClosedException.class, () -> pod.decode(s, 0, q, out));
             att.decode(other, 0, q, out);
             assertEquals(2f, out[0], "the other sequence reads its own rows");
             other.close();
