@@ -1,5 +1,7 @@
 package io.kvslab;
 
+import io.kvslab.internal.table.AllocatorStats;
+
 import java.util.HashMap;
 import java.util.Map;
 

@@ -1,5 +1,6 @@
 package io.kvslab;
 
+import io.kvslab.internal.table.AllocatorStats;
 import io.kvslab.internal.table.TableStats;
 import io.kvslab.metrics.SequenceMetrics;
 import io.kvslab.metrics.StoreMetrics;

@@ -213,7 +213,7 @@ class SequenceTest {
         }
         store.close();
         assertEquals(0, store.stats().reservedBytes());
-        assertEquals(0, store.stats().memory().slabs());
+        assertEquals(0, store.stats().slabs());
     }
 
     @Test

@@ -59,9 +59,9 @@ class JfrEventsTest {
             Fixture.fill(c, 16, 17);
             Snapshots.save(c, dir.resolve("c.kvs"));
             c.close();
-            acquired = store.stats().memory().slabsAcquired();
+            acquired = store.stats().slabsAcquired();
             store.close();
-            released = store.stats().memory().slabsReleased();
+            released = store.stats().slabsReleased();
 
             recording.stop();
             recording.dump(jfr);

@@ -89,7 +89,7 @@ class MemoryReclaimTest {
             checkRowsAndAttention(seq, data, sel);
             checkKernelAttention(seq, data, sel);
 
-            long releasedBefore = after.memory().slabsReleased();
+            long releasedBefore = after.slabsReleased();
             store.compact();
             StoreStats compacted = store.stats();
             int blocksPerSlab = (int) (slabBytes / layout.blockBytes());
@@ -98,7 +98,7 @@ class MemoryReclaimTest {
                     "after compaction only the slabs the live blocks need (+1 spare) stay reserved: "
                             + compacted.reservedBytes() + " > " + (neededSlabs + 1) * slabBytes);
             assertTrue(compacted.reservedBytes() < reservedBefore);
-            assertTrue(compacted.memory().slabsReleased() > releasedBefore);
+            assertTrue(compacted.slabsReleased() > releasedBefore);
             assertEquals(after.liveBytes(), compacted.liveBytes());
             checkRowsAndAttention(seq, data, sel); // compaction moved blocks, not data
             checkKernelAttention(seq, data, sel);

@@ -28,7 +28,7 @@ class BadInputStoreUnchangedTest {
     private static final int DIM = 64;
 
     private static String state(KvStore st, Sequence s) {
-        var m = st.stats().memory();
+        var m = st.stats();
         StringBuilder sb = new StringBuilder(m.liveBlocks() + "/" + m.reservedBytes() + "/" + m.slabs() + "/"
                 + st.stats().openSequences());
         for (int l = 0; l < 2; l++) {

@@ -86,7 +86,7 @@ final class DemoCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "  theoretical KV bytes  %,18d%n", theoretical);
             out.printf(Locale.ROOT, "  live bytes (blocks)   %,18d%n", st.liveBytes());
             out.printf(Locale.ROOT, "  reserved bytes (slabs)%,18d   overhead reserved/live %.4f, slabs %d%n",
-                    st.reservedBytes(), st.memory().overheadRatio(), st.memory().slabs());
+                    st.reservedBytes(), st.overheadRatio(), st.slabs());
 
             float[] q = new float[layout.queryHeads() * layout.headDim()];
             float[] o = new float[q.length];

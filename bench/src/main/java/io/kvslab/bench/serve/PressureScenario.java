@@ -175,7 +175,7 @@ final class PressureScenario {
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
             var stats = s.storeStats();
-            return new Run(jobs, tokens, ok, metrics, stats.memory().peakLiveBytes(), stats.peakReservedBytes(),
+            return new Run(jobs, tokens, ok, metrics, stats.peakLiveBytes(), stats.peakReservedBytes(),
                     seconds);
         }
     }

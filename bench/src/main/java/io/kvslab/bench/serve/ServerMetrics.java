@@ -85,7 +85,7 @@ final class ServerMetrics {
         gauge(o, "kvslab_kv_pending_bytes", "KV bytes reserved for running requests' next tokens, not yet allocated.",
                 pendingBytes.get());
         gauge(o, "kvslab_kv_live_bytes_peak", "Highest live KV bytes (the allocator's high-water mark).",
-                Math.max(kv.memory().peakLiveBytes(), Math.max(peakLiveBytes.get(), kv.liveBytes())));
+                Math.max(kv.peakLiveBytes(), Math.max(peakLiveBytes.get(), kv.liveBytes())));
         gauge(o, "kvslab_kv_reserved_bytes_peak", "Highest reserved KV bytes.", kv.peakReservedBytes());
         gauge(o, "kvslab_sequences_running", "Requests in the batch (prefilling or decoding).", running.get());
         gauge(o, "kvslab_sequences_waiting", "Requests queued for admission (recomputed ones included).", waiting.get());

@@ -245,7 +245,7 @@ public final class ChurnStress {
             StoreStats st = store.stats();
             process = ProcessMemory.now();
             peakReserved = st.peakReservedBytes();
-            peakLive = Math.max(peakLive, st.memory().peakLiveBytes());
+            peakLive = Math.max(peakLive, st.peakLiveBytes());
             violations.check(st.liveBytes() == 0 && st.liveBlocks() == 0, "after closing every sequence "
                     + st.liveBlocks() + " blocks (" + st.liveBytes() + " bytes) are still live: leaked");
             violations.check(st.openSequences() == 0, st.openSequences() + " sequences still open after closing all");
@@ -301,9 +301,9 @@ public final class ChurnStress {
                 + addresses.size() + " distinct blocks but the store counts " + st.liveBlocks() + " live blocks");
         violations.check(st.liveBytes() == st.liveBlocks() * layout.blockBytes(), when + ": live bytes "
                 + st.liveBytes() + " != live blocks x block bytes");
-        violations.check(st.liveBytes() <= st.reservedBytes() && st.reservedBytes() <= st.memory().limitBytes(),
+        violations.check(st.liveBytes() <= st.reservedBytes() && st.reservedBytes() <= st.limitBytes(),
                 when + ": need live <= reserved <= limit, got " + st.liveBytes() + ", " + st.reservedBytes() + ", "
-                        + st.memory().limitBytes());
+                        + st.limitBytes());
         violations.check(referenced >= st.liveBytes(), when + ": sequences reference " + referenced
                 + " bytes, fewer than the " + st.liveBytes() + " live bytes");
         violations.check(st.openSequences() == open, when + ": the store counts " + st.openSequences()

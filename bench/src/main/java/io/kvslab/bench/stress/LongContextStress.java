@@ -361,10 +361,10 @@ public final class LongContextStress {
             } finally {
                 bar.close();
                 StoreStats st = store.stats();
-                peakLive = Math.max(peakLive, st.memory().peakLiveBytes());
+                peakLive = Math.max(peakLive, st.peakLiveBytes());
                 peakReserved = Math.max(peakReserved, st.peakReservedBytes());
-                slabsAcquired = st.memory().slabsAcquired();
-                slabsReleased = st.memory().slabsReleased();
+                slabsAcquired = st.slabsAcquired();
+                slabsReleased = st.slabsReleased();
                 process = ProcessMemory.now();
                 s.close();
                 StoreStats after = store.stats();

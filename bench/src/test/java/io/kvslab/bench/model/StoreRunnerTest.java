@@ -100,10 +100,10 @@ class StoreRunnerTest {
                         cache.sequence().keep(l, h, all);
                     }
                 }
-                long slabsBefore = store.stats().memory().slabs();
+                long slabsBefore = store.stats().slabs();
                 CompactionResult r = store.compact();
                 assertTrue(r.blocksMoved() > 0 && r.slabsReleased() > 0, "compaction moved blocks and released slabs: " + r);
-                assertTrue(store.stats().memory().slabs() < slabsBefore);
+                assertTrue(store.stats().slabs() < slabsBefore);
             }
             for (int i = prefill; i < tokens.length; i++) {
                 got[i] = main.step(tokens[i]);

@@ -1,7 +1,8 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
 /**
- * A consistent snapshot of one allocator's accounting.
+ * A consistent snapshot of one allocator's accounting (internal: embedders read the same numbers from
+ * {@link io.kvslab.StoreStats}, which {@code KvStore.stats()} builds from this).
  *
  * @param blockBytes         size of every block
  * @param reservedBytes      native bytes held in slabs (what the OS has given us)

@@ -1,6 +1,5 @@
 package io.kvslab.internal.table;
 
-import io.kvslab.AllocatorStats;
 import io.kvslab.CompactionResult;
 import io.kvslab.MemoryLimitExceededException;
 
