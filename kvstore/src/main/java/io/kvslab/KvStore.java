@@ -21,6 +21,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Predicate;
 
 /**
  * An off-heap KV cache: one slab allocator, one layout, many sequences.
@@ -61,7 +62,7 @@ public final class KvStore implements AutoCloseable {
     private final TableHost host = new Host();
 
     private final AtomicLong nextSequenceId = new AtomicLong();
-    private final List<MemoryPressureHandler> pressureHandlers = new CopyOnWriteArrayList<>();
+    private final List<Predicate<MemoryPressure>> pressureHandlers = new CopyOnWriteArrayList<>();
     // Event counters for metrics(); LongAdder because writers on many threads bump them.
     final LongAdder rowsEvicted = new LongAdder();
     final LongAdder rowsRemoved = new LongAdder();
@@ -184,7 +185,7 @@ public final class KvStore implements AutoCloseable {
      * @return a snapshot of the counters
      */
     public StoreStats stats() {
-        return new StoreStats(tables.stats(), open.size());
+        return StoreStats.of(tables.stats(), open.size());
     }
 
     /**
@@ -212,9 +213,10 @@ public final class KvStore implements AutoCloseable {
      * Registers a handler that may free memory when an allocation would exceed the limit; handlers run in
      * registration order until one reports that it freed memory, then the allocation is retried.
      *
-     * @param handler the handler, not null; it runs on the thread whose allocation hit the limit
+     * @param handler the handler, not null: returns {@code true} if it freed memory; it runs on the thread whose
+     *         allocation hit the limit and follows the rules in {@link MemoryPressure}
      */
-    public void addPressureHandler(MemoryPressureHandler handler) {
+    public void addPressureHandler(Predicate<MemoryPressure> handler) {
         if (handler == null) {
             throw new KvArgumentException("handler must not be null");
         }
@@ -227,7 +229,7 @@ public final class KvStore implements AutoCloseable {
      * @param handler a registered handler
      * @return {@code true} if it was registered
      */
-    public boolean removePressureHandler(MemoryPressureHandler handler) {
+    public boolean removePressureHandler(Predicate<MemoryPressure> handler) {
         return pressureHandlers.remove(handler);
     }
 
@@ -410,8 +412,8 @@ public final class KvStore implements AutoCloseable {
         boolean relieved = false;
         inHandler[0] = true;
         try {
-            for (MemoryPressureHandler handler : pressureHandlers) {
-                if (handler.relieve(pressure)) {
+            for (Predicate<MemoryPressure> handler : pressureHandlers) {
+                if (handler.test(pressure)) {
                     relieved = true;
                     break;
                 }

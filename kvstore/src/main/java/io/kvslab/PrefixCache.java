@@ -10,6 +10,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * Reuses the KV blocks of identical token prefixes across sequences (automatic prefix caching, as in vLLM).
@@ -27,7 +28,7 @@ import java.util.Set;
  *
  * <p><b>Eviction.</b> An entry is <em>unreferenced</em> when no sequence holds its blocks. Unreferenced leaf
  * entries are evicted least recently used first: when the cache is over its block capacity at an insert, through
- * {@link #evict(long)}, and under memory pressure: the cache registers a {@link MemoryPressureHandler} with its
+ * {@link #evict(long)}, and under memory pressure: the cache registers a pressure handler ({@link MemoryPressure}) with its
  * store, so an allocation that would exceed the store's limit first evicts cached prefixes. A lookup refreshes
  * its chain leaf first, so parents are always more recent than their children and leaves go first.
  *
@@ -46,7 +47,7 @@ public final class PrefixCache implements AutoCloseable {
     private final long maxBlocks;
     /** Access-ordered: iteration starts at the least recently used entry. */
     private final LinkedHashMap<Long, Entry> entries = new LinkedHashMap<>(64, 0.75f, true);
-    private final MemoryPressureHandler pressureHandler = this::relieve;
+    private final Predicate<MemoryPressure> pressureHandler = this::relieve;
     private long heldBlocks;
     private long hitBlocks;
     private long missBlocks;

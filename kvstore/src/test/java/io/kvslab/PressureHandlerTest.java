@@ -110,7 +110,7 @@ class PressureHandlerTest {
                 a.close();
                 return true;
             });
-            MemoryPressureHandler never = p -> {
+            java.util.function.Predicate<MemoryPressure> never = p -> {
                 order.add("never");
                 return true;
             };
