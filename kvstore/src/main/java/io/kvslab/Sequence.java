@@ -1,5 +1,6 @@
 package io.kvslab;
 
+import io.kvslab.internal.table.RopeRotation;
 import io.kvslab.internal.table.SequenceTables;
 import io.kvslab.internal.table.TableAccess;
 import io.kvslab.metrics.SequenceMetrics;
@@ -236,22 +237,45 @@ public final class Sequence implements AutoCloseable {
 
     /**
      * Adds {@code delta} to the position of every row whose position lies in {@code [from, to)}, in every
-     * (layer, KV head) (like {@code llama_memory_seq_add}). With a {@link RopeRotation}, the stored keys of those
-     * rows are re-rotated by {@code delta} positions so that they equal keys rotated at their new positions
-     * (values are not position dependent). Shared key blocks are copied before they are rotated.
+     * (layer, KV head) (like {@code llama_memory_seq_add}), changing positions only: the stored keys stay as they
+     * were rotated (see {@link #shiftPositions(long, long, long, double, int)} to re-rotate them).
      *
-     * <p>Typical use, a StreamingLLM window: {@code s.removePositions(sink, sink + n)} then
-     * {@code s.shiftPositions(sink + n, Sequence.END, -n, rope)}.
-     *
-     * @param rope {@code null} to change positions only
      * @param from first position of the range (inclusive), {@code >= 0}
      * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
      * @param delta amount added to each position in the range (negative moves rows back)
      * @throws KvArgumentException if a shifted position would be negative, overflow, or not stay strictly between
-     *                             its unshifted neighbours; or if a re-rotated key does not fit the dtype
+     *                             its unshifted neighbours
      */
-    public void shiftPositions(long from, long to, long delta, RopeRotation rope) {
-        tables.shiftPositions(from, to, delta, rope);
+    public void shiftPositions(long from, long to, long delta) {
+        tables.shiftPositions(from, to, delta, null);
+    }
+
+    /**
+     * Adds {@code delta} to the position of every row whose position lies in {@code [from, to)}, in every
+     * (layer, KV head), and re-rotates the stored keys of those rows by {@code delta} positions with rotary position
+     * embeddings so that they equal keys rotated at their new positions (values are not position dependent).
+     * Shared key blocks are copied before they are rotated.
+     *
+     * <p><b>Convention: adjacent pairs</b> (llama2.c, Meta's reference Llama, GGML's "normal" mode): elements
+     * {@code (2i, 2i+1)} of a key, {@code i < rotaryDims / 2}, form one pair rotated by the angle
+     * {@code delta * ropeTheta^(-2i / rotaryDims)}; elements from {@code rotaryDims} on are not rotated (partial
+     * rotary embeddings). The half-split ("NeoX") pairing {@code (i, i + d/2)} is not supported; models that use it
+     * need their keys permuted to this convention first.
+     *
+     * <p>Typical use, a StreamingLLM window: {@code s.removePositions(sink, sink + n)} then
+     * {@code s.shiftPositions(sink + n, Sequence.END, -n, 10000, 0)}.
+     *
+     * @param from first position of the range (inclusive), {@code >= 0}
+     * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
+     * @param delta amount added to each position in the range (negative moves rows back)
+     * @param ropeTheta RoPE base frequency, finite and {@code > 0} (Llama 2: 10000; Llama 3: 500000)
+     * @param rotaryDims rotated elements per head, even and {@code <= headDim}; {@code 0} means the whole head
+     * @throws KvArgumentException if theta or rotaryDims is out of range, a shifted position would be negative,
+     *                             overflow, or not stay strictly between its unshifted neighbours; or if a re-rotated
+     *                             key does not fit the dtype
+     */
+    public void shiftPositions(long from, long to, long delta, double ropeTheta, int rotaryDims) {
+        tables.shiftPositions(from, to, delta, new RopeRotation(ropeTheta, rotaryDims));
     }
 
     /**

@@ -233,8 +233,8 @@ class MixedDtypeStoreTest {
         try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence()) {
             fill(s, 9, new Random(7), new float[1][], new float[1][]);
             float[][][] k0 = read(s, true, dim), v0 = read(s, false, dim);
-            RopeRotation rope = RopeRotation.DEFAULT;
-            s.shiftPositions(4, 9, 3, rope);
+            io.kvslab.internal.table.RopeRotation rope = io.kvslab.internal.table.RopeRotation.DEFAULT;
+            s.shiftPositions(4, 9, 3, rope.theta(), rope.rotaryDims());
             for (int h = 0; h < 2; h++) {
                 float[] want = k0[0][h].clone();
                 float[] rotated = java.util.Arrays.copyOfRange(want, 4 * dim, 9 * dim);

@@ -151,7 +151,7 @@ class PrefixCacheTest {
             assertEquals(1, cache.insert(s, prompt, 0), "block 1 holds a compressed head");
             try (Sequence offset = store.newSequence()) {
                 prefill(offset, prompt, 0);
-                offset.shiftPositions(0, Sequence.END, 1, null);
+                offset.shiftPositions(0, Sequence.END, 1);
                 assertEquals(0, cache.insert(offset, tokens(4, 12), 0), "positions must start at 0");
             }
             assertThrows(KvArgumentException.class, () -> cache.insert(s, null, 0));

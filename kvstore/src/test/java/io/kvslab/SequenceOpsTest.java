@@ -232,12 +232,17 @@ class SequenceOpsTest {
                         long delta = rnd.nextLong(-8, 9);
                         boolean rope = rnd.nextBoolean();
                         if (m.shiftIsValid(from, to, delta)) {
-                            s.shiftPositions(from, to, delta, rope ? RopeRotation.DEFAULT : null);
+                            if (rope) {
+                                s.shiftPositions(from, to, delta, THETA, 0);
+                            } else {
+                                s.shiftPositions(from, to, delta);
+                            }
                             m.shift(from, to, delta, rope);
                         } else {
                             long live = store.stats().liveBytes();
-                            assertThrows(KvArgumentException.class, () -> s.shiftPositions(from, to,
-                                    delta, rope ? RopeRotation.DEFAULT : null));
+                            assertThrows(KvArgumentException.class, rope
+                                    ? () -> s.shiftPositions(from, to, delta, THETA, 0)
+                                    : () -> s.shiftPositions(from, to, delta));
                             assertEquals(live, store.stats().liveBytes());
                         }
                     }
@@ -376,7 +381,7 @@ class SequenceOpsTest {
                 appendAll(s, m, 0, 40);
                 s.removePositions(4, 30);
                 m.remove(4, 30);
-                s.shiftPositions(30, Sequence.END, -26, RopeRotation.DEFAULT);
+                s.shiftPositions(30, Sequence.END, -26, THETA, 0);
                 m.shift(30, Sequence.END, -26, true);
                 assertArrayEquals(new long[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, s.positions(1, 0));
                 double tolerance = switch (dt) {
@@ -419,7 +424,7 @@ class SequenceOpsTest {
             try (Sequence child = parent.fork()) {
                 Model cm = pm.copy();
                 long live = store.stats().liveBytes();
-                child.shiftPositions(4, Sequence.END, 100, RopeRotation.DEFAULT);
+                child.shiftPositions(4, Sequence.END, 100, THETA, 0);
                 cm.shift(4, Sequence.END, 100, true);
                 // Only the second K block of each table was copied (values and the first block stay shared).
                 assertEquals(live + (long) LAYERS * KV_HEADS * F32.blockBytes(), store.stats().liveBytes());
@@ -428,7 +433,7 @@ class SequenceOpsTest {
                 assertEquals(RawBlocks.blockIds(parent, 0, 0, false)[1], RawBlocks.blockIds(child, 0, 0, false)[1]);
                 // Positions only (no RoPE): keys unchanged, no copy.
                 long live2 = store.stats().liveBytes();
-                child.shiftPositions(0, 4, 50, null);
+                child.shiftPositions(0, 4, 50);
                 cm.shift(0, 4, 50, false);
                 assertEquals(live2, store.stats().liveBytes());
                 assertMatches(cm, child, 2e-5);
@@ -446,21 +451,22 @@ class SequenceOpsTest {
             m.remove(3, 6);
             // Moving 6.. down by 4 would put 6 at 2, below the unshifted 2.
             KvArgumentException e = assertThrows(KvArgumentException.class,
-                    () -> s.shiftPositions(6, Sequence.END, -4, RopeRotation.DEFAULT));
+                    () -> s.shiftPositions(6, Sequence.END, -4, THETA, 0));
             assertTrue(e.getMessage().contains("strictly increasing"), e.getMessage());
-            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 3, 5, null));
-            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 3, -1, null));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 3, 5));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 3, -1));
             assertThrows(KvArgumentException.class,
-                    () -> s.shiftPositions(0, Sequence.END, Long.MAX_VALUE, null));
+                    () -> s.shiftPositions(0, Sequence.END, Long.MAX_VALUE));
             assertThrows(KvArgumentException.class, () -> s.removePositions(5, 4));
             assertThrows(KvArgumentException.class, () -> s.removePositions(-1, 4));
             assertThrows(KvArgumentException.class,
-                    () -> s.shiftPositions(0, 1, 1, new RopeRotation(THETA, 10)));
-            assertThrows(KvArgumentException.class, () -> new RopeRotation(0, 0));
-            assertThrows(KvArgumentException.class, () -> new RopeRotation(THETA, 3));
+                    () -> s.shiftPositions(0, 1, 1, THETA, 10));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 1, 1, 0, 0));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 1, 1, Double.NaN, 0));
+            assertThrows(KvArgumentException.class, () -> s.shiftPositions(0, 1, 1, THETA, 3));
             assertMatches(m, s, 0);
             // The exact gap closes fine.
-            s.shiftPositions(6, Sequence.END, -3, RopeRotation.DEFAULT);
+            s.shiftPositions(6, Sequence.END, -3, THETA, 0);
             m.shift(6, Sequence.END, -3, true);
             assertMatches(m, s, 2e-5);
         }
@@ -474,7 +480,7 @@ class SequenceOpsTest {
             s.append(0, new float[] {60000, 60000}, new float[] {1, 1}, 5);
             // Rotating (60000, 60000) by -1 rad gives x0 = 60000 (cos 1 + sin 1) ~ 82900 > 65504.
             KvArgumentException e = assertThrows(KvArgumentException.class,
-                    () -> s.shiftPositions(5, Sequence.END, -1, RopeRotation.DEFAULT));
+                    () -> s.shiftPositions(5, Sequence.END, -1, THETA, 0));
             assertTrue(e.getMessage().contains("re-rotated key"), e.getMessage());
             assertArrayEquals(new long[] {0, 5}, s.positions(0, 0));
             float[] k = new float[4];
@@ -490,7 +496,7 @@ class SequenceOpsTest {
             appendAll(s, m, 0, 3);
             float[] before = new float[3 * DIM];
             s.readKeys(0, 1, before);
-            s.shiftPositions(0, Sequence.END, 7, new RopeRotation(THETA, 4));
+            s.shiftPositions(0, Sequence.END, 7, THETA, 4);
             float[] after = new float[3 * DIM];
             s.readKeys(0, 1, after);
             for (int r = 0; r < 3; r++) {
@@ -523,7 +529,7 @@ class SequenceOpsTest {
                 // Removing [1, 2) rewrites every table of the shared child into fresh blocks: 24 needed.
                 assertThrows(MemoryLimitExceededException.class, () -> child.removePositions(1, 2));
                 assertThrows(MemoryLimitExceededException.class,
-                        () -> child.shiftPositions(0, Sequence.END, 3, RopeRotation.DEFAULT));
+                        () -> child.shiftPositions(0, Sequence.END, 3, THETA, 0));
                 assertEquals(live, store.stats().liveBytes());
                 assertMatches(cm, child, 0);
                 assertMatches(pm, parent, 0);

@@ -72,7 +72,7 @@ class BadInputStoreUnchangedTest {
             unchanged(st, s, KvArgumentException.class, () -> s.keep(0, 0, new int[] {3, 1}));
             unchanged(st, s, KvArgumentException.class, () -> s.keep(0, 2, new int[] {0}));
             unchanged(st, s, KvArgumentException.class,
-                    () -> s.shiftPositions(0, Sequence.END, Long.MAX_VALUE, null));
+                    () -> s.shiftPositions(0, Sequence.END, Long.MAX_VALUE));
             unchanged(st, s, KvArgumentException.class, () -> s.removePositions(5, 2));
             unchanged(st, s, KvArgumentException.class, () -> s.readKeys(0, 0, new float[10]));
             float[] q = new float[4 * DIM];

@@ -5,7 +5,6 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.PrefixCache;
 import io.kvslab.PrefixMatch;
-import io.kvslab.RopeRotation;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -232,7 +231,7 @@ class PrefixTierTest {
             try (Sequence s = a.store.newSequence()) {
                 prefill(s, tokens, 0);
                 s.removePositions(6 * TPB, 6 * TPB + 1);
-                s.shiftPositions(6 * TPB + 1, Long.MAX_VALUE, -1, RopeRotation.DEFAULT);
+                s.shiftPositions(6 * TPB + 1, Long.MAX_VALUE, -1, 10000.0, 0);
                 // blocks 0..5 untouched and already known from the first sequence? no: 2..5 are new here
                 assertEquals(4, a.prefix.publish(s, tokens));
                 assertTrue(a.prefix.flush(30_000));

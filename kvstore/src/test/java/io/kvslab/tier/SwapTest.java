@@ -149,7 +149,7 @@ class SwapTest {
             Sequence s = store.newSequence();
             fill(s, 0, 37, 0);   // 10 blocks per table, the last holding 1 row
             s.removePositions(5, 9);
-            s.shiftPositions(20, Sequence.END, 100, null);   // positions no longer dense
+            s.shiftPositions(20, Sequence.END, 100);   // positions no longer dense
             State before = state(s);
             long liveBefore = live(store);
             long referenced = s.referencedBytes();

@@ -7,7 +7,6 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvTensor;
 import io.kvslab.KvSlabException;
 import io.kvslab.MemoryLimitExceededException;
-import io.kvslab.RopeRotation;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;

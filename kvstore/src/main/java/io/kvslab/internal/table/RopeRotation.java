@@ -1,10 +1,11 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
 import io.kvslab.KvArgumentException;
 
 /**
  * Rotary position embedding parameters, for re-rotating stored keys when their positions shift
- * ({@link Sequence#shiftPositions}).
+ * ({@link io.kvslab.Sequence#shiftPositions(long, long, long, double, int)}, which takes theta and the rotary
+ * dimension count and builds this internal value).
  *
  * <p><b>Convention: adjacent pairs</b> (llama2.c, Meta's reference Llama, GGML's "normal" mode). Elements
  * {@code (2i, 2i+1)} of a key, {@code i < rotaryDims / 2}, form one pair rotated by the angle
