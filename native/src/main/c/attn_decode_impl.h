@@ -144,7 +144,7 @@ KVS_INLINE int KV_NAME(qfast)(int dtype, int D, int64_t rb) {
     return rb >= (dtype == KVS_DTYPE_Q8_0 ? 34 : 18) && D % 32 == 0 && D / 32 <= KV_QMAXG;
 }
 
-/* d of group j of rows [0, t) -> dsc[j * KVS_TILE + r], zeros up to the next multiple of 8 rows (>= KV_W) */
+/* d of group j of rows [0, t) -> dsc[j * KVS_TILE + r], zeros up to the next multiple of KV_W rows */
 KVS_INLINE void KV_NAME(qscales)(int dtype, int ng, const char* base, int64_t rb, int t, float* dsc) {
     const int64_t full = dtype == KVS_DTYPE_Q8_0 ? 34 : 18;
     const int tp = (t + KV_W - 1) / KV_W * KV_W;
