@@ -1,4 +1,4 @@
-/* A/B driver: configs "lib.so:shift[:tpb]" timed alternately (rotating order) in one process. */
+/* A/B driver (ABI 4: K and V of the same dtype): configs "lib.so:shift[:tpb]" timed alternately (rotating order) in one process. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -8,11 +8,22 @@
 #include <time.h>
 #include <immintrin.h>
 
-typedef int32_t (*decode_fn)(int32_t, int32_t, int32_t, int32_t, int32_t, const float*, const int64_t*,
+typedef int32_t (*decode_fn)(int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, const float*, const int64_t*,
                              const int64_t*, const int64_t*, const int64_t*, float, float*, float*, int32_t);
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmpd(const void* a, const void* b) { double x = *(double*)a, y = *(double*)b; return x < y ? -1 : x > y; }
 static int64_t rowbytes(int dt, int D) { return dt == 0 ? 4 * D : dt <= 2 ? 2 * D : dt == 3 ? D / 32 * 34 : D / 32 * 18; }
+
+static double maxrel(const float* a, const float* b, int n) {
+    double m = 0, d = 0;
+    for (int i = 0; i < n; i++) {
+        double x = a[i] < 0 ? -a[i] : a[i], e = a[i] - b[i];
+        if (x > m) m = x;
+        if (e < 0) e = -e;
+        if (e > d) d = e;
+    }
+    return d / (m > 1 ? m : 1);
+}
 
 typedef struct { decode_fn f; int64_t *kb, *vb; float* out; double* t; const char* name; } cfg;
 
@@ -55,13 +66,13 @@ int main(int argc, char** argv) {
         c[i].out = malloc(4 * n_kv * G * D);
         c[i].t = malloc(8 * reps);
     }
-    for (int w = 0; w < 2; w++) for (int i = 0; i < nc; i++) c[i].f(n_kv, G, D, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
+    for (int w = 0; w < 2; w++) for (int i = 0; i < nc; i++) c[i].f(n_kv, G, D, dtype, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < nc; k++) {
             int i = (k + r) % nc;
-            c[i].f(n_kv, G, D, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr); /* untimed: caches warm */
+            c[i].f(n_kv, G, D, dtype, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr); /* untimed: caches warm */
             double t0 = now();
-            for (int s = 0; s < steps; s++) c[i].f(n_kv, G, D, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
+            for (int s = 0; s < steps; s++) c[i].f(n_kv, G, D, dtype, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
             c[i].t[r] = (now() - t0) / steps;
         }
     double gb = 2.0 * ctx * n_kv * rb / 1e9, m0 = 0;
@@ -69,8 +80,9 @@ int main(int argc, char** argv) {
         qsort(c[i].t, reps, 8, cmpd);
         double m = c[i].t[reps / 2];
         if (i == 0) m0 = m;
-        printf("dtype=%d ctx=%d thr=%d %-22s median %8.1f us  %5.2f GB/s  ratio %.3f  p25-p75 %.0f-%.0f  bitwise_vs_first=%d\n", dtype, ctx, thr, c[i].name,
-               m * 1e6, gb / m, m / m0, c[i].t[reps / 4] * 1e6, c[i].t[3 * reps / 4] * 1e6, memcmp(c[i].out, c[0].out, 4 * n_kv * G * D) == 0);
+        printf("dtype=%d ctx=%d thr=%d %-22s median %8.1f us  %5.2f GB/s  ratio %.3f  p25-p75 %.0f-%.0f  bitwise_vs_first=%d  maxdiff/maxabs %.2e\n", dtype, ctx, thr, c[i].name,
+               m * 1e6, gb / m, m / m0, c[i].t[reps / 4] * 1e6, c[i].t[3 * reps / 4] * 1e6, memcmp(c[i].out, c[0].out, 4 * n_kv * G * D) == 0,
+               maxrel(c[0].out, c[i].out, n_kv * G * D));
     }
     return 0;
 }

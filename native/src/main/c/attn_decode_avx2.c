@@ -18,6 +18,9 @@
 #define KV_QCODES(qs, o, dtype)                                                                        \
     _mm256_cvtepi32_ps((dtype) == KVS_DTYPE_Q8_0 ? _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((qs) + (o)))) \
                                                  : _mm256_sub_epi32(kvs_q4_codes8((qs), (o), 32), _mm256_set1_epi32(8)))
+#define KV_QRAW(qs, o, dtype)                                                                          \
+    _mm256_cvtepi32_ps((dtype) == KVS_DTYPE_Q8_0 ? _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((qs) + (o)))) \
+                                                 : kvs_q4_codes8((qs), (o), 32))
 #define KV_HSUM(v) kvs_hsum(v)
 #define KV_REDUCE_FULL(acc, res) _mm256_storeu_ps((res), kvs_hsum8(acc))
 

@@ -107,6 +107,9 @@ KVS_INLINE __m512 kvs_exp_neg16(__m512 x) {
 #define KV_QCODES(qs, o, dtype)                                                                        \
     _mm512_cvtepi32_ps((dtype) == KVS_DTYPE_Q8_0 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((qs) + (o)))) \
                                                  : _mm512_sub_epi32(kvs_q4_codes16((qs), (o), 32), _mm512_set1_epi32(8)))
+#define KV_QRAW(qs, o, dtype)                                                                          \
+    _mm512_cvtepi32_ps((dtype) == KVS_DTYPE_Q8_0 ? _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((qs) + (o)))) \
+                                                 : kvs_q4_codes16((qs), (o), 32))
 #define KV_HSUM(v) _mm512_reduce_add_ps(v)
 #define KV_REDUCE_FULL(acc, res) kvs_reduce16((acc), (res))
 

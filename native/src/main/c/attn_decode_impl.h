@@ -6,6 +6,7 @@
  *   KV_LOADROW(row, col, dtype, rb)   KV_W elements of a stored row (rb bytes) from column col, as f32
  *                                     (quantised rows: dequantised in registers, see kvs_qgroup)
  *   KV_QCODES(qs, o, dtype)       KV_W codes of a 32-value q8_0/q4_0 group from value o on, as f32 (q4_0: code - 8)
+ *   KV_QRAW(qs, o, dtype)         the same without the q4_0 offset (codes 0..15): the offset is folded elsewhere
  *   KV_HSUM(v)                    sum of the lanes
  *   KV_REDUCE_FULL(acc, res)      res[i] = sum of the lanes of acc[i], i < KV_MAXACC
  *   KV_LOADU(p) KV_STOREU(p, v) KV_SUB(a, b) KV_ADD(a, b) KV_MAX(a, b) KV_HMAX(v)
@@ -128,10 +129,231 @@ KVS_INLINE void KV_NAME(score_pass)(int dtype, int NG, int D, int Dp, const char
 }
 #undef KV_SCORE_ROWS
 
+
+/* ---- quantised rows of 32-value groups (head_dim a multiple of 32, up to KV_QMAXG groups) ----
+ * The tile's f16 group scales are converted once (qscales). Scores: a row's group is dequantised in registers,
+ * codes * d (q8_0) or codes * d - 8d in one FMA (q4_0), and feeds the NG heads' FMAs. Values: the weights
+ * p[g][r] * d[r] of a group are formed once per tile, vectorised over rows (qweights); the inner loop converts the
+ * codes (q4_0: minus 8, exact) and FMAs them with the weights. Per KV_W values a row costs one widening load
+ * (+ a nibble mask/shift for q4_0), one int->float conversion, the scale multiply in scores (the q4_0 subtraction
+ * in values) and the NG FMAs every dtype needs. */
+#define KV_QMAXG 32
+
+/* Whether rows of this dtype take the group-wise loops: 32-value groups (rb says so), at most KV_QMAXG of them. */
+KVS_INLINE int KV_NAME(qfast)(int dtype, int D, int64_t rb) {
+    return rb >= (dtype == KVS_DTYPE_Q8_0 ? 34 : 18) && D % 32 == 0 && D / 32 <= KV_QMAXG;
+}
+
+/* d of group j of rows [0, t) -> dsc[j * KVS_TILE + r], zeros up to the next multiple of KV_W rows */
+KVS_INLINE void KV_NAME(qscales)(int dtype, int ng, const char* base, int64_t rb, int t, float* dsc) {
+    const int64_t full = dtype == KVS_DTYPE_Q8_0 ? 34 : 18;
+    const int tp = (t + KV_W - 1) / KV_W * KV_W;
+    for (int j = 0; j < ng; j++) {
+        float* d = dsc + j * KVS_TILE;
+        const uint8_t* g = (const uint8_t*)base + j * full;
+        int r = 0;
+        for (; r + 8 <= t; r += 8, g += 8 * rb) { /* 8 f16 scales gathered into one vector, converted together */
+            uint16_t h[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) __builtin_memcpy(&h[i], g + i * rb, 2);
+            _mm256_storeu_ps(d + r, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)h)));
+        }
+        for (; r < t; r++, g += rb) d[r] = kvs_qscale((const char*)g);
+        for (; r < tp; r++) d[r] = 0.0f;
+    }
+}
+
+/* Scores of NR rows for NG heads (NG * NR <= KV_MAXACC). Each row's group is dequantised once in registers and
+ * feeds NG FMAs: codes * d (q8_0) or codes * d - 8 d in one FMA (q4_0), d from dsc[j * KVS_TILE + r]. Applying d
+ * to the (head, row) dot products instead costs as much (NG = 4 heads x 4 vectors per group) plus a horizontal
+ * reduction per group, which measured slower. */
+KVS_INLINE void KV_NAME(qscore_kernel)(int dtype, int NG, int NR, int D, const char* krow, int64_t rb,
+                                       const float* q, int Dp, const float* dsc, float* s, const char** pk) {
+    const int64_t full = dtype == KVS_DTYPE_Q8_0 ? 34 : 18;
+    const char* cur = pk != NULL ? *pk : NULL;
+    KV_VEC acc[KV_MAXACC];
+#pragma GCC unroll 16
+    for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
+    for (int c = 0, j = 0; c < D; c += 32, j++) {
+        const uint8_t* qs[KV_MAXACC];
+        KV_VEC dv[KV_MAXACC], mv[KV_MAXACC];
+#pragma GCC unroll 16
+        for (int r = 0; r < NR; r++) {
+            qs[r] = (const uint8_t*)krow + r * rb + (int64_t)j * full + 2;
+            dv[r] = KV_BCAST(dsc + j * KVS_TILE + r);
+            if (dtype == KVS_DTYPE_Q4_0) mv[r] = KV_MUL(dv[r], KV_SET1(-8.0f));
+        }
+        if (cur != NULL) { /* as many bytes ahead as this group consumes: NR lines when a row crosses a line */
+            int64_t b0 = (int64_t)j * full, b1 = b0 + full;
+            if (((b0 + 63) >> 6) != ((b1 + 63) >> 6)) {
+#pragma GCC unroll 16
+                for (int r = 0; r < NR; r++) KVS_PREFETCH(cur + r * 64);
+            }
+            cur += NR * full;
+        }
+#pragma GCC unroll 4
+        for (int o = 0; o < 32; o += KV_W) {
+            KV_VEC kv[KV_MAXACC];
+#pragma GCC unroll 16
+            for (int r = 0; r < NR; r++) {
+                kv[r] = dtype == KVS_DTYPE_Q8_0 ? KV_MUL(KV_QRAW(qs[r], o, dtype), dv[r])
+                                                : KV_FMA(KV_QRAW(qs[r], o, dtype), dv[r], mv[r]);
+            }
+#pragma GCC unroll 16
+            for (int g = 0; g < NG; g++) {
+                KV_VEC qv = KV_LOADA(q + g * Dp + c + o);
+#pragma GCC unroll 16
+                for (int r = 0; r < NR; r++) acc[g * NR + r] = KV_FMA(qv, kv[r], acc[g * NR + r]);
+            }
+        }
+    }
+    if (pk != NULL) *pk = cur;
+    float res[KV_MAXACC];
+    if (NG * NR == KV_MAXACC) {
+        KV_REDUCE_FULL(acc, res);
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < NG * NR; i++) res[i] = KV_HSUM(acc[i]);
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < NG; g++) {
+#pragma GCC unroll 16
+        for (int r = 0; r < NR; r++) s[g * KVS_TILE + r] = res[g * NR + r];
+    }
+}
+
+/* One pass of NG heads over the tile's t rows (quantised, 32-value groups): KV_MAXACC / NG rows at a time. */
+KVS_INLINE void KV_NAME(qscore_pass)(int dtype, int NG, int D, int Dp, const char* kp, int64_t rb, int t,
+                                     const float* q, float* sg, const char* nk, const float* dsc) {
+    const int NR = KV_MAXACC / NG;
+    const char* cursor = nk;
+    const char** pk = nk != NULL ? &cursor : NULL;
+    int r = 0;
+    for (; r + NR <= t; r += NR) KV_NAME(qscore_kernel)(dtype, NG, NR, D, kp + r * rb, rb, q, Dp, dsc + r, sg + r, pk);
+    for (; r < t; r++) KV_NAME(qscore_kernel)(dtype, NG, 1, D, kp + r * rb, rb, q, Dp, dsc + r, sg + r, pk);
+}
+
+/* Values, NG heads x NC vectors of columns from c (c a multiple of NC * KV_W, so the chunk lies in one group or
+ * starts on a group boundary): acc = acc * corr + sum_r p[g][r] d[r] (codes[r] (- 8 for q4_0)),
+ * with the weights w[(jj * NG + g) * KVS_TILE + r] = p[g][r] d_jj[r] of the chunk's groups jj = 0, 1, ... */
+KVS_INLINE void KV_NAME(qvalue_kernel)(int dtype, int NG, int NC, const char* vp, int64_t rb, int t, int c, int c0,
+                                       const float* w, float* acc, int Dp, const float* corr,
+                                       const char** pv) {
+    const int64_t full = dtype == KVS_DTYPE_Q8_0 ? 34 : 18;
+    KV_VEC a[KV_MAXACC];
+#pragma GCC unroll 16
+    for (int g = 0; g < NG; g++) {
+        KV_VEC cg = KV_SET1(corr[g]);
+#pragma GCC unroll 16
+        for (int k = 0; k < NC; k++) a[g * NC + k] = KV_MUL(KV_LOADA(acc + (int64_t)g * Dp + c + KV_W * k), cg);
+    }
+    const int64_t pspan = kvs_span_bytes(dtype, rb, (int64_t)NC * KV_W);
+    const char* cur = pv != NULL ? *pv : NULL;
+    const char* base = vp + (int64_t)(c >> 5) * full + 2; /* c0 = c & 31, a constant here: see KV_QVALUE_CALL */
+    const KV_VEC eight = KV_SET1(8.0f);
+    for (int r = 0; r < t; r++) {
+        const uint8_t* row = (const uint8_t*)base + r * rb;
+        if (cur != NULL) {
+            for (int64_t o = 0; o < pspan; o += 64) KVS_PREFETCH(cur + o);
+            cur += pspan;
+        }
+        KV_VEC v[KV_MAXACC];
+#pragma GCC unroll 16
+        for (int k = 0; k < NC; k++) {
+            const int col = c0 + KV_W * k;
+            v[k] = KV_QRAW(row + (int64_t)(col >> 5) * full, col & 31, dtype);
+            /* q4_0: code - 8, exact in float. Folding the 8 into one subtraction of 8 sum(p d) per tile instead
+             * measured output errors of 7e-5 of max |out| at 32k rows (sum p d code and 8 sum p d cancel) */
+            if (dtype == KVS_DTYPE_Q4_0) v[k] = KV_SUB(v[k], eight);
+        }
+#pragma GCC unroll 16
+        for (int g = 0; g < NG; g++) {
+            KV_VEC pb = KV_BCAST(w + g * KVS_TILE + r);
+#pragma GCC unroll 16
+            for (int k = 0; k < NC; k++) {
+                const int jj = (c0 + KV_W * k) >> 5;
+                if (k > 0 && jj != ((c0 + KV_W * (k - 1)) >> 5)) pb = KV_BCAST(w + (jj * NG + g) * KVS_TILE + r);
+                a[g * NC + k] = KV_FMA(pb, v[k], a[g * NC + k]);
+            }
+        }
+    }
+    if (pv != NULL) *pv = cur;
+#pragma GCC unroll 16
+    for (int g = 0; g < NG; g++) {
+#pragma GCC unroll 16
+        for (int k = 0; k < NC; k++) {
+            KV_STOREA(acc + (int64_t)g * Dp + c + KV_W * k, a[g * NC + k]);
+        }
+    }
+}
+
+/* The weights of groups [j0, j1) for NG heads: w[((j - j0) * NG + g) * KVS_TILE + r] = p[g][r] * d_j[r] for r
+ * up to t rounded up to KV_W (p and the scales are zero there). */
+KVS_INLINE void KV_NAME(qweights)(int NG, int j0, int j1, int t, const float* p, const float* dsc, float* w) {
+    for (int j = j0; j < j1; j++) {
+        const float* d = dsc + j * KVS_TILE;
+        for (int g = 0; g < NG; g++) {
+            float* wg = w + ((j - j0) * NG + g) * KVS_TILE;
+            for (int r = 0; r < t; r += KV_W) KV_STOREU(wg + r, KV_MUL(KV_LOADU(p + g * KVS_TILE + r), KV_LOADU(d + r)));
+        }
+    }
+}
+
+/* the kernel with c & 31 a compile-time constant, so which nibbles and group each vector takes folds away */
+#define KV_QVALUE_CALL(NG, NC)                                                                        \
+    switch (c & 31) {                                                                                 \
+    case 0: KV_NAME(qvalue_kernel)(dtype, NG, NC, vp, rb, t, c, 0, w, acc, Dp, corr, pv); break;  \
+    case 8: if (KV_W == 8) KV_NAME(qvalue_kernel)(dtype, NG, NC, vp, rb, t, c, 8, w, acc, Dp, corr, pv); break; \
+    case 16: KV_NAME(qvalue_kernel)(dtype, NG, NC, vp, rb, t, c, 16, w, acc, Dp, corr, pv); break; \
+    default: if (KV_W == 8) KV_NAME(qvalue_kernel)(dtype, NG, NC, vp, rb, t, c, 24, w, acc, Dp, corr, pv); break; \
+    }
+#define KV_QVALUE_COLS(NG, NC)                                                                        \
+    for (; c + (NC) * KV_W <= D; c += (NC) * KV_W) {                                                 \
+        int j0 = c >> 5, j1 = (c + (NC) * KV_W + 31) >> 5;                                           \
+        if (j0 != wj0 || j1 != wj1) {                                                                 \
+            KV_NAME(qweights)(NG, j0, j1, t, p, dsc, w);                                      \
+            wj0 = j0;                                                                                 \
+            wj1 = j1;                                                                                 \
+        }                                                                                             \
+        KV_QVALUE_CALL(NG, NC)                                                                        \
+    }
+
+KVS_INLINE void KV_NAME(qvalue_pass)(int dtype, int NG, int D, const char* vp, int64_t rb, int t, const float* p,
+                                     float* acc, int Dp, const float* corr, const char** pv, const float* dsc) {
+    /* weights of the groups the current chunk spans: at most max(NG, KV_MAXACC * KV_W / 32) (head, group) pairs */
+    float w[(KV_MAXACC > KV_MAXACC * KV_W / 32 ? KV_MAXACC : KV_MAXACC * KV_W / 32) * KVS_TILE]
+        __attribute__((aligned(64)));
+    int wj0 = -1, wj1 = -1, c = 0;
+    if (KV_MAXACC / NG >= 16) KV_QVALUE_COLS(NG, 16)
+    if (KV_MAXACC / NG >= 8) KV_QVALUE_COLS(NG, 8)
+    if (KV_MAXACC / NG >= 4) KV_QVALUE_COLS(NG, 4)
+    if (KV_MAXACC / NG >= 2) KV_QVALUE_COLS(NG, 2)
+    KV_QVALUE_COLS(NG, 1)
+}
+#undef KV_QVALUE_COLS
+#undef KV_QVALUE_CALL
+
 /* s[g][r] = <q_g, k_r> for the tile's t rows and all G query heads (q already scaled). */
 KVS_INLINE void KV_NAME(score_tile)(int dtype, int G, int D, int Dp, const char* kp, int64_t rb, int t,
                                     const float* qs, float* s, const char* nk) {
     int g0 = 0;
+    if (kvs_quantised(dtype) && KV_NAME(qfast)(dtype, D, rb)) {
+        float dsc[KV_QMAXG * KVS_TILE] __attribute__((aligned(64)));
+        KV_NAME(qscales)(dtype, D / 32, kp, rb, t, dsc);
+        while (g0 < G) {
+            int rem = G - g0, ng = rem >= 16 && KV_MAXACC >= 16 ? 16 : rem >= 8 ? 8 : rem >= 4 ? 4 : rem >= 2 ? 2 : 1;
+            const float* q = qs + (int64_t)g0 * Dp;
+            float* sg = s + g0 * KVS_TILE;
+            const char* pk = g0 == 0 ? nk : NULL;
+            if (ng == 16) KV_NAME(qscore_pass)(dtype, KV_MAXACC >= 16 ? 16 : 1, D, Dp, kp, rb, t, q, sg, pk, dsc);
+            else if (ng == 8) KV_NAME(qscore_pass)(dtype, 8, D, Dp, kp, rb, t, q, sg, pk, dsc);
+            else if (ng == 4) KV_NAME(qscore_pass)(dtype, 4, D, Dp, kp, rb, t, q, sg, pk, dsc);
+            else if (ng == 2) KV_NAME(qscore_pass)(dtype, 2, D, Dp, kp, rb, t, q, sg, pk, dsc);
+            else KV_NAME(qscore_pass)(dtype, 1, D, Dp, kp, rb, t, q, sg, pk, dsc);
+            g0 += ng;
+        }
+        return;
+    }
     while (g0 < G) {
         int rem = G - g0;
         const float* q = qs + (int64_t)g0 * Dp;
@@ -236,6 +458,25 @@ KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, in
 KVS_INLINE void KV_NAME(value_tile)(int dtype, int G, int D, int Dp, const char* vp, int64_t rb, int t,
                                     const float* p, float* acc, const float* corr, const char* nv) {
     int g0 = 0;
+    if (kvs_quantised(dtype) && KV_NAME(qfast)(dtype, D, rb)) {
+        float dsc[KV_QMAXG * KVS_TILE] __attribute__((aligned(64)));
+        KV_NAME(qscales)(dtype, D / 32, vp, rb, t, dsc);
+        while (g0 < G) {
+            int rem = G - g0, ng = rem >= 16 && KV_MAXACC >= 16 ? 16 : rem >= 8 ? 8 : rem >= 4 ? 4 : rem >= 2 ? 2 : 1;
+            float* a = acc + (int64_t)g0 * Dp;
+            const float* pg = p + g0 * KVS_TILE;
+            const float* cg = corr + g0;
+            const char* cursor = nv;
+            const char** pv = g0 == 0 && nv != NULL ? &cursor : NULL;
+            if (ng == 16) KV_NAME(qvalue_pass)(dtype, KV_MAXACC >= 16 ? 16 : 1, D, vp, rb, t, pg, a, Dp, cg, pv, dsc);
+            else if (ng == 8) KV_NAME(qvalue_pass)(dtype, 8, D, vp, rb, t, pg, a, Dp, cg, pv, dsc);
+            else if (ng == 4) KV_NAME(qvalue_pass)(dtype, 4, D, vp, rb, t, pg, a, Dp, cg, pv, dsc);
+            else if (ng == 2) KV_NAME(qvalue_pass)(dtype, 2, D, vp, rb, t, pg, a, Dp, cg, pv, dsc);
+            else KV_NAME(qvalue_pass)(dtype, 1, D, vp, rb, t, pg, a, Dp, cg, pv, dsc);
+            g0 += ng;
+        }
+        return;
+    }
     while (g0 < G) {
         int rem = G - g0;
         float* a = acc + (int64_t)g0 * Dp;
