@@ -15,7 +15,7 @@ public enum BenchSuite {
             "about 1 min; --full: 3 x 1 s warm-up, 5 x 1 s measurement"),
     COMPACTION("compaction", "compaction bytes moved per second vs a block-by-block memcpy baseline",
             "about 40 s"),
-    POLICY("policy", "CriticalAdaKV compress vs prefill attention of one Llama-3-8B layer",
+    POLICY("policy", "CriticalAdaKV compress vs prefill attention and vs the full prefill of one Llama-3-8B layer",
             "default 4k tokens: about 1 min; --full: 4k/8k/32k, 15 min or more (32k prefill is about a "
                     + "minute a call)"),
     INGEST("ingest", "appendChunk of f32 rows into f16/bf16/f32 stores vs a plain copy of the same bytes",

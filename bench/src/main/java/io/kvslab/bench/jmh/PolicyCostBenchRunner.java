@@ -73,7 +73,8 @@ public final class PolicyCostBenchRunner {
                 list.add(Json.object().put("context", r.context()).put("compressMs", r.compressMs())
                         .put("selectMs", r.selectMs()).put("prefillMs", r.prefillMs())
                         .put("sgemmGflops", r.sgemmGflops()).put("fullLayerMs", r.fullLayerMs())
-                        .put("compressOverPrefill", r.compressRatio()).put("compressOverFullLayer", r.compressOverLayer())
+                        .put("compressOverPrefill", r.compressRatio())
+                        .put("compressOverFullLayer", r.compressOverLayer())
                         .put("selectOverPrefill", r.selectRatio()));
             }
             return Json.object().put("benchmark", "policy").put("policy", "criticaladakv").put("keptFraction", 0.25)

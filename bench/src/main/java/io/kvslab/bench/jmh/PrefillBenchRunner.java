@@ -32,8 +32,8 @@ public final class PrefillBenchRunner {
     public record Report(boolean quick, double sgemmBefore, double sgemmAfter, List<Row> rows) implements SuiteReport {
         public String table() {
             StringBuilder sb = new StringBuilder("Causal prefill attention, one Llama-3-8B layer (32 q heads, 8 KV "
-                    + "heads, dim 128, f16), vs a bare 512x4096x4096 sgemm of the same run" + (quick ? " [quick run]" : "")
-                    + "\n");
+                    + "heads, dim 128, f16), vs a bare 512x4096x4096 sgemm of the same run"
+                    + (quick ? " [quick run]" : "") + "\n");
             sb.append(String.format(Locale.ROOT, "sgemm GFLOP/s: %.1f before, %.1f after%n", sgemmBefore, sgemmAfter));
             sb.append(String.format(Locale.ROOT, "%8s %12s %16s %15s %8s%n", "context", "prefill ms", "prefill GFLOP/s",
                     "sgemm GFLOP/s", "ratio"));
