@@ -5,6 +5,7 @@ import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -90,7 +91,8 @@ public final class PolicyCostBenchRunner {
     public static Report run(RunSize size, PrintStream progress) throws RunnerException {
         boolean quick = size.quick();
         ChainedOptionsBuilder options = new OptionsBuilder()
-                .include(Pattern.quote(PolicyCostBench.class.getName()) + "\\.");
+                .include(Pattern.quote(PolicyCostBench.class.getName()) + "\\.")
+                .timeout(TimeValue.minutes(60)); // JMH's 10 min default interrupts a 32k prefill on a loaded machine
         if (!size.full()) {
             options.param("context", "4096").measurementIterations(2);
         }

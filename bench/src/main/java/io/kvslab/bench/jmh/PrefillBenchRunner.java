@@ -5,6 +5,7 @@ import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -92,7 +93,8 @@ public final class PrefillBenchRunner {
     private static Row prefill(int context, int warmups, int calls, PrintStream progress, double sgemm)
             throws RunnerException {
         ChainedOptionsBuilder o = new OptionsBuilder().include(Pattern.quote(PrefillBench.class.getName()) + "\\.")
-                .param("context", String.valueOf(context)).warmupIterations(warmups).measurementIterations(calls);
+                .param("context", String.valueOf(context)).warmupIterations(warmups).measurementIterations(calls)
+                .timeout(TimeValue.minutes(60)); // a loaded 2-core machine took 15 min for one 32k call
         Collection<RunResult> results = JmhRunner.run(o, progress, PrefillBench.class);
         double ms = results.iterator().next().getPrimaryResult().getScore();
         return new Row(context, ms, PrefillBench.flops(context) / (ms * 1e6), sgemm);
