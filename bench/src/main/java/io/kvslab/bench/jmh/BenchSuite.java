@@ -15,11 +15,13 @@ public enum BenchSuite {
             "about 1 min; --full: 3 x 1 s warm-up, 5 x 1 s measurement"),
     COMPACTION("compaction", "compaction bytes moved per second vs a block-by-block memcpy baseline",
             "about 40 s"),
-    POLICY("policy", "CriticalAdaKV compress vs prefill attention of one Llama-3-8B layer",
+    POLICY("policy", "CriticalAdaKV compress vs prefill attention and vs the full prefill of one Llama-3-8B layer",
             "default 4k tokens: about 1 min; --full: 4k/8k/32k, 15 min or more (32k prefill is about a "
                     + "minute a call)"),
     INGEST("ingest", "appendChunk of f32 rows into f16/bf16/f32 stores vs a plain copy of the same bytes",
-            "default one round: about 45 s; --full: 3 rounds");
+            "default one round: about 45 s; --full: 3 rounds"),
+    PREFILL("prefill", "causal prefill attention GFLOP/s of one Llama-3-8B layer vs a bare sgemm of the same run",
+            "default 4k tokens: about 1 min; --full: also 32k (two calls of several minutes each)");
 
     private final String label;
     private final String summary;
@@ -53,6 +55,7 @@ public enum BenchSuite {
             case COMPACTION -> CompactionBenchRunner.run(size, progress);
             case POLICY -> PolicyCostBenchRunner.run(size, progress);
             case INGEST -> IngestBenchRunner.run(size, progress);
+            case PREFILL -> PrefillBenchRunner.run(size, progress);
         };
     }
 }
