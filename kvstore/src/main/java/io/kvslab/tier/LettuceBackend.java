@@ -114,7 +114,12 @@ final class LettuceBackend implements AutoCloseable {
                     .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
                     .topologyRefreshOptions(ClusterTopologyRefreshOptions.builder()
                             .enablePeriodicRefresh(TOPOLOGY_REFRESH)
-                            .enableAllAdaptiveRefreshTriggers()
+                            .enableAdaptiveRefreshTrigger(
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.MOVED_REDIRECT,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.ASK_REDIRECT,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.PERSISTENT_RECONNECTS,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.UNCOVERED_SLOT,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.UNKNOWN_NODE)
                             .build())
                     .build());
             this.client = cluster;
@@ -147,6 +152,7 @@ final class LettuceBackend implements AutoCloseable {
         CompletableFuture<? extends StatefulConnection<byte[], byte[]>> attempt = cluster != null
                 ? cluster.refreshPartitionsAsync().toCompletableFuture()
                         .thenCompose(v -> cluster.connectAsync(ByteArrayCodec.INSTANCE))
+                        .thenCompose(LettuceBackend::connectMasters)
                 : single.connectAsync(ByteArrayCodec.INSTANCE, uri).toCompletableFuture();
         connecting = attempt.whenComplete((c, error) -> {
             if (c == null) {
@@ -160,6 +166,24 @@ final class LettuceBackend implements AutoCloseable {
                 }
             }
         });
+    }
+
+    /**
+     * Opens the cluster connection's link to every master before the connection is used. Lettuce opens them lazily,
+     * and with commands rejected while a link is not connected (no unbounded buffering), the first batch of gets
+     * sent to a master would otherwise fail as a whole. A master that cannot be reached now does not fail the
+     * connection: its link is retried by the first command for its slots.
+     */
+    private static CompletableFuture<StatefulRedisClusterConnection<byte[], byte[]>> connectMasters(
+            StatefulRedisClusterConnection<byte[], byte[]> c) {
+        List<CompletableFuture<?>> links = new ArrayList<>();
+        for (io.lettuce.core.cluster.models.partitions.RedisClusterNode node : c.getPartitions()) {
+            if (node.is(io.lettuce.core.cluster.models.partitions.RedisClusterNode.NodeFlag.UPSTREAM)) {
+                links.add(c.getConnectionAsync(node.getUri().getHost(), node.getUri().getPort())
+                        .exceptionally(e -> null));
+            }
+        }
+        return CompletableFuture.allOf(links.toArray(CompletableFuture[]::new)).thenApply(v -> c);
     }
 
     /** The commands of the connection: one node's, or the cluster's (routed by slot); both pipeline. */
