@@ -399,7 +399,8 @@ public final class PrefixTier implements AutoCloseable {
         int elem = layout.dtype().bytes();
         for (int r = 0; r < records.size(); r++) {
             VerifiedRecord rec = records.get(r);
-            MemorySegment data = rec.rows();
+            // a heap segment over the received bytes: no copy
+            MemorySegment data = MemorySegment.ofArray(rec.buffer()).asSlice(rec.rowsOffset(), rec.rowsLength());
             long[] positions = rec.positions();
             for (int l = 0; l < layout.layers(); l++) {
                 // table (l, h) holds K rows then V rows: rows x dim elements each

@@ -1,7 +1,5 @@
 package io.kvslab.internal.tier;
 
-import java.lang.foreign.MemorySegment;
-
 /**
  * A block record that passed every check of {@link BlockRecords#verify}, read in place: its rows are
  * {@code buffer[rowsOffset, rowsOffset + rowsLength)} of the bytes the tier returned, not a copy. A reader appends
@@ -28,11 +26,6 @@ public record VerifiedRecord(BlockRecord.Kind kind, int layer, int kvHead, long[
     /** Whether the record spans every (layer, KV head) of the layout. */
     public boolean allTables() {
         return layer == BlockRecord.ALL;
-    }
-
-    /** The raw rows in place: a heap segment over the received bytes (no copy). */
-    public MemorySegment rows() {
-        return MemorySegment.ofArray(buffer).asSlice(rowsOffset, rowsLength);
     }
 
     /** The record with its rows copied out of the buffer. */
