@@ -14,6 +14,7 @@ import io.lettuce.core.cluster.ClusterClientOptions;
 import io.lettuce.core.cluster.ClusterTopologyRefreshOptions;
 import io.lettuce.core.cluster.RedisClusterClient;
 import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
+import io.lettuce.core.cluster.api.async.RedisAdvancedClusterAsyncCommands;
 import io.lettuce.core.cluster.api.async.RedisClusterAsyncCommands;
 import io.lettuce.core.codec.ByteArrayCodec;
 import io.lettuce.core.resource.ClientResources;
@@ -249,7 +250,7 @@ final class LettuceBackend implements AutoCloseable {
     long usedMemory() throws CallFailed {
         long deadline = System.nanoTime() + timeoutNanos;
         RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
-        if (!(cmds instanceof io.lettuce.core.cluster.api.async.RedisAdvancedClusterAsyncCommands<byte[], byte[]> all)) {
+        if (!(cmds instanceof RedisAdvancedClusterAsyncCommands<byte[], byte[]> all)) {
             return usedMemory(await(cmds.info("memory"), deadline));
         }
         long sum = 0;

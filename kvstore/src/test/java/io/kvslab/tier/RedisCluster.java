@@ -31,7 +31,7 @@ public final class RedisCluster implements AutoCloseable {
         this.busPorts = busPorts;
     }
 
-    /** Starts {@code masters} nodes, assigns the slots and waits (up to 60 s) until every node reports the cluster ok. */
+    /** Starts {@code masters} nodes, assigns the slots, waits (up to 60 s) until every node reports the cluster ok. */
     public static RedisCluster start(int masters) {
         List<RedisServer> nodes = new ArrayList<>();
         List<Integer> busPorts = new ArrayList<>();

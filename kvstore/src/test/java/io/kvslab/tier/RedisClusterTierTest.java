@@ -111,7 +111,8 @@ class RedisClusterTierTest {
 
     @Test
     void clusterUrisAreCheckedAndBadOnesNamed() {
-        assertEquals(List.of("redis://a:1", "redis://b:7002"), RedisTierConfig.clusterSeeds("redis-cluster://a:1,b:7002"));
+        assertEquals(List.of("redis://a:1", "redis://b:7002"),
+                RedisTierConfig.clusterSeeds("redis-cluster://a:1,b:7002"));
         assertEquals(List.of("redis://h:7000"), RedisTierConfig.clusterSeeds("redis-cluster://h:7000/"));
         assertEquals(null, RedisTierConfig.clusterSeeds("redis://h:7000"));
         for (String bad : new String[] {"redis-cluster://", "redis-cluster://h", "redis-cluster://h:0",
