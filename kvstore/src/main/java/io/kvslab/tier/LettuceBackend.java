@@ -1,5 +1,6 @@
 package io.kvslab.tier;
 
+import io.lettuce.core.AbstractRedisClient;
 import io.lettuce.core.ClientOptions;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisFuture;
@@ -7,8 +8,14 @@ import io.lettuce.core.RedisURI;
 import io.lettuce.core.SetArgs;
 import io.lettuce.core.SocketOptions;
 import io.lettuce.core.TimeoutOptions;
+import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.api.StatefulRedisConnection;
-import io.lettuce.core.api.async.RedisAsyncCommands;
+import io.lettuce.core.cluster.ClusterClientOptions;
+import io.lettuce.core.cluster.ClusterTopologyRefreshOptions;
+import io.lettuce.core.cluster.RedisClusterClient;
+import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
+import io.lettuce.core.cluster.api.async.RedisAdvancedClusterAsyncCommands;
+import io.lettuce.core.cluster.api.async.RedisClusterAsyncCommands;
 import io.lettuce.core.codec.ByteArrayCodec;
 import io.lettuce.core.resource.ClientResources;
 
@@ -24,7 +31,11 @@ import java.util.concurrent.TimeoutException;
  * Everything that touches Lettuce, so that {@link RedisTier} itself loads without it (and can say it is missing).
  *
  * <p>One connection: Lettuce connections are thread-safe and pipeline the commands of all callers on one socket,
- * so a batch of gets goes out back to back and its replies are awaited together. Commands are rejected at once
+ * so a batch of gets goes out back to back and its replies are awaited together. For a Redis Cluster
+ * ({@code redis-cluster://} seeds) the connection is Lettuce's cluster connection: it learns the slot map from the
+ * seeds, sends each key's command to the master of its slot (one pipelined socket per node) and follows
+ * {@code MOVED} / {@code ASK} redirections; the topology is refreshed every 30 s and on redirections and
+ * reconnects, so a resharded or failed-over cluster is followed without a restart. Commands are rejected at once
  * while the connection is down (no unbounded buffering) and time out on the client after the configured timeout;
  * a connection that drops reconnects in the background (Lettuce's watchdog). A connection that could not be
  * made at all is retried, at most once a second, by the calls that find it missing; they do not wait for it.
@@ -47,32 +58,73 @@ final class LettuceBackend implements AutoCloseable {
     /** Commands waiting for a reply at most, per connection: past it Lettuce rejects new ones (bounded memory). */
     private static final int REQUEST_QUEUE = 4096;
 
+    /** Slot map refresh of a cluster connection besides the adaptive (redirection, reconnect) triggers. */
+    private static final Duration TOPOLOGY_REFRESH = Duration.ofSeconds(30);
+
     private final ClientResources resources;
-    private final RedisClient client;
+    private final AbstractRedisClient client;
+    private final RedisClient single;
+    private final RedisClusterClient cluster;
     private final RedisURI uri;
+    private final String where;
     private final long timeoutNanos;
     private final long ttlMillis;
-    private volatile StatefulRedisConnection<byte[], byte[]> connection;
-    private volatile CompletableFuture<StatefulRedisConnection<byte[], byte[]>> connecting;
+    private volatile StatefulConnection<byte[], byte[]> connection;
+    private volatile CompletableFuture<? extends StatefulConnection<byte[], byte[]>> connecting;
     private volatile long lastAttemptNanos;
     private volatile boolean closed;
 
     LettuceBackend(RedisTierConfig config) {
         this.timeoutNanos = config.timeout().toNanos();
         this.ttlMillis = config.ttl().toMillis();
-        this.uri = RedisURI.create(config.uri());
-        uri.setTimeout(config.timeout());
         // Two I/O and two computation threads (Lettuce's minimum): a tier moves bytes, it needs no more.
         this.resources = ClientResources.builder().ioThreadPoolSize(2).computationThreadPoolSize(2).build();
         Duration connectTimeout = config.timeout().compareTo(MIN_CONNECT_TIMEOUT) > 0 ? config.timeout() : MIN_CONNECT_TIMEOUT;
-        this.client = RedisClient.create(resources, uri);
-        client.setOptions(ClientOptions.builder()
-                .autoReconnect(true)
-                .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
-                .requestQueueSize(REQUEST_QUEUE)
-                .socketOptions(SocketOptions.builder().connectTimeout(connectTimeout).keepAlive(true).build())
-                .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
-                .build());
+        SocketOptions socket = SocketOptions.builder().connectTimeout(connectTimeout).keepAlive(true).build();
+        List<String> seeds = RedisTierConfig.clusterSeeds(config.uri());
+        if (seeds == null) {
+            this.uri = RedisURI.create(config.uri());
+            uri.setTimeout(config.timeout());
+            this.where = uri.getHost() + ":" + uri.getPort();
+            this.single = RedisClient.create(resources, uri);
+            this.cluster = null;
+            single.setOptions(ClientOptions.builder()
+                    .autoReconnect(true)
+                    .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
+                    .requestQueueSize(REQUEST_QUEUE)
+                    .socketOptions(socket)
+                    .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
+                    .build());
+            this.client = single;
+        } else {
+            List<RedisURI> uris = new ArrayList<>(seeds.size());
+            for (String seed : seeds) {
+                RedisURI u = RedisURI.create(seed);
+                u.setTimeout(config.timeout());
+                uris.add(u);
+            }
+            this.uri = uris.get(0);
+            this.where = "the Redis Cluster of " + String.join(",", seeds);
+            this.single = null;
+            this.cluster = RedisClusterClient.create(resources, uris);
+            cluster.setOptions(ClusterClientOptions.builder()
+                    .autoReconnect(true)
+                    .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
+                    .requestQueueSize(REQUEST_QUEUE)
+                    .socketOptions(socket)
+                    .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
+                    .topologyRefreshOptions(ClusterTopologyRefreshOptions.builder()
+                            .enablePeriodicRefresh(TOPOLOGY_REFRESH)
+                            .enableAdaptiveRefreshTrigger(
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.MOVED_REDIRECT,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.ASK_REDIRECT,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.PERSISTENT_RECONNECTS,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.UNCOVERED_SLOT,
+                                    ClusterTopologyRefreshOptions.RefreshTrigger.UNKNOWN_NODE)
+                            .build())
+                    .build());
+            this.client = cluster;
+        }
         // The first connect waits (bounded by the connect timeout) so that a tier opened against a running server is
         // usable at once; a server that is down (refused at once) or unreachable only makes the tier start
         // disconnected.
@@ -87,7 +139,7 @@ final class LettuceBackend implements AutoCloseable {
     }
 
     boolean connected() {
-        StatefulRedisConnection<byte[], byte[]> c = connection;
+        StatefulConnection<byte[], byte[]> c = connection;
         return c != null && c.isOpen();
     }
 
@@ -97,7 +149,13 @@ final class LettuceBackend implements AutoCloseable {
         }
         lastAttemptNanos = System.nanoTime();
         // connecting completes after the connection is published, so a caller that waited on it sees it
-        connecting = client.connectAsync(ByteArrayCodec.INSTANCE, uri).toCompletableFuture().whenComplete((c, error) -> {
+        // a cluster connection needs the slot map first: asked of the seeds (any one that answers), then connect
+        CompletableFuture<? extends StatefulConnection<byte[], byte[]>> attempt = cluster != null
+                ? cluster.refreshPartitionsAsync().toCompletableFuture()
+                        .thenCompose(v -> cluster.connectAsync(ByteArrayCodec.INSTANCE))
+                        .thenCompose(LettuceBackend::connectMasters)
+                : single.connectAsync(ByteArrayCodec.INSTANCE, uri).toCompletableFuture();
+        connecting = attempt.whenComplete((c, error) -> {
             if (c == null) {
                 return;
             }
@@ -111,15 +169,37 @@ final class LettuceBackend implements AutoCloseable {
         });
     }
 
-    private RedisAsyncCommands<byte[], byte[]> commands() throws CallFailed {
-        StatefulRedisConnection<byte[], byte[]> c = connection;
-        if (c != null) {
-            return c.async();
+    /**
+     * Opens the cluster connection's link to every master before the connection is used. Lettuce opens them lazily,
+     * and with commands rejected while a link is not connected (no unbounded buffering), the first batch of gets
+     * sent to a master would otherwise fail as a whole. A master that cannot be reached now does not fail the
+     * connection: its link is retried by the first command for its slots.
+     */
+    private static CompletableFuture<StatefulRedisClusterConnection<byte[], byte[]>> connectMasters(
+            StatefulRedisClusterConnection<byte[], byte[]> c) {
+        List<CompletableFuture<?>> links = new ArrayList<>();
+        for (io.lettuce.core.cluster.models.partitions.RedisClusterNode node : c.getPartitions()) {
+            if (node.is(io.lettuce.core.cluster.models.partitions.RedisClusterNode.NodeFlag.UPSTREAM)) {
+                links.add(c.getConnectionAsync(node.getUri().getHost(), node.getUri().getPort())
+                        .exceptionally(e -> null));
+            }
+        }
+        return CompletableFuture.allOf(links.toArray(CompletableFuture[]::new)).thenApply(v -> c);
+    }
+
+    /** The commands of the connection: one node's, or the cluster's (routed by slot); both pipeline. */
+    private RedisClusterAsyncCommands<byte[], byte[]> commands() throws CallFailed {
+        StatefulConnection<byte[], byte[]> c = connection;
+        if (c instanceof StatefulRedisClusterConnection<byte[], byte[]> cc) {
+            return cc.async();
+        }
+        if (c instanceof StatefulRedisConnection<byte[], byte[]> sc) {
+            return sc.async();
         }
         if (System.nanoTime() - lastAttemptNanos >= RECONNECT_INTERVAL_NANOS) {
             startConnect();
         }
-        throw new CallFailed("not connected to " + uri.getHost() + ":" + uri.getPort(), null);
+        throw new CallFailed("not connected to " + where, null);
     }
 
     /** The value, or null when the key is absent. */
@@ -129,7 +209,7 @@ final class LettuceBackend implements AutoCloseable {
 
     /** The values (null where absent), pipelined: all requests are sent before the first reply is awaited. */
     List<byte[]> getAll(List<byte[]> keys) throws CallFailed {
-        RedisAsyncCommands<byte[], byte[]> cmds = commands();
+        RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
         long deadline = System.nanoTime() + timeoutNanos;
         List<RedisFuture<byte[]>> futures = new ArrayList<>(keys.size());
         for (byte[] k : keys) {
@@ -150,7 +230,7 @@ final class LettuceBackend implements AutoCloseable {
     }
 
     void set(byte[] key, byte[] value) throws CallFailed {
-        RedisAsyncCommands<byte[], byte[]> cmds = commands();
+        RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
         RedisFuture<String> f = ttlMillis > 0 ? cmds.set(key, value, SetArgs.Builder.px(ttlMillis)) : cmds.set(key, value);
         String reply = await(f, System.nanoTime() + timeoutNanos);
         if (!"OK".equals(reply)) {
@@ -163,9 +243,36 @@ final class LettuceBackend implements AutoCloseable {
         return n != null && n > 0;
     }
 
-    /** {@code INFO memory}'s used_memory, or -1 when the server does not say. */
+    /**
+     * {@code INFO memory}'s used_memory, or -1 when the server does not say; of a cluster, the sum over its masters
+     * (each asked at once, all within one timeout).
+     */
     long usedMemory() throws CallFailed {
-        String info = await(commands().info("memory"), System.nanoTime() + timeoutNanos);
+        long deadline = System.nanoTime() + timeoutNanos;
+        RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
+        if (!(cmds instanceof RedisAdvancedClusterAsyncCommands<byte[], byte[]> all)) {
+            return usedMemory(await(cmds.info("memory"), deadline));
+        }
+        long sum = 0;
+        for (CompletableFuture<String> f : all.upstream().commands().info("memory")) {
+            long m;
+            try {
+                m = usedMemory(f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS));
+            } catch (TimeoutException | ExecutionException | RuntimeException e) {
+                throw new CallFailed("INFO memory of a cluster master failed: " + e, e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CallFailed("interrupted", e);
+            }
+            if (m < 0) {
+                return -1;
+            }
+            sum += m;
+        }
+        return sum;
+    }
+
+    private static long usedMemory(String info) {
         for (String line : info.split("\r?\n")) {
             if (line.startsWith("used_memory:")) {
                 return Long.parseLong(line.substring("used_memory:".length()).trim());
@@ -193,7 +300,7 @@ final class LettuceBackend implements AutoCloseable {
 
     @Override
     public void close() {
-        StatefulRedisConnection<byte[], byte[]> c;
+        StatefulConnection<byte[], byte[]> c;
         synchronized (this) {
             closed = true;
             c = connection;

@@ -15,6 +15,7 @@ import io.kvslab.internal.tier.BlockRecord;
 import io.kvslab.internal.tier.BlockRecords;
 import io.kvslab.internal.tier.PrefixBlockValue;
 import io.kvslab.internal.tier.PrefixKeys;
+import io.kvslab.internal.tier.VerifiedRecord;
 import io.kvslab.internal.jfr.TierEvent;
 
 import java.lang.foreign.MemorySegment;
@@ -235,12 +236,12 @@ public final class PrefixTier implements AutoCloseable {
     public static final class Fetched {
         static final Fetched NONE = new Fetched(0, List.of(), 0, 0, 0);
         private final int first;
-        private final List<BlockRecord> records;
+        private final List<VerifiedRecord> records;
         private final long bytes;
         private final int wanted;
         private final long nanos;
 
-        private Fetched(int first, List<BlockRecord> records, long bytes, int wanted, long nanos) {
+        private Fetched(int first, List<VerifiedRecord> records, long bytes, int wanted, long nanos) {
             this.first = first;
             this.records = records;
             this.bytes = bytes;
@@ -313,7 +314,7 @@ public final class PrefixTier implements AutoCloseable {
             fetchFailures.increment();
             return new Fetched(fromBlock, List.of(), 0, wanted.size(), System.nanoTime() - t0);
         }
-        List<BlockRecord> verified = new ArrayList<>();
+        List<VerifiedRecord> verified = new ArrayList<>();
         long bytes = 0;
         for (int i = 0; i < wanted.size(); i++) {
             Optional<byte[]> v = values.get(i);
@@ -361,7 +362,7 @@ public final class PrefixTier implements AutoCloseable {
             missedBlocks.add(full - have);
             return match;
         }
-        List<BlockRecord> verified = fetched.records.subList(have - fetched.first, fetched.records.size());
+        List<VerifiedRecord> verified = fetched.records.subList(have - fetched.first, fetched.records.size());
         Sequence s = match.sequence();
         try {
             appendBlocks(s, have, verified);
@@ -387,15 +388,19 @@ public final class PrefixTier implements AutoCloseable {
         return new PrefixMatch(s, got * tokensPerBlock);
     }
 
-    /** Appends verified records (blocks {@code first ..}) to every layer of {@code s}, raw rows without conversion. */
-    private void appendBlocks(Sequence s, int first, List<BlockRecord> records) {
+    /**
+     * Appends verified records (blocks {@code first ..}) to every layer of {@code s}, raw rows without conversion,
+     * read in place from the bytes the tier returned: each row is copied once, into the store's block.
+     */
+    private void appendBlocks(Sequence s, int first, List<VerifiedRecord> records) {
         int kvHeads = layout.kvHeads();
         int dim = layout.headDim();
         int rows = tokensPerBlock;
         int elem = layout.dtype().bytes();
         for (int r = 0; r < records.size(); r++) {
-            BlockRecord rec = records.get(r);
-            MemorySegment data = MemorySegment.ofArray(rec.rows());
+            VerifiedRecord rec = records.get(r);
+            // a heap segment over the received bytes: no copy
+            MemorySegment data = MemorySegment.ofArray(rec.buffer()).asSlice(rec.rowsOffset(), rec.rowsLength());
             long[] positions = rec.positions();
             for (int l = 0; l < layout.layers(); l++) {
                 // table (l, h) holds K rows then V rows: rows x dim elements each

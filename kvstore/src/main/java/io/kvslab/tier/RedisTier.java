@@ -14,9 +14,12 @@ import java.util.OptionalLong;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * A {@link BlockTier} on a Redis server (Redis 6 or later; one node, or a Redis Cluster proxy): each record is one
- * binary string value under {@code keyPrefix + key.hex()}, written with {@code SET} (with {@code PX ttl} when a
- * TTL is configured) and read with {@code GET}. Eviction and expiry are the server's job ({@code maxmemory},
+ * A {@link BlockTier} on a Redis server (Redis 6 or later) or a Redis Cluster ({@code redis-cluster://} seeds in
+ * {@link RedisTierConfig#uri()}): each record is one binary string value under {@code keyPrefix + key.hex()},
+ * written with {@code SET} (with {@code PX ttl} when a TTL is configured) and read with {@code GET}. In a cluster
+ * each key lives on the master of its hash slot, so a prompt's blocks spread over the masters (no hash tags: a
+ * prompt's blocks are meant to spread) and a batch of gets goes to every master holding one of them, pipelined
+ * per node. Eviction and expiry are the server's job ({@code maxmemory},
  * {@code maxmemory-policy allkeys-lru}, the TTL); see docs/distributed.md for the settings.
  *
  * <p>Client: Lettuce, an optional dependency of kvslab-core, on one pipelined connection. Every call returns within
@@ -215,9 +218,10 @@ public final class RedisTier implements BlockTier {
     }
 
     /**
-     * The server's {@code used_memory} (INFO memory), or empty when it cannot be asked now.
+     * The server's {@code used_memory} (INFO memory; of a cluster, the sum over its masters), or empty when it
+     * cannot be asked now.
      *
-     * @return bytes used by the server, or empty
+     * @return bytes used by the server (or the cluster's masters), or empty
      */
     public OptionalLong serverUsedMemory() {
         checkOpen();

@@ -13,9 +13,11 @@ import org.junit.jupiter.api.Test;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -177,6 +179,54 @@ class PrefixTierTest {
             assertEquals(gets, tier.stats().hits());
             assertEquals(10, b.prefix.stats().localBlocks());
             assertEquals(0, b.prefix.stats().queuedBlocks(), "b published nothing");
+        }
+    }
+
+    /**
+     * The read-through appends the rows straight from the bytes Redis returned (verified in place, not copied out):
+     * in f16 and bf16 stores the fetched sequence holds exactly the publisher's bytes (every K and V element's raw
+     * bits, every position), for blocks at the start and in the middle of the prompt.
+     */
+    @Test
+    void rowsReadInPlaceFromTheFetchedValuesEqualThePublishersBitForBit() throws Exception {
+        for (DType dtype : new DType[] {DType.F16, DType.BF16}) {
+            KvLayout layout = new KvLayout(LAYERS, 4, KV_HEADS, DIM, dtype, TPB);
+            int[] tokens = prompt(6 * TPB + 1, 11);
+            try (Replica a = Replica.open(layout, MODEL, tier, 64); Replica b = Replica.open(layout, MODEL, tier, 64);
+                 Sequence src = a.store.newSequence()) {
+                prefill(src, tokens, 0);
+                a.prefix.publish(src, tokens);
+                assertTrue(a.prefix.flush(30_000));
+                PrefixMatch m = b.prefix.lookup(tokens);
+                try (Sequence got = m.sequence()) {
+                    assertEquals(6 * TPB, m.matchedTokens(), dtype.toString());
+                    for (int l = 0; l < LAYERS; l++) {
+                        for (int h = 0; h < KV_HEADS; h++) {
+                            int rows = 6 * TPB;
+                            assertEquals(rows, got.length(l, h));
+                            assertArrayEquals(Arrays.copyOf(src.positions(l, h), rows), got.positions(l, h));
+                            float[] ka = new float[(rows + 1) * DIM];
+                            float[] va = new float[(rows + 1) * DIM];
+                            float[] kb = new float[rows * DIM];
+                            float[] vb = new float[rows * DIM];
+                            src.readKeys(l, h, ka);
+                            src.readValues(l, h, va);
+                            got.readKeys(l, h, kb);
+                            got.readValues(l, h, vb);
+                            // f16 and bf16 widen to f32 exactly and injectively: equal floats are equal stored bits
+                            for (int i = 0; i < rows * DIM; i++) {
+                                assertEquals(Float.floatToRawIntBits(ka[i]), Float.floatToRawIntBits(kb[i]),
+                                        dtype + " K l" + l + " h" + h + " element " + i);
+                                assertEquals(Float.floatToRawIntBits(va[i]), Float.floatToRawIntBits(vb[i]),
+                                        dtype + " V l" + l + " h" + h + " element " + i);
+                            }
+                        }
+                    }
+                }
+                assertEquals(6, b.prefix.stats().fetchedBlocks(), dtype.toString());
+                assertEquals(0, b.prefix.stats().rejectedBlocks(), dtype.toString());
+            }
+            redis.command("FLUSHALL");
         }
     }
 

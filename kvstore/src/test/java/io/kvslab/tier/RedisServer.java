@@ -82,6 +82,37 @@ public final class RedisServer implements AutoCloseable {
         }
     }
 
+    /**
+     * SIGSTOP: the process freezes (a stalled node: connections are accepted by the kernel, nothing is answered)
+     * until {@link #resume}. Unlike {@code CLIENT PAUSE}, which also holds the {@code CLIENT UNPAUSE} of a new
+     * connection, it can be ended at any moment.
+     */
+    public void pause() {
+        signal("-STOP");
+    }
+
+    /** SIGCONT after {@link #pause}; harmless on a running server. */
+    public void resume() {
+        signal("-CONT");
+    }
+
+    private void signal(String sig) {
+        if (process == null || !process.isAlive()) {
+            return;
+        }
+        try {
+            Process p = new ProcessBuilder("kill", sig, Long.toString(process.pid())).inheritIO().start();
+            if (!p.waitFor(10, TimeUnit.SECONDS) || p.exitValue() != 0) {
+                throw new IllegalStateException("kill " + sig + " " + process.pid() + " failed");
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot run kill " + sig, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** Starts the server again on the same port (empty: persistence is off). */
     public void restart() {
         kill();

@@ -52,8 +52,9 @@ public final class ServeCommand implements Callable<Integer> {
     String matMul;
 
     @Option(names = "--remote-tier", paramLabel = "URI",
-            description = "share prompts' prefix KV blocks through Redis, e.g. redis://127.0.0.1:6379 (turns the "
-                    + "prefix cache on; see docs/distributed.md)")
+            description = "share prompts' prefix KV blocks through Redis, e.g. redis://127.0.0.1:6379, or a Redis "
+                    + "Cluster, redis-cluster://host:port[,host:port...] (turns the prefix cache on; see "
+                    + "docs/distributed.md)")
     String remoteTier;
 
     @Option(names = "--disk-tier", paramLabel = "DIR", description = "keep prefix KV blocks in this directory too "

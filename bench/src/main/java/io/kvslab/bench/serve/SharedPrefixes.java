@@ -76,17 +76,6 @@ final class SharedPrefixes implements AutoCloseable {
         return prefix.localSalt();
     }
 
-    /**
-     * The already-computed leading blocks of {@code prompt} without its last token (that one must run for its
-     * logits): from the local cache, then the tier.
-     */
-    PrefixMatch computedBlocks(KvStore store, int[] prompt) {
-        if (prompt.length <= 1) {
-            return new PrefixMatch(store.newSequence(), 0);
-        }
-        return prefix.lookup(Arrays.copyOf(prompt, prompt.length - 1));
-    }
-
     /** The tokens whose blocks a prompt can reuse: all but the last (that one must run for its logits). */
     private static int[] reusable(int[] prompt) {
         return Arrays.copyOf(prompt, prompt.length - 1);

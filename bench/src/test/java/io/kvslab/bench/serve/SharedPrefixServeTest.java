@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test;
 
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -75,6 +76,39 @@ class SharedPrefixServeTest {
     }
 
     /**
+     * The same through a 3-master Redis Cluster ({@code --remote-tier redis-cluster://...}): the second server
+     * fetches at least 95% of the prompt's full blocks, spread over the masters, and answers the reference's tokens.
+     */
+    @Test
+    void twoServersShareAPromptThroughARedisCluster() throws Exception {
+        try (io.kvslab.tier.RedisCluster cluster = io.kvslab.tier.RedisCluster.start(3)) {
+            TierOptions tiers = TierOptions.redis(cluster.uri()).withTimeout(Duration.ofSeconds(5));
+            try (ServeFixture first = new ServeFixture(ServeConfig.defaults(), tiers);
+                 ServeFixture second = new ServeFixture(ServeConfig.defaults(), tiers)) {
+                int promptLength = first.model.tokenizer().encode(LONG_PROMPT, true, false).length;
+                int fullBlocks = (promptLength - 1) / 32;
+                ServeFixture.Expected expected = first.reference(LONG_PROMPT, 16, 0, 1, 1);
+                assertArrayEquals(expected.ids(), ServeFixture.tokenIds(first.complete(body(16))));
+                assertTrue(first.server.scheduler().shared().flush(60_000));
+                long stored = 0;
+                for (List<String> onNode : cluster.keysPerNode("kvslab:*")) {
+                    assertTrue(!onNode.isEmpty(), "every master holds some of the blocks");
+                    stored += onNode.size();
+                }
+                assertEquals(first.server.scheduler().shared().stats().publishedBlocks(), stored);
+
+                assertArrayEquals(expected.ids(), ServeFixture.tokenIds(second.complete(body(16))),
+                        "identical tokens on the second server");
+                PrefixTierStats fetched = second.server.scheduler().shared().stats();
+                assertTrue(fetched.fetchedBlocks() >= Math.ceil(0.95 * fullBlocks),
+                        fetched.fetchedBlocks() + " of " + fullBlocks + " full blocks fetched from the cluster: "
+                                + fetched + "\n" + second.metrics());
+                assertEquals(0, fetched.rejectedBlocks());
+            }
+        }
+    }
+
+    /**
      * Blocks that fill while decoding are published too (#16: "when it becomes full and immutable"): a follow-up
      * whose prompt is the first request's prompt followed by its completion is served by another server with the
      * blocks of prompt and generated tokens fetched from Redis, and the same tokens as the reference.
@@ -119,6 +153,61 @@ class SharedPrefixServeTest {
                 PrefixTierStats fetched = second.server.scheduler().shared().stats();
                 assertEquals(sharedBlocks, fetched.fetchedBlocks(), "prompt and decoded blocks fetched from Redis");
                 assertEquals(0, fetched.rejectedBlocks());
+            }
+        }
+    }
+
+    /**
+     * #16: "never a compressed block", through {@code serve}: a server whose KV limit holds 6 blocks per table and
+     * whose pressure policy compresses ({@code compress:streamingllm:64}) serves a short prompt that decodes far
+     * past the limit. Decoding publishes each block as it fills, up to the 6 that fit; the policy then compresses
+     * the request, and the blocks that fill after it (held, full, but not what a fresh prefill of their tokens
+     * stores) are never published. Every value left in its Redis must be byte for byte the value an unconstrained
+     * server (with its own Redis) publishes under the same key. (The prompt is under one block on purpose: a full
+     * prompt block is shared with the prefix cache, and compressing it needs a fresh block that a full store does
+     * not have; see docs/tiers.md.)
+     */
+    @Test
+    void aCompressedRequestPublishesNoneOfItsChangedBlocks() throws Exception {
+        String prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+        int maxTokens = 250;
+        int limitBlocks = 6;
+        String body = "{\"prompt\": " + ServeFixture.JSON.valueToTree(prompt) + ", \"max_tokens\": " + maxTokens
+                + ", \"temperature\": 0, \"return_token_ids\": true}";
+        io.kvslab.KvLayout layout = io.kvslab.bench.model.StoreKvCache.layout(
+                io.kvslab.bench.model.SharedModels.bin().model().config(), io.kvslab.DType.F32);
+        long limit = Scheduler.bytesFor(layout, (long) limitBlocks * 32);
+        ServeConfig constrained = ServeConfig.defaults().withKvLimit(limit, 8L * layout.blockBytes())
+                .withPressure("compress:streamingllm:64");
+        try (RedisServer redis = RedisServer.start(); RedisServer fresh = RedisServer.start()) {
+            TierOptions tiers = TierOptions.redis(redis.uri()).withTimeout(Duration.ofSeconds(5));
+            TierOptions freshTiers = TierOptions.redis(fresh.uri()).withTimeout(Duration.ofSeconds(5));
+            int[] promptIds;
+            int[] generated;
+            try (ServeFixture server = new ServeFixture(constrained, tiers)) {
+                promptIds = server.model.tokenizer().encode(prompt, true, false);
+                assertTrue(promptIds.length < 32, "prompt of " + promptIds.length + " tokens, under one block");
+                generated = ServeFixture.tokenIds(server.complete(body));
+                assertTrue(server.server.scheduler().shared().flush(60_000));
+                assertEquals(1.0, ServeFixture.metric(server.metrics(), "kvslab_preemptions_total{action=\"compress\"}"),
+                        "the policy compressed the request once");
+                assertEquals(server.server.scheduler().shared().stats().publishedBlocks(),
+                        redis.keys("kvslab:*").size());
+            }
+            int held = promptIds.length + generated.length - 1;
+            List<String> published = redis.keys("kvslab:*");
+            assertEquals(limitBlocks, published.size(), "the blocks that filled before the compression");
+            assertTrue(held - limitBlocks * 32 >= 2 * 32, "the request held " + held + " tokens: at least two "
+                    + "blocks filled after the compression (which kept 64 rows of " + limitBlocks * 32 + ")");
+
+            try (ServeFixture reference = new ServeFixture(ServeConfig.defaults(), freshTiers)) {
+                reference.complete(body);
+                assertTrue(reference.server.scheduler().shared().flush(60_000));
+            }
+            for (String key : published) {
+                byte[] expected = fresh.get(key);
+                assertTrue(expected != null, key + " is not a block the unconstrained server published");
+                assertArrayEquals(expected, redis.get(key), key + " holds other bytes than a fresh prefill's");
             }
         }
     }

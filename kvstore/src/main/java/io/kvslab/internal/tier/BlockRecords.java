@@ -191,12 +191,25 @@ public final class BlockRecords {
     }
 
     /**
-     * Decodes and verifies a record read from a tier against the reader's layout.
+     * Decodes and verifies a record read from a tier against the reader's layout; the rows are copied out of
+     * {@code bytes} ({@link #verify} reads them in place).
      *
      * @param key the key it was read under, for messages and {@link TierRecordException#key()}; may be null
      * @throws TierRecordException naming the failed check; nothing of a rejected record is returned
      */
     public static BlockRecord decode(KvLayout layout, BlockKey key, byte[] bytes) {
+        return verify(layout, key, bytes, 0, bytes == null ? 0 : bytes.length).toRecord();
+    }
+
+    /**
+     * Verifies the record in {@code bytes[offset, offset + length)} against the reader's layout, every check of
+     * {@link #decode}, without copying it: the result is a view of its rows inside {@code bytes}.
+     *
+     * @param key the key it was read under, for messages and {@link TierRecordException#key()}; may be null
+     * @throws TierRecordException naming the failed check; nothing of a rejected record is returned
+     * @throws KvArgumentException if the layout is null or the range lies outside {@code bytes}
+     */
+    public static VerifiedRecord verify(KvLayout layout, BlockKey key, byte[] bytes, int offset, int length) {
         if (layout == null) {
             throw new KvArgumentException("layout must not be null");
         }
@@ -204,13 +217,18 @@ public final class BlockRecords {
         if (bytes == null) {
             throw new TierRecordException(Reason.MISSING, key, what + " is missing");
         }
-        if (bytes.length < HEADER_BYTES + CRC_BYTES) {
-            throw reject(Reason.TRUNCATED, key, what + " is " + bytes.length + " bytes, shorter than the "
+        if (offset < 0 || length < 0 || offset > bytes.length - length) {
+            throw new KvArgumentException("the record range [" + offset + ", +" + length + ") lies outside the "
+                    + bytes.length + " bytes given");
+        }
+        if (length < HEADER_BYTES + CRC_BYTES) {
+            throw reject(Reason.TRUNCATED, key, what + " is " + length + " bytes, shorter than the "
                     + (HEADER_BYTES + CRC_BYTES) + " bytes of a header and checksum");
         }
-        ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        // every index below is relative to the record's first byte
+        ByteBuffer buf = ByteBuffer.wrap(bytes, offset, length).slice().order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < MAGIC.length; i++) {
-            if (bytes[i] != MAGIC[i]) {
+            if (bytes[offset + i] != MAGIC[i]) {
                 throw reject(Reason.BAD_MAGIC, key, what + " does not start with the record magic \"KVSLBLK1\"");
             }
         }
@@ -220,12 +238,12 @@ public final class BlockRecords {
                     + "; this build reads version " + VERSION);
         }
         long declared = buf.getLong(OFF_TOTAL_BYTES);
-        if (declared != bytes.length) {
-            throw reject(Reason.LENGTH_MISMATCH, key, what + " is " + bytes.length + " bytes but its header declares "
+        if (declared != length) {
+            throw reject(Reason.LENGTH_MISMATCH, key, what + " is " + length + " bytes but its header declares "
                     + declared + " (cut short, or trailing bytes)");
         }
-        int stored = buf.getInt(bytes.length - CRC_BYTES);
-        int computed = crc(bytes, 0, bytes.length - CRC_BYTES);
+        int stored = buf.getInt(length - CRC_BYTES);
+        int computed = crc(bytes, offset, length - CRC_BYTES);
         if (stored != computed) {
             throw reject(Reason.CHECKSUM_MISMATCH, key, what + ": CRC32C mismatch (stored 0x"
                     + Integer.toHexString(stored) + ", computed 0x" + Integer.toHexString(computed) + ")");
@@ -242,12 +260,12 @@ public final class BlockRecords {
             throw reject(Reason.BAD_HEADER, key, what + ": header size " + headerBytes + ", version " + VERSION
                     + " has " + HEADER_BYTES);
         }
-        BlockRecord.Kind kind = BlockRecord.Kind.ofCode(bytes[OFF_KIND]);
+        BlockRecord.Kind kind = BlockRecord.Kind.ofCode(buf.get(OFF_KIND));
         if (kind == null) {
-            throw reject(Reason.BAD_HEADER, key, what + ": kind " + bytes[OFF_KIND]
+            throw reject(Reason.BAD_HEADER, key, what + ": kind " + buf.get(OFF_KIND)
                     + ", allowed are 0 (K), 1 (V), 2 (K and V)");
         }
-        int scope = bytes[OFF_SCOPE];
+        int scope = buf.get(OFF_SCOPE);
         int layer = buf.getInt(OFF_LAYER);
         int kvHead = buf.getInt(OFF_KV_HEAD);
         if (buf.getShort(OFF_RESERVED) != 0) {
@@ -276,9 +294,9 @@ public final class BlockRecords {
                     + layout.tokensPerBlock() + " (one block)");
         }
         long need = recordBytes(layout, kind, all, rows);   // bounded: rows <= tokensPerBlock, tables <= 2^20
-        if (need != bytes.length) {
+        if (need != length) {
             throw reject(Reason.BAD_HEADER, key, what + ": a " + kind + " record of " + rows + " rows is " + need
-                    + " bytes, the record is " + bytes.length);
+                    + " bytes, the record is " + length);
         }
         long[] positions = new long[rows];
         for (int r = 0; r < rows; r++) {
@@ -289,8 +307,8 @@ public final class BlockRecords {
             throw reject(Reason.BAD_POSITIONS, key, what + ": positions must be >= 0 and strictly increasing; "
                     + "positions[" + bad + "] = " + positions[bad]);
         }
-        int rowsOff = HEADER_BYTES + 8 * rows;
-        int rowsLen = bytes.length - CRC_BYTES - rowsOff;
+        int rowsOff = offset + HEADER_BYTES + 8 * rows;
+        int rowsLen = length - CRC_BYTES - HEADER_BYTES - 8 * rows;
         // Parts in order: per table, its K rows then (or only) its V rows, each checked with its own type.
         boolean[] parts = switch (kind) {
             case KEYS -> new boolean[] {true};
@@ -312,9 +330,7 @@ public final class BlockRecords {
             }
             partOff += partLen;
         }
-        byte[] payload = new byte[rowsLen];
-        System.arraycopy(bytes, rowsOff, payload, 0, rowsLen);
-        return new BlockRecord(kind, layer, kvHead, positions, payload);
+        return new VerifiedRecord(kind, layer, kvHead, positions, bytes, rowsOff, rowsLen);
     }
 
     /**
@@ -334,6 +350,17 @@ public final class BlockRecords {
             throw reject(Reason.UNEXPECTED_CONTENT, key, what + " holds " + record.rowCount() + " rows at other "
                     + "positions than the " + (positions == null ? 0 : positions.length) + " expected");
         }
+    }
+
+    /**
+     * {@link #expect(BlockRecord, BlockKey, BlockRecord.Kind, int, int, long[])} for a record verified in place.
+     *
+     * @throws TierRecordException with {@link Reason#UNEXPECTED_CONTENT} otherwise
+     */
+    public static void expect(VerifiedRecord record, BlockKey key, BlockRecord.Kind kind, int layer, int kvHead,
+                              long[] positions) {
+        expect(new BlockRecord(record.kind(), record.layer(), record.kvHead(), record.positions(), null), key, kind,
+                layer, kvHead, positions);
     }
 
     private static String scope(int layer, int kvHead) {

@@ -53,11 +53,12 @@ public final class PrefixBlockValue {
     /**
      * Checks the envelope against what the reader expects (key, parent, the prompt's tokens) and decodes the
      * record inside against the reader's layout, expecting K and V rows of every table at positions
-     * {@code [firstPosition, firstPosition + tokensPerBlock)}.
+     * {@code [firstPosition, firstPosition + tokensPerBlock)}. Nothing is copied: the result is a view of the rows
+     * inside {@code value}.
      *
      * @throws TierRecordException naming the failed check
      */
-    public static BlockRecord decode(KvLayout layout, BlockKey key, BlockKey parent, int[] tokens, int from,
+    public static VerifiedRecord decode(KvLayout layout, BlockKey key, BlockKey parent, int[] tokens, int from,
                                      long firstPosition, byte[] value) {
         int n = layout.tokensPerBlock();
         int envelope = FIXED + 4 * n + 4;
@@ -92,9 +93,8 @@ public final class PrefixBlockValue {
                         + "prompt (token " + i + " of the block differs): a key collision, never used");
             }
         }
-        byte[] record = new byte[value.length - envelope];
-        System.arraycopy(value, envelope, record, 0, record.length);
-        BlockRecord r = BlockRecords.decode(layout, key, record);
+        // the record is verified where it lies, after the envelope: its rows are not copied
+        VerifiedRecord r = BlockRecords.verify(layout, key, value, envelope, value.length - envelope);
         long[] positions = new long[n];
         for (int i = 0; i < n; i++) {
             positions[i] = firstPosition + i;

@@ -198,12 +198,12 @@ public final class Swap {
             Sequence restored;
             try (BlockStaging staging = RawBlocks.stage(store, img.keyBlocks())) {
                 for (int r = 0; r < img.keys.size(); r++) {
-                    BlockRecord rec = read(img, r);
+                    VerifiedRecord rec = read(img, r);
                     Planned p = img.plan.get(r);
                     int[] staged = p.staged();
-                    int at = 0;
+                    int at = rec.rowsOffset();   // rows read in place from the tier's bytes, not copied out first
                     for (int i = 0; i < staged.length; i++) {
-                        staging.write(staged[i], rec.rows(), at, rec.rowCount());
+                        staging.write(staged[i], rec.buffer(), at, rec.rowCount());
                         at += Math.toIntExact(rec.rowCount() * img.layout.rowBytes(p.isKeys(i)));
                     }
                 }
@@ -215,7 +215,7 @@ public final class Swap {
     }
 
     /** Reads record {@code b} and checks it is exactly the one written. */
-    private static BlockRecord read(SwappedImage img, int b) {
+    private static VerifiedRecord read(SwappedImage img, int b) {
         BlockKey key = img.keys.get(b);
         Optional<byte[]> got = img.tier.get(key);
         if (got == null || got.isEmpty()) {
@@ -224,7 +224,7 @@ public final class Swap {
                     + " is missing from tier " + img.tier.name() + "; recompute the sequence");
         }
         byte[] bytes = got.get();
-        BlockRecord r = BlockRecords.decode(img.layout, key, bytes);
+        VerifiedRecord r = BlockRecords.verify(img.layout, key, bytes, 0, bytes.length);
         Planned p = img.plan.get(b);
         BlockRecords.expect(r, key, p.kind(), p.layer(), p.kvHead(), p.positions());
         if (crcOf(bytes) != img.crcs[b]) {

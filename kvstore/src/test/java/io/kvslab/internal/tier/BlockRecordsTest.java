@@ -88,6 +88,49 @@ class BlockRecordsTest {
         }
     }
 
+    /**
+     * {@code verify} reads a record where it lies inside a larger buffer (a prefix value's envelope before it,
+     * anything after it) without copying it: the view's rows are the record's rows at their place in the buffer;
+     * every single bit flip inside the record's range is rejected with the same reason {@code decode} gives for
+     * the record on its own, and flips outside the range change nothing.
+     */
+    @Test
+    void verifyReadsARecordInPlaceInsideALargerBufferWithEveryCheckOfDecode() {
+        BlockRecord r = everyTable();
+        byte[] enc = BlockRecords.encode(LAYOUT, r);
+        int off = 37;
+        byte[] buf = new byte[off + enc.length + 11];
+        new Random(5).nextBytes(buf);
+        System.arraycopy(enc, 0, buf, off, enc.length);
+        VerifiedRecord v = BlockRecords.verify(LAYOUT, KEY, buf, off, enc.length);
+        assertTrue(v.buffer() == buf, "a view of the given bytes, not a copy");
+        assertEquals(off + 48 + 8 * r.rowCount(), v.rowsOffset());
+        assertEquals(r.rows().length, v.rowsLength());
+        assertArrayEquals(r.rows(), Arrays.copyOfRange(buf, v.rowsOffset(), v.rowsOffset() + v.rowsLength()));
+        assertArrayEquals(r.positions(), v.positions());
+        assertEquals(r.kind(), v.kind());
+        assertArrayEquals(r.rows(), v.toRecord().rows());
+        for (int bit = 0; bit < enc.length * 8; bit++) {
+            byte[] alone = enc.clone();
+            alone[bit / 8] ^= (byte) (1 << (bit % 8));
+            Reason expected = rejected(alone);
+            buf[off + bit / 8] ^= (byte) (1 << (bit % 8));
+            Reason got = assertThrows(TierRecordException.class,
+                    () -> BlockRecords.verify(LAYOUT, KEY, buf, off, enc.length)).reason();
+            assertEquals(expected, got, "bit " + bit);
+            buf[off + bit / 8] ^= (byte) (1 << (bit % 8));
+        }
+        for (int i : new int[] {0, off - 1, off + enc.length, buf.length - 1}) {
+            buf[i] ^= (byte) 0xff;
+            assertArrayEquals(r.rows(), BlockRecords.verify(LAYOUT, KEY, buf, off, enc.length).toRecord().rows());
+        }
+        assertThrows(KvArgumentException.class, () -> BlockRecords.verify(LAYOUT, KEY, buf, off, buf.length));
+        assertThrows(KvArgumentException.class, () -> BlockRecords.verify(LAYOUT, KEY, buf, -1, 10));
+        // a range one byte short of the record: its header declares more than the range holds
+        assertEquals(Reason.LENGTH_MISMATCH, assertThrows(TierRecordException.class,
+                () -> BlockRecords.verify(LAYOUT, KEY, buf, off, enc.length - 1)).reason());
+    }
+
     @Test
     void theBytesAreTheDocumentedLayout() {
         BlockRecord r = oneTable(3);
