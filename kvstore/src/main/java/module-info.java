@@ -18,4 +18,7 @@ module io.kvslab {
     exports io.kvslab.snapshot;
     exports io.kvslab.metrics;
     exports io.kvslab.tier;
+    // The JFR event classes are internal: embedders select them by event name (io.kvslab.Compression, ...).
+    // Flight Recorder itself reads their fields reflectively.
+    exports io.kvslab.internal.jfr to jdk.jfr;
 }

@@ -18,7 +18,11 @@ package io.kvslab;
 public record AllocatorStats(long blockBytes, long reservedBytes, long liveBytes, long peakReservedBytes,
                              long peakLiveBytes, long liveBlocks, int slabs, long limitBytes, int[] slabsByOccupancy,
                              long slabsAcquired, long slabsReleased) {
-    /** Reserved over live bytes (1.0 = no overhead); {@code NaN} when nothing is live. */
+    /**
+     * Reserved over live bytes (1.0 = no overhead); {@code NaN} when nothing is live.
+     *
+     * @return {@code reservedBytes / liveBytes} ({@code >= 1}), or {@code NaN} when nothing is live
+     */
     public double overheadRatio() {
         return liveBytes == 0 ? Double.NaN : (double) reservedBytes / liveBytes;
     }

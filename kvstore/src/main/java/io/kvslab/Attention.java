@@ -25,11 +25,23 @@ public final class Attention implements AutoCloseable {
         this.kernel = new TableAttention(threads, "Attention");
     }
 
-    /** @param threads upper bound on kernel threads, in [1, {@value #MAX_THREADS}] */
+    /**
+     * Creates an attention instance whose calls split their work over at most {@code threads} kernel threads. The
+     * instance is for one thread at a time; close it to free its native scratch.
+     *
+     * @param threads upper bound on kernel threads, in {@code [1, }{@value #MAX_THREADS}{@code ]}
+     * @return a new, open instance
+     * @throws KvArgumentException if {@code threads} is out of range
+     */
     public static Attention create(int threads) {
         return new Attention(threads);
     }
 
+    /**
+     * The thread bound this instance was created with.
+     *
+     * @return the upper bound on kernel threads per call, in {@code [1, MAX_THREADS]}
+     */
     public int threads() {
         return kernel.threads();
     }
@@ -39,6 +51,8 @@ public final class Attention implements AutoCloseable {
      *
      * @param q   {@code float[queryHeads * headDim]}, RoPE applied, not scaled
      * @param out {@code float[queryHeads * headDim]}, written
+     * @param seq the sequence to attend over; open, of any store whose layout matches the arrays
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
      */
     public void decode(Sequence seq, int layer, float[] q, float[] out) {
         decode(seq, layer, q, out, null);
@@ -48,6 +62,12 @@ public final class Attention implements AutoCloseable {
      * Like {@link #decode(Sequence, int, float[], float[])}, also writing each query head's log-sum-exp of scaled
      * scores into {@code lse[queryHeads]} ({@code -Infinity} for a KV head without rows), so that partial
      * attentions over other key sources can be merged exactly.
+     *
+     * @param seq the sequence to attend over; open
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param q {@code float[queryHeads * headDim]}, RoPE applied, not scaled
+     * @param out {@code float[queryHeads * headDim]}, written
+     * @param lse {@code float[queryHeads]}, written
      */
     public void decode(Sequence seq, int layer, float[] q, float[] out, float[] lse) {
         kernel.decode(tables(seq), layer, q, out, lse);
@@ -59,6 +79,9 @@ public final class Attention implements AutoCloseable {
      *
      * @param q   {@code float[n * queryHeads * headDim]} laid out [token][query head][dim]
      * @param out same shape, written
+     * @param seq the sequence to attend over; open, holding at least {@code n} rows in every KV head of {@code layer}
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param n number of query tokens, the last {@code n} rows appended, {@code >= 1}
      */
     public void prefill(Sequence seq, int layer, float[] q, int n, float[] out) {
         kernel.prefill(tables(seq), layer, q, n, out);
@@ -68,6 +91,11 @@ public final class Attention implements AutoCloseable {
      * Decode with the caller's own tensors, for an engine whose activations live in native memory:
      * {@code q} and {@code out} hold {@code queryHeads * headDim} f32 values ([query head][dim]). Native segments
      * are read and written in place by the kernel (no copy); heap segments are copied once each way.
+     *
+     * @param seq the sequence to attend over; open
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param q the queries, {@code queryHeads * headDim} f32 values, RoPE applied, not scaled; heap or native
+     * @param out receives the attention output, {@code queryHeads * headDim} f32 values; heap or native, writable
      */
     public void decode(Sequence seq, int layer, MemorySegment q, MemorySegment out) {
         kernel.decode(tables(seq), layer, q, out);
@@ -88,6 +116,11 @@ public final class Attention implements AutoCloseable {
      * {@link KvArgumentException}). The sequences' read locks are then taken in ascending id order and held for
      * the native call; a closed sequence or store fails with {@link ClosedException}, leaving {@code out}
      * untouched.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param batch the sequences, one per query row; all open and of one store
+     * @param q {@code batch.size() * queryHeads * headDim} f32 queries, RoPE applied, not scaled
+     * @param out receives {@code batch.size() * queryHeads * headDim} f32 outputs
      */
     public void decodeBatch(int layer, java.util.List<Sequence> batch, MemorySegment q, MemorySegment out) {
         kernel.decodeBatch(tables(batch), layer, q, out, null);
@@ -97,6 +130,12 @@ public final class Attention implements AutoCloseable {
      * Like {@link #decodeBatch(int, java.util.List, MemorySegment, MemorySegment)}, also writing every row's
      * per-query-head log-sum-exp of scaled scores into {@code lse} ({@code batch.size() * queryHeads} f32 values,
      * {@code -Infinity} for a KV head without rows).
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param batch the sequences, one per query row; all open and of one store
+     * @param q {@code batch.size() * queryHeads * headDim} f32 queries, RoPE applied, not scaled
+     * @param out receives {@code batch.size() * queryHeads * headDim} f32 outputs
+     * @param lse receives {@code batch.size() * queryHeads} f32 log-sum-exp values
      */
     public void decodeBatch(int layer, java.util.List<Sequence> batch, MemorySegment q, MemorySegment out,
                             MemorySegment lse) {
@@ -106,7 +145,15 @@ public final class Attention implements AutoCloseable {
         kernel.decodeBatch(tables(batch), layer, q, out, lse);
     }
 
-    /** Causal prefill with the caller's own tensors: {@code n * queryHeads * headDim} f32 values each. */
+    /**
+     * Causal prefill with the caller's own tensors: {@code n * queryHeads * headDim} f32 values each.
+     *
+     * @param seq the sequence to attend over; open, holding at least {@code n} rows in every KV head of {@code layer}
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param q {@code n * queryHeads * headDim} f32 queries laid out [token][query head][dim], RoPE applied
+     * @param n number of query tokens, the last {@code n} rows appended, {@code >= 1}
+     * @param out receives the output, same shape as {@code q}
+     */
     public void prefill(Sequence seq, int layer, MemorySegment q, int n, MemorySegment out) {
         kernel.prefill(tables(seq), layer, q, n, out);
     }

@@ -7,6 +7,11 @@ package io.kvslab;
  * Nothing was changed; retry on an idle object, or give each thread its own.
  */
 public final class ConcurrentUseException extends KvSlabException {
+    /**
+     * An exception describing the conflicting use.
+     *
+     * @param message names the object, the conflicting call and what to do instead
+     */
     public ConcurrentUseException(String message) {
         super(message);
     }

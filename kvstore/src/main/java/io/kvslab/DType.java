@@ -13,8 +13,11 @@ package io.kvslab;
  * per-element size. Error bounds: docs/dtypes.md.
  */
 public enum DType {
+    /** IEEE 754 single precision, 4 bytes per value. */
     F32(4, 0, 0),
+    /** IEEE 754 half precision, 2 bytes per value (largest finite magnitude 65504). */
     F16(2, 1, 0),
+    /** bfloat16 (the top 16 bits of an f32, rounded to nearest even), 2 bytes per value. */
     BF16(2, 2, 0),
     /** ggml q8_0: per group an f16 scale {@code d = amax / 127} and {@code g} int8 codes. */
     Q8_0(0, 3, 8),
@@ -34,7 +37,11 @@ public enum DType {
         this.codeBits = codeBits;
     }
 
-    /** Whether rows of this type are stored as block-quantised groups (Q8_0, Q4_0). */
+    /**
+     * Whether rows of this type are stored as block-quantised groups (Q8_0, Q4_0).
+     *
+     * @return {@code true} for Q8_0 and Q4_0
+     */
     public boolean isQuantized() {
         return codeBits != 0;
     }
@@ -42,6 +49,8 @@ public enum DType {
     /**
      * Bytes per element of an unquantised type (F32: 4, F16/BF16: 2). A quantised type has no whole bytes per
      * element: throws {@link KvArgumentException}; use {@link #rowBytes(int)}.
+     *
+     * @return 4 or 2
      */
     public int bytes() {
         if (isQuantized()) {
@@ -51,7 +60,11 @@ public enum DType {
         return bytes;
     }
 
-    /** The dtype code of the native ABI (0 = f32, 1 = f16, 2 = bf16, 3 = q8_0, 4 = q4_0). */
+    /**
+     * The dtype code of the native ABI (0 = f32, 1 = f16, 2 = bf16, 3 = q8_0, 4 = q4_0).
+     *
+     * @return the code, in {@code [0, 4]}
+     */
     public int code() {
         return code;
     }
@@ -59,25 +72,42 @@ public enum DType {
     /**
      * Values per quantisation group for rows of {@code headDim} values: {@code min(32, headDim)}; 1 for an
      * unquantised type. Throws {@link KvArgumentException} if this type cannot store such rows.
+     *
+     * @param headDim values per row, {@code >= 1}
+     * @return the group size, in {@code [1, 32]}
      */
     public int groupSize(int headDim) {
         checkHeadDim(headDim);
         return isQuantized() ? Math.min(GROUP, headDim) : 1;
     }
 
-    /** Bytes of one group: the f16 scale and the codes. */
+    /**
+     * Bytes of one group: the f16 scale and the codes.
+     *
+     * @param headDim values per row, {@code >= 1}
+     * @return the group's size in bytes (the element size for an unquantised type)
+     */
     public int groupBytes(int headDim) {
         int g = groupSize(headDim);
         return isQuantized() ? 2 + g * codeBits / 8 : bytes;
     }
 
-    /** Bytes of one stored row of {@code headDim} values (the store's unit of geometry). */
+    /**
+     * Bytes of one stored row of {@code headDim} values (the store's unit of geometry).
+     *
+     * @param headDim values per row, {@code >= 1}
+     * @return bytes per row
+     */
     public long rowBytes(int headDim) {
         int g = groupSize(headDim);
         return (long) (headDim / g) * groupBytes(headDim);
     }
 
-    /** Throws {@link KvArgumentException} unless rows of {@code headDim} values can be stored as this type. */
+    /**
+     * Throws {@link KvArgumentException} unless rows of {@code headDim} values can be stored as this type.
+     *
+     * @param headDim values per row
+     */
     public void checkHeadDim(int headDim) {
         if (headDim <= 0) {
             throw new KvArgumentException("headDim must be > 0, got " + headDim);
@@ -94,7 +124,12 @@ public enum DType {
         }
     }
 
-    /** The type with this native dtype code, or null. */
+    /**
+     * The type with this native dtype code, or null.
+     *
+     * @param code a native dtype code
+     * @return the type, or {@code null} for an unknown code
+     */
     public static DType ofCode(int code) {
         for (DType d : values()) {
             if (d.code == code) {

@@ -41,7 +41,12 @@ public final class KvCacheManager {
         this.capacityBlocks = store.config().limitBytes() / blockBytes;
     }
 
-    /** The store's manager (created on the first call; every call returns the same one). */
+    /**
+     * The store's manager (created on the first call; every call returns the same one).
+     *
+     * @param store an open store
+     * @return the store's one manager
+     */
     public static KvCacheManager of(KvStore store) {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
@@ -54,6 +59,11 @@ public final class KvCacheManager {
         }
     }
 
+    /**
+     * The store whose blocks this manager reserves.
+     *
+     * @return the store given to {@link #of}
+     */
     public KvStore store() {
         return store;
     }
@@ -61,6 +71,8 @@ public final class KvCacheManager {
     /**
      * Uses {@code cache} for {@link #computedBlocks}, and evicts its unreferenced prefixes when a reservation would
      * otherwise be refused; {@code null} stops using one.
+     *
+     * @param cache a prefix cache of the same store, or {@code null}
      */
     public void usePrefixCache(PrefixCache cache) {
         this.prefixCache = cache;
@@ -69,6 +81,10 @@ public final class KvCacheManager {
     /**
      * Blocks an append of {@code tokens} rows to every (layer, KV head) of {@code s} would allocate now: per table,
      * K and V blocks past its last block, plus one copy per shared partial tail block (copy-on-write after a fork).
+     *
+     * @param s an open sequence of this manager's store
+     * @param tokens rows to append to every (layer, KV head), {@code >= 0}
+     * @return the number of blocks, {@code >= 0}
      */
     public long blocksToAppend(Sequence s, int tokens) {
         checkSequence(s);
@@ -84,6 +100,9 @@ public final class KvCacheManager {
      * decode loop calls {@code reserve(s, 1)} every step). When a prefix cache is in use and the blocks are short,
      * unreferenced cached prefixes are evicted first.
      *
+     * @param s an open sequence of this manager's store
+     * @param tokens rows to reserve room for, {@code >= 0}
+     * @return {@code true} if reserved, {@code false} if the store's limit cannot hold it (nothing changed)
      * @throws KvArgumentException for a negative count or a sequence of another store
      * @throws ClosedException     if the sequence or store is closed
      */
@@ -111,7 +130,11 @@ public final class KvCacheManager {
         return 0;
     }
 
-    /** Drops the unused part of {@code s}'s reservation (the sequence keeps its blocks). */
+    /**
+     * Drops the unused part of {@code s}'s reservation (the sequence keeps its blocks).
+     *
+     * @param s a sequence of this manager's store
+     */
     public synchronized void release(Sequence s) {
         checkSequence(s);
         set(s.id(), pending.getOrDefault(s.id(), 0L), 0);
@@ -120,6 +143,8 @@ public final class KvCacheManager {
     /**
      * Releases {@code s}'s reservation and closes it (its blocks return to the store; shared ones stay alive).
      * Idempotent.
+     *
+     * @param s a sequence of this manager's store
      */
     public void free(Sequence s) {
         if (s == null) {
@@ -132,13 +157,22 @@ public final class KvCacheManager {
         closed(s.id());
     }
 
-    /** Promised blocks {@code s} has not allocated yet. */
+    /**
+     * Promised blocks {@code s} has not allocated yet.
+     *
+     * @param s a sequence of this manager's store
+     * @return blocks reserved for {@code s} and not yet allocated, {@code >= 0}
+     */
     public synchronized long pendingBlocks(Sequence s) {
         checkSequence(s);
         return pending.getOrDefault(s.id(), 0L);
     }
 
-    /** Capacity, live, promised and slab bytes now. */
+    /**
+     * Capacity, live, promised and slab bytes now.
+     *
+     * @return a snapshot of the store's capacity and use
+     */
     public synchronized KvCacheUsage usage() {
         AllocatorStats m = store.tables.stats();
         return new KvCacheUsage(blockBytes, capacityBlocks, m.liveBlocks(), pendingTotal, m.reservedBytes(),
@@ -150,6 +184,10 @@ public final class KvCacheManager {
      * longest cached prefix of {@code prompt} without its last token (that token must still run, for its logits),
      * so {@link PrefixMatch#matchedBlocks()} whole blocks and {@link PrefixMatch#matchedTokens()} tokens are done.
      * Without a prefix cache, an empty sequence and 0. The caller owns the sequence (free it with {@link #free}).
+     *
+     * @param prompt the prompt's token ids
+     * @param salt the prefix cache's salt for this model
+     * @return the match: a new sequence holding the computed blocks and the number of tokens they cover
      */
     public PrefixMatch computedBlocks(int[] prompt, long salt) {
         if (prompt == null) {

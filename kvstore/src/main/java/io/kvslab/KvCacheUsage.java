@@ -14,24 +14,47 @@ package io.kvslab;
  */
 public record KvCacheUsage(long blockBytes, long capacityBlocks, long liveBlocks, long pendingBlocks,
                            long reservedBytes, long limitBytes) {
-    /** Blocks a new reservation can still get: capacity minus live minus promised, at least 0. */
+    /**
+     * Blocks a new reservation can still get: capacity minus live minus promised, at least 0.
+     *
+     * @return blocks, {@code >= 0}
+     */
     public long headroomBlocks() {
         return Math.max(0, capacityBlocks - liveBlocks - pendingBlocks);
     }
 
+    /**
+     * {@link #headroomBlocks()} in bytes.
+     *
+     * @return bytes, {@code >= 0}
+     */
     public long headroomBytes() {
         return Math.multiplyExact(headroomBlocks(), blockBytes);
     }
 
+    /**
+     * Bytes of the blocks allocated now.
+     *
+     * @return {@code liveBlocks * blockBytes}
+     */
     public long liveBytes() {
         return Math.multiplyExact(liveBlocks, blockBytes);
     }
 
+    /**
+     * Bytes promised by reservations and not yet allocated.
+     *
+     * @return {@code pendingBlocks * blockBytes}
+     */
     public long pendingBytes() {
         return Math.multiplyExact(pendingBlocks, blockBytes);
     }
 
-    /** (live + promised) / capacity, in [0, 1] (above 1 only if someone allocated past the reservations). */
+    /**
+     * (live + promised) / capacity, in [0, 1] (above 1 only if someone allocated past the reservations).
+     *
+     * @return the fraction of the capacity in use or promised
+     */
     public double usage() {
         return capacityBlocks == 0 ? 1.0 : (double) (liveBlocks + pendingBlocks) / capacityBlocks;
     }

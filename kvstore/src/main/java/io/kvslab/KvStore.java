@@ -7,10 +7,10 @@ import io.kvslab.internal.table.RequesterMutationException;
 import io.kvslab.internal.table.SequenceTables;
 import io.kvslab.internal.table.TableHost;
 import io.kvslab.internal.table.TableStore;
-import io.kvslab.metrics.CompactionEvent;
-import io.kvslab.metrics.CompressionEvent;
+import io.kvslab.internal.jfr.CompactionEvent;
+import io.kvslab.internal.jfr.CompressionEvent;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.MemoryPressureEvent;
+import io.kvslab.internal.jfr.MemoryPressureEvent;
 import io.kvslab.metrics.StoreMetrics;
 
 import java.util.ArrayList;
@@ -82,11 +82,23 @@ public final class KvStore implements AutoCloseable {
         this.tables = new TableStore(layout, config, host);
     }
 
-    /** A store without a memory limit. */
+    /**
+     * A store without a memory limit.
+     *
+     * @param layout the geometry and element type of every block
+     * @return a new, open store; close it when done
+     */
     public static KvStore open(KvLayout layout) {
         return open(layout, StoreConfig.defaults());
     }
 
+    /**
+     * A store with the given memory limit and slab size.
+     *
+     * @param layout the geometry and element type of every block
+     * @param config memory limit and slab size
+     * @return a new, open store; close it when done
+     */
     public static KvStore open(KvLayout layout, StoreConfig config) {
         if (layout == null || config == null) {
             throw new KvArgumentException("layout and config must not be null");
@@ -99,15 +111,29 @@ public final class KvStore implements AutoCloseable {
         return new KvStore(layout, config);
     }
 
+    /**
+     * The geometry and element type of every sequence of this store.
+     *
+     * @return the layout given to {@link #open}
+     */
     public KvLayout layout() {
         return layout;
     }
 
+    /**
+     * The memory limit and slab size this store was opened with.
+     *
+     * @return the configuration given to {@link #open}
+     */
     public StoreConfig config() {
         return config;
     }
 
-    /** A new, empty sequence. */
+    /**
+     * A new, empty sequence.
+     *
+     * @return the new sequence; the caller closes it
+     */
     public Sequence newSequence() {
         enter();
         try {
@@ -139,6 +165,8 @@ public final class KvStore implements AutoCloseable {
      * then every record is read and verified (format checks, and that it is exactly the record written); on
      * success the records are removed from the tier and the handle is used up.
      *
+     * @param swapped the handle {@link Sequence#swapOut} returned, still open
+     * @return the restored sequence; the caller closes it
      * @throws io.kvslab.tier.TierRecordException if a record is missing or fails a check: the reserved blocks are
      *     freed, the store is unchanged and the handle stays open (close it and recompute)
      * @throws MemoryLimitExceededException if the blocks do not fit: the handle stays open (retry later)
@@ -149,6 +177,12 @@ public final class KvStore implements AutoCloseable {
         return io.kvslab.internal.tier.Swap.swapIn(this, swapped);
     }
 
+    /**
+     * The allocator's accounting (reserved, live and peak bytes, slabs acquired and released, occupancy) and the number
+     * of open sequences.
+     *
+     * @return a snapshot of the counters
+     */
     public StoreStats stats() {
         return new StoreStats(tables.stats(), open.size());
     }
@@ -156,12 +190,18 @@ public final class KvStore implements AutoCloseable {
     /**
      * Memory, slab occupancy, event counters and a view of every open sequence. Sequence-level values are read
      * without stopping the sequences' writers: take the snapshot between decode steps for exact numbers.
+     *
+     * @return the snapshot
      */
     public StoreMetrics metrics() {
         return MetricsCollector.store(this);
     }
 
-    /** The open sequences (restored, forked and new ones), in id order. */
+    /**
+     * The open sequences (restored, forked and new ones), in id order.
+     *
+     * @return a new list; sequences opened or closed later do not change it
+     */
     public List<Sequence> sequences() {
         List<Sequence> list = new ArrayList<>(open.values());
         list.sort(Comparator.comparingLong(Sequence::id));
@@ -171,6 +211,8 @@ public final class KvStore implements AutoCloseable {
     /**
      * Registers a handler that may free memory when an allocation would exceed the limit; handlers run in
      * registration order until one reports that it freed memory, then the allocation is retried.
+     *
+     * @param handler the handler, not null; it runs on the thread whose allocation hit the limit
      */
     public void addPressureHandler(MemoryPressureHandler handler) {
         if (handler == null) {
@@ -179,7 +221,12 @@ public final class KvStore implements AutoCloseable {
         pressureHandlers.add(handler);
     }
 
-    /** Unregisters a handler; returns whether it was registered. */
+    /**
+     * Unregisters a handler; returns whether it was registered.
+     *
+     * @param handler a registered handler
+     * @return {@code true} if it was registered
+     */
     public boolean removePressureHandler(MemoryPressureHandler handler) {
         return pressureHandlers.remove(handler);
     }
@@ -187,6 +234,8 @@ public final class KvStore implements AutoCloseable {
     /**
      * Moves blocks out of sparse slabs and returns emptied slabs to the OS. Waits for in-flight sequence operations
      * and reads (kernels build their address arrays per call, so nothing holds a stale address).
+     *
+     * @return blocks moved, slabs released and bytes returned
      */
     public CompactionResult compact() {
         refuseReentry("compact()");
@@ -216,13 +265,20 @@ public final class KvStore implements AutoCloseable {
      * on this thread meanwhile throws). Attention and row reads need no read access of their own (they hold the
      * sequence's read lock themselves); use it to keep the store's layout stable across several calls, in
      * try-with-resources, on one thread, briefly.
+     *
+     * @return the access; close it on this thread
      */
     public ReadAccess readAccess() {
         enter();
         return new ReadAccess(this);
     }
 
-    /** Holds the store's shared lock; closing releases it (on the thread that took it). */
+    /**
+     * A held read access to a store (see {@link KvStore#readAccess()}); closing it releases the store's shared lock.
+     * Close it on the thread that opened it; closing twice is a no-op.
+     *
+     * Holds the store's shared lock; closing releases it (on the thread that took it).
+     */
     public static final class ReadAccess implements AutoCloseable {
         private final KvStore store;
         private final Thread owner = Thread.currentThread();
@@ -244,6 +300,12 @@ public final class KvStore implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether {@link #close()} was called. A closed store rejects new sequences and allocations with {@link
+     * ClosedException}.
+     *
+     * @return {@code true} once closed
+     */
     public boolean isClosed() {
         return tables.isClosed();
     }

@@ -25,6 +25,12 @@ import java.lang.foreign.MemorySegment;
 public record KvTensor(MemorySegment data, DType type, int tokens, int heads, int headDim,
                        long tokenStride, long headStride, long dimStride) {
 
+    /**
+     * Checks the shape, strides and that every element the strides reach lies inside {@code data}.
+     *
+     * @throws KvArgumentException if a value is null or out of range, the type is quantised, or the tensor does not fit
+     *         in {@code data}
+     */
     public KvTensor {
         if (data == null || type == null) {
             throw new KvArgumentException("tensor data and type must not be null");
@@ -57,12 +63,29 @@ public record KvTensor(MemorySegment data, DType type, int tokens, int heads, in
         }
     }
 
-    /** A contiguous {@code [tokens, heads, headDim]} tensor (heads interleaved per token, the Hugging Face layout). */
+    /**
+     * A contiguous {@code [tokens, heads, headDim]} tensor (heads interleaved per token, the Hugging Face layout).
+     *
+     * @param data the elements, heap or native
+     * @param type element type: {@code F32}, {@code F16} or {@code BF16}
+     * @param tokens tokens, {@code >= 1}
+     * @param heads heads per token, {@code >= 1}
+     * @param headDim elements per head vector, {@code >= 1}
+     * @return the tensor (no copy of {@code data})
+     */
     public static KvTensor of(MemorySegment data, DType type, int tokens, int heads, int headDim) {
         return new KvTensor(data, type, tokens, heads, headDim, (long) heads * headDim, headDim, 1);
     }
 
-    /** A contiguous f32 {@code [tokens, heads, headDim]} tensor over a heap array (no copy). */
+    /**
+     * A contiguous f32 {@code [tokens, heads, headDim]} tensor over a heap array (no copy).
+     *
+     * @param data f32 elements, at least {@code tokens * heads * headDim} long
+     * @param tokens tokens, {@code >= 1}
+     * @param heads heads per token, {@code >= 1}
+     * @param headDim elements per head vector, {@code >= 1}
+     * @return the tensor, a view of {@code data}
+     */
     public static KvTensor of(float[] data, int tokens, int heads, int headDim) {
         if (data == null) {
             throw new KvArgumentException("tensor data must not be null");
@@ -70,12 +93,23 @@ public record KvTensor(MemorySegment data, DType type, int tokens, int heads, in
         return of(MemorySegment.ofArray(data), DType.F32, tokens, heads, headDim);
     }
 
-    /** Element offset of value {@code d} of head {@code h} of token {@code t}. */
+    /**
+     * Element offset of value {@code d} of head {@code h} of token {@code t}.
+     *
+     * @param t token, in {@code [0, tokens)}
+     * @param h head, in {@code [0, heads)}
+     * @param d element of the head vector, in {@code [0, headDim)}
+     * @return the offset in elements (not bytes) from the start of {@code data}
+     */
     public long elementOffset(int t, int h, int d) {
         return t * tokenStride + h * headStride + d * dimStride;
     }
 
-    /** Whether each head vector is contiguous ({@code dimStride == 1}). */
+    /**
+     * Whether each head vector is contiguous ({@code dimStride == 1}).
+     *
+     * @return {@code true} if {@code dimStride == 1}
+     */
     public boolean rowsContiguous() {
         return dimStride == 1;
     }

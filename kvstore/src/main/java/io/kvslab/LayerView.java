@@ -16,34 +16,85 @@ import java.lang.foreign.MemorySegment;
  * {@link #readKeys} / {@link #readValues} give rows as fp32 whatever the dtype (dequantised).
  */
 public interface LayerView extends AutoCloseable {
-    /** The layer this view reads. */
+    /**
+     * The layer this view reads.
+     *
+     * @return the layer index given to {@link Sequence#readLayer}
+     */
     int layer();
 
-    /** The store's layout (element type, head size, rows per block). */
+    /**
+     * The store's layout (element type, head size, rows per block).
+     *
+     * @return the layout of the sequence's store
+     */
     KvLayout layout();
 
-    /** Rows stored for {@code kvHead}. */
+    /**
+     * Rows stored for {@code kvHead}.
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @return the number of rows, {@code >= 0}
+     */
     int length(int kvHead);
 
-    /** Absolute positions of {@code kvHead}'s rows (a copy). */
+    /**
+     * Absolute positions of {@code kvHead}'s rows (a copy).
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @return a new array of {@code length(kvHead)} ascending positions
+     */
     long[] positions(int kvHead);
 
-    /** Blocks in {@code kvHead}'s table. */
+    /**
+     * Blocks in {@code kvHead}'s table.
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @return the number of blocks; the last one may be partly filled
+     */
     int blockCount(int kvHead);
 
-    /** Read-only K block {@code block} of {@code kvHead}, valid until this view closes. */
+    /**
+     * Read-only K block {@code block} of {@code kvHead}, valid until this view closes.
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @param block block index, in {@code [0, blockCount(kvHead))}
+     * @return a read-only segment of {@code layout().blockBytes()} bytes: {@code tokensPerBlock} rows in the layout's
+     *         dtype
+     */
     MemorySegment keyBlock(int kvHead, int block);
 
-    /** Read-only V block {@code block} of {@code kvHead}, valid until this view closes. */
+    /**
+     * Read-only V block {@code block} of {@code kvHead}, valid until this view closes.
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @param block block index, in {@code [0, blockCount(kvHead))}
+     * @return a read-only segment of {@code layout().blockBytes()} bytes: {@code tokensPerBlock} rows in the layout's
+     *         dtype
+     */
     MemorySegment valueBlock(int kvHead, int block);
 
     /**
      * K rows {@code [from, from + count)} of {@code kvHead} as fp32 (widened or dequantised) into
      * {@code dst[offset ..]}, {@code headDim} floats per row.
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @param from first row, {@code >= 0}
+     * @param count rows to read, {@code >= 0}, with {@code from + count <= length(kvHead)}
+     * @param dst destination, at least {@code offset + count * headDim} long
+     * @param offset index in {@code dst} of the first float written
      */
     void readKeys(int kvHead, int from, int count, float[] dst, int offset);
 
-    /** V rows {@code [from, from + count)} of {@code kvHead} as fp32, like {@link #readKeys}. */
+    /**
+     * V rows {@code [from, from + count)} of {@code kvHead} as fp32, like {@link #readKeys}.
+     *
+     * @param kvHead KV head, in {@code [0, layout().kvHeads())}
+     * @param from first row, {@code >= 0}
+     * @param count rows to read, {@code >= 0}, with {@code from + count <= length(kvHead)}
+     * @param dst destination, at least {@code offset + count * headDim} long
+     * @param offset index in {@code dst} of the first float written
+     */
     void readValues(int kvHead, int from, int count, float[] dst, int offset);
 
     /** Releases the read lock and invalidates every segment handed out. Idempotent. */

@@ -7,7 +7,9 @@ import io.kvslab.KvSlabException;
  * reports the leak so that callers (and tests) notice a missing {@code Sequence.close()}.
  */
 public final class LeakedBlocksException extends KvSlabException {
+    /** Blocks still allocated at close. */
     private final long liveBlocks;
+    /** Sequences still open at close. */
     private final int openSequences;
 
     LeakedBlocksException(long liveBlocks, long liveBytes, int openSequences) {
@@ -17,10 +19,20 @@ public final class LeakedBlocksException extends KvSlabException {
         this.openSequences = openSequences;
     }
 
+    /**
+     * Blocks the open sequences still held when the store closed (all freed since).
+     *
+     * @return the block count, {@code >= 1}
+     */
     public long liveBlocks() {
         return liveBlocks;
     }
 
+    /**
+     * Sequences that were still open when the store closed.
+     *
+     * @return the sequence count
+     */
     public int openSequences() {
         return openSequences;
     }

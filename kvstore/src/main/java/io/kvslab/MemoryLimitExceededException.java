@@ -7,11 +7,23 @@ import io.kvslab.KvSlabException;
  * allocator and every block table are exactly as they were before the call.
  */
 public final class MemoryLimitExceededException extends KvSlabException {
+    /** Bytes the refused allocation asked for. */
     private final long requestedBytes;
+    /** The store's configured limit. */
     private final long limitBytes;
+    /** Bytes in blocks in use when the allocation was refused. */
     private final long liveBytes;
+    /** Bytes reserved (slabs acquired) when the allocation was refused. */
     private final long reservedBytes;
 
+    /**
+     * An exception describing the refused allocation.
+     *
+     * @param requestedBytes bytes the allocation asked for
+     * @param limitBytes the configured limit
+     * @param liveBytes bytes in use
+     * @param reservedBytes bytes reserved
+     */
     public MemoryLimitExceededException(long requestedBytes, long limitBytes, long liveBytes, long reservedBytes) {
         super("KV memory limit exceeded: requested " + requestedBytes + " bytes, limit " + limitBytes
                 + " bytes, live " + liveBytes + " bytes, reserved " + reservedBytes
@@ -22,18 +34,38 @@ public final class MemoryLimitExceededException extends KvSlabException {
         this.reservedBytes = reservedBytes;
     }
 
+    /**
+     * Bytes the refused allocation asked for.
+     *
+     * @return bytes, {@code > 0}
+     */
     public long requestedBytes() {
         return requestedBytes;
     }
 
+    /**
+     * The store's memory limit ({@link StoreConfig#limitBytes()}).
+     *
+     * @return bytes
+     */
     public long limitBytes() {
         return limitBytes;
     }
 
+    /**
+     * Bytes in blocks that were in use when the allocation was refused.
+     *
+     * @return bytes
+     */
     public long liveBytes() {
         return liveBytes;
     }
 
+    /**
+     * Bytes held in slabs when the allocation was refused: what counts against the limit.
+     *
+     * @return bytes
+     */
     public long reservedBytes() {
         return reservedBytes;
     }

@@ -25,6 +25,10 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
      * thread doing the mirror image; this is why a handler must use this (or {@link #tryClose}) on other
      * sequences. Bad arguments still throw {@link KvArgumentException}.
      *
+     * @param victim a sequence of the same store
+     * @param layer layer index, in {@code [0, layers)}
+     * @param kvHead KV head index, in {@code [0, kvHeads)}
+     * @param rows the rows to keep, as for {@link Sequence#keep(int, int, int[])}
      * @return whether the rows were kept (and the others freed)
      */
     public boolean tryKeep(Sequence victim, int layer, int kvHead, int[] rows) {
@@ -42,6 +46,9 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
     /**
      * Closes another sequence if that is possible without waiting (see {@link #tryKeep}); {@code false} if it is
      * the requester, closed already, or in use by another thread.
+     *
+     * @param victim a sequence of the same store
+     * @return {@code true} if it was closed
      */
     public boolean tryClose(Sequence victim) {
         if (victim == null || victim == requester || victim.isClosed()) {
@@ -60,6 +67,9 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
      * empty if it is the requester, closed, or in use by another thread, and then nothing changed. The handle
      * returned swaps it back in later ({@link KvStore#swapIn}).
      *
+     * @param victim a sequence of the same store
+     * @param tier where the victim's blocks go
+     * @return the handle to swap it back in with, or empty if nothing was done
      * @throws io.kvslab.tier.TierWriteException if the tier declined a record (the victim is unchanged)
      */
     public java.util.Optional<io.kvslab.tier.SwappedSequence> trySwapOut(Sequence victim,

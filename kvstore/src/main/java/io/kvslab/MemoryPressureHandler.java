@@ -33,6 +33,8 @@ public interface MemoryPressureHandler {
     /**
      * Tries to free memory.
      *
+     * @param pressure the allocation that hit the limit, and the non-blocking operations a handler may use on other
+     *         sequences
      * @return {@code true} if memory was freed and the allocation should be retried
      */
     boolean relieve(MemoryPressure pressure);

@@ -80,7 +80,12 @@ public final class PrefixCache implements AutoCloseable {
         this.maxBlocks = maxBlocks;
     }
 
-    /** A cache without a capacity of its own: it only gives blocks back under memory pressure or on request. */
+    /**
+     * A cache without a capacity of its own: it only gives blocks back under memory pressure or on request.
+     *
+     * @param store the open store whose blocks the cache references
+     * @return a new, empty cache, registered as a memory-pressure handler of {@code store}
+     */
     public static PrefixCache create(KvStore store) {
         return create(store, Long.MAX_VALUE);
     }
@@ -88,6 +93,10 @@ public final class PrefixCache implements AutoCloseable {
     /**
      * A cache holding at most {@code maxBlocks} K/V blocks (each cached token block takes
      * {@code 2 x layers x kvHeads}); past that, inserts evict unreferenced entries LRU first, or stop caching.
+     *
+     * @param store the open store whose blocks the cache references
+     * @param maxBlocks the most K/V blocks the cache holds, {@code >= 0}
+     * @return a new, empty cache
      */
     public static PrefixCache create(KvStore store, long maxBlocks) {
         if (store == null) {
@@ -102,6 +111,11 @@ public final class PrefixCache implements AutoCloseable {
         return cache;
     }
 
+    /**
+     * Tokens per cached block: the store layout's tokens per block. Only whole token blocks are cached.
+     *
+     * @return the block size in tokens, {@code >= 1}
+     */
     public int tokensPerBlock() {
         return tokensPerBlock;
     }
@@ -109,6 +123,12 @@ public final class PrefixCache implements AutoCloseable {
     /**
      * The chained hashes of the full token blocks of {@code tokens}: element i names tokens
      * {@code [0, (i + 1) * tokensPerBlock)} under {@code salt}.
+     *
+     * @param tokens the token ids of a prompt
+     * @param salt separates caches whose KV differs for the same tokens (model, adapter, tenant); the same salt must be
+     *         used for insert and lookup
+     * @param tokensPerBlock tokens per block, {@code >= 1}
+     * @return one hash per full token block, {@code tokens.length / tokensPerBlock} in all
      */
     public static long[] chainedHashes(int[] tokens, long salt, int tokensPerBlock) {
         if (tokens == null || tokensPerBlock <= 0) {
@@ -128,6 +148,10 @@ public final class PrefixCache implements AutoCloseable {
      * blocks, positions {@code 0 .. matchedTokens - 1}); empty when nothing matches. The caller prefills the rest
      * from position {@code matchedTokens} on and closes the sequence. To keep at least one token to compute (for
      * its logits), look up {@code tokens} without its last token.
+     *
+     * @param tokens the prompt's token ids
+     * @param salt the salt the blocks were inserted under
+     * @return the match: a new sequence (possibly empty) and the number of tokens it covers
      */
     public PrefixMatch lookup(int[] tokens, long salt) {
         if (tokens == null) {
@@ -170,6 +194,9 @@ public final class PrefixCache implements AutoCloseable {
      * index (an uncompressed prefix starting at position 0). Blocks already cached under the same key are kept
      * as they are. The caller vouches that the rows were computed from these tokens.
      *
+     * @param s an open sequence of this cache's store holding the prompt's prefill
+     * @param tokens the prompt's token ids, in position order
+     * @param salt the salt to cache the blocks under
      * @return the number of token blocks newly cached
      */
     public int insert(Sequence s, int[] tokens, long salt) {
@@ -216,6 +243,9 @@ public final class PrefixCache implements AutoCloseable {
     /**
      * Evicts unreferenced entries, least recently used leaves first, until at least {@code bytes} of native
      * memory were freed or nothing more can be evicted. Returns the bytes freed.
+     *
+     * @param bytes the native bytes wanted, {@code >= 0}
+     * @return the bytes freed, possibly fewer than asked (blocks a sequence still references are not freed)
      */
     public long evict(long bytes) {
         if (bytes < 0) {
@@ -251,6 +281,11 @@ public final class PrefixCache implements AutoCloseable {
         }
     }
 
+    /**
+     * This cache's entries and block counters since creation (cached, hit, missed, evicted).
+     *
+     * @return a consistent snapshot of the counters
+     */
     public synchronized PrefixCacheStats stats() {
         return new PrefixCacheStats(entries.size(), heldBlocks, hitBlocks, missBlocks, evictedBlocks);
     }

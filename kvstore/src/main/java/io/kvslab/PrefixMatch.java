@@ -9,7 +9,11 @@ package io.kvslab;
  * @param matchedTokens  leading tokens served from the cache
  */
 public record PrefixMatch(Sequence sequence, int matchedTokens) {
-    /** Whole blocks of the query served from the cache ({@code matchedTokens / tokensPerBlock}). */
+    /**
+     * Whole blocks of the query served from the cache ({@code matchedTokens / tokensPerBlock}).
+     *
+     * @return {@code matchedTokens / tokensPerBlock} of the store's layout
+     */
     public int matchedBlocks() {
         return matchedTokens / sequence.layout().tokensPerBlock();
     }

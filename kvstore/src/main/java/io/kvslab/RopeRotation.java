@@ -25,6 +25,11 @@ public record RopeRotation(double theta, int rotaryDims) {
     /** theta 10000, every element of the head rotated. */
     public static final RopeRotation DEFAULT = new RopeRotation(10000.0, 0);
 
+    /**
+     * Checks theta and the rotary dimension count.
+     *
+     * @throws KvArgumentException if theta is not finite and positive, or {@code rotaryDims} is negative or odd
+     */
     public RopeRotation {
         if (!(theta > 0) || Double.isInfinite(theta)) {
             throw new KvArgumentException("theta must be a finite value > 0, got " + theta);
@@ -34,12 +39,23 @@ public record RopeRotation(double theta, int rotaryDims) {
         }
     }
 
-    /** Every element rotated, the given base frequency. */
+    /**
+     * Every element rotated, the given base frequency.
+     *
+     * @param theta base frequency, finite and {@code > 0}
+     * @return the rotation
+     */
     public static RopeRotation ofTheta(double theta) {
         return new RopeRotation(theta, 0);
     }
 
-    /** Rotated elements for a head of {@code headDim} elements; throws if {@code rotaryDims} does not fit. */
+    /**
+     * Rotated elements for a head of {@code headDim} elements; throws if {@code rotaryDims} does not fit.
+     *
+     * @param headDim elements per head, {@code >= 1}
+     * @return {@code rotaryDims}, or {@code headDim} when it is 0
+     * @throws KvArgumentException if {@code rotaryDims} exceeds {@code headDim}
+     */
     public int dims(int headDim) {
         int d = rotaryDims == 0 ? headDim : rotaryDims;
         if (d > headDim || d % 2 != 0) {
@@ -48,7 +64,14 @@ public record RopeRotation(double theta, int rotaryDims) {
         return d;
     }
 
-    /** Rotates {@code row[from .. from + headDim)} in place by {@code delta} positions. */
+    /**
+     * Rotates {@code row[from .. from + headDim)} in place by {@code delta} positions.
+     *
+     * @param row the array holding the key
+     * @param from index of the key's first element
+     * @param headDim elements per head
+     * @param delta positions to move the key by (negative moves it back)
+     */
     public void rotate(float[] row, int from, int headDim, long delta) {
         int d = dims(headDim);
         for (int i = 0; i < d / 2; i++) {

@@ -41,18 +41,40 @@ public final class Sequence implements AutoCloseable {
         this.tables = tables;
     }
 
+    /**
+     * This sequence's id: numbered from 0 in creation order, never reused within its store (the key of
+     * {@link io.kvslab.metrics.StoreMetrics#sequence}). Still valid after close.
+     *
+     * @return the id, {@code >= 0}
+     */
     public long id() {
         return tables.id();
     }
 
+    /**
+     * The store this sequence allocates from.
+     *
+     * @return the owning store (possibly closed)
+     */
     public KvStore store() {
         return store;
     }
 
+    /**
+     * The store's KV layout: layers, KV heads, head dim, dtype and tokens per block of every table of this sequence.
+     *
+     * @return the layout, the same object as {@code store().layout()}
+     */
     public KvLayout layout() {
         return layout;
     }
 
+    /**
+     * Whether {@link #close()} was called (or the store was closed). Any other operation on a closed sequence throws
+     * {@link ClosedException}.
+     *
+     * @return {@code true} once closed
+     */
     public boolean isClosed() {
         return tables.isClosed() || store.isClosed();
     }
@@ -65,6 +87,7 @@ public final class Sequence implements AutoCloseable {
      * @param k        RoPE-rotated keys, {@code float[kvHeads * headDim]} (KV head major)
      * @param v        values, same shape
      * @param position absolute position; greater than every position already stored in this layer
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
      */
     public void append(int layer, float[] k, float[] v, long position) {
         tables.append(layer, k, v, 1, null, position);
@@ -76,6 +99,7 @@ public final class Sequence implements AutoCloseable {
      * @param k         {@code float[n * kvHeads * headDim]}, laid out [token][kvHead][dim]
      * @param v         same shape
      * @param positions strictly increasing absolute positions, above every position stored in this layer
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
      */
     public void appendChunk(int layer, float[] k, float[] v, long[] positions) {
         if (positions == null) {
@@ -88,6 +112,11 @@ public final class Sequence implements AutoCloseable {
      * Appends one token's K and V rows to every KV head of {@code layer}, read in place from the caller's tensors
      * ({@code [1, kvHeads, headDim]}, any element type and strides, heap or native): values are checked once and
      * each row is copied once into block memory, without conversion when the tensor's type is the store's.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param k keys, {@code [1, kvHeads, headDim]}
+     * @param v values, same shape as {@code k}
+     * @param position absolute position; greater than every position already stored in this layer
      */
     public void append(int layer, KvTensor k, KvTensor v, long position) {
         if (k != null && k.tokens() != 1) {
@@ -101,6 +130,9 @@ public final class Sequence implements AutoCloseable {
      * forward pass's post-RoPE K and V in the Hugging Face layout) to every KV head of {@code layer}.
      *
      * @param positions one strictly increasing absolute position per token, above every position in this layer
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param k keys, {@code [tokens, kvHeads, headDim]}, {@code tokens = positions.length}
+     * @param v values, same shape as {@code k}
      */
     public void appendChunk(int layer, KvTensor k, KvTensor v, long[] positions) {
         if (positions == null) {
@@ -113,6 +145,9 @@ public final class Sequence implements AutoCloseable {
      * A scoped read view of {@code layer}'s block memory for an engine that runs its own attention: use it in
      * try-with-resources on one thread; see {@link LayerView}. While it is open, operations that would free or move
      * this sequence's blocks wait (from another thread) or fail with a typed exception (from this one).
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @return an open view, to be closed by the caller (try-with-resources)
      */
     public LayerView readLayer(int layer) {
         return io.kvslab.internal.table.TableView.open(tables, layer);
@@ -126,6 +161,8 @@ public final class Sequence implements AutoCloseable {
      * Shared blocks are never modified: such a block that must change is rebuilt into a fresh block.
      *
      * @param rows strictly increasing row indices in {@code [0, length(layer, kvHead))}; empty frees every row
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
      */
     public void keep(int layer, int kvHead, int[] rows) {
         tables.keep(layer, kvHead, rows);
@@ -138,6 +175,7 @@ public final class Sequence implements AutoCloseable {
      *
      * @param rows {@code [kvHead][]}: strictly increasing row indices of each head (a head's full range keeps it
      *             unchanged)
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
      */
     public void keep(int layer, int[][] rows) {
         tables.keepLayer(layer, rows);
@@ -150,6 +188,8 @@ public final class Sequence implements AutoCloseable {
      * empty out (like {@code llama_memory_seq_rm}). Remaining rows keep their positions; close the gap with
      * {@link #shiftPositions} if wanted. Removing a suffix copies nothing, even from shared blocks.
      *
+     * @param from first position of the range (inclusive), {@code >= 0}
+     * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
      * @return rows removed, summed over all (layer, KV head) tables
      */
     public long removePositions(long from, long to) {
@@ -159,6 +199,9 @@ public final class Sequence implements AutoCloseable {
     /**
      * Keeps only the rows whose positions lie in {@code [from, to)}, in every (layer, KV head), and frees the rest
      * (the complement of {@link #removePositions}). Kept rows keep their positions.
+     *
+     * @param from first position of the range (inclusive), {@code >= 0}
+     * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
      */
     public void keepPositions(long from, long to) {
         tables.keepPositions(from, to);
@@ -168,6 +211,10 @@ public final class Sequence implements AutoCloseable {
      * A new sequence holding the rows of this one whose positions lie in {@code [from, to)}, at the same positions
      * (like {@code llama_memory_seq_cp} into a fresh sequence). Shares blocks with this one: a range starting at or
      * before the first position copies no data; otherwise the shifted rows are copied into fresh blocks.
+     *
+     * @param from first position of the range (inclusive), {@code >= 0}
+     * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
+     * @return the new, open sequence; the caller closes it
      */
     public Sequence forkPositions(long from, long to) {
         if (from < 0 || to < from) {
@@ -197,6 +244,9 @@ public final class Sequence implements AutoCloseable {
      * {@code s.shiftPositions(sink + n, Sequence.END, -n, rope)}.
      *
      * @param rope {@code null} to change positions only
+     * @param from first position of the range (inclusive), {@code >= 0}
+     * @param to end of the range (exclusive), {@code >= from}; {@link Sequence#END} for "to the end"
+     * @param delta amount added to each position in the range (negative moves rows back)
      * @throws KvArgumentException if a shifted position would be negative, overflow, or not stay strictly between
      *                             its unshifted neighbours; or if a re-rotated key does not fit the dtype
      */
@@ -225,6 +275,8 @@ public final class Sequence implements AutoCloseable {
     /**
      * A new sequence sharing every block of this one (reference counted; no data is copied). Either sequence may
      * append afterwards: a shared partial tail block is copied on first write.
+     *
+     * @return the new, open sequence; the caller closes it (the store's close reports it as leaked otherwise)
      */
     public Sequence fork() {
         return store.fork(this);
@@ -247,6 +299,7 @@ public final class Sequence implements AutoCloseable {
      * {@link KvStore#swapIn} rebuilds it bitwise (rows, positions, ragged lengths after compression, shared PoD
      * keys).
      *
+     * @param tier where the blocks go; must not be null
      * @return the handle to swap it back in with, or to {@link io.kvslab.tier.SwappedSequence#close()} (removes
      *     the records) when the caller recomputes instead
      * @throws io.kvslab.tier.TierWriteException if the tier declined a record: the records written are removed
@@ -258,38 +311,76 @@ public final class Sequence implements AutoCloseable {
 
     // ---------------------------------------------------------------- reads
 
-    /** Rows stored for one (layer, KV head). */
+    /**
+     * Rows stored for one (layer, KV head).
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @return the number of rows, {@code >= 0}
+     */
     public int length(int layer, int kvHead) {
         return tables.length(layer, kvHead);
     }
 
-    /** Absolute positions of the rows of one (layer, KV head), ascending (a copy). */
+    /**
+     * Absolute positions of the rows of one (layer, KV head), ascending (a copy).
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @return a new array of {@code length(layer, kvHead)} positions
+     */
     public long[] positions(int layer, int kvHead) {
         return tables.positions(layer, kvHead);
     }
 
-    /** Dequantized K rows of one (layer, KV head) into {@code dst[0 .. length*headDim)}. */
+    /**
+     * Dequantized K rows of one (layer, KV head) into {@code dst[0 .. length*headDim)}.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @param dst receives {@code length(layer, kvHead) * headDim} floats, row after row; must be at least that long
+     */
     public void readKeys(int layer, int kvHead, float[] dst) {
         tables.readRows(layer, kvHead, dst, true);
     }
 
-    /** Dequantized V rows of one (layer, KV head) into {@code dst[0 .. length*headDim)}. */
+    /**
+     * Dequantized V rows of one (layer, KV head) into {@code dst[0 .. length*headDim)}.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @param dst receives {@code length(layer, kvHead) * headDim} floats, row after row; must be at least that long
+     */
     public void readValues(int layer, int kvHead, float[] dst) {
         tables.readRows(layer, kvHead, dst, false);
     }
 
-    /** Memory view of this sequence (referenced, exclusive, shared and peak bytes; rows; rows evicted). */
+    /**
+     * Memory view of this sequence (referenced, exclusive, shared and peak bytes; rows; rows evicted).
+     *
+     * @return a point-in-time snapshot; does not change afterwards
+     */
     public SequenceMetrics metrics() {
         checkOpen();
         return MetricsCollector.sequence(this);
     }
 
-    /** Bytes of all blocks this sequence references (blocks shared with a fork count in both). */
+    /**
+     * Bytes of all blocks this sequence references (blocks shared with a fork count in both).
+     *
+     * @return bytes, a multiple of the layout's block size
+     */
     public long referencedBytes() {
         return tables.referencedBlocks() / 2 * layout.blockPairBytes();   // as many K blocks as V blocks
     }
 
-    /** Blocks in the table of one (layer, KV head); the last one may be partly filled. */
+    /**
+     * Blocks in the table of one (layer, KV head); the last one may be partly filled.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @return the number of K blocks (equal to the number of V blocks), {@code >= 0}
+     */
     public int blockCount(int layer, int kvHead) {
         return tables.blockCount(layer, kvHead);
     }
@@ -311,8 +402,11 @@ public final class Sequence implements AutoCloseable {
      * reference copies it first, so writing through one table never changes another.
      *
      * @param baseLayer a layer below {@code layer}; its block must be full and hold the same positions
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @param block block index in the (layer, KV head) table, in {@code [0, blockCount(layer, kvHead))}
      * @return whether the table changed (false if the block already was that alias)
-     * @throws KeySharingException if the base layer is not below, a block is not full, or positions differ
+     * @throws KvArgumentException if the base layer is not below, a block is not full, or positions differ
      */
     public boolean aliasKeyBlock(int layer, int kvHead, int block, int baseLayer) {
         return tables.aliasKeyBlock(layer, kvHead, block, baseLayer);
@@ -327,8 +421,12 @@ public final class Sequence implements AutoCloseable {
      *
      * @param sinks  leading positions that always keep their own keys, {@code >= 0}
      * @param recent positions up to and including the query's that keep their own keys, {@code >= 1}
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @param baseLayer the layer whose keys replace this layer's distant keys; below {@code layer}
+     * @param queryPosition position of the query the distant/proximal split is computed for, {@code >= 0}
      * @return K blocks newly aliased (each one an own copy released)
-     * @throws KeySharingException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
+     * @throws KvArgumentException as {@link #aliasKeyBlock}, or for negative sinks / non-positive recent
      */
     public int shareDistantKeys(int layer, int kvHead, int baseLayer, int sinks, int recent, long queryPosition) {
         return tables.shareDistantKeys(layer, kvHead, baseLayer, sinks, recent, queryPosition);
@@ -337,12 +435,24 @@ public final class Sequence implements AutoCloseable {
     /**
      * The layer whose own K block block {@code block} of (layer, kvHead) is: the lowest layer whose table names the
      * same block at that index, or {@code layer} itself when the block is not an alias.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @param block block index in the (layer, KV head) table, in {@code [0, blockCount(layer, kvHead))}
+     * @return a layer index {@code <= layer}
      */
     public int keyBlockBaseLayer(int layer, int kvHead, int block) {
         return tables.keyBlockBaseLayer(layer, kvHead, block);
     }
 
-    /** Whether K block {@code block} of (layer, kvHead) is an alias of a lower layer's block. */
+    /**
+     * Whether K block {@code block} of (layer, kvHead) is an alias of a lower layer's block.
+     *
+     * @param layer layer index, in {@code [0, layers)} of the store's layout
+     * @param kvHead KV head index, in {@code [0, kvHeads)} of the store's layout
+     * @param block block index in the (layer, KV head) table, in {@code [0, blockCount(layer, kvHead))}
+     * @return {@code true} if the block is shared with a lower layer's table
+     */
     public boolean isKeyBlockAliased(int layer, int kvHead, int block) {
         return keyBlockBaseLayer(layer, kvHead, block) != layer;
     }

@@ -20,6 +20,12 @@ public record StoreConfig(long limitBytes, long slabBytes, long spareSlabBytes) 
     /** Default bound on spare slabs: 1 GiB (64 default slabs), what one compression of a long 8B-model context frees. */
     public static final long DEFAULT_SPARE_SLAB_BYTES = 1L << 30;
 
+    /**
+     * Checks the values.
+     *
+     * @throws KvArgumentException if {@code limitBytes} or {@code slabBytes} is not positive, or {@code spareSlabBytes}
+     *         is negative
+     */
     public StoreConfig {
         if (limitBytes <= 0) {
             throw new KvArgumentException("limitBytes must be > 0, got " + limitBytes);
@@ -32,24 +38,51 @@ public record StoreConfig(long limitBytes, long slabBytes, long spareSlabBytes) 
         }
     }
 
-    /** A limit and a slab size, with the default spare-slab bound {@value #DEFAULT_SPARE_SLAB_BYTES}. */
+    /**
+     * A limit and a slab size, with the default spare-slab bound {@value #DEFAULT_SPARE_SLAB_BYTES}.
+     *
+     * @param limitBytes cap on reserved native bytes, {@code > 0}; {@link Long#MAX_VALUE} for none
+     * @param slabBytes bytes per slab, {@code > 0}
+     */
     public StoreConfig(long limitBytes, long slabBytes) {
         this(limitBytes, slabBytes, DEFAULT_SPARE_SLAB_BYTES);
     }
 
-    /** No limit, {@value #DEFAULT_SLAB_BYTES}-byte slabs, up to {@value #DEFAULT_SPARE_SLAB_BYTES} spare bytes. */
+    /**
+     * No limit, {@value #DEFAULT_SLAB_BYTES}-byte slabs, up to {@value #DEFAULT_SPARE_SLAB_BYTES} spare bytes.
+     *
+     * @return the default configuration
+     */
     public static StoreConfig defaults() {
         return new StoreConfig(Long.MAX_VALUE, DEFAULT_SLAB_BYTES, DEFAULT_SPARE_SLAB_BYTES);
     }
 
+    /**
+     * This configuration with another memory limit.
+     *
+     * @param limit cap on reserved native bytes, {@code > 0}; {@link Long#MAX_VALUE} for none
+     * @return a new configuration
+     */
     public StoreConfig withLimitBytes(long limit) {
         return new StoreConfig(limit, slabBytes, spareSlabBytes);
     }
 
+    /**
+     * This configuration with another slab size.
+     *
+     * @param bytes bytes per slab, {@code > 0}
+     * @return a new configuration
+     */
     public StoreConfig withSlabBytes(long bytes) {
         return new StoreConfig(limitBytes, bytes, spareSlabBytes);
     }
 
+    /**
+     * This configuration with another bound on spare slabs kept mapped for reuse.
+     *
+     * @param bytes bytes, {@code >= 0}; 0 returns every empty slab at once
+     * @return a new configuration
+     */
     public StoreConfig withSpareSlabBytes(long bytes) {
         return new StoreConfig(limitBytes, slabBytes, bytes);
     }

@@ -9,18 +9,38 @@ package io.kvslab;
  * @param openSequences  sequences not yet closed
  */
 public record StoreStats(AllocatorStats memory, int openSequences) {
+    /**
+     * Native bytes held in slabs (what counts against the limit).
+     *
+     * @return {@code memory().reservedBytes()}
+     */
     public long reservedBytes() {
         return memory.reservedBytes();
     }
 
+    /**
+     * Bytes of allocated blocks.
+     *
+     * @return {@code memory().liveBytes()}
+     */
     public long liveBytes() {
         return memory.liveBytes();
     }
 
+    /**
+     * High-water mark of {@link #reservedBytes()} since the store opened.
+     *
+     * @return {@code memory().peakReservedBytes()}
+     */
     public long peakReservedBytes() {
         return memory.peakReservedBytes();
     }
 
+    /**
+     * Blocks allocated now.
+     *
+     * @return {@code memory().liveBlocks()}
+     */
     public long liveBlocks() {
         return memory.liveBlocks();
     }

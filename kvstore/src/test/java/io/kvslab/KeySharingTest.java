@@ -148,25 +148,25 @@ class KeySharingTest {
             long live = store.stats().liveBytes();
             float[] before = keys(s, 3, 0);
             // the partial tail (block 4 holds 2 rows)
-            KeySharingException tail = assertThrows(KeySharingException.class, () -> s.aliasKeyBlock(3, 0, 4, 0));
+            KvArgumentException tail = assertThrows(KvArgumentException.class, () -> s.aliasKeyBlock(3, 0, 4, 0));
             assertTrue(tail.getMessage().contains("only full blocks"), tail.getMessage());
             // base not below
-            assertThrows(KeySharingException.class, () -> s.aliasKeyBlock(1, 0, 0, 1));
-            assertThrows(KeySharingException.class, () -> s.aliasKeyBlock(1, 0, 0, 3));
+            assertThrows(KvArgumentException.class, () -> s.aliasKeyBlock(1, 0, 0, 1));
+            assertThrows(KvArgumentException.class, () -> s.aliasKeyBlock(1, 0, 0, 3));
             // out of range
-            assertThrows(KeySharingException.class, () -> s.aliasKeyBlock(3, 0, 5, 0));
+            assertThrows(KvArgumentException.class, () -> s.aliasKeyBlock(3, 0, 5, 0));
             // after per-layer eviction the base holds other positions in block 1
             s.keep(0, 0, new int[] {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12});
-            KeySharingException moved = assertThrows(KeySharingException.class, () -> s.aliasKeyBlock(3, 0, 1, 0));
+            KvArgumentException moved = assertThrows(KvArgumentException.class, () -> s.aliasKeyBlock(3, 0, 1, 0));
             assertTrue(moved.getMessage().contains("different positions"), moved.getMessage());
             // block 0 still matches: allowed; a demotion whose later block mismatches aliases nothing at all
             long afterRetain = store.stats().liveBytes();
-            assertThrows(KeySharingException.class, () -> s.shareDistantKeys(3, 0, 0, 0, 1, 17));
+            assertThrows(KvArgumentException.class, () -> s.shareDistantKeys(3, 0, 0, 0, 1, 17));
             assertEquals(afterRetain, store.stats().liveBytes());
             assertFalse(s.isKeyBlockAliased(3, 0, 0));
             assertArrayEquals(before, keys(s, 3, 0));
-            assertThrows(KeySharingException.class, () -> s.shareDistantKeys(3, 1, 0, -1, 4, 17));
-            assertThrows(KeySharingException.class, () -> s.shareDistantKeys(3, 1, 0, 4, 0, 17));
+            assertThrows(KvArgumentException.class, () -> s.shareDistantKeys(3, 1, 0, -1, 4, 17));
+            assertThrows(KvArgumentException.class, () -> s.shareDistantKeys(3, 1, 0, 4, 0, 17));
             assertEquals(live - 4 * BLOCK, afterRetain, "18 -> 12 rows: the retain freed two K and two V blocks of layer 0");
         }
     }

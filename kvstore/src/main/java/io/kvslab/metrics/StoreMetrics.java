@@ -43,28 +43,47 @@ public record StoreMetrics(long limitBytes, long reservedBytes, long liveBytes, 
     public static final List<String> OCCUPANCY_BINS =
             List.of("empty", "(0,25%)", "[25,50%)", "[50,75%)", "[75,100%)", "full");
 
+    /** Copies the occupancy arrays and the sequence list, so the snapshot does not change afterwards. */
     public StoreMetrics {
         slabsByOccupancy = slabsByOccupancy.clone();
         blocksByOccupancy = blocksByOccupancy.clone();
         sequences = List.copyOf(sequences);
     }
 
+    /**
+     * Slabs per occupancy bin (see {@link #OCCUPANCY_BINS}).
+     *
+     * @return a copy of the array
+     */
     @Override
     public int[] slabsByOccupancy() {
         return slabsByOccupancy.clone();
     }
 
+    /**
+     * Live blocks per occupancy bin of the slab they sit in.
+     *
+     * @return a copy of the array
+     */
     @Override
     public long[] blocksByOccupancy() {
         return blocksByOccupancy.clone();
     }
 
-    /** Reserved over live bytes (1.0 = no overhead); {@code NaN} when nothing is live. */
+    /**
+     * Reserved over live bytes (1.0 = no overhead); {@code NaN} when nothing is live.
+     *
+     * @return {@code reservedBytes / liveBytes}, or {@code NaN}
+     */
     public double overheadRatio() {
         return liveBytes == 0 ? Double.NaN : (double) reservedBytes / liveBytes;
     }
 
-    /** Prefix-cache hit rate over full token blocks looked up; {@code NaN} before the first lookup. */
+    /**
+     * Prefix-cache hit rate over full token blocks looked up; {@code NaN} before the first lookup.
+     *
+     * @return hits over hits plus misses, in {@code [0, 1]}, or {@code NaN}
+     */
     public double prefixHitRate() {
         long n = prefixHitBlocks + prefixMissBlocks;
         return n == 0 ? Double.NaN : (double) prefixHitBlocks / n;
@@ -86,7 +105,12 @@ public record StoreMetrics(long limitBytes, long reservedBytes, long liveBytes, 
                 + pressureRelieved + " openSequences=" + openSequences + " sequences=" + sequences + "]";
     }
 
-    /** The view of one sequence, or {@code null} when it is not open in this store. */
+    /**
+     * The view of one sequence, or {@code null} when it is not open in this store.
+     *
+     * @param sequenceId a sequence id ({@link io.kvslab.Sequence#id()})
+     * @return the sequence's view, or {@code null}
+     */
     public SequenceMetrics sequence(long sequenceId) {
         for (SequenceMetrics m : sequences) {
             if (m.sequenceId() == sequenceId) {

@@ -10,8 +10,12 @@ import io.kvslab.Sequence;
 @FunctionalInterface
 public interface DenseDecode {
     /**
-     * @param q   {@code float[queryHeads * headDim]}, RoPE applied, not scaled
-     * @param out same shape, written
+     * Attention of one new token's queries over every row of {@code layer} of {@code sequence}.
+     *
+     * @param sequence the open sequence
+     * @param layer    layer index, in {@code [0, layers)}
+     * @param q        {@code float[queryHeads * headDim]}, RoPE applied, not scaled
+     * @param out      same shape, written
      */
     void decode(Sequence sequence, int layer, float[] q, float[] out);
 }

@@ -31,12 +31,26 @@ public final class PodAttention implements AutoCloseable {
         this.kernel = new TableAttention(threads, "PodAttention");
     }
 
-    /** @param threads upper bound on kernel threads, in [1, {@value Attention#MAX_THREADS}] */
+    /**
+     * Creates a PoD attention instance whose calls split their work over at most {@code threads} kernel threads.
+     * Like {@link Attention}, it is for one thread at a time; close it to free its native scratch.
+     *
+     * @param threads upper bound on kernel threads, in {@code [1, }{@value Attention#MAX_THREADS}{@code ]}
+     * @return a new, open instance
+     * @throws KvArgumentException if {@code threads} is out of range
+     */
     public static PodAttention create(int threads) {
         return new PodAttention(threads);
     }
 
-    /** PoD v2 through the two-part path: {@code decode(seq, layer, q, q, out)}. */
+    /**
+     * PoD v2 through the two-part path: {@code decode(seq, layer, q, q, out)}.
+     *
+     * @param seq an open sequence
+     * @param layer layer index, in {@code [0, layers)}
+     * @param q {@code float[queryHeads * headDim]}, RoPE applied, not scaled
+     * @param out {@code float[queryHeads * headDim]}, written
+     */
     public void decode(Sequence seq, int layer, float[] q, float[] out) {
         decode(seq, layer, q, q, out);
     }
@@ -48,6 +62,8 @@ public final class PodAttention implements AutoCloseable {
      * @param q        {@code float[queryHeads * headDim]}: the layer's queries, RoPE applied, not scaled
      * @param qDistant same shape: queries for the aliased blocks ({@code q} for v2, the base layers' for v1)
      * @param out      same shape, written
+     * @param seq an open sequence
+     * @param layer layer index, in {@code [0, layers)}
      */
     public void decode(Sequence seq, int layer, float[] q, float[] qDistant, float[] out) {
         KvLayout layout = check(seq, layer, q, qDistant, out);

@@ -70,24 +70,45 @@ public final class PodDecoder implements AutoCloseable {
      * A decoder on the native kernels.
      *
      * @param threads upper bound on kernel threads
-     * @throws GroupingMismatchException if the grouping's geometry is not the sequence's
+     * @param sequence the open sequence to decode; the decoder appends to it and demotes its key blocks
+     * @param sharing the grouping, configuration and layout check of this model
+     * @return a new decoder, sharing not yet started
+     * @throws KvArgumentException if the grouping's geometry is not the sequence's
      */
     public static PodDecoder create(Sequence sequence, PodSharing sharing, int threads) {
         return create(sequence, sharing, threads, null);
     }
 
-    /** A decoder whose ordinary (dense and v2) attention is {@code dense} (null: the native kernel). */
+    /**
+     * A decoder whose ordinary (dense and v2) attention is {@code dense} (null: the native kernel).
+     *
+     * @param sequence the open sequence to decode
+     * @param sharing the grouping, configuration and layout check of this model
+     * @param threads upper bound on kernel threads, in {@code [1, Attention.MAX_THREADS]}
+     * @param dense the ordinary attention, or {@code null} for the native kernel
+     * @return a new decoder, sharing not yet started
+     */
     public static PodDecoder create(Sequence sequence, PodSharing sharing, int threads, DenseDecode dense) {
         if (sequence == null || sharing == null) {
-            throw new PodConfigException("a PoD decoder needs a sequence and a PodSharing (got null)");
+            throw new KvArgumentException("a PoD decoder needs a sequence and a PodSharing (got null)");
         }
         return new PodDecoder(sequence, sharing, threads, dense);
     }
 
+    /**
+     * The sequence this decoder decodes.
+     *
+     * @return the sequence given at creation
+     */
     public Sequence sequence() {
         return sequence;
     }
 
+    /**
+     * The PoD grouping and configuration this decoder applies.
+     *
+     * @return the sharing given at creation
+     */
     public PodSharing sharing() {
         return sharing;
     }
@@ -95,6 +116,9 @@ public final class PodDecoder implements AutoCloseable {
     /**
      * Turns sharing on and demotes every layer for the next query position {@code nextPosition} (the first token
      * decoded with sharing); returns the K blocks freed.
+     *
+     * @param nextPosition position of the first token decoded with sharing, {@code >= 0}
+     * @return K blocks freed by the first demotion
      */
     public int startSharing(long nextPosition) {
         checkOpen();
@@ -104,11 +128,20 @@ public final class PodDecoder implements AutoCloseable {
         return freed;
     }
 
+    /**
+     * Whether {@link #startSharing} was called; before it every layer attends densely.
+     *
+     * @return {@code true} once sharing is on
+     */
     public boolean sharingStarted() {
         return sharingOn;
     }
 
-    /** K blocks demoted (own copies released) so far. */
+    /**
+     * K blocks demoted (own copies released) so far.
+     *
+     * @return the count of K blocks whose own copies were released, {@code >= 0}
+     */
     public long freedBlocks() {
         return freedBlocks;
     }
@@ -119,6 +152,10 @@ public final class PodDecoder implements AutoCloseable {
      *
      * @param q   {@code [queryHeads][headDim]}, RoPE applied, not scaled
      * @param out same shape, written
+     * @param layer layer index, in {@code [0, layers)}
+     * @param k keys of the token, {@code [kvHeads][headDim]}, RoPE applied
+     * @param v values of the token, {@code [kvHeads][headDim]}
+     * @param position the token's absolute position, above every position stored in the layer
      */
     public void decode(int layer, float[] q, float[] k, float[] v, long position, float[] out) {
         checkOpen();
@@ -130,6 +167,10 @@ public final class PodDecoder implements AutoCloseable {
     /**
      * For a caller that appended the token's rows itself: demotes the layer's newly distant key blocks (when sharing
      * is on) and remembers the layer's query for the v1 queries of the layers above.
+     *
+     * @param layer layer index, in {@code [0, layers)}
+     * @param q the token's queries, {@code [queryHeads][headDim]}, RoPE applied, not scaled
+     * @param position the token's absolute position
      */
     public void prepare(int layer, float[] q, long position) {
         checkOpen();
@@ -144,7 +185,13 @@ public final class PodDecoder implements AutoCloseable {
         }
     }
 
-    /** The attention of the token whose rows are the layer's last (after {@link #prepare}): dense, v2 or v1. */
+    /**
+     * The attention of the token whose rows are the layer's last (after {@link #prepare}): dense, v2 or v1.
+     *
+     * @param layer layer index, in {@code [0, layers)}
+     * @param q the token's queries, {@code [queryHeads][headDim]}, RoPE applied, not scaled
+     * @param out receives the attention output, same shape as {@code q}
+     */
     public void attend(int layer, float[] q, float[] out) {
         checkOpen();
         checkLayer(layer);
@@ -161,6 +208,8 @@ public final class PodDecoder implements AutoCloseable {
      * query (conservative for the later ones); the caller appends and runs causal prefill attention. PoD v1 runs token
      * by token, so it refuses chunks once sharing is on.
      *
+     * @param layer layer index, in {@code [0, layers)}
+     * @param firstPosition position of the chunk's first token
      * @return K blocks freed
      */
     public int demoteForChunk(int layer, long firstPosition) {
@@ -170,7 +219,7 @@ public final class PodDecoder implements AutoCloseable {
             return 0;
         }
         if (twoPart != null) {
-            throw new PodConfigException("PoD v1 runs token by token; decode the tokens after startSharing one at a "
+            throw new KvArgumentException("PoD v1 runs token by token; decode the tokens after startSharing one at a "
                     + "time");
         }
         int freed = sharing.demote(sequence, layer, firstPosition);

@@ -1,5 +1,6 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
 
@@ -19,20 +20,37 @@ public final class PodSharing {
     private final LayerGrouping grouping;
     private final PodConfig config;
 
-    /** @throws GroupingMismatchException if the grouping's geometry is not the layout's */
+    /**
+     * PoD sharing of one model for stores of one layout.
+     *
+     * @param grouping the model's calibrated layer grouping
+     * @param config sinks, recent window and variant
+     * @param layout the layout of the stores the sharing will be used with
+     * @throws KvArgumentException if an argument is null or the grouping's geometry is not the layout's
+     */
     public PodSharing(LayerGrouping grouping, PodConfig config, KvLayout layout) {
         if (grouping == null || config == null || layout == null) {
-            throw new PodConfigException("PodSharing needs a grouping, a config and a layout (got null)");
+            throw new KvArgumentException("PodSharing needs a grouping, a config and a layout (got null)");
         }
         grouping.requireMatches(layout);
         this.grouping = grouping;
         this.config = config;
     }
 
+    /**
+     * The layer grouping this sharing applies.
+     *
+     * @return the grouping given at construction
+     */
     public LayerGrouping grouping() {
         return grouping;
     }
 
+    /**
+     * The PoD settings (sinks, recent window, variant) this sharing applies.
+     *
+     * @return the configuration given at construction
+     */
     public PodConfig config() {
         return config;
     }
@@ -42,6 +60,9 @@ public final class PodSharing {
      * for a query at {@code queryPosition}. Base layers are untouched. Call it after {@code layer}'s rows for the
      * query's token are appended and before its attention.
      *
+     * @param sequence an open sequence of a store with this sharing's layout
+     * @param layer layer index, in {@code [0, layers)}
+     * @param queryPosition position of the query about to attend, {@code >= 0}
      * @return K blocks newly aliased (own copies released)
      */
     public int demote(Sequence sequence, int layer, long queryPosition) {
@@ -55,7 +76,13 @@ public final class PodSharing {
         return freed;
     }
 
-    /** {@link #demote} for every layer. */
+    /**
+     * {@link #demote} for every layer.
+     *
+     * @param sequence an open sequence of a store with this sharing's layout
+     * @param queryPosition position of the query about to attend, {@code >= 0}
+     * @return K blocks newly aliased over all layers
+     */
     public int demoteAll(Sequence sequence, long queryPosition) {
         int freed = 0;
         for (int l = 0; l < grouping.layers(); l++) {
@@ -71,6 +98,7 @@ public final class PodSharing {
      * @param layerQueries {@code [layer][queryHeads * headDim]}: this token's queries of every layer up to
      *                     {@code layer} (base layers are lower, so already computed)
      * @param out          {@code queryHeads * headDim}, written
+     * @param layer layer index, in {@code [0, layers)}
      */
     public void distantQueries(int layer, float[][] layerQueries, float[] out) {
         ModelFingerprint m = grouping.model();
@@ -78,14 +106,14 @@ public final class PodSharing {
         int g = m.groupSize();
         int width = m.queryHeads() * dim;
         if (layerQueries == null || layerQueries.length <= layer || out == null || out.length != width) {
-            throw new PodConfigException("need the queries of layers 0.." + layer + " and an output of "
+            throw new KvArgumentException("need the queries of layers 0.." + layer + " and an output of "
                     + width + " floats");
         }
         for (int h = 0; h < m.kvHeads(); h++) {
             int src = config.variant() == PodVariant.V1_SHARED_SCORES ? grouping.baseLayer(h, layer) : layer;
             float[] q = layerQueries[src];
             if (q == null || q.length < width) {
-                throw new PodConfigException("queries of layer " + src + " are missing or shorter than " + width);
+                throw new KvArgumentException("queries of layer " + src + " are missing or shorter than " + width);
             }
             System.arraycopy(q, h * g * dim, out, h * g * dim, g * dim);
         }
@@ -102,12 +130,12 @@ public final class PodSharing {
      */
     public int[][][] groupConsistent(int[][][] kept) {
         if (kept == null || kept.length != grouping.layers()) {
-            throw new PodConfigException("need a selection for each of the " + grouping.layers() + " layers");
+            throw new KvArgumentException("need a selection for each of the " + grouping.layers() + " layers");
         }
         int[][][] out = new int[kept.length][][];
         for (int l = 0; l < kept.length; l++) {
             if (kept[l] == null || kept[l].length != grouping.kvHeads()) {
-                throw new PodConfigException("layer " + l + " needs a selection for each of the "
+                throw new KvArgumentException("layer " + l + " needs a selection for each of the "
                         + grouping.kvHeads() + " KV heads");
             }
             out[l] = new int[kept[l].length][];

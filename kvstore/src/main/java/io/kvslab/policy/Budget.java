@@ -7,22 +7,41 @@ package io.kvslab.policy;
  * exceed it (documented clamp: the budget then rises to the protected count).
  */
 public sealed interface Budget {
-    /** Keep {@code floor(n * fraction)} rows of a head with n rows, at least 1. {@code fraction} in (0, 1]. */
+    /**
+     * Keep {@code floor(n * fraction)} rows of a head with n rows, at least 1. {@code fraction} in (0, 1].
+     *
+     * @param fraction share of the rows to keep, in {@code (0, 1]}
+     * @return the budget
+     */
     static Budget fraction(double fraction) {
         return new Fraction(fraction);
     }
 
-    /** Keep {@code min(n, tokens)} rows of a head with n rows. {@code tokens >= 1}. */
+    /**
+     * Keep {@code min(n, tokens)} rows of a head with n rows. {@code tokens >= 1}.
+     *
+     * @param tokens rows to keep per head, {@code >= 1}
+     * @return the budget
+     */
     static Budget tokens(int tokens) {
         return new Tokens(tokens);
     }
 
-    /** The policy decides the budget itself from the data (DBudgetKV). */
+    /**
+     * The policy decides the budget itself from the data (DBudgetKV).
+     *
+     * @return the one dynamic budget
+     */
     static Budget dynamic() {
         return Dynamic.INSTANCE;
     }
 
-    /** Rows to keep from a head with {@code n} rows; not defined for {@link Dynamic}. */
+    /**
+     * Rows to keep from a head with {@code n} rows; not defined for {@link Dynamic}.
+     *
+     * @param n rows the head holds, {@code >= 0}
+     * @return rows to keep, in {@code [0, n]}
+     */
     int rowsFor(int n);
 
     /**
@@ -30,13 +49,25 @@ public sealed interface Budget {
      * {@code n}) for a token budget. Rules that move budget between heads or layers (Ada-KV, PyramidKV) pool these
      * shares, so a short head's unused share goes to the others and the total stays {@code min(rows, sum of
      * shares)}; not defined for {@link Dynamic}.
+     *
+     * @param n rows the head holds, {@code >= 0}
+     * @return the head's nominal share, {@code >= 0}
      */
     default int nominalRows(int n) {
         return rowsFor(n);
     }
 
-    /** Keep a fraction of the rows (the complement of kvpress's compression_ratio). */
+    /**
+     * Keep a fraction of the rows (the complement of kvpress's compression_ratio).
+     *
+     * @param fraction share of the rows to keep, in {@code (0, 1]}
+     */
     record Fraction(double fraction) implements Budget {
+        /**
+         * Checks the fraction.
+         *
+         * @throws PolicyException if {@code fraction} is not in {@code (0, 1]}
+         */
         public Fraction {
             if (!(fraction > 0.0 && fraction <= 1.0)) {
                 throw new PolicyException("a budget fraction must be in (0, 1], got " + fraction);
@@ -58,8 +89,17 @@ public sealed interface Budget {
         }
     }
 
-    /** Keep an absolute number of rows per (layer, KV head). */
+    /**
+     * Keep an absolute number of rows per (layer, KV head).
+     *
+     * @param tokens rows to keep per head, {@code >= 1}
+     */
     record Tokens(int tokens) implements Budget {
+        /**
+         * Checks the count.
+         *
+         * @throws PolicyException if {@code tokens < 1}
+         */
         public Tokens {
             if (tokens < 1) {
                 throw new PolicyException("a token budget must be >= 1, got " + tokens);
@@ -84,6 +124,7 @@ public sealed interface Budget {
 
     /** The policy's own data-dependent budget. */
     enum Dynamic implements Budget {
+        /** The one instance. */
         INSTANCE;
 
         @Override

@@ -27,6 +27,9 @@ public final class CompressionPolicy {
     private final Set<Integer> fullLayers;
 
     /**
+     * A policy from its five steps. Policies are immutable values; {@link Policies} builds the published methods, and
+     * the {@code with...} methods derive variants.
+     *
      * @param name           a short name for reports
      * @param protection     rows never evicted
      * @param scorer         per-row importance
@@ -56,42 +59,83 @@ public final class CompressionPolicy {
         this.fullLayers = Set.copyOf(fullLayers);
     }
 
-    /** The policy's short name. */
+    /**
+     * The policy's short name.
+     *
+     * @return the name given at construction, e.g. {@code snapkv}
+     */
     public String name() {
         return name;
     }
 
+    /**
+     * The rows this policy never evicts (sinks, recent rows, the observation window).
+     *
+     * @return the protection step
+     */
     public Protection protection() {
         return protection;
     }
 
+    /**
+     * How this policy scores the importance of each row.
+     *
+     * @return the scoring step
+     */
     public Scorer scorer() {
         return scorer;
     }
 
+    /**
+     * How this policy splits the budget over the layers (or, for a dynamic policy, decides each layer's count).
+     *
+     * @return the layer budget step
+     */
     public LayerBudgetRule layerRule() {
         return layerRule;
     }
 
+    /**
+     * How this policy splits a layer's budget over its KV heads.
+     *
+     * @return the head allocation step
+     */
     public HeadAllocation headAllocation() {
         return headAllocation;
     }
 
+    /**
+     * How this policy picks the rows each head keeps, given scores and budgets.
+     *
+     * @return the selection step
+     */
     public Selector selector() {
         return selector;
     }
 
-    /** Layers never compressed, ascending. */
+    /**
+     * Layers never compressed, ascending.
+     *
+     * @return an unmodifiable set of layer indices
+     */
     public Set<Integer> fullLayers() {
         return new TreeSet<>(fullLayers);
     }
 
-    /** How many observation-window queries per layer the caller must provide (0: none). */
+    /**
+     * How many observation-window queries per layer the caller must provide (0: none).
+     *
+     * @return queries per layer, {@code >= 0}
+     */
     public int windowQueries() {
         return Math.max(scorer.windowQueries(), layerRule.windowQueries());
     }
 
-    /** Whether the caller must provide each layer's W_o. */
+    /**
+     * Whether the caller must provide each layer's W_o.
+     *
+     * @return {@code true} if {@link LayerInputs} must carry the layer's output projection
+     */
     public boolean needsOutputProjection() {
         return selector.needsOutputProjection();
     }
@@ -100,6 +144,8 @@ public final class CompressionPolicy {
     /**
      * Whether selecting reads the rows' keys or values; false (StreamingLLM: recency scores and a top-k) lets
      * {@link Compressor} read only positions, so applying the policy costs the rows that move, not the rows kept.
+     *
+     * @return {@code true} if selecting reads keys or values
      */
     public boolean readsRows() {
         // The uniform layer rule and head allocation read lengths only; any other rule or allocation may read rows.
@@ -107,30 +153,72 @@ public final class CompressionPolicy {
                 || !Policies.isUniform(headAllocation);
     }
 
+    /**
+     * Whether the layer step decides how many rows each layer keeps by itself (DBudgetKV); such a policy takes {@link
+     * Budget#dynamic()} and rejects fixed budgets.
+     *
+     * @return {@code true} for a dynamic-budget policy
+     */
     public boolean dynamicBudget() {
         return layerRule.dynamic();
     }
 
+    /**
+     * This policy under another name (for reports).
+     *
+     * @param newName the new name, not blank
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withName(String newName) {
         return new CompressionPolicy(newName, protection, scorer, layerRule, headAllocation, selector, fullLayers);
     }
 
+    /**
+     * This policy with another protection step.
+     *
+     * @param p the protection, not null
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withProtection(Protection p) {
         return new CompressionPolicy(name, p, scorer, layerRule, headAllocation, selector, fullLayers);
     }
 
+    /**
+     * This policy with another scoring step.
+     *
+     * @param s the scorer, not null
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withScorer(Scorer s) {
         return new CompressionPolicy(name, protection, s, layerRule, headAllocation, selector, fullLayers);
     }
 
+    /**
+     * This policy with another layer budget step.
+     *
+     * @param r the layer rule, not null
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withLayerRule(LayerBudgetRule r) {
         return new CompressionPolicy(name, protection, scorer, r, headAllocation, selector, fullLayers);
     }
 
+    /**
+     * This policy with another head allocation step.
+     *
+     * @param a the head allocation, not null
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withHeadAllocation(HeadAllocation a) {
         return new CompressionPolicy(name, protection, scorer, layerRule, a, selector, fullLayers);
     }
 
+    /**
+     * This policy with another selection step.
+     *
+     * @param s the selector, not null
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withSelector(Selector s) {
         return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, s, fullLayers);
     }
@@ -138,6 +226,11 @@ public final class CompressionPolicy {
     /**
      * This policy with its observation-window scoring set to {@code window} queries, {@code pooling} and
      * {@code kernel} (its pooling order and GQA reduction kept); a policy that scores otherwise is returned as is.
+     *
+     * @param window observation-window length in query tokens, {@code >= 1}
+     * @param pooling how scores are smoothed over neighbouring rows
+     * @param kernel pooling kernel width in rows, odd and {@code >= 1}
+     * @return the new policy, or this one if it does not score by window attention
      */
     public CompressionPolicy withWindowScoring(int window, WindowPooling pooling, int kernel) {
         if (scorer instanceof WindowAttentionScorer w) {
@@ -146,6 +239,12 @@ public final class CompressionPolicy {
         return this;
     }
 
+    /**
+     * This policy with another set of layers kept whole.
+     *
+     * @param layers layer indices never compressed; may be empty, not null
+     * @return a new policy, otherwise equal to this one
+     */
     public CompressionPolicy withFullLayers(Set<Integer> layers) {
         return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, selector, layers);
     }
@@ -156,6 +255,8 @@ public final class CompressionPolicy {
      * @param budget    the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
      *                  count otherwise
      * @param workspace the native kernels the steps use
+     * @param context the sequence's per-layer inputs (rows, queries, projections) the steps read
+     * @return the rows to keep for every (layer, KV head), with the budgets that were applied
      */
     public Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
         if (context == null || budget == null || workspace == null) {

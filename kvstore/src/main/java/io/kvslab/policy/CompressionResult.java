@@ -8,28 +8,51 @@ package io.kvslab.policy;
  * @param rowsAfter  {@code [layer][kvHead]}
  */
 public record CompressionResult(int[][] rowsBefore, int[][] rowsAfter) {
+    /**
+     * Checks that both arrays are given with one entry per layer.
+     *
+     * @throws PolicyException if an array is null or their layer counts differ
+     */
     public CompressionResult {
         if (rowsBefore == null || rowsAfter == null || rowsBefore.length != rowsAfter.length) {
             throw new PolicyException("a compression result needs rows before and after for every layer");
         }
     }
 
-    /** Rows of (layer, kvHead) after the compression. */
+    /**
+     * Rows of (layer, kvHead) after the compression.
+     *
+     * @param layer layer index
+     * @param kvHead KV head index
+     * @return the row count after
+     */
     public int rowsAfter(int layer, int kvHead) {
         return rowsAfter[layer][kvHead];
     }
 
-    /** Rows kept over all layers and heads. */
+    /**
+     * Rows kept over all layers and heads.
+     *
+     * @return the sum of {@code rowsAfter}
+     */
     public long keptRows() {
         return sum(rowsAfter);
     }
 
-    /** Rows before, over all layers and heads. */
+    /**
+     * Rows before, over all layers and heads.
+     *
+     * @return the sum of {@code rowsBefore}
+     */
     public long rowsBeforeTotal() {
         return sum(rowsBefore);
     }
 
-    /** Fraction of rows kept (1 for an empty sequence). */
+    /**
+     * Fraction of rows kept (1 for an empty sequence).
+     *
+     * @return {@code keptRows() / rowsBeforeTotal()}, in {@code [0, 1]}
+     */
     public double keptFraction() {
         long before = rowsBeforeTotal();
         return before == 0 ? 1.0 : (double) keptRows() / before;

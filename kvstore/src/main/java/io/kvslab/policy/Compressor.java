@@ -23,16 +23,28 @@ import java.util.List;
 public final class Compressor implements AutoCloseable {
     private final PolicyWorkspace workspace;
 
+    /** A compressor with its own workspace (native scratch for the policy kernels). Close it on the creating thread. */
     public Compressor() {
         this.workspace = PolicyWorkspace.create();
     }
 
-    /** The workspace this compressor uses (for {@link CompressionPolicy#select} on an in-memory context). */
+    /**
+     * The workspace this compressor uses (for {@link CompressionPolicy#select} on an in-memory context).
+     *
+     * @return the workspace; valid until this compressor closes
+     */
     public PolicyWorkspace workspace() {
         return workspace;
     }
 
-    /** {@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} for a policy that needs no inputs. */
+    /**
+     * {@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} for a policy that needs no inputs.
+     *
+     * @param sequence an open sequence
+     * @param policy the policy
+     * @param budget a fraction or token count, or {@link Budget#dynamic()} for a dynamic policy
+     * @return the rows of every (layer, KV head) before and after
+     */
     public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget) {
         return compress(sequence, policy, budget, LayerInputs.none());
     }
@@ -46,6 +58,10 @@ public final class Compressor implements AutoCloseable {
      *
      * @param inputs the per-layer window queries and W_o the policy needs ({@link CompressionPolicy#windowQueries},
      *               {@link CompressionPolicy#needsOutputProjection})
+     * @param sequence an open sequence
+     * @param policy the policy
+     * @param budget a fraction or token count, or {@link Budget#dynamic()} for a dynamic policy
+     * @return the rows of every (layer, KV head) before and after
      */
     public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget, LayerInputs inputs) {
         RowCounts counts = prepare(sequence, policy, budget, inputs);
@@ -77,6 +93,12 @@ public final class Compressor implements AutoCloseable {
      * Compresses a batch: each sequence with its own inputs and its own budget (a fraction resolves against that
      * sequence's own lengths; Ada-KV allocates per sequence). Every sequence's inputs and budget are checked before
      * any sequence changes; then the sequences are compressed one after the other, each layer at a time.
+     *
+     * @param sequences open sequences of one store
+     * @param policy the policy applied to each
+     * @param inputs one entry per sequence, in the same order
+     * @param budgets one entry per sequence, in the same order
+     * @return one result per sequence, in order
      */
     public List<CompressionResult> compressBatch(List<Sequence> sequences, CompressionPolicy policy,
                                                  List<LayerInputs> inputs, List<Budget> budgets) {

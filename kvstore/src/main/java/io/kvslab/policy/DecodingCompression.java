@@ -18,9 +18,12 @@ public final class DecodingCompression {
     private long steps;
 
     /**
+     * A schedule that compresses every {@code interval} decoded tokens back to {@code targetRows} rows.
+     *
      * @param policy     the policy to run
      * @param interval   decoded tokens between two compressions (>= 1)
      * @param targetRows rows per (layer, KV head) after a compression (>= 1; ignored by a dynamic policy)
+     * @throws PolicyException if {@code policy} is null or a count is below 1
      */
     public DecodingCompression(CompressionPolicy policy, int interval, int targetRows) {
         if (policy == null) {
@@ -34,7 +37,11 @@ public final class DecodingCompression {
         this.targetRows = targetRows;
     }
 
-    /** Decoded tokens seen so far. */
+    /**
+     * Decoded tokens seen so far.
+     *
+     * @return the number of {@link #afterToken} calls, {@code >= 0}
+     */
     public long steps() {
         return steps;
     }
@@ -46,6 +53,9 @@ public final class DecodingCompression {
      *
      * @param inputs the policy's per-layer inputs (window queries from a {@link RecentQueries}, W_o from the model);
      *               read only when a compression runs
+     * @param sequence the open sequence being decoded
+     * @param compressor the compressor to run the policy with (on this thread)
+     * @return what the compression did, or {@code null} when this call did not compress
      */
     public CompressionResult afterToken(Sequence sequence, Compressor compressor, LayerInputs inputs) {
         steps++;

@@ -12,6 +12,8 @@ public interface HeadAllocation {
      * @param nominal       the layer rule's rows per head (protected included)
      * @param scores        the scorer's output {@code [kvHead][row]}
      * @param protectedRows protection masks {@code [kvHead][row]}
+     * @param layer the layer's rows and inputs
+     * @return {@code [kvHead]}: final rows per head, protected included, each at most the head's rows
      */
     int[] allocate(LayerContext layer, int[] nominal, float[][] scores, boolean[][] protectedRows);
 }

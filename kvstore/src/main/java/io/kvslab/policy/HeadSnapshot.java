@@ -9,8 +9,19 @@ import io.kvslab.Sequence;
  *
  * <p>The arrays are not copied (they can be large); do not change them while a policy reads them. A
  * positions-only snapshot ({@link #positionsOnly}) has empty keys and values.
+ *
+ * @param keys {@code float[length * headDim]}, RoPE-rotated keys row after row (empty for a positions-only snapshot)
+ * @param values {@code float[length * headDim]}, values row after row (empty for a positions-only snapshot)
+ * @param positions {@code long[length]}, ascending absolute positions
+ * @param headDim elements per row, {@code >= 1}
  */
 public record HeadSnapshot(float[] keys, float[] values, long[] positions, int headDim) {
+    /**
+     * Checks the arrays against each other and the positions' order.
+     *
+     * @throws PolicyException if an array is null, {@code headDim < 1}, the lengths disagree, or positions are negative
+     *         or not strictly ascending
+     */
     public HeadSnapshot {
         if (keys == null || values == null || positions == null) {
             throw new PolicyException("keys, values and positions are required (got null)");
@@ -36,7 +47,14 @@ public record HeadSnapshot(float[] keys, float[] values, long[] positions, int h
         }
     }
 
-    /** Reads one (layer, KV head) of a sequence: dequantized keys and values and the rows' positions. */
+    /**
+     * Reads one (layer, KV head) of a sequence: dequantized keys and values and the rows' positions.
+     *
+     * @param sequence an open sequence
+     * @param layer layer index, in {@code [0, layers)}
+     * @param kvHead KV head index, in {@code [0, kvHeads)}
+     * @return a new snapshot (its arrays are fresh copies)
+     */
     public static HeadSnapshot read(Sequence sequence, int layer, int kvHead) {
         int d = sequence.layout().headDim();
         long[] positions = sequence.positions(layer, kvHead);
@@ -50,18 +68,31 @@ public record HeadSnapshot(float[] keys, float[] values, long[] positions, int h
     /**
      * Reads only the positions of one (layer, KV head): keys and values are empty arrays. {@link Compressor} reads
      * this for a policy that reads no rows ({@link CompressionPolicy#readsRows()}).
+     *
+     * @param sequence an open sequence
+     * @param layer layer index, in {@code [0, layers)}
+     * @param kvHead KV head index, in {@code [0, kvHeads)}
+     * @return a new positions-only snapshot
      */
     public static HeadSnapshot positionsOnly(Sequence sequence, int layer, int kvHead) {
         return new HeadSnapshot(new float[0], new float[0], sequence.positions(layer, kvHead),
                 sequence.layout().headDim());
     }
 
-    /** Whether keys and values were read (false for {@link #positionsOnly}). */
+    /**
+     * Whether keys and values were read (false for {@link #positionsOnly}).
+     *
+     * @return {@code true} if keys and values were read
+     */
     public boolean hasRows() {
         return keys.length != 0 || positions.length == 0;
     }
 
-    /** Number of rows. */
+    /**
+     * Number of rows.
+     *
+     * @return the row count, {@code positions().length}
+     */
     public int length() {
         return positions.length;
     }

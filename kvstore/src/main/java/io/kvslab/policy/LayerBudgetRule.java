@@ -16,16 +16,27 @@ public interface LayerBudgetRule {
      * @param budget        the sequence's budget
      * @param scores        the scorer's output for this layer (the ranking a dynamic rule stops along)
      * @param protectedRows protection masks of this layer
+     * @param layer the layer's rows and inputs
+     * @param workspace the native kernels and scratch for this thread
+     * @return {@code [kvHead]}: rows each head keeps, protected rows included
      */
     int[] rowsPerHead(LayerContext layer, RowCounts counts, Budget budget, float[][] scores, boolean[][] protectedRows,
                       PolicyWorkspace workspace);
 
-    /** Whether this rule decides the budget itself (and so takes only {@link Budget#dynamic()}). */
+    /**
+     * Whether this rule decides the budget itself (and so takes only {@link Budget#dynamic()}).
+     *
+     * @return {@code true} for a dynamic rule
+     */
     default boolean dynamic() {
         return false;
     }
 
-    /** How many observation-window queries this rule reads (0 if none). */
+    /**
+     * How many observation-window queries this rule reads (0 if none).
+     *
+     * @return queries per layer, {@code >= 0}
+     */
     default int windowQueries() {
         return 0;
     }

@@ -14,6 +14,12 @@ import java.util.List;
  */
 public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnapshot> heads, WindowQueries window,
                            OutputProjection outputProjection) {
+    /**
+     * Checks the geometry: heads share the query heads evenly, every head has {@code headDim}, and the window and W_o
+     * (when given) have matching sizes.
+     *
+     * @throws PolicyException if a value is out of range, inconsistent, or null where required
+     */
     public LayerContext {
         if (layer < 0) {
             throw new PolicyException("layer must be >= 0, got " + layer);
@@ -49,6 +55,9 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
      *
      * @param window           the layer's observation-window queries, or null when the policy needs none
      * @param outputProjection the layer's W_o, or null when the policy needs none
+     * @param sequence an open sequence
+     * @param layer layer index, in {@code [0, layers)}
+     * @return a new context holding copies of the layer's rows
      */
     public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
                                     OutputProjection outputProjection) {
@@ -58,6 +67,13 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
     /**
      * Like {@link #read(io.kvslab.Sequence, int, WindowQueries, OutputProjection)}; with {@code rows} false only
      * positions are read ({@link HeadSnapshot#positionsOnly}), for a policy that reads no rows.
+     *
+     * @param sequence an open sequence
+     * @param layer layer index, in {@code [0, layers)}
+     * @param window the layer's observation-window queries, or null when the policy needs none
+     * @param outputProjection the layer's W_o, or null when the policy needs none
+     * @param rows whether to read keys and values ({@code false}: positions only)
+     * @return a new context
      */
     public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
                                     OutputProjection outputProjection, boolean rows) {
@@ -75,17 +91,30 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         return new LayerContext(layer, layout.queryHeads(), layout.headDim(), heads, window, outputProjection);
     }
 
-    /** Number of KV heads. */
+    /**
+     * Number of KV heads.
+     *
+     * @return {@code heads().size()}
+     */
     public int kvHeads() {
         return heads.size();
     }
 
-    /** Query heads per KV head. */
+    /**
+     * Query heads per KV head.
+     *
+     * @return {@code queryHeads / kvHeads()}, {@code >= 1}
+     */
     public int groupSize() {
         return queryHeads / heads.size();
     }
 
-    /** The rows of KV head {@code kvHead}. */
+    /**
+     * The rows of KV head {@code kvHead}.
+     *
+     * @param kvHead KV head, in {@code [0, kvHeads())}
+     * @return that head's snapshot
+     */
     public HeadSnapshot head(int kvHead) {
         return heads.get(kvHead);
     }

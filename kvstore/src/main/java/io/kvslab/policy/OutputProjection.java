@@ -4,8 +4,16 @@ package io.kvslab.policy;
  * A layer's attention output projection W_o as llama2.c stores it: {@code [modelDim][queryHeads * headDim]}
  * row-major, {@code out = W_o x}. Query head {@code h}'s slice W_o^h is columns {@code h*headDim ..
  * (h+1)*headDim - 1}. Needed by CriticalKV's value-norm stage. Not copied.
+ *
+ * @param weights {@code float[modelDim * queryHeads * headDim]}, row-major; not copied
+ * @param modelDim rows of W_o (the model dimension), {@code >= 1}
  */
 public record OutputProjection(float[] weights, int modelDim) {
+    /**
+     * Checks that the weights split into {@code modelDim} rows.
+     *
+     * @throws PolicyException if {@code weights} is null, {@code modelDim < 1} or does not divide its length
+     */
     public OutputProjection {
         if (weights == null) {
             throw new PolicyException("W_o weights are required (got null)");
@@ -15,7 +23,11 @@ public record OutputProjection(float[] weights, int modelDim) {
         }
     }
 
-    /** Columns of W_o: queryHeads * headDim. */
+    /**
+     * Columns of W_o: queryHeads * headDim.
+     *
+     * @return {@code weights.length / modelDim}
+     */
     public int inputDim() {
         return weights.length / modelDim;
     }

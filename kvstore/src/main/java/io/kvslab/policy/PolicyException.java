@@ -8,6 +8,11 @@ import io.kvslab.KvArgumentException;
  * sequence is unchanged.
  */
 public final class PolicyException extends KvArgumentException {
+    /**
+     * An exception describing the rejected configuration or input.
+     *
+     * @param message names the value and what is allowed
+     */
     public PolicyException(String message) {
         super(message);
     }

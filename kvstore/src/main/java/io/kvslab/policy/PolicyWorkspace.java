@@ -15,7 +15,11 @@ public final class PolicyWorkspace implements AutoCloseable {
         this.kernels = kernels;
     }
 
-    /** A new workspace (loads the native library on first use). */
+    /**
+     * A new workspace (loads the native library on first use).
+     *
+     * @return a new workspace for the calling thread; close it when done
+     */
     public static PolicyWorkspace create() {
         return new PolicyWorkspace(PolicyKernels.create());
     }

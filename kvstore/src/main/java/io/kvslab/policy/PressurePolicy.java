@@ -5,7 +5,7 @@ import io.kvslab.KvCacheManager;
 import io.kvslab.KvSlabException;
 import io.kvslab.Sequence;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.PreemptionEvent;
+import io.kvslab.internal.jfr.PreemptionEvent;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -28,13 +28,28 @@ import java.util.Set;
  *       the scheduler queues its request again and prefills prompt and generated tokens anew.</li>
  * </ul>
  * Every action is returned as a {@link Decision} (for the caller's counters) and recorded as a JFR
- * {@link PreemptionEvent}. Confined to one thread (it owns a {@link Compressor}); close it when done.
+ * {@code io.kvslab.Preemption} event. Confined to one thread (it owns a {@link Compressor}); close it when done.
  */
 public final class PressurePolicy implements AutoCloseable {
     /** The kinds of action, in the words of the {@code --pressure} option. */
-    public enum Action { COMPRESS, SWAP, RECOMPUTE }
+    public enum Action {
+        /** Compress the sequence with the step's policy and budget (it stays running). */
+        COMPRESS,
+        /** Swap the sequence out to a tier through the {@link Swapper}; the scheduler brings it back later. */
+        SWAP,
+        /** Close the sequence; the scheduler queues its request again and computes it anew. */
+        RECOMPUTE
+    }
 
-    /** One configured action: compression carries its policy (by name) and budget. */
+    /**
+     * One configured action: compression carries its policy (by name) and budget.
+     *
+     * One configured action: compression carries its policy (by name) and budget.
+     *
+     * @param action what to do
+     * @param policyName for {@link Action#COMPRESS}, a name of {@link Policies#NAMES}; otherwise {@code null}
+     * @param budget for {@link Action#COMPRESS}, the budget to compress to; otherwise {@code null}
+     */
     public record Step(Action action, String policyName, Budget budget) {
         @Override
         public String toString() {
@@ -51,6 +66,11 @@ public final class PressurePolicy implements AutoCloseable {
      * @param arrival  any increasing arrival stamp (later arrivals are swapped and recomputed first)
      */
     public record Candidate(Sequence sequence, int priority, long arrival) {
+        /**
+         * Checks that the sequence is given.
+         *
+         * @throws KvArgumentException if {@code sequence} is null
+         */
         public Candidate {
             if (sequence == null) {
                 throw new KvArgumentException("a candidate needs a sequence");
@@ -58,12 +78,26 @@ public final class PressurePolicy implements AutoCloseable {
         }
     }
 
-    /** What was done to one sequence and how many blocks it freed in the store. */
+    /**
+     * What was done to one sequence and how many blocks it freed in the store.
+     *
+     * What was done to one sequence and how many blocks it freed in the store.
+     *
+     * @param action the action taken
+     * @param sequence the sequence it was taken on (closed or emptied for swap and recompute)
+     * @param blocksFreed blocks the store got back, {@code >= 0}
+     */
     public record Decision(Action action, Sequence sequence, long blocksFreed) {}
 
     /** Moves a sequence's blocks out of the store (a tier) and frees them; returns whether it did. */
     @FunctionalInterface
     public interface Swapper {
+        /**
+         * Moves {@code sequence}'s blocks to a tier and frees them.
+         *
+         * @param sequence an open sequence
+         * @return {@code true} if it was swapped out (and closed), {@code false} if the tier declined (unchanged)
+         */
         boolean swapOut(Sequence sequence);
     }
 
@@ -88,6 +122,9 @@ public final class PressurePolicy implements AutoCloseable {
      * Parses {@code compress:POLICY:BUDGET,swap,recompute} (any order, each at most once, at least one). A
      * {@code swap} step needs {@code swapper}; without one it is rejected.
      *
+     * @param spec the comma-separated steps
+     * @param swapper what swaps a sequence out, or {@code null} when no tier is configured
+     * @return the policy
      * @throws KvArgumentException naming what is wrong and what is allowed
      */
     public static PressurePolicy parse(String spec, Swapper swapper) {
@@ -151,6 +188,11 @@ public final class PressurePolicy implements AutoCloseable {
         return new Step(Action.COMPRESS, f[1], budget);
     }
 
+    /**
+     * The configured steps, in the order they are tried.
+     *
+     * @return an unmodifiable list, not empty
+     */
     public List<Step> steps() {
         return steps;
     }
@@ -161,6 +203,8 @@ public final class PressurePolicy implements AutoCloseable {
      * emptied here: the caller reads the decisions to requeue or park their requests.
      *
      * @param running the sequences it may act on (the one that needs room may be among them)
+     * @param manager the store's manager, whose free blocks the policy counts
+     * @param blocksNeeded blocks the caller needs free, {@code >= 0}
      * @return the decisions taken, in order (empty if nothing could be done)
      */
     public List<Decision> relieve(KvCacheManager manager, List<Candidate> running, long blocksNeeded) {

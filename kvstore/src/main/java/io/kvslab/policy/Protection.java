@@ -11,6 +11,11 @@ package io.kvslab.policy;
  *                          which the authors' code keeps outside the competition, spec 2.9 trap 2)
  */
 public record Protection(int sinks, int recent, boolean observationWindow) {
+    /**
+     * Checks the counts.
+     *
+     * @throws PolicyException if {@code sinks} or {@code recent} is negative
+     */
     public Protection {
         if (sinks < 0 || recent < 0) {
             throw new PolicyException("protected sink and recent counts must be >= 0, got " + sinks + " and "
@@ -18,17 +23,30 @@ public record Protection(int sinks, int recent, boolean observationWindow) {
         }
     }
 
-    /** Nothing protected. */
+    /**
+     * Nothing protected.
+     *
+     * @return the empty protection
+     */
     public static Protection none() {
         return new Protection(0, 0, false);
     }
 
-    /** The first {@code sinks} rows. */
+    /**
+     * The first {@code sinks} rows.
+     *
+     * @param sinks leading rows to protect, {@code >= 0}
+     * @return the protection
+     */
     public static Protection sinks(int sinks) {
         return new Protection(sinks, 0, false);
     }
 
-    /** The observation window. */
+    /**
+     * The observation window.
+     *
+     * @return the protection; the policy then needs observation-window queries
+     */
     public static Protection window() {
         return new Protection(0, 0, true);
     }

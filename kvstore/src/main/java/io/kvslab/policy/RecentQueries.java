@@ -15,10 +15,13 @@ public final class RecentQueries {
     private final int[] next;
 
     /**
+     * An empty ring of the last {@code capacity} queries of every layer.
+     *
      * @param layers     layers of the model
      * @param queryHeads query heads per token
      * @param headDim    elements per head
      * @param capacity   queries kept per layer (the policy's {@link CompressionPolicy#windowQueries()})
+     * @throws PolicyException if a count is below 1
      */
     public RecentQueries(int layers, int queryHeads, int headDim, int capacity) {
         if (layers < 1 || queryHeads < 1 || headDim < 1 || capacity < 1) {
@@ -34,7 +37,13 @@ public final class RecentQueries {
         this.next = new int[layers];
     }
 
-    /** Records the query of the token at {@code position} in {@code layer}; positions must increase. */
+    /**
+     * Records the query of the token at {@code position} in {@code layer}; positions must increase.
+     *
+     * @param layer layer index, in {@code [0, layers)}
+     * @param query the token's queries, {@code queryHeads * headDim} floats, RoPE applied; copied
+     * @param position the token's absolute position, above the last one pushed for this layer
+     */
     public void push(int layer, float[] query, long position) {
         if (layer < 0 || layer >= layers) {
             throw new PolicyException("layer must be in [0, " + layers + "), got " + layer);
@@ -56,7 +65,12 @@ public final class RecentQueries {
         count[layer] = Math.min(capacity, count[layer] + 1);
     }
 
-    /** Queries held for {@code layer}, oldest first; null if none was pushed. */
+    /**
+     * Queries held for {@code layer}, oldest first; null if none was pushed.
+     *
+     * @param layer layer index, in {@code [0, layers)}
+     * @return the window, or {@code null}
+     */
     public WindowQueries window(int layer) {
         if (layer < 0 || layer >= layers) {
             throw new PolicyException("layer must be in [0, " + layers + "), got " + layer);
@@ -76,7 +90,11 @@ public final class RecentQueries {
         return new WindowQueries(q, p);
     }
 
-    /** Windows of every layer, in layer order. */
+    /**
+     * Windows of every layer, in layer order.
+     *
+     * @return one entry per layer (null for a layer with no queries)
+     */
     public java.util.List<WindowQueries> windows() {
         java.util.List<WindowQueries> out = new java.util.ArrayList<>(layers);
         for (int l = 0; l < layers; l++) {
@@ -85,12 +103,21 @@ public final class RecentQueries {
         return out;
     }
 
-    /** These windows as a policy's inputs (each layer's window is built when the compressor asks for it). */
+    /**
+     * These windows as a policy's inputs (each layer's window is built when the compressor asks for it).
+     *
+     * @return the inputs
+     */
     public LayerInputs inputs() {
         return LayerInputs.windows(this::window);
     }
 
-    /** These windows with per-layer W_o (null entries or a null list: none). */
+    /**
+     * These windows with per-layer W_o (null entries or a null list: none).
+     *
+     * @param outputProjections one W_o per layer, or {@code null}
+     * @return the inputs
+     */
     public LayerInputs inputs(java.util.List<OutputProjection> outputProjections) {
         return new LayerInputs(this::window, outputProjections == null ? null
                 : l -> l < outputProjections.size() ? outputProjections.get(l) : null);

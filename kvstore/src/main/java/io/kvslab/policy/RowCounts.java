@@ -11,6 +11,11 @@ package io.kvslab.policy;
  * @param protectedRows {@code [layer][kvHead]} protected rows, each in {@code [0, rows]}
  */
 public record RowCounts(int[][] rows, int[][] protectedRows) {
+    /**
+     * Checks the shapes and that each protected count lies in {@code [0, rows]}.
+     *
+     * @throws PolicyException if the arrays are null, empty, of different shapes or a count is out of range
+     */
     public RowCounts {
         if (rows == null || protectedRows == null || rows.length == 0 || rows.length != protectedRows.length) {
             throw new PolicyException("row counts need the same number (>= 1) of layers for rows and protected rows");
@@ -28,17 +33,33 @@ public record RowCounts(int[][] rows, int[][] protectedRows) {
         }
     }
 
-    /** Number of layers. */
+    /**
+     * Number of layers.
+     *
+     * @return the layer count, {@code >= 1}
+     */
     public int layers() {
         return rows.length;
     }
 
-    /** Rows of (layer, kvHead). */
+    /**
+     * Rows of (layer, kvHead).
+     *
+     * @param layer layer index, in {@code [0, layers())}
+     * @param kvHead KV head index
+     * @return the row count
+     */
     public int rows(int layer, int kvHead) {
         return rows[layer][kvHead];
     }
 
-    /** Protected rows of (layer, kvHead). */
+    /**
+     * Protected rows of (layer, kvHead).
+     *
+     * @param layer layer index, in {@code [0, layers())}
+     * @param kvHead KV head index
+     * @return the protected row count, in {@code [0, rows(layer, kvHead)]}
+     */
     public int protectedRows(int layer, int kvHead) {
         return protectedRows[layer][kvHead];
     }

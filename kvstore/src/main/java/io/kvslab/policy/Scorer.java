@@ -9,10 +9,16 @@ public interface Scorer {
      * Scores of every row, {@code [kvHead][row]}.
      *
      * @param workspace native kernels for the heavy products (window attention)
+     * @param layer the layer's rows and inputs
+     * @return {@code [kvHead][row]}: higher is more important
      */
     float[][] score(LayerContext layer, PolicyWorkspace workspace);
 
-    /** How many observation-window queries the scorer reads per layer (0 if none). */
+    /**
+     * How many observation-window queries the scorer reads per layer (0 if none).
+     *
+     * @return queries per layer, {@code >= 0}
+     */
     default int windowQueries() {
         return 0;
     }
@@ -20,6 +26,8 @@ public interface Scorer {
     /**
      * Whether the scorer reads the rows' keys or values ({@link HeadSnapshot#keys()}, {@code values()}); a scorer
      * that needs only lengths and positions says false, and {@link Compressor} then reads no row data at all.
+     *
+     * @return {@code true} if it reads keys or values
      */
     default boolean readsRows() {
         return true;

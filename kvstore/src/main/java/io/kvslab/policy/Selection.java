@@ -10,6 +10,11 @@ import io.kvslab.Sequence;
  * @param lengthsBefore {@code [layer][kvHead]} row counts the selection was made from
  */
 public record Selection(int[][][] kept, int[][] lengthsBefore) {
+    /**
+     * Checks that there is one kept list and one length per (layer, KV head).
+     *
+     * @throws PolicyException if the arrays are null or their shapes disagree
+     */
     public Selection {
         if (kept == null || lengthsBefore == null || kept.length != lengthsBefore.length) {
             throw new PolicyException("a selection needs one kept list and one length per (layer, KV head)");
@@ -32,17 +37,31 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
         }
     }
 
-    /** Number of layers. */
+    /**
+     * Number of layers.
+     *
+     * @return the layer count
+     */
     public int layers() {
         return kept.length;
     }
 
-    /** Kept row indices of (layer, kvHead), ascending. */
+    /**
+     * Kept row indices of (layer, kvHead), ascending.
+     *
+     * @param layer layer index, in {@code [0, layers())}
+     * @param kvHead KV head index
+     * @return the array itself (not a copy): do not modify it
+     */
     public int[] kept(int layer, int kvHead) {
         return kept[layer][kvHead];
     }
 
-    /** Rows kept over all layers and heads. */
+    /**
+     * Rows kept over all layers and heads.
+     *
+     * @return the sum of kept rows
+     */
     public long keptRows() {
         long n = 0;
         for (int[][] layer : kept) {
@@ -53,7 +72,11 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
         return n;
     }
 
-    /** Rows before the selection over all layers and heads. */
+    /**
+     * Rows before the selection over all layers and heads.
+     *
+     * @return the sum of row counts before
+     */
     public long rowsBefore() {
         long n = 0;
         for (int[] layer : lengthsBefore) {
@@ -64,7 +87,11 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
         return n;
     }
 
-    /** Fraction of rows kept (1 for an empty sequence). */
+    /**
+     * Fraction of rows kept (1 for an empty sequence).
+     *
+     * @return {@code keptRows() / rowsBefore()}, in {@code [0, 1]}
+     */
     public double keptFraction() {
         long before = rowsBefore();
         return before == 0 ? 1.0 : (double) keptRows() / before;
@@ -76,6 +103,8 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
      * before any head changes). Checks first that the sequence still has the shape and row counts the selection was
      * made from, so a stale selection changes nothing. If a memory limit is hit in layer l, layers before l stay
      * compressed and layer l and later ones are exactly as before.
+     *
+     * @param sequence the open sequence the selection was made from
      */
     public void applyTo(Sequence sequence) {
         if (sequence == null) {
@@ -104,7 +133,13 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
         }
     }
 
-    /** Whether (layer, kvHead) keeps every row (nothing to evict). */
+    /**
+     * Whether (layer, kvHead) keeps every row (nothing to evict).
+     *
+     * @param layer layer index, in {@code [0, layers())}
+     * @param kvHead KV head index
+     * @return {@code true} if no row of that head is evicted
+     */
     public boolean keepsAll(int layer, int kvHead) {
         return kept[layer][kvHead].length == lengthsBefore[layer][kvHead];
     }

@@ -7,8 +7,17 @@ import java.util.List;
  * policies on the same rows build it from {@link LayerContext#read} per layer. A long context should be compressed
  * with {@link Compressor#compress(io.kvslab.Sequence, CompressionPolicy, Budget, LayerInputs)} instead, which holds
  * one layer at a time (this holds all of them: {@code layers} times the heap of one).
+ *
+ * @param layers one context per layer, in layer order ({@code layers.get(l).layer() == l}), all with the same geometry;
+ *         copied
  */
 public record SequenceContext(List<LayerContext> layers) {
+    /**
+     * Checks that there is at least one layer, that layer {@code l} sits at index {@code l} and that all layers share
+     * one geometry.
+     *
+     * @throws PolicyException if the list is null or empty, or a layer is out of place or of another geometry
+     */
     public SequenceContext {
         if (layers == null || layers.isEmpty()) {
             throw new PolicyException("a sequence context needs at least one layer");
@@ -30,12 +39,21 @@ public record SequenceContext(List<LayerContext> layers) {
         }
     }
 
-    /** Number of layers. */
+    /**
+     * Number of layers.
+     *
+     * @return {@code layers().size()}, {@code >= 1}
+     */
     public int layerCount() {
         return layers.size();
     }
 
-    /** Layer {@code l}. */
+    /**
+     * Layer {@code l}.
+     *
+     * @param l layer index, in {@code [0, layerCount())}
+     * @return that layer's context
+     */
     public LayerContext layer(int l) {
         return layers.get(l);
     }

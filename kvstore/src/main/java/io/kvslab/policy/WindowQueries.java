@@ -7,8 +7,18 @@ package io.kvslab.policy;
  *
  * <p>After prefill these are the last {@code w} prompt tokens' queries; for decoding-time compression they are the
  * last {@code w} generated tokens' queries (see {@link RecentQueries}).
+ *
+ * @param queries {@code float[w * queryHeads * headDim]}, the window's queries, oldest first; not copied
+ * @param positions {@code long[w]}, the queries' absolute positions, strictly ascending
  */
 public record WindowQueries(float[] queries, long[] positions) {
+    /**
+     * Checks that both arrays are given, the queries split evenly into {@code positions.length} tokens, and the
+     * positions ascend strictly.
+     *
+     * @throws PolicyException if an array is null, there is no query, the lengths disagree or the positions do not
+     *         ascend
+     */
     public WindowQueries {
         if (queries == null || positions == null) {
             throw new PolicyException("window queries and their positions are required (got null)");
@@ -28,12 +38,21 @@ public record WindowQueries(float[] queries, long[] positions) {
         }
     }
 
-    /** Number of window queries. */
+    /**
+     * Number of window queries.
+     *
+     * @return {@code positions().length}, {@code >= 1}
+     */
     public int size() {
         return positions.length;
     }
 
-    /** The last {@code count} queries (all of them if fewer are held). */
+    /**
+     * The last {@code count} queries (all of them if fewer are held).
+     *
+     * @param count queries wanted, {@code >= 1}
+     * @return a window of at most {@code count} queries (this one if it holds no more)
+     */
     public WindowQueries last(int count) {
         if (count < 1) {
             throw new PolicyException("a window needs at least one query, asked for " + count);
@@ -48,7 +67,11 @@ public record WindowQueries(float[] queries, long[] positions) {
         return new WindowQueries(q, p);
     }
 
-    /** Position of the first window query: rows at or after it form the observation window. */
+    /**
+     * Position of the first window query: rows at or after it form the observation window.
+     *
+     * @return {@code positions()[0]}
+     */
     public long start() {
         return positions[0];
     }

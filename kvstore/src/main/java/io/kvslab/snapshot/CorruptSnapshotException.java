@@ -5,6 +5,11 @@ package io.kvslab.snapshot;
  * or an inconsistent structure. The message names the file, the field or block and what was expected.
  */
 public final class CorruptSnapshotException extends SnapshotException {
+    /**
+     * An exception describing the defect.
+     *
+     * @param message names the file, the field or block and what was expected
+     */
     public CorruptSnapshotException(String message) {
         super(message);
     }

@@ -8,10 +8,21 @@ import io.kvslab.KvSlabException;
  * replaced by a partial one.
  */
 public class SnapshotException extends KvSlabException {
+    /**
+     * An exception without an underlying cause.
+     *
+     * @param message names the file and what went wrong
+     */
     public SnapshotException(String message) {
         super(message);
     }
 
+    /**
+     * An exception wrapping an I/O failure.
+     *
+     * @param message names the file and what went wrong
+     * @param cause the underlying failure
+     */
     public SnapshotException(String message, Throwable cause) {
         super(message, cause);
     }

@@ -18,6 +18,7 @@ import java.util.List;
  */
 public record SnapshotInfo(int formatVersion, KvLayout layout, List<Long> sequenceIds, long rows, int blocks,
                            int sharedBlocks, long fileBytes, long createdAtMillis) {
+    /** Copies the sequence id list. */
     public SnapshotInfo {
         sequenceIds = List.copyOf(sequenceIds);
     }

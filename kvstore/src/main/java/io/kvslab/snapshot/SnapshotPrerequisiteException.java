@@ -7,6 +7,7 @@ import java.util.List;
  * path, or the JVM lacks the flags it needs. Thrown by the first {@link Snapshots} call, before any file is touched.
  */
 public final class SnapshotPrerequisiteException extends SnapshotException {
+    /** The JVM flags to add. */
     private final List<String> missingFlags;
 
     SnapshotPrerequisiteException(String message, List<String> missingFlags) {
@@ -14,7 +15,11 @@ public final class SnapshotPrerequisiteException extends SnapshotException {
         this.missingFlags = List.copyOf(missingFlags);
     }
 
-    /** The JVM flags to add (empty when the problem is a missing jar). */
+    /**
+     * The JVM flags to add (empty when the problem is a missing jar).
+     *
+     * @return an unmodifiable list of flags, e.g. {@code --add-opens=java.base/java.lang.reflect=ALL-UNNAMED}
+     */
     public List<String> missingFlags() {
         return missingFlags;
     }

@@ -4,7 +4,7 @@ import io.kvslab.KvArgumentException;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.SnapshotEvent;
+import io.kvslab.internal.jfr.SnapshotEvent;
 
 import java.nio.file.Path;
 import java.util.function.Supplier;
@@ -36,12 +36,24 @@ import java.util.List;
 public final class Snapshots {
     private Snapshots() {}
 
-    /** Saves one sequence. */
+    /**
+     * Saves one sequence.
+     *
+     * @param sequence an open sequence
+     * @param file the target file; replaced atomically (written to a temporary file, then moved)
+     * @return what was written: layout, sequence ids, rows, blocks, file size
+     */
     public static SnapshotInfo save(Sequence sequence, Path file) {
         return save(List.of(sequence), file);
     }
 
-    /** Saves several sequences of one store into one file; blocks they share are stored once. */
+    /**
+     * Saves several sequences of one store into one file; blocks they share are stored once.
+     *
+     * @param sequences open sequences of one store, not empty
+     * @param file the target file; replaced atomically
+     * @return what was written
+     */
     public static SnapshotInfo save(List<Sequence> sequences, Path file) {
         ChronicleSupport.require();
         SnapshotEvent event = begin();
@@ -50,7 +62,13 @@ public final class Snapshots {
         return info;
     }
 
-    /** Saves every open sequence of a store (in id order; none is fine). Prefix-cache entries are not saved. */
+    /**
+     * Saves every open sequence of a store (in id order; none is fine). Prefix-cache entries are not saved.
+     *
+     * @param store an open store
+     * @param file the target file; replaced atomically
+     * @return what was written
+     */
     public static SnapshotInfo saveStore(KvStore store, Path file) {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
@@ -64,7 +82,12 @@ public final class Snapshots {
         return info;
     }
 
-    /** Reads and verifies a whole snapshot (checksums included) without restoring it. */
+    /**
+     * Reads and verifies a whole snapshot (checksums included) without restoring it.
+     *
+     * @param file the snapshot file
+     * @return the file's layout, sequences and sizes
+     */
     public static SnapshotInfo inspect(Path file) {
         ChronicleSupport.require();
         try (SnapshotReader reader = SnapshotReader.open(file)) {
@@ -72,7 +95,13 @@ public final class Snapshots {
         }
     }
 
-    /** Restores a snapshot of exactly one sequence as a new sequence of {@code store} (with a new id). */
+    /**
+     * Restores a snapshot of exactly one sequence as a new sequence of {@code store} (with a new id).
+     *
+     * @param store an open store with the snapshot's layout
+     * @param file a snapshot of exactly one sequence
+     * @return the new, open sequence; the caller closes it
+     */
     public static Sequence restore(KvStore store, Path file) {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
@@ -91,7 +120,13 @@ public final class Snapshots {
         }
     }
 
-    /** Restores every sequence of a snapshot as new sequences of {@code store}: all of them or none. */
+    /**
+     * Restores every sequence of a snapshot as new sequences of {@code store}: all of them or none.
+     *
+     * @param store an open store with the snapshot's layout
+     * @param file the snapshot file
+     * @return one entry per saved sequence, in the file's order, each pairing the saved id with its new sequence
+     */
     public static List<RestoredSequence> restoreAll(KvStore store, Path file) {
         if (store == null) {
             throw new KvArgumentException("store must not be null");
@@ -108,6 +143,9 @@ public final class Snapshots {
     /**
      * Replaces the contents of an open sequence with a snapshot of exactly one sequence (like llama.cpp's
      * {@code llama_state_seq_set_data} into another sequence id). On failure the target is unchanged.
+     *
+     * @param target an open sequence of a store with the snapshot's layout
+     * @param file a snapshot of exactly one sequence
      */
     public static void restoreInto(Sequence target, Path file) {
         if (target == null) {

@@ -11,7 +11,11 @@ import java.util.HexFormat;
  */
 public record BlockKey(long high, long low) {
 
-    /** The key as 32 lowercase hex digits, upper bits first: the form tiers use for file names and Redis keys. */
+    /**
+     * The key as 32 lowercase hex digits, upper bits first: the form tiers use for file names and Redis keys.
+     *
+     * @return 32 lowercase hex digits
+     */
     public String hex() {
         HexFormat f = HexFormat.of();
         return f.toHexDigits(high) + f.toHexDigits(low);
@@ -20,6 +24,8 @@ public record BlockKey(long high, long low) {
     /**
      * Parses {@link #hex()}'s form.
      *
+     * @param hex 32 hex digits, either case
+     * @return the key
      * @throws IllegalArgumentException if {@code hex} is not exactly 32 hex digits
      */
     public static BlockKey ofHex(String hex) {

@@ -17,12 +17,18 @@ import java.util.Optional;
  */
 public interface BlockTier extends AutoCloseable {
 
-    /** A short name for logs and metrics, such as {@code "disk"} or {@code "redis"}. */
+    /**
+     * A short name for logs and metrics, such as {@code "disk"} or {@code "redis"}.
+     *
+     * @return the name, not blank
+     */
     String name();
 
     /**
      * Stores {@code record} under {@code key}, replacing any earlier value.
      *
+     * @param key the record's key
+     * @param record the encoded record, not null
      * @return {@code true} if the tier holds the record now; {@code false} if it declined or failed (full,
      *     unreachable, timed out), which is counted and leaves any earlier value for the key unspecified
      */
@@ -31,12 +37,18 @@ public interface BlockTier extends AutoCloseable {
     /**
      * The bytes stored under {@code key}: empty when absent, expired, evicted, unreachable or timed out.
      * The caller verifies the bytes before use.
+     *
+     * @param key the record's key
+     * @return the stored bytes, or empty
      */
     Optional<byte[]> get(BlockKey key);
 
     /**
      * The values under {@code keys}, in order, as {@link #get} would return them one by one. Tiers that can batch
      * (Redis pipelines the requests) override it; every element is empty when the batch failed as a whole.
+     *
+     * @param keys the keys, in order
+     * @return one element per key, in the same order
      */
     default java.util.List<Optional<byte[]>> getAll(java.util.List<BlockKey> keys) {
         java.util.List<Optional<byte[]>> out = new java.util.ArrayList<>(keys.size());
@@ -49,11 +61,16 @@ public interface BlockTier extends AutoCloseable {
     /**
      * Removes the value under {@code key}.
      *
+     * @param key the record's key
      * @return {@code true} if a value was removed; {@code false} if there was none or the tier could not be reached
      */
     boolean remove(BlockKey key);
 
-    /** Counters since the tier was opened. */
+    /**
+     * Counters since the tier was opened.
+     *
+     * @return a snapshot of the counters
+     */
     TierStats stats();
 
     /** Releases the tier's resources (connections, file handles). Stored values stay where the tier keeps them. */

@@ -87,6 +87,9 @@ public final class DiskTier implements BlockTier {
     /**
      * Opens (creating it if needed) a disk tier on {@code directory} holding at most {@code capBytes} of records.
      *
+     * @param directory the directory holding one file per record
+     * @param capBytes the most bytes of records kept, {@code > 0}; least recently used records are evicted past it
+     * @return the tier; close it to release the directory's lock
      * @throws KvArgumentException if the directory is null or not a directory, or the cap is not positive
      * @throws ConcurrentUseException if another open tier (this process or another) uses the directory
      * @throws KvSlabException if the directory cannot be created, locked or listed
@@ -168,20 +171,38 @@ public final class DiskTier implements BlockTier {
         return "disk";
     }
 
+    /**
+     * The directory this tier stores its records in.
+     *
+     * @return the directory given to {@link #open}
+     */
     public Path directory() {
         return directory;
     }
 
+    /**
+     * The most bytes of records this tier keeps.
+     *
+     * @return the cap given to {@link #open}
+     */
     public long capBytes() {
         return capBytes;
     }
 
-    /** Records evicted to stay under the cap since the tier was opened. */
+    /**
+     * Records evicted to stay under the cap since the tier was opened.
+     *
+     * @return the eviction count
+     */
     public long evictions() {
         return evictions.sum();
     }
 
-    /** Records held now. */
+    /**
+     * Records held now.
+     *
+     * @return the record count
+     */
     public synchronized int records() {
         return index.size();
     }

@@ -15,7 +15,7 @@ import io.kvslab.internal.tier.BlockRecord;
 import io.kvslab.internal.tier.BlockRecords;
 import io.kvslab.internal.tier.PrefixBlockValue;
 import io.kvslab.internal.tier.PrefixKeys;
-import io.kvslab.metrics.TierEvent;
+import io.kvslab.internal.jfr.TierEvent;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -112,6 +112,10 @@ public final class PrefixTier implements AutoCloseable {
      * @param modelId       identifies the model's weights (for example a hash of the weights file); processes share
      *                      blocks only when model id and store layout are equal
      * @param queueCapacity blocks the write-behind queue holds at most (each holds a copy of its rows)
+     * @param store the open store whose sequences the tier serves
+     * @param local a prefix cache of {@code store}
+     * @param tier the shared tier (Redis, a directory) the blocks are published to and fetched from
+     * @return a new prefix tier with a running writer thread; close it when done
      * @throws KvArgumentException if an argument is null or blank, or the capacity is not in [1, 65536]
      */
     public static PrefixTier create(KvStore store, PrefixCache local, BlockTier tier, String modelId,
@@ -140,12 +144,21 @@ public final class PrefixTier implements AutoCloseable {
         return p;
     }
 
-    /** The salt the local cache is used with (lookups through this tier use it; so may the caller's own). */
+    /**
+     * The salt the local cache is used with (lookups through this tier use it; so may the caller's own).
+     *
+     * @return the salt
+     */
     public long localSalt() {
         return keys.localSalt();
     }
 
-    /** The content addresses of the full token blocks of {@code tokens}. */
+    /**
+     * The content addresses of the full token blocks of {@code tokens}.
+     *
+     * @param tokens the prompt's token ids
+     * @return one key per full token block, in order
+     */
     public List<BlockKey> blockKeys(int[] tokens) {
         if (tokens == null) {
             throw new KvArgumentException("tokens must not be null");
@@ -153,6 +166,11 @@ public final class PrefixTier implements AutoCloseable {
         return List.of(keys.keys(tokens));
     }
 
+    /**
+     * The shared tier this prefix tier publishes to and fetches from.
+     *
+     * @return the tier given to {@link #create}
+     */
     public BlockTier tier() {
         return tier;
     }
@@ -162,6 +180,9 @@ public final class PrefixTier implements AutoCloseable {
      * from position 0), as {@link PrefixCache#lookup}: the caller prefills the rest and closes the sequence. To keep
      * at least one token to compute (for its logits), look up {@code tokens} without its last token. Equal to
      * {@link #local} followed by {@link #attach} of {@link #fetch}.
+     *
+     * @param tokens the prompt's token ids
+     * @return the match: a new sequence (possibly empty) and the number of tokens it covers
      */
     public PrefixMatch lookup(int[] tokens) {
         checkOpen();
@@ -180,6 +201,10 @@ public final class PrefixTier implements AutoCloseable {
      * The local cache's match for {@code tokens} (salted as this tier's blocks): a new sequence sharing the cached
      * blocks. A scheduler reserves room for the rest of the prompt on it, then {@link #attach}es what
      * {@link #fetch} brought.
+     *
+     * @param tokens the prompt's token ids
+     * @return the match: a new sequence (possibly empty) and the number of tokens it covers; the caller closes it
+     * @throws KvArgumentException if {@code tokens} is null
      */
     public PrefixMatch local(int[] tokens) {
         checkOpen();
@@ -189,7 +214,13 @@ public final class PrefixTier implements AutoCloseable {
         return local.lookup(tokens, keys.localSalt());
     }
 
-    /** Blocks of {@code tokens} the local cache holds now, from position 0 (no sequence is created). */
+    /**
+     * Blocks of {@code tokens} the local cache holds now, from position 0 (no sequence is left open).
+     *
+     * @param tokens the prompt's token ids
+     * @return full token blocks matched locally, {@code >= 0}
+     * @throws KvArgumentException if {@code tokens} is null
+     */
     public int localBlocks(int[] tokens) {
         PrefixMatch m = local(tokens);
         m.sequence().close();
@@ -217,15 +248,29 @@ public final class PrefixTier implements AutoCloseable {
             this.nanos = nanos;
         }
 
-        /** Nothing fetched (a miss, or a fetch that could not run). */
+        /**
+         * Nothing fetched (a miss, or a fetch that could not run).
+         *
+         * @return the empty fetch
+         */
         public static Fetched none() {
             return NONE;
         }
 
+        /**
+         * The token block the fetched records start at.
+         *
+         * @return a token block index, {@code >= 0}
+         */
         public int firstBlock() {
             return first;
         }
 
+        /**
+         * Verified records held.
+         *
+         * @return contiguous blocks from {@link #firstBlock()}, {@code >= 0}
+         */
         public int blocks() {
             return records.size();
         }
@@ -237,6 +282,11 @@ public final class PrefixTier implements AutoCloseable {
      * are counted here). Touches no sequence and allocates nothing in the store, so it may run on any thread (a
      * scheduler runs it off its step loop, so that a slow tier delays only this prompt); it returns within the
      * tier's timeout.
+     *
+     * @param tokens the prompt's token ids
+     * @param fromBlock the first token block wanted, in {@code [0, tokens.length / tokensPerBlock]}
+     * @return the verified blocks (empty on a miss or a tier failure)
+     * @throws KvArgumentException if {@code tokens} is null or {@code fromBlock} is out of range
      */
     public Fetched fetch(int[] tokens, int fromBlock) {
         checkOpen();
@@ -290,6 +340,12 @@ public final class PrefixTier implements AutoCloseable {
      * local cache gained since the fetch are not appended twice; a fetch that no longer continues the match (the
      * local cache lost blocks meanwhile) adds nothing. Out of memory half-way, the sequence is closed and a fresh
      * local match returned. Counts the lookup.
+     *
+     * @param match a {@link #local} match of {@code tokens}, not yet closed
+     * @param fetched what {@link #fetch} returned for the same {@code tokens}
+     * @param tokens the prompt's token ids
+     * @return the match grown by the attached blocks (or a fresh local match after running out of memory)
+     * @throws KvArgumentException if an argument is null
      */
     public PrefixMatch attach(PrefixMatch match, Fetched fetched, int[] tokens) {
         checkOpen();
@@ -359,6 +415,8 @@ public final class PrefixTier implements AutoCloseable {
      * known to be in the tier, for the writer thread to store. Never waits: a full queue drops blocks (counted).
      * Call it when blocks become full, e.g. after a prompt's prefill and whenever decoding fills a block.
      *
+     * @param s an open sequence of the store holding the prompt's prefill from position 0
+     * @param tokens the prompt's token ids, in position order
      * @return blocks queued by this call
      */
     public int publish(Sequence s, int[] tokens) {
@@ -459,6 +517,10 @@ public final class PrefixTier implements AutoCloseable {
     /**
      * Waits until every queued block was written (or failed), at most {@code timeoutMillis}; returns whether the
      * queue is empty. For tests and orderly shutdown.
+     *
+     * @param timeoutMillis the longest wait in milliseconds, {@code >= 0}
+     * @return {@code true} if the queue is empty
+     * @throws InterruptedException if the calling thread is interrupted while waiting
      */
     public boolean flush(long timeoutMillis) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
@@ -474,6 +536,12 @@ public final class PrefixTier implements AutoCloseable {
         }
     }
 
+    /**
+     * Counters since creation: lookups, blocks found locally, fetched, missed and rejected; blocks queued, published
+     * and dropped; bytes moved; and the queue depth now.
+     *
+     * @return a snapshot of the counters
+     */
     public PrefixTierStats stats() {
         return new PrefixTierStats(lookups.sum(), localBlocks.sum(), fetchedBlocks.sum(), missedBlocks.sum(),
                 rejectedBlocks.sum(), fetchFailures.sum(), queuedBlocks.sum(), publishedBlocks.sum(),

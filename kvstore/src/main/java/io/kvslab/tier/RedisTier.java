@@ -2,8 +2,9 @@ package io.kvslab.tier;
 
 import io.kvslab.ClosedException;
 import io.kvslab.KvArgumentException;
+import io.kvslab.KvSlabException;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.TierEvent;
+import io.kvslab.internal.jfr.TierEvent;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -51,7 +52,11 @@ public final class RedisTier implements BlockTier {
      * that is down or slow does not make this fail: the tier starts disconnected, its calls miss, and it keeps
      * trying to connect (at most once a second, without blocking its callers).
      *
-     * @throws RedisClientMissingException if Lettuce (io.lettuce:lettuce-core) or its dependencies are not on the path
+     * @param config the server address, key prefix, timeout and record TTL
+     * @return the tier; close it when done
+     * @throws KvSlabException if Lettuce (io.lettuce:lettuce-core) or its dependencies (Netty, Reactor) are not on
+     *         the path; the message names the missing class and the dependency to add. Thrown before any
+     *         connection is attempted.
      * @throws KvArgumentException if {@code config} is null
      */
     public static RedisTier connect(RedisTierConfig config) {
@@ -66,7 +71,7 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    /** Throws {@link RedisClientMissingException} unless Lettuce and the Netty and Reactor jars it needs load. */
+    /** Throws a {@link KvSlabException} naming the jar unless Lettuce and the Netty and Reactor jars it needs load. */
     static void requireLettuce() {
         ClassLoader loader = RedisTier.class.getClassLoader();
         for (String c : List.of(LETTUCE_CLASS, "io.netty.channel.Channel", "reactor.core.publisher.Mono")) {
@@ -78,8 +83,8 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    private static RedisClientMissingException missing(Throwable e) {
-        return new RedisClientMissingException("the Redis tier needs Lettuce, an optional dependency of kvslab-core: "
+    private static KvSlabException missing(Throwable e) {
+        return new KvSlabException("the Redis tier needs Lettuce, an optional dependency of kvslab-core: "
                 + "add io.lettuce:lettuce-core (7.7.0.RELEASE, which brings Netty 4.2 and Reactor) to the "
                 + "application's dependencies (on the module path also --add-modules lettuce.core); missing: "
                 + e.getMessage(), e);
@@ -90,16 +95,30 @@ public final class RedisTier implements BlockTier {
         return "redis";
     }
 
+    /**
+     * The configuration this tier was opened with.
+     *
+     * @return the configuration given to {@link #connect}
+     */
     public RedisTierConfig config() {
         return config;
     }
 
-    /** Whether the tier has a live connection now (it reconnects by itself after a drop). */
+    /**
+     * Whether the tier has a live connection now (it reconnects by itself after a drop).
+     *
+     * @return {@code true} if connected now
+     */
     public boolean connected() {
         return backend.connected();
     }
 
-    /** The Redis key of a block: the key prefix and the block key's 32 hex digits. */
+    /**
+     * The Redis key of a block: the key prefix and the block key's 32 hex digits.
+     *
+     * @param key the block key
+     * @return the Redis key string
+     */
     public String redisKey(BlockKey key) {
         return config.keyPrefix() + checkKey(key).hex();
     }
@@ -195,7 +214,11 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    /** The server's {@code used_memory} (INFO memory), or empty when it cannot be asked now. */
+    /**
+     * The server's {@code used_memory} (INFO memory), or empty when it cannot be asked now.
+     *
+     * @return bytes used by the server, or empty
+     */
     public OptionalLong serverUsedMemory() {
         checkOpen();
         try {

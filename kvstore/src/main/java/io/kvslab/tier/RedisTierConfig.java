@@ -22,6 +22,13 @@ public record RedisTierConfig(String uri, Duration timeout, String keyPrefix, Du
     /** Key prefix of {@link #of(String)}. */
     public static final String DEFAULT_PREFIX = "kvslab:";
 
+    /**
+     * Checks the values.
+     *
+     * @throws KvArgumentException if the URI is null, not {@code redis://} or {@code rediss://}, or has no host; the
+     *         timeout is not in {@code (0, 10 min]}; the prefix is null or longer than 256 characters; or the TTL
+     *         is null or negative
+     */
     public RedisTierConfig {
         if (uri == null) {
             throw new KvArgumentException("the Redis URI must not be null");
@@ -50,19 +57,42 @@ public record RedisTierConfig(String uri, Duration timeout, String keyPrefix, Du
         }
     }
 
-    /** {@code uri} with the default timeout and key prefix and no TTL. */
+    /**
+     * {@code uri} with the default timeout and key prefix and no TTL.
+     *
+     * @param uri {@code redis://[user:password@]host[:port][/database]} or {@code rediss://...}
+     * @return the configuration
+     */
     public static RedisTierConfig of(String uri) {
         return new RedisTierConfig(uri, DEFAULT_TIMEOUT, DEFAULT_PREFIX, Duration.ZERO);
     }
 
+    /**
+     * This configuration with another call timeout.
+     *
+     * @param t the longest any one call waits, in {@code (0, 10 min]}
+     * @return a new configuration
+     */
     public RedisTierConfig withTimeout(Duration t) {
         return new RedisTierConfig(uri, t, keyPrefix, ttl);
     }
 
+    /**
+     * This configuration with another key prefix.
+     *
+     * @param p prepended to every key, not null, at most 256 characters
+     * @return a new configuration
+     */
     public RedisTierConfig withKeyPrefix(String p) {
         return new RedisTierConfig(uri, timeout, p, ttl);
     }
 
+    /**
+     * This configuration with another record expiry.
+     *
+     * @param t expiry of every stored value, {@code >= 0}; {@link Duration#ZERO} for none
+     * @return a new configuration
+     */
     public RedisTierConfig withTtl(Duration t) {
         return new RedisTierConfig(uri, timeout, keyPrefix, t);
     }

@@ -16,31 +16,71 @@ import java.util.List;
  */
 public interface SwappedSequence extends AutoCloseable {
 
-    /** The id the sequence had when it was swapped out (a swap-in creates a sequence with a new id). */
+    /**
+     * The id the sequence had when it was swapped out (a swap-in creates a sequence with a new id).
+     *
+     * @return the original sequence id
+     */
     long sequenceId();
 
-    /** The layout of the store it was swapped out of; a swap-in needs a store of the same layout. */
+    /**
+     * The layout of the store it was swapped out of; a swap-in needs a store of the same layout.
+     *
+     * @return the source store's layout
+     */
     KvLayout layout();
 
-    /** The tier holding the records. */
+    /**
+     * The tier holding the records.
+     *
+     * @return the tier the records were written to
+     */
     BlockTier tier();
 
-    /** Keys of the records (docs/tiers.md, "Swap": column records and block records). */
+    /**
+     * Keys of the records (docs/tiers.md, "Swap": column records and block records).
+     *
+     * @return an unmodifiable list of the record keys
+     */
     List<BlockKey> keys();
 
-    /** Bytes of all records written. */
+    /**
+     * Bytes of all records written.
+     *
+     * @return bytes, {@code >= 0}
+     */
     long recordBytes();
 
-    /** Native bytes a swap-in allocates: one block per distinct block swapped out. */
+    /**
+     * Native bytes a swap-in allocates: one block per distinct block swapped out.
+     *
+     * @return bytes, a multiple of the layout's block size
+     */
     long blockBytes();
 
-    /** Rows the sequence held in one (layer, KV head). */
+    /**
+     * Rows the sequence held in one (layer, KV head).
+     *
+     * @param layer layer index, in {@code [0, layers)}
+     * @param kvHead KV head index, in {@code [0, kvHeads)}
+     * @return the row count, {@code >= 0}
+     */
     int length(int layer, int kvHead);
 
-    /** Positions of those rows (a copy). */
+    /**
+     * Positions of those rows (a copy).
+     *
+     * @param layer layer index, in {@code [0, layers)}
+     * @param kvHead KV head index, in {@code [0, kvHeads)}
+     * @return a new array of ascending positions
+     */
     long[] positions(int layer, int kvHead);
 
-    /** Whether the records are still in the tier (not yet swapped in or closed). */
+    /**
+     * Whether the records are still in the tier (not yet swapped in or closed).
+     *
+     * @return {@code true} while the records are in the tier
+     */
     boolean isOpen();
 
     /** Removes the records from the tier (best effort: a tier that cannot be reached keeps them). Idempotent. */

@@ -35,20 +35,37 @@ public final class TierRecordException extends KvSlabException {
         UNEXPECTED_CONTENT
     }
 
+    /** Which check rejected the record. */
     private final Reason reason;
     private final transient BlockKey key;
 
+    /**
+     * An exception for one rejected record.
+     *
+     * @param reason which check failed
+     * @param key the key the record was read under, or {@code null}
+     * @param message names the record, the check and what was expected
+     */
     public TierRecordException(Reason reason, BlockKey key, String message) {
         super(message);
         this.reason = reason;
         this.key = key;
     }
 
+    /**
+     * Which check rejected the record, for counting rejections by cause.
+     *
+     * @return the reason, not null
+     */
     public Reason reason() {
         return reason;
     }
 
-    /** The key the record was read under, or {@code null} when decoded without one. */
+    /**
+     * The key the record was read under, or {@code null} when decoded without one.
+     *
+     * @return the key, or {@code null}
+     */
     public BlockKey key() {
         return key;
     }

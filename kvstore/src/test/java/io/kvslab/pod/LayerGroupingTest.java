@@ -1,5 +1,6 @@
 package io.kvslab.pod;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import org.junit.jupiter.api.Test;
@@ -88,19 +89,19 @@ class LayerGroupingTest {
         assertArrayEquals(new int[] {0, 0, 2}, LayerSimilarity.groupGreedy(m, 0.5));
         assertArrayEquals(new int[] {0, 1, 1}, LayerSimilarity.groupGreedy(m, 0.85), "1 starts a group that 2 joins");
         assertArrayEquals(new int[] {0, 0, 0}, LayerSimilarity.groupGreedy(m, 0.0));
-        assertThrows(PodConfigException.class, () -> LayerSimilarity.groupGreedy(m, 1.5));
+        assertThrows(KvArgumentException.class, () -> LayerSimilarity.groupGreedy(m, 1.5));
     }
 
     @Test
     void badAttentionRowsAreRejected() {
         LayerSimilarity sim = LayerSimilarity.of(MODEL);
         double[][] ok = {A, A, A, A};
-        assertThrows(PodConfigException.class, () -> sim.add(new double[][][] {ok, ok, ok, ok}));
-        assertThrows(PodConfigException.class, () -> sim.add(new double[][][] {ok, ok, ok, ok,
+        assertThrows(KvArgumentException.class, () -> sim.add(new double[][][] {ok, ok, ok, ok}));
+        assertThrows(KvArgumentException.class, () -> sim.add(new double[][][] {ok, ok, ok, ok,
                 {A, A, A, {0.5, 0.4, 0, 0, 0, 0}}}), "rows must sum to 1");
-        assertThrows(PodConfigException.class, () -> sim.add(new double[][][] {ok, ok, ok, ok,
+        assertThrows(KvArgumentException.class, () -> sim.add(new double[][][] {ok, ok, ok, ok,
                 {A, A, A, {1, 0}}}), "rows must have equal length");
-        assertThrows(PodConfigException.class, () -> sim.group(0.5, MODEL), "no data yet");
+        assertThrows(KvArgumentException.class, () -> sim.group(0.5, MODEL), "no data yet");
     }
 
     @Test
@@ -113,17 +114,17 @@ class LayerGroupingTest {
         assertEquals(LayerGrouping.besideModel(dir.resolve("tiny.bin")), file);
 
         ModelFingerprint otherWeights = new ModelFingerprint("tiny.bin sha256:00bb", 5, 4, 2, 8);
-        GroupingMismatchException e = assertThrows(GroupingMismatchException.class,
+        KvArgumentException e = assertThrows(KvArgumentException.class,
                 () -> LayerGrouping.load(file, otherWeights));
         assertTrue(e.getMessage().contains("sha256:00aa") && e.getMessage().contains("sha256:00bb")
                 && e.getMessage().contains("recalibrate"), e.getMessage());
         ModelFingerprint otherShape = new ModelFingerprint("tiny.bin sha256:00aa", 6, 4, 2, 8);
-        assertThrows(GroupingMismatchException.class, () -> LayerGrouping.load(file, otherShape));
+        assertThrows(KvArgumentException.class, () -> LayerGrouping.load(file, otherShape));
         KvLayout wrong = new KvLayout(5, 4, 4, 8, DType.F32, 16);
-        GroupingMismatchException layoutError = assertThrows(GroupingMismatchException.class,
+        KvArgumentException layoutError = assertThrows(KvArgumentException.class,
                 () -> g.requireMatches(wrong));
         assertTrue(layoutError.getMessage().contains("4 KV heads"), layoutError.getMessage());
-        assertThrows(GroupingMismatchException.class,
+        assertThrows(KvArgumentException.class,
                 () -> new PodSharing(g, new PodConfig(4, 8, PodVariant.V2_SHARED_KEYS), wrong));
     }
 
@@ -133,19 +134,19 @@ class LayerGroupingTest {
         assertEquals(MODEL, LayerGrouping.parse(good, "x").model());
         Path f = dir.resolve("bad");
         Files.writeString(f, good.replace("kvslab-pod-grouping 1", "kvslab-pod-grouping 2"));
-        GroupingFormatException version = assertThrows(GroupingFormatException.class, () -> LayerGrouping.load(f));
+        KvArgumentException version = assertThrows(KvArgumentException.class, () -> LayerGrouping.load(f));
         assertTrue(version.getMessage().contains("line 1"), version.getMessage());
         String nonConsecutive = good.replace("kv-head 1 base 0 1 2 2 2", "kv-head 1 base 0 1 2 1 2");
-        GroupingFormatException groups = assertThrows(GroupingFormatException.class,
+        KvArgumentException groups = assertThrows(KvArgumentException.class,
                 () -> LayerGrouping.parse(nonConsecutive, "g"));
         assertTrue(groups.getMessage().contains("consecutive"), groups.getMessage());
-        assertThrows(GroupingFormatException.class, () -> LayerGrouping.parse(
+        assertThrows(KvArgumentException.class, () -> LayerGrouping.parse(
                 good.replace("kv-head 1 base 0 1 2 2 2\n", ""), "missing"));
-        assertThrows(GroupingFormatException.class, () -> LayerGrouping.parse(
+        assertThrows(KvArgumentException.class, () -> LayerGrouping.parse(
                 good.replace("kv-head 1 base 0 1 2 2 2", "kv-head 1 base 0 1 2 2"), "short"));
-        assertThrows(GroupingFormatException.class, () -> LayerGrouping.parse(good.replace("layers 5", "layers x"),
+        assertThrows(KvArgumentException.class, () -> LayerGrouping.parse(good.replace("layers 5", "layers x"),
                 "nan"));
-        assertThrows(GroupingFormatException.class, () -> LayerGrouping.parse(good + "colour blue\n", "extra"));
-        assertThrows(GroupingFormatException.class, () -> LayerGrouping.parse("", "empty"));
+        assertThrows(KvArgumentException.class, () -> LayerGrouping.parse(good + "colour blue\n", "extra"));
+        assertThrows(KvArgumentException.class, () -> LayerGrouping.parse("", "empty"));
     }
 }

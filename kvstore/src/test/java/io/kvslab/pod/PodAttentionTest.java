@@ -257,7 +257,7 @@ class PodAttentionTest {
                     "every demoted key block's own copy is freed");
             // v1 runs token by token; v2 takes chunks
             if (v1) {
-                assertThrows(PodConfigException.class, () -> pod.demoteForChunk(1, total));
+                assertThrows(KvArgumentException.class, () -> pod.demoteForChunk(1, total));
             } else {
                 assertEquals(0, pod.demoteForChunk(1, total - 1));
             }

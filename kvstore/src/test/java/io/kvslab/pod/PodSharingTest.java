@@ -1,7 +1,7 @@
 package io.kvslab.pod;
 
 import io.kvslab.DType;
-import io.kvslab.KeySharingException;
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -103,7 +103,7 @@ class PodSharingTest {
                 }
             }
             long live = store.stats().liveBytes();
-            KeySharingException e = assertThrows(KeySharingException.class, () -> pod.demoteAll(a, 29));
+            KvArgumentException e = assertThrows(KvArgumentException.class, () -> pod.demoteAll(a, 29));
             assertTrue(e.getMessage().contains("different positions"), e.getMessage());
             assertTrue(pod.demoteAll(b, 29) > 0);
             assertTrue(store.stats().liveBytes() < live);

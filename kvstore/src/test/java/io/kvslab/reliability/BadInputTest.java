@@ -3,7 +3,7 @@ package io.kvslab.reliability;
 import io.kvslab.Attention;
 import io.kvslab.ConcurrentUseException;
 import io.kvslab.DType;
-import io.kvslab.KernelArgumentException;
+import io.kvslab.internal.table.KernelArgumentException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;

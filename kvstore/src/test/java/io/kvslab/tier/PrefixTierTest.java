@@ -411,7 +411,7 @@ class PrefixTierTest {
         int[] tokens = prompt(5 * TPB, 8);
         java.nio.file.Path jfr = dir.resolve("tier.jfr");
         try (jdk.jfr.Recording recording = new jdk.jfr.Recording()) {
-            recording.enable(io.kvslab.metrics.TierEvent.class).withoutThreshold();
+            recording.enable("io.kvslab.Tier").withoutThreshold();
             recording.start();
             try (Replica a = Replica.open(tier); Replica b = Replica.open(tier)) {
                 a.serve(tokens);

@@ -1,6 +1,5 @@
 package io.kvslab.internal.table;
 
-import io.kvslab.KernelArgumentException;
 
 import io.kvslab.DType;
 import io.kvslab.KvArgumentException;

@@ -1,7 +1,5 @@
 package io.kvslab.internal.table;
 
-import io.kvslab.KernelArgumentException;
-import io.kvslab.KernelFailedException;
 import io.kvslab.internal.ffm.NativeLibrary;
 
 import io.kvslab.KvSlabException;

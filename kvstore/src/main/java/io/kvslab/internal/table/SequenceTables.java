@@ -2,7 +2,6 @@ package io.kvslab.internal.table;
 
 import io.kvslab.ClosedException;
 import io.kvslab.ConcurrentUseException;
-import io.kvslab.KeySharingException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvTensor;

@@ -7,8 +7,8 @@ import io.kvslab.MemoryLimitExceededException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.metrics.SlabAcquireEvent;
-import io.kvslab.metrics.SlabReleaseEvent;
+import io.kvslab.internal.jfr.SlabAcquireEvent;
+import io.kvslab.internal.jfr.SlabReleaseEvent;
 
 import io.kvslab.StoreConfig;
 

@@ -1,6 +1,5 @@
 package io.kvslab.internal.table;
 
-import io.kvslab.KernelArgumentException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 

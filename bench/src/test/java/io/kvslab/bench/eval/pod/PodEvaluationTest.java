@@ -1,11 +1,11 @@
 package io.kvslab.bench.eval.pod;
 
+import io.kvslab.KvArgumentException;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.SharedModels;
-import io.kvslab.pod.GroupingMismatchException;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.ModelFingerprint;
 import io.kvslab.policy.WindowPooling;
@@ -79,7 +79,7 @@ class PodEvaluationTest {
         Path file = dir.resolve("other.pod-groups");
         LayerGrouping.identity(other).save(file);
         PodEvalConfig pod = new PodEvalConfig(4, List.of(16), List.of(0.5), 0.5, List.of(), false, 1, 8, file);
-        GroupingMismatchException e = assertThrows(GroupingMismatchException.class,
+        KvArgumentException e = assertThrows(KvArgumentException.class,
                 () -> PodEvaluation.run(m, EvalTextSet.load(), TINY, pod, null));
         assertTrue(e.getMessage().contains(actual.modelId()) && e.getMessage().contains(file.toString()),
                 e.getMessage());

@@ -1,4 +1,4 @@
-package io.kvslab.metrics;
+package io.kvslab.internal.jfr;
 
 import jdk.jfr.Category;
 import jdk.jfr.DataAmount;

@@ -1,4 +1,4 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
 import io.kvslab.KvArgumentException;
 
@@ -7,6 +7,8 @@ import io.kvslab.KvArgumentException;
  * tables (a partial tail still receives appends, so it is never shared), or the two tables do not hold the same
  * positions in that block (for example after per-layer eviction). The message names the layer, KV head and block
  * and what is allowed; nothing was changed.
+ *
+ * <p>Internal: callers see and catch it as a {@link KvArgumentException}.
  */
 public final class KeySharingException extends KvArgumentException {
     public KeySharingException(String message) {

@@ -1,8 +1,12 @@
-package io.kvslab;
+package io.kvslab.internal.table;
 
 import io.kvslab.KvSlabException;
 
-/** A native kernel returned an error code after its arguments had passed validation (e.g. out of memory). */
+/**
+ * A native kernel returned an error code after its arguments had passed validation (e.g. out of memory).
+ *
+ * <p>Internal: callers see and catch it as a {@link KvSlabException}.
+ */
 public final class KernelFailedException extends KvSlabException {
     private final int code;
 
