@@ -19,18 +19,28 @@ public final class BatchForward {
      *                 identical to {@link Generator})
      */
     public BatchForward(LlamaModel model, MatMul matMul, int maxBatch, int chunk) {
+        this(model, matMul, maxBatch, chunk, true);
+    }
+
+    /** @param simd false: scalar products only, even where {@link PanelMatMul} could run (tests compare the two) */
+    BatchForward(LlamaModel model, MatMul matMul, int maxBatch, int chunk, boolean simd) {
         if (maxBatch <= 0 || chunk <= 0) {
             throw new IllegalArgumentException("batch and chunk sizes must be positive, got " + maxBatch + " and " + chunk);
         }
         this.model = model;
         this.maxBatch = maxBatch;
         this.chunk = chunk;
-        this.forward = new ForwardPass(model, matMul, Math.max(maxBatch, chunk));
+        this.forward = new ForwardPass(model, matMul, Math.max(maxBatch, chunk), simd);
         matMul.prepare();
     }
 
     public LlamaModel model() {
         return model;
+    }
+
+    /** Whether the matrix products run in SIMD lanes ({@link PanelMatMul}; the same sums as the scalar loop). */
+    public boolean simd() {
+        return forward.simd();
     }
 
     public int maxBatch() {

@@ -21,8 +21,18 @@ final class ForwardPass {
     private final float[] hb;
     private final float[] hb2;
     private final long[] positions;
+    /** The weights as {@link PanelMatMul} panels when SIMD products are on, else null. */
+    private final WeightPanels panels;
+    /** RoPE's cosines and sines per row, {@code [maxChunk][headDim]}: computed once per step, used by every layer. */
+    private final float[] ropeCos;
+    private final float[] ropeSin;
 
     ForwardPass(LlamaModel model, MatMul mm, int maxChunk) {
+        this(model, mm, maxChunk, true);
+    }
+
+    /** @param simd false keeps the scalar products even where {@link PanelMatMul} could run (the reference runner) */
+    ForwardPass(LlamaModel model, MatMul mm, int maxChunk, boolean simd) {
         if (maxChunk <= 0) {
             throw new IllegalArgumentException("chunk size must be positive, got " + maxChunk);
         }
@@ -41,6 +51,15 @@ final class ForwardPass {
         this.hb = new float[maxChunk * c.hiddenDim()];
         this.hb2 = new float[maxChunk * c.hiddenDim()];
         this.positions = new long[maxChunk];
+        // SIMD lanes across output rows keep every sum in llama2.c's order: only the Java product may use them
+        this.panels = simd && mm == MatMul.JAVA && VectorMatMul.available() ? model.panels() : null;
+        this.ropeCos = new float[maxChunk * c.headDim()];
+        this.ropeSin = new float[maxChunk * c.headDim()];
+    }
+
+    /** Whether the products run in SIMD lanes ({@link PanelMatMul}). */
+    boolean simd() {
+        return panels != null;
     }
 
     int maxChunk() {
@@ -107,31 +126,44 @@ final class ForwardPass {
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
         int hs = c.headDim();
+        for (int t = 0; t < n; t++) {
+            LlamaMath.ropeAngles(ropeCos, ropeSin, t * hs, hs, c.ropeTheta(), rowPositions[t]);
+        }
+        WeightPanels p = panels;
         for (int l = 0; l < c.layers(); l++) {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt[l], dim, c.normEps());
             }
-            mm.multiply(q, xb, w.wq[l], n, dim, dim);
-            mm.multiply(k, xb, w.wk[l], n, dim, kvDim);
-            mm.multiply(v, xb, w.wv[l], n, dim, kvDim);
+            product(q, xb, w.wq[l], p == null ? null : p.wq()[l], n, dim, dim);
+            product(k, xb, w.wk[l], p == null ? null : p.wk()[l], n, dim, kvDim);
+            product(v, xb, w.wv[l], p == null ? null : p.wv()[l], n, dim, kvDim);
             for (int t = 0; t < n; t++) {
-                LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, c.ropeTheta(), rowPositions[t]);
+                LlamaMath.rope(q, t * dim, k, t * kvDim, dim, kvDim, hs, ropeCos, ropeSin, t * hs);
             }
             attend.layer(l);
-            mm.multiply(xb2, att, w.wo[l], n, dim, dim);
+            product(xb2, att, w.wo[l], p == null ? null : p.wo()[l], n, dim, dim);
             for (int i = 0; i < n * dim; i++) {
                 x[i] += xb2[i];
             }
             for (int t = 0; t < n; t++) {
                 LlamaMath.rmsnorm(xb, t * dim, x, t * dim, w.rmsFfn[l], dim, c.normEps());
             }
-            mm.multiply(hb, xb, w.w1[l], n, dim, hidden);
-            mm.multiply(hb2, xb, w.w3[l], n, dim, hidden);
+            product(hb, xb, w.w1[l], p == null ? null : p.w1()[l], n, dim, hidden);
+            product(hb2, xb, w.w3[l], p == null ? null : p.w3()[l], n, dim, hidden);
             LlamaMath.swiglu(hb, hb2, n * hidden);
-            mm.multiply(xb, hb, w.w2[l], n, hidden, dim);
+            product(xb, hb, w.w2[l], p == null ? null : p.w2()[l], n, hidden, dim);
             for (int i = 0; i < n * dim; i++) {
                 x[i] += xb[i];
             }
+        }
+    }
+
+    /** out = x W^T for n rows: through the panels when there are, else the configured {@link MatMul}. */
+    private void product(float[] out, float[] x, float[] w, float[] panel, int n, int cols, int rows) {
+        if (panel != null) {
+            PanelMatMul.multiply(out, x, panel, n, cols, rows);
+        } else {
+            mm.multiply(out, x, w, n, cols, rows);
         }
     }
 
@@ -141,12 +173,12 @@ final class ForwardPass {
             for (int t = 0; t < n; t++) {
                 LlamaMath.rmsnorm(x, t * dim, x, t * dim, w.rmsFinal, dim, c.normEps());
             }
-            mm.multiply(logits, x, w.classifier, n, dim, c.vocabSize());
+            product(logits, x, w.classifier, panels == null ? null : panels.classifier(), n, dim, c.vocabSize());
         } else {
             int last = (n - 1) * dim;
             LlamaMath.rmsnorm(x, last, x, last, w.rmsFinal, dim, c.normEps());
             System.arraycopy(x, last, xb, 0, dim);
-            mm.multiply(logits, xb, w.classifier, 1, dim, c.vocabSize());
+            product(logits, xb, w.classifier, panels == null ? null : panels.classifier(), 1, dim, c.vocabSize());
         }
     }
 }

@@ -52,13 +52,36 @@ final class LlamaMath {
      * {@code pos}: frequency 1/theta^(2i/headSize), angle pos * frequency, all in float as llama2.c computes them.
      */
     static void rope(float[] q, int qOff, float[] k, int kOff, int dim, int kvDim, int headSize, float theta, long pos) {
+        float[] cos = new float[headSize];
+        float[] sin = new float[headSize];
+        ropeAngles(cos, sin, 0, headSize, theta, pos);
+        rope(q, qOff, k, kOff, dim, kvDim, headSize, cos, sin, 0);
+    }
+
+    /**
+     * The cosines and sines {@link #rope} uses at {@code pos}, into {@code cos/sin[off .. off + headSize)}: the pair
+     * at {@code i} of any head turns by the angle of index {@code i % headSize}, the same in every layer, so a
+     * forward pass computes them once per token rather than per pair, head and layer (the same floats). With an even
+     * head size only the even indices are used, and only they are computed.
+     */
+    static void ropeAngles(float[] cos, float[] sin, int off, int headSize, float theta, long pos) {
         float p = (float) pos;
-        for (int i = 0; i < dim; i += 2) {
-            int headDim = i % headSize;
+        int step = headSize % 2 == 0 ? 2 : 1;
+        for (int headDim = 0; headDim < headSize; headDim += step) {
             float freq = 1.0f / (float) Math.pow(theta, headDim / (float) headSize);
             float val = p * freq;
-            float fcr = (float) Math.cos(val);
-            float fci = (float) Math.sin(val);
+            cos[off + headDim] = (float) Math.cos(val);
+            sin[off + headDim] = (float) Math.sin(val);
+        }
+    }
+
+    /** {@link #rope} with the angles {@link #ropeAngles} computed at {@code cos/sin[off ..]}. */
+    static void rope(float[] q, int qOff, float[] k, int kOff, int dim, int kvDim, int headSize, float[] cos,
+                     float[] sin, int off) {
+        for (int i = 0; i < dim; i += 2) {
+            int a = off + i % headSize;
+            float fcr = cos[a];
+            float fci = sin[a];
             rotate(q, qOff + i, fcr, fci);
             if (i < kvDim) {
                 rotate(k, kOff + i, fcr, fci);

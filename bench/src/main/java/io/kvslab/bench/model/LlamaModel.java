@@ -8,6 +8,8 @@ public final class LlamaModel {
     private final ModelConfig config;
     private final ModelWeights weights;
     private final String name;
+    /** Built on first use by a SIMD forward pass ({@link VectorMatMul}); guarded by this. */
+    private WeightPanels panels;
 
     LlamaModel(ModelConfig config, ModelWeights weights, String name) {
         this.config = config;
@@ -23,6 +25,14 @@ public final class LlamaModel {
     /** Read-only access to the weights (accessors return copies). */
     public ModelWeights weights() {
         return weights;
+    }
+
+    /** The weights repacked for {@link PanelMatMul}, built on the first call. */
+    synchronized WeightPanels panels() {
+        if (panels == null) {
+            panels = WeightPanels.of(config, weights);
+        }
+        return panels;
     }
 
     /** The file name the model came from, for reports. */

@@ -24,19 +24,27 @@ public final class Session implements AutoCloseable {
      * @param chunk largest number of tokens run through the model at once by {@link #prefill}
      */
     public Session(LlamaModel model, KvCache cache, MatMul matMul, int chunk) {
+        this(model, cache, matMul, chunk, true);
+    }
+
+    /** @param simd false: scalar products only (see {@link ForwardPass}) */
+    Session(LlamaModel model, KvCache cache, MatMul matMul, int chunk, boolean simd) {
         if (cache instanceof StoreKvCache store) {
             store.requireMatches(model.config());
         }
         this.model = model;
         this.cache = cache;
-        this.forward = new ForwardPass(model, matMul, chunk);
+        this.forward = new ForwardPass(model, matMul, chunk, simd);
         matMul.prepare();
         this.lastLogits = new float[model.config().vocabSize()];
     }
 
-    /** The independent reference: llama2.c's arithmetic throughout (Java matmul, {@link JavaKvCache}). */
+    /**
+     * The independent reference: llama2.c's arithmetic throughout (scalar Java matmul, never the SIMD panels,
+     * {@link JavaKvCache}).
+     */
     public static Session reference(LlamaModel model) {
-        return new Session(model, new JavaKvCache(model.config()), MatMul.JAVA, DEFAULT_CHUNK);
+        return new Session(model, new JavaKvCache(model.config()), MatMul.JAVA, DEFAULT_CHUNK, false);
     }
 
     public LlamaModel model() {
