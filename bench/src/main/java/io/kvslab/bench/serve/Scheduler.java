@@ -82,8 +82,6 @@ final class Scheduler implements AutoCloseable {
     /** Requests whose KV blocks are in the swap tier, oldest first: swapped back in before new admissions. */
     private final ArrayDeque<Job> swappedOut = new ArrayDeque<>();
     private final Attention attention;
-    /** The decode step's kernel: all rows of a layer in one call, split across this many threads. */
-    private static final int DECODE_THREADS = 2;
     private final Attention decodeAttention;
     private final StoreBatchAttention batchAttention;
     private final BatchAttention timedBatchAttention;
@@ -145,7 +143,7 @@ final class Scheduler implements AutoCloseable {
         this.pressure = config.pressure() == null ? null : PressurePolicy.parse(config.pressure(), swapTier == null
                 ? null : this::swapOut);
         this.attention = Attention.create(1);
-        this.decodeAttention = Attention.create(DECODE_THREADS);
+        this.decodeAttention = Attention.create(config.decodeThreads());   // all rows of a layer in one call
         this.batchAttention = new StoreBatchAttention(decodeAttention, layout);
         this.timedBatchAttention = (layer, q, k, v, positions, n, out, failures) -> {
             long t = System.nanoTime();

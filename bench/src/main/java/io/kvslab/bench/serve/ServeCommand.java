@@ -32,6 +32,10 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-batch", defaultValue = "32", description = "sequences per step at most (default: ${DEFAULT-VALUE})")
     int maxBatch;
 
+    @Option(names = "--decode-threads", defaultValue = "2", paramLabel = "N",
+            description = "threads of the batched decode attention call, 1-64 (default: ${DEFAULT-VALUE})")
+    int decodeThreads;
+
     @Option(names = "--kv-limit", converter = ByteSize.class, description = "KV memory limit, e.g. 64m (default: none)")
     Long kvLimit;
 
@@ -97,7 +101,8 @@ public final class ServeCommand implements Callable<Integer> {
             }
             config = ServeConfig.defaults().withMaxBatch(maxBatch)
                     .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm)
-                    .withPressure(pressure).withPrefixCache(prefixCache);
+                    .withPressure(pressure).withPrefixCache(prefixCache)
+                    .withDecodeThreads(decodeThreads);
             if (pressure != null) {
                 io.kvslab.policy.PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
             }

@@ -16,10 +16,14 @@ import io.kvslab.bench.model.Session;
  *                      recompute}, see {@link io.kvslab.policy.PressurePolicy}); null: the request that finds no
  *                      room fails with 503
  * @param prefixCache   reuse the KV blocks of identical prompt prefixes ({@link io.kvslab.PrefixCache})
+ * @param decodeThreads threads of the batched decode attention call (the caller plus pool workers); a small model's
+ *                      rows are microseconds of work, where a second thread mostly adds a hand-off and, when the
+ *                      cores are busy, a wait at the end of every call for a worker that is not running
  */
 record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMul, int prefillChunk, String pressure,
-                   boolean prefixCache) {
+                   boolean prefixCache, int decodeThreads) {
     static final int DEFAULT_MAX_BATCH = 32;
+    static final int DEFAULT_DECODE_THREADS = 2;
 
     ServeConfig {
         if (maxBatch < 1 || maxBatch > 4096) {
@@ -28,32 +32,40 @@ record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMu
         if (kvLimitBytes <= 0 || slabBytes < 0) {
             throw new IllegalArgumentException("kv limit must be > 0 and slab >= 0, got " + kvLimitBytes + " and " + slabBytes);
         }
+        if (decodeThreads < 1 || decodeThreads > 64) {
+            throw new IllegalArgumentException("decode threads must be in [1, 64], got " + decodeThreads);
+        }
         if (prefillChunk < 1) {
             throw new IllegalArgumentException("prefill chunk must be >= 1, got " + prefillChunk);
         }
     }
 
     static ServeConfig defaults() {
-        return new ServeConfig(DEFAULT_MAX_BATCH, Long.MAX_VALUE, 0, MatMul.JAVA, Session.DEFAULT_CHUNK, null, false);
+        return new ServeConfig(DEFAULT_MAX_BATCH, Long.MAX_VALUE, 0, MatMul.JAVA, Session.DEFAULT_CHUNK, null, false,
+                DEFAULT_DECODE_THREADS);
     }
 
     ServeConfig withMaxBatch(int n) {
-        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache);
+        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache, decodeThreads);
     }
 
     ServeConfig withKvLimit(long limit, long slab) {
-        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk, pressure, prefixCache);
+        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk, pressure, prefixCache, decodeThreads);
     }
 
     ServeConfig withMatMul(MatMul m) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk, pressure, prefixCache);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk, pressure, prefixCache, decodeThreads);
     }
 
     ServeConfig withPressure(String spec) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, spec, prefixCache);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, spec, prefixCache, decodeThreads);
     }
 
     ServeConfig withPrefixCache(boolean on) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, on);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, on, decodeThreads);
+    }
+
+    ServeConfig withDecodeThreads(int n) {
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache, n);
     }
 }

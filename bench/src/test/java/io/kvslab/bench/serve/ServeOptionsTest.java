@@ -40,6 +40,8 @@ class ServeOptionsTest {
         assertEquals(2, run(new StringWriter(), "--tokenizer", "x"), "--model is required");
         assertEquals(2, run(new StringWriter(), "--model", model, "--matmul", "cuda"));
         assertEquals(2, run(new StringWriter(), "--model", model, "--max-batch", "0"));
+        assertEquals(2, run(new StringWriter(), "--model", model, "--decode-threads", "0"));
+        assertEquals(2, run(new StringWriter(), "--model", model, "--decode-threads", "65"));
         for (String bad : new String[] {"compress:snapkv:0.5", "compress:streamingllm", "evict", "recompute,recompute",
                 "compress:knorm:2.5"}) {
             assertEquals(2, run(new StringWriter(), "--model", model, "--pressure", bad), bad);

@@ -85,6 +85,18 @@ class ServingDeterminismTest {
     @ParameterizedTest(name = "batch of {0}")
     @ValueSource(ints = {1, 7, 32})
     void batchDoesNotChangeTokens(int batch) throws Exception {
+        assertBatchGetsItsAloneTokens(f, batch);
+    }
+
+    /** The decode-attention threads split a layer's rows, never one row's sums: one thread gives the same tokens. */
+    @Test
+    void oneDecodeThreadGivesTheSameTokens() throws Exception {
+        try (ServeFixture one = new ServeFixture(ServeConfig.defaults().withMaxBatch(32).withDecodeThreads(1))) {
+            assertBatchGetsItsAloneTokens(one, 7);
+        }
+    }
+
+    private static void assertBatchGetsItsAloneTokens(ServeFixture f, int batch) throws Exception {
         List<Case> cases = new ArrayList<>();
         for (int i = 0; i < batch; i++) {
             String prompt = PROMPTS.get(i % 3 == 0 ? 0 : i % PROMPTS.size()); // the first prompt repeats
