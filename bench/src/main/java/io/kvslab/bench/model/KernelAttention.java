@@ -3,24 +3,35 @@ package io.kvslab.bench.model;
 import io.kvslab.Sequence;
 import io.kvslab.Attention;
 
-/** The library's native attention kernel ({@link Attention}) as a {@link SequenceAttention}; owns its native scratch. */
+/**
+ * The library's native attention kernel ({@link Attention}) as a {@link SequenceAttention}: either its own kernel
+ * ({@link #create}, closed with it) or one lent by an owner that closes it ({@link #borrowing}: a scheduler whose one
+ * kernel serves every request's cache).
+ */
 public final class KernelAttention implements SequenceAttention {
     private final Attention attention;
     private final int threads;
+    private final boolean owned;
 
-    private KernelAttention(Attention attention, int threads) {
+    private KernelAttention(Attention attention, int threads, boolean owned) {
         this.attention = attention;
         this.threads = threads;
+        this.owned = owned;
     }
 
     /** @param threads kernel threads (1 suits small models: a decode over a few hundred rows is not worth splitting) */
     public static KernelAttention create(int threads) {
-        return new KernelAttention(Attention.create(threads), threads);
+        return new KernelAttention(Attention.create(threads), threads, true);
+    }
+
+    /** {@code kernel} lent by its owner: closing this leaves it open. */
+    public static KernelAttention borrowing(Attention kernel) {
+        return new KernelAttention(kernel, 0, false);
     }
 
     @Override
     public String name() {
-        return "native kernel, " + threads + (threads == 1 ? " thread" : " threads");
+        return !owned ? "native kernel (shared)" : "native kernel, " + threads + (threads == 1 ? " thread" : " threads");
     }
 
     @Override
@@ -35,6 +46,8 @@ public final class KernelAttention implements SequenceAttention {
 
     @Override
     public void close() {
-        attention.close();
+        if (owned) {
+            attention.close();
+        }
     }
 }

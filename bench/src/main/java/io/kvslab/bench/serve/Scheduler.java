@@ -14,11 +14,11 @@ import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
 import io.kvslab.bench.model.BatchAttention;
 import io.kvslab.bench.model.BatchForward;
+import io.kvslab.bench.model.KernelAttention;
 import io.kvslab.bench.model.KvCache;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.Sampler;
-import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.StoreBatchAttention;
 import io.kvslab.bench.model.StoreKvCache;
 import io.kvslab.bench.model.Tokenizer;
@@ -518,7 +518,7 @@ final class Scheduler implements AutoCloseable {
             }
             j.swapped = null;
             j.sequence = s;
-            j.cache = new TimedCache(new StoreKvCache(s, new SharedAttention(attention)), attentionNanos);
+            j.cache = new TimedCache(new StoreKvCache(s, KernelAttention.borrowing(attention)), attentionNanos);
             manager.reserve(s, 1); // fits: checked above with the swap-in's blocks
             running.add(j);
             metrics.running.incrementAndGet();
@@ -606,7 +606,7 @@ final class Scheduler implements AutoCloseable {
             metrics.waiting.decrementAndGet();
             j.sequence = s;
             j.prefilled = m.matchedTokens();
-            j.cache = new TimedCache(new StoreKvCache(s, new SharedAttention(attention)), attentionNanos);
+            j.cache = new TimedCache(new StoreKvCache(s, KernelAttention.borrowing(attention)), attentionNanos);
             if (!j.resumed) {
                 j.sampler = new Sampler(vocab, j.request.temperature(), j.request.topP(), j.request.seed());
                 j.text = new CompletionText(j.request.stops());
@@ -870,23 +870,6 @@ final class Scheduler implements AutoCloseable {
             prefixCache.close();
         }
         store.close();
-    }
-
-    /** The one attention kernel every request's cache uses (one thread calls it); closed by the scheduler only. */
-    private record SharedAttention(Attention kernel) implements SequenceAttention {
-        @Override
-        public void decode(Sequence s, int layer, float[] q, float[] out) {
-            kernel.decode(s, layer, q, out);
-        }
-
-        @Override
-        public void prefill(Sequence s, int layer, float[] q, int n, float[] out) {
-            kernel.prefill(s, layer, q, n, out);
-        }
-
-        @Override
-        public void close() {
-        }
     }
 
     /** Sums the time a cache spends appending and attending (the decode's attention phase). */

@@ -112,7 +112,7 @@ class BatchForwardTest {
             float[] logits = new float[maxBatch * vocab];
             for (Row r : rows) {
                 r.sequence = store.newSequence();
-                r.cache = new StoreKvCache(r.sequence, new Borrowed(prefillKernel));
+                r.cache = new StoreKvCache(r.sequence, KernelAttention.borrowing(prefillKernel));
                 for (int off = 0; off < r.prompt.length; off += 64) {
                     int n = Math.min(64, r.prompt.length - off);
                     forward.prefill(r.prompt, off, n, off, r.cache, logits);
@@ -184,18 +184,5 @@ class BatchForwardTest {
             }
         }
         return out;
-    }
-
-    /** A kernel the test owns, lent to a cache that must not close it. */
-    private record Borrowed(Attention kernel) implements SequenceAttention {
-        @Override
-        public void decode(Sequence s, int layer, float[] q, float[] out) {
-            kernel.decode(s, layer, q, out);
-        }
-
-        @Override
-        public void prefill(Sequence s, int layer, float[] q, int n, float[] out) {
-            kernel.prefill(s, layer, q, n, out);
-        }
     }
 }
