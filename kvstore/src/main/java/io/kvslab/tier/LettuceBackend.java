@@ -81,6 +81,14 @@ final class LettuceBackend implements AutoCloseable {
         this.resources = ClientResources.builder().ioThreadPoolSize(2).computationThreadPoolSize(2).build();
         Duration connectTimeout = config.timeout().compareTo(MIN_CONNECT_TIMEOUT) > 0 ? config.timeout() : MIN_CONNECT_TIMEOUT;
         SocketOptions socket = SocketOptions.builder().connectTimeout(connectTimeout).keepAlive(true).build();
+        // Both clients: reconnect, reject (not queue) while disconnected, bounded queue, per-call timeout.
+        ClientOptions options = ClientOptions.builder()
+                .autoReconnect(true)
+                .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
+                .requestQueueSize(REQUEST_QUEUE)
+                .socketOptions(socket)
+                .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
+                .build();
         List<String> seeds = RedisTierConfig.clusterSeeds(config.uri());
         if (seeds == null) {
             this.uri = RedisURI.create(config.uri());
@@ -88,13 +96,7 @@ final class LettuceBackend implements AutoCloseable {
             this.where = uri.getHost() + ":" + uri.getPort();
             this.single = RedisClient.create(resources, uri);
             this.cluster = null;
-            single.setOptions(ClientOptions.builder()
-                    .autoReconnect(true)
-                    .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
-                    .requestQueueSize(REQUEST_QUEUE)
-                    .socketOptions(socket)
-                    .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
-                    .build());
+            single.setOptions(options);
             this.client = single;
         } else {
             List<RedisURI> uris = new ArrayList<>(seeds.size());
@@ -107,12 +109,7 @@ final class LettuceBackend implements AutoCloseable {
             this.where = "the Redis Cluster of " + String.join(",", seeds);
             this.single = null;
             this.cluster = RedisClusterClient.create(resources, uris);
-            cluster.setOptions(ClusterClientOptions.builder()
-                    .autoReconnect(true)
-                    .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
-                    .requestQueueSize(REQUEST_QUEUE)
-                    .socketOptions(socket)
-                    .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
+            cluster.setOptions(ClusterClientOptions.builder(options)
                     .topologyRefreshOptions(ClusterTopologyRefreshOptions.builder()
                             .enablePeriodicRefresh(TOPOLOGY_REFRESH)
                             .enableAdaptiveRefreshTrigger(
