@@ -19,26 +19,11 @@ class LlamaMathMatmulTest {
             for (int[] shape : new int[][]{{64, 64}, {64, 172}, {172, 64}, {5, 7}, {3, 3}}) {
                 int cols = shape[0];
                 int rows = shape[1];
-                float[] x = new float[n * cols];
-                float[] w = new float[rows * cols];
-                for (int i = 0; i < x.length; i++) {
-                    x[i] = (float) r.nextGaussian();
-                }
-                for (int i = 0; i < w.length; i++) {
-                    w[i] = (float) r.nextGaussian();
-                }
+                float[] x = gaussian(r, n * cols);
+                float[] w = gaussian(r, rows * cols);
                 float[] out = new float[n * rows];
                 LlamaMath.matmul(out, x, w, n, cols, rows);
-                for (int t = 0; t < n; t++) {
-                    for (int i = 0; i < rows; i++) {
-                        float s = 0.0f;
-                        for (int j = 0; j < cols; j++) {
-                            s += w[i * cols + j] * x[t * cols + j];
-                        }
-                        assertEquals(Float.floatToRawIntBits(s), Float.floatToRawIntBits(out[t * rows + i]),
-                                "n " + n + " shape " + rows + "x" + cols + " at [" + t + "][" + i + "]");
-                    }
-                }
+                assertPlainLoopBits(out, x, w, n, cols, rows);
             }
         }
     }
@@ -59,29 +44,36 @@ class LlamaMathMatmulTest {
                     {9, p - 1}, {9, p + 1}, {1, 2 * p}}) {
                 int cols = shape[0];
                 int rows = shape[1];
-                float[] x = new float[n * cols];
-                float[] w = new float[rows * cols];
-                for (int i = 0; i < x.length; i++) {
-                    x[i] = (float) r.nextGaussian();
-                }
-                for (int i = 0; i < w.length; i++) {
-                    w[i] = (float) r.nextGaussian();
-                }
+                float[] x = gaussian(r, n * cols);
+                float[] w = gaussian(r, rows * cols);
                 // a sentinel past the last output: the masked stores of a partial panel must not touch it
                 float[] out = new float[n * rows + 1];
                 out[n * rows] = 42.0f;
                 PanelMatMul.multiply(out, x, PanelMatMul.pack(w, rows, cols), n, cols, rows);
-                for (int t = 0; t < n; t++) {
-                    for (int i = 0; i < rows; i++) {
-                        float s = 0.0f;
-                        for (int j = 0; j < cols; j++) {
-                            s += w[i * cols + j] * x[t * cols + j];
-                        }
-                        assertEquals(Float.floatToRawIntBits(s), Float.floatToRawIntBits(out[t * rows + i]),
-                                "n " + n + " shape " + rows + "x" + cols + " at [" + t + "][" + i + "]");
-                    }
-                }
+                assertPlainLoopBits(out, x, w, n, cols, rows);
                 assertEquals(42.0f, out[n * rows], "n " + n + " shape " + rows + "x" + cols + ": wrote past the end");
+            }
+        }
+    }
+
+    private static float[] gaussian(SplittableRandom r, int length) {
+        float[] a = new float[length];
+        for (int i = 0; i < length; i++) {
+            a[i] = (float) r.nextGaussian();
+        }
+        return a;
+    }
+
+    /** Each output equals, bit for bit, llama2.c's loop: one float sum per row, in column order. */
+    private static void assertPlainLoopBits(float[] out, float[] x, float[] w, int n, int cols, int rows) {
+        for (int t = 0; t < n; t++) {
+            for (int i = 0; i < rows; i++) {
+                float s = 0.0f;
+                for (int j = 0; j < cols; j++) {
+                    s += w[i * cols + j] * x[t * cols + j];
+                }
+                assertEquals(Float.floatToRawIntBits(s), Float.floatToRawIntBits(out[t * rows + i]),
+                        "n " + n + " shape " + rows + "x" + cols + " at [" + t + "][" + i + "]");
             }
         }
     }
