@@ -19,6 +19,16 @@
  * chunk feeds NG FMAs and each broadcast probability NC. Query heads beyond what fits are processed in further
  * passes over the same tile, which is then in L1. */
 
+/* res[i] = the lanes of acc[i] summed, i < n: all KV_MAXACC together when the microkernel filled them. */
+KVS_INLINE void KV_NAME(reduce_acc)(int n, const KV_VEC* acc, float* res) {
+    if (n == KV_MAXACC) {
+        KV_REDUCE_FULL(acc, res);
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < n; i++) res[i] = KV_HSUM(acc[i]);
+    }
+}
+
 KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const char* krow, int64_t rb,
                                       const float* q, int Dp, float* s, const char** pk) {
     const int esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
@@ -91,12 +101,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
     }
     if (pk != NULL) *pk = cur;
     float res[KV_MAXACC];
-    if (NG * NR == KV_MAXACC) {
-        KV_REDUCE_FULL(acc, res);
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < NG * NR; i++) res[i] = KV_HSUM(acc[i]);
-    }
+    KV_NAME(reduce_acc)(NG * NR, acc, res);
     for (; c < D; c++) { /* head_dim not a multiple of the vector width */
         for (int r = 0; r < NR; r++) {
             float k = kvs_load1(krow + r * rb, c, dtype, rb);
@@ -209,12 +214,7 @@ KVS_INLINE void KV_NAME(qscore_kernel)(int dtype, int NG, int NR, int D, const c
     }
     if (pk != NULL) *pk = cur;
     float res[KV_MAXACC];
-    if (NG * NR == KV_MAXACC) {
-        KV_REDUCE_FULL(acc, res);
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < NG * NR; i++) res[i] = KV_HSUM(acc[i]);
-    }
+    KV_NAME(reduce_acc)(NG * NR, acc, res);
 #pragma GCC unroll 16
     for (int g = 0; g < NG; g++) {
 #pragma GCC unroll 16
