@@ -20,6 +20,9 @@ final class BlockIds {
     static final int PAGE_SHIFT = 12;
     static final int PAGE = 1 << PAGE_SHIFT;
     static final int MASK = PAGE - 1;
+    /** Low id bits that choose one of 8 widely spaced runs of state words ({@link #stateIndex}). */
+    private static final int SPREAD_BITS = 3;
+    private static final int SPREAD_MASK = (1 << SPREAD_BITS) - 1;
     private static final VarHandle STATE = MethodHandles.arrayElementVarHandle(long[].class);
 
     /** The metadata of {@link #PAGE} consecutive ids. */
@@ -52,16 +55,34 @@ final class BlockIds {
         return pages[id >>> PAGE_SHIFT];
     }
 
+    /**
+     * Where an id's state word sits in its page: consecutive ids are {@code PAGE / 8} words (4 KiB) apart, so the
+     * ids two threads take one after the other (the usual case when they allocate at once) never share a cache line
+     * of state words, which every reference count change and every reuse writes. Ids {@code 8} apart do.
+     */
+    static int stateIndex(int id) {
+        int i = id & MASK;
+        return ((i & SPREAD_MASK) << (PAGE_SHIFT - SPREAD_BITS)) | (i >>> SPREAD_BITS);
+    }
+
     long state(int id) {
-        return (long) STATE.getVolatile(page(id).state, id & MASK);
+        return (long) STATE.getVolatile(page(id).state, stateIndex(id));
     }
 
     void setState(int id, long state) {
-        STATE.setVolatile(page(id).state, id & MASK, state);
+        STATE.setVolatile(page(id).state, stateIndex(id), state);
+    }
+
+    /**
+     * Sets the state of an id this thread owns (a parked id being handed out) with release semantics only: no other
+     * thread changes it meanwhile, and the handle reaches other threads through a later happens-before edge.
+     */
+    void setStateRelease(int id, long state) {
+        STATE.setRelease(page(id).state, stateIndex(id), state);
     }
 
     boolean compareAndSet(int id, long expected, long state) {
-        return STATE.compareAndSet(page(id).state, id & MASK, expected, state);
+        return STATE.compareAndSet(page(id).state, stateIndex(id), expected, state);
     }
 
     static long pack(int generation, int references) {

@@ -65,12 +65,17 @@ import java.util.List;
  *
  * <p><b>Threads.</b> Every method is thread-safe. Slabs, bins and free lists sit behind one monitor; the paths a
  * serving loop hits per block do not take it: reference counts are one compare-and-set on a per-id state word
- * ({@link BlockIds}), addresses and segments are read lock-free, and a single-block {@code release} that frees a
- * block parks it in a per-thread-stripe cache ({@link ParkedBlocks}) from which the next single-block
- * {@code allocate} of that stripe takes it again. Parked blocks are drained back into their slabs before a
- * compaction, at close, before an allocation is refused for the limit, and for exact statistics; so they never
- * cause a limit failure, and live counts and {@link #closeAndCountLive()} stay exact. (The peak of live bytes is
- * sampled on the monitor paths: exact for one thread, possibly short by the parked blocks of other stripes.)
+ * ({@link BlockIds}, spread so that ids taken one after the other sit on different cache lines), addresses and
+ * segments are read lock-free, and a single-block {@code release} that frees a block parks it in a
+ * per-thread-stripe cache ({@link ParkedBlocks}: a bounded number of stripes chosen by thread id, so virtual threads
+ * share them instead of each owning one, each behind a one-word spin lock) from which the next single-block
+ * {@code allocate} of that stripe takes it again. A stripe that runs empty is refilled, and one that runs full is
+ * half flushed, {@link #REFILL} blocks at a time in one monitor entry, as a thread cache's magazines are; a refill
+ * takes only free slots of slabs already in use, so it never maps a slab. Parked blocks are drained back into their
+ * slabs before a compaction, at close, before an allocation is refused for the limit, and for exact statistics;
+ * so they never cause a limit failure, and live counts and {@link #closeAndCountLive()} stay exact. (The peak of
+ * live bytes is sampled on the monitor paths: exact for one thread, possibly short by the parked blocks of other
+ * stripes.)
  * Writing into a block's memory is the caller's business; {@link #compact()} must not run while another thread
  * reads or writes block memory (the cache layer guarantees that with its store lock).
  */
@@ -83,6 +88,8 @@ public final class SlabAllocator implements AutoCloseable {
     private static final int BIN_FULL = BINS - 1;
     /** Freed blocks one stripe keeps for reuse: enough for a decode step's block turnover, small next to a slab. */
     static final int PARKED_PER_STRIPE = 32;
+    /** Blocks a stripe's slow path moves at once: taken from slabs when it is empty, returned when it is full. */
+    static final int REFILL = PARKED_PER_STRIPE / 2;
 
     /** Class of K blocks; also of V blocks when the allocator has one class. */
     static final int KEY_CLASS = 0;
@@ -278,22 +285,40 @@ public final class SlabAllocator implements AutoCloseable {
         ensureOpen();
         int c = index(sizeClass);
         ParkedBlocks stripe = stripe(c);
-        int id;
-        synchronized (stripe) {
-            id = stripe.poll();
-        }
+        stripe.lock();
+        int id = stripe.poll();
+        stripe.unlock();
         if (id < 0) {
-            return allocateFromSlab(c);
+            return allocateAndRefill(c, stripe);
         }
         long state = ids.state(id);   // (generation, 0): this thread owns the parked id
-        ids.setState(id, BlockIds.pack(BlockIds.generation(state), 1));
+        ids.setStateRelease(id, BlockIds.pack(BlockIds.generation(state), 1));
         return ((long) BlockIds.generation(state) << 32) | id;
     }
 
-    private synchronized long allocateFromSlab(int c) {
+    /**
+     * The slow path of a single-block allocation, the stripe being empty: one block from a slab, and (one monitor
+     * entry for many later allocations) up to {@link #REFILL} more parked in the stripe, taken only from free slots
+     * of slabs already in use, so a refill never maps a slab or raises the reserved bytes.
+     */
+    private synchronized long allocateAndRefill(int c, ParkedBlocks stripe) {
         ensureOpen();
         ensureCapacity(c, 1, 0);
         long h = allocateOne(c);
+        if (!POISON_FREED) {
+            stripe.lock();
+            try {
+                for (int k = 0; k < REFILL && stripe.count() < stripe.capacity(); k++) {
+                    Slab slab = fullestPartialSlab(c);
+                    if (slab == null) {
+                        break;
+                    }
+                    stripe.offer(takeSlot(c, slab));
+                }
+            } finally {
+                stripe.unlock();
+            }
+        }
         notePeak();
         return h;
     }
@@ -369,15 +394,37 @@ public final class SlabAllocator implements AutoCloseable {
             poison(id);
         }
         ParkedBlocks stripe = stripe(slabTable[ids.slab(id)].sizeClass);
-        boolean parked;
-        synchronized (stripe) {
-            parked = stripe.offer(id);
-        }
+        stripe.lock();
+        boolean parked = stripe.offer(id);
+        stripe.unlock();
         if (!parked) {
-            synchronized (this) {
-                free(id);
-            }
+            flush(stripe, id);
         }
+    }
+
+    /**
+     * The slow path of a release, the stripe being full: returns {@code id} and the {@link #REFILL} blocks the stripe
+     * parked first (the coldest) to their slabs in one monitor entry, so the next releases of this stripe park again.
+     */
+    private synchronized void flush(ParkedBlocks stripe, int id) {
+        stripe.lock();
+        try {
+            freeOldest(stripe, Math.min(REFILL, stripe.count()));
+        } finally {
+            stripe.unlock();
+        }
+        free(id);
+    }
+
+    /**
+     * Returns the {@code n} blocks a stripe parked first to their slabs, oldest first, so the free-id stack hands
+     * the most recently used of them out first again (monitor and stripe lock held).
+     */
+    private void freeOldest(ParkedBlocks stripe, int n) {
+        for (int i = 0; i < n; i++) {
+            free(stripe.idAt(i));
+        }
+        stripe.dropOldest(n);
     }
 
     /** Drops one reference of each handle; validates all of them first so a bad one changes nothing. */
@@ -731,10 +778,11 @@ public final class SlabAllocator implements AutoCloseable {
     private void drainParked() {
         for (ParkedBlocks[] perClass : stripes) {
             for (ParkedBlocks stripe : perClass) {
-                synchronized (stripe) {
-                    for (int id = stripe.poll(); id >= 0; id = stripe.poll()) {
-                        free(id);
-                    }
+                stripe.lock();
+                try {
+                    freeOldest(stripe, stripe.count());
+                } finally {
+                    stripe.unlock();
                 }
             }
         }
@@ -798,25 +846,37 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     private long allocateOne(int c) {
-        Slab slab = null;
-        for (int b = BIN_FULL - 1; b >= BIN_EMPTY && slab == null; b--) {
+        Slab slab = fullestPartialSlab(c);
+        if (slab == null) {
+            List<Slab> spares = bins[c][BIN_EMPTY];
+            slab = spares.isEmpty() ? acquireSlab(c) : spares.get(spares.size() - 1);
+        }
+        int id = takeSlot(c, slab);
+        int gen = BlockIds.generation(ids.state(id));
+        ids.setState(id, BlockIds.pack(gen, 1));
+        return ((long) gen << 32) | id;
+    }
+
+    /** The non-full, non-empty slab of class {@code c} in the fullest bin, or null (monitor held). */
+    private Slab fullestPartialSlab(int c) {
+        for (int b = BIN_FULL - 1; b > BIN_EMPTY; b--) {
             List<Slab> bin = bins[c][b];
             if (!bin.isEmpty()) {
-                slab = bin.get(bin.size() - 1);
+                return bin.get(bin.size() - 1);
             }
         }
-        if (slab == null) {
-            slab = acquireSlab(c);
-        }
+        return null;
+    }
+
+    /** Takes a free slot of {@code slab} for a new id, left with count 0 (monitor held). Returns the id. */
+    private int takeSlot(int c, Slab slab) {
         int id = newId();
         int slot = slab.take(id);
         rebin(slab);
         ids.place(id, slab.index, slot, slab.baseAddress + (long) slot * slab.blockBytes);
-        int gen = BlockIds.generation(ids.state(id));
-        ids.setState(id, BlockIds.pack(gen, 1));
         takenBlocks++;
         takenByClass[c]++;
-        return ((long) gen << 32) | id;
+        return id;
     }
 
     private void poison(int id) {

@@ -1,5 +1,6 @@
 package io.kvslab.internal.table;
 
+import io.kvslab.MemoryLimitExceededException;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
@@ -16,6 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The allocator's paths that take no allocator-wide lock (per-thread parked blocks, compare-and-set reference
@@ -132,6 +134,181 @@ class SlabAllocatorThreadsTest {
             assertEquals(0, a.stats().liveBlocks());
             a.compact();
             assertEquals(0, a.stats().reservedBytes(), "compaction returns every slab once nothing is live");
+        }
+    }
+
+    @Test
+    void blocksParkedOrRefilledByManyThreadsAreReclaimedByCompactAndClose() throws Exception {
+        // Platform and virtual threads each churn single blocks: every stripe they map to ends up holding parked
+        // blocks (freed ones, and the extra ones a refill took from a slab), which count as taken slots.
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 16 * BLOCK, Long.MAX_VALUE, 0)) {
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 8; t++) {
+                Runnable churn = () -> {
+                    long[] held = new long[40];
+                    for (int round = 0; round < 50; round++) {
+                        for (int i = 0; i < held.length; i++) {
+                            held[i] = a.allocate();
+                            stamp(a, held[i]);
+                        }
+                        for (long h : held) {
+                            verify(a, h);
+                            assertEquals(0, a.release(h));
+                        }
+                    }
+                };
+                threads.add(t % 2 == 0 ? Thread.ofPlatform().start(churn) : Thread.ofVirtual().start(churn));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertTrue(a.reservedBytes() > 0, "the churn left blocks parked in their slabs");
+            AllocatorStats s = a.stats();
+            assertEquals(0, s.liveBlocks(), "parked blocks are drained before statistics: none is live");
+            assertEquals(0, s.liveBytes());
+            a.compact();
+            assertEquals(0, a.reservedBytes(), "compaction returns every slab once the parked blocks are drained");
+            AllocatorStats after = a.stats();
+            assertEquals(after.slabsAcquired(), after.slabsReleased());
+            assertEquals(0, a.closeAndCountLive());
+        }
+    }
+
+    @Test
+    void blocksParkedInOtherStripesNeverRefuseAnAllocationUnderTheLimit() throws Exception {
+        int limitBlocks = 64;
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 8 * BLOCK, limitBlocks * BLOCK, 0)) {
+            // Four threads each take and free single blocks: their stripes keep them parked (and refilled).
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                threads.add(Thread.ofPlatform().start(() -> {
+                    long[] held = new long[16];
+                    for (int i = 0; i < held.length; i++) {
+                        held[i] = a.allocate();
+                    }
+                    for (long h : held) {
+                        a.release(h);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            // This thread's stripe is empty: every one of the limit's blocks must still come out, one at a time.
+            long[] mine = new long[limitBlocks];
+            for (int i = 0; i < limitBlocks; i++) {
+                mine[i] = a.allocate();
+                stamp(a, mine[i]);
+            }
+            MemoryLimitExceededException e = assertThrows(MemoryLimitExceededException.class, a::allocate);
+            assertEquals(limitBlocks * BLOCK, e.limitBytes());
+            assertEquals(limitBlocks, a.stats().liveBlocks(), "the refused allocation allocated nothing");
+            assertEquals(limitBlocks * BLOCK, a.reservedBytes());
+            for (long h : mine) {
+                verify(a, h);
+            }
+            a.releaseAll(mine, 0, mine.length);
+            assertEquals(0, a.closeAndCountLive());
+            assertEquals(0, a.reservedBytes());
+        }
+    }
+
+    @Test
+    void threadsHoldingTogetherExactlyTheLimitNeverSeeItRefused() throws Exception {
+        int threads = 4;
+        int perThread = 16;
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 8 * BLOCK, (long) threads * perThread * BLOCK, 0);
+             ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+            CyclicBarrier start = new CyclicBarrier(threads);
+            List<Future<Long>> results = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int seed = 100 + t;
+                results.add(pool.submit(() -> {
+                    SplittableRandom rnd = new SplittableRandom(seed);
+                    long[] held = new long[perThread];
+                    int n = 0;
+                    long allocations = 0;
+                    start.await();
+                    for (int i = 0; i < 20_000; i++) {
+                        if (n < perThread && (n == 0 || rnd.nextInt(3) != 0)) {
+                            held[n] = a.allocate();   // the threads together never hold more than the limit
+                            stamp(a, held[n++]);
+                            allocations++;
+                        } else {
+                            int k = rnd.nextInt(n);
+                            verify(a, held[k]);
+                            assertEquals(0, a.release(held[k]));
+                            held[k] = held[--n];
+                        }
+                        if (a.reservedBytes() > (long) threads * perThread * BLOCK) {
+                            throw new AssertionError("reserved bytes above the limit: " + a.reservedBytes());
+                        }
+                    }
+                    for (int k = 0; k < n; k++) {
+                        a.release(held[k]);
+                    }
+                    return allocations;
+                }));
+            }
+            long allocations = 0;
+            for (Future<Long> f : results) {
+                allocations += f.get();   // a MemoryLimitExceededException in any thread fails here
+            }
+            assertTrue(allocations > threads * perThread);
+            assertEquals(0, a.stats().liveBlocks());
+            assertEquals(0, a.closeAndCountLive());
+            assertEquals(0, a.reservedBytes());
+        }
+    }
+
+    @Test
+    void concurrentSingleAndBulkReleasesOfSharedBlocksFreeEachExactlyOnce() throws Exception {
+        // Each block holds three references; three threads drop one each at once, two by single release (which
+        // reports the count left) and one by bulk releaseAll (one monitor entry). Exactly one drop frees each block.
+        int blocks = 3_000;
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 64 * BLOCK, Long.MAX_VALUE);
+             ExecutorService pool = Executors.newFixedThreadPool(3)) {
+            long[] handles = new long[blocks];
+            for (int i = 0; i < blocks; i++) {
+                handles[i] = a.allocate();
+                a.addReference(handles[i]);
+                a.addReference(handles[i]);
+            }
+            CyclicBarrier start = new CyclicBarrier(3);
+            List<Future<Integer>> zeros = new ArrayList<>();
+            for (int t = 0; t < 3; t++) {
+                boolean bulk = t == 2;
+                zeros.add(pool.submit(() -> {
+                    start.await();
+                    int freed = 0;
+                    for (int i = 0; i < blocks; i++) {
+                        if (bulk) {
+                            a.releaseAll(handles, i, i + 1);
+                        } else if (a.release(handles[i]) == 0) {
+                            freed++;
+                        }
+                    }
+                    return freed;
+                }));
+            }
+            int freedBySingles = 0;
+            for (Future<Integer> f : zeros) {
+                freedBySingles += f.get();   // an InvalidBlockException (a lost or doubled count) fails here
+            }
+            assertTrue(freedBySingles <= blocks, "no block reported freed twice: " + freedBySingles);
+            for (long h : handles) {
+                assertFalse(a.isLive(h), "three references dropped: the block is freed");
+            }
+            assertEquals(0, a.stats().liveBlocks());
+            // Every id is reusable exactly once: allocating as many blocks again yields distinct ids.
+            long[] again = new long[blocks];
+            java.util.Set<Long> distinct = new java.util.HashSet<>();
+            for (int i = 0; i < blocks; i++) {
+                again[i] = a.allocate();
+                assertTrue(distinct.add(SlabAllocator.blockId(again[i])), "an id handed out twice");
+            }
+            a.releaseAll(again, 0, blocks);
+            assertEquals(0, a.closeAndCountLive());
         }
     }
 
