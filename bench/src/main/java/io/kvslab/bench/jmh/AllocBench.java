@@ -28,7 +28,7 @@ import java.util.concurrent.TimeUnit;
  * Cost of getting and returning one KV block (default 8 KiB = 32 tokens x 128 dims x f16), four ways:
  * <ul>
  *   <li>{@code slab*}: KVSlab's {@link SlabAllocator} (blocks carved from 16 MiB slabs, generation-checked
- *       handles, one monitor);</li>
+ *       handles; single blocks through its striped thread cache, bulk calls through its monitor);</li>
  *   <li>{@code netty*}: Netty's {@link PooledByteBufAllocator#directBuffer(int, int)} + {@code release()}
  *       (jemalloc-style arenas). With Netty's defaults only its own FastThreadLocalThreads get a thread-local cache,
  *       so a plain thread (like JMH's, or an inference thread) takes an arena lock: {@code netty}. The

@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Block alloc + free with several threads on ONE allocator at once (run with JMH's {@code -t 1}, {@code 2},
  * {@code 4}; {@link AllocBenchRunner} does): KVSlab's {@link SlabAllocator} shared by all threads, against one
- * Netty pooled allocator with thread caches shared the same way. Scores are ns per block per thread; on a machine
+ * Netty pooled allocator with thread caches shared the same way. JMH's worker threads have consecutive thread ids,
+ * so they map to different stripes of the slab allocator's thread cache. Scores are ns per block per thread; on a machine
  * with fewer cores than threads the threads also take turns on the cores, which inflates both allocators alike.
  */
 @BenchmarkMode(Mode.AverageTime)

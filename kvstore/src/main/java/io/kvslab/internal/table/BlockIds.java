@@ -20,9 +20,9 @@ final class BlockIds {
     static final int PAGE_SHIFT = 12;
     static final int PAGE = 1 << PAGE_SHIFT;
     static final int MASK = PAGE - 1;
-    /** Low id bits that choose one of 8 widely spaced runs of state words ({@link #stateIndex}). */
-    private static final int SPREAD_BITS = 3;
-    private static final int SPREAD_MASK = (1 << SPREAD_BITS) - 1;
+    /** 8-byte state words per 64-byte cache line, as a shift; and cache lines of state words per page. */
+    private static final int WORDS_PER_LINE_SHIFT = 3;
+    private static final int LINES = PAGE >>> WORDS_PER_LINE_SHIFT;
     private static final VarHandle STATE = MethodHandles.arrayElementVarHandle(long[].class);
 
     /** The metadata of {@link #PAGE} consecutive ids. */
@@ -56,13 +56,14 @@ final class BlockIds {
     }
 
     /**
-     * Where an id's state word sits in its page: consecutive ids are {@code PAGE / 8} words (4 KiB) apart, so the
-     * ids two threads take one after the other (the usual case when they allocate at once) never share a cache line
-     * of state words, which every reference count change and every reuse writes. Ids {@code 8} apart do.
+     * Where an id's state word sits in its page: id {@code i} of a page gets word {@code (i mod 512) * 8 + i / 512},
+     * i.e. cache line {@code i mod 512} (eight 8-byte words to a 64-byte line). Two ids less than 512 apart never
+     * share a line, so threads working on blocks taken close together (one after the other, or from one stripe's
+     * refill run) never write one line: every reference count change and every reuse writes its id's word.
      */
     static int stateIndex(int id) {
         int i = id & MASK;
-        return ((i & SPREAD_MASK) << (PAGE_SHIFT - SPREAD_BITS)) | (i >>> SPREAD_BITS);
+        return ((i & (LINES - 1)) << WORDS_PER_LINE_SHIFT) | (i >>> (PAGE_SHIFT - WORDS_PER_LINE_SHIFT));
     }
 
     long state(int id) {

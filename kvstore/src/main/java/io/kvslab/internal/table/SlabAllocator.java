@@ -407,6 +407,9 @@ public final class SlabAllocator implements AutoCloseable {
      * parked first (the coldest) to their slabs in one monitor entry, so the next releases of this stripe park again.
      */
     private synchronized void flush(ParkedBlocks stripe, int id) {
+        if (closed) {
+            return;   // a release racing close: every slab is gone already
+        }
         stripe.lock();
         try {
             freeOldest(stripe, Math.min(REFILL, stripe.count()));
