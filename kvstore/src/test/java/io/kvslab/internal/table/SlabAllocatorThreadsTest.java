@@ -138,6 +138,27 @@ class SlabAllocatorThreadsTest {
     }
 
     @Test
+    void aRefillTakesFreeSlotsOfTheSlabInUseButNeverMapsASlab() {
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 4 * BLOCK, Long.MAX_VALUE, 0)) {
+            long first = a.allocate();   // maps one slab of 4; the refill parks its 3 other slots in this stripe
+            assertEquals(4 * BLOCK, a.reservedBytes());
+            java.util.Set<Long> addresses = new java.util.HashSet<>();
+            addresses.add(a.address(first));
+            for (int i = 0; i < 3; i++) {
+                long h = a.allocate();
+                assertTrue(addresses.add(a.address(h)), "a refilled block handed out twice");
+                assertEquals(4 * BLOCK, a.reservedBytes(), "refilled blocks come from the slab already mapped");
+            }
+            long fifth = a.allocate();   // stripe empty, slab full: a second slab, and nothing beyond it
+            assertTrue(addresses.add(a.address(fifth)));
+            assertEquals(8 * BLOCK, a.reservedBytes());
+            assertEquals(5, a.stats().liveBlocks(), "the 3 refilled but unused blocks are not live");
+            assertEquals(8 * BLOCK, a.reservedBytes(), "the second slab still holds a live block");
+            assertEquals(5, a.closeAndCountLive());
+        }
+    }
+
+    @Test
     void blocksParkedOrRefilledByManyThreadsAreReclaimedByCompactAndClose() throws Exception {
         // Platform and virtual threads each churn single blocks: every stripe they map to ends up holding parked
         // blocks (freed ones, and the extra ones a refill took from a slab), which count as taken slots.
