@@ -204,7 +204,7 @@ class NativeAttentionQuantisedQueryTest {
      * nibble, minus 8). Values: the dequantised V rows. Also the bound per query head of how far its scores can
      * move from the exact ones: max over rows of sum_j (d_j / 2) sum_i |k_ji|.
      */
-    private static void reference(PagedKv kv, float[] q, float scale, double[] out, double[] lse, double[] bound) {
+    static void reference(PagedKv kv, float[] q, float scale, double[] out, double[] lse, double[] bound) {
         AttentionShape shape = kv.shape;
         int d = shape.headDim();
         int groups = d / 32;
