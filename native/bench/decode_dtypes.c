@@ -2,7 +2,8 @@
  * GB/s of stored bytes and bytes per cycle (at the clock given, GHz). ABI 4 (k_dtype, v_dtype).
  * A dtype argument is one code for K and V ("3") or a K/V pair ("3/4"). Every dtype's rows hold the same
  * values (random in [-0.5, 0.5), quantised with ggml's rounding where the dtype is quantised), so the outputs
- * are comparable: each line also gives the largest difference from the first dtype's output. */
+ * are comparable: each line also gives the largest difference from the first dtype's output. A K code followed
+ * by "i" ("3i", "4i/4") sets KVS_QUERY_Q8_0: the integer-query score path of q8_0 / q4_0 keys. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
@@ -72,7 +73,8 @@ int main(int argc, char** argv) {
         char* slash = strchr(argv[7 + d], '/');
         kd[d] = atoi(argv[7 + d]);
         vd[d] = slash != NULL ? atoi(slash + 1) : kd[d];
-        int64_t krb = rowbytes(kd[d], D), vrb = rowbytes(vd[d], D);
+        if (strchr(argv[7 + d], 'i') != NULL && (slash == NULL || strchr(argv[7 + d], 'i') < slash)) kd[d] |= 0x100;
+        int64_t krb = rowbytes(kd[d] & 0xff, D), vrb = rowbytes(vd[d], D);
         size_t kbb = (size_t)br * krb, vbb = (size_t)br * vrb, total = (kbb + vbb) * nb * n_kv;
         char* a = aligned_alloc(4096, (total + 4095) / 4096 * 4096);
         kb[d] = malloc(8 * nb * n_kv); vb[d] = malloc(8 * nb * n_kv);
@@ -82,7 +84,7 @@ int main(int argc, char** argv) {
             kb[d][h * nb + b] = (int64_t)(intptr_t)(a + pos);
             for (int r = 0; r < br; r++) {
                 for (int i = 0; i < D; i++) row[i] = rand() / (float)RAND_MAX - 0.5f;
-                store_row(kd[d], D, row, a + pos + r * krb);
+                store_row(kd[d] & 0xff, D, row, a + pos + r * krb);
             }
             pos += kbb;
             vb[d][h * nb + b] = (int64_t)(intptr_t)(a + pos);
@@ -111,13 +113,14 @@ int main(int argc, char** argv) {
         qsort(c[d], reps, 8, cmpd);
         double m = t[d][reps / 2], cm = c[d][reps / 2];
         if (d == 0) { m0 = m; cm0 = cm; }
-        double bytes = (double)ctx * n_kv * (rowbytes(kd[d], D) + rowbytes(vd[d], D)), diff = 0, mag = 0;
+        double bytes = (double)ctx * n_kv * (rowbytes(kd[d] & 0xff, D) + rowbytes(vd[d], D)), diff = 0, mag = 0;
         for (int i = 0; i < n_kv * G * D; i++) {
             diff = fmax(diff, fabs((double)out[d][i] - out[0][i]));
             mag = fmax(mag, fabs((double)out[0][i]));
         }
-        char name[16];
-        snprintf(name, sizeof name, kd[d] == vd[d] ? "%s" : "%s/%s", NAMES[kd[d]], NAMES[vd[d]]);
+        char name[24];
+        snprintf(name, sizeof name, (kd[d] & 0xff) == vd[d] ? "%s%s" : "%s%s/%s", NAMES[kd[d] & 0xff],
+                 kd[d] & 0x100 ? "+iq" : "", NAMES[vd[d]]);
         /* wall: median ms per step, its quartiles, speed-up over the first dtype, GB/s of stored K+V bytes;
          * cpu: the same from CPU time (all threads), and bytes per cycle per core at the clock given */
         printf("ctx=%d thr=%d %-9s wall %8.3f ms (p25 %.3f p75 %.3f) x%.2f %6.2f GB/s | cpu %8.3f ms x%.2f %6.2f GB/s "

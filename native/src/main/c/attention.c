@@ -81,6 +81,8 @@ static const kernel_set* pick_kernels(int isa, int k_dtype, int v_dtype, int hea
     return k->score[k_dtype] != NULL && k->value[v_dtype] != NULL ? k : NULL;
 }
 
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 typedef kvs_decode_job decode_job;
 typedef kvs_segment_state segment_state;
 #define TILE KVS_TILE
@@ -141,6 +143,7 @@ typedef struct {
     int n_seq;
     int items;
     int G, Dp;
+    int qint; /* some sequence's scores take the quantised query: the workers' scratch holds one */
     _Atomic int next_item;
     _Atomic int error;
 } batch_job;
@@ -164,15 +167,18 @@ static void decode_task(void* ctx, int w, int n) {
     batch_job* b = (batch_job*)ctx;
     const int G = b->G, Dp = b->Dp;
     size_t floats = (size_t)G * Dp * 2 + (size_t)G * TILE + (size_t)G * 3;
-    float* buf = (float*)kvs_scratch(KVS_SCRATCH_WORK, floats * sizeof(float));
-    if (buf == NULL) {
+    size_t fbytes = align64(floats * sizeof(float));
+    char* raw = (char*)kvs_scratch(KVS_SCRATCH_WORK, fbytes + (b->qint ? align64(kvs_iq_bytes(G, Dp)) : 0));
+    if (raw == NULL) {
         atomic_store(&b->error, KVS_ERR_NO_MEMORY);
         return;
     }
-    segment_state st = {buf, buf + (size_t)G * Dp, buf + (size_t)G * Dp * 2, NULL, NULL, NULL};
+    float* buf = (float*)raw;
+    segment_state st = {buf, buf + (size_t)G * Dp, buf + (size_t)G * Dp * 2, NULL, NULL, NULL, NULL};
     st.m = st.s + (size_t)G * TILE;
     st.l = st.m + G;
     st.corr = st.l + G;
+    st.qq = b->qint ? raw + fbytes : NULL;
     for (;;) {
         int c = atomic_fetch_add(&b->next_item, 1);
         if (c >= b->items) return;
@@ -216,8 +222,6 @@ static void merge_partials(decode_job* j, int n) {
     }
 }
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* How a call on sequence d alone cuts it: its rows in total, and into how many chunks (n from its size and the
  * thread limit, CHUNKS_PER_THREAD chunks per thread, each at least half of MIN_BYTES_PER_THREAD). */
 static int plan_chunks(const kvs_decode_seq* d, int n_kv, int64_t kv_rb, int n_threads, int64_t* total_out) {
@@ -248,13 +252,15 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     size_t part_bytes = 0;
     for (int s = 0; s < n_seq; s++) {
         const kvs_decode_seq* d = &seqs[s];
+        if ((d->k_dtype & ~KVS_QUERY_Q8_0) != (d->k_dtype & 0xff)) return KVS_ERR_ARGUMENT; /* unknown flag bits */
+        const int kd = d->k_dtype & 0xff;
         if (d->q == NULL || d->out == NULL || d->k_blocks == NULL || d->v_blocks == NULL || d->off == NULL
-            || d->len == NULL || kvs_row_bytes(d->k_dtype, head_dim) < 0 || kvs_row_bytes(d->v_dtype, head_dim) < 0
-            || pick_kernels(isa, d->k_dtype, d->v_dtype, head_dim) == NULL) {
+            || d->len == NULL || kvs_row_bytes(kd, head_dim) < 0 || kvs_row_bytes(d->v_dtype, head_dim) < 0
+            || pick_kernels(isa, kd, d->v_dtype, head_dim) == NULL) {
             return KVS_ERR_ARGUMENT;
         }
         int64_t total;
-        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(d->k_dtype, head_dim) + kvs_row_bytes(d->v_dtype, head_dim),
+        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(kd, head_dim) + kvs_row_bytes(d->v_dtype, head_dim),
                                  n_threads, &total);
         part_bytes += part_bytes_of(chunks, n_kv, group, Dp);
     }
@@ -275,15 +281,16 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     for (int s = 0; s < n_seq; s++) {
         const kvs_decode_seq* d = &seqs[s];
         decode_job* j = &jobs[s];
+        const int kd = d->k_dtype & 0xff;
         memset(j, 0, sizeof *j);
         j->n_kv = n_kv;
         j->G = group;
         j->D = head_dim;
         j->Dp = Dp;
-        j->k_dtype = d->k_dtype;
+        j->k_dtype = kd;
         j->v_dtype = d->v_dtype;
         j->br = block_rows;
-        j->krb = kvs_row_bytes(d->k_dtype, head_dim);
+        j->krb = kvs_row_bytes(kd, head_dim);
         j->vrb = kvs_row_bytes(d->v_dtype, head_dim);
         j->q = d->q;
         j->kb = d->k_blocks;
@@ -293,9 +300,13 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
         j->scale = scale;
         j->out = d->out;
         j->lse = d->lse;
-        const kernel_set* ks = pick_kernels(isa, d->k_dtype, d->v_dtype, head_dim);
+        const kernel_set* ks = pick_kernels(isa, kd, d->v_dtype, head_dim);
         j->segment = ks->segment;
-        j->score = ks->score[d->k_dtype];
+        j->score = ks->score[kd];
+        if ((d->k_dtype & KVS_QUERY_Q8_0) && kvs_quantised(kd) && head_dim % 32 == 0 && head_dim / 32 <= 32) {
+            j->score = kd == KVS_DTYPE_Q8_0 ? kvs_score_q8_0_iq : kvs_score_q4_0_iq; /* integer dot products */
+            j->qint = 1;
+        }
         j->value = ks->value[d->v_dtype];
         j->chunks = plan_chunks(d, n_kv, j->krb + j->vrb, n_threads, &j->total);
         int64_t* hs = hs_all + (size_t)s * (n_kv + 1);
@@ -331,6 +342,7 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     b.items = items;
     b.G = group;
     b.Dp = Dp;
+    for (int s = 0; s < n_seq; s++) b.qint |= jobs[s].qint;
     int n = n_threads;
     int64_t by_size = all_bytes / MIN_BYTES_PER_THREAD;
     if (by_size < n) n = by_size < 1 ? 1 : (int)by_size;

@@ -10,6 +10,7 @@
 /* One decode call. */
 typedef struct {
     int n_kv, G, D, Dp, k_dtype, v_dtype, br;
+    int qint; /* 1: the score loop takes the query quantised by kvs_iq_quantise (KVS_QUERY_Q8_0), not f32 */
     int64_t krb, vrb; /* bytes per K row, per V row */
     const float* q;
     const int64_t *kb, *vb, *off, *len;
@@ -40,6 +41,7 @@ typedef struct {
     float* m;    /* [G] */
     float* l;    /* [G] */
     float* corr; /* [G] */
+    void* qq;    /* kvs_iq_bytes(G, Dp): the quantised query when the job's qint is set */
 } kvs_segment_state;
 
 /* Tile loops, one per dtype and instruction set: the score loop of a tile of K rows (s[g][r] = <q_g, k_r>) and
@@ -65,5 +67,14 @@ void kvs_segment_avx512(const void* job, int h, int64_t r0, int64_t r1, void* st
     KVS_LOOPS_DECL(q4_0, ISA)
 KVS_LOOPS_DECL_ISA(avx2)
 KVS_LOOPS_DECL_ISA(avx512)
+
+/* Integer-query score loops (attn_decode_iq.c, 256-bit, used by both kernel sets) for q8_0 / q4_0 K rows of
+ * head_dim a multiple of 32: qs is then the buffer kvs_iq_quantise filled, not f32 queries. */
+size_t kvs_iq_bytes(int G, int Dp);
+void kvs_iq_quantise(int G, int D, int Dp, const float* qs, void* qq);
+void kvs_score_q8_0_iq(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qq, float* s,
+                       const char* nk);
+void kvs_score_q4_0_iq(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qq, float* s,
+                       const char* nk);
 
 #endif

@@ -540,6 +540,8 @@ KVS_INLINE void KV_NAME(run_segment)(const kvs_decode_job* j, int h, int64_t r0,
         st->l[g] = 0.0f;
     }
     memset(st->acc, 0, sizeof(float) * (size_t)G * Dp);
+    if (j->qint) kvs_iq_quantise(G, D, Dp, st->qs, st->qq); /* once per segment, of the scaled query */
+    const float* qarg = j->qint ? (const float*)st->qq : st->qs;
     const int64_t* kbl = j->kb + j->off[h];
     const int64_t* vbl = j->vb + j->off[h];
     int64_t r = r0;
@@ -559,7 +561,7 @@ KVS_INLINE void KV_NAME(run_segment)(const kvs_decode_job* j, int h, int64_t r0,
             nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * krb;
             nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * vrb;
         }
-        score(G, D, Dp, kp, krb, (int)t, st->qs, st->s, nk);     /* the K type's score loop */
+        score(G, D, Dp, kp, krb, (int)t, qarg, st->s, nk);           /* the K type's score loop */
         KV_NAME(softmax_tile)(G, (int)t, st->s, st->m, st->l, st->corr);
         value(G, D, Dp, vp, vrb, (int)t, st->s, st->acc, st->corr, nv);   /* the V type's value loop */
         r += t;

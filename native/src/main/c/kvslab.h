@@ -18,6 +18,13 @@ int32_t kvs_abi_version(void);
  * in registers by the decode kernels and into a scratch tile by prefill. */
 #define KVS_DTYPE_Q8_0 3
 #define KVS_DTYPE_Q4_0 4
+/* Flag a decode call's k_dtype may carry (k_dtype | KVS_QUERY_Q8_0; decode and batched decode only): for q8_0 and
+ * q4_0 K rows of head_dim a multiple of 32, quantise each query head (after scaling) to q8_0 once per call (per
+ * 32-value group an f32 scale amax/127 and codes rint(x/scale)) and compute the scores as integer dot products
+ * of the codes, times the two scales per group (llama.cpp's scheme). The scores then carry the query's rounding
+ * too, so results differ from the exact path by more than float rounding. For other K types or head dims the flag
+ * is ignored (exact path). Additive to ABI 4: a library without it rejects the flag with KVS_ERR_ARGUMENT. */
+#define KVS_QUERY_Q8_0 0x100
 
 /* Return codes of the kernels. */
 #define KVS_OK 0

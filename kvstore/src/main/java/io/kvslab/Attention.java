@@ -20,9 +20,32 @@ public final class Attention implements AutoCloseable {
     public static final int MAX_THREADS = TableAttention.MAX_THREADS;
 
     private final TableAttention kernel;
+    private final QueryPrecision queryPrecision;
 
-    private Attention(int threads) {
-        this.kernel = new TableAttention(threads, "Attention");
+    /**
+     * How decode attention computes the scores of quantised keys (q8_0, q4_0): the choice between exact scores and
+     * llama.cpp's faster integer dot products. Values (the weighted sum of V rows) are computed in f32 either way.
+     */
+    public enum QueryPrecision {
+        /**
+         * The query stays f32 and every key is dequantised in registers: the output matches attention over the
+         * dequantised rows to float rounding (relative 1e-5). The default.
+         */
+        EXACT,
+        /**
+         * Decode only, for q8_0 and q4_0 keys of a head dimension that is a multiple of 32: each query head (times
+         * the softmax scale) is quantised to q8_0 once per call (per 32 values an f32 scale {@code amax / 127}
+         * and 8-bit codes) and scores are integer dot products of the codes times the two scales, as llama.cpp
+         * computes them. Scores then also carry the query's rounding (at most half a code step per value), so
+         * the output is no longer within float rounding of {@link #EXACT}; see docs/dtypes.md for the measured
+         * error. Other key types, other head dimensions and prefill use the exact path.
+         */
+        Q8_0
+    }
+
+    private Attention(int threads, QueryPrecision precision) {
+        this.kernel = new TableAttention(threads, "Attention", precision == QueryPrecision.Q8_0);
+        this.queryPrecision = precision;
     }
 
     /**
@@ -34,7 +57,32 @@ public final class Attention implements AutoCloseable {
      * @throws KvArgumentException if {@code threads} is out of range
      */
     public static Attention create(int threads) {
-        return new Attention(threads);
+        return new Attention(threads, QueryPrecision.EXACT);
+    }
+
+    /**
+     * Creates an attention instance with a chosen precision for the decode scores of quantised keys
+     * ({@link QueryPrecision}); otherwise as {@link #create(int)}.
+     *
+     * @param threads upper bound on kernel threads, in {@code [1, }{@value #MAX_THREADS}{@code ]}
+     * @param precision how decode scores of q8_0 / q4_0 keys are computed; not null
+     * @return a new, open instance
+     * @throws KvArgumentException if {@code threads} is out of range or {@code precision} is null
+     */
+    public static Attention create(int threads, QueryPrecision precision) {
+        if (precision == null) {
+            throw new KvArgumentException("precision must not be null (QueryPrecision.EXACT or Q8_0)");
+        }
+        return new Attention(threads, precision);
+    }
+
+    /**
+     * The precision of decode scores of quantised keys this instance was created with.
+     *
+     * @return {@link QueryPrecision#EXACT} unless created with another
+     */
+    public QueryPrecision queryPrecision() {
+        return queryPrecision;
     }
 
     /**

@@ -11,10 +11,17 @@ import io.kvslab.KvLayout;
  * {@code keyDtype} and V rows of {@code valueDtype} (0 = f32, 1 = f16, 2 = bf16, 3 = q8_0, 4 = q4_0;
  * {@link io.kvslab.DType#code()}), {@code blockRows} rows per block. Rows are {@link #keyRowBytes()} /
  * {@link #valueRowBytes()} bytes (quantised types: groups with their scales).
+ *
+ * <p>{@code quantisedQuery}: decode scores of q8_0 / q4_0 K rows (head dim a multiple of 32) with the query
+ * quantised to q8_0 and integer dot products ({@link #quantisedScores()}); prefill and other K types ignore it.
  */
-public record AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows) {
+public record AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows,
+                             boolean quantisedQuery) {
     /** Upper bound of every dimension; keeps all native index arithmetic far from overflow. */
     public static final int MAX_DIMENSION = 65536;
+
+    /** The kernel's flag on a decode call's K dtype code for the integer-query path ({@code KVS_QUERY_Q8_0}). */
+    static final int QUERY_Q8_0_FLAG = 0x100;
 
     public AttentionShape {
         dimension("kvHeads", kvHeads);
@@ -38,6 +45,31 @@ public record AttentionShape(int kvHeads, int group, int headDim, int keyDtype, 
                 throw new KernelArgumentException(e.getMessage());
             }
         }
+    }
+
+    /** A shape with exact (f32-query) scores. */
+    public AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows) {
+        this(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, false);
+    }
+
+    /** This shape with the query precision of decode scores set: {@code true} for the integer-query path. */
+    public AttentionShape withQuantisedQuery(boolean quantised) {
+        return quantised == quantisedQuery ? this
+                : new AttentionShape(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, quantised);
+    }
+
+    /**
+     * Whether decode scores take the integer-query path: asked for, K rows q8_0 or q4_0, and head dim a multiple of
+     * 32 (at most 1024), which is where the kernel has it; otherwise scores are exact.
+     */
+    public boolean quantisedScores() {
+        DType k = DType.ofCode(keyDtype);
+        return quantisedQuery && (k == DType.Q8_0 || k == DType.Q4_0) && headDim % 32 == 0 && headDim <= 1024;
+    }
+
+    /** The K dtype code a decode call passes to the kernel: with the integer-query flag when it applies. */
+    int decodeKeyArgument() {
+        return quantisedScores() ? keyDtype | QUERY_Q8_0_FLAG : keyDtype;
     }
 
     /** A shape whose K and V rows are both of dtype code {@code dtype}. */

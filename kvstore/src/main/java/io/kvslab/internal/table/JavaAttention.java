@@ -33,7 +33,8 @@ final class JavaAttention {
             for (int g = 0; g < shape.group(); g++) {
                 int qh = h * shape.group() + g;
                 MemorySegment.copy(q, JAVA_FLOAT, (long) qh * dim * Float.BYTES, qv, 0, dim);
-                double l = attend(blocks, first, rows, qv, scale, acc);
+                double l = shape.quantisedScores() ? attend(blocks, first, rows, QueryQ8.of(qv, scale), acc)
+                        : attend(blocks, first, rows, qv, scale, acc);
                 for (int d = 0; d < dim; d++) {
                     out.setAtIndex(JAVA_FLOAT, (long) qh * dim + d, (float) acc[d]);
                 }
@@ -83,7 +84,6 @@ final class JavaAttention {
         }
         int dim = q.length;
         double[] scores = new double[Math.toIntExact(rows)];
-        double max = Double.NEGATIVE_INFINITY;
         float[] row = new float[dim];
         for (long r = 0; r < rows; r++) {
             b.keyRow(b.key(first, r), b.keyOffset(r), row);
@@ -91,8 +91,30 @@ final class JavaAttention {
             for (int d = 0; d < dim; d++) {
                 s += (double) q[d] * row[d];
             }
-            s *= scale;
-            scores[(int) r] = s;
+            scores[(int) r] = s * scale;
+        }
+        return softmaxValues(b, first, rows, scores, acc);
+    }
+
+    /** The same with the integer-query scores of {@link AttentionShape#quantisedScores()}. */
+    private static double attend(Blocks b, long first, long rows, QueryQ8 q, double[] acc) {
+        java.util.Arrays.fill(acc, 0);
+        if (rows == 0) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        double[] scores = new double[Math.toIntExact(rows)];
+        for (long r = 0; r < rows; r++) {
+            scores[(int) r] = q.score(b.key(first, r), b.keyOffset(r), b.keyDtype);
+        }
+        return softmaxValues(b, first, rows, scores, acc);
+    }
+
+    /** Softmax of the scaled scores and the weighted sum of the V rows into {@code acc}; returns the lse. */
+    private static double softmaxValues(Blocks b, long first, long rows, double[] scores, double[] acc) {
+        int dim = acc.length;
+        float[] row = new float[dim];
+        double max = Double.NEGATIVE_INFINITY;
+        for (double s : scores) {
             max = Math.max(max, s);
         }
         double sum = 0;
@@ -108,6 +130,57 @@ final class JavaAttention {
             acc[d] /= sum;
         }
         return max + Math.log(sum);
+    }
+
+    /**
+     * A query head multiplied by the softmax scale and quantised to q8_0 as the kernel does it: per 32-value group
+     * {@code d = amax / 127} (f32), codes {@code rint(x / d)}; a score is {@code sum_j (d_j * dk_j) * I_j} with
+     * {@code I_j} the exact integer dot product of the group's codes with the key's codes (q4_0: code - 8).
+     */
+    record QueryQ8(byte[] codes, float[] scales) {
+        static QueryQ8 of(float[] q, float scale) {
+            int groups = q.length / 32;
+            byte[] codes = new byte[q.length];
+            float[] scales = new float[groups];
+            for (int j = 0; j < groups; j++) {
+                float[] x = new float[32];
+                float amax = 0;
+                for (int i = 0; i < 32; i++) {
+                    x[i] = q[32 * j + i] * scale;
+                    amax = Math.max(amax, Math.abs(x[i]));
+                }
+                float d = amax / 127.0f;
+                float id = d != 0 ? 1.0f / d : 0;
+                for (int i = 0; i < 32; i++) {
+                    codes[32 * j + i] = (byte) Math.clamp((long) Math.rint(x[i] * id), -127, 127);
+                }
+                scales[j] = d;
+            }
+            return new QueryQ8(codes, scales);
+        }
+
+        double score(MemorySegment block, long offset, DType keyType) {
+            boolean q8 = keyType == DType.Q8_0;
+            long groupBytes = q8 ? 34 : 18;
+            double s = 0;
+            for (int j = 0; j < scales.length; j++) {
+                long g = offset + j * groupBytes;
+                float dk = Float.float16ToFloat(block.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, g));
+                long dot = 0;
+                for (int i = 0; i < 32; i++) {
+                    int k;
+                    if (q8) {
+                        k = block.get(java.lang.foreign.ValueLayout.JAVA_BYTE, g + 2 + i);
+                    } else {
+                        int bits = block.get(java.lang.foreign.ValueLayout.JAVA_BYTE, g + 2 + (i & 15)) & 0xff;
+                        k = (i < 16 ? bits & 15 : bits >>> 4) - 8;
+                    }
+                    dot += (long) codes[32 * j + i] * k;
+                }
+                s += (double) (scales[j] * dk) * dot;
+            }
+            return s;
+        }
     }
 
     /** Block memory named by the address tables, K rows read with the K type and V rows with the V type. */

@@ -144,7 +144,7 @@ final class NativeAttention {
         MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
         int rc;
         try {
-            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.keyDtype(),
+            rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.decodeKeyArgument(),
                     shape.valueDtype(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
                     lseArg, threads);
         } catch (Throwable t) {
@@ -230,7 +230,7 @@ final class NativeAttention {
             descriptors.set(JAVA_LONG, at + 32, d.valueBlocks().address());
             descriptors.set(JAVA_LONG, at + 40, d.offsets().address());
             descriptors.set(JAVA_LONG, at + 48, d.lengths().address());
-            descriptors.set(JAVA_INT, at + 56, shape.keyDtype());
+            descriptors.set(JAVA_INT, at + 56, shape.decodeKeyArgument());
             descriptors.set(JAVA_INT, at + 60, shape.valueDtype());
         }
         Handles h = handles();

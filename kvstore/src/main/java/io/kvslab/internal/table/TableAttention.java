@@ -30,15 +30,26 @@ public final class TableAttention implements AutoCloseable {
     private final NativeScratch scratch = new NativeScratch();
     private final AtomicBoolean inUse = new AtomicBoolean();
     private final String owner;
+    private final boolean quantisedQuery;
     private volatile boolean closed;
 
     /** @param owner the public class name, for messages */
     public TableAttention(int threads, String owner) {
+        this(threads, owner, false);
+    }
+
+    /**
+     * @param owner the public class name, for messages
+     * @param quantisedQuery decode scores of q8_0 / q4_0 keys with a q8_0 query and integer dot products
+     *                       ({@link AttentionShape#quantisedScores()})
+     */
+    public TableAttention(int threads, String owner, boolean quantisedQuery) {
         if (threads < 1 || threads > MAX_THREADS) {
             throw new KvArgumentException("threads must be in [1, " + MAX_THREADS + "], got " + threads);
         }
         this.threads = threads;
         this.owner = owner;
+        this.quantisedQuery = quantisedQuery;
     }
 
     public int threads() {
@@ -241,7 +252,7 @@ public final class TableAttention implements AutoCloseable {
                     outSeg.asSlice(i * tokenBytes, tokenBytes),
                     lseSeg == null ? null : lseSeg.asSlice(i * lseRow, lseRow), keys, values, offsets, lengths));
         }
-        NativeAttention.decodeBatch(AttentionShape.of(layout), slices, descriptors, scale(layout), threads);
+        NativeAttention.decodeBatch(shape(layout), slices, descriptors, scale(layout), threads);
         if (outSeg != out) {
             MemorySegment.copy(outSeg, 0, out, 0, allBytes);
         }
@@ -616,7 +627,7 @@ public final class TableAttention implements AutoCloseable {
 
     private AttentionShape shape(KvLayout layout) {
         if (layout != shapeLayout) {
-            shape = AttentionShape.of(layout);
+            shape = AttentionShape.of(layout).withQuantisedQuery(quantisedQuery);
             shapeLayout = layout;
         }
         return shape;

@@ -25,6 +25,46 @@ class JavaAttentionTest {
     }
 
     @Test
+    void quantisedQueryDecodeMatchesTheIntegerReference() {
+        // the fallback honours the integer-query choice as the kernel does (same query rounding, exact integer dots)
+        int q8 = io.kvslab.DType.Q8_0.code();
+        int q4 = io.kvslab.DType.Q4_0.code();
+        AttentionShape[] shapes = {new AttentionShape(2, 3, 64, q8, q8, 16, true),
+                new AttentionShape(2, 2, 128, q4, io.kvslab.DType.F16.code(), 32, true)};
+        Random rnd = new Random(9);
+        for (AttentionShape shape : shapes) {
+            long[] lengths = {300, 0};
+            try (Arena arena = Arena.ofConfined()) {
+                PagedKv kv = new PagedKv(arena, shape, lengths, rnd, 0, 2.0f);
+                int qf = (int) shape.tokenFloats();
+                float[] q = new float[qf];
+                for (int i = 0; i < qf; i++) {
+                    q[i] = PagedKv.unit(rnd);
+                }
+                float scale = 0.125f;
+                MemorySegment out = arena.allocate(JAVA_FLOAT, qf);
+                MemorySegment lse = arena.allocate(JAVA_FLOAT, shape.queryHeads());
+                JavaAttention.decode(shape, arena.allocateFrom(JAVA_FLOAT, q), kv.keyBlocks, kv.valueBlocks,
+                        kv.offsets, kv.lengthSegment, scale, out, lse);
+                double[] ref = new double[qf];
+                double[] refLse = new double[shape.queryHeads()];
+                NativeAttentionQuantisedQueryTest.reference(kv, q, scale, ref, refLse, new double[shape.queryHeads()]);
+                for (int i = 0; i < qf; i++) {
+                    assertEquals(ref[i], out.getAtIndex(JAVA_FLOAT, i), 1e-5 * Math.max(1, Math.abs(ref[i])), shape + " " + i);
+                }
+                for (int qh = 0; qh < shape.group(); qh++) { // head 0's query heads; head 1 is empty
+                    assertEquals(refLse[qh], lse.getAtIndex(JAVA_FLOAT, qh), 1e-5 * Math.max(1, Math.abs(refLse[qh])));
+                }
+                // and the exact fallback differs: the choice was honoured
+                MemorySegment exact = arena.allocate(JAVA_FLOAT, qf);
+                JavaAttention.decode(shape.withQuantisedQuery(false), arena.allocateFrom(JAVA_FLOAT, q), kv.keyBlocks,
+                        kv.valueBlocks, kv.offsets, kv.lengthSegment, scale, exact, null);
+                assertTrue(!java.util.Arrays.equals(exact.toArray(JAVA_FLOAT), out.toArray(JAVA_FLOAT)), shape.toString());
+            }
+        }
+    }
+
+    @Test
     void prefillMatchesReferenceRowByRow() {
         int seed = 100;
         for (int dtype = 0; dtype <= 4; dtype++) {
