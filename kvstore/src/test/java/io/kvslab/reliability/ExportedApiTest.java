@@ -90,7 +90,7 @@ class ExportedApiTest {
         }
         assertEquals(12, EXPECTED_NESTED.size(), "the pinned list itself");
         assertEquals(EXPECTED_NESTED, actual, "public nested types of the exported packages");
-        assertEquals(82, EXPECTED.size() + EXPECTED_NESTED.size(), "docs/architecture.md states 70 + 12 = 82");
+        assertEquals(83, EXPECTED.size() + EXPECTED_NESTED.size(), "docs/architecture.md states 71 + 12 = 83");
     }
 
     @Test
@@ -102,7 +102,7 @@ class ExportedApiTest {
                 actual.add(c.getName());
             }
         }
-        assertEquals(70, EXPECTED.size(), "the pinned list itself");
+        assertEquals(71, EXPECTED.size(), "the pinned list itself");
         assertEquals(EXPECTED, actual, "public top-level types of the exported packages");
     }
 
