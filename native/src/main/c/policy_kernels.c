@@ -114,3 +114,40 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
     kvs_blas_leave_if(single);
     return 0;
 }
+
+int32_t kvs_policy_gram(const float *wo, int32_t modelDim, int32_t qHeads, int32_t headDim, float *gram) {
+    const int32_t woStride = qHeads * headDim;
+    const int single = kvs_blas_enter_if_small(headDim, headDim, modelDim);
+    for (int32_t h = 0; h < qHeads; h++) {
+        /* gram[h] = (W_o^h)^T W_o^h: W_o^h is the modelDim x headDim column block h of W_o */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, headDim, headDim, modelDim, 1.0f,
+                    wo + (size_t) h * headDim, woStride, wo + (size_t) h * headDim, woStride,
+                    0.0f, gram + (size_t) h * headDim * headDim, headDim);
+    }
+    kvs_blas_leave_if(single);
+    return 0;
+}
+
+int32_t kvs_policy_value_l2_norms(const float *values, int32_t n, int32_t headDim, const float *gram, int32_t g,
+                                  float *out, float *scratch, int32_t tile) {
+    const int32_t d = headDim, width = g * headDim;
+    const int single = kvs_blas_enter_if_small(tile < n ? tile : n, width, headDim);
+    for (int32_t t0 = 0; t0 < n; t0 += tile) {
+        const int32_t rows = (n - t0 < tile) ? (n - t0) : tile;
+        /* scratch[t][gi*d + j] = sum_i V[t0+t][i] * G_gi[i][j]; G is symmetric, so the g matrices stored one after
+         * the other ([g*d][d] row-major) are B^T of the [d][g*d] right-hand side. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, width, d, 1.0f,
+                    values + (size_t) t0 * d, d, gram, d, 0.0f, scratch, width);
+        for (int32_t t = 0; t < rows; t++) {
+            const float *v = values + (size_t) (t0 + t) * d;
+            for (int32_t gi = 0; gi < g; gi++) {
+                const float *y = scratch + (size_t) t * width + (size_t) gi * d;
+                double q = 0.0;
+                for (int32_t j = 0; j < d; j++) q += (double) y[j] * v[j];
+                out[(size_t) gi * n + t0 + t] = (float) sqrt(q > 0.0 ? q : 0.0);
+            }
+        }
+    }
+    kvs_blas_leave_if(single);
+    return 0;
+}

@@ -30,4 +30,23 @@ int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, i
 int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,
                                int32_t qHeads, int32_t h0, int32_t g, float *out, float *scratch, int32_t tile);
 
+/*
+ * Gram matrices of every query head's slice of W_o: gram[h][i][j] = sum_k wo[k][h*headDim + i] * wo[k][h*headDim + j]
+ *   wo    [modelDim][qHeads*headDim]  row-major, as above
+ *   gram  [qHeads][headDim][headDim]
+ * Returns 0.
+ */
+int32_t kvs_policy_gram(const float *wo, int32_t modelDim, int32_t qHeads, int32_t headDim, float *gram);
+
+/*
+ * L2 norms of the values projected through g query heads' slices of W_o, from their Gram matrices:
+ *   out[gi][t] = sqrt(max(0, values[t]^T gram[gi] values[t]))      for gi in 0..g-1, t in 0..n-1
+ *   values   [n][headDim]
+ *   gram     [g][headDim][headDim]  symmetric (the group's matrices from kvs_policy_gram)
+ *   scratch  [tile][g*headDim]      rows are processed `tile` at a time
+ * Returns 0.
+ */
+int32_t kvs_policy_value_l2_norms(const float *values, int32_t n, int32_t headDim, const float *gram, int32_t g,
+                                  float *out, float *scratch, int32_t tile);
+
 #endif

@@ -1,6 +1,7 @@
 package io.kvslab.policy;
 
 import io.kvslab.KvArgumentException;
+import io.kvslab.internal.ffm.OutputProjectionGram;
 import io.kvslab.internal.ffm.OutputProjectionWeights;
 /**
  * CriticalKV's two-stage selection (arXiv 2502.03805, spec 2.2-2.4), replacing a per-head top-k.
@@ -12,7 +13,8 @@ import io.kvslab.internal.ffm.OutputProjectionWeights;
  *       score (Assumption 3.4);</li>
  *   <li>stage 2 keeps the {@code f - b1} best remaining unprotected rows by {@code (S + eps) * ||v W_o^h||_1},
  *       the L1 norm of the row's value projected through each query head's slice of W_o, averaged over the GQA group
- *       (the mean of per-head norms, not the norm of a mean; spec 2.9 trap 5).</li>
+ *       (the mean of per-head norms, not the norm of a mean; spec 2.9 trap 5); with {@link ValueNorm#L2} the L2
+ *       norm instead, from W_o's per-head Gram matrices (paper Appendix C.3: nearly the same selections).</li>
  * </ol>
  * Protected rows (the window) are kept by mask, outside both stages (spec 2.9 traps 1-2). Short prompts: when
  * {@code f >= 1} and {@code alpha > 0} stage 1 keeps at least one row (kvpress #277: {@code int(n_kept * 0.5)}
@@ -21,9 +23,18 @@ import io.kvslab.internal.ffm.OutputProjectionWeights;
  *
  * @param alpha first-stage fraction in [0, 1] (0.5)
  * @param eps   added to S before the product (1e-4)
+ * @param norm  the value norm of stage 2 ({@link ValueNorm#L1}, the paper's)
  */
-record CriticalSelector(double alpha, double eps) implements Selector {
+record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Selector {
+    /** The paper's L1 value norm. */
+    CriticalSelector(double alpha, double eps) {
+        this(alpha, eps, ValueNorm.L1);
+    }
+
     public CriticalSelector {
+        if (norm == null) {
+            throw new KvArgumentException("CriticalKV's value norm is required (ValueNorm.L1 or L2), got null");
+        }
         if (!(alpha >= 0.0 && alpha <= 1.0)) {
             throw new KvArgumentException("CriticalKV's first-stage fraction must be in [0, 1], got " + alpha);
         }
@@ -47,6 +58,22 @@ record CriticalSelector(double alpha, double eps) implements Selector {
                           PolicyWorkspace workspace) {
         OutputProjection wo = layer.requireOutputProjection("CriticalKV");
         int[][] kept = new int[layer.kvHeads()][];
+        if (norm == ValueNorm.L2) {
+            OutputProjectionGram gram = null;
+            for (int h = 0; h < kept.length; h++) {
+                HeadSnapshot head = layer.head(h);
+                if (budgets[h] >= head.length()) {
+                    kept[h] = RowOrder.indices(TopKSelector.filled(head.length()));
+                    continue;
+                }
+                if (gram == null) {
+                    gram = workspace.gram(wo, layer.queryHeads(), layer.headDim());
+                }
+                float[] norms = groupValueL2Norms(head, gram, h, layer.groupSize(), workspace);
+                kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);
+            }
+            return kept;
+        }
         OutputProjectionWeights weights = null;
         try {
             for (int h = 0; h < kept.length; h++) {
@@ -76,6 +103,20 @@ record CriticalSelector(double alpha, double eps) implements Selector {
         int n = head.length();
         float[] perHead = new float[group * n];
         workspace.kernels().valueNorms(head.values(), n, weights, kvHead * group, group, perHead);
+        return groupMean(perHead, n, group);
+    }
+
+    /** Mean over the group's query heads of {@code ||v W_o^h||_2} for every row of KV head {@code kvHead}. */
+    static float[] groupValueL2Norms(HeadSnapshot head, OutputProjectionGram gram, int kvHead, int group,
+                                     PolicyWorkspace workspace) {
+        int n = head.length();
+        float[] perHead = new float[group * n];
+        workspace.kernels().valueL2Norms(head.values(), n, gram, kvHead * group, group, perHead);
+        return groupMean(perHead, n, group);
+    }
+
+    /** {@code mean[r] = (sum_q perHead[q][r]) / group}, summed in double over q in order. */
+    private static float[] groupMean(float[] perHead, int n, int group) {
         float[] mean = new float[n];
         for (int r = 0; r < n; r++) {
             double s = 0;

@@ -36,6 +36,12 @@ public final class Policies {
     public static final List<String> NAMES = List.of("streamingllm", "knorm", "snapkv", "adakv", "pyramidkv",
             "criticalkv", "criticaladakv", "dbudgetkv", "criticaldbudgetkv");
 
+    /**
+     * Further names {@link #byName} accepts: CriticalKV and CriticalAdaKV with the {@link ValueNorm#L2} value norm
+     * (not in {@link #NAMES}, which lists one name per method).
+     */
+    public static final List<String> L2_VARIANTS = List.of("criticalkv-l2", "criticaladakv-l2");
+
     /** StreamingLLM's and DBudgetKV's attention sinks. */
     public static final int DEFAULT_SINKS = 4;
     /** Ada-KV safeguard (kvpress, and the authors' advice with GQA). */
@@ -47,9 +53,9 @@ public final class Policies {
     }
 
     /**
-     * A policy by its name in {@link #NAMES} (case-insensitive), with default parameters.
+     * A policy by its name in {@link #NAMES} or {@link #L2_VARIANTS} (case-insensitive), with default parameters.
      *
-     * @param name one of {@link #NAMES}, any case
+     * @param name one of {@link #NAMES} or {@link #L2_VARIANTS}, any case
      * @return a new policy with the method's default parameters
      * @throws KvArgumentException if the name is unknown (the message lists the known ones)
      */
@@ -63,6 +69,8 @@ public final class Policies {
             case "pyramidkv" -> pyramidKv();
             case "criticalkv" -> criticalKv();
             case "criticaladakv" -> criticalAdaKv();
+            case "criticalkvl2" -> criticalKv(ValueNorm.L2);
+            case "criticaladakvl2" -> criticalAdaKv(ValueNorm.L2);
             case "dbudgetkv", "refreekv" -> dbudgetKv();
             case "criticaldbudgetkv" -> criticalDbudgetKv();
             default -> throw new KvArgumentException("unknown policy '" + name + "'; known: " + String.join(", ", NAMES));
@@ -170,6 +178,19 @@ public final class Policies {
     }
 
     /**
+     * CriticalKV on SnapKV with the defaults and the given value norm; named {@code criticalkv-l2} for
+     * {@link ValueNorm#L2}.
+     *
+     * @param norm the second stage's value norm ({@link ValueNorm#L1} is {@link #criticalKv()})
+     * @return the policy
+     * @throws KvArgumentException if {@code norm} is null
+     */
+    public static CompressionPolicy criticalKv(ValueNorm norm) {
+        CompressionPolicy p = criticalKv(WindowAttentionScorer.authors(), criticalSelection(0.5, 1e-4, norm));
+        return norm == ValueNorm.L2 ? p.withName("criticalkv-l2") : p;
+    }
+
+    /**
      * CriticalKV on SnapKV with the given scoring and stages.
      *
      * @param scoring the observation-window scorer
@@ -187,6 +208,20 @@ public final class Policies {
      */
     public static CompressionPolicy criticalAdaKv() {
         return criticalAdaKv(WindowAttentionScorer.authors(), DEFAULT_ADA_ALPHA, CriticalSelector.defaults());
+    }
+
+    /**
+     * CriticalAdaKV (Ada-KV alpha 0.2, two stages alpha 0.5, eps 1e-4) with the given value norm; named
+     * {@code criticaladakv-l2} for {@link ValueNorm#L2}.
+     *
+     * @param norm the second stage's value norm ({@link ValueNorm#L1} is {@link #criticalAdaKv()})
+     * @return the policy
+     * @throws KvArgumentException if {@code norm} is null
+     */
+    public static CompressionPolicy criticalAdaKv(ValueNorm norm) {
+        CompressionPolicy p = criticalAdaKv(WindowAttentionScorer.authors(), DEFAULT_ADA_ALPHA,
+                criticalSelection(0.5, 1e-4, norm));
+        return norm == ValueNorm.L2 ? p.withName("criticaladakv-l2") : p;
     }
 
     /**
@@ -396,6 +431,21 @@ public final class Policies {
      */
     public static Selector criticalSelection(double alpha, double eps) {
         return new CriticalSelector(alpha, eps);
+    }
+
+    /**
+     * CriticalKV's two-stage selection with the given value norm in its second stage.
+     *
+     * @param alpha share of the budget the first stage selects by score, in {@code [0, 1]}
+     * @param eps added to the base score before the second stage multiplies it by the value norm, finite and
+     *        {@code >= 0}
+     * @param norm {@link ValueNorm#L1} (the paper's) or {@link ValueNorm#L2} (from W_o's Gram matrices, 32x fewer
+     *        multiply-adds at Llama-3-8B's geometry)
+     * @return the selector
+     * @throws KvArgumentException if alpha or eps is out of range or norm is null
+     */
+    public static Selector criticalSelection(double alpha, double eps, ValueNorm norm) {
+        return new CriticalSelector(alpha, eps, norm);
     }
 
     /**

@@ -1,15 +1,24 @@
 package io.kvslab.policy;
 
+import io.kvslab.internal.ffm.OutputProjectionGram;
 import io.kvslab.internal.ffm.PolicyKernels;
+
+import java.util.Map;
+import java.util.WeakHashMap;
 
 /**
  * Native scratch and kernels (window attention, value norms) that policies use for their heavy products. Opaque to
  * callers: a {@link Compressor} owns one, and {@link CompressionPolicy#select} takes one; custom {@link Scorer}s and
  * {@link Selector}s receive it to hand on to the built-in steps they compose. Confined to the creating thread; close
  * it when done (it holds native memory).
+ *
+ * <p>It also keeps the W_o Gram matrices of {@link ValueNorm#L2} (about {@code queryHeads x headDim^2} floats per
+ * layer: 2 MiB at Llama-3-8B's geometry) for as long as the caller keeps that layer's weights array: they are keyed
+ * by the array's identity (a {@link WeakHashMap}: float arrays compare by identity), computed on first use.
  */
 public final class PolicyWorkspace implements AutoCloseable {
     private final PolicyKernels kernels;
+    private final Map<float[], OutputProjectionGram> grams = new WeakHashMap<>();
 
     private PolicyWorkspace(PolicyKernels kernels) {
         this.kernels = kernels;
@@ -29,8 +38,21 @@ public final class PolicyWorkspace implements AutoCloseable {
         return kernels;
     }
 
+    /**
+     * W_o's per-head Gram matrices, computed once per weights array (and shape) and then reused.
+     */
+    OutputProjectionGram gram(OutputProjection wo, int queryHeads, int headDim) {
+        OutputProjectionGram g = grams.get(wo.weights());
+        if (g == null || g.modelDim() != wo.modelDim() || g.queryHeads() != queryHeads || g.headDim() != headDim) {
+            g = kernels.gram(wo.weights(), wo.modelDim(), queryHeads, headDim);
+            grams.put(wo.weights(), g);
+        }
+        return g;
+    }
+
     @Override
     public void close() {
+        grams.clear();
         kernels.close();
     }
 }

@@ -71,7 +71,7 @@ final class FidelityCommand implements Callable<Integer> {
 
     @Option(names = "--policies", paramLabel = "LIST", split = ",", defaultValue = "all",
             description = "policy names or 'all' (default all: streamingllm, knorm, snapkv, adakv, pyramidkv, "
-                    + "criticalkv, criticaladakv, dbudgetkv, criticaldbudgetkv)")
+                    + "criticalkv, criticaladakv, dbudgetkv, criticaldbudgetkv; also criticalkv-l2, criticaladakv-l2)")
     private List<String> policies;
 
     @Option(names = "--kv-dtype", paramLabel = "LIST", split = ",", defaultValue = "f32",
@@ -183,7 +183,8 @@ final class FidelityCommand implements Callable<Integer> {
             if (p.trim().equalsIgnoreCase("all")) {
                 names.addAll(Policies.NAMES);
             } else {
-                names.add(Check.choice(spec, "--policies", p, Policies.NAMES));
+                names.add(Check.choice(spec, "--policies", p, java.util.stream.Stream.concat(
+                        Policies.NAMES.stream(), Policies.L2_VARIANTS.stream()).toList()));
             }
         }
         String att = Check.choice(spec, "--attention", attention, List.of("native", "java"));

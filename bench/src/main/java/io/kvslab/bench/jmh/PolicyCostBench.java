@@ -16,6 +16,7 @@ import io.kvslab.policy.SequenceContext;
 import io.kvslab.policy.CompressionResult;
 import io.kvslab.policy.LayerContext;
 import io.kvslab.policy.LayerInputs;
+import io.kvslab.policy.ValueNorm;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -43,6 +44,8 @@ import java.util.concurrent.TimeUnit;
  *       value-projection L1 norms with a synthetic 4096 x 4096 W_o, Ada-KV allocation, two-stage selection), and
  *       apply ({@code Sequence.keep(layer, rows)}) on a fresh fork of the filled sequence;</li>
  *   <li>{@code select}: the same without reading the context and without applying;</li>
+ *   <li>{@code compressL2}, {@code selectL2}: the same with {@link ValueNorm#L2} value norms (from W_o's Gram
+ *       matrices, computed on the first call and cached in the compressor's workspace);</li>
  *   <li>{@code prefill}: causal prefill attention of the same layer over all {@code context} tokens with the
  *       native kernel ({@link Attention#prefill}), the work the compression follows after a prompt.</li>
  * </ul>
@@ -69,6 +72,7 @@ public class PolicyCostBench {
     private Sequence filled;
     private Sequence fork;
     private CompressionPolicy policy;
+    private CompressionPolicy policyL2;
     private Compressor compressor;
     private Attention attention;
     private SyntheticPolicyInputs inputs;
@@ -96,6 +100,7 @@ public class PolicyCostBench {
             filled.appendChunk(0, k, v, pos);
         }
         policy = Policies.criticalAdaKv();
+        policyL2 = Policies.criticalAdaKv(ValueNorm.L2);
         compressor = new Compressor();
         inputs = new SyntheticPolicyInputs(LAYOUT, gen, 0, 1);
         context0 = contextOf(filled);
@@ -142,6 +147,17 @@ public class PolicyCostBench {
     @Benchmark
     public Selection select() {
         return policy.select(context0, Budget.fraction(kept), compressor.workspace());
+    }
+
+    @Benchmark
+    public CompressionResult compressL2() {
+        return compressor.compress(fork, policyL2, Budget.fraction(kept), new LayerInputs(
+                l -> inputs.window(l, context, policyL2.windowQueries()), l -> inputs.outputProjection()));
+    }
+
+    @Benchmark
+    public Selection selectL2() {
+        return policyL2.select(context0, Budget.fraction(kept), compressor.workspace());
     }
 
     @Benchmark

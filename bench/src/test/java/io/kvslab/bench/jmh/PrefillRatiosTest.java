@@ -29,10 +29,12 @@ class PrefillRatiosTest {
     void fullLayerAddsProjectionsAndMlpAtTheSgemmRate() {
         // 436,207,616 FLOPs per token (Q, K, V, O, gate, up, down of Llama-3-8B) x 4096 tokens at 20 GFLOP/s
         // = 89,335.32 ms, plus the measured 1,000 ms of attention
-        PolicyCostBenchRunner.Row r = new PolicyCostBenchRunner.Row(4096, 4516.766, 100, 1000, 20);
+        PolicyCostBenchRunner.Row r = new PolicyCostBenchRunner.Row(4096, 4516.766, 100, 1000, 20, 903.3532, 50);
         assertEquals(436_207_616.0, PolicyCostBenchRunner.LINEAR_FLOPS_PER_TOKEN);
         assertEquals(90_335.3197568, r.fullLayerMs(), 1e-6);
         assertEquals(4.516766, r.compressRatio(), 1e-12);
         assertEquals(0.05, r.compressOverLayer(), 1e-6);
+        assertEquals(0.9033532, r.compressL2Ratio(), 1e-12);
+        assertEquals(0.01, r.compressL2OverLayer(), 1e-6);
     }
 }

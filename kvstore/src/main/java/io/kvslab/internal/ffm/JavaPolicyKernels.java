@@ -2,8 +2,8 @@ package io.kvslab.internal.ffm;
 
 /**
  * Plain-Java versions of the policy kernels ({@code kvs_policy_window_attention}, {@code kvs_policy_value_norms}),
- * used where the native library cannot load. Same contract as {@link PolicyKernels}' methods, whose argument
- * checks run before either path; products accumulate in double.
+ * used where the native library cannot load, and the L2 value-norm kernel (Java on every path). Same contract as
+ * {@link PolicyKernels}' methods, whose argument checks run before either path; products accumulate in double.
  */
 final class JavaPolicyKernels {
     private JavaPolicyKernels() {}
@@ -64,6 +64,36 @@ final class JavaPolicyKernels {
                     norm += Math.abs(u);
                 }
                 out[gi * rows + t] = (float) norm;
+            }
+        }
+    }
+
+    /**
+     * See {@link PolicyKernels#valueL2Norms}; arguments already validated. {@code y = G_h v} in fp32 (the inner loop
+     * runs over contiguous Gram rows, which C2 vectorises), then {@code v . y} in double; a tiny negative result of
+     * rounding (the quadratic form is >= 0) becomes 0.
+     */
+    static void valueL2Norms(float[] values, int rows, float[] gram, int headDim, int firstHead, int groupHeads,
+                             float[] out) {
+        int d = headDim;
+        float[] y = new float[d];
+        for (int gi = 0; gi < groupHeads; gi++) {
+            int g = (firstHead + gi) * d * d;
+            for (int t = 0; t < rows; t++) {
+                int v = t * d;
+                java.util.Arrays.fill(y, 0f);
+                for (int i = 0; i < d; i++) {
+                    float vi = values[v + i];
+                    int gr = g + i * d;
+                    for (int j = 0; j < d; j++) {
+                        y[j] += vi * gram[gr + j];
+                    }
+                }
+                double q = 0;
+                for (int j = 0; j < d; j++) {
+                    q += (double) y[j] * values[v + j];
+                }
+                out[gi * rows + t] = (float) Math.sqrt(Math.max(0.0, q));
             }
         }
     }

@@ -14,7 +14,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * Java binding of the policy kernels in {@code policy_kernels.c}: observation-window attention and the L1 norms of
- * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction.
+ * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction; and the L2 norms of the projected
+ * values from W_o's per-head Gram matrices (also an sgemm, {@code headDim^2} multiply-adds per row and head).
  *
  * <p>Inputs are plain fp32 arrays (what {@code Sequence.readKeys/readValues} return). They are copied into one
  * off-heap workspace that grows geometrically and is reused across calls, so a compression pass allocates native
@@ -31,6 +32,10 @@ public final class PolicyKernels implements AutoCloseable {
 
     private static volatile MethodHandle windowAttention;
     private static volatile MethodHandle valueNorms;
+    private static volatile MethodHandle gram;
+    private static volatile MethodHandle valueL2Norms;
+    /** Rows per sgemm in the L2 value-norm kernel: scratch of L2_TILE x groupHeads x headDim floats. */
+    static final int L2_TILE = 512;
 
     private Arena arena;
     private MemorySegment workspace;
@@ -59,6 +64,10 @@ public final class PolicyKernels implements AutoCloseable {
                     valueNorms = lib.handle("kvs_policy_value_norms", FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                             ADDRESS, ADDRESS, JAVA_INT));
+                    gram = lib.handle("kvs_policy_gram", FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+                    valueL2Norms = lib.handle("kvs_policy_value_l2_norms", FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
                     windowAttention = lib.handle("kvs_policy_window_attention", FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
                             ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS));
@@ -241,6 +250,110 @@ public final class PolicyKernels implements AutoCloseable {
         }
         if (rc != 0) {
             throw new KvSlabException("kvs_policy_value_norms returned " + rc);
+        }
+        MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
+    }
+
+    /**
+     * The Gram matrices of every query head's slice of W_o, for {@link #valueL2Norms}: {@code G_h =
+     * (W_o^h)^T W_o^h}, one fp32 sgemm per head ({@code queryHeads x headDim^2 x modelDim} multiply-adds:
+     * compute once per W_o and reuse); the plain-Java fallback sums in double.
+     *
+     * @param weights {@code [modelDim][queryHeads * headDim]} row-major ({@code out = W_o x})
+     */
+    public OutputProjectionGram gram(float[] weights, int modelDim, int queryHeads, int headDim) {
+        checkOpen();
+        positive("modelDim", modelDim);
+        positive("queryHeads", queryHeads);
+        positive("headDim", headDim);
+        long len = elements("W_o", (long) modelDim * queryHeads * headDim);
+        elements("Gram matrices", (long) queryHeads * headDim * headDim);
+        if (weights == null || weights.length != len) {
+            throw new PolicyKernelException("W_o must hold modelDim * queryHeads * headDim = " + len
+                    + " floats, got " + (weights == null ? "null" : weights.length));
+        }
+        if (!nativeKernels) {
+            return OutputProjectionGram.inJava(weights, modelDim, queryHeads, headDim);
+        }
+        int glen = queryHeads * headDim * headDim;
+        float[] g = new float[glen];
+        try (OutputProjectionWeights wo = new OutputProjectionWeights(weights, modelDim, queryHeads, headDim)) {
+            MemorySegment ws = workspace((long) glen * Float.BYTES);
+            int rc;
+            try {
+                rc = (int) gram.invokeExact(wo.segment(), modelDim, queryHeads, headDim, ws);
+            } catch (Throwable t) {
+                throw new KvSlabException("kvs_policy_gram failed: " + t, t);
+            }
+            if (rc != 0) {
+                throw new KvSlabException("kvs_policy_gram returned " + rc);
+            }
+            MemorySegment.copy(ws, JAVA_FLOAT, 0, g, 0, glen);
+        }
+        return OutputProjectionGram.wrap(g, modelDim, queryHeads, headDim);
+    }
+
+    /**
+     * For each query head {@code h} of the group and each row {@code t}: {@code out[h - firstHead][t] =
+     * || values[t] . (W_o^h)^T ||_2 = sqrt(values[t]^T G_h values[t])}, the L2 norm of the row's value projected
+     * through head h's slice of W_o, from its Gram matrix ({@code headDim^2} multiply-adds per row and head, one
+     * sgemm of the rows with the group's matrices, then a dot product per row and head in double).
+     *
+     * @param values     {@code [rows][headDim]}
+     * @param rows       number of rows (0 returns at once)
+     * @param gram       the layer's Gram matrices; its headDim must equal this call's
+     * @param firstHead  first query head of the group
+     * @param groupHeads query heads in the group
+     * @param out        receives {@code [groupHeads][rows]}
+     */
+    public void valueL2Norms(float[] values, int rows, OutputProjectionGram gram, int firstHead, int groupHeads,
+                             float[] out) {
+        checkOpen();
+        if (gram == null) {
+            throw new PolicyKernelException("output-projection Gram matrices are required");
+        }
+        int queryHeads = gram.queryHeads();
+        positive("groupHeads", groupHeads);
+        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
+            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
+                    + " are outside 0.." + (queryHeads - 1));
+        }
+        if (rows < 0) {
+            throw new PolicyKernelException("rows must be >= 0, got " + rows);
+        }
+        if (rows == 0) {
+            return;
+        }
+        int headDim = gram.headDim();
+        long vLen = elements("values", (long) rows * headDim);
+        long outLen = elements("outputs", (long) groupHeads * rows);
+        atLeast("values", values, vLen);
+        atLeast("out", out, outLen);
+        if (!nativeKernels) {
+            JavaPolicyKernels.valueL2Norms(values, rows, gram.matrices(), headDim, firstHead, groupHeads, out);
+            return;
+        }
+        int tile = Math.min(rows, L2_TILE);
+        int gLen = groupHeads * headDim * headDim;
+        long bytes = align(vLen * Float.BYTES);
+        long gOff = bytes;
+        bytes = align(bytes + (long) gLen * Float.BYTES);
+        long outOff = bytes;
+        bytes = align(bytes + outLen * Float.BYTES);
+        long scratchOff = bytes;
+        bytes = align(bytes + (long) tile * groupHeads * headDim * Float.BYTES);
+        MemorySegment ws = workspace(bytes);
+        MemorySegment.copy(values, 0, ws, JAVA_FLOAT, 0, (int) vLen);
+        MemorySegment.copy(gram.matrices(), firstHead * headDim * headDim, ws, JAVA_FLOAT, gOff, gLen);
+        int rc;
+        try {
+            rc = (int) valueL2Norms.invokeExact(ws, rows, headDim, ws.asSlice(gOff), groupHeads,
+                    ws.asSlice(outOff), ws.asSlice(scratchOff), tile);
+        } catch (Throwable t) {
+            throw new KvSlabException("kvs_policy_value_l2_norms failed: " + t, t);
+        }
+        if (rc != 0) {
+            throw new KvSlabException("kvs_policy_value_l2_norms returned " + rc);
         }
         MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
     }
