@@ -99,8 +99,9 @@ final class StressRun {
     }
 
     private ChurnStress.Config churnConfig(ChurnStressOptions o) {
-        KvLayout layout = ModelGeometry.parse(o.model).layout(common.dtype,
-                Check.range(spec, "--churn-tokens-per-block", o.tokensPerBlock, 1, 65536));
+        KvLayout layout = ModelGeometry.parse(o.model).layout(common.dtype.key(),
+                Check.range(spec, "--churn-tokens-per-block", o.tokensPerBlock, 1, 65536))
+                .withDtypes(common.dtype.key(), common.dtype.value());
         int threads = Check.range(spec, "--threads", o.threads != null ? o.threads : cores, 1, 4096);
         double duration = Check.range(spec, "--duration", o.duration(common.full), 0, 7 * 24 * 3600.0);
         return new ChurnStress.Config(layout, threads, duration, o.limit, o.slab, o.sequences, o.maxRows,

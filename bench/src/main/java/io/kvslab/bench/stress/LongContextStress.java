@@ -1,5 +1,6 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.KvArgumentException;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.ReferenceAttention;
@@ -12,7 +13,6 @@ import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;
 import io.kvslab.bench.report.ProcessMemory;
 import io.kvslab.bench.geometry.ModelGeometry;
-import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -60,7 +60,7 @@ import java.util.SplittableRandom;
 public final class LongContextStress {
     /**
      * @param model           geometry (use {@link ModelGeometry#withLayers} for a layer subset)
-     * @param dtype           stored element type
+     * @param dtype           stored element types of K and V rows
      * @param tokensPerBlock  rows per block
      * @param slabBytes       slab size
      * @param tokens          tokens to stream
@@ -74,7 +74,7 @@ public final class LongContextStress {
      * @param policy          {@code window} (the sinks + recent stand-in) or a name of {@link Policies#NAMES}
      *                        except dynamic-budget ones
      */
-    public record Config(ModelGeometry model, DType dtype, int tokensPerBlock, long slabBytes, long tokens, int budget,
+    public record Config(ModelGeometry model, KvDtypes dtype, int tokensPerBlock, long slabBytes, long tokens, int budget,
                          int interval, int sinks, int chunk, int attentionEvery, int checkEvery, long seed,
                          String policy) {
         public Config {
@@ -103,7 +103,7 @@ public final class LongContextStress {
         }
 
         public KvLayout layout() {
-            return model.layout(dtype, tokensPerBlock);
+            return model.layout(dtype.key(), tokensPerBlock).withDtypes(dtype.key(), dtype.value());
         }
 
         /** The policy package's policy (StreamingLLM with {@code sinks}). */
@@ -153,7 +153,7 @@ public final class LongContextStress {
 
         /** Live-byte bound: every head at {@link #maxRowsPerHead()} rows, whole blocks. */
         public long liveBoundBytes() {
-            return boundBlocks() * layout().blockBytes();
+            return SlabMath.bytesOfBlocks(layout(), boundBlocks());
         }
 
         /** Reserved-byte bound: the live bound rounded up to whole slabs. */
@@ -199,7 +199,7 @@ public final class LongContextStress {
                     .put("layers", c.model().layers())
                     .put("kvHeads", c.model().kvHeads())
                     .put("headDim", c.model().headDim())
-                    .put("dtype", c.dtype().name())
+                    .put("dtype", c.dtype().label())
                     .put("tokensPerBlock", c.tokensPerBlock())
                     .put("slabBytes", c.slabBytes())
                     .put("budget", c.budget())
@@ -560,11 +560,11 @@ public final class LongContextStress {
                 blocks += 2L * ((s.length(l, h) + layout.tokensPerBlock() - 1) / layout.tokensPerBlock());
             }
         }
-        long expectLive = blocks * layout.blockBytes();
+        long expectLive = SlabMath.bytesOfBlocks(layout, blocks);
         StoreStats st = store.stats();
         violations.check(st.liveBytes() == expectLive, "after compression at token " + streamed + " live bytes are "
                 + st.liveBytes() + ", the retained rows need exactly " + expectLive);
-        violations.check(st.liveBytes() == st.liveBlocks() * layout.blockBytes(), "live bytes " + st.liveBytes()
+        violations.check(st.liveBytes() == SlabMath.bytesOfBlocks(layout, st.liveBlocks()), "live bytes " + st.liveBytes()
                 + " != live blocks x block bytes");
         violations.check(st.reservedBytes() >= st.liveBytes(), "reserved " + st.reservedBytes() + " < live "
                 + st.liveBytes());

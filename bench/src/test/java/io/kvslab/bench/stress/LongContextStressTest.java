@@ -5,6 +5,7 @@ import io.kvslab.bench.model.ReferenceAttention;
 
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
@@ -23,6 +24,10 @@ class LongContextStressTest {
     }
 
     private static LongContextStress.Config config(DType dtype, int chunk, int attentionEvery, String policy) {
+        return config(KvDtypes.both(dtype), chunk, attentionEvery, policy);
+    }
+
+    private static LongContextStress.Config config(KvDtypes dtype, int chunk, int attentionEvery, String policy) {
         return new LongContextStress.Config(SMALL, dtype, 8, 16 * 1024, 3000, 256, 100, 4, chunk, attentionEvery, 2,
                 11, policy);
     }
@@ -65,7 +70,7 @@ class LongContextStressTest {
     @Test
     void scoringPoliciesHoldTheirInvariantsAndTheBound() {
         for (String p : new String[] {"snapkv", "adakv", "pyramidkv", "criticaladakv", "knorm"}) {
-            LongContextStress.Config c = new LongContextStress.Config(SMALL, DType.F32, 8, 16 * 1024, 1200, 200, 100,
+            LongContextStress.Config c = new LongContextStress.Config(SMALL, KvDtypes.F32, 8, 16 * 1024, 1200, 200, 100,
                     4, 3, 300, 1, 5, p);
             LongContextStress.Result r = new LongContextStress(c, new ReferenceAttention(), null).run();
             assertTrue(r.ok(), r.summary());
@@ -83,6 +88,17 @@ class LongContextStressTest {
         }
         assertThrows(IllegalArgumentException.class, () -> config(DType.F32, 1, 0, "dbudgetkv"));
         assertThrows(IllegalArgumentException.class, () -> config(DType.F32, 1, 0, "h2o"));
+    }
+
+    @Test
+    void kAndVOfDifferentTypesHoldTheInvariantsAndTheBoundCountsEachSide() {
+        // K q8_0 (head dim 32: one group, 32 bytes + a 2-byte scale = 34 bytes/row), V q4_0 (16 + 2 = 18 bytes/row)
+        LongContextStress.Result r = new LongContextStress(config(new KvDtypes(DType.Q8_0, DType.Q4_0), 7, 50,
+                "streamingllm"), new ReferenceAttention(), null).run();
+        assertTrue(r.ok(), r.summary());
+        assertTrue(r.attentionSteps() > 0 && r.peakLiveBytes() <= r.liveBoundBytes(), r.summary());
+        // 362 rows = 46 blocks of 8 rows per (layer, KV head), 2 layers x 2 KV heads, a K block and a V block each
+        assertEquals(46L * 2 * 2 * 8 * (34 + 18), r.liveBoundBytes());
     }
 
     @Test

@@ -220,7 +220,9 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
     private Path plot(Path file, Map<String, List<BudgetResult>> byPolicy, String title, String xLabel,
                       String yLabel, boolean logY, boolean front, java.util.function.ToDoubleFunction<BudgetResult> y)
             throws IOException {
-        XYChart chart = new XYChartBuilder().width(1000).height(600).title(title + " (" + model + ", " + texts
+        // one legend line per series: grow the chart so the legend fits when many element types multiply them
+        int height = Math.max(600, 140 + 17 * byPolicy.size());
+        XYChart chart = new XYChartBuilder().width(1100).height(height).title(title + " (" + model + ", " + texts
                 + " texts)").xAxisTitle(xLabel).yAxisTitle(yLabel + (logY ? ", log scale" : "")).build();
         chart.getStyler().setYAxisLogarithmic(logY).setLegendPosition(Styler.LegendPosition.OutsideE)
                 .setMarkerSize(9).setChartBackgroundColor(java.awt.Color.WHITE);
@@ -258,13 +260,29 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
             }
             chart.getStyler().setYAxisLogarithmicDecadeOnly(!(hi > 0 && hi / lo < 100));
         }
+        // colour says the policy, marker and line the element type: a policy's runs on every type share a colour,
+        // and the same marker shows one type across policies (a single type keeps one style per series as before)
+        List<String> policyOrder = new ArrayList<>();
+        List<String> dtypeOrder = new ArrayList<>();
+        for (List<BudgetResult> rs : byPolicy.values()) {
+            if (!policyOrder.contains(rs.getFirst().policy())) {
+                policyOrder.add(rs.getFirst().policy());
+            }
+            if (!dtypeOrder.contains(rs.getFirst().dtype())) {
+                dtypeOrder.add(rs.getFirst().dtype());
+            }
+        }
+        boolean oneType = dtypeOrder.size() == 1;
         int i = 0;
         for (Map.Entry<String, Charts.Points> e : Charts.mergeIdentical(series).entrySet()) {
             XYSeries s = chart.addSeries(e.getKey(), e.getValue().x(), e.getValue().y());
-            s.setLineColor(Charts.PALETTE[i % Charts.PALETTE.length]);
-            s.setMarkerColor(Charts.PALETTE[i % Charts.PALETTE.length]);
-            s.setMarker(Charts.MARKERS[i % Charts.MARKERS.length]);
-            s.setLineStyle(Charts.LINES[i % Charts.LINES.length]);
+            BudgetResult first = byPolicy.get(e.getKey().split(" = ")[0]).getFirst();
+            int colour = oneType ? i : policyOrder.indexOf(first.policy());
+            int style = oneType ? i : dtypeOrder.indexOf(first.dtype());
+            s.setLineColor(Charts.PALETTE[colour % Charts.PALETTE.length]);
+            s.setMarkerColor(Charts.PALETTE[colour % Charts.PALETTE.length]);
+            s.setMarker(Charts.MARKERS[style % Charts.MARKERS.length]);
+            s.setLineStyle(Charts.LINES[style % Charts.LINES.length]);
             i++;
         }
         if (front) {
