@@ -1,7 +1,7 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.Attention;
-import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -31,9 +31,9 @@ final class DemoCommand implements Callable<Integer> {
             description = "context length; suffixes k, m (default ${DEFAULT-VALUE})")
     private int tokens;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", converter = DTypeConverter.class, defaultValue = "f16",
-            description = "stored element type: f32, f16, bf16 (default ${DEFAULT-VALUE})")
-    private DType dtype;
+    @Option(names = "--dtype", paramLabel = "TYPE", converter = KvDtypesConverter.class, defaultValue = "f16",
+            description = "stored element types (default ${DEFAULT-VALUE}): " + KvDtypesConverter.ALLOWED)
+    private KvDtypes dtype;
 
     @Option(names = "--layers", paramLabel = "N", defaultValue = "32",
             description = "layers of the Llama-3-8B geometry to materialise, 1..32 (default ${DEFAULT-VALUE})")
@@ -54,7 +54,7 @@ final class DemoCommand implements Callable<Integer> {
                 threadsOption != null ? threadsOption : Runtime.getRuntime().availableProcessors(), 1, 64);
         Check.range(spec, "--steps", steps, 1, 1000);
         PrintWriter out = spec.commandLine().getOut();
-        KvLayout layout = KvLayout.of(layers, 32, 8, 128, dtype);
+        KvLayout layout = KvLayout.of(layers, 32, 8, 128, dtype.key(), dtype.value());
         out.printf(Locale.ROOT, "KVSlab demo: Llama-3-8B geometry (%d layers, 32 q heads, 8 KV heads, head dim 128),"
                 + " %s, %d tokens/block, %d-token context%n", layers, dtype, layout.tokensPerBlock(), tokens);
         RandomFloats rnd = new RandomFloats(42);

@@ -8,6 +8,7 @@ import io.kvslab.bench.eval.fidelity.FidelityReport;
 import io.kvslab.bench.eval.pod.PodEvalConfig;
 import io.kvslab.bench.eval.pod.PodEvaluation;
 import io.kvslab.bench.eval.pod.PodReport;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.report.Progress;
 import io.kvslab.policy.Policies;
@@ -75,10 +76,10 @@ final class FidelityCommand implements Callable<Integer> {
     private List<String> policies;
 
     @Option(names = "--kv-dtype", paramLabel = "LIST", split = ",", defaultValue = "f32",
-            converter = DTypeConverter.class, description = "element types of the compressed runs' stores (default "
-            + "${DEFAULT-VALUE}; the reference is always f32): each type other than f32 adds a row for the "
-            + "quantisation alone and runs every policy and budget on it; allowed: " + DTypeConverter.ALLOWED)
-    private List<io.kvslab.DType> kvDtypes;
+            converter = KvDtypesConverter.class, description = "element types of the compressed runs' stores "
+            + "(default ${DEFAULT-VALUE}; the reference is always f32): each type other than f32 adds a row for the "
+            + "quantisation alone and runs every policy and budget on it; each item: " + KvDtypesConverter.ALLOWED)
+    private List<KvDtypes> kvDtypes;
 
     @Option(names = "--pool", paramLabel = "KIND", defaultValue = "max",
             description = "pooling of the SnapKV-family window scores: ${COMPLETION-CANDIDATES} (default "

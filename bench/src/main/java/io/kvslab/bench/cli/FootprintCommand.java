@@ -1,12 +1,12 @@
 package io.kvslab.bench.cli;
 
-import io.kvslab.DType;
 import io.kvslab.bench.footprint.FootprintPlot;
 import io.kvslab.bench.footprint.FootprintPolicy;
 import io.kvslab.bench.footprint.FootprintReport;
 import io.kvslab.bench.footprint.FootprintRow;
 import io.kvslab.bench.footprint.FootprintRunner;
 import io.kvslab.bench.geometry.ModelGeometry;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.report.Progress;
@@ -45,9 +45,9 @@ final class FootprintCommand implements Callable<Integer> {
             description = "context lengths in tokens (k, m suffixes are binary; default ${DEFAULT-VALUE})")
     private List<Integer> contexts;
 
-    @Option(names = "--dtypes", paramLabel = "LIST", split = ",", converter = DTypeConverter.class,
-            description = "element types: f32, f16, bf16, q8_0, q4_0 (default f16; f16,f32 with --full)")
-    private List<DType> dtypes;
+    @Option(names = "--dtypes", paramLabel = "LIST", split = ",", converter = KvDtypesConverter.class,
+            description = "element types (default f16; f16,f32 with --full); each item: " + KvDtypesConverter.ALLOWED)
+    private List<KvDtypes> dtypes;
 
     @Option(names = "--policies", paramLabel = "LIST", split = ",", defaultValue = "full,streamingllm,snapkv,adakv",
             description = "full (dense) or policies of io.kvslab.policy: streamingllm, knorm, snapkv, adakv, "
@@ -153,8 +153,9 @@ final class FootprintCommand implements Callable<Integer> {
         for (String p : policies) {
             ps.add(FootprintPolicy.parse(p, kept, sinks));
         }
-        List<DType> types = dtypes != null ? dtypes
-                : (full ? List.of(FULL_DTYPES.split(",")) : List.of("f16")).stream().map(DTypeConverter::parse).toList();
+        List<KvDtypes> types = dtypes != null ? dtypes.stream().distinct().toList()
+                : (full ? List.of(FULL_DTYPES.split(",")) : List.of("f16")).stream().map(KvDtypesConverter::parse)
+                .toList();
         return new FootprintRunner.Config(geometries, contexts, types, ps, lim, slab, tokensPerBlock, seed);
     }
 }

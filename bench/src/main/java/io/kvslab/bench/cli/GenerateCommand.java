@@ -3,6 +3,7 @@ package io.kvslab.bench.cli;
 import io.kvslab.bench.model.Generation;
 import io.kvslab.bench.model.Generator;
 import io.kvslab.bench.model.KvBackend;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.MatMul;
 import io.kvslab.bench.model.Sampler;
@@ -60,9 +61,9 @@ final class GenerateCommand implements Callable<Integer> {
             description = "store (KV store + native kernel, default), store-java, java (llama2.c reference)")
     private String kv;
 
-    @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = KvDtypes.Converter.class, defaultValue = "f32",
+    @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = KvDtypesConverter.class, defaultValue = "f32",
             description = "element type of stored K/V rows: f32 (default), f16, bf16, q8_0, q4_0 for both, or "
-                    + "k=TYPE,v=TYPE for each side (e.g. k=q8_0,v=q4_0, as llama.cpp's --cache-type-k/-v)")
+                    + "K/V for each side (e.g. q8_0/q4_0, as llama.cpp's --cache-type-k/-v; k=q8_0,v=q4_0 also works)")
     private KvDtypes dtype;
 
     @Option(names = "--matmul", paramLabel = "NAME", defaultValue = "openblas",

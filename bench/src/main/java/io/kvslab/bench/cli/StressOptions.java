@@ -1,13 +1,13 @@
 package io.kvslab.bench.cli;
 
-import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import picocli.CommandLine.Option;
 
 /** Options every {@code kvslab stress} test takes. */
 final class StressOptions {
-    @Option(names = "--dtype", paramLabel = "TYPE", converter = DTypeConverter.class, defaultValue = "f16",
-            description = "stored element type: f16, bf16, f32 (default ${DEFAULT-VALUE})")
-    DType dtype;
+    @Option(names = "--dtype", paramLabel = "TYPE", converter = KvDtypesConverter.class, defaultValue = "f16",
+            description = "stored element types (default ${DEFAULT-VALUE}): " + KvDtypesConverter.ALLOWED)
+    KvDtypes dtype;
 
     @Option(names = "--seed", paramLabel = "N", defaultValue = "1", description = "default ${DEFAULT-VALUE}")
     long seed;

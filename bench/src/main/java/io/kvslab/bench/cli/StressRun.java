@@ -9,6 +9,8 @@ import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.stress.ChurnStress;
 import io.kvslab.bench.stress.PerThreadKernelAttention;
+import io.kvslab.bench.stress.LongContextConfig;
+import io.kvslab.bench.stress.LongContextResult;
 import io.kvslab.bench.stress.LongContextStress;
 import picocli.CommandLine.Model.CommandSpec;
 
@@ -31,7 +33,7 @@ final class StressRun {
     /** Runs long (if {@code longOptions} is non-null), then churn (if {@code churnOptions} is non-null). */
     int run(LongStressOptions longOptions, ChurnStressOptions churnOptions) throws InterruptedException {
         String backend = Check.choice(spec, "--attention", common.attention, List.of("kernel", "java"));
-        LongContextStress.Config longCfg = longOptions == null ? null : longConfig(longOptions);
+        LongContextConfig longCfg = longOptions == null ? null : longConfig(longOptions);
         int kernelThreads = longOptions == null || longOptions.kernelThreads == null ? cores
                 : Check.range(spec, "--kernel-threads", longOptions.kernelThreads, 1, 64);
         ChurnStress.Config churnCfg = churnOptions == null ? null : churnConfig(churnOptions);
@@ -48,7 +50,7 @@ final class StressRun {
                         longCfg.maxRowsPerHead());
                 out.flush();
             }
-            LongContextStress.Result r;
+            LongContextResult r;
             try (PerThreadKernelAttention kernel = backend.equals("kernel") ? new PerThreadKernelAttention(kernelThreads) : null) {
                 SequenceAttention attention = kernel != null ? kernel : new ReferenceAttention();
                 r = new LongContextStress(longCfg, attention, progress).run();
@@ -90,17 +92,18 @@ final class StressRun {
         return ok ? 0 : 1;
     }
 
-    private LongContextStress.Config longConfig(LongStressOptions o) {
+    private LongContextConfig longConfig(LongStressOptions o) {
         ModelGeometry model = o.geometry(common.full);
         long tokens = Check.range(spec, "--tokens", o.tokens(common.full), 1, 1L << 40);
-        return new LongContextStress.Config(model, common.dtype, o.tokensPerBlock, o.slab, tokens, o.budget,
+        return new LongContextConfig(model, common.dtype, o.tokensPerBlock, o.slab, tokens, o.budget,
                 o.interval, o.sinks, o.chunk, o.attentionEvery, o.checkEvery, common.seed,
                 o.policy.toLowerCase(Locale.ROOT));
     }
 
     private ChurnStress.Config churnConfig(ChurnStressOptions o) {
-        KvLayout layout = ModelGeometry.parse(o.model).layout(common.dtype,
-                Check.range(spec, "--churn-tokens-per-block", o.tokensPerBlock, 1, 65536));
+        KvLayout layout = ModelGeometry.parse(o.model).layout(common.dtype.key(),
+                Check.range(spec, "--churn-tokens-per-block", o.tokensPerBlock, 1, 65536))
+                .withDtypes(common.dtype.key(), common.dtype.value());
         int threads = Check.range(spec, "--threads", o.threads != null ? o.threads : cores, 1, 4096);
         double duration = Check.range(spec, "--duration", o.duration(common.full), 0, 7 * 24 * 3600.0);
         return new ChurnStress.Config(layout, threads, duration, o.limit, o.slab, o.sequences, o.maxRows,

@@ -1,6 +1,6 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.Charts;
 import org.knowm.xchart.XYChart;
@@ -33,9 +33,9 @@ public final class FootprintPlot {
         if (rows.isEmpty()) {
             throw new IOException("no rows to plot");
         }
-        DType dtype = rows.getFirst().dtype();
+        KvDtypes dtype = rows.getFirst().dtype();
         XYChart chart = new XYChartBuilder().width(1200).height(720)
-                .title("KVSlab footprint (" + dtype.name().toLowerCase(Locale.ROOT) + "): reserved bytes after "
+                .title("KVSlab footprint (" + dtype.label() + "): reserved bytes after "
                         + "compression + compaction")
                 .xAxisTitle("context length (tokens)").yAxisTitle("reserved (GiB)").build();
         chart.getStyler().setXAxisLogarithmic(true).setYAxisLogarithmic(true)
@@ -50,7 +50,7 @@ public final class FootprintPlot {
         double minX = Double.MAX_VALUE;
         double maxX = 0;
         for (FootprintRow r : rows) {
-            if (r.dtype() != dtype) {
+            if (!r.dtype().equals(dtype)) {
                 continue;
             }
             modelIndex.putIfAbsent(r.model(), modelIndex.size());

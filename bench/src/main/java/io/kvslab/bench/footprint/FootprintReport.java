@@ -12,14 +12,14 @@ public final class FootprintReport {
     private FootprintReport() {}
 
     public static String header() {
-        return String.format(Locale.ROOT, "%-16s %8s %-5s %-16s %10s %12s %12s %12s %12s %8s %8s %12s %12s  %s",
-                "model", "context", "dtype", "policy", "kept/head", "theoretical", "live", "held", "reserved",
+        return String.format(Locale.ROOT, "%-16s %8s %-9s %6s %-16s %10s %12s %12s %12s %12s %8s %8s %12s %12s  %s",
+                "model", "context", "dtype", "B/row", "policy", "kept/head", "theoretical", "live", "held", "reserved",
                 "res/live", "res/theo", "proc RSS", "proc VmHWM", "mode");
     }
 
     public static String line(FootprintRow r) {
-        return String.format(Locale.ROOT, "%-16s %8d %-5s %-16s %10.1f %12s %12s %12s %12s %8.4f %8.4f %12s %12s  %s",
-                r.model(), r.contextTokens(), r.dtype(), r.policy(), r.keptTokensPerHead(),
+        return String.format(Locale.ROOT, "%-16s %8d %-9s %6d %-16s %10.1f %12s %12s %12s %12s %8.4f %8.4f %12s %12s  %s",
+                r.model(), r.contextTokens(), r.dtype().label(), r.rowPairBytes(), r.policy(), r.keptTokensPerHead(),
                 Bytes.human(r.theoreticalBytes()), Bytes.human(r.liveBytes()), Bytes.human(r.heldReservedBytes()),
                 Bytes.human(r.reservedBytes()), r.overhead(), r.overTheoretical(),
                 r.rssBytes() < 0 ? "-" : Bytes.human(r.rssBytes()), r.hwmBytes() < 0 ? "-" : Bytes.human(r.hwmBytes()),
@@ -40,7 +40,10 @@ public final class FootprintReport {
             list.add(Json.object()
                     .put("model", r.model())
                     .put("contextTokens", r.contextTokens())
-                    .put("dtype", r.dtype().name())
+                    .put("dtype", r.dtype().label())
+                    .put("keyDtype", r.dtype().key().name().toLowerCase(Locale.ROOT))
+                    .put("valueDtype", r.dtype().value().name().toLowerCase(Locale.ROOT))
+                    .put("rowPairBytes", r.rowPairBytes())
                     .put("policy", r.policy())
                     .put("keptTokensPerHead", r.keptTokensPerHead())
                     .put("theoreticalBytes", r.theoreticalBytes())

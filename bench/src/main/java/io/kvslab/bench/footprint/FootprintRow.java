@@ -1,16 +1,18 @@
 package io.kvslab.bench.footprint;
 
-import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 
 /**
  * One line of the footprint table.
  *
  * @param model             geometry name
  * @param contextTokens     tokens filled
- * @param dtype             stored element type
+ * @param dtype             stored element types of K and V rows
+ * @param rowPairBytes      bytes of one K row plus one V row of a (layer, KV head) in these types: exact, the
+ *                          types' own packing (q8_0 at head dim 128: 136 + 136; q8_0/q4_0: 136 + 72)
  * @param policy            compression policy name
  * @param keptTokensPerHead mean rows kept per (layer, KV head)
- * @param theoreticalBytes  K+V bytes of the kept rows: 2 x layers x kvHeads x rowBytes x kept tokens (rowBytes = dtype.rowBytes(headDim))
+ * @param theoreticalBytes  K+V bytes of the kept rows: kept rows (summed over (layer, KV head)) x rowPairBytes
  * @param liveBytes         bytes of the blocks holding them
  * @param heldReservedBytes slab bytes the store holds right after compression, before {@code compact()}
  * @param reservedBytes     slab bytes after {@code compact()}
@@ -23,7 +25,7 @@ import io.kvslab.DType;
  *                          row or no /proc)
  * @param hwmBytes          the process's peak resident bytes so far (VmHWM: process-wide, includes earlier rows)
  */
-public record FootprintRow(String model, int contextTokens, DType dtype, String policy, double keptTokensPerHead,
+public record FootprintRow(String model, int contextTokens, KvDtypes dtype, long rowPairBytes, String policy, double keptTokensPerHead,
                            long theoreticalBytes, long liveBytes, long heldReservedBytes, long reservedBytes,
                            boolean measured, String analyticKind, double seconds, long rssBytes, long hwmBytes) {
     /** Reserved over live bytes after compaction (1.0 = no slab slack). */

@@ -5,8 +5,8 @@ import io.kvslab.bench.report.ProcessMemory;
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.bench.geometry.SlabMath;
 
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.stress.StructuredKv;
-import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -31,14 +31,14 @@ public final class FootprintRunner {
     /**
      * @param models         geometries
      * @param contexts       context lengths in tokens
-     * @param dtypes         stored element types
+     * @param dtypes         stored element types of K and V rows (one type for both, or a K/V pair)
      * @param policies       compression policies
      * @param limitBytes     memory limit of the measured stores; rows whose dense fill exceeds it are analytic
      * @param slabBytes      slab size
      * @param tokensPerBlock rows per block
      * @param seed           synthetic data seed
      */
-    public record Config(List<ModelGeometry> models, List<Integer> contexts, List<DType> dtypes,
+    public record Config(List<ModelGeometry> models, List<Integer> contexts, List<KvDtypes> dtypes,
                          List<FootprintPolicy> policies, long limitBytes, long slabBytes, int tokensPerBlock,
                          long seed) {
         public Config {
@@ -69,7 +69,7 @@ public final class FootprintRunner {
         List<FootprintRow> rows = new ArrayList<>();
         for (ModelGeometry m : config.models()) {
             for (int ctx : config.contexts()) {
-                for (DType dt : config.dtypes()) {
+                for (KvDtypes dt : config.dtypes()) {
                     for (FootprintPolicy p : config.policies()) {
                         FootprintRow r = fits(m, ctx, dt) ? measure(m, ctx, dt, p) : analytic(m, ctx, dt, p);
                         rows.add(r);
@@ -82,19 +82,25 @@ public final class FootprintRunner {
     }
 
     /** Whether the dense fill of this context fits under the limit (compression comes after filling). */
-    public boolean fits(ModelGeometry m, int ctx, DType dt) {
-        KvLayout layout = m.layout(dt, config.tokensPerBlock());
-        long blocks = FootprintModel.dense(layout, config.storeConfig(), ctx).liveBytes() / layout.blockBytes();
+    public boolean fits(ModelGeometry m, int ctx, KvDtypes dt) {
+        KvLayout layout = layout(m, dt);
+        long blocks = 2 * (FootprintModel.dense(layout, config.storeConfig(), ctx).liveBytes()
+                / layout.blockPairBytes());
+        if (!layout.uniformDtype()) {
+            // two block sizes, two slab classes: whole slabs of each under the limit surely fit (a fill that would
+            // need the allocator's cut-down last slabs is computed instead of measured)
+            return SlabMath.reservedFor(layout, config.storeConfig(), blocks) <= config.limitBytes();
+        }
         return SlabMath.fitsUnderLimit(layout, config.storeConfig(), blocks);
     }
 
     /** The row computed without allocating. */
-    public FootprintRow analytic(ModelGeometry m, int ctx, DType dt, FootprintPolicy p) {
-        KvLayout layout = m.layout(dt, config.tokensPerBlock());
+    public FootprintRow analytic(ModelGeometry m, int ctx, KvDtypes dt, FootprintPolicy p) {
+        KvLayout layout = layout(m, dt);
         FootprintModel.Estimate e = FootprintModel.estimate(layout, config.storeConfig(),
                 FootprintModel.keptRows(layout, p, ctx));
         double perHead = (double) e.keptRows() / ((long) layout.layers() * layout.kvHeads());
-        return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, e.theoreticalBytes(), e.liveBytes(),
+        return new FootprintRow(m.name(), ctx, dt, rowPairBytes(layout), p.name(), perHead, e.theoreticalBytes(), e.liveBytes(),
                 e.reservedBytes(), e.reservedBytes(), false, p.analyticKind(), 0, -1, -1);
     }
 
@@ -102,8 +108,8 @@ public final class FootprintRunner {
      * Fills a real store with {@code ctx} synthetic tokens in every layer, compresses, compacts, and reads the
      * accounting. Closes the store and fails if it reports a leak.
      */
-    public FootprintRow measure(ModelGeometry m, int ctx, DType dt, FootprintPolicy p) {
-        KvLayout layout = m.layout(dt, config.tokensPerBlock());
+    public FootprintRow measure(ModelGeometry m, int ctx, KvDtypes dt, FootprintPolicy p) {
+        KvLayout layout = layout(m, dt);
         StructuredKv gen = synthetic.computeIfAbsent(layout, l -> new StructuredKv(l, config.seed(),
                 StructuredKv.Shape.realistic()));
         long start = System.nanoTime();
@@ -131,8 +137,19 @@ public final class FootprintRunner {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         double perHead = (double) rows / ((long) layout.layers() * layout.kvHeads());
-        return new FootprintRow(m.name(), ctx, dt, p.name(), perHead, 2 * rows * layout.rowBytes(), live, held,
+        return new FootprintRow(m.name(), ctx, dt, rowPairBytes(layout), p.name(), perHead,
+                rows * rowPairBytes(layout), live, held,
                 reserved, true, "measured", seconds, process.rssBytes(), process.hwmBytes());
+    }
+
+    /** The geometry's store layout with these K and V types. */
+    private KvLayout layout(ModelGeometry m, KvDtypes dt) {
+        return m.layout(dt.key(), config.tokensPerBlock()).withDtypes(dt.key(), dt.value());
+    }
+
+    /** Bytes of one K row plus one V row of a (layer, KV head): what one token costs there. */
+    static long rowPairBytes(KvLayout layout) {
+        return layout.keyRowBytes() + layout.valueRowBytes();
     }
 
     /** Appends {@code ctx} tokens (positions 0..ctx-1) to every layer in large chunks. */

@@ -11,6 +11,15 @@ import io.kvslab.StoreConfig;
 public final class SlabMath {
     private SlabMath() {}
 
+    /**
+     * Bytes of {@code blocks} blocks counted over K and V together (as the store's live-block count does): half of
+     * them K blocks and half V blocks, which differ in size when K and V types do.
+     */
+    public static long bytesOfBlocks(KvLayout layout, long blocks) {
+        return layout.uniformDtype() ? Math.multiplyExact(blocks, layout.blockBytes())
+                : Math.multiplyExact(blocks / 2, layout.blockPairBytes());
+    }
+
     /** Blocks per slab, as the allocator computes it. */
     public static long blocksPerSlab(KvLayout layout, StoreConfig config) {
         return Math.max(1, config.slabBytes() / layout.blockBytes());

@@ -1,5 +1,7 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.geometry.SlabMath;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.ReferenceAttention;
 
@@ -77,7 +79,7 @@ public final class ChurnStress {
         /** Bytes of one sequence at {@code maxRowsPerHead} rows in every head. */
         public long maxSequenceBytes() {
             long blocks = (maxRowsPerHead + layout.tokensPerBlock() - 1) / layout.tokensPerBlock();
-            return 2L * layout.layers() * layout.kvHeads() * blocks * layout.blockBytes();
+            return SlabMath.bytesOfBlocks(layout, 2L * layout.layers() * layout.kvHeads() * blocks);
         }
 
         /**
@@ -118,7 +120,7 @@ public final class ChurnStress {
                     .put("queryHeads", l.queryHeads())
                     .put("kvHeads", l.kvHeads())
                     .put("headDim", l.headDim())
-                    .put("dtype", l.dtype().name())
+                    .put("dtype", new KvDtypes(l.keyDtype(), l.valueDtype()).label())
                     .put("tokensPerBlock", l.tokensPerBlock())
                     .put("slabBytes", config.slabBytes())
                     .put("limitBytes", limitBytes)
@@ -150,7 +152,8 @@ public final class ChurnStress {
                       limit %s hit %,d times; %d accounting checkpoints; attention checks %,d (%s, max |err| %.3g)
                       peak live %s, peak reserved %s, reserved after close %s; process after the run: %s
                       violations: %d%s
-                    """, config.threads(), seconds, l.layers(), l.kvHeads(), l.headDim(), l.dtype(),
+                    """, config.threads(), seconds, l.layers(), l.kvHeads(), l.headDim(),
+                    new KvDtypes(l.keyDtype(), l.valueDtype()),
                     l.tokensPerBlock(), totalOps(), totalOps() / seconds,
                     o.length() > 2 ? o.substring(0, o.length() - 2) : "", Bytes.human(limitBytes), limitHits,
                     checkpoints, attentionChecks, attention, maxAttentionError, Bytes.human(peakLiveBytes),
@@ -299,7 +302,7 @@ public final class ChurnStress {
         }
         violations.check(addresses.size() == st.liveBlocks(), when + ": open sequences reference "
                 + addresses.size() + " distinct blocks but the store counts " + st.liveBlocks() + " live blocks");
-        violations.check(st.liveBytes() == st.liveBlocks() * layout.blockBytes(), when + ": live bytes "
+        violations.check(st.liveBytes() == SlabMath.bytesOfBlocks(layout, st.liveBlocks()), when + ": live bytes "
                 + st.liveBytes() + " != live blocks x block bytes");
         violations.check(st.liveBytes() <= st.reservedBytes() && st.reservedBytes() <= st.limitBytes(),
                 when + ": need live <= reserved <= limit, got " + st.liveBytes() + ", " + st.reservedBytes() + ", "

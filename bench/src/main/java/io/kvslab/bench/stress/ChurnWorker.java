@@ -1,5 +1,6 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.bench.geometry.SlabMath;
 import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.KvStore;
 import io.kvslab.bench.stress.ChurnStress.Op;
@@ -259,9 +260,9 @@ final class ChurnWorker implements Runnable {
                 expectBlocks += 2L * ((r.n + tpb - 1) / tpb);
             }
         }
-        run.violations.check(t.seq.referencedBytes() == expectBlocks * run.layout.blockBytes(), "thread " + id + " "
+        run.violations.check(t.seq.referencedBytes() == SlabMath.bytesOfBlocks(run.layout, expectBlocks), "thread " + id + " "
                 + when + ": sequence " + t.seq.id() + " references " + t.seq.referencedBytes()
-                + " bytes, its lengths need " + expectBlocks * run.layout.blockBytes());
+                + " bytes, its lengths need " + SlabMath.bytesOfBlocks(run.layout, expectBlocks));
         int l = rnd.nextInt(run.layout.layers());
         int h = rnd.nextInt(run.layout.kvHeads());
         ChurnRows r = t.rows(l, h);

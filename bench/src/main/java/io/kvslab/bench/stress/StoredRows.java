@@ -7,7 +7,7 @@ import java.util.Arrays;
 
 /**
  * Compares the K and V rows a sequence stores for one (layer, KV head) with the synthetic rows that were appended
- * at the same positions, bit for bit after rounding to the stored dtype ({@link StoredValues}).
+ * at the same positions, bit for bit after rounding to the stored dtype of each side ({@link StoredValues}).
  */
 public final class StoredRows {
     private StoredRows() {}
@@ -32,10 +32,10 @@ public final class StoredRows {
         float[] row = new float[dim];
         for (int r = 0; r < rows; r++) {
             gen.keyRow(salts[r], layer, kvHead, positions[r], row, 0);
-            StoredValues.round(row, 0, dim, layout.dtype());
+            StoredValues.round(row, 0, dim, layout.keyDtype());
             boolean keyOk = Arrays.equals(row, 0, dim, keys, r * dim, r * dim + dim);
             gen.valueRow(salts[r], layer, kvHead, positions[r], row, 0);
-            StoredValues.round(row, 0, dim, layout.dtype());
+            StoredValues.round(row, 0, dim, layout.valueDtype());
             boolean valueOk = Arrays.equals(row, 0, dim, values, r * dim, r * dim + dim);
             if (!keyOk || !valueOk) {
                 return "layer " + layer + " head " + kvHead + " row " + r + " (position " + positions[r]

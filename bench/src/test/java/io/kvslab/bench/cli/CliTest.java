@@ -1,6 +1,7 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -208,15 +209,20 @@ class CliTest {
 
     @Test
     void kvDtypeTakesOneTypeOrOnePerSide() {
-        assertEquals(new KvDtypes(DType.Q8_0, DType.Q8_0), KvDtypes.parse("q8_0"));
-        assertEquals(new KvDtypes(DType.Q8_0, DType.Q4_0), KvDtypes.parse("k=q8_0,v=q4_0"));
-        assertEquals(new KvDtypes(DType.Q4_0, DType.F16), KvDtypes.parse("v=fp16, K=q4"));
-        assertEquals("k=q8_0,v=q4_0", KvDtypes.parse("k=q8,v=q4").label());
-        assertEquals("f16", KvDtypes.parse("f16").label());
-        for (String bad : List.of("k=q8_0", "k=q8_0,k=f16", "x=f16,v=f16", "k=q9,v=f16", "q8_0,q4_0")) {
+        assertEquals(new KvDtypes(DType.Q8_0, DType.Q8_0), KvDtypesConverter.parse("q8_0"));
+        assertEquals(new KvDtypes(DType.Q8_0, DType.Q4_0), KvDtypesConverter.parse("q8_0/q4_0"));
+        assertEquals(new KvDtypes(DType.F16, DType.Q4_0), KvDtypesConverter.parse(" FP16/q4 "));
+        assertEquals(new KvDtypes(DType.Q8_0, DType.Q4_0), KvDtypesConverter.parse("k=q8_0,v=q4_0"));
+        assertEquals(new KvDtypes(DType.Q4_0, DType.F16), KvDtypesConverter.parse("v=fp16, K=q4"));
+        assertEquals("q8_0/q4_0", KvDtypesConverter.parse("k=q8,v=q4").label());
+        assertEquals("bf16/f32", KvDtypesConverter.parse("bfloat16/float32").label());
+        assertEquals("f16", KvDtypesConverter.parse("f16").label());
+        assertEquals("f16", KvDtypesConverter.parse("f16/half").label()); // the same type twice is one type
+        for (String bad : List.of("k=q8_0", "k=q8_0,k=f16", "x=f16,v=f16", "k=q9,v=f16", "q8_0,q4_0", "q8_0/",
+                "/q4_0", "q8_0/q4_0/f16", "q8_0/q9", "fp8", "")) {
             picocli.CommandLine.TypeConversionException e = assertThrows(
-                    picocli.CommandLine.TypeConversionException.class, () -> KvDtypes.parse(bad), bad);
-            assertTrue(e.getMessage().contains("allowed"), e.getMessage());
+                    picocli.CommandLine.TypeConversionException.class, () -> KvDtypesConverter.parse(bad), bad);
+            assertTrue(e.getMessage().contains("allowed: " + KvDtypesConverter.ALLOWED), e.getMessage());
         }
     }
 

@@ -50,6 +50,40 @@ class FootprintAndStressCommandTest {
     }
 
     @Test
+    void footprintTakesAKvPairAndReportsItsBytesPerRow() {
+        Run j = run("footprint", "--models", "stories260k", "--contexts", "4096", "--dtypes", "f16,q8_0/q4_0",
+                "--policies", "full", "--json");
+        assertEquals(0, j.code(), j.err());
+        // stories260K: 5 layers x 4 KV heads, head dim 8; q8_0 = 8 + 2 bytes/row, q4_0 = 4 + 2 bytes/row, f16 = 16
+        assertTrue(j.out().contains("\"dtype\": \"q8_0/q4_0\"") && j.out().contains("\"rowPairBytes\": 16,")
+                && j.out().contains("\"rowPairBytes\": 32,"), j.out());
+        assertTrue(j.out().contains("\"theoreticalBytes\": " + 5L * 4 * 4096 * (10 + 6) + ","), j.out());
+        assertTrue(j.out().contains("\"theoreticalBytes\": " + 5L * 4 * 4096 * 32 + ","), j.out());
+    }
+
+    @Test
+    void everyDtypeOptionTakesTheSameFormsAndListsThemOnError() {
+        for (String[] args : new String[][] {{"footprint", "--dtypes", "f16,q8_0/q9"}, {"stress", "long", "--dtype",
+                "q8_0/q9"}, {"stress", "churn", "--dtype", "q8_0/q9"}, {"demo", "--dtype", "q8_0/q9"},
+                {"eval", "fidelity", "--kv-dtype", "f32,q8_0/q9"}}) {
+            Run r = run(args);
+            assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+            assertTrue(r.err().contains("'q9' in 'q8_0/q9' is not an element type; allowed: "
+                    + KvDtypesConverter.ALLOWED), r.err());
+        }
+    }
+
+    @Test
+    void stressRunsWithKAndVOfDifferentTypes() {
+        Run r = run("stress", "long", "--model", "2:4:2:32", "--tokens", "1200", "--budget", "200", "--interval",
+                "64", "--attention-every", "300", "--check-every", "1", "--tokens-per-block", "8", "--slab", "16k",
+                "--dtype", "q8_0/q4_0", "--no-progress", "--json");
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("\"dtype\": \"q8_0/q4_0\"") && r.out().contains("\"ok\": true"), r.out());
+    }
+
+    @Test
     void usageErrorsExitWithTwo() {
         assertEquals(2, run("footprint", "--dtypes", "f8").code());
         assertEquals(2, run("footprint", "--models", "gpt-9").code());

@@ -6,6 +6,7 @@ import io.kvslab.bench.geometry.SlabMath;
 import io.kvslab.bench.report.Json;
 
 import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.KvLayout;
 import io.kvslab.StoreConfig;
 import org.junit.jupiter.api.Test;
@@ -64,7 +65,7 @@ class FootprintTest {
         long slab = 64 * 1024;
         List<ModelGeometry> models = List.of(SMALL);
         List<Integer> contexts = List.of(1, 100, 1000, 5003);
-        List<DType> dtypes = List.of(DType.F32, DType.F16, DType.BF16);
+        List<KvDtypes> dtypes = List.of(KvDtypes.F32, KvDtypes.both(DType.F16), KvDtypes.both(DType.BF16));
         List<FootprintPolicy> policies = List.of(FootprintPolicy.full(), FootprintPolicy.parse("streamingllm", 0.3, 4));
         FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(models, contexts, dtypes, policies,
                 1L << 30, slab, 8, 7));
@@ -72,7 +73,7 @@ class FootprintTest {
         assertEquals(contexts.size() * dtypes.size() * policies.size(), rows.size());
         for (FootprintRow m : rows) {
             assertTrue(m.measured(), m.toString());
-            DType dt = m.dtype();
+            KvDtypes dt = m.dtype();
             FootprintPolicy p = m.policy().equals("full") ? policies.get(0) : policies.get(1);
             FootprintRow a = runner.analytic(SMALL, m.contextTokens(), dt, p);
             assertFalse(a.measured());
@@ -82,13 +83,13 @@ class FootprintTest {
             assertEquals(a.reservedBytes(), m.reservedBytes(), m + " vs " + a);
             assertTrue(m.heldReservedBytes() >= m.reservedBytes(), m.toString());
             // Block slack: at most one partial block per (layer, KV head) and K/V.
-            KvLayout layout = SMALL.layout(dt, 8);
+            KvLayout layout = SMALL.layout(dt.key(), 8);
             long slack = 2L * SMALL.layers() * SMALL.kvHeads() * (layout.tokensPerBlock() - 1) * layout.rowBytes();
             assertTrue(m.liveBytes() - m.theoreticalBytes() >= 0 && m.liveBytes() - m.theoreticalBytes() <= slack,
                     m.toString());
         }
         // Hand check of one row: full, 1000 tokens, f16: 2 x 3 x 2 x 16 x 2 x 1000 = 384,000 bytes.
-        FootprintRow f16 = rows.stream().filter(r -> r.contextTokens() == 1000 && r.dtype() == DType.F16
+        FootprintRow f16 = rows.stream().filter(r -> r.contextTokens() == 1000 && r.dtype().equals(KvDtypes.both(DType.F16))
                 && r.policy().equals("full")).findFirst().orElseThrow();
         assertEquals(384_000, f16.theoreticalBytes());
         assertEquals(2L * 3 * 2 * 125 * (8 * 16 * 2), f16.liveBytes());   // 125 blocks of 8 rows per head
@@ -113,13 +114,13 @@ class FootprintTest {
             policies.add(FootprintPolicy.parse(n, 0.3, 4));
         }
         FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
-                List.of(100, 1000, 3001), List.of(DType.F16), policies, 1L << 30, slab, 8, 3));
+                List.of(100, 1000, 3001), List.of(KvDtypes.both(DType.F16)), policies, 1L << 30, slab, 8, 3));
         KvLayout layout = SMALL.layout(DType.F16, 8);
         long heads = (long) SMALL.layers() * SMALL.kvHeads();
         for (FootprintRow m : runner.run(r -> { })) {
             assertTrue(m.measured(), m.toString());
             FootprintPolicy p = policies.get(names.indexOf(m.policy().replaceAll("[0-9]+%$", "")));
-            FootprintRow a = runner.analytic(SMALL, m.contextTokens(), DType.F16, p);
+            FootprintRow a = runner.analytic(SMALL, m.contextTokens(), KvDtypes.both(DType.F16), p);
             long rowsMeasured = m.theoreticalBytes() / (2 * layout.rowBytes());
             long rowsAnalytic = a.theoreticalBytes() / (2 * layout.rowBytes());
             switch (a.mode()) {
@@ -154,7 +155,7 @@ class FootprintTest {
         long slab = 64 * 1024;
         // 3 x 2 x 2 x 16 x 4 bytes = 768 bytes per token (f32); a 1 MiB limit holds 1365 tokens at most.
         FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
-                List.of(1024, 4096), List.of(DType.F32), List.of(FootprintPolicy.full(), FootprintPolicy.parse("streamingllm", 0.1, 4)),
+                List.of(1024, 4096), List.of(KvDtypes.F32), List.of(FootprintPolicy.full(), FootprintPolicy.parse("streamingllm", 0.1, 4)),
                 1L << 20, slab, 8, 1));
         List<FootprintRow> rows = runner.run(r -> { });
         assertTrue(rows.get(0).measured() && rows.get(1).measured());
@@ -177,11 +178,11 @@ class FootprintTest {
     void plotIsAPngOfTheRequestedSize(@TempDir Path dir) throws Exception {
         List<FootprintRow> rows = new ArrayList<>();
         FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL),
-                List.of(64, 4096, 1 << 20), List.of(DType.F16), List.of(FootprintPolicy.full()), 1L << 30,
+                List.of(64, 4096, 1 << 20), List.of(KvDtypes.both(DType.F16)), List.of(FootprintPolicy.full()), 1L << 30,
                 1 << 20, 32, 1));
-        rows.add(runner.measure(SMALL, 64, DType.F16, FootprintPolicy.full()));
-        rows.add(runner.analytic(SMALL, 4096, DType.F16, FootprintPolicy.full()));
-        rows.add(runner.analytic(SMALL, 1 << 20, DType.F16, FootprintPolicy.full()));
+        rows.add(runner.measure(SMALL, 64, KvDtypes.both(DType.F16), FootprintPolicy.full()));
+        rows.add(runner.analytic(SMALL, 4096, KvDtypes.both(DType.F16), FootprintPolicy.full()));
+        rows.add(runner.analytic(SMALL, 1 << 20, KvDtypes.both(DType.F16), FootprintPolicy.full()));
         Path png = dir.resolve("sub/footprint.png");
         FootprintPlot.write(rows, 1L << 30, png);
         BufferedImage img = ImageIO.read(png.toFile());
@@ -229,5 +230,27 @@ class FootprintTest {
             assertEquals(e.liveBytes(), store.stats().liveBytes());
             assertEquals(e.reservedBytes(), store.stats().reservedBytes());
         }
+    }
+
+    @Test
+    void aRowOfKq8VQ4CountsEachSideInItsOwnBytes() {
+        // head dim 16: q8_0 = one group of 16 bytes + a 2-byte f16 scale = 18 bytes/row, q4_0 = 8 + 2 = 10 bytes/row
+        FootprintRunner runner = new FootprintRunner(new FootprintRunner.Config(List.of(SMALL), List.of(1001),
+                List.of(new KvDtypes(DType.Q8_0, DType.Q4_0)), List.of(FootprintPolicy.full()), 1L << 30, 64 * 1024,
+                8, 5));
+        List<FootprintRow> rows = runner.run(r -> { });
+        assertEquals(1, rows.size());
+        FootprintRow r = rows.getFirst();
+        assertTrue(r.measured(), r.toString());
+        assertEquals(18 + 10, r.rowPairBytes());
+        assertEquals("q8_0/q4_0", r.dtype().label());
+        // 3 layers x 2 KV heads x 1001 tokens x 28 bytes
+        assertEquals(3L * 2 * 1001 * 28, r.theoreticalBytes());
+        // 1001 rows = 126 blocks of 8 per (layer, KV head): 126 K blocks of 144 bytes and 126 V blocks of 80
+        assertEquals(3L * 2 * 126 * (8 * 18 + 8 * 10), r.liveBytes());
+        // 756 K blocks, 455 per 64 KiB slab: 2 slabs; 756 V blocks, 819 per slab: 1 slab (slabs hold whole blocks)
+        assertEquals(2L * 455 * 144 + 819L * 80, r.reservedBytes());
+        assertEquals(r.liveBytes(), runner.analytic(SMALL, 1001, r.dtype(), FootprintPolicy.full()).liveBytes());
+        assertTrue(FootprintReport.line(r).contains("q8_0/q4_0     28"), FootprintReport.line(r));
     }
 }

@@ -5,6 +5,7 @@ import io.kvslab.bench.model.ReferenceAttention;
 
 import io.kvslab.bench.geometry.ModelGeometry;
 import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.Sequence;
 import org.junit.jupiter.api.Test;
 
@@ -18,18 +19,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LongContextStressTest {
     private static final ModelGeometry SMALL = new ModelGeometry("small", 2, 4, 2, 32);
 
-    private static LongContextStress.Config config(DType dtype, int chunk, int attentionEvery) {
+    private static LongContextConfig config(DType dtype, int chunk, int attentionEvery) {
         return config(dtype, chunk, attentionEvery, "streamingllm");
     }
 
-    private static LongContextStress.Config config(DType dtype, int chunk, int attentionEvery, String policy) {
-        return new LongContextStress.Config(SMALL, dtype, 8, 16 * 1024, 3000, 256, 100, 4, chunk, attentionEvery, 2,
+    private static LongContextConfig config(DType dtype, int chunk, int attentionEvery, String policy) {
+        return config(KvDtypes.both(dtype), chunk, attentionEvery, policy);
+    }
+
+    private static LongContextConfig config(KvDtypes dtype, int chunk, int attentionEvery, String policy) {
+        return new LongContextConfig(SMALL, dtype, 8, 16 * 1024, 3000, 256, 100, 4, chunk, attentionEvery, 2,
                 11, policy);
     }
 
     @Test
     void tokenByTokenStreamingHoldsEveryInvariantAndReachesTheStatedBound() {
-        LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 50), new ReferenceAttention(),
+        LongContextResult r = new LongContextStress(config(DType.F16, 1, 50), new ReferenceAttention(),
                 null).run();
         assertTrue(r.ok(), r.summary());
         assertEquals(3000, r.tokens());
@@ -49,7 +54,7 @@ class LongContextStressTest {
     @Test
     void theNativeKernelAgreesWithTheReferenceThroughoutTheStream() {
         try (PerThreadKernelAttention kernel = new PerThreadKernelAttention(2)) {
-            LongContextStress.Result r = new LongContextStress(config(DType.F16, 1, 25), kernel, null).run();
+            LongContextResult r = new LongContextStress(config(DType.F16, 1, 25), kernel, null).run();
             assertTrue(r.ok(), r.summary());
             assertEquals(120, r.attentionSteps());
             assertEquals(60, r.attentionChecks());
@@ -65,9 +70,9 @@ class LongContextStressTest {
     @Test
     void scoringPoliciesHoldTheirInvariantsAndTheBound() {
         for (String p : new String[] {"snapkv", "adakv", "pyramidkv", "criticaladakv", "knorm"}) {
-            LongContextStress.Config c = new LongContextStress.Config(SMALL, DType.F32, 8, 16 * 1024, 1200, 200, 100,
+            LongContextConfig c = new LongContextConfig(SMALL, KvDtypes.F32, 8, 16 * 1024, 1200, 200, 100,
                     4, 3, 300, 1, 5, p);
-            LongContextStress.Result r = new LongContextStress(c, new ReferenceAttention(), null).run();
+            LongContextResult r = new LongContextStress(c, new ReferenceAttention(), null).run();
             assertTrue(r.ok(), r.summary());
             assertEquals(9, r.compressions(), p);   // tokens 300, 402, 504, ..., 1116 (chunks of 3 overshoot)
             assertTrue(r.peakLiveBytes() <= r.liveBoundBytes(), p);
@@ -86,9 +91,20 @@ class LongContextStressTest {
     }
 
     @Test
+    void kAndVOfDifferentTypesHoldTheInvariantsAndTheBoundCountsEachSide() {
+        // K q8_0 (head dim 32: one group, 32 bytes + a 2-byte scale = 34 bytes/row), V q4_0 (16 + 2 = 18 bytes/row)
+        LongContextResult r = new LongContextStress(config(new KvDtypes(DType.Q8_0, DType.Q4_0), 7, 50,
+                "streamingllm"), new ReferenceAttention(), null).run();
+        assertTrue(r.ok(), r.summary());
+        assertTrue(r.attentionSteps() > 0 && r.peakLiveBytes() <= r.liveBoundBytes(), r.summary());
+        // 362 rows = 46 blocks of 8 rows per (layer, KV head), 2 layers x 2 KV heads, a K block and a V block each
+        assertEquals(46L * 2 * 2 * 8 * (34 + 18), r.liveBoundBytes());
+    }
+
+    @Test
     void chunkedStreamingInOtherDtypesHoldsTheInvariants() {
         for (DType dt : new DType[] {DType.F32, DType.BF16}) {
-            LongContextStress.Result r = new LongContextStress(config(dt, 7, 0), new ReferenceAttention(), null)
+            LongContextResult r = new LongContextStress(config(dt, 7, 0), new ReferenceAttention(), null)
                     .run();
             assertTrue(r.ok(), r.summary());
             assertEquals(0, r.attentionSteps());
@@ -120,7 +136,7 @@ class LongContextStressTest {
                 throw new UnsupportedOperationException("the stress runs decode only");
             }
         };
-        LongContextStress.Result r = new LongContextStress(config(DType.F32, 1, 100), halved, null).run();
+        LongContextResult r = new LongContextStress(config(DType.F32, 1, 100), halved, null).run();
         assertFalse(r.ok());
         assertEquals(15, r.attentionChecks());
         assertEquals(r.attentionChecks(), r.violationCount(), r.summary());

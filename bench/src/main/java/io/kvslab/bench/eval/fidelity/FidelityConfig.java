@@ -1,6 +1,6 @@
 package io.kvslab.bench.eval.fidelity;
 
-import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.WindowPooling;
 
@@ -23,12 +23,12 @@ import java.util.List;
  *                     library's kernel)
  * @param pooling      pooling of the SnapKV-family window scores (the authors' max)
  * @param kernel       pooling kernel size (the authors' 7; 1 = none)
- * @param kvDtypes     element types of the compressed runs' stores (the reference run is always f32): a type other
- *                     than f32 adds a row for the quantisation alone and runs every policy and budget on it too
+ * @param kvDtypes     K/V element types of the compressed runs' stores (the reference run is always f32): a pair
+ *                     other than f32 adds a row for the quantisation alone and runs every policy and budget on it too
  */
 public record FidelityConfig(int stories, int continuation, int minContext, int maxContext, int window,
                              List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
-                             String attention, WindowPooling pooling, int kernel, List<DType> kvDtypes) {
+                             String attention, WindowPooling pooling, int kernel, List<KvDtypes> kvDtypes) {
     /** Default: 16 stories, 64 continuation tokens, window 16, budgets 10/25/50% and dynamic, every policy. */
     public static final int DEFAULT_STORIES = 16;
     public static final int DEFAULT_CONTINUATION = 64;
@@ -81,7 +81,7 @@ public record FidelityConfig(int stories, int continuation, int minContext, int 
                           List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
                           String attention, WindowPooling pooling, int kernel) {
         this(stories, continuation, minContext, maxContext, window, fractions, dynamic, policies, tokensPerBlock,
-                attention, pooling, kernel, List.of(DType.F32));
+                attention, pooling, kernel, List.of(KvDtypes.F32));
     }
 
     /** The default configuration. */

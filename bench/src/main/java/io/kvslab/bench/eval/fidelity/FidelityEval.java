@@ -1,11 +1,11 @@
 package io.kvslab.bench.eval.fidelity;
 
-import io.kvslab.DType;
 import io.kvslab.bench.eval.Bootstrap;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.RunComparison;
 import io.kvslab.bench.eval.TeacherForcing;
 import io.kvslab.bench.model.KernelAttention;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.ReferenceAttention;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
@@ -104,15 +104,15 @@ public final class FidelityEval {
                 used++;
                 contextTokens += context;
                 FullRun full = FullRun.run(model, cfg.tokensPerBlock(), attention(cfg), tokens, context,
-                        cfg.window(), DType.F32);
+                        cfg.window(), KvDtypes.F32);
                 Perturbation perturbation = new Perturbation(full, wo, c.heads(), c.headDim());
                 double dynamicFraction = Double.NaN;
-                for (DType dtype : cfg.kvDtypes()) {
+                for (KvDtypes dtype : cfg.kvDtypes()) {
                     String dt = dtypeName(dtype);
                     // the compressed runs select from their own store's state: rows as that store holds them
-                    FullRun state = dtype == DType.F32 ? full : FullRun.run(model, cfg.tokensPerBlock(),
+                    FullRun state = dtype.equals(KvDtypes.F32) ? full : FullRun.run(model, cfg.tokensPerBlock(),
                             attention(cfg), tokens, context, cfg.window(), dtype);
-                    if (dtype != DType.F32) {
+                    if (!dtype.equals(KvDtypes.F32)) {
                         RunComparison cmp = RunComparison.of(full.logits, state.logits, tokens, context,
                                 tokens.length);
                         acc.computeIfAbsent(key(FULL, dt, "100%"), k -> new Accumulator(FULL, dt, "100%"))
@@ -121,7 +121,7 @@ public final class FidelityEval {
                     double fraction = Double.NaN;
                     if (cfg.dynamic()) {
                         fraction = dbudget.select(state.atContext, Budget.dynamic(), kernels).keptFraction();
-                        if (dtype == DType.F32 || Double.isNaN(dynamicFraction)) {
+                        if (dtype.equals(KvDtypes.F32) || Double.isNaN(dynamicFraction)) {
                             dynamicFraction = fraction;
                         }
                     }
@@ -148,8 +148,8 @@ public final class FidelityEval {
                             }
                             RunComparison cmp = RunComparison.of(full.logits, logits, tokens, context,
                                     tokens.length);
-                            double[][] pert = dtype == DType.F32 ? perturbation.of(sel) : null;
-                            double[][] windowPert = dtype == DType.F32 ? perturbation.ofWindow(sel) : null;
+                            double[][] pert = dtype.equals(KvDtypes.F32) ? perturbation.of(sel) : null;
+                            double[][] windowPert = dtype.equals(KvDtypes.F32) ? perturbation.ofWindow(sel) : null;
                             String key = key(e.getKey(), dt, b);
                             acc.computeIfAbsent(key, k -> new Accumulator(e.getKey(), dt, b))
                                     .add(sel.keptFraction(), live[0], full.contextLiveBytes, cmp, pert, windowPert);
@@ -177,7 +177,7 @@ public final class FidelityEval {
             results.add(a.result());
         }
         List<PairedDifference> differences = new ArrayList<>();
-        for (DType dtype : cfg.kvDtypes()) {
+        for (KvDtypes dtype : cfg.kvDtypes()) {
             for (String b : budgets) {
                 for (Map.Entry<String, String> e : BASES.entrySet()) {
                     Accumulator policy = acc.get(key(e.getKey(), dtypeName(dtype), b));
@@ -211,9 +211,9 @@ public final class FidelityEval {
         return policy + "/" + dtype + "@" + budget;
     }
 
-    /** The element type as the CLI spells it (f32, f16, bf16, ...). */
-    static String dtypeName(DType dtype) {
-        return dtype.name().toLowerCase(Locale.ROOT);
+    /** The element types as the CLI spells them (f32, f16, q8_0/q4_0, ...). */
+    static String dtypeName(KvDtypes dtype) {
+        return dtype.label();
     }
 
     /** The SnapKV-family policies get the eval's observation window and pooling. */

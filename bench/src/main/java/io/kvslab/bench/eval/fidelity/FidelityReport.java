@@ -3,6 +3,7 @@ package io.kvslab.bench.eval.fidelity;
 import io.kvslab.bench.report.Json;
 
 import io.kvslab.bench.report.Charts;
+import org.knowm.xchart.AnnotationTextPanel;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
@@ -14,7 +15,9 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * What {@link FidelityEval} measured, as JSON (for machines), a Markdown table, and PNG plots of each metric against
@@ -217,11 +220,21 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
         return files;
     }
 
+    /** The one point named on the plots with several element types (DBudgetKV's layer budgets, CriticalKV's rows). */
+    static final String LABELLED_POLICY = "criticaldbudgetkv";
+    static final String LABELLED_DTYPE = "q8_0";
+
     private Path plot(Path file, Map<String, List<BudgetResult>> byPolicy, String title, String xLabel,
                       String yLabel, boolean logY, boolean front, java.util.function.ToDoubleFunction<BudgetResult> y)
             throws IOException {
-        XYChart chart = new XYChartBuilder().width(1000).height(600).title(title + " (" + model + ", " + texts
-                + " texts)").xAxisTitle(xLabel).yAxisTitle(yLabel + (logY ? ", log scale" : "")).build();
+        Set<String> types = new LinkedHashSet<>();
+        byPolicy.values().forEach(rs -> types.add(rs.getFirst().dtype()));
+        boolean oneType = types.size() == 1;
+        // several element types: colour says the policy, marker and line the type, and the legend lists the policies
+        // (their series on the first type) and each other type once (its whole-cache point), not every pair
+        XYChart chart = new XYChartBuilder().width(1100).height(oneType ? 600 : 720).title(title + " (" + model
+                + ", " + texts + " texts)").xAxisTitle(xLabel + (oneType ? "" : "; colour = policy, marker and line = "
+                        + "KV dtype")).yAxisTitle(yLabel + (logY ? ", log scale" : "")).build();
         chart.getStyler().setYAxisLogarithmic(logY).setLegendPosition(Styler.LegendPosition.OutsideE)
                 .setMarkerSize(9).setChartBackgroundColor(java.awt.Color.WHITE);
         chart.getStyler().setxAxisTickLabelsFormattingFunction(Charts::plain);
@@ -258,13 +271,34 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
             }
             chart.getStyler().setYAxisLogarithmicDecadeOnly(!(hi > 0 && hi / lo < 100));
         }
+        List<String> policyOrder = new ArrayList<>();
+        for (List<BudgetResult> rs : byPolicy.values()) {
+            if (!policyOrder.contains(rs.getFirst().policy())) {
+                policyOrder.add(rs.getFirst().policy());
+            }
+        }
+        List<String> dtypeOrder = List.copyOf(types);
         int i = 0;
         for (Map.Entry<String, Charts.Points> e : Charts.mergeIdentical(series).entrySet()) {
-            XYSeries s = chart.addSeries(e.getKey(), e.getValue().x(), e.getValue().y());
-            s.setLineColor(Charts.PALETTE[i % Charts.PALETTE.length]);
-            s.setMarkerColor(Charts.PALETTE[i % Charts.PALETTE.length]);
-            s.setMarker(Charts.MARKERS[i % Charts.MARKERS.length]);
-            s.setLineStyle(Charts.LINES[i % Charts.LINES.length]);
+            BudgetResult first = byPolicy.get(e.getKey().split(" = ")[0]).getFirst();
+            boolean whole = first.policy().equals(FidelityEval.FULL);
+            String name = oneType ? e.getKey() : String.join(" = ", java.util.Arrays.stream(e.getKey().split(" = "))
+                    .map(n -> n.startsWith(FidelityEval.FULL + " ") ? n.substring(FidelityEval.FULL.length() + 1)
+                            + " (whole cache)" : n).toList());
+            XYSeries s = chart.addSeries(name, e.getValue().x(), e.getValue().y());
+            int colour = oneType ? i : policyOrder.indexOf(first.policy());
+            int style = oneType ? i : dtypeOrder.indexOf(first.dtype());
+            s.setLineColor(Charts.PALETTE[colour % Charts.PALETTE.length]);
+            s.setMarkerColor(Charts.PALETTE[colour % Charts.PALETTE.length]);
+            s.setMarker(Charts.MARKERS[style % Charts.MARKERS.length]);
+            s.setLineStyle(Charts.LINES[style % Charts.LINES.length]);
+            s.setShowInLegend(oneType || whole || first.dtype().equals(dtypeOrder.getFirst()));
+            if (first.policy().equals(LABELLED_POLICY) && first.dtype().equals(LABELLED_DTYPE)
+                    && !oneType && Double.isFinite(e.getValue().y()[0])) {
+                // the issue asks for this combined policy "on the Pareto plot with q8_0": name its point on the plot
+                chart.addAnnotation(new AnnotationTextPanel("\u2190 CriticalDBudgetKV, " + LABELLED_DTYPE,
+                        e.getValue().x()[0] + 0.6, e.getValue().y()[0], false));
+            }
             i++;
         }
         if (front) {

@@ -2,10 +2,10 @@ package io.kvslab.bench.eval.fidelity;
 
 import io.kvslab.bench.eval.TeacherForcing;
 import io.kvslab.bench.model.AttentionObserver;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
-import io.kvslab.DType;
 import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
 import io.kvslab.policy.OutputProjection;
@@ -46,7 +46,7 @@ final class FullRun {
     }
 
     static FullRun run(LlamaModel model, int tokensPerBlock, SequenceAttention attention, int[] tokens, int context,
-                       int window, DType dtype) {
+                       int window, KvDtypes dtype) {
         ModelConfig c = model.config();
         int dim = c.dim();
         int w = Math.min(window, context);

@@ -1,12 +1,12 @@
 package io.kvslab.bench.eval.fidelity;
 
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.MatMul;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.Session;
 import io.kvslab.bench.model.StoreKvCache;
-import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -20,10 +20,10 @@ final class StoreSession implements AutoCloseable {
     private final Session session;
     private final Sequence sequence;
 
-    StoreSession(LlamaModel model, int tokensPerBlock, SequenceAttention attention, DType dtype) {
+    StoreSession(LlamaModel model, int tokensPerBlock, SequenceAttention attention, KvDtypes dtype) {
         ModelConfig c = model.config();
-        this.store = KvStore.open(new KvLayout(c.layers(), c.heads(), c.kvHeads(), c.headDim(), dtype,
-                tokensPerBlock));
+        this.store = KvStore.open(new KvLayout(c.layers(), c.heads(), c.kvHeads(), c.headDim(), dtype.key(),
+                dtype.value(), tokensPerBlock));
         try {
             this.sequence = store.newSequence();
             this.session = new Session(model, new StoreKvCache(sequence, attention), MatMul.JAVA,

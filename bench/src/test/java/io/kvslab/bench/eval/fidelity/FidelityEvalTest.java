@@ -1,5 +1,7 @@
 package io.kvslab.bench.eval.fidelity;
 
+import io.kvslab.bench.model.KvDtypes;
+
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.report.Json;
 import io.kvslab.bench.model.LoadedModel;
@@ -86,7 +88,7 @@ class FidelityEvalTest {
         for (Path p : r.writePlots(dir)) {
             BufferedImage img = ImageIO.read(p.toFile());
             assertNotNull(img, p + " is a readable PNG");
-            assertEquals(1000, img.getWidth());
+            assertEquals(1100, img.getWidth());   // room for the legend beside the plot
         }
     }
 
@@ -94,7 +96,7 @@ class FidelityEvalTest {
     void halfPrecisionStoresAddTheQuantisationAloneAndEveryPolicyOnThem() {
         FidelityConfig cfg = new FidelityConfig(2, 16, 64, 128, 8, List.of(0.25, 1.0), false,
                 List.of("snapkv", "criticalkv"), 8, "java", WindowPooling.MAX, 7,
-                List.of(io.kvslab.DType.F32, io.kvslab.DType.F16, io.kvslab.DType.BF16));
+                List.of(KvDtypes.F32, KvDtypes.both(io.kvslab.DType.F16), KvDtypes.both(io.kvslab.DType.BF16)));
         FidelityReport r = FidelityEval.run(SharedModels.bin(), EvalTextSet.load(), cfg, null);
         assertEquals(2 * 2 + 2 * (1 + 2 * 2), r.results().size(), "f32: 2 policies x 2 budgets; f16, bf16: the "
                 + "full cache and 2 x 2");

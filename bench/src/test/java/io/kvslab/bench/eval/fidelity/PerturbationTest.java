@@ -2,6 +2,7 @@ package io.kvslab.bench.eval.fidelity;
 
 import io.kvslab.Attention;
 import io.kvslab.DType;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -42,7 +43,7 @@ class PerturbationTest {
         ModelConfig c = model.config();
         int[] tokens = Arrays.copyOf(EvalTextSet.load().stories().get(0).tokens(m.tokenizer().bos()),
                 CONTEXT + CONTINUATION);
-        FullRun full = FullRun.run(model, 8, new ReferenceAttention(), tokens, CONTEXT, 16, DType.F32);
+        FullRun full = FullRun.run(model, 8, new ReferenceAttention(), tokens, CONTEXT, 16, KvDtypes.F32);
         float[][] wo = new float[c.layers()][];
         for (int l = 0; l < c.layers(); l++) {
             wo[l] = model.weights().wo(l);
