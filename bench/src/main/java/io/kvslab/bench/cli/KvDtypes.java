@@ -12,7 +12,7 @@ import java.util.Locale;
  * @param key    type of stored K rows
  * @param value  type of stored V rows
  */
-record KvDtypes(DType key, DType value) {
+public record KvDtypes(DType key, DType value) {
     static final String ALLOWED = "a type for both K and V (" + DTypeConverter.ALLOWED + "), or k=TYPE,v=TYPE "
             + "for each side (e.g. k=q8_0,v=q4_0)";
 
@@ -49,13 +49,13 @@ record KvDtypes(DType key, DType value) {
     }
 
     /** {@code q8_0} when both sides agree, else {@code k=q8_0,v=q4_0}. */
-    String label() {
+    public String label() {
         String k = key.name().toLowerCase(Locale.ROOT);
         return key == value ? k : "k=" + k + ",v=" + value.name().toLowerCase(Locale.ROOT);
     }
 
     /** The picocli converter of {@code --kv-dtype}. */
-    static final class Converter implements CommandLine.ITypeConverter<KvDtypes> {
+    public static final class Converter implements CommandLine.ITypeConverter<KvDtypes> {
         @Override
         public KvDtypes convert(String value) {
             return parse(value);
