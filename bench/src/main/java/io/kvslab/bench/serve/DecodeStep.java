@@ -87,6 +87,7 @@ final class DecodeStep implements AutoCloseable {
         metrics.addPhase(Phase.MATMUL, (t - start) - attentionNanos);
         metrics.batchRows.add(n);
         metrics.peakBatch.accumulateAndGet(n, Math::max);
+        long sampling = 0;
         for (int r = 0; r < n; r++) {
             Job j = jobs[r];
             RuntimeException failure = failures[r];
@@ -103,9 +104,13 @@ final class DecodeStep implements AutoCloseable {
             }
             j.position++;
             publishDecoded(j);
-            delivery.accept(j, j.sampler.sample(logits, r * vocab));
+            long s0 = System.nanoTime();
+            int token = j.sampler.sample(logits, r * vocab);
+            sampling += System.nanoTime() - s0;
+            delivery.accept(j, token);
         }
-        metrics.addPhase(Phase.SAMPLE, System.nanoTime() - t);
+        metrics.addPhase(Phase.SAMPLE, sampling);
+        metrics.addPhase(Phase.DELIVER, System.nanoTime() - t - sampling);
     }
 
     /**

@@ -215,7 +215,7 @@ final class PressureRelief implements AutoCloseable {
             if (!j.finished) {
                 j.finished = true;
                 metrics.requestsFailed.increment();
-                j.events.add(new JobEvent.Failed(503, "server_error", "scheduler_stopped",
+                Delivery.send(j, new JobEvent.Failed(503, "server_error", "scheduler_stopped",
                         "the scheduler is not running (the server is shutting down)"));
             }
         }

@@ -54,7 +54,8 @@ final class Scheduler implements AutoCloseable {
         this.kv = new ServeStore(model, config, metrics, tiers);
         int vocab = model.model().config().vocabSize();
         this.requests = new Requests(kv.manager, metrics);
-        this.delivery = new Delivery(model.tokenizer(), metrics, config.pressure() != null);
+        this.delivery = new Delivery(model.tokenizer(), metrics, config.pressure() != null,
+                config.streamInterval());
         this.caches = new SequenceCaches();
         this.relief = new PressureRelief(config, kv, requests, delivery, caches, metrics);
         this.admission = new Admission(config, kv, requests, delivery, caches, relief, vocab);

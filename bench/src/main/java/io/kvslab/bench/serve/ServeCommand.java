@@ -49,6 +49,11 @@ public final class ServeCommand implements Callable<Integer> {
             + "tier in a temporary directory), recompute; e.g. compress:streamingllm:96,swap,recompute (default: none, the request that finds no room fails with 503)")
     String pressure;
 
+    @Option(names = "--stream-interval", defaultValue = "1", paramLabel = "N",
+            description = "hand a stream's tokens to its HTTP thread N at a time (the first at once), 1-1024: fewer "
+                    + "wake-ups, writes and flushes per token for a later arrival (default: ${DEFAULT-VALUE})")
+    int streamInterval;
+
     @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = KvDtypes.Converter.class, defaultValue = "f32",
             description = "how the store keeps K/V rows: f32, f16, bf16, q8_0, q4_0 for both, or k=TYPE,v=TYPE "
                     + "(e.g. k=q8_0,v=q4_0) (default: ${DEFAULT-VALUE})")
@@ -108,7 +113,8 @@ public final class ServeCommand implements Callable<Integer> {
             config = ServeConfig.defaults().withMaxBatch(maxBatch)
                     .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm)
                     .withPressure(pressure).withPrefixCache(prefixCache)
-                    .withDecodeThreads(decodeThreads).withKvDtypes(kvDtype.key(), kvDtype.value());
+                    .withDecodeThreads(decodeThreads).withKvDtypes(kvDtype.key(), kvDtype.value())
+                    .withStreamInterval(streamInterval);
             if (pressure != null) {
                 io.kvslab.policy.PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
             }
