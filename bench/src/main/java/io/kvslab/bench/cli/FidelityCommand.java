@@ -1,5 +1,6 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.bench.cli.types.KvDtypesConverter;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.TextFile;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;

@@ -1,5 +1,6 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.bench.cli.types.KvDtypesConverter;
 import io.kvslab.bench.footprint.FootprintPlot;
 import io.kvslab.bench.footprint.FootprintPolicy;
 import io.kvslab.bench.footprint.FootprintReport;

@@ -1,5 +1,6 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.bench.cli.types.KvDtypesConverter;
 import io.kvslab.bench.model.Generation;
 import io.kvslab.bench.model.Generator;
 import io.kvslab.bench.model.KvBackend;

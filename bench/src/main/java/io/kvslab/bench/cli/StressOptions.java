@@ -1,5 +1,6 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.bench.cli.types.KvDtypesConverter;
 import io.kvslab.bench.model.KvDtypes;
 import picocli.CommandLine.Option;
 

@@ -9,7 +9,7 @@ import java.util.Objects;
 /**
  * The stored types of a store's K and V rows: one type for both ({@code q8_0}) or each side its own ({@code q8_0/q4_0}:
  * K q8_0, V q4_0, as llama.cpp's {@code --cache-type-k q8_0 --cache-type-v q4_0}). The CLI parses it
- * ({@code cli.KvDtypesConverter}); eval, footprint and stress build their stores from it.
+ * ({@code cli.types.KvDtypesConverter}); eval, footprint and stress build their stores from it.
  *
  * @param key   type of stored K rows
  * @param value type of stored V rows

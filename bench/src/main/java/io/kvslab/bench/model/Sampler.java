@@ -13,6 +13,8 @@ public final class Sampler {
     private long state;
     private final float[] probs;
     private final int[] order;
+    /** The merge sort's second buffer. */
+    private final int[] scratch;
 
     /**
      * @param temperature 0 for greedy decoding, else positive
@@ -38,6 +40,7 @@ public final class Sampler {
         this.state = seed;
         this.probs = new float[vocabSize];
         this.order = new int[vocabSize];
+        this.scratch = new int[vocabSize];
     }
 
     /** The next token; {@code logits} is not modified. */
@@ -45,11 +48,23 @@ public final class Sampler {
         if (logits.length != vocabSize) {
             throw new IllegalArgumentException("expected " + vocabSize + " logits, got " + logits.length);
         }
+        return sample(logits, 0);
+    }
+
+    /**
+     * The next token from {@code logits[offset .. offset + vocabSize)} (one row of a batch's logits, read in place);
+     * not modified.
+     */
+    public int sample(float[] logits, int offset) {
+        if (offset < 0 || offset > logits.length - vocabSize) {
+            throw new IllegalArgumentException("logits [" + offset + ", " + offset + " + " + vocabSize
+                    + ") are outside an array of " + logits.length);
+        }
         if (temperature == 0.0f) {
-            return argmax(logits);
+            return argmax(logits, offset, vocabSize);
         }
         for (int i = 0; i < vocabSize; i++) {
-            probs[i] = logits[i] / temperature;
+            probs[i] = logits[offset + i] / temperature;
         }
         LlamaMath.softmax(probs, 0, vocabSize);
         float coin = randomF32();
@@ -61,12 +76,17 @@ public final class Sampler {
 
     /** Index of the largest value; the first one on ties. */
     public static int argmax(float[] x) {
+        return argmax(x, 0, x.length);
+    }
+
+    /** Index (from {@code offset}) of the largest of {@code x[offset .. offset + n)}; the first one on ties. */
+    private static int argmax(float[] x, int offset, int n) {
         int best = 0;
-        float max = x[0];
-        for (int i = 1; i < x.length; i++) {
-            if (x[i] > max) {
+        float max = x[offset];
+        for (int i = 1; i < n; i++) {
+            if (x[offset + i] > max) {
                 best = i;
-                max = x[i];
+                max = x[offset + i];
             }
         }
         return best;
@@ -112,15 +132,37 @@ public final class Sampler {
         return order[last];
     }
 
-    /** Sorts order[0..n) by probability, largest first; stable (equal ones keep index order), like glibc's merge-sort qsort. */
+    /**
+     * Sorts order[0..n) by probability, largest first; stable (equal ones keep index order), like glibc's merge-sort
+     * qsort. A bottom-up merge sort on ints: no boxing, no comparator calls, one scratch array per sampler.
+     */
     private void sortByDescendingProbability(int n) {
-        Integer[] boxed = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            boxed[i] = order[i];
+        int[] a = order;
+        int[] b = scratch;
+        for (int width = 1; width < n; width <<= 1) {
+            for (int lo = 0; lo < n; lo += width << 1) {
+                int mid = Math.min(lo + width, n);
+                int hi = Math.min(lo + (width << 1), n);
+                int i = lo;
+                int j = mid;
+                int k = lo;
+                while (i < mid && j < hi) {
+                    // the right run's head goes first only if strictly larger: ties keep the left (lower) index first
+                    b[k++] = probs[a[j]] > probs[a[i]] ? a[j++] : a[i++];
+                }
+                while (i < mid) {
+                    b[k++] = a[i++];
+                }
+                while (j < hi) {
+                    b[k++] = a[j++];
+                }
+            }
+            int[] t = a;
+            a = b;
+            b = t;
         }
-        java.util.Arrays.sort(boxed, (a, b) -> Float.compare(probs[b], probs[a]));
-        for (int i = 0; i < n; i++) {
-            order[i] = boxed[i];
+        if (a != order) {
+            System.arraycopy(a, 0, order, 0, n);
         }
     }
 

@@ -18,6 +18,8 @@ final class Job {
     private volatile boolean cancelled;
 
     // scheduler thread only
+    /** Token events not handed to {@link #events} yet (a stream interval above 1 hands them over in groups). */
+    final java.util.List<JobEvent> held = new java.util.ArrayList<>();
     KvCache cache;
     /** The store sequence behind {@link #cache} (null while waiting or swapped). */
     Sequence sequence;

@@ -115,7 +115,7 @@ final class PressureScenario {
         for (int i = 0; i < setup.requests(); i++) {
             int[] prompt = model.tokenizer().encode(PROMPTS.get(i % PROMPTS.size()), true, false);
             requests.add(new CompletionRequest(prompt, setup.maxTokens(), 0f, 1f, 1, List.of(), false, false, true));
-            offered += Scheduler.bytesFor(layout, prompt.length + setup.maxTokens());
+            offered += ServeStore.bytesFor(layout, prompt.length + setup.maxTokens());
         }
         long limit = (long) (offered * setup.loadFraction());
         ServeConfig base = ServeConfig.defaults().withMaxBatch(setup.maxBatch());

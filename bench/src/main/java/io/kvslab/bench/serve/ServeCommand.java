@@ -1,6 +1,8 @@
 package io.kvslab.bench.serve;
 
 import io.kvslab.KvSlabException;
+import io.kvslab.bench.cli.types.KvDtypesConverter;
+import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.MatMul;
 import picocli.CommandLine.Command;
@@ -47,6 +49,16 @@ public final class ServeCommand implements Callable<Integer> {
             + "compress:POLICY:BUDGET (streamingllm or knorm; a fraction like 0.5 or rows per head), swap (to a disk "
             + "tier in a temporary directory), recompute; e.g. compress:streamingllm:96,swap,recompute (default: none, the request that finds no room fails with 503)")
     String pressure;
+
+    @Option(names = "--stream-interval", defaultValue = "1", paramLabel = "N",
+            description = "hand a stream's tokens to its HTTP thread N at a time (the first at once), 1-1024: fewer "
+                    + "wake-ups, writes and flushes per token for a later arrival (default: ${DEFAULT-VALUE})")
+    int streamInterval;
+
+    @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = KvDtypesConverter.class, defaultValue = "f32",
+            description = "how the store keeps K/V rows: f32, f16, bf16, q8_0, q4_0 for both, or K/V "
+                    + "(e.g. q8_0/q4_0: K q8_0, V q4_0) (default: ${DEFAULT-VALUE})")
+    KvDtypes kvDtype;
 
     @Option(names = "--prefix-cache", description = "reuse the KV blocks of identical prompt prefixes")
     boolean prefixCache;
@@ -102,7 +114,8 @@ public final class ServeCommand implements Callable<Integer> {
             config = ServeConfig.defaults().withMaxBatch(maxBatch)
                     .withKvLimit(kvLimit == null ? Long.MAX_VALUE : kvLimit, slab == null ? 0 : slab).withMatMul(mm)
                     .withPressure(pressure).withPrefixCache(prefixCache)
-                    .withDecodeThreads(decodeThreads);
+                    .withDecodeThreads(decodeThreads).withKvDtypes(kvDtype.key(), kvDtype.value())
+                    .withStreamInterval(streamInterval);
             if (pressure != null) {
                 io.kvslab.policy.PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
             }
@@ -124,9 +137,9 @@ public final class ServeCommand implements Callable<Integer> {
                 server.close();
                 stopped.countDown();
             }));
-            System.err.printf(Locale.ROOT, "kvslab serve: %s on %s/v1 (max batch %d, kv limit %s, matmul %s, pressure %s,"
-                    + " prefix cache %s)%n", model.getFileName(), server.baseUrl(), maxBatch,
-                    kvLimit == null ? "none" : kvLimit + " bytes", mm.name().toLowerCase(Locale.ROOT),
+            System.err.printf(Locale.ROOT, "kvslab serve: %s on %s/v1 (max batch %d, kv %s, kv limit %s, matmul %s,"
+                    + " pressure %s, prefix cache %s)%n", model.getFileName(), server.baseUrl(), maxBatch,
+                    kvDtype.label(), kvLimit == null ? "none" : kvLimit + " bytes", mm.name().toLowerCase(Locale.ROOT),
                     pressure == null ? "none" : pressure, prefixCache || tiers.any() ? "on" : "off");
             if (tiers.any()) {
                 System.err.printf(Locale.ROOT, "kvslab serve: prefix tier %s%s%n",

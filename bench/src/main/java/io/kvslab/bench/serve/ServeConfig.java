@@ -1,5 +1,6 @@
 package io.kvslab.bench.serve;
 
+import io.kvslab.DType;
 import io.kvslab.bench.model.MatMul;
 import io.kvslab.bench.model.Session;
 
@@ -19,9 +20,15 @@ import io.kvslab.bench.model.Session;
  * @param decodeThreads threads of the batched decode attention call (the caller plus pool workers); a small model's
  *                      rows are microseconds of work, where a second thread mostly adds a hand-off and, when the
  *                      cores are busy, a wait at the end of every call for a worker that is not running
+ * @param keyDtype      how the store keeps K rows ({@code --kv-dtype}; f32 by default)
+ * @param valueDtype    how the store keeps V rows
+ * @param streamInterval a stream's token events are handed to its HTTP thread this many at a time (the first token
+ *                      and the end at once): 1 streams every token as it is made; more saves wake-ups, writes and
+ *                      flushes per token on both ends of the stream
  */
 record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMul, int prefillChunk, String pressure,
-                   boolean prefixCache, int decodeThreads) {
+                   boolean prefixCache, int decodeThreads, DType keyDtype, DType valueDtype,
+                   int streamInterval) {
     static final int DEFAULT_MAX_BATCH = 32;
     static final int DEFAULT_DECODE_THREADS = 2;
 
@@ -35,6 +42,12 @@ record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMu
         if (decodeThreads < 1 || decodeThreads > 64) {
             throw new IllegalArgumentException("decode threads must be in [1, 64], got " + decodeThreads);
         }
+        if (keyDtype == null || valueDtype == null) {
+            throw new IllegalArgumentException("K and V dtypes must be given, got " + keyDtype + " and " + valueDtype);
+        }
+        if (streamInterval < 1 || streamInterval > 1024) {
+            throw new IllegalArgumentException("stream interval must be in [1, 1024] tokens, got " + streamInterval);
+        }
         if (prefillChunk < 1) {
             throw new IllegalArgumentException("prefill chunk must be >= 1, got " + prefillChunk);
         }
@@ -42,30 +55,41 @@ record ServeConfig(int maxBatch, long kvLimitBytes, long slabBytes, MatMul matMu
 
     static ServeConfig defaults() {
         return new ServeConfig(DEFAULT_MAX_BATCH, Long.MAX_VALUE, 0, MatMul.JAVA, Session.DEFAULT_CHUNK, null, false,
-                DEFAULT_DECODE_THREADS);
+                DEFAULT_DECODE_THREADS, DType.F32, DType.F32, 1);
     }
 
     ServeConfig withMaxBatch(int n) {
-        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache, decodeThreads);
+        return new ServeConfig(n, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache, decodeThreads, keyDtype, valueDtype, streamInterval);
     }
 
     ServeConfig withKvLimit(long limit, long slab) {
-        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk, pressure, prefixCache, decodeThreads);
+        return new ServeConfig(maxBatch, limit, slab, matMul, prefillChunk, pressure, prefixCache, decodeThreads, keyDtype, valueDtype, streamInterval);
     }
 
     ServeConfig withMatMul(MatMul m) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk, pressure, prefixCache, decodeThreads);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, m, prefillChunk, pressure, prefixCache, decodeThreads, keyDtype, valueDtype, streamInterval);
     }
 
     ServeConfig withPressure(String spec) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, spec, prefixCache, decodeThreads);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, spec, prefixCache, decodeThreads, keyDtype, valueDtype, streamInterval);
     }
 
     ServeConfig withPrefixCache(boolean on) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, on, decodeThreads);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, on, decodeThreads, keyDtype, valueDtype, streamInterval);
     }
 
     ServeConfig withDecodeThreads(int n) {
-        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache, n);
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache, n, keyDtype, valueDtype, streamInterval);
+    }
+
+    /** K rows stored as {@code key}, V rows as {@code value} (the same type for both: a single {@code --kv-dtype}). */
+    ServeConfig withKvDtypes(DType key, DType value) {
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache,
+                decodeThreads, key, value, streamInterval);
+    }
+
+    ServeConfig withStreamInterval(int tokens) {
+        return new ServeConfig(maxBatch, kvLimitBytes, slabBytes, matMul, prefillChunk, pressure, prefixCache,
+                decodeThreads, keyDtype, valueDtype, tokens);
     }
 }

@@ -113,7 +113,7 @@ public final class ServeSimCommand implements Callable<Integer> {
         long offeredBytes = 0;
         for (int i = 0; i < sequences; i++) {
             lengths[i] = minTokens + r.nextInt(maxTokens - minTokens + 1);
-            offeredBytes += Scheduler.bytesFor(layout, lengths[i]);
+            offeredBytes += ServeStore.bytesFor(layout, lengths[i]);
         }
         System.out.printf(Locale.ROOT, "serve-sim: Llama-3-8B attention (%d q heads, %d kv heads, head %d, f16), %d of %d"
                         + " layers; %d requests of %d..%d tokens (%.2f GB of KV offered), limit %.2f GB%n",

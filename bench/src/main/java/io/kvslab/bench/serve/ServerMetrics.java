@@ -22,8 +22,13 @@ final class ServerMetrics {
         MATMUL,
         /** The decode's attention calls through the store (append + Attention.decode), summed over the batch. */
         ATTENTION,
-        /** Sampling the next token of every row and turning it into text. */
-        SAMPLE
+        /** Sampling the next token of every row from its logits (the request's own sampler). */
+        SAMPLE,
+        /**
+         * Handing every row's token to its request: text decoding, stop strings, latency histograms, and the event
+         * that wakes the request's HTTP thread.
+         */
+        DELIVER
     }
 
     final LongAdder requestsOk = new LongAdder();

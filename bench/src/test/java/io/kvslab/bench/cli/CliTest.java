@@ -1,5 +1,7 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.bench.cli.types.KvDtypesConverter;
+import io.kvslab.bench.cli.types.DTypeConverter;
 import io.kvslab.DType;
 import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.KvLayout;

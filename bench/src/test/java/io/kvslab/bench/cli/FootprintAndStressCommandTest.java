@@ -1,5 +1,6 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.bench.cli.types.KvDtypesConverter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -42,6 +42,11 @@ class ServeOptionsTest {
         assertEquals(2, run(new StringWriter(), "--model", model, "--max-batch", "0"));
         assertEquals(2, run(new StringWriter(), "--model", model, "--decode-threads", "0"));
         assertEquals(2, run(new StringWriter(), "--model", model, "--decode-threads", "65"));
+        assertEquals(2, run(new StringWriter(), "--model", model, "--stream-interval", "0"));
+        StringWriter kv = new StringWriter();
+        assertEquals(2, run(kv, "--model", model, "--kv-dtype", "q9_0"));
+        assertTrue(kv.toString().contains("q8_0"), "the error lists the allowed types: " + kv);
+        assertEquals(2, run(new StringWriter(), "--model", model, "--kv-dtype", "k=q8_0"), "a pair needs both sides");
         for (String bad : new String[] {"compress:snapkv:0.5", "compress:streamingllm", "evict", "recompute,recompute",
                 "compress:knorm:2.5"}) {
             assertEquals(2, run(new StringWriter(), "--model", model, "--pressure", bad), bad);

@@ -176,7 +176,7 @@ class SharedPrefixServeTest {
                 + ", \"temperature\": 0, \"return_token_ids\": true}";
         io.kvslab.KvLayout layout = io.kvslab.bench.model.StoreKvCache.layout(
                 io.kvslab.bench.model.SharedModels.bin().model().config(), io.kvslab.DType.F32);
-        long limit = Scheduler.bytesFor(layout, (long) limitBlocks * 32);
+        long limit = ServeStore.bytesFor(layout, (long) limitBlocks * 32);
         ServeConfig constrained = ServeConfig.defaults().withKvLimit(limit, 8L * layout.blockBytes())
                 .withPressure("compress:streamingllm:64");
         try (RedisServer redis = RedisServer.start(); RedisServer fresh = RedisServer.start()) {

@@ -1,4 +1,4 @@
-package io.kvslab.bench.cli;
+package io.kvslab.bench.cli.types;
 
 import io.kvslab.DType;
 import io.kvslab.bench.model.KvDtypes;
@@ -11,18 +11,21 @@ import java.util.Locale;
  * {@code eval fidelity --kv-dtype}, {@code footprint --dtypes}, {@code stress long|churn --dtype}, {@code demo
  * --dtype}): one type for both ({@code q8_0}) or {@code K/V} ({@code q8_0/q4_0}: K q8_0, V q4_0). The older
  * {@code k=q8_0,v=q4_0} spelling still works where the option takes a single value (a list option splits it at the
- * comma).
+ * comma). Public because {@code serve --kv-dtype} (package {@code bench.serve}) uses it too.
  */
-final class KvDtypesConverter implements CommandLine.ITypeConverter<KvDtypes> {
-    static final String ALLOWED = "a type for both K and V (" + DTypeConverter.ALLOWED + "), or K/V with a type "
+public final class KvDtypesConverter implements CommandLine.ITypeConverter<KvDtypes> {
+    public static final String ALLOWED = "a type for both K and V (" + DTypeConverter.ALLOWED + "), or K/V with a type "
             + "for each (e.g. q8_0/q4_0: K q8_0, V q4_0)";
+
+    /** Used by picocli through the option's {@code converter}. */
+    public KvDtypesConverter() {}
 
     @Override
     public KvDtypes convert(String value) {
         return parse(value);
     }
 
-    static KvDtypes parse(String value) {
+    public static KvDtypes parse(String value) {
         String s = value.trim();
         if (s.contains("/")) {
             String[] kv = s.split("/", -1);

@@ -1,4 +1,4 @@
-package io.kvslab.bench.cli;
+package io.kvslab.bench.cli.types;
 
 import io.kvslab.DType;
 import picocli.CommandLine;
@@ -9,8 +9,8 @@ import java.util.Locale;
  * An element type in any spelling the docs use: f32/fp32/float32, f16/fp16/float16/half, bf16/bfloat16, and the
  * ggml quantisations q8_0/q8 and q4_0/q4 (any case).
  */
-final class DTypeConverter implements CommandLine.ITypeConverter<DType> {
-    static final String ALLOWED = "f32, f16, bf16, q8_0, q4_0 (also fp32, float32, fp16, float16, bfloat16, q8, q4; "
+public final class DTypeConverter implements CommandLine.ITypeConverter<DType> {
+    public static final String ALLOWED = "f32, f16, bf16, q8_0, q4_0 (also fp32, float32, fp16, float16, bfloat16, q8, q4; "
             + "any case)";
 
     @Override
@@ -18,7 +18,7 @@ final class DTypeConverter implements CommandLine.ITypeConverter<DType> {
         return parse(value);
     }
 
-    static DType parse(String value) {
+    public static DType parse(String value) {
         return switch (value.trim().toLowerCase(Locale.ROOT)) {
             case "f32", "fp32", "float32", "float" -> DType.F32;
             case "f16", "fp16", "float16", "half" -> DType.F16;
