@@ -191,6 +191,23 @@ public final class PolicyKernels implements AutoCloseable {
     }
 
     /**
+     * Checks one GQA group's query heads and the row count of a value-norm call (both norms take the same ones).
+     *
+     * @return false when there are no rows (nothing to compute)
+     */
+    private static boolean checkGroup(int queryHeads, int firstHead, int groupHeads, int rows) {
+        positive("groupHeads", groupHeads);
+        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
+            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
+                    + " are outside 0.." + (queryHeads - 1));
+        }
+        if (rows < 0) {
+            throw new PolicyKernelException("rows must be >= 0, got " + rows);
+        }
+        return rows > 0;
+    }
+
+    /**
      * For each query head {@code h} of the group and each row {@code t}: {@code out[h - firstHead][t] =
      * || values[t] . (W_o^h)^T ||_1}, the L1 norm of the row's value projected to the model's output space through
      * head h's slice of W_o.
@@ -212,15 +229,7 @@ public final class PolicyKernels implements AutoCloseable {
         int headDim = wo.headDim();
         int queryHeads = wo.queryHeads();
         int modelDim = wo.modelDim();
-        positive("groupHeads", groupHeads);
-        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
-            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
-                    + " are outside 0.." + (queryHeads - 1));
-        }
-        if (rows < 0) {
-            throw new PolicyKernelException("rows must be >= 0, got " + rows);
-        }
-        if (rows == 0) {
+        if (!checkGroup(queryHeads, firstHead, groupHeads, rows)) {
             return;
         }
         long vLen = elements("values", (long) rows * headDim);
@@ -313,15 +322,7 @@ public final class PolicyKernels implements AutoCloseable {
             throw new PolicyKernelException("output-projection Gram matrices are required");
         }
         int queryHeads = gram.queryHeads();
-        positive("groupHeads", groupHeads);
-        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
-            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
-                    + " are outside 0.." + (queryHeads - 1));
-        }
-        if (rows < 0) {
-            throw new PolicyKernelException("rows must be >= 0, got " + rows);
-        }
-        if (rows == 0) {
+        if (!checkGroup(queryHeads, firstHead, groupHeads, rows)) {
             return;
         }
         int headDim = gram.headDim();
