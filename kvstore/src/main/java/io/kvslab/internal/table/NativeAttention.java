@@ -275,11 +275,7 @@ final class NativeAttention {
         }
 
         void requireNoWrittenOverlap() {
-            Integer[] order = new Integer[count];
-            for (int i = 0; i < count; i++) {
-                order[i] = i;
-            }
-            java.util.Arrays.sort(order, (a, b) -> Long.compare(start[a], start[b]));
+            int[] order = orderByStart();
             long maxEnd = Long.MIN_VALUE;
             long maxWrittenEnd = Long.MIN_VALUE;
             for (int i : order) {
@@ -293,6 +289,30 @@ final class NativeAttention {
                     maxWrittenEnd = Math.max(maxWrittenEnd, end[i]);
                 }
             }
+        }
+
+        /**
+         * Indices of the ranges by start address: a shell sort on primitive ints (a call holds a few ranges per
+         * sequence of the batch; boxing them for {@code Arrays.sort} with a comparator showed up at 3% of a serving
+         * step). Equal starts may come in any order: the sweep treats them alike.
+         */
+        private int[] orderByStart() {
+            int[] order = new int[count];
+            for (int i = 0; i < count; i++) {
+                order[i] = i;
+            }
+            for (int gap = count / 2; gap > 0; gap /= 2) {
+                for (int i = gap; i < count; i++) {
+                    int v = order[i];
+                    int k = i;
+                    while (k >= gap && start[order[k - gap]] > start[v]) {
+                        order[k] = order[k - gap];
+                        k -= gap;
+                    }
+                    order[k] = v;
+                }
+            }
+            return order;
         }
     }
 
