@@ -58,23 +58,8 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
                           PolicyWorkspace workspace) {
         OutputProjection wo = layer.requireOutputProjection("CriticalKV");
         int[][] kept = new int[layer.kvHeads()][];
-        if (norm == ValueNorm.L2) {
-            OutputProjectionGram gram = null;
-            for (int h = 0; h < kept.length; h++) {
-                HeadSnapshot head = layer.head(h);
-                if (budgets[h] >= head.length()) {
-                    kept[h] = RowOrder.indices(TopKSelector.filled(head.length()));
-                    continue;
-                }
-                if (gram == null) {
-                    gram = workspace.gram(wo, layer.queryHeads(), layer.headDim());
-                }
-                float[] norms = groupValueL2Norms(head, gram, h, layer.groupSize(), workspace);
-                kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);
-            }
-            return kept;
-        }
-        OutputProjectionWeights weights = null;
+        OutputProjectionWeights weights = null;   // L1: uploaded on the first head that loses rows, closed below
+        OutputProjectionGram gram = null;         // L2: cached by the workspace per W_o array
         try {
             for (int h = 0; h < kept.length; h++) {
                 HeadSnapshot head = layer.head(h);
@@ -82,11 +67,19 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
                     kept[h] = RowOrder.indices(TopKSelector.filled(head.length()));
                     continue;
                 }
-                if (weights == null) {
-                    weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(),
-                            layer.queryHeads(), layer.headDim());
+                float[] norms;
+                if (norm == ValueNorm.L2) {
+                    if (gram == null) {
+                        gram = workspace.gram(wo, layer.queryHeads(), layer.headDim());
+                    }
+                    norms = groupValueL2Norms(head, gram, h, layer.groupSize(), workspace);
+                } else {
+                    if (weights == null) {
+                        weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(),
+                                layer.queryHeads(), layer.headDim());
+                    }
+                    norms = groupValueNorms(head, weights, h, layer.groupSize(), workspace);
                 }
-                float[] norms = groupValueNorms(head, weights, h, layer.groupSize(), workspace);
                 kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);
             }
         } finally {

@@ -100,14 +100,7 @@ public final class PolicyKernels implements AutoCloseable {
         positive("window", window);
         positive("queryHeads", queryHeads);
         positive("headDim", headDim);
-        positive("groupHeads", groupHeads);
-        if (firstHead < 0 || firstHead > queryHeads - groupHeads) {
-            throw new PolicyKernelException("query heads " + firstHead + ".." + ((long) firstHead + groupHeads - 1)
-                    + " are outside 0.." + (queryHeads - 1));
-        }
-        if (rows < 0) {
-            throw new PolicyKernelException("rows must be >= 0, got " + rows);
-        }
+        checkGroup(queryHeads, firstHead, groupHeads, rows);
         long qLen = elements("window queries", (long) window * queryHeads * headDim);
         atLeast("queries", queries, qLen);
         atLeast("queryPositions", queryPositions, window);
@@ -191,7 +184,7 @@ public final class PolicyKernels implements AutoCloseable {
     }
 
     /**
-     * Checks one GQA group's query heads and the row count of a value-norm call (both norms take the same ones).
+     * Checks one GQA group's query heads and the row count of a call over one GQA group's rows.
      *
      * @return false when there are no rows (nothing to compute)
      */
