@@ -2,7 +2,6 @@ package io.kvslab.bench.jmh;
 
 import io.kvslab.bench.stress.StructuredKv;
 import io.kvslab.bench.stress.SyntheticPolicyInputs;
-import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -60,7 +59,7 @@ import java.util.concurrent.TimeUnit;
         "-Xmx8g"})
 @State(Scope.Benchmark)
 public class PolicyCostBench {
-    static final KvLayout LAYOUT = new KvLayout(1, 32, 8, 128, DType.F16, 32);
+    static final KvLayout LAYOUT = SyntheticLayer.LAYOUT;
 
     @Param({"4096", "8192", "32768"})
     public int context;
@@ -85,32 +84,13 @@ public class PolicyCostBench {
         StructuredKv gen = new StructuredKv(LAYOUT, 1, StructuredKv.Shape.realistic());
         store = KvStore.open(LAYOUT);
         filled = store.newSequence();
-        int width = LAYOUT.kvHeads() * LAYOUT.headDim();
-        int chunk = 4096;
-        for (int from = 0; from < context; from += chunk) {
-            int n = Math.min(chunk, context - from);
-            long[] pos = new long[n];
-            for (int i = 0; i < n; i++) {
-                pos[i] = from + i;
-            }
-            float[] k = new float[n * width];
-            float[] v = new float[n * width];
-            gen.keys(0, 0, pos, k);
-            gen.values(0, 0, pos, v);
-            filled.appendChunk(0, k, v, pos);
-        }
+        SyntheticLayer.fill(filled, gen, context);
         policy = Policies.criticalAdaKv();
         policyL2 = Policies.criticalAdaKv(ValueNorm.L2);
         compressor = new Compressor();
         inputs = new SyntheticPolicyInputs(LAYOUT, gen, 0, 1);
         context0 = contextOf(filled);
-        int qw = LAYOUT.queryHeads() * LAYOUT.headDim();
-        q = new float[Math.multiplyExact(context, qw)];
-        float[] one = new float[qw];
-        for (int t = 0; t < context; t++) {
-            gen.query(0, 0, t, one);
-            System.arraycopy(one, 0, q, t * qw, qw);
-        }
+        q = SyntheticLayer.queries(gen, context);
         out = new float[q.length];
         attention = Attention.create(Math.min(64, Runtime.getRuntime().availableProcessors()));
     }

@@ -1,7 +1,6 @@
 package io.kvslab.bench.jmh;
 
 import io.kvslab.Attention;
-import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -36,7 +35,7 @@ import java.util.concurrent.TimeUnit;
         "-Xmx8g"})
 @State(Scope.Benchmark)
 public class PrefillBench {
-    static final KvLayout LAYOUT = new KvLayout(1, 32, 8, 128, DType.F16, 32);
+    static final KvLayout LAYOUT = SyntheticLayer.LAYOUT;
 
     @Param({"4096", "32768"})
     public int context;
@@ -57,26 +56,8 @@ public class PrefillBench {
         StructuredKv gen = new StructuredKv(LAYOUT, 1, StructuredKv.Shape.realistic());
         store = KvStore.open(LAYOUT);
         filled = store.newSequence();
-        int width = LAYOUT.kvHeads() * LAYOUT.headDim();
-        for (int from = 0; from < context; from += 4096) {
-            int n = Math.min(4096, context - from);
-            long[] pos = new long[n];
-            for (int i = 0; i < n; i++) {
-                pos[i] = from + i;
-            }
-            float[] k = new float[n * width];
-            float[] v = new float[n * width];
-            gen.keys(0, 0, pos, k);
-            gen.values(0, 0, pos, v);
-            filled.appendChunk(0, k, v, pos);
-        }
-        int qw = LAYOUT.queryHeads() * LAYOUT.headDim();
-        q = new float[Math.multiplyExact(context, qw)];
-        float[] one = new float[qw];
-        for (int t = 0; t < context; t++) {
-            gen.query(0, 0, t, one);
-            System.arraycopy(one, 0, q, t * qw, qw);
-        }
+        SyntheticLayer.fill(filled, gen, context);
+        q = SyntheticLayer.queries(gen, context);
         out = new float[q.length];
         attention = Attention.create(Math.min(64, Runtime.getRuntime().availableProcessors()));
     }
