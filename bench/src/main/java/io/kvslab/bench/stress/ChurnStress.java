@@ -5,7 +5,6 @@ import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.bench.model.ReferenceAttention;
 
-import io.kvslab.KvSlabException;
 import io.kvslab.bench.report.Bytes;
 import io.kvslab.bench.report.ProcessMemory;
 import io.kvslab.bench.report.Json;
@@ -253,13 +252,7 @@ public final class ChurnStress {
                     + st.liveBlocks() + " blocks (" + st.liveBytes() + " bytes) are still live: leaked");
             violations.check(st.openSequences() == 0, st.openSequences() + " sequences still open after closing all");
         } finally {
-            try {
-                store.close();
-            } catch (KvSlabException e) {
-                violations.add("store close reported a leak: " + e.getMessage());
-            }
-            finalReserved = store.stats().reservedBytes();
-            violations.check(finalReserved == 0, "reserved bytes after close: " + finalReserved);
+            finalReserved = violations.closeAndCheck(store);
         }
         Map<Op, Long> ops = new EnumMap<>(Op.class);
         counts.forEach((k, v) -> ops.put(k, v.sum()));

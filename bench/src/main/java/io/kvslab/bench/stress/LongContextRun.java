@@ -91,13 +91,7 @@ final class LongContextRun {
             streamInto(store, compressor);
         } finally {
             compressor.close();
-            try {
-                store.close();
-            } catch (KvSlabException e) {
-                violations.add("store close reported a leak: " + e.getMessage());
-            }
-            finalReserved = store.stats().reservedBytes();
-            violations.check(finalReserved == 0, "reserved bytes after close: " + finalReserved);
+            finalReserved = violations.closeAndCheck(store);
         }
         violations.check(peakLive <= liveBound, "peak live bytes " + peakLive + " exceed the bound " + liveBound);
         violations.check(peakReserved <= reservedBound, "peak reserved bytes " + peakReserved

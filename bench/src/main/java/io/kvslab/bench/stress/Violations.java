@@ -1,5 +1,8 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.KvSlabException;
+import io.kvslab.KvStore;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -24,6 +27,23 @@ public final class Violations {
         if (!ok) {
             add(message);
         }
+    }
+
+    /**
+     * Closes {@code store} and checks what every stress run checks at the end: close reports no leak and the store
+     * holds no reserved bytes afterwards.
+     *
+     * @return the reserved bytes after close (0 unless a violation was recorded)
+     */
+    public long closeAndCheck(KvStore store) {
+        try {
+            store.close();
+        } catch (KvSlabException e) {
+            add("store close reported a leak: " + e.getMessage());
+        }
+        long reserved = store.stats().reservedBytes();
+        check(reserved == 0, "reserved bytes after close: " + reserved);
+        return reserved;
     }
 
     public long count() {
