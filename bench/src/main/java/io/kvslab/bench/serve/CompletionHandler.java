@@ -67,29 +67,64 @@ final class CompletionHandler {
         }
     }
 
-    /** The body, or an {@link InvalidRequestException} once it passes {@link CompletionServer#MAX_BODY_BYTES}. */
+    /**
+     * The body, or an {@link InvalidRequestException} once it passes {@link CompletionServer#MAX_BODY_BYTES}. A body
+     * refused for its size is still read and thrown away (never buffered) up to
+     * {@link CompletionServer#DISCARD_LIMIT_BYTES}: closing a connection whose unread bytes sit in the socket makes
+     * the kernel send a reset, which can reach the client before the 400 does. A body declared larger than that is
+     * not read at all; the answer then closes the connection.
+     */
     private static byte[] readBody(HttpExchange ex) throws IOException {
         String declared = ex.getRequestHeaders().getFirst("Content-Length");
+        long n = -1;
         if (declared != null) {
-            long n;
             try {
                 n = Long.parseLong(declared.trim());
             } catch (NumberFormatException e) {
                 n = -1;
             }
-            if (n > CompletionServer.MAX_BODY_BYTES) {
-                throw new InvalidRequestException("the body of " + n + " bytes is larger than the "
-                        + CompletionServer.MAX_BODY_BYTES + " bytes this server reads", null);
-            }
+        }
+        if (n > CompletionServer.DISCARD_LIMIT_BYTES) {
+            // Not even opened here: closing the body stream would make the JDK's server wait for bytes to drain.
+            ex.getResponseHeaders().set("Connection", "close");
+            throw tooLarge(n);
         }
         try (InputStream in = ex.getRequestBody()) {
+            if (n > CompletionServer.MAX_BODY_BYTES) {
+                discard(in, n);
+                throw tooLarge(n);
+            }
             byte[] b = in.readNBytes(CompletionServer.MAX_BODY_BYTES + 1);
             if (b.length > CompletionServer.MAX_BODY_BYTES) {
+                if (discard(in, CompletionServer.DISCARD_LIMIT_BYTES - b.length) > 0) {
+                    ex.getResponseHeaders().set("Connection", "close"); // still more: do not read it
+                }
                 throw new InvalidRequestException("the body is larger than the " + CompletionServer.MAX_BODY_BYTES
                         + " bytes this server reads", null);
             }
             return b;
         }
+    }
+
+    private static InvalidRequestException tooLarge(long declared) {
+        return new InvalidRequestException("the body of " + declared + " bytes is larger than the "
+                + CompletionServer.MAX_BODY_BYTES + " bytes this server reads", null);
+    }
+
+    /** Reads and drops up to {@code limit} bytes; returns how many more the body has (0, or 1 if it goes on). */
+    private static int discard(InputStream in, long limit) throws IOException {
+        long left = limit;
+        while (left > 0) {
+            long skipped = in.skip(left);
+            if (skipped <= 0) {
+                if (in.read() < 0) {
+                    return 0;
+                }
+                skipped = 1;
+            }
+            left -= skipped;
+        }
+        return in.read() < 0 ? 0 : 1;
     }
 
     private void whole(HttpExchange ex, Job job, String id, long created) throws IOException, InterruptedException {

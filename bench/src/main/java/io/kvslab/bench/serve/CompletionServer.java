@@ -18,8 +18,10 @@ import java.util.concurrent.Executors;
  * {@code GET /metrics}.
  */
 final class CompletionServer implements AutoCloseable {
-    /** Request bodies larger than this are refused (HTTP 400) without being read further. */
+    /** Request bodies larger than this are refused (HTTP 400) without being kept. */
     static final int MAX_BODY_BYTES = 1 << 20;
+    /** A body refused for its size is read and dropped up to this many bytes, so its client sees the 400. */
+    static final long DISCARD_LIMIT_BYTES = 16L << 20;
 
     private final HttpServer http;
     private final ExecutorService executor;
