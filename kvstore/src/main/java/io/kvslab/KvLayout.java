@@ -243,11 +243,11 @@ public record KvLayout(int layers, int queryHeads, int kvHeads, int headDim, DTy
     /**
      * A short name of the types, in the CLI's syntax.
      *
-     * @return {@code q8_0} when K and V types are the same, {@code k=q8_0,v=q4_0} otherwise
+     * @return {@code q8_0} when K and V types are the same, {@code q8_0/q4_0} (K/V) otherwise
      */
     public String dtypeName() {
         String k = keyDtype.name().toLowerCase(java.util.Locale.ROOT);
-        return uniformDtype() ? k : "k=" + k + ",v=" + valueDtype.name().toLowerCase(java.util.Locale.ROOT);
+        return uniformDtype() ? k : k + "/" + valueDtype.name().toLowerCase(java.util.Locale.ROOT);
     }
 
     /**

@@ -50,7 +50,7 @@ class MixedDtypeStoreTest {
         KvLayout f32bf16 = new KvLayout(5, 8, 4, 8, DType.F32, DType.BF16, 32);
         assertEquals(32, f32bf16.keyRowBytes());
         assertEquals(16, f32bf16.valueRowBytes());
-        assertEquals("k=q8_0,v=q4_0", q8q4.dtypeName());
+        assertEquals("q8_0/q4_0", q8q4.dtypeName());
         // single-type accessors exist only for single-type layouts
         KvArgumentException e = assertThrows(KvArgumentException.class, q8q4::dtype);
         assertTrue(e.getMessage().contains("Q8_0") && e.getMessage().contains("Q4_0"), e.getMessage());
