@@ -1,11 +1,14 @@
-package io.kvslab.policy;
+package io.kvslab.bench.serve;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvCacheManager;
 import io.kvslab.KvSlabException;
 import io.kvslab.Sequence;
-import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.internal.jfr.PreemptionEvent;
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.CompressionPolicy;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.Policies;
+import jdk.jfr.FlightRecorder;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -30,10 +33,14 @@ import java.util.function.Predicate;
  * </ul>
  * Every action is returned as a {@link Decision} (for the caller's counters) and recorded as a JFR
  * {@code io.kvslab.Preemption} event. Confined to one thread (it owns a {@link Compressor}); close it when done.
+ *
+ * <p>The serving scheduler's policy, built on the library's public API only (compression, {@code Sequence.swapOut},
+ * {@link KvCacheManager}); it was in {@code io.kvslab.policy} until the library boundary was cut to the types an
+ * embedder needs (its spec string is the {@code --pressure} option's).
  */
-public final class PressurePolicy implements AutoCloseable {
+final class PressurePolicy implements AutoCloseable {
     /** The kinds of action, in the words of the {@code --pressure} option. */
-    public enum Action {
+    enum Action {
         /** Compress the sequence with the step's policy and budget (it stays running). */
         COMPRESS,
         /** Swap the sequence out to a tier through the swapper given to {@link PressurePolicy#parse}; the scheduler brings it back later. */
@@ -48,11 +55,12 @@ public final class PressurePolicy implements AutoCloseable {
      * @param action what to do
      * @param policyName for {@link Action#COMPRESS}, a name of {@link Policies#NAMES}; otherwise {@code null}
      * @param budget for {@link Action#COMPRESS}, the budget to compress to; otherwise {@code null}
+     * @param budgetText the budget as written in the spec (a fraction or rows per head), or {@code null}
      */
-    record Step(Action action, String policyName, Budget budget) {
+    record Step(Action action, String policyName, Budget budget, String budgetText) {
         @Override
         public String toString() {
-            return action == Action.COMPRESS ? "compress:" + policyName + ":" + budgetText(budget)
+            return action == Action.COMPRESS ? "compress:" + policyName + ":" + budgetText
                     : action.name().toLowerCase(Locale.ROOT);
         }
     }
@@ -64,7 +72,7 @@ public final class PressurePolicy implements AutoCloseable {
      * @param priority lower is preempted first
      * @param arrival  any increasing arrival stamp (later arrivals are swapped and recomputed first)
      */
-    public record Candidate(Sequence sequence, int priority, long arrival) {
+    record Candidate(Sequence sequence, int priority, long arrival) {
         /**
          * Checks that the sequence is given.
          *
@@ -84,7 +92,7 @@ public final class PressurePolicy implements AutoCloseable {
      * @param sequence the sequence it was taken on (closed or emptied for swap and recompute)
      * @param blocksFreed blocks the store got back, {@code >= 0}
      */
-    public record Decision(Action action, Sequence sequence, long blocksFreed) {}
+    record Decision(Action action, Sequence sequence, long blocksFreed) {}
 
     private final List<Step> steps;
     private final List<CompressionPolicy> policies;
@@ -143,7 +151,7 @@ public final class PressurePolicy implements AutoCloseable {
                 if (a == Action.SWAP && swapper == null) {
                     throw new KvArgumentException("'swap' needs a tier to swap to, and none is configured");
                 }
-                steps.add(new Step(a, null, null));
+                steps.add(new Step(a, null, null, null));
             }
         }
         return new PressurePolicy(steps, swapper);
@@ -172,7 +180,7 @@ public final class PressurePolicy implements AutoCloseable {
             throw new KvArgumentException("'" + part + "': budget '" + f[2] + "' must be a fraction in (0, 1] "
                     + "(with a dot, e.g. 0.5) or a whole number of rows per head >= 1");
         }
-        return new Step(Action.COMPRESS, f[1], budget);
+        return new Step(Action.COMPRESS, f[1], budget, f[2]);
     }
 
     /** The configured steps, in the order they are tried (an unmodifiable list, not empty). */
@@ -216,7 +224,7 @@ public final class PressurePolicy implements AutoCloseable {
                     continue;
                 }
                 long before = manager.usage().liveBlocks();
-                PreemptionEvent event = Jfr.recording() ? new PreemptionEvent() : null;
+                PreemptionEvent event = FlightRecorder.isInitialized() ? new PreemptionEvent() : null;
                 if (event != null) {
                     event.begin();
                 }
@@ -277,7 +285,7 @@ public final class PressurePolicy implements AutoCloseable {
     private static boolean shrinks(Sequence s, Budget budget) {
         int n = s.length(0, 0);
         int tpb = s.layout().tokensPerBlock();
-        int kept = budget instanceof DynamicBudget ? n : budget.rowsFor(n);
+        int kept = budget.rowsFor(n);   // parse builds a fraction or a token count, never the dynamic budget
         return (kept + tpb - 1) / tpb < (n + tpb - 1) / tpb;
     }
 
@@ -291,11 +299,6 @@ public final class PressurePolicy implements AutoCloseable {
             e.bytesNeeded = needed * blockBytes;
             e.commit();
         }
-    }
-
-    private static String budgetText(Budget b) {
-        return b instanceof FractionBudget f ? Double.toString(f.fraction())
-                : b instanceof TokenBudget t ? Integer.toString(t.tokens()) : b.toString();
     }
 
     @Override
