@@ -144,7 +144,6 @@ public final class CompressionPolicy {
         return selector.needsOutputProjection();
     }
 
-    /** Whether the policy sets its own budget (it then takes only {@link Budget#dynamic()}). */
     /**
      * Whether selecting reads the rows' keys or values; false (StreamingLLM: recency scores and a top-k) lets
      * {@link Compressor} read only positions, so applying the policy costs the rows that move, not the rows kept.
