@@ -290,6 +290,37 @@ public final class Policies {
                 .withLayerRule(new DBudgetKvStop(normLoss, sinks)).withFullLayers(Set.of(0, 1));
     }
 
+    /**
+     * DBudgetKV with the given stop settings, sinks and full layers.
+     *
+     * @param threshold T, the largest allowed relative loss of the attention output norm, in {@code [0, 1)}
+     *        (0.01 = 1%, the paper's)
+     * @param lastRows how many of the newest query rows the loss is averaged over, {@code >= 1} (the paper: 1)
+     * @param sinks leading rows always kept, {@code >= 0}
+     * @param fullLayers layers kept whole (never compressed); may be empty
+     * @return the policy; it takes {@link Budget#dynamic()}
+     * @throws KvArgumentException if a setting is out of range
+     */
+    public static CompressionPolicy dbudgetKv(double threshold, int lastRows, int sinks, Set<Integer> fullLayers) {
+        return dbudgetKv(normLossStop(threshold, lastRows), sinks, fullLayers);
+    }
+
+    /**
+     * CriticalDBudgetKV with the given stop settings and DBudgetKV's sinks; its scoring and stages are changed with
+     * {@link CompressionPolicy#withWindowScoring}, {@link CompressionPolicy#withScorer} and
+     * {@link CompressionPolicy#withCriticalSelection}.
+     *
+     * @param threshold T, the largest allowed relative loss of the attention output norm, in {@code [0, 1)}
+     * @param lastRows how many of the newest query rows the loss is averaged over, {@code >= 1}
+     * @param sinks leading rows DBudgetKV's count always keeps, {@code >= 0}
+     * @return the policy; it takes {@link Budget#dynamic()}
+     * @throws KvArgumentException if a setting is out of range
+     */
+    public static CompressionPolicy criticalDbudgetKv(double threshold, int lastRows, int sinks) {
+        return criticalDbudgetKv(normLossStop(threshold, lastRows), sinks, WindowAttentionScorer.authors(),
+                CriticalSelector.defaults());
+    }
+
     // ---------------------------------------------------------------- building blocks. The scorers are public (a
     // caller may pass one to snapKv(Scorer) etc. or write its own Scorer); the other steps are package-private and a
     // caller composes them through CompressionPolicy's with... methods (withAdaKvHeads, withPyramidLayers, ...).

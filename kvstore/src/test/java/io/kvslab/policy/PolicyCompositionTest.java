@@ -36,6 +36,10 @@ class PolicyCompositionTest {
                 Policies.dbudgetKv().withNormLossStop(0.05, 2));
         assertSameSteps(Policies.criticalDbudgetKv(stop, Policies.DEFAULT_SINKS, Policies.windowAttention(),
                         Policies.criticalSelection()), Policies.criticalDbudgetKv().withNormLossStop(0.05, 2));
+        // the public overloads taking the stop's settings instead of the (package-private) rule
+        assertSameSteps(Policies.dbudgetKv(stop, 2, Set.of(0)), Policies.dbudgetKv(0.05, 2, 2, Set.of(0)));
+        assertSameSteps(Policies.criticalDbudgetKv(stop, 2, Policies.windowAttention(), Policies.criticalSelection()),
+                Policies.criticalDbudgetKv(0.05, 2, 2));
         // undo
         assertSameSteps(snap, Policies.criticalAdaKv().withUniformHeads().withTopK());
         assertSameSteps(snap, Policies.pyramidKv().withUniformLayers());
