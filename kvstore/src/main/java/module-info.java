@@ -2,7 +2,8 @@
  * KVSlab: an off-heap paged KV cache for LLM inference, with native attention kernels, compression policies,
  * cross-layer key sharing (PoD), snapshots and metrics.
  *
- * <p>Exported: the store API ({@code io.kvslab}), compression policies, PoD, snapshots and metrics. The
+ * <p>Exported: the store API ({@code io.kvslab}), compression policies, PoD, snapshots, metrics and tiers (swap and
+ * shared prefix blocks on disk or Redis). The
  * {@code io.kvslab.internal.*} packages are implementation and not exported. Chronicle Bytes is needed only for
  * snapshots and Lettuce only for the Redis tier ({@code requires static}): an application that uses either puts it on
  * its path itself.

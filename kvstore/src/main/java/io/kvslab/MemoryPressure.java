@@ -100,7 +100,7 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
      * @param victim a sequence of the same store
      * @param tier where the victim's blocks go
      * @return the handle to swap it back in with, or empty if nothing was done
-     * @throws io.kvslab.tier.TierWriteException if the tier declined a record (the victim is unchanged)
+     * @throws io.kvslab.tier.TierRecordException with reason {@code DECLINED} if the tier declined a record (the victim is unchanged)
      */
     public java.util.Optional<io.kvslab.tier.SwappedSequence> trySwapOut(Sequence victim,
                                                                          io.kvslab.tier.BlockTier tier) {

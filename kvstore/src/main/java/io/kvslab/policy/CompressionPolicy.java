@@ -6,10 +6,12 @@ import java.util.TreeSet;
 
 /**
  * A KV-cache compression policy composed like kvpress's presses: {@link Protection} (rows never evicted, as masks)
- * then {@link Scorer} (fp32 score per row) then {@link LayerBudgetRule} (rows per head of each layer) then
- * {@link HeadAllocation} (uniform or head-wise) then {@link Selector} (which rows). Unlike kvpress the result is
- * applied by {@link Compressor}, one layer at a time and all or nothing per layer, which really frees the evicted
- * rows, head-wise budgets included.
+ * then a {@link Scorer} (fp32 score per row) then a layer rule (rows per head of each layer: uniform, PyramidKV's
+ * pyramid or DBudgetKV's norm-loss stop) then a head allocation (uniform or Ada-KV's head-wise) then a selection
+ * (top-k or CriticalKV's two stages). The scorer is the one step a caller may implement; the others are chosen and
+ * parameterised with the {@code with...} methods ({@link #withPyramidLayers}, {@link #withAdaKvHeads},
+ * {@link #withCriticalSelection}, ...). Unlike kvpress the result is applied by {@link Compressor}, one layer at a
+ * time and all or nothing per layer, which really frees the evicted rows, head-wise budgets included.
  *
  * <p>Layers listed in {@code fullLayers} are never compressed (DBudgetKV keeps layers 0 and 1). A head whose budget
  * covers all its rows, or whose rows are all protected (a prompt no longer than the window), is kept whole. Every
@@ -28,8 +30,9 @@ public final class CompressionPolicy {
     private final Set<Integer> fullLayers;
 
     /**
-     * A policy from its five steps. Policies are immutable values; {@link Policies} builds the published methods, and
-     * the {@code with...} methods derive variants.
+     * A policy from its five steps (package-private: the layer rule, head allocation and selector are internal
+     * types). Policies are immutable values; {@link Policies} builds the published methods, and the {@code with...}
+     * methods derive variants.
      *
      * @param name           a short name for reports
      * @param protection     rows never evicted
@@ -39,7 +42,7 @@ public final class CompressionPolicy {
      * @param selector       which rows each head keeps
      * @param fullLayers     layers kept whole
      */
-    public CompressionPolicy(String name, Protection protection, Scorer scorer, LayerBudgetRule layerRule,
+    CompressionPolicy(String name, Protection protection, Scorer scorer, LayerBudgetRule layerRule,
                              HeadAllocation headAllocation, Selector selector, Set<Integer> fullLayers) {
         if (name == null || name.isBlank() || protection == null || scorer == null || layerRule == null
                 || headAllocation == null || selector == null || fullLayers == null) {
@@ -92,7 +95,7 @@ public final class CompressionPolicy {
      *
      * @return the layer budget step
      */
-    public LayerBudgetRule layerRule() {
+    LayerBudgetRule layerRule() {
         return layerRule;
     }
 
@@ -101,7 +104,7 @@ public final class CompressionPolicy {
      *
      * @return the head allocation step
      */
-    public HeadAllocation headAllocation() {
+    HeadAllocation headAllocation() {
         return headAllocation;
     }
 
@@ -110,7 +113,7 @@ public final class CompressionPolicy {
      *
      * @return the selection step
      */
-    public Selector selector() {
+    Selector selector() {
         return selector;
     }
 
@@ -141,7 +144,6 @@ public final class CompressionPolicy {
         return selector.needsOutputProjection();
     }
 
-    /** Whether the policy sets its own budget (it then takes only {@link Budget#dynamic()}). */
     /**
      * Whether selecting reads the rows' keys or values; false (StreamingLLM: recency scores and a top-k) lets
      * {@link Compressor} read only positions, so applying the policy costs the rows that move, not the rows kept.
@@ -200,7 +202,7 @@ public final class CompressionPolicy {
      * @param r the layer rule, not null
      * @return a new policy, otherwise equal to this one
      */
-    public CompressionPolicy withLayerRule(LayerBudgetRule r) {
+    CompressionPolicy withLayerRule(LayerBudgetRule r) {
         return new CompressionPolicy(name, protection, scorer, r, headAllocation, selector, fullLayers);
     }
 
@@ -210,7 +212,7 @@ public final class CompressionPolicy {
      * @param a the head allocation, not null
      * @return a new policy, otherwise equal to this one
      */
-    public CompressionPolicy withHeadAllocation(HeadAllocation a) {
+    CompressionPolicy withHeadAllocation(HeadAllocation a) {
         return new CompressionPolicy(name, protection, scorer, layerRule, a, selector, fullLayers);
     }
 
@@ -220,8 +222,111 @@ public final class CompressionPolicy {
      * @param s the selector, not null
      * @return a new policy, otherwise equal to this one
      */
-    public CompressionPolicy withSelector(Selector s) {
+    CompressionPolicy withSelector(Selector s) {
         return new CompressionPolicy(name, protection, scorer, layerRule, headAllocation, s, fullLayers);
+    }
+
+    /**
+     * This policy with Ada-KV's head-wise allocation: a layer's budget is split over its KV heads by a flattened top-k
+     * of their scores, {@code alpha} of it spread uniformly first (Ada-KV's safeguard).
+     *
+     * @param alpha the share of each layer's budget given uniformly, in {@code [0, 1]}
+     * @return a new policy, otherwise equal to this one
+     * @throws KvArgumentException if {@code alpha} is out of range
+     */
+    public CompressionPolicy withAdaKvHeads(double alpha) {
+        return withHeadAllocation(new AdaKvHeads(alpha));
+    }
+
+    /**
+     * This policy with the same rows in every KV head of a layer (undoes {@link #withAdaKvHeads}).
+     *
+     * @return a new policy, otherwise equal to this one
+     */
+    public CompressionPolicy withUniformHeads() {
+        return withHeadAllocation(new UniformHeads());
+    }
+
+    /**
+     * This policy with PyramidKV's layer budgets: the budget decreases linearly from the first layer to the last,
+     * the total staying that of a uniform split.
+     *
+     * @param beta steepness, {@code >= 1} (larger: steeper)
+     * @return a new policy, otherwise equal to this one
+     * @throws KvArgumentException if {@code beta} is below 1
+     */
+    public CompressionPolicy withPyramidLayers(int beta) {
+        return withLayerRule(new PyramidLayers(beta));
+    }
+
+    /**
+     * This policy with the same fraction of rows in every layer (undoes {@link #withPyramidLayers}; a dynamic
+     * policy becomes a fixed-budget one).
+     *
+     * @return a new policy, otherwise equal to this one
+     */
+    public CompressionPolicy withUniformLayers() {
+        return withLayerRule(new UniformLayers());
+    }
+
+    /**
+     * This policy with DBudgetKV's norm-loss stop deciding each layer's row count (a dynamic policy: it then takes
+     * {@link Budget#dynamic()}). A policy that already counts rows the DBudgetKV way keeps its sinks and ranking
+     * ({@code criticaldbudgetkv}: DBudgetKV's count, CriticalKV's choice) and gets the new threshold.
+     *
+     * @param threshold T, the largest allowed relative loss of the attention output norm, in {@code [0, 1)} (0.01 =
+     *         1%, the paper's)
+     * @param lastRows how many of the newest query rows the loss is averaged over, {@code >= 1} (the paper: 1)
+     * @return a new policy, otherwise equal to this one
+     * @throws KvArgumentException if a setting is out of range
+     */
+    public CompressionPolicy withNormLossStop(double threshold, int lastRows) {
+        NormLossStop stop = (NormLossStop) Policies.normLossStop(threshold, lastRows);
+        return withLayerRule(layerRule instanceof DBudgetKvStop d ? new DBudgetKvStop(stop, d.sinks()) : stop);
+    }
+
+    /**
+     * This policy keeping the highest-scoring rows of each head (undoes {@link #withCriticalSelection}).
+     *
+     * @return a new policy, otherwise equal to this one
+     */
+    public CompressionPolicy withTopK() {
+        return withSelector(new TopKSelector());
+    }
+
+    /**
+     * This policy with CriticalKV's two-stage selection: a share {@code alpha} of each head's budget by score, the
+     * rest by score times the row's projected value norm. Such a policy needs each layer's W_o
+     * ({@link #needsOutputProjection()}).
+     *
+     * @param alpha share of the budget the first stage selects by score, in {@code [0, 1]} (the paper: 0.5)
+     * @param eps added to the score before the second stage multiplies it by the value norm, finite and {@code >= 0}
+     *         (the paper: 1e-4)
+     * @param norm {@link ValueNorm#L1} (the paper's) or {@link ValueNorm#L2} (from W_o's Gram matrices)
+     * @return a new policy, otherwise equal to this one
+     * @throws KvArgumentException if alpha or eps is out of range or norm is null
+     */
+    public CompressionPolicy withCriticalSelection(double alpha, double eps, ValueNorm norm) {
+        return withSelector(new CriticalSelector(alpha, eps, norm));
+    }
+
+    /**
+     * Whether every layer keeps the same fraction of its rows (no PyramidKV or dynamic layer rule). With a uniform
+     * head allocation too, a fixed budget gives every (layer, KV head) the same row count.
+     *
+     * @return {@code true} for the uniform layer rule
+     */
+    public boolean uniformLayers() {
+        return layerRule instanceof UniformLayers;
+    }
+
+    /**
+     * Whether every KV head of a layer keeps the same rows (no Ada-KV allocation).
+     *
+     * @return {@code true} for the uniform head allocation
+     */
+    public boolean uniformHeads() {
+        return headAllocation instanceof UniformHeads;
     }
 
     /**
@@ -284,7 +389,7 @@ public final class CompressionPolicy {
         if (budget == null) {
             throw new KvArgumentException(name + " needs a budget (got null)");
         }
-        if (dynamicBudget() != (budget instanceof Budget.Dynamic)) {
+        if (dynamicBudget() != (budget instanceof DynamicBudget)) {
             throw new KvArgumentException(dynamicBudget()
                     ? name + " sets its own budget; pass Budget.dynamic(), not " + budget
                     : name + " needs a fixed budget (Budget.fraction or Budget.tokens); Budget.dynamic() is for "

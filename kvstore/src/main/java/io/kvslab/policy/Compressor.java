@@ -11,7 +11,7 @@ import java.util.List;
  * Runs a policy on sequences and really frees what it evicts, one layer at a time.
  *
  * <p>{@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} first counts every (layer, KV head)'s rows
- * and protected rows ({@link RowCounts}: lengths, plus positions when the observation window is protected; no keys or
+ * and protected rows (lengths, plus positions when the observation window is protected; no keys or
  * values), which is the only cross-layer information any rule needs (PyramidKV's). Then, for each layer in turn, it
  * reads that layer's keys and values from block memory ({@link LayerContext#read}), scores, budgets and selects, and
  * applies the selection with {@code Sequence.keep(layer, rows)}, which reserves the fresh blocks of every head of

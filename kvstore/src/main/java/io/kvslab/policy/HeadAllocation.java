@@ -5,7 +5,7 @@ package io.kvslab.policy;
  * uniform or head-wise (Ada-KV). A final budget is never below the head's protected count and never above its row
  * count.
  */
-public interface HeadAllocation {
+interface HeadAllocation {
     /**
      * Final rows to keep per KV head.
      *

@@ -5,7 +5,7 @@ package io.kvslab.policy;
  * before head allocation redistributes it. Uniform for SnapKV, a linear pyramid over layers for PyramidKV,
  * data-dependent for DBudgetKV.
  */
-public interface LayerBudgetRule {
+interface LayerBudgetRule {
     /**
      * Rows each KV head of {@code layer} keeps, {@code [kvHead]}. May exceed a head's rows (a token budget larger than
      * a short head): the head allocation clamps, and a head-wise allocation (Ada-KV) gives the surplus to the other

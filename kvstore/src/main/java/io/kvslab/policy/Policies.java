@@ -197,7 +197,7 @@ public final class Policies {
      * @param stages the selector, normally {@link #criticalSelection(double, double)}
      * @return the policy
      */
-    public static CompressionPolicy criticalKv(Scorer scoring, Selector stages) {
+    static CompressionPolicy criticalKv(Scorer scoring, Selector stages) {
         return snapKv(scoring).withName("criticalkv").withSelector(stages);
     }
 
@@ -232,7 +232,7 @@ public final class Policies {
      * @param stages the per-head selector, normally {@link #criticalSelection(double, double)}
      * @return the policy
      */
-    public static CompressionPolicy criticalAdaKv(Scorer scoring, double adaAlpha, Selector stages) {
+    static CompressionPolicy criticalAdaKv(Scorer scoring, double adaAlpha, Selector stages) {
         return adaKv(scoring, adaAlpha).withName("criticaladakv").withSelector(stages);
     }
 
@@ -253,7 +253,7 @@ public final class Policies {
      * @param fullLayers layers kept whole (never compressed); may be empty
      * @return the policy; it takes {@link Budget#dynamic()}
      */
-    public static CompressionPolicy dbudgetKv(LayerBudgetRule stop, int sinks, Set<Integer> fullLayers) {
+    static CompressionPolicy dbudgetKv(LayerBudgetRule stop, int sinks, Set<Integer> fullLayers) {
         return new CompressionPolicy("dbudgetkv", Protection.sinks(sinks), new RecencyScorer(), stop,
                 new UniformHeads(), new TopKSelector(), fullLayers);
     }
@@ -280,7 +280,7 @@ public final class Policies {
      * @param stages the selector, normally {@link #criticalSelection(double, double)}
      * @return the policy; it takes {@link Budget#dynamic()}
      */
-    public static CompressionPolicy criticalDbudgetKv(LayerBudgetRule stop, int sinks, Scorer scoring,
+    static CompressionPolicy criticalDbudgetKv(LayerBudgetRule stop, int sinks, Scorer scoring,
                                                       Selector stages) {
         if (!(stop instanceof NormLossStop normLoss)) {
             throw new KvArgumentException("criticalDbudgetKv needs DBudgetKV's norm-loss stop (Policies.normLossStop), "
@@ -290,8 +290,40 @@ public final class Policies {
                 .withLayerRule(new DBudgetKvStop(normLoss, sinks)).withFullLayers(Set.of(0, 1));
     }
 
-    // ---------------------------------------------------------------- building blocks (the concrete steps are
-    // package-private; these factories are how a caller composes its own policy from them)
+    /**
+     * DBudgetKV with the given stop settings, sinks and full layers.
+     *
+     * @param threshold T, the largest allowed relative loss of the attention output norm, in {@code [0, 1)}
+     *        (0.01 = 1%, the paper's)
+     * @param lastRows how many of the newest query rows the loss is averaged over, {@code >= 1} (the paper: 1)
+     * @param sinks leading rows always kept, {@code >= 0}
+     * @param fullLayers layers kept whole (never compressed); may be empty
+     * @return the policy; it takes {@link Budget#dynamic()}
+     * @throws KvArgumentException if a setting is out of range
+     */
+    public static CompressionPolicy dbudgetKv(double threshold, int lastRows, int sinks, Set<Integer> fullLayers) {
+        return dbudgetKv(normLossStop(threshold, lastRows), sinks, fullLayers);
+    }
+
+    /**
+     * CriticalDBudgetKV with the given stop settings and DBudgetKV's sinks; its scoring and stages are changed with
+     * {@link CompressionPolicy#withWindowScoring}, {@link CompressionPolicy#withScorer} and
+     * {@link CompressionPolicy#withCriticalSelection}.
+     *
+     * @param threshold T, the largest allowed relative loss of the attention output norm, in {@code [0, 1)}
+     * @param lastRows how many of the newest query rows the loss is averaged over, {@code >= 1}
+     * @param sinks leading rows DBudgetKV's count always keeps, {@code >= 0}
+     * @return the policy; it takes {@link Budget#dynamic()}
+     * @throws KvArgumentException if a setting is out of range
+     */
+    public static CompressionPolicy criticalDbudgetKv(double threshold, int lastRows, int sinks) {
+        return criticalDbudgetKv(normLossStop(threshold, lastRows), sinks, WindowAttentionScorer.authors(),
+                CriticalSelector.defaults());
+    }
+
+    // ---------------------------------------------------------------- building blocks. The scorers are public (a
+    // caller may pass one to snapKv(Scorer) etc. or write its own Scorer); the other steps are package-private and a
+    // caller composes them through CompressionPolicy's with... methods (withAdaKvHeads, withPyramidLayers, ...).
 
     /**
      * SnapKV's observation-window score with the authors' configuration: window 32, max-pool 7, GQA mean.
@@ -348,7 +380,7 @@ public final class Policies {
      *
      * @return the rule
      */
-    public static LayerBudgetRule uniformLayers() {
+    static LayerBudgetRule uniformLayers() {
         return new UniformLayers();
     }
 
@@ -358,7 +390,7 @@ public final class Policies {
      * @param beta steepness, {@code >= 1}
      * @return the rule
      */
-    public static LayerBudgetRule pyramidLayers(int beta) {
+    static LayerBudgetRule pyramidLayers(int beta) {
         return new PyramidLayers(beta);
     }
 
@@ -367,7 +399,7 @@ public final class Policies {
      *
      * @return the rule
      */
-    public static LayerBudgetRule normLossStop() {
+    static LayerBudgetRule normLossStop() {
         return NormLossStop.paper();
     }
 
@@ -379,7 +411,7 @@ public final class Policies {
      * @param lastRows how many of the newest query rows the loss is averaged over, {@code >= 1}
      * @return the rule
      */
-    public static LayerBudgetRule normLossStop(double threshold, int lastRows) {
+    static LayerBudgetRule normLossStop(double threshold, int lastRows) {
         NormLossStop p = NormLossStop.paper();
         return new NormLossStop(threshold, lastRows, p.baseline(), p.aggregation());
     }
@@ -389,7 +421,7 @@ public final class Policies {
      *
      * @return the allocation
      */
-    public static HeadAllocation uniformHeads() {
+    static HeadAllocation uniformHeads() {
         return new UniformHeads();
     }
 
@@ -399,7 +431,7 @@ public final class Policies {
      * @param alpha safeguard, the share of the budget spread uniformly over the heads, in {@code [0, 1]}
      * @return the allocation
      */
-    public static HeadAllocation adaKvHeads(double alpha) {
+    static HeadAllocation adaKvHeads(double alpha) {
         return new AdaKvHeads(alpha);
     }
 
@@ -408,7 +440,7 @@ public final class Policies {
      *
      * @return the selector
      */
-    public static Selector topK() {
+    static Selector topK() {
         return new TopKSelector();
     }
 
@@ -417,7 +449,7 @@ public final class Policies {
      *
      * @return the selector
      */
-    public static Selector criticalSelection() {
+    static Selector criticalSelection() {
         return CriticalSelector.defaults();
     }
 
@@ -429,7 +461,7 @@ public final class Policies {
      *        {@code >= 0}
      * @return the selector
      */
-    public static Selector criticalSelection(double alpha, double eps) {
+    static Selector criticalSelection(double alpha, double eps) {
         return new CriticalSelector(alpha, eps);
     }
 
@@ -444,7 +476,7 @@ public final class Policies {
      * @return the selector
      * @throws KvArgumentException if alpha or eps is out of range or norm is null
      */
-    public static Selector criticalSelection(double alpha, double eps, ValueNorm norm) {
+    static Selector criticalSelection(double alpha, double eps, ValueNorm norm) {
         return new CriticalSelector(alpha, eps, norm);
     }
 
@@ -454,7 +486,7 @@ public final class Policies {
      * @param rule any rule, not null
      * @return {@code true} if it is {@link #uniformLayers()}
      */
-    public static boolean isUniform(LayerBudgetRule rule) {
+    static boolean isUniform(LayerBudgetRule rule) {
         return rule instanceof UniformLayers;
     }
 
@@ -464,7 +496,7 @@ public final class Policies {
      * @param allocation any allocation, not null
      * @return {@code true} if it is {@link #uniformHeads()}
      */
-    public static boolean isUniform(HeadAllocation allocation) {
+    static boolean isUniform(HeadAllocation allocation) {
         return allocation instanceof UniformHeads;
     }
 }

@@ -8,8 +8,8 @@ import java.util.WeakHashMap;
 
 /**
  * Native scratch and kernels (window attention, value norms) that policies use for their heavy products. Opaque to
- * callers: a {@link Compressor} owns one, and {@link CompressionPolicy#select} takes one; custom {@link Scorer}s and
- * {@link Selector}s receive it to hand on to the built-in steps they compose. Confined to the creating thread; close
+ * callers: a {@link Compressor} owns one, and {@link CompressionPolicy#select} takes one; a custom {@link Scorer}
+ * receives it to hand on to the built-in scorers it composes. Confined to the creating thread; close
  * it when done (it holds native memory).
  *
  * <p>It also keeps the W_o Gram matrices of {@link ValueNorm#L2} (about {@code queryHeads x headDim^2} floats per

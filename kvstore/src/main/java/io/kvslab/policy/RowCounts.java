@@ -12,7 +12,7 @@ import io.kvslab.KvArgumentException;
  * @param rows          {@code [layer][kvHead]} rows
  * @param protectedRows {@code [layer][kvHead]} protected rows, each in {@code [0, rows]}
  */
-public record RowCounts(int[][] rows, int[][] protectedRows) {
+record RowCounts(int[][] rows, int[][] protectedRows) {
     /**
      * Checks the shapes and that each protected count lies in {@code [0, rows]}.
      *

@@ -4,7 +4,7 @@ package io.kvslab.policy;
  * Last step of a policy (kvpress's {@code compress}): which rows each KV head keeps, given its final budget. Always
  * keeps every protected row; returns strictly ascending row indices ready for {@code Sequence.retain}.
  */
-public interface Selector {
+interface Selector {
     /**
      * Kept rows {@code [kvHead][]}, ascending.
      *

@@ -3,14 +3,20 @@ package io.kvslab.tier;
 import io.kvslab.KvSlabException;
 
 /**
- * A block record read back from a {@link BlockTier} could not be used: the tier no longer holds it, or it failed
- * one of the record format's checks (docs/tiers.md, "What each check rejects"). The record is never used; the
- * operation that needed it (a swap-in, a prefix read-through) leaves the store unchanged and the caller
- * recomputes. {@link #reason()} says which check failed, for counting.
+ * A block record could not be stored in or used from a {@link BlockTier}. Reading: the tier no longer holds it, or it
+ * failed one of the record format's checks (docs/tiers.md, "What each check rejects"); the record is never used, the
+ * operation that needed it (a swap-in, a prefix read-through) leaves the store unchanged and the caller recomputes.
+ * Writing ({@link Reason#DECLINED}): the tier would not store a record a swap-out needed; the records already
+ * written are removed and the sequence stays in memory unchanged. {@link #reason()} says which, for counting.
  */
 public final class TierRecordException extends KvSlabException {
     /** Why a record was rejected. */
     public enum Reason {
+        /**
+         * The tier declined or failed to store the record (full, unreachable, timed out); the message names the
+         * tier. Thrown by a swap-out, which then leaves the sequence in memory unchanged.
+         */
+        DECLINED,
         /** The tier returned nothing for the key (evicted, expired, lost, unreachable). */
         MISSING,
         /** Shorter than a record header. */
@@ -43,7 +49,7 @@ public final class TierRecordException extends KvSlabException {
      * An exception for one rejected record.
      *
      * @param reason which check failed
-     * @param key the key the record was read under, or {@code null}
+     * @param key the key the record was read or written under, or {@code null}
      * @param message names the record, the check and what was expected
      */
     public TierRecordException(Reason reason, BlockKey key, String message) {
@@ -62,7 +68,7 @@ public final class TierRecordException extends KvSlabException {
     }
 
     /**
-     * The key the record was read under, or {@code null} when decoded without one.
+     * The key the record was read or written under, or {@code null} when decoded without one.
      *
      * @return the key, or {@code null}
      */

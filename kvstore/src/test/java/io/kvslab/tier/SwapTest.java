@@ -31,6 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -492,8 +493,10 @@ class SwapTest {
             State before = state(s);
             long liveBefore = live(store);
             DecliningTier tier = new DecliningTier(2);   // of 3 column records
-            TierWriteException e = assertThrows(TierWriteException.class, () -> s.swapOut(tier));
-            assertEquals("declining", e.tier());
+            TierRecordException e = assertThrows(TierRecordException.class, () -> s.swapOut(tier));
+            assertEquals(TierRecordException.Reason.DECLINED, e.reason());
+            assertTrue(e.getMessage().contains("tier declining declined record 3 of 3"), e.getMessage());
+            assertNotNull(e.key(), "the declined record's key");
             assertFalse(s.isClosed());
             before.assertSame(state(s));
             assertEquals(liveBefore, live(store));

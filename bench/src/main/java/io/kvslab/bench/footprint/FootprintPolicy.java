@@ -124,8 +124,7 @@ public interface FootprintPolicy {
             if (policy.dynamicBudget()) {
                 return "dense bound";
             }
-            boolean uniform = Policies.isUniform(policy.layerRule())
-                    && Policies.isUniform(policy.headAllocation());
+            boolean uniform = policy.uniformLayers() && policy.uniformHeads();
             return uniform ? "analytic" : "estimate";
         }
 

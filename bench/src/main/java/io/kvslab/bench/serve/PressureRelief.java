@@ -5,7 +5,6 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.policy.PressurePolicy;
 import io.kvslab.tier.DiskTier;
 import io.kvslab.tier.SwappedSequence;
 

@@ -6,7 +6,6 @@ import io.kvslab.StoreStats;
 import io.kvslab.bench.model.BatchForward;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.serve.ServerMetrics.Phase;
-import io.kvslab.policy.PressurePolicy;
 
 import java.util.concurrent.TimeUnit;
 

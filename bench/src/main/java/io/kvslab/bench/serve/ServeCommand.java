@@ -117,7 +117,7 @@ public final class ServeCommand implements Callable<Integer> {
                     .withDecodeThreads(decodeThreads).withKvDtypes(kvDtype.key(), kvDtype.value())
                     .withStreamInterval(streamInterval);
             if (pressure != null) {
-                io.kvslab.policy.PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
+                PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
             }
         } catch (IllegalArgumentException | io.kvslab.KvArgumentException e) {
             System.err.println("kvslab serve: " + e.getMessage());

@@ -14,7 +14,7 @@ import io.kvslab.bench.model.Session;
  *                      order whatever the batch, so results are independent of the batch by construction)
  * @param prefillChunk  prompt tokens run per step for a newly admitted request
  * @param pressure      what to do when the next step does not fit the limit ({@code compress:POLICY:BUDGET,swap,
- *                      recompute}, see {@link io.kvslab.policy.PressurePolicy}); null: the request that finds no
+ *                      recompute}, see {@link PressurePolicy}); null: the request that finds no
  *                      room fails with 503
  * @param prefixCache   reuse the KV blocks of identical prompt prefixes ({@link io.kvslab.PrefixCache})
  * @param decodeThreads threads of the batched decode attention call (the caller plus pool workers); a small model's

@@ -7,7 +7,6 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
 import io.kvslab.StoreConfig;
-import io.kvslab.policy.PressurePolicy;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 

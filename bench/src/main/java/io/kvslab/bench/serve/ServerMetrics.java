@@ -45,7 +45,7 @@ final class ServerMetrics {
     final AtomicLong waiting = new AtomicLong();
     final AtomicLong peakLiveBytes = new AtomicLong();
     final AtomicLong peakBatch = new AtomicLong();
-    /** Pressure decisions (see {@link io.kvslab.policy.PressurePolicy}). */
+    /** Pressure decisions (see {@link PressurePolicy}). */
     final LongAdder compressions = new LongAdder();
     final LongAdder swaps = new LongAdder();
     final LongAdder recomputes = new LongAdder();

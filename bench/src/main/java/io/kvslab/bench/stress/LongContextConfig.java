@@ -74,13 +74,13 @@ public record LongContextConfig(ModelGeometry model, KvDtypes dtype, int tokensP
     /** Whether every layer gets the same per-head budget (false for PyramidKV). */
     public boolean uniformLayers() {
         CompressionPolicy p = libraryPolicy();
-        return p == null || Policies.isUniform(p.layerRule());
+        return p == null || p.uniformLayers();
     }
 
     /** Whether every head of a layer gets the same budget (false for Ada-KV allocations). */
     public boolean uniformHeads() {
         CompressionPolicy p = libraryPolicy();
-        return p == null || Policies.isUniform(p.headAllocation());
+        return p == null || p.uniformHeads();
     }
 
     /**

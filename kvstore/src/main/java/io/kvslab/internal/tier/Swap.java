@@ -14,7 +14,6 @@ import io.kvslab.tier.BlockKey;
 import io.kvslab.tier.BlockTier;
 import io.kvslab.tier.SwappedSequence;
 import io.kvslab.tier.TierRecordException;
-import io.kvslab.tier.TierWriteException;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -79,7 +78,7 @@ public final class Swap {
                 BlockKey key = new BlockKey(swapId, r);
                 keys.add(key);   // before the put: a failed put may leave a partial value to remove
                 if (!tier.put(key, record)) {
-                    throw new TierWriteException(tier.name(), "tier " + tier.name() + " declined record " + (r + 1)
+                    throw new TierRecordException(TierRecordException.Reason.DECLINED, key, "tier " + tier.name() + " declined record " + (r + 1)
                             + " of " + plan.size() + " (" + record.length + " bytes) of sequence " + sequenceId
                             + "; the sequence stays in memory and the records written are removed");
                 }

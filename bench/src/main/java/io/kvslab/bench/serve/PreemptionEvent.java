@@ -1,4 +1,4 @@
-package io.kvslab.internal.jfr;
+package io.kvslab.bench.serve;
 
 import jdk.jfr.Category;
 import jdk.jfr.DataAmount;
@@ -10,14 +10,16 @@ import jdk.jfr.StackTrace;
 
 /**
  * A pressure policy acted on a running sequence because a scheduler's next step did not fit: compressed it, swapped
- * it out, or dropped it for recompute ({@code io.kvslab.policy.PressurePolicy}). Timed: the duration is the action's.
+ * it out, or dropped it for recompute ({@link PressurePolicy}). Timed: the duration is the action's. The serving
+ * scheduler's event (it moved here from the library with the pressure policy); the name is unchanged, so recordings
+ * select it as before.
  */
 @Name("io.kvslab.Preemption")
 @Label("KV Preemption")
 @Category("KVSlab")
 @Description("A running sequence compressed, swapped out or dropped for recompute under memory pressure")
 @StackTrace(false)
-public final class PreemptionEvent extends Event {
+final class PreemptionEvent extends Event {
     @Label("Sequence Id")
     public long sequenceId;
 

@@ -1,11 +1,14 @@
-package io.kvslab.policy;
+package io.kvslab.bench.serve;
 
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvCacheManager;
 import io.kvslab.KvSlabException;
 import io.kvslab.Sequence;
-import io.kvslab.internal.jfr.Jfr;
-import io.kvslab.internal.jfr.PreemptionEvent;
+import io.kvslab.policy.Budget;
+import io.kvslab.policy.CompressionPolicy;
+import io.kvslab.policy.Compressor;
+import io.kvslab.policy.Policies;
+import jdk.jfr.FlightRecorder;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -13,6 +16,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * What a serving scheduler does when its next step does not fit the store's limit ({@link KvCacheManager#reserve}
@@ -23,19 +27,23 @@ import java.util.Set;
  *       lowest priority first, then the largest; each sequence at most once, so quality loss stays bounded.
  *       The sequence keeps running.</li>
  *   <li>{@code swap}: move a sequence's blocks to a slower tier and free them (lowest priority first, then the
- *       newest arrival); the scheduler brings it back later. Needs a {@link Swapper}.</li>
+ *       newest arrival); the scheduler brings it back later. Needs a swapper (see {@link #parse}).</li>
  *   <li>{@code recompute}: close the sequence (lowest priority first, then the newest arrival, as vLLM preempts);
  *       the scheduler queues its request again and prefills prompt and generated tokens anew.</li>
  * </ul>
  * Every action is returned as a {@link Decision} (for the caller's counters) and recorded as a JFR
  * {@code io.kvslab.Preemption} event. Confined to one thread (it owns a {@link Compressor}); close it when done.
+ *
+ * <p>The serving scheduler's policy, built on the library's public API only (compression, {@code Sequence.swapOut},
+ * {@link KvCacheManager}); it was in {@code io.kvslab.policy} until the library boundary was cut to the types an
+ * embedder needs (its spec string is the {@code --pressure} option's).
  */
-public final class PressurePolicy implements AutoCloseable {
+final class PressurePolicy implements AutoCloseable {
     /** The kinds of action, in the words of the {@code --pressure} option. */
-    public enum Action {
+    enum Action {
         /** Compress the sequence with the step's policy and budget (it stays running). */
         COMPRESS,
-        /** Swap the sequence out to a tier through the {@link Swapper}; the scheduler brings it back later. */
+        /** Swap the sequence out to a tier through the swapper given to {@link PressurePolicy#parse}; the scheduler brings it back later. */
         SWAP,
         /** Close the sequence; the scheduler queues its request again and computes it anew. */
         RECOMPUTE
@@ -44,16 +52,15 @@ public final class PressurePolicy implements AutoCloseable {
     /**
      * One configured action: compression carries its policy (by name) and budget.
      *
-     * One configured action: compression carries its policy (by name) and budget.
-     *
      * @param action what to do
      * @param policyName for {@link Action#COMPRESS}, a name of {@link Policies#NAMES}; otherwise {@code null}
      * @param budget for {@link Action#COMPRESS}, the budget to compress to; otherwise {@code null}
+     * @param budgetText the budget as written in the spec (a fraction or rows per head), or {@code null}
      */
-    public record Step(Action action, String policyName, Budget budget) {
+    record Step(Action action, String policyName, Budget budget, String budgetText) {
         @Override
         public String toString() {
-            return action == Action.COMPRESS ? "compress:" + policyName + ":" + budgetText(budget)
+            return action == Action.COMPRESS ? "compress:" + policyName + ":" + budgetText
                     : action.name().toLowerCase(Locale.ROOT);
         }
     }
@@ -65,7 +72,7 @@ public final class PressurePolicy implements AutoCloseable {
      * @param priority lower is preempted first
      * @param arrival  any increasing arrival stamp (later arrivals are swapped and recomputed first)
      */
-    public record Candidate(Sequence sequence, int priority, long arrival) {
+    record Candidate(Sequence sequence, int priority, long arrival) {
         /**
          * Checks that the sequence is given.
          *
@@ -81,34 +88,20 @@ public final class PressurePolicy implements AutoCloseable {
     /**
      * What was done to one sequence and how many blocks it freed in the store.
      *
-     * What was done to one sequence and how many blocks it freed in the store.
-     *
      * @param action the action taken
      * @param sequence the sequence it was taken on (closed or emptied for swap and recompute)
      * @param blocksFreed blocks the store got back, {@code >= 0}
      */
-    public record Decision(Action action, Sequence sequence, long blocksFreed) {}
-
-    /** Moves a sequence's blocks out of the store (a tier) and frees them; returns whether it did. */
-    @FunctionalInterface
-    public interface Swapper {
-        /**
-         * Moves {@code sequence}'s blocks to a tier and frees them.
-         *
-         * @param sequence an open sequence
-         * @return {@code true} if it was swapped out (and closed), {@code false} if the tier declined (unchanged)
-         */
-        boolean swapOut(Sequence sequence);
-    }
+    record Decision(Action action, Sequence sequence, long blocksFreed) {}
 
     private final List<Step> steps;
     private final List<CompressionPolicy> policies;
-    private final Swapper swapper;
+    private final Predicate<Sequence> swapper;
     private final Compressor compressor = new Compressor();
     /** Sequences compressed once already (by id): they are not compressed again. */
     private final Set<Long> compressed = new HashSet<>();
 
-    private PressurePolicy(List<Step> steps, Swapper swapper) {
+    private PressurePolicy(List<Step> steps, Predicate<Sequence> swapper) {
         this.steps = List.copyOf(steps);
         this.swapper = swapper;
         List<CompressionPolicy> ps = new ArrayList<>();
@@ -123,11 +116,13 @@ public final class PressurePolicy implements AutoCloseable {
      * {@code swap} step needs {@code swapper}; without one it is rejected.
      *
      * @param spec the comma-separated steps
-     * @param swapper what swaps a sequence out, or {@code null} when no tier is configured
+     * @param swapper moves a sequence's blocks to a tier and frees them (returns {@code true} if it swapped the
+     *         sequence out and closed it, {@code false} if the tier declined and the sequence is unchanged), or
+     *         {@code null} when no tier is configured
      * @return the policy
      * @throws KvArgumentException naming what is wrong and what is allowed
      */
-    public static PressurePolicy parse(String spec, Swapper swapper) {
+    public static PressurePolicy parse(String spec, Predicate<Sequence> swapper) {
         if (spec == null || spec.isBlank()) {
             throw new KvArgumentException("a pressure policy needs at least one of compress:POLICY:BUDGET, swap, "
                     + "recompute");
@@ -156,7 +151,7 @@ public final class PressurePolicy implements AutoCloseable {
                 if (a == Action.SWAP && swapper == null) {
                     throw new KvArgumentException("'swap' needs a tier to swap to, and none is configured");
                 }
-                steps.add(new Step(a, null, null));
+                steps.add(new Step(a, null, null, null));
             }
         }
         return new PressurePolicy(steps, swapper);
@@ -185,15 +180,11 @@ public final class PressurePolicy implements AutoCloseable {
             throw new KvArgumentException("'" + part + "': budget '" + f[2] + "' must be a fraction in (0, 1] "
                     + "(with a dot, e.g. 0.5) or a whole number of rows per head >= 1");
         }
-        return new Step(Action.COMPRESS, f[1], budget);
+        return new Step(Action.COMPRESS, f[1], budget, f[2]);
     }
 
-    /**
-     * The configured steps, in the order they are tried.
-     *
-     * @return an unmodifiable list, not empty
-     */
-    public List<Step> steps() {
+    /** The configured steps, in the order they are tried (an unmodifiable list, not empty). */
+    List<Step> steps() {
         return steps;
     }
 
@@ -233,7 +224,7 @@ public final class PressurePolicy implements AutoCloseable {
                     continue;
                 }
                 long before = manager.usage().liveBlocks();
-                PreemptionEvent event = Jfr.recording() ? new PreemptionEvent() : null;
+                PreemptionEvent event = FlightRecorder.isInitialized() ? new PreemptionEvent() : null;
                 if (event != null) {
                     event.begin();
                 }
@@ -267,7 +258,7 @@ public final class PressurePolicy implements AutoCloseable {
                 return true;
             }
             case SWAP -> {
-                return swapper.swapOut(s);
+                return swapper.test(s);
             }
             case RECOMPUTE -> {
                 compressed.remove(s.id());
@@ -294,7 +285,7 @@ public final class PressurePolicy implements AutoCloseable {
     private static boolean shrinks(Sequence s, Budget budget) {
         int n = s.length(0, 0);
         int tpb = s.layout().tokensPerBlock();
-        int kept = budget instanceof Budget.Dynamic ? n : budget.rowsFor(n);
+        int kept = budget.rowsFor(n);   // parse builds a fraction or a token count, never the dynamic budget
         return (kept + tpb - 1) / tpb < (n + tpb - 1) / tpb;
     }
 
@@ -308,11 +299,6 @@ public final class PressurePolicy implements AutoCloseable {
             e.bytesNeeded = needed * blockBytes;
             e.commit();
         }
-    }
-
-    private static String budgetText(Budget b) {
-        return b instanceof Budget.Fraction f ? Double.toString(f.fraction())
-                : b instanceof Budget.Tokens t ? Integer.toString(t.tokens()) : b.toString();
     }
 
     @Override

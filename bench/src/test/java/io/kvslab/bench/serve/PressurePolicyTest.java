@@ -1,4 +1,4 @@
-package io.kvslab.policy;
+package io.kvslab.bench.serve;
 
 import io.kvslab.DType;
 import io.kvslab.KvArgumentException;
@@ -6,9 +6,9 @@ import io.kvslab.KvCacheManager;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.policy.PressurePolicy.Action;
-import io.kvslab.policy.PressurePolicy.Candidate;
-import io.kvslab.policy.PressurePolicy.Decision;
+import io.kvslab.bench.serve.PressurePolicy.Action;
+import io.kvslab.bench.serve.PressurePolicy.Candidate;
+import io.kvslab.bench.serve.PressurePolicy.Decision;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
