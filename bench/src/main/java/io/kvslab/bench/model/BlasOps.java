@@ -15,7 +15,7 @@ import java.lang.foreign.MemorySegment;
 final class BlasOps {
     private BlasOps() {}
 
-    /** Loads libkvslab (extracting it on first use) and binds the wrapper. */
+    /** Loads libkvslab (extracting it on first use) and asks OpenBLAS its thread count; matmul binds on first use. */
     static void load() {
         KernelDowncalls.openBlasThreads();
     }

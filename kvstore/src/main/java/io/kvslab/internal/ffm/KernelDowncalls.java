@@ -23,26 +23,36 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 public final class KernelDowncalls {
     private KernelDowncalls() {}
 
-    /** Handles bound on first use (holder idiom); binding loads the library, failing if it is unavailable. */
-    private static final class Attention {
-        static final MethodHandle SET_ISA = NativeLibrary.get().handle("kvs_attn_set_isa",
+    /*
+     * One holder class per handle, bound on first use: every distinct signature costs the FFM linker a generated stub
+     * (tens of ms of CPU in a fresh JVM), so a command binds only what it calls. Each method below calls
+     * NativeLibrary.get() before touching its holder, so an unavailable library fails with its reason every time and
+     * never poisons a holder.
+     */
+    private static final class SetIsa {
+        static final MethodHandle H = NativeLibrary.get().handle("kvs_attn_set_isa",
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT), Linker.Option.critical(false));
-        static final MethodHandle POOL_THREADS = NativeLibrary.get().handle("kvs_pool_threads",
-                FunctionDescriptor.of(JAVA_INT));
     }
 
-    private static final class Blas {
-        static final MethodHandle MATMUL_NT = NativeLibrary.get().handle("kvs_blas_matmul_nt",
+    private static final class PoolThreads {
+        static final MethodHandle H = NativeLibrary.get().handle("kvs_pool_threads", FunctionDescriptor.of(JAVA_INT));
+    }
+
+    private static final class MatmulNt {
+        static final MethodHandle H = NativeLibrary.get().handle("kvs_blas_matmul_nt",
                 FunctionDescriptor.ofVoid(ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT),
                 Linker.Option.critical(true));
-        static final MethodHandle GET_THREADS = NativeLibrary.get().handle("openblas_get_num_threads",
-                FunctionDescriptor.of(JAVA_INT));
-        static final MethodHandle SET_THREADS = NativeLibrary.get().handle("openblas_set_num_threads",
-                FunctionDescriptor.ofVoid(JAVA_INT));
     }
 
+    private static final class GetThreads {
+        static final MethodHandle H = NativeLibrary.get().handle("openblas_get_num_threads",
+                FunctionDescriptor.of(JAVA_INT));
+    }
 
-
+    private static final class SetThreads {
+        static final MethodHandle H = NativeLibrary.get().handle("openblas_set_num_threads",
+                FunctionDescriptor.ofVoid(JAVA_INT));
+    }
 
     /** {@code kvs_attn_set_isa}: 1 forces AVX2, 0 the best the CPU has; returns the level now used. */
     public static int attnSetIsa(int level) {
@@ -51,7 +61,7 @@ public final class KernelDowncalls {
         }
         NativeLibrary.get();
         try {
-            return (int) Attention.SET_ISA.invokeExact(level);
+            return (int) SetIsa.H.invokeExact(level);
         } catch (Throwable t) {
             throw failed("kvs_attn_set_isa", t);
         }
@@ -61,7 +71,7 @@ public final class KernelDowncalls {
     public static int poolThreads() {
         NativeLibrary.get();
         try {
-            return (int) Attention.POOL_THREADS.invokeExact();
+            return (int) PoolThreads.H.invokeExact();
         } catch (Throwable t) {
             throw failed("kvs_pool_threads", t);
         }
@@ -77,7 +87,7 @@ public final class KernelDowncalls {
         floats("out", out, Math.multiplyExact((long) n, (long) rows), true);
         NativeLibrary.get();
         try {
-            Blas.MATMUL_NT.invokeExact(x, w, out, n, cols, rows);
+            MatmulNt.H.invokeExact(x, w, out, n, cols, rows);
         } catch (Throwable t) {
             throw failed("kvs_blas_matmul_nt", t);
         }
@@ -87,7 +97,7 @@ public final class KernelDowncalls {
     public static int openBlasThreads() {
         NativeLibrary.get();
         try {
-            return (int) Blas.GET_THREADS.invokeExact();
+            return (int) GetThreads.H.invokeExact();
         } catch (Throwable t) {
             throw failed("openblas_get_num_threads", t);
         }
@@ -100,7 +110,7 @@ public final class KernelDowncalls {
         }
         NativeLibrary.get();
         try {
-            Blas.SET_THREADS.invokeExact(threads);
+            SetThreads.H.invokeExact(threads);
         } catch (Throwable t) {
             throw failed("openblas_set_num_threads", t);
         }

@@ -27,6 +27,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -172,7 +173,7 @@ public final class NativeLibrary {
         }
         String os = System.getProperty("os.name", "");
         String arch = System.getProperty("os.arch", "");
-        if (!os.toLowerCase().contains("linux") || !arch.matches("amd64|x86_64")) {
+        if (!os.toLowerCase().contains("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
             throw new Unavailable("the native kernels are built for linux-x86_64 only; this JVM runs on "
                     + os + "/" + arch);
         }
@@ -201,14 +202,35 @@ public final class NativeLibrary {
         return lib;
     }
 
-    /** The {@code flags} of the first processor in /proc/cpuinfo. */
+    /**
+     * The {@code flags} of the first processor in /proc/cpuinfo. Scanned by hand: this runs on every start of every
+     * JVM that loads the kernels, and a first use of regex and line decoding costs more than the scan.
+     */
     static Set<String> readCpuFlags() throws Unavailable {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"), StandardCharsets.US_ASCII)) {
-                if (line.startsWith("flags")) {
-                    int colon = line.indexOf(':');
-                    return Set.of(line.substring(colon + 1).trim().split("\\s+"));
+            String text = new String(Files.readAllBytes(Path.of("/proc/cpuinfo")), StandardCharsets.US_ASCII);
+            for (int line = 0; line < text.length(); ) {
+                int end = text.indexOf('\n', line);
+                end = end < 0 ? text.length() : end;
+                int colon = text.indexOf(':', line);
+                if (text.startsWith("flags", line) && colon >= 0 && colon < end) {
+                    Set<String> flags = new HashSet<>();
+                    int i = colon + 1;
+                    while (i < end) {
+                        while (i < end && Character.isWhitespace(text.charAt(i))) {
+                            i++;
+                        }
+                        int start = i;
+                        while (i < end && !Character.isWhitespace(text.charAt(i))) {
+                            i++;
+                        }
+                        if (i > start) {
+                            flags.add(text.substring(start, i));
+                        }
+                    }
+                    return Set.copyOf(flags);
                 }
+                line = end + 1;
             }
         } catch (IOException | RuntimeException e) {
             throw new Unavailable("cannot read the CPU flags from /proc/cpuinfo (" + e + "); "
@@ -219,7 +241,12 @@ public final class NativeLibrary {
 
     /** Fails unless the CPU has every flag of {@link #REQUIRED_CPU_FLAGS}. */
     static void checkCpu(Set<String> flags) throws Unavailable {
-        List<String> missing = REQUIRED_CPU_FLAGS.stream().filter(f -> !flags.contains(f)).toList();
+        List<String> missing = new ArrayList<>();
+        for (String f : REQUIRED_CPU_FLAGS) {
+            if (!flags.contains(f)) {
+                missing.add(f);
+            }
+        }
         if (!missing.isEmpty()) {
             throw new Unavailable("the CPU lacks " + String.join(", ", missing)
                     + " (the native kernels are built for x86-64-v3: AVX2, FMA, F16C)");
@@ -307,17 +334,52 @@ public final class NativeLibrary {
             if (line.isBlank()) {
                 continue;
             }
-            // sha256sum format: 64 hex digits, two spaces (or " *"), file name
-            String[] parts = line.trim().split("\\s+\\*?", 2);
-            if (parts.length != 2 || !parts[0].matches("[0-9a-f]{64}") || !parts[1].matches("[A-Za-z0-9._+-]+")) {
+            // sha256sum format: 64 hex digits, two spaces (or " *"), file name (checked by hand, not by regex: every
+            // start reads the manifest)
+            String t = line.trim();
+            int i = 64;
+            boolean ok = t.length() > i && isLowerHex(t, 0, i) && Character.isWhitespace(t.charAt(i));
+            while (ok && i < t.length() && Character.isWhitespace(t.charAt(i))) {
+                i++;
+            }
+            if (ok && i < t.length() && t.charAt(i) == '*') {
+                i++;
+            }
+            String name = ok ? t.substring(i) : "";
+            if (!ok || !isFileName(name)) {
                 throw new Unavailable("malformed line in " + RESOURCE_DIR + MANIFEST + ": " + line);
             }
-            files.put(parts[1], parts[0]);
+            files.put(name, t.substring(0, 64));
         }
         if (!files.containsKey(LIBRARY)) {
             throw new Unavailable(RESOURCE_DIR + MANIFEST + " does not list " + LIBRARY);
         }
         return files;
+    }
+
+    private static boolean isLowerHex(String s, int from, int to) {
+        for (int i = from; i < to; i++) {
+            char c = s.charAt(i);
+            if (!(c >= '0' && c <= '9' || c >= 'a' && c <= 'f')) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Non-empty, of {@code [A-Za-z0-9._+-]} only (so no path separators). */
+    private static boolean isFileName(String s) {
+        if (s.isEmpty()) {
+            return false;
+        }
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (!(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_'
+                    || c == '+' || c == '-')) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** The cache entry name: SHA-256 of the manifest, i.e. of every file's name and content hash. */
@@ -406,9 +468,10 @@ public final class NativeLibrary {
     private static void removeStaleTemps(Path root) {
         FileTime cutoff = FileTime.fromMillis(System.currentTimeMillis() - STALE_TEMP.toMillis());
         List<Path> stale = new ArrayList<>();
-        try (DirectoryStream<Path> entries = Files.newDirectoryStream(root, ".tmp-*")) {
+        // a plain listing and startsWith: a glob pattern would compile a regex on every start
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(root)) {
             for (Path p : entries) {
-                if (Files.getLastModifiedTime(p).compareTo(cutoff) < 0) {
+                if (p.getFileName().toString().startsWith(".tmp-") && Files.getLastModifiedTime(p).compareTo(cutoff) < 0) {
                     stale.add(p);
                 }
             }

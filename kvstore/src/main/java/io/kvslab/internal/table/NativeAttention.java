@@ -49,54 +49,66 @@ final class NativeAttention {
     /** K+V bytes up to which a decode call is short enough (a few microseconds) for a critical downcall. */
     static final long CRITICAL_MAX_BYTES = 256 * 1024;
 
-    private static volatile Handles handles;
-
     private NativeAttention() {}
 
-    private record Handles(MethodHandle decode, MethodHandle decodeCritical, MethodHandle decodeBatch,
-                           MethodHandle decodeBatchCritical, MethodHandle prefill, MethodHandle probe,
-                           MethodHandle setIsa, MethodHandle poolThreads) {
-        static Handles load() {
-            // A private lookup of the library file: NativeLibrary hands out no handles or lookups.
-            SymbolLookup lib = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
-            FunctionDescriptor decode = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                    JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
-            FunctionDescriptor prefill = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                    JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_INT);
-            FunctionDescriptor batch = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT,
-                    JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
-            return new Handles(
-                    bind(lib, "kvs_attn_decode", decode),
-                    bind(lib, "kvs_attn_decode", decode, Linker.Option.critical(false)),
-                    bind(lib, "kvs_attn_decode_batch", batch),
-                    bind(lib, "kvs_attn_decode_batch", batch, Linker.Option.critical(false)),
-                    bind(lib, "kvs_attn_prefill", prefill),
-                    bind(lib, "kvs_read_bandwidth_probe",
-                            FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT)),
-                    bind(lib, "kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
-                            Linker.Option.critical(false)),
-                    bind(lib, "kvs_pool_threads", FunctionDescriptor.of(JAVA_INT)));
-        }
+    /*
+     * One holder class per downcall, bound on first use: each distinct signature costs the FFM linker a generated
+     * stub class and its lambda forms (~10-70 ms of CPU in a fresh JVM, most of what loading the library costs), so
+     * a command binds only the calls it makes (`kvslab generate`: decode and prefill, not the batch, probe or ISA
+     * calls). Static finals are constants to the JIT. Every caller has checked that the library is available
+     * (NativeLibrary.isAvailable() or libraryFile()) before touching a holder, so an unavailable library is a
+     * KvSlabException each time and never poisons a holder.
+     */
+    private static final FunctionDescriptor DECODE = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
+    private static final FunctionDescriptor BATCH = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
 
-        private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor d, Linker.Option... o) {
-            MemorySegment symbol = lib.find(name).orElseThrow(() ->
-                    new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
-            return Linker.nativeLinker().downcallHandle(symbol, d, o);
-        }
+    /** A private lookup of the library file: NativeLibrary hands out no handles or lookups. */
+    private static final class Library {
+        static final SymbolLookup LOOKUP = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
     }
 
-    private static Handles handles() {
-        Handles h = handles;
-        if (h == null) {
-            synchronized (NativeAttention.class) {
-                h = handles;
-                if (h == null) {
-                    h = Handles.load();
-                    handles = h;
-                }
-            }
-        }
-        return h;
+    private static final class Decode {
+        static final MethodHandle H = bind("kvs_attn_decode", DECODE);
+    }
+
+    private static final class DecodeCritical {
+        static final MethodHandle H = bind("kvs_attn_decode", DECODE, Linker.Option.critical(false));
+    }
+
+    private static final class DecodeBatch {
+        static final MethodHandle H = bind("kvs_attn_decode_batch", BATCH);
+    }
+
+    private static final class DecodeBatchCritical {
+        static final MethodHandle H = bind("kvs_attn_decode_batch", BATCH, Linker.Option.critical(false));
+    }
+
+    private static final class Prefill {
+        static final MethodHandle H = bind("kvs_attn_prefill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT,
+                ADDRESS, JAVA_INT));
+    }
+
+    private static final class Probe {
+        static final MethodHandle H = bind("kvs_read_bandwidth_probe",
+                FunctionDescriptor.of(JAVA_DOUBLE, ADDRESS, JAVA_LONG, JAVA_INT));
+    }
+
+    private static final class SetIsa {
+        static final MethodHandle H = bind("kvs_attn_set_isa", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
+                Linker.Option.critical(false));
+    }
+
+    private static final class PoolThreads {
+        static final MethodHandle H = bind("kvs_pool_threads", FunctionDescriptor.of(JAVA_INT));
+    }
+
+    private static MethodHandle bind(String name, FunctionDescriptor d, Linker.Option... o) {
+        MemorySegment symbol = Library.LOOKUP.find(name).orElseThrow(() ->
+                new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
+        return Linker.nativeLinker().downcallHandle(symbol, d, o);
     }
 
     /**
@@ -139,8 +151,8 @@ final class NativeAttention {
             JavaAttention.decode(shape, q, keyBlocks, valueBlocks, offsets, lengths, scale, out, withLse ? lse : null);
             return;
         }
-        Handles h = handles();
-        MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES ? h.decodeCritical() : h.decode();
+        MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES ? DecodeCritical.H
+                : Decode.H;
         MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
         int rc;
         try {
@@ -233,9 +245,8 @@ final class NativeAttention {
             descriptors.set(JAVA_INT, at + 56, shape.decodeKeyArgument());
             descriptors.set(JAVA_INT, at + 60, shape.valueDtype());
         }
-        Handles h = handles();
-        MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES ? h.decodeBatchCritical()
-                : h.decodeBatch();
+        MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES
+                ? DecodeBatchCritical.H : DecodeBatch.H;
         int rc;
         try {
             rc = (int) mh.invokeExact(n, descriptors, shape.kvHeads(), shape.group(), shape.headDim(),
@@ -349,7 +360,7 @@ final class NativeAttention {
         }
         int rc;
         try {
-            rc = (int) handles().prefill().invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),
+            rc = (int) Prefill.H.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(),
                     shape.keyDtype(), shape.valueDtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
                     out, threads);
         } catch (Throwable t) {
@@ -368,8 +379,9 @@ final class NativeAttention {
     static double readBandwidthProbe(MemorySegment buffer, int threads) {
         segment("buffer", buffer, 64, false);
         requireThreads(threads);
+        NativeLibrary.libraryFile();   // fails with the reason when the library is unavailable
         try {
-            return (double) handles().probe().invokeExact(buffer, buffer.byteSize(), threads);
+            return (double) Probe.H.invokeExact(buffer, buffer.byteSize(), threads);
         } catch (Throwable t) {
             throw rethrow("kvs_read_bandwidth_probe", t);
         }
@@ -377,8 +389,9 @@ final class NativeAttention {
 
     /** Forces the AVX2 kernels ({@code level} 1) or the best the CPU has (0); returns 1 (AVX2) or 2 (AVX-512). */
     static int setInstructionSet(int level) {
+        NativeLibrary.libraryFile();
         try {
-            return (int) handles().setIsa().invokeExact(level);
+            return (int) SetIsa.H.invokeExact(level);
         } catch (Throwable t) {
             throw rethrow("kvs_attn_set_isa", t);
         }
@@ -386,8 +399,9 @@ final class NativeAttention {
 
     /** Worker threads the native pool has started so far. */
     static int poolThreads() {
+        NativeLibrary.libraryFile();
         try {
-            return (int) handles().poolThreads().invokeExact();
+            return (int) PoolThreads.H.invokeExact();
         } catch (Throwable t) {
             throw rethrow("kvs_pool_threads", t);
         }

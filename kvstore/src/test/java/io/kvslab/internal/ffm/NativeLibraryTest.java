@@ -147,6 +147,44 @@ class NativeLibraryTest {
     }
 
     @Test
+    void cpuFlagsAreThoseOfTheFirstFlagsLineAsARegexSplitReadsThem() throws Exception {
+        // the reference: what the loader did before it scanned by hand
+        Set<String> expected = null;
+        for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+            if (line.startsWith("flags")) {
+                expected = Set.of(line.substring(line.indexOf(':') + 1).trim().split("\\s+"));
+                break;
+            }
+        }
+        assertTrue(expected != null && expected.size() > 10, "flags line: " + expected);
+        assertEquals(expected, NativeLibrary.readCpuFlags());
+    }
+
+    /** The manifest parser accepts exactly the lines the former regular expressions accepted. */
+    @Test
+    void manifestLinesAreParsedAsTheRegexDid() throws Exception {
+        String hash = "0123456789abcdef".repeat(4);
+        List<String> lines = List.of(hash + "  libkvslab.so", hash + " *libkvslab.so", hash + "\tlibkvslab.so",
+                hash + "   libkvslab.so  ", "  " + hash + "  libkvslab.so", hash + " **libkvslab.so",
+                hash + "libkvslab.so", hash + "a  libkvslab.so", hash.toUpperCase() + "  libkvslab.so",
+                hash.substring(1) + "  libkvslab.so", hash + "  lib kvslab.so", hash + "  ", hash + " *",
+                hash + "  sub/libkvslab.so", hash + "  libkvslab.so+x-1_2.so", hash + " * libkvslab.so");
+        for (String line : lines) {
+            String[] parts = line.trim().split("\\s+\\*?", 2);
+            boolean regexOk = parts.length == 2 && parts[0].matches("[0-9a-f]{64}")
+                    && parts[1].matches("[A-Za-z0-9._+-]+");
+            String text = line + "\n" + hash + "  libkvslab.so\n";
+            if (regexOk) {
+                Map<String, String> m = NativeLibrary.parseManifest(line + "\n" + hash + "  other.so\n"
+                        + ("libkvslab.so".equals(parts[1]) ? "" : hash + "  libkvslab.so\n"));
+                assertEquals(parts[0], m.get(parts[1]), line);
+            } else {
+                assertThrows(NativeLibrary.Unavailable.class, () -> NativeLibrary.parseManifest(text), line);
+            }
+        }
+    }
+
+    @Test
     void aNewJvmLoadsFromTheCacheAndAKilledOneLeavesNothingBehind(@TempDir Path root) throws Exception {
         String prop = "-D" + NativeLibrary.CACHE_DIR_PROPERTY + "=" + root;
         String first = probe(prop);
