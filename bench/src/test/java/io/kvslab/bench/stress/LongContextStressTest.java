@@ -103,7 +103,8 @@ class LongContextStressTest {
 
     @Test
     void chunkedStreamingInOtherDtypesHoldsTheInvariants() {
-        for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+        // F16 chunks go through the f16 tensor path (appendChunk of f16 tensors), the others through floats.
+        for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
             LongContextResult r = new LongContextStress(config(dt, 7, 0), new ReferenceAttention(), null)
                     .run();
             assertTrue(r.ok(), r.summary());
