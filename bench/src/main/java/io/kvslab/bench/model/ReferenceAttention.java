@@ -35,42 +35,96 @@ public final class ReferenceAttention implements SequenceAttention {
      * and rounded to float once. For checks of the fp32 kernels at long contexts, where llama2.c's float loops
      * ({@link #decode}) accumulate a rounding error of their own that grows with the row count (about 3e-4 at 16k
      * rows was seen): against this the kernel's error is its own.
+     *
+     * <p>Each score is {@code sum_i q_i k_i} over i in order and each output {@code sum_r a_r v_r[i] / sum_r a_r}
+     * over r in order; the loops are arranged for speed without changing any sum's order (so the result is the
+     * same bits as the one-head-at-a-time form): the query heads of a GQA group are scored together from one read
+     * of each key row (independent sums the CPU overlaps), and the weighted value sum walks the value rows in
+     * memory order, accumulating every dimension at once, instead of walking a column of rows per dimension.
      */
     public static void decodeExact(Sequence s, int layer, float[] q, float[] out) {
         var layout = s.layout();
         int hs = layout.headDim();
         int group = layout.groupSize();
         double scale = Math.sqrt(hs);
+        double[] qd = new double[group * hs];
+        double[] acc = new double[hs];
         for (int kvh = 0; kvh < layout.kvHeads(); kvh++) {
             int len = s.length(layer, kvh);
             float[] keys = new float[len * hs];
             float[] values = new float[len * hs];
             s.readKeys(layer, kvh, keys);
             s.readValues(layer, kvh, values);
-            double[] att = new double[len];
-            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                int qo = h * hs;
+            int first = kvh * group;
+            for (int i = 0; i < group * hs; i++) {
+                qd[i] = q[first * hs + i];
+            }
+            double[][] att = new double[group][len];
+            groupScores(qd, group, keys, len, hs, scale, att);
+            for (int j = 0; j < group; j++) {
+                double[] a = att[j];
                 double max = Double.NEGATIVE_INFINITY;
                 for (int r = 0; r < len; r++) {
-                    double score = 0;
-                    for (int i = 0; i < hs; i++) {
-                        score += (double) q[qo + i] * keys[r * hs + i];
-                    }
-                    att[r] = score / scale;
-                    max = Math.max(max, att[r]);
+                    max = Math.max(max, a[r]);
                 }
                 double sum = 0;
                 for (int r = 0; r < len; r++) {
-                    att[r] = Math.exp(att[r] - max);
-                    sum += att[r];
+                    a[r] = Math.exp(a[r] - max);
+                    sum += a[r];
                 }
-                for (int i = 0; i < hs; i++) {
-                    double acc = 0;
-                    for (int r = 0; r < len; r++) {
-                        acc += att[r] * values[r * hs + i];
+                java.util.Arrays.fill(acc, 0);
+                for (int r = 0; r < len; r++) {
+                    double w = a[r];
+                    int vr = r * hs;
+                    for (int i = 0; i < hs; i++) {
+                        acc[i] += w * values[vr + i];
                     }
-                    out[qo + i] = len == 0 ? 0.0f : (float) (acc / sum);
                 }
+                int qo = (first + j) * hs;
+                for (int i = 0; i < hs; i++) {
+                    out[qo + i] = len == 0 ? 0.0f : (float) (acc[i] / sum);
+                }
+            }
+        }
+    }
+
+    /** {@code att[j][r] = (sum_i qd[j*hs+i] * keys[r*hs+i]) / scale}, sums in i order, the group's heads together. */
+    private static void groupScores(double[] qd, int group, float[] keys, int len, int hs, double scale,
+                                    double[][] att) {
+        int j = 0;
+        for (; j + 4 <= group; j += 4) {
+            int q0 = j * hs;
+            int q1 = q0 + hs;
+            int q2 = q1 + hs;
+            int q3 = q2 + hs;
+            for (int r = 0; r < len; r++) {
+                int kr = r * hs;
+                double s0 = 0;
+                double s1 = 0;
+                double s2 = 0;
+                double s3 = 0;
+                for (int i = 0; i < hs; i++) {
+                    double k = keys[kr + i];
+                    s0 += qd[q0 + i] * k;
+                    s1 += qd[q1 + i] * k;
+                    s2 += qd[q2 + i] * k;
+                    s3 += qd[q3 + i] * k;
+                }
+                att[j][r] = s0 / scale;
+                att[j + 1][r] = s1 / scale;
+                att[j + 2][r] = s2 / scale;
+                att[j + 3][r] = s3 / scale;
+            }
+        }
+        for (; j < group; j++) {
+            int q0 = j * hs;
+            for (int r = 0; r < len; r++) {
+                int kr = r * hs;
+                double s0 = 0;
+                for (int i = 0; i < hs; i++) {
+                    s0 += qd[q0 + i] * keys[kr + i];
+                }
+                att[j][r] = s0 / scale;
             }
         }
     }

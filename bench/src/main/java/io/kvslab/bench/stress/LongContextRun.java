@@ -1,8 +1,10 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvStore;
+import io.kvslab.KvTensor;
 import io.kvslab.Sequence;
 import io.kvslab.StoreStats;
 import io.kvslab.bench.model.ReferenceAttention;
@@ -16,6 +18,7 @@ import io.kvslab.policy.Compressor;
 import io.kvslab.policy.LayerInputs;
 
 import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 
 /**
@@ -43,6 +46,16 @@ final class LongContextRun {
     private final float[] ref;
     private float[] k = new float[0];   // one chunk's generated rows, reused while the chunk size stays
     private float[] v = new float[0];
+    /**
+     * Whether both sides are stored as f16: then the rows are generated as f16 ({@link StructuredKv#keysF16}) and
+     * handed to the store as f16 tensors, which it copies without a conversion (the same bytes the float path
+     * stores: the generator rounds exactly as the store's f32-to-f16 conversion does).
+     */
+    private final boolean f16;
+    private short[] kh = new short[0];
+    private short[] vh = new short[0];
+    private KvTensor kt;   // views of kh and vh, remade when the chunk size changes
+    private KvTensor vt;
     private long compressions;
     private long attentionSteps;
     private long attentionChecks;
@@ -76,6 +89,7 @@ final class LongContextRun {
         this.windowSize = policy.windowQueries();
         this.rnd = new SplittableRandom(c.seed() ^ 0xC0FFEE);
         this.width = layout.kvHeads() * layout.headDim();
+        this.f16 = layout.keyDtype() == DType.F16 && layout.valueDtype() == DType.F16;
         this.liveBound = c.liveBoundBytes();
         this.reservedBound = c.reservedBoundBytes();
         this.q = new float[layout.queryHeads() * layout.headDim()];
@@ -145,24 +159,16 @@ final class LongContextRun {
 
     /** Appends the next {@code n} tokens to every layer; with {@code attend}, decodes the chunk's last query. */
     private void appendChunk(Sequence s, int n, boolean attend) {
-        if (k.length != n * width) {
-            k = new float[n * width];
-            v = new float[n * width];
-        }
         long[] pos = new long[n];
         for (int i = 0; i < n; i++) {
             pos[i] = streamed + i;
         }
         for (int l = 0; l < layout.layers(); l++) {
-            gen.keys(0, l, pos, k);
-            gen.values(0, l, pos, v);
-            long t0 = System.nanoTime();
-            if (n == 1) {
-                s.append(l, k, v, pos[0]);
+            if (f16) {
+                appendF16(s, l, n, pos);
             } else {
-                s.appendChunk(l, k, v, pos);
+                appendFloats(s, l, n, pos);
             }
-            appendNs += System.nanoTime() - t0;
             if (attend) {
                 gen.query(0, l, pos[n - 1], q);
                 long t1 = System.nanoTime();
@@ -172,6 +178,40 @@ final class LongContextRun {
         }
         streamed += n;
         rows += n;
+    }
+
+    private void appendFloats(Sequence s, int l, int n, long[] pos) {
+        if (k.length != n * width) {
+            k = new float[n * width];
+            v = new float[n * width];
+        }
+        gen.keys(0, l, pos, k);
+        gen.values(0, l, pos, v);
+        long t0 = System.nanoTime();
+        if (n == 1) {
+            s.append(l, k, v, pos[0]);
+        } else {
+            s.appendChunk(l, k, v, pos);
+        }
+        appendNs += System.nanoTime() - t0;
+    }
+
+    private void appendF16(Sequence s, int l, int n, long[] pos) {
+        if (kh.length != n * width) {
+            kh = new short[n * width];
+            vh = new short[n * width];
+            kt = KvTensor.of(MemorySegment.ofArray(kh), DType.F16, n, layout.kvHeads(), layout.headDim());
+            vt = KvTensor.of(MemorySegment.ofArray(vh), DType.F16, n, layout.kvHeads(), layout.headDim());
+        }
+        gen.keysF16(0, l, pos, kh);
+        gen.valuesF16(0, l, pos, vh);
+        long t0 = System.nanoTime();
+        if (n == 1) {
+            s.append(l, kt, vt, pos[0]);
+        } else {
+            s.appendChunk(l, kt, vt, pos);
+        }
+        appendNs += System.nanoTime() - t0;
     }
 
     /** One random layer's attention against the reference. */

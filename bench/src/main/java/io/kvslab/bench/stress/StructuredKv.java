@@ -24,7 +24,10 @@ import java.util.SplittableRandom;
  *       {@code localLogit}); the table repeats every {@value #PERIOD} positions.</li>
  * </ul>
  * Values are white Gaussian noise. Building a row is one array copy plus, for the rare sink or heavy hitter,
- * one scaled add; no per-element random numbers are drawn on the hot path.
+ * one scaled add; no per-element random numbers are drawn on the hot path. {@link #keysF16} and
+ * {@link #valuesF16} write the same rows already rounded to f16 ({@code Float.floatToFloat16} of every element
+ * of {@link #keys} / {@link #values}), copied from f16 copies of the tables: a writer that stores f16 hands the
+ * store its rows without a conversion per element.
  */
 public final class StructuredKv {
     /** Structure parameters (logits are in units of the softmax temperature, i.e. after the 1/sqrt(d) scale). */
@@ -64,6 +67,8 @@ public final class StructuredKv {
     private final float[] white;
     /** Unit vector u per (layer, KV head), flattened [layer][kvHead][dim]. */
     private final float[] direction;
+    /** {@link #smooth} and {@link #white} as f16 bits, built on the first f16 write ({@link #keysF16}). */
+    private volatile short[][] f16Tables;
     private final float sinkScale;
     private final float heavyScale;
     private final float localScale;
@@ -82,7 +87,7 @@ public final class StructuredKv {
             white[i] = (float) rnd.nextGaussian();
         }
         System.arraycopy(white, 0, white, TABLE, dim);
-        this.smooth = lowPass(rnd, Math.max(1, shape.localWidth() / 4));
+        this.smooth = lowPass(rnd, Math.max(1, shape.localWidth() / 4), dim);
         this.direction = new float[layers * kvHeads * dim];
         for (int d = 0; d < layers * kvHeads; d++) {
             double norm = 0;
@@ -108,43 +113,66 @@ public final class StructuredKv {
      * {@code PERIOD x dim} table whose every column is white noise box-filtered three times along the position axis
      * (close to a Gaussian kernel), circular, rescaled to unit variance. Columns are independent, so rows at
      * distant positions are nearly orthogonal while nearby rows are strongly correlated.
+     *
+     * <p>Columns are drawn one after the other (the order of {@code rnd}'s draws defines the table), but written
+     * {@value #COLUMN_BATCH} at a time: the table is row-major, so writing one column alone touches a new cache line
+     * on every one of its {@code PERIOD} stores (the build's main cost for a 32 MB table).
      */
-    private float[] lowPass(SplittableRandom rnd, int radius) {
+    static float[] lowPass(SplittableRandom rnd, int radius, int dim) {
         float[] out = new float[PERIOD * dim];
+        float[] cols = new float[COLUMN_BATCH * PERIOD];   // column-major staging of up to COLUMN_BATCH columns
         double[] a = new double[PERIOD];
         double[] b = new double[PERIOD];
-        for (int col = 0; col < dim; col++) {
+        for (int first = 0; first < dim; first += COLUMN_BATCH) {
+            int batch = Math.min(COLUMN_BATCH, dim - first);
+            for (int c = 0; c < batch; c++) {
+                smoothColumn(rnd, radius, a, b, cols, c * PERIOD);
+            }
             for (int p = 0; p < PERIOD; p++) {
-                a[p] = rnd.nextGaussian();
-            }
-            for (int pass = 0; pass < 3; pass++) {
-                double sum = 0;
-                for (int i = -radius; i <= radius; i++) {
-                    sum += a[i & PERIOD_MASK];
+                int row = p * dim + first;
+                for (int c = 0; c < batch; c++) {
+                    out[row + c] = cols[c * PERIOD + p];
                 }
-                for (int p = 0; p < PERIOD; p++) {
-                    b[p] = sum;
-                    sum += a[(p + radius + 1) & PERIOD_MASK] - a[(p - radius) & PERIOD_MASK];
-                }
-                double[] t = a;
-                a = b;
-                b = t;
-            }
-            double mean = 0;
-            for (double x : a) {
-                mean += x;
-            }
-            mean /= PERIOD;
-            double var = 0;
-            for (double x : a) {
-                var += (x - mean) * (x - mean);
-            }
-            double inv = 1 / Math.sqrt(var / PERIOD);
-            for (int p = 0; p < PERIOD; p++) {
-                out[p * dim + col] = (float) ((a[p] - mean) * inv);
             }
         }
         return out;
+    }
+
+    /** Columns staged per batch of {@link #lowPass}: 16 floats, one 64-byte cache line of a table row. */
+    static final int COLUMN_BATCH = 16;
+
+    /** One column of {@link #lowPass} into {@code dst[off .. off + PERIOD)}; {@code a}, {@code b} are scratch. */
+    private static void smoothColumn(SplittableRandom rnd, int radius, double[] a, double[] b, float[] dst,
+                                     int off) {
+        for (int p = 0; p < PERIOD; p++) {
+            a[p] = rnd.nextGaussian();
+        }
+        for (int pass = 0; pass < 3; pass++) {
+            double sum = 0;
+            for (int i = -radius; i <= radius; i++) {
+                sum += a[i & PERIOD_MASK];
+            }
+            for (int p = 0; p < PERIOD; p++) {
+                b[p] = sum;
+                sum += a[(p + radius + 1) & PERIOD_MASK] - a[(p - radius) & PERIOD_MASK];
+            }
+            double[] t = a;
+            a = b;
+            b = t;
+        }
+        double mean = 0;
+        for (double x : a) {
+            mean += x;
+        }
+        mean /= PERIOD;
+        double var = 0;
+        for (double x : a) {
+            var += (x - mean) * (x - mean);
+        }
+        double inv = 1 / Math.sqrt(var / PERIOD);
+        for (int p = 0; p < PERIOD; p++) {
+            dst[off + p] = (float) ((a[p] - mean) * inv);
+        }
     }
 
     public Shape shape() {
@@ -185,6 +213,63 @@ public final class StructuredKv {
                 valueRow(salt, layer, h, positions[t], v, t * width + h * dim);
             }
         }
+    }
+
+    /**
+     * {@link #keys} rounded to f16 (IEEE round-to-nearest-even, {@code Float.floatToFloat16}), as f16 bits in the
+     * same layout: element for element {@code floatToFloat16} of what {@code keys} writes.
+     */
+    public void keysF16(long salt, int layer, long[] positions, short[] k) {
+        int width = kvHeads * dim;
+        for (int t = 0; t < positions.length; t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                keyRowF16(salt, layer, h, positions[t], k, t * width + h * dim);
+            }
+        }
+    }
+
+    /** {@link #values} rounded to f16, as {@link #keysF16}. */
+    public void valuesF16(long salt, int layer, long[] positions, short[] v) {
+        short[] table = f16Tables()[1];
+        int width = kvHeads * dim;
+        for (int t = 0; t < positions.length; t++) {
+            for (int h = 0; h < kvHeads; h++) {
+                int start = (int) (mix(seed ^ salt ^ 0x7A1DEL, layer, h, positions[t]) & MASK);
+                System.arraycopy(table, start, v, t * width + h * dim, dim);
+            }
+        }
+    }
+
+    /** {@link #keyRow} rounded to f16 bits: a copy of the f16 table, or for a sink or heavy hitter the float row rounded. */
+    private void keyRowF16(long salt, int layer, int kvHead, long position, short[] dst, int off) {
+        if (isSink(position) || isHeavyHitter(layer, kvHead, position)) {
+            float[] row = new float[dim];   // one row in about a thousand: not worth a scratch buffer
+            keyRow(salt, layer, kvHead, position, row, 0);
+            for (int i = 0; i < dim; i++) {
+                dst[off + i] = Float.floatToFloat16(row[i]);
+            }
+            return;
+        }
+        int start = (int) ((keyBase(salt, layer, kvHead) + position) & PERIOD_MASK) * dim;
+        System.arraycopy(f16Tables()[0], start, dst, off, dim);
+    }
+
+    /** {smooth, white} rounded to f16, built once (racing builders compute the same arrays). */
+    private short[][] f16Tables() {
+        short[][] t = f16Tables;
+        if (t == null) {
+            t = new short[][] {toF16(smooth), toF16(white)};
+            f16Tables = t;
+        }
+        return t;
+    }
+
+    private static short[] toF16(float[] a) {
+        short[] h = new short[a.length];
+        for (int i = 0; i < a.length; i++) {
+            h[i] = Float.floatToFloat16(a[i]);
+        }
+        return h;
     }
 
     /** One key row into {@code dst[off .. off + headDim)}. */

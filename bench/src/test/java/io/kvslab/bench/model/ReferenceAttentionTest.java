@@ -85,4 +85,87 @@ class ReferenceAttentionTest {
             }
         }
     }
+
+    /**
+     * decodeExact's arrangement (the heads of a group scored together, values summed row by row) gives the same
+     * bits as the plain one-head, one-sum-at-a-time double loops below, for groups of 1, 3 (no block of four), 4
+     * and 6 (a block and a remainder), on ragged heads, one of them emptied.
+     */
+    @Test
+    void exactDecodeIsBitForBitTheOneHeadAtATimeDoubleLoops() {
+        java.util.Random rnd = new java.util.Random(11);
+        for (int group : new int[] {1, 3, 4, 6}) {
+            int kvHeads = 3;
+            int dim = 24;
+            try (KvStore store = KvStore.open(new KvLayout(2, kvHeads * group, kvHeads, dim, DType.F16, 16));
+                 Sequence s = store.newSequence()) {
+                float[] k = new float[kvHeads * dim];
+                float[] v = new float[kvHeads * dim];
+                for (int r = 0; r < 700; r++) {
+                    for (int layer = 0; layer < 2; layer++) {
+                        for (int i = 0; i < k.length; i++) {
+                            k[i] = (float) rnd.nextGaussian() * 2;
+                            v[i] = (float) rnd.nextGaussian();
+                        }
+                        s.append(layer, k, v, r);
+                    }
+                }
+                s.keep(1, 0, new int[] {0, 5, 6, 300, 699});
+                s.keep(1, 2, new int[0]);
+                float[] q = new float[kvHeads * group * dim];
+                for (int i = 0; i < q.length; i++) {
+                    q[i] = (float) rnd.nextGaussian();
+                }
+                for (int layer = 0; layer < 2; layer++) {
+                    float[] got = new float[q.length];
+                    ReferenceAttention.decodeExact(s, layer, q, got);
+                    float[] want = oneHeadAtATime(s, layer, q);
+                    for (int i = 0; i < q.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                                "group " + group + " layer " + layer + " element " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The straightforward double decode: each head's scores, softmax and each output element's sum in turn. */
+    private static float[] oneHeadAtATime(Sequence s, int layer, float[] q) {
+        var layout = s.layout();
+        int hs = layout.headDim();
+        int group = layout.groupSize();
+        float[] out = new float[q.length];
+        for (int kvh = 0; kvh < layout.kvHeads(); kvh++) {
+            int len = s.length(layer, kvh);
+            float[] keys = new float[len * hs];
+            float[] values = new float[len * hs];
+            s.readKeys(layer, kvh, keys);
+            s.readValues(layer, kvh, values);
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                double[] att = new double[len];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int r = 0; r < len; r++) {
+                    double score = 0;
+                    for (int i = 0; i < hs; i++) {
+                        score += (double) q[h * hs + i] * keys[r * hs + i];
+                    }
+                    att[r] = score / Math.sqrt(hs);
+                    max = Math.max(max, att[r]);
+                }
+                double sum = 0;
+                for (int r = 0; r < len; r++) {
+                    att[r] = Math.exp(att[r] - max);
+                    sum += att[r];
+                }
+                for (int i = 0; i < hs; i++) {
+                    double acc = 0;
+                    for (int r = 0; r < len; r++) {
+                        acc += att[r] * values[r * hs + i];
+                    }
+                    out[h * hs + i] = len == 0 ? 0f : (float) (acc / sum);
+                }
+            }
+        }
+        return out;
+    }
 }

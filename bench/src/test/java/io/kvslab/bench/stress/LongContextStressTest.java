@@ -103,7 +103,8 @@ class LongContextStressTest {
 
     @Test
     void chunkedStreamingInOtherDtypesHoldsTheInvariants() {
-        for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+        // F16 chunks go through the f16 tensor path (appendChunk of f16 tensors), the others through floats.
+        for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
             LongContextResult r = new LongContextStress(config(dt, 7, 0), new ReferenceAttention(), null)
                     .run();
             assertTrue(r.ok(), r.summary());
@@ -141,6 +142,55 @@ class LongContextStressTest {
         assertEquals(15, r.attentionChecks());
         assertEquals(r.attentionChecks(), r.violationCount(), r.summary());
         assertTrue(r.violations().getFirst().contains("differs from the reference"), r.violations().getFirst());
+    }
+
+    /**
+     * The f16 run hands the store f16 tensors generated as f16; the float path hands it floats it converts. Both
+     * store the same bytes, row for row (sinks and heavy hitters included), token by token and in chunks.
+     */
+    @Test
+    void theF16TensorPathStoresTheSameRowsAsTheFloatPath() {
+        io.kvslab.KvLayout layout = SMALL.layout(DType.F16, 8);
+        StructuredKv gen = new StructuredKv(layout, 11, StructuredKv.Shape.realistic());
+        int width = layout.kvHeads() * layout.headDim();
+        try (io.kvslab.KvStore a = io.kvslab.KvStore.open(layout); io.kvslab.KvStore b = io.kvslab.KvStore.open(layout);
+             Sequence fromFloats = a.newSequence(); Sequence fromF16 = b.newSequence()) {
+            for (int p = 0; p < 2100; ) {
+                int n = p < 1100 ? 1 : 5;
+                long[] pos = new long[n];
+                for (int i = 0; i < n; i++) {
+                    pos[i] = p + i;
+                }
+                for (int l = 0; l < layout.layers(); l++) {
+                    float[] k = new float[n * width];
+                    float[] v = new float[n * width];
+                    gen.keys(0, l, pos, k);
+                    gen.values(0, l, pos, v);
+                    fromFloats.appendChunk(l, k, v, pos);
+                    short[] kh = new short[n * width];
+                    short[] vh = new short[n * width];
+                    gen.keysF16(0, l, pos, kh);
+                    gen.valuesF16(0, l, pos, vh);
+                    fromF16.appendChunk(l, io.kvslab.KvTensor.of(java.lang.foreign.MemorySegment.ofArray(kh), DType.F16,
+                            n, layout.kvHeads(), layout.headDim()), io.kvslab.KvTensor.of(
+                            java.lang.foreign.MemorySegment.ofArray(vh), DType.F16, n, layout.kvHeads(),
+                            layout.headDim()), pos);
+                }
+                p += n;
+            }
+            for (int l = 0; l < layout.layers(); l++) {
+                for (int h = 0; h < layout.kvHeads(); h++) {
+                    float[] x = new float[2100 * layout.headDim()];
+                    float[] y = new float[x.length];
+                    fromFloats.readKeys(l, h, x);
+                    fromF16.readKeys(l, h, y);
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(x, y, "keys of layer " + l + " head " + h);
+                    fromFloats.readValues(l, h, x);
+                    fromF16.readValues(l, h, y);
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(x, y, "values of layer " + l + " head " + h);
+                }
+            }
+        }
     }
 
     @Test

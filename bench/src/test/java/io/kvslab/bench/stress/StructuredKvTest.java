@@ -101,4 +101,159 @@ class StructuredKvTest {
         assertTrue(near / 8 > far / 64 + 1, "near " + near / 8 + " vs far " + far / 64);
         assertEquals(StructuredKv.Shape.realistic(), GEN.shape());
     }
+
+    /**
+     * The f16 writers give, element for element, {@code Float.floatToFloat16} of the float writers' rows (the
+     * rounding the store applies to appended floats), for sinks, heavy hitters and plain rows, several salts and
+     * layers, and one and several tokens at a time; the same seed gives the same rows, another seed other rows.
+     */
+    @Test
+    void f16RowsAreTheFloatRowsRoundedToHalfPrecision() {
+        int width = 2 * 128;
+        long[] positions = new long[3000];
+        for (int p = 0; p < positions.length; p++) {
+            positions[p] = p < 2000 ? p : 70_000L + 7L * p;   // past the table's period too
+        }
+        int heavy = 0;
+        for (long salt : new long[] {0, 5}) {
+            for (int layer = 0; layer < 2; layer++) {
+                float[] k = new float[positions.length * width];
+                float[] v = new float[positions.length * width];
+                short[] kh = new short[k.length];
+                short[] vh = new short[v.length];
+                GEN.keys(salt, layer, positions, k);
+                GEN.values(salt, layer, positions, v);
+                GEN.keysF16(salt, layer, positions, kh);
+                GEN.valuesF16(salt, layer, positions, vh);
+                for (int i = 0; i < k.length; i++) {
+                    assertEquals(Float.floatToFloat16(k[i]), kh[i], "key element " + i);
+                    assertEquals(Float.floatToFloat16(v[i]), vh[i], "value element " + i);
+                }
+                short[] one = new short[width];
+                GEN.keysF16(salt, layer, new long[] {positions[1234]}, one);
+                assertArrayEquals(java.util.Arrays.copyOfRange(kh, 1234 * width, 1235 * width), one);
+                for (long p : positions) {
+                    heavy += GEN.isHeavyHitter(layer, 1, p) ? 1 : 0;
+                }
+            }
+        }
+        assertTrue(heavy > 0, "the positions include heavy hitters");
+        short[] a = new short[width];
+        short[] b = new short[width];
+        new StructuredKv(LAYOUT, 3, StructuredKv.Shape.realistic()).keysF16(0, 1, new long[] {999}, a);
+        GEN.keysF16(0, 1, new long[] {999}, b);
+        assertArrayEquals(a, b, "same seed, same rows");
+        new StructuredKv(LAYOUT, 4, StructuredKv.Shape.realistic()).keysF16(0, 1, new long[] {999}, a);
+        assertFalse(java.util.Arrays.equals(a, b), "another seed, other rows");
+    }
+
+    /**
+     * The key table built in batches of columns is the table of the plain column-by-column build (same draws,
+     * same arithmetic), for a head dim that is not a multiple of the batch.
+     */
+    @Test
+    void batchedLowPassIsTheColumnByColumnTable() {
+        int dim = 20;
+        float[] got = StructuredKv.lowPass(new java.util.SplittableRandom(42), 8, dim);
+        float[] want = columnByColumn(new java.util.SplittableRandom(42), 8, dim);
+        assertArrayEquals(want, got);
+    }
+
+    /**
+     * Distribution of the key table against hand-computed figures: every column has mean 0 and variance 1 (it is
+     * rescaled to that), and neighbouring positions are correlated as the triple box filter says: the
+     * autocorrelation of filtered white noise at lag d is {@code sum_j g(j) g(j + d) / sum_j g(j)^2} for the
+     * filter g, a box of 2r + 1 taps convolved with itself three times (computed here independently).
+     */
+    @Test
+    void keyTableHasUnitVarianceAndTheFiltersAutocorrelation() {
+        int dim = 128;
+        int radius = 8;
+        int period = StructuredKv.PERIOD;
+        float[] t = StructuredKv.lowPass(new java.util.SplittableRandom(9), radius, dim);
+        for (int col : new int[] {0, 17, 127}) {
+            double mean = 0;
+            double var = 0;
+            for (int p = 0; p < period; p++) {
+                mean += t[p * dim + col];
+            }
+            mean /= period;
+            for (int p = 0; p < period; p++) {
+                var += (t[p * dim + col] - mean) * (t[p * dim + col] - mean);
+            }
+            assertEquals(0, mean, 1e-5, "column " + col);
+            assertEquals(1, var / period, 1e-4, "column " + col);
+        }
+        double[] g = {1};
+        for (int pass = 0; pass < 3; pass++) {
+            double[] next = new double[g.length + 2 * radius];
+            for (int i = 0; i < g.length; i++) {
+                for (int j = 0; j <= 2 * radius; j++) {
+                    next[i + j] += g[i];
+                }
+            }
+            g = next;
+        }
+        double g2 = 0;
+        for (double x : g) {
+            g2 += x * x;
+        }
+        for (int lag : new int[] {1, 4, 8, 16, 24, 32}) {
+            double expected = 0;
+            for (int j = 0; j + lag < g.length; j++) {
+                expected += g[j] * g[j + lag];
+            }
+            expected /= g2;
+            double measured = 0;
+            for (int p = 0; p < period; p++) {
+                int q = (p + lag) % period;
+                for (int col = 0; col < dim; col++) {
+                    measured += (double) t[p * dim + col] * t[q * dim + col];
+                }
+            }
+            measured /= (double) period * dim;
+            assertEquals(expected, measured, 0.02, "autocorrelation at lag " + lag);
+        }
+    }
+
+    /** The table as StructuredKv built it before the batching: one column at a time, straight into the table. */
+    private static float[] columnByColumn(java.util.SplittableRandom rnd, int radius, int dim) {
+        int period = StructuredKv.PERIOD;
+        int mask = period - 1;
+        float[] out = new float[period * dim];
+        double[] a = new double[period];
+        double[] b = new double[period];
+        for (int col = 0; col < dim; col++) {
+            for (int p = 0; p < period; p++) {
+                a[p] = rnd.nextGaussian();
+            }
+            for (int pass = 0; pass < 3; pass++) {
+                double sum = 0;
+                for (int i = -radius; i <= radius; i++) {
+                    sum += a[i & mask];
+                }
+                for (int p = 0; p < period; p++) {
+                    b[p] = sum;
+                    sum += a[(p + radius + 1) & mask] - a[(p - radius) & mask];
+                }
+                double[] x = a;
+                a = b;
+                b = x;
+            }
+            double mean = 0;
+            for (double x : a) {
+                mean += x;
+            }
+            mean /= period;
+            double var = 0;
+            for (double x : a) {
+                var += (x - mean) * (x - mean);
+            }
+            double inv = 1 / Math.sqrt(var / period);
+            for (int p = 0; p < period; p++) {
+                out[p * dim + col] = (float) ((a[p] - mean) * inv);
+            }
+        }
+        return out;
+    }
 }

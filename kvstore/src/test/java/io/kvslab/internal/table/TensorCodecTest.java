@@ -110,6 +110,50 @@ class TensorCodecTest {
         assertTrue(TensorCodec.allowed(3.3895314e38f, DType.BF16));
     }
 
+    /**
+     * The word-at-a-time check of f16 tensors (four elements per long) finds an infinity or NaN in any lane, in the
+     * tail of a row whose length is not a multiple of four, and in any (token, head) of strided layouts, with the
+     * element-by-element message; every finite f16 (largest 65504, smallest subnormal) passes for every store type.
+     */
+    @Test
+    void f16TensorsAreCheckedForInfinityAndNanInEveryLane() {
+        int dim = 7;   // one 64-bit word and a 3-element tail per row
+        for (long[] st : new long[][] {{HEADS * dim, dim, 1}, {dim, (long) TOKENS * dim, 1}, {2L * HEADS * dim, 9, 1}}) {
+            short[] a = new short[(int) (2 * TOKENS * HEADS * dim + 2 * HEADS * dim)];
+            for (int i = 0; i < a.length; i++) {
+                a[i] = (short) (i % 3 == 0 ? 0x7BFF : i % 3 == 1 ? 0xFBFF : 0x0001);   // +-65504, a subnormal
+            }
+            KvTensor t = new KvTensor(MemorySegment.ofArray(a), DType.F16, TOKENS, HEADS, dim, st[0], st[1], st[2]);
+            for (DType store : DType.values()) {
+                TensorCodec.check("k", t, store);
+            }
+            assertTrue(TensorCodec.allFiniteF16(t));
+            for (short bad : new short[] {0x7C00, (short) 0xFC00, 0x7E00, (short) 0xFFFF, 0x7C01}) {
+                for (int tok = 0; tok < TOKENS; tok++) {
+                    for (int h = 0; h < HEADS; h++) {
+                        for (int d = 0; d < dim; d++) {
+                            int i = (int) t.elementOffset(tok, h, d);
+                            short was = a[i];
+                            a[i] = bad;
+                            assertTrue(!TensorCodec.allFiniteF16(t), "0x" + Integer.toHexString(bad & 0xFFFF)
+                                    + " at token " + tok + " head " + h + " dim " + d + " was not found");
+                            KvArgumentException e = assertThrows(KvArgumentException.class,
+                                    () -> TensorCodec.check("v", t, DType.F16));
+                            assertTrue(e.getMessage().startsWith("v[token " + tok + ", head " + h + ", dim " + d
+                                    + "]"), e.getMessage());
+                            a[i] = was;
+                        }
+                    }
+                }
+            }
+            // Elements outside the tensor (the gaps of a strided layout) are not its values: never checked.
+            if (st[1] == 9) {
+                a[7] = 0x7C00;   // between head 0 (elements 0..6) and head 1 (9..15) of token 0
+                assertTrue(TensorCodec.allFiniteF16(t));
+            }
+        }
+    }
+
     @Test
     void rejectsShapesTheSegmentCannotHold() {
         float[] a = new float[HEADS * DIM * 2];
