@@ -2,8 +2,9 @@
  * KVS_QUERY_Q8_0: the softmax weights are rounded to 8-bit integers, so this is not the exact path's 1e-5 contract.
  *
  * For a tile of t rows, a query head g and a 32-value group j of the V rows, the weights w_r = p_gr * d_jr (the
- * softmax numerator times the row's group scale) are quantised once: sw = max_r |w_r| / 127 (f32), u_r = rint(w_r /
- * sw) in [-127, 127]. The group's 32 output columns then take
+ * softmax numerator times the row's group scale) are quantised once with the step sw = pmax_g * dmax_j / 127 (the
+ * tile's largest p of head g times its largest |d| of group j: at least max_r |w_r| / 127), as
+ * u_r = rint((p_gr / pmax_g) * (d_jr * 127 / dmax_j)) in [-127, 127]. The group's 32 output columns then take
  *     acc[g][32j + c] = acc * corr[g] + sw * I_c,   I_c = sum_r u_r * k_rc   (an exact int32 sum)
  * with k the stored codes (q4_0: nibble - 8, as sum_r u_r n_rc - 8 sum_r u_r). Each rounded weight is off by at most
  * min(|w_r|, sw / 2), so a column's unnormalised output moves by at most sum_r min(|w_r|, sw/2) |k_rc|.

@@ -27,9 +27,9 @@ int32_t kvs_abi_version(void);
 #define KVS_QUERY_Q8_0 0x100
 /* Flag a decode call's v_dtype may carry (v_dtype | KVS_VALUE_INT8; decode and batched decode only): for q8_0 and
  * q4_0 V rows (head_dim a multiple of 32 or below 32), per tile of rows, query head and group of V values the
- * softmax weights times the rows' group scales are rounded to 8-bit codes (scale max|w|/127, codes rint(w/scale))
- * and the output is the exact integer sum of those codes times the V codes, times the scale. Each weight is then
- * off by at most min(|w|, scale/2). For other V types the flag is ignored (exact path). Additive to ABI 4: a library
+ * softmax weights times the rows' group scales are rounded to 8-bit codes (step = the tile's largest weight p times
+ * its largest |scale|, over 127; codes rint(w/step)) and the output is the exact integer sum of those codes times the
+ * V codes, times the step. Each weight is then off by at most min(|w|, step/2). For other V types the flag is ignored (exact path). Additive to ABI 4: a library
  * without it rejects the flag with KVS_ERR_ARGUMENT. The query flag above also applies to head_dim below 32 (one
  * group of head_dim values, as the store quantises such rows). */
 #define KVS_VALUE_INT8 0x200
