@@ -140,6 +140,8 @@ class FidelityEvalTest {
             assertEquals(1, r.differences().stream().filter(d -> d.dtype().equals(low)).count(),
                     "the mode minus the exact path, paired over the texts");
             assertTrue(r.table().contains("| " + low + " vs q8_0 |"), r.table());
+            assertTrue(r.toJson().contains("\"queryPrecision\": \"" + mode.name().toLowerCase(java.util.Locale.ROOT)
+                    + "\""), r.toJson());
         }
         assertThrows(IllegalArgumentException.class, () -> new FidelityConfig(2, 16, 64, 128, 8, List.of(0.25), false,
                 List.of("snapkv"), 8, "java", WindowPooling.MAX, 7, List.of(KvDtypes.F32),
