@@ -1,4 +1,4 @@
-/* A/B driver (ABI 4: K and V of the same dtype): configs "lib.so:shift[:tpb]" timed alternately (rotating order) in one process. */
+/* A/B driver (ABI 4: K and V of the same dtype, "3i" sets the integer-query flag on K, "3v" the integer-value flag on V): configs "lib.so:shift[:tpb]" timed alternately (rotating order) in one process. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -29,6 +29,8 @@ typedef struct { decode_fn f; int64_t *kb, *vb; float* out; double* t; const cha
 
 int main(int argc, char** argv) {
     if (argc < 6) { fprintf(stderr, "drv2 dtype ctx threads reps steps lib:shift ...\n"); return 1; }
+    /* "3i" / "4i": K with KVS_QUERY_Q8_0 (the integer-query path); a "v": V with KVS_VALUE_INT8 */
+    int kflag = strchr(argv[1], 'i') != NULL ? 0x100 : 0, vflag = strchr(argv[1], 'v') != NULL ? 0x200 : 0;
     int dtype = atoi(argv[1]), ctx = atoi(argv[2]), thr = atoi(argv[3]), reps = atoi(argv[4]), steps = atoi(argv[5]);
     int nc = argc - 6;
     cfg c[8];
@@ -66,13 +68,13 @@ int main(int argc, char** argv) {
         c[i].out = malloc(4 * n_kv * G * D);
         c[i].t = malloc(8 * reps);
     }
-    for (int w = 0; w < 2; w++) for (int i = 0; i < nc; i++) c[i].f(n_kv, G, D, dtype, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
+    for (int w = 0; w < 2; w++) for (int i = 0; i < nc; i++) c[i].f(n_kv, G, D, dtype | kflag, dtype | vflag, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < nc; k++) {
             int i = (k + r) % nc;
-            c[i].f(n_kv, G, D, dtype, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr); /* untimed: caches warm */
+            c[i].f(n_kv, G, D, dtype | kflag, dtype | vflag, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr); /* untimed: caches warm */
             double t0 = now();
-            for (int s = 0; s < steps; s++) c[i].f(n_kv, G, D, dtype, dtype, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
+            for (int s = 0; s < steps; s++) c[i].f(n_kv, G, D, dtype | kflag, dtype | vflag, br, q, c[i].kb, c[i].vb, off, len, 0.088f, c[i].out, NULL, thr);
             c[i].t[r] = (now() - t0) / steps;
         }
     double gb = 2.0 * ctx * n_kv * rb / 1e9, m0 = 0;

@@ -3,7 +3,8 @@
  * A dtype argument is one code for K and V ("3") or a K/V pair ("3/4"). Every dtype's rows hold the same
  * values (random in [-0.5, 0.5), quantised with ggml's rounding where the dtype is quantised), so the outputs
  * are comparable: each line also gives the largest difference from the first dtype's output. A K code followed
- * by "i" ("3i", "4i/4") sets KVS_QUERY_Q8_0: the integer-query score path of q8_0 / q4_0 keys. */
+ * by "i" ("3i", "4i/4") sets KVS_QUERY_Q8_0: the integer-query score path of q8_0 / q4_0 keys; a "v" anywhere
+ * ("3iv", "4/4v") sets KVS_VALUE_INT8 on the V code: the integer value path of q8_0 / q4_0 values. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
@@ -58,23 +59,24 @@ int main(int argc, char** argv) {
     decode_fn f = (decode_fn)dlsym(lh, "kvs_attn_decode");
     int ctx = atoi(argv[2]), thr = atoi(argv[3]), reps = atoi(argv[4]), steps = atoi(argv[5]);
     double ghz = atof(argv[6]);
-    int nd = argc - 7, kd[8], vd[8];
-    if (nd > 8) { fprintf(stderr, "at most 8 dtypes\n"); return 1; }
+    int nd = argc - 7, kd[12], vd[12];
+    if (nd > 12) { fprintf(stderr, "at most 12 dtypes\n"); return 1; }
     const int n_kv = 8, G = 4, D = 128, br = 32;
-    int64_t nb = (ctx + br - 1) / br, *kb[8], *vb[8], off[9], len[8];
+    int64_t nb = (ctx + br - 1) / br, *kb[12], *vb[12], off[9], len[8];
     for (int h = 0; h <= n_kv; h++) off[h] = (int64_t)h * nb;
     for (int h = 0; h < n_kv; h++) len[h] = ctx;
-    float* q = malloc(4 * n_kv * G * D), *out[8];
+    float* q = malloc(4 * n_kv * G * D), *out[12];
     srand(1);
     for (int i = 0; i < n_kv * G * D; i++) q[i] = rand() / (float)RAND_MAX - 0.5f;
-    double* t[8], *c[8];
+    double* t[12], *c[12];
     float row[128];
     for (int d = 0; d < nd; d++) {
         char* slash = strchr(argv[7 + d], '/');
         kd[d] = atoi(argv[7 + d]);
         vd[d] = slash != NULL ? atoi(slash + 1) : kd[d];
         if (strchr(argv[7 + d], 'i') != NULL && (slash == NULL || strchr(argv[7 + d], 'i') < slash)) kd[d] |= 0x100;
-        int64_t krb = rowbytes(kd[d] & 0xff, D), vrb = rowbytes(vd[d], D);
+        if (strchr(argv[7 + d], 'v') != NULL) vd[d] |= 0x200;
+        int64_t krb = rowbytes(kd[d] & 0xff, D), vrb = rowbytes(vd[d] & 0xff, D);
         size_t kbb = (size_t)br * krb, vbb = (size_t)br * vrb, total = (kbb + vbb) * nb * n_kv;
         char* a = aligned_alloc(4096, (total + 4095) / 4096 * 4096);
         kb[d] = malloc(8 * nb * n_kv); vb[d] = malloc(8 * nb * n_kv);
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
             vb[d][h * nb + b] = (int64_t)(intptr_t)(a + pos);
             for (int r = 0; r < br; r++) {
                 for (int i = 0; i < D; i++) row[i] = rand() / (float)RAND_MAX - 0.5f;
-                store_row(vd[d], D, row, a + pos + r * vrb);
+                store_row(vd[d] & 0xff, D, row, a + pos + r * vrb);
             }
             pos += vbb;
         }
@@ -113,14 +115,15 @@ int main(int argc, char** argv) {
         qsort(c[d], reps, 8, cmpd);
         double m = t[d][reps / 2], cm = c[d][reps / 2];
         if (d == 0) { m0 = m; cm0 = cm; }
-        double bytes = (double)ctx * n_kv * (rowbytes(kd[d] & 0xff, D) + rowbytes(vd[d], D)), diff = 0, mag = 0;
+        double bytes = (double)ctx * n_kv * (rowbytes(kd[d] & 0xff, D) + rowbytes(vd[d] & 0xff, D)), diff = 0, mag = 0;
         for (int i = 0; i < n_kv * G * D; i++) {
             diff = fmax(diff, fabs((double)out[d][i] - out[0][i]));
             mag = fmax(mag, fabs((double)out[0][i]));
         }
         char name[24];
-        snprintf(name, sizeof name, (kd[d] & 0xff) == vd[d] ? "%s%s" : "%s%s/%s", NAMES[kd[d] & 0xff],
-                 kd[d] & 0x100 ? "+iq" : "", NAMES[vd[d]]);
+        snprintf(name, sizeof name, (kd[d] & 0xff) == (vd[d] & 0xff) ? "%s%s%s" : "%s%s/%s%s", NAMES[kd[d] & 0xff],
+                 kd[d] & 0x100 ? "+iq" : "", (kd[d] & 0xff) == (vd[d] & 0xff) ? (vd[d] & 0x200 ? "+iv" : "")
+                 : NAMES[vd[d] & 0xff], vd[d] & 0x200 ? "+iv" : "");
         /* wall: median ms per step, its quartiles, speed-up over the first dtype, GB/s of stored K+V bytes;
          * cpu: the same from CPU time (all threads), and bytes per cycle per core at the clock given */
         printf("ctx=%d thr=%d %-9s wall %8.3f ms (p25 %.3f p75 %.3f) x%.2f %6.2f GB/s | cpu %8.3f ms x%.2f %6.2f GB/s "

@@ -253,14 +253,15 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     for (int s = 0; s < n_seq; s++) {
         const kvs_decode_seq* d = &seqs[s];
         if ((d->k_dtype & ~KVS_QUERY_Q8_0) != (d->k_dtype & 0xff)) return KVS_ERR_ARGUMENT; /* unknown flag bits */
-        const int kd = d->k_dtype & 0xff;
+        if ((d->v_dtype & ~KVS_VALUE_INT8) != (d->v_dtype & 0xff)) return KVS_ERR_ARGUMENT;
+        const int kd = d->k_dtype & 0xff, vd = d->v_dtype & 0xff;
         if (d->q == NULL || d->out == NULL || d->k_blocks == NULL || d->v_blocks == NULL || d->off == NULL
-            || d->len == NULL || kvs_row_bytes(kd, head_dim) < 0 || kvs_row_bytes(d->v_dtype, head_dim) < 0
-            || pick_kernels(isa, kd, d->v_dtype, head_dim) == NULL) {
+            || d->len == NULL || kvs_row_bytes(kd, head_dim) < 0 || kvs_row_bytes(vd, head_dim) < 0
+            || pick_kernels(isa, kd, vd, head_dim) == NULL) {
             return KVS_ERR_ARGUMENT;
         }
         int64_t total;
-        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(kd, head_dim) + kvs_row_bytes(d->v_dtype, head_dim),
+        int chunks = plan_chunks(d, n_kv, kvs_row_bytes(kd, head_dim) + kvs_row_bytes(vd, head_dim),
                                  n_threads, &total);
         part_bytes += part_bytes_of(chunks, n_kv, group, Dp);
     }
@@ -281,17 +282,17 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
     for (int s = 0; s < n_seq; s++) {
         const kvs_decode_seq* d = &seqs[s];
         decode_job* j = &jobs[s];
-        const int kd = d->k_dtype & 0xff;
+        const int kd = d->k_dtype & 0xff, vd = d->v_dtype & 0xff;
         memset(j, 0, sizeof *j);
         j->n_kv = n_kv;
         j->G = group;
         j->D = head_dim;
         j->Dp = Dp;
         j->k_dtype = kd;
-        j->v_dtype = d->v_dtype;
+        j->v_dtype = vd;
         j->br = block_rows;
         j->krb = kvs_row_bytes(kd, head_dim);
-        j->vrb = kvs_row_bytes(d->v_dtype, head_dim);
+        j->vrb = kvs_row_bytes(vd, head_dim);
         j->q = d->q;
         j->kb = d->k_blocks;
         j->vb = d->v_blocks;
@@ -300,14 +301,19 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t
         j->scale = scale;
         j->out = d->out;
         j->lse = d->lse;
-        const kernel_set* ks = pick_kernels(isa, kd, d->v_dtype, head_dim);
+        const kernel_set* ks = pick_kernels(isa, kd, vd, head_dim);
         j->segment = ks->segment;
         j->score = ks->score[kd];
-        if ((d->k_dtype & KVS_QUERY_Q8_0) && kvs_quantised(kd) && head_dim % 32 == 0 && head_dim / 32 <= 32) {
+        /* the integer loops take rows of 32-value groups (at most 32 of them) or of one group below 32 values */
+        const int int_rows = (head_dim % 32 == 0 && head_dim / 32 <= 32) || head_dim < 32;
+        if ((d->k_dtype & KVS_QUERY_Q8_0) && kvs_quantised(kd) && int_rows) {
             j->score = kd == KVS_DTYPE_Q8_0 ? kvs_score_q8_0_iq : kvs_score_q4_0_iq; /* integer dot products */
             j->qint = 1;
         }
-        j->value = ks->value[d->v_dtype];
+        j->value = ks->value[vd];
+        if ((d->v_dtype & KVS_VALUE_INT8) && kvs_quantised(vd) && int_rows) {
+            j->value = vd == KVS_DTYPE_Q8_0 ? kvs_value_q8_0_iv : kvs_value_q4_0_iv; /* integer weighted sums */
+        }
         j->chunks = plan_chunks(d, n_kv, j->krb + j->vrb, n_threads, &j->total);
         int64_t* hs = hs_all + (size_t)s * (n_kv + 1);
         hs[0] = 0;

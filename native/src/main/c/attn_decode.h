@@ -77,4 +77,11 @@ void kvs_score_q8_0_iq(int G, int D, int Dp, const char* kp, int64_t rb, int t, 
 void kvs_score_q4_0_iq(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qq, float* s,
                        const char* nk);
 
+/* Integer value loops (attn_decode_iv.c, 256-bit, both kernel sets) for q8_0 / q4_0 V rows (KVS_VALUE_INT8): the
+ * softmax weights times the rows' group scales rounded to 8-bit codes per (tile, head, group). */
+void kvs_value_q8_0_iv(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
+                       const float* corr, const char* nv);
+void kvs_value_q4_0_iv(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
+                       const float* corr, const char* nv);
+
 #endif

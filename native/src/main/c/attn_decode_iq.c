@@ -12,37 +12,43 @@
  *         2 * 15 * 127), and 8 S is subtracted in the int32 lanes (S from each of the 8 lanes), exactly.
  * Per 32 values of a (head, row) pair that is 3-4 integer ops, one int->float conversion and one FMA with the
  * precomputed weight dq_gj * dk_rj (a broadcast load), against four f32 FMAs and the key's dequantisation on the
- * exact path. 256-bit code, used by the AVX-512 kernel set too (a 512-bit variant would need AVX512-BW/VNNI). */
+ * exact path. 256-bit code, used by the AVX-512 kernel set too (a 512-bit variant would need AVX512-BW/VNNI).
+ * Head dims below 32 (one group of head_dim values per row, as the store quantises them) take a plain C loop of
+ * the same arithmetic (iq_score_small). */
 #include <math.h>
 #include <string.h>
 #include "attn_decode.h"
 
 /* Where the parts of a quantised query live in its buffer (Dp bytes of codes per head). */
 KVS_INLINE int8_t* iq_codes(void* qq) { return (int8_t*)qq; }
+/* scale and code-sum slots per head: Dp / 32 groups of 32 values, or one group when head_dim < 32 */
+KVS_INLINE int iq_slots(int Dp) { return Dp >= 32 ? Dp / 32 : 1; }
 KVS_INLINE float* iq_scales(void* qq, int G, int Dp) { return (float*)((char*)qq + (size_t)G * Dp); }
 KVS_INLINE int32_t* iq_sums(void* qq, int G, int Dp) {
-    return (int32_t*)((char*)qq + (size_t)G * Dp + sizeof(float) * (size_t)G * (Dp / 32));
+    return (int32_t*)((char*)qq + (size_t)G * Dp + sizeof(float) * (size_t)G * iq_slots(Dp));
 }
 
 size_t kvs_iq_bytes(int G, int Dp) {
-    return (size_t)G * Dp + 2 * sizeof(float) * (size_t)G * (Dp / 32);
+    return (size_t)G * Dp + 2 * sizeof(float) * (size_t)G * iq_slots(Dp);
 }
 
+/* Groups of gs = min(32, D) values (D a multiple of 32, or below 32: one group), scale and sum at [g * ng + j]. */
 void kvs_iq_quantise(int G, int D, int Dp, const float* qs, void* qq) {
     int8_t* codes = iq_codes(qq);
     float* scales = iq_scales(qq, G, Dp);
     int32_t* sums = iq_sums(qq, G, Dp);
-    const int ng = D / 32;
+    const int gs = D < 32 ? D : 32;
+    const int ng = D / gs;
     for (int g = 0; g < G; g++) {
         for (int j = 0; j < ng; j++) {
-            const float* x = qs + (size_t)g * Dp + 32 * j;
-            int8_t* c = codes + (size_t)g * Dp + 32 * j;
+            const float* x = qs + (size_t)g * Dp + gs * j;
+            int8_t* c = codes + (size_t)g * Dp + gs * j;
             float amax = 0.0f;
-            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+            for (int i = 0; i < gs; i++) amax = fmaxf(amax, fabsf(x[i]));
             float d = amax / 127.0f;
             float id = d != 0.0f ? 1.0f / d : 0.0f;
             int32_t s = 0;
-            for (int i = 0; i < 32; i++) {
+            for (int i = 0; i < gs; i++) {
                 float rv = nearbyintf(x[i] * id); /* ties to even, as Java's Math.rint */
                 int v = rv > 127.0f ? 127 : rv < -127.0f ? -127 : rv == rv ? (int)rv : 0; /* NaN (inf * 0): 0 */
                 c[i] = (int8_t)v;
@@ -170,12 +176,37 @@ KVS_INLINE void iq_score_tile(int dtype, int G, int D, int Dp, const char* kp, i
     }
 }
 
+/* Rows of one group of head_dim (< 32) values (stories260K's 8): the same arithmetic in plain C. q4_0: byte i
+ * holds value i (low nibble) and value i + D/2 (high nibble). */
+static void iq_score_small(int dtype, int G, int D, int Dp, const char* kp, int64_t rb, int t, const void* qq,
+                           float* s) {
+    const int8_t* codes = iq_codes((void*)qq);
+    const float* qscale = iq_scales((void*)qq, G, Dp);
+    for (int r = 0; r < t; r++) {
+        const char* row = kp + r * rb;
+        const uint8_t* qs = (const uint8_t*)row + 2;
+        const float dk = kvs_qscale(row);
+        int k[32];
+        for (int c = 0; c < D; c++) {
+            k[c] = dtype == KVS_DTYPE_Q8_0 ? (int8_t)qs[c] : (c < D / 2 ? (qs[c] & 15) : (qs[c - D / 2] >> 4)) - 8;
+        }
+        for (int g = 0; g < G; g++) {
+            const int8_t* cg = codes + (size_t)g * Dp;
+            int32_t dot = 0;
+            for (int c = 0; c < D; c++) dot += cg[c] * k[c];
+            s[g * KVS_TILE + r] = (qscale[g] * dk) * (float)dot;
+        }
+    }
+}
+
 void kvs_score_q8_0_iq(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qq, float* s,
                        const char* nk) {
-    iq_score_tile(KVS_DTYPE_Q8_0, G, D, Dp, kp, rb, t, qq, s, nk);
+    if (D % 32 == 0) iq_score_tile(KVS_DTYPE_Q8_0, G, D, Dp, kp, rb, t, qq, s, nk);
+    else iq_score_small(KVS_DTYPE_Q8_0, G, D, Dp, kp, rb, t, qq, s);
 }
 
 void kvs_score_q4_0_iq(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qq, float* s,
                        const char* nk) {
-    iq_score_tile(KVS_DTYPE_Q4_0, G, D, Dp, kp, rb, t, qq, s, nk);
+    if (D % 32 == 0) iq_score_tile(KVS_DTYPE_Q4_0, G, D, Dp, kp, rb, t, qq, s, nk);
+    else iq_score_small(KVS_DTYPE_Q4_0, G, D, Dp, kp, rb, t, qq, s);
 }

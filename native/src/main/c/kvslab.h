@@ -19,12 +19,20 @@ int32_t kvs_abi_version(void);
 #define KVS_DTYPE_Q8_0 3
 #define KVS_DTYPE_Q4_0 4
 /* Flag a decode call's k_dtype may carry (k_dtype | KVS_QUERY_Q8_0; decode and batched decode only): for q8_0 and
- * q4_0 K rows of head_dim a multiple of 32, quantise each query head (after scaling) to q8_0 once per call (per
- * 32-value group an f32 scale amax/127 and codes rint(x/scale)) and compute the scores as integer dot products
- * of the codes, times the two scales per group (llama.cpp's scheme). The scores then carry the query's rounding
- * too, so results differ from the exact path by more than float rounding. For other K types or head dims the flag
- * is ignored (exact path). Additive to ABI 4: a library without it rejects the flag with KVS_ERR_ARGUMENT. */
+ * q4_0 K rows, quantise each query head (after scaling) to q8_0 once per call (per group of min(32, head_dim)
+ * values an f32 scale amax/127 and codes rint(x/scale)) and compute the scores as integer dot products of the
+ * codes, times the two scales per group (llama.cpp's scheme). The scores then carry the query's rounding too, so
+ * results differ from the exact path by more than float rounding. For other K types the flag is ignored
+ * (exact path). Additive to ABI 4: a library without it rejects the flag with KVS_ERR_ARGUMENT. */
 #define KVS_QUERY_Q8_0 0x100
+/* Flag a decode call's v_dtype may carry (v_dtype | KVS_VALUE_INT8; decode and batched decode only): for q8_0 and
+ * q4_0 V rows (head_dim a multiple of 32 or below 32), per tile of rows, query head and group of V values the
+ * softmax weights times the rows' group scales are rounded to 8-bit codes (step = the tile's largest weight p times
+ * its largest |scale|, over 127; codes rint(w/step)) and the output is the exact integer sum of those codes times the
+ * V codes, times the step. Each weight is then off by at most min(|w|, step/2). For other V types the flag is ignored (exact path). Additive to ABI 4: a library
+ * without it rejects the flag with KVS_ERR_ARGUMENT. The query flag above also applies to head_dim below 32 (one
+ * group of head_dim values, as the store quantises such rows). */
+#define KVS_VALUE_INT8 0x200
 
 /* Return codes of the kernels. */
 #define KVS_OK 0

@@ -23,8 +23,8 @@ public final class Attention implements AutoCloseable {
     private final QueryPrecision queryPrecision;
 
     /**
-     * How decode attention computes the scores of quantised keys (q8_0, q4_0): the choice between exact scores and
-     * llama.cpp's faster integer dot products. Values (the weighted sum of V rows) are computed in f32 either way.
+     * How decode attention computes with quantised rows (q8_0, q4_0): exact f32 arithmetic, llama.cpp's integer dot
+     * products for the scores of quantised keys, or integer arithmetic for the weighted sum of quantised values too.
      */
     public enum QueryPrecision {
         /**
@@ -33,18 +33,28 @@ public final class Attention implements AutoCloseable {
          */
         EXACT,
         /**
-         * Decode only, for q8_0 and q4_0 keys of a head dimension that is a multiple of 32: each query head (times
-         * the softmax scale) is quantised to q8_0 once per call (per 32 values an f32 scale {@code amax / 127}
-         * and 8-bit codes) and scores are integer dot products of the codes times the two scales, as llama.cpp
-         * computes them. Scores then also carry the query's rounding (at most half a code step per value), so
-         * the output is no longer within float rounding of {@link #EXACT}; see docs/dtypes.md for the measured
-         * error. Other key types, other head dimensions and prefill use the exact path.
+         * Decode only, for q8_0 and q4_0 keys: each query head (times the softmax scale) is quantised to q8_0 once
+         * per call (per group of {@code min(32, headDim)} values, the store's groups, an f32 scale
+         * {@code amax / 127} and 8-bit codes) and scores are integer dot products of the codes times the two
+         * scales, as llama.cpp computes them. Scores then also carry the query's rounding (at most half a code step
+         * per value), so the output is no longer within float rounding of {@link #EXACT}; see docs/dtypes.md for
+         * the measured error. Other key types and prefill use the exact path; values are summed in f32.
          */
-        Q8_0
+        Q8_0,
+        /**
+         * {@link #Q8_0}'s scores, and for q8_0 and q4_0 values (decode only) an integer weighted sum: per tile of
+         * rows (at most 64, within a block), query head and group of V values the softmax weights times the rows'
+         * scales are rounded to 8-bit codes (scale: the tile's largest weight times its largest row scale, over
+         * 127) and summed with the V codes in exact integer arithmetic. Each weight is then off by at most half a
+         * code step; see docs/dtypes.md for the bound and the measured error. Other value types and prefill sum
+         * in f32.
+         */
+        INT8
     }
 
     private Attention(int threads, QueryPrecision precision) {
-        this.kernel = new TableAttention(threads, "Attention", precision == QueryPrecision.Q8_0);
+        this.kernel = new TableAttention(threads, "Attention", precision != QueryPrecision.EXACT,
+                precision == QueryPrecision.INT8);
         this.queryPrecision = precision;
     }
 
@@ -65,13 +75,13 @@ public final class Attention implements AutoCloseable {
      * ({@link QueryPrecision}); otherwise as {@link #create(int)}.
      *
      * @param threads upper bound on kernel threads, in {@code [1, }{@value #MAX_THREADS}{@code ]}
-     * @param precision how decode scores of q8_0 / q4_0 keys are computed; not null
+     * @param precision how decode computes with q8_0 / q4_0 keys and values; not null
      * @return a new, open instance
      * @throws KvArgumentException if {@code threads} is out of range or {@code precision} is null
      */
     public static Attention create(int threads, QueryPrecision precision) {
         if (precision == null) {
-            throw new KvArgumentException("precision must not be null (QueryPrecision.EXACT or Q8_0)");
+            throw new KvArgumentException("precision must not be null (QueryPrecision.EXACT, Q8_0 or INT8)");
         }
         return new Attention(threads, precision);
     }

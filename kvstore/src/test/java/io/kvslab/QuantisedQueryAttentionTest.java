@@ -31,6 +31,9 @@ class QuantisedQueryAttentionTest {
             assertEquals(Attention.QueryPrecision.Q8_0, a.queryPrecision());
             assertEquals(2, a.threads());
         }
+        try (Attention a = Attention.create(1, Attention.QueryPrecision.INT8)) {
+            assertEquals(Attention.QueryPrecision.INT8, a.queryPrecision());
+        }
         assertThrows(KvArgumentException.class, () -> Attention.create(1, null));
         assertThrows(KvArgumentException.class, () -> Attention.create(0, Attention.QueryPrecision.Q8_0));
     }
@@ -38,11 +41,13 @@ class QuantisedQueryAttentionTest {
     @Test
     void quantisedKeysGetCloseButDifferentOutputsSingleAndBatched() {
         for (DType k : new DType[] {DType.Q8_0, DType.Q4_0}) {
+          for (Attention.QueryPrecision precision : new Attention.QueryPrecision[] {Attention.QueryPrecision.Q8_0,
+                  Attention.QueryPrecision.INT8}) {
             KvLayout layout = new KvLayout(1, 8, 2, 128, k, DType.Q8_0, 32);
             Random rnd = new Random(k.code());
             try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence(); Sequence t = store.newSequence();
                  Attention exact = Attention.create(1);
-                 Attention integer = Attention.create(1, Attention.QueryPrecision.Q8_0);
+                 Attention integer = Attention.create(1, precision);
                  Arena arena = Arena.ofConfined()) {
                 SequenceAttentionTest.fill(s, rnd, 700);
                 SequenceAttentionTest.fill(t, rnd, 90);
@@ -58,7 +63,7 @@ class QuantisedQueryAttentionTest {
                     maxDiff = Math.max(maxDiff, Math.abs(outExact[i] - outInt[i]));
                     maxOut = Math.max(maxOut, Math.abs(outExact[i]));
                 }
-                assertTrue(maxDiff > 0, "the integer path was taken for " + k);
+                assertTrue(maxDiff > 0, "the integer path was taken for " + k + ", " + precision);
                 // the query's rounding (1/254 of a group's amax per value) moves scores by well under 1%
                 assertTrue(maxDiff <= 0.02 * maxOut, "max diff " + maxDiff + " vs max |out| " + maxOut + " for " + k);
 
@@ -72,17 +77,47 @@ class QuantisedQueryAttentionTest {
                 integer.decode(t, 0, q, outT);
                 assertArrayEquals(outT, ob.asSlice((long) width * Float.BYTES).toArray(JAVA_FLOAT));
             }
+          }
         }
     }
 
     @Test
-    void otherKeyTypesAndSmallHeadsAreUnchanged() {
-        KvLayout[] layouts = {new KvLayout(1, 4, 2, 128, DType.F16, 16), new KvLayout(1, 4, 2, 8, DType.Q8_0, 16)};
+    void smallHeadsTakeTheIntegerPathTooAsOneGroupPerRow() {
+        // head dim 8 (stories260K): the store's one group of 8 values per row; the query is quantised the same way
+        for (Attention.QueryPrecision precision : new Attention.QueryPrecision[] {Attention.QueryPrecision.Q8_0,
+                Attention.QueryPrecision.INT8}) {
+            KvLayout layout = new KvLayout(1, 8, 2, 8, DType.Q8_0, 16);
+            Random rnd = new Random(8);
+            try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence();
+                 Attention exact = Attention.create(1);
+                 Attention low = Attention.create(1, precision)) {
+                SequenceAttentionTest.fill(s, rnd, 200);
+                float[] q = SequenceAttentionTest.random(rnd, layout.queryHeads() * layout.headDim(), 1f);
+                float[] a = new float[q.length];
+                float[] b = new float[q.length];
+                exact.decode(s, 0, q, a);
+                low.decode(s, 0, q, b);
+                double maxDiff = 0;
+                double maxOut = 0;
+                for (int i = 0; i < q.length; i++) {
+                    maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+                    maxOut = Math.max(maxOut, Math.abs(a[i]));
+                }
+                assertTrue(maxDiff > 0, "the integer path was taken, " + precision);
+                assertTrue(maxDiff <= 0.03 * maxOut, "max diff " + maxDiff + " vs max |out| " + maxOut);
+            }
+        }
+    }
+
+    @Test
+    void otherTypesAreUnchanged() {
+        // f16 K and V: neither integer path applies, whatever the precision
+        KvLayout[] layouts = {new KvLayout(1, 4, 2, 128, DType.F16, 16), new KvLayout(1, 4, 2, 8, DType.F16, 16)};
         for (KvLayout layout : layouts) {
             Random rnd = new Random(layout.headDim());
             try (KvStore store = KvStore.open(layout); Sequence s = store.newSequence();
                  Attention exact = Attention.create(1);
-                 Attention integer = Attention.create(1, Attention.QueryPrecision.Q8_0)) {
+                 Attention integer = Attention.create(1, Attention.QueryPrecision.INT8)) {
                 SequenceAttentionTest.fill(s, rnd, 200);
                 float[] q = SequenceAttentionTest.random(rnd, layout.queryHeads() * layout.headDim(), 1f);
                 float[] a = new float[q.length];

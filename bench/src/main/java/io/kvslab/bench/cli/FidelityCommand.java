@@ -1,6 +1,8 @@
 package io.kvslab.bench.cli;
 
+import io.kvslab.Attention;
 import io.kvslab.bench.cli.types.KvDtypesConverter;
+import io.kvslab.bench.cli.types.QueryPrecisionConverter;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.TextFile;
 import io.kvslab.bench.eval.fidelity.FidelityConfig;
@@ -81,6 +83,13 @@ final class FidelityCommand implements Callable<Integer> {
             + "(default ${DEFAULT-VALUE}; the reference is always f32): each type other than f32 adds a row for the "
             + "quantisation alone and runs every policy and budget on it; each item: " + KvDtypesConverter.ALLOWED)
     private List<KvDtypes> kvDtypes;
+
+    @Option(names = "--query-precision", paramLabel = "MODE", defaultValue = "exact",
+            converter = QueryPrecisionConverter.class, description = "decode attention's arithmetic on quantised "
+            + "rows to evaluate (default ${DEFAULT-VALUE}): other than exact, each quantised --kv-dtype also gets a "
+            + "whole-cache run in that mode, compared with the f32 reference and with the exact run on the same type "
+            + "(native attention only); " + QueryPrecisionConverter.ALLOWED)
+    private Attention.QueryPrecision queryPrecision;
 
     @Option(names = "--pool", paramLabel = "KIND", defaultValue = "max",
             description = "pooling of the SnapKV-family window scores: ${COMPLETION-CANDIDATES} (default "
@@ -190,12 +199,16 @@ final class FidelityCommand implements Callable<Integer> {
             }
         }
         String att = Check.choice(spec, "--attention", attention, List.of("native", "java"));
+        if (queryPrecision != Attention.QueryPrecision.EXACT && !att.equals("native")) {
+            throw new UsageException("--query-precision " + queryPrecision.name().toLowerCase(Locale.ROOT)
+                    + " needs --attention native (the java attention computes exactly)");
+        }
         int n = stories != null ? stories : textsFile != null ? Integer.MAX_VALUE : FidelityConfig.DEFAULT_STORIES;
         if (n < 1) {
             throw new UsageException("--stories must be >= 1, got " + n);
         }
         return new FidelityConfig(n, continuation, minContext, maxContext != null ? maxContext
                 : Integer.MAX_VALUE, window, fractions, dynamic, names, tokensPerBlock, att, pool, kernel,
-                kvDtypes.stream().distinct().toList());
+                kvDtypes.stream().distinct().toList(), queryPrecision);
     }
 }

@@ -24,6 +24,14 @@ public final class KernelAttention implements SequenceAttention {
         return new KernelAttention(Attention.create(threads), threads, true);
     }
 
+    /**
+     * @param threads kernel threads
+     * @param precision the decode arithmetic of quantised rows ({@link Attention.QueryPrecision})
+     */
+    public static KernelAttention create(int threads, Attention.QueryPrecision precision) {
+        return new KernelAttention(Attention.create(threads, precision), threads, true);
+    }
+
     /** {@code kernel} lent by its owner: closing this leaves it open. */
     public static KernelAttention borrowing(Attention kernel) {
         return new KernelAttention(kernel, 0, false);

@@ -1,6 +1,7 @@
 package io.kvslab.bench.cli;
 
 import io.kvslab.bench.cli.types.KvDtypesConverter;
+import io.kvslab.bench.cli.types.QueryPrecisionConverter;
 import io.kvslab.bench.cli.types.DTypeConverter;
 import io.kvslab.DType;
 import io.kvslab.bench.model.KvDtypes;
@@ -226,6 +227,25 @@ class CliTest {
                     picocli.CommandLine.TypeConversionException.class, () -> KvDtypesConverter.parse(bad), bad);
             assertTrue(e.getMessage().contains("allowed: " + KvDtypesConverter.ALLOWED), e.getMessage());
         }
+    }
+
+    @Test
+    void queryPrecisionTakesExactQ80OrInt8() {
+        assertEquals(io.kvslab.Attention.QueryPrecision.EXACT, QueryPrecisionConverter.parse("exact"));
+        assertEquals(io.kvslab.Attention.QueryPrecision.Q8_0, QueryPrecisionConverter.parse(" Q8_0 "));
+        assertEquals(io.kvslab.Attention.QueryPrecision.INT8, QueryPrecisionConverter.parse("int8"));
+        for (String bad : List.of("q8", "q4_0", "f32", "int4", "")) {
+            picocli.CommandLine.TypeConversionException e = assertThrows(
+                    picocli.CommandLine.TypeConversionException.class, () -> QueryPrecisionConverter.parse(bad), bad);
+            assertTrue(e.getMessage().contains("allowed: " + QueryPrecisionConverter.ALLOWED), e.getMessage());
+        }
+        Run bad = run("eval", "fidelity", "--query-precision", "int4");
+        assertEquals(2, bad.code(), bad.all());
+        assertTrue(bad.err().contains("'int4' is not a query precision; allowed: " + QueryPrecisionConverter.ALLOWED),
+                bad.all());
+        Run java = run("eval", "fidelity", "--query-precision", "int8", "--attention", "java");
+        assertEquals(2, java.code(), java.all());
+        assertTrue(java.err().contains("--query-precision int8 needs --attention native"), java.all());
     }
 
     @Test

@@ -12,16 +12,21 @@ import io.kvslab.KvLayout;
  * {@link io.kvslab.DType#code()}), {@code blockRows} rows per block. Rows are {@link #keyRowBytes()} /
  * {@link #valueRowBytes()} bytes (quantised types: groups with their scales).
  *
- * <p>{@code quantisedQuery}: decode scores of q8_0 / q4_0 K rows (head dim a multiple of 32) with the query
- * quantised to q8_0 and integer dot products ({@link #quantisedScores()}); prefill and other K types ignore it.
+ * <p>{@code quantisedQuery}: decode scores of q8_0 / q4_0 K rows with the query quantised to q8_0 (groups of
+ * {@code min(32, headDim)} values) and integer dot products ({@link #quantisedScores()}); prefill and other K types
+ * ignore it. {@code integerValues}: decode outputs of q8_0 / q4_0 V rows as integer sums of 8-bit softmax weights
+ * times the V codes ({@link #integerValueSums()}); prefill and other V types ignore it.
  */
 public record AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows,
-                             boolean quantisedQuery) {
+                             boolean quantisedQuery, boolean integerValues) {
     /** Upper bound of every dimension; keeps all native index arithmetic far from overflow. */
     public static final int MAX_DIMENSION = 65536;
 
     /** The kernel's flag on a decode call's K dtype code for the integer-query path ({@code KVS_QUERY_Q8_0}). */
     static final int QUERY_Q8_0_FLAG = 0x100;
+
+    /** The kernel's flag on a decode call's V dtype code for the integer value path ({@code KVS_VALUE_INT8}). */
+    static final int VALUE_INT8_FLAG = 0x200;
 
     public AttentionShape {
         dimension("kvHeads", kvHeads);
@@ -47,29 +52,60 @@ public record AttentionShape(int kvHeads, int group, int headDim, int keyDtype, 
         }
     }
 
-    /** A shape with exact (f32-query) scores. */
+    /** A shape with exact (f32-query) scores and f32 value sums. */
     public AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows) {
-        this(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, false);
+        this(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, false, false);
+    }
+
+    /** A shape with the query precision of decode scores chosen and f32 value sums. */
+    public AttentionShape(int kvHeads, int group, int headDim, int keyDtype, int valueDtype, int blockRows,
+                          boolean quantisedQuery) {
+        this(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, quantisedQuery, false);
     }
 
     /** This shape with the query precision of decode scores set: {@code true} for the integer-query path. */
     public AttentionShape withQuantisedQuery(boolean quantised) {
         return quantised == quantisedQuery ? this
-                : new AttentionShape(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, quantised);
+                : new AttentionShape(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, quantised,
+                        integerValues);
+    }
+
+    /** This shape with the precision of decode value sums set: {@code true} for the integer value path. */
+    public AttentionShape withIntegerValues(boolean integer) {
+        return integer == integerValues ? this
+                : new AttentionShape(kvHeads, group, headDim, keyDtype, valueDtype, blockRows, quantisedQuery,
+                        integer);
     }
 
     /**
-     * Whether decode scores take the integer-query path: asked for, K rows q8_0 or q4_0, and head dim a multiple of
-     * 32 (at most 1024), which is where the kernel has it; otherwise scores are exact.
+     * Whether decode scores take the integer-query path: asked for and K rows q8_0 or q4_0 (whose head dims are a
+     * multiple of 32 or below 32, one group per row; the kernel's group-wise loops take at most 1024); otherwise
+     * scores are exact.
      */
     public boolean quantisedScores() {
-        DType k = DType.ofCode(keyDtype);
-        return quantisedQuery && (k == DType.Q8_0 || k == DType.Q4_0) && headDim % 32 == 0 && headDim <= 1024;
+        return quantisedQuery && integerRows(DType.ofCode(keyDtype));
+    }
+
+    /**
+     * Whether decode outputs take the integer value path: asked for and V rows q8_0 or q4_0 (head dims as for
+     * {@link #quantisedScores()}); otherwise values are summed in f32.
+     */
+    public boolean integerValueSums() {
+        return integerValues && integerRows(DType.ofCode(valueDtype));
+    }
+
+    private boolean integerRows(DType t) {
+        return (t == DType.Q8_0 || t == DType.Q4_0) && (headDim % 32 == 0 && headDim <= 1024 || headDim < 32);
     }
 
     /** The K dtype code a decode call passes to the kernel: with the integer-query flag when it applies. */
     int decodeKeyArgument() {
         return quantisedScores() ? keyDtype | QUERY_Q8_0_FLAG : keyDtype;
+    }
+
+    /** The V dtype code a decode call passes to the kernel: with the integer value flag when it applies. */
+    int decodeValueArgument() {
+        return integerValueSums() ? valueDtype | VALUE_INT8_FLAG : valueDtype;
     }
 
     /** A shape whose K and V rows are both of dtype code {@code dtype}. */

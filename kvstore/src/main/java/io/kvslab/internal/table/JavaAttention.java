@@ -111,6 +111,9 @@ final class JavaAttention {
 
     /** Softmax of the scaled scores and the weighted sum of the V rows into {@code acc}; returns the lse. */
     private static double softmaxValues(Blocks b, long first, long rows, double[] scores, double[] acc) {
+        if (b.integerValues) {
+            return IntegerValues.softmaxValues(b, first, rows, scores, acc);
+        }
         int dim = acc.length;
         float[] row = new float[dim];
         double max = Double.NEGATIVE_INFINITY;
@@ -139,20 +142,21 @@ final class JavaAttention {
      */
     record QueryQ8(byte[] codes, float[] scales) {
         static QueryQ8 of(float[] q, float scale) {
-            int groups = q.length / 32;
+            int n = Math.min(32, q.length); // a head dim below 32 is one group, as the store quantises it
+            int groups = q.length / n;
             byte[] codes = new byte[q.length];
             float[] scales = new float[groups];
             for (int j = 0; j < groups; j++) {
-                float[] x = new float[32];
+                float[] x = new float[n];
                 float amax = 0;
-                for (int i = 0; i < 32; i++) {
-                    x[i] = q[32 * j + i] * scale;
+                for (int i = 0; i < n; i++) {
+                    x[i] = q[n * j + i] * scale;
                     amax = Math.max(amax, Math.abs(x[i]));
                 }
                 float d = amax / 127.0f;
                 float id = d != 0 ? 1.0f / d : 0;
-                for (int i = 0; i < 32; i++) {
-                    codes[32 * j + i] = (byte) Math.clamp((long) Math.rint(x[i] * id), -127, 127);
+                for (int i = 0; i < n; i++) {
+                    codes[n * j + i] = (byte) Math.clamp((long) Math.rint(x[i] * id), -127, 127);
                 }
                 scales[j] = d;
             }
@@ -160,22 +164,15 @@ final class JavaAttention {
         }
 
         double score(MemorySegment block, long offset, DType keyType) {
-            boolean q8 = keyType == DType.Q8_0;
-            long groupBytes = q8 ? 34 : 18;
+            int n = codes.length / scales.length;
+            long groupBytes = keyType.rowBytes(n);
             double s = 0;
             for (int j = 0; j < scales.length; j++) {
                 long g = offset + j * groupBytes;
                 float dk = Float.float16ToFloat(block.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, g));
                 long dot = 0;
-                for (int i = 0; i < 32; i++) {
-                    int k;
-                    if (q8) {
-                        k = block.get(java.lang.foreign.ValueLayout.JAVA_BYTE, g + 2 + i);
-                    } else {
-                        int bits = block.get(java.lang.foreign.ValueLayout.JAVA_BYTE, g + 2 + (i & 15)) & 0xff;
-                        k = (i < 16 ? bits & 15 : bits >>> 4) - 8;
-                    }
-                    dot += (long) codes[32 * j + i] * k;
+                for (int i = 0; i < n; i++) {
+                    dot += (long) codes[n * j + i] * code(block, g, i, n, keyType);
                 }
                 s += (double) (scales[j] * dk) * dot;
             }
@@ -183,17 +180,32 @@ final class JavaAttention {
         }
     }
 
+    /**
+     * Code {@code i} of the quantised group of {@code n} values at {@code g} (after its f16 scale): q8_0 the signed
+     * byte, q4_0 the nibble minus 8 (byte {@code i} low nibble for {@code i < n/2}, else byte {@code i - n/2} high).
+     */
+    static int code(MemorySegment block, long g, int i, int n, DType type) {
+        if (type == DType.Q8_0) {
+            return block.get(java.lang.foreign.ValueLayout.JAVA_BYTE, g + 2 + i);
+        }
+        int half = n / 2;
+        int bits = block.get(java.lang.foreign.ValueLayout.JAVA_BYTE, g + 2 + (i % half)) & 0xff;
+        return (i < half ? bits & 15 : bits >>> 4) - 8;
+    }
+
     /** Block memory named by the address tables, K rows read with the K type and V rows with the V type. */
-    private static final class Blocks {
+    static final class Blocks {
         private final MemorySegment keyBlocks;
         private final MemorySegment valueBlocks;
         private final DType keyDtype;
-        private final DType valueDtype;
-        private final int blockRows;
+        final DType valueDtype;
+        final int blockRows;
         private final long keyRowBytes;
         private final long valueRowBytes;
+        final boolean integerValues;
 
         Blocks(AttentionShape shape, MemorySegment keyBlocks, MemorySegment valueBlocks) {
+            this.integerValues = shape.integerValueSums();
             this.keyBlocks = keyBlocks;
             this.valueBlocks = valueBlocks;
             this.keyDtype = shape.keyType();

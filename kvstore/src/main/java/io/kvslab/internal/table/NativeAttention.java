@@ -157,7 +157,7 @@ final class NativeAttention {
         int rc;
         try {
             rc = (int) mh.invokeExact(shape.kvHeads(), shape.group(), shape.headDim(), shape.decodeKeyArgument(),
-                    shape.valueDtype(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
+                    shape.decodeValueArgument(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
                     lseArg, threads);
         } catch (Throwable t) {
             throw rethrow("kvs_attn_decode", t);
@@ -243,7 +243,7 @@ final class NativeAttention {
             descriptors.set(JAVA_LONG, at + 40, d.offsets().address());
             descriptors.set(JAVA_LONG, at + 48, d.lengths().address());
             descriptors.set(JAVA_INT, at + 56, shape.decodeKeyArgument());
-            descriptors.set(JAVA_INT, at + 60, shape.valueDtype());
+            descriptors.set(JAVA_INT, at + 60, shape.decodeValueArgument());
         }
         MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES
                 ? DecodeBatchCritical.H : DecodeBatch.H;

@@ -31,6 +31,7 @@ public final class TableAttention implements AutoCloseable {
     private final AtomicBoolean inUse = new AtomicBoolean();
     private final String owner;
     private final boolean quantisedQuery;
+    private final boolean integerValues;
     private volatile boolean closed;
 
     /** @param owner the public class name, for messages */
@@ -44,12 +45,24 @@ public final class TableAttention implements AutoCloseable {
      *                       ({@link AttentionShape#quantisedScores()})
      */
     public TableAttention(int threads, String owner, boolean quantisedQuery) {
+        this(threads, owner, quantisedQuery, false);
+    }
+
+    /**
+     * @param owner the public class name, for messages
+     * @param quantisedQuery decode scores of q8_0 / q4_0 keys with a q8_0 query and integer dot products
+     *                       ({@link AttentionShape#quantisedScores()})
+     * @param integerValues decode outputs of q8_0 / q4_0 values as integer sums of 8-bit weights
+     *                      ({@link AttentionShape#integerValueSums()})
+     */
+    public TableAttention(int threads, String owner, boolean quantisedQuery, boolean integerValues) {
         if (threads < 1 || threads > MAX_THREADS) {
             throw new KvArgumentException("threads must be in [1, " + MAX_THREADS + "], got " + threads);
         }
         this.threads = threads;
         this.owner = owner;
         this.quantisedQuery = quantisedQuery;
+        this.integerValues = integerValues;
     }
 
     public int threads() {
@@ -627,7 +640,7 @@ public final class TableAttention implements AutoCloseable {
 
     private AttentionShape shape(KvLayout layout) {
         if (layout != shapeLayout) {
-            shape = AttentionShape.of(layout).withQuantisedQuery(quantisedQuery);
+            shape = AttentionShape.of(layout).withQuantisedQuery(quantisedQuery).withIntegerValues(integerValues);
             shapeLayout = layout;
         }
         return shape;

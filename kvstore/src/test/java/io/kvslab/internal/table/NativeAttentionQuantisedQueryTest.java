@@ -45,7 +45,10 @@ class NativeAttentionQuantisedQueryTest {
                 Arguments.of(2, 5, 128, q4, f16, 7, new long[] {1, 2049}, 1),
                 Arguments.of(1, 8, 256, q8, q4, 100, new long[] {5000}, 2),
                 Arguments.of(2, 1, 32, q8, q8, 32, new long[] {33, 64}, 1),
-                Arguments.of(2, 2, 96, q4, q8, 32, new long[] {6000, 6000}, 3));
+                Arguments.of(2, 2, 96, q4, q8, 32, new long[] {6000, 6000}, 3),
+                // head dims below 32: one group of headDim values per row (stories260K: 8)
+                Arguments.of(2, 4, 8, q8, q8, 16, new long[] {300, 41}, 1),
+                Arguments.of(2, 2, 16, q4, q4, 32, new long[] {500, 300}, 2));
     }
 
     @ParameterizedTest(name = "{index}: kv={0} group={1} headDim={2} K={3} V={4} blockRows={5} threads={7}")
@@ -167,8 +170,9 @@ class NativeAttentionQuantisedQueryTest {
 
     @Test
     void whereThePathDoesNotApplyTheFlagChangesNothing() {
-        // head dim 8 (one group of 8 values) and f16 keys: exact scores, bitwise those without the flag
-        int[][] shapes = {{2, 4, 8, DType.Q8_0.code()}, {2, 4, 128, DType.F16.code()}, {2, 2, 16, DType.Q4_0.code()}};
+        // keys that are not quantised: exact scores, bitwise those without the flag
+        int[][] shapes = {{2, 4, 8, DType.F16.code()}, {2, 4, 128, DType.F16.code()}, {2, 2, 16, DType.BF16.code()},
+                {1, 3, 64, DType.F32.code()}};
         for (int[] s : shapes) {
             AttentionShape exact = new AttentionShape(s[0], s[1], s[2], s[3], 32);
             AttentionShape flagged = exact.withQuantisedQuery(true);
@@ -207,60 +211,17 @@ class NativeAttentionQuantisedQueryTest {
     static void reference(PagedKv kv, float[] q, float scale, double[] out, double[] lse, double[] bound) {
         AttentionShape shape = kv.shape;
         int d = shape.headDim();
-        int groups = d / 32;
-        boolean q8 = shape.keyType() == DType.Q8_0;
-        long groupBytes = q8 ? 34 : 18;
         for (int h = 0; h < shape.kvHeads(); h++) {
             int n = (int) kv.lengths[h];
-            long first = kv.offsets.getAtIndex(JAVA_LONG, h);
             for (int g = 0; g < shape.group(); g++) {
                 int qh = h * shape.group() + g;
-                int[] codes = new int[d];
-                double[] dq = new double[groups];
-                for (int j = 0; j < groups; j++) {
-                    float[] x = new float[32];
-                    float amax = 0;
-                    for (int i = 0; i < 32; i++) {
-                        x[i] = q[qh * d + 32 * j + i] * scale;
-                        amax = Math.max(amax, Math.abs(x[i]));
-                    }
-                    float step = amax / 127.0f;
-                    float inv = step == 0 ? 0 : 1.0f / step;
-                    for (int i = 0; i < 32; i++) {
-                        codes[32 * j + i] = (int) Math.rint(x[i] * inv);
-                    }
-                    dq[j] = step;
-                }
-                double[] s = new double[n];
+                double[] rowBounds = new double[n];
+                double[] s = scores(kv, q, scale, qh, rowBounds);
                 double max = Double.NEGATIVE_INFINITY;
                 double worst = 0;
                 for (int r = 0; r < n; r++) {
-                    long block = kv.keyBlocks.getAtIndex(JAVA_LONG, first + r / shape.blockRows());
-                    MemorySegment row = MemorySegment.ofAddress(block).reinterpret(Long.MAX_VALUE)
-                            .asSlice((r % shape.blockRows()) * shape.keyRowBytes(), shape.keyRowBytes());
-                    double score = 0;
-                    double rowBound = 0;
-                    for (int j = 0; j < groups; j++) {
-                        double dk = Float.float16ToFloat(row.get(JAVA_SHORT_UNALIGNED, j * groupBytes));
-                        long dot = 0;
-                        long abs = 0;
-                        for (int i = 0; i < 32; i++) {
-                            int code;
-                            if (q8) {
-                                code = row.get(JAVA_BYTE, j * groupBytes + 2 + i);
-                            } else {
-                                int b = row.get(JAVA_BYTE, j * groupBytes + 2 + (i % 16)) & 0xFF;
-                                code = (i < 16 ? b & 0xF : b >> 4) - 8;
-                            }
-                            dot += (long) codes[32 * j + i] * code;
-                            abs += Math.abs(code);
-                        }
-                        score += dq[j] * dk * dot;
-                        rowBound += dq[j] / 2 * Math.abs(dk) * abs;
-                    }
-                    s[r] = score;
-                    max = Math.max(max, score);
-                    worst = Math.max(worst, rowBound);
+                    max = Math.max(max, s[r]);
+                    worst = Math.max(worst, rowBounds[r]);
                 }
                 bound[qh] = worst * (1 + 1e-6);
                 double sum = 0;
@@ -278,5 +239,69 @@ class NativeAttentionQuantisedQueryTest {
                 lse[qh] = n == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum);
             }
         }
+    }
+
+    /**
+     * The integer-query scores of query head {@code qh} against every row of its KV head: the query times the
+     * scale quantised per group of {@code n = min(32, headDim)} values (d = amax / 127, codes rint(x / d) via
+     * x * (1 / d)), a score sum_j d_j dk_j I_j with I_j from the stored key bytes (ggml layout: f16 scale, then n
+     * int8 codes, or n/2 bytes of nibbles: value i low nibble of byte i, value i + n/2 its high nibble, minus 8).
+     * {@code rowBound[r]} gets how far row r's score can be from the exact one: sum_j (d_j / 2) |dk_j| sum_i |k_ji|.
+     */
+    static double[] scores(PagedKv kv, float[] q, float scale, int qh, double[] rowBound) {
+        AttentionShape shape = kv.shape;
+        int d = shape.headDim();
+        int gs = Math.min(32, d);
+        int groups = d / gs;
+        int h = qh / shape.group();
+        boolean q8 = shape.keyType() == DType.Q8_0;
+        long groupBytes = q8 ? gs + 2 : gs / 2 + 2;
+        int n = (int) kv.lengths[h];
+        long first = kv.offsets.getAtIndex(JAVA_LONG, h);
+        int[] codes = new int[d];
+        double[] dq = new double[groups];
+        for (int j = 0; j < groups; j++) {
+            float[] x = new float[gs];
+            float amax = 0;
+            for (int i = 0; i < gs; i++) {
+                x[i] = q[qh * d + gs * j + i] * scale;
+                amax = Math.max(amax, Math.abs(x[i]));
+            }
+            float step = amax / 127.0f;
+            float inv = step == 0 ? 0 : 1.0f / step;
+            for (int i = 0; i < gs; i++) {
+                codes[gs * j + i] = (int) Math.rint(x[i] * inv);
+            }
+            dq[j] = step;
+        }
+        double[] s = new double[n];
+        for (int r = 0; r < n; r++) {
+            long block = kv.keyBlocks.getAtIndex(JAVA_LONG, first + r / shape.blockRows());
+            MemorySegment row = MemorySegment.ofAddress(block).reinterpret(Long.MAX_VALUE)
+                    .asSlice((r % shape.blockRows()) * shape.keyRowBytes(), shape.keyRowBytes());
+            double score = 0;
+            double bound = 0;
+            for (int j = 0; j < groups; j++) {
+                double dk = Float.float16ToFloat(row.get(JAVA_SHORT_UNALIGNED, j * groupBytes));
+                long dot = 0;
+                long abs = 0;
+                for (int i = 0; i < gs; i++) {
+                    int code;
+                    if (q8) {
+                        code = row.get(JAVA_BYTE, j * groupBytes + 2 + i);
+                    } else {
+                        int b = row.get(JAVA_BYTE, j * groupBytes + 2 + (i % (gs / 2))) & 0xFF;
+                        code = (i < gs / 2 ? b & 0xF : b >> 4) - 8;
+                    }
+                    dot += (long) codes[gs * j + i] * code;
+                    abs += Math.abs(code);
+                }
+                score += dq[j] * dk * dot;
+                bound += dq[j] / 2 * Math.abs(dk) * abs;
+            }
+            s[r] = score;
+            rowBound[r] = bound;
+        }
+        return s;
     }
 }

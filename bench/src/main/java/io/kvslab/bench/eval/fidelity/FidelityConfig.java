@@ -1,5 +1,6 @@
 package io.kvslab.bench.eval.fidelity;
 
+import io.kvslab.Attention;
 import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.WindowPooling;
@@ -25,10 +26,14 @@ import java.util.List;
  * @param kernel       pooling kernel size (the authors' 7; 1 = none)
  * @param kvDtypes     K/V element types of the compressed runs' stores (the reference run is always f32): a pair
  *                     other than f32 adds a row for the quantisation alone and runs every policy and budget on it too
+ * @param queryPrecision decode attention's low-precision mode to evaluate ({@link Attention.QueryPrecision}): other
+ *                     than EXACT, every quantised type also gets a whole-cache run in that mode, compared with the f32
+ *                     reference and with the exact run on the same type (native attention only)
  */
 public record FidelityConfig(int stories, int continuation, int minContext, int maxContext, int window,
                              List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
-                             String attention, WindowPooling pooling, int kernel, List<KvDtypes> kvDtypes) {
+                             String attention, WindowPooling pooling, int kernel, List<KvDtypes> kvDtypes,
+                             Attention.QueryPrecision queryPrecision) {
     /** Default: 16 stories, 64 continuation tokens, window 16, budgets 10/25/50% and dynamic, every policy. */
     public static final int DEFAULT_STORIES = 16;
     public static final int DEFAULT_CONTINUATION = 64;
@@ -69,11 +74,25 @@ public record FidelityConfig(int stories, int continuation, int minContext, int 
         if (!List.of("java", "native").contains(attention)) {
             throw new IllegalArgumentException("attention must be java or native, got " + attention);
         }
+        if (queryPrecision == null) {
+            throw new IllegalArgumentException("a query precision is required (EXACT for the exact path)");
+        }
+        if (queryPrecision != Attention.QueryPrecision.EXACT && !attention.equals("native")) {
+            throw new IllegalArgumentException("query precision " + queryPrecision + " needs the native attention");
+        }
         kvDtypes = List.copyOf(kvDtypes);
         if (kvDtypes.isEmpty() || kvDtypes.stream().distinct().count() != kvDtypes.size()) {
             throw new IllegalArgumentException("at least one KV element type, each once, is required; got "
                     + kvDtypes);
         }
+    }
+
+    /** The settings with the exact attention path. */
+    public FidelityConfig(int stories, int continuation, int minContext, int maxContext, int window,
+                          List<Double> fractions, boolean dynamic, List<String> policies, int tokensPerBlock,
+                          String attention, WindowPooling pooling, int kernel, List<KvDtypes> kvDtypes) {
+        this(stories, continuation, minContext, maxContext, window, fractions, dynamic, policies, tokensPerBlock,
+                attention, pooling, kernel, kvDtypes, Attention.QueryPrecision.EXACT);
     }
 
     /** The settings with f32 stores only. */

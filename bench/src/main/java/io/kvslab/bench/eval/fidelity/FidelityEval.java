@@ -1,5 +1,6 @@
 package io.kvslab.bench.eval.fidelity;
 
+import io.kvslab.Attention;
 import io.kvslab.bench.eval.Bootstrap;
 import io.kvslab.bench.eval.EvalTextSet;
 import io.kvslab.bench.eval.RunComparison;
@@ -117,6 +118,10 @@ public final class FidelityEval {
                                 tokens.length);
                         acc.computeIfAbsent(key(FULL, dt, "100%"), k -> new Accumulator(FULL, dt, "100%"))
                                 .add(1.0, state.contextLiveBytes, full.contextLiveBytes, cmp, null, null);
+                        if (cfg.queryPrecision() != Attention.QueryPrecision.EXACT
+                                && (dtype.key().isQuantized() || dtype.value().isQuantized())) {
+                            lowPrecisionRows(model, cfg, tokens, context, full, state, dtype, acc);
+                        }
                     }
                     double fraction = Double.NaN;
                     if (cfg.dynamic()) {
@@ -178,6 +183,12 @@ public final class FidelityEval {
         }
         List<PairedDifference> differences = new ArrayList<>();
         for (KvDtypes dtype : cfg.kvDtypes()) {
+            Accumulator low = cfg.queryPrecision() == Attention.QueryPrecision.EXACT ? null
+                    : acc.get(key(FULL, lowName(dtypeName(dtype), cfg), "100%"));
+            Accumulator exact = acc.get(key(FULL, dtypeName(dtype), "100%"));
+            if (low != null && exact != null) {
+                differences.add(low.minus(exact)); // both against the f32 reference, paired over the texts
+            }
             for (String b : budgets) {
                 for (Map.Entry<String, String> e : BASES.entrySet()) {
                     Accumulator policy = acc.get(key(e.getKey(), dtypeName(dtype), b));
@@ -230,6 +241,45 @@ public final class FidelityEval {
     /** A fresh attention per session: the session's cache closes it (and its native scratch) when it closes. */
     private static SequenceAttention attention(FidelityConfig cfg) {
         return cfg.attention().equals("java") ? new ReferenceAttention() : KernelAttention.create(1);
+    }
+
+    /**
+     * The dtype label of the whole-cache run in the low-precision mode: {@code +iq} for integer-query scores
+     * (Q8_0), {@code +iq+iv} with integer value sums too (INT8), as native/bench/decode_dtypes.c names them; e.g.
+     * {@code q8_0+iq+iv}.
+     */
+    static String lowName(String dtype, FidelityConfig cfg) {
+        return dtype + switch (cfg.queryPrecision()) {
+            case EXACT -> "";
+            case Q8_0 -> "+iq";
+            case INT8 -> "+iq+iv";
+        };
+    }
+
+    /** The label of that run compared with the exact run on the same type, e.g. {@code q8_0+iq+iv vs q8_0}. */
+    static String lowVsExactName(String dtype, FidelityConfig cfg) {
+        return lowName(dtype, cfg) + " vs " + dtype;
+    }
+
+    /**
+     * The whole cache on the quantised store of {@code exact} decoded in the configuration's low-precision mode:
+     * one row against the f32 reference, one against the exact run on the same store type (its logits the
+     * reference, so KL, top-1 and delta perplexity are the mode's alone).
+     */
+    private static void lowPrecisionRows(LlamaModel model, FidelityConfig cfg, int[] tokens, int context,
+                                         FullRun full, FullRun exact, KvDtypes dtype,
+                                         Map<String, Accumulator> acc) {
+        FullRun low = FullRun.run(model, cfg.tokensPerBlock(), KernelAttention.create(1, cfg.queryPrecision()),
+                tokens, context, cfg.window(), dtype);
+        String dt = dtypeName(dtype);
+        String name = lowName(dt, cfg);
+        acc.computeIfAbsent(key(FULL, name, "100%"), k -> new Accumulator(FULL, name, "100%"))
+                .add(1.0, low.contextLiveBytes, full.contextLiveBytes,
+                        RunComparison.of(full.logits, low.logits, tokens, context, tokens.length), null, null);
+        String vs = lowVsExactName(dt, cfg);
+        acc.computeIfAbsent(key(FULL, vs, "100%"), k -> new Accumulator(FULL, vs, "100%"))
+                .add(1.0, low.contextLiveBytes, exact.contextLiveBytes,
+                        RunComparison.of(exact.logits, low.logits, tokens, context, tokens.length), null, null);
     }
 
     /** Per (layer, head) means over texts, and per instance. */

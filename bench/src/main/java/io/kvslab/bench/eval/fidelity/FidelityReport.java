@@ -79,6 +79,8 @@ public record FidelityReport(String model, FidelityConfig config, int texts, dou
                 .append(", \"window\": ").append(config.window())
                 .append(", \"tokensPerBlock\": ").append(config.tokensPerBlock())
                 .append(", \"attention\": ").append(Json.quote(config.attention()))
+                .append(", \"queryPrecision\": ").append(Json.quote(config.queryPrecision().name()
+                        .toLowerCase(Locale.ROOT)))
                 .append(", \"pooling\": ").append(Json.quote(config.pooling().name().toLowerCase(Locale.ROOT)))
                 .append(", \"kernel\": ").append(config.kernel())
                 .append(", \"fractions\": ").append(config.fractions())

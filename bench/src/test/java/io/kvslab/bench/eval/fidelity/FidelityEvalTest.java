@@ -118,6 +118,37 @@ class FidelityEvalTest {
     }
 
     @Test
+    void aLowPrecisionModeAddsItsWholeCacheRowsAgainstTheReferenceAndTheExactPath() {
+        // stories260K's head dim 8: one q8_0 group per row, so both integer paths apply
+        for (io.kvslab.Attention.QueryPrecision mode : List.of(io.kvslab.Attention.QueryPrecision.Q8_0,
+                io.kvslab.Attention.QueryPrecision.INT8)) {
+            FidelityConfig cfg = new FidelityConfig(2, 16, 64, 128, 8, List.of(0.25), false, List.of("snapkv"), 8,
+                    "native", WindowPooling.MAX, 7, List.of(KvDtypes.F32, KvDtypes.both(io.kvslab.DType.Q8_0)), mode);
+            FidelityReport r = FidelityEval.run(SharedModels.bin(), EvalTextSet.load(), cfg, null);
+            String low = mode == io.kvslab.Attention.QueryPrecision.Q8_0 ? "q8_0+iq" : "q8_0+iq+iv";
+            BudgetResult exact = r.result(FidelityEval.FULL, "q8_0", "100%");
+            BudgetResult vsRef = r.result(FidelityEval.FULL, low, "100%");
+            BudgetResult vsExact = r.result(FidelityEval.FULL, low + " vs q8_0", "100%");
+            assertNotNull(vsRef, r.table());
+            assertNotNull(vsExact, r.table());
+            assertEquals(1 + 1 + 1 + 2, r.results().size(), "snapkv on f32 and q8_0, the q8_0 cache, the mode's two");
+            assertEquals(exact.kvBytesFraction(), vsRef.kvBytesFraction(), 1e-12, "the same store");
+            assertEquals(1.0, vsExact.kvBytesFraction(), 1e-12);
+            assertTrue(vsExact.meanKl() > 0, mode + " changes the logits at head dim 8 (the path applies)");
+            assertTrue(vsExact.meanKl() < 0.05, mode + ": " + vsExact.meanKl());
+            assertEquals(exact.pplCompressed(), vsExact.pplFull(), 1e-9, "compared with the exact q8_0 run");
+            assertEquals(1, r.differences().stream().filter(d -> d.dtype().equals(low)).count(),
+                    "the mode minus the exact path, paired over the texts");
+            assertTrue(r.table().contains("| " + low + " vs q8_0 |"), r.table());
+            assertTrue(r.toJson().contains("\"queryPrecision\": \"" + mode.name().toLowerCase(java.util.Locale.ROOT)
+                    + "\""), r.toJson());
+        }
+        assertThrows(IllegalArgumentException.class, () -> new FidelityConfig(2, 16, 64, 128, 8, List.of(0.25), false,
+                List.of("snapkv"), 8, "java", WindowPooling.MAX, 7, List.of(KvDtypes.F32),
+                io.kvslab.Attention.QueryPrecision.INT8));
+    }
+
+    @Test
     void keepingEverythingReproducesTheFullRunExactly() {
         FidelityReport r = FidelityEval.run(SharedModels.bin(), EvalTextSet.load(),
                 tiny(List.of(1.0), false, List.of("snapkv", "knorm")), null);
