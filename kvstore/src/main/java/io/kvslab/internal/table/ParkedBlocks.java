@@ -7,7 +7,9 @@ import java.lang.invoke.VarHandle;
  * One stripe of a {@link SlabAllocator}'s cache of freed blocks (a "magazine", as in jemalloc's tcache): block ids
  * whose generation has been bumped (every old handle is dead) but whose slab slot is still taken, ready to be handed
  * out again by the next single-block allocation of a thread that maps to this stripe, without the allocator's
- * monitor.
+ * monitor. Each is kept as the handle it will be handed out under ({@code generation << 32 | id}, the generation
+ * its state word already holds): a parked id's generation cannot change while it is parked (its count is 0, so no
+ * handle can touch it), so the allocation needs no read of the state word to build the handle.
  *
  * <p><b>Lock.</b> Guarded by a one-word spin lock of its own ({@link #lock()} / {@link #unlock()}): taking it is one
  * compare-and-set and giving it back one release store, where a monitor costs two compare-and-sets. In practice only
@@ -18,15 +20,15 @@ import java.lang.invoke.VarHandle;
  *
  * <p><b>Layout.</b> Stripes are made one after the other and would share cache lines: the lock and count sit
  * between two 64-byte runs of padding fields in a class hierarchy (HotSpot lays a superclass's fields out before
- * a subclass's, so the padding cannot be reordered away, unlike padding fields in one class), and the id array has
- * 64 unused bytes at each end, so two threads on two stripes never write the same cache line.
+ * a subclass's, so the padding cannot be reordered away, unlike padding fields in one class), and the handle array
+ * has 64 unused bytes at each end, so two threads on two stripes never write the same cache line.
  */
 final class ParkedBlocks extends ParkedBlocksFields {
     @SuppressWarnings("unused")
     private long q0, q1, q2, q3, q4, q5, q6, q7;
 
-    /** Unused ints before and after the ids in {@link #ids}: one cache line each side. */
-    private static final int GUARD = 16;
+    /** Unused longs before and after the handles in {@link #handles}: one cache line each side. */
+    private static final int GUARD = 8;
     private static final VarHandle LOCK;
     private static final int SPINS_BEFORE_YIELD = 64;
 
@@ -39,7 +41,7 @@ final class ParkedBlocks extends ParkedBlocksFields {
     }
 
     ParkedBlocks(int capacity) {
-        super(new int[capacity + 2 * GUARD], capacity);
+        super(new long[capacity + 2 * GUARD], capacity);
     }
 
     /** Takes the stripe's lock (spinning, then yielding, while another thread holds it). */
@@ -59,28 +61,38 @@ final class ParkedBlocks extends ParkedBlocksFields {
         LOCK.setRelease(this, 0);
     }
 
-    /** Parks {@code id}; false (nothing changed) when the stripe is full. Lock held. */
-    boolean offer(int id) {
-        if (count == capacity) {
+    /**
+     * Parks a dead block as the handle it will next be handed out under (its current generation, its id; never 0);
+     * false (nothing changed) when the stripe is full. Lock held.
+     */
+    boolean offer(long handle) {
+        int n = count;
+        if (n == capacity) {
             return false;
         }
-        ids[GUARD + count++] = id;
+        handles[GUARD + n] = handle;
+        count = n + 1;
         return true;
     }
 
-    /** The most recently parked id, or -1 when empty. Lock held. */
-    int poll() {
-        return count == 0 ? -1 : ids[GUARD + --count];
+    /** The handle of the most recently parked block, or 0 when empty (no handle is 0: generations start at 1). Lock held. */
+    long poll() {
+        int n = count - 1;
+        if (n < 0) {
+            return 0;
+        }
+        count = n;
+        return handles[GUARD + n];
     }
 
-    /** The {@code i}-th id in parking order (0 = parked first, the coldest). Lock held. */
-    int idAt(int i) {
-        return ids[GUARD + i];
+    /** The {@code i}-th parked handle in parking order (0 = parked first, the coldest). Lock held. */
+    long handleAt(int i) {
+        return handles[GUARD + i];
     }
 
-    /** Forgets the {@code n} ids parked first, keeping the later (warmer) ones. Lock held. */
+    /** Forgets the {@code n} blocks parked first, keeping the later (warmer) ones. Lock held. */
     void dropOldest(int n) {
-        System.arraycopy(ids, GUARD + n, ids, GUARD, count - n);
+        System.arraycopy(handles, GUARD + n, handles, GUARD, count - n);
         count -= n;
     }
 
@@ -108,10 +120,10 @@ abstract class ParkedBlocksFields extends ParkedBlocksPadding {
     volatile int locked;
     int count;
     final int capacity;
-    final int[] ids;
+    final long[] handles;
 
-    ParkedBlocksFields(int[] ids, int capacity) {
-        this.ids = ids;
+    ParkedBlocksFields(long[] handles, int capacity) {
+        this.handles = handles;
         this.capacity = capacity;
     }
 }

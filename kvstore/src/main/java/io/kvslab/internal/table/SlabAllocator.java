@@ -91,6 +91,9 @@ public final class SlabAllocator implements AutoCloseable {
     /** Blocks a stripe's slow path moves at once: taken from slabs when it is empty, returned when it is full. */
     static final int REFILL = PARKED_PER_STRIPE / 2;
 
+    /** The generation half of a handle or state word. */
+    private static final long GENERATION_BITS = 0xFFFFFFFF_00000000L;
+
     /** Class of K blocks; also of V blocks when the allocator has one class. */
     static final int KEY_CLASS = 0;
     /** Class of V blocks: 1 when the allocator has two classes, else {@link #KEY_CLASS}. */
@@ -280,20 +283,24 @@ public final class SlabAllocator implements AutoCloseable {
         return allocate(KEY_CLASS);
     }
 
-    /** Allocates one block of {@code sizeClass}; see {@link #allocate()}. */
+    /**
+     * Allocates one block of {@code sizeClass}; see {@link #allocate()}. The fast path is one stripe lock round trip
+     * and one release store of the state word: the stripe hands out the handle ready-made (the id's generation was
+     * bumped when it was parked), and the count goes from 0 to 1 with a plain release store because nothing else
+     * can write the word of a parked id (every handle of it is dead, so every compare-and-set on it fails).
+     */
     long allocate(int sizeClass) {
         ensureOpen();
         int c = index(sizeClass);
         ParkedBlocks stripe = stripe(c);
         stripe.lock();
-        int id = stripe.poll();
+        long h = stripe.poll();
         stripe.unlock();
-        if (id < 0) {
+        if (h == 0) {
             return allocateAndRefill(c, stripe);
         }
-        long state = ids.state(id);   // (generation, 0): this thread owns the parked id
-        ids.setStateRelease(id, BlockIds.pack(BlockIds.generation(state), 1));
-        return ((long) BlockIds.generation(state) << 32) | id;
+        ids.setStateRelease((int) h, (h & GENERATION_BITS) | 1);
+        return h;
     }
 
     /**
@@ -313,7 +320,7 @@ public final class SlabAllocator implements AutoCloseable {
                     if (slab == null) {
                         break;
                     }
-                    stripe.offer(takeSlot(c, slab));
+                    stripe.offer(parkedHandle(takeSlot(c, slab)));
                 }
             } finally {
                 stripe.unlock();
@@ -368,17 +375,30 @@ public final class SlabAllocator implements AutoCloseable {
         }
     }
 
-    /** Drops a reference; the block is freed when none is left. Returns the remaining count. */
+    /**
+     * Drops a reference; the block is freed when none is left. Returns the remaining count. Validates the handle as
+     * {@link #checkId} and {@link #liveState} do (same exceptions), reading the page directory once: one volatile read
+     * and one compare-and-set of the state word, plus one stripe lock round trip when the block is freed.
+     */
     int release(long handle) {
         ensureOpen();
-        int id = checkId(handle);
+        int id = (int) handle;
+        int gen = (int) (handle >>> 32);
+        long[] words = ids.stateWords(id);
+        if (words == null || gen <= 0) {
+            throw notIssued(handle);
+        }
+        int at = BlockIds.stateIndex(id);
         while (true) {
-            long s = liveState(handle, id);
+            long s = BlockIds.state(words, at);
+            if (BlockIds.generation(s) != gen || BlockIds.references(s) <= 0) {
+                throw dead(handle, s);
+            }
             int left = BlockIds.references(s) - 1;
-            long next = left > 0 ? s - 1 : BlockIds.pack(BlockIds.nextGeneration(BlockIds.generation(s)), 0);
-            if (ids.compareAndSet(id, s, next)) {
+            long next = left > 0 ? s - 1 : BlockIds.pack(BlockIds.nextGeneration(gen), 0);
+            if (BlockIds.compareAndSet(words, at, s, next)) {
                 if (left == 0) {
-                    retire(id);
+                    retire(next | id);
                 }
                 return left;
             }
@@ -386,20 +406,27 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /**
-     * A block whose last reference is gone (generation already bumped, so this thread owns the id): parks it in
-     * this thread's stripe, or returns it to its slab when the stripe is full.
+     * A block whose last reference is gone (generation already bumped, so this thread owns the id), given as the
+     * handle it will next be handed out under: parks it in this thread's stripe, or returns it to its slab when the
+     * stripe is full.
      */
-    private void retire(int id) {
+    private void retire(long parked) {
+        int id = (int) parked;
         if (POISON_FREED) {
             poison(id);
         }
-        ParkedBlocks stripe = stripe(slabTable[ids.slab(id)].sizeClass);
+        ParkedBlocks stripe = stripe(stripes.length == 1 ? KEY_CLASS : slabTable[ids.slab(id)].sizeClass);
         stripe.lock();
-        boolean parked = stripe.offer(id);
+        boolean ok = stripe.offer(parked);
         stripe.unlock();
-        if (!parked) {
+        if (!ok) {
             flush(stripe, id);
         }
+    }
+
+    /** The handle a dead id (count 0) will next be handed out under: its current generation and the id. */
+    private long parkedHandle(int id) {
+        return (ids.state(id) & GENERATION_BITS) | id;
     }
 
     /**
@@ -425,7 +452,7 @@ public final class SlabAllocator implements AutoCloseable {
      */
     private void freeOldest(ParkedBlocks stripe, int n) {
         for (int i = 0; i < n; i++) {
-            free(stripe.idAt(i));
+            free((int) stripe.handleAt(i));
         }
         stripe.dropOldest(n);
     }
@@ -751,8 +778,7 @@ public final class SlabAllocator implements AutoCloseable {
         int id = (int) handle;
         int gen = (int) (handle >>> 32);
         if (id < 0 || id >= ids.capacity() || gen <= 0) {
-            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                    + " was not issued by this allocator");
+            throw notIssued(handle);
         }
         return id;
     }
@@ -761,14 +787,23 @@ public final class SlabAllocator implements AutoCloseable {
     private long liveState(long handle, int id) {
         long s = ids.state(id);
         if (BlockIds.generation(s) != (int) (handle >>> 32) || BlockIds.references(s) <= 0) {
-            if (BlockIds.generation(s) == 0) {
-                throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                        + " was not issued by this allocator");
-            }
-            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                    + " refers to a freed block (use after free or double free)");
+            throw dead(handle, s);
         }
         return s;
+    }
+
+    /** The exception for a handle whose id's state {@code s} does not hold it live. */
+    private static InvalidBlockException dead(long handle, long s) {
+        if (BlockIds.generation(s) == 0) {
+            return notIssued(handle);
+        }
+        return new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                + " refers to a freed block (use after free or double free)");
+    }
+
+    private static InvalidBlockException notIssued(long handle) {
+        return new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                + " was not issued by this allocator");
     }
 
     private int checkLive(long handle) {
