@@ -4,7 +4,9 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * One stripe of a {@link SlabAllocator}'s cache of freed blocks (a "magazine", as in jemalloc's tcache): block ids
+ * One stripe of a {@link SlabAllocator}'s cache of freed blocks (a "magazine", as in jemalloc's tcache), one stack
+ * per size class behind one lock (a thread that appends K and V blocks of two sizes takes one lock, and the stripe
+ * knows its parked bytes over both classes, which the allocator's peak of live bytes needs): block ids
  * whose generation has been bumped (every old handle is dead) but whose slab slot is still taken, ready to be handed
  * out again by the next single-block allocation of a thread that maps to this stripe, without the allocator's
  * monitor. Each is kept as the handle it will be handed out under ({@code generation << 32 | id}, the generation
@@ -40,8 +42,13 @@ final class ParkedBlocks extends ParkedBlocksFields {
         }
     }
 
-    ParkedBlocks(int capacity) {
-        super(new long[capacity + 2 * GUARD], capacity);
+    /**
+     * @param capacity   blocks of each class the stripe holds
+     * @param keyBytes   bytes of a block of class 0
+     * @param valueBytes bytes of a block of class 1, or 0 when the allocator has one class
+     */
+    ParkedBlocks(int capacity, long keyBytes, long valueBytes) {
+        super(new long[(valueBytes == 0 ? 1 : 2) * capacity + 2 * GUARD], capacity, keyBytes, valueBytes);
     }
 
     /** Takes the stripe's lock (spinning, then yielding, while another thread holds it). */
@@ -61,47 +68,87 @@ final class ParkedBlocks extends ParkedBlocksFields {
         LOCK.setRelease(this, 0);
     }
 
+    /** Parked blocks of class {@code c} (a racy read is fine for an estimate; exact with the lock held). */
+    int count(int c) {
+        return c == 0 ? count0 : count1;
+    }
+
+    private void setCount(int c, int n) {
+        if (c == 0) {
+            count0 = n;
+        } else {
+            count1 = n;
+        }
+    }
+
     /**
-     * Parks a dead block as the handle it will next be handed out under (its current generation, its id; never 0);
-     * false (nothing changed) when the stripe is full. Lock held.
+     * Parks a dead block of class {@code c} as the handle it will next be handed out under (its current
+     * generation, its id; never 0); false (nothing changed) when that class's stack is full. Lock held.
      */
-    boolean offer(long handle) {
-        int n = count;
+    boolean offer(int c, long handle) {
+        int n = count(c);
         if (n == capacity) {
             return false;
         }
-        handles[GUARD + n] = handle;
-        count = n + 1;
+        handles[GUARD + c * capacity + n] = handle;
+        setCount(c, n + 1);
         return true;
     }
 
-    /** The handle of the most recently parked block, or 0 when empty (no handle is 0: generations start at 1). Lock held. */
-    long poll() {
-        int n = count - 1;
+    /**
+     * The handle of the most recently parked block of class {@code c}, or 0 when there is none (no handle is 0:
+     * generations start at 1). Lock held.
+     */
+    long poll(int c) {
+        int n = count(c) - 1;
         if (n < 0) {
             return 0;
         }
-        count = n;
-        return handles[GUARD + n];
+        setCount(c, n);
+        noteLowWater();
+        return handles[GUARD + c * capacity + n];
     }
 
-    /** The {@code i}-th parked handle in parking order (0 = parked first, the coldest). Lock held. */
-    long handleAt(int i) {
-        return handles[GUARD + i];
+    /** The {@code i}-th parked handle of class {@code c} in parking order (0 = parked first, the coldest). Lock held. */
+    long handleAt(int c, int i) {
+        return handles[GUARD + c * capacity + i];
     }
 
-    /** Forgets the {@code n} blocks parked first, keeping the later (warmer) ones. Lock held. */
-    void dropOldest(int n) {
-        System.arraycopy(handles, GUARD + n, handles, GUARD, count - n);
-        count -= n;
+    /** Forgets the {@code n} blocks of class {@code c} parked first, keeping the later (warmer) ones. Lock held. */
+    void dropOldest(int c, int n) {
+        int base = GUARD + c * capacity;
+        int count = count(c);
+        System.arraycopy(handles, base + n, handles, base, count - n);
+        setCount(c, count - n);
+        noteLowWater();
     }
 
-    /** Parked ids (a racy read is fine for an estimate; exact with the lock held). */
-    int count() {
-        return count;
+    /** Bytes of the blocks parked, both classes (a racy read is fine for an estimate; exact with the lock held). */
+    long parkedBytes() {
+        return count0 * keyBytes + count1 * valueBytes;
     }
 
-    /** Ids this stripe can hold. */
+    /**
+     * The fewest parked bytes since {@link #restartLowWater()}: live bytes were highest when this stripe held fewest
+     * (the allocator folds it into its peak of live bytes under its monitor; racily when other threads allocate).
+     */
+    long lowWaterBytes() {
+        return lowWater;
+    }
+
+    /** Starts a new low-water mark at the bytes parked now (allocator's monitor held). */
+    void restartLowWater() {
+        lowWater = parkedBytes();
+    }
+
+    private void noteLowWater() {
+        long p = parkedBytes();
+        if (p < lowWater) {
+            lowWater = p;
+        }
+    }
+
+    /** Blocks of each class this stripe can hold. */
     int capacity() {
         return capacity;
     }
@@ -118,12 +165,21 @@ abstract class ParkedBlocksFields extends ParkedBlocksPadding {
     /** 0 free, 1 held; changed through {@code ParkedBlocks.LOCK} only. */
     @SuppressWarnings("unused")
     volatile int locked;
-    int count;
+    /** Parked blocks of class 0 and of class 1. */
+    int count0;
+    int count1;
+    /** The fewest parked bytes since the allocator last sampled its peak; see {@code ParkedBlocks.lowWaterBytes()}. */
+    long lowWater;
     final int capacity;
+    final long keyBytes;
+    final long valueBytes;
+    /** Class 0's stack, then class 1's, between guards. */
     final long[] handles;
 
-    ParkedBlocksFields(long[] handles, int capacity) {
+    ParkedBlocksFields(long[] handles, int capacity, long keyBytes, long valueBytes) {
         this.handles = handles;
         this.capacity = capacity;
+        this.keyBytes = keyBytes;
+        this.valueBytes = valueBytes;
     }
 }

@@ -117,8 +117,8 @@ public final class SlabAllocator implements AutoCloseable {
 
     /** Per block id (stable across relocation): state word, slab, slot, address. */
     private final BlockIds ids = new BlockIds();
-    /** Parked-block stripes per size class: {@code stripes[sizeClass][stripe]}. */
-    private final ParkedBlocks[][] stripes;
+    /** Parked-block stripes, each with a stack per size class. */
+    private final ParkedBlocks[] stripes;
     private final int stripeMask;
     private int idsIssued;
     private int[] freeIds = new int[1024];
@@ -212,12 +212,10 @@ public final class SlabAllocator implements AutoCloseable {
             }
         }
         int n = Integer.highestOneBit(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()) * 2 - 1);
-        this.stripes = new ParkedBlocks[classes][Math.min(n, 256)];
-        this.stripeMask = stripes[0].length - 1;
-        for (int c = 0; c < classes; c++) {
-            for (int i = 0; i < stripes[c].length; i++) {
-                stripes[c][i] = new ParkedBlocks(PARKED_PER_STRIPE);
-            }
+        this.stripes = new ParkedBlocks[Math.min(n, 256)];
+        this.stripeMask = stripes.length - 1;
+        for (int i = 0; i < stripes.length; i++) {
+            stripes[i] = new ParkedBlocks(PARKED_PER_STRIPE, classBytes[0], classes == 1 ? 0 : classBytes[1]);
         }
     }
 
@@ -292,9 +290,9 @@ public final class SlabAllocator implements AutoCloseable {
     long allocate(int sizeClass) {
         ensureOpen();
         int c = index(sizeClass);
-        ParkedBlocks stripe = stripe(c);
+        ParkedBlocks stripe = stripe();
         stripe.lock();
-        long h = stripe.poll();
+        long h = stripe.poll(c);
         stripe.unlock();
         if (h == 0) {
             return allocateAndRefill(c, stripe);
@@ -310,41 +308,90 @@ public final class SlabAllocator implements AutoCloseable {
      */
     private synchronized long allocateAndRefill(int c, ParkedBlocks stripe) {
         ensureOpen();
+        foldPeak();
         ensureCapacity(c, 1, 0);
         long h = allocateOne(c);
-        if (!POISON_FREED) {
-            stripe.lock();
-            try {
-                for (int k = 0; k < REFILL && stripe.count() < stripe.capacity(); k++) {
-                    Slab slab = fullestPartialSlab(c);
-                    if (slab == null) {
-                        break;
-                    }
-                    stripe.offer(parkedHandle(takeSlot(c, slab)));
-                }
-            } finally {
-                stripe.unlock();
-            }
-        }
+        refill(c, stripe);
         notePeak();
         return h;
     }
 
+    /** Parks up to {@link #REFILL} free slots of class {@code c}'s slabs already in use in {@code stripe} (monitor held). */
+    private void refill(int c, ParkedBlocks stripe) {
+        if (POISON_FREED) {
+            return;
+        }
+        stripe.lock();
+        try {
+            for (int k = 0; k < REFILL && stripe.count(c) < stripe.capacity(); k++) {
+                Slab slab = fullestPartialSlab(c);
+                if (slab == null) {
+                    break;
+                }
+                stripe.offer(c, parkedHandle(takeSlot(c, slab)));
+            }
+        } finally {
+            stripe.unlock();
+        }
+    }
+
     /** Allocates {@code n} blocks, all or nothing, into {@code out[0..n)}. */
-    synchronized void allocate(long[] out, int n) {
+    void allocate(long[] out, int n) {
         allocate(out, n, 0);
     }
 
     /**
      * Allocates, all or nothing, {@code keyBlocks} blocks of the K class into {@code out[0 .. keyBlocks)} and
-     * {@code valueBlocks} of the V class after them.
+     * {@code valueBlocks} of the V class after them. This is what an append that fills its tail blocks calls (a K
+     * and a V block per KV head that needs one): up to {@link #REFILL} blocks come from this thread's stripe in one
+     * lock round trip when it holds enough of each class (the single-block fast path, batched), else from the slabs
+     * under the monitor, which then refills the stripe for the next such call.
      */
-    synchronized void allocate(long[] out, int keyBlocks, int valueBlocks) {
+    void allocate(long[] out, int keyBlocks, int valueBlocks) {
         ensureOpen();
         if (keyBlocks < 0 || valueBlocks < 0 || (long) keyBlocks + valueBlocks > out.length) {
             throw new KvArgumentException("block counts must be >= 0 and sum to at most " + out.length + ", got "
                     + keyBlocks + " + " + valueBlocks);
         }
+        if (keyBlocks + valueBlocks > REFILL || !takeParked(out, keyBlocks, valueBlocks)) {
+            allocateFromSlabs(out, keyBlocks, valueBlocks);
+        }
+    }
+
+    /** Takes all of a small bulk allocation from this thread's stripe, or nothing (false) when it holds too few. */
+    private boolean takeParked(long[] out, int keyBlocks, int valueBlocks) {
+        int v = index(VALUE_CLASS);
+        int n = keyBlocks + valueBlocks;
+        ParkedBlocks stripe = stripe();
+        stripe.lock();
+        boolean ok = v == KEY_CLASS ? stripe.count(KEY_CLASS) >= n
+                : stripe.count(KEY_CLASS) >= keyBlocks && stripe.count(v) >= valueBlocks;
+        if (ok) {
+            for (int i = 0; i < keyBlocks; i++) {
+                out[i] = stripe.poll(KEY_CLASS);
+            }
+            for (int i = keyBlocks; i < n; i++) {
+                out[i] = stripe.poll(v);
+            }
+        }
+        stripe.unlock();
+        if (!ok) {
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            long h = out[i];
+            ids.setStateRelease((int) h, (h & GENERATION_BITS) | 1);   // this thread owns the parked ids
+        }
+        return true;
+    }
+
+    /**
+     * The monitor path of a bulk allocation: from the slabs (mapping slabs as needed, under the limit); a small one
+     * (the shape of an append) then refills this thread's stripe, so the next one takes the fast path.
+     */
+    private synchronized void allocateFromSlabs(long[] out, int keyBlocks, int valueBlocks) {
+        ensureOpen();
+        foldPeak();
         int v = index(VALUE_CLASS);
         if (v == KEY_CLASS) {
             ensureCapacity(KEY_CLASS, keyBlocks + valueBlocks, 0);
@@ -356,6 +403,15 @@ public final class SlabAllocator implements AutoCloseable {
         }
         for (int i = keyBlocks; i < keyBlocks + valueBlocks; i++) {
             out[i] = allocateOne(v);
+        }
+        if (keyBlocks + valueBlocks <= REFILL) {
+            ParkedBlocks stripe = stripe();
+            if (keyBlocks > 0 || v == KEY_CLASS) {
+                refill(KEY_CLASS, stripe);
+            }
+            if (valueBlocks > 0 && v != KEY_CLASS) {
+                refill(v, stripe);
+            }
         }
         notePeak();
     }
@@ -415,12 +471,13 @@ public final class SlabAllocator implements AutoCloseable {
         if (POISON_FREED) {
             poison(id);
         }
-        ParkedBlocks stripe = stripe(stripes.length == 1 ? KEY_CLASS : slabTable[ids.slab(id)].sizeClass);
+        int c = classBytes.length == 1 ? KEY_CLASS : slabTable[ids.slab(id)].sizeClass;
+        ParkedBlocks stripe = stripe();
         stripe.lock();
-        boolean ok = stripe.offer(parked);
+        boolean ok = stripe.offer(c, parked);
         stripe.unlock();
         if (!ok) {
-            flush(stripe, id);
+            flush(stripe, c, id);
         }
     }
 
@@ -433,13 +490,14 @@ public final class SlabAllocator implements AutoCloseable {
      * The slow path of a release, the stripe being full: returns {@code id} and the {@link #REFILL} blocks the stripe
      * parked first (the coldest) to their slabs in one monitor entry, so the next releases of this stripe park again.
      */
-    private synchronized void flush(ParkedBlocks stripe, int id) {
+    private synchronized void flush(ParkedBlocks stripe, int c, int id) {
         if (closed) {
             return;   // a release racing close: every slab is gone already
         }
+        foldPeak();
         stripe.lock();
         try {
-            freeOldest(stripe, Math.min(REFILL, stripe.count()));
+            freeOldest(stripe, c, Math.min(REFILL, stripe.count(c)));
         } finally {
             stripe.unlock();
         }
@@ -450,16 +508,17 @@ public final class SlabAllocator implements AutoCloseable {
      * Returns the {@code n} blocks a stripe parked first to their slabs, oldest first, so the free-id stack hands
      * the most recently used of them out first again (monitor and stripe lock held).
      */
-    private void freeOldest(ParkedBlocks stripe, int n) {
+    private void freeOldest(ParkedBlocks stripe, int c, int n) {
         for (int i = 0; i < n; i++) {
-            free((int) stripe.handleAt(i));
+            free((int) stripe.handleAt(c, i));
         }
-        stripe.dropOldest(n);
+        stripe.dropOldest(c, n);
     }
 
     /** Drops one reference of each handle; validates all of them first so a bad one changes nothing. */
     synchronized void releaseAll(long[] handles, int from, int to) {
         ensureOpen();
+        foldPeak();
         for (int i = from; i < to; i++) {
             checkLive(handles[i]);
         }
@@ -763,8 +822,9 @@ public final class SlabAllocator implements AutoCloseable {
 
     // ---- internals ----
 
-    private ParkedBlocks stripe(int sizeClass) {
-        return stripes[sizeClass][(int) Thread.currentThread().threadId() & stripeMask];
+    /** This thread's stripe: by thread id, so a virtual thread keeps its stripe whichever carrier runs it. */
+    private ParkedBlocks stripe() {
+        return stripes[(int) Thread.currentThread().threadId() & stripeMask];
     }
 
     private void ensureOpen() {
@@ -814,14 +874,15 @@ public final class SlabAllocator implements AutoCloseable {
 
     /** Returns every parked block to its slab (monitor held). */
     private void drainParked() {
-        for (ParkedBlocks[] perClass : stripes) {
-            for (ParkedBlocks stripe : perClass) {
-                stripe.lock();
-                try {
-                    freeOldest(stripe, stripe.count());
-                } finally {
-                    stripe.unlock();
+        foldPeak();
+        for (ParkedBlocks stripe : stripes) {
+            stripe.lock();
+            try {
+                for (int c = 0; c < classBytes.length; c++) {
+                    freeOldest(stripe, c, stripe.count(c));
                 }
+            } finally {
+                stripe.unlock();
             }
         }
     }
@@ -829,16 +890,41 @@ public final class SlabAllocator implements AutoCloseable {
     /** Bytes of the blocks parked now (a racy estimate when other threads are allocating). */
     private long parkedEstimate() {
         long bytes = 0;
-        for (int c = 0; c < stripes.length; c++) {
-            for (ParkedBlocks stripe : stripes[c]) {
-                bytes += stripe.count() * classBytes[c];
-            }
+        for (ParkedBlocks stripe : stripes) {
+            bytes += stripe.parkedBytes();
         }
         return bytes;
     }
 
+    /**
+     * Notes the peak of live bytes now (taken minus parked) at the end of an allocation under the monitor, and
+     * restarts every stripe's low-water mark from what it holds.
+     */
     private void notePeak() {
         peakLiveBytes = Math.max(peakLiveBytes, takenBytes() - parkedEstimate());
+        restartLowWater();
+    }
+
+    /**
+     * Notes the peak that blocks taken from the stripes without the monitor reached since the last monitor entry, at
+     * the start of every monitor path that changes taken slots or parked counts (so the taken count was constant
+     * meanwhile): live bytes were highest when each stripe held its fewest bytes (its low-water mark). Exact with one
+     * thread (it uses one stripe); with several, the marks are read racily and need not have been reached at one
+     * moment, so the peak may come out high by what other stripes gave out.
+     */
+    private void foldPeak() {
+        long low = 0;
+        for (ParkedBlocks stripe : stripes) {
+            low += stripe.lowWaterBytes();
+        }
+        peakLiveBytes = Math.max(peakLiveBytes, takenBytes() - low);
+        restartLowWater();
+    }
+
+    private void restartLowWater() {
+        for (ParkedBlocks stripe : stripes) {
+            stripe.restartLowWater();
+        }
     }
 
     /**

@@ -14,7 +14,6 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every handle the allocator hands out, by whichever path (a parked handle of the stripe, a stripe refill, the
@@ -22,8 +21,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * while live, it comes back with exactly one more generation than it had each time it was freed (whichever path
  * freed it: a single release that parks it, a release that overflows the stripe, a bulk release), the reference
  * counts are exact, every handle of a freed block (stale, or the same handle freed twice) is rejected with
- * {@link InvalidBlockException} and changes nothing, and an allocation is refused exactly when the live blocks fill
- * the limit (parked blocks never count).
+ * {@link InvalidBlockException} and changes nothing, an allocation is refused exactly when the live blocks fill
+ * the limit (parked blocks never count), and the peak of live bytes is exact (one thread) although blocks taken from
+ * a stripe pass no monitor. Run with one size class and with two (K and V blocks of different sizes, each class from
+ * its own stripes, bulk calls asking for both).
  */
 class SlabAllocatorHandleModelTest {
     private static final long BLOCK = 256;
@@ -32,44 +33,71 @@ class SlabAllocatorHandleModelTest {
     private static final int LIMIT = 5 * PER_SLAB;
 
     @Test
-    void handlesGenerationsCountsAndLimitMatchAModel() {
+    void handlesGenerationsCountsLimitAndPeakMatchAModel() {
         for (long seed = 1; seed <= 6; seed++) {
-            run(seed, 6_000);
+            run(seed, 6_000, false);
         }
     }
 
-    private static void run(long seed, int steps) {
+    @Test
+    void withTwoSizeClassesEachHandleComesFromItsClassAndThePeakIsExact() {
+        for (long seed = 11; seed <= 13; seed++) {
+            run(seed, 3_000, true);
+        }
+    }
+
+    /**
+     * With two classes V blocks are half as large (their slabs hold twice as many); the limit then is not a block
+     * count, so allocations are never refused (the limit is checked by the one-class run).
+     */
+    private static void run(long seed, int steps, boolean twoClasses) {
         SplittableRandom rnd = new SplittableRandom(seed);
-        try (SlabAllocator a = new SlabAllocator(BLOCK, PER_SLAB * BLOCK, LIMIT * BLOCK)) {
+        long valueBlock = twoClasses ? BLOCK / 2 : BLOCK;
+        long limit = twoClasses ? Long.MAX_VALUE : LIMIT * BLOCK;
+        try (SlabAllocator a = new SlabAllocator(BLOCK, valueBlock, PER_SLAB * BLOCK, limit, 0)) {
+            Map<Long, Long> bytes = new HashMap<>();               // live handle -> its block's bytes
+            long liveBytes = 0;
+            long peak = 0;
             Map<Integer, Integer> generation = new HashMap<>();   // id -> the generation its next handle must carry
             Map<Long, Integer> live = new HashMap<>();             // live handle -> references
             List<Long> liveList = new ArrayList<>();
             List<Long> dead = new ArrayList<>();
             for (int step = 0; step < steps; step++) {
                 int op = rnd.nextInt(100);
-                String at = "seed " + seed + " step " + step;
+                String at = "seed " + seed + " step " + step + " op " + op;
                 if (op < 35) {                                      // single allocate (stripe fast path or refill)
-                    if (live.size() == LIMIT) {
+                    boolean value = twoClasses && rnd.nextBoolean();
+                    if (!twoClasses && live.size() == LIMIT) {
                         assertThrows(MemoryLimitExceededException.class, a::allocate, at);
                     } else {
-                        took(a.allocate(), generation, live, liveList, at);
+                        long h = value ? a.allocate(SlabAllocator.VALUE_CLASS) : a.allocate();
+                        took(h, generation, live, liveList, at);
+                        assertEquals(value ? valueBlock : BLOCK, a.segment(h).byteSize(), at + ": class of the block");
+                        bytes.put(h, value ? valueBlock : BLOCK);
+                        liveBytes += bytes.get(h);
                     }
-                } else if (op < 42) {                               // bulk allocate, all or nothing
-                    int n = 1 + rnd.nextInt(6);
-                    long[] out = new long[n];
-                    if (live.size() + n > LIMIT) {
-                        assertThrows(MemoryLimitExceededException.class, () -> a.allocate(out, n), at);
+                } else if (op < 45) {                               // bulk allocate (an append's call), all or nothing
+                    int k = rnd.nextInt(rnd.nextInt(8) == 0 ? 40 : 5);   // mostly the stripes' size, some larger
+                    int v = rnd.nextInt(5);
+                    long[] out = new long[k + v + rnd.nextInt(2)];
+                    if (!twoClasses && live.size() + k + v > LIMIT) {
+                        assertThrows(MemoryLimitExceededException.class, () -> a.allocate(out, k, v), at);
                     } else {
-                        a.allocate(out, n);
-                        for (long h : out) {
+                        a.allocate(out, k, v);
+                        for (int i = 0; i < k + v; i++) {
+                            long h = out[i];
                             took(h, generation, live, liveList, at);
+                            long b = i < k ? BLOCK : valueBlock;
+                            assertEquals(b, a.segment(h).byteSize(), at + ": class of block " + i);
+                            bytes.put(h, b);
+                            liveBytes += b;
                         }
                     }
                 } else if (op < 75 && !liveList.isEmpty()) {        // single release (parks, or overflows the stripe)
                     long h = liveList.get(rnd.nextInt(liveList.size()));
                     int left = live.get(h) - 1;
                     assertEquals(left, a.release(h), at);
-                    dropped(h, left, generation, live, liveList, dead);
+                    liveBytes -= dropped(h, left, generation, live, liveList, dead) ? bytes.remove(h) : 0;
                 } else if (op < 82 && !liveList.isEmpty()) {        // bulk release of distinct handles
                     int n = 1 + rnd.nextInt(Math.min(5, liveList.size()));
                     Set<Long> pick = new HashSet<>();
@@ -79,7 +107,7 @@ class SlabAllocatorHandleModelTest {
                     long[] hs = pick.stream().mapToLong(Long::longValue).toArray();
                     a.releaseAll(hs, 0, hs.length);
                     for (long h : hs) {
-                        dropped(h, live.get(h) - 1, generation, live, liveList, dead);
+                        liveBytes -= dropped(h, live.get(h) - 1, generation, live, liveList, dead) ? bytes.remove(h) : 0;
                     }
                 } else if (op < 90 && !liveList.isEmpty()) {        // share a block
                     long h = liveList.get(rnd.nextInt(liveList.size()));
@@ -94,7 +122,9 @@ class SlabAllocatorHandleModelTest {
                 } else {
                     a.compact();                                     // drains the stripes; handles stay valid
                 }
+                peak = Math.max(peak, liveBytes);
                 if (step % 97 == 0) {
+                    assertEquals(peak, a.stats().peakLiveBytes(), at + ": peak of live bytes");
                     for (Map.Entry<Long, Integer> e : live.entrySet()) {
                         assertEquals(e.getValue(), a.refCount(e.getKey()), at);
                     }
@@ -118,24 +148,30 @@ class SlabAllocatorHandleModelTest {
                              String at) {
         int id = (int) h;
         int gen = (int) (h >>> 32);
-        for (long other : liveList) {
-            assertTrue((int) other != id, at + ": id " + id + " handed out while live");
+        for (long other : live.keySet()) {
+            if ((int) other == id) {
+                throw new AssertionError(at + ": id " + id + " handed out while live");
+            }
         }
         assertEquals(generation.getOrDefault(id, 1), gen, at + ": generation of id " + id);
         live.put(h, 1);
         liveList.add(h);
     }
 
-    /** A reference dropped; at zero the id's next handle carries one more generation and this one is dead. */
-    private static void dropped(long h, int left, Map<Integer, Integer> generation, Map<Long, Integer> live,
-                                List<Long> liveList, List<Long> dead) {
+    /**
+     * A reference dropped; at zero the id's next handle carries one more generation and this one is dead (true:
+     * the block was freed).
+     */
+    private static boolean dropped(long h, int left, Map<Integer, Integer> generation, Map<Long, Integer> live,
+                                   List<Long> liveList, List<Long> dead) {
         if (left > 0) {
             live.put(h, left);
-            return;
+            return false;
         }
         live.remove(h);
         liveList.remove(h);
         generation.put((int) h, (int) (h >>> 32) + 1);
         dead.add(h);
+        return true;
     }
 }
