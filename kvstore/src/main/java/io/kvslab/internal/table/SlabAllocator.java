@@ -69,13 +69,13 @@ import java.util.List;
  * segments are read lock-free, and a single-block {@code release} that frees a block parks it in a
  * per-thread-stripe cache ({@link ParkedBlocks}: a bounded number of stripes chosen by thread id, so virtual threads
  * share them instead of each owning one, each behind a one-word spin lock) from which the next single-block
- * {@code allocate} of that stripe takes it again. A stripe that runs empty is refilled, and one that runs full is
- * half flushed, {@link #REFILL} blocks at a time in one monitor entry, as a thread cache's magazines are; a refill
- * takes only free slots of slabs already in use, so it never maps a slab. Parked blocks are drained back into their
- * slabs before a compaction, at close, before an allocation is refused for the limit, and for exact statistics;
- * so they never cause a limit failure, and live counts and {@link #closeAndCountLive()} stay exact. (The peak of
- * live bytes is sampled on the monitor paths: exact for one thread, possibly short by the parked blocks of other
- * stripes.)
+ * {@code allocate}, or small bulk {@code allocate(long[], k, v)} (an append's call), of that stripe takes it again.
+ * A stripe that runs empty is refilled, and one that runs full is half flushed, {@link #REFILL} blocks at a time in
+ * one monitor entry, as a thread cache's magazines are; a refill takes only free slots of slabs already in use, so it
+ * never maps a slab. Parked blocks are drained back into their slabs before a compaction, at close, before an
+ * allocation is refused for the limit, and for exact statistics; so they never cause a limit failure, and live
+ * counts and {@link #closeAndCountLive()} stay exact. (The peak of live bytes takes in blocks handed out from a
+ * stripe through its low-water mark, at the next monitor entry: exact for one thread, possibly high under threads.)
  * Writing into a block's memory is the caller's business; {@link #compact()} must not run while another thread
  * reads or writes block memory (the cache layer guarantees that with its store lock).
  */
