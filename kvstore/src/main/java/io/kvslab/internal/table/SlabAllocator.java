@@ -386,26 +386,88 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /**
-     * The monitor path of a bulk allocation: from the slabs (mapping slabs as needed, under the limit); a small one
-     * (the shape of an append) then refills this thread's stripe, so the next one takes the fast path.
+     * The monitor path of a bulk allocation: from the slabs (mapping slabs as needed, under the limit). A small one
+     * (the shape of an append) first takes what this thread's stripe holds of each class, since those blocks hold
+     * slab slots already (mapping a slab while they sat idle would raise the reserved bytes for nothing), and then
+     * refills the stripe, so the next one takes the fast path.
      */
     private synchronized void allocateFromSlabs(long[] out, int keyBlocks, int valueBlocks) {
         ensureOpen();
         foldPeak();
         int v = index(VALUE_CLASS);
+        int n = keyBlocks + valueBlocks;
+        boolean small = n <= REFILL;
+        ParkedBlocks stripe = stripe();
+        // blocks taken from the stripe: out[0 .. keyFromStripe) and out[keyBlocks .. keyBlocks + valueFromStripe)
+        // (with one class, every block is class 0 and only the first run is used)
+        int keyFromStripe = 0;
+        int valueFromStripe = 0;
+        if (small) {
+            stripe.lock();
+            try {
+                int keys = v == KEY_CLASS ? n : keyBlocks;
+                while (keyFromStripe < keys && stripe.count(KEY_CLASS) > 0) {
+                    out[keyFromStripe++] = stripe.poll(KEY_CLASS);
+                }
+                while (v != KEY_CLASS && valueFromStripe < valueBlocks && stripe.count(v) > 0) {
+                    out[keyBlocks + valueFromStripe++] = stripe.poll(v);
+                }
+            } finally {
+                stripe.unlock();
+            }
+        }
+        try {
+            if (v == KEY_CLASS) {
+                ensureCapacity(KEY_CLASS, n - keyFromStripe, 0);
+            } else {
+                ensureCapacity(KEY_CLASS, keyBlocks - keyFromStripe, valueBlocks - valueFromStripe);
+            }
+        } catch (MemoryLimitExceededException e) {
+            // all or nothing: the blocks taken from the stripe go back (to their slabs if it filled meanwhile), and
+            // the whole request is checked again, so a refusal names what the caller asked for (the drain inside
+            // returns those blocks to their slabs: the whole request fits exactly when the rest did)
+            stripe.lock();
+            try {
+                for (int i = 0; i < keyFromStripe; i++) {
+                    if (!stripe.offer(KEY_CLASS, out[i])) {
+                        free((int) out[i]);
+                    }
+                }
+                for (int i = keyBlocks; i < keyBlocks + valueFromStripe; i++) {
+                    if (!stripe.offer(v, out[i])) {
+                        free((int) out[i]);
+                    }
+                }
+            } finally {
+                stripe.unlock();
+            }
+            keyFromStripe = 0;
+            valueFromStripe = 0;
+            if (v == KEY_CLASS) {
+                ensureCapacity(KEY_CLASS, n, 0);
+            } else {
+                ensureCapacity(KEY_CLASS, keyBlocks, valueBlocks);
+            }
+        }
+        for (int i = 0; i < keyFromStripe; i++) {
+            ids.setStateRelease((int) out[i], (out[i] & GENERATION_BITS) | 1);
+        }
+        for (int i = keyBlocks; i < keyBlocks + valueFromStripe; i++) {
+            ids.setStateRelease((int) out[i], (out[i] & GENERATION_BITS) | 1);
+        }
         if (v == KEY_CLASS) {
-            ensureCapacity(KEY_CLASS, keyBlocks + valueBlocks, 0);
+            for (int i = keyFromStripe; i < n; i++) {
+                out[i] = allocateOne(KEY_CLASS);
+            }
         } else {
-            ensureCapacity(KEY_CLASS, keyBlocks, valueBlocks);
+            for (int i = keyFromStripe; i < keyBlocks; i++) {
+                out[i] = allocateOne(KEY_CLASS);
+            }
+            for (int i = keyBlocks + valueFromStripe; i < n; i++) {
+                out[i] = allocateOne(v);
+            }
         }
-        for (int i = 0; i < keyBlocks; i++) {
-            out[i] = allocateOne(KEY_CLASS);
-        }
-        for (int i = keyBlocks; i < keyBlocks + valueBlocks; i++) {
-            out[i] = allocateOne(v);
-        }
-        if (keyBlocks + valueBlocks <= REFILL) {
-            ParkedBlocks stripe = stripe();
+        if (small) {
             if (keyBlocks > 0 || v == KEY_CLASS) {
                 refill(KEY_CLASS, stripe);
             }
