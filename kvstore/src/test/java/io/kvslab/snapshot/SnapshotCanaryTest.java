@@ -30,15 +30,19 @@ class SnapshotCanaryTest {
     void recycledBlocksLeakNoCanaryIntoTheFile(@TempDir Path dir) throws IOException {
         Random rnd = new Random(5);
         try (KvStore store = KvStore.open(LAYOUT)) {
-            // B fills blocks with the canary and frees them
-            Sequence b = store.newSequence();
+            // B fills blocks with the canary and frees them; twice, because the allocator's thread cache hands out
+            // the free slots it took ahead (refilled, never written) before the blocks B freed: B's second round
+            // writes the canary into those, so every block A can get has held B's rows
             float[] canary = new float[8];
             java.util.Arrays.fill(canary, CANARY);
-            for (int t = 0; t < 40; t++) {
-                b.append(0, canary, canary, t);
-                b.append(1, canary, canary, t);
+            for (int round = 0; round < 2; round++) {
+                Sequence b = store.newSequence();
+                for (int t = 0; t < 40; t++) {
+                    b.append(0, canary, canary, t);
+                    b.append(1, canary, canary, t);
+                }
+                b.close();
             }
-            b.close();
             // A reuses those blocks: 21 rows per layer leave 3 stale slots in each tail block
             Sequence a = store.newSequence();
             for (int t = 0; t < 21; t++) {

@@ -36,7 +36,9 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code arenaConfined*} / {@code arenaShared*}: one {@link Arena} per block, {@code allocate} + {@code close}
  *       (what KVSlab avoids: an Arena also zeroes its memory, and closing a shared one needs a thread handshake).</li>
  * </ul>
- * The single variants free right away (the allocator's hot path); the {@code Batch} variants hold 256 blocks before
+ * {@code slabAppendCall} gets its block through the call an append makes ({@code FreshBlocks}: the bulk
+ * {@code allocate(long[], k, v)}, which takes small requests from the same stripe) rather than the single-block
+ * {@code allocate()}, which no table operation calls. The single variants free right away (the allocator's hot path); the {@code Batch} variants hold 256 blocks before
  * freeing them, so free lists and slab bins actually move. Scores are ns per block (alloc + free).
  *
  * <pre>java -jar bench/target/kvslab.jar bench alloc          (or: java -cp bench/target/kvslab.jar org.openjdk.jmh.Main AllocBench)</pre>
@@ -84,6 +86,12 @@ public class AllocBench {
     @Benchmark
     public long slab() {
         return workload.allocateAndFreeOne();
+    }
+
+    /** One block the way an append gets it (the table layer's bulk call, through the same stripe) and a keep frees it. */
+    @Benchmark
+    public long slabAppendCall() {
+        return workload.allocateAndFreeOneAsAppend();
     }
 
     @Benchmark

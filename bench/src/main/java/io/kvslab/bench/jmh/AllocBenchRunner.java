@@ -23,20 +23,21 @@ public final class AllocBenchRunner {
     private AllocBenchRunner() {}
 
     /** Benchmark method -> (pattern, allocator label, the slab method it is compared with). */
-    private static final Map<String, String[]> METHODS = Map.of(
-            "slab", new String[] {"single", "KVSlab SlabAllocator", "slab"},
-            "netty", new String[] {"single", "Netty pooled (default: no thread cache)", "slab"},
-            "nettyThreadCache", new String[] {"single", "Netty pooled + thread cache", "slab"},
-            "arenaConfined", new String[] {"single", "Arena.ofConfined per block", "slab"},
-            "arenaShared", new String[] {"single", "Arena.ofShared per block", "slab"},
-            "slabBatch", new String[] {"batch256", "KVSlab SlabAllocator (bulk)", "slabBatch"},
-            "slabBatchOneByOne", new String[] {"batch256", "KVSlab SlabAllocator (one by one)", "slabBatch"},
-            "nettyBatch", new String[] {"batch256", "Netty pooled (default: no thread cache)", "slabBatch"},
-            "nettyThreadCacheBatch", new String[] {"batch256", "Netty pooled + thread cache", "slabBatch"},
-            "arenaConfinedBatch", new String[] {"batch256", "Arena.ofConfined per block", "slabBatch"});
+    private static final Map<String, String[]> METHODS = Map.ofEntries(
+            Map.entry("slab", new String[] {"single", "KVSlab SlabAllocator", "slab"}),
+            Map.entry("slabAppendCall", new String[] {"single", "KVSlab, an append's call (FreshBlocks)", "slab"}),
+            Map.entry("netty", new String[] {"single", "Netty pooled (default: no thread cache)", "slab"}),
+            Map.entry("nettyThreadCache", new String[] {"single", "Netty pooled + thread cache", "slab"}),
+            Map.entry("arenaConfined", new String[] {"single", "Arena.ofConfined per block", "slab"}),
+            Map.entry("arenaShared", new String[] {"single", "Arena.ofShared per block", "slab"}),
+            Map.entry("slabBatch", new String[] {"batch256", "KVSlab SlabAllocator (bulk)", "slabBatch"}),
+            Map.entry("slabBatchOneByOne", new String[] {"batch256", "KVSlab SlabAllocator (one by one)", "slabBatch"}),
+            Map.entry("nettyBatch", new String[] {"batch256", "Netty pooled (default: no thread cache)", "slabBatch"}),
+            Map.entry("nettyThreadCacheBatch", new String[] {"batch256", "Netty pooled + thread cache", "slabBatch"}),
+            Map.entry("arenaConfinedBatch", new String[] {"batch256", "Arena.ofConfined per block", "slabBatch"}));
 
-    private static final List<String> ORDER = List.of("slab", "netty", "nettyThreadCache", "arenaConfined",
-            "arenaShared", "slabBatch", "slabBatchOneByOne", "nettyBatch", "nettyThreadCacheBatch",
+    private static final List<String> ORDER = List.of("slab", "slabAppendCall", "netty", "nettyThreadCache",
+            "arenaConfined", "arenaShared", "slabBatch", "slabBatchOneByOne", "nettyBatch", "nettyThreadCacheBatch",
             "arenaConfinedBatch");
 
     /** Threads allocating from one shared allocator at once ({@link AllocThreadsBench}). */

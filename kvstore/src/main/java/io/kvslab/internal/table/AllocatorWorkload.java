@@ -29,6 +29,17 @@ public final class AllocatorWorkload {
         return SlabAllocator.blockId(h);
     }
 
+    /**
+     * Allocates one block through the call a table operation makes ({@link FreshBlocks}, as an append that fills its
+     * tail block does: the bulk {@code allocate(long[], k, v)}) and frees it as a keep does (a single release);
+     * returns its (opaque) block id.
+     */
+    public long allocateAndFreeOneAsAppend() {
+        long h = FreshBlocks.allocate(allocator, 1, 0).take(true);
+        allocator.release(h);
+        return SlabAllocator.blockId(h);
+    }
+
     /** Allocates {@code batch} blocks in one call, then frees them in one call; returns a checksum of ids. */
     public long allocateAndFreeBatch() {
         allocator.allocate(handles, handles.length);

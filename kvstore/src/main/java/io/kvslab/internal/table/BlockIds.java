@@ -66,6 +66,26 @@ final class BlockIds {
         return ((i & (LINES - 1)) << WORDS_PER_LINE_SHIFT) | (i >>> (PAGE_SHIFT - WORDS_PER_LINE_SHIFT));
     }
 
+    /**
+     * The state words of {@code id}'s page, or null when the id has no page (negative or never issued): one read
+     * of the page directory, for a caller that validates an id and then reads and compare-and-sets its word.
+     */
+    long[] stateWords(int id) {
+        Page[] p = pages;
+        int i = id >>> PAGE_SHIFT;
+        return i < p.length ? p[i].state : null;
+    }
+
+    /** A volatile read of the word at {@code index} (a {@link #stateIndex}) of {@link #stateWords}. */
+    static long state(long[] words, int index) {
+        return (long) STATE.getVolatile(words, index);
+    }
+
+    /** Compare-and-set of the word at {@code index} (a {@link #stateIndex}) of {@link #stateWords}. */
+    static boolean compareAndSet(long[] words, int index, long expected, long state) {
+        return STATE.compareAndSet(words, index, expected, state);
+    }
+
     long state(int id) {
         return (long) STATE.getVolatile(page(id).state, stateIndex(id));
     }

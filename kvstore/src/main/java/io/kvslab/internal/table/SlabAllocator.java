@@ -69,13 +69,13 @@ import java.util.List;
  * segments are read lock-free, and a single-block {@code release} that frees a block parks it in a
  * per-thread-stripe cache ({@link ParkedBlocks}: a bounded number of stripes chosen by thread id, so virtual threads
  * share them instead of each owning one, each behind a one-word spin lock) from which the next single-block
- * {@code allocate} of that stripe takes it again. A stripe that runs empty is refilled, and one that runs full is
- * half flushed, {@link #REFILL} blocks at a time in one monitor entry, as a thread cache's magazines are; a refill
- * takes only free slots of slabs already in use, so it never maps a slab. Parked blocks are drained back into their
- * slabs before a compaction, at close, before an allocation is refused for the limit, and for exact statistics;
- * so they never cause a limit failure, and live counts and {@link #closeAndCountLive()} stay exact. (The peak of
- * live bytes is sampled on the monitor paths: exact for one thread, possibly short by the parked blocks of other
- * stripes.)
+ * {@code allocate}, or small bulk {@code allocate(long[], k, v)} (an append's call), of that stripe takes it again.
+ * A stripe that runs empty is refilled, and one that runs full is half flushed, {@link #REFILL} blocks at a time in
+ * one monitor entry, as a thread cache's magazines are; a refill takes only free slots of slabs already in use, so it
+ * never maps a slab. Parked blocks are drained back into their slabs before a compaction, at close, before an
+ * allocation is refused for the limit, and for exact statistics; so they never cause a limit failure, and live
+ * counts and {@link #closeAndCountLive()} stay exact. (The peak of live bytes takes in blocks handed out from a
+ * stripe through its low-water mark, at the next monitor entry: exact for one thread, possibly high under threads.)
  * Writing into a block's memory is the caller's business; {@link #compact()} must not run while another thread
  * reads or writes block memory (the cache layer guarantees that with its store lock).
  */
@@ -90,6 +90,9 @@ public final class SlabAllocator implements AutoCloseable {
     static final int PARKED_PER_STRIPE = 32;
     /** Blocks a stripe's slow path moves at once: taken from slabs when it is empty, returned when it is full. */
     static final int REFILL = PARKED_PER_STRIPE / 2;
+
+    /** The generation half of a handle or state word. */
+    private static final long GENERATION_BITS = 0xFFFFFFFF_00000000L;
 
     /** Class of K blocks; also of V blocks when the allocator has one class. */
     static final int KEY_CLASS = 0;
@@ -114,8 +117,8 @@ public final class SlabAllocator implements AutoCloseable {
 
     /** Per block id (stable across relocation): state word, slab, slot, address. */
     private final BlockIds ids = new BlockIds();
-    /** Parked-block stripes per size class: {@code stripes[sizeClass][stripe]}. */
-    private final ParkedBlocks[][] stripes;
+    /** Parked-block stripes, each with a stack per size class. */
+    private final ParkedBlocks[] stripes;
     private final int stripeMask;
     private int idsIssued;
     private int[] freeIds = new int[1024];
@@ -209,12 +212,10 @@ public final class SlabAllocator implements AutoCloseable {
             }
         }
         int n = Integer.highestOneBit(Math.max(8, 2 * Runtime.getRuntime().availableProcessors()) * 2 - 1);
-        this.stripes = new ParkedBlocks[classes][Math.min(n, 256)];
-        this.stripeMask = stripes[0].length - 1;
-        for (int c = 0; c < classes; c++) {
-            for (int i = 0; i < stripes[c].length; i++) {
-                stripes[c][i] = new ParkedBlocks(PARKED_PER_STRIPE);
-            }
+        this.stripes = new ParkedBlocks[Math.min(n, 256)];
+        this.stripeMask = stripes.length - 1;
+        for (int i = 0; i < stripes.length; i++) {
+            stripes[i] = new ParkedBlocks(PARKED_PER_STRIPE, classBytes[0], classes == 1 ? 0 : classBytes[1]);
         }
     }
 
@@ -280,20 +281,24 @@ public final class SlabAllocator implements AutoCloseable {
         return allocate(KEY_CLASS);
     }
 
-    /** Allocates one block of {@code sizeClass}; see {@link #allocate()}. */
+    /**
+     * Allocates one block of {@code sizeClass}; see {@link #allocate()}. The fast path is one stripe lock round trip
+     * and one release store of the state word: the stripe hands out the handle ready-made (the id's generation was
+     * bumped when it was parked), and the count goes from 0 to 1 with a plain release store because nothing else
+     * can write the word of a parked id (every handle of it is dead, so every compare-and-set on it fails).
+     */
     long allocate(int sizeClass) {
         ensureOpen();
         int c = index(sizeClass);
-        ParkedBlocks stripe = stripe(c);
+        ParkedBlocks stripe = stripe();
         stripe.lock();
-        int id = stripe.poll();
+        long h = stripe.poll(c);
         stripe.unlock();
-        if (id < 0) {
+        if (h == 0) {
             return allocateAndRefill(c, stripe);
         }
-        long state = ids.state(id);   // (generation, 0): this thread owns the parked id
-        ids.setStateRelease(id, BlockIds.pack(BlockIds.generation(state), 1));
-        return ((long) BlockIds.generation(state) << 32) | id;
+        ids.setStateRelease((int) h, (h & GENERATION_BITS) | 1);
+        return h;
     }
 
     /**
@@ -303,52 +308,172 @@ public final class SlabAllocator implements AutoCloseable {
      */
     private synchronized long allocateAndRefill(int c, ParkedBlocks stripe) {
         ensureOpen();
+        foldPeak();
         ensureCapacity(c, 1, 0);
         long h = allocateOne(c);
-        if (!POISON_FREED) {
-            stripe.lock();
-            try {
-                for (int k = 0; k < REFILL && stripe.count() < stripe.capacity(); k++) {
-                    Slab slab = fullestPartialSlab(c);
-                    if (slab == null) {
-                        break;
-                    }
-                    stripe.offer(takeSlot(c, slab));
-                }
-            } finally {
-                stripe.unlock();
-            }
-        }
+        refill(c, stripe);
         notePeak();
         return h;
     }
 
+    /** Parks up to {@link #REFILL} free slots of class {@code c}'s slabs already in use in {@code stripe} (monitor held). */
+    private void refill(int c, ParkedBlocks stripe) {
+        if (POISON_FREED) {
+            return;
+        }
+        stripe.lock();
+        try {
+            for (int k = 0; k < REFILL && stripe.count(c) < stripe.capacity(); k++) {
+                Slab slab = fullestPartialSlab(c);
+                if (slab == null) {
+                    break;
+                }
+                stripe.offer(c, parkedHandle(takeSlot(c, slab)));
+            }
+        } finally {
+            stripe.unlock();
+        }
+    }
+
     /** Allocates {@code n} blocks, all or nothing, into {@code out[0..n)}. */
-    synchronized void allocate(long[] out, int n) {
+    void allocate(long[] out, int n) {
         allocate(out, n, 0);
     }
 
     /**
      * Allocates, all or nothing, {@code keyBlocks} blocks of the K class into {@code out[0 .. keyBlocks)} and
-     * {@code valueBlocks} of the V class after them.
+     * {@code valueBlocks} of the V class after them. This is what an append that fills its tail blocks calls (a K
+     * and a V block per KV head that needs one): up to {@link #REFILL} blocks come from this thread's stripe in one
+     * lock round trip when it holds enough of each class (the single-block fast path, batched), else from the slabs
+     * under the monitor, which then refills the stripe for the next such call.
      */
-    synchronized void allocate(long[] out, int keyBlocks, int valueBlocks) {
+    void allocate(long[] out, int keyBlocks, int valueBlocks) {
         ensureOpen();
         if (keyBlocks < 0 || valueBlocks < 0 || (long) keyBlocks + valueBlocks > out.length) {
             throw new KvArgumentException("block counts must be >= 0 and sum to at most " + out.length + ", got "
                     + keyBlocks + " + " + valueBlocks);
         }
+        if (keyBlocks + valueBlocks > REFILL || !takeParked(out, keyBlocks, valueBlocks)) {
+            allocateFromSlabs(out, keyBlocks, valueBlocks);
+        }
+    }
+
+    /** Takes all of a small bulk allocation from this thread's stripe, or nothing (false) when it holds too few. */
+    private boolean takeParked(long[] out, int keyBlocks, int valueBlocks) {
         int v = index(VALUE_CLASS);
+        int n = keyBlocks + valueBlocks;
+        ParkedBlocks stripe = stripe();
+        stripe.lock();
+        boolean ok = v == KEY_CLASS ? stripe.count(KEY_CLASS) >= n
+                : stripe.count(KEY_CLASS) >= keyBlocks && stripe.count(v) >= valueBlocks;
+        if (ok) {
+            for (int i = 0; i < keyBlocks; i++) {
+                out[i] = stripe.poll(KEY_CLASS);
+            }
+            for (int i = keyBlocks; i < n; i++) {
+                out[i] = stripe.poll(v);
+            }
+        }
+        stripe.unlock();
+        if (!ok) {
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            long h = out[i];
+            ids.setStateRelease((int) h, (h & GENERATION_BITS) | 1);   // this thread owns the parked ids
+        }
+        return true;
+    }
+
+    /**
+     * The monitor path of a bulk allocation: from the slabs (mapping slabs as needed, under the limit). A small one
+     * (the shape of an append) first takes what this thread's stripe holds of each class, since those blocks hold
+     * slab slots already (mapping a slab while they sat idle would raise the reserved bytes for nothing), and then
+     * refills the stripe, so the next one takes the fast path.
+     */
+    private synchronized void allocateFromSlabs(long[] out, int keyBlocks, int valueBlocks) {
+        ensureOpen();
+        foldPeak();
+        int v = index(VALUE_CLASS);
+        int n = keyBlocks + valueBlocks;
+        boolean small = n <= REFILL;
+        ParkedBlocks stripe = stripe();
+        // blocks taken from the stripe: out[0 .. keyFromStripe) and out[keyBlocks .. keyBlocks + valueFromStripe)
+        // (with one class, every block is class 0 and only the first run is used)
+        int keyFromStripe = 0;
+        int valueFromStripe = 0;
+        if (small) {
+            stripe.lock();
+            try {
+                int keys = v == KEY_CLASS ? n : keyBlocks;
+                while (keyFromStripe < keys && stripe.count(KEY_CLASS) > 0) {
+                    out[keyFromStripe++] = stripe.poll(KEY_CLASS);
+                }
+                while (v != KEY_CLASS && valueFromStripe < valueBlocks && stripe.count(v) > 0) {
+                    out[keyBlocks + valueFromStripe++] = stripe.poll(v);
+                }
+            } finally {
+                stripe.unlock();
+            }
+        }
+        try {
+            if (v == KEY_CLASS) {
+                ensureCapacity(KEY_CLASS, n - keyFromStripe, 0);
+            } else {
+                ensureCapacity(KEY_CLASS, keyBlocks - keyFromStripe, valueBlocks - valueFromStripe);
+            }
+        } catch (MemoryLimitExceededException e) {
+            // all or nothing: the blocks taken from the stripe go back (to their slabs if it filled meanwhile), and
+            // the whole request is checked again, so a refusal names what the caller asked for (the drain inside
+            // returns those blocks to their slabs: the whole request fits exactly when the rest did)
+            stripe.lock();
+            try {
+                for (int i = 0; i < keyFromStripe; i++) {
+                    if (!stripe.offer(KEY_CLASS, out[i])) {
+                        free((int) out[i]);
+                    }
+                }
+                for (int i = keyBlocks; i < keyBlocks + valueFromStripe; i++) {
+                    if (!stripe.offer(v, out[i])) {
+                        free((int) out[i]);
+                    }
+                }
+            } finally {
+                stripe.unlock();
+            }
+            keyFromStripe = 0;
+            valueFromStripe = 0;
+            if (v == KEY_CLASS) {
+                ensureCapacity(KEY_CLASS, n, 0);
+            } else {
+                ensureCapacity(KEY_CLASS, keyBlocks, valueBlocks);
+            }
+        }
+        for (int i = 0; i < keyFromStripe; i++) {
+            ids.setStateRelease((int) out[i], (out[i] & GENERATION_BITS) | 1);
+        }
+        for (int i = keyBlocks; i < keyBlocks + valueFromStripe; i++) {
+            ids.setStateRelease((int) out[i], (out[i] & GENERATION_BITS) | 1);
+        }
         if (v == KEY_CLASS) {
-            ensureCapacity(KEY_CLASS, keyBlocks + valueBlocks, 0);
+            for (int i = keyFromStripe; i < n; i++) {
+                out[i] = allocateOne(KEY_CLASS);
+            }
         } else {
-            ensureCapacity(KEY_CLASS, keyBlocks, valueBlocks);
+            for (int i = keyFromStripe; i < keyBlocks; i++) {
+                out[i] = allocateOne(KEY_CLASS);
+            }
+            for (int i = keyBlocks + valueFromStripe; i < n; i++) {
+                out[i] = allocateOne(v);
+            }
         }
-        for (int i = 0; i < keyBlocks; i++) {
-            out[i] = allocateOne(KEY_CLASS);
-        }
-        for (int i = keyBlocks; i < keyBlocks + valueBlocks; i++) {
-            out[i] = allocateOne(v);
+        if (small) {
+            if (keyBlocks > 0 || v == KEY_CLASS) {
+                refill(KEY_CLASS, stripe);
+            }
+            if (valueBlocks > 0 && v != KEY_CLASS) {
+                refill(v, stripe);
+            }
         }
         notePeak();
     }
@@ -368,17 +493,30 @@ public final class SlabAllocator implements AutoCloseable {
         }
     }
 
-    /** Drops a reference; the block is freed when none is left. Returns the remaining count. */
+    /**
+     * Drops a reference; the block is freed when none is left. Returns the remaining count. Validates the handle as
+     * {@link #checkId} and {@link #liveState} do (same exceptions), reading the page directory once: one volatile read
+     * and one compare-and-set of the state word, plus one stripe lock round trip when the block is freed.
+     */
     int release(long handle) {
         ensureOpen();
-        int id = checkId(handle);
+        int id = (int) handle;
+        int gen = (int) (handle >>> 32);
+        long[] words = ids.stateWords(id);
+        if (words == null || gen <= 0) {
+            throw notIssued(handle);
+        }
+        int at = BlockIds.stateIndex(id);
         while (true) {
-            long s = liveState(handle, id);
+            long s = BlockIds.state(words, at);
+            if (BlockIds.generation(s) != gen || BlockIds.references(s) <= 0) {
+                throw dead(handle, s);
+            }
             int left = BlockIds.references(s) - 1;
-            long next = left > 0 ? s - 1 : BlockIds.pack(BlockIds.nextGeneration(BlockIds.generation(s)), 0);
-            if (ids.compareAndSet(id, s, next)) {
+            long next = left > 0 ? s - 1 : BlockIds.pack(BlockIds.nextGeneration(gen), 0);
+            if (BlockIds.compareAndSet(words, at, s, next)) {
                 if (left == 0) {
-                    retire(id);
+                    retire(next | id);
                 }
                 return left;
             }
@@ -386,33 +524,42 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /**
-     * A block whose last reference is gone (generation already bumped, so this thread owns the id): parks it in
-     * this thread's stripe, or returns it to its slab when the stripe is full.
+     * A block whose last reference is gone (generation already bumped, so this thread owns the id), given as the
+     * handle it will next be handed out under: parks it in this thread's stripe, or returns it to its slab when the
+     * stripe is full.
      */
-    private void retire(int id) {
+    private void retire(long parked) {
+        int id = (int) parked;
         if (POISON_FREED) {
             poison(id);
         }
-        ParkedBlocks stripe = stripe(slabTable[ids.slab(id)].sizeClass);
+        int c = classBytes.length == 1 ? KEY_CLASS : slabTable[ids.slab(id)].sizeClass;
+        ParkedBlocks stripe = stripe();
         stripe.lock();
-        boolean parked = stripe.offer(id);
+        boolean ok = stripe.offer(c, parked);
         stripe.unlock();
-        if (!parked) {
-            flush(stripe, id);
+        if (!ok) {
+            flush(stripe, c, id);
         }
+    }
+
+    /** The handle a dead id (count 0) will next be handed out under: its current generation and the id. */
+    private long parkedHandle(int id) {
+        return (ids.state(id) & GENERATION_BITS) | id;
     }
 
     /**
      * The slow path of a release, the stripe being full: returns {@code id} and the {@link #REFILL} blocks the stripe
      * parked first (the coldest) to their slabs in one monitor entry, so the next releases of this stripe park again.
      */
-    private synchronized void flush(ParkedBlocks stripe, int id) {
+    private synchronized void flush(ParkedBlocks stripe, int c, int id) {
         if (closed) {
             return;   // a release racing close: every slab is gone already
         }
+        foldPeak();
         stripe.lock();
         try {
-            freeOldest(stripe, Math.min(REFILL, stripe.count()));
+            freeOldest(stripe, c, Math.min(REFILL, stripe.count(c)));
         } finally {
             stripe.unlock();
         }
@@ -423,16 +570,17 @@ public final class SlabAllocator implements AutoCloseable {
      * Returns the {@code n} blocks a stripe parked first to their slabs, oldest first, so the free-id stack hands
      * the most recently used of them out first again (monitor and stripe lock held).
      */
-    private void freeOldest(ParkedBlocks stripe, int n) {
+    private void freeOldest(ParkedBlocks stripe, int c, int n) {
         for (int i = 0; i < n; i++) {
-            free(stripe.idAt(i));
+            free((int) stripe.handleAt(c, i));
         }
-        stripe.dropOldest(n);
+        stripe.dropOldest(c, n);
     }
 
     /** Drops one reference of each handle; validates all of them first so a bad one changes nothing. */
     synchronized void releaseAll(long[] handles, int from, int to) {
         ensureOpen();
+        foldPeak();
         for (int i = from; i < to; i++) {
             checkLive(handles[i]);
         }
@@ -736,8 +884,9 @@ public final class SlabAllocator implements AutoCloseable {
 
     // ---- internals ----
 
-    private ParkedBlocks stripe(int sizeClass) {
-        return stripes[sizeClass][(int) Thread.currentThread().threadId() & stripeMask];
+    /** This thread's stripe: by thread id, so a virtual thread keeps its stripe whichever carrier runs it. */
+    private ParkedBlocks stripe() {
+        return stripes[(int) Thread.currentThread().threadId() & stripeMask];
     }
 
     private void ensureOpen() {
@@ -751,8 +900,7 @@ public final class SlabAllocator implements AutoCloseable {
         int id = (int) handle;
         int gen = (int) (handle >>> 32);
         if (id < 0 || id >= ids.capacity() || gen <= 0) {
-            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                    + " was not issued by this allocator");
+            throw notIssued(handle);
         }
         return id;
     }
@@ -761,14 +909,23 @@ public final class SlabAllocator implements AutoCloseable {
     private long liveState(long handle, int id) {
         long s = ids.state(id);
         if (BlockIds.generation(s) != (int) (handle >>> 32) || BlockIds.references(s) <= 0) {
-            if (BlockIds.generation(s) == 0) {
-                throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                        + " was not issued by this allocator");
-            }
-            throw new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
-                    + " refers to a freed block (use after free or double free)");
+            throw dead(handle, s);
         }
         return s;
+    }
+
+    /** The exception for a handle whose id's state {@code s} does not hold it live. */
+    private static InvalidBlockException dead(long handle, long s) {
+        if (BlockIds.generation(s) == 0) {
+            return notIssued(handle);
+        }
+        return new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                + " refers to a freed block (use after free or double free)");
+    }
+
+    private static InvalidBlockException notIssued(long handle) {
+        return new InvalidBlockException("block handle 0x" + Long.toHexString(handle)
+                + " was not issued by this allocator");
     }
 
     private int checkLive(long handle) {
@@ -779,14 +936,15 @@ public final class SlabAllocator implements AutoCloseable {
 
     /** Returns every parked block to its slab (monitor held). */
     private void drainParked() {
-        for (ParkedBlocks[] perClass : stripes) {
-            for (ParkedBlocks stripe : perClass) {
-                stripe.lock();
-                try {
-                    freeOldest(stripe, stripe.count());
-                } finally {
-                    stripe.unlock();
+        foldPeak();
+        for (ParkedBlocks stripe : stripes) {
+            stripe.lock();
+            try {
+                for (int c = 0; c < classBytes.length; c++) {
+                    freeOldest(stripe, c, stripe.count(c));
                 }
+            } finally {
+                stripe.unlock();
             }
         }
     }
@@ -794,16 +952,41 @@ public final class SlabAllocator implements AutoCloseable {
     /** Bytes of the blocks parked now (a racy estimate when other threads are allocating). */
     private long parkedEstimate() {
         long bytes = 0;
-        for (int c = 0; c < stripes.length; c++) {
-            for (ParkedBlocks stripe : stripes[c]) {
-                bytes += stripe.count() * classBytes[c];
-            }
+        for (ParkedBlocks stripe : stripes) {
+            bytes += stripe.parkedBytes();
         }
         return bytes;
     }
 
+    /**
+     * Notes the peak of live bytes now (taken minus parked) at the end of an allocation under the monitor, and
+     * restarts every stripe's low-water mark from what it holds.
+     */
     private void notePeak() {
         peakLiveBytes = Math.max(peakLiveBytes, takenBytes() - parkedEstimate());
+        restartLowWater();
+    }
+
+    /**
+     * Notes the peak that blocks taken from the stripes without the monitor reached since the last monitor entry, at
+     * the start of every monitor path that changes taken slots or parked counts (so the taken count was constant
+     * meanwhile): live bytes were highest when each stripe held its fewest bytes (its low-water mark). Exact with one
+     * thread (it uses one stripe); with several, the marks are read racily and need not have been reached at one
+     * moment, so the peak may come out high by what other stripes gave out.
+     */
+    private void foldPeak() {
+        long low = 0;
+        for (ParkedBlocks stripe : stripes) {
+            low += stripe.lowWaterBytes();
+        }
+        peakLiveBytes = Math.max(peakLiveBytes, takenBytes() - low);
+        restartLowWater();
+    }
+
+    private void restartLowWater() {
+        for (ParkedBlocks stripe : stripes) {
+            stripe.restartLowWater();
+        }
     }
 
     /**

@@ -283,6 +283,30 @@ class SlabAllocatorThreadsTest {
     }
 
     @Test
+    void aSmallBulkCallTakesTheBlocksItsStripeHoldsBeforeMappingASlab() {
+        // slabs of 8 blocks, no spares: the first small bulk call maps a slab, takes 1 block and parks the slab's
+        // other 7 slots in the stripe (a refill); the next asks for 9 of which the stripe holds 7
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 8 * BLOCK, Long.MAX_VALUE, 0)) {
+            long[] first = new long[1];
+            a.allocate(first, 1);
+            assertEquals(8 * BLOCK, a.reservedBytes());
+            long[] more = new long[9];
+            a.allocate(more, 9);
+            assertEquals(2 * 8 * BLOCK, a.reservedBytes(), "10 blocks fit in 2 slabs; parked ones must not cost a third");
+            java.util.Set<Integer> distinct = new java.util.HashSet<>();
+            distinct.add((int) first[0]);
+            for (long h : more) {
+                assertEquals(1, a.refCount(h));
+                assertTrue(distinct.add((int) h), "an id handed out twice");
+            }
+            assertEquals(10, a.liveBlocks());
+            a.releaseAll(more, 0, more.length);
+            a.release(first[0]);
+            assertEquals(0, a.closeAndCountLive());
+        }
+    }
+
+    @Test
     void concurrentSingleAndBulkReleasesOfSharedBlocksFreeEachExactlyOnce() throws Exception {
         // Each block holds three references; three threads drop one each at once, two by single release (which
         // reports the count left) and one by bulk releaseAll (one monitor entry). Exactly one drop frees each block.
