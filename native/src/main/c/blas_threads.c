@@ -59,12 +59,19 @@ static void items_task(void *arg, int w, int n) {
 
 void kvs_blas_run_items(kvs_blas_item_fn fn, void *ctx, int32_t items, int64_t fmas_per_item, float *caller_scratch,
                         size_t scratch_bytes) {
+    if (fmas_per_item < KVS_BLAS_SMALL_FMAS || items <= 1) {
+        /* small (churn's every product): the caller alone, no pool, the same path as kvs_blas_enter_if_small */
+        kvs_blas_single_enter();
+        for (int32_t i = 0; i < items; i++) fn(ctx, i, caller_scratch);
+        kvs_blas_single_leave();
+        return;
+    }
     /* the thread count OpenBLAS would use (OPENBLAS_NUM_THREADS, else the cores), read before entering
      * single-threaded mode (or, when another caller is inside such a window, the count it saved) */
     pthread_mutex_lock(&blas_lock);
     int threads = blas_users > 0 ? blas_saved_threads : openblas_get_num_threads();
     pthread_mutex_unlock(&blas_lock);
-    if (fmas_per_item < KVS_BLAS_SMALL_FMAS || threads < 1) threads = 1;
+    if (threads < 1) threads = 1;
     if (threads > items) threads = items;
     items_job j = {fn, ctx, items, caller_scratch, scratch_bytes, 0};
     kvs_blas_single_enter();
