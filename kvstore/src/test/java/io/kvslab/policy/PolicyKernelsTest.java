@@ -104,6 +104,52 @@ class PolicyKernelsTest {
         }
     }
 
+    /** Products of at least 2^24 multiply-adds per tile or head are shared over the library's worker pool, each an
+     * OpenBLAS call pinned to one thread (blas_threads.c): still the reference's results, and the same bits on a
+     * second call, whichever worker takes which tile. */
+    @Test
+    void largeProductsSharedOverWorkersMatchReference() {
+        Random rnd = new Random(13);
+        int qHeads = 4, d = 128, modelDim = 1024, n = 1000; // 256 x 1024 x 128 per tile: above the threshold
+        float[] wo = gaussian(rnd, modelDim * qHeads * d, 0.05);
+        float[] values = gaussian(rnd, n * d, 1.0);
+        try (OutputProjectionWeights w = kernels.uploadOutputProjection(wo, modelDim, qHeads, d)) {
+            float[] out = new float[2 * n];
+            kernels.valueNorms(values, n, w, 1, 2, out);
+            for (int gi = 0; gi < 2; gi++) {
+                double[] ref = Reference.valueNorms(values, n, d, wo, modelDim, qHeads, 1 + gi);
+                for (int t = 0; t < n; t++) {
+                    assertEquals(ref[t], out[gi * n + t], 1e-4 * ref[t] + 1e-5, "head " + (1 + gi) + " row " + t);
+                }
+            }
+            float[] again = new float[2 * n];
+            kernels.valueNorms(values, n, w, 1, 2, again);
+            assertArrayEquals(out, again);
+        }
+        int wq = 32, keysN = 4096, g = 4; // 32 x 4096 x 128 = 2^24 per head: shared
+        long[] keyPos = new long[keysN];
+        for (int j = 0; j < keysN; j++) {
+            keyPos[j] = 2L * j;
+        }
+        long[] qPos = Arrays.copyOfRange(keyPos, keysN - wq, keysN);
+        float[] q = gaussian(rnd, wq * g * d, 0.1);
+        float[] keys = gaussian(rnd, keysN * d, 1.0);
+        float[] mean = new float[g * keysN];
+        float[] last = new float[g * keysN];
+        kernels.windowAttention(q, wq, g, d, 0, g, keys, keysN, keyPos, qPos, mean, last);
+        for (int qh = 0; qh < g; qh++) {
+            double[][] probs = Reference.windowProbabilities(q, qPos, g, d, qh, keys, keyPos);
+            double[] ref = Reference.meanWindowAttention(q, qPos, g, d, qh, keys, keyPos);
+            for (int j = 0; j < keysN; j++) {
+                assertEquals(ref[j], mean[qh * keysN + j], 1e-6 + 1e-4 * ref[j], "mean, head " + qh + " key " + j);
+                assertEquals(probs[wq - 1][j], last[qh * keysN + j], 1e-6 + 1e-4 * probs[wq - 1][j]);
+            }
+        }
+        float[] meanAgain = new float[g * keysN];
+        kernels.windowAttention(q, wq, g, d, 0, g, keys, keysN, keyPos, qPos, meanAgain, null);
+        assertArrayEquals(mean, meanAgain);
+    }
+
     @Test
     void badArgumentsThrowBeforeTouchingOutputs() {
         float[] q = new float[2 * 4 * 2];
