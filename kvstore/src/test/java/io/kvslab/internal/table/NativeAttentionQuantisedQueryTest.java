@@ -9,7 +9,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
 
@@ -128,44 +127,9 @@ class NativeAttentionQuantisedQueryTest {
 
     @Test
     void batchedCallsGiveTheSingleCallsResultBitwise() {
-        AttentionShape shape = new AttentionShape(2, 4, 128, DType.Q4_0.code(), DType.Q8_0.code(), 32)
-                .withQuantisedQuery(true);
-        Random rnd = new Random(5);
-        try (Arena arena = Arena.ofConfined()) {
-            PagedKv a = new PagedKv(arena, shape, new long[] {3000, 10}, rnd, 0, 1.0f);
-            PagedKv b = new PagedKv(arena, shape, new long[] {0, 700}, rnd, 0, 1.0f);
-            int qf = (int) shape.tokenFloats();
-            long tokenBytes = (long) qf * Float.BYTES;
-            MemorySegment q = arena.allocate(JAVA_FLOAT, 2L * qf);
-            for (long i = 0; i < 2L * qf; i++) {
-                q.setAtIndex(JAVA_FLOAT, i, PagedKv.unit(rnd));
-            }
-            MemorySegment out = arena.allocate(JAVA_FLOAT, 2L * qf);
-            float scale = 0.0883f;
-            List<NativeAttention.DecodeSlice> slices = List.of(
-                    new NativeAttention.DecodeSlice(q.asSlice(0, tokenBytes), out.asSlice(0, tokenBytes), null,
-                            a.keyBlocks, a.valueBlocks, a.offsets, a.lengthSegment),
-                    new NativeAttention.DecodeSlice(q.asSlice(tokenBytes, tokenBytes),
-                            out.asSlice(tokenBytes, tokenBytes), null, b.keyBlocks, b.valueBlocks, b.offsets,
-                            b.lengthSegment));
-            MemorySegment descriptors = arena.allocate(2 * NativeAttention.DESCRIPTOR_BYTES, 64);
-            NativeAttention.decodeBatch(shape, slices, descriptors, scale, 2);
-            PagedKv[] kvs = {a, b};
-            for (int i = 0; i < 2; i++) {
-                MemorySegment one = arena.allocate(JAVA_FLOAT, qf);
-                NativeAttention.decode(shape, q.asSlice(i * tokenBytes, tokenBytes), kvs[i].keyBlocks,
-                        kvs[i].valueBlocks, kvs[i].offsets, kvs[i].lengthSegment, scale, one, null, 2);
-                assertArrayEquals(one.toArray(JAVA_FLOAT), out.asSlice(i * tokenBytes, tokenBytes).toArray(JAVA_FLOAT),
-                        "sequence " + i);
-                // and the batch really took the integer path: the exact batch differs
-                MemorySegment exact = arena.allocate(JAVA_FLOAT, qf);
-                NativeAttention.decode(new AttentionShape(2, 4, 128, DType.Q4_0.code(), DType.Q8_0.code(), 32),
-                        q.asSlice(i * tokenBytes, tokenBytes), kvs[i].keyBlocks, kvs[i].valueBlocks, kvs[i].offsets,
-                        kvs[i].lengthSegment, scale, exact, null, 2);
-                assertFalse(java.util.Arrays.equals(exact.toArray(JAVA_FLOAT), one.toArray(JAVA_FLOAT)),
-                        "sequence " + i);
-            }
-        }
+        AttentionShape exact = new AttentionShape(2, 4, 128, DType.Q4_0.code(), DType.Q8_0.code(), 32);
+        // and the batch really took the integer path: the exact decode differs
+        BatchedDecodeCheck.batchEqualsSinglesAndDiffersFrom(exact.withQuantisedQuery(true), exact, 5);
     }
 
     @Test
