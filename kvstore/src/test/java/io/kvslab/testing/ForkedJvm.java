@@ -65,21 +65,38 @@ public final class ForkedJvm {
         cmd.add(classPath);
         cmd.add(main.getName());
         cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
-        boolean finished = p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
-        if (!finished) {
-            p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-        }
-        String hsErr = null;
-        try (Stream<Path> files = Files.list(work)) {
-            for (Path f : files.toList()) {
-                if (f.getFileName().toString().startsWith("hs_err")) {
-                    hsErr = Files.readString(f);
+        try {
+            Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+            boolean finished = p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
+            if (!finished) {
+                p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+            String hsErr = null;
+            try (Stream<Path> files = Files.list(work)) {
+                for (Path f : files.toList()) {
+                    if (f.getFileName().toString().startsWith("hs_err")) {
+                        hsErr = Files.readString(f);
+                    }
                 }
             }
+            return new Result(finished ? p.exitValue() : -1, !finished, Files.readString(out),
+                    Files.readString(err), hsErr);
+        } finally {
+            // Everything the caller needs is in the Result; the directory (up to ~120 KB with an hs_err log) went
+            // unremoved before, and a day of test runs left hundreds in the temp directory.
+            deleteQuietly(work);
         }
-        return new Result(finished ? p.exitValue() : -1, !finished, Files.readString(out), Files.readString(err),
-                hsErr);
+    }
+
+    private static void deleteQuietly(Path dir) {
+        try (Stream<Path> files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                Files.deleteIfExists(f);
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            // a child still holding a file open (killed on timeout) must not turn a result into an error
+        }
     }
 
     /** The test class path minus the entries {@code drop} matches (e.g. an optional dependency's jars). */
