@@ -3,7 +3,6 @@ package io.kvslab.bench.cli;
 import io.kvslab.bench.cli.types.KvDtypesConverter;
 import io.kvslab.bench.model.Generation;
 import io.kvslab.bench.model.Generator;
-import io.kvslab.bench.model.KernelChoice;
 import io.kvslab.bench.model.KvBackend;
 import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LoadedModel;
@@ -59,10 +58,8 @@ final class GenerateCommand implements Callable<Integer> {
             + "printed on stderr)")
     private Long seed;
 
-    @Option(names = "--kv", paramLabel = "NAME", defaultValue = "auto",
-            description = "auto (default: store, or store-java for a model of at most 1 M weights per token such as "
-                    + "stories260K), store (KV store + native kernel), store-java (KV store + Java attention), "
-                    + "java (llama2.c reference arrays)")
+    @Option(names = "--kv", paramLabel = "NAME", defaultValue = "store",
+            description = "store (KV store + native kernel, default), store-java, java (llama2.c reference)")
     private String kv;
 
     @Option(names = "--kv-dtype", paramLabel = "TYPE", converter = KvDtypesConverter.class, defaultValue = "f32",
@@ -70,10 +67,9 @@ final class GenerateCommand implements Callable<Integer> {
                     + "K/V for each side (e.g. q8_0/q4_0, as llama.cpp's --cache-type-k/-v; k=q8_0,v=q4_0 also works)")
     private KvDtypes dtype;
 
-    @Option(names = "--matmul", paramLabel = "NAME", defaultValue = "auto",
-            description = "auto (default: openblas, or java for a model of at most 1 M weights per token), openblas, "
-                    + "java (llama2.c's loop order)")
-    private String matMulName;
+    @Option(names = "--matmul", paramLabel = "NAME", defaultValue = "openblas",
+            description = "openblas (default) or java (llama2.c's loop order); allowed: ${COMPLETION-CANDIDATES}")
+    private MatMul matMul;
 
     @Option(names = "--chunk", paramLabel = "N", defaultValue = "" + Session.DEFAULT_CHUNK,
             description = "prefill chunk in tokens (default ${DEFAULT-VALUE})")
@@ -101,16 +97,10 @@ final class GenerateCommand implements Callable<Integer> {
         Check.range(spec, "--chunk", chunk, 1, 4096);
         Check.range(spec, "--threads", threads, 1, 64);
         Check.range(spec, "--warmup", warmup, 0, 1000);
-        String kvName = Check.choice(spec, "--kv", kv, List.of("auto", "store", "store-java", "java"));
-        String mmName = Check.choice(spec, "--matmul", matMulName, List.of("auto", "openblas", "java"));
+        KvBackend backend = KvBackend.of(Check.choice(spec, "--kv", kv, List.of("store", "store-java", "java")));
         long s = seed != null ? Check.range(spec, "--seed", seed, 1, Long.MAX_VALUE) : 0;
         PrintWriter err = spec.commandLine().getErr();
         LoadedModel m = ModelFiles.load(spec, model, tokenizer);
-        // A model so small that the native library does not pay runs on the store's Java path (KernelChoice);
-        // an explicit --kv or --matmul is taken as given.
-        KernelChoice auto = KernelChoice.auto(m.model().config());
-        KvBackend backend = kvName.equals("auto") ? auto.kv() : KvBackend.of(kvName);
-        MatMul matMul = mmName.equals("auto") ? auto.matMul() : MatMul.valueOf(mmName.toUpperCase(Locale.ROOT));
         if (s == 0) {
             s = System.currentTimeMillis() / 1000;
             if (temperature != 0) {
@@ -149,8 +139,7 @@ final class GenerateCommand implements Callable<Integer> {
                         + " then %.1f tok/s; kv=%s %s, matmul=%s%s)%n",
                 g.tokensPerSecond(), g.positions(), (g.prefillNanos() + g.decodeNanos()) / 1e6,
                 Math.min(g.promptTokens().length, g.positions()), g.prefillNanos() / 1e6, g.decodeTokensPerSecond(),
-                backend.label() + (kvName.equals("auto") ? " (auto)" : ""), dtype.label(),
-                matMul.name().toLowerCase(Locale.ROOT) + (mmName.equals("auto") ? " (auto)" : ""),
+                backend.label(), dtype.label(), matMul.name().toLowerCase(Locale.ROOT),
                 warmup > 0 ? ", after " + warmup + " warm-up runs" : "");
         return 0;
     }
