@@ -150,6 +150,20 @@ class CliTest {
     }
 
     @Test
+    void versionAloneBuildsNoCommandAndWithHelpTheWholeList() {
+        PrintWriter sink = new PrintWriter(new StringWriter());
+        assertEquals(0, Main.commandLine(sink, sink, "--version").getSubcommands().size());
+        assertEquals(0, Main.commandLine(sink, sink, "-V").getSubcommands().size());
+        int all = Main.commandLine(sink, sink).getSubcommands().size();
+        assertEquals(all, Main.commandLine(sink, sink, "--version", "--help").getSubcommands().size());
+        assertEquals(List.of("generate"), List.copyOf(Main.commandLine(sink, sink, "--version", "generate")
+                .getSubcommands().keySet()));
+        Run v = run("-V");
+        assertEquals(0, v.code(), v.all());
+        assertTrue(v.out().startsWith("kvslab ") && v.out().contains("\nJava "), v.all());
+    }
+
+    @Test
     void versionPrintsTheProjectVersion() throws Exception {
         Run r = run("--version");
         assertEquals(0, r.code(), r.all());

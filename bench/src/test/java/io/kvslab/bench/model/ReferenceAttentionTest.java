@@ -87,6 +87,78 @@ class ReferenceAttentionTest {
     }
 
     /**
+     * One instance keeps its read-back arrays between calls: its decodes and prefills, over a sequence that grows row
+     * by row, then over ragged and emptied heads (shorter than the arrays it holds), and from four threads at once,
+     * give the bits of a fresh instance per call (which allocates its arrays as every call did before).
+     */
+    @Test
+    void reusedArraysGiveTheBitsOfAFreshInstance() throws Exception {
+        java.util.Random rnd = new java.util.Random(5);
+        int kvHeads = 2;
+        int group = 2;
+        int dim = 8;
+        ReferenceAttention shared = new ReferenceAttention();
+        try (KvStore store = KvStore.open(new KvLayout(1, kvHeads * group, kvHeads, dim, DType.F32, 16));
+             Sequence s = store.newSequence()) {
+            float[] k = new float[kvHeads * dim];
+            float[] v = new float[kvHeads * dim];
+            float[] q = new float[kvHeads * group * dim];
+            for (int r = 0; r < 200; r++) {
+                for (int i = 0; i < k.length; i++) {
+                    k[i] = (float) rnd.nextGaussian();
+                    v[i] = (float) rnd.nextGaussian();
+                }
+                s.append(0, k, v, r);
+                for (int i = 0; i < q.length; i++) {
+                    q[i] = (float) rnd.nextGaussian();
+                }
+                assertSameBits(fresh(s, q, 1), reused(shared, s, q, 1), "decode at row " + r);
+            }
+            float[] q3 = new float[3 * q.length];
+            for (int i = 0; i < q3.length; i++) {
+                q3[i] = (float) rnd.nextGaussian();
+            }
+            assertSameBits(fresh(s, q3, 3), reused(shared, s, q3, 3), "prefill of 3");
+            s.keep(0, 0, new int[] {1, 7, 150});
+            s.keep(0, 1, new int[0]);
+            assertSameBits(fresh(s, q, 1), reused(shared, s, q, 1), "ragged and emptied heads");
+            float[] want = fresh(s, q, 1);
+            var pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+            try {
+                var futures = new java.util.ArrayList<java.util.concurrent.Future<float[]>>();
+                for (int t = 0; t < 64; t++) {
+                    futures.add(pool.submit(() -> reused(shared, s, q, 1)));
+                }
+                for (var f : futures) {
+                    assertSameBits(want, f.get(), "concurrent decode");
+                }
+            } finally {
+                pool.shutdown();
+            }
+        }
+    }
+
+    private static float[] fresh(Sequence s, float[] q, int n) {
+        return reused(new ReferenceAttention(), s, q, n);
+    }
+
+    private static float[] reused(ReferenceAttention a, Sequence s, float[] q, int n) {
+        float[] out = new float[q.length];
+        if (n == 1) {
+            a.decode(s, 0, q, out);
+        } else {
+            a.prefill(s, 0, q, n, out);
+        }
+        return out;
+    }
+
+    private static void assertSameBits(float[] want, float[] got, String what) {
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), what + ", element " + i);
+        }
+    }
+
+    /**
      * decodeExact's arrangement (the heads of a group scored together, values summed row by row) gives the same
      * bits as the plain one-head, one-sum-at-a-time double loops below, for groups of 1, 3 (no block of four), 4
      * and 6 (a block and a remainder), on ragged heads, one of them emptied.
