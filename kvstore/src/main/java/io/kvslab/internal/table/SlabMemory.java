@@ -33,7 +33,9 @@ import java.util.Locale;
  * costs several page walks (two-dimensional ones under a hypervisor), and with huge pages the walks all but
  * disappear (decode 5-15% faster at 32k tokens on the project's VM: docs/benchmarks.md, {@code decode5}). The cost:
  * the kernel faults and zeroes a whole huge page where a block is first written, so a slab's resident memory grows
- * in 2 MiB steps (at most one huge page per slab beyond its written blocks). {@code -Dio.kvslab.hugePages=false}
+ * in 2 MiB steps (at most one huge page per slab beyond its written blocks), and where THP's {@code defrag} mode is
+ * {@code madvise} (the default) a first write may wait for the kernel to compact memory into a free huge page when
+ * memory is fragmented. {@code -Dio.kvslab.hugePages=false}
  * turns it off; where THP is off or absent nothing changes (the advice is ignored).
  */
 final class SlabMemory {
