@@ -8,7 +8,10 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
+import java.io.IOException;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Locale;
 
 /**
@@ -23,6 +26,17 @@ import java.util.Locale;
  * unusable (rather than dangling) when the allocator closes; between a slab's unmapping and the allocator's close,
  * block memory is reached only under the lifetime locks of {@link SequenceTables} and {@link TableStore}, the same
  * locks that keep the native kernels (which read raw addresses) safe.
+ *
+ * <p>Transparent huge pages: on Linux a slab of at least one huge page is mapped aligned to the huge-page size and
+ * {@code madvise(MADV_HUGEPAGE)}d, so machines whose THP mode is {@code madvise} (the common default) back it with
+ * 2 MiB pages too. Decode attention reads 8-16 KiB blocks scattered over many slabs; with 4 KiB pages each block
+ * costs several page walks (two-dimensional ones under a hypervisor), and with huge pages the walks all but
+ * disappear (decode 5-15% faster at 32k tokens on the project's VM: docs/benchmarks.md, {@code decode5}). The cost:
+ * the kernel faults and zeroes a whole huge page where a block is first written, so a slab's resident memory grows
+ * in 2 MiB steps (at most one huge page per slab beyond its written blocks), and where THP's {@code defrag} mode is
+ * {@code madvise} (the default) a first write may wait for the kernel to compact memory into a free huge page when
+ * memory is fragmented. {@code -Dio.kvslab.hugePages=false}
+ * turns it off; where THP is off or absent nothing changes (the advice is ignored).
  */
 final class SlabMemory {
     private static final Linker LINKER = Linker.nativeLinker();
@@ -36,6 +50,10 @@ final class SlabMemory {
     private static final MethodHandle MUNMAP;
     private static final MethodHandle MALLOC;
     private static final MethodHandle FREE;
+    private static final MethodHandle MADVISE;
+    private static final int MADV_HUGEPAGE = 14;
+    /** Huge-page size when slabs are to be huge-page aligned and advised, else 0 (see the class comment). */
+    static final long HUGE_PAGE_BYTES;
 
     static {
         boolean mmap = (LINUX || MAC) && LIBC.find("mmap").isPresent() && LIBC.find("munmap").isPresent();
@@ -48,6 +66,25 @@ final class SlabMemory {
                 ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
         FREE = mmap ? null : LINKER.downcallHandle(LIBC.find("free").orElseThrow(), FunctionDescriptor.ofVoid(
                 ValueLayout.JAVA_LONG));
+        MADVISE = mmap && LINUX && LIBC.find("madvise").isPresent() ? LINKER.downcallHandle(
+                LIBC.find("madvise").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT)) : null;
+        HUGE_PAGE_BYTES = MADVISE != null && Boolean.parseBoolean(System.getProperty("io.kvslab.hugePages", "true"))
+                ? transparentHugePageBytes() : 0;
+    }
+
+    /** The PMD huge-page size if THP is available and not "never" (2 MiB on x86-64, 512 MiB with 64 KiB base pages). */
+    private static long transparentHugePageBytes() {
+        try {
+            Path dir = Path.of("/sys/kernel/mm/transparent_hugepage");
+            if (Files.readString(dir.resolve("enabled")).contains("[never]")) {
+                return 0;
+            }
+            long size = Long.parseLong(Files.readString(dir.resolve("hpage_pmd_size")).strip());
+            return size > 0 && Long.bitCount(size) == 1 ? size : 0;
+        } catch (IOException | RuntimeException e) {
+            return 0;   // no THP in this kernel (or no sysfs): plain pages
+        }
     }
 
     private SlabMemory() {}
@@ -57,9 +94,13 @@ final class SlabMemory {
      * {@link KvSlabException} when the OS refuses.
      */
     static MemorySegment map(long bytes, Arena scope) {
+        long huge = HUGE_PAGE_BYTES;
+        long mapped = mappedBytes(bytes);
+        boolean aligned = huge > 0 && bytes >= huge;
+        long span = aligned ? Math.addExact(mapped, huge) : bytes;   // room to slide the start to a huge-page boundary
         long address;
         try {
-            address = MMAP != null ? (long) MMAP.invokeExact(0L, bytes, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+            address = MMAP != null ? (long) MMAP.invokeExact(0L, span, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                     -1, 0L) : (long) MALLOC.invokeExact(bytes);
         } catch (Throwable t) {
             throw new KvSlabException("mapping a slab of " + bytes + " bytes failed: " + t);
@@ -67,17 +108,52 @@ final class SlabMemory {
         if (address == -1L || address == 0L) {
             throw new KvSlabException("the OS refused to map a slab of " + bytes + " bytes (out of memory)");
         }
+        if (aligned) {
+            address = alignToHugePages(address, mapped, huge);
+        }
         if (MMAP == null) {
             MemorySegment.ofAddress(address).reinterpret(bytes).fill((byte) 0);   // malloc does not zero
         }
         return MemorySegment.ofAddress(address).reinterpret(bytes, scope, null);
     }
 
+    /** Bytes of the mapping behind a slab of {@code bytes}: whole huge pages when it is huge-page aligned. */
+    private static long mappedBytes(long bytes) {
+        long huge = HUGE_PAGE_BYTES;
+        return huge > 0 && bytes >= huge ? Math.addExact(bytes, huge - 1) & -huge : bytes;
+    }
+
+    /**
+     * Of a fresh mapping of {@code mapped + huge} bytes at {@code address} (page-aligned), unmaps the part before
+     * the first huge-page boundary and the part after {@code mapped} bytes from there (together {@code huge}
+     * bytes, whole pages), advises the rest for huge pages and returns its start. The advice is best effort: a
+     * kernel that refuses it leaves plain pages, which are correct, only slower to walk.
+     */
+    private static long alignToHugePages(long address, long mapped, long huge) {
+        long start = (address + huge - 1) & -huge;
+        long head = start - address;
+        try {
+            int rc = head > 0 ? (int) MUNMAP.invokeExact(address, head) : 0;
+            if (rc == 0 && head < huge) {
+                rc = (int) MUNMAP.invokeExact(start + mapped, huge - head);
+            }
+            if (rc != 0) {
+                throw new KvSlabException("trimming a slab mapping to a huge-page boundary failed");
+            }
+            int advised = (int) MADVISE.invokeExact(start, mapped, MADV_HUGEPAGE);   // 0, or -1: plain pages
+        } catch (KvSlabException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new KvSlabException("trimming a slab mapping to a huge-page boundary failed: " + t);
+        }
+        return start;
+    }
+
     /** Returns a segment from {@link #map} to the OS; the segment must not be used afterwards. */
     static void unmap(MemorySegment segment) {
         try {
             if (MUNMAP != null) {
-                int rc = (int) MUNMAP.invokeExact(segment.address(), segment.byteSize());
+                int rc = (int) MUNMAP.invokeExact(segment.address(), mappedBytes(segment.byteSize()));
                 if (rc != 0) {
                     throw new KvSlabException("munmap of a " + segment.byteSize() + "-byte slab failed");
                 }
