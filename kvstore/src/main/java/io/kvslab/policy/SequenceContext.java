@@ -6,7 +6,7 @@ import java.util.List;
 /**
  * Every layer of one sequence in memory at once, for {@link CompressionPolicy#select}: evaluations that run several
  * policies on the same rows build it from {@link LayerContext#read} per layer. A long context should be compressed
- * with {@link Compressor#compress(io.kvslab.Sequence, CompressionPolicy, Budget, LayerInputs)} instead, which holds
+ * with {@link Compressor#compress(io.kvslab.Sequence, CompressionPolicy, Budget, java.util.function.IntFunction)} instead, which holds
  * one layer at a time (this holds all of them: {@code layers} times the heap of one).
  *
  * @param layers one context per layer, in layer order ({@code layers.get(l).layer() == l}), all with the same geometry;

@@ -230,7 +230,7 @@ class HandComputedSelectionTest {
         long[] p4 = {0, 1, 2, 3};
         LayerContext layer = new LayerContext(0, 2, 1, List.of(
                 new HeadSnapshot(new float[10], new float[10], p10, 1),
-                new HeadSnapshot(new float[4], new float[4], p4, 1)), null, null);
+                new HeadSnapshot(new float[4], new float[4], p4, 1)), null);
         float[][] scores = {{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0f, 0f}, {0.9f, 0.95f, 0f, 0f}};
         boolean[][] prot = {mask(10, 8, 9), mask(4, 2, 3)};
         int[] nominal = new UniformLayers().rowsPerHead(layer, counts(new int[] {10}, 2), Budget.tokens(6), scores,

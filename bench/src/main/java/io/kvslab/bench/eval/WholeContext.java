@@ -2,9 +2,8 @@ package io.kvslab.bench.eval;
 
 import io.kvslab.Sequence;
 import io.kvslab.policy.LayerContext;
-import io.kvslab.policy.OutputProjection;
+import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.SequenceContext;
-import io.kvslab.policy.WindowQueries;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -19,16 +18,13 @@ public final class WholeContext {
     }
 
     /**
-     * @param windows           per layer, the window queries (null, or null entries, when none)
-     * @param outputProjections per layer, W_o (null, or null entries, when none)
+     * @param inputs per layer, the window queries and W_o (null, or null entries, when none)
      */
-    public static SequenceContext read(Sequence sequence, List<WindowQueries> windows,
-                                       List<OutputProjection> outputProjections) {
+    public static SequenceContext read(Sequence sequence, List<LayerInputs> inputs) {
         int layers = sequence.layout().layers();
         List<LayerContext> out = new ArrayList<>(layers);
         for (int l = 0; l < layers; l++) {
-            out.add(LayerContext.read(sequence, l, windows == null ? null : windows.get(l),
-                    outputProjections == null ? null : outputProjections.get(l)));
+            out.add(LayerContext.read(sequence, l, inputs == null ? null : inputs.get(l)));
         }
         return new SequenceContext(out);
     }

@@ -14,7 +14,6 @@ import io.kvslab.policy.Selection;
 import io.kvslab.policy.SequenceContext;
 import io.kvslab.policy.CompressionResult;
 import io.kvslab.policy.LayerContext;
-import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.ValueNorm;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -96,8 +95,8 @@ public class PolicyCostBench {
     }
 
     private SequenceContext contextOf(Sequence s) {
-        return new SequenceContext(List.of(LayerContext.read(s, 0, inputs.window(0, context,
-                policy.windowQueries()), inputs.outputProjection())));
+        return new SequenceContext(List.of(LayerContext.read(s, 0, inputs.layer(0, context,
+                policy.windowQueries()))));
     }
 
     @Setup(Level.Invocation)
@@ -120,8 +119,8 @@ public class PolicyCostBench {
 
     @Benchmark
     public CompressionResult compress() {
-        return compressor.compress(fork, policy, Budget.fraction(kept), new LayerInputs(
-                l -> inputs.window(l, context, policy.windowQueries()), l -> inputs.outputProjection()));
+        return compressor.compress(fork, policy, Budget.fraction(kept),
+                l -> inputs.forPolicy(policy, l, context, policy.windowQueries()));
     }
 
     @Benchmark
@@ -131,8 +130,8 @@ public class PolicyCostBench {
 
     @Benchmark
     public CompressionResult compressL2() {
-        return compressor.compress(fork, policyL2, Budget.fraction(kept), new LayerInputs(
-                l -> inputs.window(l, context, policyL2.windowQueries()), l -> inputs.outputProjection()));
+        return compressor.compress(fork, policyL2, Budget.fraction(kept),
+                l -> inputs.forPolicy(policyL2, l, context, policyL2.windowQueries()));
     }
 
     @Benchmark

@@ -8,10 +8,9 @@ import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
-import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.SequenceContext;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
+import io.kvslab.policy.LayerInputs;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -63,9 +62,9 @@ final class FullRun {
                 }
             }
         };
-        List<OutputProjection> wo = new ArrayList<>();
+        List<float[]> wo = new ArrayList<>();
         for (int l = 0; l < c.layers(); l++) {
-            wo.add(new OutputProjection(model.weights().wo(l), dim));
+            wo.add(model.weights().wo(l));
         }
         long[] windowPositions = new long[w];
         for (int i = 0; i < w; i++) {
@@ -77,11 +76,11 @@ final class FullRun {
             Sequence seq = run.sequence();
             run.session().observer(observer);
             float[][] logits = TeacherForcing.run(run.session(), tokens, context, session -> {
-                List<WindowQueries> windows = new ArrayList<>();
+                List<LayerInputs> inputs = new ArrayList<>();
                 for (int l = 0; l < c.layers(); l++) {
-                    windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
+                    inputs.add(new LayerInputs(windowQ[l].clone(), windowPositions, wo.get(l)));
                 }
-                snapshot[0] = WholeContext.read(seq, windows, wo);
+                snapshot[0] = WholeContext.read(seq, inputs);
                 live[0] = run.store().stats().liveBytes();
             });
             HeadSnapshot[][] rows = new HeadSnapshot[c.layers()][c.kvHeads()];

@@ -31,7 +31,7 @@ import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
 import io.kvslab.policy.SequenceContext;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
+import io.kvslab.policy.LayerInputs;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -258,11 +258,11 @@ public final class PodEvaluation {
                         Session.DEFAULT_CHUNK)) {
                     session.observer(observer);
                     r.logits = TeacherForcing.run(session, tokens, context, s -> {
-                        List<WindowQueries> windows = new ArrayList<>();
+                        List<LayerInputs> windows = new ArrayList<>();
                         for (int l = 0; l < c.layers(); l++) {
-                            windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
+                            windows.add(LayerInputs.window(windowQ[l].clone(), windowPositions));
                         }
-                        r.atContext = WholeContext.read(seq, windows, null);
+                        r.atContext = WholeContext.read(seq, windows);
                         r.contextLiveBytes = store.stats().liveBytes();
                     });
                     r.endLiveBytes = store.stats().liveBytes();
