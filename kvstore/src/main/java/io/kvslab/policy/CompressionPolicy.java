@@ -358,13 +358,21 @@ public final class CompressionPolicy {
     /**
      * Decides which rows of every (layer, KV head) to keep. Reads only {@code context}; changes nothing.
      *
-     * @param budget    the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
-     *                  count otherwise
-     * @param workspace the native kernels the steps use
+     * @param budget     the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
+     *                   count otherwise
+     * @param compressor whose native kernels and scratch the steps use (on its thread); nothing is compressed
      * @param context the sequence's per-layer inputs (rows, queries, projections) the steps read
      * @return the rows to keep for every (layer, KV head), with the budgets that were applied
      */
-    public Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
+    public Selection select(SequenceContext context, Budget budget, Compressor compressor) {
+        if (compressor == null) {
+            throw new KvArgumentException("select needs a context, a budget and a compressor (got null)");
+        }
+        return select(context, budget, compressor.workspace());
+    }
+
+    /** {@link #select(SequenceContext, Budget, Compressor)} on a workspace. */
+    Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
         if (context == null || budget == null || workspace == null) {
             throw new KvArgumentException("select needs a context, a budget and a workspace (got null)");
         }
@@ -475,7 +483,7 @@ public final class CompressionPolicy {
         if (allProtected) {
             return keepAll(layer); // e.g. a prompt no longer than the observation window
         }
-        float[][] scores = scorer.score(layer, workspace);
+        float[][] scores = scorer instanceof WindowAttentionScorer w ? w.score(layer, workspace) : scorer.score(layer);
         checkShape("scorer", scores, layer);
         int[] nominal = layerRule.rowsPerHead(layer, counts, budget, scores, prot, workspace);
         checkLength("layer rule", nominal, heads);

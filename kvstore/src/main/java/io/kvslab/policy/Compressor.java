@@ -20,7 +20,9 @@ import java.util.function.IntFunction;
  * and the result is exactly {@link CompressionPolicy#select} on the whole sequence followed by
  * {@link Selection#applyTo}.
  *
- * <p>Owns a {@link PolicyWorkspace}, so it is confined to the creating thread; close it when done.
+ * <p>Owns the native scratch of the policy kernels (window attention, value norms, the W_o Gram matrices of
+ * {@link ValueNorm#L2}), which {@link CompressionPolicy#select} on an in-memory context uses too; so it is confined
+ * to the creating thread; close it when done.
  */
 public final class Compressor implements AutoCloseable {
     private final PolicyWorkspace workspace;
@@ -30,12 +32,8 @@ public final class Compressor implements AutoCloseable {
         this.workspace = PolicyWorkspace.create();
     }
 
-    /**
-     * The workspace this compressor uses (for {@link CompressionPolicy#select} on an in-memory context).
-     *
-     * @return the workspace; valid until this compressor closes
-     */
-    public PolicyWorkspace workspace() {
+    /** The workspace this compressor uses; valid until this compressor closes. */
+    PolicyWorkspace workspace() {
         return workspace;
     }
 

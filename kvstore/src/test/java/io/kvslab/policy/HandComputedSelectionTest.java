@@ -136,7 +136,7 @@ class HandComputedSelectionTest {
         // no pooling: scores (1, 4, 2, 8)/16 -> rows 3, 1 plus the window
         CompressionPolicy plain = Policies.snapKv(new WindowAttentionScorer(1, WindowPooling.MAX, 1,
                 order, mean));
-        float[][] s = plain.scorer().score(layer, kernels);
+        float[][] s = plain.scorer().score(layer);
         assertArrayEquals(new float[]{1 / 16f, 4 / 16f, 2 / 16f, 8 / 16f, 1 / 16f}, s[0], 1e-6f);
         assertArrayEquals(new int[]{1, 3, 4}, plain.select(ctx, Budget.tokens(3), kernels).kept(0, 0));
         // max-pool 3 over the candidates: (4, 4, 8, 8)/16 -> rows 2 and 3 (the tie goes to the lower position)

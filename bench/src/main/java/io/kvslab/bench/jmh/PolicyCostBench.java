@@ -125,7 +125,7 @@ public class PolicyCostBench {
 
     @Benchmark
     public Selection select() {
-        return policy.select(context0, Budget.fraction(kept), compressor.workspace());
+        return policy.select(context0, Budget.fraction(kept), compressor);
     }
 
     @Benchmark
@@ -136,7 +136,7 @@ public class PolicyCostBench {
 
     @Benchmark
     public Selection selectL2() {
-        return policyL2.select(context0, Budget.fraction(kept), compressor.workspace());
+        return policyL2.select(context0, Budget.fraction(kept), compressor);
     }
 
     @Benchmark

@@ -225,7 +225,7 @@ final class ChurnWorker implements Runnable {
                     .withOutputProjection(policy.needsOutputProjection() ? run.sharedOutputProjection(inputs) : null));
         }
         Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.5);
-        Selection sel = policy.select(WholeContext.read(t.seq, layerInputs), budget, compressor.workspace());
+        Selection sel = policy.select(WholeContext.read(t.seq, layerInputs), budget, compressor);
         for (int l = 0; l < run.layout.layers(); l++) {
             t.seq.keep(l, sel.kept()[l]); // all heads of the layer or none
             for (int h = 0; h < run.layout.kvHeads(); h++) {

@@ -46,7 +46,7 @@ class LayerAtATimeCompressionTest {
             for (int l = 0; l < LAYOUT.layers(); l++) {
                 layerInputs.add(inputs.layer(l, TOKENS, w));
             }
-            policy.select(WholeContext.read(a, layerInputs), budget, compressor.workspace()).applyTo(a);
+            policy.select(WholeContext.read(a, layerInputs), budget, compressor).applyTo(a);
             long kept = compressor.compress(b, policy, budget, layerInputs::get).keptRows();
             long keptWhole = 0;
             for (int l = 0; l < LAYOUT.layers(); l++) {

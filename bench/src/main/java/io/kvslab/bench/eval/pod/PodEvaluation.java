@@ -19,7 +19,7 @@ import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.policy.PolicyWorkspace;
+import io.kvslab.policy.Compressor;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.LayerSimilarity;
 import io.kvslab.pod.PodConfig;
@@ -95,7 +95,7 @@ public final class PodEvaluation {
         Map<String, Accumulator> acc = new LinkedHashMap<>();
         int used = 0;
         long contextTokens = 0;
-        try (PolicyWorkspace kernels = PolicyWorkspace.create()) {
+        try (Compressor kernels = new Compressor()) {
             CompressionPolicy snap = snapKv(cfg);
             CompressionPolicy streaming = Policies.streamingLlm();
             for (EvalTextSet.Story story : texts.stories()) {
