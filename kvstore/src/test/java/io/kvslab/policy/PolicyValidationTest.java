@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 import java.util.Set;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,6 +57,12 @@ class PolicyValidationTest {
         LayerContext l0 = new LayerContext(0, 2, 2, List.of(h, h), null);
         LayerContext l2 = new LayerContext(2, 2, 2, List.of(h, h), LayerInputs.none());
         fails("layer order", () -> new SequenceContext(List.of(l0, l2)));
+        try (Compressor c = new Compressor()) {   // the public entry checks the list the same way
+            fails("layer order", () -> Policies.knorm().select(List.of(l0, l2), Budget.fraction(0.5), c));
+            fails("at least one layer", () -> Policies.knorm().select(List.of(), Budget.fraction(0.5), c));
+            assertArrayEquals(Policies.knorm().select(new SequenceContext(List.of(l0)), Budget.tokens(1), c.workspace())
+                    .kept()[0], Policies.knorm().select(List.of(l0), Budget.tokens(1), c).kept()[0]);
+        }
         fails("strictly ascending", () -> new Selection(new int[][][]{{{1, 0}}}, new int[][]{{2}}));
     }
 

@@ -11,7 +11,6 @@ import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
-import io.kvslab.policy.SequenceContext;
 import io.kvslab.policy.CompressionResult;
 import io.kvslab.policy.LayerContext;
 import io.kvslab.policy.ValueNorm;
@@ -74,7 +73,7 @@ public class PolicyCostBench {
     private Compressor compressor;
     private Attention attention;
     private SyntheticPolicyInputs inputs;
-    private SequenceContext context0;
+    private List<LayerContext> context0;
     private float[] q;
     private float[] out;
 
@@ -94,9 +93,8 @@ public class PolicyCostBench {
         attention = Attention.create(Math.min(64, Runtime.getRuntime().availableProcessors()));
     }
 
-    private SequenceContext contextOf(Sequence s) {
-        return new SequenceContext(List.of(LayerContext.read(s, 0, inputs.layer(0, context,
-                policy.windowQueries()))));
+    private List<LayerContext> contextOf(Sequence s) {
+        return List.of(LayerContext.read(s, 0, inputs.layer(0, context, policy.windowQueries())));
     }
 
     @Setup(Level.Invocation)

@@ -8,7 +8,7 @@ import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
-import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.LayerContext;
 import io.kvslab.bench.eval.WholeContext;
 import io.kvslab.policy.LayerInputs;
 
@@ -26,14 +26,14 @@ final class FullRun {
     final int[] tokens;
     final int context;
     final float[][] logits;
-    final SequenceContext atContext;
+    final List<LayerContext> atContext;
     final long contextLiveBytes;
     /** [layer][kvHead]: every row after the whole text (context then continuation). */
     final HeadSnapshot[][] rows;
     /** [layer][token t of the continuation][queryHeads * headDim]. */
     final float[][][] continuationQueries;
 
-    private FullRun(int[] tokens, int context, float[][] logits, SequenceContext atContext, long contextLiveBytes,
+    private FullRun(int[] tokens, int context, float[][] logits, List<LayerContext> atContext, long contextLiveBytes,
                     HeadSnapshot[][] rows, float[][][] continuationQueries) {
         this.tokens = tokens;
         this.context = context;
@@ -70,7 +70,7 @@ final class FullRun {
         for (int i = 0; i < w; i++) {
             windowPositions[i] = context - w + i;
         }
-        SequenceContext[] snapshot = new SequenceContext[1];
+        List<List<LayerContext>> snapshot = new ArrayList<>(List.of(List.of()));
         long[] live = new long[1];
         try (StoreSession run = new StoreSession(model, tokensPerBlock, attention, dtype)) {
             Sequence seq = run.sequence();
@@ -80,7 +80,7 @@ final class FullRun {
                 for (int l = 0; l < c.layers(); l++) {
                     inputs.add(new LayerInputs(windowQ[l].clone(), windowPositions, wo.get(l)));
                 }
-                snapshot[0] = WholeContext.read(seq, inputs);
+                snapshot.set(0, WholeContext.read(seq, inputs));
                 live[0] = run.store().stats().liveBytes();
             });
             HeadSnapshot[][] rows = new HeadSnapshot[c.layers()][c.kvHeads()];
@@ -89,7 +89,7 @@ final class FullRun {
                     rows[l][h] = HeadSnapshot.read(seq, l, h);
                 }
             }
-            return new FullRun(tokens, context, logits, snapshot[0], live[0], rows, contQ);
+            return new FullRun(tokens, context, logits, snapshot.get(0), live[0], rows, contQ);
         }
     }
 

@@ -29,7 +29,7 @@ import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
-import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.LayerContext;
 import io.kvslab.bench.eval.WholeContext;
 import io.kvslab.policy.LayerInputs;
 
@@ -227,7 +227,7 @@ public final class PodEvaluation {
         float[][] logits;
         long contextLiveBytes;
         long endLiveBytes;
-        SequenceContext atContext;
+        List<LayerContext> atContext;
 
         static SequenceAttention attention(FidelityConfig cfg) {
             return cfg.attention().equals("java") ? new ReferenceAttention() : KernelAttention.create(1);
