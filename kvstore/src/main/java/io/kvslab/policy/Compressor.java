@@ -70,7 +70,7 @@ public final class Compressor implements AutoCloseable {
         int heads = sequence.layout().kvHeads();
         int[][] after = new int[layers][heads];
         for (int l = 0; l < layers; l++) {
-            LayerContext layer = LayerContext.read(sequence, l, needed(policy, inputs.apply(l)), policy.readsRows());
+            LayerContext layer = LayerContext.read(sequence, l, needed(policy, inputs, l), policy.readsRows());
             for (int h = 0; h < heads; h++) {
                 if (layer.head(h).length() != counts.rows(l, h)) {
                     throw new KvArgumentException("layer " + l + " head " + h + " changed during the compression ("
@@ -133,7 +133,7 @@ public final class Compressor implements AutoCloseable {
             if (policy.fullLayers().contains(l)) {
                 continue;
             }
-            LayerInputs in = needed(policy, inputs.apply(l));
+            LayerInputs in = needed(policy, inputs, l);
             WindowQueries window = in.window();
             if (policy.windowQueries() > 0 && window == null) {
                 throw new KvArgumentException(policy.name() + " needs the observation-window queries of layer " + l
@@ -147,8 +147,15 @@ public final class Compressor implements AutoCloseable {
         return policy.countRows(sequence, windowStarts);
     }
 
-    /** The parts of a layer's inputs the policy reads (what it does not read is not checked either). */
-    private static LayerInputs needed(CompressionPolicy policy, LayerInputs in) {
+    /**
+     * The parts of layer {@code l}'s inputs the policy reads (what it does not read is not checked either); a policy
+     * that reads none does not ask for them.
+     */
+    private static LayerInputs needed(CompressionPolicy policy, IntFunction<LayerInputs> inputs, int l) {
+        if (policy.windowQueries() == 0 && !policy.needsOutputProjection()) {
+            return LayerInputs.none();
+        }
+        LayerInputs in = inputs.apply(l);
         if (in == null) {
             return LayerInputs.none();
         }

@@ -306,6 +306,19 @@ class LayerAtATimeTest {
             assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5)));
             assertThrows(KvArgumentException.class, () -> c.compress(seq, null, Budget.fraction(0.5)));
             assertUnchanged(seq, keys, values, live, store);
+            // a policy that reads no inputs never asks for them (a caller may build them lazily and expensively),
+            // and gives what it gives without them
+            try (Sequence fork = seq.fork()) {
+                long keptWithout = c.compress(fork, policy("knorm"), Budget.fraction(0.5)).keptRows();
+                assertEquals(keptWithout, c.compress(seq, policy("knorm"), Budget.fraction(0.5), l -> {
+                    throw new AssertionError("knorm asked for layer " + l + "'s inputs");
+                }).keptRows());
+                for (int l = 0; l < SHAPE.layers(); l++) {
+                    for (int h = 0; h < SHAPE.kvHeads(); h++) {
+                        assertArrayEquals(fork.positions(l, h), seq.positions(l, h), "layer " + l + " head " + h);
+                    }
+                }
+            }
             seq.close();
         }
     }
