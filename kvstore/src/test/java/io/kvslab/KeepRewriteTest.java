@@ -9,7 +9,6 @@ import java.util.Random;
 
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.Compressor;
-import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Policies;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -307,7 +306,7 @@ class KeepRewriteTest {
                 append(s, ref, rnd, 9 + rnd.nextInt(12), 1000L * round);
                 int n = ref.length(0, 0);
                 int budget = 7 + rnd.nextInt(6);
-                c.compress(s, policy, Budget.tokens(budget), new LayerInputs(l -> null, l -> null));
+                c.compress(s, policy, Budget.tokens(budget), l -> null);
                 int[] keep = sinksAndRecent(n, 2, Math.min(n, budget) - 2);
                 for (int l = 0; l < LAYERS; l++) {
                     for (int h = 0; h < KV_HEADS; h++) {

@@ -1,6 +1,7 @@
 package io.kvslab.policy;
 
 import io.kvslab.KvArgumentException;
+import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -356,15 +357,30 @@ public final class CompressionPolicy {
     }
 
     /**
-     * Decides which rows of every (layer, KV head) to keep. Reads only {@code context}; changes nothing.
+     * Decides which rows of every (layer, KV head) to keep. Reads only {@code layers}; changes nothing. Every layer of
+     * the sequence is in memory at once (evaluations that run several policies on the same rows read them once with
+     * {@link LayerContext#read}); a long context should be compressed with {@link Compressor#compress(
+     * io.kvslab.Sequence, CompressionPolicy, Budget, java.util.function.IntFunction)} instead, which holds one layer
+     * at a time.
      *
-     * @param budget    the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
-     *                  count otherwise
-     * @param workspace the native kernels the steps use
-     * @param context the sequence's per-layer inputs (rows, queries, projections) the steps read
+     * @param budget     the sequence's budget: {@link Budget#dynamic()} for a dynamic policy, a fraction or token
+     *                   count otherwise
+     * @param compressor whose native kernels and scratch the steps use (on its thread); nothing is compressed
+     * @param layers  one context per layer of the sequence, in layer order ({@code layers.get(l).layer() == l}), all
+     *                of one geometry: the rows, queries and projections the steps read; copied
      * @return the rows to keep for every (layer, KV head), with the budgets that were applied
+     * @throws KvArgumentException if the list is null or empty, a layer is out of place or of another geometry, or
+     *         an argument is null
      */
-    public Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
+    public Selection select(List<LayerContext> layers, Budget budget, Compressor compressor) {
+        if (compressor == null) {
+            throw new KvArgumentException("select needs layers, a budget and a compressor (got null)");
+        }
+        return select(new SequenceContext(layers), budget, compressor.workspace());
+    }
+
+    /** {@link #select(List, Budget, Compressor)} on a checked context and a workspace. */
+    Selection select(SequenceContext context, Budget budget, PolicyWorkspace workspace) {
         if (context == null || budget == null || workspace == null) {
             throw new KvArgumentException("select needs a context, a budget and a workspace (got null)");
         }
@@ -475,7 +491,7 @@ public final class CompressionPolicy {
         if (allProtected) {
             return keepAll(layer); // e.g. a prompt no longer than the observation window
         }
-        float[][] scores = scorer.score(layer, workspace);
+        float[][] scores = scorer instanceof WindowAttentionScorer w ? w.score(layer, workspace) : scorer.score(layer);
         checkShape("scorer", scores, layer);
         int[] nominal = layerRule.rowsPerHead(layer, counts, budget, scores, prot, workspace);
         checkLength("layer rule", nominal, heads);

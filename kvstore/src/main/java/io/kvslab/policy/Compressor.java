@@ -6,11 +6,12 @@ import io.kvslab.Sequence;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * Runs a policy on sequences and really frees what it evicts, one layer at a time.
  *
- * <p>{@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} first counts every (layer, KV head)'s rows
+ * <p>{@link #compress(Sequence, CompressionPolicy, Budget, IntFunction)} first counts every (layer, KV head)'s rows
  * and protected rows (lengths, plus positions when the observation window is protected; no keys or
  * values), which is the only cross-layer information any rule needs (PyramidKV's). Then, for each layer in turn, it
  * reads that layer's keys and values from block memory ({@link LayerContext#read}), scores, budgets and selects, and
@@ -19,7 +20,9 @@ import java.util.List;
  * and the result is exactly {@link CompressionPolicy#select} on the whole sequence followed by
  * {@link Selection#applyTo}.
  *
- * <p>Owns a {@link PolicyWorkspace}, so it is confined to the creating thread; close it when done.
+ * <p>Owns the native scratch of the policy kernels (window attention, value norms, the W_o Gram matrices of
+ * {@link ValueNorm#L2}), which {@link CompressionPolicy#select} on an in-memory context uses too; so it is confined
+ * to the creating thread; close it when done.
  */
 public final class Compressor implements AutoCloseable {
     private final PolicyWorkspace workspace;
@@ -29,17 +32,13 @@ public final class Compressor implements AutoCloseable {
         this.workspace = PolicyWorkspace.create();
     }
 
-    /**
-     * The workspace this compressor uses (for {@link CompressionPolicy#select} on an in-memory context).
-     *
-     * @return the workspace; valid until this compressor closes
-     */
-    public PolicyWorkspace workspace() {
+    /** The workspace this compressor uses; valid until this compressor closes. */
+    PolicyWorkspace workspace() {
         return workspace;
     }
 
     /**
-     * {@link #compress(Sequence, CompressionPolicy, Budget, LayerInputs)} for a policy that needs no inputs.
+     * {@link #compress(Sequence, CompressionPolicy, Budget, IntFunction)} for a policy that needs no inputs.
      *
      * @param sequence an open sequence
      * @param policy the policy
@@ -47,7 +46,7 @@ public final class Compressor implements AutoCloseable {
      * @return the rows of every (layer, KV head) before and after
      */
     public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget) {
-        return compress(sequence, policy, budget, LayerInputs.none());
+        return compress(sequence, policy, budget, layer -> LayerInputs.none());
     }
 
     /**
@@ -57,22 +56,21 @@ public final class Compressor implements AutoCloseable {
      * the failing one stay compressed, the failing layer and the later ones are exactly as before. Missing inputs
      * (a window or W_o the policy needs) are detected before any layer changes.
      *
-     * @param inputs the per-layer window queries and W_o the policy needs ({@link CompressionPolicy#windowQueries},
-     *               {@link CompressionPolicy#needsOutputProjection})
+     * @param inputs layer to the window queries and W_o the policy needs ({@link CompressionPolicy#windowQueries},
+     *               {@link CompressionPolicy#needsOutputProjection}); may return null for a layer with none
      * @param sequence an open sequence
      * @param policy the policy
      * @param budget a fraction or token count, or {@link Budget#dynamic()} for a dynamic policy
      * @return the rows of every (layer, KV head) before and after
      */
-    public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget, LayerInputs inputs) {
+    public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget,
+                                      IntFunction<LayerInputs> inputs) {
         RowCounts counts = prepare(sequence, policy, budget, inputs);
         int layers = counts.layers();
         int heads = sequence.layout().kvHeads();
         int[][] after = new int[layers][heads];
         for (int l = 0; l < layers; l++) {
-            LayerContext layer = LayerContext.read(sequence, l,
-                    policy.windowQueries() > 0 ? inputs.window(l) : null,
-                    policy.needsOutputProjection() ? inputs.outputProjection(l) : null, policy.readsRows());
+            LayerContext layer = LayerContext.read(sequence, l, needed(policy, inputs, l), policy.readsRows());
             for (int h = 0; h < heads; h++) {
                 if (layer.head(h).length() != counts.rows(l, h)) {
                     throw new KvArgumentException("layer " + l + " head " + h + " changed during the compression ("
@@ -102,7 +100,7 @@ public final class Compressor implements AutoCloseable {
      * @return one result per sequence, in order
      */
     public List<CompressionResult> compressBatch(List<Sequence> sequences, CompressionPolicy policy,
-                                                 List<LayerInputs> inputs, List<Budget> budgets) {
+                                                 List<IntFunction<LayerInputs>> inputs, List<Budget> budgets) {
         if (sequences == null || inputs == null || budgets == null || policy == null) {
             throw new KvArgumentException("compressBatch needs sequences, a policy, inputs and budgets (got null)");
         }
@@ -121,10 +119,11 @@ public final class Compressor implements AutoCloseable {
     }
 
     /** Checks the arguments and that every layer's inputs are present; returns the first pass's counts. */
-    private RowCounts prepare(Sequence sequence, CompressionPolicy policy, Budget budget, LayerInputs inputs) {
+    private RowCounts prepare(Sequence sequence, CompressionPolicy policy, Budget budget,
+                              IntFunction<LayerInputs> inputs) {
         if (sequence == null || policy == null || budget == null || inputs == null) {
             throw new KvArgumentException("compress needs a sequence, a policy, a budget and inputs (got null; "
-                    + "LayerInputs.none() for a policy that needs none)");
+                    + "layer -> LayerInputs.none() for a policy that needs none)");
         }
         policy.checkBudget(budget);
         KvLayout layout = sequence.layout();
@@ -134,17 +133,35 @@ public final class Compressor implements AutoCloseable {
             if (policy.fullLayers().contains(l)) {
                 continue;
             }
-            WindowQueries window = policy.windowQueries() > 0 ? inputs.window(l) : null;
+            LayerInputs in = needed(policy, inputs, l);
+            WindowQueries window = in.window();
             if (policy.windowQueries() > 0 && window == null) {
                 throw new KvArgumentException(policy.name() + " needs the observation-window queries of layer " + l
                         + " (LayerInputs gave none)");
             }
-            if (policy.needsOutputProjection() && inputs.outputProjection(l) == null) {
+            if (policy.needsOutputProjection() && in.outputProjection() == null) {
                 throw new KvArgumentException(policy.name() + " needs W_o of layer " + l + " (LayerInputs gave none)");
             }
             windowStarts[l] = policy.windowStart(l, window);
         }
         return policy.countRows(sequence, windowStarts);
+    }
+
+    /**
+     * The parts of layer {@code l}'s inputs the policy reads (what it does not read is not checked either); a policy
+     * that reads none does not ask for them.
+     */
+    private static LayerInputs needed(CompressionPolicy policy, IntFunction<LayerInputs> inputs, int l) {
+        if (policy.windowQueries() == 0 && !policy.needsOutputProjection()) {
+            return LayerInputs.none();
+        }
+        LayerInputs in = inputs.apply(l);
+        if (in == null) {
+            return LayerInputs.none();
+        }
+        return new LayerInputs(policy.windowQueries() > 0 ? in.windowQueries() : null,
+                policy.windowQueries() > 0 ? in.windowPositions() : null,
+                policy.needsOutputProjection() ? in.outputProjection() : null);
     }
 
     @Override

@@ -37,7 +37,7 @@ record DBudgetKvStop(NormLossStop stop, int sinks) implements LayerBudgetRule {
     @Override
     public int[] rowsPerHead(LayerContext layer, RowCounts counts, Budget budget, float[][] scores,
                              boolean[][] protectedRows, PolicyWorkspace workspace) {
-        float[][] recency = new RecencyScorer().score(layer, workspace);
+        float[][] recency = new RecencyScorer().score(layer);
         boolean[][] sinkMasks = Protection.sinks(sinks).masks(layer, 0);
         return stop.rowsPerHead(layer, counts, budget, recency, sinkMasks, workspace);
     }

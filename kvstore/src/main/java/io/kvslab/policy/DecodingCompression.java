@@ -3,6 +3,8 @@ package io.kvslab.policy;
 import io.kvslab.KvArgumentException;
 import io.kvslab.Sequence;
 
+import java.util.function.IntFunction;
+
 /**
  * Decoding-time compression of one sequence (kvpress's DecodingPress): every {@code interval} decoded tokens, if a
  * (layer, KV head) holds more than the target, the policy compresses the sequence down to {@code Budget.tokens(
@@ -49,16 +51,17 @@ public final class DecodingCompression {
 
     /**
      * Call once per decoded token, after it was appended to every layer. On every {@code interval}-th call compresses
-     * when needed (layer at a time, {@link Compressor#compress(Sequence, CompressionPolicy, Budget, LayerInputs)})
+     * when needed (layer at a time, {@link Compressor#compress(Sequence, CompressionPolicy, Budget, IntFunction)})
      * and returns what it did; otherwise returns null.
      *
-     * @param inputs the policy's per-layer inputs (window queries from a {@link RecentQueries}, W_o from the model);
+     * @param inputs layer to the policy's inputs (window queries from a {@link RecentQueries}, W_o from the model);
      *               read only when a compression runs
      * @param sequence the open sequence being decoded
      * @param compressor the compressor to run the policy with (on this thread)
      * @return what the compression did, or {@code null} when this call did not compress
      */
-    public CompressionResult afterToken(Sequence sequence, Compressor compressor, LayerInputs inputs) {
+    public CompressionResult afterToken(Sequence sequence, Compressor compressor,
+                                        IntFunction<LayerInputs> inputs) {
         steps++;
         if (steps % interval != 0) {
             return null;

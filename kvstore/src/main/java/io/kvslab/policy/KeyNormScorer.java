@@ -6,7 +6,7 @@ package io.kvslab.policy;
  */
 record KeyNormScorer() implements Scorer {
     @Override
-    public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
+    public float[][] score(LayerContext layer) {
         int d = layer.headDim();
         float[][] scores = new float[layer.kvHeads()][];
         for (int h = 0; h < layer.kvHeads(); h++) {

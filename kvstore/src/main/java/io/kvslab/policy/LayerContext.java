@@ -10,14 +10,13 @@ import java.util.List;
  * @param queryHeads       query heads of the model; query head {@code h} reads KV head {@code h / groupSize()}
  * @param headDim          elements per head
  * @param heads            the rows of each KV head ({@code heads.size()} = KV heads); lengths may differ per head
- * @param window           the observation-window queries, or null when the policy does not need them
- * @param outputProjection the layer's W_o, or null when the policy does not need it
+ * @param inputs           the observation-window queries and W_o, each null when the policy does not need it
+ *                         (null: {@link LayerInputs#none()})
  */
-public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnapshot> heads, WindowQueries window,
-                           OutputProjection outputProjection) {
+public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnapshot> heads, LayerInputs inputs) {
     /**
      * Checks the geometry: heads share the query heads evenly, every head has {@code headDim}, and the window and W_o
-     * (when given) have matching sizes.
+     * (when given) have matching sizes: a window token and a row of W_o hold {@code queryHeads * headDim} floats.
      *
      * @throws KvArgumentException if a value is out of range, inconsistent, or null where required
      */
@@ -39,13 +38,18 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
                         + " but the layer has " + headDim);
             }
         }
+        if (inputs == null) {
+            inputs = LayerInputs.none();
+        }
+        WindowQueries window = inputs.window();
         if (window != null && window.queries().length / window.size() != (long) queryHeads * headDim) {
             throw new KvArgumentException("each window query token must hold queryHeads * headDim = "
                     + (long) queryHeads * headDim + " floats, got " + window.queries().length / window.size());
         }
-        if (outputProjection != null && outputProjection.inputDim() != (long) queryHeads * headDim) {
+        float[] wo = inputs.outputProjection();
+        if (wo != null && wo.length % ((long) queryHeads * headDim) != 0) {
             throw new KvArgumentException("W_o must have queryHeads * headDim = " + (long) queryHeads * headDim
-                    + " columns, got " + outputProjection.inputDim());
+                    + " columns: its " + wo.length + " floats do not split into such rows");
         }
     }
 
@@ -54,30 +58,26 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
      * their positions ({@code 2 * rows * headDim * 4 + rows * 8} heap bytes per head). This is what
      * {@link Compressor} does for one layer at a time; only this layer is copied.
      *
-     * @param window           the layer's observation-window queries, or null when the policy needs none
-     * @param outputProjection the layer's W_o, or null when the policy needs none
+     * @param inputs   the layer's observation-window queries and W_o (null or null parts when the policy needs none)
      * @param sequence an open sequence
      * @param layer layer index, in {@code [0, layers)}
      * @return a new context holding copies of the layer's rows
      */
-    public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
-                                    OutputProjection outputProjection) {
-        return read(sequence, layer, window, outputProjection, true);
+    public static LayerContext read(io.kvslab.Sequence sequence, int layer, LayerInputs inputs) {
+        return read(sequence, layer, inputs, true);
     }
 
     /**
-     * Like {@link #read(io.kvslab.Sequence, int, WindowQueries, OutputProjection)}; with {@code rows} false only
+     * Like {@link #read(io.kvslab.Sequence, int, LayerInputs)}; with {@code rows} false only
      * positions are read ({@link HeadSnapshot#positionsOnly}), for a policy that reads no rows.
      *
      * @param sequence an open sequence
      * @param layer layer index, in {@code [0, layers)}
-     * @param window the layer's observation-window queries, or null when the policy needs none
-     * @param outputProjection the layer's W_o, or null when the policy needs none
+     * @param inputs the layer's observation-window queries and W_o (null or null parts when the policy needs none)
      * @param rows whether to read keys and values ({@code false}: positions only)
      * @return a new context
      */
-    public static LayerContext read(io.kvslab.Sequence sequence, int layer, WindowQueries window,
-                                    OutputProjection outputProjection, boolean rows) {
+    public static LayerContext read(io.kvslab.Sequence sequence, int layer, LayerInputs inputs, boolean rows) {
         if (sequence == null) {
             throw new KvArgumentException("read needs a sequence (got null)");
         }
@@ -89,7 +89,7 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         for (int h = 0; h < layout.kvHeads(); h++) {
             heads.add(rows ? HeadSnapshot.read(sequence, layer, h) : HeadSnapshot.positionsOnly(sequence, layer, h));
         }
-        return new LayerContext(layer, layout.queryHeads(), layout.headDim(), heads, window, outputProjection);
+        return new LayerContext(layer, layout.queryHeads(), layout.headDim(), heads, inputs);
     }
 
     /**
@@ -120,19 +120,32 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         return heads.get(kvHead);
     }
 
+    /** The observation window, or null. */
+    WindowQueries window() {
+        return inputs.window();
+    }
+
+    /** W_o with its model dimension (its length over {@code queryHeads * headDim}), or null. */
+    OutputProjection outputProjection() {
+        float[] wo = inputs.outputProjection();
+        return wo == null ? null : new OutputProjection(wo, (int) (wo.length / ((long) queryHeads * headDim)));
+    }
+
     /** The observation window, or a KvArgumentException naming {@code who} needs it. */
     WindowQueries requireWindow(String who) {
+        WindowQueries window = window();
         if (window == null) {
             throw new KvArgumentException(who + " needs the observation-window queries of layer " + layer
-                    + " (LayerContext.window is null)");
+                    + " (LayerInputs.windowQueries is null)");
         }
         return window;
     }
 
     /** W_o, or a KvArgumentException naming {@code who} needs it. */
     OutputProjection requireOutputProjection(String who) {
+        OutputProjection outputProjection = outputProjection();
         if (outputProjection == null) {
-            throw new KvArgumentException(who + " needs W_o of layer " + layer + " (LayerContext.outputProjection is null)");
+            throw new KvArgumentException(who + " needs W_o of layer " + layer + " (LayerInputs.outputProjection is null)");
         }
         return outputProjection;
     }

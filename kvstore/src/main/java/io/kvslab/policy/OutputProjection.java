@@ -5,18 +5,19 @@ import io.kvslab.KvArgumentException;
 /**
  * A layer's attention output projection W_o as llama2.c stores it: {@code [modelDim][queryHeads * headDim]}
  * row-major, {@code out = W_o x}. Query head {@code h}'s slice W_o^h is columns {@code h*headDim ..
- * (h+1)*headDim - 1}. Needed by CriticalKV's value-norm stage. Not copied.
+ * (h+1)*headDim - 1}. Needed by CriticalKV's value-norm stage. Not copied. A caller gives the weights as
+ * {@link LayerInputs#outputProjection()}; {@link LayerContext} derives {@code modelDim} from their length.
  *
  * @param weights {@code float[modelDim * queryHeads * headDim]}, row-major; not copied
  * @param modelDim rows of W_o (the model dimension), {@code >= 1}
  */
-public record OutputProjection(float[] weights, int modelDim) {
+record OutputProjection(float[] weights, int modelDim) {
     /**
      * Checks that the weights split into {@code modelDim} rows.
      *
      * @throws KvArgumentException if {@code weights} is null, {@code modelDim < 1} or does not divide its length
      */
-    public OutputProjection {
+    OutputProjection {
         if (weights == null) {
             throw new KvArgumentException("W_o weights are required (got null)");
         }
@@ -30,7 +31,7 @@ public record OutputProjection(float[] weights, int modelDim) {
      *
      * @return {@code weights.length / modelDim}
      */
-    public int inputDim() {
+    int inputDim() {
         return weights.length / modelDim;
     }
 }

@@ -7,16 +7,15 @@ import java.util.Map;
 import java.util.WeakHashMap;
 
 /**
- * Native scratch and kernels (window attention, value norms) that policies use for their heavy products. Opaque to
- * callers: a {@link Compressor} owns one, and {@link CompressionPolicy#select} takes one; a custom {@link Scorer}
- * receives it to hand on to the built-in scorers it composes. Confined to the creating thread; close
- * it when done (it holds native memory).
+ * Native scratch and kernels (window attention, value norms) that policies use for their heavy products. A
+ * {@link Compressor} owns one (callers reach it only through the compressor: {@link CompressionPolicy#select} takes
+ * the compressor). Confined to the creating thread; close it when done (it holds native memory).
  *
  * <p>It also keeps the W_o Gram matrices of {@link ValueNorm#L2} (about {@code queryHeads x headDim^2} floats per
  * layer: 2 MiB at Llama-3-8B's geometry) for as long as the caller keeps that layer's weights array: they are keyed
  * by the array's identity (a {@link WeakHashMap}: float arrays compare by identity), computed on first use.
  */
-public final class PolicyWorkspace implements AutoCloseable {
+final class PolicyWorkspace implements AutoCloseable {
     private final PolicyKernels kernels;
     private final Map<float[], OutputProjectionGram> grams = new WeakHashMap<>();
 
@@ -29,7 +28,7 @@ public final class PolicyWorkspace implements AutoCloseable {
      *
      * @return a new workspace for the calling thread; close it when done
      */
-    public static PolicyWorkspace create() {
+    static PolicyWorkspace create() {
         return new PolicyWorkspace(PolicyKernels.create());
     }
 

@@ -16,7 +16,7 @@ record RecencyScorer() implements Scorer {
     }
 
     @Override
-    public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
+    public float[][] score(LayerContext layer) {
         float[][] scores = new float[layer.kvHeads()][];
         for (int h = 0; h < layer.kvHeads(); h++) {
             int n = layer.head(h).length();

@@ -71,9 +71,9 @@ public final class RecentQueries {
      * Queries held for {@code layer}, oldest first; null if none was pushed.
      *
      * @param layer layer index, in {@code [0, layers)}
-     * @return the window, or {@code null}
+     * @return the window (as inputs holding only it), or {@code null}
      */
-    public WindowQueries window(int layer) {
+    public LayerInputs window(int layer) {
         if (layer < 0 || layer >= layers) {
             throw new KvArgumentException("layer must be in [0, " + layers + "), got " + layer);
         }
@@ -89,7 +89,7 @@ public final class RecentQueries {
             System.arraycopy(ring[layer], slot * width, q, i * width, width);
             p[i] = positions[layer][slot];
         }
-        return new WindowQueries(q, p);
+        return LayerInputs.window(q, p);
     }
 
     /**
@@ -97,8 +97,8 @@ public final class RecentQueries {
      *
      * @return one entry per layer (null for a layer with no queries)
      */
-    public java.util.List<WindowQueries> windows() {
-        java.util.List<WindowQueries> out = new java.util.ArrayList<>(layers);
+    public java.util.List<LayerInputs> windows() {
+        java.util.List<LayerInputs> out = new java.util.ArrayList<>(layers);
         for (int l = 0; l < layers; l++) {
             out.add(window(l));
         }
@@ -108,20 +108,23 @@ public final class RecentQueries {
     /**
      * These windows as a policy's inputs (each layer's window is built when the compressor asks for it).
      *
-     * @return the inputs
+     * @return layer to its inputs
      */
-    public LayerInputs inputs() {
-        return LayerInputs.windows(this::window);
+    public java.util.function.IntFunction<LayerInputs> inputs() {
+        return this::window;
     }
 
     /**
      * These windows with per-layer W_o (null entries or a null list: none).
      *
      * @param outputProjections one W_o per layer, or {@code null}
-     * @return the inputs
+     * @return layer to its inputs
      */
-    public LayerInputs inputs(java.util.List<OutputProjection> outputProjections) {
-        return new LayerInputs(this::window, outputProjections == null ? null
-                : l -> l < outputProjections.size() ? outputProjections.get(l) : null);
+    public java.util.function.IntFunction<LayerInputs> inputs(java.util.List<float[]> outputProjections) {
+        return l -> {
+            LayerInputs window = window(l);
+            float[] wo = outputProjections == null || l >= outputProjections.size() ? null : outputProjections.get(l);
+            return window == null ? new LayerInputs(null, null, wo) : window.withOutputProjection(wo);
+        };
     }
 }

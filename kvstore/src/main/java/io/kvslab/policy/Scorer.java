@@ -8,11 +8,14 @@ public interface Scorer {
     /**
      * Scores of every row, {@code [kvHead][row]}.
      *
-     * @param workspace native kernels for the heavy products (window attention)
+     * <p>A policy runs the built-in window-attention scorer ({@link Policies#windowAttention()}) on the native scratch
+     * of the {@link Compressor} that runs it; called directly (e.g. by a custom scorer that composes it), it sets up
+     * scratch of its own for the call.
+     *
      * @param layer the layer's rows and inputs
      * @return {@code [kvHead][row]}: higher is more important
      */
-    float[][] score(LayerContext layer, PolicyWorkspace workspace);
+    float[][] score(LayerContext layer);
 
     /**
      * How many observation-window queries the scorer reads per layer (0 if none).

@@ -4,22 +4,23 @@ import io.kvslab.KvArgumentException;
 import java.util.List;
 
 /**
- * Every layer of one sequence in memory at once, for {@link CompressionPolicy#select}: evaluations that run several
- * policies on the same rows build it from {@link LayerContext#read} per layer. A long context should be compressed
- * with {@link Compressor#compress(io.kvslab.Sequence, CompressionPolicy, Budget, LayerInputs)} instead, which holds
+ * Every layer of one sequence in memory at once, checked: what {@link CompressionPolicy#select} makes of the list of
+ * layer contexts it is given (evaluations that run several policies on the same rows build them with
+ * {@link LayerContext#read} per layer). A long context should be compressed
+ * with {@link Compressor#compress(io.kvslab.Sequence, CompressionPolicy, Budget, java.util.function.IntFunction)} instead, which holds
  * one layer at a time (this holds all of them: {@code layers} times the heap of one).
  *
  * @param layers one context per layer, in layer order ({@code layers.get(l).layer() == l}), all with the same geometry;
  *         copied
  */
-public record SequenceContext(List<LayerContext> layers) {
+record SequenceContext(List<LayerContext> layers) {
     /**
      * Checks that there is at least one layer, that layer {@code l} sits at index {@code l} and that all layers share
      * one geometry.
      *
      * @throws KvArgumentException if the list is null or empty, or a layer is out of place or of another geometry
      */
-    public SequenceContext {
+    SequenceContext {
         if (layers == null || layers.isEmpty()) {
             throw new KvArgumentException("a sequence context needs at least one layer");
         }
@@ -45,7 +46,7 @@ public record SequenceContext(List<LayerContext> layers) {
      *
      * @return {@code layers().size()}, {@code >= 1}
      */
-    public int layerCount() {
+    int layerCount() {
         return layers.size();
     }
 
@@ -55,7 +56,7 @@ public record SequenceContext(List<LayerContext> layers) {
      * @param l layer index, in {@code [0, layerCount())}
      * @return that layer's context
      */
-    public LayerContext layer(int l) {
+    LayerContext layer(int l) {
         return layers.get(l);
     }
 }

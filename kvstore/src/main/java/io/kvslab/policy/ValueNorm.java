@@ -17,8 +17,8 @@ public enum ValueNorm {
      * {@code ||v W_o^h||_2 = sqrt(v^T G_h v)} with {@code G_h = (W_o^h)^T W_o^h}, the {@code headDim x headDim} Gram
      * matrix of query head h's W_o slice: {@code headDim^2} multiply-adds per row and query head ({@code
      * modelDim / headDim} times fewer than L1, 32x at Llama-3-8B's geometry). The Gram matrices are computed once per
-     * W_o weights array per {@link PolicyWorkspace} (in double, kept as fp32) and reused by later calls, so the
-     * weights must not change while a workspace that has seen them is in use.
+     * W_o weights array per {@link Compressor} (in double, kept as fp32) and reused by later calls, so the
+     * weights must not change while a compressor that has seen them is in use.
      */
     L2
 }

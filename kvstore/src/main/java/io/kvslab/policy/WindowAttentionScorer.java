@@ -67,7 +67,14 @@ record WindowAttentionScorer(int window, WindowPooling pooling, int kernel, Pool
     }
 
     @Override
-    public float[][] score(LayerContext layer, PolicyWorkspace workspace) {
+    public float[][] score(LayerContext layer) {
+        try (PolicyWorkspace workspace = PolicyWorkspace.create()) {
+            return score(layer, workspace);
+        }
+    }
+
+    /** The scores on {@code workspace}'s kernels (what a policy runs, on its compressor's workspace). */
+    float[][] score(LayerContext layer, PolicyWorkspace workspace) {
         WindowQueries w = layer.requireWindow("SnapKV window scoring").last(window);
         int g = layer.groupSize();
         float[][] scores = new float[layer.kvHeads()][];

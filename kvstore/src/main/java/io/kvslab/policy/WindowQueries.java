@@ -3,17 +3,15 @@ package io.kvslab.policy;
 import io.kvslab.KvArgumentException;
 
 /**
- * The observation window of one layer: the queries of the last {@code w} tokens, RoPE-rotated at their absolute
- * positions, laid out {@code [w][queryHeads][headDim]}. Query {@code i} sits at {@code positions[i]} (ascending)
- * and attends causally to the keys at positions up to its own.
- *
- * <p>After prefill these are the last {@code w} prompt tokens' queries; for decoding-time compression they are the
- * last {@code w} generated tokens' queries (see {@link RecentQueries}).
+ * The observation window of one layer as the steps read it (a caller gives it as the window of {@link LayerInputs}):
+ * the queries of the last {@code w} tokens, RoPE-rotated at their absolute positions, laid out
+ * {@code [w][queryHeads][headDim]}. Query {@code i} sits at {@code positions[i]} (ascending) and attends causally to
+ * the keys at positions up to its own.
  *
  * @param queries {@code float[w * queryHeads * headDim]}, the window's queries, oldest first; not copied
  * @param positions {@code long[w]}, the queries' absolute positions, strictly ascending
  */
-public record WindowQueries(float[] queries, long[] positions) {
+record WindowQueries(float[] queries, long[] positions) {
     /**
      * Checks that both arrays are given, the queries split evenly into {@code positions.length} tokens, and the
      * positions ascend strictly.
@@ -21,7 +19,7 @@ public record WindowQueries(float[] queries, long[] positions) {
      * @throws KvArgumentException if an array is null, there is no query, the lengths disagree or the positions do not
      *         ascend
      */
-    public WindowQueries {
+    WindowQueries {
         if (queries == null || positions == null) {
             throw new KvArgumentException("window queries and their positions are required (got null)");
         }
@@ -45,7 +43,7 @@ public record WindowQueries(float[] queries, long[] positions) {
      *
      * @return {@code positions().length}, {@code >= 1}
      */
-    public int size() {
+    int size() {
         return positions.length;
     }
 
@@ -55,7 +53,7 @@ public record WindowQueries(float[] queries, long[] positions) {
      * @param count queries wanted, {@code >= 1}
      * @return a window of at most {@code count} queries (this one if it holds no more)
      */
-    public WindowQueries last(int count) {
+    WindowQueries last(int count) {
         if (count < 1) {
             throw new KvArgumentException("a window needs at least one query, asked for " + count);
         }
@@ -74,7 +72,7 @@ public record WindowQueries(float[] queries, long[] positions) {
      *
      * @return {@code positions()[0]}
      */
-    public long start() {
+    long start() {
         return positions[0];
     }
 }

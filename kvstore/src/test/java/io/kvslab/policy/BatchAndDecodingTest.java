@@ -102,7 +102,7 @@ class BatchAndDecodingTest {
                 recent.push(l, Arrays.copyOfRange(data.queries()[l], i * width, (i + 1) * width), prompt - W + i);
             }
         }
-        List<OutputProjection> wo = new ArrayList<>(Collections.nCopies(SHAPE.layers(), null));
+        List<float[]> wo = new ArrayList<>(Collections.nCopies(SHAPE.layers(), null));
         DecodingCompression dc = new DecodingCompression(p, interval, target);
         try (KvStore store = KvStore.open(SHAPE.layout(8)); Compressor c = new Compressor()) {
             Sequence seq = data.fill(store);
@@ -154,9 +154,9 @@ class BatchAndDecodingTest {
         for (int i = 0; i < 5; i++) {
             r.push(0, new float[]{i, -i}, 10 + i);
         }
-        WindowQueries w = r.window(0);
-        assertArrayEquals(new long[]{12, 13, 14}, w.positions());
-        assertArrayEquals(new float[]{2, -2, 3, -3, 4, -4}, w.queries());
+        LayerInputs w = r.window(0);
+        assertArrayEquals(new long[]{12, 13, 14}, w.windowPositions());
+        assertArrayEquals(new float[]{2, -2, 3, -3, 4, -4}, w.windowQueries());
         assertThrows(KvArgumentException.class, () -> r.push(0, new float[]{0, 0}, 14));
         assertThrows(KvArgumentException.class, () -> r.push(0, new float[]{0}, 15));
     }

@@ -135,7 +135,7 @@ class CriticalL2NormTest {
             }
             heads.add(new HeadSnapshot(gaussian(rnd, N * D), gaussian(rnd, N * D), pos, D));
         }
-        return new LayerContext(0, QH, D, heads, null, wo);
+        return new LayerContext(0, QH, D, heads, new LayerInputs(null, null, wo.weights()));
     }
 
     private static float[] gaussian(Random rnd, int n) {

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.function.IntFunction;
 
 /** Random but reproducible policy inputs, and sequences in a real store holding the same rows. */
 final class Fixtures {
@@ -83,8 +84,7 @@ final class Fixtures {
                     heads.add(new HeadSnapshot(keys[l][h], values[l][h], positions, shape.headDim()));
                 }
                 layers.add(new LayerContext(l, shape.queryHeads(), shape.headDim(), heads,
-                        new WindowQueries(queries[l], windowPositions()),
-                        new OutputProjection(wo[l], shape.modelDim())));
+                        new LayerInputs(queries[l], windowPositions(), wo[l])));
             }
             return new SequenceContext(layers);
         }
@@ -111,17 +111,16 @@ final class Fixtures {
         /** The context as read back from the store, layer by layer (what a runner does). */
         SequenceContext context(Sequence seq) {
             List<LayerContext> layers = new ArrayList<>();
-            LayerInputs in = inputs();
+            IntFunction<LayerInputs> in = inputs();
             for (int l = 0; l < shape.layers(); l++) {
-                layers.add(LayerContext.read(seq, l, in.window(l), in.outputProjection(l)));
+                layers.add(LayerContext.read(seq, l, in.apply(l)));
             }
             return new SequenceContext(layers);
         }
 
         /** The per-layer window queries and W_o for a compressor. */
-        LayerInputs inputs() {
-            return new LayerInputs(l -> new WindowQueries(queries[l], windowPositions()),
-                    l -> new OutputProjection(wo[l], shape.modelDim()));
+        IntFunction<LayerInputs> inputs() {
+            return l -> new LayerInputs(queries[l], windowPositions(), wo[l]);
         }
     }
 
@@ -132,7 +131,8 @@ final class Fixtures {
         for (int h = 0; h < keys.length; h++) {
             heads.add(new HeadSnapshot(keys[h], values[h], positions, headDim));
         }
-        return new LayerContext(0, queryHeads, headDim, heads, window, wo);
+        return new LayerContext(0, queryHeads, headDim, heads, new LayerInputs(window == null ? null : window.queries(),
+                window == null ? null : window.positions(), wo == null ? null : wo.weights()));
     }
 
     static long[] range(int n) {

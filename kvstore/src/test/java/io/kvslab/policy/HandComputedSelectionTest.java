@@ -136,7 +136,7 @@ class HandComputedSelectionTest {
         // no pooling: scores (1, 4, 2, 8)/16 -> rows 3, 1 plus the window
         CompressionPolicy plain = Policies.snapKv(new WindowAttentionScorer(1, WindowPooling.MAX, 1,
                 order, mean));
-        float[][] s = plain.scorer().score(layer, kernels);
+        float[][] s = plain.scorer().score(layer);
         assertArrayEquals(new float[]{1 / 16f, 4 / 16f, 2 / 16f, 8 / 16f, 1 / 16f}, s[0], 1e-6f);
         assertArrayEquals(new int[]{1, 3, 4}, plain.select(ctx, Budget.tokens(3), kernels).kept(0, 0));
         // max-pool 3 over the candidates: (4, 4, 8, 8)/16 -> rows 2 and 3 (the tie goes to the lower position)
@@ -230,7 +230,7 @@ class HandComputedSelectionTest {
         long[] p4 = {0, 1, 2, 3};
         LayerContext layer = new LayerContext(0, 2, 1, List.of(
                 new HeadSnapshot(new float[10], new float[10], p10, 1),
-                new HeadSnapshot(new float[4], new float[4], p4, 1)), null, null);
+                new HeadSnapshot(new float[4], new float[4], p4, 1)), null);
         float[][] scores = {{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0f, 0f}, {0.9f, 0.95f, 0f, 0f}};
         boolean[][] prot = {mask(10, 8, 9), mask(4, 2, 3)};
         int[] nominal = new UniformLayers().rowsPerHead(layer, counts(new int[] {10}, 2), Budget.tokens(6), scores,

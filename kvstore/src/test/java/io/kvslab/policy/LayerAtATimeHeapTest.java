@@ -57,16 +57,16 @@ class LayerAtATimeHeapTest {
                 for (int i = 0; i < 32; i++) {
                     qPos[i] = TOKENS - 32 + i;
                 }
-                WindowQueries window = new WindowQueries(q, qPos);
+                LayerInputs window = LayerInputs.window(q, qPos);
                 Sequence fork = s.fork();
                 CompressionResult r = compressor.compress(fork, Policies.snapKv(), Budget.fraction(0.5),
-                        LayerInputs.windows(layer -> window));
+                        layer -> window);
                 System.out.println("layer-at-a-time kept " + r.keptRows() + " of " + r.rowsBeforeTotal());
                 fork.close();
                 try {
                     List<LayerContext> all = new ArrayList<>();
                     for (int l = 0; l < LAYERS; l++) {
-                        all.add(LayerContext.read(s, l, window, null));
+                        all.add(LayerContext.read(s, l, window));
                     }
                     System.out.println("whole-sequence read fit: " + all.size());
                 } catch (OutOfMemoryError e) {

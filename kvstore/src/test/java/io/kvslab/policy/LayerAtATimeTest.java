@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.function.IntFunction;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -100,9 +101,9 @@ class LayerAtATimeTest {
                 recent.push(l, Arrays.copyOfRange(data.queries()[l], i * width, (i + 1) * width), prompt - W + i);
             }
         }
-        List<OutputProjection> wo = new ArrayList<>();
+        List<float[]> wo = new ArrayList<>();
         for (int l = 0; l < SHAPE.layers(); l++) {
-            wo.add(new OutputProjection(data.wo()[l], SHAPE.modelDim()));
+            wo.add(data.wo()[l]);
         }
         DecodingCompression dc = new DecodingCompression(p, interval, target);
         long budget = (long) SHAPE.layers() * SHAPE.kvHeads() * target;
@@ -287,23 +288,37 @@ class LayerAtATimeTest {
             long live = store.stats().liveBytes();
             float[][][] keys = snapshot(seq, true);
             float[][][] values = snapshot(seq, false);
-            LayerInputs all = data.inputs();
+            IntFunction<LayerInputs> all = data.inputs();
             // the last layer's window is missing: SnapKV fails before compressing layer 0
-            List<WindowQueries> windows = new ArrayList<>();
+            List<LayerInputs> windows = new ArrayList<>();
             for (int l = 0; l < SHAPE.layers() - 1; l++) {
-                windows.add(all.window(l));
+                windows.add(all.apply(l));
             }
             KvArgumentException e = assertThrows(KvArgumentException.class,
-                    () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5), LayerInputs.of(windows, null)));
+                    () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5),
+                            l -> l < windows.size() ? windows.get(l) : null));
             assertTrue(e.getMessage().contains("layer " + (SHAPE.layers() - 1)), e.getMessage());
             assertUnchanged(seq, keys, values, live, store);
             // CriticalKV without W_o, a dynamic budget for a fixed policy, no inputs at all
             assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("criticalkv"), Budget.fraction(0.5),
-                    LayerInputs.windows(all::window)));
+                    l -> all.apply(l).withOutputProjection(null)));
             assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("snapkv"), Budget.dynamic(), all));
             assertThrows(KvArgumentException.class, () -> c.compress(seq, policy("snapkv"), Budget.fraction(0.5)));
             assertThrows(KvArgumentException.class, () -> c.compress(seq, null, Budget.fraction(0.5)));
             assertUnchanged(seq, keys, values, live, store);
+            // a policy that reads no inputs never asks for them (a caller may build them lazily and expensively),
+            // and gives what it gives without them
+            try (Sequence fork = seq.fork()) {
+                long keptWithout = c.compress(fork, policy("knorm"), Budget.fraction(0.5)).keptRows();
+                assertEquals(keptWithout, c.compress(seq, policy("knorm"), Budget.fraction(0.5), l -> {
+                    throw new AssertionError("knorm asked for layer " + l + "'s inputs");
+                }).keptRows());
+                for (int l = 0; l < SHAPE.layers(); l++) {
+                    for (int h = 0; h < SHAPE.kvHeads(); h++) {
+                        assertArrayEquals(fork.positions(l, h), seq.positions(l, h), "layer " + l + " head " + h);
+                    }
+                }
+            }
             seq.close();
         }
     }

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
+import java.util.function.IntFunction;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -39,9 +40,10 @@ class PolicyDocExampleTest {
             }
             // doc:begin
             CompressionPolicy policy = Policies.criticalAdaKv();
-            LayerInputs inputs = new LayerInputs(
-                    layer -> windowQueries(layer),     // the last 32 prompt tokens' queries of this layer
-                    layer -> outputProjection(layer)); // this layer's W_o
+            IntFunction<LayerInputs> inputs = layer -> new LayerInputs(
+                    windowQueries(layer),     // the last 32 prompt tokens' queries of this layer
+                    windowPositions(layer),   // their positions
+                    outputProjection(layer)); // this layer's W_o
             try (Compressor compressor = new Compressor()) {
                 CompressionResult result = compressor.compress(sequence, policy, Budget.fraction(0.25), inputs);
                 System.out.println(result.keptRows() + " of " + result.rowsBeforeTotal() + " rows kept");
@@ -58,16 +60,20 @@ class PolicyDocExampleTest {
                 + example);
     }
 
-    private WindowQueries windowQueries(int layer) {
+    private float[] windowQueries(int layer) {
+        return gaussian(32 * QUERY_HEADS * HEAD_DIM);
+    }
+
+    private long[] windowPositions(int layer) {
         long[] positions = new long[32];
         for (int i = 0; i < 32; i++) {
             positions[i] = 200 - 32 + i;
         }
-        return new WindowQueries(gaussian(32 * QUERY_HEADS * HEAD_DIM), positions);
+        return positions;
     }
 
-    private OutputProjection outputProjection(int layer) {
-        return new OutputProjection(gaussian(MODEL_DIM * QUERY_HEADS * HEAD_DIM), MODEL_DIM);
+    private float[] outputProjection(int layer) {
+        return gaussian(MODEL_DIM * QUERY_HEADS * HEAD_DIM);
     }
 
     private float[] gaussian(int n) {

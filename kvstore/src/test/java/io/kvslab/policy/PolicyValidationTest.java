@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 import java.util.Set;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -44,29 +45,37 @@ class PolicyValidationTest {
     void inputsWithInconsistentShapes() {
         fails("strictly ascending", () -> new HeadSnapshot(new float[4], new float[4], new long[]{1, 1}, 2));
         fails("needs keys and values", () -> new HeadSnapshot(new float[3], new float[4], new long[]{1, 2}, 2));
-        fails("strictly ascending", () -> new WindowQueries(new float[4], new long[]{5, 4}));
-        fails("at least one query", () -> new WindowQueries(new float[0], new long[0]));
+        fails("strictly ascending", () -> LayerInputs.window(new float[4], new long[]{5, 4}));
+        fails("at least one query", () -> LayerInputs.window(new float[0], new long[0]));
+        fails("together", () -> new LayerInputs(new float[4], null, null));
+        fails("at least one row", () -> new LayerInputs(null, null, new float[0]));
         HeadSnapshot h = new HeadSnapshot(new float[4], new float[4], new long[]{0, 1}, 2);
-        fails("shared evenly", () -> new LayerContext(0, 3, 2, List.of(h, h), null, null));
+        fails("shared evenly", () -> new LayerContext(0, 3, 2, List.of(h, h), null));
         fails("queryHeads * headDim", () -> new LayerContext(0, 2, 2, List.of(h, h),
-                new WindowQueries(new float[3], new long[]{1}), null));
-        fails("columns", () -> new LayerContext(0, 2, 2, List.of(h, h), null, new OutputProjection(new float[10], 2)));
-        LayerContext l0 = new LayerContext(0, 2, 2, List.of(h, h), null, null);
-        LayerContext l2 = new LayerContext(2, 2, 2, List.of(h, h), null, null);
+                LayerInputs.window(new float[3], new long[]{1})));
+        fails("columns", () -> new LayerContext(0, 2, 2, List.of(h, h), new LayerInputs(null, null, new float[10])));
+        LayerContext l0 = new LayerContext(0, 2, 2, List.of(h, h), null);
+        LayerContext l2 = new LayerContext(2, 2, 2, List.of(h, h), LayerInputs.none());
         fails("layer order", () -> new SequenceContext(List.of(l0, l2)));
+        try (Compressor c = new Compressor()) {   // the public entry checks the list the same way
+            fails("layer order", () -> Policies.knorm().select(List.of(l0, l2), Budget.fraction(0.5), c));
+            fails("at least one layer", () -> Policies.knorm().select(List.of(), Budget.fraction(0.5), c));
+            assertArrayEquals(Policies.knorm().select(new SequenceContext(List.of(l0)), Budget.tokens(1), c.workspace())
+                    .kept()[0], Policies.knorm().select(List.of(l0), Budget.tokens(1), c).kept()[0]);
+        }
         fails("strictly ascending", () -> new Selection(new int[][][]{{{1, 0}}}, new int[][]{{2}}));
     }
 
     @Test
     void missingInputsAndWrongBudgetKinds() {
         HeadSnapshot h = new HeadSnapshot(new float[40], new float[40], Fixtures.range(20), 2);
-        SequenceContext noWindow = new SequenceContext(List.of(new LayerContext(0, 2, 2, List.of(h, h), null, null)));
+        SequenceContext noWindow = new SequenceContext(List.of(new LayerContext(0, 2, 2, List.of(h, h), null)));
         try (PolicyWorkspace k = PolicyWorkspace.create()) {
             fails("observation-window", () -> Policies.snapKv().select(noWindow, Budget.fraction(0.5), k));
             fails("DBudgetKV", () -> Policies.dbudgetKv().withFullLayers(Set.of())
                     .select(noWindow, Budget.dynamic(), k));
             SequenceContext noWo = new SequenceContext(List.of(new LayerContext(0, 2, 2, List.of(h, h),
-                    new WindowQueries(new float[4], new long[]{19}), null)));
+                    LayerInputs.window(new float[4], new long[]{19}))));
             fails("needs W_o", () -> Policies.criticalKv().select(noWo, Budget.fraction(0.5), k));
             fails("Budget.dynamic()", () -> Policies.dbudgetKv().select(noWo, Budget.tokens(5), k));
             fails("fixed budget", () -> Policies.knorm().select(noWo, Budget.dynamic(), k));
@@ -78,7 +87,7 @@ class PolicyValidationTest {
     @Test
     void aSelectorThatDropsProtectedRowsIsCaught() {
         HeadSnapshot h = new HeadSnapshot(new float[40], new float[40], Fixtures.range(20), 2);
-        SequenceContext ctx = new SequenceContext(List.of(new LayerContext(0, 1, 2, List.of(h), null, null)));
+        SequenceContext ctx = new SequenceContext(List.of(new LayerContext(0, 1, 2, List.of(h), null)));
         Selector careless = (layer, scores, prot, budgets, kernels) -> new int[][]{{10, 11}};
         try (PolicyWorkspace k = PolicyWorkspace.create()) {
             fails("dropped protected row 0", () -> Policies.streamingLlm().withSelector(careless)

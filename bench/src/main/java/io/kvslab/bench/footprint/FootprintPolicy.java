@@ -6,7 +6,6 @@ import io.kvslab.bench.stress.SyntheticPolicyInputs;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
 import io.kvslab.policy.Compressor;
-import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
@@ -134,8 +133,7 @@ public interface FootprintPolicy {
             SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(s.layout(), gen, 0, 1);
             int w = Math.max(1, policy.windowQueries());
             try (Compressor c = new Compressor()) {
-                c.compress(s, policy, budget(), new LayerInputs(l -> inputs.window(l, n, w),
-                        l -> inputs.outputProjection()));
+                c.compress(s, policy, budget(), l -> inputs.forPolicy(policy, l, n, w));
             }
         }
     }

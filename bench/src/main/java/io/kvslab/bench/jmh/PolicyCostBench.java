@@ -11,10 +11,8 @@ import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
-import io.kvslab.policy.SequenceContext;
 import io.kvslab.policy.CompressionResult;
 import io.kvslab.policy.LayerContext;
-import io.kvslab.policy.LayerInputs;
 import io.kvslab.policy.ValueNorm;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -75,7 +73,7 @@ public class PolicyCostBench {
     private Compressor compressor;
     private Attention attention;
     private SyntheticPolicyInputs inputs;
-    private SequenceContext context0;
+    private List<LayerContext> context0;
     private float[] q;
     private float[] out;
 
@@ -95,9 +93,8 @@ public class PolicyCostBench {
         attention = Attention.create(Math.min(64, Runtime.getRuntime().availableProcessors()));
     }
 
-    private SequenceContext contextOf(Sequence s) {
-        return new SequenceContext(List.of(LayerContext.read(s, 0, inputs.window(0, context,
-                policy.windowQueries()), inputs.outputProjection())));
+    private List<LayerContext> contextOf(Sequence s) {
+        return List.of(LayerContext.read(s, 0, inputs.layer(0, context, policy.windowQueries())));
     }
 
     @Setup(Level.Invocation)
@@ -120,24 +117,24 @@ public class PolicyCostBench {
 
     @Benchmark
     public CompressionResult compress() {
-        return compressor.compress(fork, policy, Budget.fraction(kept), new LayerInputs(
-                l -> inputs.window(l, context, policy.windowQueries()), l -> inputs.outputProjection()));
+        return compressor.compress(fork, policy, Budget.fraction(kept),
+                l -> inputs.forPolicy(policy, l, context, policy.windowQueries()));
     }
 
     @Benchmark
     public Selection select() {
-        return policy.select(context0, Budget.fraction(kept), compressor.workspace());
+        return policy.select(context0, Budget.fraction(kept), compressor);
     }
 
     @Benchmark
     public CompressionResult compressL2() {
-        return compressor.compress(fork, policyL2, Budget.fraction(kept), new LayerInputs(
-                l -> inputs.window(l, context, policyL2.windowQueries()), l -> inputs.outputProjection()));
+        return compressor.compress(fork, policyL2, Budget.fraction(kept),
+                l -> inputs.forPolicy(policyL2, l, context, policyL2.windowQueries()));
     }
 
     @Benchmark
     public Selection selectL2() {
-        return policyL2.select(context0, Budget.fraction(kept), compressor.workspace());
+        return policyL2.select(context0, Budget.fraction(kept), compressor);
     }
 
     @Benchmark

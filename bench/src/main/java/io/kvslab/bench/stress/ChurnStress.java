@@ -12,7 +12,6 @@ import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.StoreConfig;
 import io.kvslab.StoreStats;
-import io.kvslab.policy.OutputProjection;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -167,7 +166,7 @@ public final class ChurnStress {
     final KvLayout layout;
     final StructuredKv gen;
     final Violations violations = new Violations();
-    private volatile OutputProjection outputProjection;
+    private volatile float[] outputProjection;
     final Map<Op, LongAdder> counts = new EnumMap<>(Op.class);
     final LongAdder limitHits = new LongAdder();
     final LongAdder attentionChecks = new LongAdder();
@@ -313,8 +312,8 @@ public final class ChurnStress {
         maxAttentionError = Math.max(maxAttentionError, err);
     }
 
-    OutputProjection sharedOutputProjection(SyntheticPolicyInputs inputs) {
-        OutputProjection wo = outputProjection;
+    float[] sharedOutputProjection(SyntheticPolicyInputs inputs) {
+        float[] wo = outputProjection;
         if (wo == null) {
             synchronized (this) {
                 if (outputProjection == null) {

@@ -9,11 +9,10 @@ import io.kvslab.MemoryLimitExceededException;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;
-import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
+import io.kvslab.policy.LayerInputs;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -219,14 +218,14 @@ final class ChurnWorker implements Runnable {
             return;
         }
         SyntheticPolicyInputs inputs = new SyntheticPolicyInputs(run.layout, run.gen, t.salt, run.config.seed());
-        List<WindowQueries> windows = new ArrayList<>();
-        List<OutputProjection> wo = new ArrayList<>();
+        List<LayerInputs> layerInputs = new ArrayList<>();
         for (int l = 0; l < run.layout.layers(); l++) {
-            windows.add(policy.windowQueries() > 0 ? inputs.window(l, end, policy.windowQueries()) : null);
-            wo.add(policy.needsOutputProjection() ? run.sharedOutputProjection(inputs) : null);
+            layerInputs.add((policy.windowQueries() > 0 ? inputs.window(l, end, policy.windowQueries())
+                    : LayerInputs.none())
+                    .withOutputProjection(policy.needsOutputProjection() ? run.sharedOutputProjection(inputs) : null));
         }
         Budget budget = policy.dynamicBudget() ? Budget.dynamic() : Budget.fraction(0.5);
-        Selection sel = policy.select(WholeContext.read(t.seq, windows, wo), budget, compressor.workspace());
+        Selection sel = policy.select(WholeContext.read(t.seq, layerInputs), budget, compressor);
         for (int l = 0; l < run.layout.layers(); l++) {
             t.seq.keep(l, sel.kept()[l]); // all heads of the layer or none
             for (int h = 0; h < run.layout.kvHeads(); h++) {

@@ -15,7 +15,6 @@ import io.kvslab.bench.report.Progress;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;
-import io.kvslab.policy.LayerInputs;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
@@ -233,8 +232,7 @@ final class LongContextRun {
         long[][] before = c.sinksAndRecent() ? null : CompressionChecks.positions(s);
         long end = streamed;
         long t2 = System.nanoTime();
-        compressor.compress(s, policy, Budget.tokens(c.budget()), new LayerInputs(
-                l -> inputs.window(l, end, windowSize), l -> inputs.outputProjection()));
+        compressor.compress(s, policy, Budget.tokens(c.budget()), l -> inputs.forPolicy(policy, l, end, windowSize));
         compressNs += System.nanoTime() - t2;
         rows = c.budget();
         compressions++;

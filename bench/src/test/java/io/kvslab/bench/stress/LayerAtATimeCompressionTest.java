@@ -7,11 +7,9 @@ import io.kvslab.Sequence;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Compressor;
-import io.kvslab.policy.OutputProjection;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.LayerInputs;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -44,14 +42,12 @@ class LayerAtATimeCompressionTest {
             Sequence b = store.newSequence();
             fill(a, gen);
             fill(b, gen);
-            List<WindowQueries> windows = new ArrayList<>();
-            List<OutputProjection> wos = new ArrayList<>();
+            List<LayerInputs> layerInputs = new ArrayList<>();
             for (int l = 0; l < LAYOUT.layers(); l++) {
-                windows.add(inputs.window(l, TOKENS, w));
-                wos.add(inputs.outputProjection());
+                layerInputs.add(inputs.layer(l, TOKENS, w));
             }
-            policy.select(WholeContext.read(a, windows, wos), budget, compressor.workspace()).applyTo(a);
-            long kept = compressor.compress(b, policy, budget, LayerInputs.of(windows, wos)).keptRows();
+            policy.select(WholeContext.read(a, layerInputs), budget, compressor).applyTo(a);
+            long kept = compressor.compress(b, policy, budget, layerInputs::get).keptRows();
             long keptWhole = 0;
             for (int l = 0; l < LAYOUT.layers(); l++) {
                 for (int h = 0; h < LAYOUT.kvHeads(); h++) {

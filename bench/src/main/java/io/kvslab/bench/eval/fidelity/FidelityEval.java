@@ -12,7 +12,7 @@ import io.kvslab.bench.model.LlamaModel;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
-import io.kvslab.policy.PolicyWorkspace;
+import io.kvslab.policy.Compressor;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
@@ -88,7 +88,7 @@ public final class FidelityEval {
         Map<String, List<double[][]>> windowPerturbations = new LinkedHashMap<>();
         int used = 0;
         long contextTokens = 0;
-        try (PolicyWorkspace kernels = PolicyWorkspace.create()) {
+        try (Compressor kernels = new Compressor()) {
             for (EvalTextSet.Story story : texts.stories()) {
                 if (used == cfg.stories()) {
                     break;

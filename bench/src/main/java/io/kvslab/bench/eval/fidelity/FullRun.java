@@ -8,10 +8,9 @@ import io.kvslab.bench.model.ModelConfig;
 import io.kvslab.bench.model.SequenceAttention;
 import io.kvslab.Sequence;
 import io.kvslab.policy.HeadSnapshot;
-import io.kvslab.policy.OutputProjection;
-import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.LayerContext;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
+import io.kvslab.policy.LayerInputs;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -27,14 +26,14 @@ final class FullRun {
     final int[] tokens;
     final int context;
     final float[][] logits;
-    final SequenceContext atContext;
+    final List<LayerContext> atContext;
     final long contextLiveBytes;
     /** [layer][kvHead]: every row after the whole text (context then continuation). */
     final HeadSnapshot[][] rows;
     /** [layer][token t of the continuation][queryHeads * headDim]. */
     final float[][][] continuationQueries;
 
-    private FullRun(int[] tokens, int context, float[][] logits, SequenceContext atContext, long contextLiveBytes,
+    private FullRun(int[] tokens, int context, float[][] logits, List<LayerContext> atContext, long contextLiveBytes,
                     HeadSnapshot[][] rows, float[][][] continuationQueries) {
         this.tokens = tokens;
         this.context = context;
@@ -63,25 +62,25 @@ final class FullRun {
                 }
             }
         };
-        List<OutputProjection> wo = new ArrayList<>();
+        List<float[]> wo = new ArrayList<>();
         for (int l = 0; l < c.layers(); l++) {
-            wo.add(new OutputProjection(model.weights().wo(l), dim));
+            wo.add(model.weights().wo(l));
         }
         long[] windowPositions = new long[w];
         for (int i = 0; i < w; i++) {
             windowPositions[i] = context - w + i;
         }
-        SequenceContext[] snapshot = new SequenceContext[1];
+        List<List<LayerContext>> snapshot = new ArrayList<>(List.of(List.of()));
         long[] live = new long[1];
         try (StoreSession run = new StoreSession(model, tokensPerBlock, attention, dtype)) {
             Sequence seq = run.sequence();
             run.session().observer(observer);
             float[][] logits = TeacherForcing.run(run.session(), tokens, context, session -> {
-                List<WindowQueries> windows = new ArrayList<>();
+                List<LayerInputs> inputs = new ArrayList<>();
                 for (int l = 0; l < c.layers(); l++) {
-                    windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
+                    inputs.add(new LayerInputs(windowQ[l].clone(), windowPositions, wo.get(l)));
                 }
-                snapshot[0] = WholeContext.read(seq, windows, wo);
+                snapshot.set(0, WholeContext.read(seq, inputs));
                 live[0] = run.store().stats().liveBytes();
             });
             HeadSnapshot[][] rows = new HeadSnapshot[c.layers()][c.kvHeads()];
@@ -90,7 +89,7 @@ final class FullRun {
                     rows[l][h] = HeadSnapshot.read(seq, l, h);
                 }
             }
-            return new FullRun(tokens, context, logits, snapshot[0], live[0], rows, contQ);
+            return new FullRun(tokens, context, logits, snapshot.get(0), live[0], rows, contQ);
         }
     }
 

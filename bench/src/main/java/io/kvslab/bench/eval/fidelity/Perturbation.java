@@ -43,7 +43,7 @@ final class Perturbation {
         this.fullWindow = new double[layers][][][];
         for (int l = 0; l < layers; l++) {
             int group = queryHeads / run.rows[l].length;
-            int w = run.atContext.layer(l).window().size();
+            int w = run.atContext.get(l).inputs().windowPositions().length;
             fullWindow[l] = new double[w][queryHeads][];
             for (int i = 0; i < w; i++) {
                 for (int h = 0; h < queryHeads; h++) {
@@ -83,10 +83,10 @@ final class Perturbation {
     /** Window query i of head h over the context rows at or before its position (all, or only the kept ones). */
     private double[] attendWindow(int l, int i, int h, HeadSnapshot kv, int[] keptContext) {
         int d = headDim;
-        var window = run.atContext.layer(l).window();
-        float[] q = window.queries();
+        var window = run.atContext.get(l).inputs();
+        float[] q = window.windowQueries();
         int qo = (i * queryHeads + h) * d;
-        long pos = window.positions()[i];
+        long pos = window.windowPositions()[i];
         int ctx = run.context;
         int[] rows;
         if (keptContext == null) {

@@ -19,7 +19,7 @@ import io.kvslab.DType;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
-import io.kvslab.policy.PolicyWorkspace;
+import io.kvslab.policy.Compressor;
 import io.kvslab.pod.LayerGrouping;
 import io.kvslab.pod.LayerSimilarity;
 import io.kvslab.pod.PodConfig;
@@ -29,9 +29,9 @@ import io.kvslab.policy.Budget;
 import io.kvslab.policy.CompressionPolicy;
 import io.kvslab.policy.Policies;
 import io.kvslab.policy.Selection;
-import io.kvslab.policy.SequenceContext;
+import io.kvslab.policy.LayerContext;
 import io.kvslab.bench.eval.WholeContext;
-import io.kvslab.policy.WindowQueries;
+import io.kvslab.policy.LayerInputs;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -95,7 +95,7 @@ public final class PodEvaluation {
         Map<String, Accumulator> acc = new LinkedHashMap<>();
         int used = 0;
         long contextTokens = 0;
-        try (PolicyWorkspace kernels = PolicyWorkspace.create()) {
+        try (Compressor kernels = new Compressor()) {
             CompressionPolicy snap = snapKv(cfg);
             CompressionPolicy streaming = Policies.streamingLlm();
             for (EvalTextSet.Story story : texts.stories()) {
@@ -227,7 +227,7 @@ public final class PodEvaluation {
         float[][] logits;
         long contextLiveBytes;
         long endLiveBytes;
-        SequenceContext atContext;
+        List<LayerContext> atContext;
 
         static SequenceAttention attention(FidelityConfig cfg) {
             return cfg.attention().equals("java") ? new ReferenceAttention() : KernelAttention.create(1);
@@ -258,11 +258,11 @@ public final class PodEvaluation {
                         Session.DEFAULT_CHUNK)) {
                     session.observer(observer);
                     r.logits = TeacherForcing.run(session, tokens, context, s -> {
-                        List<WindowQueries> windows = new ArrayList<>();
+                        List<LayerInputs> windows = new ArrayList<>();
                         for (int l = 0; l < c.layers(); l++) {
-                            windows.add(new WindowQueries(windowQ[l].clone(), windowPositions));
+                            windows.add(LayerInputs.window(windowQ[l].clone(), windowPositions));
                         }
-                        r.atContext = WholeContext.read(seq, windows, null);
+                        r.atContext = WholeContext.read(seq, windows);
                         r.contextLiveBytes = store.stats().liveBytes();
                     });
                     r.endLiveBytes = store.stats().liveBytes();

@@ -15,7 +15,7 @@ import io.kvslab.bench.model.SharedModels;
 import io.kvslab.policy.Budget;
 import io.kvslab.policy.HeadSnapshot;
 import io.kvslab.policy.Policies;
-import io.kvslab.policy.PolicyWorkspace;
+import io.kvslab.policy.Compressor;
 import io.kvslab.policy.Selection;
 import org.junit.jupiter.api.Test;
 
@@ -49,7 +49,7 @@ class PerturbationTest {
             wo[l] = model.weights().wo(l);
         }
         Perturbation perturbation = new Perturbation(full, wo, c.heads(), c.headDim());
-        try (PolicyWorkspace ws = PolicyWorkspace.create()) {
+        try (Compressor ws = new Compressor()) {
             for (String name : List.of("snapkv", "streamingllm")) {
                 Selection sel = Policies.byName(name).withWindowScoring(16, io.kvslab.policy.WindowPooling.MAX, 7)
                         .select(full.atContext, Budget.fraction(0.25), ws);
