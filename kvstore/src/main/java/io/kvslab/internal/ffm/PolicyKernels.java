@@ -446,7 +446,7 @@ public final class PolicyKernels implements AutoCloseable {
 
     /**
      * Whether a packed subset gets the whole call's bits for this geometry: a fixed pseudo-random probe of two full
-     * tiles and a 19-row tail, a subset of about 60% of its rows, compared bit for bit.
+     * tiles and a 19-row tile, a subset of about 60% of its rows, compared bit for bit.
      */
     /** Whether {@link RowPacking} reproduced the whole call for each geometry checked so far (for tests). */
     static java.util.Map<String, Boolean> packingChecks() {
@@ -495,14 +495,14 @@ public final class PolicyKernels implements AutoCloseable {
         }
     }
 
-    /** The subset as {@link RowPacking} lays it out: the packed blocks, then each tail length's tails. */
+    /** The subset as {@link RowPacking} lays it out: one call for the packed tiles, one per odd tail. */
     private static void packed(float[] values, int rows, int[] rowIndices, int heads, float[] out, int headDim,
                                int tile, RowKernel kernel) {
         RowPacking.Plan plan = RowPacking.plan(rowIndices, rows, tile);
         float[] byRow = new float[heads * rows]; // [head][row], filled at the wanted rows
         scatter(plan.packed(), plan.packedTile(), values, headDim, heads, rows, byRow, kernel);
-        for (RowPacking.Tails t : plan.tails()) {
-            scatter(RowPacking.tailRows(t), t.length(), values, headDim, heads, rows, byRow, kernel);
+        for (int[] tail : plan.tails()) {
+            scatter(RowPacking.tailRows(tail), tail[1], values, headDim, heads, rows, byRow, kernel);
         }
         int count = rowIndices.length;
         for (int h = 0; h < heads; h++) {

@@ -8,37 +8,53 @@ import java.util.List;
  * product would, for the policy kernels' per-row norms ({@link PolicyKernels#valueNorms(float[], int, int[],
  * OutputProjectionWeights, int, int, float[])}).
  *
- * <p>The kernels call a single-threaded {@code sgemm} per tile of {@code tile} rows. Its result for a row is not a
- * function of the row alone: on the bundled OpenBLAS (0.3.31, Zen kernels) rows go through the microkernel in
- * blocks of {@value #BLOCK}, whose first {@value #HALF} and last {@value #HALF} slots round differently, and the
- * last {@code m mod 12} rows of an {@code m}-row tile go through tail kernels. So a subset is laid out as:
- * <ul>
- *   <li>rows in a full block of their tile ("regular") are packed into blocks of 12 whose first half takes only
- *       rows that sat in a first half and whose second half only rows from a second half (zero rows pad the
- *       shorter side), computed in tiles of a multiple of 12 rows so that no tail kernel runs;</li>
- *   <li>a tile's tail rows are recomputed as a product of exactly that tail (all of its rows, at most 11), which
- *       runs the same tail kernel.</li>
- * </ul>
- * This is a fact about one BLAS build and CPU, not a contract, so {@link PolicyKernels} checks it once per
+ * <p>The kernels call a single-threaded {@code sgemm} per tile of rows. Its result for a row is not a function of
+ * the row alone: on the bundled OpenBLAS (0.3.31, Zen kernels) the rows of an {@code m}-row product go through the
+ * microkernel in blocks of {@value #BLOCK}, whose first {@value #HALF} slots ({@link #A}) and last {@value #HALF}
+ * ({@link #B}) round differently; of the {@code r = m mod 12} rows left, the first 8 (if {@code r >= 8},
+ * {@link #Q8}) or 4 (if {@code r >= 4}, {@link #Q4}) go through other kernels and the last 1-3 round as B. So a
+ * subset is laid out in packed tiles of the whole product's tile shape ({@code 12 k + r}, the last tile with fewer
+ * blocks): every wanted row in a slot of its kind, zero rows padding the rest. A row whose kind the packed shape
+ * lacks (a tail of the whole product's last, shorter tile) is computed in a product of exactly that tail, as before.
+ *
+ * <p>This is a fact about one BLAS build and CPU, not a contract, so {@link PolicyKernels} checks it once per
  * geometry in each process against the whole product and computes every row when it does not hold.
  */
 final class RowPacking {
     static final int BLOCK = 12;
     static final int HALF = 6;
-
-    /** Rows of the same tail length, each group computed as products of {@code length} rows. */
-    record Tails(int length, int[] starts) {
-    }
+    static final int A = 0;
+    static final int B = 1;
+    static final int Q4 = 2;
+    static final int Q8 = 3;
+    private static final int KINDS = 4;
 
     /**
-     * @param packed     source row of each packed row ({@code -1}: a zero pad), a multiple of {@link #BLOCK} long
-     * @param packedTile rows per sgemm for {@code packed}: a multiple of {@link #BLOCK}
-     * @param tails      the tails to recompute whole
+     * @param packed     source row of each packed row ({@code -1}: a zero pad)
+     * @param packedTile rows per sgemm for {@code packed} (the whole product's tile; the last tile may be shorter)
+     * @param tails      {first row, rows} of whole-product tails to compute as products of exactly those rows
      */
-    record Plan(int[] packed, int packedTile, List<Tails> tails) {
+    record Plan(int[] packed, int packedTile, List<int[]> tails) {
     }
 
     private RowPacking() {
+    }
+
+    /** The kind of slot {@code p} of an {@code m}-row product. */
+    static int kind(int p, int m) {
+        int full = m / BLOCK * BLOCK;
+        if (p < full) {
+            return p % BLOCK < HALF ? A : B;
+        }
+        int q = p - full;
+        int r = m - full;
+        if (r >= 8 && q < 8) {
+            return Q8;
+        }
+        if (r < 8 && r >= 4 && q < 4) {
+            return Q4;
+        }
+        return B;
     }
 
     /**
@@ -47,55 +63,64 @@ final class RowPacking {
      * @param tile rows per sgemm of the whole product
      */
     static Plan plan(int[] rows, int n, int tile) {
-        int[] first = new int[rows.length];
-        int[] second = new int[rows.length];
-        int nf = 0;
-        int ns = 0;
-        List<int[]> tailList = new ArrayList<>(); // {start, length}
-        int lastTailTile = -1;
+        int k = tile / BLOCK;
+        int r0 = tile % BLOCK;
+        int[] perTile = new int[KINDS];
+        perTile[A] = k * HALF;
+        perTile[B] = k * HALF;
+        for (int j = 0; j < r0; j++) {
+            perTile[kind(k * BLOCK + j, tile)]++;
+        }
+        int[][] byKind = new int[KINDS][rows.length];
+        int[] count = new int[KINDS];
+        List<int[]> tails = new ArrayList<>();
+        int lastTailStart = -1;
         for (int r : rows) {
-            int t = r / tile;
-            int t0 = t * tile;
+            int t0 = r / tile * tile;
             int m = Math.min(tile, n - t0);
-            int full = m / BLOCK * BLOCK;
-            int p = r - t0;
-            if (p < full) {
-                if (p % BLOCK < HALF) {
-                    first[nf++] = r;
-                } else {
-                    second[ns++] = r;
-                }
-            } else if (t != lastTailTile) {
-                lastTailTile = t;
-                tailList.add(new int[] {t0 + full, m - full});
+            int kd = kind(r - t0, m);
+            int start = t0 + m / BLOCK * BLOCK;
+            if (r >= start && start == lastTailStart) {
+                continue; // in a tail already computed whole (rows ascend: a tail's odd kind comes first)
             }
-        }
-        int blocks = Math.max((nf + HALF - 1) / HALF, (ns + HALF - 1) / HALF);
-        int[] packed = new int[blocks * BLOCK];
-        for (int b = 0; b < blocks; b++) {
-            for (int s = 0; s < HALF; s++) {
-                int i = b * HALF + s;
-                packed[b * BLOCK + s] = i < nf ? first[i] : -1;
-                packed[b * BLOCK + HALF + s] = i < ns ? second[i] : -1;
-            }
-        }
-        List<Tails> tails = new ArrayList<>(2);
-        for (int[] tl : tailList) {
-            Tails group = null;
-            for (Tails g : tails) {
-                if (g.length() == tl[1]) {
-                    group = g;
-                }
-            }
-            if (group == null) {
-                tails.add(new Tails(tl[1], new int[] {tl[0]}));
+            if (perTile[kd] > 0) {
+                byKind[kd][count[kd]++] = r;
             } else {
-                int[] s = java.util.Arrays.copyOf(group.starts(), group.starts().length + 1);
-                s[s.length - 1] = tl[0];
-                tails.set(tails.indexOf(group), new Tails(group.length(), s));
+                {
+                    lastTailStart = start;
+                    tails.add(new int[] {start, t0 + m - start});
+                }
             }
         }
-        return new Plan(packed, Math.max(BLOCK, tile / BLOCK * BLOCK), tails);
+        int tiles = 0;
+        for (int kd = 0; kd < KINDS; kd++) {
+            if (perTile[kd] > 0) {
+                tiles = Math.max(tiles, ceil(count[kd], perTile[kd]));
+            }
+        }
+        if (tiles == 0) {
+            return new Plan(new int[0], Math.max(1, tile), tails);
+        }
+        int tailB = perTile[B] - k * HALF;
+        int before = (tiles - 1) * k * HALF;
+        int lastBlocks = Math.max(0, Math.max(ceil(count[A] - before, HALF),
+                ceil(count[B] - (tiles - 1) * perTile[B] - tailB, HALF)));
+        int lastSize = lastBlocks * BLOCK + r0;
+        int[] packed = new int[(tiles - 1) * tile + lastSize];
+        int[] next = new int[KINDS];
+        int at = 0;
+        for (int t = 0; t < tiles; t++) {
+            int size = t < tiles - 1 ? tile : lastSize;
+            for (int p = 0; p < size; p++) {
+                int kd = kind(p, size);
+                packed[at++] = next[kd] < count[kd] ? byKind[kd][next[kd]++] : -1;
+            }
+        }
+        return new Plan(packed, tile, tails);
+    }
+
+    private static int ceil(int a, int b) {
+        return a <= 0 ? 0 : (a + b - 1) / b;
     }
 
     /** The values of {@code source} rows (a row index, or -1 for zeros), packed. */
@@ -109,14 +134,11 @@ final class RowPacking {
         return out;
     }
 
-    /** The rows of the given tails, consecutive: source row indices. */
-    static int[] tailRows(Tails tails) {
-        int len = tails.length();
-        int[] src = new int[tails.starts().length * len];
-        for (int i = 0; i < tails.starts().length; i++) {
-            for (int k = 0; k < len; k++) {
-                src[i * len + k] = tails.starts()[i] + k;
-            }
+    /** Source rows of a tail {first row, rows}. */
+    static int[] tailRows(int[] tail) {
+        int[] src = new int[tail[1]];
+        for (int i = 0; i < src.length; i++) {
+            src[i] = tail[0] + i;
         }
         return src;
     }

@@ -8,14 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The layout {@link RowPacking} gives a subset of rows: every wanted row exactly once, either in a packed slot of
- * the same kind as its slot in the whole product (same half of a 12-row block of its tile) or inside a tail that is
- * recomputed whole; packed products in tiles of a multiple of 12 rows. Whether OpenBLAS then reproduces the whole
+ * The layout {@link RowPacking} gives a subset of rows: every wanted row exactly once, in a packed slot of the same
+ * kind as its slot in the whole product (packed tiles of the whole product's tile shape) or in a whole tail. Whether OpenBLAS then reproduces the whole
  * product's bits is checked by {@code CriticalNormSubsetTest} (and at run time by {@code PolicyKernels}).
  */
 class RowPackingTest {
     @Test
-    void everyRowOnceInASlotOfItsKindOrInAWholeTail() {
+    void everyRowOnceInASlotOfItsKind() {
         Random rnd = new Random(2);
         int[][] shapes = {{256, 1}, {256, 11}, {256, 12}, {256, 255}, {256, 256}, {256, 257}, {256, 4096},
                 {256, 4100}, {512, 16384}, {512, 700}, {12, 30}, {7, 20}};
@@ -43,36 +42,54 @@ class RowPackingTest {
     private static void check(int[] rows, int n, int tile) {
         RowPacking.Plan plan = RowPacking.plan(rows, n, tile);
         String where = "n " + n + " tile " + tile + " rows " + rows.length;
-        assertEquals(0, plan.packed().length % RowPacking.BLOCK, where);
-        assertEquals(0, plan.packedTile() % RowPacking.BLOCK, where);
-        assertTrue(plan.packedTile() <= Math.max(tile, RowPacking.BLOCK), where);
+        int pt = plan.packedTile();
+        assertEquals(tile, pt, where);
+        int len = plan.packed().length;
         int[] seen = new int[n];
-        for (int i = 0; i < plan.packed().length; i++) {
+        for (int i = 0; i < len; i++) {
             int r = plan.packed()[i];
             if (r < 0) {
                 continue;
             }
             seen[r]++;
             int t0 = r / tile * tile;
-            int m = Math.min(tile, n - t0);
-            int p = r - t0;
-            assertTrue(p < m / RowPacking.BLOCK * RowPacking.BLOCK, where + ": row " + r + " is a tail row");
-            assertEquals(p % RowPacking.BLOCK < RowPacking.HALF, i % RowPacking.BLOCK < RowPacking.HALF,
-                    where + ": row " + r + " moved to the other half of a block");
+            int p0 = i / pt * pt;
+            assertEquals(RowPacking.kind(r - t0, Math.min(tile, n - t0)), RowPacking.kind(i - p0, Math.min(pt, len - p0)),
+                    where + ": row " + r + " moved to a slot of another kind");
         }
-        for (RowPacking.Tails tails : plan.tails()) {
-            for (int start : tails.starts()) {
-                int t0 = start / tile * tile;
-                int m = Math.min(tile, n - t0);
-                assertEquals(t0 + m / RowPacking.BLOCK * RowPacking.BLOCK, start, where + ": a tail starts mid-block");
-                assertEquals(m % RowPacking.BLOCK, tails.length(), where + ": not the whole tail of its tile");
-                for (int k = 0; k < tails.length(); k++) {
-                    seen[start + k]++;
-                }
+        if (len > 0) {
+            int last = len - (len - 1) / pt * pt;
+            assertEquals(tile % RowPacking.BLOCK, last % RowPacking.BLOCK, where + ": last packed tile of " + last);
+        }
+        for (int[] tail : plan.tails()) {
+            int t0 = tail[0] / tile * tile;
+            int m = Math.min(tile, n - t0);
+            assertEquals(t0 + m / RowPacking.BLOCK * RowPacking.BLOCK, tail[0], where + ": a tail starts mid-block");
+            assertEquals(m % RowPacking.BLOCK, tail[1], where + ": not the whole tail of its tile");
+            for (int q = 0; q < tail[1]; q++) {
+                seen[tail[0] + q]++;
             }
         }
         for (int r : rows) {
             assertEquals(1, seen[r], where + ": row " + r + " computed " + seen[r] + " times");
         }
+    }
+
+    @Test
+    void kindsOfSlots() {
+        // a 256-row product: 21 blocks of 12, then one group of 4
+        assertEquals(RowPacking.A, RowPacking.kind(0, 256));
+        assertEquals(RowPacking.A, RowPacking.kind(5, 256));
+        assertEquals(RowPacking.B, RowPacking.kind(6, 256));
+        assertEquals(RowPacking.B, RowPacking.kind(251, 256));
+        assertEquals(RowPacking.Q4, RowPacking.kind(252, 256));
+        assertEquals(RowPacking.Q4, RowPacking.kind(255, 256));
+        // 512 rows (the L2 kernel's tile): 42 blocks, then a group of 8
+        assertEquals(RowPacking.Q8, RowPacking.kind(504, 512));
+        assertEquals(RowPacking.Q8, RowPacking.kind(511, 512));
+        // 19 rows: a block, a group of 4, then 3 rows rounded as B
+        assertEquals(RowPacking.Q4, RowPacking.kind(15, 19));
+        assertEquals(RowPacking.B, RowPacking.kind(16, 19));
+        assertEquals(RowPacking.B, RowPacking.kind(0, 3));
     }
 }
