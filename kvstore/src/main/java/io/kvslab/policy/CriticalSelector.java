@@ -19,7 +19,11 @@ import io.kvslab.internal.ffm.OutputProjectionWeights;
  * Protected rows (the window) are kept by mask, outside both stages (spec 2.9 traps 1-2). Short prompts: when
  * {@code f >= 1} and {@code alpha > 0} stage 1 keeps at least one row (kvpress #277: {@code int(n_kept * 0.5)}
  * floors to 0 and silently skips stage 1). The value norms come from the native sgemm kernel and are computed only
- * for heads that lose rows. With Ada-KV the budgets arrive per head, allocated on the base scores (spec 2.9 trap 6).
+ * for what stage 2 ranks: heads that lose rows, and in them the rows that are neither protected nor kept by stage 1
+ * (87% of the rows at a 25% budget, 75% at 50%: the norms cost as many FLOPs as the layer's output projection, so
+ * those are the FLOPs saved). Each computed norm has the bits a whole-head call would give it, so the kept rows are
+ * exactly those of computing every norm. With Ada-KV the budgets arrive per head, allocated on the base scores
+ * (spec 2.9 trap 6).
  *
  * @param alpha first-stage fraction in [0, 1] (0.5)
  * @param eps   added to S before the product (1e-4)
@@ -58,7 +62,7 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
                           PolicyWorkspace workspace) {
         OutputProjection wo = layer.requireOutputProjection("CriticalKV");
         int[][] kept = new int[layer.kvHeads()][];
-        OutputProjectionWeights weights = null;   // L1: uploaded on the first head that loses rows, closed below
+        OutputProjectionWeights weights = null;   // L1: uploaded on the first head that needs norms, closed below
         OutputProjectionGram gram = null;         // L2: cached by the workspace per W_o array
         try {
             for (int h = 0; h < kept.length; h++) {
@@ -67,20 +71,29 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
                     kept[h] = RowOrder.indices(TopKSelector.filled(head.length()));
                     continue;
                 }
-                float[] norms;
-                if (norm == ValueNorm.L2) {
-                    if (gram == null) {
-                        gram = workspace.gram(wo, layer.queryHeads(), layer.headDim());
+                Stages st = stageOne(scores[h], protectedRows[h], budgets[h], alpha);
+                float[] norms = null;
+                if (st.needsNorms()) {
+                    int[] rows = RowOrder.indices(st.candidates);
+                    float[] some;
+                    if (norm == ValueNorm.L2) {
+                        if (gram == null) {
+                            gram = workspace.gram(wo, layer.queryHeads(), layer.headDim());
+                        }
+                        some = groupValueL2Norms(head, rows, gram, h, layer.groupSize(), workspace);
+                    } else {
+                        if (weights == null) {
+                            weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(),
+                                    layer.queryHeads(), layer.headDim());
+                        }
+                        some = groupValueNorms(head, rows, weights, h, layer.groupSize(), workspace);
                     }
-                    norms = groupValueL2Norms(head, gram, h, layer.groupSize(), workspace);
-                } else {
-                    if (weights == null) {
-                        weights = workspace.kernels().uploadOutputProjection(wo.weights(), wo.modelDim(),
-                                layer.queryHeads(), layer.headDim());
+                    norms = new float[head.length()];   // rows outside the candidates are never read
+                    for (int i = 0; i < rows.length; i++) {
+                        norms[rows[i]] = some[i];
                     }
-                    norms = groupValueNorms(head, weights, h, layer.groupSize(), workspace);
                 }
-                kept[h] = selectHead(scores[h], norms, protectedRows[h], budgets[h], alpha, eps);
+                kept[h] = stageTwo(st, scores[h], norms, protectedRows[h], eps);
             }
         } finally {
             if (weights != null) {
@@ -88,6 +101,60 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
             }
         }
         return kept;
+    }
+
+    /**
+     * Stage 1's outcome for one head: the rows it keeps, the rows stage 2 ranks ({@code candidates}: neither
+     * protected nor kept by stage 1) and how many of them stage 2 keeps ({@code k2}).
+     */
+    private record Stages(boolean[] stage1, boolean[] candidates, int candidateCount, int k2) {
+        /**
+         * Whether any row needs a norm: the candidates do (even when stage 2 keeps none or all of them, its top-k
+         * still checks their scores for NaN, as before); the protected rows and stage 1's rows never do.
+         */
+        boolean needsNorms() {
+            return candidateCount > 0;
+        }
+    }
+
+    private static Stages stageOne(float[] scores, boolean[] prot, int budget, double alpha) {
+        int n = prot.length;
+        int p = RowOrder.count(prot);
+        int free = Math.max(0, budget - p);
+        int b1 = firstStage(free, alpha);
+        boolean[] candidates = new boolean[n];
+        for (int r = 0; r < n; r++) {
+            candidates[r] = !prot[r];
+        }
+        boolean[] stage1 = RowOrder.topMask(scores, candidates, b1);
+        int count = 0;
+        for (int r = 0; r < n; r++) {
+            candidates[r] = !prot[r] && !stage1[r];
+            if (candidates[r]) {
+                count++;
+            }
+        }
+        return new Stages(stage1, candidates, count, free - b1);
+    }
+
+    /** Stage 2 and the union; {@code norms} is read only at candidate rows (null when there are none). */
+    private static int[] stageTwo(Stages st, float[] scores, float[] norms, boolean[] prot, double eps) {
+        int n = prot.length;
+        boolean[] stage2 = new boolean[n];
+        if (st.needsNorms()) {
+            float[] s2 = new float[n];
+            for (int r = 0; r < n; r++) {
+                if (st.candidates[r]) {
+                    s2[r] = (float) ((scores[r] + eps) * norms[r]);
+                }
+            }
+            stage2 = RowOrder.topMask(s2, st.candidates, st.k2);
+        }
+        boolean[] keep = new boolean[n];
+        for (int r = 0; r < n; r++) {
+            keep[r] = prot[r] || st.stage1[r] || stage2[r];
+        }
+        return RowOrder.indices(keep);
     }
 
     /** Mean over the group's query heads of {@code ||v W_o^h||_1} for every row of KV head {@code kvHead}. */
@@ -106,6 +173,27 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
         float[] perHead = new float[group * n];
         workspace.kernels().valueL2Norms(head.values(), n, gram, kvHead * group, group, perHead);
         return groupMean(perHead, n, group);
+    }
+
+    /**
+     * {@link #groupValueNorms(HeadSnapshot, OutputProjectionWeights, int, int, PolicyWorkspace)} for the given rows
+     * only ({@code rows} ascending; entry {@code i} is row {@code rows[i]}'s), with the bits the whole-head call
+     * gives them (the kernel packs the rows so that OpenBLAS rounds each as in the whole product; see
+     * {@code PolicyKernels}).
+     */
+    static float[] groupValueNorms(HeadSnapshot head, int[] rows, OutputProjectionWeights weights, int kvHead,
+                                   int group, PolicyWorkspace workspace) {
+        float[] perHead = new float[group * rows.length];
+        workspace.kernels().valueNorms(head.values(), head.length(), rows, weights, kvHead * group, group, perHead);
+        return groupMean(perHead, rows.length, group);
+    }
+
+    /** The L2 counterpart of {@link #groupValueNorms(HeadSnapshot, int[], OutputProjectionWeights, int, int, PolicyWorkspace)}. */
+    static float[] groupValueL2Norms(HeadSnapshot head, int[] rows, OutputProjectionGram gram, int kvHead, int group,
+                                     PolicyWorkspace workspace) {
+        float[] perHead = new float[group * rows.length];
+        workspace.kernels().valueL2Norms(head.values(), head.length(), rows, gram, kvHead * group, group, perHead);
+        return groupMean(perHead, rows.length, group);
     }
 
     /** {@code mean[r] = (sum_q perHead[q][r]) / group}, summed in double over q in order. */

@@ -234,7 +234,18 @@ public final class PolicyKernels implements AutoCloseable {
                     firstHead, groupHeads, out);
             return;
         }
-        int tile = Math.min(rows, NORM_TILE);
+        nativeValueNorms(values, rows, Math.min(rows, NORM_TILE), wo, firstHead, groupHeads, out);
+    }
+
+    /** The native L1 kernel over {@code rows} rows in sgemm tiles of {@code tile}; arguments already validated. */
+    private void nativeValueNorms(float[] values, int rows, int tile, OutputProjectionWeights wo, int firstHead,
+                                  int groupHeads, float[] out) {
+        MemorySegment woSeg = wo.segment();
+        int headDim = wo.headDim();
+        int queryHeads = wo.queryHeads();
+        int modelDim = wo.modelDim();
+        long vLen = (long) rows * headDim;
+        long outLen = (long) groupHeads * rows;
         long vOff = 0;
         long bytes = align(vLen * Float.BYTES);
         long outOff = bytes;
@@ -327,7 +338,15 @@ public final class PolicyKernels implements AutoCloseable {
             JavaPolicyKernels.valueL2Norms(values, rows, gram.matrices(), headDim, firstHead, groupHeads, out);
             return;
         }
-        int tile = Math.min(rows, L2_TILE);
+        nativeValueL2Norms(values, rows, Math.min(rows, L2_TILE), gram, firstHead, groupHeads, out);
+    }
+
+    /** The native L2 kernel over {@code rows} rows in sgemm tiles of {@code tile}; arguments already validated. */
+    private void nativeValueL2Norms(float[] values, int rows, int tile, OutputProjectionGram gram, int firstHead,
+                                    int groupHeads, float[] out) {
+        int headDim = gram.headDim();
+        long vLen = (long) rows * headDim;
+        long outLen = (long) groupHeads * rows;
         int gLen = groupHeads * headDim * headDim;
         long bytes = align(vLen * Float.BYTES);
         long gOff = bytes;
@@ -350,6 +369,177 @@ public final class PolicyKernels implements AutoCloseable {
             throw new KvSlabException("kvs_policy_value_l2_norms returned " + rc);
         }
         MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
+    }
+
+    /**
+     * {@link #valueNorms(float[], int, OutputProjectionWeights, int, int, float[])} for some rows only: {@code
+     * out[h - firstHead][i]} is the norm of row {@code rowIndices[i]}, with the same bits as the whole call over
+     * {@code rows} rows gives it. The rows are laid out as {@link RowPacking} says, which is checked once per
+     * geometry in this process; where it does not reproduce the whole call, every row is computed.
+     *
+     * @param values     {@code [rows][headDim]}, all rows
+     * @param rows       rows in {@code values}
+     * @param rowIndices the rows wanted, strictly ascending in {@code [0, rows)}
+     * @param out        receives {@code [groupHeads][rowIndices.length]}
+     */
+    public void valueNorms(float[] values, int rows, int[] rowIndices, OutputProjectionWeights wo, int firstHead,
+                           int groupHeads, float[] out) {
+        checkOpen();
+        if (wo == null) {
+            throw new PolicyKernelException("output-projection weights are required");
+        }
+        int headDim = wo.headDim();
+        if (!checkGroup(wo.queryHeads(), firstHead, groupHeads, rows)) {
+            return;
+        }
+        atLeast("values", values, elements("values", (long) rows * headDim));
+        checkRowIndices(rowIndices, rows);
+        atLeast("out", out, (long) groupHeads * rowIndices.length);
+        int count = rowIndices.length;
+        if (!nativeKernels) { // the plain-Java kernel computes each row on its own
+            valueNorms(RowPacking.gather(values, headDim, rowIndices), count, wo, firstHead, groupHeads, out);
+            return;
+        }
+        boolean packs = packingReproduces("L1", headDim, wo.modelDim(), NORM_TILE, 1,
+                (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, 1, o));
+        subset(values, rows, rowIndices, groupHeads, out, headDim, NORM_TILE, packs,
+                (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, groupHeads, o));
+    }
+
+    /**
+     * {@link #valueL2Norms(float[], int, OutputProjectionGram, int, int, float[])} for some rows only, with the
+     * whole call's bits (see {@link #valueNorms(float[], int, int[], OutputProjectionWeights, int, int, float[])}).
+     */
+    public void valueL2Norms(float[] values, int rows, int[] rowIndices, OutputProjectionGram gram, int firstHead,
+                             int groupHeads, float[] out) {
+        checkOpen();
+        if (gram == null) {
+            throw new PolicyKernelException("output-projection Gram matrices are required");
+        }
+        int headDim = gram.headDim();
+        if (!checkGroup(gram.queryHeads(), firstHead, groupHeads, rows)) {
+            return;
+        }
+        atLeast("values", values, elements("values", (long) rows * headDim));
+        checkRowIndices(rowIndices, rows);
+        atLeast("out", out, (long) groupHeads * rowIndices.length);
+        int count = rowIndices.length;
+        if (!nativeKernels) {
+            valueL2Norms(RowPacking.gather(values, headDim, rowIndices), count, gram, firstHead, groupHeads, out);
+            return;
+        }
+        boolean packs = packingReproduces("L2", headDim, groupHeads * headDim, L2_TILE, groupHeads,
+                (v, n, tile, o) -> nativeValueL2Norms(v, n, tile, gram, firstHead, groupHeads, o));
+        subset(values, rows, rowIndices, groupHeads, out, headDim, L2_TILE, packs,
+                (v, n, tile, o) -> nativeValueL2Norms(v, n, tile, gram, firstHead, groupHeads, o));
+    }
+
+    /** A native per-row kernel: {@code out [heads][n]} for {@code n} rows of {@code values} in tiles of {@code tile}. */
+    @FunctionalInterface
+    private interface RowKernel {
+        void run(float[] values, int n, int tile, float[] out);
+    }
+
+    /** Geometries for which {@link RowPacking} reproduced the whole call in this process (checked once each). */
+    private static final java.util.concurrent.ConcurrentHashMap<String, Boolean> PACKING =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * Whether a packed subset gets the whole call's bits for this geometry: a fixed pseudo-random probe of two full
+     * tiles and a 19-row tile, a subset of about 60% of its rows, compared bit for bit.
+     */
+    /** Whether {@link RowPacking} reproduced the whole call for each geometry checked so far (for tests). */
+    static java.util.Map<String, Boolean> packingChecks() {
+        return java.util.Map.copyOf(PACKING);
+    }
+
+    private static boolean packingReproduces(String kind, int headDim, int width, int tile, int heads,
+                                             RowKernel kernel) {
+        return PACKING.computeIfAbsent(kind + ":" + headDim + "x" + width, k -> {
+            int n = 2 * tile + 19;
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(0x5EED);
+            float[] v = new float[n * headDim];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (rnd.nextDouble() * 2 - 1) * (1 + (i / headDim) % 5);
+            }
+            int[] some = java.util.stream.IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray();
+            float[] whole = new float[heads * n];
+            kernel.run(v, n, Math.min(n, tile), whole);
+            int c = some.length;
+            float[] part = new float[heads * c];
+            packed(v, n, some, heads, part, headDim, tile, kernel);
+            for (int h = 0; h < heads; h++) {
+                for (int i = 0; i < c; i++) {
+                    if (Float.floatToRawIntBits(part[h * c + i]) != Float.floatToRawIntBits(whole[h * n + some[i]])) {
+                        return false;
+                    }
+                }
+            }
+            return true;
+        });
+    }
+
+    private static void subset(float[] values, int rows, int[] rowIndices, int heads, float[] out, int headDim,
+                               int tile, boolean packs, RowKernel kernel) {
+        if (packs) {
+            packed(values, rows, rowIndices, heads, out, headDim, tile, kernel);
+            return;
+        }
+        float[] all = new float[heads * rows]; // every row, as before
+        kernel.run(values, rows, Math.min(rows, tile), all);
+        int count = rowIndices.length;
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < count; i++) {
+                out[h * count + i] = all[h * rows + rowIndices[i]];
+            }
+        }
+    }
+
+    /** The subset as {@link RowPacking} lays it out: one call for the packed tiles, one per odd tail. */
+    private static void packed(float[] values, int rows, int[] rowIndices, int heads, float[] out, int headDim,
+                               int tile, RowKernel kernel) {
+        RowPacking.Plan plan = RowPacking.plan(rowIndices, rows, tile);
+        float[] byRow = new float[heads * rows]; // [head][row], filled at the wanted rows
+        scatter(plan.packed(), plan.packedTile(), values, headDim, heads, rows, byRow, kernel);
+        for (int[] tail : plan.tails()) {
+            scatter(RowPacking.tailRows(tail), tail[1], values, headDim, heads, rows, byRow, kernel);
+        }
+        int count = rowIndices.length;
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < count; i++) {
+                out[h * count + i] = byRow[h * rows + rowIndices[i]];
+            }
+        }
+    }
+
+    private static void scatter(int[] source, int tile, float[] values, int headDim, int heads, int rows,
+                                float[] byRow, RowKernel kernel) {
+        int m = source.length;
+        if (m == 0) {
+            return;
+        }
+        float[] got = new float[heads * m];
+        kernel.run(RowPacking.gather(values, headDim, source), m, Math.min(m, tile), got);
+        for (int h = 0; h < heads; h++) {
+            for (int i = 0; i < m; i++) {
+                if (source[i] >= 0) {
+                    byRow[h * rows + source[i]] = got[h * m + i];
+                }
+            }
+        }
+    }
+
+    private static void checkRowIndices(int[] rowIndices, int rows) {
+        if (rowIndices == null) {
+            throw new PolicyKernelException("row indices are required");
+        }
+        for (int i = 0; i < rowIndices.length; i++) {
+            int r = rowIndices[i];
+            if (r < 0 || r >= rows || (i > 0 && r <= rowIndices[i - 1])) {
+                throw new PolicyKernelException("row indices must be strictly ascending in [0, " + rows
+                        + "); index " + i + " holds " + r);
+            }
+        }
     }
 
     /** Frees the workspace. Idempotent. */
