@@ -108,7 +108,8 @@ class CriticalNormSubsetTest {
             for (int i = 0; i < w; i++) {
                 qpos[i] = n - w + i;
             }
-            ctx.add(new LayerContext(l, qh, d, heads, new WindowQueries(gaussian(rnd, w * qh * d, 1f), qpos), wo));
+            ctx.add(new LayerContext(l, qh, d, heads,
+                    new LayerInputs(gaussian(rnd, w * qh * d, 1f), qpos, wo.weights())));
         }
         SequenceContext context = new SequenceContext(ctx);
         List<CompressionPolicy> policies = List.of(Policies.criticalKv(), Policies.criticalAdaKv(),
