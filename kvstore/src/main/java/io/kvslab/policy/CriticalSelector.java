@@ -209,31 +209,15 @@ record CriticalSelector(double alpha, double eps, ValueNorm norm) implements Sel
         return mean;
     }
 
-    /** One head's two stages; returns the kept rows, ascending. */
+    /**
+     * One head's two stages from every row's norm (the hand-computed and bound tests' entry); returns the kept rows,
+     * ascending. The same stages as {@link #select}, which computes norms only for stage 2's candidates.
+     */
     static int[] selectHead(float[] scores, float[] norms, boolean[] prot, int budget, double alpha, double eps) {
-        int n = prot.length;
-        if (budget >= n) {
-            return RowOrder.indices(TopKSelector.filled(n));
+        if (budget >= prot.length) {
+            return RowOrder.indices(TopKSelector.filled(prot.length));
         }
-        int p = RowOrder.count(prot);
-        int free = Math.max(0, budget - p);
-        int b1 = firstStage(free, alpha);
-        boolean[] candidates = new boolean[n];
-        for (int r = 0; r < n; r++) {
-            candidates[r] = !prot[r];
-        }
-        boolean[] stage1 = RowOrder.topMask(scores, candidates, b1);
-        float[] s2 = new float[n];
-        for (int r = 0; r < n; r++) {
-            candidates[r] = !prot[r] && !stage1[r];
-            s2[r] = (float) ((scores[r] + eps) * norms[r]);
-        }
-        boolean[] stage2 = RowOrder.topMask(s2, candidates, free - b1);
-        boolean[] keep = new boolean[n];
-        for (int r = 0; r < n; r++) {
-            keep[r] = prot[r] || stage1[r] || stage2[r];
-        }
-        return RowOrder.indices(keep);
+        return stageTwo(stageOne(scores, prot, budget, alpha), scores, norms, prot, eps);
     }
 
     /** Stage-1 size for a free budget: floor(alpha * free), at least 1 when free >= 1 and alpha > 0. */
