@@ -6,6 +6,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -441,28 +445,27 @@ public final class PolicyKernels implements AutoCloseable {
     }
 
     /** Geometries for which {@link RowPacking} reproduced the whole call in this process (checked once each). */
-    private static final java.util.concurrent.ConcurrentHashMap<String, Boolean> PACKING =
-            new java.util.concurrent.ConcurrentHashMap<>();
+    private static final ConcurrentHashMap<String, Boolean> PACKING = new ConcurrentHashMap<>();
+
+    /** Whether {@link RowPacking} reproduced the whole call for each geometry checked so far (for tests). */
+    static Map<String, Boolean> packingChecks() {
+        return Map.copyOf(PACKING);
+    }
 
     /**
      * Whether a packed subset gets the whole call's bits for this geometry: a fixed pseudo-random probe of two full
      * tiles and a 19-row tile, a subset of about 60% of its rows, compared bit for bit.
      */
-    /** Whether {@link RowPacking} reproduced the whole call for each geometry checked so far (for tests). */
-    static java.util.Map<String, Boolean> packingChecks() {
-        return java.util.Map.copyOf(PACKING);
-    }
-
     private static boolean packingReproduces(String kind, int headDim, int width, int tile, int heads,
                                              RowKernel kernel) {
         return PACKING.computeIfAbsent(kind + ":" + headDim + "x" + width, k -> {
             int n = 2 * tile + 19;
-            java.util.SplittableRandom rnd = new java.util.SplittableRandom(0x5EED);
+            SplittableRandom rnd = new SplittableRandom(0x5EED);
             float[] v = new float[n * headDim];
             for (int i = 0; i < v.length; i++) {
                 v[i] = (float) (rnd.nextDouble() * 2 - 1) * (1 + (i / headDim) % 5);
             }
-            int[] some = java.util.stream.IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray();
+            int[] some = IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray();
             float[] whole = new float[heads * n];
             kernel.run(v, n, Math.min(n, tile), whole);
             int c = some.length;
