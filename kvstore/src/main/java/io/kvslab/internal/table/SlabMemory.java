@@ -109,7 +109,12 @@ final class SlabMemory {
             throw new KvSlabException("the OS refused to map a slab of " + bytes + " bytes (out of memory)");
         }
         if (aligned) {
-            address = alignToHugePages(address, mapped, huge);
+            try {
+                address = alignToHugePages(address, mapped, huge);
+            } catch (KvSlabException e) {
+                unmapQuietly(address, span);   // whatever part of the fresh mapping is left, nobody holds it
+                throw e;
+            }
         }
         if (MMAP == null) {
             MemorySegment.ofAddress(address).reinterpret(bytes).fill((byte) 0);   // malloc does not zero
@@ -147,6 +152,15 @@ final class SlabMemory {
             throw new KvSlabException("trimming a slab mapping to a huge-page boundary failed: " + t);
         }
         return start;
+    }
+
+    /** Best-effort munmap of a failed fresh mapping (munmap of an already unmapped range is harmless). */
+    private static void unmapQuietly(long address, long bytes) {
+        try {
+            int ignored = (int) MUNMAP.invokeExact(address, bytes);
+        } catch (Throwable t) {
+            // the mapping failure is what the caller reports
+        }
     }
 
     /** Returns a segment from {@link #map} to the OS; the segment must not be used afterwards. */
