@@ -63,6 +63,11 @@ final class ParkedBlocks extends ParkedBlocksFields {
         }
     }
 
+    /** Takes the lock if it is free, else returns false at once (one compare-and-set). */
+    boolean tryLock() {
+        return LOCK.compareAndSet(this, 0, 1);
+    }
+
     /** Gives the lock back: a release store, so the next holder sees every change made under it. */
     void unlock() {
         LOCK.setRelease(this, 0);

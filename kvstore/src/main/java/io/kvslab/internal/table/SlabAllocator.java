@@ -68,7 +68,8 @@ import java.util.List;
  * ({@link BlockIds}, spread so that ids taken one after the other sit on different cache lines), addresses and
  * segments are read lock-free, and a single-block {@code release} that frees a block parks it in a
  * per-thread-stripe cache ({@link ParkedBlocks}: a bounded number of stripes chosen by thread id, so virtual threads
- * share them instead of each owning one, each behind a one-word spin lock) from which the next single-block
+ * share them instead of each owning one, each behind a one-word spin lock; a thread that finds its stripe held by
+ * another moves on to the next one, so two threads meet on a stripe once, not on every call) from which the next single-block
  * {@code allocate}, or small bulk {@code allocate(long[], k, v)} (an append's call), of that stripe takes it again.
  * A stripe that runs empty is refilled, and one that runs full is half flushed, {@link #REFILL} blocks at a time in
  * one monitor entry, as a thread cache's magazines are; a refill takes only free slots of slabs already in use, so it
@@ -90,6 +91,8 @@ public final class SlabAllocator implements AutoCloseable {
     static final int PARKED_PER_STRIPE = 32;
     /** Blocks a stripe's slow path moves at once: taken from slabs when it is empty, returned when it is full. */
     static final int REFILL = PARKED_PER_STRIPE / 2;
+    /** Thread-id slots that each remember a stripe (a power of two, more than the stripes so that ids collide rarely). */
+    private static final int SLOTS = 256;
 
     /** The generation half of a handle or state word. */
     private static final long GENERATION_BITS = 0xFFFFFFFF_00000000L;
@@ -120,6 +123,13 @@ public final class SlabAllocator implements AutoCloseable {
     /** Parked-block stripes, each with a stack per size class. */
     private final ParkedBlocks[] stripes;
     private final int stripeMask;
+    /**
+     * The stripe each thread-id slot uses ({@code threadId & (SLOTS - 1)}): at first {@code slot & stripeMask}, moved
+     * on by a thread that finds its stripe locked, so that two threads whose ids fall on one stripe part after their
+     * first collision instead of sharing a lock for good. Racy on purpose: a lost or stale write only costs another
+     * collision, and any thread may use any stripe.
+     */
+    private final int[] stripeOfSlot = new int[SLOTS];
     private int idsIssued;
     private int[] freeIds = new int[1024];
     private int freeIdCount;
@@ -217,6 +227,9 @@ public final class SlabAllocator implements AutoCloseable {
         for (int i = 0; i < stripes.length; i++) {
             stripes[i] = new ParkedBlocks(PARKED_PER_STRIPE, classBytes[0], classes == 1 ? 0 : classBytes[1]);
         }
+        for (int i = 0; i < SLOTS; i++) {
+            stripeOfSlot[i] = i & stripeMask;
+        }
     }
 
     /** Bytes of a K block (of every block when the allocator has one size class). */
@@ -290,8 +303,7 @@ public final class SlabAllocator implements AutoCloseable {
     long allocate(int sizeClass) {
         ensureOpen();
         int c = index(sizeClass);
-        ParkedBlocks stripe = stripe();
-        stripe.lock();
+        ParkedBlocks stripe = lockedStripe();
         long h = stripe.poll(c);
         stripe.unlock();
         if (h == 0) {
@@ -362,8 +374,7 @@ public final class SlabAllocator implements AutoCloseable {
     private boolean takeParked(long[] out, int keyBlocks, int valueBlocks) {
         int v = index(VALUE_CLASS);
         int n = keyBlocks + valueBlocks;
-        ParkedBlocks stripe = stripe();
-        stripe.lock();
+        ParkedBlocks stripe = lockedStripe();
         boolean ok = v == KEY_CLASS ? stripe.count(KEY_CLASS) >= n
                 : stripe.count(KEY_CLASS) >= keyBlocks && stripe.count(v) >= valueBlocks;
         if (ok) {
@@ -397,13 +408,12 @@ public final class SlabAllocator implements AutoCloseable {
         int v = index(VALUE_CLASS);
         int n = keyBlocks + valueBlocks;
         boolean small = n <= REFILL;
-        ParkedBlocks stripe = stripe();
+        ParkedBlocks stripe = small ? lockedStripe() : stripe();
         // blocks taken from the stripe: out[0 .. keyFromStripe) and out[keyBlocks .. keyBlocks + valueFromStripe)
         // (with one class, every block is class 0 and only the first run is used)
         int keyFromStripe = 0;
         int valueFromStripe = 0;
         if (small) {
-            stripe.lock();
             try {
                 int keys = v == KEY_CLASS ? n : keyBlocks;
                 while (keyFromStripe < keys && stripe.count(KEY_CLASS) > 0) {
@@ -534,8 +544,7 @@ public final class SlabAllocator implements AutoCloseable {
             poison(id);
         }
         int c = classBytes.length == 1 ? KEY_CLASS : slabTable[ids.slab(id)].sizeClass;
-        ParkedBlocks stripe = stripe();
-        stripe.lock();
+        ParkedBlocks stripe = lockedStripe();
         boolean ok = stripe.offer(c, parked);
         stripe.unlock();
         if (!ok) {
@@ -884,9 +893,33 @@ public final class SlabAllocator implements AutoCloseable {
 
     // ---- internals ----
 
-    /** This thread's stripe: by thread id, so a virtual thread keeps its stripe whichever carrier runs it. */
-    private ParkedBlocks stripe() {
-        return stripes[(int) Thread.currentThread().threadId() & stripeMask];
+    /**
+     * This thread's stripe: by thread id (through {@link #stripeOfSlot}), so a virtual thread keeps its stripe
+     * whichever carrier runs it.
+     */
+    ParkedBlocks stripe() {
+        return stripes[stripeIndexOf(Thread.currentThread())];
+    }
+
+    /** The stripe {@code thread} uses now (tests). */
+    int stripeIndexOf(Thread thread) {
+        return stripeOfSlot[(int) thread.threadId() & (SLOTS - 1)];
+    }
+
+    /**
+     * This thread's stripe, locked. A thread that finds it held by another moves its slot on to the next stripe for
+     * its later calls (then waits for this one): two threads that keep meeting on one stripe (ids a multiple of the
+     * stripe count apart) paid 5-20x per block in {@code bench alloc}; after one collision they use two stripes.
+     */
+    private ParkedBlocks lockedStripe() {
+        int slot = (int) Thread.currentThread().threadId() & (SLOTS - 1);
+        int s = stripeOfSlot[slot];
+        ParkedBlocks stripe = stripes[s];
+        if (!stripe.tryLock()) {
+            stripeOfSlot[slot] = (s + 1) & stripeMask;
+            stripe.lock();
+        }
+        return stripe;
     }
 
     private void ensureOpen() {

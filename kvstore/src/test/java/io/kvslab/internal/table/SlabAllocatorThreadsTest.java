@@ -358,6 +358,49 @@ class SlabAllocatorThreadsTest {
     }
 
     /** Writes the handle into every word of its block: a block handed to two owners would be overwritten. */
+    /**
+     * Two threads whose ids fall on one stripe (ids a multiple of the stripe count apart) used to share its lock for
+     * good; now the one that finds it held moves on to another stripe, and the block it frees there is handed out
+     * again and counted exactly.
+     */
+    @Test
+    void aThreadThatFindsItsStripeHeldMovesToAnother() throws Exception {
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 16 * BLOCK, Long.MAX_VALUE)) {
+            int mine = a.stripeIndexOf(Thread.currentThread());
+            long[] got = new long[3];
+            Runnable work = () -> {
+                got[0] = a.allocate();
+                got[2] = a.release(got[0]);   // 0: parked in the stripe it moved to
+                got[1] = a.allocate();
+            };
+            Thread colliding = Thread.ofPlatform().unstarted(work);
+            for (int tries = 0; tries < 10_000 && a.stripeIndexOf(colliding) != mine; tries++) {
+                colliding = Thread.ofPlatform().unstarted(work);   // thread ids only grow: one lands on this stripe
+            }
+            assertEquals(mine, a.stripeIndexOf(colliding), "a thread whose id falls on this thread's stripe");
+            ParkedBlocks held = a.stripe();
+            held.lock();
+            try {
+                colliding.start();
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (a.stripeIndexOf(colliding) == mine && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
+                assertNotEquals(mine, a.stripeIndexOf(colliding), "the waiting thread moved its slot on");
+            } finally {
+                held.unlock();
+            }
+            colliding.join(10_000);
+            assertFalse(colliding.isAlive());
+            assertEquals(0, got[2]);
+            assertEquals((int) got[0], (int) got[1], "the block it freed on its new stripe is handed out again");
+            assertNotEquals(got[0], got[1], "under a new generation");
+            assertEquals(1, a.liveBlocks());
+            assertEquals(mine, a.stripeIndexOf(Thread.currentThread()), "the holder's stripe did not move");
+            assertEquals(1, a.closeAndCountLive());
+        }
+    }
+
     private static void stamp(SlabAllocator a, long h) {
         MemorySegment s = a.segment(h);
         for (long off = 0; off < BLOCK; off += 8) {
