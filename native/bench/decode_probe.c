@@ -4,8 +4,14 @@
  * ratio of medians (decode GB/s / probe GB/s). A config is "lib.so[:tpb[:flags]]": tokens per block (default 32)
  * and flags h = the KV arena madvise(MADV_HUGEPAGE)d (transparent huge pages; the machine's THP mode is
  * "madvise", so without it a 16 KiB block costs 4 page translations), p = the probe buffer likewise (for the
- * "probe with huge pages" row, use a config's p with a separate run). Layout as decode_ab.c: Llama-3-8B geometry,
- * blocks in order (block, head), K and V blocks alternating in one page-aligned arena. */
+ * "probe with huge pages" row, use a config's p with a separate run), c = each head's blocks contiguous (all its K
+ * blocks in order, then all its V blocks) instead of the default layout as decode_ab.c: Llama-3-8B geometry, blocks
+ * in order (block, head), K and V blocks alternating in one page-aligned arena. The default is what the store gives
+ * a sequence appended token by token (a head's consecutive blocks ~16 blocks apart); a chunked append (as
+ * DecodeAttentionBench's 1024-token appendChunk fill) gives runs of contiguous blocks per head, closer to c.
+ * Besides wall-clock medians it prints each config's minimum, its process CPU time per call (all threads: time the
+ * loaded machine takes the cores away is not counted, so CPU-time ratios are the steadier A/B) and how much of its
+ * arena the kernel really backed with huge pages (THP falls back to 4 KiB pages silently). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -20,6 +26,8 @@ typedef int32_t (*decode_fn)(int32_t, int32_t, int32_t, int32_t, int32_t, int32_
                              const int64_t*, const int64_t*, const int64_t*, float, float*, float*, int32_t);
 typedef double (*probe_fn)(const void*, int64_t, int32_t);
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+/* process CPU time: all threads' run time, so time a loaded machine takes the core away is not counted */
+static double cpu(void) { struct timespec t; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmpd(const void* a, const void* b) { double x = *(double*)a, y = *(double*)b; return x < y ? -1 : x > y; }
 static int64_t rowbytes(int dt, int D) { return dt == 0 ? 4 * D : dt <= 2 ? 2 * D : dt == 3 ? D / 32 * 34 : D / 32 * 18; }
 
@@ -32,7 +40,27 @@ static char* map(size_t bytes, int huge) {
     return q;
 }
 
-typedef struct { decode_fn f; int br; int64_t *kb, *vb, *off, *len; float* out; double* t; const char* name; } cfg;
+/* kB of [p, p + bytes) backed by transparent huge pages (AnonHugePages of the mappings it overlaps), so a config
+ * whose huge pages were refused (fragmented memory: THP falls back to 4 KiB pages silently) shows it */
+static long huge_kb(const char* p, size_t bytes) {
+    FILE* f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    long kb = 0;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2) { /* a mapping's header line; field lines do not parse */
+            in = a < (uintptr_t)p + bytes && b > (uintptr_t)p;
+        } else if (in && strncmp(line, "AnonHugePages:", 14) == 0) {
+            kb += atol(line + 14);
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+typedef struct { decode_fn f; int br; int64_t *kb, *vb, *off, *len; float* out; double *t, *ct; const char* name; char* arena; size_t bytes; } cfg;
 
 int main(int argc, char** argv) {
     if (argc < 7) { fprintf(stderr, "decode_probe dtype ctx threads rounds steps [P]lib[:tpb[:h]] ...\n"); return 1; }
@@ -49,12 +77,12 @@ int main(int argc, char** argv) {
         char spec[512];
         strcpy(spec, argv[6 + i]);
         char* colon = strchr(spec, ':');
-        int br = 32, huge = 0;
+        int br = 32, huge = 0, contig = 0;
         if (colon) {
             *colon = 0;
             br = atoi(colon + 1);
             char* c2 = strchr(colon + 1, ':');
-            if (c2) { huge = strchr(c2, 'h') != NULL; probe_huge |= strchr(c2, 'p') != NULL; }
+            if (c2) { huge = strchr(c2, 'h') != NULL; contig = strchr(c2, 'c') != NULL; probe_huge |= strchr(c2, 'p') != NULL; }
         }
         void* h = dlopen(spec, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
         if (!h) { fprintf(stderr, "%s\n", dlerror()); return 1; }
@@ -65,9 +93,17 @@ int main(int argc, char** argv) {
         int64_t nb = (ctx + br - 1) / br;
         size_t bbytes = (size_t)br * rb, total = bbytes * 2 * nb * n_kv;
         char* arena = map(total, huge);
+        c[i].arena = arena;
+        c[i].bytes = total;
         c[i].kb = malloc(8 * nb * n_kv);
         c[i].vb = malloc(8 * nb * n_kv);
         size_t pos = 0;
+        if (contig) { /* every head's K blocks in order, then its V blocks */
+            for (int hh = 0; hh < n_kv; hh++) {
+                for (int64_t b = 0; b < nb; b++) { c[i].kb[hh * nb + b] = (int64_t)(intptr_t)(arena + pos); pos += bbytes; }
+                for (int64_t b = 0; b < nb; b++) { c[i].vb[hh * nb + b] = (int64_t)(intptr_t)(arena + pos); pos += bbytes; }
+            }
+        } else
         for (int64_t b = 0; b < nb; b++)
             for (int hh = 0; hh < n_kv; hh++) {
                 c[i].kb[hh * nb + b] = (int64_t)(intptr_t)(arena + pos); pos += bbytes;
@@ -94,6 +130,7 @@ int main(int argc, char** argv) {
         for (int hh = 0; hh < n_kv; hh++) c[i].len[hh] = ctx;
         c[i].out = malloc(4 * n_kv * G * D);
         c[i].t = malloc(8 * reps);
+        c[i].ct = malloc(8 * reps);
     }
     const size_t pbytes = (size_t)1 << 30;
     char* pbuf = map(pbytes, probe_huge);
@@ -110,20 +147,23 @@ int main(int argc, char** argv) {
         for (int k = 0; k < nc; k++) {
             int i = (k + r) % nc;
             t0 = now();
+            double c0 = cpu();
             for (int s = 0; s < steps; s++)
                 c[i].f(n_kv, G, D, dtype, dtype, c[i].br, q, c[i].kb, c[i].vb, c[i].off, c[i].len, 0.088f, c[i].out, NULL, thr);
             c[i].t[r] = (now() - t0) / steps;
+            c[i].ct[r] = (cpu() - c0) / steps;
         }
     }
     qsort(pt, reps, 8, cmpd);
     double pgb = pbytes / 1e9 / pt[reps / 2];
     printf("probe%s thr=%d median %.2f ms/GiB %.2f GB/s p25-p75 %.2f-%.2f\n", probe_huge ? "(THP)" : "", thr,
            pt[reps / 2] * 1e3, pgb, pbytes / 1e9 / pt[3 * reps / 4], pbytes / 1e9 / pt[reps / 4]);
-    double gb = 2.0 * ctx * n_kv * rb / 1e9, m0 = 0;
+    double gb = 2.0 * ctx * n_kv * rb / 1e9, m0 = 0, cm0 = 0;
     for (int i = 0; i < nc; i++) {
         qsort(c[i].t, reps, 8, cmpd);
-        double m = c[i].t[reps / 2];
-        if (i == 0) m0 = m;
+        qsort(c[i].ct, reps, 8, cmpd);
+        double m = c[i].t[reps / 2], cm = c[i].ct[reps / 2];
+        if (i == 0) { m0 = m; cm0 = cm; }
         double diff = 0, mx = 0;
         for (int k = 0; k < n_kv * G * D; k++) {
             double e = c[i].out[k] - c[0].out[k], a = c[0].out[k];
@@ -135,6 +175,9 @@ int main(int argc, char** argv) {
         printf("dtype=%d ctx=%d thr=%d %-34s median %8.1f us %6.2f GB/s vs probe %.3f  time vs first %.3f  p25-p75 %.0f-%.0f  bitwise_vs_first=%d maxdiff/maxabs %.1e\n",
                dtype, ctx, thr, c[i].name, m * 1e6, gb / m, gb / m / pgb, m / m0, c[i].t[reps / 4] * 1e6,
                c[i].t[3 * reps / 4] * 1e6, memcmp(c[i].out, c[0].out, 4 * n_kv * G * D) == 0, diff / (mx > 0 ? mx : 1));
+        printf("    %-34s KV %zu MiB, %ld MiB in huge pages\n", c[i].name, c[i].bytes >> 20, huge_kb(c[i].arena, c[i].bytes) >> 10);
+        printf("    %-34s min %8.1f us (vs first's min %.3f)  cpu median %8.1f us (vs first %.3f)\n", c[i].name,
+               c[i].t[0] * 1e6, c[i].t[0] / c[0].t[0], cm * 1e6, cm / cm0);
     }
     return 0;
 }

@@ -65,6 +65,15 @@ public class DecodeAttentionBench {
     @Param({"32"})
     public int tokensPerBlock;
 
+    /**
+     * Tokens per append while filling: 1024 (one prefill chunk after another) or 1 (token by token, as generation
+     * appends). The slabs place them differently: a 1024-token chunk gives each KV head runs of consecutive blocks,
+     * while token-by-token appends allocate every (KV head) block at the same moment, so one head's consecutive
+     * blocks lie ~16 blocks apart (docs/benchmarks.md, `tpb` section).
+     */
+    @Param({"1024"})
+    public int appendTokens;
+
     private KvStore store;
     private Sequence sequence;
     private Attention attention;
@@ -93,15 +102,25 @@ public class DecodeAttentionBench {
             k[i] = (float) rnd.nextDouble(-1, 1);
             v[i] = (float) rnd.nextDouble(-1, 1);
         }
-        for (int done = 0; done < context; done += chunk) {
-            int n = Math.min(chunk, context - done);
-            long[] positions = new long[n];
-            for (int i = 0; i < n; i++) {
-                positions[i] = done + i;
+        if (appendTokens < 1 || appendTokens > chunk) {
+            throw new IllegalArgumentException("appendTokens must be in [1, " + chunk + "], got " + appendTokens);
+        }
+        int rowFloats = KV_HEADS * HEAD_DIM;
+        for (int done = 0; done < context; ) {
+            int from = done % chunk;   // rows of the random chunk, over and over
+            int n = Math.min(Math.min(appendTokens, context - done), chunk - from);
+            float[] kn = n == chunk ? k : Arrays.copyOfRange(k, from * rowFloats, (from + n) * rowFloats);
+            float[] vn = n == chunk ? v : Arrays.copyOfRange(v, from * rowFloats, (from + n) * rowFloats);
+            if (n == 1) {
+                sequence.append(0, kn, vn, done);
+            } else {
+                long[] positions = new long[n];
+                for (int i = 0; i < n; i++) {
+                    positions[i] = done + i;
+                }
+                sequence.appendChunk(0, kn, vn, positions);
             }
-            int floats = n * KV_HEADS * HEAD_DIM;
-            sequence.appendChunk(0, n == chunk ? k : Arrays.copyOf(k, floats), n == chunk ? v : Arrays.copyOf(v, floats),
-                    positions);
+            done += n;
         }
         attention = Attention.create(threads);
         q = new float[QUERY_HEADS * HEAD_DIM];
