@@ -198,8 +198,9 @@ final class LongContextRun {
 
     /**
      * One token: the generator's f16 tables viewed in place ({@link StructuredKv#keysF16View}), so the store's copy
-     * into its blocks is the only copy of the rows; a token with a sink or heavy-hitter key row (about one in 128 per
-     * layer with the default shape) and a chunk of several tokens are written into {@link #kh} / {@link #vh} first.
+     * into its blocks is the only copy of the rows; a token with a sink or heavy-hitter key row in some head (one in
+     * 1024 per head with the default shape: about one token in 128 per layer with 8 KV heads) and a chunk of several
+     * tokens are written into {@link #kh} / {@link #vh} first.
      */
     private void appendF16(Sequence s, int l, int n, long[] pos) {
         if (n == 1) {

@@ -88,7 +88,7 @@ public final class StructuredKv {
      * its head 0 row starts, without a wrap.
      */
     private volatile short[][] f16Tables;
-    /** {@link #f16Tables} as heap segments, for {@link #keysF16View} / {@link #valuesF16View}. */
+    /** {@link #f16Tables} as read-only heap segments, for {@link #keysF16View} / {@link #valuesF16View}. */
     private volatile MemorySegment[] f16Segments;
     /** Key table rows between streams s and s + 1 (s = layer * kvHeads + kvHead) at one position. */
     private final int lag;
@@ -286,7 +286,7 @@ public final class StructuredKv {
      * One token's keys for every KV head of {@code layer}, as an f16 {@code [1, kvHeads, headDim]} view of the
      * generator's own f16 table (no copy: the rows {@link #keysF16} would write, in place), or null when the token is
      * a sink or a heavy hitter of some head (those rows are the table's plus a scaled direction and exist nowhere in
-     * memory: write them with {@link #keysF16}). The view is read-only data the store copies from.
+     * memory: write them with {@link #keysF16}). The view's segment is read-only (it is the generator's table).
      */
     public KvTensor keysF16View(long salt, int layer, long position) {
         if (isSink(position)) {
@@ -347,7 +347,8 @@ public final class StructuredKv {
         MemorySegment[] s = f16Segments;
         if (s == null) {
             short[][] t = f16Tables();
-            s = new MemorySegment[] {MemorySegment.ofArray(t[0]), MemorySegment.ofArray(t[1])};
+            s = new MemorySegment[] {MemorySegment.ofArray(t[0]).asReadOnly(),
+                    MemorySegment.ofArray(t[1]).asReadOnly()};
             f16Segments = s;
         }
         return s;

@@ -236,6 +236,7 @@ class StructuredKvTest {
                         structured |= gen.isHeavyHitter(layer, h, p);
                     }
                     assertEquals(structured, k == null, "key view at position " + p);
+                    assertTrue(v.data().isReadOnly() && (k == null || k.data().isReadOnly()), "views are read-only");
                     nulls += k == null ? 1 : 0;
                     views += k == null ? 0 : 1;
                     for (int h = 0; h < heads; h++) {
