@@ -46,9 +46,10 @@ final class LongContextRun {
     private float[] k = new float[0];   // one chunk's generated rows, reused while the chunk size stays
     private float[] v = new float[0];
     /**
-     * Whether both sides are stored as f16: then the rows are generated as f16 ({@link StructuredKv#keysF16}) and
-     * handed to the store as f16 tensors, which it copies without a conversion (the same bytes the float path
-     * stores: the generator rounds exactly as the store's f32-to-f16 conversion does).
+     * Whether both sides are stored as f16: then the rows are handed to the store as f16 tensors, views of the
+     * generator's f16 tables ({@link StructuredKv#keysF16View}) or rows written as f16 ({@link StructuredKv#keysF16}),
+     * which it copies without a conversion (the same bytes the float path stores: the generator rounds exactly as
+     * the store's f32-to-f16 conversion does).
      */
     private final boolean f16;
     private short[] kh = new short[0];
@@ -195,7 +196,23 @@ final class LongContextRun {
         appendNs += System.nanoTime() - t0;
     }
 
+    /**
+     * One token: the generator's f16 tables viewed in place ({@link StructuredKv#keysF16View}), so the store's copy
+     * into its blocks is the only copy of the rows; a token with a sink or heavy-hitter key row in some head (one in
+     * 1024 per head with the default shape: about one token in 128 per layer with 8 KV heads) and a chunk of several
+     * tokens are written into {@link #kh} / {@link #vh} first.
+     */
     private void appendF16(Sequence s, int l, int n, long[] pos) {
+        if (n == 1) {
+            KvTensor keys = gen.keysF16View(0, l, pos[0]);
+            if (keys != null) {
+                KvTensor values = gen.valuesF16View(0, l, pos[0]);
+                long t0 = System.nanoTime();
+                s.append(l, keys, values, pos[0]);
+                appendNs += System.nanoTime() - t0;
+                return;
+            }
+        }
         if (kh.length != n * width) {
             kh = new short[n * width];
             vh = new short[n * width];

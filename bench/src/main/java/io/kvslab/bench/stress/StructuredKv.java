@@ -1,7 +1,10 @@
 package io.kvslab.bench.stress;
 
+import io.kvslab.DType;
 import io.kvslab.KvLayout;
+import io.kvslab.KvTensor;
 
+import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 
 /**
@@ -28,6 +31,17 @@ import java.util.SplittableRandom;
  * {@link #valuesF16} write the same rows already rounded to f16 ({@code Float.floatToFloat16} of every element
  * of {@link #keys} / {@link #values}), copied from f16 copies of the tables: a writer that stores f16 hands the
  * store its rows without a conversion per element.
+ *
+ * <p><b>Layout of one token's rows.</b> The (layer, KV head) streams read the key table at fixed lags of
+ * {@link #lag()} rows from each other: stream {@code s = layer * kvHeads + kvHead} at position p reads table row
+ * {@code base + p + s * lag} (mod the period), and one token's value rows are consecutive slices of the noise table
+ * (stream s at {@code start(p) + s * headDim}, mod the table). So one token's {@code [kvHeads, headDim]} rows of a
+ * layer lie in the f16 tables at fixed strides, and {@link #keysF16View} / {@link #valuesF16View} hand them to the
+ * store in place, without a copy into a staging buffer. The lag is at least the low-pass filter's support, so the
+ * streams' keys at one position are uncorrelated, as with independent tables. (Before, each stream started at an
+ * independent hash: the streams also read one table at lags, random ones, so a token's 256 key rows (Llama-3-8B) were
+ * spread over the whole 16 MiB f16 table; chained, they lie in a window of {@code streams x lag} rows, 4 MiB, that
+ * slides by one row per token, and a row stream s + 1 read is read by stream s {@code lag} tokens later.)
  */
 public final class StructuredKv {
     /** Structure parameters (logits are in units of the softmax temperature, i.e. after the 1/sqrt(d) scale). */
@@ -67,8 +81,17 @@ public final class StructuredKv {
     private final float[] white;
     /** Unit vector u per (layer, KV head), flattened [layer][kvHead][dim]. */
     private final float[] direction;
-    /** {@link #smooth} and {@link #white} as f16 bits, built on the first f16 write ({@link #keysF16}). */
+    /**
+     * {@link #smooth} and {@link #white} as f16 bits, built on the first f16 write ({@link #keysF16}); the key table
+     * is followed by its first {@code (kvHeads - 1) * lag} rows again, and the noise table by its first
+     * {@code kvHeads * headDim} values, so that a token's rows of every head of a layer lie at one stride from where
+     * its head 0 row starts, without a wrap.
+     */
     private volatile short[][] f16Tables;
+    /** {@link #f16Tables} as read-only heap segments, for {@link #keysF16View} / {@link #valuesF16View}. */
+    private volatile MemorySegment[] f16Segments;
+    /** Key table rows between streams s and s + 1 (s = layer * kvHeads + kvHead) at one position. */
+    private final int lag;
     private final float sinkScale;
     private final float heavyScale;
     private final float localScale;
@@ -82,12 +105,17 @@ public final class StructuredKv {
         this.seed = seed;
         this.shape = shape;
         SplittableRandom rnd = new SplittableRandom(seed);
-        this.white = new float[TABLE + dim];
+        // One token's kvHeads value rows start anywhere in [0, TABLE): the table continues with its first rows.
+        this.white = new float[TABLE + kvHeads * dim];
         for (int i = 0; i < TABLE; i++) {
             white[i] = (float) rnd.nextGaussian();
         }
-        System.arraycopy(white, 0, white, TABLE, dim);
-        this.smooth = lowPass(rnd, Math.max(1, shape.localWidth() / 4), dim);
+        for (int i = TABLE; i < white.length; i++) {
+            white[i] = white[i - TABLE];
+        }
+        int radius = Math.max(1, shape.localWidth() / 4);
+        this.smooth = lowPass(rnd, radius, dim);
+        this.lag = lag(radius, layers * kvHeads);
         this.direction = new float[layers * kvHeads * dim];
         for (int d = 0; d < layers * kvHeads; d++) {
             double norm = 0;
@@ -136,6 +164,23 @@ public final class StructuredKv {
             }
         }
         return out;
+    }
+
+    /**
+     * The lag between consecutive (layer, KV head) streams' rows of the key table: the smallest power of two above
+     * the support of {@link #lowPass}'s filter (three boxes of {@code 2 radius + 1} taps: {@code 6 radius + 1}), so two
+     * streams' keys at one position share no filtered noise sample (their correlation is 0), but at most
+     * {@code PERIOD / streams}, so every stream's lag stays distinct within one period (for Llama-3-8B: 64 rows,
+     * 256 streams, 16,384 of the 65,536 rows).
+     */
+    static int lag(int radius, int streams) {
+        int lag = Integer.highestOneBit(6 * radius) << 1;   // > 6 radius, i.e. >= 6 radius + 1
+        return Math.max(1, Math.min(lag, PERIOD / streams));
+    }
+
+    /** Key table rows between streams s and s + 1 (s = layer * kvHeads + kvHead) at one position. */
+    int lag() {
+        return lag;
     }
 
     /** Columns staged per batch of {@link #lowPass}: 16 floats, one 64-byte cache line of a table row. */
@@ -233,11 +278,37 @@ public final class StructuredKv {
         short[] table = f16Tables()[1];
         int width = kvHeads * dim;
         for (int t = 0; t < positions.length; t++) {
-            for (int h = 0; h < kvHeads; h++) {
-                int start = (int) (mix(seed ^ salt ^ 0x7A1DEL, layer, h, positions[t]) & MASK);
-                System.arraycopy(table, start, v, t * width + h * dim, dim);
+            System.arraycopy(table, valueStart(salt, layer, positions[t]), v, t * width, width);
+        }
+    }
+
+    /**
+     * One token's keys for every KV head of {@code layer}, as an f16 {@code [1, kvHeads, headDim]} view of the
+     * generator's own f16 table (no copy: the rows {@link #keysF16} would write, in place), or null when the token is
+     * a sink or a heavy hitter of some head (those rows are the table's plus a scaled direction and exist nowhere in
+     * memory: write them with {@link #keysF16}). The view's segment is read-only (it is the generator's table).
+     */
+    public KvTensor keysF16View(long salt, int layer, long position) {
+        if (isSink(position)) {
+            return null;
+        }
+        for (int h = 0; h < kvHeads; h++) {
+            if (isHeavyHitter(layer, h, position)) {
+                return null;
             }
         }
+        long row = (keyBase(salt, layer, 0) + position) & PERIOD_MASK;
+        MemorySegment table = f16Segments()[0].asSlice(row * dim * Short.BYTES);
+        return new KvTensor(table, DType.F16, 1, kvHeads, dim, (long) kvHeads * dim, (long) lag * dim, 1);
+    }
+
+    /**
+     * One token's values for every KV head of {@code layer}, as an f16 {@code [1, kvHeads, headDim]} view of the
+     * generator's f16 noise table: the rows {@link #valuesF16} would write, in place (no copy).
+     */
+    public KvTensor valuesF16View(long salt, int layer, long position) {
+        MemorySegment table = f16Segments()[1].asSlice((long) valueStart(salt, layer, position) * Short.BYTES);
+        return new KvTensor(table, DType.F16, 1, kvHeads, dim, (long) kvHeads * dim, dim, 1);
     }
 
     /** {@link #keyRow} rounded to f16 bits: a copy of the f16 table, or for a sink or heavy hitter the float row rounded. */
@@ -254,14 +325,33 @@ public final class StructuredKv {
         System.arraycopy(f16Tables()[0], start, dst, off, dim);
     }
 
-    /** {smooth, white} rounded to f16, built once (racing builders compute the same arrays). */
+    /**
+     * {smooth followed by its first (kvHeads - 1) * lag rows, white} rounded to f16, built once (racing builders
+     * compute the same arrays).
+     */
     private short[][] f16Tables() {
         short[][] t = f16Tables;
         if (t == null) {
-            t = new short[][] {toF16(smooth), toF16(white)};
+            short[] keys = new short[(PERIOD + (kvHeads - 1) * lag) * dim];
+            for (int i = 0; i < smooth.length; i++) {
+                keys[i] = Float.floatToFloat16(smooth[i]);
+            }
+            System.arraycopy(keys, 0, keys, smooth.length, keys.length - smooth.length);
+            t = new short[][] {keys, toF16(white)};
             f16Tables = t;
         }
         return t;
+    }
+
+    private MemorySegment[] f16Segments() {
+        MemorySegment[] s = f16Segments;
+        if (s == null) {
+            short[][] t = f16Tables();
+            s = new MemorySegment[] {MemorySegment.ofArray(t[0]).asReadOnly(),
+                    MemorySegment.ofArray(t[1]).asReadOnly()};
+            f16Segments = s;
+        }
+        return s;
     }
 
     private static short[] toF16(float[] a) {
@@ -287,14 +377,26 @@ public final class StructuredKv {
 
     /** One value row into {@code dst[off .. off + headDim)}. */
     public void valueRow(long salt, int layer, int kvHead, long position, float[] dst, int off) {
-        int start = (int) (mix(seed ^ salt ^ 0x7A1DEL, layer, kvHead, position) & MASK);
-        System.arraycopy(white, start, dst, off, dim);
+        System.arraycopy(white, valueStart(salt, layer, position) + kvHead * dim, dst, off, dim);
+    }
+
+    /**
+     * Where one token's value rows of a layer start in the noise table (head h's row is {@code h * dim} further): the
+     * token's rows of all layers are one slice from a hashed start, layer after layer, wrapped per layer.
+     */
+    private int valueStart(long salt, int layer, long position) {
+        return (int) ((mix(seed ^ salt ^ 0x7A1DEL, -1L, -1L, position) + (long) layer * kvHeads * dim) & MASK);
     }
 
     /**
      * The query of the token at {@code position} for every query head of a layer, {@code float[queryHeads * dim]}.
      * Query head j of a GQA group reads its slice a little further back (2j positions), so heads of one group peak
      * at slightly different distances, and weighs the sink direction a little differently.
+     *
+     * <p>The slice of the key table is taken orthogonal to the sink direction u: its chance overlap with u
+     * ({@code row . u}, about N(0, 1)) would otherwise add {@code sinkScale x localScale x (row . u) / sqrt(dim)}
+     * to the logit of every sink and heavy hitter of the head, a shift with a standard deviation of 2.8 logits for
+     * the realistic shape, so one query's sinks could sit anywhere from logit 3 to 13 instead of about 8.
      */
     public void query(long salt, int layer, long position, float[] q) {
         for (int qh = 0; qh < queryHeads; qh++) {
@@ -304,15 +406,21 @@ public final class StructuredKv {
             int u = (layer * kvHeads + h) * dim;
             float sink = QUERY_SINK_COMPONENT * (1f + 0.25f * j);
             int noise = (int) (mix(seed ^ salt ^ 0x9E7L, layer, qh, position) & MASK);
+            double overlap = 0;
             for (int i = 0; i < dim; i++) {
-                q[qh * dim + i] = localScale * smooth[start + i] + sink * direction[u + i]
-                        + 0.1f * white[noise + i];
+                overlap += (double) smooth[start + i] * direction[u + i];
+            }
+            float along = (float) overlap;
+            for (int i = 0; i < dim; i++) {
+                q[qh * dim + i] = localScale * (smooth[start + i] - along * direction[u + i])
+                        + sink * direction[u + i] + 0.1f * white[noise + i];
             }
         }
     }
 
+    /** Key table row of (layer, kvHead) at position 0, before the wrap to the period. */
     private long keyBase(long salt, int layer, int kvHead) {
-        return mix(seed ^ salt, layer, kvHead, -1L);
+        return mix(seed ^ salt, -1L, -1L, -1L) + ((long) layer * kvHeads + kvHead) * lag;
     }
 
     /** splitmix64-style mixing of four values into 64 well-spread bits. */

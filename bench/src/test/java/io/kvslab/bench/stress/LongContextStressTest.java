@@ -145,16 +145,21 @@ class LongContextStressTest {
     }
 
     /**
-     * The f16 run hands the store f16 tensors generated as f16; the float path hands it floats it converts. Both
-     * store the same bytes, row for row (sinks and heavy hitters included), token by token and in chunks.
+     * The f16 run hands the store f16 tensors generated as f16, for single tokens views of the generator's tables
+     * in place (as {@code LongContextRun} does: the written rows for sinks and heavy hitters); the float path hands it
+     * floats it converts. All store the same bytes, row for row (sinks and heavy hitters included), token by token
+     * and in chunks.
      */
     @Test
     void theF16TensorPathStoresTheSameRowsAsTheFloatPath() {
         io.kvslab.KvLayout layout = SMALL.layout(DType.F16, 8);
         StructuredKv gen = new StructuredKv(layout, 11, StructuredKv.Shape.realistic());
         int width = layout.kvHeads() * layout.headDim();
+        int viewed = 0;
         try (io.kvslab.KvStore a = io.kvslab.KvStore.open(layout); io.kvslab.KvStore b = io.kvslab.KvStore.open(layout);
-             Sequence fromFloats = a.newSequence(); Sequence fromF16 = b.newSequence()) {
+             io.kvslab.KvStore c = io.kvslab.KvStore.open(layout);
+             Sequence fromFloats = a.newSequence(); Sequence fromF16 = b.newSequence();
+             Sequence fromViews = c.newSequence()) {
             for (int p = 0; p < 2100; ) {
                 int n = p < 1100 ? 1 : 5;
                 long[] pos = new long[n];
@@ -175,9 +180,20 @@ class LongContextStressTest {
                             n, layout.kvHeads(), layout.headDim()), io.kvslab.KvTensor.of(
                             java.lang.foreign.MemorySegment.ofArray(vh), DType.F16, n, layout.kvHeads(),
                             layout.headDim()), pos);
+                    io.kvslab.KvTensor kv = n == 1 ? gen.keysF16View(0, l, pos[0]) : null;
+                    if (kv != null) {
+                        fromViews.append(l, kv, gen.valuesF16View(0, l, pos[0]), pos[0]);
+                        viewed++;
+                    } else {
+                        fromViews.appendChunk(l, io.kvslab.KvTensor.of(java.lang.foreign.MemorySegment.ofArray(kh),
+                                DType.F16, n, layout.kvHeads(), layout.headDim()), io.kvslab.KvTensor.of(
+                                java.lang.foreign.MemorySegment.ofArray(vh), DType.F16, n, layout.kvHeads(),
+                                layout.headDim()), pos);
+                    }
                 }
                 p += n;
             }
+            assertTrue(viewed > 2000, viewed + " single-token appends from views");
             for (int l = 0; l < layout.layers(); l++) {
                 for (int h = 0; h < layout.kvHeads(); h++) {
                     float[] x = new float[2100 * layout.headDim()];
@@ -185,9 +201,13 @@ class LongContextStressTest {
                     fromFloats.readKeys(l, h, x);
                     fromF16.readKeys(l, h, y);
                     org.junit.jupiter.api.Assertions.assertArrayEquals(x, y, "keys of layer " + l + " head " + h);
+                    fromViews.readKeys(l, h, y);
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(x, y, "viewed keys, layer " + l + " head " + h);
                     fromFloats.readValues(l, h, x);
                     fromF16.readValues(l, h, y);
                     org.junit.jupiter.api.Assertions.assertArrayEquals(x, y, "values of layer " + l + " head " + h);
+                    fromViews.readValues(l, h, y);
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(x, y, "viewed values, layer " + l + " head " + h);
                 }
             }
         }
