@@ -2,7 +2,9 @@
  * 32 query heads, a group of 4, window 32): A = the first lib with OpenBLAS's default threads, B = the second lib,
  * C = the first lib with openblas_set_num_threads(1). One warm-up round, then `rounds` rounds of A, B, C in turn;
  * prints medians, GFLOP/s, ratios and whether the outputs are bitwise equal.
- * Usage: policy_ab vn|gram|l2|wa rounds rows old.so new.so */
+ * Usage: policy_ab vn|gram|l2|wa rounds rows old.so new.so
+ * Both libraries must have ABI 5 (kvs_policy_value_norms / kvs_policy_gram with W_o's row and head strides); W_o is
+ * passed row-major, as llama2.c stores it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -10,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-typedef int32_t (*vn_t)(const float*, int32_t, int32_t, const float*, int32_t, int32_t, int32_t, int32_t, float*, float*, int32_t);
-typedef int32_t (*gr_t)(const float*, int32_t, int32_t, int32_t, float*);
+typedef int32_t (*vn_t)(const float*, int32_t, int32_t, const float*, int32_t, int64_t, int64_t, int32_t, int32_t, float*, float*, int32_t);
+typedef int32_t (*gr_t)(const float*, int32_t, int64_t, int64_t, int32_t, int32_t, float*);
 typedef int32_t (*l2_t)(const float*, int32_t, int32_t, const float*, int32_t, float*, float*, int32_t);
 typedef int32_t (*wa_t)(const float*, int32_t, int32_t, int32_t, int32_t, int32_t, const float*, int32_t, const int64_t*, const int64_t*, float, float*, float*, float*);
 typedef void (*snt_t)(int);
@@ -43,8 +45,8 @@ int main(int argc,char**argv){
     if(m==2)setn(1);
     float* o=out[m];
     double t0=now();
-    if(!strcmp(which,"vn")) ((vn_t)f[m])(V,N,d,Wo,M,H,4,g,o,scr,256);
-    else if(!strcmp(which,"gram")) ((gr_t)f[m])(Wo,M,H,d,o);
+    if(!strcmp(which,"vn")) ((vn_t)f[m])(V,N,d,Wo,M,(int64_t)H*d,d,4,g,o,scr,256);
+    else if(!strcmp(which,"gram")) ((gr_t)f[m])(Wo,M,(int64_t)H*d,d,H,d,o);
     else if(!strcmp(which,"l2")) ((l2_t)f[m])(V,N,d,G,g,o,scr,512);
     else ((wa_t)f[m])(Q,w,H,d,4,g,K,N,kp,qp,0.088f,o,o+(size_t)g*N,scr);
     double dt=now()-t0;

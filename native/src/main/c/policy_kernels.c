@@ -88,7 +88,8 @@ int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, i
 /* One L1 value-norm item: tile t of query head h0 + gi, item = gi * tiles + t. */
 typedef struct {
     const float *values, *wo;
-    int32_t n, headDim, modelDim, woStride, h0, tile, tiles;
+    int64_t woRowStride, woHeadStride;
+    int32_t n, headDim, modelDim, h0, tile, tiles;
     float *out;
 } norms_job;
 
@@ -100,8 +101,8 @@ static void norms_item(void *ctx, int32_t item, float *scratch) {
     float *dst = j->out + (size_t) gi * j->n;
     /* scratch[t][k] = sum_j V[t0+t][j] * W_o[k][h*d + j]: rows x modelDim, i.e. V_tile . (W_o^h)^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, modelDim, headDim, 1.0f,
-                j->values + (size_t) t0 * headDim, headDim, j->wo + (size_t) h * headDim, j->woStride,
-                0.0f, scratch, modelDim);
+                j->values + (size_t) t0 * headDim, headDim, j->wo + (size_t) h * j->woHeadStride,
+                (int32_t) j->woRowStride, 0.0f, scratch, modelDim);
     /* L1 norm of each row, adding its terms in order k = 0, 1, ... in double. Four rows at a time: four
      * independent chains of dependent adds instead of one (one chain is bound by the add latency, which
      * made this loop a third of the kernel's time); each row's sum is the same additions in the same
@@ -131,10 +132,10 @@ static void norms_item(void *ctx, int32_t item, float *scratch) {
 }
 
 int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,
-                               int32_t qHeads, int32_t h0, int32_t g, float *out, float *scratch, int32_t tile) {
-    /* W_o is [modelDim][qHeads*headDim], row-major (out = W_o x) */
+                               int64_t woRowStride, int64_t woHeadStride, int32_t h0, int32_t g, float *out,
+                               float *scratch, int32_t tile) {
     const int32_t tiles = (n + tile - 1) / tile;
-    norms_job j = {values, wo, n, headDim, modelDim, qHeads * headDim, h0, tile, tiles, out};
+    norms_job j = {values, wo, woRowStride, woHeadStride, n, headDim, modelDim, h0, tile, tiles, out};
     kvs_blas_run_items(norms_item, &j, g * tiles, (int64_t) (tile < n ? tile : n) * modelDim * headDim, scratch,
                        sizeof(float) * (size_t) tile * modelDim);
     return 0;
@@ -143,7 +144,8 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
 /* One Gram item: query head h. */
 typedef struct {
     const float *wo;
-    int32_t modelDim, woStride, headDim;
+    int64_t woRowStride, woHeadStride;
+    int32_t modelDim, headDim;
     float *gram;
 } gram_job;
 
@@ -152,13 +154,14 @@ static void gram_item(void *ctx, int32_t h, float *scratch) {
     const gram_job *j = (const gram_job *) ctx;
     const int32_t d = j->headDim;
     /* gram[h] = (W_o^h)^T W_o^h: W_o^h is the modelDim x headDim column block h of W_o */
+    const float *slice = j->wo + (size_t) h * j->woHeadStride;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, j->modelDim, 1.0f,
-                j->wo + (size_t) h * d, j->woStride, j->wo + (size_t) h * d, j->woStride,
-                0.0f, j->gram + (size_t) h * d * d, d);
+                slice, (int32_t) j->woRowStride, slice, (int32_t) j->woRowStride, 0.0f, j->gram + (size_t) h * d * d, d);
 }
 
-int32_t kvs_policy_gram(const float *wo, int32_t modelDim, int32_t qHeads, int32_t headDim, float *gram) {
-    gram_job j = {wo, modelDim, qHeads * headDim, headDim, gram};
+int32_t kvs_policy_gram(const float *wo, int32_t modelDim, int64_t woRowStride, int64_t woHeadStride, int32_t qHeads,
+                        int32_t headDim, float *gram) {
+    gram_job j = {wo, woRowStride, woHeadStride, modelDim, headDim, gram};
     kvs_blas_run_items(gram_item, &j, qHeads, (int64_t) headDim * headDim * modelDim, NULL, 0);
     return 0;
 }

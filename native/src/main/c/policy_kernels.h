@@ -20,23 +20,34 @@ int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, i
                                     float *scratch);
 
 /*
+ * Query head h's slice of the output projection W_o (out = W_o x, W_o of modelDim rows), element j of its row k:
+ *   W_o^h[k][j] = wo[h * woHeadStride + k * woRowStride + j]      k in 0..modelDim-1, j in 0..headDim-1
+ * llama2.c's row-major wo [modelDim][qHeads*headDim] is woRowStride = qHeads*headDim, woHeadStride = headDim; the
+ * head-major copy the Java side uploads ([qHeads][modelDim][headDim]) is woRowStride = headDim, woHeadStride =
+ * modelDim*headDim. Both give the same bits (OpenBLAS packs the slice into the same buffer); the head-major one is
+ * faster because packing reads it contiguously instead of one 512-byte row every qHeads*headDim floats.
+ */
+
+/*
  * L1 norms of the values projected through each query head's slice of the output projection:
- *   out[gi][t] = sum_k | sum_j values[t][j] * wo[k][(h0+gi)*headDim + j] |      for gi in 0..g-1, t in 0..n-1
+ *   out[gi][t] = sum_k | sum_j values[t][j] * W_o^(h0+gi)[k][j] |      for gi in 0..g-1, t in 0..n-1
  *   values   [n][headDim]
- *   wo       [modelDim][qHeads*headDim]  row-major, as llama2.c's wo (out = W_o x)
+ *   wo       W_o, strides as above
  *   scratch  [tile][modelDim]            rows are processed `tile` at a time
  * Returns 0.
  */
 int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,
-                               int32_t qHeads, int32_t h0, int32_t g, float *out, float *scratch, int32_t tile);
+                               int64_t woRowStride, int64_t woHeadStride, int32_t h0, int32_t g, float *out,
+                               float *scratch, int32_t tile);
 
 /*
- * Gram matrices of every query head's slice of W_o: gram[h][i][j] = sum_k wo[k][h*headDim + i] * wo[k][h*headDim + j]
- *   wo    [modelDim][qHeads*headDim]  row-major, as above
+ * Gram matrices of every query head's slice of W_o: gram[h][i][j] = sum_k W_o^h[k][i] * W_o^h[k][j]
+ *   wo    W_o, strides as above
  *   gram  [qHeads][headDim][headDim]
  * Returns 0.
  */
-int32_t kvs_policy_gram(const float *wo, int32_t modelDim, int32_t qHeads, int32_t headDim, float *gram);
+int32_t kvs_policy_gram(const float *wo, int32_t modelDim, int64_t woRowStride, int64_t woHeadStride, int32_t qHeads,
+                        int32_t headDim, float *gram);
 
 /*
  * L2 norms of the values projected through g query heads' slices of W_o, from their Gram matrices:

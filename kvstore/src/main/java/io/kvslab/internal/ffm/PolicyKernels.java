@@ -66,10 +66,10 @@ public final class PolicyKernels implements AutoCloseable {
                 if (windowAttention == null) {
                     NativeLibrary lib = NativeLibrary.get();
                     valueNorms = lib.handle("kvs_policy_value_norms", FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                            ADDRESS, ADDRESS, JAVA_INT));
+                            ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT,
+                            JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
                     gram = lib.handle("kvs_policy_gram", FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+                            ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS));
                     valueL2Norms = lib.handle("kvs_policy_value_l2_norms", FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
                     windowAttention = lib.handle("kvs_policy_window_attention", FunctionDescriptor.of(JAVA_INT,
@@ -222,7 +222,7 @@ public final class PolicyKernels implements AutoCloseable {
         if (wo == null) {
             throw new PolicyKernelException("output-projection weights are required");
         }
-        MemorySegment woSeg = wo.segment();
+        wo.segment(); // fails if the weights were closed
         int headDim = wo.headDim();
         int queryHeads = wo.queryHeads();
         int modelDim = wo.modelDim();
@@ -234,7 +234,7 @@ public final class PolicyKernels implements AutoCloseable {
         atLeast("values", values, vLen);
         atLeast("out", out, outLen);
         if (!nativeKernels) {
-            JavaPolicyKernels.valueNorms(values, rows, woSeg.toArray(JAVA_FLOAT), modelDim, queryHeads, headDim,
+            JavaPolicyKernels.valueNorms(values, rows, wo.rowMajor(), modelDim, queryHeads, headDim,
                     firstHead, groupHeads, out);
             return;
         }
@@ -246,7 +246,6 @@ public final class PolicyKernels implements AutoCloseable {
                                   int groupHeads, float[] out) {
         MemorySegment woSeg = wo.segment();
         int headDim = wo.headDim();
-        int queryHeads = wo.queryHeads();
         int modelDim = wo.modelDim();
         long vLen = (long) rows * headDim;
         long outLen = (long) groupHeads * rows;
@@ -260,8 +259,8 @@ public final class PolicyKernels implements AutoCloseable {
         MemorySegment.copy(values, 0, ws, JAVA_FLOAT, vOff, (int) vLen);
         int rc;
         try {
-            rc = (int) valueNorms.invokeExact(ws.asSlice(vOff), rows, headDim, woSeg, modelDim, queryHeads,
-                    firstHead, groupHeads, ws.asSlice(outOff), ws.asSlice(scratchOff), tile);
+            rc = (int) valueNorms.invokeExact(ws.asSlice(vOff), rows, headDim, woSeg, modelDim, wo.rowStride(),
+                    wo.headStride(), firstHead, groupHeads, ws.asSlice(outOff), ws.asSlice(scratchOff), tile);
         } catch (Throwable t) {
             throw new KvSlabException("kvs_policy_value_norms failed: " + t, t);
         }
@@ -292,21 +291,31 @@ public final class PolicyKernels implements AutoCloseable {
         if (!nativeKernels) {
             return OutputProjectionGram.inJava(weights, modelDim, queryHeads, headDim);
         }
+        try (OutputProjectionWeights wo = new OutputProjectionWeights(weights, modelDim, queryHeads, headDim)) {
+            return gram(wo);
+        }
+    }
+
+    /** The native Gram matrices of weights already off-heap (in either layout: the test compares them). */
+    OutputProjectionGram gram(OutputProjectionWeights wo) {
+        checkOpen();
+        int modelDim = wo.modelDim();
+        int queryHeads = wo.queryHeads();
+        int headDim = wo.headDim();
         int glen = queryHeads * headDim * headDim;
         float[] g = new float[glen];
-        try (OutputProjectionWeights wo = new OutputProjectionWeights(weights, modelDim, queryHeads, headDim)) {
-            MemorySegment ws = workspace((long) glen * Float.BYTES);
-            int rc;
-            try {
-                rc = (int) gram.invokeExact(wo.segment(), modelDim, queryHeads, headDim, ws);
-            } catch (Throwable t) {
-                throw new KvSlabException("kvs_policy_gram failed: " + t, t);
-            }
-            if (rc != 0) {
-                throw new KvSlabException("kvs_policy_gram returned " + rc);
-            }
-            MemorySegment.copy(ws, JAVA_FLOAT, 0, g, 0, glen);
+        MemorySegment ws = workspace((long) glen * Float.BYTES);
+        int rc;
+        try {
+            rc = (int) gram.invokeExact(wo.segment(), modelDim, wo.rowStride(), wo.headStride(), queryHeads, headDim,
+                    ws);
+        } catch (Throwable t) {
+            throw new KvSlabException("kvs_policy_gram failed: " + t, t);
         }
+        if (rc != 0) {
+            throw new KvSlabException("kvs_policy_gram returned " + rc);
+        }
+        MemorySegment.copy(ws, JAVA_FLOAT, 0, g, 0, glen);
         return OutputProjectionGram.wrap(g, modelDim, queryHeads, headDim);
     }
 
