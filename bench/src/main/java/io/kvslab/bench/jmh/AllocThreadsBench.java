@@ -23,8 +23,9 @@ import java.util.concurrent.TimeUnit;
 /**
  * Block alloc + free with several threads on ONE allocator at once (run with JMH's {@code -t 1}, {@code 2},
  * {@code 4}; {@link AllocBenchRunner} does): KVSlab's {@link SlabAllocator} shared by all threads, against one
- * Netty pooled allocator with thread caches shared the same way. JMH's worker threads have consecutive thread ids,
- * so they map to different stripes of the slab allocator's thread cache. Scores are ns per block per thread; on a machine
+ * Netty pooled allocator with thread caches shared the same way. JMH's worker threads usually have consecutive
+ * thread ids and so map to different stripes of the slab allocator's thread cache; two that meet on one stripe part
+ * after their first collision (the allocator moves the waiting thread on). Scores are ns per block per thread; on a machine
  * with fewer cores than threads the threads also take turns on the cores, which inflates both allocators alike.
  */
 @BenchmarkMode(Mode.AverageTime)
