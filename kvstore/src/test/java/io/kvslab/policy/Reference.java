@@ -4,7 +4,7 @@ package io.kvslab.policy;
  * Plain-Java reference maths for the policy tests, written from the formulas of research/algorithms.md and
  * independent of the production code (doubles throughout, no BLAS, no shared helpers).
  */
-final class Reference {
+public final class Reference {
     private Reference() {
     }
 
@@ -61,17 +61,22 @@ final class Reference {
     static double[] valueNorms(float[] values, int n, int d, float[] wo, int modelDim, int queryHeads, int h) {
         double[] out = new double[n];
         for (int t = 0; t < n; t++) {
-            double s = 0;
-            for (int k = 0; k < modelDim; k++) {
-                double u = 0;
-                for (int j = 0; j < d; j++) {
-                    u += (double) values[t * d + j] * wo[k * queryHeads * d + h * d + j];
-                }
-                s += Math.abs(u);
-            }
-            out[t] = s;
+            out[t] = valueNorm(values, t, d, wo, modelDim, queryHeads, h);
         }
         return out;
+    }
+
+    /** ||v_t W_o^h||_1 in double for row t: W_o [D][H*d] row-major, values [n][d] (also the ffm kernels' tests). */
+    public static double valueNorm(float[] values, int t, int d, float[] wo, int modelDim, int queryHeads, int h) {
+        double s = 0;
+        for (int k = 0; k < modelDim; k++) {
+            double u = 0;
+            for (int j = 0; j < d; j++) {
+                u += (double) values[t * d + j] * wo[k * queryHeads * d + h * d + j];
+            }
+            s += Math.abs(u);
+        }
+        return s;
     }
 
     /** Single-query softmax attention output over the given rows: out[d] = sum_j p_j v_j. */

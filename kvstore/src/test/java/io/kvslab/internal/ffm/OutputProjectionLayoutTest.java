@@ -1,5 +1,6 @@
 package io.kvslab.internal.ffm;
 
+import io.kvslab.policy.Reference;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
@@ -61,7 +62,7 @@ class OutputProjectionLayoutTest {
             assertBits(before, after, "L1 norms, every row");
             for (int gi = 0; gi < group; gi++) {
                 for (int t = 0; t < rows; t += 37) {
-                    double ref = referenceL1(values, t, wo, modelDim, heads, d, firstHead + gi);
+                    double ref = Reference.valueNorm(values, t, d, wo, modelDim, heads, firstHead + gi);
                     assertEquals(ref, after[gi * rows + t], 1e-4 * ref, "head " + gi + " row " + t);
                 }
             }
@@ -85,19 +86,6 @@ class OutputProjectionLayoutTest {
         }
         assertEquals(0, differ, what + ": entries whose bits differ between the layouts, of " + expected.length);
         assertTrue(expected.length > 0);
-    }
-
-    /** ||v_t W_o^h||_1 in double from the caller's row-major array. */
-    private static double referenceL1(float[] values, int t, float[] wo, int modelDim, int heads, int d, int h) {
-        double sum = 0;
-        for (int k = 0; k < modelDim; k++) {
-            double dot = 0;
-            for (int j = 0; j < d; j++) {
-                dot += (double) values[t * d + j] * wo[k * heads * d + h * d + j];
-            }
-            sum += Math.abs(dot);
-        }
-        return sum;
     }
 
     private static float[] random(SplittableRandom rnd, int n) {
