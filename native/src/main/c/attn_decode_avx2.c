@@ -23,6 +23,14 @@
                                                  : kvs_q4_codes8((qs), (o), 32))
 #define KV_HSUM(v) kvs_hsum(v)
 #define KV_REDUCE_FULL(acc, res) _mm256_storeu_ps((res), kvs_hsum8(acc))
+#define KV_WIDEACC 12
+/* the first 8 sums as KV_REDUCE_FULL forms them, the last 4 by the same pairwise tree (so the same order per sum) */
+#define KV_REDUCE_WIDE(acc, res)                                                                                \
+    do {                                                                                                        \
+        _mm256_storeu_ps((res), kvs_hsum8(acc));                                                                \
+        __m256 w_ = _mm256_hadd_ps(_mm256_hadd_ps((acc)[8], (acc)[9]), _mm256_hadd_ps((acc)[10], (acc)[11]));   \
+        _mm_storeu_ps((res) + 8, _mm_add_ps(_mm256_castps256_ps128(w_), _mm256_extractf128_ps(w_, 1)));         \
+    } while (0)
 
 #define KV_LOADU(p) _mm256_loadu_ps(p)
 #define KV_STOREU(p, v) _mm256_storeu_ps((p), (v))

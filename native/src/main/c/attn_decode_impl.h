@@ -2,6 +2,9 @@
  *   KV_NAME(x)          function-name suffixing (x##_avx2, ...)
  *   KV_VEC, KV_W        vector type and its float lanes
  *   KV_MAXACC           accumulators a microkernel may keep in registers (8 with 16 ymm, 16 with 32 zmm)
+ *   KV_WIDEACC          optional: accumulators the f32/f16/bf16 microkernels of 4 query heads keep instead
+ *                       (12 with 16 ymm: the query chunk is an FMA memory operand, so 12 + 3 rows fit), with
+ *   KV_REDUCE_WIDE(acc, res)      res[i] = sum of the lanes of acc[i], i < KV_WIDEACC
  *   KV_ZERO() KV_LOADA(p) KV_STOREA(p, v) KV_SET1(x) KV_BCAST(p) KV_FMA(a, b, c) KV_MUL(a, b)
  *   KV_LOADROW(row, col, dtype, rb)   KV_W elements of a stored row (rb bytes) from column col, as f32
  *                                     (quantised rows: dequantised in registers, see kvs_qgroup)
@@ -17,7 +20,20 @@
  * Shapes. Scores: NG query heads x NR rows per microkernel (NG*NR = KV_MAXACC): each K chunk load feeds NG FMAs
  * and each q chunk NR, and KV_MAXACC dot products are reduced together. Values: NG heads x NC chunks, so each V
  * chunk feeds NG FMAs and each broadcast probability NC. Query heads beyond what fits are processed in further
- * passes over the same tile, which is then in L1. */
+ * passes over the same tile, which is then in L1.
+ *
+ * Why 12 accumulators for 4 heads (KV_WIDEACC). With 8, each FMA pipe has exactly as many independent chains as its
+ * latency needs (4 cycles x 2 pipes on the machine measured), so any load or conversion that arrives late stalls
+ * a pipe; 3 rows (scores) or 3 chunks (values) per step give slack. Each accumulator still sums its lanes in the
+ * same order, so the results are bit for bit those of the 8-accumulator shapes (native/bench/decode_ab.c,
+ * docs/benchmarks.md, section "dec7"). */
+
+/* Room for the accumulators (and row vectors) of any shape below. */
+#if defined(KV_WIDEACC) && KV_WIDEACC > KV_MAXACC
+#define KV_ACCS KV_WIDEACC
+#else
+#define KV_ACCS KV_MAXACC
+#endif
 
 /* res[i] = the lanes of acc[i] summed, i < n: all KV_MAXACC together when the microkernel filled them. */
 KVS_INLINE void KV_NAME(reduce_acc)(int n, const KV_VEC* acc, float* res) {
@@ -33,7 +49,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
                                       const float* q, int Dp, float* s, const char** pk) {
     const int esz = dtype == KVS_DTYPE_F32 ? 4 : 2;
     const char* cur = pk != NULL ? *pk : NULL;
-    KV_VEC acc[KV_MAXACC];
+    KV_VEC acc[KV_ACCS];
 #pragma GCC unroll 16
     for (int i = 0; i < NG * NR; i++) acc[i] = KV_ZERO();
     int c = 0;
@@ -60,7 +76,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
             }
 #pragma GCC unroll 4
             for (int o = 0; o < 32; o += KV_W) {
-                KV_VEC kv[KV_MAXACC];
+                KV_VEC kv[KV_ACCS];
 #pragma GCC unroll 16
                 for (int r = 0; r < NR; r++) kv[r] = KV_MUL(KV_QCODES(qs[r], o, dtype), dv[r]);
 #pragma GCC unroll 16
@@ -73,7 +89,7 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
         }
     }
     for (; c + KV_W <= D; c += KV_W) {
-        KV_VEC kv[KV_MAXACC];
+        KV_VEC kv[KV_ACCS];
 #pragma GCC unroll 16
         for (int r = 0; r < NR; r++) kv[r] = KV_LOADROW(krow + r * rb, c, dtype, rb);
         if (cur != NULL) { /* prefetch the tile ahead in address order, as many bytes as consumed here */
@@ -100,8 +116,15 @@ KVS_INLINE void KV_NAME(score_kernel)(int dtype, int NG, int NR, int D, const ch
         }
     }
     if (pk != NULL) *pk = cur;
-    float res[KV_MAXACC];
-    KV_NAME(reduce_acc)(NG * NR, acc, res);
+    float res[KV_ACCS];
+#ifdef KV_WIDEACC
+    if (NG * NR == KV_WIDEACC) {
+        KV_REDUCE_WIDE(acc, res);
+    } else
+#endif
+    {
+        KV_NAME(reduce_acc)(NG * NR, acc, res);
+    }
     for (; c < D; c++) { /* head_dim not a multiple of the vector width */
         for (int r = 0; r < NR; r++) {
             float k = kvs_load1(krow + r * rb, c, dtype, rb);
@@ -126,6 +149,9 @@ KVS_INLINE void KV_NAME(score_pass)(int dtype, int NG, int D, int Dp, const char
     const char* cursor = nk;
     const char** pk = nk != NULL ? &cursor : NULL;
     int r = 0;
+#ifdef KV_WIDEACC
+    if (!kvs_quantised(dtype) && NG == 4) KV_SCORE_ROWS(4, KV_WIDEACC / 4)
+#endif
     if (KV_MAXACC / NG >= 16) KV_SCORE_ROWS(NG, 16)
     if (KV_MAXACC / NG >= 8) KV_SCORE_ROWS(NG, 8)
     if (KV_MAXACC / NG >= 4) KV_SCORE_ROWS(NG, 4)
@@ -378,7 +404,7 @@ KVS_INLINE void KV_NAME(score_tile)(int dtype, int G, int D, int Dp, const char*
 /* acc[g][c .. c + NC*W) = acc * corr[g] + sum_r p[g][r] v[r][c ..] for NG heads. */
 KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp, int64_t rb, int t, int c,
                                       const float* p, float* acc, int Dp, const float* corr, const char** pv) {
-    KV_VEC a[KV_MAXACC];
+    KV_VEC a[KV_ACCS];
 #pragma GCC unroll 16
     for (int g = 0; g < NG; g++) {
         KV_VEC cg = KV_SET1(corr[g]);
@@ -395,7 +421,7 @@ KVS_INLINE void KV_NAME(value_kernel)(int dtype, int NG, int NC, const char* vp,
             for (int64_t o = 0; o < pspan; o += 64) KVS_PREFETCH(cur + o);
             cur += pspan;
         }
-        KV_VEC v[KV_MAXACC];
+        KV_VEC v[KV_ACCS];
         if (kvs_quantised(dtype) && rb >= (dtype == KVS_DTYPE_Q8_0 ? 34 : 18)) {
             /* 32-value groups: a chunk of columns either lies in one group or starts on a group boundary, so a
              * group's address and scale are taken once, where it starts (or at the chunk's first column) */
@@ -440,6 +466,9 @@ KVS_INLINE void KV_NAME(value_pass)(int dtype, int NG, int D, const char* vp, in
                                     float* acc, int Dp, const float* corr, const char** pv) {
     const int Dv = D - D % KV_W;
     int c = 0;
+#ifdef KV_WIDEACC
+    if (!kvs_quantised(dtype) && NG == 4) KV_VALUE_COLS(4, KV_WIDEACC / 4)
+#endif
     if (KV_MAXACC / NG >= 16) KV_VALUE_COLS(NG, 16)
     if (KV_MAXACC / NG >= 8) KV_VALUE_COLS(NG, 8)
     if (KV_MAXACC / NG >= 4) KV_VALUE_COLS(NG, 4)
