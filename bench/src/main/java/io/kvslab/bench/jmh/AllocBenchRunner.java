@@ -45,22 +45,33 @@ public final class AllocBenchRunner {
 
     /**
      * One allocator under one pattern. For the {@code threadsN} patterns the ratio is ns per block at N threads
-     * over the same allocator's ns per block at one thread (1.0 = no slowdown from sharing).
+     * over the same allocator's ns per block at one thread (1.0 = no slowdown from sharing), and {@code cpuNsPerBlock}
+     * / {@code cpuRatio} are the same in CPU time per thread (NaN for the other patterns): wall time also counts the
+     * time a thread waited for a core, which on a machine with as many cores as threads is any other process's time
+     * (see {@link AllocThreadsBench}).
      */
-    public record Row(String method, String pattern, String allocator, double nsPerBlock, double error, double ratio) {}
+    public record Row(String method, String pattern, String allocator, double nsPerBlock, double error, double ratio,
+                      double cpuNsPerBlock, double cpuRatio) {
+        Row(String method, String pattern, String allocator, double nsPerBlock, double error, double ratio) {
+            this(method, pattern, allocator, nsPerBlock, error, ratio, Double.NaN, Double.NaN);
+        }
+    }
 
     public record Report(boolean quick, int blockBytes, List<Row> rows) implements SuiteReport {
         public String table() {
             StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
                     "Block alloc + free, %d-byte blocks, ns per block (ratio = / KVSlab slab allocator, same pattern)%s%n",
                     blockBytes, quick ? " [quick run]" : ""));
-            sb.append(String.format(Locale.ROOT, "%-9s %-42s %12s %10s %9s%n", "pattern", "allocator", "ns/block",
-                    "+-", "ratio"));
+            sb.append(String.format(Locale.ROOT, "%-9s %-42s %12s %10s %9s %12s %9s%n", "pattern", "allocator",
+                    "ns/block", "+-", "ratio", "cpu ns/block", "cpu ratio"));
             for (Row r : rows) {
-                sb.append(String.format(Locale.ROOT, "%-9s %-42s %12.1f %10s %9.2f%n", r.pattern(), r.allocator(),
+                sb.append(String.format(Locale.ROOT, "%-9s %-42s %12.1f %10s %9.2f%s%n", r.pattern(), r.allocator(),
                         r.nsPerBlock(), Double.isFinite(r.error()) ? String.format(Locale.ROOT, "%.1f", r.error())
-                                : "-", r.ratio()));
+                                : "-", r.ratio(), Double.isNaN(r.cpuNsPerBlock()) ? ""
+                                : String.format(Locale.ROOT, " %12.1f %9.2f", r.cpuNsPerBlock(), r.cpuRatio())));
             }
+            sb.append(String.format(Locale.ROOT, "threadsN ratios are to the same allocator at one thread; cpu = "
+                    + "per-thread CPU time (time spent waiting for a core not counted)%n"));
             return sb.toString();
         }
 
@@ -69,11 +80,25 @@ public final class AllocBenchRunner {
             for (Row r : rows) {
                 list.add(Json.object().put("method", r.method()).put("pattern", r.pattern())
                         .put("allocator", r.allocator()).put("nsPerBlock", r.nsPerBlock()).put("error", r.error())
-                        .put("ratioToSlab", r.ratio()));
+                        .put("ratioToSlab", r.ratio()).put("cpuNsPerBlock", r.cpuNsPerBlock())
+                        .put("cpuRatio", r.cpuRatio()));
             }
             return Json.object().put("benchmark", "alloc").put("quick", quick).put("blockBytes", blockBytes)
                     .put("rows", list).toString();
         }
+    }
+
+    /**
+     * The share of wall time the benchmark's threads were on a core: their CPU time over their wall time, both
+     * summed over threads and iterations ({@link AllocThreadsBench.CpuClock}); NaN when the counters are missing.
+     */
+    static double cpuShare(RunResult r) {
+        var secondary = r.getSecondaryResults();
+        if (!secondary.containsKey("cpuNs") || !secondary.containsKey("wallNs")) {
+            return Double.NaN;
+        }
+        double wall = secondary.get("wallNs").getScore();
+        return wall > 0 ? secondary.get("cpuNs").getScore() / wall : Double.NaN;
     }
 
     /**
@@ -90,6 +115,7 @@ public final class AllocBenchRunner {
         int blockBytes = 0;
         List<Row> threaded = new ArrayList<>();
         java.util.HashMap<String, Double> oneThread = new java.util.HashMap<>();
+        java.util.HashMap<String, Double> oneThreadCpu = new java.util.HashMap<>();
         for (int threads : THREADS) {
             ChainedOptionsBuilder t = new OptionsBuilder()
                     .include(Pattern.quote(AllocThreadsBench.class.getName()) + "\\.").threads(threads);
@@ -98,13 +124,17 @@ public final class AllocBenchRunner {
                 String name = r.getParams().getBenchmark();
                 String method = name.substring(name.lastIndexOf('.') + 1);
                 double ns = r.getPrimaryResult().getScore();
+                double cpuNs = ns * cpuShare(r);
                 if (threads == 1) {
                     oneThread.put(method, ns);
+                    oneThreadCpu.put(method, cpuNs);
                 }
                 Double base = oneThread.get(method);
+                Double cpuBase = oneThreadCpu.get(method);
                 threaded.add(new Row(method + "@" + threads, "threads" + threads, method.equals("slab")
                         ? "KVSlab SlabAllocator, shared" : "Netty pooled + thread cache, shared", ns,
-                        r.getPrimaryResult().getScoreError(), base == null ? Double.NaN : ns / base));
+                        r.getPrimaryResult().getScoreError(), base == null ? Double.NaN : ns / base, cpuNs,
+                        cpuBase == null ? Double.NaN : cpuNs / cpuBase));
             }
         }
         for (RunResult r : results) {

@@ -4,6 +4,7 @@ import io.kvslab.internal.table.AllocatorWorkload;
 import io.kvslab.internal.table.SlabAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
+import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -18,6 +19,8 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -25,8 +28,13 @@ import java.util.concurrent.TimeUnit;
  * {@code 4}; {@link AllocBenchRunner} does): KVSlab's {@link SlabAllocator} shared by all threads, against one
  * Netty pooled allocator with thread caches shared the same way. JMH's worker threads usually have consecutive
  * thread ids and so map to different stripes of the slab allocator's thread cache; two that meet on one stripe part
- * after their first collision (the allocator moves the waiting thread on). Scores are ns per block per thread; on a machine
- * with fewer cores than threads the threads also take turns on the cores, which inflates both allocators alike.
+ * after their first collision (the allocator moves the waiting thread on). Scores are ns per block per thread, in wall
+ * time: a thread that waits for a core (fewer cores than threads, or other processes on them; with 2 threads on this
+ * 2-core machine any other runnable process) does no blocks meanwhile, so its wall ns per block grows by the time it
+ * waited, whatever the allocator. Each thread therefore also reports its CPU time and wall time over every iteration
+ * ({@link CpuClock}, secondary results {@code cpuNs} and {@code wallNs}, summed over the threads): the wall score times
+ * {@code cpuNs / wallNs} is the CPU ns per block, which the waiting does not inflate (stalls on a cache line that
+ * another thread writes are CPU time, so sharing still shows in it, as far as the threads ran at the same time).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -70,13 +78,41 @@ public class AllocThreadsBench {
         }
     }
 
+    /**
+     * This thread's CPU time and wall time over one iteration (read in the worker thread at the iteration's setup and
+     * teardown, which JMH runs before it reads the counters).
+     */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class CpuClock {
+        private static final ThreadMXBean MX = ManagementFactory.getThreadMXBean();
+        public long cpuNs;
+        public long wallNs;
+        private long cpuStart;
+        private long wallStart;
+
+        @Setup(Level.Iteration)
+        public void start() {
+            cpuNs = 0;
+            wallNs = 0;
+            cpuStart = MX.getCurrentThreadCpuTime();
+            wallStart = System.nanoTime();
+        }
+
+        @TearDown(Level.Iteration)
+        public void stop() {
+            cpuNs = MX.getCurrentThreadCpuTime() - cpuStart;
+            wallNs = System.nanoTime() - wallStart;
+        }
+    }
+
     @Benchmark
-    public long slab(PerThread t) {
+    public long slab(PerThread t, CpuClock clock) {
         return t.workload.allocateAndFreeOne();
     }
 
     @Benchmark
-    public long nettyThreadCache(Shared s) {
+    public long nettyThreadCache(Shared s, CpuClock clock) {
         ByteBuf b = s.nettyCached.directBuffer(s.blockBytes, s.blockBytes);
         long a = b.memoryAddress();
         b.release();

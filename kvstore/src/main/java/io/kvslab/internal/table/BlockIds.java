@@ -23,11 +23,18 @@ final class BlockIds {
     /** 8-byte state words per 64-byte cache line, as a shift; and cache lines of state words per page. */
     private static final int WORDS_PER_LINE_SHIFT = 3;
     private static final int LINES = PAGE >>> WORDS_PER_LINE_SHIFT;
+    /**
+     * Unused words before and after a page's state words: one cache line each side. Without the front one, the
+     * words of ids 0, 512, ..., 2560 of a page shared a line with the array's length, which every thread reads on
+     * every access to any state word (the bounds check): the thread that owned id 0 (the first block an allocator
+     * hands out) wrote that line twice per alloc + free, and every other thread's alloc + free then missed on it.
+     */
+    static final int GUARD = 1 << WORDS_PER_LINE_SHIFT;
     private static final VarHandle STATE = MethodHandles.arrayElementVarHandle(long[].class);
 
     /** The metadata of {@link #PAGE} consecutive ids. */
     static final class Page {
-        final long[] state = new long[PAGE];
+        final long[] state = new long[PAGE + 2 * GUARD];
         final int[] slab = new int[PAGE];
         final int[] slot = new int[PAGE];
         final long[] address = new long[PAGE];
@@ -56,14 +63,16 @@ final class BlockIds {
     }
 
     /**
-     * Where an id's state word sits in its page: id {@code i} of a page gets word {@code (i mod 512) * 8 + i / 512},
-     * i.e. cache line {@code i mod 512} (eight 8-byte words to a 64-byte line). Two ids less than 512 apart never
-     * share a line, so threads working on blocks taken close together (one after the other, or from one stripe's
-     * refill run) never write one line: every reference count change and every reuse writes its id's word.
+     * Where an id's state word sits in its page: id {@code i} of a page gets word
+     * {@code GUARD + (i mod 512) * 8 + i / 512}, i.e. cache line {@code i mod 512} of the words between the guards
+     * (eight 8-byte words to a 64-byte line). Two ids less than 512 apart never share a line, so threads working on
+     * blocks taken close together (one after the other, or from one stripe's refill run) never write one line: every
+     * reference count change and every reuse writes its id's word. The guards keep every word off the line of the
+     * array's header (its length is read by every access) and off the next object's first line.
      */
     static int stateIndex(int id) {
         int i = id & MASK;
-        return ((i & (LINES - 1)) << WORDS_PER_LINE_SHIFT) | (i >>> (PAGE_SHIFT - WORDS_PER_LINE_SHIFT));
+        return GUARD + (((i & (LINES - 1)) << WORDS_PER_LINE_SHIFT) | (i >>> (PAGE_SHIFT - WORDS_PER_LINE_SHIFT)));
     }
 
     /**

@@ -159,8 +159,14 @@ final class ParkedBlocks extends ParkedBlocksFields {
     }
 }
 
-/** Padding laid out before {@link ParkedBlocksFields}'s fields (a superclass's fields come first). */
+/**
+ * Padding laid out before {@link ParkedBlocksFields}'s fields (a superclass's fields come first). The int fills the
+ * 4-byte hole after the 12-byte object header: HotSpot puts the first int field it lays out there, even a subclass's,
+ * and without this one the lock word went there, before the padding, on a line with the previous object's end.
+ */
 abstract class ParkedBlocksPadding {
+    @SuppressWarnings("unused")
+    private int hole;
     @SuppressWarnings("unused")
     private long p0, p1, p2, p3, p4, p5, p6, p7;
 }

@@ -401,6 +401,86 @@ class SlabAllocatorThreadsTest {
         }
     }
 
+    /**
+     * Two threads allocating and freeing blocks one at a time on one allocator, over ids of two pages of state words
+     * (so ids 0, 512, ..., whose words sit next to a page's guard line, and the last ids of a page are in play): no
+     * block is handed to two owners at once, every free bumps its id's generation exactly once (the generation a
+     * handle carries equals the frees of its id before it), old handles stay dead, and the counts are exact after.
+     */
+    @Test
+    void twoThreadsAllocatingAndFreeingSingleBlocksKeepOwnershipAndGenerationsExact() throws Exception {
+        int ids = BlockIds.PAGE + 200;
+        try (SlabAllocator a = new SlabAllocator(BLOCK, 64 * BLOCK, Long.MAX_VALUE);
+             ExecutorService pool = Executors.newFixedThreadPool(2)) {
+            long[] first = new long[ids];
+            a.allocate(first, ids);   // issues ids 0 .. ids-1, each at generation 1
+            for (long h : first) {
+                assertEquals(1, (int) (h >>> 32), "a new id starts at generation 1");
+            }
+            a.releaseAll(first, 0, ids);
+            java.util.concurrent.atomic.AtomicIntegerArray frees = new java.util.concurrent.atomic.AtomicIntegerArray(ids);
+            java.util.concurrent.atomic.AtomicIntegerArray newest = new java.util.concurrent.atomic.AtomicIntegerArray(ids);
+            for (int id = 0; id < ids; id++) {
+                frees.set(id, 1);
+                newest.set(id, 1);
+            }
+            CyclicBarrier start = new CyclicBarrier(2);
+            List<Future<Long>> results = new ArrayList<>();
+            for (int t = 0; t < 2; t++) {
+                int seed = 17 + t;
+                results.add(pool.submit(() -> {
+                    SplittableRandom rnd = new SplittableRandom(seed);
+                    long[] held = new long[200];
+                    long checked = 0;
+                    start.await();
+                    for (int round = 0; round < 3_000; round++) {
+                        // mostly one block at a time (the benchmark's pattern), sometimes many (moving through ids)
+                        int n = rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(held.length) : 1;
+                        for (int i = 0; i < n; i++) {
+                            long h = a.allocate();
+                            int id = (int) h;
+                            assertTrue(id >= 0 && id < ids, "no id beyond those issued while blocks were free: " + id);
+                            assertEquals(1, a.refCount(h));
+                            newest.accumulateAndGet(id, (int) (h >>> 32), Math::max);
+                            stamp(a, h);
+                            held[i] = h;
+                        }
+                        for (int i = 0; i < n; i++) {
+                            long h = held[i];
+                            checked += verify(a, h);
+                            assertEquals(0, a.release(h));
+                            frees.incrementAndGet((int) h);
+                            assertFalse(a.isLive(h), "a freed handle is dead");
+                            assertThrows(InvalidBlockException.class, () -> a.release(h));
+                        }
+                    }
+                    return checked;
+                }));
+            }
+            long checked = 0;
+            for (Future<Long> f : results) {
+                checked += f.get();
+            }
+            assertTrue(checked >= 2 * 3_000);
+            assertEquals(0, a.liveBlocks(), "nothing live (the stripes' parked blocks drained back into their slabs)");
+            // the next handle of every id carries one generation per free: allocate them all back and compare
+            long[] again = new long[ids];
+            a.allocate(again, ids);
+            boolean[] seen = new boolean[ids];
+            for (long h : again) {
+                int id = (int) h;
+                assertFalse(seen[id], "id " + id + " handed out twice");
+                seen[id] = true;
+                assertEquals(1 + frees.get(id), (int) (h >>> 32), "generation of id " + id + " after "
+                        + frees.get(id) + " frees");
+                assertTrue(newest.get(id) <= frees.get(id), "a handle seen of id " + id + " was newer than its frees");
+            }
+            assertEquals(ids, a.liveBlocks());
+            a.releaseAll(again, 0, ids);
+            assertEquals(0, a.closeAndCountLive());
+        }
+    }
+
     private static void stamp(SlabAllocator a, long h) {
         MemorySegment s = a.segment(h);
         for (long off = 0; off < BLOCK; off += 8) {
