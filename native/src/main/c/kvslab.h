@@ -89,6 +89,16 @@ int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t 
                          int32_t n_q, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                          const int64_t* off, const int64_t* len, float scale, float* out, int32_t n_threads);
 
+/* One token's rows of every KV head of a layer into their blocks (the store's append, one call per token and
+ * layer): for head h, rows[4h] and rows[4h+1] are the byte offsets of its K and V row in k_src and v_src, rows[4h+2]
+ * and rows[4h+3] the addresses they go to (key_row_bytes and value_row_bytes each). Copies bytes as they are (the
+ * caller checked the values and chose the slots); rows of whole 64-byte lines at 64-byte aligned addresses are
+ * written with non-temporal stores, and every store is visible when the call returns. Returns KVS_OK, or
+ * KVS_ERR_ARGUMENT (nothing written) for a null pointer, heads < 1, a row size < 1, a negative offset or a zero
+ * address. Since ABI 6. */
+int32_t kvs_append_rows(const uint8_t* k_src, const uint8_t* v_src, const int64_t* rows, int32_t heads,
+                        int64_t key_row_bytes, int64_t value_row_bytes);
+
 /* Bytes of one stored row of head_dim values of dtype, or -1 if dtype cannot store such rows. */
 int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim);
 

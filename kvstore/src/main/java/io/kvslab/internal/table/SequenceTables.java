@@ -2,6 +2,7 @@ package io.kvslab.internal.table;
 
 import io.kvslab.ClosedException;
 import io.kvslab.ConcurrentUseException;
+import io.kvslab.DType;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvTensor;
@@ -47,6 +48,8 @@ public final class SequenceTables {
     /** Reusable float-array row sources of append (used under the write lock only): append makes no object. */
     private final RowSource.Floats kFloats;
     private final RowSource.Floats vFloats;
+    /** kvs_append_rows's per-head offsets and addresses (used under the write lock only). */
+    private final long[] appendRows;
     private volatile long referencedBlocks;
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
@@ -81,6 +84,7 @@ public final class SequenceTables {
         this.id = id;
         this.kFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
+        this.appendRows = new long[4 * layout.kvHeads()];
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (BlockTable[] layer : tables) {
             for (int h = 0; h < layer.length; h++) {
@@ -100,6 +104,7 @@ public final class SequenceTables {
         this.id = id;
         this.kFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
+        this.appendRows = new long[4 * layout.kvHeads()];
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (int l = 0; l < tables.length; l++) {
             for (int h = 0; h < tables[l].length; h++) {
@@ -429,6 +434,10 @@ public final class SequenceTables {
                 }
             }
 
+            // One token of f16 tensors into an f16 store: the rows' copies go in one native call (NativeAppend).
+            boolean nativeCopy = n == 1 && kt != null && kt.type() == DType.F16 && vt.type() == DType.F16
+                    && layout.keyDtype() == DType.F16 && layout.valueDtype() == DType.F16 && kt.rowsContiguous()
+                    && vt.rowsContiguous() && NativeAppend.enabled();
             for (int h = 0; h < rows.length; h++) {
                 BlockTable t = rows[h];
                 int tailRows = t.length % tokensPerBlock;
@@ -450,7 +459,30 @@ public final class SequenceTables {
                     t.blockCount++;
                 }
                 t.ensureRowCapacity(t.length + n);
-                writeRows(t, h, k, v, n);
+                if (nativeCopy) {
+                    int block = t.length / tokensPerBlock;
+                    int slot = t.length % tokensPerBlock;
+                    appendRows[4 * h] = kt.elementOffset(0, h, 0) * Short.BYTES;
+                    appendRows[4 * h + 1] = vt.elementOffset(0, h, 0) * Short.BYTES;
+                    appendRows[4 * h + 2] = allocator.address(t.keyBlocks[block]) + slot * keyRowBytes;
+                    appendRows[4 * h + 3] = allocator.address(t.valueBlocks[block]) + slot * valueRowBytes;
+                } else {
+                    writeRows(t, h, k, v, n);
+                }
+            }
+            if (nativeCopy) {
+                try {
+                    NativeAppend.copy(kt.data(), vt.data(), appendRows, rows.length, keyRowBytes, valueRowBytes);
+                } catch (KvSlabException e) {
+                    // Cannot happen with the arguments built above; if it does, the Java copy writes the same bytes
+                    // (or fails as it always could), so the rows below are never published unwritten.
+                    for (int h = 0; h < rows.length; h++) {
+                        writeRows(rows[h], h, k, v, n);
+                    }
+                }
+            }
+            // Published only now that every head's rows are written (under the write lock, as before).
+            for (BlockTable t : rows) {
                 for (int i = 0; i < n; i++) {
                     t.positions[t.length + i] = positions == null ? single : positions[i];
                 }
