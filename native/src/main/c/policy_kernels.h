@@ -46,7 +46,7 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
  * then added in fp32), so that rows which would sit in such slots get the same bits without a product of their own:
  *   out[gi][t] = sum_k | fl(E + O) |,  E = fma-chain over j = 0, 2, 4, ..., O = over j = 1, 3, 5, ...
  * of values[t][j] * W_o^(h0+gi)[k][j]; the sum runs over k in order, in double. headDim must be even.
- *   scratch  [headDim][8] floats, 32-byte aligned
+ *   scratch  [headDim][8] floats
  * Returns 0.
  */
 int32_t kvs_policy_value_norms_paired(const float *values, int32_t n, int32_t headDim, const float *wo,

@@ -37,7 +37,8 @@ final class RowPacking {
 
     /**
      * @param packed     source row of each packed row ({@code -1}: a zero pad)
-     * @param packedTile rows per sgemm for {@code packed} (the whole product's tile; the last tile may be shorter)
+     * @param packedTile rows per sgemm for {@code packed} (the whole product's tile or a taller one; the last tile may
+     *                   be shorter)
      * @param tails      {first row, rows} of whole-product tails to compute as products of exactly those rows
      * @param paired     ascending {@link #Q4} rows left for the paired-chain kernel (empty unless asked for)
      */
