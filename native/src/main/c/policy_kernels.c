@@ -94,70 +94,42 @@ typedef struct {
     float *out;
 } norms_job;
 
-/* OpenBLAS's M panel (GEMM_P) and M unroll for sgemm on the bundled build's Zen kernels. An sgemm over the column
- * block [c0, c1) of W_o^h computes each output with the same arithmetic as the whole product when the block is one of
- * the whole product's M panels (the first and last outputs of a panel are where the 12-row blocks' first half takes
- * a second FMA chain; docs/benchmarks.md, pol7). Elsewhere (another build or CPU) the blocks still give the norms,
- * possibly with other last bits; PolicyKernels' packing check compares only calls of this same kernel. */
-#define NORM_PANEL 320
-#define NORM_UNROLL_M 16
-
-/* Floats of scratch before the row sums (8-byte aligned): a tile's rows x the widest column block. */
-static size_t norms_sum_offset(int32_t tile, int32_t modelDim) {
-    return ((size_t) tile * (modelDim < NORM_PANEL ? modelDim : NORM_PANEL) + 1) & ~(size_t) 1;
-}
-
-/* Width of the next M panel of OpenBLAS's level-3 driver (driver/level3/level3.c) with `left` columns to go. */
-static int32_t norm_panel(int32_t left) {
-    if (left >= 2 * NORM_PANEL) return NORM_PANEL;
-    if (left > NORM_PANEL) return (left / 2 + NORM_UNROLL_M - 1) / NORM_UNROLL_M * NORM_UNROLL_M;
-    return left;
-}
-
 static void norms_item(void *ctx, int32_t item, float *scratch) {
     const norms_job *j = (const norms_job *) ctx;
     const int32_t gi = item / j->tiles, t0 = (item % j->tiles) * j->tile, h = j->h0 + gi;
     const int32_t headDim = j->headDim, modelDim = j->modelDim;
     const int32_t rows = (j->n - t0 < j->tile) ? (j->n - t0) : j->tile;
     float *dst = j->out + (size_t) gi * j->n;
-    /* Column block by column block (one M panel each, so the block stays in L2 for the reduction):
-     * scratch[t][c] = sum_j V[t0+t][j] * W_o[c0+c][h*d + j]. The row sums carry across blocks in double, each
-     * adding its terms in order k = 0, 1, ..., so they are the additions of a row-by-row loop over the whole row.
-     * Four rows at a time: four independent chains of dependent adds instead of one (one chain is bound by the
-     * add latency). */
-    double *sum = (double *) (scratch + norms_sum_offset(j->tile, modelDim));
-    for (int32_t t = 0; t < rows; t++) sum[t] = 0.0;
-    for (int32_t c0 = 0; c0 < modelDim;) {
-        const int32_t w = norm_panel(modelDim - c0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, headDim, 1.0f,
-                    j->values + (size_t) t0 * headDim, headDim,
-                    j->wo + (size_t) h * j->woHeadStride + (size_t) c0 * j->woRowStride, (int32_t) j->woRowStride,
-                    0.0f, scratch, w);
-        int32_t t = 0;
-        for (; t + 4 <= rows; t += 4) {
-            const float *u0 = scratch + (size_t) t * w;
-            const float *u1 = u0 + w, *u2 = u1 + w, *u3 = u2 + w;
-            double s0 = sum[t], s1 = sum[t + 1], s2 = sum[t + 2], s3 = sum[t + 3];
-            for (int32_t k = 0; k < w; k++) {
-                s0 += fabsf(u0[k]);
-                s1 += fabsf(u1[k]);
-                s2 += fabsf(u2[k]);
-                s3 += fabsf(u3[k]);
-            }
-            sum[t] = s0;
-            sum[t + 1] = s1;
-            sum[t + 2] = s2;
-            sum[t + 3] = s3;
+    /* scratch[t][k] = sum_j V[t0+t][j] * W_o[k][h*d + j]: rows x modelDim, i.e. V_tile . (W_o^h)^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, modelDim, headDim, 1.0f,
+                j->values + (size_t) t0 * headDim, headDim, j->wo + (size_t) h * j->woHeadStride,
+                (int32_t) j->woRowStride, 0.0f, scratch, modelDim);
+    /* L1 norm of each row, adding its terms in order k = 0, 1, ... in double. Four rows at a time: four
+     * independent chains of dependent adds instead of one (one chain is bound by the add latency, which
+     * made this loop a third of the kernel's time); each row's sum is the same additions in the same
+     * order as a row-by-row loop, so the results are bit-identical to it. */
+    int32_t t = 0;
+    for (; t + 4 <= rows; t += 4) {
+        const float *u0 = scratch + (size_t) t * modelDim;
+        const float *u1 = u0 + modelDim, *u2 = u1 + modelDim, *u3 = u2 + modelDim;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (int32_t k = 0; k < modelDim; k++) {
+            s0 += fabsf(u0[k]);
+            s1 += fabsf(u1[k]);
+            s2 += fabsf(u2[k]);
+            s3 += fabsf(u3[k]);
         }
-        for (; t < rows; t++) {
-            const float *u = scratch + (size_t) t * w;
-            double s = sum[t];
-            for (int32_t k = 0; k < w; k++) s += fabsf(u[k]);
-            sum[t] = s;
-        }
-        c0 += w;
+        dst[t0 + t] = (float) s0;
+        dst[t0 + t + 1] = (float) s1;
+        dst[t0 + t + 2] = (float) s2;
+        dst[t0 + t + 3] = (float) s3;
     }
-    for (int32_t t = 0; t < rows; t++) dst[t0 + t] = (float) sum[t];
+    for (; t < rows; t++) {
+        const float *u = scratch + (size_t) t * modelDim;
+        double s = 0.0;
+        for (int32_t k = 0; k < modelDim; k++) s += fabsf(u[k]);
+        dst[t0 + t] = (float) s;
+    }
 }
 
 int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,
@@ -166,7 +138,7 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
     const int32_t tiles = (n + tile - 1) / tile;
     norms_job j = {values, wo, woRowStride, woHeadStride, n, headDim, modelDim, h0, tile, tiles, out};
     kvs_blas_run_items(norms_item, &j, g * tiles, (int64_t) (tile < n ? tile : n) * modelDim * headDim, scratch,
-                       sizeof(float) * norms_sum_offset(tile, modelDim) + sizeof(double) * (size_t) tile);
+                       sizeof(float) * (size_t) tile * modelDim);
     return 0;
 }
 

@@ -33,8 +33,7 @@ int32_t kvs_policy_window_attention(const float *q, int32_t w, int32_t qHeads, i
  *   out[gi][t] = sum_k | sum_j values[t][j] * W_o^(h0+gi)[k][j] |      for gi in 0..g-1, t in 0..n-1
  *   values   [n][headDim]
  *   wo       W_o, strides as above
- *   scratch  [tile][modelDim] floats and 2 more, then [tile] doubles: rows are processed `tile` at a time, the
- *            product in column blocks (OpenBLAS's M panels) whose L1 sums carry across blocks in double
+ *   scratch  [tile][modelDim]            rows are processed `tile` at a time
  * Returns 0.
  */
 int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, const float *wo, int32_t modelDim,

@@ -264,8 +264,7 @@ public final class PolicyKernels implements AutoCloseable {
         long outOff = bytes;
         bytes = align(bytes + outLen * Float.BYTES);
         long scratchOff = bytes;
-        // the kernel's product block (at most tile x modelDim floats, 8-byte aligned) and its row sums in double
-        bytes = align(bytes + ((long) tile * modelDim + 2) * Float.BYTES + (long) tile * Double.BYTES);
+        bytes = align(bytes + (long) tile * modelDim * Float.BYTES);
         MemorySegment ws = workspace(bytes);
         MemorySegment.copy(values, 0, ws, JAVA_FLOAT, vOff, (int) vLen);
         int rc;
