@@ -3,7 +3,7 @@
  * C = the first lib with openblas_set_num_threads(1). One warm-up round, then `rounds` rounds of A, B, C in turn;
  * prints medians, GFLOP/s, ratios and whether the outputs are bitwise equal.
  * Usage: policy_ab vn|gram|l2|wa rounds rows old.so new.so
- * Both libraries must have ABI 5 (kvs_policy_value_norms / kvs_policy_gram with W_o's row and head strides); W_o is
+ * Both libraries must have ABI 5 or later (kvs_policy_value_norms / kvs_policy_gram with W_o's row and head strides); W_o is
  * passed row-major, as llama2.c stores it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -16,6 +16,7 @@
 #include "blas_threads.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -138,6 +139,79 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
     norms_job j = {values, wo, woRowStride, woHeadStride, n, headDim, modelDim, h0, tile, tiles, out};
     kvs_blas_run_items(norms_item, &j, g * tiles, (int64_t) (tile < n ? tile : n) * modelDim * headDim, scratch,
                        sizeof(float) * (size_t) tile * modelDim);
+    return 0;
+}
+
+/* One item of the paired-chain L1 norms: query head h0 + gi, all n rows. */
+typedef struct {
+    const float *values, *wo;
+    int64_t woRowStride, woHeadStride;
+    int32_t n, headDim, modelDim, h0;
+    float *out;
+} paired_job;
+
+/* Sum of |e + o| over k in order, in double, for 8 rows at once (lane = row): adds the four outputs k..k+3. */
+static inline void paired_add_abs(__m256 e, __m256 o, __m256d *lo, __m256d *hi) {
+    const __m256 v = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_add_ps(e, o));
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static void paired_item(void *ctx, int32_t gi, float *scratch) {
+    const paired_job *j = (const paired_job *) ctx;
+    const int32_t n = j->n, d = j->headDim, modelDim = j->modelDim;
+    const float *wh = j->wo + (size_t) (j->h0 + gi) * j->woHeadStride;
+    float *dst = j->out + (size_t) gi * n;
+    float *xt = scratch; /* [d][8]: 8 rows' values transposed, zero lanes past the last row */
+    for (int32_t t0 = 0; t0 < n; t0 += 8) {
+        const int32_t rows = n - t0 < 8 ? n - t0 : 8;
+        for (int32_t i = 0; i < d; i++) {
+            for (int32_t l = 0; l < 8; l++) xt[i * 8 + l] = l < rows ? j->values[(size_t) (t0 + l) * d + i] : 0.0f;
+        }
+        __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+        int32_t k = 0;
+        for (; k + 4 <= modelDim; k += 4) {
+            const float *w0 = wh + (size_t) k * j->woRowStride, *w1 = w0 + j->woRowStride;
+            const float *w2 = w1 + j->woRowStride, *w3 = w2 + j->woRowStride;
+            __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+            for (int32_t i = 0; i < d; i += 2) {
+                const __m256 xe = _mm256_loadu_ps(xt + i * 8), xo = _mm256_loadu_ps(xt + (i + 1) * 8);
+                e0 = _mm256_fmadd_ps(xe, _mm256_broadcast_ss(w0 + i), e0);
+                e1 = _mm256_fmadd_ps(xe, _mm256_broadcast_ss(w1 + i), e1);
+                e2 = _mm256_fmadd_ps(xe, _mm256_broadcast_ss(w2 + i), e2);
+                e3 = _mm256_fmadd_ps(xe, _mm256_broadcast_ss(w3 + i), e3);
+                o0 = _mm256_fmadd_ps(xo, _mm256_broadcast_ss(w0 + i + 1), o0);
+                o1 = _mm256_fmadd_ps(xo, _mm256_broadcast_ss(w1 + i + 1), o1);
+                o2 = _mm256_fmadd_ps(xo, _mm256_broadcast_ss(w2 + i + 1), o2);
+                o3 = _mm256_fmadd_ps(xo, _mm256_broadcast_ss(w3 + i + 1), o3);
+            }
+            paired_add_abs(e0, o0, &lo, &hi);
+            paired_add_abs(e1, o1, &lo, &hi);
+            paired_add_abs(e2, o2, &lo, &hi);
+            paired_add_abs(e3, o3, &lo, &hi);
+        }
+        for (; k < modelDim; k++) {
+            const float *w0 = wh + (size_t) k * j->woRowStride;
+            __m256 e0 = _mm256_setzero_ps(), o0 = e0;
+            for (int32_t i = 0; i < d; i += 2) {
+                e0 = _mm256_fmadd_ps(_mm256_loadu_ps(xt + i * 8), _mm256_broadcast_ss(w0 + i), e0);
+                o0 = _mm256_fmadd_ps(_mm256_loadu_ps(xt + (i + 1) * 8), _mm256_broadcast_ss(w0 + i + 1), o0);
+            }
+            paired_add_abs(e0, o0, &lo, &hi);
+        }
+        double s[8];
+        _mm256_storeu_pd(s, lo);
+        _mm256_storeu_pd(s + 4, hi);
+        for (int32_t l = 0; l < rows; l++) dst[t0 + l] = (float) s[l];
+    }
+}
+
+int32_t kvs_policy_value_norms_paired(const float *values, int32_t n, int32_t headDim, const float *wo,
+                                      int32_t modelDim, int64_t woRowStride, int64_t woHeadStride, int32_t h0,
+                                      int32_t g, float *out, float *scratch) {
+    paired_job j = {values, wo, woRowStride, woHeadStride, n, headDim, modelDim, h0, out};
+    kvs_blas_run_items(paired_item, &j, g, (int64_t) n * modelDim * headDim, scratch,
+                       sizeof(float) * (size_t) headDim * 8);
     return 0;
 }
 

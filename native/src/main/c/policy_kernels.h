@@ -41,6 +41,19 @@ int32_t kvs_policy_value_norms(const float *values, int32_t n, int32_t headDim, 
                                float *scratch, int32_t tile);
 
 /*
+ * The same L1 norms as kvs_policy_value_norms, each output element computed the way OpenBLAS's 4-row remainder
+ * kernel computes it on the bundled build (two fused multiply-add chains from zero, over the even and the odd j,
+ * then added in fp32), so that rows which would sit in such slots get the same bits without a product of their own:
+ *   out[gi][t] = sum_k | fl(E + O) |,  E = fma-chain over j = 0, 2, 4, ..., O = over j = 1, 3, 5, ...
+ * of values[t][j] * W_o^(h0+gi)[k][j]; the sum runs over k in order, in double. headDim must be even.
+ *   scratch  [headDim][8] floats
+ * Returns 0. Since ABI 7.
+ */
+int32_t kvs_policy_value_norms_paired(const float *values, int32_t n, int32_t headDim, const float *wo,
+                                      int32_t modelDim, int64_t woRowStride, int64_t woHeadStride, int32_t h0,
+                                      int32_t g, float *out, float *scratch);
+
+/*
  * Gram matrices of every query head's slice of W_o: gram[h][i][j] = sum_k W_o^h[k][i] * W_o^h[k][j]
  *   wo    W_o, strides as above
  *   gram  [qHeads][headDim][headDim]

@@ -3,7 +3,8 @@
 /* 4: K and V dtypes separate (kvs_decode_seq.k_dtype/v_dtype; kvs_attn_decode/prefill take both). */
 /* 5: kvs_policy_value_norms and kvs_policy_gram take W_o's row and head strides (a head-major copy is faster). */
 /* 6: kvs_append_rows (one token's rows of a layer into their blocks in one call). */
-int32_t kvs_abi_version(void) { return 6; }
+/* 7: kvs_policy_value_norms_paired (the 4-row remainder kernel's arithmetic, for packed L1 norms in taller tiles). */
+int32_t kvs_abi_version(void) { return 7; }
 
 int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim) {
     if (head_dim <= 0) return -1;

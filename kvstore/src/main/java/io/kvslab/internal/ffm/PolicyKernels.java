@@ -32,10 +32,17 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class PolicyKernels implements AutoCloseable {
     /** Rows of V processed per sgemm in the value-norm kernel; bounds its scratch to TILE x modelDim floats. */
     static final int NORM_TILE = 256;
+    /**
+     * Rows per sgemm when a subset of rows is packed ({@link RowPacking}): 85 blocks of 12 and a group of 4, so four
+     * times fewer products than {@link #NORM_TILE}, each of which packs the head's W_o slice again (about a tenth
+     * of a 256-row product's time); the rows of the 4-row kind that do not fit go to the paired-chain kernel.
+     */
+    static final int NORM_PACKED_TILE = 1024;
     private static final long MAX_ELEMENTS = Integer.MAX_VALUE;
 
     private static volatile MethodHandle windowAttention;
     private static volatile MethodHandle valueNorms;
+    private static volatile MethodHandle valueNormsPaired;
     private static volatile MethodHandle gram;
     private static volatile MethodHandle valueL2Norms;
     /** Rows per sgemm in the L2 value-norm kernel: scratch of L2_TILE x groupHeads x headDim floats. */
@@ -68,6 +75,9 @@ public final class PolicyKernels implements AutoCloseable {
                     valueNorms = lib.handle("kvs_policy_value_norms", FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT,
                             JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+                    valueNormsPaired = lib.handle("kvs_policy_value_norms_paired", FunctionDescriptor.of(
+                            JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT,
+                            JAVA_INT, ADDRESS, ADDRESS));
                     gram = lib.handle("kvs_policy_gram", FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS));
                     valueL2Norms = lib.handle("kvs_policy_value_l2_norms", FunctionDescriptor.of(JAVA_INT,
@@ -271,6 +281,58 @@ public final class PolicyKernels implements AutoCloseable {
     }
 
     /**
+     * {@code kvs_policy_value_norms_paired} over all {@code rows} rows (package-private: the tests compare it with a
+     * plain-Java reference of the same arithmetic). Native only; {@code headDim} must be even.
+     */
+    void valueNormsPaired(float[] values, int rows, OutputProjectionWeights wo, int firstHead, int groupHeads,
+                          float[] out) {
+        checkOpen();
+        if (!nativeKernels) {
+            throw new PolicyKernelException("the paired-chain kernel needs libkvslab");
+        }
+        if (wo.headDim() % 2 != 0) {
+            throw new PolicyKernelException("the paired-chain kernel needs an even headDim, got " + wo.headDim());
+        }
+        if (!checkGroup(wo.queryHeads(), firstHead, groupHeads, rows)) {
+            return;
+        }
+        atLeast("values", values, elements("values", (long) rows * wo.headDim()));
+        atLeast("out", out, elements("outputs", (long) groupHeads * rows));
+        nativeValueNormsPaired(values, rows, wo, firstHead, groupHeads, out);
+    }
+
+    /**
+     * The L1 norms as OpenBLAS's 4-row remainder kernel computes them ({@code kvs_policy_value_norms_paired}), for
+     * the packed rows of that kind that a tall packed tile cannot hold; arguments already validated.
+     */
+    private void nativeValueNormsPaired(float[] values, int rows, OutputProjectionWeights wo, int firstHead,
+                                        int groupHeads, float[] out) {
+        MemorySegment woSeg = wo.segment();
+        int headDim = wo.headDim();
+        int modelDim = wo.modelDim();
+        long vLen = (long) rows * headDim;
+        long outLen = (long) groupHeads * rows;
+        long bytes = align(vLen * Float.BYTES);
+        long outOff = bytes;
+        bytes = align(bytes + outLen * Float.BYTES);
+        long scratchOff = bytes;
+        bytes = align(bytes + (long) headDim * 8 * Float.BYTES);
+        MemorySegment ws = workspace(bytes);
+        MemorySegment.copy(values, 0, ws, JAVA_FLOAT, 0, (int) vLen);
+        int rc;
+        try {
+            rc = (int) valueNormsPaired.invokeExact(ws, rows, headDim, woSeg, modelDim, wo.rowStride(),
+                    wo.headStride(), firstHead, groupHeads, ws.asSlice(outOff), ws.asSlice(scratchOff));
+        } catch (Throwable t) {
+            throw new KvSlabException("kvs_policy_value_norms_paired failed: " + t, t);
+        }
+        if (rc != 0) {
+            throw new KvSlabException("kvs_policy_value_norms_paired returned " + rc);
+        }
+        MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
+    }
+
+    /**
      * The Gram matrices of every query head's slice of W_o, for {@link #valueL2Norms}: {@code G_h =
      * (W_o^h)^T W_o^h}, one fp32 sgemm per head ({@code queryHeads x headDim^2 x modelDim} multiply-adds:
      * compute once per W_o and reuse); the plain-Java fallback sums in double.
@@ -413,10 +475,14 @@ public final class PolicyKernels implements AutoCloseable {
             valueNorms(RowPacking.gather(values, headDim, rowIndices), count, wo, firstHead, groupHeads, out);
             return;
         }
-        boolean packs = packingReproduces("L1", headDim, wo.modelDim(), NORM_TILE, 1,
-                (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, 1, o));
-        subset(values, rows, rowIndices, groupHeads, out, headDim, NORM_TILE, packs,
-                (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, groupHeads, o));
+        // Tall packed tiles with the paired-chain kernel where they reproduce the whole call, else 256-row ones
+        RowKernel one = (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, 1, o);
+        boolean tall = headDim % 2 == 0 && packingReproduces("L1", headDim, wo.modelDim(), NORM_TILE,
+                NORM_PACKED_TILE, 1, one, (v, n, tile, o) -> nativeValueNormsPaired(v, n, wo, firstHead, 1, o));
+        boolean packs = tall || packingReproduces("L1", headDim, wo.modelDim(), NORM_TILE, NORM_TILE, 1, one, null);
+        subset(values, rows, rowIndices, groupHeads, out, headDim, NORM_TILE, tall ? NORM_PACKED_TILE : NORM_TILE,
+                packs, (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, groupHeads, o),
+                tall ? (v, n, tile, o) -> nativeValueNormsPaired(v, n, wo, firstHead, groupHeads, o) : null);
     }
 
     /**
@@ -441,10 +507,10 @@ public final class PolicyKernels implements AutoCloseable {
             valueL2Norms(RowPacking.gather(values, headDim, rowIndices), count, gram, firstHead, groupHeads, out);
             return;
         }
-        boolean packs = packingReproduces("L2", headDim, groupHeads * headDim, L2_TILE, groupHeads,
-                (v, n, tile, o) -> nativeValueL2Norms(v, n, tile, gram, firstHead, groupHeads, o));
-        subset(values, rows, rowIndices, groupHeads, out, headDim, L2_TILE, packs,
-                (v, n, tile, o) -> nativeValueL2Norms(v, n, tile, gram, firstHead, groupHeads, o));
+        RowKernel kernel = (v, n, tile, o) -> nativeValueL2Norms(v, n, tile, gram, firstHead, groupHeads, o);
+        boolean packs = packingReproduces("L2", headDim, groupHeads * headDim, L2_TILE, L2_TILE, groupHeads, kernel,
+                null);
+        subset(values, rows, rowIndices, groupHeads, out, headDim, L2_TILE, L2_TILE, packs, kernel, null);
     }
 
     /** A native per-row kernel: {@code out [heads][n]} for {@code n} rows of {@code values} in tiles of {@code tile}. */
@@ -463,12 +529,14 @@ public final class PolicyKernels implements AutoCloseable {
 
     /**
      * Whether a packed subset gets the whole call's bits for this geometry: a fixed pseudo-random probe of two full
-     * tiles and a 19-row tile, a subset of about 60% of its rows, compared bit for bit.
+     * packed tiles and a 19-row tile, a subset of about 60% of its rows, compared bit for bit. With a {@code paired}
+     * kernel, the subset is packed in tiles of {@code packedTile} rows and the 4-row kind's overflow goes to it.
      */
-    private static boolean packingReproduces(String kind, int headDim, int width, int tile, int heads,
-                                             RowKernel kernel) {
-        return PACKING.computeIfAbsent(kind + ":" + headDim + "x" + width, k -> {
-            int n = 2 * tile + 19;
+    private static boolean packingReproduces(String kind, int headDim, int width, int tile, int packedTile,
+                                             int heads, RowKernel kernel, RowKernel paired) {
+        return PACKING.computeIfAbsent(kind + ":" + headDim + "x" + width + (paired != null ? ":" + packedTile : ""),
+                k -> {
+            int n = 2 * packedTile + 19;
             SplittableRandom rnd = new SplittableRandom(0x5EED);
             float[] v = new float[n * headDim];
             for (int i = 0; i < v.length; i++) {
@@ -479,7 +547,7 @@ public final class PolicyKernels implements AutoCloseable {
             kernel.run(v, n, Math.min(n, tile), whole);
             int c = some.length;
             float[] part = new float[heads * c];
-            packed(v, n, some, heads, part, headDim, tile, kernel);
+            packed(v, n, some, heads, part, headDim, tile, packedTile, kernel, paired);
             for (int h = 0; h < heads; h++) {
                 for (int i = 0; i < c; i++) {
                     if (Float.floatToRawIntBits(part[h * c + i]) != Float.floatToRawIntBits(whole[h * n + some[i]])) {
@@ -492,9 +560,9 @@ public final class PolicyKernels implements AutoCloseable {
     }
 
     private static void subset(float[] values, int rows, int[] rowIndices, int heads, float[] out, int headDim,
-                               int tile, boolean packs, RowKernel kernel) {
+                               int tile, int packedTile, boolean packs, RowKernel kernel, RowKernel paired) {
         if (packs) {
-            packed(values, rows, rowIndices, heads, out, headDim, tile, kernel);
+            packed(values, rows, rowIndices, heads, out, headDim, tile, packedTile, kernel, paired);
             return;
         }
         float[] all = new float[heads * rows]; // every row, as before
@@ -507,14 +575,20 @@ public final class PolicyKernels implements AutoCloseable {
         }
     }
 
-    /** The subset as {@link RowPacking} lays it out: one call for the packed tiles, one per odd tail. */
+    /**
+     * The subset as {@link RowPacking} lays it out: one call for the packed tiles, one per odd tail, and (with a
+     * {@code paired} kernel) one for the 4-row kind's rows the packed tiles could not hold.
+     */
     private static void packed(float[] values, int rows, int[] rowIndices, int heads, float[] out, int headDim,
-                               int tile, RowKernel kernel) {
-        RowPacking.Plan plan = RowPacking.plan(rowIndices, rows, tile);
+                               int tile, int packedTile, RowKernel kernel, RowKernel paired) {
+        RowPacking.Plan plan = RowPacking.plan(rowIndices, rows, tile, packedTile, paired != null);
         float[] byRow = new float[heads * rows]; // [head][row], filled at the wanted rows
         scatter(plan.packed(), plan.packedTile(), values, headDim, heads, rows, byRow, kernel);
         for (int[] tail : plan.tails()) {
             scatter(RowPacking.tailRows(tail), tail[1], values, headDim, heads, rows, byRow, kernel);
+        }
+        if (plan.paired().length > 0) {
+            scatter(plan.paired(), plan.paired().length, values, headDim, heads, rows, byRow, paired);
         }
         int count = rowIndices.length;
         for (int h = 0; h < heads; h++) {

@@ -39,6 +39,61 @@ class RowPackingTest {
         }
     }
 
+    @Test
+    void tallPackedTilesEveryRowOnceAndOnlyTheFourRowKindPaired() {
+        Random rnd = new Random(5);
+        int[][] shapes = {{256, 1024, 2600}, {256, 1024, 4096}, {256, 1024, 255}, {256, 1024, 32768}, {256, 508, 700},
+                {12, 40, 100}};
+        for (int[] shape : shapes) {
+            int tile = shape[0];
+            int packedTile = shape[1];
+            int n = shape[2];
+            for (double p : new double[] {1.0, 0.875, 0.3, 0.01}) {
+                int[] rows = java.util.stream.IntStream.range(0, n).filter(r -> rnd.nextDouble() < p).toArray();
+                RowPacking.Plan plan = RowPacking.plan(rows, n, tile, packedTile, true);
+                String where = "n " + n + " tile " + tile + "/" + packedTile + " rows " + rows.length;
+                assertEquals(packedTile, plan.packedTile(), where);
+                int[] seen = new int[n];
+                int len = plan.packed().length;
+                for (int i = 0; i < len; i++) {
+                    int r = plan.packed()[i];
+                    if (r >= 0) {
+                        seen[r]++;
+                        int t0 = r / tile * tile;
+                        int p0 = i / packedTile * packedTile;
+                        assertEquals(RowPacking.kind(r - t0, Math.min(tile, n - t0)),
+                                RowPacking.kind(i - p0, Math.min(packedTile, len - p0)), where + ": row " + r);
+                    }
+                }
+                for (int[] tail : plan.tails()) {
+                    for (int q = 0; q < tail[1]; q++) {
+                        seen[tail[0] + q]++;
+                    }
+                }
+                int prev = -1;
+                for (int r : plan.paired()) {
+                    int t0 = r / tile * tile;
+                    assertEquals(RowPacking.Q4, RowPacking.kind(r - t0, Math.min(tile, n - t0)), where + ": paired " + r);
+                    assertTrue(r > prev, where + ": paired rows ascend");
+                    prev = r;
+                    seen[r]++;
+                }
+                for (int r : rows) {
+                    assertEquals(1, seen[r], where + ": row " + r + " computed " + seen[r] + " times");
+                }
+                // packed tiles hold 4 rows of the 4-row kind each: the rest are paired, no more
+                int q4 = 0;
+                for (int r : rows) {
+                    int t0 = r / tile * tile;
+                    q4 += RowPacking.kind(r - t0, Math.min(tile, n - t0)) == RowPacking.Q4 ? 1 : 0;
+                }
+                int tiles = len == 0 ? 0 : (len + packedTile - 1) / packedTile;
+                int slots = packedTile % RowPacking.BLOCK >= 4 && packedTile % RowPacking.BLOCK < 8 ? 4 * tiles : 0;
+                assertEquals(Math.max(0, q4 - slots), plan.paired().length, where + ": paired rows");
+            }
+        }
+    }
+
     private static void check(int[] rows, int n, int tile) {
         RowPacking.Plan plan = RowPacking.plan(rows, n, tile);
         String where = "n " + n + " tile " + tile + " rows " + rows.length;
