@@ -254,30 +254,21 @@ public final class PolicyKernels implements AutoCloseable {
     /** The native L1 kernel over {@code rows} rows in sgemm tiles of {@code tile}; arguments already validated. */
     private void nativeValueNorms(float[] values, int rows, int tile, OutputProjectionWeights wo, int firstHead,
                                   int groupHeads, float[] out) {
-        MemorySegment woSeg = wo.segment();
         int headDim = wo.headDim();
         int modelDim = wo.modelDim();
-        long vLen = (long) rows * headDim;
-        long outLen = (long) groupHeads * rows;
-        long vOff = 0;
-        long bytes = align(vLen * Float.BYTES);
-        long outOff = bytes;
-        bytes = align(bytes + outLen * Float.BYTES);
-        long scratchOff = bytes;
-        bytes = align(bytes + (long) tile * modelDim * Float.BYTES);
-        MemorySegment ws = workspace(bytes);
-        MemorySegment.copy(values, 0, ws, JAVA_FLOAT, vOff, (int) vLen);
+        RowsWorkspace w = rowsWorkspace(values, (long) rows * headDim, (long) groupHeads * rows,
+                (long) tile * modelDim);
         int rc;
         try {
-            rc = (int) valueNorms.invokeExact(ws.asSlice(vOff), rows, headDim, woSeg, modelDim, wo.rowStride(),
-                    wo.headStride(), firstHead, groupHeads, ws.asSlice(outOff), ws.asSlice(scratchOff), tile);
+            rc = (int) valueNorms.invokeExact(w.values(), rows, headDim, wo.segment(), modelDim, wo.rowStride(),
+                    wo.headStride(), firstHead, groupHeads, w.out(), w.scratch(), tile);
         } catch (Throwable t) {
             throw new KvSlabException("kvs_policy_value_norms failed: " + t, t);
         }
         if (rc != 0) {
             throw new KvSlabException("kvs_policy_value_norms returned " + rc);
         }
-        MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
+        w.copyOut(out);
     }
 
     /**
@@ -307,29 +298,35 @@ public final class PolicyKernels implements AutoCloseable {
      */
     private void nativeValueNormsPaired(float[] values, int rows, OutputProjectionWeights wo, int firstHead,
                                         int groupHeads, float[] out) {
-        MemorySegment woSeg = wo.segment();
         int headDim = wo.headDim();
-        int modelDim = wo.modelDim();
-        long vLen = (long) rows * headDim;
-        long outLen = (long) groupHeads * rows;
-        long bytes = align(vLen * Float.BYTES);
-        long outOff = bytes;
-        bytes = align(bytes + outLen * Float.BYTES);
-        long scratchOff = bytes;
-        bytes = align(bytes + (long) headDim * 8 * Float.BYTES);
-        MemorySegment ws = workspace(bytes);
-        MemorySegment.copy(values, 0, ws, JAVA_FLOAT, 0, (int) vLen);
+        RowsWorkspace w = rowsWorkspace(values, (long) rows * headDim, (long) groupHeads * rows, (long) headDim * 8);
         int rc;
         try {
-            rc = (int) valueNormsPaired.invokeExact(ws, rows, headDim, woSeg, modelDim, wo.rowStride(),
-                    wo.headStride(), firstHead, groupHeads, ws.asSlice(outOff), ws.asSlice(scratchOff));
+            rc = (int) valueNormsPaired.invokeExact(w.values(), rows, headDim, wo.segment(), wo.modelDim(),
+                    wo.rowStride(), wo.headStride(), firstHead, groupHeads, w.out(), w.scratch());
         } catch (Throwable t) {
             throw new KvSlabException("kvs_policy_value_norms_paired failed: " + t, t);
         }
         if (rc != 0) {
             throw new KvSlabException("kvs_policy_value_norms_paired returned " + rc);
         }
-        MemorySegment.copy(ws, JAVA_FLOAT, outOff, out, 0, (int) outLen);
+        w.copyOut(out);
+    }
+
+    /** The workspace of a per-row kernel: the rows' values copied in, then room for the outputs and the scratch. */
+    private record RowsWorkspace(MemorySegment values, MemorySegment out, MemorySegment scratch, long outLen) {
+        void copyOut(float[] dst) {
+            MemorySegment.copy(out, JAVA_FLOAT, 0, dst, 0, (int) outLen);
+        }
+    }
+
+    /** Lays out {@code vLen} value, {@code outLen} output and {@code scratchFloats} scratch floats (each aligned). */
+    private RowsWorkspace rowsWorkspace(float[] values, long vLen, long outLen, long scratchFloats) {
+        long outOff = align(vLen * Float.BYTES);
+        long scratchOff = align(outOff + outLen * Float.BYTES);
+        MemorySegment ws = workspace(align(scratchOff + scratchFloats * Float.BYTES));
+        MemorySegment.copy(values, 0, ws, JAVA_FLOAT, 0, (int) vLen);
+        return new RowsWorkspace(ws, ws.asSlice(outOff), ws.asSlice(scratchOff), outLen);
     }
 
     /**
