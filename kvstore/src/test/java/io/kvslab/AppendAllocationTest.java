@@ -2,6 +2,9 @@ package io.kvslab;
 
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
@@ -27,19 +30,56 @@ class AppendAllocationTest {
                 MethodType.methodType(long.class)).asType(MethodType.methodType(long.class, Object.class));
     }
 
+    /** One token's rows of one layer, appended one way or another. */
+    private interface Append {
+        void to(Sequence seq, long position);
+    }
+
     @Test
     void appendInsideABlockAllocatesNothingAndStoresTheRows() throws Throwable {
-        MethodHandle counter = counter();
-        Object mx = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
-        int heads = 4;
-        int dim = 16;
-        int tpb = 64;
-        float[] k = new float[heads * dim];
-        float[] v = new float[heads * dim];
+        float[][] kv = rows();
+        check((seq, pos) -> seq.append(0, kv[0], kv[1], pos), kv);
+    }
+
+    /**
+     * The same through f16 tensors (the one-token f16 path that copies a layer's rows in one native call, or in Java
+     * without the library): the tensors are made once, as a caller's reused buffers would be.
+     */
+    @Test
+    void appendOfF16TensorsInsideABlockAllocatesNothingAndStoresTheRows() throws Throwable {
+        float[][] kv = rows();
+        MemorySegment ks = Arena.ofAuto().allocate(2L * kv[0].length, 64);
+        MemorySegment vs = Arena.ofAuto().allocate(2L * kv[1].length, 64);
+        for (int i = 0; i < kv[0].length; i++) {
+            ks.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(kv[0][i]));
+            vs.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(kv[1][i]));
+        }
+        KvTensor k = KvTensor.of(ks, DType.F16, 1, HEADS, DIM);
+        KvTensor v = KvTensor.of(vs, DType.F16, 1, HEADS, DIM);
+        check((seq, pos) -> seq.append(0, k, v, pos), kv);
+    }
+
+    private static final int HEADS = 4;
+    private static final int DIM = 16;
+
+    private static float[][] rows() {
+        float[] k = new float[HEADS * DIM];
+        float[] v = new float[HEADS * DIM];
         for (int i = 0; i < k.length; i++) {
             k[i] = i * 0.25f;
             v[i] = -i * 0.5f;
         }
+        return new float[][] {k, v};
+    }
+
+    private static void check(Append append, float[][] kv) throws Throwable {
+        MethodHandle counter = counter();
+        Object mx = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
+        int heads = HEADS;
+        int dim = DIM;
+        int tpb = 64;
+        float[] k = kv[0];
+        float[] v = kv[1];
         try (KvStore store = KvStore.open(new KvLayout(1, heads, heads, dim, DType.F16, tpb))) {
             Sequence seq = store.newSequence();
             long pos = 0;
@@ -55,13 +95,13 @@ class AppendAllocationTest {
                     seq = store.newSequence();
                     pos = 0;
                 }
-                seq.append(0, k, v, pos++);
+                append.to(seq, pos++);
                 long before = allocatedBytes(counter, mx);
                 for (int i = 0; i < tpb - 2; i++) {
-                    seq.append(0, k, v, pos++);
+                    append.to(seq, pos++);
                 }
                 best = Math.min(best, allocatedBytes(counter, mx) - before);
-                seq.append(0, k, v, pos++);
+                append.to(seq, pos++);
             }
             assertEquals(0, best, "bytes allocated by " + (tpb - 2) + " in-block appends");
             for (int h = 0; h < heads; h++) {

@@ -58,12 +58,14 @@ final class NativeAppend {
 
     /**
      * Copies, for every head h, {@code keyRowBytes} from {@code k} at byte {@code rows[4h]} to address
-     * {@code rows[4h + 2]}, and {@code valueRowBytes} from {@code v} at {@code rows[4h + 1]} to {@code rows[4h + 3]}.
+     * {@code rows[4h + 2]}, and {@code valueRowBytes} from {@code v} at {@code rows[4h + 1]} to {@code rows[4h + 3]}
+     * ({@code rows}: a segment of longs, the caller's reused one, so that a call makes no object).
      */
-    static void copy(MemorySegment k, MemorySegment v, long[] rows, int heads, long keyRowBytes, long valueRowBytes) {
+    static void copy(MemorySegment k, MemorySegment v, MemorySegment rows, int heads, long keyRowBytes,
+                     long valueRowBytes) {
         int rc;
         try {
-            rc = (int) Copy.H.invokeExact(k, v, MemorySegment.ofArray(rows), heads, keyRowBytes, valueRowBytes);
+            rc = (int) Copy.H.invokeExact(k, v, rows, heads, keyRowBytes, valueRowBytes);
         } catch (Throwable t) {
             throw t instanceof KvSlabException e ? e : new KvSlabException("kvs_append_rows failed: " + t, t);
         }

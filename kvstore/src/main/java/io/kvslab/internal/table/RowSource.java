@@ -69,8 +69,24 @@ sealed interface RowSource {
         }
     }
 
-    /** A caller's tensor, read in place. */
-    record Tensor(KvTensor tensor) implements RowSource {
+    /**
+     * A caller's tensor, read in place. Reused like {@link Floats}: one instance per side and sequence, pointed at the
+     * caller's tensor for one append under the write lock, so that an append of tensors makes no object either.
+     */
+    final class Tensor implements RowSource {
+        private KvTensor tensor;
+
+        /** Points this source at {@code t} (caller holds the sequence's write lock); returns this. */
+        Tensor of(KvTensor t) {
+            this.tensor = t;
+            return this;
+        }
+
+        /** Drops the reference to the caller's tensor (end of the append). */
+        void release() {
+            this.tensor = null;
+        }
+
         @Override
         public void check(String what, DType store) {
             TensorCodec.check(what, tensor, store);

@@ -48,8 +48,13 @@ public final class SequenceTables {
     /** Reusable float-array row sources of append (used under the write lock only): append makes no object. */
     private final RowSource.Floats kFloats;
     private final RowSource.Floats vFloats;
+    /** The same for tensor sources. */
+    private final RowSource.Tensor kTensor = new RowSource.Tensor();
+    private final RowSource.Tensor vTensor = new RowSource.Tensor();
     /** kvs_append_rows's per-head offsets and addresses (used under the write lock only). */
     private final long[] appendRows;
+    /** {@link #appendRows} as the downcall's argument, made once: an append makes no object. */
+    private final MemorySegment appendRowsSegment;
     private volatile long referencedBlocks;
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
@@ -85,6 +90,7 @@ public final class SequenceTables {
         this.kFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.appendRows = new long[4 * layout.kvHeads()];
+        this.appendRowsSegment = MemorySegment.ofArray(appendRows);
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (BlockTable[] layer : tables) {
             for (int h = 0; h < layer.length; h++) {
@@ -105,6 +111,7 @@ public final class SequenceTables {
         this.kFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.appendRows = new long[4 * layout.kvHeads()];
+        this.appendRowsSegment = MemorySegment.ofArray(appendRows);
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (int l = 0; l < tables.length; l++) {
             for (int h = 0; h < tables[l].length; h++) {
@@ -381,8 +388,8 @@ public final class SequenceTables {
         beginWrite();
         try {
             // The float sources are this sequence's reusable pair, pointed at the caller's arrays under the lock.
-            RowSource k = kf != null ? kFloats.of(kf) : new RowSource.Tensor(kt);
-            RowSource v = vf != null ? vFloats.of(vf) : new RowSource.Tensor(vt);
+            RowSource k = kf != null ? kFloats.of(kf) : kTensor.of(kt);
+            RowSource v = vf != null ? vFloats.of(vf) : vTensor.of(vt);
             checkLayer(layer);
             if (n <= 0) {
                 throw new KvArgumentException("a chunk needs at least one token, got " + n);
@@ -472,7 +479,7 @@ public final class SequenceTables {
             }
             if (nativeCopy) {
                 try {
-                    NativeAppend.copy(kt.data(), vt.data(), appendRows, rows.length, keyRowBytes, valueRowBytes);
+                    NativeAppend.copy(kt.data(), vt.data(), appendRowsSegment, rows.length, keyRowBytes, valueRowBytes);
                 } catch (KvSlabException e) {
                     // Cannot happen with the arguments built above; if it does, the Java copy writes the same bytes
                     // (or fails as it always could), so the rows below are never published unwritten.
@@ -495,6 +502,8 @@ public final class SequenceTables {
         } finally {
             kFloats.release();
             vFloats.release();
+            kTensor.release();
+            vTensor.release();
             endWrite();
         }
     }
