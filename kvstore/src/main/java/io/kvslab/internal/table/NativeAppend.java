@@ -3,11 +3,9 @@ package io.kvslab.internal.table;
 import io.kvslab.KvSlabException;
 import io.kvslab.internal.ffm.NativeLibrary;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -41,15 +39,8 @@ final class NativeAppend {
 
     /** Bound on first use (each signature costs the linker a generated stub); critical: a few microseconds, and heap sources. */
     private static final class Copy {
-        static final MethodHandle H = bind();
-
-        private static MethodHandle bind() {
-            SymbolLookup lookup = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
-            MemorySegment symbol = lookup.find("kvs_append_rows").orElseThrow(() ->
-                    new KvSlabException("symbol kvs_append_rows not found in libkvslab.so; rebuild the native module"));
-            return Linker.nativeLinker().downcallHandle(symbol, FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS,
-                    ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG), Linker.Option.critical(true));
-        }
+        static final MethodHandle H = LibraryDowncalls.bind("kvs_append_rows", FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG), Linker.Option.critical(true));
     }
 
     static boolean enabled() {

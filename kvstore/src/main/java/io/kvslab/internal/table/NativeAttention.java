@@ -4,11 +4,9 @@ import io.kvslab.internal.ffm.NativeLibrary;
 
 import io.kvslab.KvSlabException;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -64,11 +62,6 @@ final class NativeAttention {
     private static final FunctionDescriptor BATCH = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
             JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
 
-    /** A private lookup of the library file: NativeLibrary hands out no handles or lookups. */
-    private static final class Library {
-        static final SymbolLookup LOOKUP = SymbolLookup.libraryLookup(NativeLibrary.libraryFile(), Arena.global());
-    }
-
     private static final class Decode {
         static final MethodHandle H = bind("kvs_attn_decode", DECODE);
     }
@@ -106,9 +99,7 @@ final class NativeAttention {
     }
 
     private static MethodHandle bind(String name, FunctionDescriptor d, Linker.Option... o) {
-        MemorySegment symbol = Library.LOOKUP.find(name).orElseThrow(() ->
-                new KvSlabException("symbol " + name + " not found in libkvslab.so; rebuild the native module"));
-        return Linker.nativeLinker().downcallHandle(symbol, d, o);
+        return LibraryDowncalls.bind(name, d, o);
     }
 
     /**
