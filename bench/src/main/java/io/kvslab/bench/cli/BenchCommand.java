@@ -23,5 +23,7 @@ final class BenchCommand {
         // not JMH: prefix blocks through a Redis server (docs/distributed.md)
         bench.addSubcommand("redis", new CommandLine(new io.kvslab.bench.tier.RedisBenchCommand()));
         bench.addSubcommand("serve-sim", new CommandLine(new io.kvslab.bench.serve.ServeSimCommand()));
+        // not JMH: decode and the read probe interleaved in one process (issue #13's ratio of medians)
+        bench.addSubcommand("decode-vs-probe", new CommandLine(new DecodeVsProbeCommand()));
     }
 }

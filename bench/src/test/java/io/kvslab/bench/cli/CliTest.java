@@ -49,7 +49,7 @@ class CliTest {
         List<String> all = new ArrayList<>(List.of("", "demo", "generate", "eval", "eval fidelity", "pod",
                 "pod calibrate", "bench", "footprint", "stress", "stress long", "stress churn", "stress all",
                 "snapshot", "snapshot inspect", "snapshot verify", "fuzz", "serve", "loadtest", "test", "build",
-                "bench redis", "bench serve-sim", "generate-completion"));
+                "bench redis", "bench serve-sim", "bench decode-vs-probe", "generate-completion"));
         for (BenchSuite s : BenchSuite.values()) {
             all.add("bench " + s.label());
         }

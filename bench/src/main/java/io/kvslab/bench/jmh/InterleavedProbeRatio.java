@@ -1,0 +1,170 @@
+package io.kvslab.bench.jmh;
+
+import io.kvslab.DType;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Decode attention against the read probe, interleaved in one process: probe pass, decode steps, probe pass, decode
+ * steps, ... for every element type in turn, so that both see the same machine. On the shared 2-core VM the probe
+ * alone moved 10-22 GB/s within minutes, and the JMH suite ({@link AttentionBenchRunner}) measures probe and decode
+ * in separate forks seconds apart, so its ratio carries that drift; here each decode sample has a probe sample
+ * taken just before it, and the ratio is taken of the medians (issue #13: "measure probe and decode interleaved
+ * (A B A B ...) and take the ratio of medians").
+ *
+ * <p>A sample is one probe pass over {@link #PROBE_MIB} MiB (by default), or as many decode steps as read about the same bytes
+ * (a 32k f16 layer is 128 MiB, so 8 steps), both as milliseconds per GiB read. The decode step is
+ * {@link DecodeAttentionBench#decode} (the public {@code Attention.decode} over a store filled in 1,024-token
+ * chunks), the probe {@link BandwidthProbeBench#probe}; both run on the library's pool with the same thread count.
+ */
+public final class InterleavedProbeRatio {
+    /** The probe's default buffer, as in the JMH suite: far larger than any cache. */
+    public static final int PROBE_MIB = 1024;
+
+    private InterleavedProbeRatio() {}
+
+    /** One element type's samples: probe and decode ms per GiB, index i of each taken back to back. */
+    public record Row(String dtype, int context, int threads, int stepsPerSample, double[] probeMsPerGiB,
+                      double[] decodeMsPerGiB) {
+        /** Median probe ms per GiB over median decode ms per GiB: the decode's fraction of the read bandwidth. */
+        public double ratioOfMedians() {
+            return median(probeMsPerGiB) / median(decodeMsPerGiB);
+        }
+
+        /** Ratios of each back-to-back pair, sorted. */
+        public double[] pairRatios() {
+            double[] r = new double[probeMsPerGiB.length];
+            for (int i = 0; i < r.length; i++) {
+                r[i] = probeMsPerGiB[i] / decodeMsPerGiB[i];
+            }
+            Arrays.sort(r);
+            return r;
+        }
+
+        /** GB/s (10^9 bytes) read, from a median of ms per GiB. */
+        static double gbps(double msPerGiB) {
+            return (1L << 30) / (msPerGiB * 1e6);
+        }
+    }
+
+    /** Everything one run measured. */
+    public record Report(int rounds, int warmupRounds, List<Row> rows) {
+        public String table() {
+            StringBuilder sb = new StringBuilder();
+            sb.append(String.format(Locale.ROOT, "Decode attention vs read probe, interleaved in one process "
+                    + "(%d rounds after %d warm-up; a round = probe, decode for each dtype)%n", rounds, warmupRounds));
+            sb.append(String.format(Locale.ROOT, "%9s %5s %7s %6s %11s %12s %16s %22s%n", "context", "dtype",
+                    "threads", "steps", "probe GB/s", "decode GB/s", "ratio of medians", "pair ratios p25/50/75"));
+            for (Row r : rows) {
+                double[] pr = r.pairRatios();
+                sb.append(String.format(Locale.ROOT, "%9d %5s %7d %6d %11.2f %12.2f %16.3f %8.3f/%.3f/%.3f%n",
+                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), Row.gbps(median(r.probeMsPerGiB())),
+                        Row.gbps(median(r.decodeMsPerGiB())), r.ratioOfMedians(), quantile(pr, 0.25),
+                        quantile(pr, 0.5), quantile(pr, 0.75)));
+            }
+            return sb.toString();
+        }
+
+        public String json() {
+            StringBuilder sb = new StringBuilder();
+            sb.append("{\"benchmark\":\"decode-vs-probe\",\"rounds\":").append(rounds).append(",\"warmupRounds\":")
+                    .append(warmupRounds).append(",\"rows\":[");
+            for (int i = 0; i < rows.size(); i++) {
+                Row r = rows.get(i);
+                double[] pr = r.pairRatios();
+                sb.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
+                        "{\"context\":%d,\"dtype\":\"%s\",\"threads\":%d,\"stepsPerSample\":%d,"
+                                + "\"probeMsPerGiBMedian\":%.4f,\"decodeMsPerGiBMedian\":%.4f,\"ratioOfMedians\":%.4f,"
+                                + "\"pairRatioP25\":%.4f,\"pairRatioMedian\":%.4f,\"pairRatioP75\":%.4f}",
+                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), median(r.probeMsPerGiB()),
+                        median(r.decodeMsPerGiB()), r.ratioOfMedians(), quantile(pr, 0.25), quantile(pr, 0.5),
+                        quantile(pr, 0.75)));
+            }
+            return sb.append("]}").toString();
+        }
+    }
+
+    /**
+     * Sets up one store per element type (filled as {@link DecodeAttentionBench} fills it) and the probe buffer,
+     * then runs {@code warmup + rounds} rounds; progress (one line per round) goes to {@code progress}.
+     */
+    public static Report run(int context, List<DType> dtypes, int threads, int probeMib, int rounds, int warmup,
+                             PrintStream progress) {
+        BandwidthProbeBench probe = new BandwidthProbeBench();
+        probe.threads = threads;
+        probe.mib = probeMib;
+        List<DecodeAttentionBench> decodes = new ArrayList<>();
+        try {
+            probe.setUp();
+            for (DType d : dtypes) {
+                DecodeAttentionBench b = new DecodeAttentionBench();
+                b.context = context;
+                b.dtype = d.name();
+                b.threads = threads;
+                b.tokensPerBlock = 32;
+                b.appendTokens = 1024;
+                progress.printf(Locale.ROOT, "filling %d tokens of %s...%n", context, d);
+                b.setUp();
+                decodes.add(b);
+            }
+            long probeBytes = (long) probeMib << 20;
+            int[] steps = new int[dtypes.size()];
+            for (int i = 0; i < steps.length; i++) {
+                steps[i] = (int) Math.max(1, Math.round((double) probeBytes
+                        / DecodeAttentionBench.kvBytes(context, dtypes.get(i))));
+            }
+            double[][] p = new double[dtypes.size()][rounds];
+            double[][] d = new double[dtypes.size()][rounds];
+            double gib = 1L << 30;
+            for (int round = -warmup; round < rounds; round++) {
+                StringBuilder line = new StringBuilder(round < 0 ? "warm-up" : "round " + (round + 1));
+                for (int i = 0; i < dtypes.size(); i++) {
+                    long t0 = System.nanoTime();
+                    probe.probe();
+                    long t1 = System.nanoTime();
+                    for (int s = 0; s < steps[i]; s++) {
+                        decodes.get(i).decode();
+                    }
+                    long t2 = System.nanoTime();
+                    double pm = (t1 - t0) / 1e6 * gib / probeBytes;
+                    double dm = (t2 - t1) / 1e6 * gib / ((double) steps[i] * DecodeAttentionBench.kvBytes(context,
+                            dtypes.get(i)));
+                    if (round >= 0) {
+                        p[i][round] = pm;
+                        d[i][round] = dm;
+                    }
+                    line.append(String.format(Locale.ROOT, "  %s %.3f", dtypes.get(i), pm / dm));
+                }
+                progress.println(line);
+            }
+            List<Row> rows = new ArrayList<>();
+            for (int i = 0; i < dtypes.size(); i++) {
+                rows.add(new Row(dtypes.get(i).name(), context, threads, steps[i], p[i], d[i]));
+            }
+            return new Report(rounds, warmup, rows);
+        } finally {
+            for (DecodeAttentionBench b : decodes) {
+                b.tearDown();
+            }
+            probe.tearDown();
+        }
+    }
+
+    static double median(double[] x) {
+        double[] s = x.clone();
+        Arrays.sort(s);
+        return quantile(s, 0.5);
+    }
+
+    /** Linear-interpolated quantile of sorted values. */
+    static double quantile(double[] sorted, double q) {
+        double pos = q * (sorted.length - 1);
+        int lo = (int) Math.floor(pos);
+        int hi = Math.min(lo + 1, sorted.length - 1);
+        return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+    }
+}
