@@ -1,9 +1,12 @@
 /*
  * Native kernels of the compression-policy layer (io.kvslab.kernel.PolicyKernels binds them).
  *
- * Both kernels are matrix products followed by a cheap per-row reduction, so the product goes to OpenBLAS
+ * The kernels are matrix products followed by a cheap per-row reduction, so the product goes to OpenBLAS
  * (cblas_sgemm) and the reduction is a plain loop. Everything is fp32; reductions accumulate in double so the
- * result does not depend on the summation order of a long row.
+ * result does not depend on the summation order of a long row. The exception is the L1 norms of a subset of rows
+ * (kvs_policy_value_norms_fused): there the product's elements are computed in registers with the arithmetic
+ * OpenBLAS would use for each (decoded by kvs_policy_l1_chain_masks) and reduced at once, same bits, no product in
+ * memory.
  *
  * Each kernel is a list of independent products (a tile, a head) handed to kvs_blas_run_items (blas_threads.h):
  * large ones are shared by the library's workers with OpenBLAS single-threaded inside each, small ones run on the

@@ -19,8 +19,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * Java binding of the policy kernels in {@code policy_kernels.c}: observation-window attention and the L1 norms of
- * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction; and the L2 norms of the projected
- * values from W_o's per-head Gram matrices (also an sgemm, {@code headDim^2} multiply-adds per row and head).
+ * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction (the L1 norms of a subset of rows with
+ * the fused kernel that replays that sgemm's arithmetic in registers, where it is checked to give the same bits); and
+ * the L2 norms of the projected values from W_o's per-head Gram matrices (also an sgemm, {@code headDim^2}
+ * multiply-adds per row and head).
  *
  * <p>Inputs are plain fp32 arrays (what {@code Sequence.readKeys/readValues} return). They are copied into one
  * off-heap workspace that grows geometrically and is reused across calls, so a compression pass allocates native
@@ -454,8 +456,10 @@ public final class PolicyKernels implements AutoCloseable {
     /**
      * {@link #valueNorms(float[], int, OutputProjectionWeights, int, int, float[])} for some rows only: {@code
      * out[h - firstHead][i]} is the norm of row {@code rowIndices[i]}, with the same bits as the whole call over
-     * {@code rows} rows gives it. The rows are laid out as {@link RowPacking} says, which is checked once per
-     * geometry in this process; where it does not reproduce the whole call, every row is computed.
+     * {@code rows} rows gives it. By the fused kernel where its decoded arithmetic reproduces the whole call (checked
+     * once per geometry in this process; {@code -Dkvslab.policy.fusedNorms=false} turns it off), else the rows are
+     * laid out as {@link RowPacking} says, checked the same way; where that does not reproduce the whole call either,
+     * every row is computed.
      *
      * @param values     {@code [rows][headDim]}, all rows
      * @param rows       rows in {@code values}
