@@ -447,7 +447,9 @@ static int slot_kind(int32_t p, int32_t m) { /* RowPacking.kind */
 
 int32_t kvs_policy_l1_chain_masks(int32_t modelDim, int32_t headDim, int32_t tile, uint8_t *masks) {
     if (headDim % 2 != 0 || tile < 20) return 1;
-    /* products of `tile` rows (kinds A, B and that height's remainder), 20 (A, B, Q8) and 16 (A, B, Q4) */
+    /* products of `tile` rows (its first block: kinds A and B; its m mod 12 last rows: that height's remainder), 20
+     * (the last 8: Q8) and 16 (the last 4: Q4). Round 0 compares every output of those rows; the two computations
+     * give the same float for some elements, so later rounds (fresh rows) compare only the outputs still undecided. */
     const int32_t heights[3] = {tile, 20, 16};
     const size_t wn = (size_t) modelDim * headDim;
     float *w = malloc(sizeof(float) * wn), *v = malloc(sizeof(float) * (size_t) tile * headDim);
@@ -461,39 +463,46 @@ int32_t kvs_policy_l1_chain_masks(int32_t modelDim, int32_t headDim, int32_t til
     uint32_t st = 0x5EEDu;
     for (size_t i = 0; i < wn; i++) w[i] = (float) ((int32_t) (chain_rand(&st) % 2001) - 1000) / 997.0f;
     kvs_blas_single_enter();
-    for (int h = 0; h < 3 && rc == 0; h++) {
-        const int32_t m = heights[h];
-        for (size_t i = 0; i < (size_t) m * headDim; i++) {
-            v[i] = (float) ((int32_t) (chain_rand(&st) % 2001) - 1000) / 997.0f;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, modelDim, headDim, 1.0f, v, headDim, w, headDim, 0.0f,
-                    c, modelDim);
-        for (int32_t p = 0; p < m && rc == 0; p++) {
-            if (m > 40 && p >= 24 && p < m - 16) continue; /* the tall product: its first two and last blocks */
-            const int kd = slot_kind(p, m);
-            const float *x = v + (size_t) p * headDim;
-            for (int32_t k = 0; k < modelDim; k++) {
-                const float *wk = w + (size_t) k * headDim;
-                float one = 0.0f, e = 0.0f, o = 0.0f;
-                for (int32_t i = 0; i < headDim; i += 2) {
-                    one = fmaf(x[i], wk[i], one);
-                    one = fmaf(x[i + 1], wk[i + 1], one);
-                    e = fmaf(x[i], wk[i], e);
-                    o = fmaf(x[i + 1], wk[i + 1], o);
+    for (int round = 0; round < 16 && rc == 0; round++) {
+        int undecided = 0;
+        for (size_t e = 0; e < (size_t) 4 * modelDim; e++) undecided += seen[e] == 0;
+        if (round > 0 && undecided == 0) break;
+        for (int h = 0; h < 3 && rc == 0; h++) {
+            const int32_t m = heights[h];
+            for (size_t i = 0; i < (size_t) m * headDim; i++) {
+                v[i] = (float) ((int32_t) (chain_rand(&st) % 2001) - 1000) / 997.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, modelDim, headDim, 1.0f, v, headDim, w, headDim,
+                        0.0f, c, modelDim);
+            for (int32_t p = 0; p < m && rc == 0; p++) {
+                if (p >= 12 && p < m / 12 * 12) continue;  /* the tall product's first block and its remainder */
+                if (h > 0 && p < m / 12 * 12) continue;    /* the short products' remainder */
+                const int kd = slot_kind(p, m);
+                const float *x = v + (size_t) p * headDim;
+                for (int32_t k = 0; k < modelDim; k++) {
+                    if (round > 0 && seen[(size_t) kd * modelDim + k] != 0) continue;
+                    const float *wk = w + (size_t) k * headDim;
+                    float one = 0.0f, e = 0.0f, o = 0.0f;
+                    for (int32_t i = 0; i < headDim; i += 2) {
+                        one = fmaf(x[i], wk[i], one);
+                        one = fmaf(x[i + 1], wk[i + 1], one);
+                        e = fmaf(x[i], wk[i], e);
+                        o = fmaf(x[i + 1], wk[i + 1], o);
+                    }
+                    const float two = e + o, got = c[(size_t) p * modelDim + k];
+                    const int isOne = memcmp(&got, &one, 4) == 0, isTwo = memcmp(&got, &two, 4) == 0;
+                    if (!isOne && !isTwo) {
+                        rc = 3; /* neither: another arithmetic */
+                        break;
+                    }
+                    if (isOne != isTwo) seen[(size_t) kd * modelDim + k] |= isOne ? 1 : 2;
                 }
-                const float two = e + o, got = c[(size_t) p * modelDim + k];
-                const int isOne = memcmp(&got, &one, 4) == 0, isTwo = memcmp(&got, &two, 4) == 0;
-                if (!isOne && !isTwo) {
-                    rc = 3; /* neither: another arithmetic */
-                    break;
-                }
-                if (isOne != isTwo) seen[(size_t) kd * modelDim + k] |= isOne ? 1 : 2;
             }
         }
     }
     kvs_blas_single_leave();
     for (size_t e = 0; rc == 0 && e < (size_t) 4 * modelDim; e++) {
-        if (seen[e] != 1 && seen[e] != 2) rc = 4; /* both kinds of sample, or none that tells them apart */
+        if (seen[e] != 1 && seen[e] != 2) rc = 4; /* both kinds of sample, or none that told them apart in 16 rounds */
         masks[e] = seen[e] == 2;
     }
 done:

@@ -59,7 +59,8 @@ int32_t kvs_policy_value_norms_paired(const float *values, int32_t n, int32_t he
  * 1-3 rows, 2 = the 4-row remainder, 3 = the 8-row remainder) and each output k, whether OpenBLAS computes element
  * [t][k] as one fused multiply-add chain from zero over j = 0..headDim-1 (masks[kind][k] = 0) or as two, over the
  * even and the odd j, added in fp32 (1). Found by comparing single-threaded sgemm products of pseudo-random data
- * (heights tile, 20 and 16) with both computations, element by element.
+ * (heights tile, 20 and 16) with both computations, element by element, until every element has told them apart
+ * (at most 16 rounds).
  *   masks  [4][modelDim]
  * Returns 0 when every element matched exactly one of the two consistently for its kind and output (masks filled);
  * nonzero when the build computes some element another way or the samples did not decide (masks unspecified).
