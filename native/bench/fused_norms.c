@@ -68,6 +68,13 @@ int main(int argc, char **argv) {
             if (src[p] >= 0 && memcmp(&out[(size_t) g * N + p], &ref[(size_t) g * n + src[p]], 4)) bad++;
     printf("rows %d (A %d, B %d, Q4 %d, Q8 %d) x %d heads: %ld norms differ from the sgemm path's bits\n", n, cnt[0],
            cnt[1], cnt[2], cnt[3], G, bad);
+    /* the pool's size follows OpenBLAS's thread count: one thread must give the same bytes */
+    float *one = malloc((size_t) G * N * 4);
+    const int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    kvs_policy_value_norms_fused(P, N, D, W, M, D, (int64_t) M * D, 0, G, ends, masks, one, fs);
+    openblas_set_num_threads(threads);
+    printf("fused with 1 thread vs %d: %s\n", threads, memcmp(one, out, (size_t) G * N * 4) ? "DIFFERENT" : "same bytes");
     const int S = 2048;
     float *a = malloc((size_t) S * S * 4), *b = malloc((size_t) S * S * 4), *c = malloc((size_t) S * S * 4);
     for (size_t i = 0; i < (size_t) S * S; i++) { a[i] = rnd1(); b[i] = rnd1(); }
