@@ -1,9 +1,12 @@
 /*
  * Native kernels of the compression-policy layer (io.kvslab.kernel.PolicyKernels binds them).
  *
- * Both kernels are matrix products followed by a cheap per-row reduction, so the product goes to OpenBLAS
+ * The kernels are matrix products followed by a cheap per-row reduction, so the product goes to OpenBLAS
  * (cblas_sgemm) and the reduction is a plain loop. Everything is fp32; reductions accumulate in double so the
- * result does not depend on the summation order of a long row.
+ * result does not depend on the summation order of a long row. The exception is the L1 norms of a subset of rows
+ * (kvs_policy_value_norms_fused): there the product's elements are computed in registers with the arithmetic
+ * OpenBLAS would use for each (decoded by kvs_policy_l1_chain_masks) and reduced at once, same bits, no product in
+ * memory.
  *
  * Each kernel is a list of independent products (a tile, a head) handed to kvs_blas_run_items (blas_threads.h):
  * large ones are shared by the library's workers with OpenBLAS single-threaded inside each, small ones run on the
@@ -18,6 +21,7 @@
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Number of keys visible to a query at position qpos: keyPos is strictly ascending, so it is a prefix. */
@@ -273,4 +277,238 @@ int32_t kvs_policy_value_l2_norms(const float *values, int32_t n, int32_t headDi
     kvs_blas_run_items(l2_item, &j, (n + tile - 1) / tile, (int64_t) (tile < n ? tile : n) * width * headDim,
                        scratch, sizeof(float) * (size_t) tile * width);
     return 0;
+}
+
+/* ---- Fused L1 norms: the product's elements in registers, never in memory (ABI 8) ----
+ *
+ * Each element of the norm product is one of two known fp32 computations (see policy_kernels.h): one fused
+ * multiply-add chain from zero over j = 0..headDim-1 ("single"), or two such chains over the even and the odd j
+ * added at the end ("paired"). Which one OpenBLAS uses depends on the row's slot kind and on the output index;
+ * kvs_policy_l1_chain_masks decodes that for this build and CPU, and the fused kernel replays it. The sums of |.|
+ * over the outputs run in double, in k order, exactly as norms_item's reduction does. */
+
+enum { FUSED_ROWS = 16, FUSED_GROUPS = 2, FUSED_SINGLE_NB = 6, FUSED_PAIRED_NB = 3 };
+
+/* Adds |a| (8 rows, lane = row) to the rows' double sums lo (lanes 0-3) and hi (lanes 4-7). */
+static inline __attribute__((always_inline)) void fused_add_abs(__m256 a, __m256d *lo, __m256d *hi) {
+    const __m256 v = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+/* NB consecutive outputs (W_o rows w, w + ws, ...) of 16 rows (xt: [d][16], lane = row), one chain each: 12
+ * independent accumulators at NB = 6 cover the FMA latency of both pipes; per j two loads of x and NB broadcasts. */
+static inline __attribute__((always_inline)) void fused_single(const float *xt, int32_t d, const float *w, int64_t ws,
+                                                               const int NB, __m256d s[4]) {
+    __m256 a0[FUSED_SINGLE_NB], a1[FUSED_SINGLE_NB];
+    for (int b = 0; b < NB; b++) a0[b] = a1[b] = _mm256_setzero_ps();
+    for (int32_t i = 0; i < d; i++) {
+        const __m256 x0 = _mm256_load_ps(xt + (size_t) i * FUSED_ROWS), x1 = _mm256_load_ps(xt + (size_t) i * FUSED_ROWS + 8);
+        for (int b = 0; b < NB; b++) {
+            const __m256 wb = _mm256_broadcast_ss(w + b * ws + i);
+            a0[b] = _mm256_fmadd_ps(x0, wb, a0[b]);
+            a1[b] = _mm256_fmadd_ps(x1, wb, a1[b]);
+        }
+    }
+    for (int b = 0; b < NB; b++) { /* output k, then k + 1, ...: each row's terms in k order */
+        fused_add_abs(a0[b], &s[0], &s[1]);
+        fused_add_abs(a1[b], &s[2], &s[3]);
+    }
+}
+
+/* As fused_single, each output as two chains (even j, odd j) added in fp32 at the end. d is even. */
+static inline __attribute__((always_inline)) void fused_paired(const float *xt, int32_t d, const float *w, int64_t ws,
+                                                               const int NB, __m256d s[4]) {
+    __m256 e0[FUSED_PAIRED_NB], e1[FUSED_PAIRED_NB], o0[FUSED_PAIRED_NB], o1[FUSED_PAIRED_NB];
+    for (int b = 0; b < NB; b++) e0[b] = e1[b] = o0[b] = o1[b] = _mm256_setzero_ps();
+    for (int32_t i = 0; i < d; i += 2) {
+        const float *x = xt + (size_t) i * FUSED_ROWS;
+        const __m256 xe0 = _mm256_load_ps(x), xe1 = _mm256_load_ps(x + 8);
+        const __m256 xo0 = _mm256_load_ps(x + FUSED_ROWS), xo1 = _mm256_load_ps(x + FUSED_ROWS + 8);
+        for (int b = 0; b < NB; b++) {
+            const __m256 we = _mm256_broadcast_ss(w + b * ws + i), wo = _mm256_broadcast_ss(w + b * ws + i + 1);
+            e0[b] = _mm256_fmadd_ps(xe0, we, e0[b]);
+            e1[b] = _mm256_fmadd_ps(xe1, we, e1[b]);
+            o0[b] = _mm256_fmadd_ps(xo0, wo, o0[b]);
+            o1[b] = _mm256_fmadd_ps(xo1, wo, o1[b]);
+        }
+    }
+    for (int b = 0; b < NB; b++) {
+        fused_add_abs(_mm256_add_ps(e0[b], o0[b]), &s[0], &s[1]);
+        fused_add_abs(_mm256_add_ps(e1[b], o1[b]), &s[2], &s[3]);
+    }
+}
+
+/* Outputs [k0, k1) of one 16-row group, all of one arithmetic, in blocks of NB and one shorter block. */
+static void fused_run(const float *xt, int32_t d, const float *wh, int64_t ws, int32_t k0, int32_t k1, int paired,
+                      __m256d s[4]) {
+    int32_t k = k0;
+    if (!paired) {
+        for (; k + FUSED_SINGLE_NB <= k1; k += FUSED_SINGLE_NB) fused_single(xt, d, wh + k * ws, ws, 6, s);
+        switch (k1 - k) {
+        case 5: fused_single(xt, d, wh + k * ws, ws, 5, s); break;
+        case 4: fused_single(xt, d, wh + k * ws, ws, 4, s); break;
+        case 3: fused_single(xt, d, wh + k * ws, ws, 3, s); break;
+        case 2: fused_single(xt, d, wh + k * ws, ws, 2, s); break;
+        case 1: fused_single(xt, d, wh + k * ws, ws, 1, s); break;
+        default: break;
+        }
+    } else {
+        for (; k + FUSED_PAIRED_NB <= k1; k += FUSED_PAIRED_NB) fused_paired(xt, d, wh + k * ws, ws, 3, s);
+        switch (k1 - k) {
+        case 2: fused_paired(xt, d, wh + k * ws, ws, 2, s); break;
+        case 1: fused_paired(xt, d, wh + k * ws, ws, 1, s); break;
+        default: break;
+        }
+    }
+}
+
+/* One fused item: FUSED_GROUPS groups of 16 rows (all of one kind) of query head h0 + gi. */
+typedef struct {
+    const float *values, *wo;
+    int64_t woRowStride, woHeadStride;
+    int32_t n, headDim, modelDim, h0, itemsPerHead;
+    const int32_t *kindEnds;
+    const uint8_t *masks;
+    float *out;
+} fused_job;
+
+static void fused_item(void *ctx, int32_t item, float *scratch) {
+    const fused_job *j = (const fused_job *) ctx;
+    const int32_t gi = item / j->itemsPerHead, d = j->headDim, modelDim = j->modelDim;
+    const int32_t r0 = (item % j->itemsPerHead) * FUSED_ROWS * FUSED_GROUPS;
+    const int32_t groups = (j->n - r0) / FUSED_ROWS < FUSED_GROUPS ? (j->n - r0) / FUSED_ROWS : FUSED_GROUPS;
+    const float *wh = j->wo + (size_t) (j->h0 + gi) * j->woHeadStride;
+    const int64_t ws = j->woRowStride;
+    float *xt = (float *) (((uintptr_t) scratch + 31) & ~(uintptr_t) 31); /* [groups][d][16] */
+    __m256d s[FUSED_GROUPS][4];
+    const uint8_t *mask[FUSED_GROUPS];
+    for (int32_t gr = 0; gr < groups; gr++) {
+        const int32_t row0 = r0 + gr * FUSED_ROWS;
+        int kd = 0;
+        while (row0 >= j->kindEnds[kd]) kd++; /* every 16-row group is of one kind (segments are padded to 16) */
+        mask[gr] = j->masks + (size_t) kd * modelDim;
+        float *x = xt + (size_t) gr * d * FUSED_ROWS;
+        for (int32_t l = 0; l < FUSED_ROWS; l++) {
+            const float *v = j->values + (size_t) (row0 + l) * d;
+            for (int32_t i = 0; i < d; i++) x[(size_t) i * FUSED_ROWS + l] = v[i];
+        }
+        for (int q = 0; q < 4; q++) s[gr][q] = _mm256_setzero_pd();
+    }
+    /* outputs in runs of one arithmetic (per group's kind), in k order; a run of W_o rows stays in L1 for the groups
+     * (runs are cut at 48 outputs: 24 KiB of W_o at headDim 128) */
+    int32_t k0 = 0;
+    while (k0 < modelDim) {
+        int32_t k1 = k0 + 48 < modelDim ? k0 + 48 : modelDim;
+        for (int32_t gr = 0; gr < groups; gr++) {
+            for (int32_t k = k0 + 1; k < k1; k++) {
+                if (mask[gr][k] != mask[gr][k0]) { k1 = k; break; }
+            }
+        }
+        for (int32_t gr = 0; gr < groups; gr++) {
+            fused_run(xt + (size_t) gr * d * FUSED_ROWS, d, wh, ws, k0, k1, mask[gr][k0], s[gr]);
+        }
+        k0 = k1;
+    }
+    float *dst = j->out + (size_t) gi * j->n;
+    for (int32_t gr = 0; gr < groups; gr++) {
+        double sum[FUSED_ROWS];
+        for (int q = 0; q < 4; q++) _mm256_storeu_pd(sum + 4 * q, s[gr][q]);
+        for (int32_t l = 0; l < FUSED_ROWS; l++) dst[r0 + gr * FUSED_ROWS + l] = (float) sum[l];
+    }
+}
+
+int32_t kvs_policy_value_norms_fused(const float *values, int32_t n, int32_t headDim, const float *wo,
+                                     int32_t modelDim, int64_t woRowStride, int64_t woHeadStride, int32_t h0,
+                                     int32_t g, const int32_t *kindEnds, const uint8_t *masks, float *out,
+                                     float *scratch) {
+    const int32_t perItem = FUSED_ROWS * FUSED_GROUPS, itemsPerHead = (n + perItem - 1) / perItem;
+    fused_job j = {values, wo, woRowStride, woHeadStride, n, headDim, modelDim, h0, itemsPerHead, kindEnds, masks, out};
+    kvs_blas_run_items(fused_item, &j, g * itemsPerHead, (int64_t) (perItem < n ? perItem : n) * modelDim * headDim,
+                       scratch, sizeof(float) * ((size_t) FUSED_GROUPS * headDim * FUSED_ROWS + 8));
+    return 0;
+}
+
+/* ---- Decoding the norm product's arithmetic on this build and CPU ---- */
+
+static uint32_t chain_rand(uint32_t *s) {
+    *s = *s * 1103515245u + 12345u;
+    return *s >> 8;
+}
+
+static int slot_kind(int32_t p, int32_t m) { /* RowPacking.kind */
+    const int32_t full = m / 12 * 12;
+    if (p < full) return p % 12 < 6 ? 0 : 1;
+    const int32_t q = p - full, r = m - full;
+    if (r >= 8 && q < 8) return 3;
+    if (r < 8 && r >= 4 && q < 4) return 2;
+    return 1;
+}
+
+int32_t kvs_policy_l1_chain_masks(int32_t modelDim, int32_t headDim, int32_t tile, uint8_t *masks) {
+    if (headDim % 2 != 0 || tile < 20) return 1;
+    /* products of `tile` rows (its first block: kinds A and B; its m mod 12 last rows: that height's remainder), 20
+     * (the last 8: Q8) and 16 (the last 4: Q4). Round 0 compares every output of those rows; the two computations
+     * give the same float for some elements, so later rounds (fresh rows) compare only the outputs still undecided. */
+    const int32_t heights[3] = {tile, 20, 16};
+    const size_t wn = (size_t) modelDim * headDim;
+    float *w = malloc(sizeof(float) * wn), *v = malloc(sizeof(float) * (size_t) tile * headDim);
+    float *c = malloc(sizeof(float) * (size_t) tile * modelDim);
+    uint8_t *seen = calloc((size_t) 4 * modelDim, 1); /* bit 0: a sample only the single chain matched, bit 1: paired */
+    int32_t rc = 0;
+    if (w == NULL || v == NULL || c == NULL || seen == NULL) {
+        rc = 2;
+        goto done;
+    }
+    uint32_t st = 0x5EEDu;
+    for (size_t i = 0; i < wn; i++) w[i] = (float) ((int32_t) (chain_rand(&st) % 2001) - 1000) / 997.0f;
+    kvs_blas_single_enter();
+    for (int round = 0; round < 16 && rc == 0; round++) {
+        int undecided = 0;
+        for (size_t e = 0; e < (size_t) 4 * modelDim; e++) undecided += seen[e] == 0;
+        if (round > 0 && undecided == 0) break;
+        for (int h = 0; h < 3 && rc == 0; h++) {
+            const int32_t m = heights[h];
+            for (size_t i = 0; i < (size_t) m * headDim; i++) {
+                v[i] = (float) ((int32_t) (chain_rand(&st) % 2001) - 1000) / 997.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, modelDim, headDim, 1.0f, v, headDim, w, headDim,
+                        0.0f, c, modelDim);
+            for (int32_t p = 0; p < m && rc == 0; p++) {
+                if (p >= 12 && p < m / 12 * 12) continue;  /* the tall product's first block and its remainder */
+                if (h > 0 && p < m / 12 * 12) continue;    /* the short products' remainder */
+                const int kd = slot_kind(p, m);
+                const float *x = v + (size_t) p * headDim;
+                for (int32_t k = 0; k < modelDim; k++) {
+                    if (round > 0 && seen[(size_t) kd * modelDim + k] != 0) continue;
+                    const float *wk = w + (size_t) k * headDim;
+                    float one = 0.0f, e = 0.0f, o = 0.0f;
+                    for (int32_t i = 0; i < headDim; i += 2) {
+                        one = fmaf(x[i], wk[i], one);
+                        one = fmaf(x[i + 1], wk[i + 1], one);
+                        e = fmaf(x[i], wk[i], e);
+                        o = fmaf(x[i + 1], wk[i + 1], o);
+                    }
+                    const float two = e + o, got = c[(size_t) p * modelDim + k];
+                    const int isOne = memcmp(&got, &one, 4) == 0, isTwo = memcmp(&got, &two, 4) == 0;
+                    if (!isOne && !isTwo) {
+                        rc = 3; /* neither: another arithmetic */
+                        break;
+                    }
+                    if (isOne != isTwo) seen[(size_t) kd * modelDim + k] |= isOne ? 1 : 2;
+                }
+            }
+        }
+    }
+    kvs_blas_single_leave();
+    for (size_t e = 0; rc == 0 && e < (size_t) 4 * modelDim; e++) {
+        if (seen[e] != 1 && seen[e] != 2) rc = 4; /* both kinds of sample, or none that told them apart in 16 rounds */
+        masks[e] = seen[e] == 2;
+    }
+done:
+    free(w);
+    free(v);
+    free(c);
+    free(seen);
+    return rc;
 }

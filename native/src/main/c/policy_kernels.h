@@ -54,6 +54,37 @@ int32_t kvs_policy_value_norms_paired(const float *values, int32_t n, int32_t he
                                       int32_t g, float *out, float *scratch);
 
 /*
+ * Decodes the arithmetic of the norm product (kvs_policy_value_norms's sgemm over `tile`-row tiles) on this BLAS
+ * build and CPU: for each slot kind of RowPacking (0 = first half of a 12-row block, 1 = second half and the last
+ * 1-3 rows, 2 = the 4-row remainder, 3 = the 8-row remainder) and each output k, whether OpenBLAS computes element
+ * [t][k] as one fused multiply-add chain from zero over j = 0..headDim-1 (masks[kind][k] = 0) or as two, over the
+ * even and the odd j, added in fp32 (1). Found by comparing single-threaded sgemm products of pseudo-random data
+ * (heights tile, 20 and 16) with both computations, element by element, until every element has told them apart
+ * (at most 16 rounds).
+ *   masks  [4][modelDim]
+ * Returns 0 when every element matched exactly one of the two consistently for its kind and output (masks filled);
+ * nonzero when the build computes some element another way or the samples did not decide (masks unspecified).
+ * headDim must be even and tile >= 20. Since ABI 8.
+ */
+int32_t kvs_policy_l1_chain_masks(int32_t modelDim, int32_t headDim, int32_t tile, uint8_t *masks);
+
+/*
+ * The L1 norms of kvs_policy_value_norms with each element computed in registers as the masks say (one chain or two,
+ * see kvs_policy_l1_chain_masks) and reduced at once: no product is written to memory. Rows are in kind segments:
+ * rows [kindEnds[q-1], kindEnds[q]) are of kind q (kindEnds[-1] = 0), every kindEnds[q] a multiple of 16 and
+ * kindEnds[3] = n (pad a segment with any rows; their outputs are computed and may be ignored).
+ *   out[gi][t] = sum_k | P(t, k) |   in double, over k in order, P as masks[kind(t)][k] says
+ *   values   [n][headDim], n a multiple of 16; headDim even
+ *   masks    [4][modelDim]
+ *   scratch  2 * headDim * 16 + 8 floats
+ * Returns 0. Since ABI 8.
+ */
+int32_t kvs_policy_value_norms_fused(const float *values, int32_t n, int32_t headDim, const float *wo,
+                                     int32_t modelDim, int64_t woRowStride, int64_t woHeadStride, int32_t h0,
+                                     int32_t g, const int32_t *kindEnds, const uint8_t *masks, float *out,
+                                     float *scratch);
+
+/*
  * Gram matrices of every query head's slice of W_o: gram[h][i][j] = sum_k W_o^h[k][i] * W_o^h[k][j]
  *   wo    W_o, strides as above
  *   gram  [qHeads][headDim][headDim]

@@ -12,14 +12,17 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.IntStream;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * Java binding of the policy kernels in {@code policy_kernels.c}: observation-window attention and the L1 norms of
- * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction; and the L2 norms of the projected
- * values from W_o's per-head Gram matrices (also an sgemm, {@code headDim^2} multiply-adds per row and head).
+ * values projected through W_o, both as OpenBLAS {@code sgemm} plus a reduction (the L1 norms of a subset of rows with
+ * the fused kernel that replays that sgemm's arithmetic in registers, where it is checked to give the same bits); and
+ * the L2 norms of the projected values from W_o's per-head Gram matrices (also an sgemm, {@code headDim^2}
+ * multiply-adds per row and head).
  *
  * <p>Inputs are plain fp32 arrays (what {@code Sequence.readKeys/readValues} return). They are copied into one
  * off-heap workspace that grows geometrically and is reused across calls, so a compression pass allocates native
@@ -43,6 +46,8 @@ public final class PolicyKernels implements AutoCloseable {
     private static volatile MethodHandle windowAttention;
     private static volatile MethodHandle valueNorms;
     private static volatile MethodHandle valueNormsPaired;
+    private static volatile MethodHandle valueNormsFused;
+    private static volatile MethodHandle chainMasks;
     private static volatile MethodHandle gram;
     private static volatile MethodHandle valueL2Norms;
     /** Rows per sgemm in the L2 value-norm kernel: scratch of L2_TILE x groupHeads x headDim floats. */
@@ -78,6 +83,11 @@ public final class PolicyKernels implements AutoCloseable {
                     valueNormsPaired = lib.handle("kvs_policy_value_norms_paired", FunctionDescriptor.of(
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT,
                             JAVA_INT, ADDRESS, ADDRESS));
+                    valueNormsFused = lib.handle("kvs_policy_value_norms_fused", FunctionDescriptor.of(
+                            JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT,
+                            JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+                    chainMasks = lib.handle("kvs_policy_l1_chain_masks", FunctionDescriptor.of(JAVA_INT,
+                            JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
                     gram = lib.handle("kvs_policy_gram", FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS));
                     valueL2Norms = lib.handle("kvs_policy_value_l2_norms", FunctionDescriptor.of(JAVA_INT,
@@ -446,8 +456,10 @@ public final class PolicyKernels implements AutoCloseable {
     /**
      * {@link #valueNorms(float[], int, OutputProjectionWeights, int, int, float[])} for some rows only: {@code
      * out[h - firstHead][i]} is the norm of row {@code rowIndices[i]}, with the same bits as the whole call over
-     * {@code rows} rows gives it. The rows are laid out as {@link RowPacking} says, which is checked once per
-     * geometry in this process; where it does not reproduce the whole call, every row is computed.
+     * {@code rows} rows gives it. By the fused kernel where its decoded arithmetic reproduces the whole call (checked
+     * once per geometry in this process; {@code -Dkvslab.policy.fusedNorms=false} turns it off), else the rows are
+     * laid out as {@link RowPacking} says, checked the same way; where that does not reproduce the whole call either,
+     * every row is computed.
      *
      * @param values     {@code [rows][headDim]}, all rows
      * @param rows       rows in {@code values}
@@ -456,6 +468,15 @@ public final class PolicyKernels implements AutoCloseable {
      */
     public void valueNorms(float[] values, int rows, int[] rowIndices, OutputProjectionWeights wo, int firstHead,
                            int groupHeads, float[] out) {
+        valueNorms(values, rows, rowIndices, wo, firstHead, groupHeads, out, FUSED_ENABLED);
+    }
+
+    /**
+     * The subset call, with or without the fused kernel (package-private: the tests also run the OpenBLAS tiles'
+     * layouts, which are the fallback wherever the fused kernel's check fails).
+     */
+    void valueNorms(float[] values, int rows, int[] rowIndices, OutputProjectionWeights wo, int firstHead,
+                    int groupHeads, float[] out, boolean fusedAllowed) {
         checkOpen();
         if (wo == null) {
             throw new PolicyKernelException("output-projection weights are required");
@@ -472,8 +493,14 @@ public final class PolicyKernels implements AutoCloseable {
             valueNorms(RowPacking.gather(values, headDim, rowIndices), count, wo, firstHead, groupHeads, out);
             return;
         }
-        // Tall packed tiles with the paired-chain kernel where they reproduce the whole call, else 256-row ones
         RowKernel one = (v, n, tile, o) -> nativeValueNorms(v, n, tile, wo, firstHead, 1, o);
+        // The fused kernel (no product in memory) where its decoded arithmetic reproduces the whole call
+        if (fusedAllowed && fusedReproduces(headDim, wo.modelDim(), one,
+                (v, n, some, o) -> nativeValueNormsFused(v, n, some, wo, firstHead, 1, o))) {
+            nativeValueNormsFused(values, rows, rowIndices, wo, firstHead, groupHeads, out);
+            return;
+        }
+        // Tall packed tiles with the paired-chain kernel where they reproduce the whole call, else 256-row ones
         boolean tall = headDim % 2 == 0 && packingReproduces("L1", headDim, wo.modelDim(), NORM_TILE,
                 NORM_PACKED_TILE, 1, one, (v, n, tile, o) -> nativeValueNormsPaired(v, n, wo, firstHead, 1, o));
         boolean packs = tall || packingReproduces("L1", headDim, wo.modelDim(), NORM_TILE, NORM_TILE, 1, one, null);
@@ -509,6 +536,164 @@ public final class PolicyKernels implements AutoCloseable {
                 null);
         subset(values, rows, rowIndices, groupHeads, out, headDim, L2_TILE, L2_TILE, packs, kernel, null);
     }
+
+    /** Rows per group of the fused kernel: each group is of one slot kind, so each kind's rows are padded to it. */
+    static final int FUSED_ROWS = 16;
+
+    /**
+     * The decoded arithmetic of the norm product per slot kind and output ({@code kvs_policy_l1_chain_masks} at
+     * {@link #NORM_TILE}-row tiles), once per geometry and process; an empty array when the build computes it some
+     * other way (then the fused kernel is not used).
+     */
+    private static final ConcurrentHashMap<String, byte[]> CHAIN_MASKS = new ConcurrentHashMap<>();
+
+    private byte[] chainMasks(int headDim, int modelDim) {
+        return CHAIN_MASKS.computeIfAbsent(headDim + "x" + modelDim, k -> {
+            if (headDim % 2 != 0) {
+                return new byte[0];
+            }
+            MemorySegment ws = workspace(4L * modelDim);
+            int rc;
+            try {
+                rc = (int) chainMasks.invokeExact(modelDim, headDim, NORM_TILE, ws);
+            } catch (Throwable t) {
+                throw new KvSlabException("kvs_policy_l1_chain_masks failed: " + t, t);
+            }
+            return rc == 0 ? ws.asSlice(0, 4L * modelDim).toArray(JAVA_BYTE)
+                    : new byte[0];
+        });
+    }
+
+    /**
+     * The L1 norms of some rows with {@code kvs_policy_value_norms_fused}: each wanted row gets the slot kind it has
+     * in the whole call over {@code rows} rows ({@link #NORM_TILE}-row tiles, {@link RowPacking#kind}), the rows are
+     * gathered kind by kind (each kind padded to {@link #FUSED_ROWS} with zero rows) and computed with that kind's
+     * arithmetic. Arguments already validated; the masks must have decoded (see {@link #fusedReproduces}).
+     */
+    private void nativeValueNormsFused(float[] values, int rows, int[] rowIndices, OutputProjectionWeights wo,
+                                       int firstHead, int groupHeads, float[] out) {
+        int headDim = wo.headDim();
+        int modelDim = wo.modelDim();
+        byte[] masks = chainMasks(headDim, modelDim);
+        int count = rowIndices.length;
+        int[] kinds = new int[count];
+        int[] ends = new int[4];
+        for (int i = 0; i < count; i++) {
+            int r = rowIndices[i];
+            int t0 = r / NORM_TILE * NORM_TILE;
+            kinds[i] = RowPacking.kind(r - t0, Math.min(NORM_TILE, rows - t0));
+            ends[kinds[i]]++;
+        }
+        int at = 0;
+        int[] next = new int[4];
+        for (int kd = 0; kd < 4; kd++) {
+            next[kd] = at;
+            at += (ends[kd] + FUSED_ROWS - 1) / FUSED_ROWS * FUSED_ROWS;
+            ends[kd] = at;
+        }
+        int n = at;
+        int[] slot = new int[count];
+        for (int i = 0; i < count; i++) {
+            slot[i] = next[kinds[i]]++;
+        }
+        long vLen = elements("values", (long) n * headDim);
+        long outLen = elements("outputs", (long) groupHeads * n);
+        long outOff = align(vLen * Float.BYTES);
+        long endsOff = align(outOff + outLen * Float.BYTES);
+        long masksOff = align(endsOff + 4L * Integer.BYTES);
+        long scratchOff = align(masksOff + 4L * modelDim);
+        MemorySegment ws = workspace(align(scratchOff + (2L * headDim * FUSED_ROWS + 8) * Float.BYTES));
+        for (int kd = 0; kd < 4; kd++) { // the pad rows: zeros
+            long from = (long) next[kd] * headDim * Float.BYTES;
+            ws.asSlice(from, (long) ends[kd] * headDim * Float.BYTES - from).fill((byte) 0);
+        }
+        for (int i = 0; i < count; i++) {
+            MemorySegment.copy(values, rowIndices[i] * headDim, ws, JAVA_FLOAT, (long) slot[i] * headDim * Float.BYTES,
+                    headDim);
+        }
+        MemorySegment.copy(ends, 0, ws, JAVA_INT, endsOff, 4);
+        MemorySegment.copy(masks, 0, ws, JAVA_BYTE, masksOff, masks.length);
+        int rc;
+        try {
+            rc = (int) valueNormsFused.invokeExact(ws, n, headDim, wo.segment(), modelDim, wo.rowStride(),
+                    wo.headStride(), firstHead, groupHeads, ws.asSlice(endsOff), ws.asSlice(masksOff),
+                    ws.asSlice(outOff), ws.asSlice(scratchOff));
+        } catch (Throwable t) {
+            throw new KvSlabException("kvs_policy_value_norms_fused failed: " + t, t);
+        }
+        if (rc != 0) {
+            throw new KvSlabException("kvs_policy_value_norms_fused returned " + rc);
+        }
+        for (int h = 0; h < groupHeads; h++) {
+            for (int i = 0; i < count; i++) {
+                out[h * count + i] = ws.get(JAVA_FLOAT, outOff + ((long) h * n + slot[i]) * Float.BYTES);
+            }
+        }
+    }
+
+    /**
+     * {@link #valueNorms(float[], int, int[], OutputProjectionWeights, int, int, float[])} through the fused kernel
+     * (package-private: the tests compare it with the whole call and the other layouts). Native only, even headDim,
+     * and the build's arithmetic must have decoded; otherwise throws.
+     */
+    void valueNormsFused(float[] values, int rows, int[] rowIndices, OutputProjectionWeights wo, int firstHead,
+                         int groupHeads, float[] out) {
+        checkOpen();
+        if (!nativeKernels || chainMasks(wo.headDim(), wo.modelDim()).length == 0) {
+            throw new PolicyKernelException("the fused kernel needs libkvslab, an even headDim and a BLAS build whose"
+                    + " norm product decodes as one or two FMA chains per element");
+        }
+        if (!checkGroup(wo.queryHeads(), firstHead, groupHeads, rows)) {
+            return;
+        }
+        atLeast("values", values, elements("values", (long) rows * wo.headDim()));
+        checkRowIndices(rowIndices, rows);
+        atLeast("out", out, (long) groupHeads * rowIndices.length);
+        nativeValueNormsFused(values, rows, rowIndices, wo, firstHead, groupHeads, out);
+    }
+
+    /** A native kernel over some rows: {@code out [heads][some.length]} for the rows {@code some} of {@code n}. */
+    @FunctionalInterface
+    private interface SubsetKernel {
+        void run(float[] values, int n, int[] some, float[] out);
+    }
+
+    /**
+     * Whether the fused kernel gives the whole call's bits for this geometry: the masks decoded, and a fixed
+     * pseudo-random probe of four {@link #NORM_TILE}-row tiles and a 20-row tile (so every slot kind occurs), a
+     * subset of about 60% of its rows, compared bit for bit. Checked once per geometry and process.
+     */
+    private boolean fusedReproduces(int headDim, int modelDim, RowKernel whole, SubsetKernel fused) {
+        if (chainMasks(headDim, modelDim).length == 0) {
+            return false;
+        }
+        return PACKING.computeIfAbsent("L1:" + headDim + "x" + modelDim + ":fused", k -> {
+            int n = 4 * NORM_TILE + 20;
+            SplittableRandom rnd = new SplittableRandom(0x5EED);
+            float[] v = new float[n * headDim];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (rnd.nextDouble() * 2 - 1) * (1 + (i / headDim) % 5);
+            }
+            int[] some = IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray();
+            float[] all = new float[n];
+            whole.run(v, n, NORM_TILE, all);
+            float[] part = new float[some.length];
+            fused.run(v, n, some, part);
+            for (int i = 0; i < some.length; i++) {
+                if (Float.floatToRawIntBits(part[i]) != Float.floatToRawIntBits(all[some[i]])) {
+                    return false;
+                }
+            }
+            return true;
+        });
+    }
+
+    /**
+     * System property: {@code false} keeps the subset L1 norms on the OpenBLAS tiles (for A/B comparisons); the
+     * fused kernel is used by default wherever its check passes.
+     */
+    static final String FUSED_PROPERTY = "kvslab.policy.fusedNorms";
+    private static final boolean FUSED_ENABLED = !"false".equals(System.getProperty(FUSED_PROPERTY));
 
     /** A native per-row kernel: {@code out [heads][n]} for {@code n} rows of {@code values} in tiles of {@code tile}. */
     @FunctionalInterface

@@ -24,7 +24,9 @@ import java.util.List;
  * computes them the way the 4-row kernel does (two FMA chains, {@code kvs_policy_value_norms_paired}).
  *
  * <p>This is a fact about one BLAS build and CPU, not a contract, so {@link PolicyKernels} checks it once per
- * geometry in each process against the whole product and computes every row when it does not hold.
+ * geometry in each process against the whole product and computes every row when it does not hold. Since ABI 8 the
+ * packing is the fallback of the fused kernel, which uses {@link #kind} alone: each row's slot kind in the whole call
+ * picks the arithmetic it is computed with.
  */
 final class RowPacking {
     static final int BLOCK = 12;

@@ -81,7 +81,7 @@ class TallPackingTest {
             };
             for (int[] rows : subsets) {
                 float[] part = new float[g * rows.length];
-                k.valueNorms(v, n, rows, w, 4, g, part);
+                k.valueNorms(v, n, rows, w, 4, g, part, false); // the tiles, not the fused kernel
                 for (int h = 0; h < g; h++) {
                     for (int i = 0; i < rows.length; i++) {
                         assertEquals(Float.floatToRawIntBits(whole[h * n + rows[i]]),
