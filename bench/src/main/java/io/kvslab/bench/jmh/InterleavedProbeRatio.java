@@ -98,8 +98,8 @@ public final class InterleavedProbeRatio {
         probe.threads = threads;
         probe.mib = probeMib;
         List<DecodeAttentionBench> decodes = new ArrayList<>();
+        probe.setUp();   // before the try: a probe that could not allocate has nothing to tear down
         try {
-            probe.setUp();
             for (DType d : dtypes) {
                 DecodeAttentionBench b = new DecodeAttentionBench();
                 b.context = context;
