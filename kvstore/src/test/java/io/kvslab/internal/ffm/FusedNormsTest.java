@@ -1,5 +1,7 @@
 package io.kvslab.internal.ffm;
 
+import io.kvslab.policy.Reference;
+
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -9,7 +11,6 @@ import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Subset L1 norms through the fused kernel ({@code kvs_policy_value_norms_fused}: each product element in registers,
@@ -27,19 +28,6 @@ class FusedNormsTest {
             a[i] = (float) rnd.nextGaussian();
         }
         return a;
-    }
-
-    /** {@code sum_k |sum_j v[row][j] W_o[k][head*d + j]|} entirely in double (row-major W_o). */
-    private static double reference(float[] v, int row, float[] wo, int head, int d, int model, int qh) {
-        double s = 0;
-        for (int k = 0; k < model; k++) {
-            double p = 0;
-            for (int j = 0; j < d; j++) {
-                p += (double) v[row * d + j] * wo[k * qh * d + head * d + j];
-            }
-            s += Math.abs(p);
-        }
-        return s;
     }
 
     /** Subsets of n rows: all, ~87% and ~30% at random, every slot kind's rows alone, the last tile, single rows. */
@@ -64,7 +52,7 @@ class FusedNormsTest {
 
     /** Fused subsets against the whole call and the tiles, bit for bit; the whole call against the reference. */
     private static void check(int d, int model, int qh, int n, int firstHead, int g, long seed) {
-        assumeTrue(NativeLibrary.isAvailable(), "libkvslab not available");
+        assertTrue(NativeLibrary.isAvailable(), "libkvslab must load in this execution: " + NativeLibrary.unavailableReason());
         Random rnd = new Random(seed);
         float[] wo = random(rnd, model * qh * d);
         float[] v = random(rnd, n * d);
@@ -75,7 +63,7 @@ class FusedNormsTest {
                 k.valueNorms(v, n, w, firstHead, g, whole);
                 for (int h = 0; h < g; h++) {
                     for (int r = 0; r < n; r += Math.max(1, n / 97)) {
-                        double ref = reference(v, r, wo, firstHead + h, d, model, qh);
+                        double ref = Reference.valueNorm(v, r, d, wo, model, qh, firstHead + h); // all in double, row-major W_o
                         assertTrue(Math.abs(whole[h * n + r] - ref) <= TOLERANCE * ref,
                                 "head " + (firstHead + h) + " row " + r + ": " + whole[h * n + r] + " vs " + ref);
                     }

@@ -9,7 +9,6 @@ import java.util.stream.IntStream;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * W_o's off-heap copy is head-major ({@code [queryHeads][modelDim][headDim]}, each head's slice contiguous) since
@@ -47,7 +46,7 @@ class OutputProjectionLayoutTest {
     }
 
     private static void sameBits(int modelDim, int heads, int d, int firstHead, int group, int rows) {
-        assumeTrue(NativeLibrary.isAvailable(), "the layouts matter to the native kernels only");
+        assertTrue(NativeLibrary.isAvailable(), "the layouts matter to the native kernels only, and libkvslab must load in this execution: " + NativeLibrary.unavailableReason());
         SplittableRandom rnd = new SplittableRandom(modelDim * 31L + heads);
         float[] wo = random(rnd, modelDim * heads * d);
         float[] values = random(rnd, rows * d);
