@@ -669,12 +669,9 @@ public final class PolicyKernels implements AutoCloseable {
         }
         return PACKING.computeIfAbsent("L1:" + headDim + "x" + modelDim + ":fused", k -> {
             int n = 4 * NORM_TILE + 20;
-            SplittableRandom rnd = new SplittableRandom(0x5EED);
-            float[] v = new float[n * headDim];
-            for (int i = 0; i < v.length; i++) {
-                v[i] = (float) (rnd.nextDouble() * 2 - 1) * (1 + (i / headDim) % 5);
-            }
-            int[] some = IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray();
+            ProbeRows probe = ProbeRows.of(n, headDim);
+            float[] v = probe.values();
+            int[] some = probe.subset();
             float[] all = new float[n];
             whole.run(v, n, NORM_TILE, all);
             float[] part = new float[some.length];
@@ -686,6 +683,21 @@ public final class PolicyKernels implements AutoCloseable {
             }
             return true;
         });
+    }
+
+    /**
+     * The fixed pseudo-random input of the bit-for-bit checks: {@code n} rows of {@code headDim} values (magnitudes
+     * varying by row) and a subset of about 60% of them; the same for every check and process.
+     */
+    private record ProbeRows(float[] values, int[] subset) {
+        static ProbeRows of(int n, int headDim) {
+            SplittableRandom rnd = new SplittableRandom(0x5EED);
+            float[] v = new float[n * headDim];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (rnd.nextDouble() * 2 - 1) * (1 + (i / headDim) % 5);
+            }
+            return new ProbeRows(v, IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray());
+        }
     }
 
     /**
@@ -719,12 +731,9 @@ public final class PolicyKernels implements AutoCloseable {
         return PACKING.computeIfAbsent(kind + ":" + headDim + "x" + width + (paired != null ? ":" + packedTile : ""),
                 k -> {
             int n = 2 * packedTile + 19;
-            SplittableRandom rnd = new SplittableRandom(0x5EED);
-            float[] v = new float[n * headDim];
-            for (int i = 0; i < v.length; i++) {
-                v[i] = (float) (rnd.nextDouble() * 2 - 1) * (1 + (i / headDim) % 5);
-            }
-            int[] some = IntStream.range(0, n).filter(r -> rnd.nextDouble() < 0.6).toArray();
+            ProbeRows probe = ProbeRows.of(n, headDim);
+            float[] v = probe.values();
+            int[] some = probe.subset();
             float[] whole = new float[heads * n];
             kernel.run(v, n, Math.min(n, tile), whole);
             int c = some.length;
