@@ -31,6 +31,11 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "2", description = "kernel and probe threads (default: ${DEFAULT-VALUE})")
     private int threads;
 
+    @Option(names = "--layers", defaultValue = "1",
+            description = "layers per element type, each its own store; a sample's steps go round them, so none is "
+                    + "re-read while it may still be cached (default: ${DEFAULT-VALUE})")
+    private int layers;
+
     @Option(names = "--probe-mib", defaultValue = "" + InterleavedProbeRatio.PROBE_MIB,
             description = "the read probe's buffer in MiB; keep it far above the caches (default: ${DEFAULT-VALUE})")
     private int probeMib;
@@ -48,6 +53,7 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
     public Integer call() {
         Check.range(spec, "--context", context, 1024, 1 << 20);
         Check.range(spec, "--threads", threads, 1, 256);
+        Check.range(spec, "--layers", layers, 1, 1024);
         Check.range(spec, "--probe-mib", probeMib, 1, 1 << 20);
         Check.range(spec, "--rounds", rounds, 1, 100_000);
         Check.range(spec, "--warmup", warmup, 0, 100_000);
@@ -56,7 +62,7 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
         for (String d : dtypes) {
             types.add(DType.valueOf(Check.choice(spec, "--dtype", d, names).toUpperCase(Locale.ROOT)));
         }
-        InterleavedProbeRatio.Report report = InterleavedProbeRatio.run(context, types, threads, probeMib, rounds, warmup,
+        InterleavedProbeRatio.Report report = InterleavedProbeRatio.run(context, types, threads, layers, probeMib, rounds, warmup,
                 System.err);
         spec.commandLine().getOut().println(json ? report.json() : report.table());
         return 0;

@@ -94,22 +94,38 @@ public final class InterleavedProbeRatio {
      */
     public static Report run(int context, List<DType> dtypes, int threads, int probeMib, int rounds, int warmup,
                              PrintStream progress) {
+        return run(context, dtypes, threads, 1, probeMib, rounds, warmup, progress);
+    }
+
+    /**
+     * As {@link #run(int, List, int, int, int, int, PrintStream)} with {@code layers} filled layers per element
+     * type, each a store of its own: a sample's decode steps go round them, so a layer is read again only after
+     * the others, as a model reads its layers once per token. With one layer, consecutive steps re-read the same
+     * bytes, and a part of them may still be in the last-level cache.
+     */
+    public static Report run(int context, List<DType> dtypes, int threads, int layers, int probeMib, int rounds,
+                             int warmup, PrintStream progress) {
         BandwidthProbeBench probe = new BandwidthProbeBench();
         probe.threads = threads;
         probe.mib = probeMib;
-        List<DecodeAttentionBench> decodes = new ArrayList<>();
+        List<List<DecodeAttentionBench>> decodes = new ArrayList<>();
         probe.setUp();   // before the try: a probe that could not allocate has nothing to tear down
         try {
             for (DType d : dtypes) {
-                DecodeAttentionBench b = new DecodeAttentionBench();
-                b.context = context;
-                b.dtype = d.name();
-                b.threads = threads;
-                b.tokensPerBlock = 32;
-                b.appendTokens = 1024;
-                progress.printf(Locale.ROOT, "filling %d tokens of %s...%n", context, d);
-                b.setUp();
-                decodes.add(b);
+                List<DecodeAttentionBench> perLayer = new ArrayList<>();
+                decodes.add(perLayer);
+                for (int l = 0; l < layers; l++) {
+                    DecodeAttentionBench b = new DecodeAttentionBench();
+                    b.context = context;
+                    b.dtype = d.name();
+                    b.threads = threads;
+                    b.tokensPerBlock = 32;
+                    b.appendTokens = 1024;
+                    progress.printf(Locale.ROOT, "filling %d tokens of %s (layer %d of %d)...%n", context, d, l + 1,
+                            layers);
+                    b.setUp();
+                    perLayer.add(b);
+                }
             }
             long probeBytes = (long) probeMib << 20;
             int[] steps = new int[dtypes.size()];
@@ -126,8 +142,9 @@ public final class InterleavedProbeRatio {
                     long t0 = System.nanoTime();
                     probe.probe();
                     long t1 = System.nanoTime();
+                    List<DecodeAttentionBench> perLayer = decodes.get(i);
                     for (int s = 0; s < steps[i]; s++) {
-                        decodes.get(i).decode();
+                        perLayer.get(s % layers).decode();
                     }
                     long t2 = System.nanoTime();
                     double pm = (t1 - t0) / 1e6 * gib / probeBytes;
@@ -147,8 +164,10 @@ public final class InterleavedProbeRatio {
             }
             return new Report(rounds, warmup, rows);
         } finally {
-            for (DecodeAttentionBench b : decodes) {
-                b.tearDown();
+            for (List<DecodeAttentionBench> perLayer : decodes) {
+                for (DecodeAttentionBench b : perLayer) {
+                    b.tearDown();
+                }
             }
             probe.tearDown();
         }

@@ -39,7 +39,8 @@ class InterleavedProbeRatioTest {
     @Test
     void aSmallRunMeasuresEveryDtypeEveryRoundAndFreesItsStores() {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
-        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16, DType.F32), 1, 16, 3,
+        // two layers per type: a sample's steps go round them
+        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16, DType.F32), 1, 2, 16, 3,
                 1, new PrintStream(progress, true, StandardCharsets.UTF_8));
         assertEquals(2, rep.rows().size());
         // 16 MiB probe; a 2048-token layer reads 2 x 2048 x 8 heads x 256 B = 8 MiB in f16, 16 MiB in f32
@@ -54,6 +55,7 @@ class InterleavedProbeRatioTest {
         }
         String out = progress.toString(StandardCharsets.UTF_8);
         assertEquals(4, out.lines().filter(l -> l.startsWith("round") || l.startsWith("warm-up")).count(), out);
+        assertEquals(4, out.lines().filter(l -> l.startsWith("filling")).count(), out);
         assertTrue(rep.table().contains("F32") && rep.json().contains("\"ratioOfMedians\""), rep.table());
     }
 }
