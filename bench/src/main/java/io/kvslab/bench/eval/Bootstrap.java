@@ -1,5 +1,7 @@
 package io.kvslab.bench.eval;
 
+import io.kvslab.bench.report.Stats;
+
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.function.ToDoubleFunction;
@@ -34,7 +36,7 @@ public final class Bootstrap {
             values[b] = statistic.applyAsDouble(sample);
         }
         Arrays.sort(values);
-        return new Interval(percentile(values, 0.025), percentile(values, 0.975));
+        return new Interval(Stats.percentile(values, 0.025), Stats.percentile(values, 0.975));
     }
 
     /** The interval of the mean of {@code x}. */
@@ -63,11 +65,4 @@ public final class Bootstrap {
         }
     }
 
-    /** Linear interpolation between the closest ranks of {@code sorted}. */
-    static double percentile(double[] sorted, double p) {
-        double pos = p * (sorted.length - 1);
-        int lo = (int) Math.floor(pos);
-        int hi = Math.min(sorted.length - 1, lo + 1);
-        return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
-    }
 }

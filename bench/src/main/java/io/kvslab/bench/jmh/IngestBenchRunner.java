@@ -1,5 +1,7 @@
 package io.kvslab.bench.jmh;
 
+import io.kvslab.bench.report.Stats;
+
 import io.kvslab.bench.report.Json;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.RunnerException;
@@ -37,7 +39,7 @@ public final class IngestBenchRunner {
         }
 
         public double medianRatio() {
-            return median(ratios());
+            return Stats.median(ratios());
         }
     }
 
@@ -113,12 +115,5 @@ public final class IngestBenchRunner {
             rows.add(new Row(t, gbps.get(t), gbps.get("copy")));
         }
         return new Report(quick, rounds, rows);
-    }
-
-    static double median(double[] xs) {
-        double[] s = xs.clone();
-        Arrays.sort(s);
-        int n = s.length;
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     }
 }

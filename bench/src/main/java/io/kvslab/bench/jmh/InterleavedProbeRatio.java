@@ -1,6 +1,7 @@
 package io.kvslab.bench.jmh;
 
 import io.kvslab.DType;
+import io.kvslab.bench.report.Stats;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -32,7 +33,7 @@ public final class InterleavedProbeRatio {
                       double[] decodeMsPerGiB) {
         /** Median probe ms per GiB over median decode ms per GiB: the decode's fraction of the read bandwidth. */
         public double ratioOfMedians() {
-            return median(probeMsPerGiB) / median(decodeMsPerGiB);
+            return Stats.median(probeMsPerGiB) / Stats.median(decodeMsPerGiB);
         }
 
         /** Ratios of each back-to-back pair, sorted. */
@@ -62,9 +63,9 @@ public final class InterleavedProbeRatio {
             for (Row r : rows) {
                 double[] pr = r.pairRatios();
                 sb.append(String.format(Locale.ROOT, "%9d %5s %7d %6d %11.2f %12.2f %16.3f %8.3f/%.3f/%.3f%n",
-                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), Row.gbps(median(r.probeMsPerGiB())),
-                        Row.gbps(median(r.decodeMsPerGiB())), r.ratioOfMedians(), quantile(pr, 0.25),
-                        quantile(pr, 0.5), quantile(pr, 0.75)));
+                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), Row.gbps(Stats.median(r.probeMsPerGiB())),
+                        Row.gbps(Stats.median(r.decodeMsPerGiB())), r.ratioOfMedians(), Stats.percentile(pr, 0.25),
+                        Stats.percentile(pr, 0.5), Stats.percentile(pr, 0.75)));
             }
             return sb.toString();
         }
@@ -80,9 +81,9 @@ public final class InterleavedProbeRatio {
                         "{\"context\":%d,\"dtype\":\"%s\",\"threads\":%d,\"stepsPerSample\":%d,"
                                 + "\"probeMsPerGiBMedian\":%.4f,\"decodeMsPerGiBMedian\":%.4f,\"ratioOfMedians\":%.4f,"
                                 + "\"pairRatioP25\":%.4f,\"pairRatioMedian\":%.4f,\"pairRatioP75\":%.4f}",
-                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), median(r.probeMsPerGiB()),
-                        median(r.decodeMsPerGiB()), r.ratioOfMedians(), quantile(pr, 0.25), quantile(pr, 0.5),
-                        quantile(pr, 0.75)));
+                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), Stats.median(r.probeMsPerGiB()),
+                        Stats.median(r.decodeMsPerGiB()), r.ratioOfMedians(), Stats.percentile(pr, 0.25), Stats.percentile(pr, 0.5),
+                        Stats.percentile(pr, 0.75)));
             }
             return sb.append("]}").toString();
         }
@@ -171,19 +172,5 @@ public final class InterleavedProbeRatio {
             }
             probe.tearDown();
         }
-    }
-
-    static double median(double[] x) {
-        double[] s = x.clone();
-        Arrays.sort(s);
-        return quantile(s, 0.5);
-    }
-
-    /** Linear-interpolated quantile of sorted values. */
-    static double quantile(double[] sorted, double q) {
-        double pos = q * (sorted.length - 1);
-        int lo = (int) Math.floor(pos);
-        int hi = Math.min(lo + 1, sorted.length - 1);
-        return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
     }
 }

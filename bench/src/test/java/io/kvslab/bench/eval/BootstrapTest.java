@@ -1,5 +1,7 @@
 package io.kvslab.bench.eval;
 
+import io.kvslab.bench.report.Stats;
+
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -72,10 +74,10 @@ class BootstrapTest {
     @Test
     void percentilesInterpolateBetweenRanks() {
         double[] sorted = {0, 10, 20, 30, 40};
-        assertEquals(0, Bootstrap.percentile(sorted, 0), 1e-12);
-        assertEquals(40, Bootstrap.percentile(sorted, 1), 1e-12);
-        assertEquals(20, Bootstrap.percentile(sorted, 0.5), 1e-12);
-        assertEquals(1, Bootstrap.percentile(sorted, 0.025), 1e-12);   // position 0.1
-        assertEquals(39, Bootstrap.percentile(sorted, 0.975), 1e-12);  // position 3.9
+        assertEquals(0, Stats.percentile(sorted, 0), 1e-12);
+        assertEquals(40, Stats.percentile(sorted, 1), 1e-12);
+        assertEquals(20, Stats.percentile(sorted, 0.5), 1e-12);
+        assertEquals(1, Stats.percentile(sorted, 0.025), 1e-12);   // position 0.1
+        assertEquals(39, Stats.percentile(sorted, 0.975), 1e-12);  // position 3.9
     }
 }

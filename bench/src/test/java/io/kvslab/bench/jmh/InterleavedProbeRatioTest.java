@@ -1,6 +1,7 @@
 package io.kvslab.bench.jmh;
 
 import io.kvslab.DType;
+import io.kvslab.bench.report.Stats;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;
@@ -28,12 +29,12 @@ class InterleavedProbeRatioTest {
 
     @Test
     void medianAndQuartilesInterpolateBetweenSortedValues() {
-        assertEquals(2.5, InterleavedProbeRatio.median(new double[] {4, 1, 3, 2}), 1e-12);
+        assertEquals(2.5, Stats.median(new double[] {4, 1, 3, 2}), 1e-12);
         double[] sorted = {1, 2, 3, 4, 5};
-        assertEquals(2, InterleavedProbeRatio.quantile(sorted, 0.25), 1e-12);
-        assertEquals(4, InterleavedProbeRatio.quantile(sorted, 0.75), 1e-12);
-        assertEquals(1.75, InterleavedProbeRatio.quantile(new double[] {1, 2, 3, 4}, 0.25), 1e-12);
-        assertEquals(7, InterleavedProbeRatio.median(new double[] {7}), 1e-12);
+        assertEquals(2, Stats.percentile(sorted, 0.25), 1e-12);
+        assertEquals(4, Stats.percentile(sorted, 0.75), 1e-12);
+        assertEquals(1.75, Stats.percentile(new double[] {1, 2, 3, 4}, 0.25), 1e-12);
+        assertEquals(7, Stats.median(new double[] {7}), 1e-12);
     }
 
     @Test
