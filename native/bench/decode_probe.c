@@ -4,11 +4,16 @@
  * ratio of medians (decode GB/s / probe GB/s). A config is "lib.so[:tpb[:flags]]": tokens per block (default 32)
  * and flags h = the KV arena madvise(MADV_HUGEPAGE)d (transparent huge pages; the machine's THP mode is
  * "madvise", so without it a 16 KiB block costs 4 page translations), p = the probe buffer likewise (for the
- * "probe with huge pages" row, use a config's p with a separate run), c = each head's blocks contiguous (all its K
- * blocks in order, then all its V blocks) instead of the default layout as decode_ab.c: Llama-3-8B geometry, blocks
- * in order (block, head), K and V blocks alternating in one page-aligned arena. The default is what the store gives
- * a sequence appended token by token (a head's consecutive blocks ~16 blocks apart); a chunked append (as
- * DecodeAttentionBench's 1024-token appendChunk fill) gives runs of contiguous blocks per head, closer to c.
+ * "probe with huge pages" row, use a config's p with a separate run), and one block placement (Llama-3-8B geometry,
+ * one page-aligned arena):
+ *   (none) blocks in order (block, head), each head's K and V block side by side;
+ *   c      each head's blocks contiguous (all its K blocks in order, then all its V blocks);
+ *   t      as the store places a sequence appended token by token: every head's next block is allocated at the
+ *          same moment, 2 x n_kv = 16 blocks per append from the allocator's per-thread stripe (REFILL), so two
+ *          block boundaries share 32 consecutive slots, the first ascending (K h at a + h, V h at a + 8 + h), the
+ *          next descending (K h at a + 31 - h, V h at a + 23 - h): a head's consecutive blocks 3 and 29 apart;
+ *   k      as a 1024-row append places them (DecodeAttentionBench's fill): per 1024 rows, every head's K blocks
+ *          head after head (32 each at 32 rows per block), then every head's V blocks.
  * Besides wall-clock medians it prints each config's minimum, its process CPU time per call (all threads: time the
  * loaded machine takes the cores away is not counted, so CPU-time ratios are the steadier A/B) and how much of its
  * arena the kernel really backed with huge pages (THP falls back to 4 KiB pages silently). */
@@ -77,12 +82,12 @@ int main(int argc, char** argv) {
         char spec[512];
         strcpy(spec, argv[6 + i]);
         char* colon = strchr(spec, ':');
-        int br = 32, huge = 0, contig = 0;
+        int br = 32, huge = 0, contig = 0, tok = 0, chk = 0;
         if (colon) {
             *colon = 0;
             br = atoi(colon + 1);
             char* c2 = strchr(colon + 1, ':');
-            if (c2) { huge = strchr(c2, 'h') != NULL; contig = strchr(c2, 'c') != NULL; probe_huge |= strchr(c2, 'p') != NULL; }
+            if (c2) { huge = strchr(c2, 'h') != NULL; contig = strchr(c2, 'c') != NULL; tok = strchr(c2, 't') != NULL; chk = strchr(c2, 'k') != NULL; probe_huge |= strchr(c2, 'p') != NULL; }
         }
         void* h = dlopen(spec, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
         if (!h) { fprintf(stderr, "%s\n", dlerror()); return 1; }
@@ -98,7 +103,25 @@ int main(int argc, char** argv) {
         c[i].kb = malloc(8 * nb * n_kv);
         c[i].vb = malloc(8 * nb * n_kv);
         size_t pos = 0;
-        if (contig) { /* every head's K blocks in order, then its V blocks */
+        if (tok) { /* as the store's token-by-token appends place them (REFILL 16 = 2 n_kv): pairs of boundaries share 4 n_kv
+                      blocks; even b: K h at a + h, V h at a + n_kv + h; odd b: K h at a + 4n_kv - 1 - h, V h at a + 3n_kv - 1 - h */
+            for (int64_t b = 0; b < nb; b++)
+                for (int hh = 0; hh < n_kv; hh++) {
+                    int64_t a = b / 2 * 4 * n_kv, kslot, vslot;
+                    if (b % 2 == 0) { kslot = a + hh; vslot = a + n_kv + hh; }
+                    else { kslot = a + 4 * n_kv - 1 - hh; vslot = a + 3 * n_kv - 1 - hh; }
+                    c[i].kb[hh * nb + b] = (int64_t)(intptr_t)(arena + kslot * bbytes);
+                    c[i].vb[hh * nb + b] = (int64_t)(intptr_t)(arena + vslot * bbytes);
+                }
+        } else if (chk) { /* 1024-row appends: per chunk all K blocks head after head, then all V blocks */
+            int64_t per = 1024 / br;
+            for (int64_t b = 0; b < nb; b++)
+                for (int hh = 0; hh < n_kv; hh++) {
+                    int64_t a = b / per * 2 * n_kv * per, r = b % per;
+                    c[i].kb[hh * nb + b] = (int64_t)(intptr_t)(arena + (a + hh * per + r) * bbytes);
+                    c[i].vb[hh * nb + b] = (int64_t)(intptr_t)(arena + (a + n_kv * per + hh * per + r) * bbytes);
+                }
+        } else if (contig) { /* every head's K blocks in order, then its V blocks */
             for (int hh = 0; hh < n_kv; hh++) {
                 for (int64_t b = 0; b < nb; b++) { c[i].kb[hh * nb + b] = (int64_t)(intptr_t)(arena + pos); pos += bbytes; }
                 for (int64_t b = 0; b < nb; b++) { c[i].vb[hh * nb + b] = (int64_t)(intptr_t)(arena + pos); pos += bbytes; }

@@ -1,4 +1,4 @@
-/* Internal interface between the decode driver (attention.c) and its vector-width-specific segment kernels
+/* Internal interface between the decode driver (attention.c) and its vector-width-specific chunk kernels
  * (attn_decode_avx2.c, attn_decode_avx512.c, both generated from attn_decode_impl.h). */
 #ifndef KVS_ATTN_DECODE_H
 #define KVS_ATTN_DECODE_H
@@ -17,32 +17,37 @@ typedef struct {
     float scale;
     float* out;
     float* lse;
-    const int64_t* head_start; /* [n_kv + 1]: offsets of each head's rows when all heads are laid end to end */
-    int64_t total;
-    int chunks;          /* the rows are cut into this many ranges, taken by the workers dynamically */
-    _Atomic int next_chunk;
+    int64_t total;       /* rows of all heads */
+    int64_t blocks;      /* blocks of the longest head */
+    int chunks;          /* the block indices are cut into this many ranges, taken by the workers dynamically */
     float* part_acc;     /* [chunks][n_kv][G][Dp] unnormalised partial outputs of heads cut between chunks */
     float* part_ml;      /* [chunks][n_kv][G][2]  their (max, sum) */
     uint8_t* part_valid; /* [chunks][n_kv] */
-    void (*segment)(const void* job, int h, int64_t r0, int64_t r1, void* state);
-    /* the K type's score loop and the V type's value loop, of the segment's instruction set */
+    void (*chunk)(const void* job, int64_t b0, int64_t b1, void* state);
+    /* the K type's score loop and the V type's value loop, of the chunk kernel's instruction set */
     void (*score)(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs, float* s, const char* nk);
     void (*value)(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
                   const float* corr, const char* nv);
     _Atomic int error;
 } kvs_decode_job;
 
-/* Per-worker state of one segment: scaled queries, running output, max, sum, scores (all 64-byte aligned,
- * rows Dp floats apart, Dp a multiple of 16). */
+/* Per-worker state of one chunk: per kv head its scaled queries, running output, max and sum, and the scores of
+ * the tile being attended (all 64-byte aligned, rows Dp floats apart, Dp a multiple of 16). */
 typedef struct {
-    float* qs;   /* [G][Dp] */
-    float* acc;  /* [G][Dp] */
-    float* s;    /* [G][KVS_TILE] */
-    float* m;    /* [G] */
-    float* l;    /* [G] */
-    float* corr; /* [G] */
-    void* qq;    /* kvs_iq_bytes(G, Dp): the quantised query when the job's qint is set */
-} kvs_segment_state;
+    float* qs;       /* head h's [G][Dp] at qs + h * stride */
+    float* acc;      /* head h's [G][Dp] at acc + h * stride (next to its queries: see attention.c) */
+    size_t stride;   /* floats from one head's queries (or output) to the next head's */
+    float* m;        /* [n_kv][G] */
+    float* l;        /* [n_kv][G] */
+    float* s;        /* [G][KVS_TILE] */
+    float* corr;     /* [G] */
+    int64_t* cur;    /* [n_kv] each head's next row */
+    int64_t* end;    /* [n_kv] and the end of its range */
+    int64_t* blk;    /* [n_kv] the block of its next row */
+    int64_t* key;    /* [n_kv] the K address of its next row (INT64_MAX when done): the visiting order */
+    char* qq;        /* [n_kv] x qq_bytes: the quantised queries when the job's qint is set */
+    size_t qq_bytes; /* kvs_iq_bytes(G, Dp), rounded up to 64 */
+} kvs_chunk_state;
 
 /* Tile loops, one per dtype and instruction set: the score loop of a tile of K rows (s[g][r] = <q_g, k_r>) and
  * the value loop of a tile of V rows (acc = acc * corr + p V). A decode job names the score loop of its K type and
@@ -52,11 +57,12 @@ typedef void (*kvs_score_fn)(int G, int D, int Dp, const char* kp, int64_t rb, i
 typedef void (*kvs_value_fn)(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
                              const float* corr, const char* nv);
 
-/* Segment kernels: attend the group of kv head h over rows [r0, r1) with the job's score and value loops,
- * leaving the unnormalised output in state->acc and the running max/sum in state->m/l. */
-typedef void (*kvs_segment_fn)(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_avx2(const void* job, int h, int64_t r0, int64_t r1, void* state);
-void kvs_segment_avx512(const void* job, int h, int64_t r0, int64_t r1, void* state);
+/* Chunk kernels: attend blocks [b0, b1) of every kv head's group (rows b0 * br up to b1 * br or the head's
+ * length) with the job's score and value loops, leaving each head's unnormalised output and running max / sum in
+ * the state (a kvs_chunk_state). */
+typedef void (*kvs_chunk_fn)(const void* job, int64_t b0, int64_t b1, void* state);
+void kvs_chunk_avx2(const void* job, int64_t b0, int64_t b1, void* state);
+void kvs_chunk_avx512(const void* job, int64_t b0, int64_t b1, void* state);
 #define KVS_LOOPS_DECL(N, ISA)                                                                                 \
     void kvs_score_##N##_##ISA(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs,      \
                                float* s, const char* nk);                                                     \

@@ -1,4 +1,4 @@
-/* Decode segment kernel, written once for any vector width. The including file defines:
+/* Decode chunk kernel, written once for any vector width. The including file defines:
  *   KV_NAME(x)          function-name suffixing (x##_avx2, ...)
  *   KV_VEC, KV_W        vector type and its float lanes
  *   KV_MAXACC           accumulators a microkernel may keep in registers (8 with 16 ymm, 16 with 32 zmm)
@@ -555,53 +555,94 @@ KVS_INLINE void KV_NAME(softmax_tile)(int G, int t, float* s, float* m, float* l
     }
 }
 
-KVS_INLINE void KV_NAME(run_segment)(const kvs_decode_job* j, int h, int64_t r0, int64_t r1, kvs_segment_state* st) {
-    const int G = j->G, D = j->D, Dp = j->Dp, br = j->br;
+/* Head h's next tile starts at row cs->cur[h], in its block cs->blk[h]: cs->key[h] = that row's K address (what
+ * tiles are ordered by), INT64_MAX once the head's range is done. Updated only for the head that advanced, without
+ * a division: the pick below runs once per tile. */
+KVS_INLINE void KV_NAME(set_key)(const kvs_decode_job* j, kvs_chunk_state* cs, int h) {
+    cs->key[h] = cs->cur[h] < cs->end[h]
+                     ? j->kb[j->off[h] + cs->blk[h]] + (cs->cur[h] - cs->blk[h] * j->br) * j->krb
+                     : INT64_MAX;
+}
+
+/* The head whose next tile lies lowest in memory, or -1 when every head is done. */
+KVS_INLINE int KV_NAME(next_head)(int n_kv, const int64_t* key) {
+    int best = -1;
+    int64_t lo = INT64_MAX;
+    for (int h = 0; h < n_kv; h++) {
+        if (key[h] < lo) {
+            lo = key[h];
+            best = h;
+        }
+    }
+    return best;
+}
+
+/* Attends rows [b0 * br, b1 * br) of every kv head (each clipped to its length), leaving head h's unnormalised
+ * output in cs->acc + h * G * Dp and its running max / sum in cs->m / cs->l + h * G.
+ *
+ * Visiting order. Each head's tiles are attended in row order (the online softmax of a head is the same sequence of
+ * steps whatever the order across heads, so the result does not depend on where blocks lie), but across heads the
+ * next tile is always the one whose K rows lie lowest in memory. Blocks filled by one large append lie head after
+ * head, and then this is head after head; blocks filled token by token (every head's next block allocated at the
+ * same moment) lie block after block, and then the chunk is read block index by block index across the heads, as
+ * the bytes lie, instead of jumping ~16 blocks ahead for every 8-16 KiB read. The next tile in this order is the
+ * one prefetched while the current one is computed. */
+KVS_INLINE void KV_NAME(run_chunk)(const kvs_decode_job* j, int64_t b0, int64_t b1, kvs_chunk_state* cs) {
+    const int G = j->G, D = j->D, Dp = j->Dp, br = j->br, n_kv = j->n_kv;
     const int64_t krb = j->krb, vrb = j->vrb;
     const kvs_score_fn score = j->score;
     const kvs_value_fn value = j->value;
-    for (int g = 0; g < G; g++) {
-        const float* qg = j->q + ((int64_t)h * G + g) * D;
-        float* dst = st->qs + (int64_t)g * Dp;
-        for (int d = 0; d < D; d++) dst[d] = qg[d] * j->scale;
-        for (int d = D; d < Dp; d++) dst[d] = 0.0f;
-        st->m[g] = -INFINITY;
-        st->l[g] = 0.0f;
-    }
-    memset(st->acc, 0, sizeof(float) * (size_t)G * Dp);
-    if (j->qint) kvs_iq_quantise(G, D, Dp, st->qs, st->qq); /* once per segment, of the scaled query */
-    const float* qarg = j->qint ? (const float*)st->qq : st->qs;
-    const int64_t* kbl = j->kb + j->off[h];
-    const int64_t* vbl = j->vb + j->off[h];
-    int64_t r = r0;
-    while (r < r1) {
-        int64_t b = r / br;
-        int64_t rin = r - b * br;
-        int64_t t = br - rin;
-        if (t > r1 - r) t = r1 - r;
-        if (t > KVS_TILE) t = KVS_TILE;
-        const char* kp = (const char*)(intptr_t)kbl[b] + rin * krb;
-        const char* vp = (const char*)(intptr_t)vbl[b] + rin * vrb;
-        /* prefetch target: the tile KVS_PF_TILES tiles ahead (may run past its block: prefetches never fault) */
-        const char *nk = NULL, *nv = NULL;
-        int64_t tr = r + KVS_PF_TILES * t;
-        if (tr < r1) {
-            int64_t tb = tr / br;
-            nk = (const char*)(intptr_t)kbl[tb] + (tr - tb * br) * krb;
-            nv = (const char*)(intptr_t)vbl[tb] + (tr - tb * br) * vrb;
+    for (int h = 0; h < n_kv; h++) {
+        int64_t r0 = b0 * br, r1 = b1 * br < j->len[h] ? b1 * br : j->len[h];
+        cs->cur[h] = r0;
+        cs->end[h] = r1 > r0 ? r1 : r0;
+        cs->blk[h] = b0;
+        KV_NAME(set_key)(j, cs, h);
+        if (r0 >= r1) continue;
+        float* qsh = cs->qs + (size_t)h * cs->stride;
+        for (int g = 0; g < G; g++) {
+            const float* qg = j->q + ((int64_t)h * G + g) * D;
+            float* dst = qsh + (int64_t)g * Dp;
+            for (int d = 0; d < D; d++) dst[d] = qg[d] * j->scale;
+            for (int d = D; d < Dp; d++) dst[d] = 0.0f;
+            cs->m[h * G + g] = -INFINITY;
+            cs->l[h * G + g] = 0.0f;
         }
-        score(G, D, Dp, kp, krb, (int)t, qarg, st->s, nk);           /* the K type's score loop */
-        KV_NAME(softmax_tile)(G, (int)t, st->s, st->m, st->l, st->corr);
-        value(G, D, Dp, vp, vrb, (int)t, st->s, st->acc, st->corr, nv);   /* the V type's value loop */
-        r += t;
+        memset(cs->acc + (size_t)h * cs->stride, 0, sizeof(float) * (size_t)G * Dp);
+        if (j->qint) kvs_iq_quantise(G, D, Dp, qsh, cs->qq + (size_t)h * cs->qq_bytes); /* of the scaled query */
+    }
+    int h = KV_NAME(next_head)(n_kv, cs->key);
+    while (h >= 0) {
+        const int64_t b = cs->blk[h], rin = cs->cur[h] - b * br;
+        int64_t t = br - rin; /* to the end of the block, of the head's range, and at most KVS_TILE rows */
+        if (t > cs->end[h] - cs->cur[h]) t = cs->end[h] - cs->cur[h];
+        if (t > KVS_TILE) t = KVS_TILE;
+        const char* kp = (const char*)(intptr_t)j->kb[j->off[h] + b] + rin * krb;
+        const char* vp = (const char*)(intptr_t)j->vb[j->off[h] + b] + rin * vrb;
+        cs->cur[h] += t;
+        if (rin + t == br) cs->blk[h]++;
+        KV_NAME(set_key)(j, cs, h);
+        /* the tile visited next, prefetched while this one is computed (NULL after the last) */
+        const int hn = KV_NAME(next_head)(n_kv, cs->key);
+        const char *nk = NULL, *nv = NULL;
+        if (hn >= 0) {
+            nk = (const char*)(intptr_t)cs->key[hn];
+            nv = (const char*)(intptr_t)j->vb[j->off[hn] + cs->blk[hn]] + (cs->cur[hn] - cs->blk[hn] * br) * vrb;
+        }
+        const float* qarg = j->qint ? (const float*)(cs->qq + (size_t)h * cs->qq_bytes) : cs->qs + (size_t)h * cs->stride;
+        float* acc = cs->acc + (size_t)h * cs->stride;
+        score(G, D, Dp, kp, krb, (int)t, qarg, cs->s, nk);           /* the K type's score loop */
+        KV_NAME(softmax_tile)(G, (int)t, cs->s, cs->m + h * G, cs->l + h * G, cs->corr);
+        value(G, D, Dp, vp, vrb, (int)t, cs->s, acc, cs->corr, nv);   /* the V type's value loop */
+        h = hn;
     }
 }
 
-/* The segment kernel of this instruction set: the job names its K type's score loop and its V type's value loop
+/* The chunk kernel of this instruction set: the job names its K type's score loop and its V type's value loop
  * (kvs_score_<dtype>, kvs_value_<dtype> below), so any (K, V) pair runs with both loops' dtype a compile-time
  * constant, and a batch and a single call run the same code. */
-void KV_NAME(kvs_segment)(const void* job, int h, int64_t r0, int64_t r1, void* state) {
-    KV_NAME(run_segment)((const kvs_decode_job*)job, h, r0, r1, (kvs_segment_state*)state);
+void KV_NAME(kvs_chunk)(const void* job, int64_t b0, int64_t b1, void* state) {
+    KV_NAME(run_chunk)((const kvs_decode_job*)job, b0, b1, (kvs_chunk_state*)state);
 }
 
 #define KV_LOOPS(N, C)                                                                                        \

@@ -14,6 +14,8 @@ import java.util.Random;
 import java.util.stream.Stream;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -74,6 +76,102 @@ class NativeAttentionDecodeTest {
             check(new AttentionShape(2, 4, 128, 0, 32), new long[] {6000, 6000}, 3, 1.0f, 0, new Random(4));
         }
         assertTrue(NativeAttention.poolThreads() >= 1, "two-thread calls started a pool worker");
+    }
+
+    /**
+     * The kernel visits tiles across heads in the order their K rows lie in memory (so blocks placed block after
+     * block, as token-by-token appends place them, are read as they lie), but each head's own tiles must still be
+     * attended in row order and cut into the same chunks: the same rows at other addresses give the same bits.
+     * Placements: the test cache's shuffled blocks, block after block (for each block index, every head's K and V
+     * block), head after head (each head's K blocks, then its V blocks), and head after head in reverse order.
+     */
+    @Test
+    void resultDoesNotDependOnWhereBlocksLie() {
+        for (int isa : new int[] {1, 0}) {
+            NativeAttention.setInstructionSet(isa);
+            for (int threads : new int[] {1, 2}) {
+                samePlacementBits(new AttentionShape(4, 2, 64, 1, 16), new long[] {5000, 37, 4096, 3000}, threads, 11);
+                samePlacementBits(new AttentionShape(3, 4, 128, 0, 32), new long[] {3000, 3000, 2900}, threads, 12);
+                samePlacementBits(new AttentionShape(2, 4, 64, 3, 100), new long[] {1000, 6000}, threads, 13);
+            }
+        }
+    }
+
+    private static void samePlacementBits(AttentionShape shape, long[] lengths, int threads, long seed) {
+        try (Arena arena = Arena.ofConfined()) {
+            Random rnd = new Random(seed);
+            PagedKv kv = new PagedKv(arena, shape, lengths, rnd, 0, 1.0f);
+            int heads = shape.kvHeads();
+            int br = shape.blockRows();
+            long[] off = new long[heads + 1];
+            int maxBlocks = 0;
+            for (int h = 0; h < heads; h++) {
+                off[h + 1] = kv.offsets.getAtIndex(JAVA_LONG, h + 1);
+                maxBlocks = (int) Math.max(maxBlocks, off[h + 1] - off[h]);
+            }
+            List<long[]> blockMajor = new ArrayList<>();   // (head, block) pairs in placement order
+            for (int b = 0; b < maxBlocks; b++) {
+                for (int h = 0; h < heads; h++) {
+                    if (b < off[h + 1] - off[h]) {
+                        blockMajor.add(new long[] {h, b});
+                    }
+                }
+            }
+            List<long[]> headMajor = new ArrayList<>();
+            for (int h = 0; h < heads; h++) {
+                for (int b = 0; b < off[h + 1] - off[h]; b++) {
+                    headMajor.add(new long[] {h, b});
+                }
+            }
+            List<long[]> reversed = new ArrayList<>(headMajor);
+            java.util.Collections.reverse(reversed);
+            float[] q = new float[(int) shape.tokenFloats()];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = PagedKv.unit(rnd);
+            }
+            float[] shuffled = decodeOnce(arena, shape, kv, kv.keyBlocks, kv.valueBlocks, q, threads);
+            String what = shape + " lengths " + java.util.Arrays.toString(lengths) + " threads " + threads;
+            for (List<long[]> placement : List.of(blockMajor, headMajor, reversed)) {
+                MemorySegment[] moved = relocate(arena, shape, kv, off, placement, br);
+                float[] got = decodeOnce(arena, shape, kv, moved[0], moved[1], q, threads);
+                assertArrayEquals(shuffled, got, "decode of the same rows in other blocks, " + what);
+            }
+        }
+    }
+
+    /** Copies every block of {@code kv} to new memory in {@code placement}'s order ({K, V} per pair, K then V). */
+    private static MemorySegment[] relocate(Arena arena, AttentionShape shape, PagedKv kv, long[] off,
+                                            List<long[]> placement, int br) {
+        long kBytes = shape.keyRowBytes() * br;
+        long vBytes = shape.valueRowBytes() * br;
+        long kAligned = (kBytes + 63) / 64 * 64;
+        long stride = kAligned + (vBytes + 63) / 64 * 64;
+        MemorySegment all = arena.allocate(stride * placement.size(), 64);
+        int blocks = (int) off[off.length - 1];
+        MemorySegment keyBlocks = arena.allocate(Math.max(8, 8L * blocks), 8);
+        MemorySegment valueBlocks = arena.allocate(Math.max(8, 8L * blocks), 8);
+        long at = 0;
+        for (long[] hb : placement) {
+            int idx = (int) (off[(int) hb[0]] + hb[1]);
+            MemorySegment k = MemorySegment.ofAddress(kv.keyBlocks.getAtIndex(JAVA_LONG, idx)).reinterpret(kBytes);
+            MemorySegment v = MemorySegment.ofAddress(kv.valueBlocks.getAtIndex(JAVA_LONG, idx)).reinterpret(vBytes);
+            MemorySegment.copy(k, 0, all, at, kBytes);
+            MemorySegment.copy(v, 0, all, at + kAligned, vBytes);
+            keyBlocks.setAtIndex(JAVA_LONG, idx, all.address() + at);
+            valueBlocks.setAtIndex(JAVA_LONG, idx, all.address() + at + kAligned);
+            at += stride;
+        }
+        return new MemorySegment[] {keyBlocks, valueBlocks};
+    }
+
+    private static float[] decodeOnce(Arena arena, AttentionShape shape, PagedKv kv, MemorySegment keyBlocks,
+                                      MemorySegment valueBlocks, float[] q, int threads) {
+        MemorySegment qs = arena.allocateFrom(JAVA_FLOAT, q);
+        MemorySegment out = arena.allocate(JAVA_FLOAT, q.length + shape.queryHeads());
+        NativeAttention.decode(shape, qs, keyBlocks, valueBlocks, kv.offsets, kv.lengthSegment,
+                (float) (1.0 / Math.sqrt(shape.headDim())), out.asSlice(0, 4L * q.length),
+                out.asSlice(4L * q.length), threads);
+        return out.toArray(JAVA_FLOAT);
     }
 
     @Test
