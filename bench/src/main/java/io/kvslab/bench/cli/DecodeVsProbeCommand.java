@@ -36,6 +36,12 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
                     + "re-read while it may still be cached (default: ${DEFAULT-VALUE})")
     private int layers;
 
+    @Option(names = "--append-tokens", defaultValue = "" + InterleavedProbeRatio.APPEND_TOKENS,
+            description = "rows per append when filling the stores: 1024 = a chunked prefill (each head's blocks in "
+                    + "runs), 1 = token by token as generation appends (the heads' blocks interleave) "
+                    + "(default: ${DEFAULT-VALUE})")
+    private int appendTokens;
+
     @Option(names = "--probe-mib", defaultValue = "" + InterleavedProbeRatio.PROBE_MIB,
             description = "the read probe's buffer in MiB; keep it far above the caches (default: ${DEFAULT-VALUE})")
     private int probeMib;
@@ -54,6 +60,7 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
         Check.range(spec, "--context", context, 1024, 1 << 20);
         Check.range(spec, "--threads", threads, 1, 256);
         Check.range(spec, "--layers", layers, 1, 1024);
+        Check.range(spec, "--append-tokens", appendTokens, 1, context);
         Check.range(spec, "--probe-mib", probeMib, 1, 1 << 20);
         Check.range(spec, "--rounds", rounds, 1, 100_000);
         Check.range(spec, "--warmup", warmup, 0, 100_000);
@@ -62,8 +69,8 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
         for (String d : dtypes) {
             types.add(DType.valueOf(Check.choice(spec, "--dtype", d, names).toUpperCase(Locale.ROOT)));
         }
-        InterleavedProbeRatio.Report report = InterleavedProbeRatio.run(context, types, threads, layers, probeMib, rounds, warmup,
-                System.err);
+        InterleavedProbeRatio.Report report = InterleavedProbeRatio.run(context, types, threads, layers, appendTokens, probeMib,
+                rounds, warmup, System.err);
         spec.commandLine().getOut().println(json ? report.json() : report.table());
         return 0;
     }

@@ -25,6 +25,8 @@ import java.util.Locale;
 public final class InterleavedProbeRatio {
     /** The probe's default buffer, as in the JMH suite: far larger than any cache. */
     public static final int PROBE_MIB = 1024;
+    /** Rows per append when filling the stores by default: a chunked prefill, as {@link DecodeAttentionBench}'s setup. */
+    public static final int APPEND_TOKENS = 1024;
 
     private InterleavedProbeRatio() {}
 
@@ -53,11 +55,12 @@ public final class InterleavedProbeRatio {
     }
 
     /** Everything one run measured. */
-    public record Report(int rounds, int warmupRounds, List<Row> rows) {
+    public record Report(int rounds, int warmupRounds, int appendTokens, List<Row> rows) {
         public String table() {
             StringBuilder sb = new StringBuilder();
             sb.append(String.format(Locale.ROOT, "Decode attention vs read probe, interleaved in one process "
-                    + "(%d rounds after %d warm-up; a round = probe, decode for each dtype)%n", rounds, warmupRounds));
+                    + "(%d rounds after %d warm-up; a round = probe, decode for each dtype; stores filled %s)%n", rounds,
+                    warmupRounds, appendTokens == 1 ? "token by token" : appendTokens + " rows per append"));
             sb.append(String.format(Locale.ROOT, "%9s %5s %7s %6s %11s %12s %16s %22s%n", "context", "dtype",
                     "threads", "steps", "probe GB/s", "decode GB/s", "ratio of medians", "pair ratios p25/50/75"));
             for (Row r : rows) {
@@ -73,7 +76,7 @@ public final class InterleavedProbeRatio {
         public String json() {
             StringBuilder sb = new StringBuilder();
             sb.append("{\"benchmark\":\"decode-vs-probe\",\"rounds\":").append(rounds).append(",\"warmupRounds\":")
-                    .append(warmupRounds).append(",\"rows\":[");
+                    .append(warmupRounds).append(",\"appendTokens\":").append(appendTokens).append(",\"rows\":[");
             for (int i = 0; i < rows.size(); i++) {
                 Row r = rows.get(i);
                 double[] pr = r.pairRatios();
@@ -106,6 +109,17 @@ public final class InterleavedProbeRatio {
      */
     public static Report run(int context, List<DType> dtypes, int threads, int layers, int probeMib, int rounds,
                              int warmup, PrintStream progress) {
+        return run(context, dtypes, threads, layers, APPEND_TOKENS, probeMib, rounds, warmup, progress);
+    }
+
+    /**
+     * As {@link #run(int, List, int, int, int, int, int, PrintStream)} with the stores filled {@code appendTokens}
+     * rows per append: {@value #APPEND_TOKENS} (a prompt's chunked prefill: each head's blocks in runs) or 1 (token
+     * by token, as generation appends: every head's next block allocated at the same moment, so the heads' blocks
+     * interleave).
+     */
+    public static Report run(int context, List<DType> dtypes, int threads, int layers, int appendTokens, int probeMib,
+                             int rounds, int warmup, PrintStream progress) {
         BandwidthProbeBench probe = new BandwidthProbeBench();
         probe.threads = threads;
         probe.mib = probeMib;
@@ -121,9 +135,9 @@ public final class InterleavedProbeRatio {
                     b.dtype = d.name();
                     b.threads = threads;
                     b.tokensPerBlock = 32;
-                    b.appendTokens = 1024;
-                    progress.printf(Locale.ROOT, "filling %d tokens of %s (layer %d of %d)...%n", context, d, l + 1,
-                            layers);
+                    b.appendTokens = appendTokens;
+                    progress.printf(Locale.ROOT, "filling %d tokens of %s, %d per append (layer %d of %d)...%n", context,
+                            d, appendTokens, l + 1, layers);
                     b.setUp();
                     perLayer.add(b);
                 }
@@ -163,7 +177,7 @@ public final class InterleavedProbeRatio {
             for (int i = 0; i < dtypes.size(); i++) {
                 rows.add(new Row(dtypes.get(i).name(), context, threads, steps[i], p[i], d[i]));
             }
-            return new Report(rounds, warmup, rows);
+            return new Report(rounds, warmup, appendTokens, rows);
         } finally {
             for (List<DecodeAttentionBench> perLayer : decodes) {
                 for (DecodeAttentionBench b : perLayer) {

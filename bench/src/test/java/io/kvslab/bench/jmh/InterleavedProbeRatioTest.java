@@ -59,4 +59,16 @@ class InterleavedProbeRatioTest {
         assertEquals(4, out.lines().filter(l -> l.startsWith("filling")).count(), out);
         assertTrue(rep.table().contains("F32") && rep.json().contains("\"ratioOfMedians\""), rep.table());
     }
+
+    @Test
+    void storesFilledTokenByTokenAreMeasuredAndNamed() {
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(1024, List.of(DType.F16), 1, 1, 1, 8, 2, 0,
+                new PrintStream(progress, true, StandardCharsets.UTF_8));
+        assertEquals(1, rep.appendTokens());
+        assertEquals(2, rep.rows().get(0).probeMsPerGiB().length);
+        assertTrue(rep.table().contains("token by token"), rep.table());
+        assertTrue(rep.json().contains("\"appendTokens\":1,"), rep.json());
+        assertTrue(progress.toString(StandardCharsets.UTF_8).contains("1 per append"), progress.toString());
+    }
 }
