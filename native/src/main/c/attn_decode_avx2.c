@@ -1,4 +1,4 @@
-/* Decode segment kernels with 256-bit vectors (the x86-64-v3 baseline every supported machine has). */
+/* Decode chunk kernels with 256-bit vectors (the x86-64-v3 baseline every supported machine has). */
 #include <math.h>
 #include <string.h>
 #include "attn_decode.h"

@@ -1,4 +1,4 @@
-/* Decode segment kernels with 512-bit vectors, compiled for AVX-512 here only and called only when cpuid says
+/* Decode chunk kernels with 512-bit vectors, compiled for AVX-512 here only and called only when cpuid says
  * the machine has it (see attention.c). On cores with full-width 512-bit FMA units this doubles the arithmetic
  * per instruction, which is what lets a core keep up with its share of memory bandwidth in f16. */
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")

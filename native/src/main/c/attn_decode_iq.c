@@ -2,7 +2,7 @@
  * llama.cpp's vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 scheme. Opt-in: the query's own rounding (at most half a step
  * of amax/127 per value of each 32-value group) enters the scores, so this is not the exact path's 1e-5 contract.
  *
- * The query of each head, already multiplied by the softmax scale, is quantised once per segment: per 32-value
+ * The query of each head, already multiplied by the softmax scale, is quantised once per chunk: per 32-value
  * group j of head g, dq = amax/127 (f32, not rounded to f16), codes c = rint(x / dq) in [-127, 127], and the group's
  * code sum S (for q4_0's offset). A score is then sum_j (dq_gj * dk_rj) * I_grj with I the exact integer dot
  * product of the group's codes:

@@ -173,16 +173,14 @@ void kvs_pool_run(kvs_task_fn fn, void* ctx, int n_threads);
 #define KVS_SCRATCH_SLOTS 3
 void* kvs_scratch(int slot, size_t bytes);
 
-/* Software prefetch of the decode kernel: the tile KVS_PF_TILES tiles ahead is prefetched line by line in
- * address order, as many bytes per microkernel step as that step consumes of the current tile (K during the score
+/* Software prefetch of the decode kernel: the tile visited next (attn_decode_impl.h's run_chunk) is prefetched line
+ * by line in address order, as many bytes per microkernel step as that step consumes of the current tile (K during the score
  * pass, V during the value passes), so misses stay in flight continuously rather than in bursts and form one
  * sequential stream per block. Every line, not a few per page: the hardware prefetchers do little for 8-16 KiB
  * blocks scattered over a slab, and sparser software prefetching (one line per 256 B or per page) measured about
  * half as fast; address order measured ~10-15% faster than mirroring the (row-interleaved) load order.
- * Both are compile-time knobs for tuning (-D...). */
-#ifndef KVS_PF_TILES
-#define KVS_PF_TILES 1
-#endif
+ * The hint is a compile-time knob for tuning (-DKVS_PF_HINT=...); two tiles ahead measured no better
+ * (docs/benchmarks.md). */
 #ifndef KVS_PF_HINT
 #define KVS_PF_HINT _MM_HINT_T0
 #endif
