@@ -28,14 +28,13 @@ typedef struct {
     void (*score)(int G, int D, int Dp, const char* kp, int64_t rb, int t, const float* qs, float* s, const char* nk);
     void (*value)(int G, int D, int Dp, const char* vp, int64_t rb, int t, const float* p, float* acc,
                   const float* corr, const char* nv);
-    _Atomic int error;
 } kvs_decode_job;
 
 /* Per-worker state of one chunk: per kv head its scaled queries, running output, max and sum, and the scores of
  * the tile being attended (all 64-byte aligned, rows Dp floats apart, Dp a multiple of 16). */
 typedef struct {
     float* qs;       /* head h's [G][Dp] at qs + h * stride */
-    float* acc;      /* head h's [G][Dp] at acc + h * stride (next to its queries: see attention.c) */
+    float* acc;      /* head h's [G][Dp] at acc + h * stride (beside its queries: see attention.c) */
     size_t stride;   /* floats from one head's queries (or output) to the next head's */
     float* m;        /* [n_kv][G] */
     float* l;        /* [n_kv][G] */

@@ -578,7 +578,7 @@ KVS_INLINE int KV_NAME(next_head)(int n_kv, const int64_t* key) {
 }
 
 /* Attends rows [b0 * br, b1 * br) of every kv head (each clipped to its length), leaving head h's unnormalised
- * output in cs->acc + h * G * Dp and its running max / sum in cs->m / cs->l + h * G.
+ * output in cs->acc + h * cs->stride and its running max / sum in cs->m / cs->l + h * G.
  *
  * Visiting order. Each head's tiles are attended in row order (the online softmax of a head is the same sequence of
  * steps whatever the order across heads, so the result does not depend on where blocks lie), but across heads the

@@ -83,24 +83,35 @@ class NativeAttentionDecodeTest {
      * block, as token-by-token appends place them, are read as they lie), but each head's own tiles must still be
      * attended in row order and cut into the same chunks: the same rows at other addresses give the same bits.
      * Placements: the test cache's shuffled blocks, block after block (for each block index, every head's K and V
-     * block), head after head (each head's K blocks, then its V blocks), and head after head in reverse order.
+     * block), head after head (each head's K blocks, then its V blocks), and head after head in reverse order; with
+     * an empty head, a head's queries filling 4 KiB, tiles inside 100-row blocks, and the integer paths' per-head
+     * quantised queries and int8 value weights.
      */
     @Test
     void resultDoesNotDependOnWhereBlocksLie() {
         for (int isa : new int[] {1, 0}) {
             NativeAttention.setInstructionSet(isa);
             for (int threads : new int[] {1, 2}) {
-                samePlacementBits(new AttentionShape(4, 2, 64, 1, 16), new long[] {5000, 37, 4096, 3000}, threads, 11);
-                samePlacementBits(new AttentionShape(3, 4, 128, 0, 32), new long[] {3000, 3000, 2900}, threads, 12);
-                samePlacementBits(new AttentionShape(2, 4, 64, 3, 100), new long[] {1000, 6000}, threads, 13);
+                AttentionShape f16 = new AttentionShape(5, 2, 64, 1, 16);
+                samePlacementBits(f16, f16, new long[] {5000, 37, 0, 4096, 3000}, threads, 11);   // an empty head
+                AttentionShape f32 = new AttentionShape(3, 8, 128, 0, 32);   // a head's queries fill 4 KiB
+                samePlacementBits(f32, f32, new long[] {3000, 3000, 2900}, threads, 12);
+                AttentionShape q8 = new AttentionShape(2, 4, 64, 3, 100);   // 100-row blocks: tiles inside a block
+                samePlacementBits(q8, q8, new long[] {1000, 6000}, threads, 13);
+                // the per-head quantised queries and int8 value weights of the integer paths
+                samePlacementBits(q8, q8.withQuantisedQuery(true).withIntegerValues(true), new long[] {4000, 2500},
+                        threads, 14);
             }
         }
     }
 
-    private static void samePlacementBits(AttentionShape shape, long[] lengths, int threads, long seed) {
+    /** Rows stored as {@code stored} lays them out, decoded with {@code decoded} (the same rows, maybe other paths). */
+    private static void samePlacementBits(AttentionShape stored, AttentionShape decoded, long[] lengths, int threads,
+                                          long seed) {
+        AttentionShape shape = decoded;
         try (Arena arena = Arena.ofConfined()) {
             Random rnd = new Random(seed);
-            PagedKv kv = new PagedKv(arena, shape, lengths, rnd, 0, 1.0f);
+            PagedKv kv = new PagedKv(arena, stored, lengths, rnd, 0, 1.0f);
             int heads = shape.kvHeads();
             int br = shape.blockRows();
             long[] off = new long[heads + 1];
