@@ -1,8 +1,7 @@
 package io.kvslab.bench.jmh;
 
-import io.kvslab.bench.report.Stats;
-
 import io.kvslab.bench.report.Json;
+import io.kvslab.bench.report.Stats;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;

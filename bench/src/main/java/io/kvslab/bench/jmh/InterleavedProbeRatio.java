@@ -20,7 +20,8 @@ import java.util.Locale;
  * <p>A sample is one probe pass over {@link #PROBE_MIB} MiB (by default), or as many decode steps as read about the same bytes
  * (a 32k f16 layer is 128 MiB, so 8 steps), both as milliseconds per GiB read. The decode step is
  * {@link DecodeAttentionBench#decode} (the public {@code Attention.decode} over a store filled in 1,024-token
- * chunks), the probe {@link BandwidthProbeBench#probe}; both run on the library's pool with the same thread count.
+ * chunks by default, or token by token), the probe {@link BandwidthProbeBench#probe}; both run on the library's pool
+ * with the same thread count.
  */
 public final class InterleavedProbeRatio {
     /** The probe's default buffer, as in the JMH suite: far larger than any cache. */
@@ -93,30 +94,15 @@ public final class InterleavedProbeRatio {
     }
 
     /**
-     * Sets up one store per element type (filled as {@link DecodeAttentionBench} fills it) and the probe buffer,
-     * then runs {@code warmup + rounds} rounds; progress (one line per round) goes to {@code progress}.
-     */
-    public static Report run(int context, List<DType> dtypes, int threads, int probeMib, int rounds, int warmup,
-                             PrintStream progress) {
-        return run(context, dtypes, threads, 1, probeMib, rounds, warmup, progress);
-    }
-
-    /**
-     * As {@link #run(int, List, int, int, int, int, PrintStream)} with {@code layers} filled layers per element
-     * type, each a store of its own: a sample's decode steps go round them, so a layer is read again only after
-     * the others, as a model reads its layers once per token. With one layer, consecutive steps re-read the same
-     * bytes, and a part of them may still be in the last-level cache.
-     */
-    public static Report run(int context, List<DType> dtypes, int threads, int layers, int probeMib, int rounds,
-                             int warmup, PrintStream progress) {
-        return run(context, dtypes, threads, layers, APPEND_TOKENS, probeMib, rounds, warmup, progress);
-    }
-
-    /**
-     * As {@link #run(int, List, int, int, int, int, int, PrintStream)} with the stores filled {@code appendTokens}
-     * rows per append: {@value #APPEND_TOKENS} (a prompt's chunked prefill: each head's blocks in runs) or 1 (token
-     * by token, as generation appends: every head's next block allocated at the same moment, so the heads' blocks
-     * interleave).
+     * Sets up {@code layers} stores per element type (each one filled layer, as {@link DecodeAttentionBench} fills it,
+     * {@code appendTokens} rows per append) and the probe buffer, then runs {@code warmup + rounds} rounds; progress
+     * (one line per round) goes to {@code progress}.
+     *
+     * <p>A sample's decode steps go round the layers, so a layer is read again only after the others, as a model
+     * reads its layers once per token; with one layer, consecutive steps re-read the same bytes, and a part of them
+     * may still be in the last-level cache. {@code appendTokens} = {@value #APPEND_TOKENS} is a prompt's chunked
+     * prefill (each head's blocks in runs); 1 fills token by token, as generation appends (every head's next block
+     * allocated at the same moment, so the heads' blocks interleave).
      */
     public static Report run(int context, List<DType> dtypes, int threads, int layers, int appendTokens, int probeMib,
                              int rounds, int warmup, PrintStream progress) {

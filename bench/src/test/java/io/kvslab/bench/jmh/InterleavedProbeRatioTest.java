@@ -41,7 +41,8 @@ class InterleavedProbeRatioTest {
     void aSmallRunMeasuresEveryDtypeEveryRoundAndFreesItsStores() {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
         // two layers per type: a sample's steps go round them
-        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16, DType.F32), 1, 2, 16, 3,
+        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16, DType.F32), 1, 2,
+                InterleavedProbeRatio.APPEND_TOKENS, 16, 3,
                 1, new PrintStream(progress, true, StandardCharsets.UTF_8));
         assertEquals(2, rep.rows().size());
         // 16 MiB probe; a 2048-token layer reads 2 x 2048 x 8 heads x 256 B = 8 MiB in f16, 16 MiB in f32
