@@ -164,6 +164,41 @@ static int seq_of(const batch_job* b, int c) {
     return lo;
 }
 
+/* Lays a worker's chunk state out in raw (64-byte aligned; NULL: only its size) and returns its bytes. Per head:
+ * queries and running output (G x Dp each), max and sum (G each); shared: one tile's scores and corr. A head's
+ * queries and running output lie side by side, [qs_h acc_h qs_h+1 ...]: with all queries first and all outputs after
+ * them, qs_h and acc_h sat a multiple of 4 KiB apart, in the same L1 sets (measured ~5% slower); a head's output
+ * starts 512 bytes further when its queries alone fill a multiple of 4 KiB (group 8, head dim 128). */
+static size_t chunk_state_at(char* raw, int n_kv, int G, int Dp, int qint, chunk_state* st) {
+    const size_t per_head = align64(sizeof(float) * (size_t)G * Dp);
+    const size_t acc_at = per_head % 4096 == 0 ? per_head + 512 : per_head;
+    const size_t head_bytes = acc_at + per_head;
+    const size_t heads_f = align64(sizeof(float) * (size_t)n_kv * G);
+    const size_t heads_i = align64(sizeof(int64_t) * (size_t)n_kv);
+    const size_t qq_bytes = qint ? align64(kvs_iq_bytes(G, Dp)) : 0;
+    /* offsets of the parts, in order */
+    const size_t m_at = head_bytes * n_kv, l_at = m_at + heads_f, s_at = l_at + heads_f;
+    const size_t cur_at = s_at + align64(sizeof(float) * ((size_t)G * TILE + G));
+    const size_t end_at = cur_at + heads_i, blk_at = end_at + heads_i, key_at = blk_at + heads_i;
+    const size_t qq_at = key_at + heads_i, total = qq_at + qq_bytes * n_kv;
+    if (raw != NULL) {
+        st->qs = (float*)raw;
+        st->acc = (float*)(raw + acc_at);
+        st->stride = head_bytes / sizeof(float);
+        st->m = (float*)(raw + m_at);
+        st->l = (float*)(raw + l_at);
+        st->s = (float*)(raw + s_at);
+        st->corr = st->s + (size_t)G * TILE;
+        st->cur = (int64_t*)(raw + cur_at);
+        st->end = (int64_t*)(raw + end_at);
+        st->blk = (int64_t*)(raw + blk_at);
+        st->key = (int64_t*)(raw + key_at);
+        st->qq = qint ? raw + qq_at : NULL;
+        st->qq_bytes = qq_bytes;
+    }
+    return total;
+}
+
 /* A worker takes work items (chunks of some sequence) until none are left. Chunks are handed out dynamically
  * rather than one fixed range per thread, so a worker the OS has descheduled (a busy machine, other threads of
  * the JVM) delays the call by at most one chunk: the others take its share. */
@@ -172,44 +207,14 @@ static void decode_task(void* ctx, int w, int n) {
     (void)n;
     batch_job* b = (batch_job*)ctx;
     const int n_kv = b->n_kv, G = b->G, Dp = b->Dp;
-    /* per head: queries and running output (G x Dp each), max and sum (G each); shared: one tile's scores, corr.
-     * A head's queries and running output lie side by side, [qs_h acc_h qs_h+1 ...]: with all queries first and all
-     * outputs after them, qs_h and acc_h sat a multiple of 4 KiB apart, in the same L1 sets (measured ~5% slower); a
-     * head's output starts 512 bytes further when its queries alone fill a multiple of 4 KiB (group 8, head dim 128). */
-    size_t per_head = align64(sizeof(float) * (size_t)G * Dp);
-    size_t acc_at = per_head % 4096 == 0 ? per_head + 512 : per_head;
-    size_t head_bytes = acc_at + per_head;
-    size_t heads_f = align64(sizeof(float) * (size_t)n_kv * G);
-    size_t qq_bytes = b->qint ? align64(kvs_iq_bytes(G, Dp)) : 0;
-    size_t bytes = head_bytes * n_kv + 2 * heads_f + align64(sizeof(float) * ((size_t)G * TILE + G))
-                 + 4 * align64(sizeof(int64_t) * (size_t)n_kv) + qq_bytes * n_kv;
+    size_t bytes = chunk_state_at(NULL, n_kv, G, Dp, b->qint, NULL);
     char* raw = (char*)kvs_scratch(KVS_SCRATCH_WORK, bytes);
     if (raw == NULL) {
         atomic_store(&b->error, KVS_ERR_NO_MEMORY);
         return;
     }
     chunk_state st;
-    st.qs = (float*)raw;
-    st.acc = (float*)(raw + acc_at);
-    st.stride = head_bytes / sizeof(float);
-    raw += head_bytes * n_kv;
-    st.m = (float*)raw;
-    raw += heads_f;
-    st.l = (float*)raw;
-    raw += heads_f;
-    st.s = (float*)raw;
-    st.corr = st.s + (size_t)G * TILE;
-    raw += align64(sizeof(float) * ((size_t)G * TILE + G));
-    st.cur = (int64_t*)raw;
-    raw += align64(sizeof(int64_t) * (size_t)n_kv);
-    st.end = (int64_t*)raw;
-    raw += align64(sizeof(int64_t) * (size_t)n_kv);
-    st.blk = (int64_t*)raw;
-    raw += align64(sizeof(int64_t) * (size_t)n_kv);
-    st.key = (int64_t*)raw;
-    raw += align64(sizeof(int64_t) * (size_t)n_kv);
-    st.qq = b->qint ? raw : NULL;
-    st.qq_bytes = qq_bytes;
+    chunk_state_at(raw, n_kv, G, Dp, b->qint, &st);
     for (;;) {
         int c = atomic_fetch_add(&b->next_item, 1);
         if (c >= b->items) return;
