@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -105,6 +106,51 @@ class BatchDecodeTest {
             for (Sequence s : new ArrayList<>(new java.util.LinkedHashSet<>(seqs))) {
                 s.close();
             }
+        }
+    }
+
+    /**
+     * One {@link Attention} serving single and batched calls on the same sequence, as a server's decode step and
+     * its one-off calls may: the batched call writes its address arrays where the single call caches a layer's, so
+     * it must drop that cache. It did not (found 2026-12-02): a single decode right after a batch of that one
+     * sequence took the batch's descriptors for block addresses and failed with "block address 2 (head 0) is null"
+     * (or, with other descriptor contents, would have read memory that is not a block).
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void singleCallsAfterABatchOnTheSameInstanceReadTheirOwnBlocks(int threads) {
+        KvLayout layout = new KvLayout(LAYERS, 8, 4, 64, DType.F16, 16);
+        Random rnd = new Random(5 + threads);
+        try (KvStore store = KvStore.open(layout); Arena arena = Arena.ofConfined();
+             Attention att = Attention.create(threads)) {
+            Sequence a = store.newSequence();
+            Sequence b = store.newSequence();
+            fill(a, rnd, 300);
+            fill(b, rnd, 77);
+            int width = layout.queryHeads() * layout.headDim();
+            float[] q = random(rnd, width, 1f);
+            for (int layer = 0; layer < LAYERS; layer++) {
+                float[] want = new float[width];
+                att.decode(a, layer, q, want);
+                for (List<Sequence> batch : List.of(List.of(a), List.of(a, a), List.of(b, a))) {
+                    int n = batch.size();
+                    MemorySegment qs = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * width);
+                    for (int i = 0; i < n; i++) {
+                        MemorySegment.copy(q, 0, qs, ValueLayout.JAVA_FLOAT, (long) i * width * 4, width);
+                    }
+                    MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * width);
+                    MemorySegment lse = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * layout.queryHeads());
+                    att.decodeBatch(layer, batch, qs, out, lse);
+                    float[] after = new float[width];
+                    att.decode(a, layer, q, after);
+                    String what = "threads " + threads + " layer " + layer + " after a batch of " + n;
+                    assertArrayEquals(want, after, what);
+                    assertArrayEquals(want, out.asSlice((long) (n - 1) * width * 4, width * 4L)
+                            .toArray(ValueLayout.JAVA_FLOAT), what + ": the batch's row of a");
+                }
+            }
+            a.close();
+            b.close();
         }
     }
 

@@ -240,6 +240,9 @@ public final class TableAttention implements AutoCloseable {
         if (!lseDirect) {
             lseSeg = scratch.floats().asSlice(fo, lseBytes);
         }
+        // The batch's descriptors and address arrays go where tables() caches a single call's: drop that cache, or
+        // the next single decode of the same (sequence, layer, version) would take them for its block addresses.
+        cachedTables = null;
         MemorySegment longs = scratch.longs();
         MemorySegment descriptors = longs.asSlice(0, NativeAttention.DESCRIPTOR_BYTES * n);
         long lo = descriptors.byteSize();
