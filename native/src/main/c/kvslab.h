@@ -99,6 +99,15 @@ int32_t kvs_attn_prefill(int32_t n_kv, int32_t group, int32_t head_dim, int32_t 
 int32_t kvs_append_rows(const uint8_t* k_src, const uint8_t* v_src, const int64_t* rows, int32_t heads,
                         int64_t key_row_bytes, int64_t value_row_bytes);
 
+/* rows fp32 rows of dim values, row r at src_base + src_from + r * src_stride (floats), converted to dtype
+ * (KVS_DTYPE_F16 or KVS_DTYPE_BF16, rounded to nearest even) into consecutive rows of dim values from byte
+ * dst_offset of dst_base. Base and offset apart so that Java passes a heap array and a block's slab
+ * as they are (no slice objects). The caller checked every value (finite, within the type's range) and both extents.
+ * Returns KVS_OK, or KVS_ERR_ARGUMENT (nothing written) for a null base, a negative offset, rows < 0, dim < 1,
+ * src_stride < dim or another dtype. Since ABI 9. */
+int32_t kvs_convert_rows(const float* src_base, int64_t src_from, int64_t src_stride, int32_t rows, int32_t dim,
+                         void* dst_base, int64_t dst_offset, int32_t dtype);
+
 /* Bytes of one stored row of head_dim values of dtype, or -1 if dtype cannot store such rows. */
 int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim);
 

@@ -5,7 +5,8 @@
 /* 6: kvs_append_rows (one token's rows of a layer into their blocks in one call). */
 /* 7: kvs_policy_value_norms_paired (the 4-row remainder kernel's arithmetic, for packed L1 norms in taller tiles). */
 /* 8: kvs_policy_l1_chain_masks and kvs_policy_value_norms_fused (L1 norms without a product in memory). */
-int32_t kvs_abi_version(void) { return 8; }
+/* 9: kvs_convert_rows (fp32 rows into f16 / bf16 rows, straight into block memory). */
+int32_t kvs_abi_version(void) { return 9; }
 
 int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim) {
     if (head_dim <= 0) return -1;

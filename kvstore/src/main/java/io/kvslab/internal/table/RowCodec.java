@@ -72,11 +72,29 @@ final class RowCodec {
 
     /**
      * Writes {@code rows} rows of {@code dim} floats, row {@code r} read from {@code src[from + r * srcStride ..]},
-     * into consecutive rows of {@code dst} from byte {@code offset}: one bulk copy into block memory for all rows
-     * (a block's rows are contiguous), with the conversion loops over whole rows that C2 vectorises.
+     * into consecutive rows of {@code dst} from byte {@code offset}. With the native library loaded, f16 and bf16
+     * rows are converted straight into {@code dst} ({@link NativeConvert}); otherwise, and for f32 and quantised
+     * types, as {@link #writeRowsJava}.
      */
     static void writeRows(float[] src, int from, int srcStride, int rows, int dim, MemorySegment dst, long offset,
                           DType dtype) {
+        if ((dtype == DType.F16 || dtype == DType.BF16) && NativeConvert.enabled()) {
+            // bf16's rounding does not vectorise in Java (0.3 of a plain copy), and Java converts into a heap scratch
+            // that is then copied: natively each row is converted 8 values at a time and written once. (Strided f32
+            // rows copied natively row by row measured slower than Java's gather and one bulk copy: they stay here.)
+            NativeConvert.rows(src, from, srcStride, rows, dim, dst, offset, dtype);
+            return;
+        }
+        writeRowsJava(src, from, srcStride, rows, dim, dst, offset, dtype);
+    }
+
+    /**
+     * {@link #writeRows} in Java: one bulk copy into block memory for all rows (a block's rows are contiguous), with
+     * the conversion loops over whole rows that C2 vectorises (all but bf16's narrowing). The same bytes as the
+     * native conversion (tests compare them).
+     */
+    static void writeRowsJava(float[] src, int from, int srcStride, int rows, int dim, MemorySegment dst, long offset,
+                              DType dtype) {
         if (dtype.isQuantized()) {
             long rowBytes = dtype.rowBytes(dim);
             for (int r = 0; r < rows; r++) {

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The block-run write path ({@link RowCodec#writeRows}, strided source rows converted in bulk) gives the same bytes
  * as the per-element conversion it replaced ({@code Float.floatToFloat16}, {@link RowCodec#toBf16} one value at a
  * time) and as independent round-to-nearest-even references built here from the target formats' value sets, for
- * random and edge inputs (ties, subnormals, overflow, signed zeros, infinities, NaN).
+ * random and edge inputs (ties, subnormals, overflow, signed zeros, infinities, NaN), on both of its paths for f16 and
+ * bf16: the Java loops ({@link RowCodec#writeRowsJava}) and the native conversion ({@link NativeConvert}).
  */
 class RowCodecFastPathTest {
 
@@ -115,14 +117,23 @@ class RowCodecFastPathTest {
         return src;
     }
 
-    private static short[] writeRowsAndRead(float[] src, int dim, int gap, int rows, DType dtype) {
+    /** The two implementations of {@link RowCodec#writeRows} for f16 / bf16: both must give the same bytes. */
+    private enum Path { JAVA, NATIVE }
+
+    private static short[] writeRowsAndRead(float[] src, int dim, int gap, int rows, DType dtype, Path path) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment dst = arena.allocate((long) rows * dim * dtype.bytes() + 16);
             // rows go in runs of at most 32 (one block), at a byte offset inside the segment, as appends write them
             for (int r = 0; r < rows; r += 32) {
                 int n = Math.min(32, rows - r);
-                RowCodec.writeRows(src, r * (dim + gap), dim + gap, n, dim, dst, 16 + (long) r * dim * dtype.bytes(),
-                        dtype);
+                long offset = 16 + (long) r * dim * dtype.bytes();
+                if (path == Path.NATIVE) {
+                    // this class runs only where the library loads (not in the java-fallback execution)
+                    assertTrue(NativeConvert.enabled(), "libkvslab did not load: the native conversion is untested");
+                    RowCodec.writeRows(src, r * (dim + gap), dim + gap, n, dim, dst, offset, dtype);
+                } else {
+                    RowCodec.writeRowsJava(src, r * (dim + gap), dim + gap, n, dim, dst, offset, dtype);
+                }
             }
             short[] out = new short[rows * dim];
             MemorySegment.copy(dst, JAVA_SHORT, 16, out, 0, out.length);
@@ -132,45 +143,76 @@ class RowCodecFastPathTest {
 
     @Test
     void f16RunsMatchTheElementwiseConversionAndTheReference() {
-        float[] xs = inputs();
-        for (int dim : new int[] {128, 7}) {
-            int rows = xs.length / dim;
-            float[] values = Arrays.copyOf(xs, rows * dim);
-            short[] got = writeRowsAndRead(strided(values, dim, 3), dim, 3, rows, DType.F16);
-            for (int i = 0; i < values.length; i++) {
-                short old = Float.floatToFloat16(values[i]);
-                assertEquals(old, got[i], "dim " + dim + ", element " + i + " = " + values[i]);
-                assertEquals(referenceF16(values[i]), got[i], "reference, element " + i + " = " + values[i]);
+        for (Path path : Path.values()) {
+            for (int dim : DIMS) {
+                float[] values = rowsOf(inputs(), dim);
+                short[] got = writeRowsAndRead(strided(values, dim, 3), dim, 3, values.length / dim, DType.F16, path);
+                for (int i = 0; i < values.length; i++) {
+                    String at = path + ", dim " + dim + ", element " + i + " = " + values[i];
+                    assertEquals(Float.floatToFloat16(values[i]), got[i], at);
+                    assertEquals(referenceF16(values[i]), got[i], "reference, " + at);
+                }
             }
         }
+    }
+
+    /** Row lengths: a Llama head, the vector width and either side of it (the native loop's tail), one value. */
+    private static final int[] DIMS = {128, 7, 8, 9, 1};
+
+    /** The first whole rows of {@code dim} of {@code xs}. */
+    private static float[] rowsOf(float[] xs, int dim) {
+        return Arrays.copyOf(xs, xs.length / dim * dim);
     }
 
     @Test
     void f16NanAndInfinityMatchTheElementwiseConversion() {
         float[] xs = {Float.NaN, -Float.NaN, Float.intBitsToFloat(0x7FC00001), Float.intBitsToFloat(0xFF800001),
                 Float.intBitsToFloat(0x7F812345), Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 1f, 2f, 3f};
-        short[] got = writeRowsAndRead(xs, xs.length, 0, 1, DType.F16);
-        for (int i = 0; i < xs.length; i++) {
-            assertEquals(Float.floatToFloat16(xs[i]), got[i], "element " + i);
-        }
-        assertEquals((short) 0x7C00, got[5]);
-        assertEquals((short) 0xFC00, got[6]);
-        for (int i = 0; i < 5; i++) {
-            assertTrue((got[i] & 0x7C00) == 0x7C00 && (got[i] & 0x3FF) != 0, "NaN stays NaN: " + got[i]);
+        for (Path path : Path.values()) {
+            short[] got = writeRowsAndRead(xs, xs.length, 0, 1, DType.F16, path);
+            for (int i = 0; i < xs.length; i++) {
+                assertEquals(Float.floatToFloat16(xs[i]), got[i], path + ", element " + i);
+            }
+            assertEquals((short) 0x7C00, got[5]);
+            assertEquals((short) 0xFC00, got[6]);
+            for (int i = 0; i < 5; i++) {
+                assertTrue((got[i] & 0x7C00) == 0x7C00 && (got[i] & 0x3FF) != 0, "NaN stays NaN: " + got[i]);
+            }
         }
     }
 
     @Test
     void bf16RunsMatchTheElementwiseRoundingAndTheReference() {
-        float[] xs = inputs();
-        for (int dim : new int[] {128, 7}) {
-            int rows = xs.length / dim;
-            float[] values = Arrays.copyOf(xs, rows * dim);
-            short[] got = writeRowsAndRead(strided(values, dim, 5), dim, 5, rows, DType.BF16);
-            for (int i = 0; i < values.length; i++) {
-                assertEquals(RowCodec.toBf16(values[i]), got[i], "dim " + dim + ", element " + i + " = " + values[i]);
-                assertEquals(referenceBf16(values[i]), got[i], "reference, element " + i + " = " + values[i]);
+        for (Path path : Path.values()) {
+            for (int dim : DIMS) {
+                float[] values = rowsOf(inputs(), dim);
+                short[] got = writeRowsAndRead(strided(values, dim, 5), dim, 5, values.length / dim, DType.BF16, path);
+                for (int i = 0; i < values.length; i++) {
+                    String at = path + ", dim " + dim + ", element " + i + " = " + values[i];
+                    assertEquals(RowCodec.toBf16(values[i]), got[i], at);
+                    assertEquals(referenceBf16(values[i]), got[i], "reference, " + at);
+                }
             }
+        }
+    }
+
+    @Test
+    void theNativeConversionChecksBothExtentsBeforeWriting() {
+        assertTrue(NativeConvert.enabled(), "libkvslab did not load: the native conversion is untested");
+        float[] src = new float[3 * 10];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment dst = arena.allocate(64);
+            // the last row would read past the array (2 * 12 + 10 > 30) / write past the segment (4 x 10 x 2 > 64)
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> NativeConvert.rows(src, 0, 12, 3, 10, dst, 0, DType.BF16));
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> NativeConvert.rows(new float[40], 0, 10, 4, 10, dst, 0, DType.F16));
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> NativeConvert.rows(src, 0, 10, 3, 10, dst, 8, DType.F16));
+            for (int i = 0; i < 64; i++) {
+                assertEquals(0, dst.get(JAVA_BYTE, i), "nothing written at byte " + i);
+            }
+            NativeConvert.rows(src, 0, 10, 3, 10, dst, 4, DType.F16);   // exactly to the end: fine
         }
     }
 
@@ -208,20 +250,26 @@ class RowCodecFastPathTest {
         int dim = 128;
         int rows = xs.length / dim;
         float[] values = Arrays.copyOf(xs, rows * dim);
-        float[] src = strided(values, dim, 2);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment dst = arena.allocate((long) rows * dim * 4);
-            RowCodec.writeRows(src, 0, dim + 2, rows, dim, dst, 0, DType.F32);
-            for (int i = 0; i < values.length; i++) {
-                assertEquals(Float.floatToRawIntBits(values[i]), Float.floatToRawIntBits(dst.getAtIndex(JAVA_FLOAT, i)));
-            }
-            dst.fill((byte) 0);
-            for (int r = 0; r < rows; r += 32) {   // block-sized runs, as appends write them
-                RowCodec.writeRows(src, r * (dim + 2), dim + 2, Math.min(32, rows - r), dim, dst, (long) r * dim * 4,
-                        DType.F32);
-            }
-            for (int i = 0; i < values.length; i++) {
-                assertEquals(Float.floatToRawIntBits(values[i]), Float.floatToRawIntBits(dst.getAtIndex(JAVA_FLOAT, i)));
+        for (Path path : Path.values()) {
+            for (int gap : new int[] {2, 0}) {   // strided rows gathered, and one contiguous bulk copy
+                float[] src = strided(values, dim, gap);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment dst = arena.allocate((long) rows * dim * 4);
+                    for (int r = 0; r < rows; r += 32) {   // block-sized runs, as appends write them
+                        int n = Math.min(32, rows - r);
+                        if (path == Path.NATIVE) {   // writeRows, which leaves f32 to the Java path
+                            RowCodec.writeRows(src, r * (dim + gap), dim + gap, n, dim, dst, (long) r * dim * 4,
+                                    DType.F32);
+                        } else {
+                            RowCodec.writeRowsJava(src, r * (dim + gap), dim + gap, n, dim, dst, (long) r * dim * 4,
+                                    DType.F32);
+                        }
+                    }
+                    for (int i = 0; i < values.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(values[i]),
+                                Float.floatToRawIntBits(dst.getAtIndex(JAVA_FLOAT, i)), path + ", gap " + gap + ", " + i);
+                    }
+                }
             }
         }
     }
