@@ -131,11 +131,14 @@ public enum DType {
      * @return the type, or {@code null} for an unknown code
      */
     public static DType ofCode(int code) {
-        for (DType d : values()) {
+        for (DType d : ALL) {
             if (d.code == code) {
                 return d;
             }
         }
         return null;
     }
+
+    /** {@code values()} once: it clones its array on every call, and every decode call looks a code up here. */
+    private static final DType[] ALL = values();
 }

@@ -5,9 +5,6 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -16,20 +13,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * allocates), counted by the thread's allocated-bytes counter; and what it wrote reads back unchanged.
  */
 class AppendAllocationTest {
-    /**
-     * {@code com.sun.management.ThreadMXBean.getCurrentThreadAllocatedBytes()}, bound reflectively (the test
-     * compiles as part of the library module, which does not read java.management) and called without boxing.
-     */
-    private static long allocatedBytes(MethodHandle counter, Object bean) throws Throwable {
-        return (long) counter.invokeExact(bean);
-    }
-
-    private static MethodHandle counter() throws ReflectiveOperationException {
-        Class<?> type = Class.forName("com.sun.management.ThreadMXBean");
-        return MethodHandles.publicLookup().findVirtual(type, "getCurrentThreadAllocatedBytes",
-                MethodType.methodType(long.class)).asType(MethodType.methodType(long.class, Object.class));
-    }
-
     /** One token's rows of one layer, appended one way or another. */
     private interface Append {
         void to(Sequence seq, long position);
@@ -73,8 +56,7 @@ class AppendAllocationTest {
     }
 
     private static void check(Append append, float[][] kv) throws Throwable {
-        MethodHandle counter = counter();
-        Object mx = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
+        ThreadAllocation allocated = new ThreadAllocation();
         int heads = HEADS;
         int dim = DIM;
         int tpb = 64;
@@ -96,11 +78,11 @@ class AppendAllocationTest {
                     pos = 0;
                 }
                 append.to(seq, pos++);
-                long before = allocatedBytes(counter, mx);
+                long before = allocated.bytes();
                 for (int i = 0; i < tpb - 2; i++) {
                     append.to(seq, pos++);
                 }
-                best = Math.min(best, allocatedBytes(counter, mx) - before);
+                best = Math.min(best, allocated.bytes() - before);
                 append.to(seq, pos++);
             }
             assertEquals(0, best, "bytes allocated by " + (tpb - 2) + " in-block appends");
