@@ -53,6 +53,9 @@ final class NativeConvert {
      */
     static void rows(float[] src, int from, int srcStride, int rows, int dim, MemorySegment dst, long offset,
                      DType dtype) {
+        if (dim < 1 || srcStride < dim) {   // the Java path's contract too; the native one would refuse them
+            throw new IllegalArgumentException("rows of " + dim + " values " + srcStride + " floats apart");
+        }
         if (rows == 0) {
             return;
         }

@@ -143,14 +143,27 @@ class RowCodecFastPathTest {
 
     @Test
     void f16RunsMatchTheElementwiseConversionAndTheReference() {
+        checkRuns(DType.F16, 3, Float::floatToFloat16, RowCodecFastPathTest::referenceF16);
+    }
+
+    /** An element's expected 16-bit pattern. */
+    private interface Expected {
+        short of(float x);
+    }
+
+    /**
+     * Every row length of {@link #DIMS}, both paths, rows {@code gap} floats apart in the source: each element as
+     * {@code elementwise} (the per-element Java conversion) and {@code reference} (built here from the value sets).
+     */
+    private static void checkRuns(DType dtype, int gap, Expected elementwise, Expected reference) {
         for (Path path : Path.values()) {
             for (int dim : DIMS) {
                 float[] values = rowsOf(inputs(), dim);
-                short[] got = writeRowsAndRead(strided(values, dim, 3), dim, 3, values.length / dim, DType.F16, path);
+                short[] got = writeRowsAndRead(strided(values, dim, gap), dim, gap, values.length / dim, dtype, path);
                 for (int i = 0; i < values.length; i++) {
                     String at = path + ", dim " + dim + ", element " + i + " = " + values[i];
-                    assertEquals(Float.floatToFloat16(values[i]), got[i], at);
-                    assertEquals(referenceF16(values[i]), got[i], "reference, " + at);
+                    assertEquals(elementwise.of(values[i]), got[i], at);
+                    assertEquals(reference.of(values[i]), got[i], "reference, " + at);
                 }
             }
         }
@@ -170,7 +183,9 @@ class RowCodecFastPathTest {
                 Float.intBitsToFloat(0x7F812345), Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 1f, 2f, 3f};
         for (Path path : Path.values()) {
             short[] got = writeRowsAndRead(xs, xs.length, 0, 1, DType.F16, path);
-            for (int i = 0; i < xs.length; i++) {
+            // NaN payloads are the instruction's (vcvtps2ph), which Java's intrinsic is today but its plain-Java
+            // form is not: the native path is held to NaN-ness only (the store never accepts a NaN anyway)
+            for (int i = path == Path.NATIVE ? 5 : 0; i < xs.length; i++) {
                 assertEquals(Float.floatToFloat16(xs[i]), got[i], path + ", element " + i);
             }
             assertEquals((short) 0x7C00, got[5]);
@@ -183,17 +198,7 @@ class RowCodecFastPathTest {
 
     @Test
     void bf16RunsMatchTheElementwiseRoundingAndTheReference() {
-        for (Path path : Path.values()) {
-            for (int dim : DIMS) {
-                float[] values = rowsOf(inputs(), dim);
-                short[] got = writeRowsAndRead(strided(values, dim, 5), dim, 5, values.length / dim, DType.BF16, path);
-                for (int i = 0; i < values.length; i++) {
-                    String at = path + ", dim " + dim + ", element " + i + " = " + values[i];
-                    assertEquals(RowCodec.toBf16(values[i]), got[i], at);
-                    assertEquals(referenceBf16(values[i]), got[i], "reference, " + at);
-                }
-            }
-        }
+        checkRuns(DType.BF16, 5, RowCodec::toBf16, RowCodecFastPathTest::referenceBf16);
     }
 
     @Test
@@ -212,6 +217,8 @@ class RowCodecFastPathTest {
             for (int i = 0; i < 64; i++) {
                 assertEquals(0, dst.get(JAVA_BYTE, i), "nothing written at byte " + i);
             }
+            assertThrows(IllegalArgumentException.class,   // rows overlapping in the source: neither path takes them
+                    () -> NativeConvert.rows(src, 0, 5, 3, 10, dst, 0, DType.F16));
             NativeConvert.rows(src, 0, 10, 3, 10, dst, 4, DType.F16);   // exactly to the end: fine
         }
     }
