@@ -11,7 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * One {@link Attention} reuses the block-address arrays it built for a layer while the tables and the slab placement
- * are unchanged. Each case changes one of them between two calls on the same instance and checks the second call
+ * are unchanged. Each case changes one of them (or makes another kind of call: a prefill; batches are in
+ * {@code BatchDecodeTest}) between two calls on the same instance and checks the second call
  * against the plain-Java reference over what the store holds now: a stale address array would read the old rows
  * (wrong result) or freed memory.
  */
@@ -33,6 +34,9 @@ class AttentionAddressCacheTest {
                 s.append(0, random(rnd, width, 1f), random(rnd, width, 1f), p);
             }
             assertTrue(maxDecodeError(s, att, 0, rnd) <= 1e-5, "after appends that add a block");
+            int qWidth = LAYOUT.queryHeads() * LAYOUT.headDim();   // a prefill of the last 3 rows between decodes
+            att.prefill(s, 0, random(rnd, 3 * qWidth, 1f), 3, new float[3 * qWidth]);
+            assertTrue(maxDecodeError(s, att, 0, rnd) <= 1e-5, "after a prefill on the same instance");
             s.keep(0, 1, new int[] {0, 5, 99, 109});
             assertTrue(maxDecodeError(s, att, 0, rnd) <= 1e-5, "after keep");
             assertTrue(maxDecodeError(s, att, 1, rnd) <= 1e-5, "another layer");
