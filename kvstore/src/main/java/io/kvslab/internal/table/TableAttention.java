@@ -240,10 +240,7 @@ public final class TableAttention implements AutoCloseable {
         if (!lseDirect) {
             lseSeg = scratch.floats().asSlice(fo, lseBytes);
         }
-        // The batch's descriptors and address arrays go where tables() caches a single call's: drop that cache, or
-        // the next single decode of the same (sequence, layer, version) would take them for its block addresses.
-        cachedTables = null;
-        MemorySegment longs = scratch.longs();
+        MemorySegment longs = ownLongs();
         MemorySegment descriptors = longs.asSlice(0, NativeAttention.DESCRIPTOR_BYTES * n);
         long lo = descriptors.byteSize();
         java.util.List<NativeAttention.DecodeSlice> slices = new java.util.ArrayList<>(n);
@@ -401,7 +398,6 @@ public final class TableAttention implements AutoCloseable {
                 throw new KvArgumentException("lseP and lseD must have queryHeads = " + qh + " floats");
             }
             int width = q.length;
-            cachedTables = null;    // the PoD arrays below overwrite the cached address arrays in the scratch
             t.beginRead();
             try {
                 BlockTable[] row = t.tables[layer];
@@ -425,22 +421,23 @@ public final class TableAttention implements AutoCloseable {
                 MemorySegment lsePSeg = scratch.floats().asSlice(fo, qh * 4L);
                 fo += qh * 4L;
                 MemorySegment lseDSeg = scratch.floats().asSlice(fo, qh * 4L);
+                MemorySegment longs = ownLongs();
                 long lo = 0;
-                MemorySegment keysP = scratch.longs().asSlice(lo, blocks * 8);
+                MemorySegment keysP = longs.asSlice(lo, blocks * 8);
                 lo += blocks * 8;
-                MemorySegment valuesP = scratch.longs().asSlice(lo, blocks * 8);
+                MemorySegment valuesP = longs.asSlice(lo, blocks * 8);
                 lo += blocks * 8;
-                MemorySegment keysD = scratch.longs().asSlice(lo, blocks * 8);
+                MemorySegment keysD = longs.asSlice(lo, blocks * 8);
                 lo += blocks * 8;
-                MemorySegment valuesD = scratch.longs().asSlice(lo, blocks * 8);
+                MemorySegment valuesD = longs.asSlice(lo, blocks * 8);
                 lo += blocks * 8;
-                MemorySegment offsetsP = scratch.longs().asSlice(lo, (heads + 1L) * 8);
+                MemorySegment offsetsP = longs.asSlice(lo, (heads + 1L) * 8);
                 lo += (heads + 1L) * 8;
-                MemorySegment lengthsP = scratch.longs().asSlice(lo, heads * 8L);
+                MemorySegment lengthsP = longs.asSlice(lo, heads * 8L);
                 lo += heads * 8L;
-                MemorySegment offsetsD = scratch.longs().asSlice(lo, (heads + 1L) * 8);
+                MemorySegment offsetsD = longs.asSlice(lo, (heads + 1L) * 8);
                 lo += (heads + 1L) * 8;
-                MemorySegment lengthsD = scratch.longs().asSlice(lo, heads * 8L);
+                MemorySegment lengthsD = longs.asSlice(lo, heads * 8L);
 
                 int tpb = layout.tokensPerBlock();
                 SlabAllocator allocator = t.allocator;
@@ -587,6 +584,17 @@ public final class TableAttention implements AutoCloseable {
     private MemorySegment outView;
     private KvLayout shapeLayout;
     private AttentionShape shape;
+
+    /**
+     * The int64 scratch for a call that lays out its own arrays there (a batch's descriptors and address arrays,
+     * PoD's two tables): that is where {@link #tables} caches a single call's address arrays, so taking it drops the
+     * cache. Without that, a single decode after a batch of the same (sequence, layer, version) took the batch's
+     * descriptors for its block addresses. Call after {@code scratch.ensure}, before writing.
+     */
+    private MemorySegment ownLongs() {
+        cachedTables = null;
+        return scratch.longs();
+    }
 
     /** Address arrays of one layer, from the cache when still valid; the caller holds the sequence's read lock. */
     private Tables tables(SequenceTables t, int layer, long floatsNeeded) {
