@@ -181,7 +181,7 @@ public final class Attention implements AutoCloseable {
      * @param out receives {@code batch.size() * queryHeads * headDim} f32 outputs
      */
     public void decodeBatch(int layer, java.util.List<Sequence> batch, MemorySegment q, MemorySegment out) {
-        kernel.decodeBatch(tables(batch), layer, q, out, null);
+        kernel.decodeBatch(batch, TABLES_OF, layer, q, out, null);
     }
 
     /**
@@ -200,7 +200,7 @@ public final class Attention implements AutoCloseable {
         if (lse == null) {
             throw new KvArgumentException("lse must not be null (use the overload without lse)");
         }
-        kernel.decodeBatch(tables(batch), layer, q, out, lse);
+        kernel.decodeBatch(batch, TABLES_OF, layer, q, out, lse);
     }
 
     /**
@@ -222,20 +222,10 @@ public final class Attention implements AutoCloseable {
         kernel.close();
     }
 
-    private static java.util.List<io.kvslab.internal.table.SequenceTables> tables(java.util.List<Sequence> batch) {
-        if (batch == null) {
-            throw new KvArgumentException("batch must not be null");
-        }
-        java.util.List<io.kvslab.internal.table.SequenceTables> t = new java.util.ArrayList<>(batch.size());
-        for (int i = 0; i < batch.size(); i++) {
-            Sequence s = batch.get(i);
-            if (s == null) {
-                throw new KvArgumentException("batch[" + i + "] must not be null");
-            }
-            t.add(s.tables);
-        }
-        return t;
-    }
+    // The batch is handed to the kernel as the caller's list with this function (a constant: no copy per call,
+    // the batched step allocates nothing); the kernel rejects a null list or element before it applies it.
+    private static final java.util.function.Function<Sequence, io.kvslab.internal.table.SequenceTables> TABLES_OF =
+            s -> s.tables;
 
     private static io.kvslab.internal.table.SequenceTables tables(Sequence seq) {
         if (seq == null) {

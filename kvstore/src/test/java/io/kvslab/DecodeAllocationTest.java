@@ -14,8 +14,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * A decode step over an unchanged sequence allocates no heap memory (issue #13: nothing on the hot path allocates),
  * with the caller's tensors as float arrays and as native segments, counted by the thread's allocated-bytes counter;
  * and the outputs of both are the same bits. It read 80 bytes per call before {@link DType#ofCode} stopped cloning
- * {@code values()} (two lookups per call). The native path only (this class is not in the java-fallback
- * execution): the plain-Java kernel allocates its row buffers per call.
+ * {@code values()} (two lookups per call). The same for a batched call over sequences of different lengths, one of
+ * them twice, with native and with heap tensors: it allocated 1.1-4.6 KB per call until the batch's tables went into
+ * one packed scratch region (no list, slice records or segments per sequence). The native path only (this class is
+ * not in the java-fallback execution): the plain-Java kernel allocates its row buffers per call.
  */
 class DecodeAllocationTest {
     private interface Decode {
@@ -37,6 +39,40 @@ class DecodeAllocationTest {
             assertEquals(0, leastBytes(() -> att.decode(seq, 0, q, out)), "bytes allocated by 50 decodes of arrays");
             assertEquals(0, leastBytes(() -> att.decode(seq, 0, qs, outs)), "bytes allocated by 50 decodes of segments");
             assertArrayEquals(out, outs.toArray(ValueLayout.JAVA_FLOAT));
+        }
+    }
+
+    @Test
+    void batchedDecodeAllocatesNothing() throws Throwable {
+        KvLayout layout = new KvLayout(2, 8, 4, 64, DType.F16, 16);
+        Random rnd = new Random(5);
+        try (KvStore store = KvStore.open(layout); Attention att = Attention.create(2); Arena arena = Arena.ofConfined();
+             Sequence a = store.newSequence(); Sequence b = store.newSequence(); Sequence c = store.newSequence()) {
+            SequenceAttentionTest.fill(a, rnd, 300);
+            SequenceAttentionTest.fill(b, rnd, 17);
+            SequenceAttentionTest.fill(c, rnd, 1000);
+            java.util.List<Sequence> batch = new java.util.ArrayList<>(java.util.List.of(c, a, b, a));
+            int n = batch.size();
+            int width = layout.queryHeads() * layout.headDim();
+            float[] q = SequenceAttentionTest.random(rnd, n * width, 1f);
+            MemorySegment qs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, q);
+            MemorySegment outs = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * width);
+            MemorySegment lse = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * layout.queryHeads());
+            MemorySegment heapQ = MemorySegment.ofArray(q);
+            MemorySegment heapOut = MemorySegment.ofArray(new float[n * width]);
+            assertEquals(0, leastBytes(() -> att.decodeBatch(1, batch, qs, outs, lse)),
+                    "bytes allocated by 50 batched decodes of native segments");
+            assertEquals(0, leastBytes(() -> att.decodeBatch(1, batch, heapQ, heapOut)),
+                    "bytes allocated by 50 batched decodes of heap segments");
+            // what the calls computed: each row bitwise a single decode of its sequence
+            float[] one = new float[width];
+            for (int i = 0; i < n; i++) {
+                att.decode(batch.get(i), 1, java.util.Arrays.copyOfRange(q, i * width, (i + 1) * width), one);
+                assertArrayEquals(one, outs.asSlice((long) i * width * Float.BYTES, (long) width * Float.BYTES)
+                        .toArray(ValueLayout.JAVA_FLOAT), "row " + i);
+                assertArrayEquals(one, heapOut.asSlice((long) i * width * Float.BYTES, (long) width * Float.BYTES)
+                        .toArray(ValueLayout.JAVA_FLOAT), "row " + i + " (heap)");
+            }
         }
     }
 

@@ -59,7 +59,7 @@ class PublicSurfaceTest {
             // a batch's query, output and lse tensors ([batch][heads][dim]), size-checked against the batch
             "io.kvslab.Attention.decodeBatch(int,List,MemorySegment,MemorySegment)",
             "io.kvslab.Attention.decodeBatch(int,List,MemorySegment,MemorySegment,MemorySegment)",
-            "io.kvslab.internal.table.TableAttention.decodeBatch(List,int,MemorySegment,MemorySegment,MemorySegment)",
+            "io.kvslab.internal.table.TableAttention.decodeBatch(List,Function,int,MemorySegment,MemorySegment,MemorySegment)",
             // the scoped read view: read-only block segments re-scoped to the view's own arena, so any use after
             // the view closes throws IllegalStateException (LayerViewTest); the sequence's read lock is held meanwhile
             "io.kvslab.LayerView.keyBlock(int,int)",

@@ -13,6 +13,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
@@ -161,86 +162,103 @@ final class NativeAttention {
     /** Bytes of one {@code kvs_decode_seq} descriptor of {@code kvs_attn_decode_batch}. */
     static final long DESCRIPTOR_BYTES = 64;
 
-    /**
-     * One sequence of a batched decode: its query and outputs ({@code lse} may be null) and the block tables of the
-     * layer, each with the meaning of the same-named argument of {@link #decode}.
+    /*
+     * The int64 region of a batched decode ("tables"): n descriptors, which this class writes, then the block
+     * table of every sequence, one after the other, each laid out as
+     *     offsets (kvHeads + 1) | lengths (kvHeads) | K addresses (b) | V addresses (b),   b = offsets[kvHeads]
+     * with the meanings of decode's same-named arguments. The layout describes itself (each table's size follows
+     * from its own offsets), so one region and a count are the whole batch: no per-sequence segment or record is
+     * made per call, and no table can overlap another by construction.
      */
-    record DecodeSlice(MemorySegment q, MemorySegment out, MemorySegment lse, MemorySegment keyBlocks,
-                       MemorySegment valueBlocks, MemorySegment offsets, MemorySegment lengths) {
+
+    /** Int64 values of one packed block table with {@code blocks} K (and as many V) addresses. */
+    static long packedTableLongs(int kvHeads, long blocks) {
+        return Math.addExact(2L * kvHeads + 1, Math.multiplyExact(2L, blocks));
+    }
+
+    /** Byte position of the K addresses in a packed table that starts at {@code at}. */
+    static long packedKeysAt(long at, int kvHeads) {
+        return at + (2L * kvHeads + 1) * Long.BYTES;
+    }
+
+    /** Byte position of the lengths in a packed table that starts at {@code at}. */
+    static long packedLengthsAt(long at, int kvHeads) {
+        return at + (kvHeads + 1L) * Long.BYTES;
     }
 
     /**
-     * Decode attention of several sequences of one geometry in one native call ({@code kvs_attn_decode_batch}):
-     * each slice's {@code out}/{@code lse} come out bitwise equal to a {@link #decode} call on that slice with the
-     * same {@code threads}. Every slice is validated as {@link #decode} validates its arguments; in addition no
-     * output of any slice may overlap any argument of any slice, and {@code descriptors} (native scratch of at
-     * least {@code slices.size() * }{@value #DESCRIPTOR_BYTES} bytes, overwritten) must overlap none of them.
+     * Decode attention of {@code n} sequences of one geometry in one native call ({@code kvs_attn_decode_batch}):
+     * row {@code i} of {@code q} ({@code [n][queryHeads][headDim]} f32) attends over the {@code i}-th packed table of
+     * {@code tables} into row {@code i} of {@code out} and, when {@code lse} is not null, of {@code lse}
+     * ({@code [n][queryHeads]}). Each row comes out bitwise equal to a {@link #decode} call with that row's arguments
+     * and the same {@code threads}. {@code tables} starts with room for the {@code n} descriptors (overwritten), then
+     * holds the packed tables (see above). Every table is validated as {@link #decode} validates its arguments, plus
+     * its extent within {@code tables}; {@code out} and {@code lse} may overlap nothing else. Allocates nothing.
      */
-    static void decodeBatch(AttentionShape shape, java.util.List<DecodeSlice> slices, MemorySegment descriptors,
-                            float scale, int threads) {
+    static void decodeBatch(AttentionShape shape, int n, MemorySegment q, MemorySegment out, MemorySegment lse,
+                            MemorySegment tables, float scale, int threads) {
         requireShape(shape);
-        if (slices == null) {
-            throw new KernelArgumentException("slices must not be null");
+        if (n < 0) {
+            throw new KernelArgumentException("n must be >= 0, got " + n);
         }
-        int n = slices.size();
         requireScale(scale);
         requireThreads(threads);
         long tokenBytes = shape.tokenFloats() * Float.BYTES;
         long lseBytes = (long) shape.queryHeads() * Float.BYTES;
-        segment("descriptors", descriptors, Math.multiplyExact(DESCRIPTOR_BYTES, (long) n), true);
-        long rows = 0;
-        Regions regions = new Regions(Math.multiplyExact(n, 7) + 1);
-        regions.add(descriptors.asSlice(0, DESCRIPTOR_BYTES * n), true);
-        for (int i = 0; i < n; i++) {
-            DecodeSlice d = slices.get(i);
-            if (d == null) {
-                throw new KernelArgumentException("slice " + i + " must not be null");
-            }
-            segment("q of slice " + i, d.q(), tokenBytes, false);
-            segment("out of slice " + i, d.out(), tokenBytes, true);
-            boolean withLse = d.lse() != null && !d.lse().equals(MemorySegment.NULL);
-            if (withLse) {
-                segment("lse of slice " + i, d.lse(), lseBytes, true);
-            }
-            rows += validateTable(shape, d.keyBlocks(), d.valueBlocks(), d.offsets(), d.lengths(), 0);
-            regions.add(d.q().asSlice(0, tokenBytes), false);
-            regions.add(d.out().asSlice(0, tokenBytes), true);
-            if (withLse) {
-                regions.add(d.lse().asSlice(0, lseBytes), true);
-            }
-            regions.add(d.keyBlocks(), false);
-            regions.add(d.valueBlocks(), false);
-            regions.add(d.offsets(), false);
-            regions.add(d.lengths(), false);
+        segment("q", q, Math.multiplyExact(tokenBytes, (long) n), false);
+        segment("out", out, Math.multiplyExact(tokenBytes, (long) n), true);
+        boolean withLse = lse != null && !lse.equals(MemorySegment.NULL);
+        if (withLse) {
+            segment("lse", lse, Math.multiplyExact(lseBytes, (long) n), true);
         }
-        regions.requireNoWrittenOverlap();
-        if (!NativeLibrary.isAvailable()) {
-            for (DecodeSlice d : slices) {
-                boolean withLse = d.lse() != null && !d.lse().equals(MemorySegment.NULL);
-                JavaAttention.decode(shape, d.q(), d.keyBlocks(), d.valueBlocks(), d.offsets(), d.lengths(), scale,
-                        d.out(), withLse ? d.lse() : null);
-            }
+        segment("tables", tables, Math.multiplyExact(DESCRIPTOR_BYTES, (long) n), true);
+        noOverlap("out", out, q, tables, null, null, null, null);
+        if (withLse) {
+            noOverlap("lse", lse, q, out, tables, null, null, null);
+        }
+        if (tables.address() % Long.BYTES != 0) {
+            throw new KernelArgumentException("tables must be 8-byte aligned, got address " + tables.address());
+        }
+        int heads = shape.kvHeads();
+        long at = DESCRIPTOR_BYTES * n;
+        long rows = 0;
+        for (int i = 0; i < n; i++) {
+            long blocks = packedBlocks(tables, at, heads, i);
+            long keysAt = packedKeysAt(at, heads);
+            long valuesAt = keysAt + blocks * Long.BYTES;
+            rows += validateTable(shape, tables, keysAt, blocks, tables, valuesAt, blocks, tables, at, tables,
+                    packedLengthsAt(at, heads), 0);
+            at = valuesAt + blocks * Long.BYTES;
+        }
+        if (n == 0) {
             return;
         }
+        if (!NativeLibrary.isAvailable()) {
+            decodeBatchInJava(shape, n, q, out, withLse ? lse : null, tables, scale);
+            return;
+        }
+        long base = tables.address();
+        at = DESCRIPTOR_BYTES * n;
         for (int i = 0; i < n; i++) {
-            DecodeSlice d = slices.get(i);
-            boolean withLse = d.lse() != null && !d.lse().equals(MemorySegment.NULL);
-            long at = i * DESCRIPTOR_BYTES;
-            descriptors.set(JAVA_LONG, at, d.q().address());
-            descriptors.set(JAVA_LONG, at + 8, d.out().address());
-            descriptors.set(JAVA_LONG, at + 16, withLse ? d.lse().address() : 0L);
-            descriptors.set(JAVA_LONG, at + 24, d.keyBlocks().address());
-            descriptors.set(JAVA_LONG, at + 32, d.valueBlocks().address());
-            descriptors.set(JAVA_LONG, at + 40, d.offsets().address());
-            descriptors.set(JAVA_LONG, at + 48, d.lengths().address());
-            descriptors.set(JAVA_INT, at + 56, shape.decodeKeyArgument());
-            descriptors.set(JAVA_INT, at + 60, shape.decodeValueArgument());
+            long blocks = tables.get(JAVA_LONG_UNALIGNED, at + (long) heads * Long.BYTES);
+            long keysAt = packedKeysAt(at, heads);
+            long d = i * DESCRIPTOR_BYTES;
+            tables.set(JAVA_LONG_UNALIGNED, d, q.address() + i * tokenBytes);
+            tables.set(JAVA_LONG_UNALIGNED, d + 8, out.address() + i * tokenBytes);
+            tables.set(JAVA_LONG_UNALIGNED, d + 16, withLse ? lse.address() + i * lseBytes : 0L);
+            tables.set(JAVA_LONG_UNALIGNED, d + 24, base + keysAt);
+            tables.set(JAVA_LONG_UNALIGNED, d + 32, base + keysAt + blocks * Long.BYTES);
+            tables.set(JAVA_LONG_UNALIGNED, d + 40, base + at);
+            tables.set(JAVA_LONG_UNALIGNED, d + 48, base + packedLengthsAt(at, heads));
+            tables.set(JAVA_INT_UNALIGNED, d + 56, shape.decodeKeyArgument());
+            tables.set(JAVA_INT_UNALIGNED, d + 60, shape.decodeValueArgument());
+            at = keysAt + 2 * blocks * Long.BYTES;
         }
         MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES
                 ? DecodeBatchCritical.H : DecodeBatch.H;
         int rc;
         try {
-            rc = (int) mh.invokeExact(n, descriptors, shape.kvHeads(), shape.group(), shape.headDim(),
+            rc = (int) mh.invokeExact(n, tables, shape.kvHeads(), shape.group(), shape.headDim(),
                     shape.blockRows(), scale, threads);
         } catch (Throwable t) {
             throw rethrow("kvs_attn_decode_batch", t);
@@ -251,70 +269,41 @@ final class NativeAttention {
     }
 
     /**
-     * Memory ranges of one call, checked together: no written range may overlap any other range. Sorted by start
-     * and swept once, so a batch of n sequences costs O(n log n), not n^2 pairwise checks.
+     * The block count {@code b} of the packed table of row {@code i} at {@code at}, checked to fit in
+     * {@code tables} with its addresses (so the reads that follow stay inside it).
      */
-    private static final class Regions {
-        private final long[] start;
-        private final long[] end;
-        private final boolean[] written;
-        private int count;
-
-        Regions(int capacity) {
-            start = new long[capacity];
-            end = new long[capacity];
-            written = new boolean[capacity];
+    private static long packedBlocks(MemorySegment tables, long at, int heads, int i) {
+        long size = tables.byteSize();
+        long headerEnd = packedKeysAt(at, heads);
+        if (headerEnd > size) {
+            throw new KernelArgumentException("tables holds " + size + " bytes, too few for the offsets and lengths "
+                    + "of sequence " + i + " (they end at byte " + headerEnd + ")");
         }
-
-        void add(MemorySegment s, boolean isWritten) {
-            if (s.byteSize() == 0) {
-                return;
-            }
-            start[count] = s.address();
-            end[count] = s.address() + s.byteSize();
-            written[count] = isWritten;
-            count++;
+        long blocks = tables.get(JAVA_LONG_UNALIGNED, at + (long) heads * Long.BYTES);
+        if (blocks < 0 || blocks > (size - headerEnd) / (2 * Long.BYTES)) {
+            throw new KernelArgumentException("sequence " + i + "'s table gives offsets[" + heads + "] = " + blocks
+                    + " blocks, but tables has room for " + (size - headerEnd) / (2 * Long.BYTES) + " K and V "
+                    + "addresses after its offsets and lengths");
         }
+        return blocks;
+    }
 
-        void requireNoWrittenOverlap() {
-            int[] order = orderByStart();
-            long maxEnd = Long.MIN_VALUE;
-            long maxWrittenEnd = Long.MIN_VALUE;
-            for (int i : order) {
-                // every earlier range starts at or before this one: it overlaps iff it ends after this start
-                if (start[i] < maxWrittenEnd || (written[i] && start[i] < maxEnd)) {
-                    throw new KernelArgumentException("an output of the batch overlaps another argument of the call; "
-                            + "outputs must not share memory with inputs or with each other");
-                }
-                maxEnd = Math.max(maxEnd, end[i]);
-                if (written[i]) {
-                    maxWrittenEnd = Math.max(maxWrittenEnd, end[i]);
-                }
-            }
-        }
-
-        /**
-         * Indices of the ranges by start address: a shell sort on primitive ints (a call holds a few ranges per
-         * sequence of the batch; boxing them for {@code Arrays.sort} with a comparator showed up at 3% of a serving
-         * step). Equal starts may come in any order: the sweep treats them alike.
-         */
-        private int[] orderByStart() {
-            int[] order = new int[count];
-            for (int i = 0; i < count; i++) {
-                order[i] = i;
-            }
-            for (int gap = count / 2; gap > 0; gap /= 2) {
-                for (int i = gap; i < count; i++) {
-                    int v = order[i];
-                    int k = i;
-                    while (k >= gap && start[order[k - gap]] > start[v]) {
-                        order[k] = order[k - gap];
-                        k -= gap;
-                    }
-                    order[k] = v;
-                }
-            }
-            return order;
+    /** The batch without the native library: each row through the Java kernel (slices are fine off the hot path). */
+    private static void decodeBatchInJava(AttentionShape shape, int n, MemorySegment q, MemorySegment out,
+                                          MemorySegment lse, MemorySegment tables, float scale) {
+        int heads = shape.kvHeads();
+        long tokenBytes = shape.tokenFloats() * Float.BYTES;
+        long lseBytes = (long) shape.queryHeads() * Float.BYTES;
+        long at = DESCRIPTOR_BYTES * n;
+        for (int i = 0; i < n; i++) {
+            long blocks = tables.get(JAVA_LONG_UNALIGNED, at + (long) heads * Long.BYTES);
+            long keysAt = packedKeysAt(at, heads);
+            long addressBytes = blocks * Long.BYTES;
+            JavaAttention.decode(shape, q.asSlice(i * tokenBytes, tokenBytes), tables.asSlice(keysAt, addressBytes),
+                    tables.asSlice(keysAt + addressBytes, addressBytes), tables.asSlice(at, (heads + 1L) * Long.BYTES),
+                    tables.asSlice(packedLengthsAt(at, heads), (long) heads * Long.BYTES), scale,
+                    out.asSlice(i * tokenBytes, tokenBytes), lse == null ? null : lse.asSlice(i * lseBytes, lseBytes));
+            at = keysAt + 2 * addressBytes;
         }
     }
 
@@ -474,17 +463,29 @@ final class NativeAttention {
         segment("lengths", lengths, (long) heads * Long.BYTES, false);
         segment("keyBlocks", keyBlocks, 0, false);
         segment("valueBlocks", valueBlocks, 0, false);
-        long keyCount = keyBlocks.byteSize() / Long.BYTES;
-        long valueCount = valueBlocks.byteSize() / Long.BYTES;
+        return validateTable(shape, keyBlocks, 0, keyBlocks.byteSize() / Long.BYTES, valueBlocks, 0,
+                valueBlocks.byteSize() / Long.BYTES, offsets, 0, lengths, 0, minLength);
+    }
+
+    /**
+     * The same checks on arrays at byte positions of segments already checked: {@code keyCount} K addresses at
+     * {@code keysAt}, {@code valueCount} V addresses at {@code valuesAt}, {@code kvHeads + 1} offsets at
+     * {@code offsetsAt} and {@code kvHeads} lengths at {@code lengthsAt}, each within its segment.
+     */
+    private static long validateTable(AttentionShape shape, MemorySegment keyBlocks, long keysAt, long keyCount,
+                                      MemorySegment valueBlocks, long valuesAt, long valueCount,
+                                      MemorySegment offsets, long offsetsAt, MemorySegment lengths, long lengthsAt,
+                                      int minLength) {
+        int heads = shape.kvHeads();
         long blockRows = shape.blockRows();
         long total = 0;
-        long prev = offsets.get(JAVA_LONG_UNALIGNED, 0);
+        long prev = offsets.get(JAVA_LONG_UNALIGNED, offsetsAt);
         if (prev < 0) {
             throw new KernelArgumentException("offsets[0] must be >= 0, got " + prev);
         }
         for (int h = 0; h < heads; h++) {
-            long next = offsets.get(JAVA_LONG_UNALIGNED, (h + 1L) * Long.BYTES);
-            long len = lengths.get(JAVA_LONG_UNALIGNED, (long) h * Long.BYTES);
+            long next = offsets.get(JAVA_LONG_UNALIGNED, offsetsAt + (h + 1L) * Long.BYTES);
+            long len = lengths.get(JAVA_LONG_UNALIGNED, lengthsAt + (long) h * Long.BYTES);
             if (len < minLength) {
                 throw new KernelArgumentException("lengths[" + h + "] must be >= " + minLength
                         + (minLength > 0 ? " (the number of queries: prefill attends the last rows)" : "")
@@ -504,8 +505,8 @@ final class NativeAttention {
                         + " blocks of " + blockRows + " rows, but offsets give it " + (next - prev));
             }
             for (long b = prev; b < prev + needed; b++) {
-                if (keyBlocks.get(JAVA_LONG_UNALIGNED, b * Long.BYTES) == 0
-                        || valueBlocks.get(JAVA_LONG_UNALIGNED, b * Long.BYTES) == 0) {
+                if (keyBlocks.get(JAVA_LONG_UNALIGNED, keysAt + b * Long.BYTES) == 0
+                        || valueBlocks.get(JAVA_LONG_UNALIGNED, valuesAt + b * Long.BYTES) == 0) {
                     throw new KernelArgumentException("block address " + b + " (head " + h + ") is null");
                 }
             }

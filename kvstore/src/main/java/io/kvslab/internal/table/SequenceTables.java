@@ -167,16 +167,17 @@ public final class SequenceTables {
      * sequence's lock or runs a memory-pressure handler only try-locks (as {@link #beginRead()} does). On failure
      * (a closed or busy sequence) the locks taken so far are released and the exception propagates.
      *
-     * @param ordered distinct sequences of one store, ascending by {@link #id()}
+     * @param ordered distinct sequences of one store, ascending by {@link #id()}, in its first {@code count} elements
      */
-    static void beginReadAll(SequenceTables[] ordered) {
-        if (ordered.length == 0) {
+    static void beginReadAll(SequenceTables[] ordered, int count) {
+        if (count == 0) {
             return;
         }
         boolean tryOnly = HELD.get()[0] > 0 || ordered[0].host.inPressureHandler();
         int taken = 0;
         try {
-            for (SequenceTables t : ordered) {
+            for (int i = 0; i < count; i++) {
+                SequenceTables t = ordered[i];
                 t.beginRead(tryOnly && !t.heldHere());
                 taken++;
             }
@@ -189,8 +190,8 @@ public final class SequenceTables {
     }
 
     /** Releases what {@link #beginReadAll} took, in reverse order. */
-    static void endReadAll(SequenceTables[] ordered) {
-        for (int i = ordered.length - 1; i >= 0; i--) {
+    static void endReadAll(SequenceTables[] ordered, int count) {
+        for (int i = count - 1; i >= 0; i--) {
             ordered[i].endRead();
         }
     }

@@ -732,26 +732,27 @@ public final class SlabAllocator implements AutoCloseable {
     }
 
     /**
-     * Fills a kernel's address arrays for one layer: for each table h, offsets[h], lengths[h] and its K and V
-     * block addresses. The caller holds the sequence's read lock and the store's shared lock.
+     * Fills a kernel's address arrays for one layer into {@code dst}: for each table h, offsets[h], lengths[h] and
+     * its K and V block addresses, each array at the given byte position (int64 values, K and V indexed alike).
+     * The caller holds the sequence's read lock and the store's shared lock.
      */
-    void layerAddresses(BlockTable[] row, MemorySegment keys, MemorySegment values,
-                        MemorySegment offsets, MemorySegment lengths) {
+    void layerAddresses(BlockTable[] row, MemorySegment dst, long keysAt, long valuesAt, long offsetsAt,
+                        long lengthsAt) {
         ensureOpen();
         long index = 0;
         for (int h = 0; h < row.length; h++) {
             BlockTable t = row[h];
-            offsets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, index);
-            lengths.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, h, t.length);
+            dst.set(java.lang.foreign.ValueLayout.JAVA_LONG, offsetsAt + (long) h * Long.BYTES, index);
+            dst.set(java.lang.foreign.ValueLayout.JAVA_LONG, lengthsAt + (long) h * Long.BYTES, t.length);
             for (int b = 0; b < t.blockCount; b++) {
-                keys.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
-                        ids.address(checkLive(t.keyBlocks[b])));
-                values.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, index + b,
+                long at = (index + b) * Long.BYTES;
+                dst.set(java.lang.foreign.ValueLayout.JAVA_LONG, keysAt + at, ids.address(checkLive(t.keyBlocks[b])));
+                dst.set(java.lang.foreign.ValueLayout.JAVA_LONG, valuesAt + at,
                         ids.address(checkLive(t.valueBlocks[b])));
             }
             index += t.blockCount;
         }
-        offsets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, row.length, index);
+        dst.set(java.lang.foreign.ValueLayout.JAVA_LONG, offsetsAt + (long) row.length * Long.BYTES, index);
     }
 
     /** The stable block id of a handle (its low 32 bits): an opaque identity, not usable as a handle. */

@@ -179,93 +179,135 @@ public final class TableAttention implements AutoCloseable {
 
     /**
      * Decode attention of a batch of sequences of one store over {@code layer}, in one native call: row {@code i}
-     * of {@code q} ({@code [batch][queryHeads][headDim]} f32) attends over {@code batch[i]} into row {@code i} of
-     * {@code out} (same shape) and, when {@code lse} is not null, of {@code lse} ({@code [batch][queryHeads]}).
-     * Each row is bitwise what {@link #decode(SequenceTables, int, MemorySegment, MemorySegment)} gives for it
-     * alone. All arguments are validated before any lock is taken or any output written; the sequences' read
-     * locks are then taken in ascending id order (see {@link SequenceTables#beginReadAll}) and held for the
-     * whole native call. A sequence may appear more than once.
+     * of {@code q} ({@code [batch][queryHeads][headDim]} f32) attends over the tables of {@code batch[i]} into row
+     * {@code i} of {@code out} (same shape) and, when {@code lse} is not null, of {@code lse}
+     * ({@code [batch][queryHeads]}). Each row is bitwise what {@link #decode(SequenceTables, int, MemorySegment,
+     * MemorySegment)} gives for it alone. All arguments are validated before any lock is taken or any output
+     * written; the sequences' read locks are then taken in ascending id order (see
+     * {@link SequenceTables#beginReadAll}) and held for the whole native call. A sequence may appear more than once.
+     * Once the instance has seen a batch this large, a call with native, float-aligned {@code q}, {@code out} and
+     * {@code lse} allocates nothing on the heap (the serving step's hot path).
+     *
+     * @param tablesOf the tables of a batch element; a constant function, so that the call needs no list of tables
      */
-    public void decodeBatch(java.util.List<SequenceTables> batch, int layer, MemorySegment q, MemorySegment out,
-                            MemorySegment lse) {
+    public <S> void decodeBatch(java.util.List<S> batch, java.util.function.Function<? super S, SequenceTables> tablesOf,
+                                int layer, MemorySegment q, MemorySegment out, MemorySegment lse) {
         enter();
+        int n = 0;
+        int distinct = 0;
         try {
-            KvLayout layout = checkBatch(batch, layer, q, out, lse);
-            SequenceTables[] locked = lockOrder(batch);
-            SequenceTables.beginReadAll(locked);
+            n = takeRows(batch, tablesOf);
+            KvLayout layout = checkBatch(n, layer, q, out, lse);
+            distinct = lockOrder(n);
+            SequenceTables.beginReadAll(lockOrder, distinct);
             try {
-                runBatch(batch, layer, layout, q, out, lse);
+                runBatch(n, layer, layout, q, out, lse);
             } finally {
-                SequenceTables.endReadAll(locked);
+                SequenceTables.endReadAll(lockOrder, distinct);
             }
         } finally {
+            // hold no sequence beyond the call
+            java.util.Arrays.fill(rows, 0, n, null);
+            java.util.Arrays.fill(lockOrder, 0, distinct, null);
             inUse.set(false);
         }
     }
 
-    /** Builds every row's address arrays and runs the batched kernel; the caller holds all the read locks. */
-    private void runBatch(java.util.List<SequenceTables> batch, int layer, KvLayout layout, MemorySegment q,
-                          MemorySegment out, MemorySegment lse) {
+    // The running batch call's sequences in batch order (rows) and distinct, ascending by id (lockOrder: the order
+    // their read locks are taken in). Arrays the instance keeps, so a call allocates no list or set; read from the
+    // caller's list once, so a list changed during the call cannot make a row differ from what was locked.
+    private SequenceTables[] rows = new SequenceTables[8];
+    private SequenceTables[] lockOrder = new SequenceTables[8];
+
+    /**
+     * Copies the batch's tables into {@link #rows} and returns how many: every element non-null, all of one store.
+     * Nothing is locked yet; on failure the caller clears the rows.
+     */
+    private <S> int takeRows(java.util.List<S> batch, java.util.function.Function<? super S, SequenceTables> tablesOf) {
+        if (batch == null) {
+            throw new KvArgumentException("batch must not be null");
+        }
         int n = batch.size();
+        if (n == 0) {
+            throw new KvArgumentException("a batch needs at least one sequence");
+        }
+        if (rows.length < n) {
+            rows = new SequenceTables[Math.max(n, rows.length * 2)];
+            lockOrder = new SequenceTables[rows.length];
+        }
+        for (int i = 0; i < n; i++) {
+            S element = batch.get(i);
+            if (element == null) {
+                throw new KvArgumentException("batch[" + i + "] must not be null");
+            }
+            SequenceTables t = tablesOf.apply(element);
+            if (i > 0 && !t.sameStore(rows[0])) {
+                throw new KvArgumentException("batch[" + i + "] (sequence " + t.id() + ") belongs to another store "
+                        + "than batch[0] (sequence " + rows[0].id() + "); a batch must come from one store");
+            }
+            rows[i] = t;
+        }
+        return n;
+    }
+
+    /**
+     * Fills {@link #lockOrder} with the distinct sequences of the first {@code n} rows, ascending by id, and
+     * returns how many. An insertion sort: a batch holds tens of sequences, and a scheduler that keeps its order
+     * hands them over already sorted (one comparison each).
+     */
+    private int lockOrder(int n) {
+        SequenceTables[] a = lockOrder;
+        int count = 0;
+        for (int i = 0; i < n; i++) {
+            SequenceTables t = rows[i];
+            int k = count;
+            while (k > 0 && a[k - 1].id() > t.id()) {
+                k--;
+            }
+            boolean seen = false;
+            for (int j = k - 1; j >= 0 && a[j].id() == t.id(); j--) {
+                seen |= a[j] == t;
+            }
+            if (!seen) {
+                System.arraycopy(a, k, a, k + 1, count - k);
+                a[k] = t;
+                count++;
+            }
+        }
+        return count;
+    }
+
+    /** Lays out every row's block table in the int64 scratch and runs the batched kernel; all locks are held. */
+    private void runBatch(int n, int layer, KvLayout layout, MemorySegment q, MemorySegment out, MemorySegment lse) {
         int heads = layout.kvHeads();
-        int qh = layout.queryHeads();
         long tokenBytes = tokenBytes(layout);
         long allBytes = Math.multiplyExact(tokenBytes, (long) n);
-        long lseBytes = Math.multiplyExact((long) qh * Float.BYTES, (long) n);
+        long lseBytes = Math.multiplyExact((long) layout.queryHeads() * Float.BYTES, (long) n);
         boolean qDirect = direct(q);
         boolean outDirect = direct(out);
         boolean lseDirect = lse == null || direct(lse);
-        long blocks = 0;
-        for (SequenceTables t : batch) {
-            for (BlockTable b : t.tables[layer]) {
-                blocks += b.blockCount;
-            }
+        long longs = Math.multiplyExact(NativeAttention.DESCRIPTOR_BYTES / Long.BYTES, (long) n);
+        for (int i = 0; i < n; i++) {
+            longs = Math.addExact(longs, NativeAttention.packedTableLongs(heads, blockCount(rows[i].tables[layer])));
         }
         long floatBytes = (qDirect ? 0 : allBytes) + (outDirect ? 0 : allBytes) + (lseDirect ? 0 : lseBytes);
-        long perRowLongs = 2L * heads + 1 + NativeAttention.DESCRIPTOR_BYTES / Long.BYTES;
-        scratch.ensure(floatBytes / Float.BYTES,
-                Math.addExact(Math.multiplyExact(2L, blocks), Math.multiplyExact(perRowLongs, (long) n)));
-        long fo = 0;
-        MemorySegment qSeg = q;
-        if (!qDirect) {
-            qSeg = copyIn(q, scratch.floats().asSlice(fo, allBytes));
-            fo += allBytes;
-        }
-        MemorySegment outSeg = out;
-        if (!outDirect) {
-            outSeg = scratch.floats().asSlice(fo, allBytes);
-            fo += allBytes;
-        }
-        MemorySegment lseSeg = lse;
-        if (!lseDirect) {
-            lseSeg = scratch.floats().asSlice(fo, lseBytes);
-        }
-        MemorySegment longs = ownLongs();
-        MemorySegment descriptors = longs.asSlice(0, NativeAttention.DESCRIPTOR_BYTES * n);
-        long lo = descriptors.byteSize();
-        java.util.List<NativeAttention.DecodeSlice> slices = new java.util.ArrayList<>(n);
-        long lseRow = (long) qh * Float.BYTES;
+        scratch.ensure(floatBytes / Float.BYTES, longs);
+        batchIo(qDirect ? 0 : allBytes, outDirect ? 0 : allBytes, lseDirect ? 0 : lseBytes);
+        MemorySegment qSeg = qDirect ? q : copyIn(q, batchQ);
+        MemorySegment outSeg = outDirect ? out : batchOut;
+        MemorySegment lseSeg = lseDirect ? lse : batchLse;
+        MemorySegment tables = ownLongs();
+        long at = NativeAttention.DESCRIPTOR_BYTES * n;
         for (int i = 0; i < n; i++) {
-            SequenceTables t = batch.get(i);
+            SequenceTables t = rows[i];
             BlockTable[] row = t.tables[layer];
-            long rowBlocks = 0;
-            for (BlockTable b : row) {
-                rowBlocks += b.blockCount;
-            }
-            MemorySegment keys = longs.asSlice(lo, rowBlocks * Long.BYTES);
-            lo += keys.byteSize();
-            MemorySegment values = longs.asSlice(lo, rowBlocks * Long.BYTES);
-            lo += values.byteSize();
-            MemorySegment offsets = longs.asSlice(lo, (heads + 1L) * Long.BYTES);
-            lo += offsets.byteSize();
-            MemorySegment lengths = longs.asSlice(lo, (long) heads * Long.BYTES);
-            lo += lengths.byteSize();
-            t.allocator.layerAddresses(row, keys, values, offsets, lengths);
-            slices.add(new NativeAttention.DecodeSlice(qSeg.asSlice(i * tokenBytes, tokenBytes),
-                    outSeg.asSlice(i * tokenBytes, tokenBytes),
-                    lseSeg == null ? null : lseSeg.asSlice(i * lseRow, lseRow), keys, values, offsets, lengths));
+            long blocks = blockCount(row);
+            long keysAt = NativeAttention.packedKeysAt(at, heads);
+            long valuesAt = keysAt + blocks * Long.BYTES;
+            t.allocator.layerAddresses(row, tables, keysAt, valuesAt, at, NativeAttention.packedLengthsAt(at, heads));
+            at = valuesAt + blocks * Long.BYTES;
         }
-        NativeAttention.decodeBatch(shape(layout), slices, descriptors, scale(layout), threads);
+        NativeAttention.decodeBatch(shape(layout), n, qSeg, outSeg, lseSeg, tables, scale(layout), threads);
         if (outSeg != out) {
             MemorySegment.copy(outSeg, 0, out, 0, allBytes);
         }
@@ -274,40 +316,43 @@ public final class TableAttention implements AutoCloseable {
         }
     }
 
-    /** The distinct sequences of a batch, ascending by id: the order their read locks are taken in. */
-    private static SequenceTables[] lockOrder(java.util.List<SequenceTables> batch) {
-        java.util.IdentityHashMap<SequenceTables, Boolean> seen = new java.util.IdentityHashMap<>();
-        for (SequenceTables t : batch) {
-            seen.put(t, Boolean.TRUE);
+    private static long blockCount(BlockTable[] row) {
+        long blocks = 0;
+        for (BlockTable b : row) {
+            blocks += b.blockCount;
         }
-        SequenceTables[] distinct = seen.keySet().toArray(new SequenceTables[0]);
-        java.util.Arrays.sort(distinct, java.util.Comparator.comparingLong(SequenceTables::id));
-        return distinct;
+        return blocks;
     }
 
-    /** One validation for the whole batch; nothing is locked or written before it passes. */
-    private static KvLayout checkBatch(java.util.List<SequenceTables> batch, int layer, MemorySegment q,
-                                       MemorySegment out, MemorySegment lse) {
-        if (batch == null || q == null || out == null) {
-            throw new KvArgumentException("batch, q and out must not be null");
+    // Float scratch views of a batch call's heap q, out and lse, rebuilt only when the scratch or the sizes change.
+    private MemorySegment batchFloats;
+    private long batchQBytes = -1;
+    private long batchOutBytes = -1;
+    private long batchLseBytes = -1;
+    private MemorySegment batchQ;
+    private MemorySegment batchOut;
+    private MemorySegment batchLse;
+
+    private void batchIo(long qBytes, long outBytes, long lseBytes) {
+        MemorySegment floats = scratch.floats();
+        if (floats != batchFloats || qBytes != batchQBytes || outBytes != batchOutBytes || lseBytes != batchLseBytes) {
+            batchQ = floats.asSlice(0, qBytes);
+            batchOut = floats.asSlice(qBytes, outBytes);
+            batchLse = floats.asSlice(qBytes + outBytes, lseBytes);
+            batchFloats = floats;
+            batchQBytes = qBytes;
+            batchOutBytes = outBytes;
+            batchLseBytes = lseBytes;
         }
-        int n = batch.size();
-        if (n == 0) {
-            throw new KvArgumentException("a batch needs at least one sequence");
+    }
+
+    /** One validation of the tensors for the whole batch; nothing is locked or written before it passes. */
+    private KvLayout checkBatch(int n, int layer, MemorySegment q, MemorySegment out, MemorySegment lse) {
+        if (q == null || out == null) {
+            throw new KvArgumentException("q and out must not be null");
         }
-        SequenceTables first = batch.get(0);
-        for (int i = 0; i < n; i++) {
-            SequenceTables t = batch.get(i);
-            if (t == null) {
-                throw new KvArgumentException("batch[" + i + "] must not be null");
-            }
-            if (!t.sameStore(first)) {
-                throw new KvArgumentException("batch[" + i + "] (sequence " + t.id() + ") belongs to another store "
-                        + "than batch[0] (sequence " + first.id() + "); a batch must come from one store");
-            }
-        }
-        KvLayout layout = first.layout;
-        checkQueryOut(layout, layer, q, out, n, "batch " + n);
+        KvLayout layout = rows[0].layout;
+        checkQueryOut(layout, layer, q, out, n, true);
         if (lse != null) {
             long lseBytes = Math.multiplyExact((long) n * layout.queryHeads(), (long) Float.BYTES);
             if (lse.byteSize() != lseBytes) {
@@ -340,10 +385,11 @@ public final class TableAttention implements AutoCloseable {
 
     /**
      * The checks every segment entry point shares: the layer, q and out of {@code rows x queryHeads x headDim} f32
-     * values ({@code rowsName} says what the rows are in the message), out writable, no overlap, finite queries.
+     * values ({@code batch}: the rows are a batch's sequences, for the message), out writable, no overlap, finite
+     * queries. The message is built only on failure: a call that passes allocates nothing.
      */
     private static void checkQueryOut(KvLayout layout, int layer, MemorySegment q, MemorySegment out, long rows,
-                                      String rowsName) {
+                                      boolean batch) {
         if (layer < 0 || layer >= layout.layers()) {
             throw new KvArgumentException("layer must be in [0, " + layout.layers() + "), got " + layer);
         }
@@ -352,7 +398,7 @@ public final class TableAttention implements AutoCloseable {
         long floats = Math.multiplyExact(Math.multiplyExact(rows, heads), dim);
         long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
         if (q.byteSize() != bytes || out.byteSize() != bytes) {
-            throw new KvArgumentException("q and out must be " + rowsName + " x queryHeads " + heads + " x headDim "
+            throw new KvArgumentException("q and out must be " + (batch ? "batch " : "") + rows + " x queryHeads " + heads + " x headDim "
                     + dim + " f32 values = " + bytes + " bytes, got " + q.byteSize() + " and " + out.byteSize());
         }
         if (out.isReadOnly()) {
@@ -378,7 +424,7 @@ public final class TableAttention implements AutoCloseable {
         if (n < 1) {
             throw new KvArgumentException("a prefill chunk needs n >= 1 query tokens, got " + n);
         }
-        checkQueryOut(layout, layer, q, out, n, String.valueOf(n));
+        checkQueryOut(layout, layer, q, out, n, false);
         return layout;
     }
 
@@ -402,10 +448,7 @@ public final class TableAttention implements AutoCloseable {
             try {
                 BlockTable[] row = t.tables[layer];
                 int heads = row.length;
-                long blocks = 0;
-                for (BlockTable b : row) {
-                    blocks += b.blockCount;
-                }
+                long blocks = blockCount(row);
                 long floatsNeeded = Math.addExact(Math.multiplyExact(4L, width), 2L * qh);
                 long longsNeeded = Math.addExact(Math.multiplyExact(4L, blocks), 2 * (2L * heads + 1));
                 scratch.ensure(floatsNeeded, longsNeeded);
@@ -600,10 +643,7 @@ public final class TableAttention implements AutoCloseable {
     private Tables tables(SequenceTables t, int layer, long floatsNeeded) {
         BlockTable[] row = t.tables[layer];
         int heads = row.length;
-        long blocks = 0;
-        for (BlockTable b : row) {
-            blocks += b.blockCount;
-        }
+        long blocks = blockCount(row);
         int qh = t.layout.queryHeads();
         long capacity = viewsBlockCapacity >= blocks ? viewsBlockCapacity : Math.max(64, Long.highestOneBit(blocks) << 1);
         long longsNeeded = Math.addExact(Math.multiplyExact(2L, capacity), (heads + 1L) + heads + (qh + 1L) / 2);
@@ -628,7 +668,8 @@ public final class TableAttention implements AutoCloseable {
             return views;
         }
         cachedTables = null;    // not valid while being refilled (a failed fill leaves no stale entry)
-        t.allocator.layerAddresses(row, views.keys, views.values, views.offsets, views.lengths);
+        long cap = viewsBlockCapacity * Long.BYTES; // the views' positions in the int64 scratch (above)
+        t.allocator.layerAddresses(row, viewsLongs, 0, cap, 2 * cap, 2 * cap + (heads + 1L) * Long.BYTES);
         if (version >= 0) {
             cachedTables = t;
             cachedLayer = layer;

@@ -3,7 +3,6 @@ package io.kvslab.internal.table;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Random;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -31,14 +30,7 @@ final class BatchedDecodeCheck {
             }
             MemorySegment out = arena.allocate(JAVA_FLOAT, 2L * qf);
             float scale = 0.0883f;
-            List<NativeAttention.DecodeSlice> slices = List.of(
-                    new NativeAttention.DecodeSlice(q.asSlice(0, tokenBytes), out.asSlice(0, tokenBytes), null,
-                            a.keyBlocks, a.valueBlocks, a.offsets, a.lengthSegment),
-                    new NativeAttention.DecodeSlice(q.asSlice(tokenBytes, tokenBytes),
-                            out.asSlice(tokenBytes, tokenBytes), null, b.keyBlocks, b.valueBlocks, b.offsets,
-                            b.lengthSegment));
-            MemorySegment descriptors = arena.allocate(2 * NativeAttention.DESCRIPTOR_BYTES, 64);
-            NativeAttention.decodeBatch(shape, slices, descriptors, scale, 2);
+            NativeAttention.decodeBatch(shape, 2, q, out, null, PagedKv.packBatch(arena, a, b), scale, 2);
             PagedKv[] kvs = {a, b};
             for (int i = 0; i < 2; i++) {
                 MemorySegment qi = q.asSlice(i * tokenBytes, tokenBytes);

@@ -6,22 +6,21 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The batched binding ({@code kvs_attn_decode_batch}) against the single-sequence one: every slice bitwise equal to
+ * The batched binding ({@code kvs_attn_decode_batch}) against the single-sequence one: every row bitwise equal to
  * {@link NativeAttention#decode} on it with the same thread count (sequences cut into several chunks and merged
  * included), for every dtype, GQA group and both instruction sets, and against the double-precision reference;
- * batch-level validation rejects overlapping outputs across slices, a small descriptor buffer and a bad table in
- * any slice, writing nothing.
+ * batch-level validation rejects outputs over inputs, a tables region too small for its descriptors or for a
+ * table's own extent, a misaligned one and a bad table in any row, writing nothing.
  */
 class NativeAttentionBatchTest {
     @AfterAll
@@ -30,7 +29,7 @@ class NativeAttentionBatchTest {
     }
 
     @Test
-    void everySliceEqualsItsSingleCallBitwise() {
+    void everyRowEqualsItsSingleCallBitwise() {
         long[][] lengths = {{0, 0}, {3000, 17}, {1, 64}, {5000, 4999}, {0, 900}, {33, 2}};
         int check = 0;
         for (int dtype = 0; dtype < 3; dtype++) {
@@ -59,29 +58,27 @@ class NativeAttentionBatchTest {
             MemorySegment out = arena.allocate(tokenBytes * n, 64);
             MemorySegment lse = arena.allocate(lseBytes * n, 64);
             out.fill((byte) 0x7F);
-            List<PagedKv> kvs = new ArrayList<>();
-            List<NativeAttention.DecodeSlice> slices = new ArrayList<>();
+            PagedKv[] kvs = new PagedKv[n];
             for (int i = 0; i < n; i++) {
-                PagedKv kv = new PagedKv(arena, shape, lengths[i], rnd, 0, 1.0f);
-                kvs.add(kv);
-                slices.add(new NativeAttention.DecodeSlice(q.asSlice(i * tokenBytes, tokenBytes),
-                        out.asSlice(i * tokenBytes, tokenBytes), lse.asSlice(i * lseBytes, lseBytes), kv.keyBlocks,
-                        kv.valueBlocks, kv.offsets, kv.lengthSegment));
+                // spare blocks: the packed tables must carry every address of a head's range, used or not
+                kvs[i] = new PagedKv(arena, shape, lengths[i], rnd, i % 2, 1.0f);
             }
-            MemorySegment descriptors = arena.allocate(NativeAttention.DESCRIPTOR_BYTES * n, 8);
-            NativeAttention.decodeBatch(shape, slices, descriptors, scale, threads);
+            NativeAttention.decodeBatch(shape, n, q, out, lse, PagedKv.packBatch(arena, kvs), scale, threads);
             for (int i = 0; i < n; i++) {
-                PagedKv kv = kvs.get(i);
+                PagedKv kv = kvs[i];
+                MemorySegment qi = q.asSlice(i * tokenBytes, tokenBytes);
                 MemorySegment one = arena.allocate(tokenBytes, 64);
                 MemorySegment oneLse = arena.allocate(lseBytes, 64);
-                NativeAttention.decode(shape, slices.get(i).q(), kv.keyBlocks, kv.valueBlocks, kv.offsets,
-                        kv.lengthSegment, scale, one, oneLse, threads);
-                String what = shape + " threads " + threads + " slice " + i;
-                assertArrayEquals(one.toArray(JAVA_FLOAT), slices.get(i).out().toArray(JAVA_FLOAT), what);
-                assertArrayEquals(oneLse.toArray(JAVA_FLOAT), slices.get(i).lse().toArray(JAVA_FLOAT), what);
+                NativeAttention.decode(shape, qi, kv.keyBlocks, kv.valueBlocks, kv.offsets, kv.lengthSegment, scale,
+                        one, oneLse, threads);
+                String what = shape + " threads " + threads + " row " + i;
+                assertArrayEquals(one.toArray(JAVA_FLOAT), out.asSlice(i * tokenBytes, tokenBytes).toArray(JAVA_FLOAT),
+                        what);
+                assertArrayEquals(oneLse.toArray(JAVA_FLOAT), lse.asSlice(i * lseBytes, lseBytes).toArray(JAVA_FLOAT),
+                        what);
                 double[] ref = new double[(int) shape.tokenFloats()];
                 double[] refLse = new double[shape.queryHeads()];
-                kv.reference(slices.get(i).q().toArray(JAVA_FLOAT), 0, scale, lengths[i], ref, refLse);
+                kv.reference(qi.toArray(JAVA_FLOAT), 0, scale, lengths[i], ref, refLse);
                 double tol = shape.dtype() == 0 ? 1e-5 : 2e-3;
                 for (int j = 0; j < ref.length; j++) {
                     assertEquals(ref[j], one.getAtIndex(JAVA_FLOAT, j), tol, what + " element " + j);
@@ -101,42 +98,55 @@ class NativeAttentionBatchTest {
             MemorySegment q = arena.allocate(tokenBytes * 2, 64);
             MemorySegment out = arena.allocate(tokenBytes * 2, 64);
             out.fill((byte) 0x5A);
-            MemorySegment descriptors = arena.allocate(NativeAttention.DESCRIPTOR_BYTES * 2, 8);
-            MemorySegment q0 = q.asSlice(0, tokenBytes);
-            MemorySegment q1 = q.asSlice(tokenBytes, tokenBytes);
-            MemorySegment out0 = out.asSlice(0, tokenBytes);
-            MemorySegment out1 = out.asSlice(tokenBytes, tokenBytes);
-            var sa = new NativeAttention.DecodeSlice(q0, out0, null, a.keyBlocks, a.valueBlocks, a.offsets,
-                    a.lengthSegment);
-            // two slices writing the same output
-            var sameOut = new NativeAttention.DecodeSlice(q1, out0, null, b.keyBlocks, b.valueBlocks, b.offsets,
-                    b.lengthSegment);
-            assertThrows(KernelArgumentException.class,
-                    () -> NativeAttention.decodeBatch(shape, List.of(sa, sameOut), descriptors, 0.25f, 1));
-            // one slice's output over the other's query
-            var outOverQ = new NativeAttention.DecodeSlice(q1, q0, null, b.keyBlocks, b.valueBlocks, b.offsets,
-                    b.lengthSegment);
-            assertThrows(KernelArgumentException.class,
-                    () -> NativeAttention.decodeBatch(shape, List.of(sa, outOverQ), descriptors, 0.25f, 1));
-            var sb = new NativeAttention.DecodeSlice(q1, out1, null, b.keyBlocks, b.valueBlocks, b.offsets,
-                    b.lengthSegment);
-            assertThrows(KernelArgumentException.class, () -> NativeAttention.decodeBatch(shape, List.of(sa, sb),
-                    descriptors.asSlice(0, NativeAttention.DESCRIPTOR_BYTES), 0.25f, 1));
-            // descriptors over an argument
-            assertThrows(KernelArgumentException.class,
-                    () -> NativeAttention.decodeBatch(shape, List.of(sa, sb), out, 0.25f, 1));
-            // a bad table in the second slice: a head with more rows than blocks
-            MemorySegment badLengths = arena.allocateFrom(ValueLayout.JAVA_LONG, 5, 100);
-            var bad = new NativeAttention.DecodeSlice(q1, out1, null, b.keyBlocks, b.valueBlocks, b.offsets,
-                    badLengths);
-            KernelArgumentException e = assertThrows(KernelArgumentException.class,
-                    () -> NativeAttention.decodeBatch(shape, List.of(sa, bad), descriptors, 0.25f, 1));
-            assertTrue(e.getMessage().contains("head 1"), e.getMessage());
+            MemorySegment tables = PagedKv.packBatch(arena, a, b);
+            byte[] tablesBefore = tables.toArray(ValueLayout.JAVA_BYTE);
+            // the output over the queries
+            MemorySegment qAndOut = arena.allocate(tokenBytes * 3, 64);
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, qAndOut.asSlice(0, 2 * tokenBytes),
+                    qAndOut.asSlice(tokenBytes, 2 * tokenBytes), null, tables, 0.25f, 1), "overlaps");
+            // the output over the tables, and lse over the output
+            MemorySegment shared = arena.allocate(tables.byteSize() + 2 * tokenBytes, 8);
+            MemorySegment.copy(tables, 0, shared, 0, tables.byteSize());
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, shared.asSlice(tables.byteSize() - 8,
+                    2 * tokenBytes), null, shared.asSlice(0, tables.byteSize()), 0.25f, 1), "overlaps");
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, out.asSlice(0, 32), tables, 0.25f, 1),
+                    "overlaps");
+            // q and out too small for the batch, tables too small for its descriptors or for the second table
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 3, q, out, null, tables, 0.25f, 1), "q");
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null,
+                    tables.asSlice(0, NativeAttention.DESCRIPTOR_BYTES), 0.25f, 1), "tables");
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null,
+                    tables.asSlice(0, tables.byteSize() - 8), 0.25f, 1), "room for");
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null,
+                    tables.asSlice(0, tables.byteSize() - 8 * (2L + 2 + 3)), 0.25f, 1), "offsets and lengths");
+            // not 8-byte aligned, a negative count
+            MemorySegment odd = arena.allocate(tables.byteSize() + 4, 8).asSlice(4);
+            MemorySegment.copy(tables, 0, odd, 0, tables.byteSize());
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null, odd, 0.25f, 1), "aligned");
+            assertRejected(() -> NativeAttention.decodeBatch(shape, -1, q, out, null, tables, 0.25f, 1), "n must");
+            // a bad table in the second row: a head with more rows than blocks
+            MemorySegment badTables = PagedKv.packBatch(arena, a, b);
+            long secondAt = NativeAttention.DESCRIPTOR_BYTES * 2 + 8 * NativeAttention.packedTableLongs(2,
+                    a.offsets.getAtIndex(JAVA_LONG, 2));
+            badTables.set(JAVA_LONG, NativeAttention.packedLengthsAt(secondAt, 2) + 8, 100);
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null, badTables, 0.25f, 1), "head 1");
+            // a block count past the region
+            MemorySegment hugeTables = PagedKv.packBatch(arena, a, b);
+            hugeTables.set(JAVA_LONG, secondAt + 16, Long.MAX_VALUE / 4);
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null, hugeTables, 0.25f, 1),
+                    "room for");
             for (long i = 0; i < out.byteSize(); i++) {
                 assertEquals((byte) 0x5A, out.get(ValueLayout.JAVA_BYTE, i), "a rejected batch wrote out");
             }
-            NativeAttention.decodeBatch(shape, List.of(sa, sb), descriptors, 0.25f, 2);
-            NativeAttention.decodeBatch(shape, List.of(), descriptors, 0.25f, 2); // an empty batch does nothing
+            assertArrayEquals(tablesBefore, tables.toArray(ValueLayout.JAVA_BYTE), "a rejected batch wrote tables");
+            NativeAttention.decodeBatch(shape, 2, q, out, null, tables, 0.25f, 2);
+            assertTrue(out.get(ValueLayout.JAVA_BYTE, 0) != 0x5A || out.get(ValueLayout.JAVA_BYTE, 1) != 0x5A);
+            NativeAttention.decodeBatch(shape, 0, q, out, null, tables, 0.25f, 2); // an empty batch does nothing
         }
+    }
+
+    private static void assertRejected(org.junit.jupiter.api.function.Executable call, String messagePart) {
+        KernelArgumentException e = assertThrows(KernelArgumentException.class, call);
+        assertTrue(e.getMessage().contains(messagePart), e.getMessage());
     }
 }

@@ -27,6 +27,30 @@ final class PagedKv {
     final MemorySegment lengthSegment;
 
     /**
+     * The int64 region a batched decode takes ({@link NativeAttention#decodeBatch}): room for the descriptors, then
+     * each sequence's offsets, lengths, K and V addresses copied from its own arrays, in batch order.
+     */
+    static MemorySegment packBatch(Arena arena, PagedKv... kvs) {
+        int heads = kvs.length == 0 ? 0 : kvs[0].shape.kvHeads();
+        long longs = NativeAttention.DESCRIPTOR_BYTES / 8 * kvs.length;
+        for (PagedKv kv : kvs) {
+            longs += NativeAttention.packedTableLongs(heads, kv.offsets.getAtIndex(JAVA_LONG, heads));
+        }
+        MemorySegment tables = arena.allocate(Math.max(8, longs * 8), 8);
+        long at = NativeAttention.DESCRIPTOR_BYTES * kvs.length;
+        for (PagedKv kv : kvs) {
+            long blocks = kv.offsets.getAtIndex(JAVA_LONG, heads);
+            MemorySegment.copy(kv.offsets, 0, tables, at, 8L * (heads + 1));
+            MemorySegment.copy(kv.lengthSegment, 0, tables, NativeAttention.packedLengthsAt(at, heads), 8L * heads);
+            long keysAt = NativeAttention.packedKeysAt(at, heads);
+            MemorySegment.copy(kv.keyBlocks, 0, tables, keysAt, 8 * blocks);
+            MemorySegment.copy(kv.valueBlocks, 0, tables, keysAt + 8 * blocks, 8 * blocks);
+            at = keysAt + 16 * blocks;
+        }
+        return tables;
+    }
+
+    /**
      * @param spareBlocks extra (unused) blocks given to every head, to check that only the needed ones are read
      * @param keyScale    amplitude of the keys (large values give peaked softmax distributions)
      */
