@@ -28,6 +28,11 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
             description = "stored row types, comma-separated: f32, f16, bf16, q8_0, q4_0 (default: ${DEFAULT-VALUE})")
     private List<String> dtypes;
 
+    @Option(names = "--tokens-per-block", split = ",", defaultValue = "" + InterleavedProbeRatio.TOKENS_PER_BLOCK,
+            description = "rows per block of the stores, comma-separated; several are measured in the same rounds, "
+                    + "so they compare on one machine state (default: ${DEFAULT-VALUE})")
+    private List<Integer> tokensPerBlock;
+
     @Option(names = "--threads", defaultValue = "2", description = "kernel and probe threads (default: ${DEFAULT-VALUE})")
     private int threads;
 
@@ -59,6 +64,9 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
     public Integer call() {
         Check.range(spec, "--context", context, 1024, 1 << 20);
         Check.range(spec, "--threads", threads, 1, 256);
+        for (int tpb : tokensPerBlock) {
+            Check.range(spec, "--tokens-per-block", tpb, 1, 65536);
+        }
         Check.range(spec, "--layers", layers, 1, 1024);
         Check.range(spec, "--append-tokens", appendTokens, 1, context);
         Check.range(spec, "--probe-mib", probeMib, 1, 1 << 20);
@@ -69,7 +77,8 @@ final class DecodeVsProbeCommand implements Callable<Integer> {
         for (String d : dtypes) {
             types.add(DType.valueOf(Check.choice(spec, "--dtype", d, names).toUpperCase(Locale.ROOT)));
         }
-        InterleavedProbeRatio.Report report = InterleavedProbeRatio.run(context, types, threads, layers, appendTokens, probeMib,
+        InterleavedProbeRatio.Report report = InterleavedProbeRatio.run(context, types, tokensPerBlock, threads, layers,
+                appendTokens, probeMib,
                 rounds, warmup, System.err);
         spec.commandLine().getOut().println(json ? report.json() : report.table());
         return 0;

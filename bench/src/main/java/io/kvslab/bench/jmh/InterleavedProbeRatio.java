@@ -31,9 +31,15 @@ public final class InterleavedProbeRatio {
 
     private InterleavedProbeRatio() {}
 
-    /** One element type's samples: probe and decode ms per GiB, index i of each taken back to back. */
-    public record Row(String dtype, int context, int threads, int stepsPerSample, double[] probeMsPerGiB,
-                      double[] decodeMsPerGiB) {
+    /** The block size the stores use unless told otherwise (the JMH suite's and most docs' 32). */
+    public static final int TOKENS_PER_BLOCK = 32;
+
+    /**
+     * One configuration's samples (element type, tokens per block): probe and decode ms per GiB, index i of each
+     * taken back to back.
+     */
+    public record Row(String dtype, int tokensPerBlock, int context, int threads, int stepsPerSample,
+                      double[] probeMsPerGiB, double[] decodeMsPerGiB) {
         /** Median probe ms per GiB over median decode ms per GiB: the decode's fraction of the read bandwidth. */
         public double ratioOfMedians() {
             return Stats.median(probeMsPerGiB) / Stats.median(decodeMsPerGiB);
@@ -62,12 +68,14 @@ public final class InterleavedProbeRatio {
             sb.append(String.format(Locale.ROOT, "Decode attention vs read probe, interleaved in one process "
                     + "(%d rounds after %d warm-up; a round = probe, decode for each dtype; stores filled %s)%n", rounds,
                     warmupRounds, appendTokens == 1 ? "token by token" : appendTokens + " rows per append"));
-            sb.append(String.format(Locale.ROOT, "%9s %5s %7s %6s %11s %12s %16s %22s%n", "context", "dtype",
-                    "threads", "steps", "probe GB/s", "decode GB/s", "ratio of medians", "pair ratios p25/50/75"));
+            sb.append(String.format(Locale.ROOT, "%9s %5s %8s %7s %6s %11s %12s %16s %22s%n", "context", "dtype",
+                    "tok/blk", "threads", "steps", "probe GB/s", "decode GB/s", "ratio of medians",
+                    "pair ratios p25/50/75"));
             for (Row r : rows) {
                 double[] pr = r.pairRatios();
-                sb.append(String.format(Locale.ROOT, "%9d %5s %7d %6d %11.2f %12.2f %16.3f %8.3f/%.3f/%.3f%n",
-                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), Row.gbps(Stats.median(r.probeMsPerGiB())),
+                sb.append(String.format(Locale.ROOT, "%9d %5s %8d %7d %6d %11.2f %12.2f %16.3f %8.3f/%.3f/%.3f%n",
+                        r.context(), r.dtype(), r.tokensPerBlock(), r.threads(), r.stepsPerSample(),
+                        Row.gbps(Stats.median(r.probeMsPerGiB())),
                         Row.gbps(Stats.median(r.decodeMsPerGiB())), r.ratioOfMedians(), Stats.percentile(pr, 0.25),
                         Stats.percentile(pr, 0.5), Stats.percentile(pr, 0.75)));
             }
@@ -82,10 +90,11 @@ public final class InterleavedProbeRatio {
                 Row r = rows.get(i);
                 double[] pr = r.pairRatios();
                 sb.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
-                        "{\"context\":%d,\"dtype\":\"%s\",\"threads\":%d,\"stepsPerSample\":%d,"
+                        "{\"context\":%d,\"dtype\":\"%s\",\"tokensPerBlock\":%d,\"threads\":%d,\"stepsPerSample\":%d,"
                                 + "\"probeMsPerGiBMedian\":%.4f,\"decodeMsPerGiBMedian\":%.4f,\"ratioOfMedians\":%.4f,"
                                 + "\"pairRatioP25\":%.4f,\"pairRatioMedian\":%.4f,\"pairRatioP75\":%.4f}",
-                        r.context(), r.dtype(), r.threads(), r.stepsPerSample(), Stats.median(r.probeMsPerGiB()),
+                        r.context(), r.dtype(), r.tokensPerBlock(), r.threads(), r.stepsPerSample(),
+                        Stats.median(r.probeMsPerGiB()),
                         Stats.median(r.decodeMsPerGiB()), r.ratioOfMedians(), Stats.percentile(pr, 0.25), Stats.percentile(pr, 0.5),
                         Stats.percentile(pr, 0.75)));
             }
@@ -94,52 +103,63 @@ public final class InterleavedProbeRatio {
     }
 
     /**
-     * Sets up {@code layers} stores per element type (each one filled layer, as {@link DecodeAttentionBench} fills it,
-     * {@code appendTokens} rows per append) and the probe buffer, then runs {@code warmup + rounds} rounds; progress
-     * (one line per round) goes to {@code progress}.
+     * Sets up {@code layers} stores per configuration (each element type at each block size of
+     * {@code tokensPerBlock}; each store one filled layer, as {@link DecodeAttentionBench} fills it,
+     * {@code appendTokens} rows per append) and the probe buffer, then runs {@code warmup + rounds} rounds, every
+     * configuration once per round after its own probe pass; progress (one line per round) goes to {@code progress}.
      *
      * <p>A sample's decode steps go round the layers, so a layer is read again only after the others, as a model
      * reads its layers once per token; with one layer, consecutive steps re-read the same bytes, and a part of them
      * may still be in the last-level cache. {@code appendTokens} = {@value #APPEND_TOKENS} is a prompt's chunked
      * prefill (each head's blocks in runs); 1 fills token by token, as generation appends (every head's next block
-     * allocated at the same moment, so the heads' blocks interleave).
+     * allocated at the same moment, so the heads' blocks interleave). Several block sizes in one run compare them
+     * on the same machine state (issue #13: "revisit the default tokens per block").
      */
-    public static Report run(int context, List<DType> dtypes, int threads, int layers, int appendTokens, int probeMib,
-                             int rounds, int warmup, PrintStream progress) {
+    public static Report run(int context, List<DType> dtypes, List<Integer> tokensPerBlock, int threads, int layers,
+                             int appendTokens, int probeMib, int rounds, int warmup, PrintStream progress) {
+        List<DType> types = new ArrayList<>();
+        List<Integer> blocks = new ArrayList<>();
+        for (DType d : dtypes) {
+            for (int tpb : tokensPerBlock) {
+                types.add(d);
+                blocks.add(tpb);
+            }
+        }
+        int configs = types.size();
         BandwidthProbeBench probe = new BandwidthProbeBench();
         probe.threads = threads;
         probe.mib = probeMib;
         List<List<DecodeAttentionBench>> decodes = new ArrayList<>();
         probe.setUp();   // before the try: a probe that could not allocate has nothing to tear down
         try {
-            for (DType d : dtypes) {
+            for (int c = 0; c < configs; c++) {
                 List<DecodeAttentionBench> perLayer = new ArrayList<>();
                 decodes.add(perLayer);
                 for (int l = 0; l < layers; l++) {
                     DecodeAttentionBench b = new DecodeAttentionBench();
                     b.context = context;
-                    b.dtype = d.name();
+                    b.dtype = types.get(c).name();
                     b.threads = threads;
-                    b.tokensPerBlock = 32;
+                    b.tokensPerBlock = blocks.get(c);
                     b.appendTokens = appendTokens;
-                    progress.printf(Locale.ROOT, "filling %d tokens of %s, %d per append (layer %d of %d)...%n", context,
-                            d, appendTokens, l + 1, layers);
+                    progress.printf(Locale.ROOT, "filling %d tokens of %s, %d per block, %d per append (layer %d of "
+                            + "%d)...%n", context, types.get(c), blocks.get(c), appendTokens, l + 1, layers);
                     b.setUp();
                     perLayer.add(b);
                 }
             }
             long probeBytes = (long) probeMib << 20;
-            int[] steps = new int[dtypes.size()];
-            for (int i = 0; i < steps.length; i++) {
+            int[] steps = new int[configs];
+            for (int i = 0; i < configs; i++) {
                 steps[i] = (int) Math.max(1, Math.round((double) probeBytes
-                        / DecodeAttentionBench.kvBytes(context, dtypes.get(i))));
+                        / DecodeAttentionBench.kvBytes(context, types.get(i))));
             }
-            double[][] p = new double[dtypes.size()][rounds];
-            double[][] d = new double[dtypes.size()][rounds];
+            double[][] p = new double[configs][rounds];
+            double[][] d = new double[configs][rounds];
             double gib = 1L << 30;
             for (int round = -warmup; round < rounds; round++) {
                 StringBuilder line = new StringBuilder(round < 0 ? "warm-up" : "round " + (round + 1));
-                for (int i = 0; i < dtypes.size(); i++) {
+                for (int i = 0; i < configs; i++) {
                     long t0 = System.nanoTime();
                     probe.probe();
                     long t1 = System.nanoTime();
@@ -150,18 +170,18 @@ public final class InterleavedProbeRatio {
                     long t2 = System.nanoTime();
                     double pm = (t1 - t0) / 1e6 * gib / probeBytes;
                     double dm = (t2 - t1) / 1e6 * gib / ((double) steps[i] * DecodeAttentionBench.kvBytes(context,
-                            dtypes.get(i)));
+                            types.get(i)));
                     if (round >= 0) {
                         p[i][round] = pm;
                         d[i][round] = dm;
                     }
-                    line.append(String.format(Locale.ROOT, "  %s %.3f", dtypes.get(i), pm / dm));
+                    line.append(String.format(Locale.ROOT, "  %s/%d %.3f", types.get(i), blocks.get(i), pm / dm));
                 }
                 progress.println(line);
             }
             List<Row> rows = new ArrayList<>();
-            for (int i = 0; i < dtypes.size(); i++) {
-                rows.add(new Row(dtypes.get(i).name(), context, threads, steps[i], p[i], d[i]));
+            for (int i = 0; i < configs; i++) {
+                rows.add(new Row(types.get(i).name(), blocks.get(i), context, threads, steps[i], p[i], d[i]));
             }
             return new Report(rounds, warmup, appendTokens, rows);
         } finally {

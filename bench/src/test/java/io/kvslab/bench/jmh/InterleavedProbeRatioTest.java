@@ -19,7 +19,7 @@ class InterleavedProbeRatioTest {
     void ratioIsTheMedianProbeOverTheMedianDecodeNotTheMedianOfPairs() {
         // probe ms/GiB 60, 70, 80 (median 70); decode 100, 80, 70 (median 80): ratio of medians 0.875, while the
         // pairs give 0.6, 0.875, 1.142857...
-        InterleavedProbeRatio.Row r = new InterleavedProbeRatio.Row("F16", 32768, 2, 8, new double[] {60, 70, 80},
+        InterleavedProbeRatio.Row r = new InterleavedProbeRatio.Row("F16", 32, 32768, 2, 8, new double[] {60, 70, 80},
                 new double[] {100, 80, 70});
         assertEquals(0.875, r.ratioOfMedians(), 1e-12);
         assertArrayEquals(new double[] {0.6, 0.875, 80.0 / 70}, r.pairRatios(), 1e-12);
@@ -41,7 +41,7 @@ class InterleavedProbeRatioTest {
     void aSmallRunMeasuresEveryDtypeEveryRoundAndFreesItsStores() {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
         // two layers per type: a sample's steps go round them
-        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16, DType.F32), 1, 2,
+        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16, DType.F32), List.of(32), 1, 2,
                 InterleavedProbeRatio.APPEND_TOKENS, 16, 3,
                 1, new PrintStream(progress, true, StandardCharsets.UTF_8));
         assertEquals(2, rep.rows().size());
@@ -62,9 +62,21 @@ class InterleavedProbeRatioTest {
     }
 
     @Test
+    void severalBlockSizesAreMeasuredInTheSameRoundsAndNamed() {
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(2048, List.of(DType.F16), List.of(32, 256), 1, 1,
+                InterleavedProbeRatio.APPEND_TOKENS, 8, 2, 0, new PrintStream(progress, true, StandardCharsets.UTF_8));
+        assertEquals(List.of(32, 256), rep.rows().stream().map(InterleavedProbeRatio.Row::tokensPerBlock).toList());
+        String out = progress.toString(StandardCharsets.UTF_8);
+        assertTrue(out.contains("F16/32 ") && out.contains("F16/256 "), out);
+        assertTrue(out.contains("256 per block"), out);
+        assertTrue(rep.json().contains("\"tokensPerBlock\":256,"), rep.json());
+    }
+
+    @Test
     void storesFilledTokenByTokenAreMeasuredAndNamed() {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
-        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(1024, List.of(DType.F16), 1, 1, 1, 8, 2, 0,
+        InterleavedProbeRatio.Report rep = InterleavedProbeRatio.run(1024, List.of(DType.F16), List.of(32), 1, 1, 1, 8, 2, 0,
                 new PrintStream(progress, true, StandardCharsets.UTF_8));
         assertEquals(1, rep.appendTokens());
         assertEquals(2, rep.rows().get(0).probeMsPerGiB().length);
