@@ -75,9 +75,14 @@ typedef struct {
  * as kvs_attn_decode would cut it alone with n_threads, and its chunks are merged in the same order, so each
  * sequence's out and lse are bitwise those of kvs_attn_decode on it; the chunks of all sequences form one work
  * list that the caller and up to n_threads - 1 pool workers take dynamically (so a batch of short sequences,
- * each too short to split, still runs on several threads). n_seq may be 0. */
-int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, int32_t n_kv, int32_t group,
-                              int32_t head_dim, int32_t block_rows, float scale, int32_t n_threads);
+ * each too short to split, still runs on several threads). n_seq may be 0.
+ * With q non-NULL, sequence s reads row s of q ([n_seq][n_kv*group*head_dim]) and writes row s of out (same
+ * shape, required) and of lse ([n_seq][n_kv*group], or NULL for none); the descriptors' q, out and lse are then
+ * ignored. (A caller that passes its tensors as arguments, not only inside the descriptors, lets its binding keep
+ * their memory alive for the call.) With q NULL, out and lse must be NULL too and each descriptor's own are used. */
+int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const float* q, float* out, float* lse,
+                              int32_t n_kv, int32_t group, int32_t head_dim, int32_t block_rows, float scale,
+                              int32_t n_threads);
 
 /* Causal prefill of the last n_q rows of each kv head: q and out are [n_q][n_kv*group][head_dim]; query i of kv
  * head h sees rows 0 .. len[h]-n_q+i (len[h] >= n_q). Uses OpenBLAS sgemm on tiles of queries x keys.

@@ -243,6 +243,58 @@ class BatchDecodeTest {
         }
     }
 
+    /**
+     * A list that lies about its size, or fails part-way through, is rejected without wedging the instance (the
+     * next call and close() work) and without keeping the sequences it named reachable from the instance.
+     */
+    @Test
+    void aFailedBatchLeavesTheInstanceUsableAndHoldsNoSequence() throws Exception {
+        KvLayout layout = new KvLayout(1, 4, 2, 32, DType.F32, 8);
+        Random rnd = new Random(8);
+        int width = 4 * 32;
+        try (KvStore store = KvStore.open(layout); Arena arena = Arena.ofConfined()) {
+            Attention att = Attention.create(2);
+            MemorySegment q = arena.allocateFrom(ValueLayout.JAVA_FLOAT, random(rnd, 2 * width, 1f));
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, 2L * width);
+            Sequence a = store.newSequence();
+            fill(a, rnd, 20);
+            List<Sequence> negative = new java.util.AbstractList<>() {
+                @Override
+                public Sequence get(int index) {
+                    return a;
+                }
+
+                @Override
+                public int size() {
+                    return -1;
+                }
+            };
+            KvArgumentException e = assertThrows(KvArgumentException.class, () -> att.decodeBatch(0, negative, q, out));
+            assertTrue(e.getMessage().contains("size -1"), e.getMessage());
+            // a sequence only this failed call saw: once the test drops it, nothing may keep its tables reachable
+            java.lang.ref.WeakReference<?> tables = failOnceWith(att, store, rnd, q, out);
+            att.decodeBatch(0, List.of(a, a), q, out);
+            for (int i = 0; i < 20 && tables.get() != null; i++) {
+                System.gc();
+                Thread.sleep(10);
+            }
+            assertNull(tables.get(), "the Attention still references the sequence of a failed batch");
+            att.close();
+            assertThrows(ClosedException.class, () -> att.decodeBatch(0, List.of(a, a), q, out));
+            a.close();
+        }
+    }
+
+    /** Rejects [b, null] (b filled and closed here) and returns a weak reference to b's tables. */
+    private static java.lang.ref.WeakReference<?> failOnceWith(Attention att, KvStore store, Random rnd,
+                                                               MemorySegment q, MemorySegment out) {
+        Sequence b = store.newSequence();
+        fill(b, rnd, 9);
+        assertThrows(KvArgumentException.class, () -> att.decodeBatch(0, java.util.Arrays.asList(b, null), q, out));
+        b.close();
+        return new java.lang.ref.WeakReference<>(b.tables);
+    }
+
     @Test
     @Timeout(120)
     void batchesLockingInOppositeOrdersNextToAWriterFinish() throws Exception {

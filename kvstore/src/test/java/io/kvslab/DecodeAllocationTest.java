@@ -60,18 +60,38 @@ class DecodeAllocationTest {
             MemorySegment lse = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * layout.queryHeads());
             MemorySegment heapQ = MemorySegment.ofArray(q);
             MemorySegment heapOut = MemorySegment.ofArray(new float[n * width]);
+            MemorySegment heapLse = MemorySegment.ofArray(new float[n * layout.queryHeads()]);
             assertEquals(0, leastBytes(() -> att.decodeBatch(1, batch, qs, outs, lse)),
                     "bytes allocated by 50 batched decodes of native segments");
-            assertEquals(0, leastBytes(() -> att.decodeBatch(1, batch, heapQ, heapOut)),
+            assertEquals(0, leastBytes(() -> att.decodeBatch(1, batch, heapQ, heapOut, heapLse)),
                     "bytes allocated by 50 batched decodes of heap segments");
-            // what the calls computed: each row bitwise a single decode of its sequence
+            // a batch size that changes from call to call (a server's batch grows and shrinks), heap tensors
+            java.util.List<Sequence> shorter = batch.subList(0, 2);
+            int shortFloats = 2 * width;
+            MemorySegment heapQ2 = MemorySegment.ofArray(java.util.Arrays.copyOf(q, shortFloats));
+            MemorySegment heapOut2 = MemorySegment.ofArray(new float[shortFloats]);
+            assertEquals(0, leastBytes(() -> {
+                att.decodeBatch(1, batch, heapQ, heapOut, heapLse);
+                att.decodeBatch(1, shorter, heapQ2, heapOut2);
+            }), "bytes allocated by 50 pairs of batched decodes of 4 and 2 sequences");
+            // what the calls computed: each row bitwise a single decode of its sequence, lse included
             float[] one = new float[width];
+            float[] oneLse = new float[layout.queryHeads()];
+            long rowBytes = (long) width * Float.BYTES;
+            long lseRow = (long) layout.queryHeads() * Float.BYTES;
             for (int i = 0; i < n; i++) {
-                att.decode(batch.get(i), 1, java.util.Arrays.copyOfRange(q, i * width, (i + 1) * width), one);
-                assertArrayEquals(one, outs.asSlice((long) i * width * Float.BYTES, (long) width * Float.BYTES)
-                        .toArray(ValueLayout.JAVA_FLOAT), "row " + i);
-                assertArrayEquals(one, heapOut.asSlice((long) i * width * Float.BYTES, (long) width * Float.BYTES)
-                        .toArray(ValueLayout.JAVA_FLOAT), "row " + i + " (heap)");
+                att.decode(batch.get(i), 1, java.util.Arrays.copyOfRange(q, i * width, (i + 1) * width), one,
+                        oneLse);
+                assertArrayEquals(one, outs.asSlice(i * rowBytes, rowBytes).toArray(ValueLayout.JAVA_FLOAT), "row " + i);
+                assertArrayEquals(one, heapOut.asSlice(i * rowBytes, rowBytes).toArray(ValueLayout.JAVA_FLOAT),
+                        "row " + i + " (heap)");
+                assertArrayEquals(oneLse, lse.asSlice(i * lseRow, lseRow).toArray(ValueLayout.JAVA_FLOAT), "lse " + i);
+                assertArrayEquals(oneLse, heapLse.asSlice(i * lseRow, lseRow).toArray(ValueLayout.JAVA_FLOAT),
+                        "lse " + i + " (heap)");
+                if (i < 2) {
+                    assertArrayEquals(one, heapOut2.asSlice(i * rowBytes, rowBytes).toArray(ValueLayout.JAVA_FLOAT),
+                            "row " + i + " of the 2-sequence batch");
+                }
             }
         }
     }

@@ -69,7 +69,7 @@ public final class NativeLibrary {
     public static final String DISABLE_PROPERTY = "kvslab.native.disable";
 
     /** ABI version the Java bindings expect; {@code kvs_abi_version()} must return it. */
-    static final int ABI_VERSION = 9;
+    static final int ABI_VERSION = 10;
     static final String RESOURCE_DIR = "/native/linux-x86_64/";
     static final String MANIFEST = "SHA256SUMS";
     static final String LIBRARY = "libkvslab.so";

@@ -60,8 +60,8 @@ final class NativeAttention {
      */
     private static final FunctionDescriptor DECODE = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
             JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_INT);
-    private static final FunctionDescriptor BATCH = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
-            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
+    private static final FunctionDescriptor BATCH = FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
+            ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT);
 
     private static final class Decode {
         static final MethodHandle H = bind("kvs_attn_decode", DECODE);
@@ -212,6 +212,7 @@ final class NativeAttention {
             segment("lse", lse, Math.multiplyExact(lseBytes, (long) n), true);
         }
         segment("tables", tables, Math.multiplyExact(DESCRIPTOR_BYTES, (long) n), true);
+        noOverlap("tables", tables, q, null, null, null, null, null); // its descriptors are written
         noOverlap("out", out, q, tables, null, null, null, null);
         if (withLse) {
             noOverlap("lse", lse, q, out, tables, null, null, null);
@@ -243,9 +244,11 @@ final class NativeAttention {
             long blocks = tables.get(JAVA_LONG_UNALIGNED, at + (long) heads * Long.BYTES);
             long keysAt = packedKeysAt(at, heads);
             long d = i * DESCRIPTOR_BYTES;
-            tables.set(JAVA_LONG_UNALIGNED, d, q.address() + i * tokenBytes);
-            tables.set(JAVA_LONG_UNALIGNED, d + 8, out.address() + i * tokenBytes);
-            tables.set(JAVA_LONG_UNALIGNED, d + 16, withLse ? lse.address() + i * lseBytes : 0L);
+            // q, out and lse go to the kernel as arguments (row i of each), so the linker keeps the caller's
+            // arenas open for the call; a descriptor's own q, out and lse are then unused
+            tables.set(JAVA_LONG_UNALIGNED, d, 0L);
+            tables.set(JAVA_LONG_UNALIGNED, d + 8, 0L);
+            tables.set(JAVA_LONG_UNALIGNED, d + 16, 0L);
             tables.set(JAVA_LONG_UNALIGNED, d + 24, base + keysAt);
             tables.set(JAVA_LONG_UNALIGNED, d + 32, base + keysAt + blocks * Long.BYTES);
             tables.set(JAVA_LONG_UNALIGNED, d + 40, base + at);
@@ -256,10 +259,11 @@ final class NativeAttention {
         }
         MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES
                 ? DecodeBatchCritical.H : DecodeBatch.H;
+        MemorySegment lseArg = withLse ? lse : MemorySegment.NULL;
         int rc;
         try {
-            rc = (int) mh.invokeExact(n, tables, shape.kvHeads(), shape.group(), shape.headDim(),
-                    shape.blockRows(), scale, threads);
+            rc = (int) mh.invokeExact(n, tables, q, out, lseArg, shape.kvHeads(),
+                    shape.group(), shape.headDim(), shape.blockRows(), scale, threads);
         } catch (Throwable t) {
             throw rethrow("kvs_attn_decode_batch", t);
         }

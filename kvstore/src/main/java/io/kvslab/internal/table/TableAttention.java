@@ -185,51 +185,56 @@ public final class TableAttention implements AutoCloseable {
      * MemorySegment)} gives for it alone. All arguments are validated before any lock is taken or any output
      * written; the sequences' read locks are then taken in ascending id order (see
      * {@link SequenceTables#beginReadAll}) and held for the whole native call. A sequence may appear more than once.
-     * Once the instance has seen a batch this large, a call with native, float-aligned {@code q}, {@code out} and
-     * {@code lse} allocates nothing on the heap (the serving step's hot path).
+     * Once the instance's scratch has grown to hold a batch this large (it doubles when a call needs more), a call
+     * allocates nothing on the heap, whatever its tensors (the serving step's hot path).
      *
      * @param tablesOf the tables of a batch element; a constant function, so that the call needs no list of tables
      */
     public <S> void decodeBatch(java.util.List<S> batch, java.util.function.Function<? super S, SequenceTables> tablesOf,
                                 int layer, MemorySegment q, MemorySegment out, MemorySegment lse) {
         enter();
-        int n = 0;
-        int distinct = 0;
         try {
-            n = takeRows(batch, tablesOf);
-            KvLayout layout = checkBatch(n, layer, q, out, lse);
-            distinct = lockOrder(n);
-            SequenceTables.beginReadAll(lockOrder, distinct);
+            int distinct = 0;
             try {
-                runBatch(n, layer, layout, q, out, lse);
+                int n = takeRows(batch, tablesOf);
+                KvLayout layout = checkBatch(n, layer, q, out, lse);
+                distinct = lockOrder(n);
+                SequenceTables.beginReadAll(lockOrder, distinct);
+                try {
+                    runBatch(n, layer, layout, q, out, lse);
+                } finally {
+                    SequenceTables.endReadAll(lockOrder, distinct);
+                }
             } finally {
-                SequenceTables.endReadAll(lockOrder, distinct);
+                // hold no sequence beyond the call, whether it ran or failed part-way
+                java.util.Arrays.fill(rows, 0, rowsFilled, null);
+                rowsFilled = 0;
+                java.util.Arrays.fill(lockOrder, 0, distinct, null);
             }
         } finally {
-            // hold no sequence beyond the call
-            java.util.Arrays.fill(rows, 0, n, null);
-            java.util.Arrays.fill(lockOrder, 0, distinct, null);
             inUse.set(false);
         }
     }
 
-    // The running batch call's sequences in batch order (rows) and distinct, ascending by id (lockOrder: the order
-    // their read locks are taken in). Arrays the instance keeps, so a call allocates no list or set; read from the
-    // caller's list once, so a list changed during the call cannot make a row differ from what was locked.
+    // The running batch call's sequences in batch order (rows, the first rowsFilled set) and distinct, ascending by
+    // id (lockOrder: the order their read locks are taken in). Arrays the instance keeps, so a call allocates no
+    // list or set; read from the caller's list once, so a list changed during the call cannot make a row differ
+    // from what was locked.
     private SequenceTables[] rows = new SequenceTables[8];
+    private int rowsFilled;
     private SequenceTables[] lockOrder = new SequenceTables[8];
 
     /**
-     * Copies the batch's tables into {@link #rows} and returns how many: every element non-null, all of one store.
-     * Nothing is locked yet; on failure the caller clears the rows.
+     * Copies the batch's tables into {@link #rows} and returns how many: at least one, every element non-null, all
+     * of one store. Nothing is locked yet; whatever was copied before a failure is cleared by the caller.
      */
     private <S> int takeRows(java.util.List<S> batch, java.util.function.Function<? super S, SequenceTables> tablesOf) {
         if (batch == null) {
             throw new KvArgumentException("batch must not be null");
         }
         int n = batch.size();
-        if (n == 0) {
-            throw new KvArgumentException("a batch needs at least one sequence");
+        if (n <= 0) {
+            throw new KvArgumentException("a batch needs at least one sequence, got a list of size " + n);
         }
         if (rows.length < n) {
             rows = new SequenceTables[Math.max(n, rows.length * 2)];
@@ -246,14 +251,16 @@ public final class TableAttention implements AutoCloseable {
                         + "than batch[0] (sequence " + rows[0].id() + "); a batch must come from one store");
             }
             rows[i] = t;
+            rowsFilled = i + 1;
         }
         return n;
     }
 
     /**
      * Fills {@link #lockOrder} with the distinct sequences of the first {@code n} rows, ascending by id, and
-     * returns how many. An insertion sort: a batch holds tens of sequences, and a scheduler that keeps its order
-     * hands them over already sorted (one comparison each).
+     * returns how many. An insertion sort: quadratic only for a batch in reverse id order, and a batch is tens of
+     * sequences (a scheduler that keeps its order hands them over sorted: one comparison each); it needs no key
+     * array or boxing.
      */
     private int lockOrder(int n) {
         SequenceTables[] a = lockOrder;
@@ -290,12 +297,21 @@ public final class TableAttention implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             longs = Math.addExact(longs, NativeAttention.packedTableLongs(heads, blockCount(rows[i].tables[layer])));
         }
-        long floatBytes = (qDirect ? 0 : allBytes) + (outDirect ? 0 : allBytes) + (lseDirect ? 0 : lseBytes);
+        long lseRow = (long) layout.queryHeads() * Float.BYTES;
+        long floatBytes = qDirect && outDirect && lseDirect ? 0 : 2 * allBytes + lseBytes;
         scratch.ensure(floatBytes / Float.BYTES, longs);
-        batchIo(qDirect ? 0 : allBytes, outDirect ? 0 : allBytes, lseDirect ? 0 : lseBytes);
-        MemorySegment qSeg = qDirect ? q : copyIn(q, batchQ);
-        MemorySegment outSeg = outDirect ? out : batchOut;
-        MemorySegment lseSeg = lseDirect ? lse : batchLse;
+        MemorySegment qSeg = q;
+        MemorySegment outSeg = out;
+        MemorySegment lseSeg = lse;
+        if (floatBytes > 0) {
+            batchViews(tokenBytes, lseRow);
+            if (!qDirect) {
+                MemorySegment.copy(q, 0, batchQ, 0, allBytes);
+                qSeg = batchQ;
+            }
+            outSeg = outDirect ? out : batchOut;
+            lseSeg = lseDirect ? lse : batchLse;
+        }
         MemorySegment tables = ownLongs();
         long at = NativeAttention.DESCRIPTOR_BYTES * n;
         for (int i = 0; i < n; i++) {
@@ -324,25 +340,26 @@ public final class TableAttention implements AutoCloseable {
         return blocks;
     }
 
-    // Float scratch views of a batch call's heap q, out and lse, rebuilt only when the scratch or the sizes change.
+    // Float scratch views for a batch call's heap (or misaligned, read-only) q, out and lse: as many rows of each as
+    // the scratch holds, so they depend on its size and the row sizes only, and a batch size that changes from call
+    // to call rebuilds nothing. The kernel reads and writes the first rows of each.
     private MemorySegment batchFloats;
-    private long batchQBytes = -1;
-    private long batchOutBytes = -1;
-    private long batchLseBytes = -1;
+    private long batchTokenBytes;
+    private long batchLseRow;
     private MemorySegment batchQ;
     private MemorySegment batchOut;
     private MemorySegment batchLse;
 
-    private void batchIo(long qBytes, long outBytes, long lseBytes) {
+    private void batchViews(long tokenBytes, long lseRow) {
         MemorySegment floats = scratch.floats();
-        if (floats != batchFloats || qBytes != batchQBytes || outBytes != batchOutBytes || lseBytes != batchLseBytes) {
-            batchQ = floats.asSlice(0, qBytes);
-            batchOut = floats.asSlice(qBytes, outBytes);
-            batchLse = floats.asSlice(qBytes + outBytes, lseBytes);
+        if (floats != batchFloats || tokenBytes != batchTokenBytes || lseRow != batchLseRow) {
+            long rowsHeld = floats.byteSize() / (2 * tokenBytes + lseRow);
+            batchQ = floats.asSlice(0, rowsHeld * tokenBytes);
+            batchOut = floats.asSlice(rowsHeld * tokenBytes, rowsHeld * tokenBytes);
+            batchLse = floats.asSlice(2 * rowsHeld * tokenBytes, rowsHeld * lseRow);
             batchFloats = floats;
-            batchQBytes = qBytes;
-            batchOutBytes = outBytes;
-            batchLseBytes = lseBytes;
+            batchTokenBytes = tokenBytes;
+            batchLseRow = lseRow;
         }
     }
 

@@ -117,8 +117,10 @@ class NativeAttentionBatchTest {
                     tables.asSlice(0, NativeAttention.DESCRIPTOR_BYTES), 0.25f, 1), "tables");
             assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null,
                     tables.asSlice(0, tables.byteSize() - 8), 0.25f, 1), "room for");
+            long secondAt = NativeAttention.DESCRIPTOR_BYTES * 2 + 8 * NativeAttention.packedTableLongs(2,
+                    a.offsets.getAtIndex(JAVA_LONG, 2));
             assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null,
-                    tables.asSlice(0, tables.byteSize() - 8 * (2L + 2 + 3)), 0.25f, 1), "offsets and lengths");
+                    tables.asSlice(0, NativeAttention.packedKeysAt(secondAt, 2) - 8), 0.25f, 1), "offsets and lengths");
             // not 8-byte aligned, a negative count
             MemorySegment odd = arena.allocate(tables.byteSize() + 4, 8).asSlice(4);
             MemorySegment.copy(tables, 0, odd, 0, tables.byteSize());
@@ -126,8 +128,6 @@ class NativeAttentionBatchTest {
             assertRejected(() -> NativeAttention.decodeBatch(shape, -1, q, out, null, tables, 0.25f, 1), "n must");
             // a bad table in the second row: a head with more rows than blocks
             MemorySegment badTables = PagedKv.packBatch(arena, a, b);
-            long secondAt = NativeAttention.DESCRIPTOR_BYTES * 2 + 8 * NativeAttention.packedTableLongs(2,
-                    a.offsets.getAtIndex(JAVA_LONG, 2));
             badTables.set(JAVA_LONG, NativeAttention.packedLengthsAt(secondAt, 2) + 8, 100);
             assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null, badTables, 0.25f, 1), "head 1");
             // a block count past the region
@@ -135,12 +135,28 @@ class NativeAttentionBatchTest {
             hugeTables.set(JAVA_LONG, secondAt + 16, Long.MAX_VALUE / 4);
             assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null, hugeTables, 0.25f, 1),
                     "room for");
+            MemorySegment negativeTables = PagedKv.packBatch(arena, a, b);
+            negativeTables.set(JAVA_LONG, secondAt + 16, -1);
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, q, out, null, negativeTables, 0.25f, 1),
+                    "room for");
+            // q over the tables' descriptors, which the call writes
+            MemorySegment qOverTables = arena.allocate(tables.byteSize() + 2 * tokenBytes, 8);
+            MemorySegment.copy(tables, 0, qOverTables, 2 * tokenBytes - 8, tables.byteSize());
+            assertRejected(() -> NativeAttention.decodeBatch(shape, 2, qOverTables.asSlice(0, 2 * tokenBytes), out,
+                    null, qOverTables.asSlice(2 * tokenBytes - 8, tables.byteSize()), 0.25f, 1), "overlaps");
             for (long i = 0; i < out.byteSize(); i++) {
                 assertEquals((byte) 0x5A, out.get(ValueLayout.JAVA_BYTE, i), "a rejected batch wrote out");
             }
             assertArrayEquals(tablesBefore, tables.toArray(ValueLayout.JAVA_BYTE), "a rejected batch wrote tables");
             NativeAttention.decodeBatch(shape, 2, q, out, null, tables, 0.25f, 2);
-            assertTrue(out.get(ValueLayout.JAVA_BYTE, 0) != 0x5A || out.get(ValueLayout.JAVA_BYTE, 1) != 0x5A);
+            PagedKv[] kvs = {a, b};
+            for (int i = 0; i < 2; i++) {
+                MemorySegment one = arena.allocate(tokenBytes, 64);
+                NativeAttention.decode(shape, q.asSlice(i * tokenBytes, tokenBytes), kvs[i].keyBlocks,
+                        kvs[i].valueBlocks, kvs[i].offsets, kvs[i].lengthSegment, 0.25f, one, null, 2);
+                assertArrayEquals(one.toArray(JAVA_FLOAT), out.asSlice(i * tokenBytes, tokenBytes).toArray(JAVA_FLOAT),
+                        "row " + i + " after the rejected calls");
+            }
             NativeAttention.decodeBatch(shape, 0, q, out, null, tables, 0.25f, 2); // an empty batch does nothing
         }
     }
