@@ -277,34 +277,11 @@ static size_t part_bytes_of(int chunks, int n_kv, int group, int Dp) {
          + align64(sizeof(float) * (size_t)chunks * n_kv * group * 2) + align64((size_t)chunks * n_kv);
 }
 
-/* Sequence s's query and outputs: rows s of the batch's q/out/lse when q is given, else its descriptor's own. */
-typedef struct {
-    const float* q;
-    float* out;
-    float* lse;
-} seq_io;
-
-static seq_io io_of(const kvs_decode_seq* d, int s, const float* q, float* out, float* lse, int64_t tok,
-                    int64_t heads) {
-    seq_io io;
-    if (q != NULL) {
-        io.q = q + (int64_t)s * tok;
-        io.out = out + (int64_t)s * tok;
-        io.lse = lse != NULL ? lse + (int64_t)s * heads : NULL;
-    } else {
-        io.q = d->q;
-        io.out = d->out;
-        io.lse = d->lse;
-    }
-    return io;
-}
-
 int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const float* q, float* out, float* lse,
                               int32_t n_kv, int32_t group, int32_t head_dim, int32_t block_rows, float scale,
                               int32_t n_threads) {
     if (n_seq < 0 || n_kv <= 0 || group <= 0 || head_dim <= 0 || block_rows <= 0 || n_threads <= 0
-        || n_threads > KVS_MAX_THREADS || (n_seq > 0 && seqs == NULL) || (q != NULL && out == NULL)
-        || (q == NULL && (out != NULL || lse != NULL))) {
+        || n_threads > KVS_MAX_THREADS || (n_seq > 0 && (seqs == NULL || q == NULL || out == NULL))) {
         return KVS_ERR_ARGUMENT;
     }
     const int64_t tok = (int64_t)n_kv * group * head_dim;
@@ -317,8 +294,7 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const f
         if ((d->k_dtype & ~KVS_QUERY_Q8_0) != (d->k_dtype & 0xff)) return KVS_ERR_ARGUMENT; /* unknown flag bits */
         if ((d->v_dtype & ~KVS_VALUE_INT8) != (d->v_dtype & 0xff)) return KVS_ERR_ARGUMENT;
         const int kd = d->k_dtype & 0xff, vd = d->v_dtype & 0xff;
-        const seq_io io = io_of(d, s, q, out, lse, tok, heads);
-        if (io.q == NULL || io.out == NULL || d->k_blocks == NULL || d->v_blocks == NULL || d->off == NULL
+        if (d->k_blocks == NULL || d->v_blocks == NULL || d->off == NULL
             || d->len == NULL || kvs_row_bytes(kd, head_dim) < 0 || kvs_row_bytes(vd, head_dim) < 0
             || pick_kernels(isa, kd, vd, head_dim) == NULL) {
             return KVS_ERR_ARGUMENT;
@@ -344,7 +320,8 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const f
         const kvs_decode_seq* d = &seqs[s];
         decode_job* j = &jobs[s];
         const int kd = d->k_dtype & 0xff, vd = d->v_dtype & 0xff;
-        const seq_io io = io_of(d, s, q, out, lse, tok, heads);
+        float* s_out = out + (int64_t)s * tok;
+        float* s_lse = lse != NULL ? lse + (int64_t)s * heads : NULL;
         memset(j, 0, sizeof *j);
         j->n_kv = n_kv;
         j->G = group;
@@ -355,14 +332,14 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const f
         j->br = block_rows;
         j->krb = kvs_row_bytes(kd, head_dim);
         j->vrb = kvs_row_bytes(vd, head_dim);
-        j->q = io.q;
+        j->q = q + (int64_t)s * tok;
         j->kb = d->k_blocks;
         j->vb = d->v_blocks;
         j->off = d->off;
         j->len = d->len;
         j->scale = scale;
-        j->out = io.out;
-        j->lse = io.lse;
+        j->out = s_out;
+        j->lse = s_lse;
         const kernel_set* ks = pick_kernels(isa, kd, vd, head_dim);
         j->chunk = ks->chunk;
         j->score = ks->score[kd];
@@ -393,8 +370,8 @@ int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const f
         }
         for (int h = 0; h < n_kv; h++) { /* empty heads: nothing to attend to */
             if (d->len[h] != 0) continue;
-            memset(io.out + (int64_t)h * group * head_dim, 0, sizeof(float) * (size_t)group * head_dim);
-            if (io.lse != NULL) for (int g = 0; g < group; g++) io.lse[(int64_t)h * group + g] = -INFINITY;
+            memset(s_out + (int64_t)h * group * head_dim, 0, sizeof(float) * (size_t)group * head_dim);
+            if (s_lse != NULL) for (int g = 0; g < group; g++) s_lse[(int64_t)h * group + g] = -INFINITY;
         }
         first_item[s] = items;
         items += j->total > 0 ? j->chunks : 0;
@@ -432,6 +409,6 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t k
                         int32_t block_rows, const float* q, const int64_t* k_blocks, const int64_t* v_blocks,
                         const int64_t* off, const int64_t* len, float scale, float* out, float* lse,
                         int32_t n_threads) {
-    kvs_decode_seq one = {q, out, lse, k_blocks, v_blocks, off, len, k_dtype, v_dtype};
-    return kvs_attn_decode_batch(1, &one, NULL, NULL, NULL, n_kv, group, head_dim, block_rows, scale, n_threads);
+    kvs_decode_seq one = {k_blocks, v_blocks, off, len, k_dtype, v_dtype};
+    return kvs_attn_decode_batch(1, &one, q, out, lse, n_kv, group, head_dim, block_rows, scale, n_threads);
 }

@@ -56,13 +56,10 @@ int32_t kvs_attn_decode(int32_t n_kv, int32_t group, int32_t head_dim, int32_t k
                         const float* q, const int64_t* k_blocks, const int64_t* v_blocks, const int64_t* off,
                         const int64_t* len, float scale, float* out, float* lse, int32_t n_threads);
 
-/* One sequence of a batched decode call (64 bytes): its query and outputs, the block tables of the layer being
- * attended (as for kvs_attn_decode: k_blocks/v_blocks indexed through off[n_kv + 1], len[n_kv] rows per kv head)
- * and the element types of its K and V rows. */
+/* One sequence of a batched decode call (40 bytes): the block tables of the layer being attended (as for
+ * kvs_attn_decode: k_blocks/v_blocks indexed through off[n_kv + 1], len[n_kv] rows per kv head) and the element
+ * types of its K and V rows. Its query and outputs are rows of the call's q, out and lse. */
 typedef struct {
-    const float* q;          /* [n_kv*group*head_dim] */
-    float* out;              /* [n_kv*group*head_dim], written */
-    float* lse;              /* [n_kv*group] or NULL */
     const int64_t* k_blocks;
     const int64_t* v_blocks;
     const int64_t* off;      /* [n_kv + 1] */
@@ -76,10 +73,9 @@ typedef struct {
  * sequence's out and lse are bitwise those of kvs_attn_decode on it; the chunks of all sequences form one work
  * list that the caller and up to n_threads - 1 pool workers take dynamically (so a batch of short sequences,
  * each too short to split, still runs on several threads). n_seq may be 0.
- * With q non-NULL, sequence s reads row s of q ([n_seq][n_kv*group*head_dim]) and writes row s of out (same
- * shape, required) and of lse ([n_seq][n_kv*group], or NULL for none); the descriptors' q, out and lse are then
- * ignored. (A caller that passes its tensors as arguments, not only inside the descriptors, lets its binding keep
- * their memory alive for the call.) With q NULL, out and lse must be NULL too and each descriptor's own are used. */
+ * Sequence s reads row s of q ([n_seq][n_kv*group*head_dim]) and writes row s of out (same shape) and of lse
+ * ([n_seq][n_kv*group], or NULL for none). The tensors are arguments, not descriptor fields, so that a binding
+ * keeps the caller's memory alive for the call. */
 int32_t kvs_attn_decode_batch(int32_t n_seq, const kvs_decode_seq* seqs, const float* q, float* out, float* lse,
                               int32_t n_kv, int32_t group, int32_t head_dim, int32_t block_rows, float scale,
                               int32_t n_threads);

@@ -6,8 +6,8 @@
 /* 7: kvs_policy_value_norms_paired (the 4-row remainder kernel's arithmetic, for packed L1 norms in taller tiles). */
 /* 8: kvs_policy_l1_chain_masks and kvs_policy_value_norms_fused (L1 norms without a product in memory). */
 /* 9: kvs_convert_rows (fp32 rows into f16 / bf16 rows, straight into block memory). */
-/* 10: kvs_attn_decode_batch takes the batch's q, out and lse as arguments (rows s of each), not only in the
- *     descriptors, so that a binding keeps the caller's memory alive for the call. */
+/* 10: kvs_attn_decode_batch takes the batch's q, out and lse as arguments (row s of each); kvs_decode_seq no
+ *     longer holds them (40 bytes), so that a binding keeps the caller's memory alive for the call. */
 int32_t kvs_abi_version(void) { return 10; }
 
 int64_t kvs_row_bytes(int32_t dtype, int32_t head_dim) {

@@ -160,7 +160,7 @@ final class NativeAttention {
     }
 
     /** Bytes of one {@code kvs_decode_seq} descriptor of {@code kvs_attn_decode_batch}. */
-    static final long DESCRIPTOR_BYTES = 64;
+    static final long DESCRIPTOR_BYTES = 40;
 
     /*
      * The int64 region of a batched decode ("tables"): n descriptors, which this class writes, then the block
@@ -244,17 +244,12 @@ final class NativeAttention {
             long blocks = tables.get(JAVA_LONG_UNALIGNED, at + (long) heads * Long.BYTES);
             long keysAt = packedKeysAt(at, heads);
             long d = i * DESCRIPTOR_BYTES;
-            // q, out and lse go to the kernel as arguments (row i of each), so the linker keeps the caller's
-            // arenas open for the call; a descriptor's own q, out and lse are then unused
-            tables.set(JAVA_LONG_UNALIGNED, d, 0L);
-            tables.set(JAVA_LONG_UNALIGNED, d + 8, 0L);
-            tables.set(JAVA_LONG_UNALIGNED, d + 16, 0L);
-            tables.set(JAVA_LONG_UNALIGNED, d + 24, base + keysAt);
-            tables.set(JAVA_LONG_UNALIGNED, d + 32, base + keysAt + blocks * Long.BYTES);
-            tables.set(JAVA_LONG_UNALIGNED, d + 40, base + at);
-            tables.set(JAVA_LONG_UNALIGNED, d + 48, base + packedLengthsAt(at, heads));
-            tables.set(JAVA_INT_UNALIGNED, d + 56, shape.decodeKeyArgument());
-            tables.set(JAVA_INT_UNALIGNED, d + 60, shape.decodeValueArgument());
+            tables.set(JAVA_LONG_UNALIGNED, d, base + keysAt);
+            tables.set(JAVA_LONG_UNALIGNED, d + 8, base + keysAt + blocks * Long.BYTES);
+            tables.set(JAVA_LONG_UNALIGNED, d + 16, base + at);
+            tables.set(JAVA_LONG_UNALIGNED, d + 24, base + packedLengthsAt(at, heads));
+            tables.set(JAVA_INT_UNALIGNED, d + 32, shape.decodeKeyArgument());
+            tables.set(JAVA_INT_UNALIGNED, d + 36, shape.decodeValueArgument());
             at = keysAt + 2 * blocks * Long.BYTES;
         }
         MethodHandle mh = rows * (shape.keyRowBytes() + shape.valueRowBytes()) <= CRITICAL_MAX_BYTES

@@ -190,8 +190,9 @@ public final class TableAttention implements AutoCloseable {
      *
      * @param tablesOf the tables of a batch element; a constant function, so that the call needs no list of tables
      */
-    public <S> void decodeBatch(java.util.List<S> batch, java.util.function.Function<? super S, SequenceTables> tablesOf,
-                                int layer, MemorySegment q, MemorySegment out, MemorySegment lse) {
+    public <S> void decodeBatch(java.util.List<S> batch,
+                                java.util.function.Function<? super S, SequenceTables> tablesOf, int layer,
+                                MemorySegment q, MemorySegment out, MemorySegment lse) {
         enter();
         try {
             int distinct = 0;
@@ -415,8 +416,9 @@ public final class TableAttention implements AutoCloseable {
         long floats = Math.multiplyExact(Math.multiplyExact(rows, heads), dim);
         long bytes = Math.multiplyExact(floats, (long) Float.BYTES);
         if (q.byteSize() != bytes || out.byteSize() != bytes) {
-            throw new KvArgumentException("q and out must be " + (batch ? "batch " : "") + rows + " x queryHeads " + heads + " x headDim "
-                    + dim + " f32 values = " + bytes + " bytes, got " + q.byteSize() + " and " + out.byteSize());
+            throw new KvArgumentException("q and out must be " + (batch ? "batch " : "") + rows + " x queryHeads "
+                    + heads + " x headDim " + dim + " f32 values = " + bytes + " bytes, got " + q.byteSize() + " and "
+                    + out.byteSize());
         }
         if (out.isReadOnly()) {
             throw new KvArgumentException("out must be writable");
