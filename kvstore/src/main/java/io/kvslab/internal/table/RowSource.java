@@ -1,6 +1,7 @@
 package io.kvslab.internal.table;
 
 import io.kvslab.DType;
+import io.kvslab.KvArgumentException;
 import io.kvslab.KvTensor;
 
 import java.lang.foreign.MemorySegment;
@@ -89,6 +90,13 @@ sealed interface RowSource {
 
         @Override
         public void check(String what, DType store) {
+            MemorySegment data = tensor.data();
+            if (!data.scope().isAlive()) {
+                throw new KvArgumentException(what + "'s memory belongs to a closed arena");
+            }
+            if (!data.isAccessibleBy(Thread.currentThread())) {
+                throw new KvArgumentException(what + "'s memory is confined to another thread than the caller's");
+            }
             TensorCodec.check(what, tensor, store);
         }
 

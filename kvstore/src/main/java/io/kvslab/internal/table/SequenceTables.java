@@ -55,6 +55,16 @@ public final class SequenceTables {
     private final long[] appendRows;
     /** {@link #appendRows} as the downcall's argument, made once: an append makes no object. */
     private final MemorySegment appendRowsSegment;
+    /**
+     * What an append changed in each head's table before its rows were written, to undo if a write fails (used
+     * under the write lock only): per head, the block count before ({@code appendUndoCounts}), and the shared K and
+     * V tails it replaced by private copies ({@code appendUndoTails[2h]}, {@code [2h + 1]}, valid where
+     * {@code appendUndoReplaced} says so). Those tails are released only once the append succeeds, so they stay
+     * alive to be put back.
+     */
+    private final int[] appendUndoCounts;
+    private final long[] appendUndoTails;
+    private final boolean[] appendUndoReplaced;
     private volatile long referencedBlocks;
     private volatile long peakReferencedBlocks;
     private volatile long rowsEvicted;
@@ -91,6 +101,9 @@ public final class SequenceTables {
         this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.appendRows = new long[4 * layout.kvHeads()];
         this.appendRowsSegment = MemorySegment.ofArray(appendRows);
+        this.appendUndoCounts = new int[layout.kvHeads()];
+        this.appendUndoTails = new long[2 * layout.kvHeads()];
+        this.appendUndoReplaced = new boolean[2 * layout.kvHeads()];
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (BlockTable[] layer : tables) {
             for (int h = 0; h < layer.length; h++) {
@@ -112,6 +125,9 @@ public final class SequenceTables {
         this.vFloats = new RowSource.Floats(layout.kvHeads(), layout.headDim());
         this.appendRows = new long[4 * layout.kvHeads()];
         this.appendRowsSegment = MemorySegment.ofArray(appendRows);
+        this.appendUndoCounts = new int[layout.kvHeads()];
+        this.appendUndoTails = new long[2 * layout.kvHeads()];
+        this.appendUndoReplaced = new boolean[2 * layout.kvHeads()];
         this.tables = new BlockTable[layout.layers()][layout.kvHeads()];
         for (int l = 0; l < tables.length; l++) {
             for (int h = 0; h < tables[l].length; h++) {
@@ -437,64 +453,38 @@ public final class SequenceTables {
                 }
                 fresh = tryAllocate(newBlocks / 2 + keyCopies, newBlocks / 2 + valueCopies, attempt);
                 if (fresh != null) {
-                    host.appended(id, fresh.size());   // uses up a scheduler's reservation for this sequence
                     break;
                 }
             }
+            try {
+                writeAppend(rows, k, v, kt, vt, n, fresh);
+            } catch (RuntimeException | Error e) {
+                undoAppend(rows, fresh);
+                if (kt != null && (!kt.data().scope().isAlive() || !vt.data().scope().isAlive())) {
+                    // another thread closed the caller's memory after the checks above (NativeAppend's downcall
+                    // keeps its arguments open for the call; the Java copies cannot)
+                    KvArgumentException closed = new KvArgumentException("the memory of k or v was closed during "
+                            + "the append; nothing was appended");
+                    closed.initCause(e);
+                    throw closed;
+                }
+                throw e;
+            }
+            host.appended(id, fresh.size());   // uses up a scheduler's reservation for this sequence
 
-            // One token of f16 tensors into an f16 store: the rows' copies go in one native call (NativeAppend).
-            boolean nativeCopy = n == 1 && kt != null && kt.type() == DType.F16 && vt.type() == DType.F16
-                    && layout.keyDtype() == DType.F16 && layout.valueDtype() == DType.F16 && kt.rowsContiguous()
-                    && vt.rowsContiguous() && NativeAppend.enabled();
-            for (int h = 0; h < rows.length; h++) {
-                BlockTable t = rows[h];
-                int tailRows = t.length % tokensPerBlock;
-                if (tailRows != 0) {
-                    int tail = t.blockCount - 1;
-                    if (allocator.refCount(t.keyBlocks[tail]) > 1) {
-                        t.keyBlocks[tail] = copyOnWrite(t.keyBlocks[tail], fresh.take(true), tailRows * keyRowBytes);
-                    }
-                    if (allocator.refCount(t.valueBlocks[tail]) > 1) {
-                        t.valueBlocks[tail] = copyOnWrite(t.valueBlocks[tail], fresh.take(false),
-                                tailRows * valueRowBytes);
-                    }
-                }
-                int target = blocksFor(t.length + n);
-                t.ensureBlockCapacity(target);
-                while (t.blockCount < target) {
-                    t.keyBlocks[t.blockCount] = fresh.take(true);
-                    t.valueBlocks[t.blockCount] = fresh.take(false);
-                    t.blockCount++;
-                }
-                t.ensureRowCapacity(t.length + n);
-                if (nativeCopy) {
-                    int block = t.length / tokensPerBlock;
-                    int slot = t.length % tokensPerBlock;
-                    appendRows[4 * h] = kt.elementOffset(0, h, 0) * Short.BYTES;
-                    appendRows[4 * h + 1] = vt.elementOffset(0, h, 0) * Short.BYTES;
-                    appendRows[4 * h + 2] = allocator.address(t.keyBlocks[block]) + slot * keyRowBytes;
-                    appendRows[4 * h + 3] = allocator.address(t.valueBlocks[block]) + slot * valueRowBytes;
-                } else {
-                    writeRows(t, h, k, v, n);
-                }
-            }
-            if (nativeCopy) {
-                try {
-                    NativeAppend.copy(kt.data(), vt.data(), appendRowsSegment, rows.length, keyRowBytes, valueRowBytes);
-                } catch (KvSlabException e) {
-                    // Cannot happen with the arguments built above; if it does, the Java copy writes the same bytes
-                    // (or fails as it always could), so the rows below are never published unwritten.
-                    for (int h = 0; h < rows.length; h++) {
-                        writeRows(rows[h], h, k, v, n);
-                    }
-                }
-            }
             // Published only now that every head's rows are written (under the write lock, as before).
             for (BlockTable t : rows) {
                 for (int i = 0; i < n; i++) {
                     t.positions[t.length + i] = positions == null ? single : positions[i];
                 }
                 t.length += n;
+            }
+            // The shared tails replaced by private copies: this table's references go only now (see appendUndoTails).
+            for (int i = 0; i < 2 * rows.length; i++) {
+                if (appendUndoReplaced[i]) {
+                    allocator.release(appendUndoTails[i]);
+                    appendUndoReplaced[i] = false;
+                }
             }
             // A fork sibling may have dropped its reference since we counted: return unused copy blocks.
             fresh.releaseUnused(allocator);
@@ -507,6 +497,97 @@ public final class SequenceTables {
             vTensor.release();
             endWrite();
         }
+    }
+
+    /**
+     * The part of an append that writes: attaches each head's new blocks (private copies of shared partial tails
+     * first) and writes the rows into them. The rows are not published (lengths and positions unchanged). Records
+     * in {@link #appendUndoCounts} and {@link #appendUndoTails} what {@link #undoAppend} needs if it throws.
+     */
+    private void writeAppend(BlockTable[] rows, RowSource k, RowSource v, KvTensor kt, KvTensor vt, int n,
+                             FreshBlocks fresh) {
+        for (int h = 0; h < rows.length; h++) {
+            appendUndoCounts[h] = rows[h].blockCount;
+        }
+        // One token of f16 tensors into an f16 store: the rows' copies go in one native call (NativeAppend).
+        boolean nativeCopy = n == 1 && kt != null && kt.type() == DType.F16 && vt.type() == DType.F16
+                && layout.keyDtype() == DType.F16 && layout.valueDtype() == DType.F16 && kt.rowsContiguous()
+                && vt.rowsContiguous() && NativeAppend.enabled();
+        for (int h = 0; h < rows.length; h++) {
+            BlockTable t = rows[h];
+            int tailRows = t.length % tokensPerBlock;
+            if (tailRows != 0) {
+                int tail = t.blockCount - 1;
+                if (allocator.refCount(t.keyBlocks[tail]) > 1) {
+                    appendUndoTails[2 * h] = t.keyBlocks[tail];
+                    appendUndoReplaced[2 * h] = true;
+                    t.keyBlocks[tail] = copyTail(t.keyBlocks[tail], fresh.take(true), tailRows * keyRowBytes);
+                }
+                if (allocator.refCount(t.valueBlocks[tail]) > 1) {
+                    appendUndoTails[2 * h + 1] = t.valueBlocks[tail];
+                    appendUndoReplaced[2 * h + 1] = true;
+                    t.valueBlocks[tail] = copyTail(t.valueBlocks[tail], fresh.take(false),
+                            tailRows * valueRowBytes);
+                }
+            }
+            int target = blocksFor(t.length + n);
+            t.ensureBlockCapacity(target);
+            while (t.blockCount < target) {
+                t.keyBlocks[t.blockCount] = fresh.take(true);
+                t.valueBlocks[t.blockCount] = fresh.take(false);
+                t.blockCount++;
+            }
+            t.ensureRowCapacity(t.length + n);
+            if (nativeCopy) {
+                int block = t.length / tokensPerBlock;
+                int slot = t.length % tokensPerBlock;
+                appendRows[4 * h] = kt.elementOffset(0, h, 0) * Short.BYTES;
+                appendRows[4 * h + 1] = vt.elementOffset(0, h, 0) * Short.BYTES;
+                appendRows[4 * h + 2] = allocator.address(t.keyBlocks[block]) + slot * keyRowBytes;
+                appendRows[4 * h + 3] = allocator.address(t.valueBlocks[block]) + slot * valueRowBytes;
+            } else {
+                writeRows(t, h, k, v, n);
+            }
+        }
+        if (nativeCopy) {
+            try {
+                NativeAppend.copy(kt.data(), vt.data(), appendRowsSegment, rows.length, keyRowBytes, valueRowBytes);
+            } catch (KvSlabException e) {
+                // Cannot happen with the arguments built above; if it does, the Java copy writes the same bytes
+                // (or fails as it always could), so the rows below are never published unwritten.
+                for (int h = 0; h < rows.length; h++) {
+                    writeRows(rows[h], h, k, v, n);
+                }
+            }
+        }
+    }
+
+    /**
+     * Puts every head's table back as it was before {@link #writeAppend} and returns every reserved block: the
+     * attached fresh blocks and private tail copies are released, the shared tails they replaced restored (this
+     * table still holds their references). Lengths and positions were never changed.
+     */
+    private void undoAppend(BlockTable[] rows, FreshBlocks fresh) {
+        for (int h = 0; h < rows.length; h++) {
+            BlockTable t = rows[h];
+            int before = appendUndoCounts[h];
+            for (int b = before; b < t.blockCount; b++) {
+                allocator.release(t.keyBlocks[b]);
+                allocator.release(t.valueBlocks[b]);
+            }
+            t.blockCount = before;
+            if (appendUndoReplaced[2 * h]) {
+                allocator.release(t.keyBlocks[before - 1]);
+                t.keyBlocks[before - 1] = appendUndoTails[2 * h];
+                appendUndoReplaced[2 * h] = false;
+            }
+            if (appendUndoReplaced[2 * h + 1]) {
+                allocator.release(t.valueBlocks[before - 1]);
+                t.valueBlocks[before - 1] = appendUndoTails[2 * h + 1];
+                appendUndoReplaced[2 * h + 1] = false;
+            }
+        }
+        fresh.releaseUnused(allocator);
     }
 
     private static int checkedBlockCount(long blocks) {
@@ -535,9 +616,9 @@ public final class SequenceTables {
         }
     }
 
-    private long copyOnWrite(long shared, long fresh, long bytes) {
+    /** Copies a shared tail's first {@code bytes} into {@code fresh}; the caller releases {@code shared} later. */
+    private long copyTail(long shared, long fresh, long bytes) {
         MemorySegment.copy(allocator.segment(shared), 0, allocator.segment(fresh), 0, bytes);
-        allocator.release(shared);
         return fresh;
     }
 
