@@ -110,7 +110,7 @@ public final class KvCacheManager {
      */
     public boolean reserve(Sequence s, int tokens) {
         long need = blocksToAppend(s, tokens);
-        long shortfall = tryPromise(s.id(), need);
+        long shortfall = tryPromise(s, need);
         if (shortfall == 0) {
             return true;
         }
@@ -118,11 +118,18 @@ public final class KvCacheManager {
         if (cache == null || cache.evict(Math.multiplyExact(shortfall, blockBytes)) == 0) {
             return false;
         }
-        return tryPromise(s.id(), need) == 0;
+        return tryPromise(s, need) == 0;
     }
 
-    /** Promises {@code need} blocks to {@code id} if they fit; returns 0, or the blocks missing. */
-    private synchronized long tryPromise(long id, long need) {
+    /**
+     * Promises {@code need} blocks to {@code s} if they fit; returns 0, or the blocks missing. Checks again that
+     * {@code s} is open, under this monitor: a sequence marks itself closed before its close callback
+     * ({@link #closed}) takes the monitor, so a close racing this call either is seen here or drops the promise
+     * after it. A promise made to a closed sequence would never be dropped.
+     */
+    private synchronized long tryPromise(Sequence s, long need) {
+        s.checkOpen();
+        long id = s.id();
         long old = pending.getOrDefault(id, 0L);
         long free = capacityBlocks - store.tables.liveBlocks() - (pendingTotal - old);
         if (need > free) {

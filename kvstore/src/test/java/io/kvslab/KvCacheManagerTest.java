@@ -219,4 +219,41 @@ class KvCacheManagerTest {
             foreign.close();
         }
     }
+
+    /**
+     * A reservation racing the sequence's close never outlives it: either reserve sees the sequence closed
+     * (ClosedException) or the close drops the promise. Before the fix the open check and the promise were two
+     * steps, and a close between them left a promise for a dead sequence (found within a few hundred rounds).
+     */
+    @Test
+    void aReservationRacingCloseNeverOutlivesTheSequence() throws Exception {
+        KvLayout layout = KvLayout.of(2, 4, 2, 64, DType.F16);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+        try (KvStore store = KvStore.open(layout, StoreConfig.defaults().withLimitBytes(256L << 20))) {
+            KvCacheManager m = KvCacheManager.of(store);
+            for (int i = 0; i < 3000; i++) {
+                Sequence s = store.newSequence();
+                java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+                java.util.concurrent.Future<Boolean> reserve = pool.submit(() -> {
+                    go.await();
+                    try {
+                        return m.reserve(s, 64);
+                    } catch (ClosedException closed) {
+                        return false;
+                    }
+                });
+                java.util.concurrent.Future<?> close = pool.submit(() -> {
+                    go.await();
+                    s.close();
+                    return null;
+                });
+                go.countDown();
+                reserve.get();
+                close.get();
+                assertEquals(0, m.usage().pendingBlocks(), "round " + i + ": a promise outlived its closed sequence");
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
 }
