@@ -159,6 +159,10 @@ public final class PodDecoder implements AutoCloseable {
      */
     public void decode(int layer, float[] q, float[] k, float[] v, long position, float[] out) {
         checkOpen();
+        // every argument the steps after the append read is checked first: a refused call stores nothing
+        checkLayer(layer);
+        checkWidth("q", q);
+        checkWidth("out", out);
         sequence.append(layer, k, v, position);
         prepare(layer, q, position);
         attend(layer, q, out);
@@ -175,10 +179,7 @@ public final class PodDecoder implements AutoCloseable {
     public void prepare(int layer, float[] q, long position) {
         checkOpen();
         checkLayer(layer);
-        if (q == null || q.length != width) {
-            throw new KvArgumentException("q must hold queryHeads x headDim = " + width + " floats, got "
-                    + (q == null ? "null" : q.length));
-        }
+        checkWidth("q", q);
         if (sharingOn) {
             freedBlocks += sharing.demote(sequence, layer, position);
             System.arraycopy(q, 0, layerQueries[layer], 0, width);
@@ -247,6 +248,13 @@ public final class PodDecoder implements AutoCloseable {
     private void checkOpen() {
         if (closed) {
             throw new KvArgumentException("this PodDecoder is closed; create a new one");
+        }
+    }
+
+    private void checkWidth(String name, float[] a) {
+        if (a == null || a.length != width) {
+            throw new KvArgumentException(name + " must hold queryHeads x headDim = " + width + " floats, got "
+                    + (a == null ? "null" : a.length));
         }
     }
 

@@ -263,6 +263,19 @@ class PodAttentionTest {
             }
             assertThrows(KvArgumentException.class, () -> pod.prepare(LAYERS, r.q[0], total));
             assertThrows(KvArgumentException.class, () -> pod.prepare(0, new float[3], total));
+            // a decode step refused for its q, out or layer stores nothing: the same step can then run
+            long live = store.stats().liveBytes();
+            int rows = s.length(0, 0);
+            float[] k = r.k[0][prompt];
+            float[] v = r.v[0][prompt];
+            assertThrows(KvArgumentException.class, () -> pod.decode(0, new float[3], k, v, total, out));
+            assertThrows(KvArgumentException.class, () -> pod.decode(0, r.q[0], k, v, total, new float[3]));
+            assertThrows(KvArgumentException.class, () -> pod.decode(0, r.q[0], k, v, total, null));
+            assertThrows(KvArgumentException.class, () -> pod.decode(LAYERS, r.q[0], k, v, total, out));
+            assertEquals(rows, s.length(0, 0));
+            assertEquals(live, store.stats().liveBytes());
+            pod.decode(0, r.q[0], k, v, total, out);
+            assertEquals(rows + 1, s.length(0, 0));
         }
     }
 
