@@ -4,6 +4,7 @@ import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
+import io.kvslab.internal.table.PayloadValues;
 import io.kvslab.internal.table.RawBlocks;
 import io.kvslab.Sequence;
 import net.openhft.chronicle.bytes.MappedBytes;
@@ -172,8 +173,19 @@ final class SnapshotWriter {
                 CRC32C crc = new CRC32C();
                 for (BlockSource b : order) {
                     int len = (int) (b.rows * (b.kind == SnapshotFormat.KIND_KEY ? keyRowBytes : valueRowBytes));
-                    RawBlocks.readRows(sequences.get(b.sequence), b.layer, b.head,
-                            b.kind == SnapshotFormat.KIND_KEY, b.slot, b.rows, buffer, 0);
+                    boolean keys = b.kind == SnapshotFormat.KIND_KEY;
+                    RawBlocks.readRows(sequences.get(b.sequence), b.layer, b.head, keys, b.slot, b.rows, buffer, 0);
+                    // The reader refuses a non-finite value (append's rule), so a file holding one could never be
+                    // restored: refuse it here, while the rows still exist. Append checks every value, but a caller
+                    // that writes its buffer while the append copies it can still get one in.
+                    int bad = PayloadValues.firstNonFinite(buffer, len, layout.dtype(keys), layout.headDim());
+                    if (bad >= 0) {
+                        throw SnapshotException.unsuitable("cannot save snapshot " + target + ": sequence "
+                                + sequences.get(b.sequence).id() + ", layer " + b.layer + ", KV head " + b.head + " holds "
+                                + PayloadValues.describe(buffer, 0, bad, layout.dtype(keys), layout.headDim())
+                                + " (element " + bad + " of a " + (keys ? "K" : "V") + " block); a snapshot holds "
+                                + "finite values only. Nothing was written");
+                    }
                     crc.reset();
                     crc.update(buffer, 0, len);
                     crcs[b.index] = (int) crc.getValue();

@@ -138,7 +138,7 @@ public final class BlockRecords {
      * @throws KvArgumentException if the record does not fit the layout: a null field, a table outside the layout
      *                             (or only one of layer / KV head {@link BlockRecord#ALL}), a row count outside
      *                             {@code [1, tokensPerBlock]}, positions not strictly increasing from {@code >= 0},
-     *                             or rows of the wrong length
+     *                             rows of the wrong length, or a row value that is not finite in its type
      */
     public static byte[] encode(KvLayout layout, BlockRecord record) {
         if (layout == null || record == null || record.kind() == null || record.positions() == null
@@ -164,6 +164,12 @@ public final class BlockRecords {
             throw new KvArgumentException("a " + record.kind() + " record of " + rows + " rows for "
                     + (all ? "every (layer, KV head)" : "one (layer, KV head)") + " needs " + rowsBytes
                     + " bytes of rows, got " + record.rows().length);
+        }
+        // A reader refuses a non-finite value (verify), so such a record could never be read back: refuse it while
+        // its rows still exist (a swap-out then keeps the sequence in memory)
+        String nonFinite = firstNonFinite(layout, record.kind(), rows, record.rows(), 0, record.rows().length);
+        if (nonFinite != null) {
+            throw new KvArgumentException("cannot encode a record whose " + nonFinite);
         }
         long total = recordBytes(layout, record.kind(), all, rows);
         if (total > MAX_RECORD_BYTES) {
@@ -309,7 +315,19 @@ public final class BlockRecords {
         }
         int rowsOff = offset + HEADER_BYTES + 8 * rows;
         int rowsLen = length - CRC_BYTES - HEADER_BYTES - 8 * rows;
-        // Parts in order: per table, its K rows then (or only) its V rows, each checked with its own type.
+        String nonFinite = firstNonFinite(layout, kind, rows, bytes, rowsOff, rowsLen);
+        if (nonFinite != null) {
+            throw reject(Reason.NON_FINITE_VALUE, key, what + ": " + nonFinite);
+        }
+        return new VerifiedRecord(kind, layer, kvHead, positions, bytes, rowsOff, rowsLen);
+    }
+
+    /**
+     * The first value of {@code bytes[rowsOff, rowsOff + rowsLen)} (a record's rows) that is not finite in its
+     * part's type, described, or null. Parts in order: per table, its K rows then (or only) its V rows.
+     */
+    private static String firstNonFinite(KvLayout layout, BlockRecord.Kind kind, int rows, byte[] bytes, int rowsOff,
+                                         int rowsLen) {
         boolean[] parts = switch (kind) {
             case KEYS -> new boolean[] {true};
             case VALUES -> new boolean[] {false};
@@ -323,14 +341,13 @@ public final class BlockRecords {
             int partLen = Math.toIntExact(rows * layout.rowBytes(keys));
             int element = PayloadValues.firstNonFinite(bytes, partOff, partLen, dtype, layout.headDim());
             if (element >= 0) {
-                throw reject(Reason.NON_FINITE_VALUE, key, what + ": element " + element + " of the "
-                        + (keys ? "K" : "V") + " rows at byte " + (partOff - rowsOff) + " is "
-                        + PayloadValues.describe(bytes, partOff, element, dtype, layout.headDim())
-                        + "; stored rows must be finite " + dtype + " values, as append requires");
+                return "element " + element + " of the " + (keys ? "K" : "V") + " rows at byte " + (partOff - rowsOff)
+                        + " is " + PayloadValues.describe(bytes, partOff, element, dtype, layout.headDim())
+                        + "; stored rows must be finite " + dtype + " values, as append requires";
             }
             partOff += partLen;
         }
-        return new VerifiedRecord(kind, layer, kvHead, positions, bytes, rowsOff, rowsLen);
+        return null;
     }
 
     /**

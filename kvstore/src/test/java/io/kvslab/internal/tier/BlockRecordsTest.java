@@ -270,6 +270,17 @@ class BlockRecordsTest {
     }
 
     @Test
+    void nonFiniteRowsAreNotEncoded() {
+        for (short bits : new short[] {0x7e00, 0x7c00, (short) 0xfc00}) {   // NaN, +inf, -inf in f16
+            BlockRecord r = oneTable(2);
+            r.rows()[2 * 11] = (byte) bits;                                 // element 11 of the rows
+            r.rows()[2 * 11 + 1] = (byte) (bits >> 8);
+            KvArgumentException e = assertThrows(KvArgumentException.class, () -> BlockRecords.encode(LAYOUT, r));
+            assertTrue(e.getMessage().contains("element 11 of the K rows"), e.getMessage());
+        }
+    }
+
+    @Test
     void nonFiniteRowsAreRejectedEvenWithAValidChecksum() {
         for (short bits : new short[] {0x7e00, 0x7c00, (short) 0xfc00}) {   // NaN, +inf, -inf in f16
             byte[] b = BlockRecords.encode(LAYOUT, oneTable(2));
