@@ -1,6 +1,7 @@
 package io.kvslab.policy;
 
 import io.kvslab.KvArgumentException;
+import io.kvslab.KvLayout;
 
 /**
  * The last {@code capacity} queries of every layer of one sequence, kept so that a policy that needs an observation
@@ -8,6 +9,9 @@ import io.kvslab.KvArgumentException;
  * runner pushes each token's RoPE-rotated query, [queryHeads][headDim], per layer.
  */
 public final class RecentQueries {
+    /** Most floats of one layer's ring (capacity x queryHeads x headDim): one Java array. */
+    public static final int MAX_RING_FLOATS = Integer.MAX_VALUE - 8;
+
     private final int layers;
     private final int width;
     private final int capacity;
@@ -23,15 +27,27 @@ public final class RecentQueries {
      * @param queryHeads query heads per token
      * @param headDim    elements per head
      * @param capacity   queries kept per layer (the policy's {@link CompressionPolicy#windowQueries()})
-     * @throws KvArgumentException if a count is below 1
+     * @throws KvArgumentException if a count is below 1, above a {@link KvLayout}'s limit, or one layer's ring
+     *                             would exceed {@value #MAX_RING_FLOATS} floats
      */
     public RecentQueries(int layers, int queryHeads, int headDim, int capacity) {
         if (layers < 1 || queryHeads < 1 || headDim < 1 || capacity < 1) {
             throw new KvArgumentException("layers, queryHeads, headDim and capacity must be >= 1; got " + layers + ", "
                     + queryHeads + ", " + headDim + ", " + capacity);
         }
+        // the same bounds as a store's layout, and one layer's ring in one Java array: checked before allocating
+        if (layers > KvLayout.MAX_LAYERS || queryHeads > KvLayout.MAX_HEADS || headDim > KvLayout.MAX_DIMENSION) {
+            throw new KvArgumentException("layers <= " + KvLayout.MAX_LAYERS + ", queryHeads <= " + KvLayout.MAX_HEADS
+                    + " and headDim <= " + KvLayout.MAX_DIMENSION + " are allowed (as in a KvLayout); got " + layers
+                    + ", " + queryHeads + ", " + headDim);
+        }
+        long ringFloats = (long) capacity * queryHeads * headDim;
+        if ((long) queryHeads * headDim > KvLayout.MAX_TOKEN_FLOATS || ringFloats > MAX_RING_FLOATS) {
+            throw new KvArgumentException("capacity x queryHeads x headDim = " + capacity + " x " + queryHeads + " x "
+                    + headDim + " floats per layer; at most " + MAX_RING_FLOATS + " are allowed");
+        }
         this.layers = layers;
-        this.width = Math.multiplyExact(queryHeads, headDim);
+        this.width = queryHeads * headDim;
         this.capacity = capacity;
         this.ring = new float[layers][Math.multiplyExact(capacity, width)];
         this.positions = new long[layers][capacity];

@@ -160,4 +160,16 @@ class BatchAndDecodingTest {
         assertThrows(KvArgumentException.class, () -> r.push(0, new float[]{0, 0}, 14));
         assertThrows(KvArgumentException.class, () -> r.push(0, new float[]{0}, 15));
     }
+
+    /** Sizes beyond a layout's limits are refused before anything is allocated (they used to run out of heap). */
+    @Test
+    void recentQueriesRefuseSizesBeyondTheLimitsBeforeAllocating() {
+        assertThrows(KvArgumentException.class, () -> new RecentQueries(1 << 20, 40, 33, 64));
+        assertThrows(KvArgumentException.class, () -> new RecentQueries(31, 7, 1 << 20, 7));
+        assertThrows(KvArgumentException.class, () -> new RecentQueries(65536, Integer.MAX_VALUE, 65536, 1));
+        KvArgumentException e = assertThrows(KvArgumentException.class,
+                () -> new RecentQueries(2, 64, 128, 1 << 20));      // 2^33 floats per layer
+        assertTrue(e.getMessage().contains("at most " + RecentQueries.MAX_RING_FLOATS), e.getMessage());
+        assertNull(new RecentQueries(io.kvslab.KvLayout.MAX_LAYERS, 32, 128, 1).window(0), "the largest layer count is allowed");
+    }
 }
