@@ -27,6 +27,11 @@ public record LayerContext(int layer, int queryHeads, int headDim, List<HeadSnap
         if (heads == null || heads.isEmpty()) {
             throw new KvArgumentException("a layer needs at least one KV head");
         }
+        for (int h = 0; h < heads.size(); h++) {   // a loop: List.of(...).contains(null) itself throws
+            if (heads.get(h) == null) {
+                throw new KvArgumentException("heads must not contain null (KV head " + h + ")");
+            }
+        }
         heads = List.copyOf(heads);
         if (queryHeads < 1 || queryHeads % heads.size() != 0) {
             throw new KvArgumentException(queryHeads + " query heads cannot be shared evenly by " + heads.size()

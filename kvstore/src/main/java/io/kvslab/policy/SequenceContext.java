@@ -24,6 +24,11 @@ record SequenceContext(List<LayerContext> layers) {
         if (layers == null || layers.isEmpty()) {
             throw new KvArgumentException("a sequence context needs at least one layer");
         }
+        for (int l = 0; l < layers.size(); l++) {   // a loop: List.of(...).contains(null) itself throws
+            if (layers.get(l) == null) {
+                throw new KvArgumentException("layers must not contain null (position " + l + ")");
+            }
+        }
         layers = List.copyOf(layers);
         LayerContext first = layers.get(0);
         for (int l = 0; l < layers.size(); l++) {

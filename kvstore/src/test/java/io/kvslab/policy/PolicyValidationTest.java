@@ -57,6 +57,9 @@ class PolicyValidationTest {
         LayerContext l0 = new LayerContext(0, 2, 2, List.of(h, h), null);
         LayerContext l2 = new LayerContext(2, 2, 2, List.of(h, h), LayerInputs.none());
         fails("layer order", () -> new SequenceContext(List.of(l0, l2)));
+        fails("must not contain null (KV head 1)", () -> new LayerContext(0, 2, 2, java.util.Arrays.asList(h, null),
+                null));
+        fails("must not contain null (position 0)", () -> new SequenceContext(java.util.Arrays.asList(null, l0)));
         try (Compressor c = new Compressor()) {   // the public entry checks the list the same way
             fails("layer order", () -> Policies.knorm().select(List.of(l0, l2), Budget.fraction(0.5), c));
             fails("at least one layer", () -> Policies.knorm().select(List.of(), Budget.fraction(0.5), c));
