@@ -1,5 +1,6 @@
 package io.kvslab.bench.serve;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import io.kvslab.bench.model.LoadedModel;
@@ -102,7 +103,14 @@ final class CompletionServer implements AutoCloseable {
                 }
                 case "/health" -> {
                     drain(ex);
-                    send(ex, 200, "application/json", "{\"status\":\"ok\"}");
+                    String down = scheduler.notServing();
+                    if (down == null) {
+                        send(ex, 200, "application/json", "{\"status\":\"ok\"}");
+                    } else {   // the process is up but serves nothing: not healthy
+                        ObjectNode body = ApiErrors.JSON.createObjectNode().put("status", "unavailable")
+                                .put("reason", down);
+                        send(ex, 503, "application/json", ApiErrors.JSON.writeValueAsString(body));
+                    }
                 }
                 case "/metrics" -> {
                     drain(ex);

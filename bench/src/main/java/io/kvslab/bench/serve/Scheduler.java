@@ -8,6 +8,7 @@ import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.serve.ServerMetrics.Phase;
 
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Continuous batching on one thread. Requests queue in {@link #submit}; each step (1) drops finished and cancelled
@@ -38,6 +39,9 @@ final class Scheduler implements AutoCloseable {
     private final PrefillStep prefill;
     private final DecodeStep decode;
     private final Thread thread;
+    /** Why the scheduler thread stopped on an error (null while it runs, or after a clean stop). */
+    private volatile Throwable failure;
+    private final AtomicBoolean closed = new AtomicBoolean();
     private volatile boolean closing;
     /** Steps the loop may still run before it holds (tests); -1 = no limit. Written by tests, counted down here. */
     private volatile int stepBudget = -1;
@@ -67,6 +71,18 @@ final class Scheduler implements AutoCloseable {
 
     void start() {
         thread.start();
+    }
+
+    /**
+     * Null while the scheduler runs; otherwise why no request can be served: the error it stopped on, or that it
+     * was stopped (or never started).
+     */
+    String notServing() {
+        Throwable f = failure;
+        if (f != null) {
+            return "the scheduler stopped on an error: " + f;
+        }
+        return thread.isAlive() && !closing ? null : "the scheduler is not running";
     }
 
     void submit(Job job) {
@@ -147,7 +163,9 @@ final class Scheduler implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (RuntimeException | Error e) {
-            // a bug, not a request's fault: fail everyone rather than leave HTTP threads waiting forever
+            // a bug, not a request's fault: fail everyone rather than leave HTTP threads waiting forever, and say so
+            // on /health (a load balancer then takes this replica out)
+            failure = e;
             delivery.failAll(requests, 500, "server_error", "scheduler_failed", "the scheduler stopped: " + e);
             throw e;
         } finally {
@@ -199,8 +217,12 @@ final class Scheduler implements AutoCloseable {
         metrics.waiting.set(0);
     }
 
+    /** Idempotent: the server's close runs it after a test (or an operator's tooling) may have. */
     @Override
     public void close() {
+        if (closed.getAndSet(true)) {
+            return;
+        }
         closing = true;
         try {
             thread.join();

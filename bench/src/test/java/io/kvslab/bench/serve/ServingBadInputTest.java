@@ -137,6 +137,26 @@ class ServingBadInputTest {
         servesAfterwards();
     }
 
+    /**
+     * A server whose scheduler no longer runs serves nothing, so /health says so (503 with the reason) instead of
+     * "ok": a load balancer takes the replica out. Its own server: this stops the scheduler and leaves HTTP up.
+     */
+    @Test
+    void healthIsUnavailableOnceTheSchedulerStopped() throws Exception {
+        try (ServeFixture g = new ServeFixture(ServeConfig.defaults().withMaxBatch(2))) {
+            HttpRequest get = HttpRequest.newBuilder(g.uri("/health")).GET().build();
+            assertEquals(200, g.http.send(get, HttpResponse.BodyHandlers.ofString()).statusCode());
+            g.server.scheduler().close();
+            HttpResponse<String> down = g.http.send(get, HttpResponse.BodyHandlers.ofString());
+            assertEquals(503, down.statusCode(), down.body());
+            JsonNode body = ServeFixture.JSON.readTree(down.body());
+            assertEquals("unavailable", body.path("status").asText());
+            assertEquals("the scheduler is not running", body.path("reason").asText());
+            HttpResponse<String> r = g.post("{\"prompt\": \"Once\", \"max_tokens\": 3}");
+            assertEquals(503, r.statusCode(), r.body());   // and a completion is refused, not left waiting
+        }
+    }
+
     @Test
     void unknownFieldsAreIgnoredAndStopStringsCut() throws Exception {
         ServeFixture.Expected alone = f.reference("Once upon a time", 30, 0, 1, 1);
