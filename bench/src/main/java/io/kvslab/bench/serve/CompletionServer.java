@@ -21,6 +21,8 @@ import java.util.concurrent.Executors;
 final class CompletionServer implements AutoCloseable {
     /** Request bodies larger than this are refused (HTTP 400) without being kept. */
     static final int MAX_BODY_BYTES = 1 << 20;
+    /** How long close() lets handlers finish their last writes (a client that never reads is then cut off). */
+    private static final int STOP_GRACE_SECONDS = 1;
     /** A body refused for its size is read and dropped up to this many bytes, so its client sees the 400. */
     static final long DISCARD_LIMIT_BYTES = 16L << 20;
 
@@ -147,8 +149,10 @@ final class CompletionServer implements AutoCloseable {
         if (closed.getAndSet(true)) {
             return;
         }
-        http.stop(0);
+        // The scheduler first: it tells every open request (an error event and [DONE] on a stream, a 503 otherwise)
+        // while the connections are still up, and refuses new ones. Then HTTP, giving those last writes a moment.
         scheduler.close();
+        http.stop(STOP_GRACE_SECONDS);
         executor.shutdownNow();
     }
 }

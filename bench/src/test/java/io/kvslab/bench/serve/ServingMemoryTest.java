@@ -123,4 +123,46 @@ class ServingMemoryTest {
             assertTrue(ServeFixture.metric(m, "kvslab_tokens_generated_total") < 500);
         }
     }
+
+    /**
+     * Shutting the server down with a stream open ends that stream properly: an error event (scheduler_stopped),
+     * then [DONE] and the end of the chunked body, instead of a connection cut in the middle.
+     */
+    @Test
+    void shutdownEndsAnOpenStreamWithAnErrorEventAndDone() throws Exception {
+        ServeFixture f = new ServeFixture(ServeConfig.defaults());
+        try {
+            String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0,\"stream\":true}";
+            f.server.scheduler().pause();
+            try (Socket s = new Socket("127.0.0.1", f.server.port())) {
+                s.setSoTimeout(20_000);
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                        .getBytes(StandardCharsets.UTF_8));
+                out.flush();
+                while (f.server.metrics().waiting.get() < 1) {
+                    Thread.sleep(1);
+                }
+                f.server.scheduler().resumeFor(2);   // prefill and first tokens, then the scheduler holds
+                BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+                String line;
+                while ((line = in.readLine()) != null && !line.contains("data: ")) {
+                    // status line, headers, chunk sizes
+                }
+                assertTrue(line != null && line.contains("\"text\""), "a first token arrived: " + line);
+                f.server.close();                    // with the request still running
+                java.util.List<String> rest = new java.util.ArrayList<>();
+                while ((line = in.readLine()) != null) {
+                    rest.add(line);
+                }
+                String all = String.join("\n", rest);
+                assertTrue(all.contains("scheduler_stopped"), "an error event names the stop: " + all);
+                assertTrue(all.contains("data: [DONE]"), "the stream ends with [DONE]: " + all);
+                assertTrue(rest.contains("0"), "and the chunked body ends properly: " + all);
+            }
+        } finally {
+            f.close();
+        }
+    }
 }
