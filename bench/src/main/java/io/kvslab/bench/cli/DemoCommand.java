@@ -47,6 +47,17 @@ final class DemoCommand implements Callable<Integer> {
             description = "decode steps to time, each over every layer (default ${DEFAULT-VALUE})")
     private int steps;
 
+    private static final double GIB = 1L << 30;
+
+    /** This machine's physical memory in bytes, or 0 if the JVM cannot tell. */
+    private static long physicalMemoryBytes() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+                instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getTotalMemorySize();
+        }
+        return 0;
+    }
+
     @Override
     public Integer call() {
         Check.range(spec, "--tokens", tokens, 1, 1 << 24);
@@ -56,6 +67,16 @@ final class DemoCommand implements Callable<Integer> {
         Check.range(spec, "--steps", steps, 1, 1000);
         PrintWriter out = spec.commandLine().getOut();
         KvLayout layout = KvLayout.of(layers, 32, 8, 128, dtype.key(), dtype.value());
+        // Refused before filling: a context larger than the machine would otherwise fill RAM until the kernel's
+        // OOM killer steps in (and it may pick another process).
+        long needed = layout.bytesPerToken() * tokens;
+        long physical = physicalMemoryBytes();
+        if (physical > 0 && needed > physical / 10 * 8) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), String.format(Locale.ROOT,
+                    "--tokens %d at %s over %d layers needs %.1f GiB of KV, more than 80%% of this machine's %.1f GiB;"
+                            + " at most %d tokens fit", tokens, dtype.label(), layers, needed / GIB, physical / GIB,
+                    physical / 10 * 8 / layout.bytesPerToken()));
+        }
         out.printf(Locale.ROOT, "KVSlab demo: Llama-3-8B geometry (%d layers, 32 q heads, 8 KV heads, head dim 128),"
                 + " %s, %d tokens/block, %d-token context%n", layers, dtype, layout.tokensPerBlock(), tokens);
         RandomFloats rnd = new RandomFloats(42);

@@ -184,6 +184,16 @@ class CliTest {
         assertEquals(1, g.err().lines().count(), g.all());
     }
 
+    /** 16M tokens of f32 over 32 layers are 4 TiB of KV: refused before any is allocated, with what fits. */
+    @Test
+    void demoRefusesAContextLargerThanTheMachine() {
+        Run r = run("demo", "--tokens", "16m", "--dtype", "f32");
+        assertEquals(2, r.code(), r.all());
+        assertTrue(r.err().contains("needs 4096.0 GiB of KV, more than 80% of this machine's"), r.all());
+        assertTrue(r.err().contains("tokens fit"), r.all());
+        assertEquals(1, r.err().lines().count(), r.all());
+    }
+
     @Test
     void unknownCommandNamesTheCommands() {
         Run r = run("stress", "sideways");
