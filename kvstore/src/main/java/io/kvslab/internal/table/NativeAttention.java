@@ -516,6 +516,14 @@ final class NativeAttention {
     }
 
     private static RuntimeException rethrow(String kernel, Throwable t) {
+        if (t instanceof IllegalStateException closed) {
+            // an argument's arena was closed by another thread after the checks above and before the linker
+            // acquired it for the call: the same typed refusal as a segment found closed by those checks
+            KernelArgumentException e = new KernelArgumentException("an argument of " + kernel + " belongs to an "
+                    + "arena that was closed as the call began; nothing was computed");
+            e.initCause(closed);
+            return e;
+        }
         if (t instanceof RuntimeException r) {
             return r;
         }
