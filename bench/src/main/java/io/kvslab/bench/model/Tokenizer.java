@@ -131,29 +131,177 @@ public final class Tokenizer {
             }
             i = end;
         }
-        while (true) {
-            float best = -1e10f;
-            int bestId = -1;
-            int bestIdx = -1;
-            for (int k = 0; k < n - 1; k++) {
-                Integer id = ids.get(key(pieces[tokens[k]]) + key(pieces[tokens[k + 1]]));
-                if (id != null && scores[id] > best) {
-                    best = scores[id];
-                    bestId = id;
-                    bestIdx = k;
-                }
-            }
-            if (bestIdx < 0) {
-                break;
-            }
-            tokens[bestIdx] = bestId;
-            System.arraycopy(tokens, bestIdx + 2, tokens, bestIdx + 1, n - bestIdx - 2);
-            n--;
-        }
+        n = merge(tokens, n);
         if (addEos) {
             tokens[n++] = eos;
         }
         return java.util.Arrays.copyOf(tokens, n);
+    }
+
+    /**
+     * llama2.c's merge loop, which rescans every adjacent pair per merge (quadratic), in O(n log n): the same merges in
+     * the same order. llama2.c merges the adjacent pair whose concatenation has the highest score (only scores above
+     * its initial best of -1e10 count), the leftmost of equal scores (its scan compares with {@code >}), until no pair
+     * merges. Here the tokens form a linked list (a merge keeps the left node and unlinks the right one, so nodes stay
+     * in text order and a node's index orders it against any other live node) and every adjacency's candidate merge is
+     * queued once, when the adjacency appears, ordered by score (primitive {@code >}, so -0.0 ties 0.0 as in C)
+     * then by left node index. A queued pair is stale, and skipped, once either side has merged: its left node is then
+     * dead, holds another token or is followed by another node, or its right node holds another token.
+     *
+     * @return the number of tokens left at the front of {@code tokens}
+     */
+    private int merge(int[] tokens, int n) {
+        if (n < 2) {
+            return n;
+        }
+        int[] tok = java.util.Arrays.copyOf(tokens, n);
+        int[] next = new int[n];
+        int[] prev = new int[n];
+        for (int k = 0; k < n; k++) {
+            next[k] = k + 1 < n ? k + 1 : -1;
+            prev[k] = k - 1;
+        }
+        Candidates queue = new Candidates(n);
+        for (int k = 0; k + 1 < n; k++) {
+            queue(queue, tok, k, k + 1);
+        }
+        while (queue.size > 0) {
+            int e = queue.poll();
+            int left = queue.left[e];
+            int right = queue.right[e];
+            if (tok[left] != queue.leftToken[e] || next[left] != right || tok[right] != queue.rightToken[e]) {
+                continue; // stale: one side merged since this pair was queued
+            }
+            tok[left] = queue.merged[e];
+            tok[right] = -1;
+            int after = next[right];
+            next[left] = after;
+            if (after >= 0) {
+                prev[after] = left;
+            }
+            if (prev[left] >= 0) {
+                queue(queue, tok, prev[left], left);
+            }
+            if (after >= 0) {
+                queue(queue, tok, left, after);
+            }
+        }
+        int m = 0;
+        for (int k = 0; k >= 0; k = next[k]) {
+            tokens[m++] = tok[k];
+        }
+        return m;
+    }
+
+    /** Queues the merge of adjacent nodes {@code left}, {@code right} if their concatenation is a mergeable piece. */
+    private void queue(Candidates queue, int[] tok, int left, int right) {
+        int a = tok[left];
+        int b = tok[right];
+        byte[] pa = pieces[a];
+        byte[] pb = pieces[b];
+        byte[] both = java.util.Arrays.copyOf(pa, pa.length + pb.length);
+        System.arraycopy(pb, 0, both, pa.length, pb.length);
+        Integer id = ids.get(key(both));
+        // llama2.c starts its search for the best score at -1e10: a pair scoring no more than that never merges
+        if (id != null && scores[id] > -1e10f) {
+            queue.add(left, right, a, b, id, scores[id]);
+        }
+    }
+
+    /**
+     * A binary max-heap of candidate merges, highest score first, then lowest left node. Entries live in parallel
+     * arrays; the heap orders their indices.
+     */
+    private static final class Candidates {
+        int[] left;
+        int[] right;
+        int[] leftToken;
+        int[] rightToken;
+        int[] merged;
+        float[] score;
+        int entries;
+        int[] heap;
+        int size;
+
+        Candidates(int capacity) {
+            left = new int[capacity];
+            right = new int[capacity];
+            leftToken = new int[capacity];
+            rightToken = new int[capacity];
+            merged = new int[capacity];
+            score = new float[capacity];
+            heap = new int[capacity];
+        }
+
+        void add(int l, int r, int lt, int rt, int m, float s) {
+            if (entries == left.length) {
+                int c = Math.max(16, entries + (entries >> 1));
+                left = java.util.Arrays.copyOf(left, c);
+                right = java.util.Arrays.copyOf(right, c);
+                leftToken = java.util.Arrays.copyOf(leftToken, c);
+                rightToken = java.util.Arrays.copyOf(rightToken, c);
+                merged = java.util.Arrays.copyOf(merged, c);
+                score = java.util.Arrays.copyOf(score, c);
+            }
+            int e = entries++;
+            left[e] = l;
+            right[e] = r;
+            leftToken[e] = lt;
+            rightToken[e] = rt;
+            merged[e] = m;
+            score[e] = s;
+            if (size == heap.length) {
+                heap = java.util.Arrays.copyOf(heap, Math.max(16, size + (size >> 1)));
+            }
+            int i = size++;
+            while (i > 0) {
+                int parent = (i - 1) >>> 1;
+                if (!before(e, heap[parent])) {
+                    break;
+                }
+                heap[i] = heap[parent];
+                i = parent;
+            }
+            heap[i] = e;
+        }
+
+        /** Removes and returns the first entry. */
+        int poll() {
+            int top = heap[0];
+            int last = heap[--size];
+            int i = 0;
+            while (true) {
+                int child = 2 * i + 1;
+                if (child >= size) {
+                    break;
+                }
+                if (child + 1 < size && before(heap[child + 1], heap[child])) {
+                    child++;
+                }
+                if (!before(heap[child], last)) {
+                    break;
+                }
+                heap[i] = heap[child];
+                i = child;
+            }
+            if (size > 0) {
+                heap[i] = last;
+            }
+            return top;
+        }
+
+        /** Whether entry x is merged before entry y: a higher score ({@code >}, as llama2.c), else the left one. */
+        private boolean before(int x, int y) {
+            float sx = score[x];
+            float sy = score[y];
+            if (sx > sy) {
+                return true;
+            }
+            if (sx < sy) {
+                return false;
+            }
+            return left[x] < left[y];
+        }
     }
 
     /**
