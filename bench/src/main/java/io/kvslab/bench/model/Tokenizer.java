@@ -22,6 +22,7 @@ public final class Tokenizer {
     private final int[] byteTokens;   // token for raw byte b, or -1
     private final int[] tokenByte;    // raw byte a token stands for (piece <0xHH>), or -1
     private final int space;          // token of " " (the dummy prefix), or -1
+    private final int maxPieceBytes;  // the longest piece's length in bytes, at least 1
 
     Tokenizer(byte[][] pieces, float[] scores, int bos, int eos) {
         if (pieces.length != scores.length) {
@@ -38,7 +39,9 @@ public final class Tokenizer {
         this.byteTokens = new int[256];
         this.tokenByte = new int[pieces.length];
         java.util.Arrays.fill(byteTokens, -1);
+        int longest = 1;
         for (int id = 0; id < pieces.length; id++) {
+            longest = Math.max(longest, pieces[id].length);
             // the first of duplicate pieces wins, deterministically
             ids.putIfAbsent(key(pieces[id]), id);
             int b = rawByte(pieces[id]);
@@ -48,6 +51,7 @@ public final class Tokenizer {
             }
         }
         this.space = ids.getOrDefault(" ", -1);
+        this.maxPieceBytes = longest;
     }
 
     private static String key(byte[] b) {
@@ -92,6 +96,48 @@ public final class Tokenizer {
         if (token < 0 || token >= pieces.length) {
             throw new IllegalArgumentException("token " + token + " is outside the vocabulary [0, " + pieces.length + ")");
         }
+    }
+
+    /** The longest piece's length in bytes, at least 1. */
+    public int maxPieceBytes() {
+        return maxPieceBytes;
+    }
+
+    /**
+     * The most UTF-8 bytes a text that {@link #encode encodes} to at most {@code tokens} tokens (BOS and EOS not
+     * counted) can have: {@code tokens} x {@link #maxPieceBytes()}. A text longer than that cannot fit, which callers
+     * can tell from its {@link #utf8Length length} without encoding it. Sound because no token covers more bytes of the
+     * text than its piece has: a character's token is the character's bytes, a byte token ({@code <0xHH>}, 6 bytes)
+     * covers one, the dummy-prefix space none, and a merged token covers what its two parts covered, its piece being
+     * their concatenation.
+     */
+    public long maxTextBytes(int tokens) {
+        return Math.max(0, tokens) * (long) maxPieceBytes;
+    }
+
+    /**
+     * The length of {@code text.getBytes(UTF_8)}, what {@link #encode} tokenizes, without allocating it (an unpaired
+     * surrogate becomes the one byte '?', as there).
+     */
+    public static long utf8Length(CharSequence text) {
+        long n = 0;
+        int len = text.length();
+        for (int i = 0; i < len; i++) {
+            char c = text.charAt(i);
+            if (c < 0x80) {
+                n += 1;
+            } else if (c < 0x800) {
+                n += 2;
+            } else if (Character.isHighSurrogate(c) && i + 1 < len && Character.isLowSurrogate(text.charAt(i + 1))) {
+                n += 4;
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                n += 1;
+            } else {
+                n += 3;
+            }
+        }
+        return n;
     }
 
     /**

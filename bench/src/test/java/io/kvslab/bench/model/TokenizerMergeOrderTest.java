@@ -9,6 +9,8 @@ import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link Tokenizer#encode}'s heap-ordered merge against {@link QuadraticEncoder}, a transcription of llama2.c's
@@ -120,6 +122,54 @@ class TokenizerMergeOrderTest {
                 check(v, ref, s);
             }
         }
+    }
+
+    /** {@link Tokenizer#utf8Length} is the length of {@code getBytes(UTF_8)}, lone surrogates ('?') included. */
+    @Test
+    void utf8LengthIsTheEncodedLength() {
+        Random r = new Random(3);
+        List<String> words = List.of("a", "little", "Lily", "é", "日本", "🙂");
+        for (int i = 0; i < 3000; i++) {
+            String text = randomText(r, words, r.nextInt(50));
+            // sometimes a trailing lone surrogate, high or low
+            String s = r.nextInt(10) == 0 ? text + (char) (0xD800 + r.nextInt(0x800)) : text;
+            assertEquals(s.getBytes(StandardCharsets.UTF_8).length, Tokenizer.utf8Length(s), () -> "text " + escape(s));
+        }
+        assertEquals(0, Tokenizer.utf8Length(""));
+        assertEquals(4, Tokenizer.utf8Length("\uD83D\uDE42"));
+        assertEquals(2, Tokenizer.utf8Length("\uDE42\uD83D"));
+    }
+
+    /**
+     * The early rejection's premise: a text of more than {@link Tokenizer#maxTextBytes maxTextBytes(n)} UTF-8 bytes
+     * encodes to more than n tokens. Checked on random text, on runs of the longest pieces (tok512's " little", 7
+     * bytes, and "little" without its space) and on byte-fallback text in a tiny vocabulary.
+     */
+    @Test
+    void noTextEncodesToFewerTokensThanItsLengthAllows() {
+        Tokenizer t = SharedModels.bin().tokenizer();
+        assertEquals(7, t.maxPieceBytes());
+        assertEquals(512L * 7, t.maxTextBytes(512));
+        Random r = new Random(11);
+        List<String> words = List.of("little", " little", "Once", "upon", "a", "time", "é", "🙂", "日本", "!");
+        List<String> texts = new ArrayList<>(List.of("", "little", "little little little", " little".repeat(300),
+                "little".repeat(200), "🙂".repeat(100), "a"));
+        for (int i = 0; i < 1000; i++) {
+            texts.add(randomText(r, words, r.nextInt(200)));
+        }
+        Tokenizer tiny = vocabulary(new String[]{" ", "a", "b", "ab", "abab", " abab"}, new float[]{0, 0, 0, -1, -2, -3});
+        texts.addAll(List.of("abab abab", "abab", " abab", "ab ab", "bbbb"));
+        for (Tokenizer v : List.of(t, tiny)) {
+            for (String s : texts) {
+                int tokens = v.encode(s, false, false).length;
+                assertTrue(Tokenizer.utf8Length(s) <= v.maxTextBytes(tokens),
+                        () -> escape(s) + ": " + tokens + " tokens of at most " + v.maxPieceBytes() + " bytes");
+            }
+        }
+        // the dummy space covers no text: "abab abab" (9 bytes) -> [" abab", " abab"], 2 tokens of at most 6 bytes
+        // (the <0xHH> pieces are the longest)
+        assertArrayEquals(new int[]{X + 5, X + 5}, tiny.encode("abab abab", false, false));
+        assertEquals(12, tiny.maxTextBytes(2));
     }
 
     /** First id of the extra pieces in {@link #vocabulary}: after unk, BOS, EOS and the 256 byte pieces. */
