@@ -243,14 +243,87 @@ public final class Tokenizer {
     private void queue(Candidates queue, int[] tok, int left, int right) {
         int a = tok[left];
         int b = tok[right];
-        byte[] pa = pieces[a];
-        byte[] pb = pieces[b];
-        byte[] both = java.util.Arrays.copyOf(pa, pa.length + pb.length);
-        System.arraycopy(pb, 0, both, pa.length, pb.length);
-        Integer id = ids.get(key(both));
-        // llama2.c starts its search for the best score at -1e10: a pair scoring no more than that never merges
-        if (id != null && scores[id] > -1e10f) {
+        int id = queue.pairs.get(a, b);
+        if (id == PairCache.ABSENT) {
+            byte[] pa = pieces[a];
+            byte[] pb = pieces[b];
+            byte[] both = java.util.Arrays.copyOf(pa, pa.length + pb.length);
+            System.arraycopy(pb, 0, both, pa.length, pb.length);
+            Integer found = ids.get(key(both));
+            // llama2.c starts its search for the best score at -1e10: a pair scoring no more than that never merges
+            id = found != null && scores[found] > -1e10f ? found : -1;
+            queue.pairs.put(a, b, id);
+        }
+        if (id >= 0) {
             queue.add(left, right, a, b, id, scores[id]);
+        }
+    }
+
+    /**
+     * The merge of token pair (a, b) (its piece's id, or -1 when it does not merge) for one encoding, so that a pair
+     * met again, as text repeats, costs no concatenation: an open-addressing map from {@code a << 32 | b}.
+     */
+    private static final class PairCache {
+        static final int ABSENT = -2;
+        private long[] keys;
+        private int[] values;
+        private int size;
+
+        PairCache(int expected) {
+            int c = Integer.highestOneBit(Math.max(16, expected) * 2 - 1) * 2;
+            keys = new long[c];
+            values = new int[c];
+            java.util.Arrays.fill(values, ABSENT);
+        }
+
+        private static int slot(long key, int mask) {
+            long h = key * 0x9E3779B97F4A7C15L;
+            return (int) (h >>> 32) & mask;
+        }
+
+        int get(int a, int b) {
+            long key = (long) a << 32 | (b & 0xFFFFFFFFL);
+            int mask = keys.length - 1;
+            for (int i = slot(key, mask); ; i = (i + 1) & mask) {
+                if (values[i] == ABSENT) {
+                    return ABSENT;
+                }
+                if (keys[i] == key) {
+                    return values[i];
+                }
+            }
+        }
+
+        void put(int a, int b, int value) {
+            if (2 * (size + 1) > keys.length) {
+                long[] oldKeys = keys;
+                int[] oldValues = values;
+                keys = new long[oldKeys.length * 2];
+                values = new int[oldKeys.length * 2];
+                java.util.Arrays.fill(values, ABSENT);
+                size = 0;
+                for (int i = 0; i < oldKeys.length; i++) {
+                    if (oldValues[i] != ABSENT) {
+                        insert(oldKeys[i], oldValues[i]);
+                    }
+                }
+            }
+            insert((long) a << 32 | (b & 0xFFFFFFFFL), value);
+        }
+
+        private void insert(long key, int value) {
+            int mask = keys.length - 1;
+            int i = slot(key, mask);
+            while (values[i] != ABSENT) {
+                if (keys[i] == key) {
+                    values[i] = value;
+                    return;
+                }
+                i = (i + 1) & mask;
+            }
+            keys[i] = key;
+            values[i] = value;
+            size++;
         }
     }
 
@@ -268,8 +341,10 @@ public final class Tokenizer {
         int entries;
         int[] heap;
         int size;
+        final PairCache pairs;
 
         Candidates(int capacity) {
+            pairs = new PairCache(Math.min(capacity, 1024));
             left = new int[capacity];
             right = new int[capacity];
             leftToken = new int[capacity];
