@@ -15,7 +15,8 @@ public final class Generator {
     /**
      * @param steps  positions to run, prompt included; 0 or more than the context means the whole context (llama2.c's rule)
      * @param pieces receives each printable piece as it is produced (may be null)
-     * @throws ContextOverflowException if the prompt alone does not fit in the context
+     * @throws ContextOverflowException if the prompt alone does not fit in the context (a prompt of more UTF-8 bytes
+     *                                   than {@link Tokenizer#maxTextBytes} allows is refused before it is encoded)
      */
     public static Generation generate(Session session, Tokenizer tokenizer, String prompt, int steps, Sampler sampler,
                                       Consumer<byte[]> pieces) {
@@ -25,6 +26,14 @@ public final class Generator {
         }
         if (session.position() != 0) {
             throw new IllegalStateException("generate needs a fresh session; this one is at position " + session.position());
+        }
+        // refuse a prompt too long to fit from its length alone, before the encoding's work grows with it
+        long bytes = Tokenizer.utf8Length(prompt);
+        if (bytes > tokenizer.maxTextBytes(context)) {
+            throw new ContextOverflowException("the prompt of " + bytes + " bytes (UTF-8) cannot fit: "
+                    + session.model().name() + "'s context length is " + context + " tokens (BOS included) of at most "
+                    + tokenizer.maxPieceBytes() + " bytes each, so a prompt has at most "
+                    + tokenizer.maxTextBytes(context) + " bytes");
         }
         int[] prompt0 = tokenizer.encode(prompt, true, false);
         if (prompt0.length > context) {

@@ -22,6 +22,7 @@ public final class Tokenizer {
     private final int[] byteTokens;   // token for raw byte b, or -1
     private final int[] tokenByte;    // raw byte a token stands for (piece <0xHH>), or -1
     private final int space;          // token of " " (the dummy prefix), or -1
+    private final int maxPieceBytes;  // the longest piece's length in bytes, at least 1
 
     Tokenizer(byte[][] pieces, float[] scores, int bos, int eos) {
         if (pieces.length != scores.length) {
@@ -38,7 +39,9 @@ public final class Tokenizer {
         this.byteTokens = new int[256];
         this.tokenByte = new int[pieces.length];
         java.util.Arrays.fill(byteTokens, -1);
+        int longest = 1;
         for (int id = 0; id < pieces.length; id++) {
+            longest = Math.max(longest, pieces[id].length);
             // the first of duplicate pieces wins, deterministically
             ids.putIfAbsent(key(pieces[id]), id);
             int b = rawByte(pieces[id]);
@@ -48,6 +51,7 @@ public final class Tokenizer {
             }
         }
         this.space = ids.getOrDefault(" ", -1);
+        this.maxPieceBytes = longest;
     }
 
     private static String key(byte[] b) {
@@ -94,6 +98,48 @@ public final class Tokenizer {
         }
     }
 
+    /** The longest piece's length in bytes, at least 1. */
+    public int maxPieceBytes() {
+        return maxPieceBytes;
+    }
+
+    /**
+     * The most UTF-8 bytes a text that {@link #encode encodes} to at most {@code tokens} tokens (BOS and EOS not
+     * counted) can have: {@code tokens} x {@link #maxPieceBytes()}. A text longer than that cannot fit, which callers
+     * can tell from its {@link #utf8Length length} without encoding it. Sound because no token covers more bytes of the
+     * text than its piece has: a character's token is the character's bytes, a byte token ({@code <0xHH>}, 6 bytes)
+     * covers one, the dummy-prefix space none, and a merged token covers what its two parts covered, its piece being
+     * their concatenation.
+     */
+    public long maxTextBytes(int tokens) {
+        return Math.max(0, tokens) * (long) maxPieceBytes;
+    }
+
+    /**
+     * The length of {@code text.getBytes(UTF_8)}, what {@link #encode} tokenizes, without allocating it (an unpaired
+     * surrogate becomes the one byte '?', as there).
+     */
+    public static long utf8Length(CharSequence text) {
+        long n = 0;
+        int len = text.length();
+        for (int i = 0; i < len; i++) {
+            char c = text.charAt(i);
+            if (c < 0x80) {
+                n += 1;
+            } else if (c < 0x800) {
+                n += 2;
+            } else if (Character.isHighSurrogate(c) && i + 1 < len && Character.isLowSurrogate(text.charAt(i + 1))) {
+                n += 4;
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                n += 1;
+            } else {
+                n += 3;
+            }
+        }
+        return n;
+    }
+
     /**
      * Encodes text like llama2.c's {@code encode}: optional BOS, a dummy space token if the text is not empty, one token
      * per UTF-8 character (byte tokens where the character has none), then greedy highest-score pair merges (the
@@ -131,29 +177,252 @@ public final class Tokenizer {
             }
             i = end;
         }
-        while (true) {
-            float best = -1e10f;
-            int bestId = -1;
-            int bestIdx = -1;
-            for (int k = 0; k < n - 1; k++) {
-                Integer id = ids.get(key(pieces[tokens[k]]) + key(pieces[tokens[k + 1]]));
-                if (id != null && scores[id] > best) {
-                    best = scores[id];
-                    bestId = id;
-                    bestIdx = k;
-                }
-            }
-            if (bestIdx < 0) {
-                break;
-            }
-            tokens[bestIdx] = bestId;
-            System.arraycopy(tokens, bestIdx + 2, tokens, bestIdx + 1, n - bestIdx - 2);
-            n--;
-        }
+        n = merge(tokens, n);
         if (addEos) {
             tokens[n++] = eos;
         }
         return java.util.Arrays.copyOf(tokens, n);
+    }
+
+    /**
+     * llama2.c's merge loop, which rescans every adjacent pair per merge (quadratic), in O(n log n): the same merges in
+     * the same order. llama2.c merges the adjacent pair whose concatenation has the highest score (only scores above
+     * its initial best of -1e10 count), the leftmost of equal scores (its scan compares with {@code >}), until no pair
+     * merges. Here the tokens form a linked list (a merge keeps the left node and unlinks the right one, so nodes stay
+     * in text order and a node's index orders it against any other live node) and every adjacency's candidate merge is
+     * queued once, when the adjacency appears, ordered by score (primitive {@code >}, so -0.0 ties 0.0 as in C)
+     * then by left node index. A queued pair is stale, and skipped, once either side has merged: its left node is then
+     * dead, holds another token or is followed by another node, or its right node holds another token.
+     *
+     * @return the number of tokens left at the front of {@code tokens}
+     */
+    private int merge(int[] tokens, int n) {
+        if (n < 2) {
+            return n;
+        }
+        int[] tok = java.util.Arrays.copyOf(tokens, n);
+        int[] next = new int[n];
+        int[] prev = new int[n];
+        for (int k = 0; k < n; k++) {
+            next[k] = k + 1 < n ? k + 1 : -1;
+            prev[k] = k - 1;
+        }
+        Candidates queue = new Candidates(n);
+        for (int k = 0; k + 1 < n; k++) {
+            queue(queue, tok, k, k + 1);
+        }
+        while (queue.size > 0) {
+            int e = queue.poll();
+            int left = queue.left[e];
+            int right = queue.right[e];
+            if (tok[left] != queue.leftToken[e] || next[left] != right || tok[right] != queue.rightToken[e]) {
+                continue; // stale: one side merged since this pair was queued
+            }
+            tok[left] = queue.merged[e];
+            tok[right] = -1;
+            int after = next[right];
+            next[left] = after;
+            if (after >= 0) {
+                prev[after] = left;
+            }
+            if (prev[left] >= 0) {
+                queue(queue, tok, prev[left], left);
+            }
+            if (after >= 0) {
+                queue(queue, tok, left, after);
+            }
+        }
+        int m = 0;
+        for (int k = 0; k >= 0; k = next[k]) {
+            tokens[m++] = tok[k];
+        }
+        return m;
+    }
+
+    /** Queues the merge of adjacent nodes {@code left}, {@code right} if their concatenation is a mergeable piece. */
+    private void queue(Candidates queue, int[] tok, int left, int right) {
+        int a = tok[left];
+        int b = tok[right];
+        int id = queue.pairs.get(a, b);
+        if (id == PairCache.ABSENT) {
+            byte[] pa = pieces[a];
+            byte[] pb = pieces[b];
+            byte[] both = java.util.Arrays.copyOf(pa, pa.length + pb.length);
+            System.arraycopy(pb, 0, both, pa.length, pb.length);
+            Integer found = ids.get(key(both));
+            // llama2.c starts its search for the best score at -1e10: a pair scoring no more than that never merges
+            id = found != null && scores[found] > -1e10f ? found : -1;
+            queue.pairs.put(a, b, id);
+        }
+        if (id >= 0) {
+            queue.add(left, right, a, b, id, scores[id]);
+        }
+    }
+
+    /**
+     * The merge of token pair (a, b) (its piece's id, or -1 when it does not merge) for one encoding, so that a pair
+     * met again, as text repeats, costs no concatenation: an open-addressing map from {@code a << 32 | b}.
+     */
+    private static final class PairCache {
+        static final int ABSENT = -2;
+        private long[] keys;
+        private int[] values;
+        private int size;
+
+        PairCache(int expected) {
+            int c = Integer.highestOneBit(Math.max(16, expected) * 2 - 1) * 2;
+            keys = new long[c];
+            values = new int[c];
+            java.util.Arrays.fill(values, ABSENT);
+        }
+
+        private static int slot(long key, int mask) {
+            long h = key * 0x9E3779B97F4A7C15L;
+            return (int) (h >>> 32) & mask;
+        }
+
+        int get(int a, int b) {
+            long key = (long) a << 32 | (b & 0xFFFFFFFFL);
+            int mask = keys.length - 1;
+            for (int i = slot(key, mask); ; i = (i + 1) & mask) {
+                if (values[i] == ABSENT) {
+                    return ABSENT;
+                }
+                if (keys[i] == key) {
+                    return values[i];
+                }
+            }
+        }
+
+        void put(int a, int b, int value) {
+            if (2 * (size + 1) > keys.length) {
+                long[] oldKeys = keys;
+                int[] oldValues = values;
+                keys = new long[oldKeys.length * 2];
+                values = new int[oldKeys.length * 2];
+                java.util.Arrays.fill(values, ABSENT);
+                size = 0;
+                for (int i = 0; i < oldKeys.length; i++) {
+                    if (oldValues[i] != ABSENT) {
+                        insert(oldKeys[i], oldValues[i]);
+                    }
+                }
+            }
+            insert((long) a << 32 | (b & 0xFFFFFFFFL), value);
+        }
+
+        private void insert(long key, int value) {
+            int mask = keys.length - 1;
+            int i = slot(key, mask);
+            while (values[i] != ABSENT) {
+                if (keys[i] == key) {
+                    values[i] = value;
+                    return;
+                }
+                i = (i + 1) & mask;
+            }
+            keys[i] = key;
+            values[i] = value;
+            size++;
+        }
+    }
+
+    /**
+     * A binary max-heap of candidate merges, highest score first, then lowest left node. Entries live in parallel
+     * arrays; the heap orders their indices.
+     */
+    private static final class Candidates {
+        int[] left;
+        int[] right;
+        int[] leftToken;
+        int[] rightToken;
+        int[] merged;
+        float[] score;
+        int entries;
+        int[] heap;
+        int size;
+        final PairCache pairs;
+
+        Candidates(int capacity) {
+            pairs = new PairCache(Math.min(capacity, 1024));
+            left = new int[capacity];
+            right = new int[capacity];
+            leftToken = new int[capacity];
+            rightToken = new int[capacity];
+            merged = new int[capacity];
+            score = new float[capacity];
+            heap = new int[capacity];
+        }
+
+        void add(int l, int r, int lt, int rt, int m, float s) {
+            if (entries == left.length) {
+                int c = Math.max(16, entries + (entries >> 1));
+                left = java.util.Arrays.copyOf(left, c);
+                right = java.util.Arrays.copyOf(right, c);
+                leftToken = java.util.Arrays.copyOf(leftToken, c);
+                rightToken = java.util.Arrays.copyOf(rightToken, c);
+                merged = java.util.Arrays.copyOf(merged, c);
+                score = java.util.Arrays.copyOf(score, c);
+            }
+            int e = entries++;
+            left[e] = l;
+            right[e] = r;
+            leftToken[e] = lt;
+            rightToken[e] = rt;
+            merged[e] = m;
+            score[e] = s;
+            if (size == heap.length) {
+                heap = java.util.Arrays.copyOf(heap, Math.max(16, size + (size >> 1)));
+            }
+            int i = size++;
+            while (i > 0) {
+                int parent = (i - 1) >>> 1;
+                if (!before(e, heap[parent])) {
+                    break;
+                }
+                heap[i] = heap[parent];
+                i = parent;
+            }
+            heap[i] = e;
+        }
+
+        /** Removes and returns the first entry. */
+        int poll() {
+            int top = heap[0];
+            int last = heap[--size];
+            int i = 0;
+            while (true) {
+                int child = 2 * i + 1;
+                if (child >= size) {
+                    break;
+                }
+                if (child + 1 < size && before(heap[child + 1], heap[child])) {
+                    child++;
+                }
+                if (!before(heap[child], last)) {
+                    break;
+                }
+                heap[i] = heap[child];
+                i = child;
+            }
+            if (size > 0) {
+                heap[i] = last;
+            }
+            return top;
+        }
+
+        /** Whether entry x is merged before entry y: a higher score ({@code >}, as llama2.c), else the left one. */
+        private boolean before(int x, int y) {
+            float sx = score[x];
+            float sy = score[y];
+            if (sx > sy) {
+                return true;
+            }
+            if (sx < sy) {
+                return false;
+            }
+            return left[x] < left[y];
+        }
     }
 
     /**

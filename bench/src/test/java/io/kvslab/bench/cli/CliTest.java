@@ -283,6 +283,19 @@ class CliTest {
         assertTrue(s.err().contains("no such file: " + missing), s.all());
     }
 
+    /** A prompt far past the context is refused from its length (exit 1, the context's failure) before encoding. */
+    @Test
+    void generateRefusesAPromptTooLongForTheContext() {
+        String huge = "Lily and Ben went to the park. ".repeat(33_000);
+        Run r = run("generate", "--model", io.kvslab.bench.model.SharedModels.binFile().toString(), "--tokenizer",
+                io.kvslab.bench.model.SharedModels.tokenizerFile().toString(), "--kv", "java", "--matmul", "java",
+                "--seed", "1", "--prompt", huge);
+        assertEquals(1, r.code(), r.all().substring(0, Math.min(2000, r.all().length())));
+        assertTrue(r.err().startsWith("kvslab generate: the prompt of 1023000 bytes (UTF-8) cannot fit"), r.err());
+        assertTrue(r.err().contains("context length is 512 tokens") && r.err().contains("at most 3584 bytes"), r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+    }
+
     @Test
     void aFileThatIsNoModelIsSaidToBeNoModel(@TempDir Path dir) throws Exception {
         Path readme = dir.resolve("README.md");

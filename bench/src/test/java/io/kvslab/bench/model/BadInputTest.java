@@ -166,6 +166,23 @@ class BadInputTest {
             assertMessage(e, "context length is 512", "tokens");
             assertEquals(0, s.position(), "nothing was fed");
         }
+        // far past what 512 tokens of at most 7 bytes can hold (3584 bytes): refused from its length, not encoded
+        // (encoding 1 MB took hours before merges were heap-ordered)
+        String huge = "Lily and Ben went to the park. ".repeat(33_000);
+        try (Session s = Session.reference(m.model())) {
+            ContextOverflowException e = assertThrows(ContextOverflowException.class,
+                    () -> Generator.generate(s, m.tokenizer(), huge, 256, new Sampler(512, 0f, 0.9f, 1), null));
+            assertMessage(e, "prompt of 1023000 bytes", "cannot fit", "context length is 512", "at most 3584 bytes");
+            assertEquals(0, s.position(), "nothing was fed");
+        }
+        // at the bound the prompt is encoded and refused by its token count; one byte more, by its length
+        try (Session s = Session.reference(m.model())) {
+            String at = "a".repeat(3584);
+            assertMessage(assertThrows(ContextOverflowException.class, () -> Generator.generate(s, m.tokenizer(), at,
+                    256, new Sampler(512, 0f, 0.9f, 1), null)), "encodes to", "context length is 512");
+            assertMessage(assertThrows(ContextOverflowException.class, () -> Generator.generate(s, m.tokenizer(),
+                    at + "a", 256, new Sampler(512, 0f, 0.9f, 1), null)), "prompt of 3585 bytes", "cannot fit");
+        }
         try (Session s = Session.reference(m.model())) {
             int[] many = new int[513];
             Arrays.fill(many, 300);

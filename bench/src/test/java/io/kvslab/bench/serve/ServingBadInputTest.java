@@ -97,6 +97,46 @@ class ServingBadInputTest {
         servesAfterwards();
     }
 
+    /**
+     * A prompt within the body limit but far past what the context can hold (512 tokens of at most 7 bytes) is refused
+     * from its length, before it is encoded: two such requests used to occupy both cores for hours. One at the bound
+     * is encoded and refused by its token count.
+     */
+    @Test
+    void promptTooLongForTheContextIsRefusedBeforeItIsEncoded() throws Exception {
+        String huge = "Lily and Ben went to the park. ".repeat(33_000);
+        for (String body : new String[]{"{\"prompt\": \"" + huge + "\"}", "{\"prompt\": [\"" + huge + "\"]}"}) {
+            assertTrue(body.length() < CompletionServer.MAX_BODY_BYTES);
+            HttpResponse<String> r = f.post(body);
+            assertEquals(400, r.statusCode(), r.body());
+            JsonNode e = ServeFixture.JSON.readTree(r.body()).path("error");
+            assertEquals("invalid_request_error", e.path("type").asText(), r.body());
+            assertEquals("prompt", e.path("param").asText(), r.body());
+            assertTrue(e.path("message").asText().contains("prompt of 1023000 bytes (UTF-8) cannot fit"), r.body());
+            assertTrue(e.path("message").asText().contains("at most 3584 bytes"), r.body());
+        }
+        HttpResponse<String> at = f.post("{\"prompt\": \"" + "a".repeat(3584) + "\"}");
+        assertEquals(400, at.statusCode(), at.body());
+        assertTrue(at.body().contains("the prompt encodes to"), at.body());
+        servesAfterwards();
+    }
+
+    @Test
+    void parserRefusesFromTheLengthAloneCountingUtf8Bytes() {
+        RequestParser p = new RequestParser(f.model.tokenizer(), 512);
+        // 896 four-byte code points are 3584 bytes: encoded (byte tokens, far too many) and refused by count
+        InvalidRequestException count = org.junit.jupiter.api.Assertions.assertThrows(InvalidRequestException.class,
+                () -> p.parse(("{\"prompt\": \"" + "🙂".repeat(896) + "\"}").getBytes(StandardCharsets.UTF_8)));
+        assertTrue(count.getMessage().contains("encodes to"), count.getMessage());
+        InvalidRequestException length = org.junit.jupiter.api.Assertions.assertThrows(InvalidRequestException.class,
+                () -> p.parse(("{\"prompt\": \"" + "🙂".repeat(897) + "\"}").getBytes(StandardCharsets.UTF_8)));
+        assertTrue(length.getMessage().contains("prompt of 3588 bytes (UTF-8) cannot fit"), length.getMessage());
+        assertEquals("prompt", length.param());
+        // a prompt that fits is still parsed
+        assertEquals(1, p.parse("{\"prompt\": \"Once\", \"max_tokens\": 5}".getBytes(StandardCharsets.UTF_8))
+                .promptTokens()[0]);
+    }
+
     /** A body declared far past the limit is not waited for: the 400 comes before the client sends any of it. */
     @Test
     void hugeDeclaredBodyIsAnsweredWithoutReadingIt() throws Exception {
