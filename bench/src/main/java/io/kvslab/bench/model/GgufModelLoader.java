@@ -26,7 +26,7 @@ final class GgufModelLoader {
             int layers = g.requireInt("llama.block_count", 1, 1 << 12);
             int heads = g.requireInt("llama.attention.head_count", 1, 1 << 12);
             int kvHeads = g.optionalInt("llama.attention.head_count_kv", heads, 1, 1 << 12);
-            int context = g.requireInt("llama.context_length", 1, 1 << 24);
+            int context = g.requireInt("llama.context_length", 1, ModelConfig.MAX_CONTEXT);
             GgufFile.TensorInfo emb = g.tensors().get("token_embd.weight");
             if (emb == null || emb.dims().length != 2) {
                 throw new ModelFormatException(path, emb == null ? "tensor token_embd.weight is missing"

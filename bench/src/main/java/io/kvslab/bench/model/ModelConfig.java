@@ -19,6 +19,11 @@ public record ModelConfig(int dim, int hiddenDim, int layers, int heads, int kvH
     /** llama2.c's fixed numerics: RoPE theta 10000, RMSNorm epsilon 1e-5. */
     public static final float DEFAULT_ROPE_THETA = 10000.0f;
     public static final float DEFAULT_NORM_EPS = 1e-5f;
+    /**
+     * Largest context length a model file may declare (GGUF's llama.context_length, llama2.c's seq_len): 16M
+     * positions, far beyond any model this runner serves, and small enough that per-position tables stay bounded.
+     */
+    public static final int MAX_CONTEXT = 1 << 24;
 
     /**
      * Checks the geometry; returns a message saying what is wrong, or null when it is consistent.
