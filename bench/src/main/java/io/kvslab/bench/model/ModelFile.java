@@ -4,9 +4,11 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 
 /**
  * A model or tokenizer file read little-endian through a cursor, with positional {@link FileChannel} reads (never a
@@ -35,7 +37,23 @@ final class ModelFile implements AutoCloseable {
         window.limit(0);
     }
 
+    /**
+     * Opens a regular file. Anything else is refused before it is opened: opening a FIFO for reading blocks until a
+     * writer comes (forever, for a load), and a device such as {@code /dev/zero} has no size to check reads against.
+     */
     static ModelFile open(Path path) {
+        BasicFileAttributes attrs;
+        try {
+            attrs = Files.readAttributes(path, BasicFileAttributes.class);
+        } catch (NoSuchFileException e) {
+            throw new ModelFormatException(path, "no such file");
+        } catch (IOException | UnsupportedOperationException | SecurityException e) {
+            throw new ModelFormatException(path, "cannot read: " + e.getMessage(), e);
+        }
+        if (!attrs.isRegularFile()) {
+            throw new ModelFormatException(path, (attrs.isDirectory() ? "is a directory"
+                    : "is not a regular file (a FIFO, socket or device?)") + "; expected a model or tokenizer file");
+        }
         FileChannel ch;
         try {
             ch = FileChannel.open(path, StandardOpenOption.READ);
