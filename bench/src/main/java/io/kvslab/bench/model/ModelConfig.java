@@ -56,6 +56,39 @@ public record ModelConfig(int dim, int hiddenDim, int layers, int heads, int kvH
         }
     }
 
+    /** Most elements of a Java array this runner allocates (the VMs refuse a few under Integer.MAX_VALUE). */
+    public static final int MAX_ARRAY_ELEMENTS = Integer.MAX_VALUE - 8;
+
+    /** The widest row of scratch a forward pass keeps per token: the largest of dim, hidden_dim and vocab_size. */
+    private String widestRow() {
+        return hiddenDim >= dim && hiddenDim >= vocabSize ? "hidden_dim " + hiddenDim
+                : vocabSize >= dim ? "vocab_size " + vocabSize : "dim " + dim;
+    }
+
+    private int widest() {
+        return Math.max(dim, Math.max(hiddenDim, vocabSize));
+    }
+
+    /** The most tokens a forward pass (a prefill chunk, a decode batch) can run at once: its scratch must fit arrays. */
+    public int maxRows() {
+        return MAX_ARRAY_ELEMENTS / widest();
+    }
+
+    /**
+     * Null if a forward pass can hold scratch for {@code rows} tokens at once ({@code rows} times each of dim,
+     * hidden_dim and vocab_size floats in one Java array), else why not, naming the model's widest dimension and the
+     * most rows that fit.
+     */
+    public String rowsProblem(long rows) {
+        long floats = rows * widest();   // rows < 2^32, widest < 2^31: no overflow
+        if (rows <= maxRows()) {
+            return null;
+        }
+        return rows + " tokens at once of a model with " + widestRow() + " need buffers of " + floats
+                + " floats, more than a Java array holds (" + MAX_ARRAY_ELEMENTS + "); at most " + maxRows()
+                + " for this model";
+    }
+
     /** Elements per attention head. */
     public int headDim() {
         return dim / heads;

@@ -147,6 +147,13 @@ public final class ServeCommand implements Callable<Integer> {
             err.println("kvslab serve: " + e.getMessage());
             return 1;
         }
+        int rows = Math.max(maxBatch, config.prefillChunk());
+        String tooWide = m.model().config().rowsProblem(rows);
+        if (tooWide != null) {
+            err.println("kvslab serve: " + (rows == maxBatch ? "--max-batch " + maxBatch
+                    : "the prefill chunk of " + rows + " tokens") + ": " + tooWide);
+            return 2;
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         try (CompletionServer server = CompletionServer.start(m, model.getFileName().toString(), config, tiers, host,
                 port)) {
