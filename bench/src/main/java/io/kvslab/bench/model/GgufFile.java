@@ -389,10 +389,7 @@ final class GgufFile {
         int count = (int) n;   // <= MAX_ARRAY_ELEMENTS
         if (!READ_ARRAYS.contains(key)) {
             if (elemType == 8) {
-                String what = "the length of a string of array " + key;
-                for (int i = 0; i < count; i++) {
-                    skipString(f, key, what, i);
-                }
+                f.skipStrings(count, MAX_STRING_BYTES, key);
             } else {
                 f.seek(f.position() + (long) count * min);   // count * min <= remaining: checked above
             }
@@ -433,29 +430,14 @@ final class GgufFile {
         return new Array(elemType, count, values);
     }
 
-    /** One string of array {@code key}: its length checked against the bytes left, then passed over. */
-    private static long skipString(ModelFile f, String key, String what, int i) {
-        long len = f.i64(what);
-        long allowed = Math.min(MAX_STRING_BYTES, f.remaining());
-        if (len < 0 || len > allowed) {
-            throw new ModelFormatException(f.path(), key + "[" + i + "] claims a length of " + len + " bytes, allowed [0, "
-                    + allowed + "]; the file is corrupt");
-        }
-        f.seek(f.position() + len);
-        return len;
-    }
-
     /**
      * {@code count} strings packed into one byte array: a first pass checks every length and sums them, so that the
      * budget is charged and the array allocated once, before a second pass reads and checks the bytes.
      */
     private static StringArray strings(ModelFile f, String key, int count, ArrayBudget budget) {
         long start = f.position();
-        long total = 0;
+        long total = f.skipStrings(count, MAX_STRING_BYTES, key);   // each <= the bytes left: below the file's size
         String what = "the length of a string of array " + key;
-        for (int i = 0; i < count; i++) {
-            total += skipString(f, key, what, i);   // each <= remaining: the sum stays below the file's size
-        }
         if (total > Integer.MAX_VALUE - 16) {
             throw new ModelFormatException(f.path(), "the strings of array " + key + " hold " + total
                     + " bytes, more than this reader supports (" + (Integer.MAX_VALUE - 16) + ")");

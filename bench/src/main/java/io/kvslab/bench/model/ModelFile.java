@@ -162,6 +162,36 @@ final class ModelFile implements AutoCloseable {
         return at(8, what).getDouble();
     }
 
+    /**
+     * Passes over {@code count} strings at the cursor (each an int64 length, then that many bytes), checking every
+     * length against {@code maxLength} and the bytes left; returns their total length. Reads the lengths straight from
+     * the window: an array of millions of short strings is skipped at the speed of the file, not of a call per element.
+     *
+     * @param array the array's name, for messages ({@code array[i] claims a length of ...})
+     */
+    long skipStrings(int count, long maxLength, String array) {
+        long total = 0;
+        String what = "the length of a string of array " + array;
+        for (int i = 0; i < count; i++) {
+            long rel = pos - windowStart;
+            long len;
+            if (rel >= 0 && rel + 8 <= window.limit()) {
+                len = window.getLong((int) rel);
+                pos += 8;
+            } else {
+                len = i64(what);
+            }
+            long allowed = Math.min(maxLength, size - pos);
+            if (len < 0 || len > allowed) {
+                throw new ModelFormatException(path, array + "[" + i + "] claims a length of " + len
+                        + " bytes, allowed [0, " + allowed + "]; the file is corrupt");
+            }
+            pos += len;
+            total += len;
+        }
+        return total;
+    }
+
     byte[] bytes(long n, String what) {
         if (n > Integer.MAX_VALUE - 16) {
             throw new ModelFormatException(path, what + " claims " + n + " bytes, more than this reader supports");
