@@ -135,7 +135,8 @@ public final class LoadtestCommand implements Callable<Integer> {
         try {
             before = metrics(http, base);
         } catch (IOException e) {
-            err.println("kvslab loadtest: cannot reach the server at " + url + " (GET /metrics): " + describe(e));
+            err.println("kvslab loadtest: cannot reach the server at " + url + " (GET /metrics): " + describe(e)
+                    + (refused(e) ? ": connection refused; is `kvslab serve` running there?" : ""));
             return 1;
         }
         List<Result> results = new ArrayList<>();
@@ -218,6 +219,15 @@ public final class LoadtestCommand implements Callable<Integer> {
         String text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(b)).toString();
         return text.lines().toList();
+    }
+
+    private static boolean refused(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof java.net.ConnectException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** An exception as one line: its class and message, and those of its causes that add one. */

@@ -117,7 +117,7 @@ class LoadtestCommandTest {
         // closed again: nothing listens there (it printed only "ConnectException")
         assertRun(runCaptured("--url=http://127.0.0.1:" + port, "--requests=1"), 1,
                 "kvslab loadtest: cannot reach the server at http://127.0.0.1:" + port + " (GET /metrics): "
-                        + "ConnectException");
+                        + "ConnectException", "connection refused; is `kvslab serve` running there?");
     }
 
     @Test
