@@ -13,7 +13,7 @@ import java.util.Locale;
  * Checks of option values done before any work starts: ranges, choices from a list, input files that must be
  * readable and output locations that must be writable (so a long run cannot fail at its very end).
  */
-final class Check {
+public final class Check {
     private Check() {}
 
     static long range(CommandSpec spec, String option, long value, long min, long max) {
@@ -46,13 +46,34 @@ final class Check {
         return v;
     }
 
-    /** An input file: it must exist, be a regular file and be readable. */
-    static Path inputFile(CommandSpec spec, String option, Path file) {
+    /**
+     * An input file: it must exist, be a regular file (not a directory, FIFO or device: reading a FIFO blocks until a
+     * writer comes) and be readable.
+     */
+    public static Path inputFile(CommandSpec spec, String option, Path file) {
         if (!Files.exists(file)) {
             throw new ParameterException(spec.commandLine(), option + ": no such file: " + file);
         }
         if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
-            throw new ParameterException(spec.commandLine(), option + ": not a readable file: " + file);
+            throw new ParameterException(spec.commandLine(), option + ": not a readable file: " + file
+                    + (Files.isDirectory(file) ? " (a directory)" : Files.isRegularFile(file) ? " (no read permission)"
+                    : " (not a regular file: a FIFO, socket or device?)"));
+        }
+        return file;
+    }
+
+    /** An input file as {@link #inputFile}, of at most {@code maxBytes} bytes. */
+    public static Path inputFile(CommandSpec spec, String option, Path file, long maxBytes) {
+        inputFile(spec, option, file);
+        long size;
+        try {
+            size = Files.size(file);
+        } catch (IOException e) {
+            throw new ParameterException(spec.commandLine(), option + ": cannot read " + file + " (" + reason(e) + ")");
+        }
+        if (size > maxBytes) {
+            throw new ParameterException(spec.commandLine(), option + ": " + file + " has " + size + " bytes, more than"
+                    + " the " + maxBytes + " allowed");
         }
         return file;
     }

@@ -101,6 +101,10 @@ final class GenerateCommand implements Callable<Integer> {
         long s = seed != null ? Check.range(spec, "--seed", seed, 1, Long.MAX_VALUE) : 0;
         PrintWriter err = spec.commandLine().getErr();
         LoadedModel m = ModelFiles.load(spec, model, tokenizer);
+        String tooWide = m.model().config().rowsProblem(chunk);
+        if (tooWide != null) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--chunk " + chunk + ": " + tooWide);
+        }
         if (s == 0) {
             s = System.currentTimeMillis() / 1000;
             if (temperature != 0) {

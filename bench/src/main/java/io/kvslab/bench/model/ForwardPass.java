@@ -37,6 +37,11 @@ final class ForwardPass {
             throw new IllegalArgumentException("chunk size must be positive, got " + maxChunk);
         }
         this.c = model.config();
+        String tooWide = c.rowsProblem(maxChunk);
+        if (tooWide != null) {
+            // every buffer below is maxChunk times a width of at most max(dim, hidden_dim, vocab_size): in int range
+            throw new IllegalArgumentException(tooWide);
+        }
         this.w = model.weights();
         this.mm = mm;
         this.maxChunk = maxChunk;

@@ -41,8 +41,8 @@ public final class Generator {
                     + session.model().name() + "'s context length is " + context + " tokens");
         }
         int bos = tokenizer.bos();
-        int[] ids = new int[steps];
-        int count = 0;
+        // grown as tokens come: steps may be a header's context length that no run ever reaches
+        Ids ids = new Ids(Math.min(steps, 1024));
         ByteArrayOutputStream text = new ByteArrayOutputStream();
         // run.c: at position pos the model reads token prompt[pos]; while pos < prompt length - 1 the "next" token is
         // the prompt's, afterwards it is sampled. Feed the prompt positions in one prefill.
@@ -60,7 +60,7 @@ public final class Generator {
                 stopped = true;
                 break;
             }
-            count = emit(tokenizer, token, next, ids, count, text, pieces);
+            emit(tokenizer, token, next, ids, text, pieces);
             token = next;
         }
         int pos = fed - 1;
@@ -71,7 +71,7 @@ public final class Generator {
                 if (next == bos) {
                     break;
                 }
-                count = emit(tokenizer, token, next, ids, count, text, pieces);
+                emit(tokenizer, token, next, ids, text, pieces);
                 token = next;
                 if (pos >= steps) {
                     break;
@@ -80,13 +80,30 @@ public final class Generator {
             }
         }
         long t2 = System.nanoTime();
-        return new Generation(prompt0, Arrays.copyOf(ids, count), text.toString(StandardCharsets.UTF_8),
+        return new Generation(prompt0, Arrays.copyOf(ids.a, ids.n), text.toString(StandardCharsets.UTF_8),
                 (int) session.position(), t1 - t0, t2 - t1);
     }
 
-    private static int emit(Tokenizer tokenizer, int token, int next, int[] ids, int count, ByteArrayOutputStream text,
-                            Consumer<byte[]> pieces) {
-        ids[count] = next;
+    /** The generated ids so far: {@code a[0 .. n)}. */
+    private static final class Ids {
+        int[] a;
+        int n;
+
+        Ids(int capacity) {
+            a = new int[Math.max(1, capacity)];
+        }
+
+        void add(int id) {
+            if (n == a.length) {
+                a = Arrays.copyOf(a, (int) Math.min(Integer.MAX_VALUE - 16, 2L * a.length));
+            }
+            a[n++] = id;
+        }
+    }
+
+    private static void emit(Tokenizer tokenizer, int token, int next, Ids ids, ByteArrayOutputStream text,
+                             Consumer<byte[]> pieces) {
+        ids.add(next);
         byte[] p = tokenizer.decode(token, next);
         if (Tokenizer.printable(p)) {
             text.writeBytes(p);
@@ -94,6 +111,5 @@ public final class Generator {
                 pieces.accept(p);
             }
         }
-        return count + 1;
     }
 }

@@ -11,6 +11,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The header of a GGUF v2/v3 file (llama.cpp's format): metadata key/values, the tensor directory and the start of the
@@ -23,9 +24,13 @@ import java.util.Map;
  * known GGML type, a byte size computed in long with overflow checks, and lies inside the data section without
  * overlapping another tensor, so the tensors together are at most the file's length.
  *
+ * <p>Metadata arrays are the one place where a small file could claim a great deal of heap (millions of elements, each
+ * a boxed object): only the arrays the loader reads ({@link #READ_ARRAYS}) are read, into primitive arrays, and all of
+ * them together may take at most the file's length + 1 MiB of heap; every other array is checked and skipped.
+ *
  * <p>Metadata values map to Java as: integers of up to 32 bits to {@code Long} (unsigned ones keep their value),
  * 64-bit integers to {@code Long}, FLOAT32 to {@code Float}, FLOAT64 to {@code Double}, BOOL to {@code Boolean},
- * STRING to {@code String}, ARRAY to an unmodifiable {@code List}.
+ * STRING to {@code String}, ARRAY to an {@link Array}.
  */
 final class GgufFile {
     static final int MAGIC = 0x46554747; // "GGUF" little-endian
@@ -69,6 +74,42 @@ final class GgufFile {
         }
     }
 
+    /**
+     * The arrays the loader reads ({@link GgufModelLoader}'s tokenizer); every other array is validated and skipped.
+     */
+    static final Set<String> READ_ARRAYS = Set.of("tokenizer.ggml.tokens", "tokenizer.ggml.scores");
+
+    /**
+     * A metadata array: its GGUF element type, its length and, for the keys of {@link #READ_ARRAYS}, its values:
+     * {@code long[]} for integers (unsigned ones keep their value), {@code float[]} for float32, {@code double[]} for
+     * float64, {@code boolean[]} for bool and a {@link StringArray} for strings. Null for an array that was skipped.
+     */
+    record Array(int elementType, int length, Object values) {
+        String describe() {
+            return "an array of " + length + " " + typeName(elementType) + (values == null ? " (not read)" : "");
+        }
+
+        @Override
+        public String toString() {
+            return describe();
+        }
+    }
+
+    /** Strings packed one after another in {@code utf8}: string i is bytes {@code [offsets[i], offsets[i+1])}. */
+    record StringArray(byte[] utf8, int[] offsets) {
+        int size() {
+            return offsets.length - 1;
+        }
+
+        byte[] bytes(int i) {
+            return java.util.Arrays.copyOfRange(utf8, offsets[i], offsets[i + 1]);
+        }
+
+        String get(int i) {
+            return new String(utf8, offsets[i], offsets[i + 1] - offsets[i], StandardCharsets.UTF_8);
+        }
+    }
+
     private final ModelFile file;
     private final int version;
     private final Map<String, Object> metadata;
@@ -100,10 +141,11 @@ final class GgufFile {
         count(f, "tensor count", tensorCount, Math.min(MAX_TENSORS, left / MIN_TENSOR_ENTRY));
         count(f, "metadata count", kvCount, Math.min(MAX_METADATA, left / MIN_METADATA_ENTRY));
         Map<String, Object> meta = new LinkedHashMap<>();
+        ArrayBudget budget = new ArrayBudget(f.size());
         for (long i = 0; i < kvCount; i++) {
             String key = string(f, "metadata key #" + i, MAX_NAME_BYTES);
             int type = f.i32("type of metadata " + key);
-            if (meta.put(key, value(f, type, key)) != null) {
+            if (meta.put(key, value(f, type, key, budget)) != null) {
                 throw new ModelFormatException(f.path(), "metadata " + key + " appears twice");
             }
         }
@@ -235,50 +277,191 @@ final class GgufFile {
         };
     }
 
-    private static Object value(ModelFile f, int type, String key) {
+    /** The GGUF spec's name of value type {@code type}. */
+    static String typeName(int type) {
         return switch (type) {
-            case 0 -> (long) (f.i8(key) & 0xFF);
-            case 1 -> (long) f.i8(key);
-            case 2 -> (long) (f.i16(key) & 0xFFFF);
-            case 3 -> (long) f.i16(key);
+            case 0 -> "uint8";
+            case 1 -> "int8";
+            case 2 -> "uint16";
+            case 3 -> "int16";
+            case 4 -> "uint32";
+            case 5 -> "int32";
+            case 6 -> "float32";
+            case 7 -> "bool";
+            case 8 -> "string";
+            case 9 -> "array";
+            case 10 -> "uint64";
+            case 11 -> "int64";
+            case 12 -> "float64";
+            default -> "type " + type;
+        };
+    }
+
+    /** Bytes of heap one element of a materialised array of {@code type} takes (strings: plus their UTF-8 bytes). */
+    private static int heapBytes(int type) {
+        return switch (type) {
+            case 7 -> 1;
+            case 6, 8 -> 4;   // float; a string's offset
+            default -> 8;     // long, double
+        };
+    }
+
+    /**
+     * How many bytes of heap the materialised arrays may take together: the file's length plus 1 MiB. An array in the
+     * file takes at least as many bytes as its elements need in memory (integers of up to 32 bits aside, which no
+     * array the loader reads holds), so a well-formed file never comes near it; a file that claims more is refused.
+     */
+    private static final class ArrayBudget {
+        static final long SLACK = 1 << 20;
+        final long limit;
+        long used;
+
+        ArrayBudget(long fileSize) {
+            this.limit = fileSize + SLACK;
+        }
+
+        void take(ModelFile f, String key, long bytes) {
+            if (bytes < 0 || bytes > limit - used) {
+                throw new ModelFormatException(f.path(), "array " + key + " would take " + bytes + " bytes in memory, "
+                        + "more than the " + (limit - used) + " left of the metadata arrays' budget (" + limit
+                        + " bytes: the file's length + " + SLACK + ")");
+            }
+            used += bytes;
+        }
+    }
+
+    /** An integer of GGUF type 0..5, 10 or 11 as a long (unsigned ones keep their value). */
+    private static long integer(ModelFile f, int type, String key) {
+        return switch (type) {
+            case 0 -> f.i8(key) & 0xFF;
+            case 1 -> f.i8(key);
+            case 2 -> f.i16(key) & 0xFFFF;
+            case 3 -> f.i16(key);
             case 4 -> f.i32(key) & 0xFFFFFFFFL;
-            case 5 -> (long) f.i32(key);
-            case 6 -> f.f32(key);
-            case 7 -> {
-                byte b = f.i8(key);
-                if (b != 0 && b != 1) {
-                    throw new ModelFormatException(f.path(), "boolean metadata " + key + " holds " + b + ", expected 0 or 1");
-                }
-                yield b == 1;
-            }
-            case 8 -> string(f, "value of " + key, MAX_STRING_BYTES);
-            case 9 -> {
-                int elemType = f.i32("element type of " + key);
-                long n = f.i64("length of " + key);
-                if (elemType == 9) {
-                    throw new ModelFormatException(f.path(), "array " + key + " nests arrays, which this reader does not support");
-                }
-                int min = minBytes(elemType);
-                if (min == 0) {
-                    throw new ModelFormatException(f.path(), "array " + key + " has element type " + elemType
-                            + ", expected one of the GGUF types 0..12");
-                }
-                long allowed = Math.min(MAX_ARRAY_ELEMENTS, f.remaining() / min);
-                if (n < 0 || n > allowed) {
-                    throw new ModelFormatException(f.path(), "array " + key + " claims " + n + " elements, allowed [0, "
-                            + allowed + "] for the bytes left in the file; the file is corrupt");
-                }
-                List<Object> list = new ArrayList<>((int) Math.min(n, 1 << 16));
-                for (long i = 0; i < n; i++) {
-                    list.add(value(f, elemType, key + "[" + i + "]"));
-                }
-                yield Collections.unmodifiableList(list);
-            }
+            case 5 -> f.i32(key);
             case 10, 11 -> f.i64(key);
+            default -> throw new AssertionError(type);
+        };
+    }
+
+    private static boolean bool(ModelFile f, String key) {
+        byte b = f.i8(key);
+        if (b != 0 && b != 1) {
+            throw new ModelFormatException(f.path(), "boolean metadata " + key + " holds " + b + ", expected 0 or 1");
+        }
+        return b == 1;
+    }
+
+    private static Object value(ModelFile f, int type, String key, ArrayBudget budget) {
+        return switch (type) {
+            case 0, 1, 2, 3, 4, 5, 10, 11 -> integer(f, type, key);
+            case 6 -> f.f32(key);
+            case 7 -> bool(f, key);
+            case 8 -> string(f, "value of " + key, MAX_STRING_BYTES);
+            case 9 -> array(f, key, budget);
             case 12 -> f.f64(key);
             default -> throw new ModelFormatException(f.path(), "metadata " + key + " has value type " + type
                     + ", expected one of the GGUF types 0..12");
         };
+    }
+
+    /**
+     * An array value. Arrays of {@link #READ_ARRAYS} are read into primitive arrays (strings packed into one byte
+     * array), charged to {@code budget}; every other array is checked (element type, length, each string's length
+     * against the bytes left) and skipped, so that it costs no heap at all.
+     */
+    private static Array array(ModelFile f, String key, ArrayBudget budget) {
+        int elemType = f.i32("element type of " + key);
+        long n = f.i64("length of " + key);
+        if (elemType == 9) {
+            throw new ModelFormatException(f.path(), "array " + key + " nests arrays, which this reader does not support");
+        }
+        int min = minBytes(elemType);
+        if (min == 0) {
+            throw new ModelFormatException(f.path(), "array " + key + " has element type " + elemType
+                    + ", expected one of the GGUF types 0..12");
+        }
+        long allowed = Math.min(MAX_ARRAY_ELEMENTS, f.remaining() / min);
+        if (n < 0 || n > allowed) {
+            throw new ModelFormatException(f.path(), "array " + key + " claims " + n + " elements, allowed [0, "
+                    + allowed + "] for the bytes left in the file; the file is corrupt");
+        }
+        int count = (int) n;   // <= MAX_ARRAY_ELEMENTS
+        if (!READ_ARRAYS.contains(key)) {
+            if (elemType == 8) {
+                f.skipStrings(count, MAX_STRING_BYTES, key);
+            } else {
+                f.seek(f.position() + (long) count * min);   // count * min <= remaining: checked above
+            }
+            return new Array(elemType, count, null);
+        }
+        budget.take(f, key, (long) count * heapBytes(elemType));
+        Object values = switch (elemType) {
+            case 6 -> {
+                float[] a = new float[count];
+                for (int i = 0; i < count; i++) {
+                    a[i] = f.f32(key);
+                }
+                yield a;
+            }
+            case 12 -> {
+                double[] a = new double[count];
+                for (int i = 0; i < count; i++) {
+                    a[i] = f.f64(key);
+                }
+                yield a;
+            }
+            case 7 -> {
+                boolean[] a = new boolean[count];
+                for (int i = 0; i < count; i++) {
+                    a[i] = bool(f, key);
+                }
+                yield a;
+            }
+            case 8 -> strings(f, key, count, budget);
+            default -> {
+                long[] a = new long[count];
+                for (int i = 0; i < count; i++) {
+                    a[i] = integer(f, elemType, key);
+                }
+                yield a;
+            }
+        };
+        return new Array(elemType, count, values);
+    }
+
+    /**
+     * {@code count} strings packed into one byte array: a first pass checks every length and sums them, so that the
+     * budget is charged and the array allocated once, before a second pass reads and checks the bytes.
+     */
+    private static StringArray strings(ModelFile f, String key, int count, ArrayBudget budget) {
+        long start = f.position();
+        long total = f.skipStrings(count, MAX_STRING_BYTES, key);   // each <= the bytes left: below the file's size
+        String what = "the length of a string of array " + key;
+        if (total > Integer.MAX_VALUE - 16) {
+            throw new ModelFormatException(f.path(), "the strings of array " + key + " hold " + total
+                    + " bytes, more than this reader supports (" + (Integer.MAX_VALUE - 16) + ")");
+        }
+        budget.take(f, key, total);
+        f.seek(start);
+        byte[] utf8 = new byte[(int) total];
+        int[] offsets = new int[count + 1];
+        var decoder = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        int at = 0;
+        for (int i = 0; i < count; i++) {
+            int len = (int) f.i64(what);
+            byte[] b = f.bytes(len, "a string of array " + key);
+            try {
+                decoder.reset().decode(ByteBuffer.wrap(b));
+            } catch (CharacterCodingException e) {
+                throw new ModelFormatException(f.path(), key + "[" + i + "] is not valid UTF-8; the file is corrupt");
+            }
+            System.arraycopy(b, 0, utf8, at, len);
+            at += len;
+            offsets[i + 1] = at;
+        }
+        return new StringArray(utf8, offsets);
     }
 
     java.nio.file.Path path() {
@@ -308,6 +491,30 @@ final class GgufFile {
                     + ", expected " + type.getSimpleName());
         }
         return type.cast(v);
+    }
+
+    /** The values of a required array of {@link #READ_ARRAYS} whose elements are of GGUF type {@code elementType}. */
+    private Object requireArray(String key, int elementType) {
+        Object v = metadata.get(key);
+        if (v == null) {
+            throw new ModelFormatException(path(), "metadata " + key + " is missing");
+        }
+        if (!(v instanceof Array a) || a.elementType() != elementType || a.values() == null) {
+            throw new ModelFormatException(path(), "metadata " + key + " is "
+                    + (v instanceof Array a ? a.describe() : v.getClass().getSimpleName() + " " + v)
+                    + ", expected an array of " + typeName(elementType));
+        }
+        return a.values();
+    }
+
+    /** A required array of strings (one of {@link #READ_ARRAYS}). */
+    StringArray requireStrings(String key) {
+        return (StringArray) requireArray(key, 8);
+    }
+
+    /** A required array of float32 (one of {@link #READ_ARRAYS}). */
+    float[] requireFloats(String key) {
+        return (float[]) requireArray(key, 6);
     }
 
     /** A required integer metadata entry in [min, max]. */

@@ -2,7 +2,6 @@ package io.kvslab.bench.model;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.List;
 
 /**
  * Builds a {@link LlamaModel} and its {@link Tokenizer} from a GGUF file of architecture {@code llama}. Tensors follow
@@ -27,7 +26,7 @@ final class GgufModelLoader {
             int layers = g.requireInt("llama.block_count", 1, 1 << 12);
             int heads = g.requireInt("llama.attention.head_count", 1, 1 << 12);
             int kvHeads = g.optionalInt("llama.attention.head_count_kv", heads, 1, 1 << 12);
-            int context = g.requireInt("llama.context_length", 1, 1 << 24);
+            int context = g.requireInt("llama.context_length", 1, ModelConfig.MAX_CONTEXT);
             GgufFile.TensorInfo emb = g.tensors().get("token_embd.weight");
             if (emb == null || emb.dims().length != 2) {
                 throw new ModelFormatException(path, emb == null ? "tensor token_embd.weight is missing"
@@ -93,28 +92,22 @@ final class GgufModelLoader {
             throw new ModelFormatException(path, "tokenizer.ggml.model is '" + kind
                     + "'; this runner supports only the SentencePiece BPE tokenizer 'llama'");
         }
-        List<?> tokens = g.require("tokenizer.ggml.tokens", List.class);
-        List<?> scores = g.require("tokenizer.ggml.scores", List.class);
-        if (tokens.size() != vocab || scores.size() != vocab) {
-            throw new ModelFormatException(path, "tokenizer has " + tokens.size() + " tokens and " + scores.size()
+        GgufFile.StringArray tokens = g.requireStrings("tokenizer.ggml.tokens");
+        float[] scores = g.requireFloats("tokenizer.ggml.scores");
+        if (tokens.size() != vocab || scores.length != vocab) {
+            throw new ModelFormatException(path, "tokenizer has " + tokens.size() + " tokens and " + scores.length
                     + " scores, expected " + vocab + " of each (the rows of token_embd.weight)");
         }
         byte[][] pieces = new byte[vocab][];
-        float[] s = new float[vocab];
         for (int i = 0; i < vocab; i++) {
-            if (!(tokens.get(i) instanceof String t) || !(scores.get(i) instanceof Float score)) {
-                throw new ModelFormatException(path, "tokenizer entry " + i + " is " + tokens.get(i) + " / " + scores.get(i)
-                        + ", expected a string token and a float32 score");
-            }
-            if (!Float.isFinite(score)) {
-                throw new ModelFormatException(path, "tokenizer.ggml.scores[" + i + "] is " + score
+            if (!Float.isFinite(scores[i])) {
+                throw new ModelFormatException(path, "tokenizer.ggml.scores[" + i + "] is " + scores[i]
                         + ", expected a finite number");
             }
-            pieces[i] = t.replace(SPM_SPACE, " ").getBytes(StandardCharsets.UTF_8);
-            s[i] = score;
+            pieces[i] = tokens.get(i).replace(SPM_SPACE, " ").getBytes(StandardCharsets.UTF_8);
         }
         int bos = g.optionalInt("tokenizer.ggml.bos_token_id", Llama2cTokenizer.BOS, 0, vocab - 1);
         int eos = g.optionalInt("tokenizer.ggml.eos_token_id", Llama2cTokenizer.EOS, 0, vocab - 1);
-        return new Tokenizer(pieces, s, bos, eos);
+        return new Tokenizer(pieces, scores, bos, eos);
     }
 }

@@ -33,6 +33,10 @@ final class Llama2cCheckpoint {
                 throw new ModelFormatException(path, "not a llama2.c checkpoint or GGUF file (as a llama2.c header: "
                         + problem + ")");
             }
+            if (seqLen > ModelConfig.MAX_CONTEXT) {
+                throw new ModelFormatException(path, "llama2.c header claims seq_len " + seqLen + ", allowed 1.."
+                        + ModelConfig.MAX_CONTEXT + " (the context length cap, as for GGUF's llama.context_length)");
+            }
             ModelConfig c = new ModelConfig(dim, hidden, layers, heads, kvHeads, vocab, seqLen,
                     ModelConfig.DEFAULT_ROPE_THETA, ModelConfig.DEFAULT_NORM_EPS);
             long expected;

@@ -4,9 +4,11 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 
 /**
  * A model or tokenizer file read little-endian through a cursor, with positional {@link FileChannel} reads (never a
@@ -35,7 +37,23 @@ final class ModelFile implements AutoCloseable {
         window.limit(0);
     }
 
+    /**
+     * Opens a regular file. Anything else is refused before it is opened: opening a FIFO for reading blocks until a
+     * writer comes (forever, for a load), and a device such as {@code /dev/zero} has no size to check reads against.
+     */
     static ModelFile open(Path path) {
+        BasicFileAttributes attrs;
+        try {
+            attrs = Files.readAttributes(path, BasicFileAttributes.class);
+        } catch (NoSuchFileException e) {
+            throw new ModelFormatException(path, "no such file");
+        } catch (IOException | UnsupportedOperationException | SecurityException e) {
+            throw new ModelFormatException(path, "cannot read: " + e.getMessage(), e);
+        }
+        if (!attrs.isRegularFile()) {
+            throw new ModelFormatException(path, (attrs.isDirectory() ? "is a directory"
+                    : "is not a regular file (a FIFO, socket or device?)") + "; expected a model or tokenizer file");
+        }
         FileChannel ch;
         try {
             ch = FileChannel.open(path, StandardOpenOption.READ);
@@ -142,6 +160,36 @@ final class ModelFile implements AutoCloseable {
 
     double f64(String what) {
         return at(8, what).getDouble();
+    }
+
+    /**
+     * Passes over {@code count} strings at the cursor (each an int64 length, then that many bytes), checking every
+     * length against {@code maxLength} and the bytes left; returns their total length. Reads the lengths straight from
+     * the window: an array of millions of short strings is skipped at the speed of the file, not of a call per element.
+     *
+     * @param array the array's name, for messages ({@code array[i] claims a length of ...})
+     */
+    long skipStrings(int count, long maxLength, String array) {
+        long total = 0;
+        String what = "the length of a string of array " + array;
+        for (int i = 0; i < count; i++) {
+            long rel = pos - windowStart;
+            long len;
+            if (rel >= 0 && rel + 8 <= window.limit()) {
+                len = window.getLong((int) rel);
+                pos += 8;
+            } else {
+                len = i64(what);
+            }
+            long allowed = Math.min(maxLength, size - pos);
+            if (len < 0 || len > allowed) {
+                throw new ModelFormatException(path, array + "[" + i + "] claims a length of " + len
+                        + " bytes, allowed [0, " + allowed + "]; the file is corrupt");
+            }
+            pos += len;
+            total += len;
+        }
+        return total;
     }
 
     byte[] bytes(long n, String what) {

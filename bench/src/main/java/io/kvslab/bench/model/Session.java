@@ -85,7 +85,7 @@ public final class Session implements AutoCloseable {
         check(tokens);
         int vocab = model.config().vocabSize();
         float[][] out = new float[tokens.length][];
-        float[] chunkLogits = new float[forward.maxChunk() * vocab];
+        float[] chunkLogits = new float[Math.toIntExact((long) forward.maxChunk() * vocab)];   // fits: ForwardPass checked
         for (int off = 0; off < tokens.length; off += forward.maxChunk()) {
             int n = Math.min(forward.maxChunk(), tokens.length - off);
             forward.run(tokens, off, n, position, cache, chunkLogits, true, observer);

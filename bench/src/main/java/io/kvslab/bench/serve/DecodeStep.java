@@ -55,7 +55,7 @@ final class DecodeStep implements AutoCloseable {
                 attentionNanos += System.nanoTime() - t;
             }
         };
-        this.logits = new float[maxBatch * vocab];
+        this.logits = new float[Math.toIntExact((long) maxBatch * vocab)];   // fits: BatchForward's pass checked it
         this.tokens = new int[maxBatch];
         this.positions = new long[maxBatch];
         this.sequences = new Sequence[maxBatch];

@@ -3,9 +3,12 @@ package io.kvslab.bench.serve;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kvslab.bench.cli.Check;
 import org.HdrHistogram.Histogram;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -14,6 +17,9 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,6 +50,11 @@ public final class LoadtestCommand implements Callable<Integer> {
     static final List<String> DEFAULT_PROMPTS = List.of("Once upon a time", "Lily and Ben", "The little dog",
             "One day, a girl named Sue", "Tom had a red ball", "The sun was", "A big bird", "");
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Largest --prompts file read (64 MiB): the whole file is held in memory. */
+    static final long MAX_PROMPTS_BYTES = 64L << 20;
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--url", required = true, description = "the server, e.g. http://127.0.0.1:8080 (loopback only)")
     String url;
@@ -97,7 +108,22 @@ public final class LoadtestCommand implements Callable<Integer> {
         }
         List<String> prompts = DEFAULT_PROMPTS;
         if (promptsFile != null) {
-            prompts = Files.readAllLines(promptsFile, StandardCharsets.UTF_8);
+            // a regular file (a FIFO would block the read, /dev/zero never end) of at most 64 MiB
+            Check.inputFile(spec, "--prompts", promptsFile, MAX_PROMPTS_BYTES);
+            try {
+                prompts = readPrompts(promptsFile);
+            } catch (CharacterCodingException e) {
+                err.println("kvslab loadtest: --prompts: " + promptsFile + " is not valid UTF-8 text");
+                return 2;
+            } catch (IOException e) {
+                err.println("kvslab loadtest: --prompts: cannot read " + promptsFile + ": " + describe(e));
+                return 1;
+            }
+            if (prompts == null) {
+                err.println("kvslab loadtest: --prompts: " + promptsFile + " grew past the " + MAX_PROMPTS_BYTES
+                        + " bytes allowed while it was read");
+                return 2;
+            }
             if (prompts.isEmpty()) {
                 err.println("kvslab loadtest: " + promptsFile + " has no prompts");
                 return 2;
@@ -105,7 +131,14 @@ public final class LoadtestCommand implements Callable<Integer> {
         }
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                 .connectTimeout(Duration.ofSeconds(5)).build();
-        Map<String, Double> before = metrics(http, base);
+        Map<String, Double> before;
+        try {
+            before = metrics(http, base);
+        } catch (IOException e) {
+            err.println("kvslab loadtest: cannot reach the server at " + url + " (GET /metrics): " + describe(e)
+                    + (refused(e) ? ": connection refused; is `kvslab serve` running there?" : ""));
+            return 1;
+        }
         List<Result> results = new ArrayList<>();
         AtomicInteger next = new AtomicInteger();
         List<String> ps = prompts;
@@ -126,7 +159,13 @@ public final class LoadtestCommand implements Callable<Integer> {
             }
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
-        Map<String, Double> after = metrics(http, base);
+        Map<String, Double> after;
+        try {
+            after = metrics(http, base);
+        } catch (IOException e) {
+            err.println("kvslab loadtest: lost the server at " + url + " after the run (GET /metrics): " + describe(e));
+            return 1;
+        }
         int mismatches = 0;
         int checked = 0;
         if (check) {
@@ -163,6 +202,48 @@ public final class LoadtestCommand implements Callable<Integer> {
                     + (long) preemptions(before, after) + " times: not counted (preempted requests are exempt)");
         }
         return failed == 0 && (mismatches == 0 || exempt) ? 0 : 1;
+    }
+
+    /**
+     * The lines of a prompts file, read as strict UTF-8 (CR, LF or CRLF end a line); null if it holds more than
+     * {@link #MAX_PROMPTS_BYTES} (it grew after it was checked).
+     */
+    static List<String> readPrompts(Path file) throws IOException {
+        byte[] b;
+        try (java.io.InputStream in = Files.newInputStream(file)) {
+            b = in.readNBytes((int) MAX_PROMPTS_BYTES + 1);
+        }
+        if (b.length > MAX_PROMPTS_BYTES) {
+            return null;
+        }
+        String text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(b)).toString();
+        return text.lines().toList();
+    }
+
+    private static boolean refused(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof java.net.ConnectException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** An exception as one line: its class and message, and those of its causes that add one. */
+    static String describe(Throwable e) {
+        StringBuilder sb = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            String m = t.getMessage();
+            if (t != e && (m == null || sb.toString().contains(m))) {
+                continue;
+            }
+            sb.append(sb.isEmpty() ? "" : ": ").append(t.getClass().getSimpleName());
+            if (m != null) {
+                sb.append(" (").append(m).append(')');
+            }
+        }
+        return sb.toString();
     }
 
     private Result streamOne(HttpClient http, URI base, String prompt) {
@@ -223,7 +304,7 @@ public final class LoadtestCommand implements Callable<Integer> {
             return new Result(prompt, true, null, tokens.stream().mapToInt(Integer::intValue).toArray(), Math.max(ttft, 0),
                     itl.stream().mapToLong(Long::longValue).toArray());
         } catch (IOException e) {
-            return new Result(prompt, false, e.toString(), null, 0, null);
+            return new Result(prompt, false, describe(e), null, 0, null);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return new Result(prompt, false, "interrupted", null, 0, null);

@@ -1,12 +1,16 @@
 package io.kvslab.bench.serve;
 
 import io.kvslab.KvSlabException;
+import io.kvslab.bench.cli.Check;
 import io.kvslab.bench.cli.types.KvDtypesConverter;
 import io.kvslab.bench.model.KvDtypes;
 import io.kvslab.bench.model.LoadedModel;
 import io.kvslab.bench.model.MatMul;
+import io.kvslab.bench.model.ModelFormatException;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.net.InetAddress;
 import java.nio.file.Path;
@@ -19,6 +23,9 @@ import java.util.concurrent.CountDownLatch;
         description = "Serve a Llama model over HTTP (OpenAI /v1/completions, /health, /metrics) with continuous "
                 + "batching on the KV store.")
 public final class ServeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--model", required = true, description = "llama2.c checkpoint (.bin) or GGUF file")
     Path model;
 
@@ -92,11 +99,17 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // a usage error as in generate (exit 2), and before anything opens them: opening a FIFO blocks for a writer
+        Check.inputFile(spec, "--model", model);
+        if (tokenizer != null) {
+            Check.inputFile(spec, "--tokenizer", tokenizer);
+        }
+        java.io.PrintWriter err = spec.commandLine().getErr();
         MatMul mm;
         try {
             mm = MatMul.valueOf(matMul.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            System.err.println("kvslab serve: --matmul takes java or openblas, not '" + matMul + "'");
+            err.println("kvslab serve: --matmul takes java or openblas, not '" + matMul + "'");
             return 2;
         }
         if (!InetAddress.getByName(host).isLoopbackAddress()) {
@@ -120,15 +133,26 @@ public final class ServeCommand implements Callable<Integer> {
                 PressurePolicy.parse(pressure, seq -> false).close(); // reject a bad spec first
             }
         } catch (IllegalArgumentException | io.kvslab.KvArgumentException e) {
-            System.err.println("kvslab serve: " + e.getMessage());
+            err.println("kvslab serve: " + e.getMessage());
             return 2;
         }
         LoadedModel m;
         try {
             m = LoadedModel.load(model, tokenizer);
-        } catch (KvSlabException | IllegalArgumentException e) {
-            System.err.println("kvslab serve: " + e.getMessage());
+        } catch (ModelFormatException | IllegalArgumentException e) {
+            // a file that is not what --model / --tokenizer needs: a usage error, as generate reports it
+            err.println("kvslab serve: " + e.getMessage());
+            return 2;
+        } catch (KvSlabException e) {
+            err.println("kvslab serve: " + e.getMessage());
             return 1;
+        }
+        int rows = Math.max(maxBatch, config.prefillChunk());
+        String tooWide = m.model().config().rowsProblem(rows);
+        if (tooWide != null) {
+            err.println("kvslab serve: " + (rows == maxBatch ? "--max-batch " + maxBatch
+                    : "the prefill chunk of " + rows + " tokens") + ": " + tooWide);
+            return 2;
         }
         CountDownLatch stopped = new CountDownLatch(1);
         try (CompletionServer server = CompletionServer.start(m, model.getFileName().toString(), config, tiers, host,

@@ -92,6 +92,14 @@ final class GgufWriter {
         return this;
     }
 
+    /** An array of {@code n} elements of GGUF type {@code elemType}, whose encoded elements are {@code payload}. */
+    GgufWriter array(String k, int elemType, long n, byte[] payload) {
+        key(k, 9);
+        meta.writeBytes(le(12, x -> x.putInt(elemType).putLong(n)));
+        meta.writeBytes(payload);
+        return this;
+    }
+
     GgufWriter tensor(String name, long[] dims, int type, byte[] data) {
         tensors.add(new Tensor(name, dims, type, data, null));
         return this;

@@ -54,7 +54,10 @@ class ServeOptionsTest {
     }
 
     @Test
-    void aCheckpointWithoutItsTokenizerIsRefused() {
-        assertEquals(1, run(new StringWriter(), "--model", SharedModels.binFile().toString(), "--port", "0"));
+    void aCheckpointWithoutItsTokenizerIsRefusedAsAUsageError() {
+        // exit 2, as generate: the caller gave files that are not what the options need (it was 1)
+        StringWriter err = new StringWriter();
+        assertEquals(2, run(err, "--model", SharedModels.binFile().toString(), "--port", "0"));
+        assertTrue(err.toString().contains("has no tokenizer inside"), err.toString());
     }
 }
