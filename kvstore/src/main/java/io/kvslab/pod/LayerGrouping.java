@@ -424,11 +424,19 @@ public final class LayerGrouping {
     /**
      * Writes the grouping file atomically (temporary file, then move).
      *
-     * @param file the target path; its parent directory must exist
-     * @throws java.io.UncheckedIOException if the file cannot be written
+     * @param file the target path; its parent directory must exist, and the path be a regular file or nothing
+     * @throws java.io.UncheckedIOException if the file cannot be written, or the path exists and is not a regular
+     *                                      file
      */
     public void save(Path file) {
         try {
+            // the move below would replace a device, FIFO or directory entry itself: only a regular file is replaced
+            if (Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                    && !Files.isRegularFile(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new java.nio.file.FileSystemException(file.toString(), null,
+                        "exists and is not a regular file (a device, FIFO, directory or link); only a regular file is "
+                                + "replaced");
+            }
             Path dir = file.toAbsolutePath().getParent();
             Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
             try {

@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -139,6 +140,12 @@ final class SnapshotWriter {
         Path dir = target.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) {
             throw SnapshotException.io("cannot save snapshot " + target + ": directory " + dir + " does not exist", null);
+        }
+        // The save renames its temporary file over the target: that would replace a device, FIFO or directory
+        // entry itself (as root, /dev/zero became a snapshot file). Only a regular file, or nothing, is replaced.
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
+            throw SnapshotException.io("cannot save snapshot " + target + ": it exists and is not a regular file (a "
+                    + "device, FIFO, directory or link); a snapshot replaces only a regular file", null);
         }
         Path tmp = dir.resolve("." + target.getFileName() + ".tmp-"
                 + Long.toHexString(ThreadLocalRandom.current().nextLong()));

@@ -104,6 +104,16 @@ class LayerGroupingTest {
         assertThrows(KvArgumentException.class, () -> sim.group(0.5, MODEL), "no data yet");
     }
 
+    /** save renames over its target: a directory (or device, FIFO) there is refused, not replaced. */
+    @Test
+    void saveRefusesToReplaceADirectory() throws java.io.IOException {
+        LayerGrouping g = LayerGrouping.ofGroupSizes(MODEL, 0.5, new int[][] {{2, 3}, {1, 4}});
+        Path sub = java.nio.file.Files.createDirectory(dir.resolve("groups"));
+        java.io.UncheckedIOException e = assertThrows(java.io.UncheckedIOException.class, () -> g.save(sub));
+        assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
+        assertTrue(java.nio.file.Files.isDirectory(sub));
+    }
+
     @Test
     void fileRoundTripAndModelCheck() {
         LayerGrouping g = LayerGrouping.ofGroupSizes(MODEL, 0.5, new int[][] {{2, 3}, {1, 4}});

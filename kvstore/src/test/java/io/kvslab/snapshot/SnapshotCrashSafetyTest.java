@@ -101,4 +101,28 @@ class SnapshotCrashSafetyTest {
             assertTrue(e.getMessage().contains("does not exist"), e.getMessage());
         }
     }
+
+    /**
+     * A save renames its temporary file over the target, which would replace a device or FIFO entry itself (a fuzz
+     * run as root turned /dev/zero into a snapshot file that way): only a regular file, or nothing, is replaced.
+     */
+    @Test
+    void aSaveOverAFifoOrADirectoryIsRefusedAndLeavesThemAlone() throws Exception {
+        Path fifo = dir.resolve("pipe");
+        Process mk = new ProcessBuilder("mkfifo", fifo.toString()).start();
+        assertEquals(0, mk.waitFor(), "mkfifo is part of coreutils");
+        Path sub = Files.createDirectory(dir.resolve("sub"));
+        try (KvStore store = KvStore.open(LAYOUT); Sequence s = store.newSequence()) {
+            Rows.fill(s, 0, 3);
+            for (Path target : List.of(fifo, sub)) {
+                SnapshotException e = assertThrows(SnapshotException.class, () -> Snapshots.save(s, target));
+                assertTrue(e.getMessage().contains("is not a regular file"), e.getMessage());
+                assertEquals(SnapshotException.Reason.IO, e.reason());
+            }
+            assertTrue(Files.readAttributes(fifo, java.nio.file.attribute.BasicFileAttributes.class,
+                    java.nio.file.LinkOption.NOFOLLOW_LINKS).isOther(), "the FIFO is still a FIFO");
+            assertTrue(Files.isDirectory(sub));
+            assertEquals(List.of(fifo, sub), files(), "no temporary file is left");
+        }
+    }
 }
