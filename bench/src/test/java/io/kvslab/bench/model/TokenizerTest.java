@@ -4,7 +4,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -13,21 +12,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class TokenizerTest {
     /** a, b, c, " ", and merges with chosen scores; BOS 1, EOS 2, bytes at 3..258. */
     private static Tokenizer handMade() {
-        String[] extra = {" ", "a", "b", "c", "ab", "bc", "abc", " a"};
-        float[] extraScores = {0, 0, 0, 0, -3, -1, -2, -5};
-        byte[][] pieces = new byte[3 + 256 + extra.length][];
-        float[] scores = new float[pieces.length];
-        pieces[0] = "<unk>".getBytes(StandardCharsets.UTF_8);
-        pieces[1] = "\n<s>\n".getBytes(StandardCharsets.UTF_8);
-        pieces[2] = "\n</s>\n".getBytes(StandardCharsets.UTF_8);
-        for (int b = 0; b < 256; b++) {
-            pieces[3 + b] = String.format("<0x%02X>", b).getBytes(StandardCharsets.UTF_8);
-        }
-        for (int i = 0; i < extra.length; i++) {
-            pieces[259 + i] = extra[i].getBytes(StandardCharsets.UTF_8);
-            scores[259 + i] = extraScores[i];
-        }
-        return new Tokenizer(pieces, scores, 1, 2);
+        return TokenizerMergeOrderTest.vocabulary(new String[] {" ", "a", "b", "c", "ab", "bc", "abc", " a"},
+                new float[] {0, 0, 0, 0, -3, -1, -2, -5});
     }
 
     private static final int SPACE = 259, A = 260, B = 261, C = 262, AB = 263, BC = 264, ABC = 265, SPACE_A = 266;
