@@ -94,7 +94,8 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
 
     /**
      * Swaps another sequence out to {@code tier} if that is possible without waiting (see {@link #tryKeep}):
-     * empty if it is the requester, closed, or in use by another thread, and then nothing changed. The handle
+     * empty if it is the requester, closed, in use by another thread, or holds a non-finite value (which no record
+     * may carry), and then nothing changed. The handle
      * returned swaps it back in later ({@link KvStore#swapIn}).
      *
      * @param victim a sequence of the same store
@@ -114,6 +115,11 @@ public record MemoryPressure(KvStore store, Sequence requester, long requestedBy
             return java.util.Optional.of(victim.swapOut(tier));
         } catch (ConcurrentUseException | ClosedException e) {
             return java.util.Optional.empty();
+        } catch (io.kvslab.tier.TierRecordException e) {
+            if (e.reason() == io.kvslab.tier.TierRecordException.Reason.NON_FINITE_VALUE) {
+                return java.util.Optional.empty();   // the victim holds a value no record may carry: try another
+            }
+            throw e;
         }
     }
 }

@@ -326,7 +326,9 @@ public final class Sequence implements AutoCloseable {
      * @param tier where the blocks go; must not be null
      * @return the handle to swap it back in with, or to {@link io.kvslab.tier.SwappedSequence#close()} (removes
      *     the records) when the caller recomputes instead
-     * @throws io.kvslab.tier.TierRecordException with reason {@code DECLINED} if the tier declined a record: the records written are removed
+     * @throws io.kvslab.tier.TierRecordException with reason {@code DECLINED} if the tier declined a record, or
+     *     {@code NON_FINITE_VALUE} if this sequence holds a NaN or infinity (swap-in would refuse it; append refuses
+     *     them, but a caller writing its buffer during the append can get one in): the records written are removed
      *     and this sequence is unchanged
      */
     public io.kvslab.tier.SwappedSequence swapOut(io.kvslab.tier.BlockTier tier) {

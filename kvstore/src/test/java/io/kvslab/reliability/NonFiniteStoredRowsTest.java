@@ -1,7 +1,6 @@
 package io.kvslab.reliability;
 
 import io.kvslab.DType;
-import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.KvStore;
 import io.kvslab.Sequence;
@@ -9,6 +8,7 @@ import io.kvslab.StoreConfig;
 import io.kvslab.snapshot.SnapshotException;
 import io.kvslab.snapshot.Snapshots;
 import io.kvslab.tier.DiskTier;
+import io.kvslab.tier.TierRecordException;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -75,7 +75,8 @@ class NonFiniteStoredRowsTest {
             float[] before = new float[TOKENS * DIM];
             s.readValues(0, 1, before);
             long live = store.stats().liveBytes();
-            KvArgumentException e = assertThrows(KvArgumentException.class, () -> s.swapOut(tier));
+            TierRecordException e = assertThrows(TierRecordException.class, () -> s.swapOut(tier));
+            assertEquals(TierRecordException.Reason.NON_FINITE_VALUE, e.reason());
             assertTrue(e.getMessage().contains("NaN"), e.getMessage());
             assertFalse(s.isClosed(), "the sequence stays in memory");
             assertEquals(TOKENS, s.length(0, 0));
@@ -84,6 +85,31 @@ class NonFiniteStoredRowsTest {
             assertArrayEquals(before, after);
             assertEquals(live, store.stats().liveBytes());
             assertEquals(0, tier.records(), "no record is left in the tier");
+        }
+    }
+
+    /** A pressure handler's trySwapOut passes over such a victim (empty) instead of failing the whole relief. */
+    @Test
+    void trySwapOutPassesOverANonFiniteVictim(@TempDir Path dir) {
+        Object[] made = storeWithNaN();
+        try (KvStore store = (KvStore) made[0]; Sequence s = (Sequence) made[1];
+             DiskTier tier = DiskTier.open(dir, 1 << 26)) {
+            java.util.List<Boolean> swapped = new java.util.ArrayList<>();
+            store.addPressureHandler(p -> {
+                swapped.add(p.trySwapOut(s, tier).isPresent());
+                return false;
+            });
+            Sequence other = store.newSequence();
+            float[] row = new float[KV_HEADS * DIM];
+            assertThrows(io.kvslab.MemoryLimitExceededException.class, () -> {
+                for (long p = 0; ; p++) {
+                    other.append(0, row, row, p);   // until the store is full and the handler runs
+                }
+            });
+            assertTrue(swapped.contains(false) && !swapped.contains(true), swapped.toString());
+            assertFalse(s.isClosed());
+            assertEquals(0, tier.records());
+            other.close();
         }
     }
 

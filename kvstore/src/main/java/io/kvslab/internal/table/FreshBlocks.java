@@ -55,6 +55,15 @@ final class FreshBlocks {
         return handles[nextValue++];
     }
 
+    /** Returns every reserved block, taken or not (an operation undone: none of them stays in a table). */
+    void releaseAll(SlabAllocator allocator) {
+        if (handles.length > 0) {
+            allocator.releaseAll(handles, 0, handles.length);
+        }
+        nextKey = keyCount;
+        nextValue = handles.length;
+    }
+
     /** Returns every block not taken. */
     void releaseUnused(SlabAllocator allocator) {
         if (nextKey < keyCount) {

@@ -152,7 +152,7 @@ final class NativeAttention {
                     shape.decodeValueArgument(), shape.blockRows(), q, keyBlocks, valueBlocks, offsets, lengths, scale, out,
                     lseArg, threads);
         } catch (Throwable t) {
-            throw rethrow("kvs_attn_decode", t);
+            throw rethrow("kvs_attn_decode", t, q, out, lse);
         }
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_decode", rc);
@@ -260,7 +260,7 @@ final class NativeAttention {
             rc = (int) mh.invokeExact(n, tables, q, out, lseArg, shape.kvHeads(),
                     shape.group(), shape.headDim(), shape.blockRows(), scale, threads);
         } catch (Throwable t) {
-            throw rethrow("kvs_attn_decode_batch", t);
+            throw rethrow("kvs_attn_decode_batch", t, q, out, lse);
         }
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_decode_batch", rc);
@@ -343,7 +343,7 @@ final class NativeAttention {
                     shape.keyDtype(), shape.valueDtype(), shape.blockRows(), queries, q, keyBlocks, valueBlocks, offsets, lengths, scale,
                     out, threads);
         } catch (Throwable t) {
-            throw rethrow("kvs_attn_prefill", t);
+            throw rethrow("kvs_attn_prefill", t, q, out, null);
         }
         if (rc != 0) {
             throw new KernelFailedException("kvs_attn_prefill", rc);
@@ -362,7 +362,7 @@ final class NativeAttention {
         try {
             return (double) Probe.H.invokeExact(buffer, buffer.byteSize(), threads);
         } catch (Throwable t) {
-            throw rethrow("kvs_read_bandwidth_probe", t);
+            throw rethrow("kvs_read_bandwidth_probe", t, buffer, null, null);
         }
     }
 
@@ -372,7 +372,7 @@ final class NativeAttention {
         try {
             return (int) SetIsa.H.invokeExact(level);
         } catch (Throwable t) {
-            throw rethrow("kvs_attn_set_isa", t);
+            throw rethrow("kvs_attn_set_isa", t, null, null, null);
         }
     }
 
@@ -382,7 +382,7 @@ final class NativeAttention {
         try {
             return (int) PoolThreads.H.invokeExact();
         } catch (Throwable t) {
-            throw rethrow("kvs_pool_threads", t);
+            throw rethrow("kvs_pool_threads", t, null, null, null);
         }
     }
 
@@ -515,10 +515,19 @@ final class NativeAttention {
         return total;
     }
 
-    private static RuntimeException rethrow(String kernel, Throwable t) {
-        if (t instanceof IllegalStateException closed) {
-            // an argument's arena was closed by another thread after the checks above and before the linker
-            // acquired it for the call: the same typed refusal as a segment found closed by those checks
+    private static boolean isClosed(MemorySegment s) {
+        return s != null && !s.scope().isAlive();
+    }
+
+    /**
+     * What a failed downcall throws. {@code a}, {@code b}, {@code c}: the caller's segments of the call (null where
+     * there is none); one of them found closed means another thread closed its arena after the checks above and
+     * before the linker acquired it: the same typed refusal as a segment found closed by those checks. Any other
+     * {@code IllegalStateException} (an internal arena) stays what it is.
+     */
+    private static RuntimeException rethrow(String kernel, Throwable t, MemorySegment a, MemorySegment b,
+                                            MemorySegment c) {
+        if (t instanceof IllegalStateException closed && (isClosed(a) || isClosed(b) || isClosed(c))) {
             KernelArgumentException e = new KernelArgumentException("an argument of " + kernel + " belongs to an "
                     + "arena that was closed as the call began; nothing was computed");
             e.initCause(closed);

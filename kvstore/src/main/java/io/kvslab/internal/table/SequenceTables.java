@@ -503,8 +503,9 @@ public final class SequenceTables {
      * The part of an append that writes: attaches each head's new blocks (private copies of shared partial tails
      * first) and writes the rows into them. The rows are not published (lengths and positions unchanged). Records
      * in {@link #appendUndoCounts} and {@link #appendUndoTails} what {@link #undoAppend} needs if it throws.
+     * Package-private, with {@link #undoAppend}, for {@code AppendUndoTest}; called under the write lock.
      */
-    private void writeAppend(BlockTable[] rows, RowSource k, RowSource v, KvTensor kt, KvTensor vt, int n,
+    void writeAppend(BlockTable[] rows, RowSource k, RowSource v, KvTensor kt, KvTensor vt, int n,
                              FreshBlocks fresh) {
         for (int h = 0; h < rows.length; h++) {
             appendUndoCounts[h] = rows[h].blockCount;
@@ -563,31 +564,27 @@ public final class SequenceTables {
     }
 
     /**
-     * Puts every head's table back as it was before {@link #writeAppend} and returns every reserved block: the
-     * attached fresh blocks and private tail copies are released, the shared tails they replaced restored (this
-     * table still holds their references). Lengths and positions were never changed.
+     * Puts every head's table back as it was before {@link #writeAppend} and returns every reserved block: block
+     * counts and the shared tails replaced by copies are restored (this table still holds their references), and
+     * all of {@code fresh} is released, attached or not. Lengths and positions were never changed.
      */
-    private void undoAppend(BlockTable[] rows, FreshBlocks fresh) {
+    void undoAppend(BlockTable[] rows, FreshBlocks fresh) {
+        // Every block this append put in a table came from fresh: restore the tables, then return all of fresh
+        // (taken or not), so a partly done step (take or copy failing) cannot release a shared tail or leak a block.
         for (int h = 0; h < rows.length; h++) {
             BlockTable t = rows[h];
             int before = appendUndoCounts[h];
-            for (int b = before; b < t.blockCount; b++) {
-                allocator.release(t.keyBlocks[b]);
-                allocator.release(t.valueBlocks[b]);
-            }
             t.blockCount = before;
             if (appendUndoReplaced[2 * h]) {
-                allocator.release(t.keyBlocks[before - 1]);
                 t.keyBlocks[before - 1] = appendUndoTails[2 * h];
                 appendUndoReplaced[2 * h] = false;
             }
             if (appendUndoReplaced[2 * h + 1]) {
-                allocator.release(t.valueBlocks[before - 1]);
                 t.valueBlocks[before - 1] = appendUndoTails[2 * h + 1];
                 appendUndoReplaced[2 * h + 1] = false;
             }
         }
-        fresh.releaseUnused(allocator);
+        fresh.releaseAll(allocator);
     }
 
     private static int checkedBlockCount(long blocks) {

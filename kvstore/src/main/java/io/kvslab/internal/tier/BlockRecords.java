@@ -138,7 +138,9 @@ public final class BlockRecords {
      * @throws KvArgumentException if the record does not fit the layout: a null field, a table outside the layout
      *                             (or only one of layer / KV head {@link BlockRecord#ALL}), a row count outside
      *                             {@code [1, tokensPerBlock]}, positions not strictly increasing from {@code >= 0},
-     *                             rows of the wrong length, or a row value that is not finite in its type
+     *                             or rows of the wrong length
+     * @throws TierRecordException with reason {@code NON_FINITE_VALUE} if a row value is not finite in its type
+     *                             ({@link #verify} would refuse the record)
      */
     public static byte[] encode(KvLayout layout, BlockRecord record) {
         if (layout == null || record == null || record.kind() == null || record.positions() == null
@@ -169,7 +171,7 @@ public final class BlockRecords {
         // its rows still exist (a swap-out then keeps the sequence in memory)
         String nonFinite = firstNonFinite(layout, record.kind(), rows, record.rows(), 0, record.rows().length);
         if (nonFinite != null) {
-            throw new KvArgumentException("cannot encode a record whose " + nonFinite);
+            throw reject(Reason.NON_FINITE_VALUE, null, "cannot encode a record whose " + nonFinite);
         }
         long total = recordBytes(layout, record.kind(), all, rows);
         if (total > MAX_RECORD_BYTES) {

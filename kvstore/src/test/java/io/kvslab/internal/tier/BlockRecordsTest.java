@@ -275,7 +275,8 @@ class BlockRecordsTest {
             BlockRecord r = oneTable(2);
             r.rows()[2 * 11] = (byte) bits;                                 // element 11 of the rows
             r.rows()[2 * 11 + 1] = (byte) (bits >> 8);
-            KvArgumentException e = assertThrows(KvArgumentException.class, () -> BlockRecords.encode(LAYOUT, r));
+            TierRecordException e = assertThrows(TierRecordException.class, () -> BlockRecords.encode(LAYOUT, r));
+            assertEquals(Reason.NON_FINITE_VALUE, e.reason());
             assertTrue(e.getMessage().contains("element 11 of the K rows"), e.getMessage());
         }
     }
