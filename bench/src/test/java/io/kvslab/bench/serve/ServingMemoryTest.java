@@ -26,6 +26,33 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ServingMemoryTest {
     private static final long SLAB = 64 << 10;
 
+    /**
+     * Sends a 500-token streaming request on a raw socket (so the test can drop or watch the connection), lets the
+     * scheduler run two steps (prefill and first tokens) and hold, and returns the reader positioned after the first
+     * {@code data:} line, which it checks holds a token.
+     */
+    private static BufferedReader streamUntilTheFirstToken(ServeFixture f, Socket s) throws Exception {
+        String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0,\"stream\":true}";
+        f.server.scheduler().pause();
+        OutputStream out = s.getOutputStream();
+        out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
+                .getBytes(StandardCharsets.UTF_8));
+        out.flush();
+        while (f.server.metrics().waiting.get() < 1) {
+            Thread.sleep(1);
+        }
+        // two steps (prefill + first tokens), then the scheduler holds: the request cannot finish meanwhile
+        f.server.scheduler().resumeFor(2);
+        BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        while ((line = in.readLine()) != null && !line.contains("data: ")) {
+            // status line, headers, chunk sizes
+        }
+        assertTrue(line != null && line.contains("\"text\""), "a first token arrived: " + line);
+        return in;
+    }
+
     @Test
     void aPromptThatDoesNotFitWaitsForRoom() throws Exception {
         try (ServeFixture f = new ServeFixture(ServeConfig.defaults().withKvLimit(SLAB, SLAB))) {
@@ -88,25 +115,8 @@ class ServingMemoryTest {
     void aClientThatDisconnectsMidStreamFreesItsSequence() throws Exception {
         try (ServeFixture f = new ServeFixture(ServeConfig.defaults())) {
             assertEquals(0, f.server.liveKvBytes());
-            String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0,\"stream\":true}";
-            f.server.scheduler().pause();
             try (Socket s = new Socket("127.0.0.1", f.server.port())) {
-                OutputStream out = s.getOutputStream();
-                out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
-                        .getBytes(StandardCharsets.UTF_8));
-                out.flush();
-                while (f.server.metrics().waiting.get() < 1) {
-                    Thread.sleep(1);
-                }
-                // two steps (prefill + first tokens), then the scheduler holds: the request cannot finish meanwhile
-                f.server.scheduler().resumeFor(2);
-                BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
-                String line;
-                while ((line = in.readLine()) != null && !line.contains("data: ")) {
-                    // status line, headers, chunk sizes
-                }
-                assertTrue(line != null && line.contains("\"text\""), "a first token arrived: " + line);
+                streamUntilTheFirstToken(f, s);
                 f.server.scheduler().pause();
                 assertTrue(f.server.liveKvBytes() > 0);
                 assertEquals(1, f.server.metrics().running.get());
@@ -132,27 +142,12 @@ class ServingMemoryTest {
     void shutdownEndsAnOpenStreamWithAnErrorEventAndDone() throws Exception {
         ServeFixture f = new ServeFixture(ServeConfig.defaults());
         try {
-            String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0,\"stream\":true}";
-            f.server.scheduler().pause();
             try (Socket s = new Socket("127.0.0.1", f.server.port())) {
                 s.setSoTimeout(20_000);
-                OutputStream out = s.getOutputStream();
-                out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body)
-                        .getBytes(StandardCharsets.UTF_8));
-                out.flush();
-                while (f.server.metrics().waiting.get() < 1) {
-                    Thread.sleep(1);
-                }
-                f.server.scheduler().resumeFor(2);   // prefill and first tokens, then the scheduler holds
-                BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
-                String line;
-                while ((line = in.readLine()) != null && !line.contains("data: ")) {
-                    // status line, headers, chunk sizes
-                }
-                assertTrue(line != null && line.contains("\"text\""), "a first token arrived: " + line);
+                BufferedReader in = streamUntilTheFirstToken(f, s);
                 f.server.close();                    // with the request still running
                 java.util.List<String> rest = new java.util.ArrayList<>();
+                String line;
                 while ((line = in.readLine()) != null) {
                     rest.add(line);
                 }
