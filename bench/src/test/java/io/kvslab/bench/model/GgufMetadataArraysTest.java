@@ -30,12 +30,6 @@ class GgufMetadataArraysTest {
     @TempDir
     Path dir;
 
-    private Path write(String name, byte[] b) throws IOException {
-        Path p = dir.resolve(name);
-        Files.write(p, b);
-        return p;
-    }
-
     private static GgufFile parse(ModelFile f) {
         return GgufFile.parse(f);
     }
@@ -71,7 +65,7 @@ class GgufMetadataArraysTest {
         byte[] model = t.gguf(TinyModel.Kind.F32, false);
         // the same model with the two extra arrays in its metadata
         byte[] withExtras = withMetadata(t, w);
-        Path p = write("extras.gguf", withExtras);
+        Path p = Files.write(dir.resolve("extras.gguf"), withExtras);
         try (ModelFile f = ModelFile.open(p)) {
             GgufFile g = parse(f);
             GgufFile.Array bytes = assertInstanceOf(GgufFile.Array.class, g.metadata().get("extra.bytes"));
@@ -88,7 +82,7 @@ class GgufMetadataArraysTest {
             assertArrayEquals(t.scores, g.requireFloats("tokenizer.ggml.scores"));
         }
         LoadedModel a = LoadedModel.load(p, null);
-        LoadedModel b = LoadedModel.load(write("plain.gguf", model), null);
+        LoadedModel b = LoadedModel.load(Files.write(dir.resolve("plain.gguf"), model), null);
         assertArrayEquals(b.tokenizer().encode("abc ab", true, false), a.tokenizer().encode("abc ab", true, false));
         try (Session sa = Session.reference(a.model()); Session sb = Session.reference(b.model())) {
             assertArrayEquals(sb.step(1), sa.step(1));
@@ -147,7 +141,7 @@ class GgufMetadataArraysTest {
     void aSkippedStringLongerThanTheFileIsRejected() throws IOException {
         ByteBuffer b = ByteBuffer.allocate(24 + arrayHead("x", 8, 2).length + 16).order(ByteOrder.LITTLE_ENDIAN);
         b.put(header(1)).put(arrayHead("x", 8, 2)).putLong(0).putLong(1L << 40);
-        Path p = write("long.gguf", b.array());
+        Path p = Files.write(dir.resolve("long.gguf"), b.array());
         try (ModelFile f = ModelFile.open(p)) {
             assertMessage(assertThrows(ModelFormatException.class, () -> parse(f)),
                     "x[1] claims a length of 1099511627776 bytes, allowed [0, 0]");
@@ -160,7 +154,7 @@ class GgufMetadataArraysTest {
         int n = 2 << 20;
         GgufWriter w = new GgufWriter().string("general.architecture", "llama")
                 .array("tokenizer.ggml.scores", 0, n, new byte[n]);
-        Path p = write("budget.gguf", w.build());
+        Path p = Files.write(dir.resolve("budget.gguf"), w.build());
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> LoadedModel.load(p, null));
         assertMessage(e, "budget.gguf", "array tokenizer.ggml.scores would take " + 8L * n + " bytes in memory",
                 "metadata arrays' budget (" + (Files.size(p) + (1 << 20)) + " bytes: the file's length + 1048576)");
@@ -172,7 +166,7 @@ class GgufMetadataArraysTest {
         byte[] ints = new byte[4 * t.vocab];
         GgufWriter w = new GgufWriter().string("general.architecture", "llama")
                 .array("tokenizer.ggml.scores", 5, t.vocab, ints);
-        Path p = write("int-scores.gguf", w.build());
+        Path p = Files.write(dir.resolve("int-scores.gguf"), w.build());
         try (ModelFile f = ModelFile.open(p)) {
             GgufFile g = parse(f);
             assertMessage(assertThrows(ModelFormatException.class, () -> g.requireFloats("tokenizer.ggml.scores")),
