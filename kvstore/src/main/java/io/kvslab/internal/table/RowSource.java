@@ -97,18 +97,7 @@ sealed interface RowSource {
             if (!data.isAccessibleBy(Thread.currentThread())) {
                 throw new KvArgumentException(what + "'s memory is confined to another thread than the caller's");
             }
-            try {
-                TensorCodec.check(what, tensor, store);
-            } catch (IllegalStateException e) {
-                if (data.scope().isAlive()) {
-                    throw e;
-                }
-                // closed by another thread during the scan: nothing was reserved or written yet
-                KvArgumentException closed = new KvArgumentException(what + "'s memory was closed while its values "
-                        + "were checked; nothing was appended");
-                closed.initCause(e);
-                throw closed;
-            }
+            TensorCodec.check(what, tensor, store);   // closed during the scan: appendRows types it
         }
 
         @Override

@@ -433,36 +433,37 @@ public final class SequenceTables {
                             + " rows");
                 }
             }
-            k.check("k", layout.keyDtype());
-            v.check("v", layout.valueDtype());
-
-            // Reserve every block first: new tail blocks, and private copies of shared partial tails.
-            // Counted again after a memory-pressure handler ran: it may have changed what is shared.
-            long newBlocks;
-            FreshBlocks fresh;
-            for (int attempt = 1; ; attempt++) {
-                newBlocks = 0;
-                long keyCopies = 0;
-                long valueCopies = 0;
-                for (BlockTable t : rows) {
-                    newBlocks += 2L * (blocksFor(t.length + n) - t.blockCount);
-                    if (t.length % tokensPerBlock != 0) {
-                        keyCopies += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
-                        valueCopies += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
-                    }
-                }
-                fresh = tryAllocate(newBlocks / 2 + keyCopies, newBlocks / 2 + valueCopies, attempt);
-                if (fresh != null) {
-                    break;
-                }
-            }
+            // Every step that reads the caller's memory (check, copies) may find it closed by another thread
+            // (NativeAppend's downcall keeps its arguments open for the call; the Java reads cannot): then the
+            // blocks reserved so far are returned and the caller gets one typed exception, whichever step it was.
+            long newBlocks = 0;
+            FreshBlocks fresh = null;
             try {
+                k.check("k", layout.keyDtype());
+                v.check("v", layout.valueDtype());
+
+                // Reserve every block first: new tail blocks, and private copies of shared partial tails.
+                // Counted again after a memory-pressure handler ran: it may have changed what is shared.
+                for (int attempt = 1; fresh == null; attempt++) {
+                    newBlocks = 0;
+                    long keyCopies = 0;
+                    long valueCopies = 0;
+                    for (BlockTable t : rows) {
+                        newBlocks += 2L * (blocksFor(t.length + n) - t.blockCount);
+                        if (t.length % tokensPerBlock != 0) {
+                            keyCopies += allocator.refCount(t.keyBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                            valueCopies += allocator.refCount(t.valueBlocks[t.blockCount - 1]) > 1 ? 1 : 0;
+                        }
+                    }
+                    fresh = tryAllocate(newBlocks / 2 + keyCopies, newBlocks / 2 + valueCopies, attempt);
+                }
                 writeAppend(rows, k, v, kt, vt, n, fresh);
             } catch (RuntimeException | Error e) {
-                undoAppend(rows, fresh);
-                if (kt != null && (!kt.data().scope().isAlive() || !vt.data().scope().isAlive())) {
-                    // another thread closed the caller's memory after the checks above (NativeAppend's downcall
-                    // keeps its arguments open for the call; the Java copies cannot)
+                if (fresh != null) {
+                    undoAppend(rows, fresh);
+                }
+                if (e instanceof IllegalStateException && kt != null
+                        && (!kt.data().scope().isAlive() || !vt.data().scope().isAlive())) {
                     KvArgumentException closed = new KvArgumentException("the memory of k or v was closed during "
                             + "the append; nothing was appended");
                     closed.initCause(e);
