@@ -4,6 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.function.Consumer;
+import java.util.stream.IntStream;
 
 /**
  * llama2.c's {@code generate} loop over a {@link Session}: the prompt (BOS first) is fed in chunks, then tokens are
@@ -27,13 +28,9 @@ public final class Generator {
         if (session.position() != 0) {
             throw new IllegalStateException("generate needs a fresh session; this one is at position " + session.position());
         }
-        // refuse a prompt too long to fit from its length alone, before the encoding's work grows with it
-        long bytes = Tokenizer.utf8Length(prompt);
-        if (bytes > tokenizer.maxTextBytes(context)) {
-            throw new ContextOverflowException("the prompt of " + bytes + " bytes (UTF-8) cannot fit: "
-                    + session.model().name() + "'s context length is " + context + " tokens (BOS included) of at most "
-                    + tokenizer.maxPieceBytes() + " bytes each, so a prompt has at most "
-                    + tokenizer.maxTextBytes(context) + " bytes");
+        String tooLong = tokenizer.lengthProblem(prompt, context);   // before the encoding's work grows with it
+        if (tooLong != null) {
+            throw new ContextOverflowException(tooLong + " (" + session.model().name() + ")");
         }
         int[] prompt0 = tokenizer.encode(prompt, true, false);
         if (prompt0.length > context) {
@@ -42,7 +39,7 @@ public final class Generator {
         }
         int bos = tokenizer.bos();
         // grown as tokens come: steps may be a header's context length that no run ever reaches
-        Ids ids = new Ids(Math.min(steps, 1024));
+        IntStream.Builder ids = IntStream.builder();
         ByteArrayOutputStream text = new ByteArrayOutputStream();
         // run.c: at position pos the model reads token prompt[pos]; while pos < prompt length - 1 the "next" token is
         // the prompt's, afterwards it is sampled. Feed the prompt positions in one prefill.
@@ -80,28 +77,12 @@ public final class Generator {
             }
         }
         long t2 = System.nanoTime();
-        return new Generation(prompt0, Arrays.copyOf(ids.a, ids.n), text.toString(StandardCharsets.UTF_8),
+        return new Generation(prompt0, ids.build().toArray(), text.toString(StandardCharsets.UTF_8),
                 (int) session.position(), t1 - t0, t2 - t1);
     }
 
-    /** The generated ids so far: {@code a[0 .. n)}. */
-    private static final class Ids {
-        int[] a;
-        int n;
-
-        Ids(int capacity) {
-            a = new int[Math.max(1, capacity)];
-        }
-
-        void add(int id) {
-            if (n == a.length) {
-                a = Arrays.copyOf(a, (int) Math.min(Integer.MAX_VALUE - 16, 2L * a.length));
-            }
-            a[n++] = id;
-        }
-    }
-
-    private static void emit(Tokenizer tokenizer, int token, int next, Ids ids, ByteArrayOutputStream text,
+    private static void emit(Tokenizer tokenizer, int token, int next, IntStream.Builder ids,
+                             ByteArrayOutputStream text,
                              Consumer<byte[]> pieces) {
         ids.add(next);
         byte[] p = tokenizer.decode(token, next);

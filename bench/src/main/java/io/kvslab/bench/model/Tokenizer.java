@@ -116,6 +116,18 @@ public final class Tokenizer {
     }
 
     /**
+     * Null if {@code text} may fit in {@code tokens} tokens (BOS included) judged by its length alone, else why it
+     * cannot: more UTF-8 bytes than {@link #maxTextBytes} allows. Costs one pass over the chars, not an encoding.
+     */
+    public String lengthProblem(CharSequence text, int tokens) {
+        long bytes = utf8Length(text);
+        long most = maxTextBytes(tokens);
+        return bytes <= most ? null : "the prompt of " + bytes + " bytes (UTF-8) cannot fit: the context length is " + tokens
+                + " tokens (BOS included) of at most " + maxPieceBytes + " bytes each, so a prompt has at most " + most
+                + " bytes";
+    }
+
+    /**
      * The length of {@code text.getBytes(UTF_8)}, what {@link #encode} tokenizes, without allocating it (an unpaired
      * surrogate becomes the one byte '?', as there).
      */

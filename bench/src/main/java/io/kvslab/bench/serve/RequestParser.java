@@ -47,13 +47,9 @@ final class RequestParser {
             throw new InvalidRequestException("the body must be a JSON object", null);
         }
         String prompt = prompt(root.get("prompt"));
-        // refuse a prompt too long to fit from its length alone, before the encoding's work grows with it
-        long bytes = Tokenizer.utf8Length(prompt);
-        long most = tokenizer.maxTextBytes(contextLength);
-        if (bytes > most) {
-            throw new InvalidRequestException("the prompt of " + bytes + " bytes (UTF-8) cannot fit: the context holds "
-                    + contextLength + " tokens (BOS included) of at most " + tokenizer.maxPieceBytes()
-                    + " bytes each, so a prompt has at most " + most + " bytes", "prompt");
+        String tooLong = tokenizer.lengthProblem(prompt, contextLength);   // before the encoding's work grows
+        if (tooLong != null) {
+            throw new InvalidRequestException(tooLong, "prompt");
         }
         int[] tokens;
         try {
