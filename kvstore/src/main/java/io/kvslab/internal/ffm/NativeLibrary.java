@@ -27,6 +27,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -48,7 +49,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * a directory that must be private to the user). Extraction writes a temp directory beside it and renames it into place atomically, so
  * concurrent JVMs never see a half-written library and later starts reuse it without copying; nothing is per JVM, so a
  * killed JVM leaves nothing behind (an extraction cut short leaves a {@code .tmp-*} directory that the next start
- * removes). {@value #PATH_PROPERTY} loads a {@code libkvslab.so} the embedder ships instead (a file, or a directory
+ * removes). Extracting a new version removes the old ones beyond the {@value #KEPT_VERSIONS} most recently used,
+ * except any used within the last hour. {@value #PATH_PROPERTY} loads a {@code libkvslab.so} the embedder ships instead (a file, or a directory
  * holding it; OpenBLAS is found beside it through its {@code RUNPATH $ORIGIN}).
  *
  * <p><b>When it cannot load.</b> The kernels are built for x86-64-v3, so the CPU is checked first (AVX2, FMA and F16C
@@ -77,6 +79,13 @@ public final class NativeLibrary {
     static final List<String> REQUIRED_CPU_FLAGS = List.of("avx2", "fma", "f16c");
     /** A {@code .tmp-*} extraction directory older than this belongs to a JVM that died while extracting. */
     private static final Duration STALE_TEMP = Duration.ofMinutes(10);
+    /**
+     * Library versions a cache root keeps, the one just extracted included: the others most recently used stay so
+     * that switching between a few versions (two applications, a rollback) does not copy 40 MB each time.
+     */
+    static final int KEPT_VERSIONS = 3;
+    /** A version used more recently than this is never removed: another JVM may be loading it right now. */
+    static final Duration RECENT_USE = Duration.ofHours(1);
 
     private static final System.Logger LOG = System.getLogger("io.kvslab.native");
 
@@ -402,6 +411,7 @@ public final class NativeLibrary {
         if (Files.isDirectory(root)) {
             removeStaleTemps(root);
         }
+        markUsed(target);
         if (complete(target, manifest)) {
             return target;
         }
@@ -414,6 +424,8 @@ public final class NativeLibrary {
             }
             try {
                 Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+                // a new version arrived (an upgrade, a rebuild): older ones nobody uses are 40 MB each
+                removeSupersededVersions(root, target.getFileName().toString(), System.currentTimeMillis());
             } catch (IOException raced) {
                 // another JVM renamed its copy first: rename(2) onto a non-empty directory fails (ENOTEMPTY, which
                 // the JDK reports as a plain FileSystemException); its copy is as good as ours
@@ -479,6 +491,57 @@ public final class NativeLibrary {
             return; // best effort: a leftover costs disk space, not correctness
         }
         stale.forEach(NativeLibrary::deleteTree);
+    }
+
+    /**
+     * Records a use of a version's directory in its modification time, which {@link #removeSupersededVersions} reads
+     * as "last used". A read-only cache cannot record it: its versions then look unused and may be removed by a JVM
+     * that can write there, which only costs a later extraction.
+     */
+    private static void markUsed(Path versionDir) {
+        try {
+            Files.setLastModifiedTime(versionDir, FileTime.fromMillis(System.currentTimeMillis()));
+        } catch (IOException | RuntimeException e) {
+            // absent (first extraction) or not ours to change: see above
+        }
+    }
+
+    /**
+     * Removes the version directories of {@code root} (names of 64 hex digits) beyond the {@link #KEPT_VERSIONS} most
+     * recently used, {@code current} counted first, unless used within {@link #RECENT_USE} of {@code nowMillis}. Each
+     * goes by an atomic rename to a {@code .tmp-*} name first, so a JVM looking for it finds it whole or not at all,
+     * and a removal cut short is finished by {@link #removeStaleTemps}. A JVM that already loaded a removed version
+     * keeps running: the files stay mapped until it exits.
+     */
+    static void removeSupersededVersions(Path root, String current, long nowMillis) {
+        record Version(Path dir, long lastUsed) { }
+        List<Version> others = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(root)) {
+            for (Path p : entries) {
+                String name = p.getFileName().toString();
+                if (name.length() == 64 && isLowerHex(name, 0, 64) && !name.equals(current)
+                        && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+                    others.add(new Version(p, Files.getLastModifiedTime(p, LinkOption.NOFOLLOW_LINKS).toMillis()));
+                }
+            }
+        } catch (IOException e) {
+            return; // best effort, see removeStaleTemps
+        }
+        others.sort(Comparator.comparingLong(Version::lastUsed).reversed());
+        long recent = nowMillis - RECENT_USE.toMillis();
+        for (int i = KEPT_VERSIONS - 1; i < others.size(); i++) {
+            Version v = others.get(i);
+            if (v.lastUsed() >= recent) {
+                continue;
+            }
+            Path doomed = root.resolve(".tmp-" + UUID.randomUUID());
+            try {
+                Files.move(v.dir(), doomed, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                continue; // another JVM moved or removed it first
+            }
+            deleteTree(doomed);
+        }
     }
 
     private static void deleteTree(Path dir) {

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
+import java.time.Duration;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -124,6 +125,68 @@ class NativeLibraryTest {
         Path dir = NativeLibrary.extract(NativeLibrary.readManifest(), root);
         assertEquals(List.of(".tmp-fresh", dir.getFileName().toString()), entries(root));
         assertTrue(Files.isDirectory(fresh));
+    }
+
+    /** A fake version directory: 64 hex digits (the first ones from {@code tag}), one file, last used {@code ago}. */
+    private static Path version(Path root, String tag, Duration ago, long now) throws Exception {
+        Path dir = Files.createDirectory(root.resolve((tag + "0".repeat(64)).substring(0, 64)));
+        Files.writeString(dir.resolve("libkvslab.so"), tag);
+        Files.setLastModifiedTime(dir, FileTime.fromMillis(now - ago.toMillis()));
+        return dir;
+    }
+
+    @Test
+    void supersededVersionsGoBeyondTheMostRecentlyUsedUnlessUsedWithinTheHour(@TempDir Path root) throws Exception {
+        long now = System.currentTimeMillis();
+        Path current = version(root, "c0", Duration.ofDays(30), now); // just extracted; its own time does not matter
+        Path halfHour = version(root, "a1", Duration.ofMinutes(30), now);
+        Path twoDays = version(root, "a2", Duration.ofDays(2), now);
+        Path fiveDays = version(root, "a3", Duration.ofDays(5), now);
+        Path tenDays = version(root, "a4", Duration.ofDays(10), now);
+        Path notes = Files.createDirectory(root.resolve("notes")); // not a version: never touched
+        Files.setLastModifiedTime(notes, FileTime.fromMillis(now - Duration.ofDays(90).toMillis()));
+        Path hexFile = Files.writeString(root.resolve("b".repeat(64)), "a file with a version's name");
+        Files.setLastModifiedTime(hexFile, FileTime.fromMillis(now - Duration.ofDays(90).toMillis()));
+
+        NativeLibrary.removeSupersededVersions(root, current.getFileName().toString(), now);
+
+        assertEquals(Stream.of(current, halfHour, twoDays, notes, hexFile).map(p -> p.getFileName().toString())
+                .sorted().toList(), entries(root), "kept: current + the 2 most recently used; others are not versions");
+        assertFalse(Files.exists(fiveDays));
+        assertFalse(Files.exists(tenDays));
+        assertEquals("a1", Files.readString(halfHour.resolve("libkvslab.so")), "a kept version is left whole");
+    }
+
+    @Test
+    void versionsUsedWithinTheHourStayWhateverTheirNumber(@TempDir Path root) throws Exception {
+        long now = System.currentTimeMillis();
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < NativeLibrary.KEPT_VERSIONS + 3; i++) {
+            names.add(version(root, "d" + i, Duration.ofMinutes(10L * i), now).getFileName().toString());
+        }
+        Path stale = version(root, "e0", NativeLibrary.RECENT_USE.plusMinutes(1), now);
+        NativeLibrary.removeSupersededVersions(root, names.get(0), now);
+        assertEquals(names.stream().sorted().toList(), entries(root));
+        assertFalse(Files.exists(stale), "beyond the count and unused for over an hour");
+    }
+
+    @Test
+    void extractingANewVersionRemovesSupersededOnesAndReuseMarksTheVersionUsed(@TempDir Path root) throws Exception {
+        long now = System.currentTimeMillis();
+        Path newest = version(root, "f1", Duration.ofDays(1), now);
+        Path older = version(root, "f2", Duration.ofDays(2), now);
+        Path oldest = version(root, "f3", Duration.ofDays(3), now);
+        Map<String, String> manifest = NativeLibrary.readManifest();
+        Path dir = NativeLibrary.extract(manifest, root);
+        assertEquals(Stream.of(dir, newest, older).map(p -> p.getFileName().toString()).sorted().toList(),
+                entries(root), "the new version and the two most recently used others; no temp directory");
+        assertFalse(Files.exists(oldest));
+
+        Files.setLastModifiedTime(dir, FileTime.fromMillis(now - Duration.ofDays(7).toMillis()));
+        assertEquals(dir, NativeLibrary.extract(manifest, root));
+        long lastUsed = Files.getLastModifiedTime(dir).toMillis();
+        assertTrue(lastUsed >= now - 60_000, "a load from the cache records its use: " + FileTime.fromMillis(lastUsed));
+        assertTrue(Files.isDirectory(older) && Files.isDirectory(newest), "reuse removes nothing");
     }
 
     @Test
