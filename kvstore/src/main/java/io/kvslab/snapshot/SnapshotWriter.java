@@ -1,5 +1,6 @@
 package io.kvslab.snapshot;
 
+import io.kvslab.ConcurrentUseException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvSlabException;
 import io.kvslab.KvLayout;
@@ -76,6 +77,49 @@ final class SnapshotWriter {
     }
 
     static SnapshotInfo write(KvLayout layout, List<Sequence> sequences, Path target, Progress progress) {
+        long largestBlock = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
+        if (largestBlock > SnapshotFormat.MAX_BLOCK_BYTES) {
+            throw SnapshotException.unsuitable("cannot save snapshot " + target + ": blocks of " + largestBlock
+                    + " bytes exceed the format's limit of " + SnapshotFormat.MAX_BLOCK_BYTES + " bytes per block");
+        }
+
+        // Tables and rows are read under each sequence's read lock, one (layer, head) or block at a time: a mutation
+        // between two reads would mix two states, so the modification counts taken here must still hold after the
+        // last row is read.
+        int n = sequences.size();
+        int[] modifications = new int[n];
+        for (int i = 0; i < n; i++) {
+            modifications[i] = RawBlocks.modifications(sequences.get(i));
+        }
+        try {
+            return write(layout, sequences, target, progress, modifications);
+        } catch (RuntimeException e) {
+            // a concurrent mutation can also surface as a failed read (a block the table no longer has)
+            throw mutatedMeanwhile(sequences, modifications, target, e);
+        }
+    }
+
+    /** {@code failure} itself, unless a sequence changed since {@code modifications}: then the error that says so. */
+    private static RuntimeException mutatedMeanwhile(List<Sequence> sequences, int[] modifications, Path target,
+                                                     RuntimeException failure) {
+        for (int i = 0; i < sequences.size(); i++) {
+            Sequence s = sequences.get(i);
+            if (RawBlocks.modifications(s) != modifications[i]) {
+                ConcurrentUseException e = new ConcurrentUseException("cannot save snapshot " + target + ": sequence "
+                        + s.id() + " was " + (s.isClosed() ? "closed" : "modified") + " by another thread while it "
+                        + "was being saved; nothing was written. Save a sequence while no other thread appends to, "
+                        + "evicts from or closes it");
+                if (failure != null) {
+                    e.initCause(failure);
+                }
+                return e;
+            }
+        }
+        return failure;
+    }
+
+    private static SnapshotInfo write(KvLayout layout, List<Sequence> sequences, Path target, Progress progress,
+                                      int[] modifications) {
         int layers = layout.layers();
         int kvHeads = layout.kvHeads();
         int tpb = layout.tokensPerBlock();
@@ -83,10 +127,6 @@ final class SnapshotWriter {
         long valueRowBytes = layout.valueRowBytes();
         long largestBlock = Math.max(layout.keyBlockBytes(), layout.valueBlockBytes());
         int version = layout.uniformDtype() ? SnapshotFormat.UNIFORM_VERSION : SnapshotFormat.VERSION;
-        if (largestBlock > SnapshotFormat.MAX_BLOCK_BYTES) {
-            throw SnapshotException.unsuitable("cannot save snapshot " + target + ": blocks of " + largestBlock
-                    + " bytes exceed the format's limit of " + SnapshotFormat.MAX_BLOCK_BYTES + " bytes per block");
-        }
 
         // 1. Gather tables and the distinct blocks they name.
         int n = sequences.size();
@@ -201,6 +241,10 @@ final class SnapshotWriter {
                     progress.blockWritten(b.index);
                 }
                 check(out.writePosition() == directoryOffset, "block data size");
+                RuntimeException mutated = mutatedMeanwhile(sequences, modifications, target, null);
+                if (mutated != null) {
+                    throw mutated; // before the header and the rename: the target stays as it was
+                }
 
                 ChecksummedOutput directory = new ChecksummedOutput(out);
                 for (BlockSource b : order) {

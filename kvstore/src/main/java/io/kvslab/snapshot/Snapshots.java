@@ -27,7 +27,9 @@ import java.util.List;
  * a {@link SnapshotException} whose {@link SnapshotException#reason() reason} is {@code CORRUPT},
  * {@code UNSUPPORTED_VERSION} or {@code LAYOUT_MISMATCH}, naming the file and the field, and restores nothing.
  *
- * <p>Sequences being saved must not be mutated meanwhile (the one-writer rule); other sequences may be.
+ * <p>Sequences being saved must not be mutated meanwhile: a save reads them one table or block at a time, and a save
+ * during which another thread appended to, evicted from or closed one fails with {@link io.kvslab.ConcurrentUseException}
+ * and writes nothing. Other sequences may be mutated, and decoding the saved ones is fine.
  *
  * <p><b>Prerequisites.</b> Snapshots use Chronicle Bytes, an optional dependency of kvslab-core, and the JVM flags
  * {@code --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-exports=java.base/sun.nio.ch=ALL-UNNAMED}. Every

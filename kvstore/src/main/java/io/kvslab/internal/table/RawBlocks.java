@@ -25,6 +25,15 @@ public final class RawBlocks {
     }
 
     /**
+     * A count that every mutation of {@code s} bumps (append, keep, range removal, shift, key aliasing, restore,
+     * close): equal before and after a series of reads means no mutation ran in between, so the reads are one
+     * consistent image of the sequence.
+     */
+    public static int modifications(Sequence s) {
+        return TableAccess.of(s).modCount();
+    }
+
+    /**
      * Copies the first {@code rows} rows of block {@code block} of one (layer, KV head), raw, into
      * {@code dst[off .. off + rows * rowBytes)}. Holds the sequence's read lock while copying.
      *
