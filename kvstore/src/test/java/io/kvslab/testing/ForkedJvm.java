@@ -51,12 +51,28 @@ public final class ForkedJvm {
     /** Like {@link #run}, with a class path of the caller's choosing (e.g. {@link #classPathWithout} a jar). */
     public static Result runWithClassPath(Class<?> main, long timeoutSeconds, List<String> extraJvmArgs,
                                           String classPath, String... args) throws IOException, InterruptedException {
+        return start(main, timeoutSeconds, List.of("--enable-native-access=ALL-UNNAMED"), extraJvmArgs, classPath,
+                args);
+    }
+
+    /**
+     * Like {@link #run}, in a JVM that refuses native access to the class path ({@code --illegal-native-access=deny},
+     * no {@code --enable-native-access}): what an embedder who leaves the flag out gets on a JDK that denies by default.
+     */
+    public static Result runDenyingNativeAccess(Class<?> main, long timeoutSeconds, String... args)
+            throws IOException, InterruptedException {
+        return start(main, timeoutSeconds, List.of("--illegal-native-access=deny"), List.of(), classPath(), args);
+    }
+
+    private static Result start(Class<?> main, long timeoutSeconds, List<String> nativeAccess,
+                                List<String> extraJvmArgs, String classPath, String... args)
+            throws IOException, InterruptedException {
         Path work = Files.createTempDirectory("kvslab-forked-");
         Path out = work.resolve("stdout.txt");
         Path err = work.resolve("stderr.txt");
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("--enable-native-access=ALL-UNNAMED");
+        cmd.addAll(nativeAccess);
         cmd.add("--sun-misc-unsafe-memory-access=allow");
         cmd.add("-XX:ErrorFile=" + work.resolve("hs_err_%p.log"));
         cmd.add("-Xmx1g");

@@ -233,7 +233,7 @@ final class JavaAttention {
 
         private static MemorySegment block(MemorySegment table, long index, long blockBytes) {
             // The address comes from the store's own block table, read under its lifetime guard.
-            return MemorySegment.ofAddress(table.getAtIndex(JAVA_LONG, index)).reinterpret(blockBytes);
+            return SlabMemory.at(table.getAtIndex(JAVA_LONG, index), blockBytes);
         }
 
         /** One stored K row, dequantised (or widened) to fp32, exactly as the store's readers see it. */

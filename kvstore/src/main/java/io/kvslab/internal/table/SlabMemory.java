@@ -13,6 +13,8 @@ import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentSkipListMap;
 
 /**
  * Maps and unmaps slab memory straight from the OS ({@code mmap}/{@code munmap}; {@code malloc}/{@code free} where
@@ -37,6 +39,11 @@ import java.util.Locale;
  * {@code madvise} (the default) a first write may wait for the kernel to compact memory into a free huge page when
  * memory is fragmented. {@code -Dio.kvslab.hugePages=false}
  * turns it off; where THP is off or absent nothing changes (the advice is ignored).
+ *
+ * <p>A JVM that refuses native access ({@code --illegal-native-access=deny} without {@code --enable-native-access}
+ * for KVSlab) cannot call {@code mmap}: each slab then comes from an {@link Arena#ofShared() Arena} of its own,
+ * zeroed by Java and freed by closing that arena (the slower path the first paragraph avoids, but a working store,
+ * as the kernels' Java fallback is a working attention).
  */
 final class SlabMemory {
     private static final Linker LINKER = Linker.nativeLinker();
@@ -55,22 +62,48 @@ final class SlabMemory {
     /** Huge-page size when slabs are to be huge-page aligned and advised, else 0 (see the class comment). */
     static final long HUGE_PAGE_BYTES;
 
+    /** A slab allocated without native access (see the class comment) and the arena that frees it. */
+    private record ArenaSlab(Arena arena, MemorySegment segment) { }
+
+    /** Every live {@link ArenaSlab}, by start address; empty while slabs come from the OS. */
+    private static final ConcurrentSkipListMap<Long, ArenaSlab> ARENA_SLABS = new ConcurrentSkipListMap<>();
+
     static {
         boolean mmap = (LINUX || MAC) && LIBC.find("mmap").isPresent() && LIBC.find("munmap").isPresent();
-        MMAP = mmap ? LINKER.downcallHandle(LIBC.find("mmap").orElseThrow(), FunctionDescriptor.of(
-                ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
-                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG)) : null;
-        MUNMAP = mmap ? LINKER.downcallHandle(LIBC.find("munmap").orElseThrow(), FunctionDescriptor.of(
-                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG)) : null;
-        MALLOC = mmap ? null : LINKER.downcallHandle(LIBC.find("malloc").orElseThrow(), FunctionDescriptor.of(
-                ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
-        FREE = mmap ? null : LINKER.downcallHandle(LIBC.find("free").orElseThrow(), FunctionDescriptor.ofVoid(
-                ValueLayout.JAVA_LONG));
-        MADVISE = mmap && LINUX && LIBC.find("madvise").isPresent() ? LINKER.downcallHandle(
-                LIBC.find("madvise").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
-                ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT)) : null;
+        MethodHandle mmapHandle = null;
+        MethodHandle munmapHandle = null;
+        MethodHandle mallocHandle = null;
+        MethodHandle freeHandle = null;
+        MethodHandle madviseHandle = null;
+        try {
+            mmapHandle = mmap ? LINKER.downcallHandle(LIBC.find("mmap").orElseThrow(), FunctionDescriptor.of(
+                    ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG)) : null;
+            munmapHandle = mmap ? LINKER.downcallHandle(LIBC.find("munmap").orElseThrow(), FunctionDescriptor.of(
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG)) : null;
+            mallocHandle = mmap ? null : LINKER.downcallHandle(LIBC.find("malloc").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+            freeHandle = mmap ? null : LINKER.downcallHandle(LIBC.find("free").orElseThrow(),
+                    FunctionDescriptor.ofVoid(ValueLayout.JAVA_LONG));
+            madviseHandle = mmap && LINUX && LIBC.find("madvise").isPresent() ? LINKER.downcallHandle(
+                    LIBC.find("madvise").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT)) : null;
+        } catch (IllegalCallerException denied) {
+            // the JVM refuses native access to this module: every slab is an arena of its own (class comment)
+            mmapHandle = munmapHandle = mallocHandle = freeHandle = madviseHandle = null;
+        }
+        MMAP = mmapHandle;
+        MUNMAP = munmapHandle;
+        MALLOC = mallocHandle;
+        FREE = freeHandle;
+        MADVISE = madviseHandle;
         HUGE_PAGE_BYTES = MADVISE != null && Boolean.parseBoolean(System.getProperty("io.kvslab.hugePages", "true"))
                 ? transparentHugePageBytes() : 0;
+    }
+
+    /** Whether slabs come from the OS directly (else from an arena each: the JVM refuses native access). */
+    static boolean mapsFromTheOs() {
+        return MMAP != null || MALLOC != null;
     }
 
     /** The PMD huge-page size if THP is available and not "never" (2 MiB on x86-64, 512 MiB with 64 KiB base pages). */
@@ -94,6 +127,17 @@ final class SlabMemory {
      * {@link KvSlabException} when the OS refuses.
      */
     static MemorySegment map(long bytes, Arena scope) {
+        if (!mapsFromTheOs()) {
+            Arena own = Arena.ofShared();
+            try {
+                MemorySegment slab = own.allocate(bytes, 4096);
+                ARENA_SLABS.put(slab.address(), new ArenaSlab(own, slab));
+                return slab;
+            } catch (OutOfMemoryError | RuntimeException e) {
+                own.close();
+                throw new KvSlabException("allocating a slab of " + bytes + " bytes failed: " + e);
+            }
+        }
         long huge = HUGE_PAGE_BYTES;
         long mapped = mappedBytes(bytes);
         boolean aligned = huge > 0 && bytes >= huge;
@@ -120,6 +164,30 @@ final class SlabMemory {
             MemorySegment.ofAddress(address).reinterpret(bytes).fill((byte) 0);   // malloc does not zero
         }
         return MemorySegment.ofAddress(address).reinterpret(bytes, scope, null);
+    }
+
+    /**
+     * The {@code bytes} of slab memory at {@code address} (a block address from a block table), as a segment. From
+     * the OS that is a restricted {@code reinterpret}; without native access, a slice of the slab holding it.
+     */
+    static MemorySegment at(long address, long bytes) {
+        if (mapsFromTheOs()) {
+            return MemorySegment.ofAddress(address).reinterpret(bytes);
+        }
+        Map.Entry<Long, ArenaSlab> slab = ARENA_SLABS.floorEntry(address);
+        if (slab == null || address - slab.getKey() + bytes > slab.getValue().segment().byteSize()) {
+            throw new KvSlabException("no live slab holds " + bytes + " bytes at this block address");
+        }
+        return slab.getValue().segment().asSlice(address - slab.getKey(), bytes);
+    }
+
+    /**
+     * {@code segment} (slab memory) with the lifetime of {@code scope}, read-only: a restricted {@code reinterpret}
+     * where native access is allowed. Without it the segment keeps its slab's lifetime: it never dangles (the slab's
+     * arena closes when the slab is freed) but stays readable after {@code scope} closes.
+     */
+    static MemorySegment readOnlyIn(MemorySegment segment, Arena scope) {
+        return (mapsFromTheOs() ? segment.reinterpret(scope, null) : segment).asReadOnly();
     }
 
     /** Bytes of the mapping behind a slab of {@code bytes}: whole huge pages when it is huge-page aligned. */
@@ -165,6 +233,14 @@ final class SlabMemory {
 
     /** Returns a segment from {@link #map} to the OS; the segment must not be used afterwards. */
     static void unmap(MemorySegment segment) {
+        if (!mapsFromTheOs()) {
+            ArenaSlab own = ARENA_SLABS.remove(segment.address());
+            if (own == null) {
+                throw new KvSlabException("no slab of " + segment.byteSize() + " bytes at this address to free");
+            }
+            own.arena().close();
+            return;
+        }
         try {
             if (MUNMAP != null) {
                 int rc = (int) MUNMAP.invokeExact(segment.address(), mappedBytes(segment.byteSize()));

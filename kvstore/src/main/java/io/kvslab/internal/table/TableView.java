@@ -116,7 +116,7 @@ public final class TableView implements LayerView {
             throw new KvArgumentException("block must be in [0, " + count + "), got " + block);
         }
         MemorySegment raw = tables.allocator.segment(handles[block]);
-        return raw.reinterpret(scope, null).asReadOnly();
+        return SlabMemory.readOnlyIn(raw, scope);
     }
 
     private BlockTable table(int kvHead) {
