@@ -376,7 +376,8 @@ public final class CompressionPolicy {
         if (compressor == null) {
             throw new KvArgumentException("select needs layers, a budget and a compressor (got null)");
         }
-        return select(new SequenceContext(layers), budget, compressor.workspace());
+        SequenceContext context = new SequenceContext(layers);
+        return compressor.exclusive(workspace -> select(context, budget, workspace));
     }
 
     /** {@link #select(List, Budget, Compressor)} on a checked context and a workspace. */

@@ -1,11 +1,15 @@
 package io.kvslab.policy;
 
+import io.kvslab.ClosedException;
+import io.kvslab.ConcurrentUseException;
 import io.kvslab.KvArgumentException;
 import io.kvslab.KvLayout;
 import io.kvslab.Sequence;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 import java.util.function.IntFunction;
 
 /**
@@ -21,20 +25,44 @@ import java.util.function.IntFunction;
  * {@link Selection#applyTo}.
  *
  * <p>Owns the native scratch of the policy kernels (window attention, value norms, the W_o Gram matrices of
- * {@link ValueNorm#L2}), which {@link CompressionPolicy#select} on an in-memory context uses too; so it is confined
- * to the creating thread; close it when done.
+ * {@link ValueNorm#L2}), which {@link CompressionPolicy#select} on an in-memory context uses too; so it runs one
+ * call at a time, like {@link io.kvslab.Attention}: a second call while one runs on another thread (or
+ * {@link #close()} during a call) fails with {@link ConcurrentUseException}. It may be handed from thread to thread
+ * between calls (a pool's worker); give each thread that compresses concurrently its own. Close it when done: a
+ * call after that fails with {@link ClosedException}.
  */
 public final class Compressor implements AutoCloseable {
     private final PolicyWorkspace workspace;
+    /** Set for the duration of a call or of close: the workspace (scratch, Gram cache) serves one call at a time. */
+    private final AtomicBoolean inUse = new AtomicBoolean();
+    private volatile boolean closed;
 
-    /** A compressor with its own workspace (native scratch for the policy kernels). Close it on the creating thread. */
+    /** A compressor with its own workspace (native scratch for the policy kernels). Close it when done. */
     public Compressor() {
         this.workspace = PolicyWorkspace.create();
     }
 
-    /** The workspace this compressor uses; valid until this compressor closes. */
+    /** The workspace, without the one-call guard: for this package's tests, which run on one thread. */
     PolicyWorkspace workspace() {
         return workspace;
+    }
+
+    /**
+     * Runs {@code call} with this compressor's workspace as its one call at a time (see the class comment).
+     */
+    <T> T exclusive(Function<PolicyWorkspace, T> call) {
+        if (!inUse.compareAndSet(false, true)) {
+            throw new ConcurrentUseException("this Compressor is already running a call on another thread; a "
+                    + "Compressor runs one call at a time: give each thread its own");
+        }
+        try {
+            if (closed) {
+                throw new ClosedException("this Compressor");
+            }
+            return call.apply(workspace);
+        } finally {
+            inUse.set(false);
+        }
     }
 
     /**
@@ -65,6 +93,11 @@ public final class Compressor implements AutoCloseable {
      */
     public CompressionResult compress(Sequence sequence, CompressionPolicy policy, Budget budget,
                                       IntFunction<LayerInputs> inputs) {
+        return exclusive(ws -> compressOne(sequence, policy, budget, inputs, ws));
+    }
+
+    private CompressionResult compressOne(Sequence sequence, CompressionPolicy policy, Budget budget,
+                                          IntFunction<LayerInputs> inputs, PolicyWorkspace workspace) {
         RowCounts counts = prepare(sequence, policy, budget, inputs);
         int layers = counts.layers();
         int heads = sequence.layout().kvHeads();
@@ -108,14 +141,16 @@ public final class Compressor implements AutoCloseable {
             throw new KvArgumentException("need one input and one budget per sequence: " + sequences.size()
                     + " sequences, " + inputs.size() + " inputs, " + budgets.size() + " budgets");
         }
-        for (int i = 0; i < sequences.size(); i++) {
-            prepare(sequences.get(i), policy, budgets.get(i), inputs.get(i));
-        }
-        List<CompressionResult> results = new ArrayList<>(sequences.size());
-        for (int i = 0; i < sequences.size(); i++) {
-            results.add(compress(sequences.get(i), policy, budgets.get(i), inputs.get(i)));
-        }
-        return results;
+        return exclusive(ws -> {
+            for (int i = 0; i < sequences.size(); i++) {
+                prepare(sequences.get(i), policy, budgets.get(i), inputs.get(i));
+            }
+            List<CompressionResult> results = new ArrayList<>(sequences.size());
+            for (int i = 0; i < sequences.size(); i++) {
+                results.add(compressOne(sequences.get(i), policy, budgets.get(i), inputs.get(i), ws));
+            }
+            return results;
+        });
     }
 
     /** Checks the arguments and that every layer's inputs are present; returns the first pass's counts. */
@@ -164,8 +199,23 @@ public final class Compressor implements AutoCloseable {
                 policy.needsOutputProjection() ? in.outputProjection() : null);
     }
 
+    /**
+     * Frees the native scratch. Idempotent, from any thread; fails with {@link ConcurrentUseException} while a call
+     * runs on another thread (nothing is freed then).
+     */
     @Override
     public void close() {
-        workspace.close();
+        if (!inUse.compareAndSet(false, true)) {
+            throw new ConcurrentUseException("this Compressor cannot be closed while a call on another thread runs "
+                    + "with it; close it after the call returns");
+        }
+        try {
+            if (!closed) {
+                closed = true;
+                workspace.close();
+            }
+        } finally {
+            inUse.set(false);
+        }
     }
 }

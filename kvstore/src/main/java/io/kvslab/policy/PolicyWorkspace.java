@@ -9,7 +9,7 @@ import java.util.WeakHashMap;
 /**
  * Native scratch and kernels (window attention, value norms) that policies use for their heavy products. A
  * {@link Compressor} owns one (callers reach it only through the compressor: {@link CompressionPolicy#select} takes
- * the compressor). Confined to the creating thread; close it when done (it holds native memory).
+ * the compressor), which lets one call at a time use it; close it when done (it holds native memory).
  *
  * <p>It also keeps the W_o Gram matrices of {@link ValueNorm#L2} (about {@code queryHeads x headDim^2} floats per
  * layer: 2 MiB at Llama-3-8B's geometry) for as long as the caller keeps that layer's weights array: they are keyed
@@ -26,7 +26,7 @@ final class PolicyWorkspace implements AutoCloseable {
     /**
      * A new workspace (loads the native library on first use).
      *
-     * @return a new workspace for the calling thread; close it when done
+     * @return a new workspace; close it when done
      */
     static PolicyWorkspace create() {
         return new PolicyWorkspace(PolicyKernels.create());

@@ -835,7 +835,7 @@ public final class PolicyKernels implements AutoCloseable {
     private MemorySegment workspace(long bytes) {
         if (workspace == null || workspace.byteSize() < bytes) {
             long size = Math.max(bytes, workspace == null ? 1L << 16 : workspace.byteSize() * 2);
-            Arena fresh = Arena.ofConfined();
+            Arena fresh = Arena.ofShared(); // a Compressor may move between threads between calls
             MemorySegment seg = fresh.allocate(size, 64);
             if (arena != null) {
                 arena.close();
