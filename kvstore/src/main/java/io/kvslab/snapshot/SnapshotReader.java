@@ -388,8 +388,10 @@ final class SnapshotReader implements AutoCloseable {
                     long[] positions = new long[length];
                     for (int r = 0; r < length; r++) {
                         positions[r] = t.getLong();
-                        if (positions[r] < 0 || (r > 0 && positions[r] <= positions[r - 1])) {
-                            throw corrupt(file, where + ": positions must be >= 0 and strictly increasing, row "
+                        if (positions[r] < 0 || positions[r] == Long.MAX_VALUE
+                                || (r > 0 && positions[r] <= positions[r - 1])) {
+                            throw corrupt(file, where + ": positions must be in [0, Long.MAX_VALUE) and strictly "
+                                    + "increasing, row "
                                     + r + " has " + positions[r]);
                         }
                     }

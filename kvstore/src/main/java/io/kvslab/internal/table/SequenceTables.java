@@ -421,9 +421,13 @@ public final class SequenceTables {
             }
             for (int i = 0; i < n; i++) {
                 long p = positions == null ? single : positions[i];
-                if (p <= last) {
-                    throw new KvArgumentException("position " + p + " (token " + i + " of the chunk) must be >= 0 and "
-                            + "greater than " + last + ", the previous position in layer " + layer);
+                // Long.MAX_VALUE is Sequence.END, the open end of every position range: a row there could never
+                // be removed or kept by a range
+                if (p <= last || p == Long.MAX_VALUE) {
+                    throw new KvArgumentException("position " + p + (positions == null ? "" : " (token " + i
+                            + " of the chunk)") + " must be in [0, Long.MAX_VALUE) (Sequence.END is excluded)"
+                            + (last < 0 ? "" : " and greater than " + last + ", the previous position in layer "
+                            + layer));
                 }
                 last = p;
             }
@@ -1103,9 +1107,10 @@ public final class SequenceTables {
             throw new KvArgumentException("shifting positions by " + delta + " overflows a long in layer " + l
                     + ", KV head " + h);
         }
-        if (lo < 0) {
-            throw new KvArgumentException("shifting by " + delta + " moves position " + t.positions[a] + " to " + lo
-                    + " in layer " + l + ", KV head " + h + "; positions must stay >= 0");
+        if (lo < 0 || hi == Long.MAX_VALUE) {
+            throw new KvArgumentException("shifting by " + delta + " moves position " + t.positions[lo < 0 ? a : b - 1]
+                    + " to " + (lo < 0 ? lo : hi) + " in layer " + l + ", KV head " + h
+                    + "; positions must stay in [0, Long.MAX_VALUE) (Sequence.END is excluded)");
         }
         if (a > 0 && t.positions[a - 1] >= lo) {
             throw new KvArgumentException("shifting by " + delta + " moves position " + t.positions[a] + " to " + lo

@@ -225,8 +225,9 @@ public final class StagedBlocks {
                 }
                 long[] p = t.positions();
                 for (int r = 0; r < p.length; r++) {
-                    if (p[r] < 0 || (r > 0 && p[r] <= p[r - 1])) {
-                        throw new KvArgumentException("positions must be >= 0 and strictly increasing");
+                    if (p[r] < 0 || p[r] == Long.MAX_VALUE || (r > 0 && p[r] <= p[r - 1])) {
+                        throw new KvArgumentException("positions must be in [0, Long.MAX_VALUE) and strictly "
+                                + "increasing");
                     }
                 }
                 int blocks = (int) (((long) p.length + tpb - 1) / tpb);
