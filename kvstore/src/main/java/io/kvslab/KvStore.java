@@ -332,7 +332,7 @@ public final class KvStore implements AutoCloseable {
         });
         if (live > 0) {
             throw new LeakedBlocksException(live, live / 2 * layout.blockPairBytes() + live % 2 * layout.keyBlockBytes(),
-                    openSequences[0]);
+                    openSequences[0], prefixCachedBlocks.get());
         }
     }
 

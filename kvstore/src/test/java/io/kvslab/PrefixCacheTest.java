@@ -70,6 +70,24 @@ class PrefixCacheTest {
     }
 
     @Test
+    void closingTheStoreBeforeItsPrefixCacheNamesTheCacheAsTheHolder() {
+        KvStore store = KvStore.open(LAYOUT);
+        PrefixCache cache = PrefixCache.create(store);
+        int[] prompt = tokens(3, 8);
+        try (Sequence s = store.newSequence()) {
+            prefill(s, prompt, 0);
+            assertEquals(2, cache.insert(s, prompt, 0));
+        }
+        LeakedBlocksException e = assertThrows(LeakedBlocksException.class, store::close);
+        assertEquals(0, e.openSequences());
+        assertEquals(2L * BLOCKS_PER_ENTRY, e.liveBlocks());
+        assertTrue(e.getMessage().contains(2L * BLOCKS_PER_ENTRY + " blocks of open prefix caches")
+                && e.getMessage().contains("close each Sequence and PrefixCache"), e.getMessage());
+        assertEquals(0, store.stats().reservedBytes(), "freed anyway");
+        cache.close();
+    }
+
+    @Test
     void aSecondRequestReusesTheCachedBlocksOfItsPrefix() {
         try (KvStore store = KvStore.open(LAYOUT); PrefixCache cache = PrefixCache.create(store)) {
             int[] prompt = tokens(1, 10);   // 2 full blocks + 2 tokens
