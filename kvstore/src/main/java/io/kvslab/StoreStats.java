@@ -2,6 +2,8 @@ package io.kvslab;
 
 import io.kvslab.internal.table.AllocatorStats;
 
+import java.util.Arrays;
+
 /**
  * A consistent snapshot of a store's memory accounting and its open sequences ({@link KvStore#stats()}).
  *
@@ -35,5 +37,15 @@ public record StoreStats(long blockBytes, long reservedBytes, long liveBytes, lo
      */
     public double overheadRatio() {
         return liveBytes == 0 ? Double.NaN : (double) reservedBytes / liveBytes;
+    }
+
+    /** Every field by name, the occupancy bins element by element (the record default prints the array's identity). */
+    @Override
+    public String toString() {
+        return "StoreStats[blockBytes=" + blockBytes + ", reservedBytes=" + reservedBytes + ", liveBytes=" + liveBytes
+                + ", peakReservedBytes=" + peakReservedBytes + ", peakLiveBytes=" + peakLiveBytes + ", liveBlocks="
+                + liveBlocks + ", slabs=" + slabs + ", limitBytes=" + limitBytes + ", slabsByOccupancy="
+                + Arrays.toString(slabsByOccupancy) + ", slabsAcquired=" + slabsAcquired + ", slabsReleased="
+                + slabsReleased + ", openSequences=" + openSequences + "]";
     }
 }

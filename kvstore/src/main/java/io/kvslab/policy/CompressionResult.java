@@ -2,6 +2,8 @@ package io.kvslab.policy;
 
 import io.kvslab.KvArgumentException;
 
+import java.util.Arrays;
+
 /**
  * What a layer-at-a-time compression did to one sequence: the rows of every (layer, KV head) before and after. Only
  * counts, so a result stays small however long the sequence is (the kept row indices lived one layer at a time).
@@ -68,5 +70,12 @@ public record CompressionResult(int[][] rowsBefore, int[][] rowsAfter) {
             }
         }
         return n;
+    }
+
+    /** The counts per [layer][kvHead] element by element, and the total kept. */
+    @Override
+    public String toString() {
+        return "CompressionResult[rowsBefore=" + Arrays.deepToString(rowsBefore) + ", rowsAfter="
+                + Arrays.deepToString(rowsAfter) + ", kept " + keptRows() + " rows]";
     }
 }

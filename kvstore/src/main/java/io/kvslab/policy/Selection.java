@@ -3,6 +3,8 @@ package io.kvslab.policy;
 import io.kvslab.KvArgumentException;
 import io.kvslab.Sequence;
 
+import java.util.Arrays;
+
 /**
  * What a policy decided for one sequence: for every (layer, KV head) the strictly ascending row indices to keep.
  * {@link #applyTo} applies it to a sequence, which frees the other rows.
@@ -143,5 +145,12 @@ public record Selection(int[][][] kept, int[][] lengthsBefore) {
      */
     public boolean keepsAll(int layer, int kvHead) {
         return kept[layer][kvHead].length == lengthsBefore[layer][kvHead];
+    }
+
+    /** A summary: the kept row indices can be millions, so only their counts (the default printed identities). */
+    @Override
+    public String toString() {
+        return "Selection[layers=" + layers() + ", kept " + keptRows() + " of " + rowsBefore() + " rows, lengthsBefore="
+                + Arrays.deepToString(lengthsBefore) + "]";
     }
 }
