@@ -32,9 +32,13 @@ final class ChronicleSupport {
             Class.forName(BYTES_CLASS, false, loader);
             core = Class.forName(CORE_CLASS, false, loader);
         } catch (ClassNotFoundException | LinkageError e) {
+            boolean modulePath = ChronicleSupport.class.getModule().isNamed();
             throw SnapshotException.prerequisite("snapshots need Chronicle Bytes, an optional dependency of "
                     + "kvslab-core: add net.openhft:chronicle-bytes (the version kvslab-core was built with) to the "
-                    + "application's dependencies (" + e.getMessage() + " is missing)", List.of());
+                    + "application's dependencies (" + e.getMessage() + " is missing)" + (modulePath ? "; on the "
+                    + "module path also resolve it with --add-modules chronicle.bytes,org.slf4j,jdk.unsupported "
+                    + "(kvslab-core requires it only statically)" : ""),
+                    modulePath ? List.of("--add-modules=chronicle.bytes,org.slf4j,jdk.unsupported") : List.of());
         }
         Module chronicle = core.getModule();
         String target = chronicle.isNamed() ? chronicle.getName() : "ALL-UNNAMED";
@@ -45,6 +49,20 @@ final class ChronicleSupport {
         }
         if (!base.isExported("sun.nio.ch", chronicle)) {
             missing.add("--add-exports=java.base/sun.nio.ch=" + target);
+        }
+        if (chronicle.isNamed()) {
+            // named Chronicle modules need these two at run time, which nothing else makes the JVM resolve: without
+            // them a save dies with NoClassDefFoundError (org/slf4j/Logger, sun/misc/SignalHandler)
+            ModuleLayer layer = chronicle.getLayer() == null ? ModuleLayer.boot() : chronicle.getLayer();
+            List<String> unresolved = new ArrayList<>();
+            for (String m : List.of("org.slf4j", "jdk.unsupported")) {
+                if (layer.findModule(m).isEmpty()) {
+                    unresolved.add(m);
+                }
+            }
+            if (!unresolved.isEmpty()) {
+                missing.add("--add-modules=" + String.join(",", unresolved));
+            }
         }
         if (!missing.isEmpty()) {
             throw SnapshotException.prerequisite("snapshots (Chronicle Bytes) need these JVM flags, missing "
