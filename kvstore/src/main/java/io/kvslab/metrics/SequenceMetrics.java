@@ -11,7 +11,7 @@ package io.kvslab.metrics;
  * @param peakReferencedBytes  high-water mark of {@code referencedBytes}
  * @param rows                 K/V rows stored, summed over every (layer, KV head)
  * @param maxRows              the longest (layer, KV head)
- * @param rowsEvicted          rows dropped by {@code retain} (compression) over the sequence's life
+ * @param rowsEvicted          rows dropped by {@code Sequence.keep} (compression) over the sequence's life
  */
 public record SequenceMetrics(long sequenceId, long referencedBytes, long exclusiveBytes, long sharedBytes,
                               long peakReferencedBytes, long rows, int maxRows, long rowsEvicted) {

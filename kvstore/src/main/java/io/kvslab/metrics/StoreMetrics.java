@@ -19,7 +19,7 @@ import java.util.List;
  * @param blocksByOccupancy     live blocks per occupancy bin of the slab they sit in
  * @param slabsAcquired         slabs ever taken from the OS
  * @param slabsReleased         slabs ever returned to the OS
- * @param rowsEvicted           rows dropped by {@code retain} (compression policies)
+ * @param rowsEvicted           rows dropped by {@code Sequence.keep} (compression policies)
  * @param rowsRemoved           rows dropped by sequence operations ({@code Sequence.removePositions})
  * @param compactions           {@code compact()} calls
  * @param blocksMoved           blocks moved by compaction
