@@ -67,6 +67,22 @@ public interface BlockTier extends AutoCloseable {
     boolean remove(BlockKey key);
 
     /**
+     * Removes the values under {@code keys}, as {@link #remove} would one by one. Tiers that can batch override it so
+     * that an unreachable or paused tier costs one timeout for the batch (Redis pipelines the deletes), not one per
+     * key: swap-out's cleanup and {@link SwappedSequence#close()} remove all the records of a sequence this way.
+     *
+     * @param keys the keys
+     * @return how many values were removed (those that existed and could be reached)
+     */
+    default long removeAll(java.util.List<BlockKey> keys) {
+        long removed = 0;
+        for (BlockKey k : keys) {
+            removed += remove(k) ? 1 : 0;
+        }
+        return removed;
+    }
+
+    /**
      * Counters since the tier was opened.
      *
      * @return a snapshot of the counters

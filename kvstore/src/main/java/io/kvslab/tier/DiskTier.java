@@ -13,6 +13,7 @@ import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -282,15 +283,31 @@ public final class DiskTier implements BlockTier {
     @Override
     public Optional<byte[]> get(BlockKey key) {
         checkArgs(key);
+        long written;
         synchronized (this) {
-            if (index.get(key) == null) {   // get() also marks it recently used
+            Long indexed = index.get(key);   // get() also marks it recently used
+            if (indexed == null) {
                 misses.increment();
                 return Optional.empty();
             }
+            written = indexed;
         }
-        try (FileChannel ch = FileChannel.open(file(key), StandardOpenOption.READ)) {
+        Path file = file(key);
+        // A FIFO or device put in place of a record would block the open or feed it without end: regular files only.
+        if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
+            if (Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
+                getFailures.increment();
+                return Optional.empty();
+            }
+            forget(key);
+            misses.increment();
+            return Optional.empty();
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
             long size = ch.size();
-            if (size > MAX_RECORD_BYTES || size > capBytes) {
+            // Longer than written: not our record, and reading it could take any amount of heap. Shorter is read,
+            // so that the record's own checks name the truncation.
+            if (size > written || size > MAX_RECORD_BYTES || size > capBytes) {
                 getFailures.increment();
                 return Optional.empty();
             }
@@ -328,12 +345,17 @@ public final class DiskTier implements BlockTier {
     public boolean remove(BlockKey key) {
         checkArgs(key);
         synchronized (this) {
-            Long old = index.remove(key);
+            Long old = index.get(key);
             if (old == null) {
                 return false;
             }
+            try {
+                Files.deleteIfExists(file(key));
+            } catch (IOException e) {
+                return false;   // still on disk: it stays indexed and counted against the cap
+            }
+            index.remove(key);
             bytesHeld -= old;
-            deleteQuietly(file(key));
         }
         removes.increment();
         return true;

@@ -57,6 +57,8 @@ final class LettuceBackend implements AutoCloseable {
     static final Duration MIN_CONNECT_TIMEOUT = Duration.ofSeconds(5);
     /** Commands waiting for a reply at most, per connection: past it Lettuce rejects new ones (bounded memory). */
     private static final int REQUEST_QUEUE = 4096;
+    /** Requests of one batch in flight at a time: a quarter of the queue, which other callers share. */
+    static final int PIPELINE_WINDOW = REQUEST_QUEUE / 4;
 
     /** Slot map refresh of a cluster connection besides the adaptive (redirection, reconnect) triggers. */
     private static final Duration TOPOLOGY_REFRESH = Duration.ofSeconds(30);
@@ -204,15 +206,52 @@ final class LettuceBackend implements AutoCloseable {
         return await(commands().get(key), System.nanoTime() + timeoutNanos);
     }
 
-    /** The values (null where absent), pipelined: all requests are sent before the first reply is awaited. */
+    /**
+     * The values (null where absent), pipelined in windows of {@link #PIPELINE_WINDOW} requests (each window sent
+     * before its first reply is awaited), all within one timeout. The window keeps a large batch under the
+     * connection's request queue ({@link #REQUEST_QUEUE}, shared with other callers), which refuses a whole batch
+     * beyond it.
+     */
     List<byte[]> getAll(List<byte[]> keys) throws CallFailed {
         RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
         long deadline = System.nanoTime() + timeoutNanos;
-        List<RedisFuture<byte[]>> futures = new ArrayList<>(keys.size());
-        for (byte[] k : keys) {
-            futures.add(cmds.get(k));
-        }
         List<byte[]> out = new ArrayList<>(keys.size());
+        for (int from = 0; from < keys.size(); from += PIPELINE_WINDOW) {
+            int to = Math.min(keys.size(), from + PIPELINE_WINDOW);
+            List<RedisFuture<byte[]>> futures = new ArrayList<>(to - from);
+            for (int i = from; i < to; i++) {
+                futures.add(cmds.get(keys.get(i)));
+            }
+            awaitAll(futures, deadline, out);
+        }
+        return out;
+    }
+
+    /**
+     * Deletes {@code keys}, pipelined like {@link #getAll} within one timeout: a paused server costs one timeout for
+     * the whole batch, not one per key. Returns how many existed.
+     */
+    long deleteAll(List<byte[]> keys) throws CallFailed {
+        RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
+        long deadline = System.nanoTime() + timeoutNanos;
+        List<Long> counts = new ArrayList<>(keys.size());
+        for (int from = 0; from < keys.size(); from += PIPELINE_WINDOW) {
+            int to = Math.min(keys.size(), from + PIPELINE_WINDOW);
+            List<RedisFuture<Long>> futures = new ArrayList<>(to - from);
+            for (int i = from; i < to; i++) {
+                futures.add(cmds.del(keys.get(i)));
+            }
+            awaitAll(futures, deadline, counts);
+        }
+        long deleted = 0;
+        for (Long n : counts) {
+            deleted += n == null ? 0 : n;
+        }
+        return deleted;
+    }
+
+    /** Awaits every future by {@code deadline} into {@code out}; on the first failure cancels the rest and throws. */
+    private <T> void awaitAll(List<RedisFuture<T>> futures, long deadline, List<T> out) throws CallFailed {
         for (int i = 0; i < futures.size(); i++) {
             try {
                 out.add(await(futures.get(i), deadline));
@@ -223,7 +262,6 @@ final class LettuceBackend implements AutoCloseable {
                 throw e;
             }
         }
-        return out;
     }
 
     void set(byte[] key, byte[] value) throws CallFailed {

@@ -498,8 +498,11 @@ public final class PrefixTier implements AutoCloseable {
                 byte[] value = PrefixBlockValue.encode(p.key, p.parent, p.tokens, 0, tokensPerBlock, record);
                 size = value.length;
                 ok = tier.put(p.key, value);
-            } catch (RuntimeException e) {
-                ok = false;   // a tier that throws is a failed put, nothing more
+            } catch (RuntimeException | OutOfMemoryError e) {
+                // a tier that throws is a failed put, nothing more; so is a heap (or direct memory) exhausted by a
+                // stalled server's pending writes, which drain as soon as it answers or the client drops them: this
+                // thread must outlive it, or publishing stops for the life of the process
+                ok = false;
             } finally {
                 if (ok) {
                     publishedBlocks.increment();

@@ -218,6 +218,32 @@ public final class RedisTier implements BlockTier {
     }
 
     /**
+     * Removes {@code keys} as one pipeline within one timeout (a paused server costs one timeout for the batch,
+     * not one per key); on a failure the rest are left (a configured TTL expires them).
+     */
+    @Override
+    public long removeAll(List<BlockKey> keys) {
+        checkOpen();
+        if (keys == null) {
+            throw new KvArgumentException("keys must not be null");
+        }
+        List<byte[]> ks = new ArrayList<>(keys.size());
+        for (BlockKey key : keys) {
+            ks.add(keyBytes(checkKey(key)));
+        }
+        if (ks.isEmpty()) {
+            return 0;
+        }
+        try {
+            long removed = backend.deleteAll(ks);
+            removes.add(removed);
+            return removed;
+        } catch (LettuceBackend.CallFailed | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /**
      * The server's {@code used_memory} (INFO memory; of a cluster, the sum over its masters), or empty when it
      * cannot be asked now.
      *

@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The disk tier: byte-exact storage by key, LRU under a cap, restart, garbage files, concurrency, faults. */
@@ -45,6 +46,39 @@ class DiskTierTest {
     private long filesBytes() throws IOException {
         try (Stream<Path> s = Files.list(dir)) {
             return s.filter(p -> p.toString().endsWith(".kvb")).mapToLong(p -> p.toFile().length()).sum();
+        }
+    }
+
+    /** The one record file of the tier's directory. */
+    private Path onlyRecordFile() throws IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            List<Path> files = s.filter(p -> p.toString().endsWith(".kvb")).toList();
+            assertEquals(1, files.size(), files.toString());
+            return files.get(0);
+        }
+    }
+
+    @Test
+    void aRecordFileGrownFifoedOrUndeletableBehindTheTiersBackFailsTypedAndStaysCounted() throws Exception {
+        try (DiskTier t = DiskTier.open(dir, 1 << 20)) {
+            assertTrue(t.put(key(1), value(1, 100)));
+            Path file = onlyRecordFile();
+            // grown: not the record written (and reading whatever size it has could exhaust the heap)
+            Files.write(file, new byte[4096], java.nio.file.StandardOpenOption.APPEND);
+            long failures = t.stats().getFailures();
+            assertTrue(t.get(key(1)).isEmpty());
+            assertEquals(failures + 1, t.stats().getFailures());
+            // a FIFO in its place: opening it for reading would block for ever
+            Files.delete(file);
+            Process mkfifo = new ProcessBuilder("mkfifo", file.toString()).start();
+            assertEquals(0, mkfifo.waitFor());
+            assertTimeoutPreemptively(java.time.Duration.ofSeconds(20), () -> assertTrue(t.get(key(1)).isEmpty()));
+            // a file the tier cannot delete (here a non-empty directory in its place) is not reported removed
+            Files.delete(file);
+            Files.createDirectory(file);
+            Files.writeString(file.resolve("x"), "x");
+            assertFalse(t.remove(key(1)));
+            assertEquals(100, t.stats().bytesHeld(), "still on disk: still counted against the cap");
         }
     }
 

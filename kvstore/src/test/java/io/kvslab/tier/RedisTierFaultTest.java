@@ -3,6 +3,9 @@ package io.kvslab.tier;
 import org.junit.jupiter.api.Test;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
@@ -43,6 +46,47 @@ class RedisTierFaultTest {
             Thread.sleep(50);
         }
         return false;
+    }
+
+    @Test
+    void removingManyRecordsFromAPausedServerCostsOneTimeoutNotOnePerRecord() throws Exception {
+        try (RedisServer redis = RedisServer.start(); RedisTier tier = open(redis)) {
+            byte[] v = RedisTierTest.bytes(1024, 3);
+            List<BlockKey> keys = new ArrayList<>();
+            for (int i = 0; i < 500; i++) {
+                keys.add(new BlockKey(31, i));
+                assertTrue(tier.put(keys.get(i), v));
+            }
+            redis.pause();
+            try {
+                // one removal at a time would wait 500 x 200 ms: beyond the liveness bound
+                assertTimeoutPreemptively(LIVENESS, () -> assertEquals(0, tier.removeAll(keys)));
+            } finally {
+                redis.resume();
+            }
+            assertTrue(eventually(() -> {
+                tier.removeAll(keys);
+                return redis.keys("*").isEmpty();
+            }), "a batch after the pause removes every record: " + redis.keys("*").size() + " left");
+        }
+    }
+
+    @Test
+    void batchesLargerThanTheClientsRequestQueueAreFetchedAndRemovedWhole() {
+        try (RedisServer redis = RedisServer.start(); RedisTier tier = open(redis)) {
+            List<BlockKey> keys = new ArrayList<>();
+            for (int i = 0; i < 5000; i++) {   // Lettuce refuses a batch beyond its 4,096-request queue
+                keys.add(new BlockKey(32, i));
+                assertTrue(tier.put(keys.get(i), RedisTierTest.bytes(64, i)));
+            }
+            List<Optional<byte[]>> got = tier.getAll(keys);
+            assertEquals(5000, got.size());
+            for (int i = 0; i < 5000; i++) {
+                assertArrayEquals(RedisTierTest.bytes(64, i), got.get(i).orElseThrow(), "key " + i);
+            }
+            assertEquals(5000, tier.removeAll(keys));
+            assertEquals(List.of(), redis.keys("*"));
+        }
     }
 
     @Test

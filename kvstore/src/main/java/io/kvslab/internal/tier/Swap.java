@@ -86,9 +86,7 @@ public final class Swap {
                 bytes += record.length;
             }
         } catch (RuntimeException e) {
-            for (BlockKey k : keys) {
-                removeQuietly(tier, k);
-            }
+            removeQuietly(tier, keys);
             throw e;
         }
         return new SwappedImage(sequenceId, layout, tier, image.tables(), image.blocks(), keys, crcs, plan, bytes);
@@ -239,9 +237,10 @@ public final class Swap {
         return ByteBuffer.wrap(record).order(ByteOrder.LITTLE_ENDIAN).getInt(record.length - BlockRecords.CRC_BYTES);
     }
 
-    static void removeQuietly(BlockTier tier, BlockKey key) {
+    /** Removes {@code keys} as one batch ({@link BlockTier#removeAll}: one timeout however many), best effort. */
+    static void removeQuietly(BlockTier tier, List<BlockKey> keys) {
         try {
-            tier.remove(key);
+            tier.removeAll(keys);
         } catch (RuntimeException ignored) {
             // best effort: a record left behind is garbage the tier's cap evicts; never in the way of a result
         }

@@ -113,9 +113,7 @@ final class SwappedImage implements SwappedSequence {
     /** Marks the handle used up (after a swap-in or close) and removes the records; caller holds the monitor. */
     void consume() {
         open = false;
-        for (BlockKey k : keys) {
-            Swap.removeQuietly(tier, k);
-        }
+        Swap.removeQuietly(tier, keys);
     }
 
     @Override
