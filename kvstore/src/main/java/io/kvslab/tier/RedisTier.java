@@ -171,13 +171,7 @@ public final class RedisTier implements BlockTier {
     @Override
     public List<Optional<byte[]>> getAll(List<BlockKey> keys) {
         checkOpen();
-        if (keys == null) {
-            throw new KvArgumentException("keys must not be null");
-        }
-        List<byte[]> ks = new ArrayList<>(keys.size());
-        for (BlockKey key : keys) {
-            ks.add(keyBytes(checkKey(key)));
-        }
+        List<byte[]> ks = keyBytes(keys);
         List<Optional<byte[]>> out = new ArrayList<>(keys.size());
         if (keys.isEmpty()) {
             return out;
@@ -217,13 +211,8 @@ public final class RedisTier implements BlockTier {
         }
     }
 
-    /**
-     * Removes {@code keys} as one pipeline within one timeout (a paused server costs one timeout for the batch,
-     * not one per key); on a failure the rest are left (a configured TTL expires them).
-     */
-    @Override
-    public long removeAll(List<BlockKey> keys) {
-        checkOpen();
+    /** The Redis keys of {@code keys}, each checked; a null list is refused. */
+    private List<byte[]> keyBytes(List<BlockKey> keys) {
         if (keys == null) {
             throw new KvArgumentException("keys must not be null");
         }
@@ -231,6 +220,17 @@ public final class RedisTier implements BlockTier {
         for (BlockKey key : keys) {
             ks.add(keyBytes(checkKey(key)));
         }
+        return ks;
+    }
+
+    /**
+     * Removes {@code keys} as one pipeline within one timeout (a paused server costs one timeout for the batch,
+     * not one per key); on a failure the rest are left (a configured TTL expires them).
+     */
+    @Override
+    public long removeAll(List<BlockKey> keys) {
+        checkOpen();
+        List<byte[]> ks = keyBytes(keys);
         if (ks.isEmpty()) {
             return 0;
         }
