@@ -26,6 +26,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 
 /**
  * Everything that touches Lettuce, so that {@link RedisTier} itself loads without it (and can say it is missing).
@@ -206,62 +207,52 @@ final class LettuceBackend implements AutoCloseable {
         return await(commands().get(key), System.nanoTime() + timeoutNanos);
     }
 
-    /**
-     * The values (null where absent), pipelined in windows of {@link #PIPELINE_WINDOW} requests (each window sent
-     * before its first reply is awaited), all within one timeout. The window keeps a large batch under the
-     * connection's request queue ({@link #REQUEST_QUEUE}, shared with other callers), which refuses a whole batch
-     * beyond it.
-     */
+    /** The values (null where absent), pipelined ({@link #pipelined}) within one timeout. */
     List<byte[]> getAll(List<byte[]> keys) throws CallFailed {
         RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
-        long deadline = System.nanoTime() + timeoutNanos;
-        List<byte[]> out = new ArrayList<>(keys.size());
-        for (int from = 0; from < keys.size(); from += PIPELINE_WINDOW) {
-            int to = Math.min(keys.size(), from + PIPELINE_WINDOW);
-            List<RedisFuture<byte[]>> futures = new ArrayList<>(to - from);
-            for (int i = from; i < to; i++) {
-                futures.add(cmds.get(keys.get(i)));
-            }
-            awaitAll(futures, deadline, out);
-        }
-        return out;
+        return pipelined(keys, cmds::get);
     }
 
     /**
-     * Deletes {@code keys}, pipelined like {@link #getAll} within one timeout: a paused server costs one timeout for
+     * Deletes {@code keys}, pipelined ({@link #pipelined}) within one timeout: a paused server costs one timeout for
      * the whole batch, not one per key. Returns how many existed.
      */
     long deleteAll(List<byte[]> keys) throws CallFailed {
         RedisClusterAsyncCommands<byte[], byte[]> cmds = commands();
-        long deadline = System.nanoTime() + timeoutNanos;
-        List<Long> counts = new ArrayList<>(keys.size());
-        for (int from = 0; from < keys.size(); from += PIPELINE_WINDOW) {
-            int to = Math.min(keys.size(), from + PIPELINE_WINDOW);
-            List<RedisFuture<Long>> futures = new ArrayList<>(to - from);
-            for (int i = from; i < to; i++) {
-                futures.add(cmds.del(keys.get(i)));
-            }
-            awaitAll(futures, deadline, counts);
-        }
         long deleted = 0;
-        for (Long n : counts) {
+        for (Long n : pipelined(keys, k -> cmds.del(k))) {
             deleted += n == null ? 0 : n;
         }
         return deleted;
     }
 
-    /** Awaits every future by {@code deadline} into {@code out}; on the first failure cancels the rest and throws. */
-    private <T> void awaitAll(List<RedisFuture<T>> futures, long deadline, List<T> out) throws CallFailed {
-        for (int i = 0; i < futures.size(); i++) {
-            try {
-                out.add(await(futures.get(i), deadline));
-            } catch (CallFailed e) {
-                for (int j = i + 1; j < futures.size(); j++) {
-                    futures.get(j).cancel(false);
+    /**
+     * {@code command} of every key, in order, pipelined in windows of {@link #PIPELINE_WINDOW} requests (each window
+     * sent before its first reply is awaited), all within one timeout. The window keeps a large batch under the
+     * connection's request queue ({@link #REQUEST_QUEUE}, shared with other callers), which refuses a whole batch
+     * beyond it. On the first failure the window's other requests are cancelled and the call fails.
+     */
+    private <T> List<T> pipelined(List<byte[]> keys, Function<byte[], RedisFuture<T>> command) throws CallFailed {
+        long deadline = System.nanoTime() + timeoutNanos;
+        List<T> out = new ArrayList<>(keys.size());
+        List<RedisFuture<T>> window = new ArrayList<>(Math.min(keys.size(), PIPELINE_WINDOW));
+        for (int from = 0; from < keys.size(); from += PIPELINE_WINDOW) {
+            window.clear();
+            for (int i = from; i < Math.min(keys.size(), from + PIPELINE_WINDOW); i++) {
+                window.add(command.apply(keys.get(i)));
+            }
+            for (int i = 0; i < window.size(); i++) {
+                try {
+                    out.add(await(window.get(i), deadline));
+                } catch (CallFailed e) {
+                    for (int j = i + 1; j < window.size(); j++) {
+                        window.get(j).cancel(false);
+                    }
+                    throw e;
                 }
-                throw e;
             }
         }
+        return out;
     }
 
     void set(byte[] key, byte[] value) throws CallFailed {
